@@ -1,0 +1,103 @@
+# cashet: a memoizing command wrapper.
+# The hit path lives in `cashet` and never loads libgit2 (its start-up alone
+# costs more than a whole hit); everything that writes git objects is in the
+# module cashet-git.so, dlopen()ed only when needed.
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+LIBDIR  ?= $(PREFIX)/lib/cashet
+MANDIR  ?= $(PREFIX)/share/man
+DESTDIR ?=
+O       ?= build
+
+CC      ?= cc
+PKG_CONFIG ?= pkg-config
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Isrc \
+	-DCASHET_LIBDIR='"$(LIBDIR)"' -DCASHET_VERSION='"$(VERSION)"'
+VERSION := 0.1.0
+
+CORE_PKGS := sqlite3 libxxhash libzstd zlib
+GIT_PKGS  := libgit2
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) $(GIT_PKGS))
+CORE_LIBS  = $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -ldl -lpthread -lm
+GIT_LIBS   = $(shell $(PKG_CONFIG) --libs $(GIT_PKGS))
+UNIT_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
+
+CORE_SRC := $(wildcard src/*.c)
+CLI_SRC  := $(wildcard src/cli/*.c)
+GIT_SRC  := $(wildcard src/git/*.c)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(O)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(O)/%.o)
+GIT_OBJ  := $(GIT_SRC:%.c=$(O)/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
+
+all: cashet cashet-git.so $(O)/toml-decoder
+
+$(O)/%.o: %.c $(wildcard src/*.h src/cli/*.h src/git/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+# -rdynamic: the git module calls back into util/store helpers of the binary.
+cashet: $(CORE_OBJ) $(CLI_OBJ)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(CORE_LIBS)
+
+cashet-git.so: $(GIT_OBJ)
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(GIT_LIBS)
+
+$(O)/toml-decoder: $(O)/tests/toml/decoder.o $(CORE_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(UNIT_LIBS)
+
+# Installs the Debian packages the build and the tests need, when missing.
+deps:
+	@sh contrib/install-deps.sh
+
+demo: deps all
+	@sh contrib/examples/demo.sh
+
+# Every test prints TAP; .ci/run counts the lines.
+test: all $(UNIT_BIN)
+	@sh tests/run-all.sh $(O)
+
+test-unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do CMOCKA_MESSAGE_OUTPUT=TAP $$t || exit 1; done
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 755 cashet $(DESTDIR)$(BINDIR)/cashet
+	install -m 755 cashet-git.so $(DESTDIR)$(LIBDIR)/cashet-git.so
+	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	-install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/ 2>/dev/null
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 644 completions/cashet.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/cashet
+	install -m 644 completions/_cashet $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_cashet
+	install -m 644 completions/cashet.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/cashet.fish
+
+clean:
+	rm -rf $(O) cashet cashet-git.so
+
+.PHONY: all deps demo test test-unit install clean
+
+# Fuzzes the TOML parser with libFuzzer (needs clang; on Debian the
+# libclang-rt-*-dev package that matches it). New inputs go to
+# $(O)/fuzz-corpus; the checked-in seeds are only read.
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+fuzz-toml:
+	@mkdir -p $(O)/fuzz-corpus
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc -o $(O)/fuzz-toml \
+		src/util.c src/toml.c tests/fuzz/toml_fuzz.c -lm
+	cp -n tests/fuzz/corpus/toml/* $(O)/fuzz-corpus/ 2>/dev/null || true
+	./$(O)/fuzz-toml -max_total_time=$(FUZZ_SECONDS) $(O)/fuzz-corpus tests/fuzz/corpus/toml
+
+.PHONY: fuzz-toml

@@ -1,0 +1,449 @@
+/* cashet exec: fingerprint, look up, replay on a hit; on a miss claim the
+ * fingerprint, run (teeing streams live), store, release. Exit codes: the
+ * command's own; 124 timeout; 125 cashet itself failed; 126/127 exec failed. */
+#include "cli.h"
+#include "claim.h"
+#include "fp.h"
+#include "outputs.h"
+#include "run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EXIT_CASHET 125
+
+struct exec_opts {
+	struct fp_spec spec;
+	struct strvec tags;
+	const char *name, *store;
+	int cache_failures, force, no_cache, verbose, no_stdin, retries;
+	int64_t ttl_ms, timeout_ms, grace_ms;
+};
+
+static const char exec_usage[] =
+	"usage: cashet exec [options] -- COMMAND [ARGS...]\n"
+	"  -i, --input PATH       hash a file, directory or glob as an input (repeatable)\n"
+	"  -o, --output PATH      store and restore an output file or directory (repeatable)\n"
+	"  -e, --env NAME         hash an environment variable or pattern (repeatable)\n"
+	"  -t, --tag K=V          tag the run (repeatable; not part of the key)\n"
+	"  -n, --name NAME        name the run\n"
+	"      --ttl DURATION     do not replay the run after DURATION (e.g. 12h)\n"
+	"      --timeout DURATION kill the command's process group after DURATION (exit 124)\n"
+	"      --retries N        retry a failing command up to N times, backing off\n"
+	"      --cache-failures   replay failed runs too\n"
+	"  -f, --force            run even if cached; the new run is replayed from then on\n"
+	"      --no-cache         always run, store nothing\n"
+	"      --no-stdin         do not read or hash stdin; the command gets /dev/null\n"
+	"      --store DIR        use the store at DIR\n"
+	"  -v, --verbose          say hit or miss and the run hash on stderr\n";
+
+enum { OPT_TTL = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_CACHE_FAILURES, OPT_NO_CACHE, OPT_NO_STDIN, OPT_STORE,
+       OPT_GRACE };
+
+static const struct option long_opts[] = {
+	{ "input", required_argument, NULL, 'i' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "env", required_argument, NULL, 'e' },
+	{ "tag", required_argument, NULL, 't' },
+	{ "name", required_argument, NULL, 'n' },
+	{ "ttl", required_argument, NULL, OPT_TTL },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "kill-after", required_argument, NULL, OPT_GRACE },
+	{ "retries", required_argument, NULL, OPT_RETRIES },
+	{ "cache-failures", no_argument, NULL, OPT_CACHE_FAILURES },
+	{ "force", no_argument, NULL, 'f' },
+	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
+	{ "no-stdin", no_argument, NULL, OPT_NO_STDIN },
+	{ "store", required_argument, NULL, OPT_STORE },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int valid_tag(const char *t)
+{
+	return *t && *t != '=';
+}
+
+static int parse_opts(int argc, char **argv, struct exec_opts *o)
+{
+	int c;
+	o->grace_ms = 5000;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+i:o:e:t:n:fvh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case 'i':
+			sv_push(&o->spec.inputs, optarg);
+			break;
+		case 'o':
+			sv_push(&o->spec.outputs, optarg);
+			break;
+		case 'e':
+			sv_push(&o->spec.envs, optarg);
+			break;
+		case 't':
+			if (!valid_tag(optarg))
+				return cli_usage("exec", "invalid tag '%s' (expected KEY=VALUE or KEY)", optarg);
+			sv_push(&o->tags, optarg);
+			break;
+		case 'n':
+			o->name = optarg;
+			break;
+		case OPT_TTL:
+			if (parse_duration_ms(optarg, &o->ttl_ms) < 0)
+				return cli_usage("exec", "--ttl: %s", err_msg());
+			break;
+		case OPT_TIMEOUT:
+			if (parse_duration_ms(optarg, &o->timeout_ms) < 0)
+				return cli_usage("exec", "--timeout: %s", err_msg());
+			break;
+		case OPT_GRACE:
+			if (parse_duration_ms(optarg, &o->grace_ms) < 0)
+				return cli_usage("exec", "--kill-after: %s", err_msg());
+			break;
+		case OPT_RETRIES: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 0 || n > 100)
+				return cli_usage("exec", "--retries: expected a number from 0 to 100, got '%s'", optarg);
+			o->retries = (int)n;
+			break;
+		}
+		case OPT_CACHE_FAILURES:
+			o->cache_failures = 1;
+			break;
+		case 'f':
+			o->force = 1;
+			break;
+		case OPT_NO_CACHE:
+			o->no_cache = 1;
+			break;
+		case OPT_NO_STDIN:
+			o->no_stdin = 1;
+			break;
+		case OPT_STORE:
+			o->store = optarg;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			fputs(exec_usage, stdout);
+			return 0;
+		case ':':
+			return cli_usage("exec", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return cli_usage("exec", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind >= argc)
+		return cli_usage("exec", "no command given (usage: cashet exec [options] -- COMMAND [ARGS...])");
+	o->spec.argv = argv + optind;
+	return -1; /* go on */
+}
+
+/* Stdin is part of the input when it is a pipe or a file. A pipe is spooled
+ * to an unlinked temp file so it can be hashed and still given to the child. */
+static int prepare_stdin(struct store *st, const struct exec_opts *o, int *fd_out)
+{
+	struct stat sb;
+	*fd_out = -1;
+	if (o->no_stdin) {
+		*fd_out = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		return *fd_out < 0 ? err_sys("/dev/null") : 0;
+	}
+	if (fstat(STDIN_FILENO, &sb) < 0 || isatty(STDIN_FILENO))
+		return 0;
+	if (S_ISREG(sb.st_mode)) {
+		*fd_out = STDIN_FILENO;
+		return 0;
+	}
+	if (!S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))
+		return 0; /* /dev/null and other devices: nothing to hash */
+	int fd = open(store_tmpdir(st), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return err_sys("cannot spool stdin in %s", store_tmpdir(st));
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return err_sys("cannot read stdin");
+		}
+		if (n == 0)
+			break;
+		if (write_all(fd, buf, (size_t)n) < 0) {
+			close(fd);
+			return err_sys("cannot spool stdin");
+		}
+	}
+	lseek(fd, 0, SEEK_SET);
+	*fd_out = fd;
+	return 0;
+}
+
+static int verbose_env(void)
+{
+	const char *v = getenv("CASHET_LOG");
+	return v && *v && strcmp(v, "0");
+}
+
+/* Replays a stored run. Everything is read and verified before the first
+ * byte is written, so a corrupt object degrades to a miss, not to garbage.
+ * Returns 0 replayed, -1 if the run cannot be replayed (corrupt/missing). */
+static int replay(struct store *st, const struct run_record *r)
+{
+	struct strbuf streams[2] = { STRBUF_INIT, STRBUF_INIT };
+	int rc = -1;
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const struct run_file *f = &r->files[i];
+		if (f->kind != FILE_OUTPUT && store_blob_read(st, f, &streams[f->kind]) < 0)
+			goto out;
+	}
+	if (outputs_restore(st, r) < 0)
+		goto out;
+	/* A closed stdout (| head) is not cashet's failure. */
+	write_all(STDOUT_FILENO, streams[0].buf ? streams[0].buf : "", streams[0].len);
+	write_all(STDERR_FILENO, streams[1].buf ? streams[1].buf : "", streams[1].len);
+	rc = 0;
+out:
+	sb_release(&streams[0]);
+	sb_release(&streams[1]);
+	return rc;
+}
+
+/* Hit: replays and returns the recorded exit code, or -1 to fall through to a run. */
+static int try_replay(struct store *st, const struct exec_opts *o, struct run_record *r, const char *why)
+{
+	if (replay(st, r) < 0) {
+		fprintf(stderr, "cashet: warning: %s; running the command instead\n", err_msg());
+		return -1;
+	}
+	if (o->verbose) {
+		char d[32];
+		fmt_duration(r->duration_ms, d, sizeof(d));
+		fprintf(stderr, "cashet: %s %.12s (exit %d, saved %s)\n", why, r->hash, r->exit_code, d);
+	}
+	if (store_touch(st, r, now_ms()) < 0)
+		err_clear(); /* LRU bookkeeping must never fail a hit */
+	return r->exit_code;
+}
+
+struct beat {
+	struct store *st;
+	struct digest fp;
+	struct claim_owner *me;
+	int64_t last;
+};
+
+static void heartbeat(void *ctx)
+{
+	struct beat *b = ctx;
+	int64_t now = now_ms();
+	if (now - b->last < CLAIM_HEARTBEAT_MS)
+		return;
+	b->last = now;
+	if (store_claim_heartbeat(b->st, &b->fp, b->me, now) < 0)
+		err_clear();
+}
+
+static int backoff_sleep(int attempt)
+{
+	const char *base_env = getenv("CASHET_RETRY_BASE_MS");
+	int64_t ms = base_env ? atoll(base_env) : 500;
+	for (int i = 0; i < attempt && ms < 60000; i++)
+		ms *= 2;
+	struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		if (run_pending_signal())
+			return -1;
+	return 0;
+}
+
+/* Runs with retries; returns the final outcome in out. */
+static int run_with_retries(struct store *st, const struct exec_opts *o, int stdin_fd, struct beat *beat,
+			    struct run_outcome *out)
+{
+	struct run_spec spec = {
+		.argv = o->spec.argv,
+		.stdin_fd = stdin_fd,
+		.timeout_ms = o->timeout_ms,
+		.grace_ms = o->grace_ms,
+		.capdir = store_tmpdir(st),
+		.tick = beat ? heartbeat : NULL,
+		.tick_ctx = beat,
+	};
+	for (int attempt = 0;; attempt++) {
+		if (stdin_fd >= 0 && stdin_fd != STDIN_FILENO)
+			lseek(stdin_fd, 0, SEEK_SET);
+		int rc = run_spawn(&spec, out);
+		if (rc != 0)
+			return rc;
+		if (out->interrupted || out->status == 0 || attempt >= o->retries)
+			return 0;
+		if (o->verbose)
+			fprintf(stderr, "cashet: exit %d, retrying (%d of %d)\n", out->status, attempt + 1, o->retries);
+		run_outcome_free(out);
+		if (backoff_sleep(attempt) < 0) {
+			out->interrupted = run_pending_signal();
+			return 0;
+		}
+	}
+}
+
+static int store_outcome(struct store *st, const struct exec_opts *o, struct run_record *r,
+			 const struct run_outcome *out, int64_t started)
+{
+	r->ok = out->status == 0 && !out->timed_out;
+	r->exit_code = out->status;
+	r->created_ms = started;
+	r->last_used_ms = now_ms();
+	r->duration_ms = out->duration_ms;
+	r->expires_ms = o->ttl_ms ? started + o->ttl_ms : 0;
+	r->name = o->name ? xstrdup(o->name) : NULL;
+	for (size_t i = 0; i < o->tags.n; i++)
+		sv_push(&r->tags, o->tags.v[i]);
+	const struct capture *caps[] = { &out->out, &out->err };
+	for (int k = 0; k < 2; k++) {
+		struct run_file *f = run_add_file(r, k, k ? "stderr" : "stdout");
+		f->src = xstrdup(caps[k]->path);
+		f->xxh = caps[k]->d;
+		f->size = caps[k]->size;
+	}
+	if (r->ok && outputs_collect(st, &o->spec.outputs, r) < 0)
+		return -1;
+	return store_save(st, r);
+}
+
+int cmd_exec(struct cli *cli, int argc, char **argv)
+{
+	struct exec_opts o;
+	struct store *st = NULL;
+	struct strbuf dir = STRBUF_INIT;
+	struct run_record r = { 0 }, hit = { 0 };
+	struct run_outcome out;
+	struct claim_owner me;
+	int rc, stdin_fd = -1, claimed = 0, have_out = 0;
+
+	memset(&o, 0, sizeof(o));
+	memset(&out, 0, sizeof(out));
+	rc = parse_opts(argc, argv, &o);
+	if (rc >= 0)
+		goto done;
+	o.verbose |= verbose_env();
+	o.spec.stdin_fd = -1;
+	rc = EXIT_CASHET;
+	run_signals_init();
+
+	int found = store_find(o.store ? o.store : cli->store_opt, &dir);
+	if (found < 0)
+		goto fail;
+	int created = 0;
+	if (store_open(dir.buf, STORE_CREATE, &st, &created) < 0)
+		goto fail;
+	if (created)
+		fprintf(stderr, "cashet: created a new store in %s\n", dir.buf);
+	if (prepare_stdin(st, &o, &stdin_fd) < 0)
+		goto fail;
+	o.spec.stdin_fd = o.no_stdin ? -1 : stdin_fd;
+	if (fp_compute(st, &o.spec, &r) < 0 || store_flush_statcache(st) < 0)
+		goto fail;
+
+	if (!o.force && !o.no_cache) {
+		int h = store_lookup(st, &r.fp, o.cache_failures, 0, now_ms(), &hit);
+		if (h < 0)
+			goto fail;
+		if (h == 1 && (rc = try_replay(st, &o, &hit, "hit")) >= 0)
+			goto done;
+		run_record_free(&hit);
+	}
+	if (o.verbose) {
+		char hx[DIGEST_HEX];
+		digest_hex(&r.fp, hx);
+		fprintf(stderr, "cashet: %s %s\n", o.no_cache ? "no-cache" : o.force ? "forced" : "miss", hx);
+	}
+
+	claim_self(&me);
+	struct beat beat = { st, r.fp, &me, now_ms() };
+	if (!o.no_cache) {
+		/* Another process may be running the same thing: wait for it and
+		 * replay its result rather than running it twice. */
+		int64_t wait_start = now_ms();
+		for (;;) {
+			int c = claim_acquire(st, &r.fp, &me);
+			if (c < 0)
+				goto fail;
+			if (c == 0) {
+				claimed = 1;
+				break;
+			}
+			int h = store_lookup(st, &r.fp, 1, wait_start, now_ms(), &hit);
+			if (h < 0)
+				goto fail;
+			if (h == 1 && (rc = try_replay(st, &o, &hit, "waited for")) >= 0)
+				goto done;
+			run_record_free(&hit);
+			if (run_pending_signal()) {
+				rc = 128 + run_pending_signal();
+				goto done;
+			}
+		}
+	}
+
+	int64_t started = now_ms();
+	int sr = run_with_retries(st, &o, stdin_fd, claimed ? &beat : NULL, &out);
+	have_out = sr >= 0;
+	if (sr < 0)
+		goto fail;
+	if (sr == 1) {
+		/* exec failed: not a result of the command, nothing to store */
+		fprintf(stderr, "cashet: %s\n", err_msg());
+		rc = out.status;
+		goto done;
+	}
+	if (out.interrupted) {
+		rc = 128 + out.interrupted;
+		goto done;
+	}
+	rc = out.status;
+	if (o.no_cache)
+		goto done;
+	if (store_outcome(st, &o, &r, &out, started) < 0) {
+		fprintf(stderr, "cashet: warning: result not stored: %s\n", err_msg());
+		if (out.status == 0)
+			rc = 1;
+		goto done;
+	}
+	claimed = 0;
+	if (o.verbose)
+		fprintf(stderr, "cashet: stored %.12s (exit %d)\n", r.hash, r.exit_code);
+	goto done;
+fail:
+	fprintf(stderr, "cashet: %s\n", err_msg());
+	rc = EXIT_CASHET;
+done:
+	if (claimed && st)
+		store_claim_release(st, &r.fp, &me);
+	if (have_out)
+		run_outcome_free(&out);
+	if (stdin_fd > STDIN_FILENO)
+		close(stdin_fd);
+	run_record_free(&r);
+	run_record_free(&hit);
+	store_close(st);
+	sv_release(&o.spec.inputs);
+	sv_release(&o.spec.outputs);
+	sv_release(&o.spec.envs);
+	sv_release(&o.tags);
+	sb_release(&dir);
+	return rc;
+}

@@ -1,0 +1,35 @@
+/* cashet init: create a store (.cashet in the current directory, or --store DIR). */
+#include "cli.h"
+
+#include <string.h>
+
+int cmd_init(struct cli *cli, int argc, char **argv)
+{
+	struct strbuf dir = STRBUF_INIT;
+	struct store *st = NULL;
+	const char *explicit_dir = cli->store_opt;
+	int rc = 1, created = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			puts("usage: cashet init [DIR]\n  creates DIR (default ./" STORE_DIRNAME ") as a cashet store");
+			return 0;
+		}
+		if (argv[i][0] == '-' || (explicit_dir && explicit_dir != cli->store_opt))
+			return cli_usage("init", "unexpected argument '%s'", argv[i]);
+		explicit_dir = argv[i];
+	}
+	if (!explicit_dir) {
+		/* init means here, not in a parent that already has a store */
+		explicit_dir = STORE_DIRNAME;
+	}
+	if (store_find(explicit_dir, &dir) < 0 || store_open(dir.buf, STORE_CREATE, &st, &created) < 0) {
+		rc = cli_fail(1);
+		goto out;
+	}
+	printf(created ? "Initialized cashet store in %s\n" : "Store already exists in %s\n", dir.buf);
+	rc = 0;
+out:
+	store_close(st);
+	sb_release(&dir);
+	return rc;
+}

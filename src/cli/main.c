@@ -1,0 +1,162 @@
+/* main: global options and the command table. Each subcommand lives in its
+ * own cmd-<name>.c; this file only dispatches and prints errors once. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const struct command commands[] = {
+	{ "init", cmd_init, "create a store in the current directory" },
+	{ "exec", cmd_exec, "run a command, or replay its cached result" },
+	{ "log", cmd_log, "list runs, newest first" },
+	{ "show", cmd_show, "show everything about a run" },
+	{ "get", cmd_get, "print a run's stdout, stderr or an output file" },
+	{ "rm", cmd_rm, "remove runs" },
+	{ "stats", cmd_stats, "show store statistics" },
+	{ "reindex", cmd_reindex, "rebuild the index from the git store" },
+	{ NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: cashet [--store DIR] <command> [options] [args]\n\ncommands:\n");
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %-9s %s\n", c->name, c->summary);
+	fprintf(f, "\nRun 'man cashet' or 'cashet <command> --help' for details.\n");
+}
+
+int cli_fail(int code)
+{
+	fprintf(stderr, "cashet: %s\n", err_msg());
+	return code;
+}
+
+int cli_error(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("cashet: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "cashet %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see 'cashet %s --help')\n", cmd);
+	return 2;
+}
+
+int cli_open_store(struct cli *cli, struct store **st)
+{
+	struct strbuf dir = STRBUF_INIT;
+	int rc = store_find(cli->store_opt, &dir);
+	if (rc == 1)
+		err_set("no cashet store found (looked for %s in this directory and its parents; "
+			"run 'cashet init' or set CASHET_DIR)", STORE_DIRNAME);
+	else if (rc == 0)
+		rc = store_open(dir.buf, 0, st, NULL);
+	sb_release(&dir);
+	return rc == 0 ? 0 : -1;
+}
+
+int cli_load_run(struct store *st, const char *prefix, struct run_record *r)
+{
+	char hash[OID_HEX];
+	if (store_resolve(st, prefix, hash) < 0)
+		return cli_fail(1);
+	int rc = store_load(st, hash, r);
+	if (rc < 0)
+		return cli_fail(1);
+	if (rc == 0)
+		return cli_error(1, "no run %s", hash);
+	return 0;
+}
+
+void fmt_time(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void fmt_iso_time(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char tmp[32];
+	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03dZ", tmp, (int)(ms % 1000));
+}
+
+void fmt_size(uint64_t b, char *buf, size_t len)
+{
+	const char *u = "BKMGT";
+	double v = (double)b;
+	while (v >= 1024 && u[1]) {
+		v /= 1024;
+		u++;
+	}
+	if (*u == 'B')
+		snprintf(buf, len, "%lluB", (unsigned long long)b);
+	else
+		snprintf(buf, len, "%.1f%c", v, *u);
+}
+
+void fmt_duration(int64_t ms, char *buf, size_t len)
+{
+	if (ms < 1000)
+		snprintf(buf, len, "%lldms", (long long)ms);
+	else if (ms < 60000)
+		snprintf(buf, len, "%.2fs", (double)ms / 1000);
+	else
+		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	int i = 1;
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+			cli.store_opt = argv[i + 1];
+			i += 2;
+		} else if (!strncmp(argv[i], "--store=", 8)) {
+			cli.store_opt = argv[i] + 8;
+			i++;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("cashet %s\n", CASHET_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "cashet: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[i], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (const struct command *c = commands; c->name; c++)
+		if (!strcmp(c->name, argv[i]))
+			return c->fn(&cli, argc - i, argv + i);
+	fprintf(stderr, "cashet: '%s' is not a cashet command (see 'cashet --help')\n", argv[i]);
+	return 2;
+}

@@ -1,0 +1,299 @@
+/* gitstore: the libgit2 side of the store, loaded on demand (see gitmod.h).
+ * A run is a commit whose tree holds meta, stdout, stderr and files/...;
+ * its parent is the previous run of the same command line, and
+ * refs/cashet/runs/<id> keeps each run reachable until it is removed. */
+#include "gitmod.h"
+
+#include <git2.h>
+#include <git2/sys/repository.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static git_repository *repo;
+static char *repo_dir;
+
+static int git_fail(const char *what)
+{
+	const git_error *e = git_error_last();
+	return err_set("%s: %s", what, e && e->message ? e->message : "libgit2 error");
+}
+
+static int open_repo(const char *dir)
+{
+	if (repo && !strcmp(repo_dir, dir))
+		return 0;
+	git_libgit2_init();
+	if (repo) {
+		git_repository_free(repo);
+		free(repo_dir);
+		repo = NULL;
+	}
+	if (git_repository_open_bare(&repo, dir) < 0)
+		return git_fail(dir);
+	repo_dir = xstrdup(dir);
+	return 0;
+}
+
+static int gs_init(const char *dir)
+{
+	git_libgit2_init();
+	git_repository *r = NULL;
+	if (git_repository_open_bare(&r, dir) == 0) {
+		git_repository_free(r);
+		return 0;
+	}
+	if (git_repository_init(&r, dir, 1) < 0)
+		return git_fail("cannot create git store");
+	git_repository_free(r);
+	return 0;
+}
+
+/* Blob from a file: symlinks store their target, as git does. */
+static int write_file_blob(const char *src, git_oid *oid)
+{
+	struct stat sb;
+	if (lstat(src, &sb) < 0)
+		return err_sys("cannot stat %s", src);
+	if (S_ISLNK(sb.st_mode)) {
+		struct strbuf t = STRBUF_INIT;
+		sb_grow(&t, (size_t)sb.st_size + 1);
+		ssize_t n = readlink(src, t.buf, t.alloc - 1);
+		if (n < 0) {
+			sb_release(&t);
+			return err_sys("cannot read link %s", src);
+		}
+		int rc = git_blob_create_from_buffer(oid, repo, t.buf, (size_t)n);
+		sb_release(&t);
+		return rc < 0 ? git_fail(src) : 0;
+	}
+	if (git_blob_create_from_disk(oid, repo, src) < 0)
+		return git_fail(src);
+	return 0;
+}
+
+static int add_entry(git_index *idx, const char *path, unsigned mode, const git_oid *oid)
+{
+	git_index_entry e;
+	memset(&e, 0, sizeof(e));
+	e.path = path;
+	e.mode = mode;
+	e.id = *oid;
+	if (git_index_add(idx, &e) < 0)
+		return git_fail(path);
+	return 0;
+}
+
+static void line_ref(const struct run_record *r, struct strbuf *sb)
+{
+	char hx[DIGEST_HEX];
+	digest_hex(&r->line, hx);
+	sb_addf(sb, "refs/cashet/lines/%s", hx);
+}
+
+static int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t metalen)
+{
+	git_index *idx = NULL;
+	git_tree *tree = NULL;
+	git_commit *parent = NULL;
+	git_signature *sig = NULL;
+	git_reference *ref = NULL;
+	struct strbuf name = STRBUF_INIT, msg = STRBUF_INIT;
+	git_oid oid, tree_oid, commit_oid;
+	char *cmd = NULL;
+	int rc = -1;
+
+	if (open_repo(dir) < 0)
+		return -1;
+	if (git_index_new(&idx) < 0) {
+		git_fail("index");
+		goto out;
+	}
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct run_file *f = &r->files[i];
+		if (write_file_blob(f->src, &oid) < 0)
+			goto out;
+		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
+		if (add_entry(idx, f->path, f->mode, &oid) < 0)
+			goto out;
+	}
+	if (git_blob_create_from_buffer(&oid, repo, meta, metalen) < 0) {
+		git_fail("meta");
+		goto out;
+	}
+	if (add_entry(idx, "meta", 0100644, &oid) < 0)
+		goto out;
+	if (git_index_write_tree_to(&tree_oid, idx, repo) < 0 || git_tree_lookup(&tree, repo, &tree_oid) < 0) {
+		git_fail("cannot write tree");
+		goto out;
+	}
+
+	line_ref(r, &name);
+	r->parent[0] = '\0';
+	if (git_reference_lookup(&ref, repo, name.buf) == 0) {
+		const git_oid *target = git_reference_target(ref);
+		if (target && git_commit_lookup(&parent, repo, target) == 0)
+			git_oid_tostr(r->parent, sizeof(r->parent), target);
+		git_reference_free(ref);
+		ref = NULL;
+	}
+
+	if (git_signature_new(&sig, "cashet", "cashet@localhost", r->created_ms / 1000, 0) < 0) {
+		git_fail("signature");
+		goto out;
+	}
+	cmd = run_cmdline(r);
+	sb_add(&msg, cmd, strlen(cmd) > 200 ? 200 : strlen(cmd));
+	sb_addf(&msg, "\n\nstatus %s, exit %d, %lld ms\n", r->ok ? "ok" : "failed", r->exit_code,
+		(long long)r->duration_ms);
+	const git_commit *parents[1] = { parent };
+	if (git_commit_create(&commit_oid, repo, NULL, sig, sig, NULL, msg.buf, tree, parent ? 1 : 0, parents) < 0) {
+		git_fail("cannot write commit");
+		goto out;
+	}
+	git_oid_tostr(r->hash, sizeof(r->hash), &commit_oid);
+
+	/* The run ref first: a run that has it is complete and can be reindexed. */
+	sb_reset(&msg);
+	sb_addf(&msg, "refs/cashet/runs/%s", r->hash);
+	if (git_reference_create(&ref, repo, msg.buf, &commit_oid, 1, "cashet run") < 0) {
+		git_fail("cannot write ref");
+		goto out;
+	}
+	git_reference_free(ref);
+	ref = NULL;
+	if (git_reference_create(&ref, repo, name.buf, &commit_oid, 1, "cashet run") < 0) {
+		git_fail("cannot write ref");
+		goto out;
+	}
+	rc = 0;
+out:
+	git_reference_free(ref);
+	git_signature_free(sig);
+	git_commit_free(parent);
+	git_tree_free(tree);
+	git_index_free(idx);
+	sb_release(&name);
+	sb_release(&msg);
+	free(cmd);
+	return rc;
+}
+
+static int gs_read_blob(const char *dir, const char *hex, struct strbuf *out)
+{
+	git_oid oid;
+	git_blob *blob = NULL;
+	if (open_repo(dir) < 0)
+		return -1;
+	if (git_oid_fromstr(&oid, hex) < 0 || git_blob_lookup(&blob, repo, &oid) < 0)
+		return git_fail(hex);
+	sb_add(out, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
+	git_blob_free(blob);
+	return 0;
+}
+
+static int list_cb(const char *name, void *payload)
+{
+	const char *slash = strrchr(name, '/');
+	sv_push(payload, slash ? slash + 1 : name);
+	return 0;
+}
+
+static int gs_list_runs(const char *dir, struct strvec *out)
+{
+	if (open_repo(dir) < 0)
+		return -1;
+	if (git_reference_foreach_glob(repo, "refs/cashet/runs/*", list_cb, out) < 0)
+		return git_fail("cannot list runs");
+	return 0;
+}
+
+struct walk_ctx {
+	struct run_record *r;
+	struct strbuf *meta;
+	int rc;
+};
+
+static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
+{
+	struct walk_ctx *w = payload;
+	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB)
+		return 0;
+	struct strbuf path = STRBUF_INIT;
+	sb_adds(&path, root);
+	sb_adds(&path, git_tree_entry_name(e));
+	if (!strcmp(path.buf, "meta")) {
+		if (gs_read_blob(repo_dir, git_oid_tostr_s(git_tree_entry_id(e)), w->meta) < 0)
+			w->rc = -1;
+	} else {
+		int kind = !strcmp(path.buf, "stdout") ? FILE_STDOUT
+			 : !strcmp(path.buf, "stderr") ? FILE_STDERR : FILE_OUTPUT;
+		struct run_file *f = run_add_file(w->r, kind, path.buf);
+		f->mode = git_tree_entry_filemode(e);
+		git_oid_tostr(f->oid, sizeof(f->oid), git_tree_entry_id(e));
+	}
+	sb_release(&path);
+	return w->rc < 0 ? -1 : 0;
+}
+
+static int gs_load_run(const char *dir, const char *hash, struct strbuf *meta, struct run_record *r)
+{
+	git_oid oid;
+	git_commit *c = NULL;
+	git_tree *tree = NULL;
+	int rc = -1;
+	if (open_repo(dir) < 0)
+		return -1;
+	if (git_oid_fromstr(&oid, hash) < 0 || git_commit_lookup(&c, repo, &oid) < 0 ||
+	    git_commit_tree(&tree, c) < 0) {
+		git_fail(hash);
+		goto out;
+	}
+	snprintf(r->hash, sizeof(r->hash), "%s", hash);
+	r->parent[0] = '\0';
+	if (git_commit_parentcount(c) > 0)
+		git_oid_tostr(r->parent, sizeof(r->parent), git_commit_parent_id(c, 0));
+	struct walk_ctx w = { r, meta, 0 };
+	if (git_tree_walk(tree, GIT_TREEWALK_PRE, walk_cb, &w) < 0 || w.rc < 0) {
+		if (w.rc == 0)
+			git_fail(hash);
+		goto out;
+	}
+	rc = 0;
+out:
+	git_tree_free(tree);
+	git_commit_free(c);
+	return rc;
+}
+
+static int gs_delete_run(const char *dir, const char *hash)
+{
+	struct strbuf name = STRBUF_INIT;
+	int rc = 0;
+	if (open_repo(dir) < 0)
+		return -1;
+	sb_addf(&name, "refs/cashet/runs/%s", hash);
+	int e = git_reference_remove(repo, name.buf);
+	if (e < 0 && e != GIT_ENOTFOUND)
+		rc = git_fail(name.buf);
+	sb_release(&name);
+	return rc;
+}
+
+static const struct gitmod module = {
+	.abi = GITMOD_ABI,
+	.init = gs_init,
+	.save_run = gs_save_run,
+	.read_blob = gs_read_blob,
+	.list_runs = gs_list_runs,
+	.load_run = gs_load_run,
+	.delete_run = gs_delete_run,
+};
+
+const struct gitmod *cashet_gitmod(void);
+const struct gitmod *cashet_gitmod(void)
+{
+	return &module;
+}

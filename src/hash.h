@@ -1,0 +1,40 @@
+/* hash: XXH3-128 digests and the length-prefixed encoding every fingerprint
+ * is built from. Each field is fed as (u64 little-endian length, bytes), so
+ * no two different field lists can produce the same byte stream. */
+#ifndef CASHET_HASH_H
+#define CASHET_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <xxhash.h>
+
+#define DIGEST_LEN 16
+#define DIGEST_HEX 33 /* 32 hex digits + NUL */
+
+struct digest {
+	uint8_t b[DIGEST_LEN];
+};
+
+struct hasher {
+	XXH3_state_t *st;
+};
+
+void hasher_init(struct hasher *h);
+void hasher_bytes(struct hasher *h, const void *data, size_t len); /* raw */
+void hasher_field(struct hasher *h, const void *data, size_t len); /* length-prefixed */
+void hasher_str(struct hasher *h, const char *s);                   /* length-prefixed */
+void hasher_u64(struct hasher *h, uint64_t v);
+void hasher_digest(struct hasher *h, struct digest *out);
+void hasher_final(struct hasher *h, struct digest *out); /* digest + free */
+void hasher_free(struct hasher *h);
+
+void digest_of(const void *data, size_t len, struct digest *out);
+/* Content digest of a file (streamed). */
+int digest_file(const char *path, struct digest *out, uint64_t *size);
+int digest_fd(int fd, struct digest *out, uint64_t *size);
+
+void digest_hex(const struct digest *d, char out[DIGEST_HEX]);
+int digest_parse(const char *hex, struct digest *out);
+int digest_eq(const struct digest *a, const struct digest *b);
+
+#endif

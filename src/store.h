@@ -1,0 +1,147 @@
+/* store: the .cashet directory: a bare git object database that holds every
+ * run completely (commit -> tree of meta, stdout, stderr, files/...), and a
+ * SQLite index (index.db) that answers "is there a run for this fingerprint"
+ * without loading libgit2. The index is derived: store_reindex() rebuilds it
+ * from the refs under refs/cashet/runs/. This is the only module that touches either. */
+#ifndef CASHET_STORE_H
+#define CASHET_STORE_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "hash.h"
+#include "util.h"
+
+#define STORE_DIRNAME ".cashet"
+#define OID_HEX 41
+
+struct store;
+
+enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2 };
+
+/* One blob of a run: a captured stream or an output file. */
+struct run_file {
+	int kind;
+	char *path;        /* outputs: store path ("files/<root-rel>" or "abs/<path>"); streams: "stdout"/"stderr" */
+	unsigned mode;     /* git mode: 0100644, 0100755 or 0120000 */
+	char oid[OID_HEX]; /* git blob id, filled when saved */
+	struct digest xxh; /* content digest, checked on every replay */
+	uint64_t size;
+	char *src;         /* while saving: the local file holding the content */
+	unsigned char *data; /* inline copy from the index (maybe zstd), or NULL */
+	size_t datalen;
+	int enc;           /* 0: data is raw, 1: zstd */
+};
+
+/* One ingredient of a fingerprint, kept so `show` and `why` can name it. */
+struct run_part {
+	char *kind; /* argv, cwd, exe, file, input, dir, glob, env, stdin, output */
+	char *name;
+	struct digest hash;
+};
+
+struct run_record {
+	int64_t id;            /* index row id, 0 when not indexed */
+	char hash[OID_HEX];    /* git commit id: the run's name for users */
+	char parent[OID_HEX];  /* previous run of the same command line, "" if none */
+	struct digest fp;      /* the fingerprint */
+	struct digest line;    /* command-line key: argv + cwd (lineage) */
+	char *name;
+	struct strvec argv;
+	char *cwd;             /* root-relative ("." for the root), or absolute when outside */
+	int ok;                /* exit status 0 and not timed out */
+	int exit_code;
+	int64_t created_ms, last_used_ms, duration_ms, expires_ms; /* expires 0: never */
+	struct strvec tags;    /* "key=value" or "key" */
+	struct run_part *parts;
+	size_t nparts;
+	struct run_file *files;
+	size_t nfiles;
+};
+
+void run_record_free(struct run_record *r);
+void run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h);
+struct run_file *run_add_file(struct run_record *r, int kind, const char *path);
+/* Command line for humans: argv joined, shell-quoted where needed. Caller frees. */
+char *run_cmdline(const struct run_record *r);
+
+/* Finds the store: explicit (--store) first, then $CASHET_DIR, then walking up
+ * from the working directory looking for .cashet. Fills dir with an absolute path.
+ * Returns 0 found, 1 not found (dir holds where one would be created), <0 error. */
+int store_find(const char *explicit_dir, struct strbuf *dir);
+
+enum { STORE_CREATE = 1 };
+/* Opens the store at dir (as found by store_find). With STORE_CREATE a missing
+ * store is created (git init + schema); *created says so. Caller closes. */
+int store_open(const char *dir, int flags, struct store **out, int *created);
+void store_close(struct store *st);
+const char *store_dir(const struct store *st);
+const char *store_root(const struct store *st);
+/* "tmp" directory inside the store for captures and spools. */
+const char *store_tmpdir(struct store *st);
+
+/* Digest of a regular file's content, using the stat cache (path, size,
+ * mtime, ctime, inode) so unchanged files are not read again. */
+int store_file_digest(struct store *st, const char *abspath, const struct stat *sb, struct digest *out);
+/* Writes pending stat-cache entries (one transaction); called once per command. */
+int store_flush_statcache(struct store *st);
+
+/* The run a hit would replay for fp: newest completed run, not expired.
+ * With allow_failed, failed runs count too. With min_created > 0, only runs
+ * created at or after it. Returns 1 found (r filled), 0 none, <0 error. */
+int store_lookup(struct store *st, const struct digest *fp, int allow_failed,
+		 int64_t min_created, int64_t now, struct run_record *r);
+/* Newest run of a command line (any status), for explain/history. */
+int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r);
+/* Loads a run fully (parts, tags, files) by full commit id. 1 found, 0 not. */
+int store_load(struct store *st, const char *hash, struct run_record *r);
+/* Resolves a hash prefix (>= 4 hex digits) to one run; errors name the candidates. */
+int store_resolve(struct store *st, const char *prefix, char hash[OID_HEX]);
+/* Marks the run used now (coarse: at most once a minute per run). */
+int store_touch(struct store *st, const struct run_record *r, int64_t now);
+
+/* Stores a finished run: blobs, tree, commit and refs through libgit2, then
+ * the index row, in that order, so an index row always names a complete
+ * commit. Fills r->hash, r->parent and each file's oid. The claim on r->fp,
+ * if held, is released in the same index transaction. */
+int store_save(struct store *st, struct run_record *r);
+/* Streams a blob's content to fd (or appends to sb when fd < 0), verifying its digest. */
+int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
+int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);
+
+int store_remove(struct store *st, const char *hash);
+int store_reindex(struct store *st, size_t *count);
+
+/* Listing for `log`: newest first. */
+struct log_filter {
+	int limit;              /* <= 0: no limit */
+	const char *name;
+	const char *cmd_substr;
+	const char *status;     /* "ok", "failed" or NULL */
+	struct strvec tags;     /* "k=v" or "k", AND-ed */
+};
+typedef int (*store_run_cb)(const struct run_record *r, void *ctx);
+int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx);
+
+struct store_stats {
+	int64_t runs, ok, failed, objects, object_bytes, index_bytes, stored_bytes;
+};
+int store_stats(struct store *st, struct store_stats *s);
+
+/* Claims: at most one process runs a fingerprint at a time (see claim.h). */
+struct claim_owner {
+	int64_t pid;
+	char host[256];
+	int64_t start;     /* process start time (clock ticks since boot), guards pid reuse */
+	int64_t heartbeat; /* ms */
+};
+/* Inserts our claim if none is held, or replaces one for which stale(owner)
+ * returns true. Returns 0 claimed, 1 held by another (owner filled), <0 error. */
+int store_claim(struct store *st, const struct digest *fp, const struct claim_owner *me,
+		int (*stale)(const struct claim_owner *o), struct claim_owner *owner);
+int store_claim_heartbeat(struct store *st, const struct digest *fp, const struct claim_owner *me, int64_t now);
+int store_claim_release(struct store *st, const struct digest *fp, const struct claim_owner *me);
+/* 1 if a claim is held on fp (owner filled), 0 if not. */
+int store_claim_get(struct store *st, const struct digest *fp, struct claim_owner *owner);
+
+#endif
