@@ -52,7 +52,7 @@ int run_pending_signal(void)
 static int open_capture(const char *dir, struct capture *c, struct hasher *h)
 {
 	struct strbuf p = STRBUF_INIT;
-	sb_addf(&p, "%s/cap-XXXXXX", dir);
+	sb_addf(&p, "%s/cap-%ld-XXXXXX", dir, (long)getpid());
 	int fd = mkostemp(p.buf, O_CLOEXEC);
 	if (fd < 0) {
 		err_sys("cannot create a capture file in %s", dir);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,28 @@ const char *store_root(const struct store *st)
 const char *store_tmpdir(struct store *st)
 {
 	return st->tmp;
+}
+
+void store_sweep_tmp(struct store *st)
+{
+	DIR *d = opendir(st->tmp);
+	struct dirent *e;
+	struct strbuf p = STRBUF_INIT;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		long pid;
+		/* run.c names captures cap-<pid>-XXXXXX */
+		if (sscanf(e->d_name, "cap-%ld-", &pid) != 1 || pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		sb_reset(&p);
+		sb_addf(&p, "%s/%s", st->tmp, e->d_name);
+		unlink(p.buf);
+	}
+	closedir(d);
+	sb_release(&p);
 }
 
 static int prepare(struct store *st, sqlite3_stmt **s, const char *sql)

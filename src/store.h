@@ -80,6 +80,9 @@ const char *store_root(const struct store *st);
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
 
+/* Removes capture files left in tmp/ by processes that died (kill -9). */
+void store_sweep_tmp(struct store *st);
+
 /* Digest of a regular file's content, using the stat cache (path, size,
  * mtime, ctime, inode) so unchanged files are not read again. */
 int store_file_digest(struct store *st, const char *abspath, const struct stat *sb, struct digest *out);

@@ -340,6 +340,7 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 	if (rc >= 0)
 		goto done;
 	o.verbose |= verbose_env();
+	int64_t t0 = now_ms();
 	o.spec.stdin_fd = -1;
 	rc = EXIT_CASHET;
 	run_signals_init();
@@ -376,22 +377,25 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 	struct beat beat = { st, r.fp, &me, now_ms() };
 	if (!o.no_cache) {
 		/* Another process may be running the same thing: wait for it and
-		 * replay its result rather than running it twice. */
-		int64_t wait_start = now_ms();
+		 * replay its result rather than running it twice. Whatever it
+		 * stored since we started counts, even a failure, and is checked
+		 * again once we hold the claim: it may have finished between our
+		 * lookup and our claim. */
 		for (;;) {
 			int c = claim_acquire(st, &r.fp, &me);
 			if (c < 0)
 				goto fail;
-			if (c == 0) {
-				claimed = 1;
-				break;
-			}
-			int h = store_lookup(st, &r.fp, 1, wait_start, now_ms(), &hit);
+			claimed = c == 0;
+			int h = store_lookup(st, &r.fp, 1, t0, now_ms(), &hit);
+			if (h == 0 && !o.force && !claimed)
+				h = store_lookup(st, &r.fp, o.cache_failures, 0, now_ms(), &hit);
 			if (h < 0)
 				goto fail;
-			if (h == 1 && (rc = try_replay(st, &o, &hit, "waited for")) >= 0)
+			if (h == 1 && (rc = try_replay(st, &o, &hit, claimed ? "hit" : "waited for")) >= 0)
 				goto done;
 			run_record_free(&hit);
+			if (claimed)
+				break;
 			if (run_pending_signal()) {
 				rc = 128 + run_pending_signal();
 				goto done;
@@ -399,6 +403,7 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 		}
 	}
 
+	store_sweep_tmp(st);
 	int64_t started = now_ms();
 	int sr = run_with_retries(st, &o, stdin_fd, claimed ? &beat : NULL, &out);
 	have_out = sr >= 0;
