@@ -233,6 +233,17 @@ static int add_input(struct store *st, struct run_record *r, const char *pattern
 	return rc;
 }
 
+/* Values are kept for `why` ("LR changed: 0.1 -> 0.01"), except those that
+ * look like credentials, since a store may be shared. */
+static int secret_name(const char *name)
+{
+	static const char *const words[] = { "TOKEN", "SECRET", "PASS", "KEY", "CREDENTIAL", "AUTH", NULL };
+	for (const char *const *w = words; *w; w++)
+		if (strcasestr(name, *w))
+			return 1;
+	return 0;
+}
+
 static void add_env(struct run_record *r, const char *name)
 {
 	struct hasher h;
@@ -244,7 +255,11 @@ static void add_env(struct run_record *r, const char *name)
 	if (v)
 		hasher_str(&h, v);
 	hasher_final(&h, &d);
-	run_add_part(r, "env", name, &d);
+	struct run_part *p = run_add_part(r, "env", name, &d);
+	if (!v)
+		p->detail = xstrdup("(unset)");
+	else if (!secret_name(name) && strlen(v) <= 200)
+		p->detail = xstrdup(v);
 }
 
 static void add_env_pattern(struct run_record *r, const char *pattern)

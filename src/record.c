@@ -19,6 +19,7 @@ void run_record_free(struct run_record *r)
 	for (size_t i = 0; i < r->nparts; i++) {
 		free(r->parts[i].kind);
 		free(r->parts[i].name);
+		free(r->parts[i].detail);
 	}
 	free(r->parts);
 	for (size_t i = 0; i < r->nfiles; i++) {
@@ -30,13 +31,15 @@ void run_record_free(struct run_record *r)
 	memset(r, 0, sizeof(*r));
 }
 
-void run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h)
+struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h)
 {
 	r->parts = xrealloc(r->parts, (r->nparts + 1) * sizeof(*r->parts));
 	struct run_part *p = &r->parts[r->nparts++];
 	p->kind = xstrdup(kind);
 	p->name = xstrdup(name);
 	p->hash = *h;
+	p->detail = NULL;
+	return p;
 }
 
 struct run_file *run_add_file(struct run_record *r, int kind, const char *path)
@@ -151,6 +154,11 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 		sb_addf(out, "part %s %s ", r->parts[i].kind, hx);
 		esc(out, r->parts[i].name);
 		sb_addc(out, '\n');
+		if (r->parts[i].detail) {
+			sb_adds(out, "detail ");
+			esc(out, r->parts[i].detail);
+			sb_addc(out, '\n');
+		}
 	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
@@ -226,6 +234,10 @@ int meta_decode(const char *text, struct run_record *r)
 				return err_set("meta line %d: malformed part", lineno);
 			}
 			run_add_part(r, kind, val + n, &d);
+		} else if (KEY("detail") && r->nparts) {
+			free(r->parts[r->nparts - 1].detail);
+			r->parts[r->nparts - 1].detail = val;
+			val = NULL;
 		} else if (KEY("file")) {
 			int kind, n = 0;
 			char hx[DIGEST_HEX];

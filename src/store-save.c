@@ -106,7 +106,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	}
 	sqlite3_finalize(s);
 
-	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO parts VALUES(?1,?2,?3,?4,?5)", -1, &s, NULL) !=
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO parts VALUES(?1,?2,?3,?4,?5,?6)", -1, &s, NULL) !=
 	    SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
 		goto out;
@@ -117,6 +117,10 @@ int store_index_run(struct store *st, const struct run_record *r)
 		sqlite3_bind_text(s, 3, r->parts[i].kind, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 4, r->parts[i].name, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 5, r->parts[i].hash.b, DIGEST_LEN, SQLITE_STATIC);
+		if (r->parts[i].detail)
+			sqlite3_bind_text(s, 6, r->parts[i].detail, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 6);
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}

@@ -30,7 +30,7 @@ static const char schema[] =
 	" mode INTEGER NOT NULL, oid TEXT NOT NULL, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
 	" enc INTEGER NOT NULL, data BLOB, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
 	"CREATE TABLE parts(run INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
-	" name TEXT NOT NULL, hash BLOB NOT NULL, PRIMARY KEY(run, seq)) WITHOUT ROWID;"
+	" name TEXT NOT NULL, hash BLOB NOT NULL, detail TEXT, PRIMARY KEY(run, seq)) WITHOUT ROWID;"
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
 	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE INDEX tags_key ON tags(key, value);"
@@ -466,7 +466,7 @@ static int load_details(struct store *st, struct run_record *r)
 	sqlite3_stmt *s;
 	if (store_load_files(st, r) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(st->db, "SELECT kind, name, hash FROM parts WHERE run=?1 ORDER BY seq", -1, &s,
+	if (sqlite3_prepare_v2(st->db, "SELECT kind, name, hash, detail FROM parts WHERE run=?1 ORDER BY seq", -1, &s,
 			       NULL) != SQLITE_OK)
 		return store_sqlfail(st, "parts");
 	sqlite3_bind_int64(s, 1, r->id);
@@ -474,7 +474,10 @@ static int load_details(struct store *st, struct run_record *r)
 		struct digest d = { { 0 } };
 		if (sqlite3_column_bytes(s, 2) == DIGEST_LEN)
 			memcpy(d.b, sqlite3_column_blob(s, 2), DIGEST_LEN);
-		run_add_part(r, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1), &d);
+		struct run_part *p =
+			run_add_part(r, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1), &d);
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			p->detail = xstrdup((const char *)sqlite3_column_text(s, 3));
 	}
 	sqlite3_finalize(s);
 	if (sqlite3_prepare_v2(st->db, "SELECT key, value FROM tags WHERE run=?1 ORDER BY key", -1, &s, NULL) !=

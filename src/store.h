@@ -38,6 +38,7 @@ struct run_part {
 	char *kind; /* argv, cwd, exe, file, input, dir, glob, env, stdin, output */
 	char *name;
 	struct digest hash;
+	char *detail; /* a short human value (an env var's value), or NULL */
 };
 
 struct run_record {
@@ -60,7 +61,7 @@ struct run_record {
 };
 
 void run_record_free(struct run_record *r);
-void run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h);
+struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h);
 struct run_file *run_add_file(struct run_record *r, int kind, const char *path);
 /* Command line for humans: argv joined, shell-quoted where needed. Caller frees. */
 char *run_cmdline(const struct run_record *r);

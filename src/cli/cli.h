@@ -21,6 +21,9 @@ extern const struct command commands[];
 
 int cmd_init(struct cli *cli, int argc, char **argv);
 int cmd_exec(struct cli *cli, int argc, char **argv);
+int cmd_why(struct cli *cli, int argc, char **argv);
+/* exec and why share options; why = exec --explain. */
+int exec_main(struct cli *cli, int argc, char **argv, int why);
 int cmd_log(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);

@@ -3,6 +3,8 @@
  * command's own; 124 timeout; 125 cashet itself failed; 126/127 exec failed. */
 #include "cli.h"
 #include "claim.h"
+#include "explain.h"
+#include "json.h"
 #include "fp.h"
 #include "outputs.h"
 #include "run.h"
@@ -22,7 +24,7 @@ struct exec_opts {
 	struct fp_spec spec;
 	struct strvec tags;
 	const char *name, *store;
-	int cache_failures, force, no_cache, verbose, no_stdin, retries;
+	int cache_failures, force, no_cache, verbose, no_stdin, retries, explain, json;
 	int64_t ttl_ms, timeout_ms, grace_ms;
 };
 
@@ -41,10 +43,12 @@ static const char exec_usage[] =
 	"      --no-cache         always run, store nothing\n"
 	"      --no-stdin         do not read or hash stdin; the command gets /dev/null\n"
 	"      --store DIR        use the store at DIR\n"
-	"  -v, --verbose          say hit or miss and the run hash on stderr\n";
+	"  -v, --verbose          say hit or miss (and why) and the run hash on stderr\n"
+	"      --explain          do not run: say whether it would hit, and if not, what changed\n"
+	"      --json             with --explain: print JSON\n";
 
 enum { OPT_TTL = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_CACHE_FAILURES, OPT_NO_CACHE, OPT_NO_STDIN, OPT_STORE,
-       OPT_GRACE };
+       OPT_GRACE, OPT_EXPLAIN, OPT_JSON };
 
 static const struct option long_opts[] = {
 	{ "input", required_argument, NULL, 'i' },
@@ -62,6 +66,8 @@ static const struct option long_opts[] = {
 	{ "no-stdin", no_argument, NULL, OPT_NO_STDIN },
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "verbose", no_argument, NULL, 'v' },
+	{ "explain", no_argument, NULL, OPT_EXPLAIN },
+	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -71,7 +77,7 @@ static int valid_tag(const char *t)
 	return *t && *t != '=';
 }
 
-static int parse_opts(int argc, char **argv, struct exec_opts *o)
+static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *o)
 {
 	int c;
 	o->grace_ms = 5000;
@@ -90,7 +96,7 @@ static int parse_opts(int argc, char **argv, struct exec_opts *o)
 			break;
 		case 't':
 			if (!valid_tag(optarg))
-				return cli_usage("exec", "invalid tag '%s' (expected KEY=VALUE or KEY)", optarg);
+				return cli_usage(cmd, "invalid tag '%s' (expected KEY=VALUE or KEY)", optarg);
 			sv_push(&o->tags, optarg);
 			break;
 		case 'n':
@@ -98,21 +104,21 @@ static int parse_opts(int argc, char **argv, struct exec_opts *o)
 			break;
 		case OPT_TTL:
 			if (parse_duration_ms(optarg, &o->ttl_ms) < 0)
-				return cli_usage("exec", "--ttl: %s", err_msg());
+				return cli_usage(cmd, "--ttl: %s", err_msg());
 			break;
 		case OPT_TIMEOUT:
 			if (parse_duration_ms(optarg, &o->timeout_ms) < 0)
-				return cli_usage("exec", "--timeout: %s", err_msg());
+				return cli_usage(cmd, "--timeout: %s", err_msg());
 			break;
 		case OPT_GRACE:
 			if (parse_duration_ms(optarg, &o->grace_ms) < 0)
-				return cli_usage("exec", "--kill-after: %s", err_msg());
+				return cli_usage(cmd, "--kill-after: %s", err_msg());
 			break;
 		case OPT_RETRIES: {
 			char *end;
 			long n = strtol(optarg, &end, 10);
 			if (*end || n < 0 || n > 100)
-				return cli_usage("exec", "--retries: expected a number from 0 to 100, got '%s'", optarg);
+				return cli_usage(cmd, "--retries: expected a number from 0 to 100, got '%s'", optarg);
 			o->retries = (int)n;
 			break;
 		}
@@ -134,17 +140,23 @@ static int parse_opts(int argc, char **argv, struct exec_opts *o)
 		case 'v':
 			o->verbose = 1;
 			break;
+		case OPT_EXPLAIN:
+			o->explain = 1;
+			break;
+		case OPT_JSON:
+			o->json = 1;
+			break;
 		case 'h':
 			fputs(exec_usage, stdout);
 			return 0;
 		case ':':
-			return cli_usage("exec", "option '%s' needs a value", argv[optind - 1]);
+			return cli_usage(cmd, "option '%s' needs a value", argv[optind - 1]);
 		default:
-			return cli_usage("exec", "unknown option '%s'", argv[optind - 1]);
+			return cli_usage(cmd, "unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return cli_usage("exec", "no command given (usage: cashet exec [options] -- COMMAND [ARGS...])");
+		return cli_usage(cmd, "no command given (usage: cashet exec [options] -- COMMAND [ARGS...])");
 	o->spec.argv = argv + optind;
 	return -1; /* go on */
 }
@@ -324,7 +336,61 @@ static int store_outcome(struct store *st, const struct exec_opts *o, struct run
 	return store_save(st, r);
 }
 
+/* Prints the explanation; returns 0 if it would hit, 1 if it would run. */
+static int print_explain(const struct explain *e, int json)
+{
+	if (json) {
+		struct strbuf sb = STRBUF_INIT;
+		sb_addf(&sb, "{\"hit\":%s,\"run\":", e->hit ? "true" : "false");
+		if (e->hash[0])
+			sb_addf(&sb, "\"%s\"", e->hash);
+		else
+			sb_adds(&sb, "null");
+		sb_adds(&sb, ",\"reasons\":[");
+		for (size_t i = 0; i < e->reasons.n; i++) {
+			if (i)
+				sb_addc(&sb, ',');
+			json_str(&sb, e->reasons.v[i]);
+		}
+		sb_adds(&sb, "]}");
+		puts(sb.buf);
+		sb_release(&sb);
+	} else if (e->hit) {
+		char when[32];
+		fmt_time(e->created_ms, when, sizeof(when));
+		printf("hit: would replay %.12s (%s)\n", e->hash, when);
+	} else {
+		if (e->hash[0]) {
+			char when[32];
+			fmt_time(e->created_ms, when, sizeof(when));
+			printf("run: changed since %.12s (%s):\n", e->hash, when);
+		} else {
+			printf("run:\n");
+		}
+		for (size_t i = 0; i < e->reasons.n; i++)
+			printf("  %s\n", e->reasons.v[i]);
+	}
+	return e->hit ? 0 : 1;
+}
+
+static void verbose_reasons(struct store *st, const struct run_record *r, const struct exec_opts *o)
+{
+	struct explain e;
+	if (explain_run(st, r, o->cache_failures, now_ms(), &e) < 0) {
+		err_clear();
+		return;
+	}
+	for (size_t i = 0; i < e.reasons.n; i++)
+		fprintf(stderr, "cashet: why: %s\n", e.reasons.v[i]);
+	explain_free(&e);
+}
+
 int cmd_exec(struct cli *cli, int argc, char **argv)
+{
+	return exec_main(cli, argc, argv, 0);
+}
+
+int exec_main(struct cli *cli, int argc, char **argv, int why)
 {
 	struct exec_opts o;
 	struct store *st = NULL;
@@ -336,9 +402,10 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 
 	memset(&o, 0, sizeof(o));
 	memset(&out, 0, sizeof(out));
-	rc = parse_opts(argc, argv, &o);
+	rc = parse_opts(why ? "why" : "exec", argc, argv, &o);
 	if (rc >= 0)
 		goto done;
+	o.explain |= why;
 	o.verbose |= verbose_env();
 	int64_t t0 = now_ms();
 	o.spec.stdin_fd = -1;
@@ -359,6 +426,14 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 	if (fp_compute(st, &o.spec, &r) < 0 || store_flush_statcache(st) < 0)
 		goto fail;
 
+	if (o.explain) {
+		struct explain e;
+		if (explain_run(st, &r, o.cache_failures, now_ms(), &e) < 0)
+			goto fail;
+		rc = print_explain(&e, o.json);
+		explain_free(&e);
+		goto done;
+	}
 	if (!o.force && !o.no_cache) {
 		int h = store_lookup(st, &r.fp, o.cache_failures, 0, now_ms(), &hit);
 		if (h < 0)
@@ -371,6 +446,8 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 		char hx[DIGEST_HEX];
 		digest_hex(&r.fp, hx);
 		fprintf(stderr, "cashet: %s %s\n", o.no_cache ? "no-cache" : o.force ? "forced" : "miss", hx);
+		if (!o.force && !o.no_cache)
+			verbose_reasons(st, &r, &o);
 	}
 
 	claim_self(&me);

@@ -10,6 +10,7 @@
 const struct command commands[] = {
 	{ "init", cmd_init, "create a store in the current directory" },
 	{ "exec", cmd_exec, "run a command, or replay its cached result" },
+	{ "why", cmd_why, "say whether a command would hit, and what changed if not" },
 	{ "log", cmd_log, "list runs, newest first" },
 	{ "show", cmd_show, "show everything about a run" },
 	{ "get", cmd_get, "print a run's stdout, stderr or an output file" },
