@@ -2,6 +2,7 @@
  * matters, it is hashed: a spurious miss costs a run, a false hit replays a
  * stale result. */
 #include "fp.h"
+#include "script.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -327,11 +328,16 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	digest_str(r->cwd, &cwd_d);
 	run_add_part(r, "cwd", r->cwd, &cwd_d);
 
-	if (fp_which(r->argv.v[0], &sb) == 0) {
+	int have_exe = fp_which(r->argv.v[0], &sb) == 0;
+	struct script_spec ss = { spec->argv, have_exe ? sb.buf : NULL, spec->raw_sources, &spec->deps };
+	struct script_found found;
+	if (script_parts(st, &ss, r, &found) < 0)
+		goto out;
+	if (have_exe && !found.exe_is_script) {
 		struct stat s;
 		if (stat(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
 			goto out;
-	} else {
+	} else if (!have_exe) {
 		digest_str("(not found)", &d);
 		run_add_part(r, "exe", r->argv.v[0], &d);
 	}
@@ -341,7 +347,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	for (size_t i = 1; i < r->argv.n; i++) {
 		struct stat s;
 		const char *a = r->argv.v[i];
-		if (!*a || stat(a, &s) < 0 || !S_ISREG(s.st_mode))
+		if ((int)i == found.script_arg || !*a || stat(a, &s) < 0 || !S_ISREG(s.st_mode))
 			continue;
 		fp_store_path(st, a, &name);
 		if (is_output(spec, st, name.buf))

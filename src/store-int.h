@@ -12,8 +12,11 @@
 
 struct pending_stat {
 	char *path;
+	int kind;
 	struct stat sb;
 	struct digest d;
+	char *deps;
+	size_t depslen;
 };
 
 struct store {
@@ -29,6 +32,8 @@ struct store {
 
 int store_sqlfail(struct store *st, const char *what);
 int store_exec(struct store *st, const char *sql);
+/* Prepares once and caches in *s (reset and unbound on later calls). */
+int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
 /* Fills the row fields of r from a runs SELECT of RUN_COLUMNS. */
 #define RUN_COLUMNS "id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires"
 void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);

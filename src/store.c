@@ -36,8 +36,8 @@ static const char schema[] =
 	"CREATE INDEX tags_key ON tags(key, value);"
 	"CREATE TABLE claims(fp BLOB PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,"
 	" start INTEGER NOT NULL, heartbeat INTEGER NOT NULL);"
-	"CREATE TABLE statcache(path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,"
-	" mtime INTEGER, ctime INTEGER, hash BLOB) WITHOUT ROWID;";
+	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
+	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
 
 int store_sqlfail(struct store *st, const char *what)
 {
@@ -213,8 +213,10 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
-	for (size_t i = 0; i < st->npending; i++)
+	for (size_t i = 0; i < st->npending; i++) {
 		free(st->pending[i].path);
+		free(st->pending[i].deps);
+	}
 	free(st->pending);
 	sqlite3_finalize(st->q_stat);
 	sqlite3_finalize(st->q_lookup);
@@ -264,7 +266,7 @@ void store_sweep_tmp(struct store *st)
 	sb_release(&p);
 }
 
-static int prepare(struct store *st, sqlite3_stmt **s, const char *sql)
+int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql)
 {
 	if (*s) {
 		sqlite3_reset(*s);
@@ -274,81 +276,6 @@ static int prepare(struct store *st, sqlite3_stmt **s, const char *sql)
 	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL) != SQLITE_OK)
 		return store_sqlfail(st, "prepare");
 	return 0;
-}
-
-static int64_t ns_of(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
-int store_file_digest(struct store *st, const char *path, const struct stat *sb, struct digest *out)
-{
-	if (prepare(st, &st->q_stat, "SELECT dev, ino, size, mtime, ctime, hash FROM statcache WHERE path=?1") < 0)
-		return -1;
-	sqlite3_bind_text(st->q_stat, 1, path, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(st->q_stat);
-	if (rc == SQLITE_ROW && sqlite3_column_int64(st->q_stat, 0) == (int64_t)sb->st_dev &&
-	    sqlite3_column_int64(st->q_stat, 1) == (int64_t)sb->st_ino &&
-	    sqlite3_column_int64(st->q_stat, 2) == (int64_t)sb->st_size &&
-	    sqlite3_column_int64(st->q_stat, 3) == ns_of(&sb->st_mtim) &&
-	    sqlite3_column_int64(st->q_stat, 4) == ns_of(&sb->st_ctim) &&
-	    sqlite3_column_bytes(st->q_stat, 5) == DIGEST_LEN) {
-		memcpy(out->b, sqlite3_column_blob(st->q_stat, 5), DIGEST_LEN);
-		sqlite3_reset(st->q_stat);
-		return 0;
-	}
-	sqlite3_reset(st->q_stat);
-	if (digest_file(path, out, NULL) < 0)
-		return -1;
-	/* A file changed within the timestamp granularity of its last write could
-	 * change again without a visible stat change ("racy git"): cache only
-	 * files that have been quiet for a while. */
-	int64_t now = now_ns(), quiet = 2000000000LL;
-	if (now - ns_of(&sb->st_mtim) > quiet && now - ns_of(&sb->st_ctim) > quiet) {
-		st->pending = xrealloc(st->pending, (st->npending + 1) * sizeof(*st->pending));
-		struct pending_stat *ps = &st->pending[st->npending++];
-		ps->path = xstrdup(path);
-		ps->sb = *sb;
-		ps->d = *out;
-	}
-	return 0;
-}
-
-int store_flush_statcache(struct store *st)
-{
-	sqlite3_stmt *s = NULL;
-	int rc = -1;
-	if (!st->npending)
-		return 0;
-	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
-		goto out;
-	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO statcache VALUES(?1,?2,?3,?4,?5,?6,?7)", -1, &s,
-			       NULL) != SQLITE_OK) {
-		store_sqlfail(st, "statcache");
-		store_exec(st, "ROLLBACK");
-		goto out;
-	}
-	for (size_t i = 0; i < st->npending; i++) {
-		struct pending_stat *ps = &st->pending[i];
-		sqlite3_reset(s);
-		sqlite3_bind_text(s, 1, ps->path, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 2, (int64_t)ps->sb.st_dev);
-		sqlite3_bind_int64(s, 3, (int64_t)ps->sb.st_ino);
-		sqlite3_bind_int64(s, 4, (int64_t)ps->sb.st_size);
-		sqlite3_bind_int64(s, 5, ns_of(&ps->sb.st_mtim));
-		sqlite3_bind_int64(s, 6, ns_of(&ps->sb.st_ctim));
-		sqlite3_bind_blob(s, 7, ps->d.b, DIGEST_LEN, SQLITE_STATIC);
-		sqlite3_step(s);
-	}
-	rc = store_exec(st, "COMMIT");
-	if (rc < 0)
-		store_exec(st, "ROLLBACK");
-out:
-	sqlite3_finalize(s);
-	for (size_t i = 0; i < st->npending; i++)
-		free(st->pending[i].path);
-	st->npending = 0;
-	return rc;
 }
 
 static void split_argv(const void *blob, int len, struct strvec *sv)
@@ -389,7 +316,7 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 
 int store_load_files(struct store *st, struct run_record *r)
 {
-	if (prepare(st, &st->q_files,
+	if (store_prepare(st, &st->q_files,
 		    "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
@@ -420,7 +347,7 @@ int store_load_files(struct store *st, struct run_record *r)
 int store_lookup(struct store *st, const struct digest *fp, int allow_failed, int64_t min_created, int64_t now,
 		 struct run_record *r)
 {
-	if (prepare(st, &st->q_lookup,
+	if (store_prepare(st, &st->q_lookup,
 		    "SELECT " RUN_COLUMNS " FROM runs WHERE fp=?1 AND (ok=1 OR ?2) AND created>=?3"
 		    " AND (expires=0 OR expires>?4) ORDER BY created DESC, id DESC LIMIT 1") < 0)
 		return -1;

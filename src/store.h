@@ -87,6 +87,13 @@ void store_sweep_tmp(struct store *st);
 /* Digest of a regular file's content, using the stat cache (path, size,
  * mtime, ctime, inode) so unchanged files are not read again. */
 int store_file_digest(struct store *st, const char *abspath, const struct stat *sb, struct digest *out);
+/* The same cache for derived digests (kind > 0, e.g. a script's canonical
+ * form), with what the file depends on (deps, opaque bytes). get: 1 found
+ * (out and deps filled), 0 not cached, <0 error. put: recorded at flush. */
+int store_cache_get(struct store *st, const char *abspath, int kind, const struct stat *sb, struct digest *out,
+		    struct strbuf *deps);
+void store_cache_put(struct store *st, const char *abspath, int kind, const struct stat *sb,
+		     const struct digest *d, const void *deps, size_t depslen);
 /* Writes pending stat-cache entries (one transaction); called once per command. */
 int store_flush_statcache(struct store *st);
 

@@ -33,6 +33,8 @@ static const char exec_usage[] =
 	"  -i, --input PATH       hash a file, directory or glob as an input (repeatable)\n"
 	"  -o, --output PATH      store and restore an output file or directory (repeatable)\n"
 	"  -e, --env NAME         hash an environment variable or pattern (repeatable)\n"
+	"      --dep PATH         hash another source file or glob, following its imports (repeatable)\n"
+	"      --raw-sources      hash scripts byte for byte (no canonicalization)\n"
 	"  -t, --tag K=V          tag the run (repeatable; not part of the key)\n"
 	"  -n, --name NAME        name the run\n"
 	"      --ttl DURATION     do not replay the run after DURATION (e.g. 12h)\n"
@@ -48,7 +50,7 @@ static const char exec_usage[] =
 	"      --json             with --explain: print JSON\n";
 
 enum { OPT_TTL = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_CACHE_FAILURES, OPT_NO_CACHE, OPT_NO_STDIN, OPT_STORE,
-       OPT_GRACE, OPT_EXPLAIN, OPT_JSON };
+       OPT_GRACE, OPT_EXPLAIN, OPT_JSON, OPT_DEP, OPT_RAW_SOURCES };
 
 static const struct option long_opts[] = {
 	{ "input", required_argument, NULL, 'i' },
@@ -67,6 +69,8 @@ static const struct option long_opts[] = {
 	{ "store", required_argument, NULL, OPT_STORE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "explain", no_argument, NULL, OPT_EXPLAIN },
+	{ "dep", required_argument, NULL, OPT_DEP },
+	{ "raw-sources", no_argument, NULL, OPT_RAW_SOURCES },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
@@ -139,6 +143,12 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 			break;
 		case 'v':
 			o->verbose = 1;
+			break;
+		case OPT_DEP:
+			sv_push(&o->spec.deps, optarg);
+			break;
+		case OPT_RAW_SOURCES:
+			o->spec.raw_sources = 1;
 			break;
 		case OPT_EXPLAIN:
 			o->explain = 1;
@@ -525,6 +535,7 @@ done:
 	sv_release(&o.spec.inputs);
 	sv_release(&o.spec.outputs);
 	sv_release(&o.spec.envs);
+	sv_release(&o.spec.deps);
 	sv_release(&o.tags);
 	sb_release(&dir);
 	return rc;
