@@ -2,8 +2,11 @@
  * (kind, name): a part present on one side only was added or removed, a
  * part on both sides with another hash changed. */
 #include "explain.h"
+#include "canon.h"
+#include "gitmod.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct run_part *find_part(const struct run_record *r, const struct run_part *p)
@@ -27,7 +30,62 @@ static const char *noun(const char *kind)
 	return kind;
 }
 
-static void changed(struct strvec *out, const struct run_part *was, const struct run_part *now)
+static int is_source(const char *kind)
+{
+	return !strcmp(kind, "script") || !strcmp(kind, "source") || !strcmp(kind, "dep");
+}
+
+/* " (lines 3, 12-14)": where the canonical forms differ, in the current
+ * file's line numbers. Best effort: without the old copy, nothing. */
+static void changed_lines(struct store *st, const struct run_record *old, const char *name, struct strbuf *out)
+{
+	struct strbuf path = STRBUF_INIT, was = STRBUF_INIT, now = STRBUF_INIT, cw = STRBUF_INIT, cn = STRBUF_INIT;
+	struct canon_lines lw = CANON_LINES_INIT, ln = CANON_LINES_INIT;
+	struct diff_hunk *h = NULL;
+	size_t nh = 0;
+	const struct gitmod *g;
+	const struct run_file *f = NULL;
+	sb_addf(&path, "sources/%s", name);
+	for (size_t i = 0; i < old->nfiles; i++)
+		if (old->files[i].kind == FILE_SOURCE && !strcmp(old->files[i].path, path.buf))
+			f = &old->files[i];
+	sb_reset(&path);
+	sb_addf(&path, "%s/%s", store_root(st), name);
+	if (!f || store_blob_read(st, f, &was) < 0 || read_file_sb(path.buf, &now) < 0 || !(g = gitmod_get()))
+		goto out;
+	enum canon_lang lang = canon_detect(name, now.buf, now.len);
+	canon_source_lines(lang, was.buf ? was.buf : "", was.len, &cw, NULL, &lw);
+	canon_source_lines(lang, now.buf ? now.buf : "", now.len, &cn, NULL, &ln);
+	if (g->diff_text(cw.buf ? cw.buf : "", cw.len, cn.buf ? cn.buf : "", cn.len, name, 0, &h, &nh, NULL) < 0 || !nh)
+		goto out;
+	sb_adds(out, nh == 1 && h[0].new_lines <= 1 ? " (line " : " (lines ");
+	for (size_t i = 0; i < nh; i++) {
+		/* a pure deletion sits after new_start: name the line that follows */
+		size_t first = (size_t)(h[i].new_lines ? h[i].new_start : h[i].new_start + 1);
+		size_t last = h[i].new_lines ? (size_t)(h[i].new_start + h[i].new_lines - 1) : first;
+		if (first < 1)
+			first = last = 1;
+		uint32_t a = first <= ln.n ? ln.v[first - 1] : (ln.n ? ln.v[ln.n - 1] + 1 : 1);
+		uint32_t b = last <= ln.n ? ln.v[last - 1] : a;
+		sb_addf(out, i ? ", %u" : "%u", a);
+		if (b > a)
+			sb_addf(out, "-%u", b);
+	}
+	sb_addc(out, ')');
+out:
+	err_clear();
+	free(h);
+	canon_lines_release(&lw);
+	canon_lines_release(&ln);
+	sb_release(&path);
+	sb_release(&was);
+	sb_release(&now);
+	sb_release(&cw);
+	sb_release(&cn);
+}
+
+static void changed(struct store *st, const struct run_record *old, struct strvec *out, const struct run_part *was,
+		    const struct run_part *now)
 {
 	struct strbuf sb = STRBUF_INIT;
 	if (!strcmp(now->kind, "stdin"))
@@ -38,12 +96,16 @@ static void changed(struct strvec *out, const struct run_part *was, const struct
 		sb_addf(&sb, "%s %s matches a different set", noun(now->kind), now->name);
 	else if (!strcmp(now->kind, "env") && was->detail && now->detail)
 		sb_addf(&sb, "env %s changed: %s -> %s", now->name, was->detail, now->detail);
-	else
+	else if (is_source(now->kind)) {
+		sb_addf(&sb, "%s changed", now->name);
+		changed_lines(st, old, now->name, &sb);
+	} else
 		sb_addf(&sb, "%s %s changed", noun(now->kind), now->name);
 	sv_push_nocopy(out, sb_detach(&sb));
 }
 
-static void diff_parts(const struct run_record *old, const struct run_record *cur, struct strvec *out)
+static void diff_parts(struct store *st, const struct run_record *old, const struct run_record *cur,
+		       struct strvec *out)
 {
 	struct strbuf sb = STRBUF_INIT;
 	for (size_t i = 0; i < cur->nparts; i++) {
@@ -53,7 +115,7 @@ static void diff_parts(const struct run_record *old, const struct run_record *cu
 			sb_addf(&sb, "%s %s added", noun(p->kind), p->name);
 			sv_push(out, sb.buf);
 		} else if (!digest_eq(&p->hash, &q->hash)) {
-			changed(out, q, p);
+			changed(st, old, out, q, p);
 		}
 	}
 	for (size_t i = 0; i < old->nparts; i++) {
@@ -103,7 +165,7 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 			sb_adds(&sb, "the last run expired (--ttl)");
 		sv_push_nocopy(&e->reasons, sb_detach(&sb));
 	} else {
-		diff_parts(&last, cur, &e->reasons);
+		diff_parts(st, &last, cur, &e->reasons);
 	}
 	rc = 0;
 out:

@@ -6,7 +6,11 @@
 
 #include "store.h"
 
-#define GITMOD_ABI 1
+#define GITMOD_ABI 2
+
+struct diff_hunk {
+	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
+};
 
 struct gitmod {
 	int abi;
@@ -23,6 +27,11 @@ struct gitmod {
 	int (*list_runs)(const char *dir, struct strvec *out);
 	/* Reads a run's meta text, parent and tree files (oid, mode, size). */
 	int (*load_run)(const char *dir, const char *hash, struct strbuf *meta, struct run_record *r);
+	/* Line diff of two texts (libgit2's xdiff) with `context` lines of
+	 * context: hunks are appended to *hunks (caller frees), and, when patch
+	 * is not NULL, a unified diff labelled a/ and b/ to patch. */
+	int (*diff_text)(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
+			 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
 	/* Deletes refs/cashet/runs/<hash>. */
 	int (*delete_run)(const char *dir, const char *hash);
 };

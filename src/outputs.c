@@ -111,6 +111,30 @@ int outputs_collect(struct store *st, const struct strvec *declared, struct run_
 	return 0;
 }
 
+int outputs_add_sources(struct store *st, struct run_record *r)
+{
+	struct strbuf sp = STRBUF_INIT, local = STRBUF_INIT;
+	int rc = 0;
+	size_t nparts = r->nparts;
+	for (size_t i = 0; rc == 0 && i < nparts; i++) {
+		const struct run_part *p = &r->parts[i];
+		if ((strcmp(p->kind, "script") && strcmp(p->kind, "source") && strcmp(p->kind, "dep")) ||
+		    p->name[0] == '/')
+			continue;
+		sb_reset(&sp);
+		sb_addf(&sp, "sources/%s", p->name);
+		sb_reset(&local);
+		sb_addf(&local, "%s/%s", store_root(st), p->name);
+		struct run_file *f = run_add_file(r, FILE_SOURCE, sp.buf);
+		f->src = xstrdup(local.buf);
+		f->mode = 0100644;
+		rc = digest_file(local.buf, &f->xxh, &f->size);
+	}
+	sb_release(&sp);
+	sb_release(&local);
+	return rc;
+}
+
 /* Same content already there? Then leave it (and its mtime) alone. */
 static int unchanged(struct store *st, const struct run_file *f, const char *path)
 {

@@ -17,12 +17,14 @@
 
 struct store;
 
-enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2 };
+/* Streams and outputs are replayed; sources (a copy of each script the
+ * fingerprint canonicalized) only serve `why` and `diff`. */
+enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3 };
 
 /* One blob of a run: a captured stream or an output file. */
 struct run_file {
 	int kind;
-	char *path;        /* outputs: store path ("files/<root-rel>" or "abs/<path>"); streams: "stdout"/"stderr" */
+	char *path;        /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
 	unsigned mode;     /* git mode: 0100644, 0100755 or 0120000 */
 	char oid[OID_HEX]; /* git blob id, filled when saved */
 	struct digest xxh; /* content digest, checked on every replay */

@@ -228,7 +228,7 @@ static int replay(struct store *st, const struct run_record *r)
 	int rc = -1;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		if (f->kind != FILE_OUTPUT && store_blob_read(st, f, &streams[f->kind]) < 0)
+		if ((f->kind == FILE_STDOUT || f->kind == FILE_STDERR) && store_blob_read(st, f, &streams[f->kind]) < 0)
 			goto out;
 	}
 	if (outputs_restore(st, r) < 0)
@@ -342,6 +342,8 @@ static int store_outcome(struct store *st, const struct exec_opts *o, struct run
 		f->size = caps[k]->size;
 	}
 	if (r->ok && outputs_collect(st, &o->spec.outputs, r) < 0)
+		return -1;
+	if (outputs_add_sources(st, r) < 0)
 		return -1;
 	return store_save(st, r);
 }

@@ -229,7 +229,8 @@ static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
 			w->rc = -1;
 	} else {
 		int kind = !strcmp(path.buf, "stdout") ? FILE_STDOUT
-			 : !strcmp(path.buf, "stderr") ? FILE_STDERR : FILE_OUTPUT;
+			 : !strcmp(path.buf, "stderr") ? FILE_STDERR
+			 : !strncmp(path.buf, "sources/", 8) ? FILE_SOURCE : FILE_OUTPUT;
 		struct run_file *f = run_add_file(w->r, kind, path.buf);
 		f->mode = git_tree_entry_filemode(e);
 		git_oid_tostr(f->oid, sizeof(f->oid), git_tree_entry_id(e));
@@ -282,6 +283,52 @@ static int gs_delete_run(const char *dir, const char *hash)
 	return rc;
 }
 
+struct diff_ctx {
+	struct diff_hunk **hunks;
+	size_t *n;
+	struct strbuf *patch;
+};
+
+static int hunk_cb(const git_diff_delta *d, const git_diff_hunk *h, void *payload)
+{
+	struct diff_ctx *c = payload;
+	*c->hunks = xrealloc(*c->hunks, (*c->n + 1) * sizeof(**c->hunks));
+	(*c->hunks)[(*c->n)++] = (struct diff_hunk){ h->old_start, h->old_lines, h->new_start, h->new_lines };
+	if (c->patch)
+		sb_add(c->patch, h->header, h->header_len);
+	return 0;
+}
+
+static int line_cb(const git_diff_delta *d, const git_diff_hunk *h, const git_diff_line *l, void *payload)
+{
+	struct diff_ctx *c = payload;
+	if (!c->patch)
+		return 0;
+	if (l->origin == GIT_DIFF_LINE_CONTEXT || l->origin == GIT_DIFF_LINE_ADDITION ||
+	    l->origin == GIT_DIFF_LINE_DELETION)
+		sb_addc(c->patch, l->origin);
+	sb_add(c->patch, l->content, l->content_len);
+	if (l->origin == GIT_DIFF_LINE_CONTEXT_EOFNL || l->origin == GIT_DIFF_LINE_ADD_EOFNL ||
+	    l->origin == GIT_DIFF_LINE_DEL_EOFNL)
+		sb_adds(c->patch, "");
+	return 0;
+}
+
+static int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
+			struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch)
+{
+	git_diff_options opts;
+	struct diff_ctx c = { hunks, nhunks, patch };
+	git_libgit2_init();
+	git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
+	opts.context_lines = (uint32_t)context;
+	opts.flags |= GIT_DIFF_FORCE_TEXT;
+	if (patch)
+		sb_addf(patch, "--- a/%s\n+++ b/%s\n", label, label);
+	int rc = git_diff_buffers(a, alen, label, b, blen, label, &opts, NULL, NULL, hunk_cb, line_cb, &c);
+	return rc < 0 ? git_fail("diff") : 0;
+}
+
 static const struct gitmod module = {
 	.abi = GITMOD_ABI,
 	.init = gs_init,
@@ -290,6 +337,7 @@ static const struct gitmod module = {
 	.list_runs = gs_list_runs,
 	.load_run = gs_load_run,
 	.delete_run = gs_delete_run,
+	.diff_text = gs_diff_text,
 };
 
 const struct gitmod *cashet_gitmod(void);
