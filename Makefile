@@ -18,7 +18,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -fPIC -Isrc \
 	-DCASHET_LIBDIR='"$(LIBDIR)"' -DCASHET_VERSION='"$(VERSION)"'
 VERSION := 0.1.0
 
-CORE_PKGS := sqlite3 libxxhash libzstd zlib
+CORE_PKGS := sqlite3 libxxhash libzstd zlib json-c
 GIT_PKGS  := libgit2
 PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) $(GIT_PKGS))
 CORE_LIBS  = $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -ldl -lpthread -lm

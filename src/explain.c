@@ -94,8 +94,8 @@ static void changed(struct store *st, const struct run_record *old, struct strve
 		sb_addf(&sb, "directory %s: files added or removed", now->name);
 	else if (!strcmp(now->kind, "glob") || !strcmp(now->kind, "env-pattern"))
 		sb_addf(&sb, "%s %s matches a different set", noun(now->kind), now->name);
-	else if (!strcmp(now->kind, "env") && was->detail && now->detail)
-		sb_addf(&sb, "env %s changed: %s -> %s", now->name, was->detail, now->detail);
+	else if ((!strcmp(now->kind, "env") || !strcmp(now->kind, "param")) && was->detail && now->detail)
+		sb_addf(&sb, "%s %s changed: %s -> %s", now->kind, now->name, was->detail, now->detail);
 	else if (is_source(now->kind)) {
 		sb_addf(&sb, "%s changed", now->name);
 		changed_lines(st, old, now->name, &sb);

@@ -2,6 +2,7 @@
  * matters, it is hashed: a spurious miss costs a run, a false hit replays a
  * stale result. */
 #include "fp.h"
+#include "params.h"
 #include "script.h"
 
 #include <dirent.h>
@@ -366,6 +367,10 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		else
 			add_env(r, spec->envs.v[i]);
 	}
+
+	for (size_t i = 0; i < spec->params.n; i++)
+		if (params_add(st, r, spec->params.v[i]) < 0)
+			goto out;
 
 	if (spec->stdin_fd >= 0) {
 		off_t pos = lseek(spec->stdin_fd, 0, SEEK_CUR);

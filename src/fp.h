@@ -17,6 +17,7 @@ struct fp_spec {
 	struct strvec envs;     /* -e: names or patterns (CUDA_*) */
 	struct strvec outputs;  /* -o: declared outputs */
 	int stdin_fd;           /* hashed from its current offset when >= 0 */
+	struct strvec params;   /* --param FILE:KEY */
 	struct strvec deps;     /* --dep: more source files (canonicalized, followed) */
 	int raw_sources;        /* --raw-sources: scripts hashed byte for byte */
 };

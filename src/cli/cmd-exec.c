@@ -33,6 +33,7 @@ static const char exec_usage[] =
 	"  -i, --input PATH       hash a file, directory or glob as an input (repeatable)\n"
 	"  -o, --output PATH      store and restore an output file or directory (repeatable)\n"
 	"  -e, --env NAME         hash an environment variable or pattern (repeatable)\n"
+	"  -p, --param FILE:KEY   hash one value of a TOML or JSON parameters file (repeatable)\n"
 	"      --dep PATH         hash another source file or glob, following its imports (repeatable)\n"
 	"      --raw-sources      hash scripts byte for byte (no canonicalization)\n"
 	"  -t, --tag K=V          tag the run (repeatable; not part of the key)\n"
@@ -70,6 +71,7 @@ static const struct option long_opts[] = {
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "explain", no_argument, NULL, OPT_EXPLAIN },
 	{ "dep", required_argument, NULL, OPT_DEP },
+	{ "param", required_argument, NULL, 'p' },
 	{ "raw-sources", no_argument, NULL, OPT_RAW_SOURCES },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
@@ -87,7 +89,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 	o->grace_ms = 5000;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+i:o:e:t:n:fvh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+i:o:e:p:t:n:fvh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			sv_push(&o->spec.inputs, optarg);
@@ -143,6 +145,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 			break;
 		case 'v':
 			o->verbose = 1;
+			break;
+		case 'p':
+			sv_push(&o->spec.params, optarg);
 			break;
 		case OPT_DEP:
 			sv_push(&o->spec.deps, optarg);
@@ -538,6 +543,7 @@ done:
 	sv_release(&o.spec.outputs);
 	sv_release(&o.spec.envs);
 	sv_release(&o.spec.deps);
+	sv_release(&o.spec.params);
 	sv_release(&o.tags);
 	sb_release(&dir);
 	return rc;
