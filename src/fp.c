@@ -290,6 +290,58 @@ static void add_env_pattern(struct run_record *r, const char *pattern)
 	sb_release(&list);
 }
 
+/* Version-manager shims (pyenv, rbenv, nodenv, asdf) are scripts that pick
+ * the real interpreter from an environment variable or the nearest version
+ * file: those choose the interpreter, so they are hashed with it. */
+static int add_shim_parts(struct store *st, struct run_record *r, const char *exe)
+{
+	static const struct {
+		const char *marker, *var, *file;
+	} managers[] = {
+		{ "/.pyenv/shims/", "PYENV_VERSION", ".python-version" },
+		{ "/.rbenv/shims/", "RBENV_VERSION", ".ruby-version" },
+		{ "/.nodenv/shims/", "NODENV_VERSION", ".node-version" },
+		{ "/.asdf/shims/", NULL, ".tool-versions" },
+	};
+	struct strbuf p = STRBUF_INIT;
+	int rc = 0;
+	for (size_t m = 0; m < sizeof(managers) / sizeof(*managers); m++) {
+		const char *shims = strstr(exe, managers[m].marker);
+		if (!shims)
+			continue;
+		if (managers[m].var)
+			add_env(r, managers[m].var);
+		/* the nearest version file up from the working directory, as the shim looks */
+		char *cwd = getcwd(NULL, 0);
+		sb_reset(&p);
+		sb_adds(&p, cwd ? cwd : "/");
+		free(cwd);
+		for (;;) {
+			size_t base = p.len;
+			struct stat sb;
+			sb_addf(&p, "/%s", managers[m].file);
+			if (stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode)) {
+				rc = add_file_part(st, r, "version-file", p.buf, &sb);
+				break;
+			}
+			sb_setlen(&p, base);
+			char *slash = strrchr(p.buf, '/');
+			if (!slash || p.len <= 1)
+				break;
+			sb_setlen(&p, (size_t)(slash - p.buf));
+		}
+		/* and the global choice next to shims/: ~/.pyenv/version */
+		struct stat sb;
+		sb_reset(&p);
+		sb_add(&p, exe, (size_t)(shims - exe) + strlen(managers[m].marker) - strlen("shims/"));
+		sb_adds(&p, "version");
+		if (rc == 0 && stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode))
+			rc = add_file_part(st, r, "version-file", p.buf, &sb);
+	}
+	sb_release(&p);
+	return rc;
+}
+
 static int is_output(const struct fp_spec *spec, const struct store *st, const char *name)
 {
 	struct strbuf o = STRBUF_INIT;
@@ -337,6 +389,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	if (have_exe && !found.exe_is_script) {
 		struct stat s;
 		if (stat(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
+			goto out;
+		if (add_shim_parts(st, r, sb.buf) < 0)
 			goto out;
 	} else if (!have_exe) {
 		digest_str("(not found)", &d);

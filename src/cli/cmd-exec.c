@@ -23,6 +23,7 @@
 struct exec_opts {
 	struct fp_spec spec;
 	struct strvec tags;
+	struct strvec env_files;
 	const char *name, *store;
 	int cache_failures, force, no_cache, verbose, no_stdin, retries, explain, json;
 	int64_t ttl_ms, timeout_ms, grace_ms;
@@ -34,6 +35,7 @@ static const char exec_usage[] =
 	"  -o, --output PATH      store and restore an output file or directory (repeatable)\n"
 	"  -e, --env NAME         hash an environment variable or pattern (repeatable)\n"
 	"  -p, --param FILE:KEY   hash one value of a TOML or JSON parameters file (repeatable)\n"
+	"      --env-file FILE    NAME=VALUE lines are set and hashed, NAME lines hashed (repeatable)\n"
 	"      --dep PATH         hash another source file or glob, following its imports (repeatable)\n"
 	"      --raw-sources      hash scripts byte for byte (no canonicalization)\n"
 	"  -t, --tag K=V          tag the run (repeatable; not part of the key)\n"
@@ -51,7 +53,7 @@ static const char exec_usage[] =
 	"      --json             with --explain: print JSON\n";
 
 enum { OPT_TTL = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_CACHE_FAILURES, OPT_NO_CACHE, OPT_NO_STDIN, OPT_STORE,
-       OPT_GRACE, OPT_EXPLAIN, OPT_JSON, OPT_DEP, OPT_RAW_SOURCES };
+       OPT_GRACE, OPT_EXPLAIN, OPT_JSON, OPT_DEP, OPT_RAW_SOURCES, OPT_ENV_FILE };
 
 static const struct option long_opts[] = {
 	{ "input", required_argument, NULL, 'i' },
@@ -72,6 +74,7 @@ static const struct option long_opts[] = {
 	{ "explain", no_argument, NULL, OPT_EXPLAIN },
 	{ "dep", required_argument, NULL, OPT_DEP },
 	{ "param", required_argument, NULL, 'p' },
+	{ "env-file", required_argument, NULL, OPT_ENV_FILE },
 	{ "raw-sources", no_argument, NULL, OPT_RAW_SOURCES },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
@@ -149,6 +152,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 		case 'p':
 			sv_push(&o->spec.params, optarg);
 			break;
+		case OPT_ENV_FILE:
+			sv_push(&o->env_files, optarg);
+			break;
 		case OPT_DEP:
 			sv_push(&o->spec.deps, optarg);
 			break;
@@ -174,6 +180,54 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 		return cli_usage(cmd, "no command given (usage: cashet exec [options] -- COMMAND [ARGS...])");
 	o->spec.argv = argv + optind;
 	return -1; /* go on */
+}
+
+/* An env file: "NAME=VALUE" sets the variable for the command, "NAME" (or a
+ * pattern) only declares it; both are hashed. Comments and blank lines are
+ * skipped; a value may be wrapped in matching quotes. */
+static int load_env_file(const char *path, struct strvec *envs)
+{
+	struct strbuf data = STRBUF_INIT;
+	int rc = -1, lineno = 0;
+	if (read_file_sb(path, &data) < 0) {
+		err_set("--env-file: %s", err_msg());
+		goto out;
+	}
+	for (char *line = data.buf, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		lineno++;
+		line += strspn(line, " \t");
+		size_t n = strlen(line);
+		while (n && (line[n - 1] == ' ' || line[n - 1] == '\t' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (!n || line[0] == '#')
+			continue;
+		if (!strncmp(line, "export ", 7))
+			line += 7;
+		char *eq = strchr(line, '=');
+		if (eq)
+			*eq = '\0';
+		if (!*line || strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_*?[]") != strlen(line)) {
+			err_set("%s:%d: expected NAME=VALUE or NAME", path, lineno);
+			goto out;
+		}
+		if (eq) {
+			char *v = eq + 1;
+			size_t vl = strlen(v);
+			if (vl >= 2 && (v[0] == '"' || v[0] == '\'') && v[vl - 1] == v[0]) {
+				v[vl - 1] = '\0';
+				v++;
+			}
+			setenv(line, v, 1);
+		}
+		sv_push(envs, line);
+	}
+	rc = 0;
+out:
+	sb_release(&data);
+	return rc;
 }
 
 /* Stdin is part of the input when it is a pipe or a file. A pipe is spooled
@@ -437,6 +491,9 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 		goto fail;
 	if (created)
 		fprintf(stderr, "cashet: created a new store in %s\n", dir.buf);
+	for (size_t i = 0; i < o.env_files.n; i++)
+		if (load_env_file(o.env_files.v[i], &o.spec.envs) < 0)
+			goto fail;
 	if (prepare_stdin(st, &o, &stdin_fd) < 0)
 		goto fail;
 	o.spec.stdin_fd = o.no_stdin ? -1 : stdin_fd;
@@ -545,6 +602,7 @@ done:
 	sv_release(&o.spec.deps);
 	sv_release(&o.spec.params);
 	sv_release(&o.tags);
+	sv_release(&o.env_files);
 	sb_release(&dir);
 	return rc;
 }
