@@ -4,10 +4,23 @@
 #include "hash.h"
 #include "util.h"
 
+/* libxxhash's *_dispatch entry points pick AVX2/AVX512 at run time; the
+ * plain ones are built for the baseline CPU and hash at ~70% of the speed. */
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#define XXH128_BULK XXH3_128bits_dispatch
+#define XXH128_UPDATE XXH3_128bits_update_dispatch
+#else
+#define XXH128_BULK XXH3_128bits
+#define XXH128_UPDATE XXH3_128bits_update
+#endif
+
 #include <errno.h>
 #include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void hasher_init(struct hasher *h)
@@ -20,7 +33,7 @@ void hasher_init(struct hasher *h)
 
 void hasher_bytes(struct hasher *h, const void *data, size_t len)
 {
-	XXH3_128bits_update(h->st, data, len);
+	XXH128_UPDATE(h->st, data, len);
 }
 
 void hasher_u64(struct hasher *h, uint64_t v)
@@ -69,7 +82,7 @@ void hasher_final(struct hasher *h, struct digest *out)
 
 void digest_of(const void *data, size_t len, struct digest *out)
 {
-	canonical(XXH3_128bits(data, len), out);
+	canonical(XXH128_BULK(data, len), out);
 }
 
 int digest_fd(int fd, struct digest *out, uint64_t *size)
@@ -103,10 +116,25 @@ int digest_fd(int fd, struct digest *out, uint64_t *size)
 int digest_file(const char *path, struct digest *out, uint64_t *size)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat sb;
+	int rc = 0;
 	if (fd < 0)
 		return err_sys("cannot open %s", path);
+	/* Large regular files are mapped: hashing the page cache in place runs
+	 * at memory bandwidth, where read() would copy every byte first. */
+	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= (1 << 20)) {
+		void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+		if (p != MAP_FAILED) {
+			digest_of(p, (size_t)sb.st_size, out);
+			munmap(p, (size_t)sb.st_size);
+			if (size)
+				*size = (uint64_t)sb.st_size;
+			close(fd);
+			return 0;
+		}
+	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	int rc = digest_fd(fd, out, size);
+	rc = digest_fd(fd, out, size);
 	close(fd);
 	if (rc < 0)
 		return err_sys("cannot read %s", path);
