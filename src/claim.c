@@ -61,7 +61,7 @@ static void nap(int ms)
 	nanosleep(&ts, NULL);
 }
 
-int claim_acquire(struct store *st, const struct digest *fp, const struct claim_owner *me)
+int claim_acquire(struct store *st, const struct digest *fp, const struct claim_owner *me, int (*cancelled)(void))
 {
 	struct claim_owner owner;
 	int delay = 2;
@@ -70,6 +70,8 @@ int claim_acquire(struct store *st, const struct digest *fp, const struct claim_
 		return rc;
 	for (;;) {
 		nap(delay);
+		if (cancelled && cancelled())
+			return 2;
 		if (delay < 50)
 			delay *= 2;
 		int held = store_claim_get(st, fp, &owner);

@@ -16,7 +16,8 @@ void claim_self(struct claim_owner *me);
 int claim_stale(const struct claim_owner *o);
 /* Claims fp, waiting while a live process holds it. Returns 0 claimed,
  * 1 released by its owner without our claiming it (look the run up again:
- * the owner may have stored it), <0 error. */
-int claim_acquire(struct store *st, const struct digest *fp, const struct claim_owner *me);
+ * the owner may have stored it), 2 if cancelled() became non-zero while
+ * waiting (a signal), <0 error. */
+int claim_acquire(struct store *st, const struct digest *fp, const struct claim_owner *me, int (*cancelled)(void));
 
 #endif

@@ -17,13 +17,18 @@ enum family { FAM_NONE, FAM_PY, FAM_SH, FAM_NODE, FAM_PERL, FAM_RUBY, FAM_R };
 
 #define KIND_CANON 1 /* stat-cache kind: canonical digest + deps */
 #define KIND_RAWDEPS 2 /* stat-cache kind: raw digest + deps (--raw-sources) */
+#define KIND_CLOSURE 3 /* a whole dependency tree: see closure_load() */
 
 struct ctx {
 	struct store *st;
 	struct run_record *r;
 	int raw;
-	struct strvec seen;   /* absolute paths already added */
+	char *cwd;
+	struct strvec seen;    /* absolute paths already added */
 	struct strvec pyroots; /* where absolute Python imports are looked up */
+	struct strvec probes;  /* "<state><path>" for every path resolution looked at */
+	struct strbuf files;   /* the closure being recorded: "F<path>\0<sig>\0" */
+	int quiet;             /* every file and directory recorded is old enough to cache */
 };
 
 static const char *base_name(const char *p)
@@ -156,16 +161,65 @@ static int inside_project(struct ctx *c, const char *abs, struct strbuf *name)
 	return name->buf[0] != '/';
 }
 
-static void make_abs(const char *p, struct strbuf *out)
+static void make_abs(struct ctx *c, const char *p, struct strbuf *out)
 {
 	sb_reset(out);
-	if (p[0] != '/') {
-		char *cwd = getcwd(NULL, 0);
-		if (cwd)
-			sb_addf(out, "%s/", cwd);
-		free(cwd);
-	}
+	if (p[0] != '/')
+		sb_addf(out, "%s/", c->cwd);
 	sb_adds(out, p);
+}
+
+/* The stat signature that says a file or directory is unchanged. */
+static void sig_of(const struct stat *sb, struct strbuf *out)
+{
+	/* fixed-width hex, by hand: this runs once per file on every hit */
+	uint64_t v[5] = { (uint64_t)sb->st_dev, (uint64_t)sb->st_ino, (uint64_t)sb->st_size,
+			  (uint64_t)sb->st_mtim.tv_sec * 1000000000 + (uint64_t)sb->st_mtim.tv_nsec,
+			  (uint64_t)sb->st_ctim.tv_sec * 1000000000 + (uint64_t)sb->st_ctim.tv_nsec };
+	char buf[5 * 16 + 1];
+	for (int i = 0; i < 5; i++)
+		for (int j = 0; j < 16; j++)
+			buf[i * 16 + j] = "0123456789abcdef"[(v[i] >> (60 - 4 * j)) & 15];
+	buf[80] = '\0';
+	sb_add(out, buf, sizeof(buf));
+}
+
+static void add_sig(struct ctx *c, const struct stat *sb, struct strbuf *out)
+{
+	int64_t now = now_ns();
+	if (now - ((int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec) < 2000000000LL ||
+	    now - ((int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec) < 2000000000LL)
+		c->quiet = 0; /* racy: could change again unseen */
+	sig_of(sb, out);
+}
+
+/* What import resolution saw at a path: a file, a directory, nothing. */
+static char path_state(const char *p, struct stat *sb)
+{
+	if (stat(p, sb) < 0)
+		return '-';
+	return S_ISREG(sb->st_mode) ? 'f' : S_ISDIR(sb->st_mode) ? 'd' : 'o';
+}
+
+/* Resolution's answer depends on every path it looked at, found or not:
+ * each probe is recorded with what it saw, and a cached closure is valid
+ * only while every probe would see the same. */
+static char probe(struct ctx *c, const char *p, struct stat *sb)
+{
+	char state = path_state(p, sb);
+	for (size_t i = 0; i < c->probes.n; i++)
+		if (!strcmp(c->probes.v[i] + 1, p))
+			return state;
+	struct strbuf e = STRBUF_INIT;
+	sb_addc(&e, state);
+	sb_adds(&e, p);
+	sv_push_nocopy(&c->probes, sb_detach(&e));
+	return state;
+}
+
+static int probe_file(struct ctx *c, const char *p, struct stat *sb)
+{
+	return probe(c, p, sb) == 'f';
 }
 
 static int is_file(const char *p, struct stat *sb)
@@ -242,13 +296,13 @@ static int py_under(struct ctx *c, const char *dir, const char *mod, struct strv
 		sb_add(&p, s, (size_t)(e - s));
 		size_t len = p.len;
 		sb_adds(&p, "/__init__.py");
-		if (is_file(p.buf, &sb)) {
+		if (probe_file(c, p.buf, &sb)) {
 			sv_push(files, p.buf);
 			top = 1;
 		} else {
 			sb_setlen(&p, len);
 			sb_adds(&p, ".py");
-			if (is_file(p.buf, &sb)) {
+			if (probe_file(c, p.buf, &sb)) {
 				sv_push(files, p.buf);
 				top = 1;
 				sb_setlen(&p, len);
@@ -256,7 +310,7 @@ static int py_under(struct ctx *c, const char *dir, const char *mod, struct strv
 			}
 			sb_setlen(&p, len);
 			struct stat dsb;
-			if (stat(p.buf, &dsb) == 0 && S_ISDIR(dsb.st_mode))
+			if (probe(c, p.buf, &dsb) == 'd')
 				top = 1; /* namespace package */
 			else
 				break;
@@ -285,7 +339,7 @@ static void py_resolve(struct ctx *c, const char *from, const char *mod, struct 
 		} else {
 			struct stat sb;
 			sb_adds(&base, "/__init__.py");
-			if (is_file(base.buf, &sb))
+			if (probe_file(c, base.buf, &sb))
 				sv_push(files, base.buf);
 		}
 		sb_release(&base);
@@ -300,14 +354,14 @@ static void sh_resolve(struct ctx *c, const char *from, const char *path, struct
 {
 	struct strbuf p = STRBUF_INIT;
 	struct stat sb;
-	make_abs(path, &p);
-	if (!is_file(p.buf, &sb) && path[0] != '/') {
+	make_abs(c, path, &p);
+	if (!probe_file(c, p.buf, &sb) && path[0] != '/') {
 		const char *slash = strrchr(from, '/');
 		sb_reset(&p);
 		sb_add(&p, from, slash ? (size_t)(slash - from) : 0);
 		sb_addf(&p, "/%s", path);
 	}
-	if (is_file(p.buf, &sb))
+	if (probe_file(c, p.buf, &sb))
 		sv_push(files, p.buf);
 	sb_release(&p);
 }
@@ -320,7 +374,7 @@ static int add_source(struct ctx *c, const char *kind, const char *path)
 	struct digest d;
 	enum canon_lang lang = CANON_RAW;
 	int rc = -1;
-	make_abs(path, &abs);
+	make_abs(c, path, &abs);
 	for (size_t i = 0; i < c->seen.n; i++)
 		if (!strcmp(c->seen.v[i], abs.buf)) {
 			rc = 0; /* cycles and diamonds */
@@ -335,6 +389,15 @@ static int add_source(struct ctx *c, const char *kind, const char *path)
 	if (source_digest(c, abs.buf, &sb, &d, &deps, &lang) < 0)
 		goto out;
 	run_add_part(c->r, kind, name.buf, &d);
+	/* closure record: F<path> <sig> <kind> <name> <digest>, NUL-separated */
+	char hx[DIGEST_HEX];
+	digest_hex(&d, hx);
+	sb_addf(&c->files, "F%s", abs.buf);
+	sb_addc(&c->files, '\0');
+	add_sig(c, &sb, &c->files);
+	sb_add(&c->files, kind, strlen(kind) + 1);
+	sb_add(&c->files, name.buf, name.len + 1);
+	sb_add(&c->files, hx, sizeof(hx));
 	for (size_t i = 0; i < deps.n; i++) {
 		if (lang == CANON_PYTHON)
 			py_resolve(c, abs.buf, deps.v[i], &files);
@@ -356,6 +419,105 @@ out:
 	return rc;
 }
 
+/* Replays a recorded closure if every file and directory in it is
+ * unchanged. Returns 1 if replayed, 0 if stale. */
+static int closure_replay(struct ctx *c, const struct strbuf *rec)
+{
+	struct strbuf sig = STRBUF_INIT;
+	const char *p = rec->buf, *end = rec->buf + rec->len;
+	size_t nparts = c->r->nparts;
+	int ok = 1;
+	/* first pass: validate everything; second: emit the parts */
+	for (int pass = 0; ok && pass < 2; pass++) {
+		for (p = rec->buf; ok && p < end;) {
+			const char *fields[5] = { 0 };
+			int nf = p[0] == 'F' ? 5 : 2;
+			for (int i = 0; i < nf; i++) {
+				if (p >= end) {
+					ok = 0;
+					break;
+				}
+				fields[i] = p;
+				p += strlen(p) + 1;
+			}
+			if (!ok)
+				break;
+			if (pass == 0 && fields[0][0] == 'P') {
+				struct stat sb;
+				ok = path_state(fields[0] + 1, &sb) == fields[1][0];
+			} else if (pass == 0) {
+				struct stat sb;
+				sb_reset(&sig);
+				ok = stat(fields[0] + 1, &sb) == 0;
+				if (ok)
+					sig_of(&sb, &sig);
+				ok = ok && !strcmp(sig.buf, fields[1]);
+			} else if (fields[0][0] == 'F') {
+				struct digest d;
+				ok = digest_parse(fields[4], &d) == 0;
+				if (ok)
+					run_add_part(c->r, fields[2], fields[3], &d);
+			}
+		}
+	}
+	if (!ok) {
+		/* drop anything half-emitted */
+		while (c->r->nparts > nparts) {
+			struct run_part *rp = &c->r->parts[--c->r->nparts];
+			free(rp->kind);
+			free(rp->name);
+			free(rp->detail);
+		}
+		err_clear();
+	}
+	sb_release(&sig);
+	return ok;
+}
+
+/* A source and everything it pulls in. The whole closure (files with their
+ * digests, and the directories resolution looked into) is cached under the
+ * top file, so a hit stats each file once and parses nothing. */
+static int add_tree(struct ctx *c, const char *kind, const char *path)
+{
+	struct strbuf key = STRBUF_INIT, rec = STRBUF_INIT, abs = STRBUF_INIT;
+	struct stat sb;
+	struct digest d = { { 0 } };
+	int rc;
+	make_abs(c, path, &abs);
+	if (!is_file(abs.buf, &sb)) {
+		rc = add_source(c, kind, path); /* reports the error */
+		goto out;
+	}
+	sb_addf(&key, "closure:%s:%d:%s", kind, c->raw, abs.buf);
+	for (size_t i = 0; i < c->pyroots.n; i++)
+		sb_addf(&key, ":%s", c->pyroots.v[i]);
+	if (store_cache_get(c->st, key.buf, KIND_CLOSURE, &sb, &d, &rec) == 1 && closure_replay(c, &rec)) {
+		rc = 0;
+		goto out;
+	}
+	sv_release(&c->seen);
+	sv_release(&c->probes);
+	sb_reset(&c->files);
+	c->quiet = 1;
+	rc = add_source(c, kind, path);
+	if (rc == 0) {
+		/* probe record: P<path> <state> */
+		for (size_t i = 0; i < c->probes.n; i++) {
+			sb_addf(&c->files, "P%s", c->probes.v[i] + 1);
+			sb_addc(&c->files, '\0');
+			sb_add(&c->files, c->probes.v[i], 1);
+			sb_addc(&c->files, '\0');
+		}
+		if (c->quiet)
+			store_cache_put(c->st, key.buf, KIND_CLOSURE, &sb, &d, c->files.buf, c->files.len);
+	}
+out:
+	sb_release(&key);
+	sb_release(&rec);
+	sb_release(&abs);
+	return rc;
+}
+
 static void add_pythonpath(struct ctx *c)
 {
 	const char *pp = getenv("PYTHONPATH");
@@ -365,7 +527,7 @@ static void add_pythonpath(struct ctx *c)
 		sb_reset(&p);
 		sb_add(&p, pp, (size_t)(e - pp));
 		if (p.len) {
-			make_abs(p.buf, &abs);
+			make_abs(c, p.buf, &abs);
 			sv_push(&c->pyroots, abs.buf);
 		}
 		pp = *e ? e + 1 : e;
@@ -397,7 +559,9 @@ static int shebang_interp(const char *script, struct strbuf *interp)
 
 int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found)
 {
-	struct ctx c = { .st = st, .r = r, .raw = spec->raw };
+	struct ctx c = { .st = st, .r = r, .raw = spec->raw, .cwd = getcwd(NULL, 0) };
+	if (!c.cwd)
+		c.cwd = xstrdup(".");
 	struct strbuf exe = STRBUF_INIT, dir = STRBUF_INIT, interp = STRBUF_INIT;
 	const char *module = NULL;
 	int rc = -1, start = 1;
@@ -428,7 +592,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 			sb_add(&dir, exe.buf, (size_t)(slash - exe.buf));
 			sv_push(&c.pyroots, dir.buf);
 			add_pythonpath(&c);
-			if (add_source(&c, "script", exe.buf) < 0)
+			if (add_tree(&c, "script", exe.buf) < 0)
 				goto out;
 		}
 		goto deps;
@@ -437,9 +601,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	if (module && fam == FAM_PY) {
 		/* python -m: sys.path[0] is the working directory */
 		struct strvec files = STRVEC_INIT;
-		char *cwd = getcwd(NULL, 0);
-		sv_push(&c.pyroots, cwd ? cwd : ".");
-		free(cwd);
+		sv_push(&c.pyroots, c.cwd);
 		add_pythonpath(&c);
 		py_resolve(&c, ".", module, &files);
 		/* the module itself is the last file found: its packages come first */
@@ -447,7 +609,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 		for (size_t k = 0; k < files.n; k++) {
 			struct strbuf fn = STRBUF_INIT;
 			if (inside_project(&c, files.v[k], &fn))
-				ok = add_source(&c, k + 1 == files.n ? "script" : "source", files.v[k]);
+				ok = add_tree(&c, k + 1 == files.n ? "script" : "source", files.v[k]);
 			sb_release(&fn);
 			if (ok < 0)
 				break;
@@ -463,12 +625,12 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	if (!is_file(argv[i], &sb))
 		goto deps; /* the interpreter will fail; argv is hashed anyway */
 	found->script_arg = i;
-	make_abs(argv[i], &dir);
+	make_abs(&c, argv[i], &dir);
 	char *slash = strrchr(dir.buf, '/');
 	sb_setlen(&dir, (size_t)(slash - dir.buf));
 	sv_push(&c.pyroots, dir.buf);
 	add_pythonpath(&c);
-	if (add_source(&c, "script", argv[i]) < 0)
+	if (add_tree(&c, "script", argv[i]) < 0)
 		goto out;
 deps:
 	for (size_t k = 0; spec->deps && k < spec->deps->n; k++) {
@@ -480,13 +642,11 @@ deps:
 			goto out;
 		}
 		if (!c.pyroots.n) {
-			char *cwd = getcwd(NULL, 0);
-			sv_push(&c.pyroots, cwd ? cwd : ".");
-			free(cwd);
+			sv_push(&c.pyroots, c.cwd);
 		}
 		int bad = 0;
 		for (size_t j = 0; !bad && j < g.gl_pathc; j++)
-			bad = add_source(&c, "dep", g.gl_pathv[j]) < 0;
+			bad = add_tree(&c, "dep", g.gl_pathv[j]) < 0;
 		globfree(&g);
 		if (bad) {
 			err_set("--dep %s: %s", pat, err_msg());
@@ -497,6 +657,9 @@ deps:
 out:
 	sv_release(&c.seen);
 	sv_release(&c.pyroots);
+	sv_release(&c.probes);
+	sb_release(&c.files);
+	free(c.cwd);
 	sb_release(&exe);
 	sb_release(&dir);
 	sb_release(&interp);

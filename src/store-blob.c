@@ -99,6 +99,27 @@ out_nozlib:
 	return rc;
 }
 
+static int verified(struct verify *v, const struct run_file *f)
+{
+	struct digest d;
+	hasher_digest(&v->h, &d);
+	return v->size == f->size && digest_eq(&d, &f->xxh);
+}
+
+/* A damaged loose object is moved aside (objects/xx/yyy.corrupt): git would
+ * otherwise see the id as present and never write the good content again. */
+static void quarantine(struct store *st, const char *oid)
+{
+	struct strbuf from = STRBUF_INIT, to = STRBUF_INIT;
+	sb_addf(&from, "%s/objects/%.2s/%s", st->dir, oid, oid + 2);
+	sb_addf(&to, "%s.corrupt", from.buf);
+	if (access(from.buf, F_OK) == 0 && rename(from.buf, to.buf) < 0) {
+		/* nothing better to do: the warning about the corruption follows */
+	}
+	sb_release(&from);
+	sb_release(&to);
+}
+
 static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx)
 {
 	struct verify v = { .sink = sink, .ctx = ctx };
@@ -124,17 +145,20 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 			goto out;
 	} else {
 		int lr = read_loose(st, f->oid, &v);
-		if (lr < 0)
+		if (lr < 0 || (lr == 0 && !verified(&v, f))) {
+			quarantine(st, f->oid);
+			if (lr == 0)
+				err_set("%s (object %.12s) is corrupt: content does not match its recorded hash", f->path,
+					f->oid);
 			goto out;
+		}
 		if (lr == 1) {
 			const struct gitmod *g = gitmod_get();
 			if (!g || g->read_blob(st->dir, f->oid, &tmp) < 0 || verify_feed(&v, tmp.buf, tmp.len) < 0)
 				goto out;
 		}
 	}
-	struct digest d;
-	hasher_digest(&v.h, &d);
-	if (v.size != f->size || !digest_eq(&d, &f->xxh)) {
+	if (!verified(&v, f)) {
 		err_set("%s (object %.12s) is corrupt: content does not match its recorded hash", f->path, f->oid);
 		goto out;
 	}

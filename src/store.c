@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -106,29 +106,7 @@ int store_find(const char *explicit_dir, struct strbuf *dir)
 	return 1;
 }
 
-static int create_schema(struct store *st)
-{
-	struct strbuf sql = STRBUF_INIT;
-	int rc;
-	sb_addf(&sql, "BEGIN IMMEDIATE; %s PRAGMA user_version=%d; COMMIT;", schema, SCHEMA_VERSION);
-	rc = store_exec(st, "PRAGMA journal_mode=WAL");
-	if (rc == 0) {
-		int v = 0;
-		sqlite3_stmt *s;
-		/* Another process may have created it between our check and here. */
-		if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
-			if (sqlite3_step(s) == SQLITE_ROW)
-				v = sqlite3_column_int(s, 0);
-			sqlite3_finalize(s);
-		}
-		if (v == 0 && (rc = store_exec(st, sql.buf)) < 0)
-			store_exec(st, "ROLLBACK");
-	}
-	sb_release(&sql);
-	return rc;
-}
-
-static int schema_version(struct store *st)
+static int read_version(struct store *st)
 {
 	sqlite3_stmt *s;
 	int v = -1;
@@ -137,9 +115,36 @@ static int schema_version(struct store *st)
 	if (sqlite3_step(s) == SQLITE_ROW)
 		v = sqlite3_column_int(s, 0);
 	sqlite3_finalize(s);
-	if (v < 0)
-		return store_sqlfail(st, "cannot read the index");
-	return v;
+	return v < 0 ? store_sqlfail(st, "cannot read the index") : v;
+}
+
+/* Creates the schema, or replaces an older one: the index is derived data,
+ * so an upgrade drops it and the caller rebuilds it from git. Returns 1 if
+ * the tables were (re)created by us, 0 if another process did it first. */
+static int create_schema(struct store *st)
+{
+	static const char *const tables[] = { "runs", "files", "parts", "tags", "claims", "statcache" };
+	struct strbuf sql = STRBUF_INIT;
+	int rc = -1, v;
+	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
+		goto out;
+	v = read_version(st);
+	if (v < 0 || v >= SCHEMA_VERSION) {
+		rc = v < 0 ? -1 : 0;
+		store_exec(st, v < 0 ? "ROLLBACK" : "COMMIT");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
+		sb_addf(&sql, "DROP TABLE IF EXISTS %s;", tables[i]);
+	sb_addf(&sql, "%s PRAGMA user_version=%d;", schema, SCHEMA_VERSION);
+	if (store_exec(st, sql.buf) < 0 || store_exec(st, "COMMIT") < 0) {
+		store_exec(st, "ROLLBACK");
+		goto out;
+	}
+	rc = 1;
+out:
+	sb_release(&sql);
+	return rc;
 }
 
 int store_open(const char *dir, int flags, struct store **out, int *created)
@@ -180,18 +185,22 @@ int store_open(const char *dir, int flags, struct store **out, int *created)
 		goto out;
 	}
 	sqlite3_busy_timeout(st->db, 30000);
+	/* Keep the -wal file when the last connection closes: deleting and
+	 * recreating it on every command costs more than a whole lookup.
+	 * store_close() truncates it after writes instead. */
+	int persist = 1;
+	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	/* WAL with synchronous=NORMAL: a crash may lose the last transactions but
 	 * never corrupts; the index can be rebuilt from git anyway. */
 	if (store_exec(st, "PRAGMA synchronous=NORMAL") < 0)
 		goto out;
-	int v = schema_version(st);
+	int v = read_version(st);
 	if (v < 0)
 		goto out;
-	if (v == 0) {
-		if (create_schema(st) < 0)
-			goto out;
-		/* An index that went missing is rebuilt from the refs. */
-		if (!fresh && store_reindex(st, NULL) < 0)
+	if (v < SCHEMA_VERSION) {
+		/* missing (deleted) or from an older cashet: rebuilt from the refs */
+		int made = create_schema(st);
+		if (made < 0 || (made == 1 && !fresh && store_reindex(st, NULL) < 0))
 			goto out;
 	} else if (v > SCHEMA_VERSION) {
 		err_set("%s: index made by a newer cashet (schema %d)", p.buf, v);
@@ -221,8 +230,19 @@ void store_close(struct store *st)
 	sqlite3_finalize(st->q_stat);
 	sqlite3_finalize(st->q_lookup);
 	sqlite3_finalize(st->q_files);
-	if (st->db)
+	if (st->db) {
+		/* A non-empty WAL would be re-read and checkpointed (with fsyncs) by
+		 * every later command: empty it now, unless a reader is busy. */
+		struct strbuf wal = STRBUF_INIT;
+		struct stat sb;
+		sb_addf(&wal, "%s/index.db-wal", st->dir);
+		if (stat(wal.buf, &sb) == 0 && sb.st_size > 0) {
+			sqlite3_busy_timeout(st->db, 0);
+			sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		}
+		sb_release(&wal);
 		sqlite3_close(st->db);
+	}
 	free(st->dir);
 	free(st->root);
 	free(st->tmp);
@@ -314,12 +334,14 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 	r->expires_ms = sqlite3_column_int64(s, c + 13);
 }
 
-int store_load_files(struct store *st, struct run_record *r)
+int store_load_files(struct store *st, struct run_record *r, int all)
 {
 	if (store_prepare(st, &st->q_files,
-		    "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 ORDER BY kind, path") < 0)
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 AND kind<=?2"
+		    " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
+	sqlite3_bind_int(st->q_files, 2, all ? FILE_SOURCE : FILE_OUTPUT);
 	int rc;
 	while ((rc = sqlite3_step(st->q_files)) == SQLITE_ROW) {
 		sqlite3_stmt *s = st->q_files;
@@ -363,7 +385,8 @@ int store_lookup(struct store *st, const struct digest *fp, int allow_failed, in
 		return 0;
 	if (rc != SQLITE_ROW)
 		return store_sqlfail(st, "lookup");
-	if (store_load_files(st, r) < 0)
+	/* a hit replays streams and outputs: sources are not needed */
+	if (store_load_files(st, r, 0) < 0)
 		return -1;
 	return 1;
 }
@@ -391,7 +414,7 @@ static int load_one(struct store *st, const char *sql, const void *key, int keyl
 static int load_details(struct store *st, struct run_record *r)
 {
 	sqlite3_stmt *s;
-	if (store_load_files(st, r) < 0)
+	if (store_load_files(st, r, 1) < 0)
 		return -1;
 	if (sqlite3_prepare_v2(st->db, "SELECT kind, name, hash, detail FROM parts WHERE run=?1 ORDER BY seq", -1, &s,
 			       NULL) != SQLITE_OK)

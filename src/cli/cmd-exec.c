@@ -31,6 +31,7 @@ struct exec_opts {
 
 static const char exec_usage[] =
 	"usage: cashet exec [options] -- COMMAND [ARGS...]\n"
+	"       cashet why [options] -- COMMAND [ARGS...]   (exec --explain: nothing runs)\n"
 	"  -i, --input PATH       hash a file, directory or glob as an input (repeatable)\n"
 	"  -o, --output PATH      store and restore an output file or directory (repeatable)\n"
 	"  -e, --env NAME         hash an environment variable or pattern (repeatable)\n"
@@ -42,6 +43,7 @@ static const char exec_usage[] =
 	"  -n, --name NAME        name the run\n"
 	"      --ttl DURATION     do not replay the run after DURATION (e.g. 12h)\n"
 	"      --timeout DURATION kill the command's process group after DURATION (exit 124)\n"
+	"      --kill-after DURATION  after a timeout, SIGKILL this long after SIGTERM (default 5s)\n"
 	"      --retries N        retry a failing command up to N times, backing off\n"
 	"      --cache-failures   replay failed runs too\n"
 	"  -f, --force            run even if cached; the new run is replayed from then on\n"
@@ -92,7 +94,7 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 	o->grace_ms = 5000;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+i:o:e:p:t:n:fvh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:i:o:e:p:t:n:fvh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'i':
 			sv_push(&o->spec.inputs, optarg);
@@ -401,10 +403,10 @@ static int store_outcome(struct store *st, const struct exec_opts *o, struct run
 		f->size = caps[k]->size;
 	}
 	if (r->ok && outputs_collect(st, &o->spec.outputs, r) < 0)
+		return -2;
+	if (outputs_add_sources(st, r) < 0 || store_save(st, r) < 0)
 		return -1;
-	if (outputs_add_sources(st, r) < 0)
-		return -1;
-	return store_save(st, r);
+	return 0;
 }
 
 /* Prints the explanation; returns 0 if it would hit, 1 if it would run. */
@@ -487,7 +489,14 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	if (found < 0)
 		goto fail;
 	int created = 0;
-	if (store_open(dir.buf, STORE_CREATE, &st, &created) < 0)
+	if (found == 1 && o.explain) {
+		/* explaining never creates a store */
+		puts(o.json ? "{\"hit\":false,\"run\":null,\"reasons\":[\"never run before (no store)\"]}"
+			    : "run:\n  never run before (no store)");
+		rc = 1;
+		goto done;
+	}
+	if (store_open(dir.buf, o.explain ? 0 : STORE_CREATE, &st, &created) < 0)
 		goto fail;
 	if (created)
 		fprintf(stderr, "cashet: created a new store in %s\n", dir.buf);
@@ -533,7 +542,11 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 		 * again once we hold the claim: it may have finished between our
 		 * lookup and our claim. */
 		for (;;) {
-			int c = claim_acquire(st, &r.fp, &me);
+			int c = claim_acquire(st, &r.fp, &me, run_pending_signal);
+			if (c == 2) {
+				rc = 128 + run_pending_signal();
+				goto done;
+			}
 			if (c < 0)
 				goto fail;
 			claimed = c == 0;
@@ -555,6 +568,11 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	}
 
 	store_sweep_tmp(st);
+	if (run_pending_signal()) {
+		/* interrupted while hashing or waiting: nothing ran, nothing to store */
+		rc = 128 + run_pending_signal();
+		goto done;
+	}
 	int64_t started = now_ms();
 	int sr = run_with_retries(st, &o, stdin_fd, claimed ? &beat : NULL, &out);
 	have_out = sr >= 0;
@@ -573,10 +591,15 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	rc = out.status;
 	if (o.no_cache)
 		goto done;
-	if (store_outcome(st, &o, &r, &out, started) < 0) {
+	int so = store_outcome(st, &o, &r, &out, started);
+	if (so == -2) {
+		/* the command did not do what was declared: an error, not a result */
+		fprintf(stderr, "cashet: %s\n", err_msg());
+		rc = out.status ? out.status : 1;
+		goto done;
+	}
+	if (so < 0) {
 		fprintf(stderr, "cashet: warning: result not stored: %s\n", err_msg());
-		if (out.status == 0)
-			rc = 1;
 		goto done;
 	}
 	claimed = 0;

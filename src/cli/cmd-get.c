@@ -58,7 +58,7 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 			dest = optarg;
 			break;
 		case 'h':
-			puts("usage: cashet get HASH [--stdout | --stderr | --file PATH] [-o FILE]");
+			puts("usage: cashet get HASH [--stdout | --stderr | --file PATH] [-o|--output FILE]");
 			return 0;
 		default:
 			return cli_usage("get", "unknown option or missing value: '%s'", argv[optind - 1]);
@@ -89,7 +89,10 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 			rc = 0;
 		}
 	} else {
-		rc = store_blob_to_fd(st, f, STDOUT_FILENO) < 0 ? cli_fail(1) : 0;
+		/* verified in full before the first byte goes out */
+		rc = store_blob_read(st, f, &tmp) < 0 || write_all(STDOUT_FILENO, tmp.buf ? tmp.buf : "", tmp.len) < 0
+			     ? cli_fail(1)
+			     : 0;
 	}
 	sb_release(&tmp);
 out:

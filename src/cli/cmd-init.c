@@ -1,6 +1,7 @@
 /* cashet init: create a store (.cashet in the current directory, or --store DIR). */
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int cmd_init(struct cli *cli, int argc, char **argv)
@@ -18,7 +19,9 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 			return cli_usage("init", "unexpected argument '%s'", argv[i]);
 		explicit_dir = argv[i];
 	}
-	if (!explicit_dir) {
+	if (!explicit_dir)
+		explicit_dir = getenv("CASHET_DIR");
+	if (!explicit_dir || !*explicit_dir) {
 		/* init means here, not in a parent that already has a store */
 		explicit_dir = STORE_DIRNAME;
 	}

@@ -104,7 +104,7 @@ int cmd_log(struct cli *cli, int argc, char **argv)
 			lc.json = 1;
 			break;
 		case 'h':
-			puts("usage: cashet log [-n N] [--name NAME] [--cmd TEXT] [--status ok|failed] [--tag K=V|K]... [--json]");
+			puts("usage: cashet log [-n|--limit N] [--name NAME] [--cmd TEXT] [--status ok|failed] [--tag K=V|K]... [--json]");
 			rc = 0;
 			goto out;
 		default:

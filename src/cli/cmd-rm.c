@@ -1,4 +1,5 @@
-/* cashet rm HASH...: forget runs (index rows and their refs); gc frees the objects. */
+/* cashet rm HASH...: forget runs: their index rows and refs/cashet/runs/ refs go, so
+ * they are never replayed; the commits stay in the lineage of later runs. */
 #include "cli.h"
 
 #include <string.h>

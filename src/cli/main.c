@@ -124,6 +124,33 @@ void fmt_duration(int64_t ms, char *buf, size_t len)
 		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
 }
 
+/* `--store DIR` is accepted after the command name too (exec and why parse
+ * it themselves, since everything after their `--` is the command's). */
+static int take_store_opt(struct cli *cli, const struct command *c, int argc, char **argv)
+{
+	if (c->fn == cmd_exec || c->fn == cmd_why)
+		return argc;
+	int out = 1;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
+			cli->store_opt = argv[++i];
+			continue;
+		}
+		if (!strncmp(argv[i], "--store=", 8)) {
+			cli->store_opt = argv[i] + 8;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	argv[out] = NULL;
+	return out;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
@@ -157,7 +184,7 @@ int main(int argc, char **argv)
 	}
 	for (const struct command *c = commands; c->name; c++)
 		if (!strcmp(c->name, argv[i]))
-			return c->fn(&cli, argc - i, argv + i);
+			return c->fn(&cli, take_store_opt(&cli, c, argc - i, argv + i), argv + i);
 	fprintf(stderr, "cashet: '%s' is not a cashet command (see 'cashet --help')\n", argv[i]);
 	return 2;
 }

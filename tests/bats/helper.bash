@@ -2,13 +2,18 @@
 # directory with the cashet binary from this checkout first on PATH.
 bats_load_library bats-support
 bats_load_library bats-assert
+bats_require_minimum_version 1.5.0
 
-CASHET_BUILD="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+# CASHET_TEST_BUILD points the suite at another build (a directory holding
+# cashet and cashet-git.so); by default the binary of this checkout is used.
+CASHET_BUILD="${CASHET_TEST_BUILD:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}"
 export PATH="$CASHET_BUILD:$PATH"
 
 common_setup() {
 	unset CASHET_DIR CASHET_LOG
 	export CASHET_RETRY_BASE_MS=10
+	# stdin is part of the fingerprint: never inherit whatever bats was given.
+	exec </dev/null
 	cd "$BATS_TEST_TMPDIR" || return 1
 	mkdir -p proj && cd proj || return 1
 }
@@ -25,4 +30,71 @@ counted() {
 
 run_count() {
 	if [ -f runs.count ]; then wc -l < runs.count | tr -d ' '; else echo 0; fi
+}
+
+teardown() {
+	kill_started
+}
+
+# --- helpers added for the CLI suite ----------------------------------------
+
+# Background work a test starts is registered here (a pid or a process group
+# as -PGID) and killed by teardown, so a failing test never leaves sleepers.
+track_pid() {
+	echo "$1" >> "$BATS_TEST_TMPDIR/started.pids"
+}
+
+kill_started() {
+	local p
+	[ -f "$BATS_TEST_TMPDIR/started.pids" ] || return 0
+	while read -r p; do
+		[ -n "$p" ] && kill -KILL -- "$p" 2>/dev/null
+	done < "$BATS_TEST_TMPDIR/started.pids"
+	rm -f "$BATS_TEST_TMPDIR/started.pids"
+	return 0
+}
+
+# The verdict of one exec: prints "hit" or "miss" (from cashet -v). The
+# command's own output is discarded.
+verdict() {
+	cashet exec -v "$@" 2>&1 >/dev/null | sed -n -E 's/^cashet: (hit|miss|forced|no-cache|waited for) .*/\1/p' | head -n 1
+}
+
+# Hash of the newest run (full 40 hex digits).
+last_hash() {
+	cashet log -n 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["hash"])'
+}
+
+# Number of runs in the store.
+log_count() {
+	cashet log --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
+}
+
+# json_field EXPR: evaluates a Python expression on the JSON read from stdin (j).
+json_field() {
+	python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+}
+
+# wait_for_file FILE [TENTHS]: waits until FILE exists and is not empty
+# (default at most 10 s); fails otherwise.
+wait_for_file() {
+	local i=0 max=${2:-100}
+	while [ ! -s "$1" ]; do
+		i=$((i + 1))
+		[ "$i" -gt "$max" ] && return 1
+		sleep 0.1
+	done
+}
+
+# pid_gone PID: true once PID has exited. A zombie counts as gone: it is
+# dead, and reaping orphans is init's business, which may be slow.
+pid_gone() {
+	local i=0 state
+	while kill -0 "$1" 2>/dev/null; do
+		state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null)
+		[ "$state" = Z ] && return 0
+		i=$((i + 1))
+		[ "$i" -gt 30 ] && return 1
+		sleep 0.1
+	done
 }

@@ -1,0 +1,146 @@
+# bash completion for cashet, the memoizing command wrapper.
+# Installed as share/bash-completion/completions/cashet; or source it.
+# Keep in step with src/cli/*.c: tests/bats/90-docs.bats checks that every
+# command and every option that `cashet CMD --help` prints is here.
+
+# Hashes of the newest runs, for show/get/rm. The store is the one the
+# command line names with --store, if any.
+_cashet_runs()
+{
+	"$1" ${2:+--store "$2"} log -n 50 2>/dev/null | awk 'NR>1{print $1}'
+}
+
+_cashet_files()
+{
+	compopt -o filenames 2>/dev/null
+	COMPREPLY=($(compgen -f -- "$1"))
+}
+
+_cashet_dirs()
+{
+	compopt -o filenames 2>/dev/null
+	COMPREPLY=($(compgen -d -- "$1"))
+}
+
+_cashet()
+{
+	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
+	local prog=${COMP_WORDS[0]} store="" cmd="" cmd_at=0 i w
+	local commands="init exec why log show get rm stats reindex help"
+
+	# "--opt=value" arrives as three words: "--opt" "=" "value".
+	if [[ $prev == = ]] && ((COMP_CWORD > 1)); then
+		prev=${COMP_WORDS[COMP_CWORD - 2]}
+	fi
+
+	# Global options come before the command.
+	for ((i = 1; i < COMP_CWORD; i++)); do
+		w=${COMP_WORDS[i]}
+		case $w in
+		--store)
+			if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
+			store=${COMP_WORDS[i + 1]}
+			((i++))
+			;;
+		-*) ;;
+		*) cmd=$w; cmd_at=$i; break ;;
+		esac
+	done
+
+	if [[ -z $cmd ]]; then
+		case $prev in
+		--store) _cashet_dirs "$cur"; return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--store --help --version" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+		fi
+		return
+	fi
+
+	case $cmd in
+	exec | why)
+		# Find where the wrapped command starts: after "--" or at the
+		# first word that is neither an option nor an option's value.
+		local start=0
+		for ((i = cmd_at + 1; i < COMP_CWORD; i++)); do
+			w=${COMP_WORDS[i]}
+			case $w in
+			--) start=$((i + 1)); break ;;
+			-i | -o | -e | -p | -t | -n | --input | --output | --env | --param | --env-file | \
+				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store)
+				if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
+				((i++))
+				;;
+			-*) ;;
+			*) start=$i; break ;;
+			esac
+		done
+		if ((start > 0)); then
+			if ((start == COMP_CWORD)); then
+				COMPREPLY=($(compgen -c -- "$cur"))
+			else
+				_cashet_files "$cur"
+			fi
+			return
+		fi
+		case $prev in
+		-i | --input | -o | --output | -p | --param | --env-file | --dep) _cashet_files "$cur"; return ;;
+		--store) _cashet_dirs "$cur"; return ;;
+		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
+		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
+				--dep --raw-sources -t --tag -n --name
+				--ttl --timeout --kill-after --retries --cache-failures -f --force
+				--no-cache --no-stdin --store -v --verbose --explain --json -h --help --" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -c -- "$cur"))
+		fi
+		;;
+	init)
+		[[ $cur == -* ]] && COMPREPLY=($(compgen -W "-h --help" -- "$cur")) || _cashet_dirs "$cur"
+		;;
+	log)
+		case $prev in
+		--status) COMPREPLY=($(compgen -W "ok failed" -- "$cur")); return ;;
+		-n | --limit | --name | --cmd | -t | --tag) return ;;
+		esac
+		COMPREPLY=($(compgen -W "-n --limit --name --cmd --status -t --tag --json -h --help" -- "$cur"))
+		;;
+	show)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--json -h --help" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$(_cashet_runs "$prog" "$store")" -- "$cur"))
+		fi
+		;;
+	get)
+		case $prev in
+		--file | -o | --output) _cashet_files "$cur"; return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--stdout --stderr --file -o --output -h --help" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$(_cashet_runs "$prog" "$store")" -- "$cur"))
+		fi
+		;;
+	rm)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$(_cashet_runs "$prog" "$store")" -- "$cur"))
+		fi
+		;;
+	stats)
+		COMPREPLY=($(compgen -W "--json -h --help" -- "$cur"))
+		;;
+	reindex)
+		COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
+		;;
+	esac
+}
+
+complete -F _cashet cashet

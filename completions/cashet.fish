@@ -1,0 +1,187 @@
+# fish completion for cashet, the memoizing command wrapper.
+# Installed as share/fish/vendor_completions.d/cashet.fish.
+# Keep in step with src/cli/*.c: tests/bats/90-docs.bats checks that every
+# command and every option that `cashet CMD --help` prints is here.
+
+# The subcommand: the first word after cashet's global options.
+function __cashet_subcommand
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l skip 0
+    for t in $tokens
+        if test $skip = 1
+            set skip 0
+            continue
+        end
+        switch $t
+            case --store
+                set skip 1
+            case '-*'
+            case '*'
+                echo $t
+                return 0
+        end
+    end
+    return 1
+end
+
+function __cashet_using
+    set -l sub (__cashet_subcommand)
+    or return 1
+    contains -- $sub $argv
+end
+
+# The store named with --store on the command line, if any.
+function __cashet_store_args
+    set -l tokens (commandline -opc)
+    set -l i 1
+    for t in $tokens
+        set i (math $i + 1)
+        switch $t
+            case --store
+                if set -q tokens[$i]
+                    echo --store
+                    echo $tokens[$i]
+                end
+                return
+            case '--store=*'
+                echo --store
+                string replace -- --store= '' $t
+                return
+        end
+    end
+end
+
+# For exec and why: the words of the wrapped command typed so far (after
+# "--" or from the first word that is not an option or an option's value).
+# Fails while the cursor is still among cashet's own options.
+function __cashet_wrapped
+    __cashet_using exec why; or return 1
+    set -l tokens (commandline -opc)
+    set -l cur (commandline -ct)
+    # drop "cashet", the global options and the subcommand
+    while set -q tokens[1]
+        set -l t $tokens[1]
+        set -e tokens[1]
+        switch $t
+            case exec why
+                break
+            case --store
+                set -e tokens[1]
+        end
+    end
+    while set -q tokens[1]
+        set -l t $tokens[1]
+        switch $t
+            case --
+                set -e tokens[1]
+                printf '%s\n' $tokens
+                return 0
+            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store
+                # the cursor is on this option's value
+                set -q tokens[2]; or return 1
+                set -e tokens[1..2]
+            case '-*'
+                set -e tokens[1]
+            case '*'
+                printf '%s\n' $tokens
+                return 0
+        end
+    end
+    # no command word yet: the current word is the command unless it is an option
+    string match -q -- '-*' $cur; and return 1
+    return 0
+end
+
+function __cashet_complete_wrapped
+    set -l words (__cashet_wrapped)
+    if not set -q words[1]
+        complete -C (commandline -ct)
+    else
+        complete -C "$words "(commandline -ct)
+    end
+end
+
+function __cashet_runs
+    set -l cmd (commandline -opc)
+    $cmd[1] (__cashet_store_args) log -n 50 2>/dev/null | awk 'NR>1{print $1}'
+end
+
+complete -c cashet -f
+
+# global options and commands
+complete -c cashet -n "not __cashet_subcommand" -l store -x -a '(__fish_complete_directories)' -d 'Use the store at DIR'
+complete -c cashet -n "not __cashet_subcommand" -s h -l help -d 'List the commands'
+complete -c cashet -n "not __cashet_subcommand" -l version -d 'Print the version'
+complete -c cashet -n "not __cashet_subcommand" -a init -d 'Create a store in the current directory'
+complete -c cashet -n "not __cashet_subcommand" -a exec -d 'Run a command, or replay its cached result'
+complete -c cashet -n "not __cashet_subcommand" -a why -d 'Say whether a command would hit, and what changed if not'
+complete -c cashet -n "not __cashet_subcommand" -a log -d 'List runs, newest first'
+complete -c cashet -n "not __cashet_subcommand" -a show -d 'Show everything about a run'
+complete -c cashet -n "not __cashet_subcommand" -a get -d "Print a run's stdout, stderr or an output file"
+complete -c cashet -n "not __cashet_subcommand" -a rm -d 'Remove runs'
+complete -c cashet -n "not __cashet_subcommand" -a stats -d 'Show store statistics'
+complete -c cashet -n "not __cashet_subcommand" -a reindex -d 'Rebuild the index from the git store'
+complete -c cashet -n "not __cashet_subcommand" -a help -d 'List the commands'
+
+# exec and why (the same options), then the wrapped command
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s i -l input -r -F -d 'Hash a file, directory or glob as an input'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s o -l output -r -F -d 'Store and restore an output file or directory'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s e -l env -x -a '(set -n -x)' -d 'Hash an environment variable or pattern'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s p -l param -r -F -d 'Hash one value of a TOML or JSON parameters file (FILE:KEY)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l env-file -r -F -d 'Set and hash NAME=VALUE lines, hash NAME lines'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l dep -r -F -d 'Hash another source file or glob, following its imports'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l raw-sources -d 'Hash scripts byte for byte (no canonicalization)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s t -l tag -x -d 'Tag the run: KEY=VALUE or KEY (not part of the key)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s n -l name -x -d 'Name the run'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l ttl -x -d 'Do not replay the run after DURATION (e.g. 12h)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l timeout -x -d "Kill the command's process group after DURATION (exit 124)"
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l kill-after -x -d 'Grace period between TERM and KILL after a timeout'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l retries -x -d 'Retry a failing command up to N times, backing off'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l cache-failures -d 'Replay failed runs too'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s f -l force -d 'Run even if cached; the new run is replayed from then on'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-cache -d 'Always run, store nothing'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-stdin -d 'Do not read or hash stdin; the command gets /dev/null'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l store -x -a '(__fish_complete_directories)' -d 'Use the store at DIR'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s v -l verbose -d 'Say hit or miss (and why) and the run hash on stderr'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l explain -d 'Do not run: say whether it would hit, and if not, what changed'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l json -d 'With --explain: print JSON'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_wrapped" -x -a '(__cashet_complete_wrapped)'
+
+# init
+complete -c cashet -n "__cashet_using init" -x -a '(__fish_complete_directories)' -d 'Store directory'
+complete -c cashet -n "__cashet_using init" -s h -l help -d 'Show usage'
+
+# log
+complete -c cashet -n "__cashet_using log" -s n -l limit -x -d 'Show at most N runs'
+complete -c cashet -n "__cashet_using log" -l name -x -d 'Only runs with this name'
+complete -c cashet -n "__cashet_using log" -l cmd -x -d 'Only runs whose command line contains TEXT'
+complete -c cashet -n "__cashet_using log" -l status -x -a 'ok failed' -d 'Only completed or only failed runs'
+complete -c cashet -n "__cashet_using log" -s t -l tag -x -d 'Only runs with this tag: KEY=VALUE or KEY'
+complete -c cashet -n "__cashet_using log" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using log" -s h -l help -d 'Show usage'
+
+# show
+complete -c cashet -n "__cashet_using show" -x -a '(__cashet_runs)' -d 'Run'
+complete -c cashet -n "__cashet_using show" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using show" -s h -l help -d 'Show usage'
+
+# get
+complete -c cashet -n "__cashet_using get" -x -a '(__cashet_runs)' -d 'Run'
+complete -c cashet -n "__cashet_using get" -l stdout -d "The run's standard output (default)"
+complete -c cashet -n "__cashet_using get" -l stderr -d "The run's standard error"
+complete -c cashet -n "__cashet_using get" -l file -r -F -d 'A declared output file of the run'
+complete -c cashet -n "__cashet_using get" -s o -l output -r -F -d 'Write to FILE instead of stdout'
+complete -c cashet -n "__cashet_using get" -s h -l help -d 'Show usage'
+
+# rm
+complete -c cashet -n "__cashet_using rm" -x -a '(__cashet_runs)' -d 'Run'
+complete -c cashet -n "__cashet_using rm" -s h -l help -d 'Show usage'
+
+# stats
+complete -c cashet -n "__cashet_using stats" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using stats" -s h -l help -d 'Show usage'
+
+# reindex
+complete -c cashet -n "__cashet_using reindex" -s h -l help -d 'Show usage'

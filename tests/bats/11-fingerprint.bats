@@ -1,0 +1,311 @@
+#!/usr/bin/env bats
+# The fingerprint: what decides between a hit and a miss. cashet hashes the
+# argv, the working directory (relative to the project root), the content
+# of the executable, arguments that name files, declared inputs (-i),
+# declared environment variables (-e), stdin when it is piped or a file,
+# and the declared outputs (-o). Everything else (undeclared environment,
+# tags, names, timestamps) is not part of the key. Each test checks both
+# directions: a change that matters is a miss, a non-change is a hit.
+
+load helper
+
+setup() {
+	common_setup
+	cashet init > /dev/null
+}
+
+@test "a different argv is a miss, the same argv a hit" {
+	[ "$(verdict -- echo a)" = miss ]
+	[ "$(verdict -- echo a)" = hit ]
+	[ "$(verdict -- echo b)" = miss ]
+	[ "$(verdict -- echo a b)" = miss ]
+	# argument boundaries matter, not just the joined text
+	[ "$(verdict -- echo "a b")" = miss ]
+	[ "$(verdict -- echo a)" = hit ]
+}
+
+@test "an argument naming a file: content change is a miss, touch is a hit" {
+	echo one > data.txt
+	[ "$(verdict -- cat data.txt)" = miss ]
+	[ "$(verdict -- cat data.txt)" = hit ]
+	touch data.txt
+	[ "$(verdict -- cat data.txt)" = hit ]
+	touch -d '2001-02-03 04:05:06' data.txt
+	[ "$(verdict -- cat data.txt)" = hit ]
+	# same size, changed at once: no timestamp granularity trick hides it
+	echo two > data.txt
+	[ "$(verdict -- cat data.txt)" = miss ]
+	run cashet exec -- cat data.txt
+	assert_output two
+}
+
+@test "a same-size edit with the old mtime put back is still a miss" {
+	echo aaaa > data.txt
+	touch -d '2001-02-03 04:05:06' data.txt
+	# two runs: the second may use the stat cache entry written by the first
+	[ "$(verdict -- cat data.txt)" = miss ]
+	[ "$(verdict -- cat data.txt)" = hit ]
+	echo bbbb > data.txt
+	touch -d '2001-02-03 04:05:06' data.txt
+	[ "$(verdict -- cat data.txt)" = miss ]
+	run cashet exec -- cat data.txt
+	assert_output bbbb
+}
+
+@test "-i FILE: content matters, the mode bit +x too" {
+	echo v1 > conf
+	[ "$(verdict -i conf -- echo x)" = miss ]
+	[ "$(verdict -i conf -- echo x)" = hit ]
+	echo v2 > conf
+	[ "$(verdict -i conf -- echo x)" = miss ]
+	chmod +x conf
+	[ "$(verdict -i conf -- echo x)" = miss ]
+	[ "$(verdict -i conf -- echo x)" = hit ]
+	# declaring the input at all changes the key
+	[ "$(verdict -- echo x)" = miss ]
+}
+
+@test "-i DIR: adding, changing or deleting a file below is a miss" {
+	mkdir -p src/sub
+	echo a > src/a.c
+	echo b > src/sub/b.c
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	echo c > src/sub/c.c
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	echo B > src/sub/b.c
+	[ "$(verdict -i src -- echo build)" = miss ]
+	rm src/a.c
+	[ "$(verdict -i src -- echo build)" = miss ]
+	mkdir src/empty
+	[ "$(verdict -i src -- echo build)" = miss ]
+	mv src/sub/c.c src/sub/d.c
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	touch src/sub/d.c
+	[ "$(verdict -i src -- echo build)" = hit ]
+}
+
+@test "-i . does not hash the store itself" {
+	echo a > a
+	[ "$(verdict -i . -- echo whole)" = miss ]
+	# the store changed (a run was written), the project did not
+	[ "$(verdict -i . -- echo whole)" = hit ]
+}
+
+@test "-i 'GLOB': a new matching file is a miss, a non-matching one is not" {
+	touch a.log
+	[ "$(verdict -i '*.log' -- echo g)" = miss ]
+	[ "$(verdict -i '*.log' -- echo g)" = hit ]
+	touch b.log
+	[ "$(verdict -i '*.log' -- echo g)" = miss ]
+	touch c.txt
+	[ "$(verdict -i '*.log' -- echo g)" = hit ]
+	echo changed > a.log
+	[ "$(verdict -i '*.log' -- echo g)" = miss ]
+	rm a.log b.log
+	[ "$(verdict -i '*.log' -- echo g)" = miss ]
+	[ "$(verdict -i '*.log' -- echo g)" = hit ]
+}
+
+@test "-i with a missing path fails before running (exit 125), a dangling symlink is an input" {
+	run --separate-stderr cashet exec -i nothing-here -- sh -c "$(counted 'echo x')"
+	assert_failure 125
+	[[ "$stderr" == *"nothing-here"* ]]
+	[ "$(run_count)" = 0 ]
+	ln -s target1 link
+	[ "$(verdict -i link -- echo l)" = miss ]
+	[ "$(verdict -i link -- echo l)" = hit ]
+	ln -sfn target2 link
+	[ "$(verdict -i link -- echo l)" = miss ]
+}
+
+@test "-e VAR: a changed value is a miss; unset and empty differ" {
+	V=1 run verdict -e V -- echo e
+	assert_output miss
+	V=1 run verdict -e V -- echo e
+	assert_output hit
+	V=2 run verdict -e V -- echo e
+	assert_output miss
+	unset V
+	run verdict -e V -- echo e
+	assert_output miss
+	run verdict -e V -- echo e
+	assert_output hit
+	V= run verdict -e V -- echo e
+	assert_output miss
+	V= run verdict -e V -- echo e
+	assert_output hit
+}
+
+@test "-e 'PATTERN': matching variables are hashed, others are not" {
+	export PAT_A=1
+	[ "$(verdict -e 'PAT_*' -- echo p)" = miss ]
+	[ "$(verdict -e 'PAT_*' -- echo p)" = hit ]
+	export PAT_A=2
+	[ "$(verdict -e 'PAT_*' -- echo p)" = miss ]
+	export PAT_B=
+	[ "$(verdict -e 'PAT_*' -- echo p)" = miss ]
+	export OTHER_PAT_C=1 PATX=1
+	[ "$(verdict -e 'PAT_*' -- echo p)" = hit ]
+	# back to the earlier environment: the earlier run is replayed
+	unset PAT_B
+	[ "$(verdict -e 'PAT_*' -- echo p)" = hit ]
+	export PAT_A=3
+	[ "$(verdict -e 'PAT_*' -- echo p)" = miss ]
+}
+
+@test "an undeclared environment variable is not part of the key (documented)" {
+	U=1 run cashet exec -- sh -c "$(counted 'echo $U')"
+	assert_output 1
+	U=2 run cashet exec -- sh -c "$(counted 'echo $U')"
+	assert_output 1
+	[ "$(run_count)" = 1 ]
+}
+
+@test "piped stdin is hashed and still given to the command" {
+	echo a | cashet exec -- sh -c "$(counted 'cat')" > o1
+	echo a | cashet exec -- sh -c "$(counted 'cat')" > o2
+	echo b | cashet exec -- sh -c "$(counted 'cat')" > o3
+	[ "$(cat o1)" = a ]
+	[ "$(cat o2)" = a ]
+	[ "$(cat o3)" = b ]
+	[ "$(run_count)" = 2 ]
+	# an empty pipe is not the same as no stdin at all
+	: | cashet exec -- sh -c "$(counted 'cat')" > o4
+	[ "$(run_count)" = 3 ]
+	[ ! -s o4 ]
+}
+
+@test "large piped stdin is given to the command completely" {
+	head -c 500000 /dev/urandom > in.bin
+	cat in.bin | cashet exec -- cat > out.bin
+	cmp in.bin out.bin
+	cat in.bin | cashet exec -- cat > out2.bin
+	cmp in.bin out2.bin
+	[ "$(log_count)" = 1 ]
+}
+
+@test "stdin redirected from a file is hashed by content" {
+	echo one > in.txt
+	cashet exec -- sh -c "$(counted 'cat')" < in.txt > o1
+	cashet exec -- sh -c "$(counted 'cat')" < in.txt > o2
+	[ "$(run_count)" = 1 ]
+	echo two > in.txt
+	cashet exec -- sh -c "$(counted 'cat')" < in.txt > o3
+	[ "$(run_count)" = 2 ]
+	[ "$(cat o2)" = one ]
+	[ "$(cat o3)" = two ]
+}
+
+@test "--no-stdin: stdin is neither read nor hashed; the command reads /dev/null" {
+	echo a | cashet exec --no-stdin -- sh -c "$(counted 'cat; echo end')" > o1
+	echo b | cashet exec --no-stdin -- sh -c "$(counted 'cat; echo end')" > o2
+	[ "$(cat o1)" = end ]
+	[ "$(cat o2)" = end ]
+	[ "$(run_count)" = 1 ]
+}
+
+@test "the working directory matters: the same command in a subdirectory is a miss" {
+	mkdir sub
+	[ "$(verdict -- echo here)" = miss ]
+	cd sub
+	[ "$(verdict -- echo here)" = miss ]
+	[ "$(verdict -- echo here)" = hit ]
+	# the project's store was found and used; none was created here
+	[ ! -e .cashet ]
+	cd ..
+	[ "$(verdict -- echo here)" = hit ]
+	run cashet log --json
+	[ "$(echo "$output" | json_field 'len(j)')" = 2 ]
+	run cashet show --json "$(last_hash)"
+	[ "$(echo "$output" | json_field 'j["cwd"]')" = sub ]
+}
+
+@test "the executable's content matters: editing ./tool.sh is a miss" {
+	printf '#!/bin/sh\necho v1\n' > tool.sh
+	chmod +x tool.sh
+	run cashet exec -- ./tool.sh
+	assert_output v1
+	[ "$(verdict -- ./tool.sh)" = hit ]
+	printf '#!/bin/sh\necho v2\n' > tool.sh
+	run cashet exec -- ./tool.sh
+	assert_output v2
+}
+
+@test "a command found on PATH is hashed by content too" {
+	mkdir bin
+	printf '#!/bin/sh\necho v1\n' > bin/mytool
+	chmod +x bin/mytool
+	PATH="$PWD/bin:$PATH" run cashet exec -- mytool
+	assert_output v1
+	printf '#!/bin/sh\necho v2!\n' > bin/mytool
+	PATH="$PWD/bin:$PATH" run cashet exec -- mytool
+	assert_output v2!
+	run cashet show --json "$(last_hash)"
+	# named root-relative, whatever kind of part (exe, script) it is
+	[ "$(echo "$output" | json_field 'any(p["name"] == "bin/mytool" for p in j["parts"])')" = True ]
+}
+
+@test "declared outputs are part of the key" {
+	[ "$(verdict -o a -- sh -c 'touch a b')" = miss ]
+	[ "$(verdict -o a -- sh -c 'touch a b')" = hit ]
+	[ "$(verdict -o b -- sh -c 'touch a b')" = miss ]
+	[ "$(verdict -o a -o b -- sh -c 'touch a b')" = miss ]
+	[ "$(verdict -- sh -c 'touch a b')" = miss ]
+}
+
+@test "a declared output named as an argument is not an input" {
+	echo in > in.txt
+	[ "$(verdict -o out.txt -- cp in.txt out.txt)" = miss ]
+	# out.txt exists now; it must not change the key
+	[ "$(verdict -o out.txt -- cp in.txt out.txt)" = hit ]
+	echo edited > out.txt
+	[ "$(verdict -o out.txt -- cp in.txt out.txt)" = hit ]
+	[ "$(cat out.txt)" = in ]
+	echo in2 > in.txt
+	[ "$(verdict -o out.txt -- cp in.txt out.txt)" = miss ]
+	[ "$(cat out.txt)" = in2 ]
+}
+
+@test "two checkouts of the same project share hits for relative paths" {
+	mkdir src
+	echo 'int x;' > src/a.c
+	printf '#!/bin/sh\ncat "$@"\n' > build.sh
+	chmod +x build.sh
+	cashet exec -i src -o out.txt -- sh -c "$(counted './build.sh src/a.c > out.txt; echo built')" > /dev/null
+	cashet exec -- sh -c "$(counted 'cat src/a.c')" > /dev/null
+	[ "$(run_count)" = 2 ]
+	cd ..
+	cp -r proj proj2
+	cd proj2
+	rm out.txt
+	run cashet exec -i src -o out.txt -- sh -c "$(counted './build.sh src/a.c > out.txt; echo built')"
+	assert_output built
+	[ "$(cat out.txt)" = 'int x;' ]
+	run cashet exec -- sh -c "$(counted 'cat src/a.c')"
+	assert_output 'int x;'
+	[ "$(run_count)" = 2 ]
+	# a change in the copy is still seen
+	echo 'int y;' > src/a.c
+	run cashet exec -i src -o out.txt -- sh -c "$(counted './build.sh src/a.c > out.txt; echo built')"
+	[ "$(run_count)" = 3 ]
+	[ "$(cat out.txt)" = 'int y;' ]
+	# and the original checkout is untouched
+	[ "$(cat ../proj/out.txt)" = 'int x;' ]
+}
+
+@test "show lists the parts of the fingerprint" {
+	echo c > conf
+	V=1 cashet exec -i conf -e V -o out -- sh -c 'touch out' < /dev/null
+	run cashet show "$(last_hash)"
+	assert_success
+	assert_line --regexp '^  argv +[0-9a-f]{32}  sh -c '"'"'touch out'"'"'$'
+	assert_line --regexp '^  cwd +[0-9a-f]{32}  \.$'
+	assert_line --regexp '^  exe +[0-9a-f]{32}  /.*/sh$'
+	assert_line --regexp '^  input +[0-9a-f]{32}  conf$'
+	assert_line --regexp '^  env +[0-9a-f]{32}  V$'
+	assert_line --regexp '^  output +[0-9a-f]{32}  out$'
+	refute_line --regexp '^  stdin '
+}
