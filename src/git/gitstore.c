@@ -2,7 +2,7 @@
  * A run is a commit whose tree holds meta, stdout, stderr and files/...;
  * its parent is the previous run of the same command line, and
  * refs/cashet/runs/<id> keeps each run reachable until it is removed. */
-#include "gitmod.h"
+#include "git/gitint.h"
 
 #include <git2.h>
 #include <git2/sys/repository.h>
@@ -12,16 +12,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static git_repository *repo;
-static char *repo_dir;
+git_repository *repo;
+char *repo_dir;
 
-static int git_fail(const char *what)
+int git_fail(const char *what)
 {
 	const git_error *e = git_error_last();
 	return err_set("%s: %s", what, e && e->message ? e->message : "libgit2 error");
 }
 
-static int open_repo(const char *dir)
+int open_repo(const char *dir)
 {
 	if (repo && !strcmp(repo_dir, dir))
 		return 0;
@@ -37,7 +37,7 @@ static int open_repo(const char *dir)
 	return 0;
 }
 
-static int gs_init(const char *dir)
+int gs_init(const char *dir)
 {
 	git_libgit2_init();
 	git_repository *r = NULL;
@@ -93,7 +93,7 @@ static void line_ref(const struct run_record *r, struct strbuf *sb)
 	sb_addf(sb, "refs/cashet/lines/%s", hx);
 }
 
-static int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t metalen)
+int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t metalen)
 {
 	git_index *idx = NULL;
 	git_tree *tree = NULL;
@@ -181,7 +181,7 @@ out:
 	return rc;
 }
 
-static int gs_read_blob(const char *dir, const char *hex, struct strbuf *out)
+int gs_read_blob(const char *dir, const char *hex, struct strbuf *out)
 {
 	git_oid oid;
 	git_blob *blob = NULL;
@@ -201,7 +201,7 @@ static int list_cb(const char *name, void *payload)
 	return 0;
 }
 
-static int gs_list_runs(const char *dir, struct strvec *out)
+int gs_list_runs(const char *dir, struct strvec *out)
 {
 	if (open_repo(dir) < 0)
 		return -1;
@@ -239,7 +239,7 @@ static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
 	return w->rc < 0 ? -1 : 0;
 }
 
-static int gs_load_run(const char *dir, const char *hash, struct strbuf *meta, struct run_record *r)
+int gs_load_run(const char *dir, const char *hash, struct strbuf *meta, struct run_record *r)
 {
 	git_oid oid;
 	git_commit *c = NULL;
@@ -269,7 +269,7 @@ out:
 	return rc;
 }
 
-static int gs_delete_run(const char *dir, const char *hash)
+int gs_delete_run(const char *dir, const char *hash)
 {
 	struct strbuf name = STRBUF_INIT;
 	int rc = 0;
@@ -314,7 +314,7 @@ static int line_cb(const git_diff_delta *d, const git_diff_hunk *h, const git_di
 	return 0;
 }
 
-static int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
+int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
 			struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch)
 {
 	git_diff_options opts;
@@ -327,21 +327,4 @@ static int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, 
 		sb_addf(patch, "--- a/%s\n+++ b/%s\n", label, label);
 	int rc = git_diff_buffers(a, alen, label, b, blen, label, &opts, NULL, NULL, hunk_cb, line_cb, &c);
 	return rc < 0 ? git_fail("diff") : 0;
-}
-
-static const struct gitmod module = {
-	.abi = GITMOD_ABI,
-	.init = gs_init,
-	.save_run = gs_save_run,
-	.read_blob = gs_read_blob,
-	.list_runs = gs_list_runs,
-	.load_run = gs_load_run,
-	.delete_run = gs_delete_run,
-	.diff_text = gs_diff_text,
-};
-
-const struct gitmod *cashet_gitmod(void);
-const struct gitmod *cashet_gitmod(void)
-{
-	return &module;
 }
