@@ -50,10 +50,10 @@ $(O)/%.o: %.c $(wildcard src/*.h src/cli/*.h src/git/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-# The git module calls back into a few helpers of the binary: only those
-# are exported (src/exports.list), not the statically linked libraries.
-cashet: $(CORE_OBJ) $(CLI_OBJ) src/exports.list
-	$(CC) $(LDFLAGS) -Wl,--dynamic-list=src/exports.list -o $@ $(CORE_OBJ) $(CLI_OBJ) $(CORE_LIBS)
+# The git module calls back into cashet's own helpers (util, record), so
+# they are exported; the statically linked libraries are not (--exclude-libs).
+cashet: $(CORE_OBJ) $(CLI_OBJ)
+	$(CC) $(LDFLAGS) -rdynamic -Wl,--exclude-libs,ALL -o $@ $^ $(CORE_LIBS)
 
 cashet-git.so: $(GIT_OBJ)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(GIT_LIBS)

@@ -26,7 +26,7 @@ _cashet()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
 	local prog=${COMP_WORDS[0]} store="" cmd="" cmd_at=0 i w
-	local commands="init exec why log show get rm stats reindex help"
+	local commands="init exec why log show diff history get rm stats reindex export import gc clear invalidate config fsck remote push pull pipeline help"
 
 	# "--opt=value" arrives as three words: "--opt" "=" "value".
 	if [[ $prev == = ]] && ((COMP_CWORD > 1)); then
@@ -117,6 +117,32 @@ _cashet()
 			COMPREPLY=($(compgen -W "$(_cashet_runs "$prog" "$store")" -- "$cur"))
 		fi
 		;;
+	diff)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--stat --json -h --help" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$(_cashet_runs "$prog" "$store")" -- "$cur"))
+		fi
+		;;
+	history)
+		# "history HASH", or "history [exec options] -- COMMAND"
+		for ((i = cmd_at + 1; i < COMP_CWORD; i++)); do
+			if [[ ${COMP_WORDS[i]} == -- ]]; then
+				((i + 1 == COMP_CWORD)) && COMPREPLY=($(compgen -c -- "$cur")) || _cashet_files "$cur"
+				return
+			fi
+		done
+		case $prev in
+		-i | --input | -o | --output | -p | --param | --env-file | --dep) _cashet_files "$cur"; return ;;
+		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--reverse --json -i --input -o --output -e --env -p --param
+				--env-file --dep --raw-sources --cache-failures --no-stdin -h --help --" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$(_cashet_runs "$prog" "$store")" -- "$cur"))
+		fi
+		;;
 	get)
 		case $prev in
 		--file | -o | --output) _cashet_files "$cur"; return ;;
@@ -138,6 +164,81 @@ _cashet()
 		COMPREPLY=($(compgen -W "--json -h --help" -- "$cur"))
 		;;
 	reindex)
+		COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
+		;;
+	export)
+		# "export FILE [options] [HASH...]": the first word is the archive
+		case $prev in
+		--name | -t | --tag) return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--name -t --tag -h --help" -- "$cur"))
+			return
+		fi
+		local words=0
+		for ((i = cmd_at + 1; i < COMP_CWORD; i++)); do
+			case ${COMP_WORDS[i]} in
+			--name | -t | --tag) ((i++)) ;;
+			-*) ;;
+			*) ((words++)) ;;
+			esac
+		done
+		if ((words == 0)); then
+			_cashet_files "$cur"
+		else
+			COMPREPLY=($(compgen -W "$(_cashet_runs "$prog" "$store")" -- "$cur"))
+		fi
+		;;
+	import)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--allow-absolute -h --help" -- "$cur"))
+		else
+			_cashet_files "$cur"
+		fi
+		;;
+	gc)
+		COMPREPLY=($(compgen -W "--older-than --max-size -n --dry-run -h --help" -- "$cur"))
+		;;
+	clear)
+		COMPREPLY=($(compgen -W "-f --force -h --help" -- "$cur"))
+		;;
+	invalidate)
+		COMPREPLY=($(compgen -W "--tag --name -h --help" -- "$cur"))
+		;;
+	config)
+		COMPREPLY=($(compgen -W "max-size --unset -h --help" -- "$cur"))
+		;;
+	fsck)
+		COMPREPLY=($(compgen -W "--prune -h --help" -- "$cur"))
+		;;
+	pipeline)
+		# "pipeline run|graph|status [options] [FILE] [TARGET...]"
+		if ((COMP_CWORD == cmd_at + 1)); then
+			COMPREPLY=($(compgen -W "run graph status -h --help" -- "$cur"))
+			return
+		fi
+		case $prev in
+		--format) COMPREPLY=($(compgen -W "dot mermaid" -- "$cur")); return ;;
+		-j | --jobs) return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			case ${COMP_WORDS[cmd_at + 1]} in
+			graph) COMPREPLY=($(compgen -W "--format --store -h --help" -- "$cur")) ;;
+			*) COMPREPLY=($(compgen -W "-j --jobs -k --keep-going -n --dry-run -f --force
+				-v --verbose --format --store -h --help" -- "$cur")) ;;
+			esac
+		else
+			compopt -o filenames 2>/dev/null
+			COMPREPLY=($(compgen -f -X '!*.toml' -- "$cur") $(compgen -d -- "$cur"))
+		fi
+		;;
+	remote)
+		COMPREPLY=($(compgen -W "add remove list -h --help" -- "$cur"))
+		;;
+	push)
+		COMPREPLY=($(compgen -W "--tag --name --since -h --help" -- "$cur"))
+		;;
+	pull)
 		COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
 		;;
 	esac

@@ -118,10 +118,23 @@ complete -c cashet -n "not __cashet_subcommand" -a exec -d 'Run a command, or re
 complete -c cashet -n "not __cashet_subcommand" -a why -d 'Say whether a command would hit, and what changed if not'
 complete -c cashet -n "not __cashet_subcommand" -a log -d 'List runs, newest first'
 complete -c cashet -n "not __cashet_subcommand" -a show -d 'Show everything about a run'
+complete -c cashet -n "not __cashet_subcommand" -a diff -d 'Show what differs between two runs'
+complete -c cashet -n "not __cashet_subcommand" -a history -d 'List every run of a command line, oldest first'
 complete -c cashet -n "not __cashet_subcommand" -a get -d "Print a run's stdout, stderr or an output file"
 complete -c cashet -n "not __cashet_subcommand" -a rm -d 'Remove runs'
 complete -c cashet -n "not __cashet_subcommand" -a stats -d 'Show store statistics'
 complete -c cashet -n "not __cashet_subcommand" -a reindex -d 'Rebuild the index from the git store'
+complete -c cashet -n "not __cashet_subcommand" -a export -d 'Write runs to an archive for another store'
+complete -c cashet -n "not __cashet_subcommand" -a import -d 'Add the runs of an archive made by export'
+complete -c cashet -n "not __cashet_subcommand" -a gc -d 'Remove expired, old or least recently used runs and repack'
+complete -c cashet -n "not __cashet_subcommand" -a clear -d 'Remove every run'
+complete -c cashet -n "not __cashet_subcommand" -a invalidate -d 'Remove the runs with given tags'
+complete -c cashet -n "not __cashet_subcommand" -a config -d 'Get or set store settings (max-size)'
+complete -c cashet -n "not __cashet_subcommand" -a fsck -d 'Verify the store against git and repair the index'
+complete -c cashet -n "not __cashet_subcommand" -a pipeline -d 'Run the steps of a dag.toml, replaying what is unchanged'
+complete -c cashet -n "not __cashet_subcommand" -a remote -d 'Add, remove or list git remotes used as shared caches'
+complete -c cashet -n "not __cashet_subcommand" -a push -d 'Send runs to a git remote'
+complete -c cashet -n "not __cashet_subcommand" -a pull -d "Fetch a git remote's runs and index them"
 complete -c cashet -n "not __cashet_subcommand" -a help -d 'List the commands'
 
 # exec and why (the same options), then the wrapped command
@@ -167,6 +180,21 @@ complete -c cashet -n "__cashet_using show" -x -a '(__cashet_runs)' -d 'Run'
 complete -c cashet -n "__cashet_using show" -l json -d 'Print JSON'
 complete -c cashet -n "__cashet_using show" -s h -l help -d 'Show usage'
 
+# diff
+complete -c cashet -n "__cashet_using diff" -x -a '(__cashet_runs)' -d 'Run'
+complete -c cashet -n "__cashet_using diff" -l stat -d 'One line per difference instead of the patches'
+complete -c cashet -n "__cashet_using diff" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using diff" -s h -l help -d 'Show usage'
+
+# history (HASH, or exec options -- COMMAND)
+complete -c cashet -n "__cashet_using history" -x -a '(__cashet_runs)' -d 'Run'
+complete -c cashet -n "__cashet_using history" -l reverse -d 'Newest first'
+complete -c cashet -n "__cashet_using history" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using history" -s i -l input -r -F -d 'Hash a file, directory or glob as an input'
+complete -c cashet -n "__cashet_using history" -s e -l env -x -a '(set -n -x)' -d 'Hash an environment variable or pattern'
+complete -c cashet -n "__cashet_using history" -s p -l param -r -F -d 'Hash one value of a TOML or JSON parameters file (FILE:KEY)'
+complete -c cashet -n "__cashet_using history" -s h -l help -d 'Show usage'
+
 # get
 complete -c cashet -n "__cashet_using get" -x -a '(__cashet_runs)' -d 'Run'
 complete -c cashet -n "__cashet_using get" -l stdout -d "The run's standard output (default)"
@@ -185,3 +213,49 @@ complete -c cashet -n "__cashet_using stats" -s h -l help -d 'Show usage'
 
 # reindex
 complete -c cashet -n "__cashet_using reindex" -s h -l help -d 'Show usage'
+
+# export FILE [HASH...], import FILE
+complete -c cashet -n "__cashet_using export" -F -a '(__cashet_runs)' -d 'Archive file, then runs'
+complete -c cashet -n "__cashet_using export" -l name -x -d 'Only runs with this name'
+complete -c cashet -n "__cashet_using export" -s t -l tag -x -d 'Only runs with this tag: KEY=VALUE or KEY'
+complete -c cashet -n "__cashet_using export" -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_using import" -F -d 'Archive file'
+complete -c cashet -n "__cashet_using import" -l allow-absolute -d 'Accept runs with outputs outside their project'
+complete -c cashet -n "__cashet_using import" -s h -l help -d 'Show usage'
+
+# gc, clear, invalidate, config
+complete -c cashet -n "__cashet_using gc" -l older-than -x -d 'Remove runs unused for DURATION'
+complete -c cashet -n "__cashet_using gc" -l max-size -x -d 'Keep the most recently used runs up to SIZE'
+complete -c cashet -n "__cashet_using gc" -s n -l dry-run -d 'Change nothing'
+complete -c cashet -n "__cashet_using gc" -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_using clear" -s f -l force -d 'Do not ask'
+complete -c cashet -n "__cashet_using clear" -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_using invalidate" -l tag -x -d 'Tag KEY=VALUE or KEY'
+complete -c cashet -n "__cashet_using invalidate" -l name -x -d 'Run name'
+complete -c cashet -n "__cashet_using invalidate" -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_using config" -l unset -d 'Remove the setting'
+complete -c cashet -n "__cashet_using config" -x -a 'max-size' -d 'Setting'
+complete -c cashet -n "__cashet_using config" -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_using fsck" -l prune -d 'Remove runs that cannot be repaired'
+complete -c cashet -n "__cashet_using fsck" -s h -l help -d 'Show usage'
+
+# pipeline run|graph|status [options] [FILE] [TARGET...]
+complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status' -d 'Subcommand'
+complete -c cashet -n "__cashet_using pipeline" -F -a '(__fish_complete_suffix .toml)'
+complete -c cashet -n "__cashet_using pipeline" -s j -l jobs -x -d 'Run up to N steps at once'
+complete -c cashet -n "__cashet_using pipeline" -s k -l keep-going -d 'After a failure, run every step not downstream of it'
+complete -c cashet -n "__cashet_using pipeline" -s n -l dry-run -d 'Run nothing: print the plan, hit or run and why'
+complete -c cashet -n "__cashet_using pipeline" -s f -l force -d 'Run every step (or the next word, a step) even if cached'
+complete -c cashet -n "__cashet_using pipeline" -s v -l verbose -d "Print every step's output"
+complete -c cashet -n "__cashet_using pipeline" -l format -x -a 'dot mermaid' -d 'Graph format'
+complete -c cashet -n "__cashet_using pipeline" -l store -x -a '(__fish_complete_directories)' -d 'Use the store at DIR'
+complete -c cashet -n "__cashet_using pipeline" -s h -l help -d 'Show usage'
+
+# remote, push, pull
+complete -c cashet -n "__cashet_using remote" -x -a 'add remove list' -d 'Action'
+complete -c cashet -n "__cashet_using remote" -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_using push" -l tag -x -d 'Only runs with tag KEY=VALUE or KEY'
+complete -c cashet -n "__cashet_using push" -l name -x -d 'Only runs with this name'
+complete -c cashet -n "__cashet_using push" -l since -x -d 'Only runs created in the last DURATION'
+complete -c cashet -n "__cashet_using push" -s h -l help -d 'Show usage'
+complete -c cashet -n "__cashet_using pull" -s h -l help -d 'Show usage'

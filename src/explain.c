@@ -37,21 +37,31 @@ static int is_source(const char *kind)
 
 /* " (lines 3, 12-14)": where the canonical forms differ, in the current
  * file's line numbers. Best effort: without the old copy, nothing. */
-static void changed_lines(struct store *st, const struct run_record *old, const char *name, struct strbuf *out)
+static const struct run_file *source_copy(const struct run_record *r, const char *path)
+{
+	for (size_t i = 0; i < r->nfiles; i++)
+		if (r->files[i].kind == FILE_SOURCE && !strcmp(r->files[i].path, path))
+			return &r->files[i];
+	return NULL;
+}
+
+static void changed_lines(struct store *st, const struct run_record *old, const struct run_record *cur,
+			  const char *name, struct strbuf *out)
 {
 	struct strbuf path = STRBUF_INIT, was = STRBUF_INIT, now = STRBUF_INIT, cw = STRBUF_INIT, cn = STRBUF_INIT;
 	struct canon_lines lw = CANON_LINES_INIT, ln = CANON_LINES_INIT;
 	struct diff_hunk *h = NULL;
 	size_t nh = 0;
 	const struct gitmod *g;
-	const struct run_file *f = NULL;
+	const struct run_file *f, *fc;
 	sb_addf(&path, "sources/%s", name);
-	for (size_t i = 0; i < old->nfiles; i++)
-		if (old->files[i].kind == FILE_SOURCE && !strcmp(old->files[i].path, path.buf))
-			f = &old->files[i];
+	f = source_copy(old, path.buf);
+	fc = source_copy(cur, path.buf);
 	sb_reset(&path);
 	sb_addf(&path, "%s/%s", store_root(st), name);
-	if (!f || store_blob_read(st, f, &was) < 0 || read_file_sb(path.buf, &now) < 0 || !(g = gitmod_get()))
+	if (!f || store_blob_read(st, f, &was) < 0 || !(g = gitmod_get()))
+		goto out;
+	if (fc ? store_blob_read(st, fc, &now) < 0 : read_file_sb(path.buf, &now) < 0)
 		goto out;
 	enum canon_lang lang = canon_detect(name, now.buf, now.len);
 	canon_source_lines(lang, was.buf ? was.buf : "", was.len, &cw, NULL, &lw);
@@ -84,8 +94,8 @@ out:
 	sb_release(&cn);
 }
 
-static void changed(struct store *st, const struct run_record *old, struct strvec *out, const struct run_part *was,
-		    const struct run_part *now)
+static void changed(struct store *st, const struct run_record *old, const struct run_record *cur,
+		    struct strvec *out, const struct run_part *was, const struct run_part *now)
 {
 	struct strbuf sb = STRBUF_INIT;
 	if (!strcmp(now->kind, "stdin"))
@@ -98,36 +108,46 @@ static void changed(struct store *st, const struct run_record *old, struct strve
 		sb_addf(&sb, "%s %s changed: %s -> %s", now->kind, now->name, was->detail, now->detail);
 	else if (is_source(now->kind)) {
 		sb_addf(&sb, "%s changed", now->name);
-		changed_lines(st, old, now->name, &sb);
+		changed_lines(st, old, cur, now->name, &sb);
 	} else
 		sb_addf(&sb, "%s %s changed", noun(now->kind), now->name);
 	sv_push_nocopy(out, sb_detach(&sb));
 }
 
-static void diff_parts(struct store *st, const struct run_record *old, const struct run_record *cur,
-		       struct strvec *out)
+size_t explain_part_changes(const struct run_record *old, const struct run_record *cur, struct part_change **out)
 {
-	struct strbuf sb = STRBUF_INIT;
+	size_t n = 0;
+	*out = xcalloc(old->nparts + cur->nparts + 1, sizeof(**out));
 	for (size_t i = 0; i < cur->nparts; i++) {
 		const struct run_part *p = &cur->parts[i], *q = find_part(old, p);
-		if (!q) {
-			sb_reset(&sb);
-			sb_addf(&sb, "%s %s added", noun(p->kind), p->name);
-			sv_push(out, sb.buf);
-		} else if (!digest_eq(&p->hash, &q->hash)) {
-			changed(st, old, out, q, p);
-		}
+		if (!q || !digest_eq(&p->hash, &q->hash))
+			(*out)[n++] = (struct part_change){ q, p };
 	}
-	for (size_t i = 0; i < old->nparts; i++) {
-		const struct run_part *q = &old->parts[i];
-		if (!find_part(cur, q)) {
-			sb_reset(&sb);
-			sb_addf(&sb, "%s %s removed", noun(q->kind), q->name);
-			sv_push(out, sb.buf);
+	for (size_t i = 0; i < old->nparts; i++)
+		if (!find_part(cur, &old->parts[i]))
+			(*out)[n++] = (struct part_change){ &old->parts[i], NULL };
+	return n;
+}
+
+void explain_diff_parts(struct store *st, const struct run_record *old, const struct run_record *cur,
+			struct strvec *out)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct part_change *c;
+	size_t n = explain_part_changes(old, cur, &c), before = out->n;
+	for (size_t i = 0; i < n; i++) {
+		const struct run_part *p = c[i].cur ? c[i].cur : c[i].old;
+		if (c[i].old && c[i].cur) {
+			changed(st, old, cur, out, c[i].old, c[i].cur);
+			continue;
 		}
+		sb_reset(&sb);
+		sb_addf(&sb, "%s %s %s", noun(p->kind), p->name, c[i].cur ? "added" : "removed");
+		sv_push(out, sb.buf);
 	}
-	if (!out->n) /* same parts, another fingerprint: only a format change can do that */
+	if (out->n == before) /* same parts, another fingerprint: only a format change can do that */
 		sv_push(out, "fingerprint format changed (cashet upgrade)");
+	free(c);
 	sb_release(&sb);
 }
 
@@ -165,7 +185,7 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 			sb_adds(&sb, "the last run expired (--ttl)");
 		sv_push_nocopy(&e->reasons, sb_detach(&sb));
 	} else {
-		diff_parts(st, &last, cur, &e->reasons);
+		explain_diff_parts(st, &last, cur, &e->reasons);
 	}
 	rc = 0;
 out:

@@ -15,4 +15,18 @@ struct explain {
 int explain_run(struct store *st, const struct run_record *cur, int cache_failures, int64_t now, struct explain *e);
 void explain_free(struct explain *e);
 
+/* One difference between two runs' fingerprint parts, matched by (kind,
+ * name): old NULL means added, cur NULL removed, both: the hash changed. */
+struct part_change {
+	const struct run_part *old, *cur;
+};
+/* The parts that differ: cur's order first, then the parts only old has.
+ * Returns how many; *out (caller frees) points into old and cur. */
+size_t explain_part_changes(const struct run_record *old, const struct run_record *cur, struct part_change **out);
+/* One sentence per differing part ("env LR changed: 0.1 -> 0.01"), appended
+ * to out. A changed source is compared with cur's stored copy when cur has
+ * one (two stored runs), else with the file on disk (a command about to run). */
+void explain_diff_parts(struct store *st, const struct run_record *old, const struct run_record *cur,
+			struct strvec *out);
+
 #endif

@@ -16,46 +16,12 @@
 
 extern char **environ;
 
-static void absolute(const char *path, struct strbuf *out)
-{
-	struct strbuf raw = STRBUF_INIT;
-	if (path[0] != '/') {
-		char cwd[PATH_MAX];
-		if (getcwd(cwd, sizeof(cwd)))
-			sb_adds(&raw, cwd);
-		sb_addc(&raw, '/');
-	}
-	sb_adds(&raw, path);
-	/* Fold "//", "." and ".." lexically. */
-	sb_reset(out);
-	const char *p = raw.buf;
-	while (*p) {
-		while (*p == '/')
-			p++;
-		const char *e = strchrnul(p, '/');
-		size_t n = (size_t)(e - p);
-		if (n == 0 || (n == 1 && p[0] == '.')) {
-			/* skip */
-		} else if (n == 2 && p[0] == '.' && p[1] == '.') {
-			char *slash = out->len ? strrchr(out->buf, '/') : NULL;
-			sb_setlen(out, slash ? (size_t)(slash - out->buf) : 0);
-		} else {
-			sb_addc(out, '/');
-			sb_add(out, p, n);
-		}
-		p = e;
-	}
-	if (!out->len)
-		sb_addc(out, '/');
-	sb_release(&raw);
-}
-
 void fp_store_path(const struct store *st, const char *path, struct strbuf *out)
 {
 	struct strbuf abs = STRBUF_INIT;
 	const char *root = store_root(st);
 	size_t rl = strlen(root);
-	absolute(path, &abs);
+	path_absolute(NULL, path, &abs);
 	sb_reset(out);
 	if (!strcmp(abs.buf, root))
 		sb_adds(out, ".");
@@ -72,7 +38,7 @@ int fp_which(const char *argv0, struct strbuf *out)
 {
 	sb_reset(out);
 	if (strchr(argv0, '/')) {
-		absolute(argv0, out);
+		path_absolute(NULL, argv0, out);
 		return access(out->buf, X_OK) == 0 ? 0 : -1;
 	}
 	const char *path = getenv("PATH");
@@ -89,7 +55,7 @@ int fp_which(const char *argv0, struct strbuf *out)
 		struct stat sb;
 		if (stat(out->buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(out->buf, X_OK) == 0) {
 			struct strbuf abs = STRBUF_INIT;
-			absolute(out->buf, &abs);
+			path_absolute(NULL, out->buf, &abs);
 			sb_reset(out);
 			sb_add(out, abs.buf, abs.len);
 			sb_release(&abs);
@@ -112,7 +78,7 @@ static int add_file_part(struct store *st, struct run_record *r, const char *kin
 	struct strbuf abs = STRBUF_INIT, name = STRBUF_INIT;
 	struct digest d;
 	int rc;
-	absolute(path, &abs);
+	path_absolute(NULL, path, &abs);
 	fp_store_path(st, path, &name);
 	rc = store_file_digest(st, abs.buf, sb, &d);
 	if (rc == 0) {
@@ -156,7 +122,7 @@ static int add_dir(struct store *st, struct run_record *r, const char *path, int
 	for (size_t i = 0; i < names.n; i++) {
 		sb_reset(&child);
 		sb_addf(&child, "%s/%s", path, names.v[i]);
-		absolute(child.buf, &abs);
+		path_absolute(NULL, child.buf, &abs);
 		if (!strcmp(abs.buf, store_dir(st)))
 			continue;
 		sb_add(&listing, names.v[i], strlen(names.v[i]) + 1);

@@ -6,7 +6,7 @@
 
 #include "store.h"
 
-#define GITMOD_ABI 2
+#define GITMOD_ABI 3
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -34,6 +34,45 @@ struct gitmod {
 			 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
 	/* Deletes refs/cashet/runs/<hash>. */
 	int (*delete_run)(const char *dir, const char *hash);
+	/* gc: one new pack with what the kept commits reach (keep_sorted: commit
+	 * ids, sorted), every other object deleted, `shallow` listing kept
+	 * commits whose parent is gone; line refs rewritten from lines
+	 * ("<line hex> <commit>"). Caller holds the store's gc lock. */
+	int (*repack)(const char *dir, const struct strvec *keep_sorted, const struct strvec *lines);
+	/* The store's settings, in its git config as cashet.<key>: get (returns
+	 * 1 if unset), set (set != NULL) or unset. */
+	int (*config)(const char *dir, const char *key, const char *set, int unset, struct strbuf *value);
+	/* fsck: reads back every object (inflate + SHA-1 check); one line per
+	 * unreadable object is pushed to problems. */
+	int (*check_objects)(const char *dir, int64_t *count, struct strvec *problems);
+	/* Git remotes as shared caches: op "add" (name, url), "remove" (name)
+	 * or "list" ("name url" lines to list). */
+	int (*remote_config)(const char *dir, const char *op, const char *name, const char *url, struct strvec *list);
+	/* Pushes refs/cashet/runs/<hash> for each hash to the remote. */
+	int (*push)(const char *dir, const char *remote, const struct strvec *hashes);
+	/* Fetches the remote's refs/cashet/runs/ refs (and their objects). */
+	int (*fetch)(const char *dir, const char *remote);
+	/* Export and import (gitxfer.c). Streams to fd a pack of each run's
+	 * commit, trees and blobs, never its parents; *bytes is its size. */
+	int (*write_pack)(const char *dir, const struct strvec *hashes, int fd, uint64_t *bytes);
+	/* Indexes the size bytes at offset of file into stage/pack (every
+	 * object hashed, the trailer checked) and makes those objects readable
+	 * by this process only, until publish_pack. */
+	int (*stage_pack)(const char *dir, const char *file, uint64_t offset, uint64_t size, const char *stage);
+	/* Checks that hash is a commit whose tree holds only blobs (regular,
+	 * executable or symlink) and trees, under plain, unique names. */
+	int (*check_run)(const char *dir, const char *hash);
+	/* Moves the staged pack into objects/pack; appends each file it
+	 * created to moved, so a failed import can delete them again. */
+	int (*publish_pack)(const char *dir, const char *stage, struct strvec *moved);
+	/* Creates ref name -> oid: 0 created, 1 it already existed (untouched). */
+	int (*create_ref)(const char *dir, const char *name, const char *oid);
+	/* Deletes a ref; a missing one is not an error. */
+	int (*delete_ref)(const char *dir, const char *name);
+	/* add: lists in the shallow file the commits of hashes whose parent is
+	 * missing, so git treats them as roots, and appends them to changed;
+	 * !add: takes hashes out of the shallow file again. */
+	int (*shallow_update)(const char *dir, const struct strvec *hashes, int add, struct strvec *changed);
 };
 
 /* Loads the module once (next to the binary, then CASHET_LIBDIR, or

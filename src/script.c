@@ -161,12 +161,10 @@ static int inside_project(struct ctx *c, const char *abs, struct strbuf *name)
 	return name->buf[0] != '/';
 }
 
+/* Folded, so the cycle check sees one name per file ("d/../a.sh" is "a.sh"). */
 static void make_abs(struct ctx *c, const char *p, struct strbuf *out)
 {
-	sb_reset(out);
-	if (p[0] != '/')
-		sb_addf(out, "%s/", c->cwd);
-	sb_adds(out, p);
+	path_absolute(c->cwd, p, out);
 }
 
 /* The stat signature that says a file or directory is unchanged. */
@@ -579,11 +577,11 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 			goto deps;
 		start++;
 	}
+	struct stat sb;
 	enum family fam = family_of(exe.buf);
 	if (fam == FAM_NONE) {
 		/* An executable script run directly. */
 		if (shebang_interp(exe.buf, &interp) == 0 && start == 1) {
-			struct stat sb;
 			struct digest d;
 			found->exe_is_script = 1;
 			if (stat(interp.buf, &sb) == 0 && store_file_digest(st, interp.buf, &sb, &d) == 0)
@@ -604,6 +602,16 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 		sv_push(&c.pyroots, c.cwd);
 		add_pythonpath(&c);
 		py_resolve(&c, ".", module, &files);
+		/* -m on a package runs its __main__.py */
+		size_t n = files.n ? strlen(files.v[files.n - 1]) : 0;
+		if (n > 12 && !strcmp(files.v[files.n - 1] + n - 12, "/__init__.py")) {
+			struct strbuf main_py = STRBUF_INIT;
+			sb_add(&main_py, files.v[files.n - 1], n - 12);
+			sb_adds(&main_py, "/__main__.py");
+			if (is_file(main_py.buf, &sb))
+				sv_push(&files, main_py.buf);
+			sb_release(&main_py);
+		}
 		/* the module itself is the last file found: its packages come first */
 		int ok = 0;
 		for (size_t k = 0; k < files.n; k++) {
@@ -621,17 +629,33 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	}
 	if (i < 0)
 		goto deps;
-	struct stat sb;
-	if (!is_file(argv[i], &sb))
+	const char *script = argv[i];
+	struct strbuf main_py = STRBUF_INIT;
+	if (fam == FAM_PY && stat(script, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		/* python DIR runs DIR/__main__.py with DIR first on sys.path */
+		sb_addf(&main_py, "%s/__main__.py", script);
+		script = main_py.buf;
+	}
+	if (!is_file(script, &sb)) {
+		sb_release(&main_py);
 		goto deps; /* the interpreter will fail; argv is hashed anyway */
-	found->script_arg = i;
-	make_abs(&c, argv[i], &dir);
+	}
+	if (!main_py.len)
+		found->script_arg = i;
+	/* Python puts the directory of the script's real path on sys.path: a
+	 * symlinked script imports from next to its target. */
+	char *real = fam == FAM_PY ? realpath(script, NULL) : NULL;
+	make_abs(&c, real ? real : script, &dir);
+	free(real);
 	char *slash = strrchr(dir.buf, '/');
 	sb_setlen(&dir, (size_t)(slash - dir.buf));
 	sv_push(&c.pyroots, dir.buf);
 	add_pythonpath(&c);
-	if (add_tree(&c, "script", argv[i]) < 0)
+	rc = add_tree(&c, "script", script);
+	sb_release(&main_py);
+	if (rc < 0)
 		goto out;
+	rc = -1;
 deps:
 	for (size_t k = 0; spec->deps && k < spec->deps->n; k++) {
 		const char *pat = spec->deps->v[k];

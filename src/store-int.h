@@ -40,5 +40,8 @@ void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);
 /* Loads r's files; without all, only streams and outputs (what a hit replays). */
 int store_load_files(struct store *st, struct run_record *r, int all);
 int store_index_run(struct store *st, const struct run_record *r);
+/* The index record of a run, built from its commit (what reindex and import
+ * insert). r zeroed by the caller, freed by the caller even on error. */
+int store_load_git(struct store *st, const char *hash, struct run_record *r);
 
 #endif

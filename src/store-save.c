@@ -153,8 +153,8 @@ int store_save(struct store *st, struct run_record *r)
 {
 	const struct gitmod *g = gitmod_get();
 	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
-	int rc = -1;
-	if (!g)
+	int rc = -1, lock = -1;
+	if (!g || (lock = store_lock(st, 0)) < 0)
 		goto out;
 	meta_encode(r, &meta);
 	if (g->save_run(st->dir, r, meta.buf, meta.len) < 0)
@@ -188,6 +188,7 @@ int store_save(struct store *st, struct run_record *r)
 	if (rc < 0)
 		store_exec(st, "ROLLBACK");
 out:
+	store_unlock(lock);
 	sb_release(&meta);
 	sb_release(&content);
 	return rc;
@@ -213,11 +214,41 @@ static int merge_files(struct run_record *meta, const struct run_record *tree)
 	return 0;
 }
 
+/* Builds the index record of run hash from git alone: meta decoded, the
+ * tree's oids and modes merged in, small blobs inlined as store_save does.
+ * r must be zeroed; the caller frees it, also on error. */
+int store_load_git(struct store *st, const char *hash, struct run_record *r)
+{
+	const struct gitmod *g = gitmod_get();
+	struct run_record tree = { 0 };
+	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
+	int rc = -1;
+	if (!g || g->load_run(st->dir, hash, &meta, &tree) < 0 || meta_decode(sb_str(&meta), r) < 0 ||
+	    merge_files(r, &tree) < 0)
+		goto out;
+	memcpy(r->hash, tree.hash, sizeof(r->hash));
+	memcpy(r->parent, tree.parent, sizeof(r->parent));
+	for (size_t j = 0; j < r->nfiles; j++) {
+		struct run_file *f = &r->files[j];
+		if (f->size > INLINE_MAX || f->mode == 0120000)
+			continue;
+		sb_reset(&content);
+		if (g->read_blob(st->dir, f->oid, &content) < 0)
+			goto out;
+		inline_data(f, sb_str(&content), content.len);
+	}
+	rc = 0;
+out:
+	run_record_free(&tree);
+	sb_release(&meta);
+	sb_release(&content);
+	return rc;
+}
+
 int store_reindex(struct store *st, size_t *count)
 {
 	const struct gitmod *g = gitmod_get();
 	struct strvec hashes = STRVEC_INIT;
-	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
 	size_t n = 0;
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
@@ -225,36 +256,18 @@ int store_reindex(struct store *st, size_t *count)
 	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
-		struct run_record tree = { 0 }, r = { 0 };
-		sb_reset(&meta);
-		int ok = g->load_run(st->dir, hashes.v[i], &meta, &tree) == 0 && meta_decode(meta.buf, &r) == 0 &&
-			 merge_files(&r, &tree) == 0;
-		if (ok) {
-			memcpy(r.hash, tree.hash, sizeof(r.hash));
-			memcpy(r.parent, tree.parent, sizeof(r.parent));
-			for (size_t j = 0; ok && j < r.nfiles; j++) {
-				struct run_file *f = &r.files[j];
-				if (f->size > INLINE_MAX || f->mode == 0120000)
-					continue;
-				sb_reset(&content);
-				ok = g->read_blob(st->dir, f->oid, &content) == 0;
-				if (ok)
-					inline_data(f, content.buf ? content.buf : "", content.len);
-			}
-		}
-		if (!ok) {
+		struct run_record r = { 0 };
+		if (store_load_git(st, hashes.v[i], &r) < 0) {
 			/* One broken run must not make the others unreachable. */
 			fprintf(stderr, "cashet: warning: skipping run %.12s: %s\n", hashes.v[i], err_msg());
 		} else if (store_index_run(st, &r) < 0) {
 			run_record_free(&r);
-			run_record_free(&tree);
 			store_exec(st, "ROLLBACK");
 			goto out;
 		} else {
 			n++;
 		}
 		run_record_free(&r);
-		run_record_free(&tree);
 	}
 	if (store_exec(st, "COMMIT") < 0) {
 		store_exec(st, "ROLLBACK");
@@ -265,7 +278,5 @@ int store_reindex(struct store *st, size_t *count)
 	rc = 0;
 out:
 	sv_release(&hashes);
-	sb_release(&meta);
-	sb_release(&content);
 	return rc;
 }

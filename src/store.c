@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -36,6 +36,14 @@ static const char schema[] =
 	"CREATE INDEX tags_key ON tags(key, value);"
 	"CREATE TABLE claims(fp BLOB PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,"
 	" start INTEGER NOT NULL, heartbeat INTEGER NOT NULL);"
+	/* totals.bytes follows runs.bytes through triggers, so the size bound
+	 * (config max-size) is checked without scanning runs. */
+	"CREATE TABLE totals(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+	"INSERT INTO totals VALUES('bytes', 0);"
+	"CREATE TRIGGER runs_add AFTER INSERT ON runs BEGIN"
+	" UPDATE totals SET v = v + NEW.bytes WHERE k = 'bytes'; END;"
+	"CREATE TRIGGER runs_del AFTER DELETE ON runs BEGIN"
+	" UPDATE totals SET v = v - OLD.bytes WHERE k = 'bytes'; END;"
 	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
 	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
 
@@ -123,7 +131,7 @@ static int read_version(struct store *st)
  * the tables were (re)created by us, 0 if another process did it first. */
 static int create_schema(struct store *st)
 {
-	static const char *const tables[] = { "runs", "files", "parts", "tags", "claims", "statcache" };
+	static const char *const tables[] = { "runs", "files", "parts", "tags", "claims", "statcache", "totals" };
 	struct strbuf sql = STRBUF_INIT;
 	int rc = -1, v;
 	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
@@ -512,36 +520,6 @@ int store_touch(struct store *st, const struct run_record *r, int64_t now)
 	int rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : store_sqlfail(st, "touch");
-}
-
-int store_remove(struct store *st, const char *hash)
-{
-	const struct gitmod *g;
-	sqlite3_stmt *s;
-	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
-		return -1;
-	static const char *const del[] = {
-		"DELETE FROM files WHERE run=(SELECT id FROM runs WHERE hash=?1)",
-		"DELETE FROM parts WHERE run=(SELECT id FROM runs WHERE hash=?1)",
-		"DELETE FROM tags WHERE run=(SELECT id FROM runs WHERE hash=?1)",
-		"DELETE FROM runs WHERE hash=?1",
-	};
-	for (size_t i = 0; i < sizeof(del) / sizeof(*del); i++) {
-		if (sqlite3_prepare_v2(st->db, del[i], -1, &s, NULL) != SQLITE_OK) {
-			store_sqlfail(st, "remove");
-			store_exec(st, "ROLLBACK");
-			return -1;
-		}
-		sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
-		sqlite3_step(s);
-		sqlite3_finalize(s);
-	}
-	/* The ref goes inside the transaction: if it cannot be deleted, the row stays. */
-	if (!(g = gitmod_get()) || g->delete_run(st->dir, hash) < 0) {
-		store_exec(st, "ROLLBACK");
-		return -1;
-	}
-	return store_exec(st, "COMMIT");
 }
 
 int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx)

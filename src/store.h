@@ -123,6 +123,45 @@ int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);
 
 int store_remove(struct store *st, const char *hash);
+/* Removes runs (index rows and run refs) in one transaction. */
+int store_remove_many(struct store *st, const struct strvec *hashes);
+
+/* The store lock: held shared while a run is saved, exclusive by gc, so
+ * gc never deletes objects of a run being stored. Returns an fd for
+ * store_unlock(), or -1. */
+int store_lock(struct store *st, int exclusive);
+void store_unlock(int fd);
+
+struct gc_opts {
+	int64_t older_than_ms; /* evict runs not used for this long (0: no limit) */
+	uint64_t max_size;     /* keep the most recently used runs up to this many bytes (0: no limit) */
+	int all;               /* evict everything (clear) */
+	int dry_run;
+	/* 1 if a live process holds a claim on fp: such runs are never evicted */
+	int (*busy)(struct store *st, const struct digest *fp);
+};
+struct gc_report {
+	int64_t expired, evicted, kept, busy, bytes_before, bytes_after;
+};
+/* Evicts expired runs, then by age and size (least recently used first),
+ * then repacks so only what kept runs reach stays on disk. */
+int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
+/* Git remotes: push the given runs' refs; pull fetches the remote's runs
+ * and indexes every run that has a ref but no index row. */
+int store_push(struct store *st, const char *remote, const struct strvec *hashes);
+int store_pull(struct store *st, const char *remote, size_t *added);
+
+struct fsck_report {
+	int64_t objects, bad_objects, runs, index_fixed, pruned;
+	struct strvec problems; /* one line each */
+	struct strvec bad_runs; /* runs git cannot give back whole */
+};
+/* Verifies every object and run against git, rebuilds the index from git,
+ * and with prune removes the runs that cannot be repaired. */
+int store_fsck(struct store *st, int prune, struct fsck_report *rep);
+void fsck_report_free(struct fsck_report *rep);
+/* Sum of the sizes of all runs' blobs (kept up to date by the index). */
+int store_total_bytes(struct store *st, int64_t *bytes);
 int store_reindex(struct store *st, size_t *count);
 
 /* Listing for `log`: newest first. */
@@ -135,6 +174,9 @@ struct log_filter {
 };
 typedef int (*store_run_cb)(const struct run_record *r, void *ctx);
 int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx);
+/* Every run of a command line (same line key: argv + cwd), any status,
+ * oldest first, each loaded fully (parts, files), for `history`. */
+int store_line_history(struct store *st, const struct digest *line, store_run_cb cb, void *ctx);
 
 struct store_stats {
 	int64_t runs, ok, failed, objects, object_bytes, index_bytes, stored_bytes;
@@ -156,5 +198,12 @@ int store_claim_heartbeat(struct store *st, const struct digest *fp, const struc
 int store_claim_release(struct store *st, const struct digest *fp, const struct claim_owner *me);
 /* 1 if a claim is held on fp (owner filled), 0 if not. */
 int store_claim_get(struct store *st, const struct digest *fp, struct claim_owner *owner);
+
+/* Archives (store-xfer.c). Export writes hashes (full commit ids) to file
+ * atomically; *size is the archive's size. Import checks every run of file
+ * before adding any, skips the runs the store has, and refuses outputs
+ * outside the project ("abs/") unless allow_abs; on error nothing is added. */
+int store_export(struct store *st, const struct strvec *hashes, const char *file, uint64_t *size);
+int store_import(struct store *st, const char *file, int allow_abs, size_t *imported, size_t *present);
 
 #endif

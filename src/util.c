@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,22 @@ void sv_sort(struct strvec *sv)
 		qsort(sv->v, sv->n, sizeof(*sv->v), cmp_str);
 }
 
+int sv_sorted_has(const struct strvec *sv, const char *s)
+{
+	size_t lo = 0, hi = sv->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(sv->v[mid], s);
+		if (!c)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 void sv_release(struct strvec *sv)
 {
 	for (size_t i = 0; i < sv->n; i++)
@@ -341,6 +358,38 @@ int write_file_atomic(const char *path, const void *data, size_t len, unsigned m
 out:
 	sb_release(&tmp);
 	return rc;
+}
+
+void path_absolute(const char *cwd, const char *path, struct strbuf *out)
+{
+	struct strbuf raw = STRBUF_INIT;
+	if (path[0] != '/') {
+		char buf[PATH_MAX];
+		if (!cwd)
+			cwd = getcwd(buf, sizeof(buf));
+		sb_adds(&raw, cwd ? cwd : "");
+		sb_addc(&raw, '/');
+	}
+	sb_adds(&raw, path);
+	sb_reset(out);
+	const char *p = raw.buf;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *e = strchrnul(p, '/');
+		size_t n = (size_t)(e - p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			char *slash = out->len ? strrchr(out->buf, '/') : NULL;
+			sb_setlen(out, slash ? (size_t)(slash - out->buf) : 0);
+		} else if (n && !(n == 1 && p[0] == '.')) {
+			sb_addc(out, '/');
+			sb_add(out, p, n);
+		}
+		p = e;
+	}
+	if (!out->len)
+		sb_addc(out, '/');
+	sb_release(&raw);
 }
 
 int mkdirs(const char *path, unsigned mode)

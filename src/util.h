@@ -61,6 +61,8 @@ struct strvec {
 void sv_push(struct strvec *sv, const char *s);
 void sv_push_nocopy(struct strvec *sv, char *s);
 void sv_sort(struct strvec *sv);
+/* Binary search in a sorted vector. */
+int sv_sorted_has(const struct strvec *sv, const char *s);
 void sv_release(struct strvec *sv);
 
 /* Parse "90", "1.5s", "250ms", "10m", "12h", "7d", "2w" into milliseconds. */
@@ -77,6 +79,9 @@ int read_file_sb(const char *path, struct strbuf *sb);
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* write(2) until everything is written or an error other than EINTR. */
 int write_all(int fd, const void *data, size_t len);
+/* path made absolute (against cwd, or the working directory when NULL)
+ * with "//", "." and ".." folded lexically (symlinks are not resolved). */
+void path_absolute(const char *cwd, const char *path, struct strbuf *out);
 /* mkdir -p */
 int mkdirs(const char *path, unsigned mode);
 

@@ -24,12 +24,37 @@ int cmd_exec(struct cli *cli, int argc, char **argv);
 int cmd_why(struct cli *cli, int argc, char **argv);
 /* exec and why share options; why = exec --explain. */
 int exec_main(struct cli *cli, int argc, char **argv, int why);
+/* For `history -- CMD`: parses exec's options (argv[0] names the caller),
+ * opens the store and fingerprints the command without running it. Returns
+ * 0 (*st and r filled: caller closes and frees) or an exit code, already
+ * printed: 2 usage, 1 error, 0 with *st NULL after --help. */
+int exec_fingerprint(struct cli *cli, int argc, char **argv, struct store **st, struct run_record *r,
+		     int *cache_failures);
+int cmd_diff(struct cli *cli, int argc, char **argv);
+int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_log(struct cli *cli, int argc, char **argv);
 int cmd_show(struct cli *cli, int argc, char **argv);
 int cmd_get(struct cli *cli, int argc, char **argv);
 int cmd_rm(struct cli *cli, int argc, char **argv);
 int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_reindex(struct cli *cli, int argc, char **argv);
+int cmd_export(struct cli *cli, int argc, char **argv);
+int cmd_import(struct cli *cli, int argc, char **argv);
+int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_clear(struct cli *cli, int argc, char **argv);
+int cmd_invalidate(struct cli *cli, int argc, char **argv);
+int cmd_config(struct cli *cli, int argc, char **argv);
+int cmd_fsck(struct cli *cli, int argc, char **argv);
+int cmd_pipeline(struct cli *cli, int argc, char **argv);
+int cmd_remote(struct cli *cli, int argc, char **argv);
+int cmd_push(struct cli *cli, int argc, char **argv);
+int cmd_pull(struct cli *cli, int argc, char **argv);
+
+/* gc helpers shared by gc, clear and exec's automatic size bound */
+int cli_claim_busy(struct store *st, const struct digest *fp);
+void cli_print_gc(const struct gc_report *r, int dry_run);
+/* Applies `config max-size` after a store; errors are not the command's. */
+int cli_auto_gc(struct store *st);
 
 /* Prints "cashet: <last error>" and returns code. */
 int cli_fail(int code);

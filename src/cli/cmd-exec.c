@@ -463,6 +463,39 @@ int cmd_exec(struct cli *cli, int argc, char **argv)
 	return exec_main(cli, argc, argv, 0);
 }
 
+static void exec_opts_release(struct exec_opts *o)
+{
+	sv_release(&o->spec.inputs);
+	sv_release(&o->spec.outputs);
+	sv_release(&o->spec.envs);
+	sv_release(&o->spec.deps);
+	sv_release(&o->spec.params);
+	sv_release(&o->tags);
+	sv_release(&o->env_files);
+}
+
+/* Opens the store found at dir (creating it when asked) and computes the
+ * fingerprint of the command as o describes it: exec, why and history all
+ * key runs the same way. *stdin_fd is the spooled stdin (caller closes). */
+static int fingerprint(struct exec_opts *o, const char *dir, int create, struct store **st, struct run_record *r,
+		       int *stdin_fd)
+{
+	int created = 0;
+	if (store_open(dir, create ? STORE_CREATE : 0, st, &created) < 0)
+		return -1;
+	if (created)
+		fprintf(stderr, "cashet: created a new store in %s\n", dir);
+	for (size_t i = 0; i < o->env_files.n; i++)
+		if (load_env_file(o->env_files.v[i], &o->spec.envs) < 0)
+			return -1;
+	if (prepare_stdin(*st, o, stdin_fd) < 0)
+		return -1;
+	o->spec.stdin_fd = o->no_stdin ? -1 : *stdin_fd;
+	if (fp_compute(*st, &o->spec, r) < 0 || store_flush_statcache(*st) < 0)
+		return -1;
+	return 0;
+}
+
 int exec_main(struct cli *cli, int argc, char **argv, int why)
 {
 	struct exec_opts o;
@@ -488,7 +521,6 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	int found = store_find(o.store ? o.store : cli->store_opt, &dir);
 	if (found < 0)
 		goto fail;
-	int created = 0;
 	if (found == 1 && o.explain) {
 		/* explaining never creates a store */
 		puts(o.json ? "{\"hit\":false,\"run\":null,\"reasons\":[\"never run before (no store)\"]}"
@@ -496,17 +528,7 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 		rc = 1;
 		goto done;
 	}
-	if (store_open(dir.buf, o.explain ? 0 : STORE_CREATE, &st, &created) < 0)
-		goto fail;
-	if (created)
-		fprintf(stderr, "cashet: created a new store in %s\n", dir.buf);
-	for (size_t i = 0; i < o.env_files.n; i++)
-		if (load_env_file(o.env_files.v[i], &o.spec.envs) < 0)
-			goto fail;
-	if (prepare_stdin(st, &o, &stdin_fd) < 0)
-		goto fail;
-	o.spec.stdin_fd = o.no_stdin ? -1 : stdin_fd;
-	if (fp_compute(st, &o.spec, &r) < 0 || store_flush_statcache(st) < 0)
+	if (fingerprint(&o, dir.buf, !o.explain, &st, &r, &stdin_fd) < 0)
 		goto fail;
 
 	if (o.explain) {
@@ -605,6 +627,7 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	claimed = 0;
 	if (o.verbose)
 		fprintf(stderr, "cashet: stored %.12s (exit %d)\n", r.hash, r.exit_code);
+	cli_auto_gc(st);
 	goto done;
 fail:
 	fprintf(stderr, "cashet: %s\n", err_msg());
@@ -619,13 +642,40 @@ done:
 	run_record_free(&r);
 	run_record_free(&hit);
 	store_close(st);
-	sv_release(&o.spec.inputs);
-	sv_release(&o.spec.outputs);
-	sv_release(&o.spec.envs);
-	sv_release(&o.spec.deps);
-	sv_release(&o.spec.params);
-	sv_release(&o.tags);
-	sv_release(&o.env_files);
+	exec_opts_release(&o);
+	sb_release(&dir);
+	return rc;
+}
+
+int exec_fingerprint(struct cli *cli, int argc, char **argv, struct store **st, struct run_record *r,
+		     int *cache_failures)
+{
+	struct exec_opts o;
+	struct strbuf dir = STRBUF_INIT;
+	int rc, stdin_fd = -1;
+	memset(&o, 0, sizeof(o));
+	*st = NULL;
+	rc = parse_opts(argv[0], argc, argv, &o);
+	if (rc >= 0)
+		goto done; /* usage error, or --help printed */
+	rc = 1;
+	o.spec.stdin_fd = -1;
+	int found = store_find(o.store ? o.store : cli->store_opt, &dir);
+	if (found == 1)
+		err_set("no cashet store found (looked for %s in this directory and its parents; "
+			"run 'cashet init' or set CASHET_DIR)", STORE_DIRNAME);
+	if (found != 0 || fingerprint(&o, dir.buf, 0, st, r, &stdin_fd) < 0) {
+		fprintf(stderr, "cashet: %s\n", err_msg());
+		store_close(*st);
+		*st = NULL;
+		goto done;
+	}
+	*cache_failures = o.cache_failures;
+	rc = 0;
+done:
+	if (stdin_fd > STDIN_FILENO)
+		close(stdin_fd);
+	exec_opts_release(&o);
 	sb_release(&dir);
 	return rc;
 }

@@ -24,4 +24,25 @@ int gs_delete_run(const char *dir, const char *hash);
 int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
 		 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
 
+/* fsck.c */
+int gs_check_objects(const char *dir, int64_t *count, struct strvec *problems);
+
+/* remote.c */
+int gs_remote_config(const char *dir, const char *op, const char *name, const char *url, struct strvec *list);
+int gs_push(const char *dir, const char *name, const struct strvec *hashes);
+int gs_fetch(const char *dir, const char *name);
+
+/* repack.c */
+int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct strvec *lines);
+int gs_config(const char *dir, const char *key, const char *set, int unset, struct strbuf *value);
+
+/* gitxfer.c: export and import archives */
+int gx_write_pack(const char *dir, const struct strvec *hashes, int fd, uint64_t *bytes);
+int gx_stage_pack(const char *dir, const char *file, uint64_t offset, uint64_t size, const char *stage);
+int gx_check_run(const char *dir, const char *hash);
+int gx_publish_pack(const char *dir, const char *stage, struct strvec *moved);
+int gx_create_ref(const char *dir, const char *name, const char *oid);
+int gx_delete_ref(const char *dir, const char *name);
+int gx_shallow_update(const char *dir, const struct strvec *hashes, int add, struct strvec *changed);
+
 #endif

@@ -10,6 +10,19 @@ static const struct gitmod module = {
 	.load_run = gs_load_run,
 	.delete_run = gs_delete_run,
 	.diff_text = gs_diff_text,
+	.repack = gs_repack,
+	.config = gs_config,
+	.check_objects = gs_check_objects,
+	.remote_config = gs_remote_config,
+	.push = gs_push,
+	.fetch = gs_fetch,
+	.write_pack = gx_write_pack,
+	.stage_pack = gx_stage_pack,
+	.check_run = gx_check_run,
+	.publish_pack = gx_publish_pack,
+	.create_ref = gx_create_ref,
+	.delete_ref = gx_delete_ref,
+	.shallow_update = gx_shallow_update,
 };
 
 const struct gitmod *cashet_gitmod(void);

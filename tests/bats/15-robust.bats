@@ -249,10 +249,13 @@ cashet_bin() {
 	track_pid "$owner"
 	wait_for_file child.pid
 	track_pid "-$(cat child.pid)"
-	cashet exec -- sh -c "$cmd" > waiter.out 2>&1 3>&- &
+	# -v says "miss" just before the claim wait: only then is cashet's
+	# handler installed (a background job starts with SIGINT ignored)
+	cashet exec -v -- sh -c "$cmd" > waiter.out 2> waiter.err 3>&- &
 	waiter=$!
 	track_pid "$waiter"
-	sleep 0.3
+	wait_for_file waiter.err
+	sleep 0.1
 	t0=$(date +%s%N)
 	kill -INT "$waiter"
 	# do not wait 30 s for a broken build: poll for at most 3 s

@@ -98,3 +98,38 @@ pid_gone() {
 		sleep 0.1
 	done
 }
+
+# --- helpers added for the script and why tests -----------------------------
+
+# would ARGS...: what `cashet why ARGS...` says, without running anything:
+# "hit" (exit 0), "run" (exit 1), or "error N" for any other exit code.
+would() {
+	local rc=0
+	cashet why "$@" > /dev/null 2>&1 || rc=$?
+	case $rc in
+	0) echo hit ;;
+	1) echo run ;;
+	*) echo "error $rc" ;;
+	esac
+}
+
+# source_parts: the script, source and dep parts of the newest run, one
+# "KIND NAME" line each, in the order the run recorded them.
+source_parts() {
+	cashet show --json "$(last_hash)" | python3 -c '
+import json, sys
+for p in json.load(sys.stdin)["parts"]:
+    if p["kind"] in ("script", "source", "dep"):
+        print(p["kind"], p["name"])'
+}
+
+# direct_python3: puts the python3 interpreter itself first on PATH, in place
+# of a version-manager shim (a shell script that takes ~0.1 s to start), for
+# files that run python3 a lot. Call it from setup_file: tests inherit PATH.
+direct_python3() {
+	local py
+	py=$(python3 -c 'import sys; print(sys.executable)' 2> /dev/null) || return 0
+	[ -x "$py" ] || return 0
+	mkdir -p "$BATS_FILE_TMPDIR/bin" && ln -sf "$py" "$BATS_FILE_TMPDIR/bin/python3"
+	export PATH="$BATS_FILE_TMPDIR/bin:$PATH"
+}

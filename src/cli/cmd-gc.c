@@ -1,0 +1,99 @@
+/* cashet gc: evict expired, old or least recently used runs and repack so
+ * the space is really returned. Also the automatic size bound that exec
+ * applies after storing (cashet config max-size). */
+#include "cli.h"
+#include "claim.h"
+#include "gitmod.h"
+
+#include <getopt.h>
+#include <string.h>
+
+int cli_claim_busy(struct store *st, const struct digest *fp)
+{
+	struct claim_owner o;
+	return store_claim_get(st, fp, &o) == 1 && !claim_stale(&o);
+}
+
+void cli_print_gc(const struct gc_report *r, int dry_run)
+{
+	char a[32], b[32];
+	fmt_size((uint64_t)r->bytes_before, a, sizeof(a));
+	fmt_size((uint64_t)r->bytes_after, b, sizeof(b));
+	printf("%s %lld expired, %lld evicted, %lld kept", dry_run ? "would remove" : "removed", (long long)r->expired,
+	       (long long)r->evicted, (long long)r->kept);
+	if (r->busy)
+		printf(" (%lld in use)", (long long)r->busy);
+	if (dry_run)
+		printf("; objects %s\n", a);
+	else
+		printf("; objects %s -> %s\n", a, b);
+}
+
+int cli_auto_gc(struct store *st)
+{
+	const struct gitmod *g = gitmod_get();
+	struct strbuf v = STRBUF_INIT;
+	uint64_t max;
+	int64_t total;
+	int rc = 0;
+	/* cheap: one config read and one row; gc itself only past the bound */
+	if (!g || g->config(store_dir(st), "max-size", NULL, 0, &v) != 0 || parse_size(v.buf, &max) < 0 || !max ||
+	    store_total_bytes(st, &total) < 0 || (uint64_t)total <= max)
+		goto out;
+	/* down to 90%, like ccache, so the next runs do not each trigger a gc */
+	struct gc_opts o = { .max_size = max / 10 * 9, .busy = cli_claim_busy };
+	struct gc_report r;
+	rc = store_gc(st, &o, &r);
+out:
+	err_clear();
+	sb_release(&v);
+	return rc;
+}
+
+int cmd_gc(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "older-than", required_argument, NULL, 'o' }, { "max-size", required_argument, NULL, 's' },
+		{ "dry-run", no_argument, NULL, 'n' },          { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct gc_opts o = { .busy = cli_claim_busy };
+	struct gc_report r;
+	struct store *st = NULL;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":nh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			if (parse_duration_ms(optarg, &o.older_than_ms) < 0)
+				return cli_usage("gc", "--older-than: %s", err_msg());
+			break;
+		case 's':
+			if (parse_size(optarg, &o.max_size) < 0)
+				return cli_usage("gc", "--max-size: %s", err_msg());
+			break;
+		case 'n':
+			o.dry_run = 1;
+			break;
+		case 'h':
+			puts("usage: cashet gc [--older-than DURATION] [--max-size SIZE] [-n|--dry-run]\n"
+			     "  removes expired runs, runs unused for DURATION (7d, 12h) and the least\n"
+			     "  recently used runs beyond SIZE (500M, 2G), then repacks the store");
+			return 0;
+		case ':':
+			return cli_usage("gc", "option '%s' needs a value", argv[optind - 1]);
+		default:
+			return cli_usage("gc", "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return cli_usage("gc", "unexpected argument '%s'", argv[optind]);
+	if (cli_open_store(cli, &st) < 0)
+		return cli_fail(1);
+	int rc = store_gc(st, &o, &r);
+	if (rc == 0)
+		cli_print_gc(&r, o.dry_run);
+	store_close(st);
+	return rc < 0 ? cli_fail(1) : 0;
+}

@@ -1,0 +1,126 @@
+/* remote: git remotes as shared caches. Only run refs travel:
+ * refs/cashet/runs/<id> (with their commits, trees and blobs, and the
+ * parents they name); line refs are per store and rebuilt locally. */
+#include "git/gitint.h"
+
+#include <string.h>
+
+#define RUNS_SPEC "+refs/cashet/runs/*:refs/cashet/runs/*"
+
+int gs_remote_config(const char *dir, const char *op, const char *name, const char *url, struct strvec *list)
+{
+	git_remote *r = NULL;
+	git_strarray names = { 0 };
+	struct strbuf line = STRBUF_INIT;
+	int rc = -1;
+	if (open_repo(dir) < 0)
+		return -1;
+	if (!strcmp(op, "add")) {
+		if (git_remote_create_with_fetchspec(&r, repo, name, url, RUNS_SPEC) < 0)
+			goto fail;
+	} else if (!strcmp(op, "remove")) {
+		if (git_remote_delete(repo, name) < 0)
+			goto fail;
+	} else {
+		if (git_remote_list(&names, repo) < 0)
+			goto fail;
+		for (size_t i = 0; i < names.count; i++) {
+			git_remote *x = NULL;
+			sb_reset(&line);
+			sb_adds(&line, names.strings[i]);
+			if (git_remote_lookup(&x, repo, names.strings[i]) == 0 && git_remote_url(x))
+				sb_addf(&line, " %s", git_remote_url(x));
+			git_remote_free(x);
+			sv_push(list, line.buf);
+		}
+	}
+	rc = 0;
+	goto out;
+fail:
+	git_fail(name ? name : "remote");
+out:
+	git_strarray_dispose(&names);
+	git_remote_free(r);
+	sb_release(&line);
+	return rc;
+}
+
+/* ssh: the agent; otherwise no credentials (file paths, git://, public https). */
+static int credentials(git_credential **out, const char *url, const char *user, unsigned int allowed, void *payload)
+{
+	if ((allowed & GIT_CREDENTIAL_SSH_KEY) && user)
+		return git_credential_ssh_key_from_agent(out, user);
+	return GIT_PASSTHROUGH;
+}
+
+static int push_status(const char *refname, const char *status, void *payload)
+{
+	if (status) {
+		struct strbuf *errs = payload;
+		sb_addf(errs, "%s%s: %s", errs->len ? "; " : "", refname, status);
+	}
+	return 0;
+}
+
+static int lookup(const char *dir, const char *name, git_remote **r)
+{
+	if (open_repo(dir) < 0)
+		return -1;
+	if (git_remote_lookup(r, repo, name) < 0)
+		return err_set("no remote '%s' (add one with 'cashet remote add %s URL')", name, name);
+	return 0;
+}
+
+int gs_push(const char *dir, const char *name, const struct strvec *hashes)
+{
+	git_remote *r = NULL;
+	git_push_options opts;
+	struct strvec specs = STRVEC_INIT;
+	struct strbuf errs = STRBUF_INIT;
+	int rc = -1;
+	if (lookup(dir, name, &r) < 0)
+		return -1;
+	for (size_t i = 0; i < hashes->n; i++) {
+		sb_reset(&errs);
+		sb_addf(&errs, "refs/cashet/runs/%s:refs/cashet/runs/%s", hashes->v[i], hashes->v[i]);
+		sv_push(&specs, errs.buf);
+	}
+	sb_reset(&errs);
+	git_push_options_init(&opts, GIT_PUSH_OPTIONS_VERSION);
+	opts.callbacks.credentials = credentials;
+	opts.callbacks.push_update_reference = push_status;
+	opts.callbacks.payload = &errs;
+	git_strarray arr = { specs.v, specs.n };
+	if (specs.n && git_remote_push(r, &arr, &opts) < 0) {
+		git_fail(git_remote_url(r));
+		goto out;
+	}
+	if (errs.len) {
+		err_set("%s: rejected: %s", git_remote_url(r), errs.buf);
+		goto out;
+	}
+	rc = 0;
+out:
+	git_remote_free(r);
+	sv_release(&specs);
+	sb_release(&errs);
+	return rc;
+}
+
+int gs_fetch(const char *dir, const char *name)
+{
+	git_remote *r = NULL;
+	git_fetch_options opts;
+	char *spec = RUNS_SPEC;
+	git_strarray arr = { &spec, 1 };
+	int rc = 0;
+	if (lookup(dir, name, &r) < 0)
+		return -1;
+	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
+	opts.callbacks.credentials = credentials;
+	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	if (git_remote_fetch(r, &arr, &opts, "cashet pull") < 0)
+		rc = git_fail(git_remote_url(r));
+	git_remote_free(r);
+	return rc;
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bats
+# Git remotes as shared caches: one machine pushes its runs to a bare
+# repository (a path, or git:// served by `git daemon` on 127.0.0.1), another
+# pulls them and replays without running. Filters choose what is pushed.
+
+load helper
+
+setup() {
+	common_setup
+	git init -q --bare "$BATS_TEST_TMPDIR/shared.git"
+	mkdir -p "$BATS_TEST_TMPDIR/other"
+	cashet init > /dev/null
+	echo data > in
+}
+
+teardown() {
+	if [ -f "$BATS_TEST_TMPDIR/daemon.pid" ]; then
+		kill "$(cat "$BATS_TEST_TMPDIR/daemon.pid")" 2> /dev/null || true
+	fi
+}
+
+# The same project on "another machine": a copy of the files, a new store.
+other_machine() {
+	cp in "$BATS_TEST_TMPDIR/other/"
+	cd "$BATS_TEST_TMPDIR/other"
+	cashet init > /dev/null
+	cashet remote add origin "$1"
+}
+
+@test "remote add / list / remove" {
+	run cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
+	assert_success
+	run cashet remote
+	assert_output "origin $BATS_TEST_TMPDIR/shared.git"
+	run cashet remote add origin elsewhere
+	assert_failure 1
+	run cashet remote remove origin
+	assert_success
+	run cashet remote list
+	assert_output ''
+	run cashet remote add onlyname
+	assert_failure 2
+}
+
+@test "push to a bare repository, pull elsewhere: a hit without running" {
+	cashet exec -i in -- sh -c "$(counted 'cat in')" > /dev/null
+	cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
+	run cashet push
+	assert_output 'pushed 1 run to origin'
+	[ "$(git --git-dir "$BATS_TEST_TMPDIR/shared.git" for-each-ref refs/cashet/runs | wc -l)" = 1 ]
+	other_machine "$BATS_TEST_TMPDIR/shared.git"
+	run cashet pull
+	assert_output 'pulled 1 new run from origin'
+	run --separate-stderr cashet exec -v -i in -- sh -c "$(counted 'cat in')"
+	assert_success
+	assert_output data
+	[[ "$stderr" == "cashet: hit "* ]]
+	[ ! -f runs.count ] # never ran here
+	run cashet pull
+	assert_output 'pulled 0 new runs from origin'
+	git --git-dir .cashet fsck --no-dangling
+}
+
+@test "push filters: --tag, --name, --since" {
+	cashet exec -t exp=a -- echo a > /dev/null
+	cashet exec -t exp=b -n nightly -- echo b > /dev/null
+	cashet exec -- echo c > /dev/null
+	sqlite3 .cashet/index.db "UPDATE runs SET created = created - 86400000 * 3 WHERE cmd = 'echo c'"
+	cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
+	run cashet push --tag exp=a
+	assert_output 'pushed 1 run to origin'
+	run cashet push --name nightly
+	assert_output 'pushed 1 run to origin'
+	[ "$(git --git-dir "$BATS_TEST_TMPDIR/shared.git" for-each-ref refs/cashet/runs | wc -l)" = 2 ]
+	run cashet push --since 1d
+	assert_output 'pushed 2 runs to origin'
+	[ "$(git --git-dir "$BATS_TEST_TMPDIR/shared.git" for-each-ref refs/cashet/runs | wc -l)" = 2 ]
+	run cashet push
+	assert_output 'pushed 3 runs to origin'
+	[ "$(git --git-dir "$BATS_TEST_TMPDIR/shared.git" for-each-ref refs/cashet/runs | wc -l)" = 3 ]
+}
+
+@test "push and pull over git:// (git daemon on 127.0.0.1)" {
+	port=$((20000 + RANDOM % 20000))
+	git daemon --export-all --enable=receive-pack --base-path="$BATS_TEST_TMPDIR" --listen=127.0.0.1 \
+		--port="$port" --reuseaddr --detach --pid-file="$BATS_TEST_TMPDIR/daemon.pid" "$BATS_TEST_TMPDIR"
+	for _ in $(seq 50); do
+		git ls-remote "git://127.0.0.1:$port/shared.git" > /dev/null 2>&1 && break
+		sleep 0.1
+	done
+	cashet exec -i in -- sh -c "$(counted 'cat in')" > /dev/null
+	cashet remote add origin "git://127.0.0.1:$port/shared.git"
+	run cashet push
+	assert_output 'pushed 1 run to origin'
+	other_machine "git://127.0.0.1:$port/shared.git"
+	run cashet pull
+	assert_output 'pulled 1 new run from origin'
+	run cashet exec -i in -- sh -c "$(counted 'cat in')"
+	assert_output data
+	[ ! -f runs.count ]
+}
+
+@test "push or pull to an unknown remote is a clear error" {
+	run cashet push nowhere
+	assert_failure 1
+	assert_output --partial "no remote 'nowhere'"
+	run cashet pull nowhere
+	assert_failure 1
+	assert_output --partial "no remote 'nowhere'"
+}
