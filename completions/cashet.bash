@@ -26,7 +26,7 @@ _cashet()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
 	local prog=${COMP_WORDS[0]} store="" cmd="" cmd_at=0 i w
-	local commands="init exec why log show diff history get rm stats reindex export import gc clear invalidate config fsck remote push pull pipeline help"
+	local commands="init exec why log show diff history get rm stats reindex export import gc clear invalidate config fsck remote push pull pipeline serve help"
 
 	# "--opt=value" arrives as three words: "--opt" "=" "value".
 	if [[ $prev == = ]] && ((COMP_CWORD > 1)); then
@@ -69,7 +69,7 @@ _cashet()
 			case $w in
 			--) start=$((i + 1)); break ;;
 			-i | -o | -e | -p | -t | -n | --input | --output | --env | --param | --env-file | \
-				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store)
+				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store | --remote)
 				if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
 				((i++))
 				;;
@@ -90,12 +90,13 @@ _cashet()
 		--store) _cashet_dirs "$cur"; return ;;
 		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
 		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
+		--remote) COMPREPLY=($(compgen -W "redis://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
 		esac
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
 				--dep --raw-sources -t --tag -n --name
 				--ttl --timeout --kill-after --retries --cache-failures -f --force
-				--no-cache --no-stdin --store -v --verbose --explain --json -h --help --" -- "$cur"))
+				--no-cache --no-stdin --store --remote -v --verbose --explain --json -h --help --" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))
 		fi
@@ -240,6 +241,13 @@ _cashet()
 		;;
 	pull)
 		COMPREPLY=($(compgen -W "-h --help" -- "$cur"))
+		;;
+	serve)
+		case $prev in
+		--token-file) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+		--listen | --token | --max-body) ;;
+		*) COMPREPLY=($(compgen -W "--listen --token --token-file --max-body -h --help" -- "$cur")) ;;
+		esac
 		;;
 	esac
 }

@@ -77,7 +77,7 @@ function __cashet_wrapped
                 set -e tokens[1]
                 printf '%s\n' $tokens
                 return 0
-            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store
+            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store --remote
                 # the cursor is on this option's value
                 set -q tokens[2]; or return 1
                 set -e tokens[1..2]
@@ -135,6 +135,7 @@ complete -c cashet -n "not __cashet_subcommand" -a pipeline -d 'Run the steps of
 complete -c cashet -n "not __cashet_subcommand" -a remote -d 'Add, remove or list git remotes used as shared caches'
 complete -c cashet -n "not __cashet_subcommand" -a push -d 'Send runs to a git remote'
 complete -c cashet -n "not __cashet_subcommand" -a pull -d "Fetch a git remote's runs and index them"
+complete -c cashet -n "not __cashet_subcommand" -a serve -d 'Serve the store over HTTP (JSON API and a remote cache)'
 complete -c cashet -n "not __cashet_subcommand" -a help -d 'List the commands'
 
 # exec and why (the same options), then the wrapped command
@@ -156,6 +157,7 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s f -
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-cache -d 'Always run, store nothing'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-stdin -d 'Do not read or hash stdin; the command gets /dev/null'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l store -x -a '(__fish_complete_directories)' -d 'Use the store at DIR'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l remote -x -d 'Share runs through Redis (redis://host:port/db)'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s v -l verbose -d 'Say hit or miss (and why) and the run hash on stderr'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l explain -d 'Do not run: say whether it would hit, and if not, what changed'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l json -d 'With --explain: print JSON'
@@ -259,3 +261,10 @@ complete -c cashet -n "__cashet_using push" -l name -x -d 'Only runs with this n
 complete -c cashet -n "__cashet_using push" -l since -x -d 'Only runs created in the last DURATION'
 complete -c cashet -n "__cashet_using push" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using pull" -s h -l help -d 'Show usage'
+
+# serve
+complete -c cashet -n "__cashet_using serve" -l listen -x -d 'Listen on ADDR:PORT (default 127.0.0.1:8000)'
+complete -c cashet -n "__cashet_using serve" -l token -x -d 'Token that writes need'
+complete -c cashet -n "__cashet_using serve" -l token-file -r -F -d 'Read the token from FILE'
+complete -c cashet -n "__cashet_using serve" -l max-body -x -d 'Largest request body accepted'
+complete -c cashet -n "__cashet_using serve" -s h -l help -d 'Show usage'

@@ -222,31 +222,6 @@ static int indexed(struct store *st, const char *hash)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlfail(st, "import");
 }
 
-static void rm_tree(const char *path)
-{
-	struct strbuf p = STRBUF_INIT;
-	const char *const sub[] = { "pack", "" };
-	/* The staging directory holds pack/pack-*.{pack,idx,...} and nothing else. */
-	for (size_t i = 0; i < 2; i++) {
-		sb_reset(&p);
-		sb_addf(&p, "%s/%s", path, sub[i]);
-		DIR *d = opendir(p.buf);
-		struct dirent *e;
-		size_t base = p.len;
-		while (d && (e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			sb_setlen(&p, base);
-			sb_addf(&p, "/%s", e->d_name);
-			unlink(p.buf);
-		}
-		if (d)
-			closedir(d);
-		sb_setlen(&p, base);
-		rmdir(p.buf);
-	}
-	sb_release(&p);
-}
 
 int store_import(struct store *st, const char *file, int allow_abs, size_t *imported, size_t *present)
 {
@@ -273,7 +248,7 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 
 	/* The pack is verified even when every run is present: a damaged
 	 * archive is reported as such, not silently accepted. */
-	sb_addf(&stage, "%s/import-XXXXXX", st->tmp);
+	sb_addf(&stage, "%s/import-%ld-XXXXXX", st->tmp, (long)getpid());
 	if (!mkdtemp(stage.buf)) {
 		err_sys("cannot create %s", stage.buf);
 		sb_reset(&stage);
@@ -359,7 +334,7 @@ out:
 		free(why);
 	}
 	if (stage.len)
-		rm_tree(stage.buf);
+		rm_rf(stage.buf);
 	for (size_t i = 0; i < nrecs; i++)
 		run_record_free(&recs[i]);
 	free(recs);

@@ -155,6 +155,48 @@ out:
 	return rc;
 }
 
+/* Creates the git repository under a temporary name and renames it into
+ * place, so processes racing to create the same store never see (or trip
+ * over) a half-made one: one rename wins, the others use its result. */
+static int create_repo(const char *dir, int *fresh)
+{
+	const struct gitmod *g = gitmod_get();
+	struct strbuf tmp = STRBUF_INIT, parent = STRBUF_INIT, head = STRBUF_INIT;
+	int rc = -1;
+	sb_addf(&tmp, "%s.new-%ld", dir, (long)getpid());
+	sb_adds(&parent, dir);
+	char *slash = strrchr(parent.buf, '/');
+	if (slash && slash != parent.buf)
+		sb_setlen(&parent, (size_t)(slash - parent.buf));
+	sb_addf(&head, "%s/HEAD", dir);
+	if (!g || mkdirs(parent.buf, 0777) < 0)
+		goto out;
+	rm_rf(tmp.buf);
+	if (g->init(tmp.buf) < 0)
+		goto out;
+	if (rename(tmp.buf, dir) == 0) {
+		*fresh = 1;
+	} else if (access(head.buf, F_OK) == 0) {
+		rm_rf(tmp.buf); /* another process made it first */
+	} else if (errno == ENOTEMPTY || errno == EEXIST) {
+		/* a directory with other things in it: make the store in place */
+		rm_rf(tmp.buf);
+		if (g->init(dir) < 0)
+			goto out;
+		*fresh = 1;
+	} else {
+		err_sys("cannot create %s", dir);
+		rm_rf(tmp.buf);
+		goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&tmp);
+	sb_release(&parent);
+	sb_release(&head);
+	return rc;
+}
+
 int store_open(const char *dir, int flags, struct store **out, int *created)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
@@ -176,10 +218,8 @@ int store_open(const char *dir, int flags, struct store **out, int *created)
 			err_set("no cashet store at %s (run 'cashet init' or 'cashet exec' first)", dir);
 			goto out;
 		}
-		const struct gitmod *g = gitmod_get();
-		if (!g || mkdirs(dir, 0777) < 0 || g->init(dir) < 0)
+		if (create_repo(dir, &fresh) < 0)
 			goto out;
-		fresh = 1;
 	}
 	if (mkdir(st->tmp, 0777) < 0 && errno != EEXIST) {
 		err_sys("cannot create %s", st->tmp);
@@ -281,14 +321,14 @@ void store_sweep_tmp(struct store *st)
 		return;
 	while ((e = readdir(d))) {
 		long pid;
-		/* run.c names captures cap-<pid>-XXXXXX */
-		if (sscanf(e->d_name, "cap-%ld-", &pid) != 1 || pid <= 0)
+		/* captures (run.c) and import staging (store-xfer.c) carry their pid */
+		if ((sscanf(e->d_name, "cap-%ld-", &pid) != 1 && sscanf(e->d_name, "import-%ld-", &pid) != 1) || pid <= 0)
 			continue;
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
 		sb_reset(&p);
 		sb_addf(&p, "%s/%s", st->tmp, e->d_name);
-		unlink(p.buf);
+		rm_rf(p.buf);
 	}
 	closedir(d);
 	sb_release(&p);

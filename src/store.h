@@ -83,7 +83,7 @@ const char *store_root(const struct store *st);
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
 
-/* Removes capture files left in tmp/ by processes that died (kill -9). */
+/* Removes captures and import staging left in tmp/ by processes that died (kill -9). */
 void store_sweep_tmp(struct store *st);
 
 /* Digest of a regular file's content, using the stat cache (path, size,

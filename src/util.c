@@ -3,6 +3,7 @@
  * and checking every small allocation would bury the real error paths. */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -390,6 +391,31 @@ void path_absolute(const char *cwd, const char *path, struct strbuf *out)
 	if (!out->len)
 		sb_addc(out, '/');
 	sb_release(&raw);
+}
+
+void rm_rf(const char *path)
+{
+	struct stat sb;
+	if (lstat(path, &sb) < 0)
+		return;
+	if (S_ISDIR(sb.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+		struct strbuf p = STRBUF_INIT;
+		while (d && (e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			sb_reset(&p);
+			sb_addf(&p, "%s/%s", path, e->d_name);
+			rm_rf(p.buf);
+		}
+		if (d)
+			closedir(d);
+		sb_release(&p);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
 }
 
 int mkdirs(const char *path, unsigned mode)

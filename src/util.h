@@ -82,6 +82,8 @@ int write_all(int fd, const void *data, size_t len);
 /* path made absolute (against cwd, or the working directory when NULL)
  * with "//", "." and ".." folded lexically (symlinks are not resolved). */
 void path_absolute(const char *cwd, const char *path, struct strbuf *out);
+/* rm -rf (best effort) */
+void rm_rf(const char *path);
 /* mkdir -p */
 int mkdirs(const char *path, unsigned mode);
 

@@ -49,6 +49,7 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv);
 int cmd_remote(struct cli *cli, int argc, char **argv);
 int cmd_push(struct cli *cli, int argc, char **argv);
 int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_serve(struct cli *cli, int argc, char **argv);
 
 /* gc helpers shared by gc, clear and exec's automatic size bound */
 int cli_claim_busy(struct store *st, const struct digest *fp);

@@ -5,13 +5,15 @@
 
 #include <string.h>
 
-static const char *const keys[] = { "max-size", NULL };
+static const char *const keys[] = { "max-size", "remote", NULL };
 
 static int check(const char *key, const char *value)
 {
 	uint64_t n;
 	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
 		return cli_usage("config", "max-size: %s", err_msg());
+	if (!strcmp(key, "remote") && value && strncmp(value, "redis://", 8))
+		return cli_usage("config", "remote: expected a redis://host[:port][/db] URL, got '%s'", value);
 	return 0;
 }
 
@@ -23,7 +25,8 @@ int cmd_config(struct cli *cli, int argc, char **argv)
 	int unset = 0, i = 1, rc;
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		puts("usage: cashet config KEY [VALUE]\n       cashet config --unset KEY\n"
-		     "keys:\n  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger");
+		     "keys:\n  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger\n"
+		     "  remote URL      the Redis server exec shares runs through (redis://host:port/db)");
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "--unset")) {
@@ -37,7 +40,7 @@ int cmd_config(struct cli *cli, int argc, char **argv)
 	while (keys[k] && strcmp(keys[k], key))
 		k++;
 	if (!keys[k])
-		return cli_usage("config", "unknown key '%s' (known: max-size)", key);
+		return cli_usage("config", "unknown key '%s' (known: max-size, remote)", key);
 	if ((rc = check(key, value)) != 0)
 		return rc;
 	if (cli_open_store(cli, &st) < 0 || !(g = gitmod_get())) {

@@ -3,6 +3,7 @@
  * command's own; 124 timeout; 125 cashet itself failed; 126/127 exec failed. */
 #include "cli.h"
 #include "claim.h"
+#include "exec-remote.h" /* Redis remote (issue 6) */
 #include "explain.h"
 #include "json.h"
 #include "fp.h"
@@ -25,6 +26,7 @@ struct exec_opts {
 	struct strvec tags;
 	struct strvec env_files;
 	const char *name, *store;
+	const char *remote; /* --remote URL (Redis, see exec-remote.c) */
 	int cache_failures, force, no_cache, verbose, no_stdin, retries, explain, json;
 	int64_t ttl_ms, timeout_ms, grace_ms;
 };
@@ -50,12 +52,13 @@ static const char exec_usage[] =
 	"      --no-cache         always run, store nothing\n"
 	"      --no-stdin         do not read or hash stdin; the command gets /dev/null\n"
 	"      --store DIR        use the store at DIR\n"
+	"      --remote URL       share runs through Redis (redis://host:port/db)\n"
 	"  -v, --verbose          say hit or miss (and why) and the run hash on stderr\n"
 	"      --explain          do not run: say whether it would hit, and if not, what changed\n"
 	"      --json             with --explain: print JSON\n";
 
 enum { OPT_TTL = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_CACHE_FAILURES, OPT_NO_CACHE, OPT_NO_STDIN, OPT_STORE,
-       OPT_GRACE, OPT_EXPLAIN, OPT_JSON, OPT_DEP, OPT_RAW_SOURCES, OPT_ENV_FILE };
+       OPT_GRACE, OPT_EXPLAIN, OPT_JSON, OPT_DEP, OPT_RAW_SOURCES, OPT_ENV_FILE, OPT_REMOTE };
 
 static const struct option long_opts[] = {
 	{ "input", required_argument, NULL, 'i' },
@@ -72,6 +75,7 @@ static const struct option long_opts[] = {
 	{ "no-cache", no_argument, NULL, OPT_NO_CACHE },
 	{ "no-stdin", no_argument, NULL, OPT_NO_STDIN },
 	{ "store", required_argument, NULL, OPT_STORE },
+	{ "remote", required_argument, NULL, OPT_REMOTE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "explain", no_argument, NULL, OPT_EXPLAIN },
 	{ "dep", required_argument, NULL, OPT_DEP },
@@ -147,6 +151,9 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 			break;
 		case OPT_STORE:
 			o->store = optarg;
+			break;
+		case OPT_REMOTE:
+			o->remote = optarg;
 			break;
 		case 'v':
 			o->verbose = 1;
@@ -326,6 +333,7 @@ struct beat {
 	struct digest fp;
 	struct claim_owner *me;
 	int64_t last;
+	struct exec_remote *er; /* Redis remote: its lock is refreshed with the claim */
 };
 
 static void heartbeat(void *ctx)
@@ -337,6 +345,7 @@ static void heartbeat(void *ctx)
 	b->last = now;
 	if (store_claim_heartbeat(b->st, &b->fp, b->me, now) < 0)
 		err_clear();
+	exec_remote_heartbeat(b->er); /* Redis remote hook */
 }
 
 static int backoff_sleep(int attempt)
@@ -504,6 +513,7 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	struct run_record r = { 0 }, hit = { 0 };
 	struct run_outcome out;
 	struct claim_owner me;
+	struct exec_remote er = { 0 }; /* Redis remote (issue 6) */
 	int rc, stdin_fd = -1, claimed = 0, have_out = 0;
 
 	memset(&o, 0, sizeof(o));
@@ -547,6 +557,16 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 			goto done;
 		run_record_free(&hit);
 	}
+	/* Redis remote hook: connect on a local miss only (a hit never does),
+	 * and read through: a run fetched from Redis is replayed like a local one. */
+	if (!o.no_cache && exec_remote_open(&er, st, o.remote, &r.fp) && !o.force &&
+	    exec_remote_fetch(&er, st, o.verbose) == 1) {
+		if (store_lookup(st, &r.fp, o.cache_failures, 0, now_ms(), &hit) == 1 &&
+		    (rc = try_replay(st, &o, &hit, "hit")) >= 0)
+			goto done;
+		err_clear();
+		run_record_free(&hit);
+	}
 	if (o.verbose) {
 		char hx[DIGEST_HEX];
 		digest_hex(&r.fp, hx);
@@ -556,7 +576,7 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	}
 
 	claim_self(&me);
-	struct beat beat = { st, r.fp, &me, now_ms() };
+	struct beat beat = { st, r.fp, &me, now_ms(), &er };
 	if (!o.no_cache) {
 		/* Another process may be running the same thing: wait for it and
 		 * replay its result rather than running it twice. Whatever it
@@ -586,6 +606,22 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 				rc = 128 + run_pending_signal();
 				goto done;
 			}
+		}
+		/* Redis remote hook: claim across machines too; while another
+		 * machine runs the command, wait and replay what it stored. */
+		int l = o.force ? 0 : exec_remote_lock(&er, st, run_pending_signal, o.verbose);
+		if (l == 2) {
+			rc = 128 + run_pending_signal();
+			goto done;
+		}
+		if (l == 1) {
+			int h = store_lookup(st, &r.fp, 1, t0, now_ms(), &hit);
+			if (h == 0)
+				h = store_lookup(st, &r.fp, o.cache_failures, 0, now_ms(), &hit);
+			if (h == 1 && (rc = try_replay(st, &o, &hit, "waited for")) >= 0)
+				goto done;
+			err_clear();
+			run_record_free(&hit);
 		}
 	}
 
@@ -627,12 +663,16 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 	claimed = 0;
 	if (o.verbose)
 		fprintf(stderr, "cashet: stored %.12s (exit %d)\n", r.hash, r.exit_code);
+	/* Redis remote hook: write-through (the lock is released at done) */
+	if (r.ok || o.cache_failures)
+		exec_remote_publish(&er, st, &r, o.verbose);
 	cli_auto_gc(st);
 	goto done;
 fail:
 	fprintf(stderr, "cashet: %s\n", err_msg());
 	rc = EXIT_CASHET;
 done:
+	exec_remote_close(&er); /* Redis remote hook: releases its lock */
 	if (claimed && st)
 		store_claim_release(st, &r.fp, &me);
 	if (have_out)

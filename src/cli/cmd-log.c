@@ -1,6 +1,6 @@
 /* cashet log: runs newest first, as a table or as JSON lines. */
 #include "cli.h"
-#include "json.h"
+#include "runjson.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -18,31 +18,8 @@ static int print_run(const struct run_record *r, void *ctx)
 	char when[32], dur[32];
 	if (lc->json) {
 		struct strbuf sb = STRBUF_INIT;
-		fmt_iso_time(r->created_ms, when, sizeof(when));
-		sb_addf(&sb, "%s{\"hash\":\"%s\",\"created\":\"%s\",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld,"
-			"\"name\":", lc->count ? ",\n " : "[", r->hash, when, r->ok ? "ok" : "failed", r->exit_code,
-			(long long)r->duration_ms);
-		if (r->name)
-			json_str(&sb, r->name);
-		else
-			sb_adds(&sb, "null");
-		sb_adds(&sb, ",\"cmd\":");
-		json_str(&sb, cmd);
-		sb_adds(&sb, ",\"tags\":{");
-		for (size_t i = 0; i < r->tags.n; i++) {
-			const char *t = r->tags.v[i], *eq = strchr(t, '=');
-			char *k = xstrndup(t, eq ? (size_t)(eq - t) : strlen(t));
-			if (i)
-				sb_addc(&sb, ',');
-			json_str(&sb, k);
-			sb_addc(&sb, ':');
-			if (eq)
-				json_str(&sb, eq + 1);
-			else
-				sb_adds(&sb, "true");
-			free(k);
-		}
-		sb_adds(&sb, "}}");
+		sb_adds(&sb, lc->count ? ",\n " : "[");
+		runjson_log(&sb, r);
 		fputs(sb.buf, stdout);
 		sb_release(&sb);
 	} else {

@@ -1,6 +1,6 @@
 /* cashet show HASH: everything recorded about a run. */
 #include "cli.h"
-#include "json.h"
+#include "runjson.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -13,66 +13,9 @@ static const char *kind_name(int kind)
 static void show_json(const struct run_record *r)
 {
 	struct strbuf sb = STRBUF_INIT;
-	char when[40], hx[DIGEST_HEX];
-	char *cmd = run_cmdline(r);
-	sb_addf(&sb, "{\"hash\":\"%s\",\"parent\":", r->hash);
-	if (r->parent[0])
-		sb_addf(&sb, "\"%s\"", r->parent);
-	else
-		sb_adds(&sb, "null");
-	digest_hex(&r->fp, hx);
-	sb_addf(&sb, ",\"fingerprint\":\"%s\",\"cmd\":", hx);
-	json_str(&sb, cmd);
-	sb_adds(&sb, ",\"argv\":[");
-	for (size_t i = 0; i < r->argv.n; i++) {
-		if (i)
-			sb_addc(&sb, ',');
-		json_str(&sb, r->argv.v[i]);
-	}
-	sb_adds(&sb, "],\"name\":");
-	if (r->name)
-		json_str(&sb, r->name);
-	else
-		sb_adds(&sb, "null");
-	sb_adds(&sb, ",\"cwd\":");
-	json_str(&sb, r->cwd ? r->cwd : ".");
-	sb_addf(&sb, ",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld", r->ok ? "ok" : "failed", r->exit_code,
-		(long long)r->duration_ms);
-	fmt_iso_time(r->created_ms, when, sizeof(when));
-	sb_addf(&sb, ",\"created\":\"%s\"", when);
-	fmt_iso_time(r->last_used_ms, when, sizeof(when));
-	sb_addf(&sb, ",\"last_used\":\"%s\",\"expires\":", when);
-	if (r->expires_ms) {
-		fmt_iso_time(r->expires_ms, when, sizeof(when));
-		sb_addf(&sb, "\"%s\"", when);
-	} else {
-		sb_adds(&sb, "null");
-	}
-	sb_adds(&sb, ",\"tags\":[");
-	for (size_t i = 0; i < r->tags.n; i++) {
-		if (i)
-			sb_addc(&sb, ',');
-		json_str(&sb, r->tags.v[i]);
-	}
-	sb_adds(&sb, "],\"parts\":[");
-	for (size_t i = 0; i < r->nparts; i++) {
-		digest_hex(&r->parts[i].hash, hx);
-		sb_addf(&sb, "%s{\"kind\":\"%s\",\"name\":", i ? "," : "", r->parts[i].kind);
-		json_str(&sb, r->parts[i].name);
-		sb_addf(&sb, ",\"hash\":\"%s\"}", hx);
-	}
-	sb_adds(&sb, "],\"files\":[");
-	for (size_t i = 0; i < r->nfiles; i++) {
-		const struct run_file *f = &r->files[i];
-		sb_addf(&sb, "%s{\"kind\":\"%s\",\"path\":", i ? "," : "", kind_name(f->kind));
-		json_str(&sb, f->path);
-		sb_addf(&sb, ",\"mode\":\"%06o\",\"size\":%llu,\"oid\":\"%s\"}", f->mode, (unsigned long long)f->size,
-			f->oid);
-	}
-	sb_adds(&sb, "]}");
+	runjson_show(&sb, r);
 	puts(sb.buf);
 	sb_release(&sb);
-	free(cmd);
 }
 
 static void show_text(const struct run_record *r)

@@ -1,5 +1,6 @@
 /* cashet stats: how big the store is and what it holds. */
 #include "cli.h"
+#include "runjson.h"
 
 #include <string.h>
 
@@ -21,10 +22,10 @@ int cmd_stats(struct cli *cli, int argc, char **argv)
 		return cli_fail(1);
 	int rc = store_stats(st, &s);
 	if (rc == 0 && json) {
-		printf("{\"store\":\"%s\",\"runs\":%lld,\"completed\":%lld,\"failed\":%lld,\"objects\":%lld,"
-		       "\"object_bytes\":%lld,\"index_bytes\":%lld,\"stored_bytes\":%lld}\n",
-		       store_dir(st), (long long)s.runs, (long long)s.ok, (long long)s.failed, (long long)s.objects,
-		       (long long)s.object_bytes, (long long)s.index_bytes, (long long)s.stored_bytes);
+		struct strbuf sb = STRBUF_INIT;
+		runjson_stats(&sb, store_dir(st), &s);
+		puts(sb.buf);
+		sb_release(&sb);
 	} else if (rc == 0) {
 		char a[32], b[32], c[32];
 		fmt_size((uint64_t)s.object_bytes, a, sizeof(a));

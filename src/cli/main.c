@@ -30,6 +30,7 @@ const struct command commands[] = {
 	{ "remote", cmd_remote, "add, remove or list git remotes used as shared caches" },
 	{ "push", cmd_push, "send runs to a git remote" },
 	{ "pull", cmd_pull, "fetch a git remote's runs and index them" },
+	{ "serve", cmd_serve, "serve the store over HTTP (JSON API and a remote cache)" },
 	{ NULL, NULL, NULL },
 };
 

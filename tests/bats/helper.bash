@@ -91,7 +91,9 @@ wait_for_file() {
 pid_gone() {
 	local i=0 state
 	while kill -0 "$1" 2>/dev/null; do
-		state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null)
+		# the process may exit between kill -0 and the read: sed then
+		# fails, which under bats' set -e must not fail the caller
+		state=$(sed -E 's/^.*\) (.).*$/\1/' "/proc/$1/stat" 2>/dev/null || true)
 		[ "$state" = Z ] && return 0
 		i=$((i + 1))
 		[ "$i" -gt 30 ] && return 1

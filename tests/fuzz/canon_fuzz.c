@@ -1,7 +1,8 @@
 /* libFuzzer target for the canon tokenizers: any input must either fail
  * cleanly (and leave the buffers as they were) or produce output, never
  * crash or read out of bounds. Build:
- *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+ *   make fuzz-canon FUZZ_SECONDS=60   (seeds: the test scripts under tests/bats)
+ *   or by hand: clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
  *         -Isrc -o canon_fuzz src/util.c src/canon*.c tests/fuzz/canon_fuzz.c */
 #include <stdlib.h>
 

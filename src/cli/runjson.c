@@ -1,0 +1,116 @@
+/* runjson: JSON objects for runs and store statistics (see runjson.h).
+ * Appends to a strbuf and never prints, so serve can send the same bytes. */
+#include "runjson.h"
+#include "cli.h"
+#include "json.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *kind_name(int kind)
+{
+	return kind == FILE_STDOUT ? "stdout" : kind == FILE_STDERR ? "stderr" : kind == FILE_OUTPUT ? "output" : "source";
+}
+
+void runjson_log(struct strbuf *sb, const struct run_record *r)
+{
+	char when[32];
+	char *cmd = run_cmdline(r);
+	fmt_iso_time(r->created_ms, when, sizeof(when));
+	sb_addf(sb, "{\"hash\":\"%s\",\"created\":\"%s\",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld,\"name\":",
+		r->hash, when, r->ok ? "ok" : "failed", r->exit_code, (long long)r->duration_ms);
+	if (r->name)
+		json_str(sb, r->name);
+	else
+		sb_adds(sb, "null");
+	sb_adds(sb, ",\"cmd\":");
+	json_str(sb, cmd);
+	sb_adds(sb, ",\"tags\":{");
+	for (size_t i = 0; i < r->tags.n; i++) {
+		const char *t = r->tags.v[i], *eq = strchr(t, '=');
+		char *k = xstrndup(t, eq ? (size_t)(eq - t) : strlen(t));
+		if (i)
+			sb_addc(sb, ',');
+		json_str(sb, k);
+		sb_addc(sb, ':');
+		if (eq)
+			json_str(sb, eq + 1);
+		else
+			sb_adds(sb, "true");
+		free(k);
+	}
+	sb_adds(sb, "}}");
+	free(cmd);
+}
+
+void runjson_show(struct strbuf *sb, const struct run_record *r)
+{
+	char when[40], hx[DIGEST_HEX];
+	char *cmd = run_cmdline(r);
+	sb_addf(sb, "{\"hash\":\"%s\",\"parent\":", r->hash);
+	if (r->parent[0])
+		sb_addf(sb, "\"%s\"", r->parent);
+	else
+		sb_adds(sb, "null");
+	digest_hex(&r->fp, hx);
+	sb_addf(sb, ",\"fingerprint\":\"%s\",\"cmd\":", hx);
+	json_str(sb, cmd);
+	sb_adds(sb, ",\"argv\":[");
+	for (size_t i = 0; i < r->argv.n; i++) {
+		if (i)
+			sb_addc(sb, ',');
+		json_str(sb, r->argv.v[i]);
+	}
+	sb_adds(sb, "],\"name\":");
+	if (r->name)
+		json_str(sb, r->name);
+	else
+		sb_adds(sb, "null");
+	sb_adds(sb, ",\"cwd\":");
+	json_str(sb, r->cwd ? r->cwd : ".");
+	sb_addf(sb, ",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld", r->ok ? "ok" : "failed", r->exit_code,
+		(long long)r->duration_ms);
+	fmt_iso_time(r->created_ms, when, sizeof(when));
+	sb_addf(sb, ",\"created\":\"%s\"", when);
+	fmt_iso_time(r->last_used_ms, when, sizeof(when));
+	sb_addf(sb, ",\"last_used\":\"%s\",\"expires\":", when);
+	if (r->expires_ms) {
+		fmt_iso_time(r->expires_ms, when, sizeof(when));
+		sb_addf(sb, "\"%s\"", when);
+	} else {
+		sb_adds(sb, "null");
+	}
+	sb_adds(sb, ",\"tags\":[");
+	for (size_t i = 0; i < r->tags.n; i++) {
+		if (i)
+			sb_addc(sb, ',');
+		json_str(sb, r->tags.v[i]);
+	}
+	sb_adds(sb, "],\"parts\":[");
+	for (size_t i = 0; i < r->nparts; i++) {
+		digest_hex(&r->parts[i].hash, hx);
+		sb_addf(sb, "%s{\"kind\":\"%s\",\"name\":", i ? "," : "", r->parts[i].kind);
+		json_str(sb, r->parts[i].name);
+		sb_addf(sb, ",\"hash\":\"%s\"}", hx);
+	}
+	sb_adds(sb, "],\"files\":[");
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const struct run_file *f = &r->files[i];
+		sb_addf(sb, "%s{\"kind\":\"%s\",\"path\":", i ? "," : "", kind_name(f->kind));
+		json_str(sb, f->path);
+		sb_addf(sb, ",\"mode\":\"%06o\",\"size\":%llu,\"oid\":\"%s\"}", f->mode, (unsigned long long)f->size,
+			f->oid);
+	}
+	sb_adds(sb, "]}");
+	free(cmd);
+}
+
+void runjson_stats(struct strbuf *sb, const char *dir, const struct store_stats *s)
+{
+	sb_adds(sb, "{\"store\":");
+	json_str(sb, dir);
+	sb_addf(sb, ",\"runs\":%lld,\"completed\":%lld,\"failed\":%lld,\"objects\":%lld,\"object_bytes\":%lld,"
+		"\"index_bytes\":%lld,\"stored_bytes\":%lld}",
+		(long long)s->runs, (long long)s->ok, (long long)s->failed, (long long)s->objects,
+		(long long)s->object_bytes, (long long)s->index_bytes, (long long)s->stored_bytes);
+}

@@ -1,0 +1,854 @@
+/* serve: one store over HTTP (libmicrohttpd), the body of `cashet serve`
+ * (see serve.h for why it is a module). Reads are open to whoever can
+ * reach the address; writes (gc, archive upload) need the bearer token and
+ * are refused when none is configured. The store is opened once and its
+ * SQLite connection is not thread-safe, so all store work of a request
+ * holds one mutex; only socket I/O runs in parallel. */
+#include "serve/serve.h"
+#include "cli/runjson.h"
+#include "json.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_LISTEN "127.0.0.1:8000"
+#define DEFAULT_MAX_BODY "1G"
+
+struct server {
+	struct store *st;
+	pthread_mutex_t lock; /* held for every use of st */
+	char *token;          /* NULL: every write is refused */
+	uint64_t max_body;
+	unsigned long spools; /* names temporary files; under lock */
+};
+
+enum route {
+	R_NONE,
+	R_LOG,
+	R_STATS,
+	R_GC,
+	R_RUN,
+	R_STDOUT,
+	R_STDERR,
+	R_FILE,
+	R_FP,
+	R_ARCHIVE_GET,
+	R_ARCHIVE_PUT,
+};
+
+/* Per request (MHD's con_cls): the route, the body received so far (in
+ * memory for gc, spooled to a file for an archive) and, once the request is
+ * refused, the answer to send. */
+struct request {
+	enum route route;
+	char *arg;  /* hash, fingerprint or stored path, owned */
+	char *arg2; /* the file path of R_FILE, owned */
+	uint64_t received;
+	struct strbuf body;
+	int fd;
+	struct strbuf spool;
+	unsigned status; /* != 0: refused, send error */
+	char *error;
+};
+
+static int is_hex(const char *s, size_t min, size_t max)
+{
+	size_t n = strlen(s);
+	return n >= min && n <= max && strspn(s, "0123456789abcdef") == n;
+}
+
+/* --- responses --------------------------------------------------------- */
+
+static enum MHD_Result send_buf(struct MHD_Connection *c, unsigned status, const char *type, struct strbuf *sb)
+{
+	size_t len = sb->len;
+	char *buf = sb_detach(sb);
+	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, buf, free);
+	if (!resp) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	enum MHD_Result ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, struct strbuf *sb)
+{
+	sb_addc(sb, '\n');
+	return send_buf(c, status, "application/json", sb);
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_adds(&sb, "{\"error\":");
+	json_str(&sb, msg);
+	sb_addc(&sb, '}');
+	return send_json(c, status, &sb);
+}
+
+static enum MHD_Result send_405(struct MHD_Connection *c, const char *allow)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_adds(&sb, "{\"error\":\"method not allowed\"}\n");
+	size_t len = sb.len;
+	char *buf = sb_detach(&sb);
+	struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(len, buf, free);
+	if (!resp) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* Refuses the request now if possible, else once its body has arrived. */
+static void refuse(struct request *rq, unsigned status, const char *msg)
+{
+	if (rq->status)
+		return;
+	rq->status = status;
+	rq->error = xstrdup(msg);
+}
+
+/* --- routing ----------------------------------------------------------- */
+
+/* Splits the (already percent-decoded) path into a route and its
+ * arguments. Returns the methods the route allows ("GET, HEAD"), or NULL
+ * when nothing lives there; *bad names a malformed argument (400). */
+static const char *route_of(const char *url, const char *method, struct request *rq, const char **bad)
+{
+	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	int is_post = !strcmp(method, "POST"), is_put = !strcmp(method, "PUT");
+	const char *rest;
+	*bad = NULL;
+	rq->route = R_NONE;
+	if (!strcmp(url, "/log")) {
+		rq->route = get ? R_LOG : R_NONE;
+		return "GET, HEAD";
+	}
+	if (!strcmp(url, "/stats")) {
+		rq->route = get ? R_STATS : R_NONE;
+		return "GET, HEAD";
+	}
+	if (!strcmp(url, "/gc")) {
+		rq->route = is_post ? R_GC : R_NONE;
+		return "POST";
+	}
+	if (!strcmp(url, "/archive")) {
+		rq->route = is_put ? R_ARCHIVE_PUT : R_NONE;
+		return "PUT";
+	}
+	if (!strncmp(url, "/archive/", 9)) {
+		rq->arg = xstrdup(url + 9);
+		if (!is_hex(rq->arg, 4, 40))
+			*bad = "a run hash is 4 to 40 lowercase hex digits";
+		rq->route = get ? R_ARCHIVE_GET : R_NONE;
+		return "GET, HEAD";
+	}
+	if (!strncmp(url, "/fp/", 4)) {
+		rq->arg = xstrdup(url + 4);
+		if (!is_hex(rq->arg, DIGEST_HEX - 1, DIGEST_HEX - 1))
+			*bad = "a fingerprint is 32 lowercase hex digits";
+		rq->route = get ? R_FP : R_NONE;
+		return "GET, HEAD";
+	}
+	if (strncmp(url, "/run/", 5))
+		return NULL;
+	url += 5;
+	rest = strchr(url, '/');
+	rq->arg = rest ? xstrndup(url, (size_t)(rest - url)) : xstrdup(url);
+	if (!is_hex(rq->arg, 4, 40))
+		*bad = "a run hash is 4 to 40 lowercase hex digits";
+	if (!rest)
+		rq->route = R_RUN;
+	else if (!strcmp(rest, "/stdout"))
+		rq->route = R_STDOUT;
+	else if (!strcmp(rest, "/stderr"))
+		rq->route = R_STDERR;
+	else if (!strncmp(rest, "/file/", 6)) {
+		rq->route = R_FILE;
+		rq->arg2 = xstrdup(rest + 6);
+		/* the path is only ever compared with stored paths, but say so
+		 * plainly rather than answer a traversal attempt with a 404 */
+		for (const char *p = rq->arg2; !*bad;) {
+			size_t n = strcspn(p, "/");
+			if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+				*bad = "invalid file path (empty, '.' or '..' component)";
+			if (!p[n])
+				break;
+			p += n + 1;
+		}
+	} else {
+		return NULL;
+	}
+	if (!get)
+		rq->route = R_NONE;
+	return "GET, HEAD";
+}
+
+/* Compares in time that depends only on the configured token's length. */
+static int token_ok(const char *want, const char *got)
+{
+	size_t n = strlen(want), m = strlen(got);
+	unsigned char diff = (unsigned char)(n != m);
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(want[i] ^ (i < m ? got[i] : 0));
+	return diff == 0;
+}
+
+/* 0 if the request may write, else the status to refuse it with. */
+static unsigned check_token(struct server *sv, struct MHD_Connection *c)
+{
+	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!sv->token)
+		return MHD_HTTP_FORBIDDEN;
+	if (!h || strncasecmp(h, "Bearer ", 7) || !token_ok(sv->token, h + 7))
+		return MHD_HTTP_UNAUTHORIZED;
+	return 0;
+}
+
+/* --- handlers (called with sv->lock held) ------------------------------ */
+
+/* Resolves rq->arg to a run and loads it; on failure sends the error. */
+static int load_run(struct server *sv, struct MHD_Connection *c, const char *prefix, struct run_record *r,
+		    enum MHD_Result *ret)
+{
+	char hash[OID_HEX];
+	if (store_resolve(sv->st, prefix, hash) < 0) {
+		const char *m = err_msg();
+		unsigned status = !strncmp(m, "no run", 6) ? MHD_HTTP_NOT_FOUND
+				  : !strncmp(m, "ambiguous", 9) ? MHD_HTTP_BAD_REQUEST
+								 : MHD_HTTP_INTERNAL_SERVER_ERROR;
+		*ret = send_error(c, status, m);
+		return -1;
+	}
+	int rc = store_load(sv->st, hash, r);
+	if (rc <= 0) {
+		*ret = rc < 0 ? send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg())
+			      : send_error(c, MHD_HTTP_NOT_FOUND, "no such run");
+		return -1;
+	}
+	return 0;
+}
+
+struct log_query {
+	struct log_filter f;
+	const char *bad;
+	struct strbuf out;
+	int count;
+};
+
+static enum MHD_Result log_arg(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct log_query *q = ctx;
+	if (!value)
+		value = "";
+	if (!strcmp(key, "limit")) {
+		char *end;
+		long n = strtol(value, &end, 10);
+		if (*end || n <= 0 || n > 1000000)
+			q->bad = "limit: expected a positive number";
+		else
+			q->f.limit = (int)n;
+	} else if (!strcmp(key, "name")) {
+		q->f.name = value;
+	} else if (!strcmp(key, "cmd")) {
+		q->f.cmd_substr = value;
+	} else if (!strcmp(key, "status")) {
+		if (strcmp(value, "ok") && strcmp(value, "failed"))
+			q->bad = "status: expected 'ok' or 'failed'";
+		q->f.status = value;
+	} else if (!strcmp(key, "tag")) {
+		sv_push(&q->f.tags, value);
+	} else {
+		q->bad = "unknown parameter (expected name, limit, status, tag or cmd)";
+	}
+	return q->bad ? MHD_NO : MHD_YES;
+}
+
+static int log_entry(const struct run_record *r, void *ctx)
+{
+	struct log_query *q = ctx;
+	if (q->count++)
+		sb_addc(&q->out, ',');
+	runjson_log(&q->out, r);
+	return 0;
+}
+
+static enum MHD_Result h_log(struct server *sv, struct MHD_Connection *c)
+{
+	struct log_query q = { .out = STRBUF_INIT };
+	enum MHD_Result ret;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, log_arg, &q);
+	sb_addc(&q.out, '[');
+	if (q.bad)
+		ret = send_error(c, MHD_HTTP_BAD_REQUEST, q.bad);
+	else if (store_list(sv->st, &q.f, log_entry, &q) < 0)
+		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
+	else {
+		sb_addc(&q.out, ']');
+		ret = send_json(c, MHD_HTTP_OK, &q.out);
+	}
+	sb_release(&q.out);
+	sv_release(&q.f.tags);
+	return ret;
+}
+
+static enum MHD_Result h_stats(struct server *sv, struct MHD_Connection *c)
+{
+	struct store_stats s;
+	struct strbuf sb = STRBUF_INIT;
+	if (store_stats(sv->st, &s) < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
+	runjson_stats(&sb, store_dir(sv->st), &s);
+	return send_json(c, MHD_HTTP_OK, &sb);
+}
+
+/* A gc setting from the query string or the JSON body: strings as on the
+ * command line ("7d", "500M"), numbers in milliseconds or bytes. */
+static int gc_setting(struct gc_opts *o, const char *key, const char *str, int64_t num, int isnum,
+		      struct strbuf *why)
+{
+	if (!strcmp(key, "older_than")) {
+		if (isnum ? num < 0 : parse_duration_ms(str, &o->older_than_ms) < 0) {
+			sb_addf(why, "older_than: %s", isnum ? "must not be negative" : err_msg());
+			return -1;
+		}
+		if (isnum)
+			o->older_than_ms = num;
+	} else if (!strcmp(key, "max_size")) {
+		if (isnum ? num < 0 : parse_size(str, &o->max_size) < 0) {
+			sb_addf(why, "max_size: %s", isnum ? "must not be negative" : err_msg());
+			return -1;
+		}
+		if (isnum)
+			o->max_size = (uint64_t)num;
+	} else if (!strcmp(key, "dry_run")) {
+		o->dry_run = isnum ? num != 0 : !strcmp(str, "1") || !strcmp(str, "true");
+	} else {
+		sb_addf(why, "unknown gc setting '%s' (expected older_than, max_size or dry_run)", key);
+		return -1;
+	}
+	return 0;
+}
+
+struct gc_query {
+	struct gc_opts *o;
+	struct strbuf *why;
+	int bad;
+};
+
+static enum MHD_Result gc_arg(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct gc_query *q = ctx;
+	if (gc_setting(q->o, key, value ? value : "", 0, 0, q->why) < 0)
+		q->bad = 1;
+	return q->bad ? MHD_NO : MHD_YES;
+}
+
+static int gc_body(struct gc_opts *o, const struct strbuf *body, struct strbuf *why)
+{
+	struct json_tokener *tok = json_tokener_new();
+	json_object *j = json_tokener_parse_ex(tok, body->buf, (int)body->len);
+	int rc = -1;
+	if (!j || json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(j, json_type_object)) {
+		sb_adds(why, "the body is not a JSON object");
+		goto out;
+	}
+	json_object_object_foreach(j, key, val)
+	{
+		int isnum = json_object_is_type(val, json_type_int) || json_object_is_type(val, json_type_boolean);
+		if (!isnum && !json_object_is_type(val, json_type_string)) {
+			sb_addf(why, "%s: expected a string or a number", key);
+			goto out;
+		}
+		if (gc_setting(o, key, isnum ? "" : json_object_get_string(val),
+			       isnum ? (int64_t)json_object_get_int64(val) : 0, isnum, why) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(j);
+	json_tokener_free(tok);
+	return rc;
+}
+
+static enum MHD_Result h_gc(struct server *sv, struct MHD_Connection *c, struct request *rq)
+{
+	struct gc_opts o = { .busy = cli_claim_busy };
+	struct gc_report r;
+	struct strbuf why = STRBUF_INIT, sb = STRBUF_INIT;
+	struct gc_query q = { &o, &why, 0 };
+	enum MHD_Result ret;
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, gc_arg, &q);
+	if (q.bad || (rq->body.len && gc_body(&o, &rq->body, &why) < 0)) {
+		ret = send_error(c, MHD_HTTP_BAD_REQUEST, why.buf);
+	} else if (store_gc(sv->st, &o, &r) < 0) {
+		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
+	} else {
+		sb_addf(&sb, "{\"dry_run\":%s,\"expired\":%lld,\"evicted\":%lld,\"kept\":%lld,\"busy\":%lld,"
+			"\"bytes_before\":%lld,\"bytes_after\":%lld}", o.dry_run ? "true" : "false",
+			(long long)r.expired, (long long)r.evicted, (long long)r.kept, (long long)r.busy,
+			(long long)r.bytes_before, (long long)r.bytes_after);
+		ret = send_json(c, MHD_HTTP_OK, &sb);
+	}
+	sb_release(&why);
+	sb_release(&sb);
+	return ret;
+}
+
+/* The output a /file/ request names: exactly its stored path
+ * ("files/out.txt") or that path without "files/" ("out.txt"). Nothing is
+ * resolved against the file system, so no request reaches past the store. */
+static const struct run_file *find_output(const struct run_record *r, const char *path)
+{
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const struct run_file *f = &r->files[i];
+		if (f->kind != FILE_OUTPUT)
+			continue;
+		if (!strcmp(f->path, path) || (!strncmp(f->path, "files/", 6) && !strcmp(f->path + 6, path)))
+			return f;
+	}
+	return NULL;
+}
+
+static enum MHD_Result h_run(struct server *sv, struct MHD_Connection *c, struct request *rq)
+{
+	struct run_record r = { 0 };
+	struct strbuf sb = STRBUF_INIT;
+	const struct run_file *f = NULL;
+	enum MHD_Result ret;
+	if (load_run(sv, c, rq->arg, &r, &ret) < 0)
+		goto out;
+	if (rq->route == R_RUN) {
+		runjson_show(&sb, &r);
+		ret = send_json(c, MHD_HTTP_OK, &sb);
+		goto out;
+	}
+	if (rq->route == R_FILE) {
+		f = find_output(&r, rq->arg2);
+	} else {
+		int kind = rq->route == R_STDOUT ? FILE_STDOUT : FILE_STDERR;
+		for (size_t i = 0; !f && i < r.nfiles; i++)
+			if (r.files[i].kind == kind)
+				f = &r.files[i];
+	}
+	if (!f)
+		ret = send_error(c, MHD_HTTP_NOT_FOUND, rq->route == R_FILE ? "the run has no such output file"
+									    : "the run has no such stream");
+	else if (store_blob_read(sv->st, f, &sb) < 0)
+		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
+	else
+		ret = send_buf(c, MHD_HTTP_OK, "application/octet-stream", &sb);
+out:
+	sb_release(&sb);
+	run_record_free(&r);
+	return ret;
+}
+
+static enum MHD_Result h_fp(struct server *sv, struct MHD_Connection *c, struct request *rq)
+{
+	struct digest d;
+	struct run_record r = { 0 };
+	struct strbuf sb = STRBUF_INIT;
+	enum MHD_Result ret;
+	int rc;
+	if (digest_parse(rq->arg, &d) < 0)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, err_msg());
+	rc = store_lookup(sv->st, &d, 0, 0, now_ms(), &r);
+	if (rc < 0) {
+		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
+	} else if (rc == 0) {
+		ret = send_error(c, MHD_HTTP_NOT_FOUND, "no run for this fingerprint");
+	} else {
+		sb_addf(&sb, "{\"run\":\"%s\"}", r.hash);
+		ret = send_json(c, MHD_HTTP_OK, &sb);
+	}
+	run_record_free(&r);
+	return ret;
+}
+
+/* Temporary files are named like import staging ("import-PID-...") so
+ * that a store sweep removes them if the server dies. */
+static void spool_name(struct server *sv, const char *what, struct strbuf *sb)
+{
+	sb_addf(sb, "%s/import-%ld-serve-%s-%lu", store_tmpdir(sv->st), (long)getpid(), what, ++sv->spools);
+}
+
+static enum MHD_Result h_archive_get(struct server *sv, struct MHD_Connection *c, struct request *rq)
+{
+	struct run_record r = { 0 };
+	struct strvec hashes = STRVEC_INIT;
+	struct strbuf file = STRBUF_INIT;
+	struct stat sb;
+	uint64_t size;
+	enum MHD_Result ret;
+	int fd = -1;
+	if (load_run(sv, c, rq->arg, &r, &ret) < 0)
+		goto out;
+	sv_push(&hashes, r.hash);
+	spool_name(sv, "export", &file);
+	if (store_export(sv->st, &hashes, file.buf, &size) < 0) {
+		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
+		goto out;
+	}
+	/* unlinked at once: the open descriptor keeps the bytes until sent */
+	fd = open(file.buf, O_RDONLY | O_CLOEXEC);
+	unlink(file.buf);
+	if (fd < 0 || fstat(fd, &sb) < 0) {
+		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the archive");
+		goto out;
+	}
+	struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+	if (!resp) {
+		ret = MHD_NO;
+		goto out;
+	}
+	fd = -1; /* the response owns it */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+out:
+	if (fd >= 0)
+		close(fd);
+	sv_release(&hashes);
+	sb_release(&file);
+	run_record_free(&r);
+	return ret;
+}
+
+static enum MHD_Result h_archive_put(struct server *sv, struct MHD_Connection *c, struct request *rq)
+{
+	struct strbuf sb = STRBUF_INIT;
+	size_t imported = 0, present = 0;
+	int cr = close(rq->fd);
+	rq->fd = -1;
+	if (cr < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the upload");
+	if (!rq->received)
+		return send_error(c, MHD_HTTP_BAD_REQUEST, "empty body: expected an archive made by 'cashet export'");
+	/* import verifies everything (format, pack, every run's paths) before
+	 * adding anything, so a bad upload is the client's error */
+	if (store_import(sv->st, rq->spool.buf, 0, &imported, &present) < 0) {
+		/* the spool's name means nothing to the client */
+		const char *m = err_msg();
+		if (!strncmp(m, rq->spool.buf, rq->spool.len))
+			sb_addf(&sb, "archive%s", m + rq->spool.len);
+		else
+			sb_adds(&sb, m);
+		enum MHD_Result ret = send_error(c, MHD_HTTP_BAD_REQUEST, sb.buf);
+		sb_release(&sb);
+		return ret;
+	}
+	sb_addf(&sb, "{\"imported\":%zu,\"present\":%zu}", imported, present);
+	return send_json(c, MHD_HTTP_OK, &sb);
+}
+
+static enum MHD_Result dispatch(struct server *sv, struct MHD_Connection *c, struct request *rq)
+{
+	enum MHD_Result ret;
+	pthread_mutex_lock(&sv->lock);
+	err_clear();
+	switch (rq->route) {
+	case R_LOG:
+		ret = h_log(sv, c);
+		break;
+	case R_STATS:
+		ret = h_stats(sv, c);
+		break;
+	case R_GC:
+		ret = h_gc(sv, c, rq);
+		break;
+	case R_RUN:
+	case R_STDOUT:
+	case R_STDERR:
+	case R_FILE:
+		ret = h_run(sv, c, rq);
+		break;
+	case R_FP:
+		ret = h_fp(sv, c, rq);
+		break;
+	case R_ARCHIVE_GET:
+		ret = h_archive_get(sv, c, rq);
+		break;
+	case R_ARCHIVE_PUT:
+		ret = h_archive_put(sv, c, rq);
+		break;
+	default:
+		ret = send_error(c, MHD_HTTP_NOT_FOUND, "not found");
+		break;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	return ret;
+}
+
+/* --- the MHD callbacks -------------------------------------------------- */
+
+/* The first call of a request (headers only) routes and authorizes it and
+ * may answer at once; later calls bring the body, counted against
+ * --max-body as it arrives (Content-Length is checked first, but chunked
+ * uploads have none); the last call (no data) answers. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+				  const char *version, const char *data, size_t *datalen, void **con_cls)
+{
+	struct server *sv = cls;
+	struct request *rq = *con_cls;
+	if (!rq) {
+		const char *allow, *bad, *cl;
+		rq = xcalloc(1, sizeof(*rq));
+		rq->fd = -1;
+		*con_cls = rq;
+		allow = route_of(url, method, rq, &bad);
+		if (!allow)
+			return send_error(c, MHD_HTTP_NOT_FOUND, "not found");
+		if (rq->route == R_NONE)
+			return send_405(c, allow);
+		if (bad)
+			return send_error(c, MHD_HTTP_BAD_REQUEST, bad);
+		if (rq->route == R_GC || rq->route == R_ARCHIVE_PUT) {
+			unsigned st = check_token(sv, c);
+			if (st)
+				return send_error(c, st, st == MHD_HTTP_FORBIDDEN
+							     ? "writes are disabled: the server has no token"
+							     : "a valid 'Authorization: Bearer TOKEN' header is required");
+		}
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > sv->max_body)
+			return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+		if (rq->route == R_ARCHIVE_PUT) {
+			pthread_mutex_lock(&sv->lock);
+			spool_name(sv, "upload", &rq->spool);
+			pthread_mutex_unlock(&sv->lock);
+			rq->fd = open(rq->spool.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (rq->fd < 0) {
+				sb_reset(&rq->spool);
+				return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store the upload");
+			}
+		}
+		return MHD_YES;
+	}
+	if (*datalen) {
+		size_t n = *datalen;
+		*datalen = 0;
+		if (rq->status)
+			return MHD_YES;
+		rq->received += n;
+		if (rq->received > sv->max_body) {
+			refuse(rq, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+			if (rq->fd >= 0) {
+				close(rq->fd);
+				rq->fd = -1;
+				unlink(rq->spool.buf);
+				sb_reset(&rq->spool);
+			}
+			sb_release(&rq->body);
+			/* answer now instead of reading the rest: a suspended
+			 * connection may be given its response at any time */
+			MHD_suspend_connection(c);
+			send_error(c, rq->status, rq->error);
+			MHD_resume_connection(c);
+			return MHD_YES;
+		}
+		if (rq->route == R_ARCHIVE_PUT) {
+			if (write_all(rq->fd, data, n) < 0)
+				refuse(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store the upload");
+		} else if (rq->route == R_GC) {
+			sb_add(&rq->body, data, n);
+		}
+		return MHD_YES;
+	}
+	if (rq->status)
+		return send_error(c, rq->status, rq->error);
+	return dispatch(sv, c, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+	if (!rq)
+		return;
+	if (rq->fd >= 0)
+		close(rq->fd);
+	if (rq->spool.len)
+		unlink(rq->spool.buf);
+	sb_release(&rq->spool);
+	sb_release(&rq->body);
+	free(rq->arg);
+	free(rq->arg2);
+	free(rq->error);
+	free(rq);
+	*con_cls = NULL;
+}
+
+/* Percent-decodes like MHD, except that a path or argument holding %00
+ * is left encoded: decoded, it would be cut short at the NUL and name
+ * something else than what the client asked for. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	if (strstr(s, "%00"))
+		return strlen(s);
+	return MHD_http_unescape(s);
+}
+
+/* --- the command -------------------------------------------------------- */
+
+/* "ADDR:PORT", "[IPv6]:PORT" or ":PORT" (127.0.0.1). */
+static int parse_listen(const char *s, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = { .ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	const char *colon = strrchr(s, ':');
+	char *host;
+	int rc;
+	if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1) || strlen(colon + 1) > 5 ||
+	    atoi(colon + 1) > 65535)
+		return err_set("--listen: expected ADDR:PORT, got '%s'", s);
+	if (s[0] == '[' && colon > s + 1 && colon[-1] == ']')
+		host = xstrndup(s + 1, (size_t)(colon - s - 2));
+	else
+		host = colon == s ? xstrdup("127.0.0.1") : xstrndup(s, (size_t)(colon - s));
+	rc = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (rc != 0 || !ai) {
+		err_set("--listen: cannot resolve '%s': %s", host, gai_strerror(rc));
+		free(host);
+		return -1;
+	}
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	free(host);
+	return 0;
+}
+
+static int read_token_file(const char *path, char **token)
+{
+	struct strbuf sb = STRBUF_INIT;
+	if (read_file_sb(path, &sb) < 0) {
+		sb_release(&sb);
+		return -1;
+	}
+	while (sb.len && (sb.buf[sb.len - 1] == '\n' || sb.buf[sb.len - 1] == '\r' || sb.buf[sb.len - 1] == ' '))
+		sb_setlen(&sb, sb.len - 1);
+	*token = sb_detach(&sb);
+	return 0;
+}
+
+int cashet_serve_v1(struct cli *cli, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },   { "token", required_argument, NULL, 't' },
+		{ "token-file", required_argument, NULL, 'T' }, { "max-body", required_argument, NULL, 'm' },
+		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+	};
+	struct server sv = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct sockaddr_storage addr;
+	const char *listen = DEFAULT_LISTEN;
+	struct MHD_Daemon *d = NULL;
+	sigset_t sigs;
+	int c, sig, rc = 1;
+	optind = 1;
+	opterr = 0;
+	if (parse_size(DEFAULT_MAX_BODY, &sv.max_body) < 0)
+		return cli_fail(1);
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen = optarg;
+			break;
+		case 't':
+			free(sv.token);
+			sv.token = xstrdup(optarg);
+			break;
+		case 'T':
+			free(sv.token);
+			sv.token = NULL;
+			if (read_token_file(optarg, &sv.token) < 0) {
+				rc = cli_fail(1);
+				goto out;
+			}
+			break;
+		case 'm':
+			if (parse_size(optarg, &sv.max_body) < 0) {
+				rc = cli_usage("serve", "--max-body: %s", err_msg());
+				goto out;
+			}
+			break;
+		case 'h':
+			puts("usage: cashet serve [--listen ADDR:PORT] [--token TOKEN | --token-file FILE] [--max-body SIZE]\n"
+			     "  serves the store over HTTP (default 127.0.0.1:8000): GET /log, /stats,\n"
+			     "  /run/HASH[/stdout|/stderr|/file/PATH], /fp/FINGERPRINT, /archive/HASH;\n"
+			     "  POST /gc and PUT /archive need 'Authorization: Bearer TOKEN'.\n"
+			     "  --max-body  largest request body accepted (default " DEFAULT_MAX_BODY ")");
+			rc = 0;
+			goto out;
+		case ':':
+			rc = cli_usage("serve", "option '%s' needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			rc = cli_usage("serve", "unknown option '%s'", argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (optind < argc) {
+		rc = cli_usage("serve", "unexpected argument '%s'", argv[optind]);
+		goto out;
+	}
+	if (sv.token && !sv.token[0]) {
+		rc = cli_usage("serve", "the token is empty");
+		goto out;
+	}
+	if (parse_listen(listen, &addr) < 0) {
+		rc = cli_usage("serve", "%s", err_msg());
+		goto out;
+	}
+	if (cli_open_store(cli, &sv.st) < 0) {
+		rc = cli_fail(1);
+		goto out;
+	}
+	/* the MHD threads inherit this mask: only this thread takes INT and TERM */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	d = MHD_start_daemon(MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+				     (addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0),
+			     0, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+			     MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_LIMIT, 256u,
+			     MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &sv,
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+			     MHD_OPTION_END);
+	if (!d) {
+		rc = cli_error(1, "cannot listen on %s (address in use or not available)", listen);
+		goto out;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+	fprintf(stderr, "cashet: serving %s on http://%s (port %u); writes %s\n", store_dir(sv.st), listen,
+		info ? (unsigned)info->port : 0u, sv.token ? "need the token" : "are disabled (no token)");
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	rc = 0;
+out:
+	if (d)
+		MHD_stop_daemon(d);
+	store_close(sv.st);
+	free(sv.token);
+	return rc;
+}
