@@ -1,5 +1,6 @@
-/* gitmod loader: finds cashet-git.so next to the binary (the build tree),
- * then in the install directory, and dlopen()s it on first use. */
+/* gitmod loader: finds a module (cashet-git.so, cashet-serve.so) next to
+ * the binary (the build tree), then in the install directory, and
+ * dlopen()s it on first use. */
 #include "gitmod.h"
 
 #include <dlfcn.h>
@@ -22,15 +23,13 @@ static void *try_open(const char *path, struct strbuf *errs)
 	return h;
 }
 
-const struct gitmod *gitmod_get(void)
+void *module_open(const char *file, const char *env, struct strbuf *errs)
 {
-	if (loaded)
-		return loaded;
-	struct strbuf errs = STRBUF_INIT, path = STRBUF_INIT;
+	struct strbuf path = STRBUF_INIT;
 	void *h = NULL;
-	const char *env = getenv("CASHET_GIT_MODULE");
-	if (env && *env) {
-		h = try_open(env, &errs);
+	const char *override = env ? getenv(env) : NULL;
+	if (override && *override) {
+		h = try_open(override, errs);
 	} else {
 		char exe[PATH_MAX];
 		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -39,14 +38,27 @@ const struct gitmod *gitmod_get(void)
 			char *slash = strrchr(exe, '/');
 			if (slash) {
 				sb_add(&path, exe, (size_t)(slash - exe));
-				sb_adds(&path, "/cashet-git.so");
+				sb_addf(&path, "/%s", file);
 				if (access(path.buf, R_OK) == 0)
-					h = try_open(path.buf, &errs);
+					h = try_open(path.buf, errs);
 			}
 		}
-		if (!h)
-			h = try_open(CASHET_LIBDIR "/cashet-git.so", &errs);
+		if (!h) {
+			sb_reset(&path);
+			sb_addf(&path, "%s/%s", CASHET_LIBDIR, file);
+			h = try_open(path.buf, errs);
+		}
 	}
+	sb_release(&path);
+	return h;
+}
+
+const struct gitmod *gitmod_get(void)
+{
+	if (loaded)
+		return loaded;
+	struct strbuf errs = STRBUF_INIT;
+	void *h = module_open("cashet-git.so", "CASHET_GIT_MODULE", &errs);
 	if (h) {
 		const struct gitmod *(*entry)(void) = (const struct gitmod *(*)(void))dlsym(h, "cashet_gitmod");
 		if (entry && entry()->abi == GITMOD_ABI)
@@ -57,6 +69,5 @@ const struct gitmod *gitmod_get(void)
 	if (!loaded)
 		err_set("cannot load the git module: %s", sb_str(&errs));
 	sb_release(&errs);
-	sb_release(&path);
 	return loaded;
 }

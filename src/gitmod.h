@@ -75,6 +75,11 @@ struct gitmod {
 	int (*shallow_update)(const char *dir, const struct strvec *hashes, int add, struct strvec *changed);
 };
 
+/* dlopen()s a module of cashet's (file, e.g. "cashet-serve.so"): $env if
+ * set, else next to the binary, else in CASHET_LIBDIR. NULL on failure,
+ * with the reasons appended to errs. */
+void *module_open(const char *file, const char *env, struct strbuf *errs);
+
 /* Loads the module once (next to the binary, then CASHET_LIBDIR, or
  * $CASHET_GIT_MODULE). Returns NULL with err_set on failure. */
 const struct gitmod *gitmod_get(void);

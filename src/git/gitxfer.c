@@ -323,22 +323,6 @@ int gx_delete_ref(const char *dir, const char *name)
 	return e < 0 && e != GIT_ENOTFOUND ? git_fail(name) : 0;
 }
 
-static int in_sorted(const struct strvec *sv, const char *s)
-{
-	size_t lo = 0, hi = sv->n;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(sv->v[mid], s);
-		if (!c)
-			return 1;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
 /* Rewrites `shallow` (sorted, one id a line) through a temporary file, or
  * removes it when no id is left, as git does. */
 static int write_shallow_file(const char *dir, const struct strvec *ids)
@@ -422,7 +406,7 @@ int gx_shallow_update(const char *dir, const struct strvec *hashes, int add, str
 		for (size_t i = 0; i < hashes->n; i++) {
 			git_oid oid;
 			git_commit *c = NULL;
-			if (in_sorted(&ids, hashes->v[i]))
+			if (sv_sorted_has(&ids, hashes->v[i]))
 				continue;
 			if (git_oid_fromstr(&oid, hashes->v[i]) < 0 || git_commit_lookup(&c, repo, &oid) < 0) {
 				git_fail(hashes->v[i]);
@@ -443,7 +427,7 @@ int gx_shallow_update(const char *dir, const struct strvec *hashes, int add, str
 			sv_push(&drop, hashes->v[i]);
 		sv_sort(&drop);
 		for (size_t i = 0; i < ids.n; i++) {
-			if (in_sorted(&drop, ids.v[i])) {
+			if (sv_sorted_has(&drop, ids.v[i])) {
 				sv_push(changed, ids.v[i]);
 				dirty = 1;
 			} else {
