@@ -77,18 +77,7 @@ static int is_digit(char c)
 /* All output goes through here so the line map follows it. */
 static void put(struct py *p, const char *d, size_t n, uint32_t src_line)
 {
-	if (p->map) {
-		for (size_t i = 0; i < n; i++) {
-			if (!p->out_src)
-				p->out_src = src_line;
-			if (d[i] == '\n') {
-				canon_lines_add(p->map, p->out_src);
-				p->out_src = 0;
-				src_line++;
-			}
-		}
-	}
-	sb_add(p->out, d, n);
+	canon_emit(p->out, p->map, &p->out_src, d, n, src_line);
 }
 
 static void put_nl(struct py *p)

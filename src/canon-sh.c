@@ -378,18 +378,7 @@ static int scan_dq(const char *s, size_t len, size_t *pos, int level)
 
 static void put(struct sh *p, const char *d, size_t n, uint32_t src_line)
 {
-	if (p->map) {
-		for (size_t i = 0; i < n; i++) {
-			if (!p->out_src)
-				p->out_src = src_line;
-			if (d[i] == '\n') {
-				canon_lines_add(p->map, p->out_src);
-				p->out_src = 0;
-				src_line++;
-			}
-		}
-	}
-	sb_add(p->out, d, n);
+	canon_emit(p->out, p->map, &p->out_src, d, n, src_line);
 }
 
 /* Copy source bytes [st, pos) and follow the line count. */

@@ -15,6 +15,23 @@ void canon_lines_add(struct canon_lines *cl, uint32_t line)
 	cl->v[cl->n++] = line;
 }
 
+void canon_emit(struct strbuf *out, struct canon_lines *map, uint32_t *out_src, const char *d, size_t n,
+		uint32_t src_line)
+{
+	if (map) {
+		for (size_t i = 0; i < n; i++) {
+			if (!*out_src)
+				*out_src = src_line;
+			if (d[i] == '\n') {
+				canon_lines_add(map, *out_src);
+				*out_src = 0;
+				src_line++;
+			}
+		}
+	}
+	sb_add(out, d, n);
+}
+
 void canon_lines_release(struct canon_lines *cl)
 {
 	free(cl->v);

@@ -23,6 +23,11 @@ struct canon_lines {
 #define CANON_LINES_INIT { NULL, 0, 0 }
 void canon_lines_add(struct canon_lines *cl, uint32_t line);
 void canon_lines_release(struct canon_lines *cl);
+/* For the tokenizers: appends n bytes to out and, with a map, records for
+ * each completed output line the source line it started on (*out_src
+ * carries a started line across calls; 0 when none is open). */
+void canon_emit(struct strbuf *out, struct canon_lines *map, uint32_t *out_src, const char *d, size_t n,
+		uint32_t src_line);
 
 /* By extension (.py/.pyw: Python; .sh/.bash: sh; .zsh/.ksh and the rest:
  * raw) and by the "#!" line (env and its options are looked through). When
