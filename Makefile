@@ -22,7 +22,9 @@ CORE_PKGS := sqlite3 libxxhash libzstd zlib json-c hiredis
 GIT_PKGS  := libgit2
 # cashet-serve.so (cashet serve) has its own json-c, not the static copy.
 SERVE_PKGS := libmicrohttpd json-c
-PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) $(GIT_PKGS) $(SERVE_PKGS))
+# cashet-http.so: the client of an http(s):// remote (cashet serve).
+HTTP_PKGS := libcurl
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) $(GIT_PKGS) $(SERVE_PKGS) $(HTTP_PKGS))
 # These are linked statically (STATIC=0 to opt out): the dynamic loader's
 # symbol binding for them was 40% of the instructions of a cache hit.
 # libxxhash stays shared: only its .so has the AVX2 dispatch.
@@ -37,22 +39,25 @@ CORE_LIBS  = $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -ldl -lpthread -lm
 endif
 GIT_LIBS   = $(shell $(PKG_CONFIG) --libs $(GIT_PKGS))
 SERVE_LIBS = $(shell $(PKG_CONFIG) --libs $(SERVE_PKGS)) -lpthread
+HTTP_LIBS  = $(shell $(PKG_CONFIG) --libs $(HTTP_PKGS))
 UNIT_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 
 CORE_SRC := $(wildcard src/*.c)
 CLI_SRC  := $(wildcard src/cli/*.c)
 GIT_SRC  := $(wildcard src/git/*.c)
 SERVE_SRC := $(wildcard src/serve/*.c)
+HTTP_SRC := $(wildcard src/http/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(O)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(O)/%.o)
 GIT_OBJ  := $(GIT_SRC:%.c=$(O)/%.o)
 SERVE_OBJ := $(SERVE_SRC:%.c=$(O)/%.o)
+HTTP_OBJ := $(HTTP_SRC:%.c=$(O)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
 
-all: cashet cashet-git.so cashet-serve.so $(O)/toml-decoder
+all: cashet cashet-git.so cashet-serve.so cashet-http.so $(O)/toml-decoder
 
-$(O)/%.o: %.c $(wildcard src/*.h src/cli/*.h src/git/*.h src/serve/*.h)
+$(O)/%.o: %.c $(wildcard src/*.h src/cli/*.h src/git/*.h src/serve/*.h src/http/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
@@ -68,6 +73,12 @@ cashet-git.so: $(GIT_OBJ)
 # every process added more than a millisecond to a cache hit.
 cashet-serve.so: $(SERVE_OBJ)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(SERVE_LIBS)
+
+# libcurl brings some 30 libraries (OpenSSL, nghttp2, libssh2, LDAP,
+# Kerberos, ...): loaded only when an http(s):// remote is used, after a
+# local miss.
+cashet-http.so: $(HTTP_OBJ)
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(HTTP_LIBS)
 
 $(O)/toml-decoder: $(O)/tests/toml/decoder.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
@@ -95,6 +106,7 @@ install: all
 	install -m 755 cashet $(DESTDIR)$(BINDIR)/cashet
 	install -m 755 cashet-git.so $(DESTDIR)$(LIBDIR)/cashet-git.so
 	install -m 755 cashet-serve.so $(DESTDIR)$(LIBDIR)/cashet-serve.so
+	install -m 755 cashet-http.so $(DESTDIR)$(LIBDIR)/cashet-http.so
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	-install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/ 2>/dev/null
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
@@ -105,7 +117,7 @@ install: all
 	install -m 644 completions/cashet.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/cashet.fish
 
 clean:
-	rm -rf $(O) cashet cashet-git.so cashet-serve.so
+	rm -rf $(O) cashet cashet-git.so cashet-serve.so cashet-http.so
 
 .PHONY: all deps demo test test-unit install clean
 

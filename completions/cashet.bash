@@ -244,9 +244,9 @@ _cashet()
 		;;
 	serve)
 		case $prev in
-		--token-file) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
+		--token-file | --pipeline) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -f -- "$cur")) ;;
 		--listen | --token | --max-body) ;;
-		*) COMPREPLY=($(compgen -W "--listen --token --token-file --max-body -h --help" -- "$cur")) ;;
+		*) COMPREPLY=($(compgen -W "--listen --token --token-file --max-body --pipeline --allow-exec -h --help" -- "$cur")) ;;
 		esac
 		;;
 	esac

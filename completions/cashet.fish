@@ -267,4 +267,6 @@ complete -c cashet -n "__cashet_using serve" -l listen -x -d 'Listen on ADDR:POR
 complete -c cashet -n "__cashet_using serve" -l token -x -d 'Token that writes need'
 complete -c cashet -n "__cashet_using serve" -l token-file -r -F -d 'Read the token from FILE'
 complete -c cashet -n "__cashet_using serve" -l max-body -x -d 'Largest request body accepted'
+complete -c cashet -n "__cashet_using serve" -l pipeline -r -F -d 'Pipeline file whose steps POST /submit runs'
+complete -c cashet -n "__cashet_using serve" -l allow-exec -d 'POST /submit may run any command (needs a token)'
 complete -c cashet -n "__cashet_using serve" -s h -l help -d 'Show usage'

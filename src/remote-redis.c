@@ -4,6 +4,7 @@
  * layout, paths), and we check in addition that it is the run the
  * fingerprint key named and that it has that fingerprint. */
 #include "remote.h"
+#include "remote-http.h"
 
 #include <errno.h>
 #include <hiredis/hiredis.h>
@@ -23,6 +24,7 @@
 struct remote {
 	redisContext *c;
 	char *url;
+	struct http_remote *http; /* an http(s):// remote: remote-http.c does the work */
 };
 
 /* Only the owner may extend or delete a lock: a lock that expired and was
@@ -39,7 +41,8 @@ const char *remote_url(const struct remote *rm)
 
 void remote_redact(const char *url, struct strbuf *out)
 {
-	const char *host = url + (strncmp(url, "redis://", 8) ? 0 : 8);
+	const char *scheme = strstr(url, "://");
+	const char *host = scheme ? scheme + 3 : url;
 	const char *end = host + strcspn(host, "/");
 	const char *at = memchr(host, '@', (size_t)(end - host));
 	sb_reset(out);
@@ -114,7 +117,7 @@ static int parse_url(const char *url, struct url_parts *u)
 	u->port = 6379;
 	u->db = 0;
 	if (strncmp(p, "redis://", 8))
-		return err_set("expected a redis://host[:port][/db] URL");
+		return err_set("expected a redis://host[:port][/db] or http(s)://host[:port] URL");
 	p += 8;
 	end = p + strcspn(p, "/");
 	at = memchr(p, '@', (size_t)(end - p));
@@ -174,6 +177,14 @@ int remote_open(const char *url, struct remote **out)
 	*out = NULL;
 	remote_redact(url, &shown);
 	rm->url = sb_detach(&shown);
+	if (http_remote_is_url(url)) {
+		if (http_remote_open(url, &rm->http) < 0)
+			goto out;
+		*out = rm;
+		rm = NULL;
+		rc = 0;
+		goto out;
+	}
 	if (parse_url(url, &u) < 0)
 		goto out;
 	rm->c = redisConnectWithTimeout(u.host.buf, u.port, tv);
@@ -213,6 +224,7 @@ void remote_close(struct remote *rm)
 		return;
 	if (rm->c)
 		redisFree(rm->c);
+	http_remote_close(rm->http);
 	free(rm->url);
 	free(rm);
 }
@@ -232,6 +244,8 @@ int remote_get_fp(struct remote *rm, const struct digest *fp, char hash[OID_HEX]
 	struct strbuf key = STRBUF_INIT;
 	redisReply *rep;
 	int rc = -1;
+	if (rm->http)
+		return http_remote_get_fp(rm->http, fp, hash);
 	fp_key(fp, "fp", &key);
 	if (!(rep = command(rm, "GET %s", key.buf)))
 		goto out;
@@ -276,6 +290,8 @@ int remote_fetch(struct remote *rm, struct store *st, const struct digest *fp, c
 	redisReply *rep = NULL;
 	size_t imported = 0, present = 0;
 	int rc = -1;
+	if (rm->http)
+		return http_remote_fetch(rm->http, st, fp, hash, too_big);
 	*too_big = 0;
 	int local = check_local(st, fp, hash);
 	if (local != 0) {
@@ -350,6 +366,8 @@ int remote_publish(struct remote *rm, struct store *st, const struct run_record 
 	redisReply *rep = NULL;
 	int rc = -1;
 	int64_t ttl = 0;
+	if (rm->http)
+		return http_remote_publish(rm->http, st, r, size);
 	*size = 0;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		if (!strncmp(r->files[i].path, "abs/", 4)) {
@@ -429,6 +447,8 @@ int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, c
 	struct strbuf key = STRBUF_INIT;
 	redisReply *rep;
 	int rc = -1;
+	if (rm->http)
+		return 0; /* no lock over HTTP: "locked" at once */
 	fp_key(fp, "lock", &key);
 	for (;;) {
 		if (!(rep = command(rm, "SET %s %s NX PX %d", key.buf, owner, REMOTE_LOCK_TTL_MS)))
@@ -479,6 +499,8 @@ static int lua(struct remote *rm, const char *script, const struct digest *fp, c
 {
 	struct strbuf key = STRBUF_INIT;
 	redisReply *rep;
+	if (rm->http)
+		return 0; /* no lock to refresh or delete */
 	fp_key(fp, "lock", &key);
 	rep = arg ? command(rm, "EVAL %s 1 %s %s %s", script, key.buf, owner, arg)
 		  : command(rm, "EVAL %s 1 %s %s", script, key.buf, owner);

@@ -3,7 +3,9 @@
  * an archive of that one run (store_export), cashet:v1:lock:<fp hex> -> the
  * owner of a cross-machine claim. Redis is an accelerator, never the truth:
  * every error is returned so the caller can go on with the local store, and
- * every command is bounded by a short timeout. */
+ * every command is bounded by a short timeout.
+ * An http(s):// URL names a `cashet serve` server instead (remote-http.h):
+ * the same functions, with archives over HTTP and no lock. */
 #ifndef CASHET_REMOTE_H
 #define CASHET_REMOTE_H
 
@@ -19,7 +21,9 @@
 struct remote;
 
 /* Connects to url (redis://[[user]:password@]host[:port][/db]) and selects
- * the database, each step bounded by REMOTE_TIMEOUT_MS. Caller closes. */
+ * the database, each step bounded by REMOTE_TIMEOUT_MS; or, for an
+ * http(s)://host[:port][/path] URL, loads the HTTP client (no request yet).
+ * Caller closes. */
 int remote_open(const char *url, struct remote **out);
 void remote_close(struct remote *rm);
 /* The URL for messages: a password in it is shown as "***". */
@@ -42,7 +46,8 @@ int remote_fetch(struct remote *rm, struct store *st, const struct digest *fp, c
  * *size says how big), <0 error. */
 int remote_publish(struct remote *rm, struct store *st, const struct run_record *r, uint64_t *size);
 
-/* Cross-machine claim on fp: SET lock NX PX REMOTE_LOCK_TTL_MS with owner.
+/* Cross-machine claim on fp (over HTTP there is none: 0 at once, and
+ * refresh and unlock do nothing): SET lock NX PX REMOTE_LOCK_TTL_MS with owner.
  * While another owner holds it, polls the fingerprint key until a run
  * appears or the lock goes away (released, or expired with its owner), then
  * tries again. A key naming seen (a run already fetched that could not be

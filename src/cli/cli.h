@@ -30,6 +30,14 @@ int exec_main(struct cli *cli, int argc, char **argv, int why);
  * printed: 2 usage, 1 error, 0 with *st NULL after --help. */
 int exec_fingerprint(struct cli *cli, int argc, char **argv, struct store **st, struct run_record *r,
 		     int *cache_failures);
+/* For `pipeline run`: what `exec` does up to a hit, in this process, with
+ * the store st already open (the one argv's --store names), in the current
+ * directory and environment: fingerprint, look up, replay (outputs
+ * restored, streams written to out_fd and err_fd unless -1). Returns 0
+ * replayed, 1 exec must run instead (a miss, a replay that failed,
+ * --force, --no-cache, stdin to hash, ...), <0 an error (err_msg; exec
+ * will meet it too). Prints nothing. */
+int exec_replay_cached(struct cli *cli, struct store *st, int argc, char **argv, int out_fd, int err_fd);
 int cmd_diff(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_log(struct cli *cli, int argc, char **argv);

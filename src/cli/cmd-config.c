@@ -2,6 +2,7 @@
  * store's git config (cashet.<key>). Known keys are checked here. */
 #include "cli.h"
 #include "gitmod.h"
+#include "remote-http.h"
 
 #include <string.h>
 
@@ -12,8 +13,9 @@ static int check(const char *key, const char *value)
 	uint64_t n;
 	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
 		return cli_usage("config", "max-size: %s", err_msg());
-	if (!strcmp(key, "remote") && value && strncmp(value, "redis://", 8))
-		return cli_usage("config", "remote: expected a redis://host[:port][/db] URL, got '%s'", value);
+	if (!strcmp(key, "remote") && value && strncmp(value, "redis://", 8) && !http_remote_is_url(value))
+		return cli_usage("config", "remote: expected a redis://host[:port][/db] or http(s)://host[:port] URL, got '%s'",
+				 value);
 	return 0;
 }
 
@@ -26,7 +28,8 @@ int cmd_config(struct cli *cli, int argc, char **argv)
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 		puts("usage: cashet config KEY [VALUE]\n       cashet config --unset KEY\n"
 		     "keys:\n  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger\n"
-		     "  remote URL      the Redis server exec shares runs through (redis://host:port/db)");
+		     "  remote URL      the Redis server (redis://host:port/db) or cashet serve server\n"
+		     "                  (http://host:port) exec shares runs through");
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "--unset")) {

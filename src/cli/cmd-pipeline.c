@@ -2,9 +2,13 @@
  * topological order. Each step is a child `cashet exec` (this very binary),
  * so fingerprints, exactly-once claims, storing and replaying are exec's;
  * this file only schedules, captures each child's output to files, and
- * reports. Hit or run is read from the child's `-v` lines ("cashet: hit"). */
+ * reports. Hit or run is read from the child's `-v` lines ("cashet: hit").
+ * The one shortcut: a step that exec would only replay is replayed in this
+ * process (exec_replay_cached, same argv, directory and environment as the
+ * child would have), so a no-op run starts no process at all. */
 #include "cli.h"
 #include "dag.h"
+#include "pipeline-step.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,6 +49,9 @@ struct ctx {
 	char self[PATH_MAX];
 	struct strbuf store;	/* absolute store directory passed to every child */
 	struct strbuf logdir;	/* temporary: one .out and .err per step */
+	struct cli *cli;
+	struct store *st;	/* open for in-process hits, or NULL: every step is a child */
+	int cwd_fd;		/* the scheduler's directory, to come back to after a step's */
 	unsigned char *want, *force;
 	enum state *state;
 	pid_t *pid;
@@ -147,65 +154,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	return -1;
 }
 
-/* The command line of a child: `cashet exec|why --store S ... -- CMD`. */
-static void child_argv(const struct ctx *x, size_t i, const char *mode, struct strvec *av)
-{
-	const struct dag_step *s = &x->d->steps[i];
-	struct strbuf sb = STRBUF_INIT;
-	sv_push(av, x->self);
-	sv_push(av, mode);
-	sv_push(av, "--no-stdin");
-	sv_push(av, "--store");
-	sv_push(av, x->store.buf);
-	if (!strcmp(mode, "exec"))
-		sv_push(av, "-v");
-	for (size_t k = 0; k < s->inputs.n; k++) {
-		sv_push(av, "-i");
-		sv_push(av, s->inputs.v[k]);
-	}
-	for (size_t k = 0; k < s->outputs.n; k++) {
-		sv_push(av, "-o");
-		sv_push(av, s->outputs.v[k]);
-	}
-	for (size_t k = 0; k < s->envs.n; k++) {
-		sv_push(av, "-e");
-		sv_push(av, s->envs.v[k]);
-	}
-	for (size_t k = 0; k < s->params.n; k++) {
-		sv_push(av, "-p");
-		sv_push(av, s->params.v[k]);
-	}
-	if (s->timeout) {
-		sv_push(av, "--timeout");
-		sv_push(av, s->timeout);
-	}
-	if (s->retries >= 0) {
-		sb_addf(&sb, "%d", s->retries);
-		sv_push(av, "--retries");
-		sv_push(av, sb.buf);
-	}
-	for (size_t k = 0; k < s->tags.n; k++) {
-		sv_push(av, "-t");
-		sv_push(av, s->tags.v[k]);
-	}
-	sb_reset(&sb);
-	sb_addf(&sb, "pipeline/%s", s->name);
-	sv_push(av, "--name");
-	sv_push(av, sb.buf);
-	if (!strcmp(mode, "exec") && !s->cache)
-		sv_push(av, "--no-cache");
-	if (!strcmp(mode, "exec") && x->force[i])
-		sv_push(av, "--force");
-	sv_push(av, "--");
-	if (s->shell) {
-		sv_push(av, "sh");
-		sv_push(av, "-c");
-	}
-	for (size_t k = 0; k < s->argv.n; k++)
-		sv_push(av, s->argv.v[k]);
-	sb_release(&sb);
-}
-
 static void log_path(const struct ctx *x, size_t i, const char *ext, struct strbuf *p)
 {
 	sb_reset(p);
@@ -219,12 +167,10 @@ static pid_t spawn(const struct ctx *x, size_t i, const char *mode)
 	const struct dag_step *s = &x->d->steps[i];
 	struct strvec av = STRVEC_INIT;
 	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, wd = STRBUF_INIT;
-	child_argv(x, i, mode, &av);
+	pipeline_step_argv(s, x->self, x->store.buf, mode, x->force[i], &av);
 	log_path(x, i, "out", &out);
 	log_path(x, i, "err", &err);
-	if (s->workdir[0] != '/')
-		sb_addf(&wd, "%s/", x->d->dir);
-	sb_adds(&wd, s->workdir);
+	pipeline_step_workdir(x->d, s, &wd);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid == 0) {
@@ -295,6 +241,102 @@ static int child_hit(const struct ctx *x, size_t i)
 	return hit;
 }
 
+/* What enter_step() changed in this process, for leave_step(). */
+struct saved_env {
+	struct strvec names;
+	char **old;	/* the values before, NULL for unset */
+	size_t set;	/* how many of names were set */
+};
+
+/* Puts this process where spawn() puts the step's child: in its workdir,
+ * with its env table set. Returns 0, or -1 if it cannot (the child will
+ * meet the same); either way leave_step() undoes what was done. */
+static int enter_step(const struct ctx *x, size_t i, struct saved_env *sv)
+{
+	const struct dag_step *s = &x->d->steps[i];
+	struct strbuf wd = STRBUF_INIT;
+	int rc = -1;
+	memset(sv, 0, sizeof(*sv));
+	sv->old = xcalloc(s->env_set.n + 1, sizeof(*sv->old));
+	/* every value before any is set: a name may be set twice */
+	for (size_t k = 0; k < s->env_set.n; k++) {
+		const char *e = s->env_set.v[k], *eq = strchr(e, '=');
+		sv_push_nocopy(&sv->names, xstrndup(e, eq ? (size_t)(eq - e) : strlen(e)));
+		const char *v = getenv(sv->names.v[k]);
+		sv->old[k] = v ? xstrdup(v) : NULL;
+	}
+	pipeline_step_workdir(x->d, s, &wd);
+	if (chdir(wd.buf) < 0)
+		goto out;
+	for (; sv->set < s->env_set.n; sv->set++) {
+		const char *eq = strchr(s->env_set.v[sv->set], '=');
+		if (!eq || setenv(sv->names.v[sv->set], eq + 1, 1) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&wd);
+	return rc;
+}
+
+/* Returns -1 if the scheduler's own directory or environment cannot be put back. */
+static int leave_step(const struct ctx *x, struct saved_env *sv)
+{
+	int rc = 0;
+	for (size_t k = 0; k < sv->set; k++)
+		if (sv->old[k] ? setenv(sv->names.v[k], sv->old[k], 1) : unsetenv(sv->names.v[k]))
+			rc = -1;
+	if (fchdir(x->cwd_fd) < 0)
+		rc = -1;
+	for (size_t k = 0; k < sv->names.n; k++)
+		free(sv->old[k]);
+	free(sv->old);
+	sv_release(&sv->names);
+	return rc;
+}
+
+/* The no-op fast path: when all step i's child would do is replay a run,
+ * replays it in this process (exec_replay_cached, with the child's argv,
+ * directory and environment), its streams to the step's log files when
+ * they will be shown (-v). Returns 1 replayed, 0 to spawn the child (a
+ * miss, or anything unusual), -1 if the scheduler's state cannot be put back. */
+static int replay_in_process(struct ctx *x, size_t i)
+{
+	struct strvec av = STRVEC_INIT;
+	struct strbuf p = STRBUF_INIT;
+	struct saved_env sv;
+	int fo = -1, fe = -1, rc = 0;
+	if (!x->st || x->force[i] || !x->d->steps[i].cache)
+		return 0;
+	if (x->o->verbose) {
+		log_path(x, i, "out", &p);
+		fo = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		log_path(x, i, "err", &p);
+		fe = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fo < 0 || fe < 0)
+			goto out;
+	}
+	pipeline_step_argv(&x->d->steps[i], x->self, x->store.buf, "exec", x->force[i], &av);
+	int entered = enter_step(x, i, &sv) == 0;
+	/* argv as exec_main gets it: av[0] is this binary, av[1] "exec" */
+	int r = entered ? exec_replay_cached(x->cli, x->st, (int)av.n - 1, av.v + 1, fo, fe) : 1;
+	if (leave_step(x, &sv) < 0) {
+		err_set("cannot restore the pipeline's directory or environment after step %s", x->d->steps[i].name);
+		rc = -1;
+		goto out;
+	}
+	err_clear();
+	rc = r == 0;
+out:
+	if (fo >= 0)
+		close(fo);
+	if (fe >= 0)
+		close(fe);
+	sv_release(&av);
+	sb_release(&p);
+	return rc;
+}
+
 static void clear_status(const struct ctx *x)
 {
 	if (x->tty)
@@ -340,16 +382,22 @@ static void print_output(const struct ctx *x, size_t i)
 static void report(struct ctx *x, size_t i, const char *fmt, ...) PRINTF_LIKE(3, 4);
 static void report(struct ctx *x, size_t i, const char *fmt, ...)
 {
+	struct strbuf sb = STRBUF_INIT;
 	va_list ap;
 	clear_status(x);
-	fprintf(stderr, "step %s: ", x->d->steps[i].name);
+	sb_addf(&sb, "step %s: ", x->d->steps[i].name);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	sb_addc(&sb, '\n');
+	/* one write: stderr is unbuffered, and a no-op run is mostly reports */
+	fputs(sb.buf, stderr);
+	sb_release(&sb);
 }
 
-static void finish(struct ctx *x, size_t i, int status, int stopping)
+/* A step's end: status is the child's, hit < 0 to read hit or run from
+ * its log, else whether it was replayed in this process. */
+static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 {
 	char dur[32];
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -357,8 +405,10 @@ static void finish(struct ctx *x, size_t i, int status, int stopping)
 	x->running--;
 	x->done++;
 	x->pid[i] = 0;
+	if (hit < 0)
+		hit = x->d->steps[i].cache && !x->force[i] && child_hit(x, i);
 	if (code == 0) {
-		x->state[i] = x->d->steps[i].cache && !x->force[i] && child_hit(x, i) ? S_HIT : S_RAN;
+		x->state[i] = hit ? S_HIT : S_RAN;
 		report(x, i, "%s (%s)", x->state[i] == S_HIT ? "hit" : "ran", dur);
 		if (x->o->verbose)
 			print_output(x, i);
@@ -399,6 +449,12 @@ static int run_all(struct ctx *x)
 	size_t n = x->d->n, failed = 0, hits = 0, ran = 0;
 	int stopping = 0, rc = 0;
 	x->start = now_ms();
+	/* one store for every in-process hit; without it every step is a child */
+	x->cwd_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (x->cwd_fd < 0 || store_open(x->store.buf, 0, &x->st, NULL) < 0) {
+		err_clear();
+		x->st = NULL;
+	}
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];
 	draw_status(x);
@@ -409,7 +465,8 @@ static int run_all(struct ctx *x)
 				if (x->pid[i] > 0)
 					kill(x->pid[i], SIGTERM);
 		}
-		for (size_t k = 0; k < n && !stopping; k++) {
+		/* got_signal too: a pass of in-process replays starts no child to interrupt */
+		for (size_t k = 0; k < n && !stopping && !got_signal; k++) {
 			size_t i = x->d->order[k], up = 0;
 			if (!x->want[i] || x->state[i] != S_WAIT)
 				continue;
@@ -425,6 +482,19 @@ static int run_all(struct ctx *x)
 			if (!r || x->running >= (size_t)x->o->jobs)
 				continue;
 			x->t0[i] = now_ms();
+			int here = replay_in_process(x, i);
+			if (here < 0) {
+				rc = cli_fail(1);
+				stopping = 1;
+				break;
+			}
+			if (here) {
+				x->running++;
+				finish(x, i, 0, 0, 1);
+				continue;
+			}
+			if (got_signal)
+				break; /* it may have cut the replay short: nothing more starts */
 			x->pid[i] = spawn(x, i, "exec");
 			if (x->pid[i] < 0) {
 				rc = cli_fail(1);
@@ -455,7 +525,7 @@ static int run_all(struct ctx *x)
 		for (size_t i = 0; i < n; i++) {
 			if (x->pid[i] != pid)
 				continue;
-			finish(x, i, status, stopping);
+			finish(x, i, status, stopping, -1);
 			if (x->state[i] == S_FAIL && !x->o->keep_going && !stopping) {
 				/* fail fast: exec forwards TERM to its command and stores nothing */
 				stopping = 1;
@@ -475,6 +545,10 @@ static int run_all(struct ctx *x)
 	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
 	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed,
 		x->total - ran - hits - failed, dur);
+	store_close(x->st);
+	x->st = NULL;
+	if (x->cwd_fd >= 0)
+		close(x->cwd_fd);
 	if (got_signal)
 		return 128 + got_signal;
 	return rc || failed || stopping ? 1 : 0;
@@ -677,7 +751,8 @@ static int find_store(struct cli *cli, struct ctx *x, int create)
 static void remove_logs(struct ctx *x)
 {
 	struct strbuf p = STRBUF_INIT;
-	if (!x->logdir.len)
+	/* steps replayed in this process without -v left no logs: often none */
+	if (!x->logdir.len || rmdir(x->logdir.buf) == 0)
 		return;
 	for (size_t i = 0; i < x->d->n; i++) {
 		log_path(x, i, "out", &p);
@@ -697,6 +772,8 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	memset(&x, 0, sizeof(x));
 	x.o = &o;
+	x.cli = cli;
+	x.cwd_fd = -1;
 	if (argc < 2) {
 		fputs(pipeline_usage, stderr);
 		return 2;

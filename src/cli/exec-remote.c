@@ -1,6 +1,6 @@
-/* exec-remote: the Redis remote as `cashet exec` uses it. The remote only
- * ever saves runs: whatever goes wrong with it, the command runs and is
- * stored locally, after a single warning naming the remote. */
+/* exec-remote: the remote (Redis or HTTP) as `cashet exec` uses it. The
+ * remote only ever saves runs: whatever goes wrong with it, the command
+ * runs and is stored locally, after a single warning naming the remote. */
 #include "cli.h"
 #include "claim.h"
 #include "exec-remote.h"

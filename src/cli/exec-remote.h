@@ -1,8 +1,9 @@
-/* exec-remote: what `cashet exec` does with a Redis remote (--remote,
- * CASHET_REMOTE, or `cashet config remote`): read-through on a local miss,
- * a cross-machine lock around the run, write-through after a store. Any
- * remote failure prints one warning and turns the remote off: the command
- * still runs and is stored locally. */
+/* exec-remote: what `cashet exec` does with a remote, Redis or a `cashet
+ * serve` server over HTTP (--remote, CASHET_REMOTE, or `cashet config
+ * remote`): read-through on a local miss, a cross-machine lock around the
+ * run (Redis only), write-through after a store. Any remote failure prints
+ * one warning and turns the remote off: the command still runs and is
+ * stored locally. */
 #ifndef CASHET_EXEC_REMOTE_H
 #define CASHET_EXEC_REMOTE_H
 

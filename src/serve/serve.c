@@ -1,12 +1,14 @@
 /* serve: one store over HTTP (libmicrohttpd), the body of `cashet serve`
  * (see serve.h for why it is a module). Reads are open to whoever can
- * reach the address; writes (gc, archive upload) need the bearer token and
+ * reach the address; writes (gc, archive upload, submit) need the bearer token and
  * are refused when none is configured. The store is opened once and its
  * SQLite connection is not thread-safe, so all store work of a request
- * holds one mutex; only socket I/O runs in parallel. */
+ * holds one mutex; only socket I/O runs in parallel, and POST /submit
+ * (submit.c), whose command runs without the mutex. */
 #include "serve/serve.h"
 #include "cli/runjson.h"
 #include "json.h"
+#include "serve/submit.h"
 
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,7 +33,12 @@ struct server {
 	char *token;          /* NULL: every write is refused */
 	uint64_t max_body;
 	unsigned long spools; /* names temporary files; under lock */
+	struct submit submit; /* POST /submit: --pipeline, --allow-exec */
+	int jobs;             /* submits started and not completed; under lock */
+	pthread_cond_t jobs_done;
 };
+
+enum { SUBMIT_RUNNING = 1, SUBMIT_ANSWERED };
 
 enum route {
 	R_NONE,
@@ -45,6 +52,7 @@ enum route {
 	R_FP,
 	R_ARCHIVE_GET,
 	R_ARCHIVE_PUT,
+	R_SUBMIT,
 };
 
 /* Per request (MHD's con_cls): the route, the body received so far (in
@@ -60,6 +68,13 @@ struct request {
 	struct strbuf spool;
 	unsigned status; /* != 0: refused, send error */
 	char *error;
+	/* POST /submit, run by submit_thread while the connection is suspended */
+	int submit;	/* 0, SUBMIT_RUNNING, SUBMIT_ANSWERED */
+	struct submit_job *job;
+	struct server *sv;
+	struct MHD_Connection *conn;
+	unsigned answer_status;
+	struct strbuf answer;
 };
 
 static int is_hex(const char *s, size_t min, size_t max)
@@ -156,6 +171,10 @@ static const char *route_of(const char *url, const char *method, struct request 
 	if (!strcmp(url, "/archive")) {
 		rq->route = is_put ? R_ARCHIVE_PUT : R_NONE;
 		return "PUT";
+	}
+	if (!strcmp(url, "/submit")) {
+		rq->route = is_post ? R_SUBMIT : R_NONE;
+		return "POST";
 	}
 	if (!strncmp(url, "/archive/", 9)) {
 		rq->arg = xstrdup(url + 9);
@@ -563,9 +582,65 @@ static enum MHD_Result h_archive_put(struct server *sv, struct MHD_Connection *c
 	return send_json(c, MHD_HTTP_OK, &sb);
 }
 
+/* The thread of one submit: runs it, then resumes the connection, whose
+ * next call to on_request sends the answer. rq may be freed as soon as
+ * the connection is resumed: nothing after touches it. */
+static void *submit_thread(void *arg)
+{
+	struct request *rq = arg;
+	struct server *sv = rq->sv;
+	submit_run(&sv->submit, rq->job, &rq->answer_status, &rq->answer);
+	rq->job = NULL;
+	rq->submit = SUBMIT_ANSWERED;
+	MHD_resume_connection(rq->conn);
+	return NULL;
+}
+
+/* A submit runs for as long as its command does, on a thread of its own
+ * with the connection suspended (a suspended connection does not time
+ * out): MHD's threads keep serving everything else meanwhile. */
+static enum MHD_Result h_submit(struct server *sv, struct MHD_Connection *c, struct request *rq)
+{
+	struct strbuf sb = STRBUF_INIT;
+	pthread_attr_t attr;
+	pthread_t t;
+	unsigned status;
+	int rc;
+	if (rq->submit == SUBMIT_ANSWERED)
+		return send_json(c, rq->answer_status, &rq->answer);
+	if (rq->submit == SUBMIT_RUNNING)
+		return MHD_YES;
+	rq->job = submit_prepare(&sv->submit, rq->body.buf, rq->body.len, &status, &sb);
+	if (!rq->job)
+		return send_json(c, status, &sb);
+	rq->sv = sv;
+	rq->conn = c;
+	rq->submit = SUBMIT_RUNNING;
+	pthread_mutex_lock(&sv->lock);
+	sv->jobs++;
+	pthread_mutex_unlock(&sv->lock);
+	MHD_suspend_connection(c);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	rc = pthread_create(&t, &attr, submit_thread, rq);
+	pthread_attr_destroy(&attr);
+	if (rc == 0)
+		return MHD_YES;
+	MHD_resume_connection(c);
+	submit_free(&sv->submit, rq->job);
+	rq->job = NULL;
+	rq->submit = 0;
+	pthread_mutex_lock(&sv->lock);
+	sv->jobs--;
+	pthread_mutex_unlock(&sv->lock);
+	return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot start a thread for the submit");
+}
+
 static enum MHD_Result dispatch(struct server *sv, struct MHD_Connection *c, struct request *rq)
 {
 	enum MHD_Result ret;
+	if (rq->route == R_SUBMIT)
+		return h_submit(sv, c, rq); /* takes the lock only for lookups */
 	pthread_mutex_lock(&sv->lock);
 	err_clear();
 	switch (rq->route) {
@@ -603,6 +678,11 @@ static enum MHD_Result dispatch(struct server *sv, struct MHD_Connection *c, str
 
 /* --- the MHD callbacks -------------------------------------------------- */
 
+static uint64_t body_limit(const struct server *sv, const struct request *rq)
+{
+	return rq->route == R_SUBMIT && sv->max_body > SUBMIT_MAX_BODY ? SUBMIT_MAX_BODY : sv->max_body;
+}
+
 /* The first call of a request (headers only) routes and authorizes it and
  * may answer at once; later calls bring the body, counted against
  * --max-body as it arrives (Content-Length is checked first, but chunked
@@ -624,7 +704,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			return send_405(c, allow);
 		if (bad)
 			return send_error(c, MHD_HTTP_BAD_REQUEST, bad);
-		if (rq->route == R_GC || rq->route == R_ARCHIVE_PUT) {
+		if (rq->route == R_GC || rq->route == R_ARCHIVE_PUT || rq->route == R_SUBMIT) {
 			unsigned st = check_token(sv, c);
 			if (st)
 				return send_error(c, st, st == MHD_HTTP_FORBIDDEN
@@ -632,7 +712,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 							     : "a valid 'Authorization: Bearer TOKEN' header is required");
 		}
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > sv->max_body)
+		if (cl && strtoull(cl, NULL, 10) > body_limit(sv, rq))
 			return send_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
 		if (rq->route == R_ARCHIVE_PUT) {
 			pthread_mutex_lock(&sv->lock);
@@ -652,7 +732,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (rq->status)
 			return MHD_YES;
 		rq->received += n;
-		if (rq->received > sv->max_body) {
+		if (rq->received > body_limit(sv, rq)) {
 			refuse(rq, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
 			if (rq->fd >= 0) {
 				close(rq->fd);
@@ -671,7 +751,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (rq->route == R_ARCHIVE_PUT) {
 			if (write_all(rq->fd, data, n) < 0)
 				refuse(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot store the upload");
-		} else if (rq->route == R_GC) {
+		} else if (rq->route == R_GC || rq->route == R_SUBMIT) {
 			sb_add(&rq->body, data, n);
 		}
 		return MHD_YES;
@@ -683,15 +763,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	struct server *sv = cls;
 	struct request *rq = *con_cls;
 	if (!rq)
 		return;
+	if (rq->submit) {
+		/* its answer is sent (or the client is gone): the server may stop */
+		pthread_mutex_lock(&sv->lock);
+		sv->jobs--;
+		pthread_cond_signal(&sv->jobs_done);
+		pthread_mutex_unlock(&sv->lock);
+	}
 	if (rq->fd >= 0)
 		close(rq->fd);
 	if (rq->spool.len)
 		unlink(rq->spool.buf);
 	sb_release(&rq->spool);
 	sb_release(&rq->body);
+	sb_release(&rq->answer);
 	free(rq->arg);
 	free(rq->arg2);
 	free(rq->error);
@@ -755,11 +844,12 @@ int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },   { "token", required_argument, NULL, 't' },
 		{ "token-file", required_argument, NULL, 'T' }, { "max-body", required_argument, NULL, 'm' },
+		{ "pipeline", required_argument, NULL, 'p' },   { "allow-exec", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
-	struct server sv = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct server sv = { .lock = PTHREAD_MUTEX_INITIALIZER, .jobs_done = PTHREAD_COND_INITIALIZER };
 	struct sockaddr_storage addr;
-	const char *listen = DEFAULT_LISTEN;
+	const char *listen = DEFAULT_LISTEN, *pipeline = NULL;
 	struct MHD_Daemon *d = NULL;
 	sigset_t sigs;
 	int c, sig, rc = 1;
@@ -790,12 +880,21 @@ int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 				goto out;
 			}
 			break;
+		case 'p':
+			pipeline = optarg;
+			break;
+		case 'x':
+			sv.submit.allow_exec = 1;
+			break;
 		case 'h':
 			puts("usage: cashet serve [--listen ADDR:PORT] [--token TOKEN | --token-file FILE] [--max-body SIZE]\n"
+			     "                    [--pipeline FILE] [--allow-exec]\n"
 			     "  serves the store over HTTP (default 127.0.0.1:8000): GET /log, /stats,\n"
 			     "  /run/HASH[/stdout|/stderr|/file/PATH], /fp/FINGERPRINT, /archive/HASH;\n"
-			     "  POST /gc and PUT /archive need 'Authorization: Bearer TOKEN'.\n"
-			     "  --max-body  largest request body accepted (default " DEFAULT_MAX_BODY ")");
+			     "  POST /gc, PUT /archive and POST /submit need 'Authorization: Bearer TOKEN'.\n"
+			     "  --max-body    largest request body accepted (default " DEFAULT_MAX_BODY ")\n"
+			     "  --pipeline    POST /submit {\"step\": NAME} runs that step of FILE (a dag.toml)\n"
+			     "  --allow-exec  POST /submit {\"argv\": [...]} runs a command too (needs a token)");
 			rc = 0;
 			goto out;
 		case ':':
@@ -814,11 +913,19 @@ int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 		rc = cli_usage("serve", "the token is empty");
 		goto out;
 	}
+	if (sv.submit.allow_exec && !sv.token) {
+		rc = cli_usage("serve", "--allow-exec needs a token (--token or --token-file)");
+		goto out;
+	}
+	if (pipeline && dag_load(pipeline, &sv.submit.dag) < 0) {
+		rc = cli_fail(2);
+		goto out;
+	}
 	if (parse_listen(listen, &addr) < 0) {
 		rc = cli_usage("serve", "%s", err_msg());
 		goto out;
 	}
-	if (cli_open_store(cli, &sv.st) < 0) {
+	if (cli_open_store(cli, &sv.st) < 0 || submit_init(&sv.submit, sv.st, &sv.lock) < 0) {
 		rc = cli_fail(1);
 		goto out;
 	}
@@ -842,12 +949,27 @@ int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
 	fprintf(stderr, "cashet: serving %s on http://%s (port %u); writes %s\n", store_dir(sv.st), listen,
 		info ? (unsigned)info->port : 0u, sv.token ? "need the token" : "are disabled (no token)");
+	if (sv.submit.dag)
+		fprintf(stderr, "cashet: POST /submit runs the steps of %s%s\n", sv.submit.dag->file,
+			sv.submit.allow_exec ? " and commands" : "");
+	else if (sv.submit.allow_exec)
+		fputs("cashet: POST /submit runs commands\n", stderr);
 	while (sigwait(&sigs, &sig) != 0)
 		;
 	rc = 0;
 out:
-	if (d)
+	if (d) {
+		/* MHD must not stop with a connection suspended: running submits
+		 * end their commands and send their answers first */
+		submit_stop(&sv.submit);
+		pthread_mutex_lock(&sv.lock);
+		while (sv.jobs)
+			pthread_cond_wait(&sv.jobs_done, &sv.lock);
+		pthread_mutex_unlock(&sv.lock);
 		MHD_stop_daemon(d);
+	}
+	submit_release(&sv.submit);
+	dag_free(sv.submit.dag);
 	store_close(sv.st);
 	free(sv.token);
 	return rc;

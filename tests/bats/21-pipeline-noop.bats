@@ -1,0 +1,185 @@
+#!/usr/bin/env bats
+# cashet pipeline run, the no-op fast path: a step whose child `cashet exec`
+# would only replay is replayed by the scheduler itself, with the child's
+# argv, directory and environment. The story: the verdict (hit or ran) is
+# always the one `cashet why` gives for the step (through `pipeline
+# status`), in the cases where the scheduler has to act like the child:
+# env tables, the outer environment, workdirs, params, input globs and PATH.
+
+load helper
+
+# Runs `pipeline status` (a `cashet why` child per step), then `pipeline
+# run`, and checks that every step the status called up to date was a hit
+# and every other step ran. The steps must not depend on each other (status
+# cannot know what an upstream run will change). Leaves run.txt.
+agree() {
+	cashet pipeline status > status.txt 2>&1
+	cashet pipeline run > run.txt 2>&1 || { cat status.txt run.txt; return 1; }
+	local s want
+	for s in $(sed -n 's/^\([^ :]*\): .*/\1/p' status.txt); do
+		if grep -q "^$s: up to date" status.txt; then want=hit; else want=ran; fi
+		grep -q "^step $s: $want " run.txt || {
+			echo "step $s: why says $want"
+			cat status.txt run.txt
+			return 1
+		}
+	done
+}
+
+verdict() {
+	sed -n "s/^step $1: \([a-z]*\) .*/\1/p" run.txt
+}
+
+@test "a no-op run starts no child and still restores outputs and shows output" {
+	cat > dag.toml <<'EOF'
+[steps.a]
+cmd = "echo x >> runs.count; echo a-out; echo a-err >&2; echo a > a.txt"
+outputs = ["a.txt"]
+
+[steps.b]
+cmd = "echo x >> runs.count; cat a.txt > b.txt"
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+EOF
+	run cashet pipeline run
+	assert_success
+	[ "$(run_count)" = 2 ]
+	run cashet pipeline run -v
+	assert_success
+	assert_line --regexp '^step a: hit'
+	assert_line --regexp '^step b: hit'
+	assert_line '  | a-out'
+	assert_line '  | a-err'
+	assert_line --regexp '^pipeline: 0 ran, 2 hit, 0 failed, 0 not run '
+	rm b.txt
+	run cashet pipeline run
+	assert_success
+	assert_line --regexp '^step b: hit'
+	[ "$(cat b.txt)" = a ]
+	[ "$(run_count)" = 2 ]
+	if command -v strace >/dev/null; then
+		strace -f -e trace=execve -o trace cashet pipeline run 2>/dev/null
+		[ "$(grep -c 'execve(' trace)" = 1 ]
+	fi
+	# a hand-edited output is put back by the replay, as exec does
+	echo z > a.txt
+	run cashet pipeline run
+	assert_line --regexp '^step a: hit'
+	assert_line --regexp '^step b: hit'
+	[ "$(cat a.txt)" = a ]
+	[ "$(run_count)" = 2 ]
+	# a changed command runs, through a child
+	sed -i 's/cat a.txt > b.txt/cat a.txt a.txt > b.txt/' dag.toml
+	run cashet pipeline run
+	assert_line --regexp '^step b: ran'
+	[ "$(run_count)" = 3 ]
+}
+
+@test "the scheduler's verdict is exec's: env tables, env, workdir, params, globs, PATH" {
+	mkdir -p sub data bin
+	echo root > in.txt
+	echo sub > sub/in.txt
+	printf 'lr = 0.1\nepochs = 3\n' > p.toml
+	echo 1 > data/a.csv
+	printf '#!/bin/sh\necho tool v1\n' > bin/tool
+	chmod +x bin/tool
+	cat > dag.toml <<EOF
+[steps.envtab]
+cmd = "echo \$MODE"
+env = { MODE = "a" }
+
+[steps.outer]
+cmd = "echo \$LEVEL"
+env = ["LEVEL"]
+
+[steps.pattern]
+cmd = "env | grep ^CFG_ | sort"
+env = ["CFG_*"]
+
+[steps.wd]
+cmd = "cat in.txt"
+inputs = ["in.txt"]
+workdir = "sub"
+
+[steps.par]
+cmd = "echo training"
+params = ["p.toml:lr"]
+
+[steps.glob]
+cmd = "ls data"
+inputs = ["data/*.csv"]
+
+[steps.path]
+cmd = ["tool"]
+env = { PATH = "$PWD/bin:/usr/bin:/bin" }
+EOF
+	unset MODE LEVEL
+	agree
+	[ "$(grep -c ': ran ' run.txt)" = 7 ]
+	agree
+	[ "$(grep -c ': hit ' run.txt)" = 7 ]
+
+	export LEVEL=2 MODE=outer # the table's MODE wins over the outer one
+	agree
+	[ "$(verdict outer)" = ran ]
+	[ "$(verdict envtab)" = hit ]
+	sed -i 's/MODE = "a"/MODE = "b"/' dag.toml
+	agree
+	[ "$(verdict envtab)" = ran ]
+
+	export CFG_X=1
+	agree
+	[ "$(verdict pattern)" = ran ]
+
+	echo changed > in.txt # not the workdir's in.txt
+	agree
+	[ "$(verdict wd)" = hit ]
+	echo changed > sub/in.txt
+	agree
+	[ "$(verdict wd)" = ran ]
+
+	printf 'lr = 0.1\nepochs = 4\n' > p.toml
+	agree
+	[ "$(verdict par)" = hit ]
+	printf 'lr = 0.2\nepochs = 4\n' > p.toml
+	agree
+	[ "$(verdict par)" = ran ]
+
+	echo 2 > data/b.csv
+	agree
+	[ "$(verdict glob)" = ran ]
+	echo 3 > data/c.txt
+	agree
+	[ "$(verdict glob)" = hit ]
+
+	printf '#!/bin/sh\necho tool v2\n' > bin/tool
+	agree
+	[ "$(verdict path)" = ran ]
+	agree
+	[ "$(grep -c ': hit ' run.txt)" = 7 ]
+}
+
+@test "a step's env table and workdir do not leak into the next step" {
+	mkdir -p sub
+	cat > dag.toml <<'EOF'
+[steps.a]
+cmd = "echo a"
+env = { X = "in" }
+workdir = "sub"
+
+[steps.b]
+cmd = "echo b-$X; pwd"
+env = ["X"]
+EOF
+	# b is stored with X=in from the outer environment...
+	X=in cashet pipeline run
+	# ...so if a's X stayed set in the scheduler, b would falsely hit now
+	run cashet pipeline run -v
+	assert_success
+	assert_line --regexp '^step a: hit'
+	assert_line --regexp '^step b: ran'
+	assert_line '  | b-'
+	assert_line "  | $PWD"
+	run cashet pipeline run
+	assert_line --regexp '^step b: hit'
+}
