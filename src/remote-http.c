@@ -145,63 +145,23 @@ out:
 	return rc;
 }
 
-/* A private file name in the store's tmp directory; the cap-<pid>- prefix
- * lets store_sweep_tmp() remove it if we die before we do. */
-static void tmp_name(struct store *st, const char *what, struct strbuf *path)
-{
-	sb_reset(path);
-	sb_addf(path, "%s/cap-%ld-http-%s.cashet", store_tmpdir(st), (long)getpid(), what);
-}
-
-/* 1 if the run is in st with fingerprint fp, 0 if not in st, <0 if it is
- * there with another fingerprint (as remote-redis.c checks). */
-static int check_local(struct store *st, const struct digest *fp, const char *hash)
-{
-	struct run_record r = { 0 };
-	int found = store_load(st, hash, &r);
-	if (found == 1 && !digest_eq(&r.fp, fp))
-		found = err_set("run %.12s has another fingerprint than the lookup that named it", hash);
-	run_record_free(&r);
-	return found;
-}
-
-/* One run, the one the lookup named: an archive carrying others would add
- * runs nobody asked for. */
-static int check_head(const char *path, const char *hash)
-{
-	struct strbuf head = STRBUF_INIT;
-	char buf[128];
-	ssize_t n = -1;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
-	sb_addf(&head, "cashet-archive 1\nrun %s\npack ", hash);
-	if (fd >= 0) {
-		n = read(fd, buf, head.len);
-		close(fd);
-	}
-	if (n != (ssize_t)head.len || memcmp(buf, head.buf, head.len))
-		rc = err_set("GET /archive: not an archive of run %.12s alone", hash);
-	sb_release(&head);
-	return rc;
-}
-
 int http_remote_fetch(struct http_remote *hr, struct store *st, const struct digest *fp, const char *hash,
 		      int *too_big)
 {
 	/* no bound on the whole transfer, only on stalls: archives may be big */
 	struct http_opts o = { hr->token, REMOTE_HTTP_TIMEOUT_MS, 0, remote_max_bytes() };
 	struct strbuf url = STRBUF_INIT, path = STRBUF_INIT, body = STRBUF_INIT;
-	size_t imported = 0, present = 0;
 	long status;
 	int rc = -1, g;
 	*too_big = 0;
-	int local = check_local(st, fp, hash);
+	int local = remote_check_local(st, fp, hash);
 	if (local != 0) {
 		rc = local; /* already here: nothing to fetch */
 		goto out;
 	}
 	err_clear(); /* "not found" is not an error here */
 	sb_addf(&url, "%s/archive/%s", hr->base, hash);
-	tmp_name(st, hash, &path);
+	remote_tmp_name(st, "http", hash, &path);
 	g = hr->m->get(url.buf, &o, path.buf, &body, &status);
 	if (g < 0)
 		goto out;
@@ -218,17 +178,7 @@ int http_remote_fetch(struct http_remote *hr, struct store *st, const struct dig
 		answer_error("GET /archive", status, &body);
 		goto out;
 	}
-	if (check_head(path.buf, hash) < 0 || store_import(st, path.buf, 0, &imported, &present) < 0)
-		goto out;
-	rc = check_local(st, fp, hash);
-	if (rc < 0 && imported) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", err_msg());
-		store_remove(st, hash);
-		err_set("%s", msg);
-	} else if (rc == 0) {
-		rc = err_set("run %.12s is not in the store after its import", hash);
-	}
+	rc = remote_import_run(st, fp, hash, path.buf);
 out:
 	if (path.len)
 		unlink(path.buf);
@@ -264,7 +214,7 @@ int http_remote_publish(struct http_remote *hr, struct store *st, const struct r
 		return 1;
 	}
 	sv_push(&one, r->hash);
-	tmp_name(st, r->hash, &path);
+	remote_tmp_name(st, "http", r->hash, &path);
 	if (store_export(st, &one, path.buf, size) < 0)
 		goto out;
 	uint64_t max = remote_max_bytes();

@@ -264,36 +264,15 @@ out:
 	return rc;
 }
 
-/* A private file name in the store's tmp directory; the cap-<pid>- prefix
- * lets store_sweep_tmp() remove it if we die before we do. */
-static void tmp_name(struct store *st, const char *what, struct strbuf *path)
-{
-	sb_reset(path);
-	sb_addf(path, "%s/cap-%ld-redis-%s.cashet", store_tmpdir(st), (long)getpid(), what);
-}
-
-/* 1 if the run is in st with fingerprint fp, 0 if not in st, <0 if it is
- * there with another fingerprint. */
-static int check_local(struct store *st, const struct digest *fp, const char *hash)
-{
-	struct run_record r = { 0 };
-	int found = store_load(st, hash, &r);
-	if (found == 1 && !digest_eq(&r.fp, fp))
-		found = err_set("run %.12s has another fingerprint than the key that names it", hash);
-	run_record_free(&r);
-	return found;
-}
-
 int remote_fetch(struct remote *rm, struct store *st, const struct digest *fp, const char *hash, int *too_big)
 {
-	struct strbuf key = STRBUF_INIT, path = STRBUF_INIT, head = STRBUF_INIT;
+	struct strbuf key = STRBUF_INIT, path = STRBUF_INIT;
 	redisReply *rep = NULL;
-	size_t imported = 0, present = 0;
 	int rc = -1;
 	if (rm->http)
 		return http_remote_fetch(rm->http, st, fp, hash, too_big);
 	*too_big = 0;
-	int local = check_local(st, fp, hash);
+	int local = remote_check_local(st, fp, hash);
 	if (local != 0) {
 		rc = local; /* already here: nothing to fetch */
 		goto out;
@@ -324,30 +303,12 @@ int remote_fetch(struct remote *rm, struct store *st, const struct digest *fp, c
 		err_set("%s does not hold an archive", key.buf);
 		goto out;
 	}
-	/* One run, the one the fingerprint key named: an archive carrying
-	 * others would add runs nobody asked for. */
-	sb_addf(&head, "cashet-archive 1\nrun %s\npack ", hash);
-	if (rep->len < head.len || memcmp(rep->str, head.buf, head.len)) {
-		err_set("%s is not an archive of run %.12s alone", key.buf, hash);
-		goto out;
-	}
-	tmp_name(st, hash, &path);
+	remote_tmp_name(st, "redis", hash, &path);
 	if (write_file_atomic(path.buf, rep->str, rep->len, 0600) < 0)
 		goto out;
 	freeReplyObject(rep);
 	rep = NULL;
-	if (store_import(st, path.buf, 0, &imported, &present) < 0)
-		goto out;
-	rc = check_local(st, fp, hash);
-	if (rc < 0 && imported) {
-		char msg[512];
-		snprintf(msg, sizeof(msg), "%s", err_msg());
-		store_remove(st, hash);
-		err_set("%s", msg);
-	} else if (rc == 0) {
-		err_set("run %.12s is not in the store after its import", hash);
-		rc = -1;
-	}
+	rc = remote_import_run(st, fp, hash, path.buf);
 out:
 	if (rep)
 		freeReplyObject(rep);
@@ -355,7 +316,6 @@ out:
 		unlink(path.buf);
 	sb_release(&key);
 	sb_release(&path);
-	sb_release(&head);
 	return rc;
 }
 
@@ -386,7 +346,7 @@ int remote_publish(struct remote *rm, struct store *st, const struct run_record 
 		}
 	}
 	sv_push(&one, r->hash);
-	tmp_name(st, r->hash, &path);
+	remote_tmp_name(st, "redis", r->hash, &path);
 	if (store_export(st, &one, path.buf, size) < 0) {
 		sb_reset(&path);
 		goto out;

@@ -32,6 +32,14 @@ void remote_redact(const char *url, struct strbuf *out);
 /* The size limit in bytes for an archive (REMOTE_MAX_BYTES or the env override). */
 uint64_t remote_max_bytes(void);
 
+/* Shared by the backends (remote.c): a temp file for an archive in st's
+ * tmp directory; whether run hash is in st with fingerprint fp (1 yes, 0
+ * not there, <0 there with another fingerprint); and importing the archive
+ * at path as that one run (1 done, <0 refused: nothing is left imported). */
+void remote_tmp_name(struct store *st, const char *backend, const char *what, struct strbuf *path);
+int remote_check_local(struct store *st, const struct digest *fp, const char *hash);
+int remote_import_run(struct store *st, const struct digest *fp, const char *hash, const char *path);
+
 /* The run stored for fp: 1 found (hash filled), 0 none, <0 error. */
 int remote_get_fp(struct remote *rm, const struct digest *fp, char hash[OID_HEX]);
 

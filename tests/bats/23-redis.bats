@@ -124,7 +124,7 @@ other_machine() {
 	run --separate-stderr cashet exec -- echo two
 	assert_success
 	assert_output two
-	[[ "$stderr" == *"cashet: warning: remote $CASHET_REMOTE: run ${one:0:12} has another fingerprint than the key that names it; working locally" ]]
+	[[ "$stderr" == *"cashet: warning: remote $CASHET_REMOTE: run ${one:0:12} has another fingerprint than the lookup that named it; working locally" ]]
 	[ "$(log_count)" = 1 ] # the stray run was not kept
 	# a damaged archive fails the import's checks
 	printf 'cashet-archive 1\nrun %s\npack 00000000000000000010\nxxxxxxxxxx' "$one" |
