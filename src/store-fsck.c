@@ -106,7 +106,8 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 			goto out;
 		rep->pruned = (int64_t)rep->bad_runs.n;
 	}
-	if (store_reindex(st, &n) < 0)
+	/* runs it cannot read are already reported by check_run() */
+	if (store_reindex(st, &n, NULL) < 0)
 		goto out;
 	rc = 0;
 out:

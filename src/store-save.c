@@ -245,7 +245,7 @@ out:
 	return rc;
 }
 
-int store_reindex(struct store *st, size_t *count)
+int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 {
 	const struct gitmod *g = gitmod_get();
 	struct strvec hashes = STRVEC_INIT;
@@ -259,7 +259,11 @@ int store_reindex(struct store *st, size_t *count)
 		struct run_record r = { 0 };
 		if (store_load_git(st, hashes.v[i], &r) < 0) {
 			/* One broken run must not make the others unreachable. */
-			fprintf(stderr, "cashet: warning: skipping run %.12s: %s\n", hashes.v[i], err_msg());
+			if (skipped) {
+				struct strbuf line = STRBUF_INIT;
+				sb_addf(&line, "skipped run %.12s: %s", hashes.v[i], err_msg());
+				sv_push_nocopy(skipped, sb_detach(&line));
+			}
 		} else if (store_index_run(st, &r) < 0) {
 			run_record_free(&r);
 			store_exec(st, "ROLLBACK");

@@ -248,7 +248,7 @@ int store_open(const char *dir, int flags, struct store **out, int *created)
 	if (v < SCHEMA_VERSION) {
 		/* missing (deleted) or from an older cashet: rebuilt from the refs */
 		int made = create_schema(st);
-		if (made < 0 || (made == 1 && !fresh && store_reindex(st, NULL) < 0))
+		if (made < 0 || (made == 1 && !fresh && store_reindex(st, NULL, NULL) < 0))
 			goto out;
 	} else if (v > SCHEMA_VERSION) {
 		err_set("%s: index made by a newer cashet (schema %d)", p.buf, v);

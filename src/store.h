@@ -162,7 +162,9 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep);
 void fsck_report_free(struct fsck_report *rep);
 /* Sum of the sizes of all runs' blobs (kept up to date by the index). */
 int store_total_bytes(struct store *st, int64_t *bytes);
-int store_reindex(struct store *st, size_t *count);
+/* Rebuilds the index from the run refs. A run that cannot be read is
+ * skipped, with a line for it in skipped (may be NULL). */
+int store_reindex(struct store *st, size_t *count, struct strvec *skipped);
 
 /* Listing for `log`: newest first. */
 struct log_filter {

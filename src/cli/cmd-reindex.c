@@ -16,8 +16,12 @@ int cmd_reindex(struct cli *cli, int argc, char **argv)
 	}
 	if (cli_open_store(cli, &st) < 0)
 		return cli_fail(1);
-	int rc = store_reindex(st, &n);
+	struct strvec skipped = STRVEC_INIT;
+	int rc = store_reindex(st, &n, &skipped);
 	store_close(st);
+	for (size_t i = 0; i < skipped.n; i++)
+		fprintf(stderr, "cashet: warning: %s\n", skipped.v[i]);
+	sv_release(&skipped);
 	if (rc < 0)
 		return cli_fail(1);
 	printf("reindexed %zu run%s\n", n, n == 1 ? "" : "s");
