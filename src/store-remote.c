@@ -7,10 +7,36 @@
 #include <stdio.h>
 #include <string.h>
 
-int store_push(struct store *st, const char *remote, const struct strvec *hashes)
+int store_push(struct store *st, const char *remote, const struct strvec *hashes, struct strvec *skipped)
 {
 	const struct gitmod *g = gitmod_get();
-	return g ? g->push(st->dir, remote, hashes) : -1;
+	struct strvec one = STRVEC_INIT;
+	int rc = 0;
+	if (!g)
+		return -1;
+	if (g->push(st->dir, remote, hashes) == 0)
+		return 0;
+	if (!strstr(err_msg(), "no match for id"))
+		return -1; /* the remote itself: unknown, unreachable, refusing */
+	/* libgit2 walks a run's lineage while packing; where gc cut it (the
+	 * parent is gone) that fails. Push the runs one by one so only those
+	 * are left out; a remote that cannot be reached fails on the first. */
+	for (size_t i = 0; rc == 0 && i < hashes->n; i++) {
+		sv_release(&one);
+		sv_push(&one, hashes->v[i]);
+		if (g->push(st->dir, remote, &one) == 0)
+			continue;
+		if (!strstr(err_msg(), "no match for id")) {
+			rc = -1;
+			break;
+		}
+		struct strbuf line = STRBUF_INIT;
+		sb_addf(&line, "run %.12s not pushed: its history was cut by gc (%s); use export/import", hashes->v[i],
+			err_msg());
+		sv_push_nocopy(skipped, sb_detach(&line));
+	}
+	sv_release(&one);
+	return rc;
 }
 
 int store_pull(struct store *st, const char *remote, size_t *added)

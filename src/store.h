@@ -148,7 +148,9 @@ struct gc_report {
 int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
 /* Git remotes: push the given runs' refs; pull fetches the remote's runs
  * and indexes every run that has a ref but no index row. */
-int store_push(struct store *st, const char *remote, const struct strvec *hashes);
+/* Runs that cannot be pushed because gc cut their lineage are left out,
+ * with a line each in skipped. */
+int store_push(struct store *st, const char *remote, const struct strvec *hashes, struct strvec *skipped);
 int store_pull(struct store *st, const char *remote, size_t *added);
 
 struct fsck_report {

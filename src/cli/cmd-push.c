@@ -28,6 +28,7 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 	struct log_filter f = { 0 };
 	struct pick p = { STRVEC_INIT, 0 };
 	struct store *st = NULL;
+	struct strvec skipped = STRVEC_INIT;
 	int64_t ms;
 	int c, rc = 1;
 	optind = 1;
@@ -65,15 +66,20 @@ int cmd_push(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	const char *remote = optind < argc ? argv[optind] : "origin";
-	if (cli_open_store(cli, &st) < 0 || store_list(st, &f, pick, &p) < 0 || store_push(st, remote, &p.hashes) < 0) {
+	if (cli_open_store(cli, &st) < 0 || store_list(st, &f, pick, &p) < 0 ||
+	    store_push(st, remote, &p.hashes, &skipped) < 0) {
 		rc = cli_fail(1);
 		goto out;
 	}
-	printf("pushed %zu run%s to %s\n", p.hashes.n, p.hashes.n == 1 ? "" : "s", remote);
+	for (size_t i = 0; i < skipped.n; i++)
+		fprintf(stderr, "cashet: warning: %s\n", skipped.v[i]);
+	size_t pushed = p.hashes.n - skipped.n;
+	printf("pushed %zu run%s to %s\n", pushed, pushed == 1 ? "" : "s", remote);
 	rc = 0;
 out:
 	store_close(st);
 	sv_release(&f.tags);
 	sv_release(&p.hashes);
+	sv_release(&skipped);
 	return rc;
 }

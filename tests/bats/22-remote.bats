@@ -108,3 +108,19 @@ other_machine() {
 	assert_failure 1
 	assert_output --partial "no remote 'nowhere'"
 }
+
+@test "push leaves out, with a warning, runs whose lineage gc cut; the others go" {
+	echo 1 > in; cashet exec -i in -- cat in > /dev/null
+	echo 2 > in; cashet exec -i in -- cat in > /dev/null
+	old=$(cashet log --json | json_field 'j[1]["hash"]')
+	cashet rm "$old" > /dev/null
+	cashet gc > /dev/null
+	[ -s .cashet/shallow ]
+	cashet exec -- echo fresh > /dev/null
+	cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
+	run --separate-stderr cashet push
+	assert_success
+	assert_output 'pushed 1 run to origin'
+	[[ "$stderr" == "cashet: warning: run "*" not pushed: its history was cut by gc ("*"); use export/import" ]]
+	[ "$(git --git-dir "$BATS_TEST_TMPDIR/shared.git" for-each-ref refs/cashet/runs | wc -l)" = 1 ]
+}
