@@ -7,11 +7,6 @@
 
 load helper
 
-# A TCP port nobody listens on right now.
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 setup() {
 	command -v redis-server > /dev/null ||
 		skip "redis-server is not installed (contrib/install-deps.sh installs it)"

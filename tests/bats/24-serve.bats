@@ -21,39 +21,14 @@ setup() {
 	start_server secret
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_server TOKEN [OPTIONS...]: serves the store of the current
 # directory; sets PORT and URL. TOKEN "" starts it without a token.
 start_server() {
-	local token=$1 i=0
-	shift
-	PORT=$(free_port)
-	URL="http://127.0.0.1:$PORT"
-	[ -n "$token" ] && set -- --token "$token" "$@"
-	# from a subshell, so the test's shell does not report the kill
-	(cashet serve --listen "127.0.0.1:$PORT" "$@" 2> "$BATS_TEST_TMPDIR/serve.$PORT.log" &
-		echo $! > "$BATS_TEST_TMPDIR/serve.pid")
-	SERVER_PID=$(cat "$BATS_TEST_TMPDIR/serve.pid")
-	track_pid "$SERVER_PID"
-	until curl -s -o /dev/null "$URL/stats"; do
-		i=$((i + 1))
-		[ "$i" -gt 100 ] && { cat "$BATS_TEST_TMPDIR/serve.$PORT.log" >&2; return 1; }
-		sleep 0.05
-	done
+	serve_start . "$@"
 }
 
-# Every server gets TERM, as a user would stop it; kill_started is the net.
 teardown() {
-	local p
-	if [ -f "$BATS_TEST_TMPDIR/started.pids" ]; then
-		while read -r p; do
-			kill -TERM "$p" 2>/dev/null && pid_gone "$p"
-		done < "$BATS_TEST_TMPDIR/started.pids"
-	fi
-	kill_started
+	stop_started
 }
 
 # status ARGS...: the HTTP status of a curl request (body to $BATS_TEST_TMPDIR/body).

@@ -13,10 +13,6 @@ setup_file() {
 	direct_python3
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 setup() {
 	common_setup
 	unset CASHET_REMOTE CASHET_REMOTE_TOKEN
@@ -32,35 +28,15 @@ setup() {
 
 # Serves the store in $SRV; sets PORT and URL.
 start_server() {
-	local i=0
-	PORT=$(free_port)
-	URL="http://127.0.0.1:$PORT"
-	# from a subshell, so the test's shell does not report the kill
-	(cd "$SRV" || exit 1
-		cashet serve --listen "127.0.0.1:$PORT" --token secret 2> "$BATS_TEST_TMPDIR/serve.log" &
-		echo $! > "$BATS_TEST_TMPDIR/serve.pid")
-	SERVER_PID=$(cat "$BATS_TEST_TMPDIR/serve.pid")
-	track_pid "$SERVER_PID"
-	until curl -s -o /dev/null "$URL/stats"; do
-		i=$((i + 1))
-		[ "$i" -gt 100 ] && { cat "$BATS_TEST_TMPDIR/serve.log" >&2; return 1; }
-		sleep 0.05
-	done
+	serve_start "$SRV" secret
 }
 
 stop_server() {
 	kill -TERM "$SERVER_PID" 2> /dev/null && pid_gone "$SERVER_PID"
 }
 
-# Every server gets TERM, as a user would stop it; kill_started is the net.
 teardown() {
-	local p
-	if [ -f "$BATS_TEST_TMPDIR/started.pids" ]; then
-		while read -r p; do
-			kill -TERM "$p" 2> /dev/null && pid_gone "$p"
-		done < "$BATS_TEST_TMPDIR/started.pids"
-	fi
-	kill_started
+	stop_started
 }
 
 # The number of runs in the server's store.

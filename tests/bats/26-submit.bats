@@ -34,36 +34,13 @@ cmd = "echo no >&2; exit 3"
 EOF
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_server TOKEN [OPTIONS...]: as in 24-serve.bats.
 start_server() {
-	local token=$1 i=0
-	shift
-	PORT=$(free_port)
-	URL="http://127.0.0.1:$PORT"
-	[ -n "$token" ] && set -- --token "$token" "$@"
-	(cashet serve --listen "127.0.0.1:$PORT" "$@" 2> "$BATS_TEST_TMPDIR/serve.$PORT.log" &
-		echo $! > "$BATS_TEST_TMPDIR/serve.pid")
-	SERVER_PID=$(cat "$BATS_TEST_TMPDIR/serve.pid")
-	track_pid "$SERVER_PID"
-	until curl -s -o /dev/null "$URL/stats"; do
-		i=$((i + 1))
-		[ "$i" -gt 100 ] && { cat "$BATS_TEST_TMPDIR/serve.$PORT.log" >&2; return 1; }
-		sleep 0.05
-	done
+	serve_start . "$@"
 }
 
 teardown() {
-	local p
-	if [ -f "$BATS_TEST_TMPDIR/started.pids" ]; then
-		while read -r p; do
-			kill -TERM "$p" 2>/dev/null && pid_gone "$p"
-		done < "$BATS_TEST_TMPDIR/started.pids"
-	fi
-	kill_started
+	stop_started
 }
 
 # submit BODY [CURL OPTIONS...]: POSTs BODY to /submit with the token;

@@ -135,3 +135,42 @@ direct_python3() {
 	mkdir -p "$BATS_FILE_TMPDIR/bin" && ln -sf "$py" "$BATS_FILE_TMPDIR/bin/python3"
 	export PATH="$BATS_FILE_TMPDIR/bin:$PATH"
 }
+
+# A TCP port nobody listens on right now.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# serve_start DIR TOKEN [OPTIONS...]: `cashet serve` for the store in DIR
+# on a free port of 127.0.0.1 (TOKEN "" for none); sets PORT, URL and
+# SERVER_PID. Started from a subshell, so the test's shell does not
+# report the kill.
+serve_start() {
+	local dir=$1 token=$2 i=0
+	shift 2
+	PORT=$(free_port)
+	URL="http://127.0.0.1:$PORT"
+	[ -n "$token" ] && set -- --token "$token" "$@"
+	(cd "$dir" || exit 1
+		cashet serve --listen "127.0.0.1:$PORT" "$@" 2> "$BATS_TEST_TMPDIR/serve.$PORT.log" &
+		echo $! > "$BATS_TEST_TMPDIR/serve.pid")
+	SERVER_PID=$(cat "$BATS_TEST_TMPDIR/serve.pid")
+	track_pid "$SERVER_PID"
+	until curl -s -o /dev/null "$URL/stats"; do
+		i=$((i + 1))
+		[ "$i" -gt 100 ] && { cat "$BATS_TEST_TMPDIR/serve.$PORT.log" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# Every tracked process gets TERM first, as a user would stop a server;
+# kill_started is the net.
+stop_started() {
+	local p
+	if [ -f "$BATS_TEST_TMPDIR/started.pids" ]; then
+		while read -r p; do
+			kill -TERM "$p" 2> /dev/null && pid_gone "$p"
+		done < "$BATS_TEST_TMPDIR/started.pids"
+	fi
+	kill_started
+}
