@@ -248,7 +248,7 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 
 	/* The pack is verified even when every run is present: a damaged
 	 * archive is reported as such, not silently accepted. */
-	sb_addf(&stage, "%s/import-%ld-XXXXXX", st->tmp, (long)getpid());
+	sb_addf(&stage, "%s/import-%ld-XXXXXX", store_tmpdir(st), (long)getpid());
 	if (!mkdtemp(stage.buf)) {
 		err_sys("cannot create %s", stage.buf);
 		sb_reset(&stage);

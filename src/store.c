@@ -221,10 +221,6 @@ int store_open(const char *dir, int flags, struct store **out, int *created)
 		if (create_repo(dir, &fresh) < 0)
 			goto out;
 	}
-	if (mkdir(st->tmp, 0777) < 0 && errno != EEXIST) {
-		err_sys("cannot create %s", st->tmp);
-		goto out;
-	}
 	sb_reset(&p);
 	sb_addf(&p, "%s/index.db", dir);
 	if (sqlite3_open_v2(p.buf, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -309,6 +305,10 @@ const char *store_root(const struct store *st)
 
 const char *store_tmpdir(struct store *st)
 {
+	/* made on first use: a hit needs no temporary files; a failure shows
+	 * up as the caller's own error creating a file in it */
+	if (!st->tmp_made && (mkdir(st->tmp, 0777) == 0 || errno == EEXIST))
+		st->tmp_made = 1;
 	return st->tmp;
 }
 

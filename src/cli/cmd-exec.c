@@ -287,13 +287,16 @@ static int verbose_env(void)
 	return v && *v && strcmp(v, "0");
 }
 
-/* Replays a stored run. Everything is read and verified before the first
+/* Replays a stored run, its streams to out_fd and err_fd (-1: read and
+ * verified, not written). Everything is read and verified before the first
  * byte is written, so a corrupt object degrades to a miss, not to garbage.
- * Returns 0 replayed, -1 if the run cannot be replayed (corrupt/missing). */
-static int replay(struct store *st, const struct run_record *r)
+ * Returns 0 replayed (*write_failed if a stream could not be written), -1
+ * if the run cannot be replayed (corrupt/missing). */
+static int replay(struct store *st, const struct run_record *r, int out_fd, int err_fd, int *write_failed)
 {
 	struct strbuf streams[2] = { STRBUF_INIT, STRBUF_INIT };
-	int rc = -1;
+	int fds[2] = { out_fd, err_fd }, rc = -1;
+	*write_failed = 0;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
 		if ((f->kind == FILE_STDOUT || f->kind == FILE_STDERR) && store_blob_read(st, f, &streams[f->kind]) < 0)
@@ -301,9 +304,10 @@ static int replay(struct store *st, const struct run_record *r)
 	}
 	if (outputs_restore(st, r) < 0)
 		goto out;
-	/* A closed stdout (| head) is not cashet's failure. */
-	write_all(STDOUT_FILENO, streams[0].buf ? streams[0].buf : "", streams[0].len);
-	write_all(STDERR_FILENO, streams[1].buf ? streams[1].buf : "", streams[1].len);
+	/* Whether a closed stdout (| head) matters is the caller's call. */
+	for (int k = 0; k < 2; k++)
+		if (fds[k] >= 0 && streams[k].len && write_all(fds[k], streams[k].buf, streams[k].len) < 0)
+			*write_failed = 1;
 	rc = 0;
 out:
 	sb_release(&streams[0]);
@@ -314,7 +318,9 @@ out:
 /* Hit: replays and returns the recorded exit code, or -1 to fall through to a run. */
 static int try_replay(struct store *st, const struct exec_opts *o, struct run_record *r, const char *why)
 {
-	if (replay(st, r) < 0) {
+	int write_failed;
+	/* A closed stdout (| head) is not cashet's failure. */
+	if (replay(st, r, STDOUT_FILENO, STDERR_FILENO, &write_failed) < 0) {
 		fprintf(stderr, "cashet: warning: %s; running the command instead\n", err_msg());
 		return -1;
 	}
@@ -721,29 +727,6 @@ done:
 	return rc;
 }
 
-/* replay() with the streams to out_fd and err_fd (-1: read and verified,
- * not written), for a caller that is not the command's process. */
-static int replay_to(struct store *st, const struct run_record *r, int out_fd, int err_fd)
-{
-	struct strbuf streams[2] = { STRBUF_INIT, STRBUF_INIT };
-	int fds[2] = { out_fd, err_fd }, rc = -1;
-	for (size_t i = 0; i < r->nfiles; i++) {
-		const struct run_file *f = &r->files[i];
-		if ((f->kind == FILE_STDOUT || f->kind == FILE_STDERR) && store_blob_read(st, f, &streams[f->kind]) < 0)
-			goto out;
-	}
-	if (outputs_restore(st, r) < 0)
-		goto out;
-	for (int k = 0; k < 2; k++)
-		if (fds[k] >= 0 && streams[k].len && write_all(fds[k], streams[k].buf, streams[k].len) < 0)
-			goto out;
-	rc = 0;
-out:
-	sb_release(&streams[0]);
-	sb_release(&streams[1]);
-	return rc;
-}
-
 int exec_replay_cached(struct cli *cli, struct store *st, int argc, char **argv, int out_fd, int err_fd)
 {
 	struct exec_opts o;
@@ -772,7 +755,9 @@ int exec_replay_cached(struct cli *cli, struct store *st, int argc, char **argv,
 		goto done;
 	rc = 1;
 	/* only ok runs are looked up: exec's replay would exit 0 */
-	if (h == 1 && hit.ok && hit.exit_code == 0 && replay_to(st, &hit, out_fd, err_fd) == 0) {
+	int write_failed;
+	if (h == 1 && hit.ok && hit.exit_code == 0 && replay(st, &hit, out_fd, err_fd, &write_failed) == 0 &&
+	    !write_failed) {
 		if (store_touch(st, &hit, now_ms()) < 0)
 			err_clear(); /* as in try_replay */
 		rc = 0;

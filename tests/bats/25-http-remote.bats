@@ -166,18 +166,7 @@ other_machine() {
 @test "server slow (accepts, never answers): one warning after the timeout" {
 	local port
 	port=$(free_port)
-	python3 -c '
-import socket, sys, time
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1])))
-s.listen(8)
-open(sys.argv[2], "w").write("up")
-held = []
-while True:
-    held.append(s.accept())' "$port" "$BATS_TEST_TMPDIR/blackhole.up" &
-	track_pid $!
-	wait_for_file "$BATS_TEST_TMPDIR/blackhole.up"
+	blackhole "$port"
 	local t0 t1
 	t0=$(date +%s%N)
 	run --separate-stderr cashet exec --remote "http://127.0.0.1:$port" -- sh -c "$(counted 'echo ran')"

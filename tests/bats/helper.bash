@@ -174,3 +174,20 @@ stop_started() {
 	fi
 	kill_started
 }
+
+# blackhole PORT: a server on 127.0.0.1:PORT that accepts connections and
+# never answers (a remote that hangs); tracked, so teardown stops it.
+blackhole() {
+	python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+open(sys.argv[2], "w").write("up")
+held = []
+while True:
+    held.append(s.accept())' "$1" "$BATS_TEST_TMPDIR/blackhole.up" 3>&- &
+	track_pid $!
+	wait_for_file "$BATS_TEST_TMPDIR/blackhole.up"
+}
