@@ -42,11 +42,14 @@ SERVE_LIBS = $(shell $(PKG_CONFIG) --libs $(SERVE_PKGS)) -lpthread
 HTTP_LIBS  = $(shell $(PKG_CONFIG) --libs $(HTTP_PKGS))
 UNIT_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 
-CORE_SRC := $(wildcard src/*.c)
+# The layers (see README, "Source layout"): the core is everything the
+# binary links; git/, serve/ and remote/curl/ are the dlopen()ed modules.
+CORE_DIRS := util key store exec remote pipeline
+CORE_SRC := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 GIT_SRC  := $(wildcard src/git/*.c)
 SERVE_SRC := $(wildcard src/serve/*.c)
-HTTP_SRC := $(wildcard src/http/*.c)
+HTTP_SRC := $(wildcard src/remote/curl/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(O)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(O)/%.o)
@@ -57,7 +60,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
 
 all: cashet cashet-git.so cashet-serve.so cashet-http.so $(O)/toml-decoder
 
-$(O)/%.o: %.c $(wildcard src/*.h src/cli/*.h src/git/*.h src/serve/*.h src/http/*.h)
+$(O)/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
@@ -131,14 +134,14 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 fuzz-toml:
 	@mkdir -p $(O)/fuzz-corpus
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc -o $(O)/fuzz-toml \
-		src/util.c src/toml.c tests/fuzz/toml_fuzz.c -lm
+		src/util/util.c src/util/toml.c tests/fuzz/toml_fuzz.c -lm
 	cp -n tests/fuzz/corpus/toml/* $(O)/fuzz-corpus/ 2>/dev/null || true
 	./$(O)/fuzz-toml -max_total_time=$(FUZZ_SECONDS) $(O)/fuzz-corpus tests/fuzz/corpus/toml
 
 fuzz-canon:
 	@mkdir -p $(O)/fuzz-canon-corpus
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc -o $(O)/fuzz-canon \
-		src/util.c src/canon.c src/canon-python.c src/canon-sh.c tests/fuzz/canon_fuzz.c -lm
+		src/util/util.c src/key/canon.c src/key/canon-python.c src/key/canon-sh.c tests/fuzz/canon_fuzz.c -lm
 	./$(O)/fuzz-canon -max_total_time=$(FUZZ_SECONDS) $(O)/fuzz-canon-corpus tests/bats
 
 .PHONY: fuzz-toml fuzz-canon

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "store.h"
+#include "store/store.h"
 
 struct cli {
 	const char *store_opt; /* global --store */
@@ -76,9 +76,5 @@ int cli_open_store(struct cli *cli, struct store **st);
 /* Resolves a user-given hash or prefix and loads the run. Returns 0, or prints and returns an exit code. */
 int cli_load_run(struct store *st, const char *prefix, struct run_record *r);
 
-void fmt_time(int64_t ms, char *buf, size_t len);     /* local "YYYY-MM-DD HH:MM:SS" */
-void fmt_iso_time(int64_t ms, char *buf, size_t len); /* UTC ISO 8601 */
-void fmt_size(uint64_t bytes, char *buf, size_t len); /* 1.2K, 3.4M */
-void fmt_duration(int64_t ms, char *buf, size_t len); /* 12ms, 1.5s, 2m03s */
 
 #endif

@@ -1,5 +1,5 @@
 /* cashet clear: remove every run and every object. Asks first on a terminal. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <string.h>
 #include <unistd.h>

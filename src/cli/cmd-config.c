@@ -1,8 +1,8 @@
 /* cashet config KEY [VALUE] | --unset KEY: store settings, kept in the
  * store's git config (cashet.<key>). Known keys are checked here. */
-#include "cli.h"
-#include "gitmod.h"
-#include "remote-http.h"
+#include "cli/cli.h"
+#include "store/gitmod.h"
+#include "remote/http.h"
 
 #include <string.h>
 

@@ -3,10 +3,10 @@
  * the results (exit, stdout, stderr, outputs). Times and durations are shown
  * in the header but never make two runs differ. Exit 0 identical, 1
  * different, 2 error, like diff(1). */
-#include "cli.h"
-#include "explain.h"
-#include "gitmod.h"
-#include "json.h"
+#include "cli/cli.h"
+#include "key/explain.h"
+#include "store/gitmod.h"
+#include "util/json.h"
 
 #include <getopt.h>
 #include <stdlib.h>

@@ -1,14 +1,14 @@
 /* cashet exec: fingerprint, look up, replay on a hit; on a miss claim the
  * fingerprint, run (teeing streams live), store, release. Exit codes: the
  * command's own; 124 timeout; 125 cashet itself failed; 126/127 exec failed. */
-#include "cli.h"
-#include "claim.h"
-#include "exec-remote.h" /* Redis remote (issue 6) */
-#include "explain.h"
-#include "json.h"
-#include "fp.h"
-#include "outputs.h"
-#include "run.h"
+#include "cli/cli.h"
+#include "exec/claim.h"
+#include "remote/select.h" /* Redis remote (issue 6) */
+#include "key/explain.h"
+#include "util/json.h"
+#include "key/fp.h"
+#include "store/outputs.h"
+#include "exec/spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* cashet export FILE [--name NAME] [--tag K=V|K]... [HASH...]: write runs to
  * an archive another store can import (see store-xfer.c for the format).
  * Filters select like `cashet log`; HASH arguments narrow to those runs. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <getopt.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* cashet fsck [--prune]: verify every object and index row against git,
  * repair the index, report (and with --prune remove) what cannot be repaired.
  * Exit 0: nothing wrong left; 1: problems remain. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <string.h>
 

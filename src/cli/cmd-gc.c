@@ -1,9 +1,9 @@
 /* cashet gc: evict expired, old or least recently used runs and repack so
  * the space is really returned. Also the automatic size bound that exec
  * applies after storing (cashet config max-size). */
-#include "cli.h"
-#include "claim.h"
-#include "gitmod.h"
+#include "cli/cli.h"
+#include "exec/claim.h"
+#include "store/gitmod.h"
 
 #include <getopt.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* cashet get HASH [--stdout|--stderr|--file PATH] [-o FILE]: a run's bytes. */
-#include "cli.h"
-#include "fp.h"
+#include "cli/cli.h"
+#include "key/fp.h"
 
 #include <fcntl.h>
 #include <getopt.h>

@@ -3,9 +3,9 @@
  * with what changed from one run to the next. `*` marks the run a hit would
  * replay now: store_lookup() of the fingerprint the command has now (for
  * `-- CMD`) or of the given run's fingerprint (for HASH). */
-#include "cli.h"
-#include "explain.h"
-#include "json.h"
+#include "cli/cli.h"
+#include "key/explain.h"
+#include "util/json.h"
 
 #include <stdlib.h>
 #include <string.h>

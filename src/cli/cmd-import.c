@@ -1,7 +1,7 @@
 /* cashet import [--allow-absolute] FILE: add the runs of an archive made by
  * `cashet export`. All or nothing: a damaged archive, or one run in it that
  * would write outside the project, and the store is left as it was. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <getopt.h>
 #include <stdlib.h>

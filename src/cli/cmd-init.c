@@ -1,5 +1,5 @@
 /* cashet init: create a store (.cashet in the current directory, or --store DIR). */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <stdlib.h>
 #include <string.h>

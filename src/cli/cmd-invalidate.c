@@ -1,5 +1,5 @@
 /* cashet invalidate --tag K=V|K...: remove the runs carrying all the given tags. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <getopt.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* cashet log: runs newest first, as a table or as JSON lines. */
-#include "cli.h"
-#include "runjson.h"
+#include "cli/cli.h"
+#include "cli/runjson.h"
 
 #include <getopt.h>
 #include <stdlib.h>

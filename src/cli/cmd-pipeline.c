@@ -6,9 +6,9 @@
  * The one shortcut: a step that exec would only replay is replayed in this
  * process (exec_replay_cached, same argv, directory and environment as the
  * child would have), so a no-op run starts no process at all. */
-#include "cli.h"
-#include "dag.h"
-#include "pipeline-step.h"
+#include "cli/cli.h"
+#include "pipeline/dag.h"
+#include "pipeline/pipeline-step.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* cashet pull [REMOTE]: fetch the remote's runs and index the new ones. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <string.h>
 

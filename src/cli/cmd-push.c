@@ -1,6 +1,6 @@
 /* cashet push [REMOTE] [--tag K=V|K]... [--name NAME] [--since DURATION]:
  * send runs (all, or those matching the filters) to a git remote. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <getopt.h>
 #include <string.h>

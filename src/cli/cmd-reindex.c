@@ -1,5 +1,5 @@
 /* cashet reindex: rebuild index.db from the refs under refs/cashet/runs/ (the index is derived). */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* cashet remote add NAME URL | remove NAME | list: git remotes that serve
  * as shared caches (any git URL: a path to a bare repository, ssh, https, git://). */
-#include "cli.h"
-#include "gitmod.h"
+#include "cli/cli.h"
+#include "store/gitmod.h"
 
 #include <string.h>
 

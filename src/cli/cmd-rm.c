@@ -1,6 +1,6 @@
 /* cashet rm HASH...: forget runs: their index rows and refs/cashet/runs/ refs go, so
  * they are never replayed; the commits stay in the lineage of later runs. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <string.h>
 

@@ -1,8 +1,8 @@
 /* cashet serve: loads cashet-serve.so (next to the binary, as in the build
  * tree, else from the install directory) and hands it the command line.
  * The server and everything it links live there; see src/serve/serve.h. */
-#include "cli.h"
-#include "gitmod.h"
+#include "cli/cli.h"
+#include "store/gitmod.h"
 #include "serve/serve.h"
 
 #include <dlfcn.h>

@@ -1,6 +1,6 @@
 /* cashet show HASH: everything recorded about a run. */
-#include "cli.h"
-#include "runjson.h"
+#include "cli/cli.h"
+#include "cli/runjson.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* cashet stats: how big the store is and what it holds. */
-#include "cli.h"
-#include "runjson.h"
+#include "cli/cli.h"
+#include "cli/runjson.h"
 
 #include <string.h>
 

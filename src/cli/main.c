@@ -1,11 +1,10 @@
 /* main: global options and the command table. Each subcommand lives in its
  * own cmd-<name>.c; this file only dispatches and prints errors once. */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 const struct command commands[] = {
 	{ "init", cmd_init, "create a store in the current directory" },
@@ -94,48 +93,6 @@ int cli_load_run(struct store *st, const char *prefix, struct run_record *r)
 	if (rc == 0)
 		return cli_error(1, "no run %s", hash);
 	return 0;
-}
-
-void fmt_time(int64_t ms, char *buf, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	localtime_r(&t, &tm);
-	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-void fmt_iso_time(int64_t ms, char *buf, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	char tmp[32];
-	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf, len, "%s.%03dZ", tmp, (int)(ms % 1000));
-}
-
-void fmt_size(uint64_t b, char *buf, size_t len)
-{
-	const char *u = "BKMGT";
-	double v = (double)b;
-	while (v >= 1024 && u[1]) {
-		v /= 1024;
-		u++;
-	}
-	if (*u == 'B')
-		snprintf(buf, len, "%lluB", (unsigned long long)b);
-	else
-		snprintf(buf, len, "%.1f%c", v, *u);
-}
-
-void fmt_duration(int64_t ms, char *buf, size_t len)
-{
-	if (ms < 1000)
-		snprintf(buf, len, "%lldms", (long long)ms);
-	else if (ms < 60000)
-		snprintf(buf, len, "%.2fs", (double)ms / 1000);
-	else
-		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
 }
 
 /* `--store DIR` is accepted after the command name too (exec and why parse

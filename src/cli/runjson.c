@@ -1,8 +1,8 @@
 /* runjson: JSON objects for runs and store statistics (see runjson.h).
  * Appends to a strbuf and never prints, so serve can send the same bytes. */
-#include "runjson.h"
-#include "cli.h"
-#include "json.h"
+#include "cli/runjson.h"
+#include "cli/cli.h"
+#include "util/json.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 #ifndef CASHET_RUNJSON_H
 #define CASHET_RUNJSON_H
 
-#include "store.h"
+#include "store/store.h"
 
 /* One `cashet log --json` entry: hash, created, status, exit, duration_ms, name, cmd, tags. */
 void runjson_log(struct strbuf *sb, const struct run_record *r);

@@ -5,7 +5,7 @@
 
 #include <git2.h>
 
-#include "gitmod.h"
+#include "store/gitmod.h"
 
 /* The repository of the store being worked on, opened once per process. */
 extern git_repository *repo;

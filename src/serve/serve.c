@@ -7,7 +7,7 @@
  * (submit.c), whose command runs without the mutex. */
 #include "serve/serve.h"
 #include "cli/runjson.h"
-#include "json.h"
+#include "util/json.h"
 #include "serve/submit.h"
 
 #include <fcntl.h>

@@ -6,8 +6,8 @@
  * multi-threaded: between fork and exec the child calls only
  * async-signal-safe functions, so everything is prepared before. */
 #include "serve/submit.h"
-#include "cli/pipeline-step.h"
-#include "json.h"
+#include "pipeline/pipeline-step.h"
+#include "util/json.h"
 
 #include <errno.h>
 #include <fcntl.h>

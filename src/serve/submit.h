@@ -8,8 +8,8 @@
 #include <pthread.h>
 #include <sys/types.h>
 
-#include "dag.h"
-#include "store.h"
+#include "pipeline/dag.h"
+#include "store/store.h"
 
 /* At most this many submits run at once; more are answered 503, so that
  * the server's other threads stay free for reads. */

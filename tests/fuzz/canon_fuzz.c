@@ -6,7 +6,7 @@
  *         -Isrc -o canon_fuzz src/util.c src/canon*.c tests/fuzz/canon_fuzz.c */
 #include <stdlib.h>
 
-#include "canon.h"
+#include "key/canon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

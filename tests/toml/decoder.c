@@ -2,8 +2,8 @@
  * Reads TOML from argv[1] or stdin and prints toml-test's tagged JSON
  * ({"k": {"type": "integer", "value": "42"}}); on a parse error prints the
  * message to stderr and exits 1. */
-#include "toml.h"
-#include "util.h"
+#include "util/toml.h"
+#include "util/util.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "canon.h"
+#include "key/canon.h"
 
 /* Canonical form of src (NULL if the tokenizer failed); caller frees. */
 static char *canon(enum canon_lang lang, const char *src, struct strvec *deps)

@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dag.h"
-#include "util.h"
+#include "pipeline/dag.h"
+#include "util/util.h"
 
 static char tmpdir[] = "/tmp/cashet-test-dag.XXXXXX";
 

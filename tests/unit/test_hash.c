@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gitmod.h"
-#include "hash.h"
-#include "json.h"
-#include "util.h"
+#include "store/gitmod.h"
+#include "util/hash.h"
+#include "util/json.h"
+#include "util/util.h"
 
 static void fields_digest(const char *const *f, size_t n, struct digest *d)
 {

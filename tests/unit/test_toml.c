@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "toml.h"
-#include "util.h"
+#include "util/toml.h"
+#include "util/util.h"
 
 static struct toml_value *parse_ok(const char *text)
 {

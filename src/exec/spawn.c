@@ -1,0 +1,277 @@
+/* run: fork/exec with capture. The child gets its own process group (so a
+ * timeout can kill everything it started) and, on a terminal, the
+ * foreground, so Ctrl-C reaches it directly and interactive programs work. */
+#include "exec/spawn.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+static int sigpipe_fds[2] = { -1, -1 };
+static volatile sig_atomic_t got_signal;
+
+static void on_signal(int sig)
+{
+	int e = errno;
+	unsigned char c = (unsigned char)sig;
+	got_signal = sig;
+	if (sigpipe_fds[1] >= 0 && write(sigpipe_fds[1], &c, 1) < 0) {
+		/* nothing to do: got_signal is set */
+	}
+	errno = e;
+}
+
+static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+void run_signals_init(void)
+{
+	if (sigpipe_fds[0] < 0 && pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
+		sigpipe_fds[0] = sigpipe_fds[1] = -1;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
+		sigaction(forwarded[i], &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int run_pending_signal(void)
+{
+	return got_signal;
+}
+
+static int open_capture(const char *dir, struct capture *c, struct hasher *h)
+{
+	struct strbuf p = STRBUF_INIT;
+	sb_addf(&p, "%s/cap-%ld-XXXXXX", dir, (long)getpid());
+	int fd = mkostemp(p.buf, O_CLOEXEC);
+	if (fd < 0) {
+		err_sys("cannot create a capture file in %s", dir);
+		sb_release(&p);
+		return -1;
+	}
+	c->path = sb_detach(&p);
+	c->size = 0;
+	hasher_init(h);
+	return fd;
+}
+
+void run_outcome_free(struct run_outcome *o)
+{
+	struct capture *caps[] = { &o->out, &o->err };
+	for (int i = 0; i < 2; i++) {
+		if (caps[i]->path) {
+			unlink(caps[i]->path);
+			free(caps[i]->path);
+			caps[i]->path = NULL;
+		}
+	}
+}
+
+struct stream {
+	int fd;        /* read end of the child's pipe, -1 at EOF */
+	int tee_fd;    /* our stdout/stderr, -1 once it failed (EPIPE) */
+	int cap_fd;
+	struct capture *cap;
+	struct hasher h;
+};
+
+static int pump(struct stream *s)
+{
+	char buf[65536];
+	ssize_t n = read(s->fd, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		close(s->fd);
+		s->fd = -1;
+		return 0;
+	}
+	if (s->tee_fd >= 0 && write_all(s->tee_fd, buf, (size_t)n) < 0)
+		s->tee_fd = -1; /* the reader went away; keep capturing */
+	if (write_all(s->cap_fd, buf, (size_t)n) < 0)
+		return err_sys("cannot write capture file %s", s->cap->path);
+	hasher_bytes(&s->h, buf, (size_t)n);
+	s->cap->size += (uint64_t)n;
+	return 0;
+}
+
+static void tty_give(pid_t pgid)
+{
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTTOU);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	tcsetpgrp(STDIN_FILENO, pgid);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void child(const struct run_spec *spec, int out_w, int err_w, int status_w, int foreground)
+{
+	setpgid(0, 0);
+	if (foreground)
+		tty_give(getpid());
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
+		signal(forwarded[i], SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (spec->stdin_fd >= 0 && spec->stdin_fd != STDIN_FILENO)
+		dup2(spec->stdin_fd, STDIN_FILENO);
+	dup2(out_w, STDOUT_FILENO);
+	dup2(err_w, STDERR_FILENO);
+	execvp(spec->argv[0], spec->argv);
+	int e = errno;
+	if (write(status_w, &e, sizeof(e)) < 0) {
+		/* parent sees EOF and the exit code */
+	}
+	_exit(e == ENOENT ? 127 : 126);
+}
+
+int run_spawn(const struct run_spec *spec, struct run_outcome *o)
+{
+	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, st_p[2] = { -1, -1 };
+	struct stream s[2];
+	int rc = -1, exec_errno = 0;
+	memset(o, 0, sizeof(*o));
+	memset(s, 0, sizeof(s));
+	s[0].cap_fd = s[1].cap_fd = -1;
+
+	if ((s[0].cap_fd = open_capture(spec->capdir, &o->out, &s[0].h)) < 0 ||
+	    (s[1].cap_fd = open_capture(spec->capdir, &o->err, &s[1].h)) < 0)
+		goto out;
+	s[0].cap = &o->out;
+	s[1].cap = &o->err;
+	if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 || pipe2(st_p, O_CLOEXEC) < 0) {
+		err_sys("pipe");
+		goto out;
+	}
+	int foreground = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp() && spec->stdin_fd < 0;
+	int64_t start = now_ms();
+	pid_t pid = fork();
+	if (pid < 0) {
+		err_sys("fork");
+		goto out;
+	}
+	if (pid == 0)
+		child(spec, out_p[1], err_p[1], st_p[1], foreground);
+	setpgid(pid, pid); /* both sides, so killpg works whoever runs first */
+	close(out_p[1]);
+	close(err_p[1]);
+	close(st_p[1]);
+	out_p[1] = err_p[1] = st_p[1] = -1;
+	if (read(st_p[0], &exec_errno, sizeof(exec_errno)) <= 0)
+		exec_errno = 0;
+
+	s[0].fd = out_p[0];
+	s[1].fd = err_p[0];
+	out_p[0] = err_p[0] = -1;
+	s[0].tee_fd = spec->quiet ? -1 : STDOUT_FILENO;
+	s[1].tee_fd = spec->quiet ? -1 : STDERR_FILENO;
+	int64_t deadline = spec->timeout_ms > 0 ? start + spec->timeout_ms : 0, kill_at = 0, next_tick = start + 1000;
+	int status = 0, reaped = 0;
+	while (s[0].fd >= 0 || s[1].fd >= 0 || !reaped) {
+		struct pollfd pf[3];
+		int n = 0;
+		for (int i = 0; i < 2; i++)
+			if (s[i].fd >= 0)
+				pf[n++] = (struct pollfd){ .fd = s[i].fd, .events = POLLIN };
+		if (sigpipe_fds[0] >= 0)
+			pf[n++] = (struct pollfd){ .fd = sigpipe_fds[0], .events = POLLIN };
+		int64_t now = now_ms(), wait = next_tick - now;
+		if (deadline && !o->timed_out && deadline - now < wait)
+			wait = deadline - now;
+		if (kill_at && kill_at - now < wait)
+			wait = kill_at - now;
+		if (s[0].fd < 0 && s[1].fd < 0 && wait > 10)
+			wait = 10; /* streams closed: only waiting for the exit */
+		if (wait < 0)
+			wait = 0;
+		int pr = poll(pf, (nfds_t)n, (int)wait);
+		if (pr < 0 && errno != EINTR) {
+			err_sys("poll");
+			goto out;
+		}
+		for (int i = 0; pr > 0 && i < n; i++) {
+			if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (pf[i].fd == sigpipe_fds[0]) {
+				unsigned char c;
+				while (read(sigpipe_fds[0], &c, 1) == 1) {
+					o->interrupted = c;
+					killpg(pid, c);
+				}
+				continue;
+			}
+			for (int j = 0; j < 2; j++)
+				if (s[j].fd == pf[i].fd && pump(&s[j]) < 0)
+					goto out;
+		}
+		now = now_ms();
+		if (deadline && !o->timed_out && now >= deadline) {
+			o->timed_out = 1;
+			killpg(pid, SIGTERM);
+			kill_at = now + (spec->grace_ms > 0 ? spec->grace_ms : 0);
+		}
+		if (kill_at && now >= kill_at) {
+			killpg(pid, SIGKILL);
+			kill_at = 0;
+		}
+		if (spec->tick && now >= next_tick) {
+			spec->tick(spec->tick_ctx);
+			next_tick = now + 1000;
+		}
+		if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
+			reaped = 1;
+			/* Background children may hold the pipes open; after a timeout or
+			 * interrupt, whatever they write is not ours to wait for. */
+			if (o->timed_out || o->interrupted)
+				killpg(pid, SIGKILL);
+		}
+	}
+	if (foreground)
+		tty_give(getpgrp());
+	o->duration_ms = now_ms() - start;
+	if (WIFSIGNALED(status)) {
+		o->signaled = 1;
+		o->status = 128 + WTERMSIG(status);
+		int sig = WTERMSIG(status);
+		/* Ctrl-C on a terminal goes to the child's group, not to us. */
+		if (!o->interrupted && foreground && (sig == SIGINT || sig == SIGQUIT))
+			o->interrupted = sig;
+	} else {
+		o->status = WEXITSTATUS(status);
+	}
+	if (o->timed_out)
+		o->status = 124;
+	if (exec_errno)
+		err_set("%s: %s", spec->argv[0], exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
+	hasher_final(&s[0].h, &o->out.d);
+	hasher_final(&s[1].h, &o->err.d);
+	rc = exec_errno ? 1 : 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (s[i].fd >= 0)
+			close(s[i].fd);
+		if (s[i].cap_fd >= 0)
+			close(s[i].cap_fd);
+		hasher_free(&s[i].h);
+	}
+	int fds[] = { out_p[0], out_p[1], err_p[0], err_p[1], st_p[0], st_p[1] };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(*fds); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (rc < 0)
+		run_outcome_free(o);
+	return rc;
+}

@@ -1,0 +1,195 @@
+/* canon: language detection and dispatch to the tokenizers (canon-python.c,
+ * canon-sh.c). Detection errs towards raw: a script we cannot be sure about
+ * is fingerprinted byte for byte. */
+#include "key/canon.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void canon_lines_add(struct canon_lines *cl, uint32_t line)
+{
+	if (cl->n == cl->alloc) {
+		cl->alloc = cl->alloc ? cl->alloc * 2 : 64;
+		cl->v = xrealloc(cl->v, cl->alloc * sizeof(*cl->v));
+	}
+	cl->v[cl->n++] = line;
+}
+
+void canon_emit(struct strbuf *out, struct canon_lines *map, uint32_t *out_src, const char *d, size_t n,
+		uint32_t src_line)
+{
+	if (map) {
+		for (size_t i = 0; i < n; i++) {
+			if (!*out_src)
+				*out_src = src_line;
+			if (d[i] == '\n') {
+				canon_lines_add(map, *out_src);
+				*out_src = 0;
+				src_line++;
+			}
+		}
+	}
+	sb_add(out, d, n);
+}
+
+void canon_lines_release(struct canon_lines *cl)
+{
+	free(cl->v);
+	cl->v = NULL;
+	cl->n = cl->alloc = 0;
+}
+
+const char *canon_lang_name(enum canon_lang lang)
+{
+	switch (lang) {
+	case CANON_PYTHON:
+		return "python";
+	case CANON_SH:
+		return "sh";
+	case CANON_RAW:
+		break;
+	}
+	return "raw";
+}
+
+static int word_is(const char *w, size_t n, const char *lit)
+{
+	return strlen(lit) == n && memcmp(w, lit, n) == 0;
+}
+
+/* Interpreter basename -> language. python2 is left raw: its tokenizer is
+ * close to ours but not the same (ur"" prefixes, no f-strings). zsh and ksh
+ * differ from sh in quoting and globbing, so they stay raw too. */
+static enum canon_lang lang_of_interp(const char *w, size_t n)
+{
+	if (word_is(w, n, "sh") || word_is(w, n, "bash") || word_is(w, n, "dash"))
+		return CANON_SH;
+	if (word_is(w, n, "python") || word_is(w, n, "python3") || word_is(w, n, "pypy3"))
+		return CANON_PYTHON;
+	if (n > 8 && memcmp(w, "python3.", 8) == 0) {
+		for (size_t i = 8; i < n; i++)
+			if (w[i] < '0' || w[i] > '9')
+				return CANON_RAW;
+		return CANON_PYTHON;
+	}
+	return CANON_RAW;
+}
+
+/* -1 when there is no "#!" line, else the language it names. */
+static int lang_of_shebang(const char *data, size_t len)
+{
+	if (!data || len < 2 || data[0] != '#' || data[1] != '!')
+		return -1;
+	const char *end = memchr(data, '\n', len);
+	if (!end)
+		end = data + len;
+	const char *p = data + 2;
+	int after_env = 0;
+
+	for (;;) {
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r'))
+			p++;
+		if (p == end)
+			return CANON_RAW;
+		const char *w = p;
+		while (p < end && *p != ' ' && *p != '\t' && *p != '\r')
+			p++;
+		size_t n = (size_t)(p - w);
+		if (after_env) {
+			/* env options (-S, -i) and VAR=value come before the program;
+			 * an option taking an argument (-u NAME) makes the next word
+			 * look like an interpreter we do not know: raw, which is safe. */
+			if (w[0] == '-' || memchr(w, '=', n))
+				continue;
+		}
+		const char *base = w;
+		for (const char *q = w; q < w + n; q++)
+			if (*q == '/')
+				base = q + 1;
+		size_t bn = (size_t)(w + n - base);
+		if (!after_env && word_is(base, bn, "env")) {
+			after_env = 1;
+			continue;
+		}
+		return lang_of_interp(base, bn);
+	}
+}
+
+static int lang_of_ext(const char *path)
+{
+	if (!path)
+		return -1;
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	const char *dot = strrchr(base, '.');
+	if (!dot || dot == base)
+		return -1;
+	dot++;
+	if (!strcmp(dot, "py") || !strcmp(dot, "pyw"))
+		return CANON_PYTHON;
+	if (!strcmp(dot, "sh") || !strcmp(dot, "bash"))
+		return CANON_SH;
+	if (!strcmp(dot, "zsh") || !strcmp(dot, "ksh"))
+		return CANON_RAW;
+	return -1;
+}
+
+enum canon_lang canon_detect(const char *path, const char *data, size_t len)
+{
+	int by_ext = lang_of_ext(path);
+	int by_bang = lang_of_shebang(data, len);
+
+	if (by_bang < 0)
+		return by_ext < 0 ? CANON_RAW : (enum canon_lang)by_ext;
+	if (by_ext < 0 || by_ext == by_bang)
+		return (enum canon_lang)by_bang;
+	return CANON_RAW;
+}
+
+static void copy_raw(const char *src, size_t len, struct strbuf *out,
+		     struct canon_lines *lines)
+{
+	sb_add(out, src, len);
+	if (!lines)
+		return;
+	uint32_t line = 1;
+	int open = 0;
+	for (size_t i = 0; i < len; i++) {
+		open = 1;
+		if (src[i] == '\n') {
+			canon_lines_add(lines, line++);
+			open = 0;
+		}
+	}
+	if (open)
+		canon_lines_add(lines, line);
+}
+
+int canon_source_lines(enum canon_lang lang, const char *src, size_t len,
+		       struct strbuf *out, struct strvec *deps, struct canon_lines *lines)
+{
+	int ret = -1;
+
+	switch (lang) {
+	case CANON_PYTHON:
+		ret = canon_python_lines(src, len, out, deps, lines);
+		break;
+	case CANON_SH:
+		ret = canon_sh_lines(src, len, out, deps, lines);
+		break;
+	case CANON_RAW:
+		copy_raw(src, len, out, lines);
+		return 0;
+	}
+	if (ret == 0)
+		return 0;
+	/* The tokenizer left everything as it was; hash what is there. */
+	copy_raw(src, len, out, lines);
+	return 1;
+}
+
+int canon_source(enum canon_lang lang, const char *src, size_t len,
+		 struct strbuf *out, struct strvec *deps)
+{
+	return canon_source_lines(lang, src, len, out, deps, NULL);
+}

@@ -1,0 +1,63 @@
+/* canon: canonical form of script sources, so that cosmetic edits (comments,
+ * blank lines, trailing blanks, docstrings) keep the fingerprint while any real
+ * change alters it. Real tokenizers find what is cosmetic; everything else is
+ * copied byte for byte. When a tokenizer is unsure it fails and the caller
+ * hashes the raw bytes: a spurious miss is cheap, a spurious hit is not. */
+#ifndef CASHET_CANON_H
+#define CASHET_CANON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+enum canon_lang { CANON_RAW, CANON_PYTHON, CANON_SH };
+
+/* Where each canonical line came from, for "explain": v[i] is the 1-based
+ * source line on which output line i+1 starts. A zeroed struct is empty. */
+struct canon_lines {
+	uint32_t *v;
+	size_t n;
+	size_t alloc;
+};
+#define CANON_LINES_INIT { NULL, 0, 0 }
+void canon_lines_add(struct canon_lines *cl, uint32_t line);
+void canon_lines_release(struct canon_lines *cl);
+/* For the tokenizers: appends n bytes to out and, with a map, records for
+ * each completed output line the source line it started on (*out_src
+ * carries a started line across calls; 0 when none is open). */
+void canon_emit(struct strbuf *out, struct canon_lines *map, uint32_t *out_src, const char *d, size_t n,
+		uint32_t src_line);
+
+/* By extension (.py/.pyw: Python; .sh/.bash: sh; .zsh/.ksh and the rest:
+ * raw) and by the "#!" line (env and its options are looked through). When
+ * both speak and disagree the file is raw: which interpreter runs it depends
+ * on how it is called. path and data may be NULL. */
+enum canon_lang canon_detect(const char *path, const char *data, size_t len);
+const char *canon_lang_name(enum canon_lang lang);
+
+/* All canon functions append to out and push to the vector (either may
+ * already hold data; the vector may be NULL). On failure they return -1 with
+ * err_set() and leave out, the vector and lines as they found them. */
+
+/* Python 3: imports gets every module an import statement may load ("a.b",
+ * "x.y" and "x.y.z" for "from x.y import z", ".z" and "." for relative ones). */
+int canon_python(const char *src, size_t len, struct strbuf *out, struct strvec *imports);
+/* POSIX sh / bash: sources gets the literal paths of "source F" and ". F". */
+int canon_sh(const char *src, size_t len, struct strbuf *out, struct strvec *sources);
+
+/* Dispatch on lang. CANON_RAW copies the bytes. If the tokenizer fails the
+ * raw bytes are copied instead and 1 is returned, so callers that mix the
+ * output with other data can tell the two kinds apart. Never fails. */
+int canon_source(enum canon_lang lang, const char *src, size_t len,
+		 struct strbuf *out, struct strvec *deps);
+
+/* The same three, also filling lines (may be NULL) for every output line. */
+int canon_python_lines(const char *src, size_t len, struct strbuf *out,
+		       struct strvec *imports, struct canon_lines *lines);
+int canon_sh_lines(const char *src, size_t len, struct strbuf *out,
+		   struct strvec *sources, struct canon_lines *lines);
+int canon_source_lines(enum canon_lang lang, const char *src, size_t len,
+		       struct strbuf *out, struct strvec *deps, struct canon_lines *lines);
+
+#endif

@@ -1,0 +1,431 @@
+/* fp: builds the fingerprint of a command. When unsure whether something
+ * matters, it is hashed: a spurious miss costs a run, a false hit replays a
+ * stale result. */
+#include "key/fp.h"
+#include "key/params.h"
+#include "key/script.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+void fp_store_path(const struct store *st, const char *path, struct strbuf *out)
+{
+	struct strbuf abs = STRBUF_INIT;
+	const char *root = store_root(st);
+	size_t rl = strlen(root);
+	path_absolute(NULL, path, &abs);
+	sb_reset(out);
+	if (!strcmp(abs.buf, root))
+		sb_adds(out, ".");
+	else if (rl == 1 && root[0] == '/')
+		sb_adds(out, abs.buf + 1);
+	else if (!strncmp(abs.buf, root, rl) && abs.buf[rl] == '/')
+		sb_adds(out, abs.buf + rl + 1);
+	else
+		sb_adds(out, abs.buf);
+	sb_release(&abs);
+}
+
+int fp_which(const char *argv0, struct strbuf *out)
+{
+	sb_reset(out);
+	if (strchr(argv0, '/')) {
+		path_absolute(NULL, argv0, out);
+		return access(out->buf, X_OK) == 0 ? 0 : -1;
+	}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *e = strchrnul(path, ':');
+		sb_reset(out);
+		if (e == path)
+			sb_adds(out, ".");
+		else
+			sb_add(out, path, (size_t)(e - path));
+		sb_addf(out, "/%s", argv0);
+		struct stat sb;
+		if (stat(out->buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(out->buf, X_OK) == 0) {
+			struct strbuf abs = STRBUF_INIT;
+			path_absolute(NULL, out->buf, &abs);
+			sb_reset(out);
+			sb_add(out, abs.buf, abs.len);
+			sb_release(&abs);
+			return 0;
+		}
+		path = *e ? e + 1 : e;
+	}
+	return -1;
+}
+
+static void digest_str(const char *s, struct digest *d)
+{
+	digest_of(s, strlen(s), d);
+}
+
+/* A part that names a regular file's content. */
+static int add_file_part(struct store *st, struct run_record *r, const char *kind, const char *path,
+			 const struct stat *sb)
+{
+	struct strbuf abs = STRBUF_INIT, name = STRBUF_INIT;
+	struct digest d;
+	int rc;
+	path_absolute(NULL, path, &abs);
+	fp_store_path(st, path, &name);
+	rc = store_file_digest(st, abs.buf, sb, &d);
+	if (rc == 0) {
+		/* The executable bit changes what a script does when run. */
+		if (sb->st_mode & 0111) {
+			struct hasher h;
+			hasher_init(&h);
+			hasher_bytes(&h, d.b, DIGEST_LEN);
+			hasher_str(&h, "+x");
+			hasher_final(&h, &d);
+		}
+		run_add_part(r, kind, name.buf, &d);
+	}
+	sb_release(&abs);
+	sb_release(&name);
+	return rc;
+}
+
+static int add_path(struct store *st, struct run_record *r, const char *path, int depth);
+
+/* Directories: every file below, in sorted order, plus the listing itself so
+ * an added empty directory or a deleted file is seen. The store is skipped. */
+static int add_dir(struct store *st, struct run_record *r, const char *path, int depth)
+{
+	struct strvec names = STRVEC_INIT;
+	struct strbuf child = STRBUF_INIT, listing = STRBUF_INIT, name = STRBUF_INIT, abs = STRBUF_INIT;
+	int rc = -1;
+	DIR *d = opendir(path);
+	if (!d)
+		return err_sys("input %s", path);
+	if (depth > 64) {
+		closedir(d);
+		return err_set("input %s: directories nested too deep (symlink loop?)", path);
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			sv_push(&names, e->d_name);
+	closedir(d);
+	sv_sort(&names);
+	for (size_t i = 0; i < names.n; i++) {
+		sb_reset(&child);
+		sb_addf(&child, "%s/%s", path, names.v[i]);
+		path_absolute(NULL, child.buf, &abs);
+		if (!strcmp(abs.buf, store_dir(st)))
+			continue;
+		sb_add(&listing, names.v[i], strlen(names.v[i]) + 1);
+		if (add_path(st, r, child.buf, depth + 1) < 0)
+			goto out;
+	}
+	struct digest dg;
+	digest_of(listing.buf ? listing.buf : "", listing.len, &dg);
+	fp_store_path(st, path, &name);
+	run_add_part(r, "dir", name.buf, &dg);
+	rc = 0;
+out:
+	sv_release(&names);
+	sb_release(&child);
+	sb_release(&listing);
+	sb_release(&name);
+	sb_release(&abs);
+	return rc;
+}
+
+static int add_path(struct store *st, struct run_record *r, const char *path, int depth)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0) {
+		struct strbuf name = STRBUF_INIT, target = STRBUF_INIT;
+		struct stat lsb;
+		if (lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode)) {
+			/* A dangling link is still an input: its target text is hashed. */
+			sb_grow(&target, PATH_MAX);
+			ssize_t n = readlink(path, target.buf, PATH_MAX);
+			sb_setlen(&target, n > 0 ? (size_t)n : 0);
+			struct digest d;
+			digest_of(target.buf, target.len, &d);
+			fp_store_path(st, path, &name);
+			run_add_part(r, "link", name.buf, &d);
+			sb_release(&name);
+			sb_release(&target);
+			return 0;
+		}
+		return err_sys("input %s", path);
+	}
+	if (S_ISDIR(sb.st_mode))
+		return add_dir(st, r, path, depth);
+	if (S_ISREG(sb.st_mode))
+		return add_file_part(st, r, "input", path, &sb);
+	return err_set("input %s: not a regular file or directory", path);
+}
+
+static int has_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+static int add_input(struct store *st, struct run_record *r, const char *pattern)
+{
+	if (!has_glob(pattern))
+		return add_path(st, r, pattern, 0);
+	glob_t g;
+	int rc = 0;
+	int gr = glob(pattern, GLOB_BRACE, NULL, &g);
+	if (gr != 0 && gr != GLOB_NOMATCH)
+		return err_set("input %s: cannot expand the pattern", pattern);
+	/* The match list is part of the key: a new matching file is a change. */
+	struct strbuf list = STRBUF_INIT;
+	for (size_t i = 0; gr == 0 && i < g.gl_pathc; i++) {
+		sb_add(&list, g.gl_pathv[i], strlen(g.gl_pathv[i]) + 1);
+		if ((rc = add_path(st, r, g.gl_pathv[i], 0)) < 0)
+			break;
+	}
+	if (gr == 0)
+		globfree(&g);
+	struct digest d;
+	digest_of(list.buf ? list.buf : "", list.len, &d);
+	run_add_part(r, "glob", pattern, &d);
+	sb_release(&list);
+	return rc;
+}
+
+/* Values are kept for `why` ("LR changed: 0.1 -> 0.01"), except those that
+ * look like credentials, since a store may be shared. */
+static int secret_name(const char *name)
+{
+	static const char *const words[] = { "TOKEN", "SECRET", "PASS", "KEY", "CREDENTIAL", "AUTH", NULL };
+	for (const char *const *w = words; *w; w++)
+		if (strcasestr(name, *w))
+			return 1;
+	return 0;
+}
+
+static void add_env(struct run_record *r, const char *name)
+{
+	struct hasher h;
+	struct digest d;
+	const char *v = getenv(name);
+	hasher_init(&h);
+	/* Unset and empty are different. */
+	hasher_u64(&h, v != NULL);
+	if (v)
+		hasher_str(&h, v);
+	hasher_final(&h, &d);
+	struct run_part *p = run_add_part(r, "env", name, &d);
+	if (!v)
+		p->detail = xstrdup("(unset)");
+	else if (!secret_name(name) && strlen(v) <= 200)
+		p->detail = xstrdup(v);
+}
+
+static void add_env_pattern(struct run_record *r, const char *pattern)
+{
+	struct strvec names = STRVEC_INIT;
+	struct strbuf list = STRBUF_INIT;
+	for (char **e = environ; *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		char *name = xstrndup(*e, (size_t)(eq - *e));
+		if (fnmatch(pattern, name, 0) == 0)
+			sv_push_nocopy(&names, name);
+		else
+			free(name);
+	}
+	sv_sort(&names);
+	for (size_t i = 0; i < names.n; i++) {
+		sb_add(&list, names.v[i], strlen(names.v[i]) + 1);
+		add_env(r, names.v[i]);
+	}
+	struct digest d;
+	digest_of(list.buf ? list.buf : "", list.len, &d);
+	run_add_part(r, "env-pattern", pattern, &d);
+	sv_release(&names);
+	sb_release(&list);
+}
+
+/* Version-manager shims (pyenv, rbenv, nodenv, asdf) are scripts that pick
+ * the real interpreter from an environment variable or the nearest version
+ * file: those choose the interpreter, so they are hashed with it. */
+static int add_shim_parts(struct store *st, struct run_record *r, const char *exe)
+{
+	static const struct {
+		const char *marker, *var, *file;
+	} managers[] = {
+		{ "/.pyenv/shims/", "PYENV_VERSION", ".python-version" },
+		{ "/.rbenv/shims/", "RBENV_VERSION", ".ruby-version" },
+		{ "/.nodenv/shims/", "NODENV_VERSION", ".node-version" },
+		{ "/.asdf/shims/", NULL, ".tool-versions" },
+	};
+	struct strbuf p = STRBUF_INIT;
+	int rc = 0;
+	for (size_t m = 0; m < sizeof(managers) / sizeof(*managers); m++) {
+		const char *shims = strstr(exe, managers[m].marker);
+		if (!shims)
+			continue;
+		if (managers[m].var)
+			add_env(r, managers[m].var);
+		/* the nearest version file up from the working directory, as the shim looks */
+		char *cwd = getcwd(NULL, 0);
+		sb_reset(&p);
+		sb_adds(&p, cwd ? cwd : "/");
+		free(cwd);
+		for (;;) {
+			size_t base = p.len;
+			struct stat sb;
+			sb_addf(&p, "/%s", managers[m].file);
+			if (stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode)) {
+				rc = add_file_part(st, r, "version-file", p.buf, &sb);
+				break;
+			}
+			sb_setlen(&p, base);
+			char *slash = strrchr(p.buf, '/');
+			if (!slash || p.len <= 1)
+				break;
+			sb_setlen(&p, (size_t)(slash - p.buf));
+		}
+		/* and the global choice next to shims/: ~/.pyenv/version */
+		struct stat sb;
+		sb_reset(&p);
+		sb_add(&p, exe, (size_t)(shims - exe) + strlen(managers[m].marker) - strlen("shims/"));
+		sb_adds(&p, "version");
+		if (rc == 0 && stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode))
+			rc = add_file_part(st, r, "version-file", p.buf, &sb);
+	}
+	sb_release(&p);
+	return rc;
+}
+
+static int is_output(const struct fp_spec *spec, const struct store *st, const char *name)
+{
+	struct strbuf o = STRBUF_INIT;
+	int found = 0;
+	for (size_t i = 0; !found && i < spec->outputs.n; i++) {
+		fp_store_path(st, spec->outputs.v[i], &o);
+		size_t n = o.len;
+		found = !strcmp(o.buf, name) || (!strncmp(o.buf, name, n) && name[n] == '/');
+	}
+	sb_release(&o);
+	return found;
+}
+
+int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r)
+{
+	struct strbuf sb = STRBUF_INIT, name = STRBUF_INIT;
+	struct hasher h;
+	struct digest d, argv_d, cwd_d;
+	int rc = -1;
+
+	for (char *const *a = spec->argv; *a; a++)
+		sv_push(&r->argv, *a);
+	if (!r->argv.n)
+		return err_set("no command given");
+
+	hasher_init(&h);
+	hasher_u64(&h, r->argv.n);
+	for (size_t i = 0; i < r->argv.n; i++)
+		hasher_str(&h, r->argv.v[i]);
+	hasher_final(&h, &argv_d);
+	char *cmd = run_cmdline(r);
+	run_add_part(r, "argv", cmd, &argv_d);
+	free(cmd);
+
+	fp_store_path(st, ".", &sb);
+	r->cwd = xstrdup(sb.buf);
+	digest_str(r->cwd, &cwd_d);
+	run_add_part(r, "cwd", r->cwd, &cwd_d);
+
+	int have_exe = fp_which(r->argv.v[0], &sb) == 0;
+	struct script_spec ss = { spec->argv, have_exe ? sb.buf : NULL, spec->raw_sources, &spec->deps };
+	struct script_found found;
+	if (script_parts(st, &ss, r, &found) < 0)
+		goto out;
+	if (have_exe && !found.exe_is_script) {
+		struct stat s;
+		if (stat(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
+			goto out;
+		if (add_shim_parts(st, r, sb.buf) < 0)
+			goto out;
+	} else if (!have_exe) {
+		digest_str("(not found)", &d);
+		run_add_part(r, "exe", r->argv.v[0], &d);
+	}
+
+	/* Arguments naming existing files: their content matters. Declared
+	 * outputs are excluded, or a run would change its own key. */
+	for (size_t i = 1; i < r->argv.n; i++) {
+		struct stat s;
+		const char *a = r->argv.v[i];
+		if ((int)i == found.script_arg || !*a || stat(a, &s) < 0 || !S_ISREG(s.st_mode))
+			continue;
+		fp_store_path(st, a, &name);
+		if (is_output(spec, st, name.buf))
+			continue;
+		if (add_file_part(st, r, "file", a, &s) < 0)
+			goto out;
+	}
+
+	for (size_t i = 0; i < spec->inputs.n; i++)
+		if (add_input(st, r, spec->inputs.v[i]) < 0)
+			goto out;
+
+	for (size_t i = 0; i < spec->envs.n; i++) {
+		if (has_glob(spec->envs.v[i]))
+			add_env_pattern(r, spec->envs.v[i]);
+		else
+			add_env(r, spec->envs.v[i]);
+	}
+
+	for (size_t i = 0; i < spec->params.n; i++)
+		if (params_add(st, r, spec->params.v[i]) < 0)
+			goto out;
+
+	if (spec->stdin_fd >= 0) {
+		off_t pos = lseek(spec->stdin_fd, 0, SEEK_CUR);
+		if (digest_fd(spec->stdin_fd, &d, NULL) < 0)
+			goto out;
+		if (pos >= 0)
+			lseek(spec->stdin_fd, pos, SEEK_SET);
+		run_add_part(r, "stdin", "-", &d);
+	}
+
+	for (size_t i = 0; i < spec->outputs.n; i++) {
+		fp_store_path(st, spec->outputs.v[i], &name);
+		digest_str(name.buf, &d);
+		run_add_part(r, "output", name.buf, &d);
+	}
+
+	hasher_init(&h);
+	hasher_str(&h, "cashet-fp");
+	hasher_u64(&h, FP_VERSION);
+	hasher_u64(&h, r->nparts);
+	for (size_t i = 0; i < r->nparts; i++) {
+		hasher_str(&h, r->parts[i].kind);
+		hasher_str(&h, r->parts[i].name);
+		hasher_bytes(&h, r->parts[i].hash.b, DIGEST_LEN);
+	}
+	hasher_final(&h, &r->fp);
+
+	hasher_init(&h);
+	hasher_str(&h, "cashet-line");
+	hasher_bytes(&h, argv_d.b, DIGEST_LEN);
+	hasher_bytes(&h, cwd_d.b, DIGEST_LEN);
+	hasher_final(&h, &r->line);
+	rc = 0;
+out:
+	sb_release(&sb);
+	sb_release(&name);
+	return rc;
+}

@@ -1,0 +1,37 @@
+/* fp: the fingerprint of a command: everything that can change its result.
+ * Each ingredient becomes a named part (kind, name, XXH3-128 of content);
+ * the fingerprint is the hash of the versioned, length-prefixed part list,
+ * so `show` and `why` can say exactly which ingredient differs. */
+#ifndef CASHET_FP_H
+#define CASHET_FP_H
+
+#include "store/store.h"
+
+/* Bump when the encoding or the set of hashed things changes: old runs then
+ * simply stop matching (a miss, never a false hit). */
+#define FP_VERSION 1
+
+struct fp_spec {
+	char *const *argv;      /* NULL-terminated */
+	struct strvec inputs;   /* -i: files, directories, globs */
+	struct strvec envs;     /* -e: names or patterns (CUDA_*) */
+	struct strvec outputs;  /* -o: declared outputs */
+	int stdin_fd;           /* hashed from its current offset when >= 0 */
+	struct strvec params;   /* --param FILE:KEY */
+	struct strvec deps;     /* --dep: more source files (canonicalized, followed) */
+	int raw_sources;        /* --raw-sources: scripts hashed byte for byte */
+};
+
+/* Fills r->argv, r->cwd, r->parts, r->fp and r->line. */
+int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r);
+
+/* Resolves argv0 like execvp: PATH search unless it has a slash. Returns 0
+ * and the absolute path, or -1 if not found. */
+int fp_which(const char *argv0, struct strbuf *out);
+
+/* A path as the store names it: relative to the store's root when inside
+ * it (so two checkouts share keys), otherwise absolute. Lexical: "." and
+ * ".." are folded, symlinks are not resolved. */
+void fp_store_path(const struct store *st, const char *path, struct strbuf *out);
+
+#endif

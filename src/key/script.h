@@ -1,0 +1,26 @@
+/* script: finds the script a command runs (after an interpreter and its
+ * options, or a shebang executable) and every local source it pulls in
+ * (Python imports, shell `source`), and fingerprints each by its canonical
+ * form, so a comment edit is a hit and a real change anywhere is a miss. */
+#ifndef CASHET_SCRIPT_H
+#define CASHET_SCRIPT_H
+
+#include "store/store.h"
+
+struct script_spec {
+	char *const *argv;          /* the command */
+	const char *exe;            /* argv[0] resolved, or NULL if not found */
+	int raw;                    /* --raw-sources: hash bytes, still follow imports */
+	const struct strvec *deps;  /* --dep paths or globs */
+};
+
+struct script_found {
+	int script_arg;    /* argv index of the script, -1 if none (or argv[0]) */
+	int exe_is_script; /* argv[0] is a shebang script: its part replaces "exe" */
+};
+
+/* Adds parts "script" (the main script), "source" (local files it loads),
+ * "dep" (--dep) and "interp" (a shebang's interpreter). */
+int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found);
+
+#endif

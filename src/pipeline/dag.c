@@ -1,0 +1,889 @@
+/* dag: loading a pipeline file into a graph of steps (see dag.h).
+ * The work is done in passes so that every reference can be resolved:
+ * expand sweeps, substitute outputs (which may not name other steps), then
+ * everything else (which may: ${steps.X.outputs}), then edges and checks.
+ * Paths are compared lexically, normalized relative to the file's directory. */
+#include "pipeline/dag.h"
+#include "util/toml.h"
+
+#include <fnmatch.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const step_keys[] = {
+	"cmd", "inputs", "outputs", "env", "params", "deps", "timeout",
+	"retries", "tags", "cache", "workdir", "matrix", NULL,
+};
+
+/* What a ${...} may refer to while one step is being substituted. */
+struct subst {
+	struct dag *d;
+	const struct toml_value *vars;
+	const struct dag_step *st;	/* its matrix values are in mkeys/mvals */
+	const struct strvec *mkeys, *mvals;
+	int allow_steps;
+	unsigned char *refs;		/* steps referenced, d->n entries */
+};
+
+static void step_free(struct dag_step *s)
+{
+	free(s->name);
+	free(s->base);
+	sv_release(&s->argv);
+	sv_release(&s->inputs);
+	sv_release(&s->outputs);
+	sv_release(&s->envs);
+	sv_release(&s->env_set);
+	sv_release(&s->params);
+	sv_release(&s->tags);
+	sv_release(&s->norm_in);
+	sv_release(&s->norm_out);
+	free(s->workdir);
+	free(s->timeout);
+	free(s->preds);
+}
+
+void dag_free(struct dag *d)
+{
+	if (!d)
+		return;
+	for (size_t i = 0; i < d->n; i++)
+		step_free(&d->steps[i]);
+	free(d->steps);
+	free(d->order);
+	free(d->file);
+	free(d->dir);
+	free(d);
+}
+
+long dag_find(const struct dag *d, const char *name)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (!strcmp(d->steps[i].name, name))
+			return (long)i;
+	return -1;
+}
+
+/* A step name in deps or a reference matches a step exactly, or every
+ * expansion of a sweep by its base name. */
+static int name_matches(const struct dag_step *s, const char *name)
+{
+	return !strcmp(s->name, name) || !strcmp(s->base, name);
+}
+
+/* Scalars as text: floats in the shortest form that reads back the same,
+ * so `lr = 0.1` names a step "train@lr=0.1", not 0.10000000000000001. */
+static int scalar_text(const struct toml_value *v, struct strbuf *out)
+{
+	char buf[64];
+	switch (toml_type(v)) {
+	case TOML_STRING:
+		sb_adds(out, toml_string(v, NULL));
+		return 0;
+	case TOML_INTEGER:
+		sb_addf(out, "%lld", (long long)toml_int(v));
+		return 0;
+	case TOML_FLOAT: {
+		double f = toml_float(v);
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, sizeof(buf), "%.*g", prec, f);
+			if (strtod(buf, NULL) == f || isnan(f))
+				break;
+		}
+		sb_adds(out, buf);
+		return 0;
+	}
+	case TOML_BOOL:
+		sb_adds(out, toml_bool(v) ? "true" : "false");
+		return 0;
+	case TOML_DATETIME:
+	case TOML_DATETIME_LOCAL:
+	case TOML_DATE_LOCAL:
+	case TOML_TIME_LOCAL:
+		sb_adds(out, toml_datetime(v));
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+/* Collects the outputs ${steps.NAME.outputs} stands for: every output of
+ * every step NAME matches, in file order. */
+static int step_outputs(struct subst *c, const char *name, struct strvec *out)
+{
+	int found = 0;
+	for (size_t i = 0; i < c->d->n; i++) {
+		const struct dag_step *s = &c->d->steps[i];
+		if (!name_matches(s, name))
+			continue;
+		found = 1;
+		c->refs[i] = 1;
+		for (size_t k = 0; k < s->outputs.n; k++)
+			sv_push(out, s->outputs.v[k]);
+	}
+	return found;
+}
+
+/* Resolves the reference inside "${...}" (ref, len bytes) to a list of
+ * values: one for vars and matrix, every output for steps.X.outputs. */
+static int resolve(struct subst *c, const char *ref, size_t len, struct strvec *vals)
+{
+	char *r = xstrndup(ref, len);
+	const char *what = "variable";
+	int rc = -1;
+	if (!strncmp(r, "vars.", 5)) {
+		const struct toml_value *v = c->vars ? toml_table_get(c->vars, r + 5) : NULL;
+		if (v) {
+			struct strbuf sb = STRBUF_INIT;
+			scalar_text(v, &sb);
+			sv_push_nocopy(vals, sb_detach(&sb));
+			rc = 0;
+		}
+	} else if (!strncmp(r, "matrix.", 7)) {
+		for (size_t i = 0; c->mkeys && i < c->mkeys->n; i++)
+			if (!strcmp(c->mkeys->v[i], r + 7)) {
+				sv_push(vals, c->mvals->v[i]);
+				rc = 0;
+			}
+	} else if (!strncmp(r, "steps.", 6)) {
+		char *dot = strrchr(r + 6, '.');
+		long idx = -1;
+		what = "reference";
+		if (dot && !strncmp(dot, ".outputs[", 9)) {
+			char *end;
+			idx = strtol(dot + 9, &end, 10);
+			if (end == dot + 9 || strcmp(end, "]") || idx < 0)
+				dot = NULL;
+		} else if (dot && strcmp(dot, ".outputs")) {
+			dot = NULL;
+		}
+		if (dot) {
+			*dot = 0;
+			if (!c->allow_steps) {
+				err_set("step '%s': outputs cannot refer to other steps ('${%.*s}')",
+					c->st->name, (int)len, ref);
+				goto out;
+			}
+			struct strvec all = STRVEC_INIT;
+			if (!step_outputs(c, r + 6, &all)) {
+				sv_release(&all);
+				err_set("unknown step '%s' in '${%.*s}' of step '%s'", r + 6, (int)len, ref,
+					c->st->name);
+				goto out;
+			}
+			if (idx < 0) {
+				for (size_t i = 0; i < all.n; i++)
+					sv_push(vals, all.v[i]);
+				rc = 0;
+			} else if ((size_t)idx < all.n) {
+				sv_push(vals, all.v[idx]);
+				rc = 0;
+			} else {
+				err_set("'${%.*s}' of step '%s': step '%s' has %zu outputs", (int)len, ref,
+					c->st->name, r + 6, all.n);
+				sv_release(&all);
+				goto out;
+			}
+			sv_release(&all);
+		}
+	}
+	if (rc < 0)
+		err_set("unknown %s '%.*s' in step '%s'", what, (int)len, ref, c->st->name);
+out:
+	free(r);
+	return rc;
+}
+
+/* Only these prefixes are ours: any other ${...} (a shell's ${HOME}) is
+ * left for the command. */
+static const char *next_ref(const char *s)
+{
+	for (const char *p = strstr(s, "${"); p; p = strstr(p + 2, "${"))
+		if (!strncmp(p + 2, "vars.", 5) || !strncmp(p + 2, "matrix.", 7) || !strncmp(p + 2, "steps.", 6))
+			return p;
+	return NULL;
+}
+
+/* Substitutes every reference in s into out; a list joins with spaces. */
+static int subst_str(struct subst *c, const char *s, struct strbuf *out)
+{
+	const char *p;
+	while ((p = next_ref(s))) {
+		const char *end = strchr(p, '}');
+		if (!end)
+			return err_set("step '%s': unterminated '${' in '%s'", c->st->name, s);
+		sb_add(out, s, (size_t)(p - s));
+		struct strvec vals = STRVEC_INIT;
+		if (resolve(c, p + 2, (size_t)(end - p - 2), &vals) < 0) {
+			sv_release(&vals);
+			return -1;
+		}
+		for (size_t i = 0; i < vals.n; i++) {
+			if (i)
+				sb_addc(out, ' ');
+			sb_adds(out, vals.v[i]);
+		}
+		sv_release(&vals);
+		s = end + 1;
+	}
+	sb_adds(out, s);
+	return 0;
+}
+
+/* Substitutes one array element into out: an element that is exactly one
+ * ${steps.X.outputs} becomes one element per output (fan-in). */
+static int subst_elem(struct subst *c, const char *s, struct strvec *out)
+{
+	const char *p = next_ref(s);
+	if (p == s && !strncmp(s, "${steps.", 8) && strchr(s, '}') == s + strlen(s) - 1)
+		return resolve(c, s + 2, strlen(s) - 3, out);
+	struct strbuf sb = STRBUF_INIT;
+	if (subst_str(c, s, &sb) < 0) {
+		sb_release(&sb);
+		return -1;
+	}
+	sv_push_nocopy(out, sb_detach(&sb));
+	return 0;
+}
+
+/* The caller prefixes messages with "file:line: "; err_msg() is rewritten. */
+static int at_line(const struct dag *d, int line)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_addf(&sb, "%s:%d: %s", d->file, line, err_msg());
+	err_set("%s", sb.buf);
+	sb_release(&sb);
+	return -1;
+}
+
+static int fail(const struct dag *d, int line, const char *fmt, ...) PRINTF_LIKE(3, 4);
+static int fail(const struct dag *d, int line, const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	err_set("%s:%d: %s", d->file, line, sb.buf);
+	sb_release(&sb);
+	return -1;
+}
+
+/* Reads an array of strings (NULL value: nothing) and substitutes each. */
+static int str_array(struct dag *d, struct subst *c, const char *key, const struct toml_value *v,
+		     struct strvec *out)
+{
+	if (!v)
+		return 0;
+	if (toml_type(v) != TOML_ARRAY)
+		return fail(d, toml_line(v), "step '%s': '%s' must be an array of strings", c->st->name, key);
+	for (size_t i = 0; i < toml_array_len(v); i++) {
+		const struct toml_value *e = toml_array_get(v, i);
+		if (toml_type(e) != TOML_STRING)
+			return fail(d, toml_line(e), "step '%s': '%s' must be an array of strings",
+				    c->st->name, key);
+		if (subst_elem(c, toml_string(e, NULL), out) < 0)
+			return at_line(d, toml_line(e));
+	}
+	return 0;
+}
+
+/* Lexical normalization of dir/path: "." and "" parts dropped, ".." pops. */
+static char *norm_path(const char *dir, const char *path)
+{
+	struct strbuf in = STRBUF_INIT, out = STRBUF_INIT;
+	if (path[0] != '/' && strcmp(dir, ".")) {
+		sb_adds(&in, dir);
+		sb_addc(&in, '/');
+	}
+	sb_adds(&in, path);
+	if (in.buf[0] == '/')
+		sb_addc(&out, '/');
+	char *save = NULL;
+	for (char *part = strtok_r(in.buf, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
+		if (!strcmp(part, "."))
+			continue;
+		if (!strcmp(part, "..")) {
+			char *slash = strrchr(out.buf ? out.buf : "", '/');
+			const char *last = slash ? slash + 1 : sb_str(&out);
+			if (out.len && strcmp(last, "..") && strcmp(sb_str(&out), "/")) {
+				sb_setlen(&out, slash ? (size_t)(slash - out.buf) + (slash == out.buf) : 0);
+				continue;
+			}
+		}
+		if (out.len && out.buf[out.len - 1] != '/')
+			sb_addc(&out, '/');
+		sb_adds(&out, part);
+	}
+	if (!out.len)
+		sb_addc(&out, '.');
+	sb_release(&in);
+	return sb_detach(&out);
+}
+
+static int has_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
+
+/* a is b, or one is inside the other (a directory output). */
+static int path_related(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	if (la == lb)
+		return !strcmp(a, b);
+	if (la < lb)
+		return !strncmp(a, b, la) && (b[la] == '/' || !strcmp(a, "."));
+	return !strncmp(a, b, lb) && (a[lb] == '/' || !strcmp(b, "."));
+}
+
+/* Does input (normalized) consume output (normalized)? */
+static int consumes(const char *in, const char *out)
+{
+	if (path_related(in, out))
+		return 1;
+	return has_glob(in) && fnmatch(in, out, FNM_PATHNAME) == 0;
+}
+
+/* Reads the fixed parts of one raw step that need no substitution of other
+ * steps: name, workdir, outputs, timeout, retries, cache. */
+static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t)
+{
+	const struct toml_value *v;
+	for (size_t i = 0; i < toml_table_count(t); i++) {
+		const char *k = toml_table_key(t, i, NULL);
+		size_t j = 0;
+		while (step_keys[j] && strcmp(step_keys[j], k))
+			j++;
+		if (!step_keys[j])
+			return fail(d, toml_line(toml_table_value(t, i)), "unknown key '%s' in step '%s'", k,
+				    s->base);
+	}
+	if ((v = toml_table_get(t, "workdir"))) {
+		if (toml_type(v) != TOML_STRING)
+			return fail(d, toml_line(v), "step '%s': 'workdir' must be a string", s->name);
+		struct strbuf sb = STRBUF_INIT;
+		if (subst_str(c, toml_string(v, NULL), &sb) < 0) {
+			sb_release(&sb);
+			return at_line(d, toml_line(v));
+		}
+		s->workdir = norm_path(".", sb.buf);
+		sb_release(&sb);
+	} else {
+		s->workdir = xstrdup(".");
+	}
+	if ((v = toml_table_get(t, "outputs"))) {
+		s->out_line = toml_line(v);
+		if (str_array(d, c, "outputs", v, &s->outputs) < 0)
+			return -1;
+	}
+	if ((v = toml_table_get(t, "timeout"))) {
+		int64_t ms;
+		if (toml_type(v) != TOML_STRING)
+			return fail(d, toml_line(v), "step '%s': 'timeout' must be a duration string such as \"10m\"",
+				    s->name);
+		if (parse_duration_ms(toml_string(v, NULL), &ms) < 0)
+			return fail(d, toml_line(v), "step '%s': timeout: %s", s->name, err_msg());
+		s->timeout = xstrdup(toml_string(v, NULL));
+	}
+	s->retries = -1;
+	if ((v = toml_table_get(t, "retries"))) {
+		if (toml_type(v) != TOML_INTEGER || toml_int(v) < 0 || toml_int(v) > 100)
+			return fail(d, toml_line(v), "step '%s': 'retries' must be an integer from 0 to 100",
+				    s->name);
+		s->retries = (int)toml_int(v);
+	}
+	s->cache = 1;
+	if ((v = toml_table_get(t, "cache"))) {
+		if (toml_type(v) != TOML_BOOL)
+			return fail(d, toml_line(v), "step '%s': 'cache' must be true or false", s->name);
+		s->cache = toml_bool(v);
+	}
+	return 0;
+}
+
+/* Everything else, now that every step's outputs are known. */
+static int load_step_pass2(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t)
+{
+	const struct toml_value *v = toml_table_get(t, "cmd");
+	if (!v)
+		return fail(d, s->line, "step '%s' has no 'cmd'", s->name);
+	if (toml_type(v) == TOML_STRING) {
+		struct strbuf sb = STRBUF_INIT;
+		if (subst_str(c, toml_string(v, NULL), &sb) < 0) {
+			sb_release(&sb);
+			return at_line(d, toml_line(v));
+		}
+		s->shell = 1;
+		sv_push_nocopy(&s->argv, sb_detach(&sb));
+	} else if (toml_type(v) == TOML_ARRAY && toml_array_len(v) > 0) {
+		if (str_array(d, c, "cmd", v, &s->argv) < 0)
+			return -1;
+	} else {
+		return fail(d, toml_line(v), "step '%s': 'cmd' must be a string or a non-empty array of strings",
+			    s->name);
+	}
+	if ((v = toml_table_get(t, "inputs"))) {
+		s->in_line = toml_line(v);
+		if (str_array(d, c, "inputs", v, &s->inputs) < 0)
+			return -1;
+	}
+	if (str_array(d, c, "params", toml_table_get(t, "params"), &s->params) < 0)
+		return -1;
+	if ((v = toml_table_get(t, "env"))) {
+		if (toml_type(v) == TOML_TABLE) {
+			for (size_t i = 0; i < toml_table_count(v); i++) {
+				const struct toml_value *e = toml_table_value(v, i);
+				const char *k = toml_table_key(v, i, NULL);
+				struct strbuf sb = STRBUF_INIT;
+				if (toml_type(e) != TOML_STRING) {
+					sb_release(&sb);
+					return fail(d, toml_line(e), "step '%s': env value '%s' must be a string",
+						    s->name, k);
+				}
+				sb_addf(&sb, "%s=", k);
+				if (subst_str(c, toml_string(e, NULL), &sb) < 0) {
+					sb_release(&sb);
+					return at_line(d, toml_line(e));
+				}
+				sv_push(&s->envs, k);
+				sv_push_nocopy(&s->env_set, sb_detach(&sb));
+			}
+		} else if (toml_type(v) == TOML_ARRAY) {
+			if (str_array(d, c, "env", v, &s->envs) < 0)
+				return -1;
+		} else {
+			return fail(d, toml_line(v),
+				    "step '%s': 'env' must be an array of names or a table of values", s->name);
+		}
+	}
+	if ((v = toml_table_get(t, "tags"))) {
+		if (toml_type(v) != TOML_TABLE)
+			return fail(d, toml_line(v), "step '%s': 'tags' must be a table (k = \"v\")", s->name);
+		for (size_t i = 0; i < toml_table_count(v); i++) {
+			const struct toml_value *e = toml_table_value(v, i);
+			struct strbuf sb = STRBUF_INIT;
+			sb_addf(&sb, "%s=", toml_table_key(v, i, NULL));
+			if (scalar_text(e, &sb) < 0) {
+				sb_release(&sb);
+				return fail(d, toml_line(e), "step '%s': tag values must be strings", s->name);
+			}
+			sv_push_nocopy(&s->tags, sb_detach(&sb));
+		}
+	}
+	return 0;
+}
+
+/* Splits a [steps.NAME] table into its sweep expansions (one if no matrix):
+ * appends steps to d, and their matrix values to keys/vals (one strvec per
+ * expansion, parallel to d->steps). */
+static int expand(struct dag *d, const char *name, const struct toml_value *t, struct strvec **mk,
+		  struct strvec **mv, size_t *alloc)
+{
+	const struct toml_value *m = toml_table_get(t, "matrix");
+	size_t combos = 1, nk = 0;
+	if (m) {
+		if (toml_type(m) != TOML_TABLE || !toml_table_count(m))
+			return fail(d, toml_line(m), "step '%s': 'matrix' must be a table of arrays", name);
+		nk = toml_table_count(m);
+		for (size_t k = 0; k < nk; k++) {
+			const struct toml_value *a = toml_table_value(m, k);
+			if (toml_type(a) != TOML_ARRAY || !toml_array_len(a))
+				return fail(d, toml_line(a), "step '%s': matrix '%s' must be a non-empty array",
+					    name, toml_table_key(m, k, NULL));
+			for (size_t i = 0; i < toml_array_len(a); i++) {
+				const struct toml_value *e = toml_array_get(a, i);
+				if (toml_type(e) == TOML_ARRAY || toml_type(e) == TOML_TABLE)
+					return fail(d, toml_line(e), "step '%s': matrix values must be scalars", name);
+			}
+			combos *= toml_array_len(a);
+			if (combos > 10000)
+				return fail(d, toml_line(m), "step '%s': the matrix has more than 10000 combinations",
+					    name);
+		}
+	}
+	for (size_t c = 0; c < combos; c++) {
+		if (d->n == *alloc) {
+			*alloc = *alloc ? 2 * *alloc : 16;
+			d->steps = xrealloc(d->steps, *alloc * sizeof(*d->steps));
+			*mk = xrealloc(*mk, *alloc * sizeof(**mk));
+			*mv = xrealloc(*mv, *alloc * sizeof(**mv));
+		}
+		struct dag_step *s = &d->steps[d->n];
+		struct strvec *keys = &(*mk)[d->n], *vals = &(*mv)[d->n];
+		memset(s, 0, sizeof(*s));
+		memset(keys, 0, sizeof(*keys));
+		memset(vals, 0, sizeof(*vals));
+		d->n++;
+		struct strbuf nm = STRBUF_INIT;
+		sb_adds(&nm, name);
+		/* the first key varies slowest, as in nested loops written in order */
+		size_t rest = c;
+		size_t div = combos;
+		for (size_t k = 0; k < nk; k++) {
+			const struct toml_value *a = toml_table_value(m, k);
+			div /= toml_array_len(a);
+			struct strbuf v = STRBUF_INIT;
+			scalar_text(toml_array_get(a, rest / div), &v);
+			rest %= div;
+			sb_addf(&nm, "%s%s=%s", k ? "," : "@", toml_table_key(m, k, NULL), v.buf);
+			sv_push(keys, toml_table_key(m, k, NULL));
+			sv_push_nocopy(vals, sb_detach(&v));
+		}
+		s->name = sb_detach(&nm);
+		s->base = xstrdup(name);
+		s->line = toml_line(t);
+	}
+	return 0;
+}
+
+/* Finds a cycle through the successors of u (producer -> consumer) with a
+ * depth-first search; on one, sets the error naming it. */
+static int find_cycle(const struct dag *d, const unsigned char *adj, size_t u, unsigned char *color,
+		      size_t *stack, size_t depth)
+{
+	color[u] = 1;
+	stack[depth] = u;
+	for (size_t v = 0; v < d->n; v++) {
+		if (!adj[u * d->n + v])
+			continue;
+		if (color[v] == 1) {
+			struct strbuf sb = STRBUF_INIT;
+			size_t from = 0;
+			while (stack[from] != v)
+				from++;
+			for (size_t i = from; i <= depth; i++)
+				sb_addf(&sb, "%s -> ", d->steps[stack[i]].name);
+			sb_adds(&sb, d->steps[v].name);
+			fail(d, d->steps[v].line, "cycle: %s", sb.buf);
+			sb_release(&sb);
+			return -1;
+		}
+		if (!color[v] && find_cycle(d, adj, v, color, stack, depth + 1) < 0)
+			return -1;
+	}
+	color[u] = 2;
+	return 0;
+}
+
+/* Edges, then the checks that need them, then a topological order. */
+static int link_steps(struct dag *d, unsigned char *adj)
+{
+	size_t n = d->n;
+	for (size_t i = 0; i < n; i++) {
+		struct dag_step *s = &d->steps[i];
+		for (size_t k = 0; k < s->outputs.n; k++)
+			sv_push_nocopy(&s->norm_out, norm_path(s->workdir, s->outputs.v[k]));
+		for (size_t k = 0; k < s->inputs.n; k++)
+			sv_push_nocopy(&s->norm_in, norm_path(s->workdir, s->inputs.v[k]));
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct dag_step *s = &d->steps[i];
+		for (size_t j = 0; j < i; j++) {
+			const struct dag_step *o = &d->steps[j];
+			for (size_t a = 0; a < s->norm_out.n; a++)
+				for (size_t b = 0; b < o->norm_out.n; b++)
+					if (path_related(s->norm_out.v[a], o->norm_out.v[b]))
+						return fail(d, s->out_line, "steps '%s' and '%s' both write '%s'",
+							    o->name, s->name, s->outputs.v[a]);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct dag_step *s = &d->steps[i];
+		for (size_t k = 0; k < s->norm_in.n; k++) {
+			const char *in = s->norm_in.v[k];
+			int produced = 0;
+			for (size_t j = 0; j < n; j++)
+				for (size_t b = 0; b < d->steps[j].norm_out.n; b++) {
+					if (!consumes(in, d->steps[j].norm_out.v[b]))
+						continue;
+					if (j == i)
+						return fail(d, s->in_line,
+							    "step '%s' depends on itself (input '%s' is its own output)",
+							    s->name, s->inputs.v[k]);
+					adj[j * n + i] = 1;
+					produced = 1;
+				}
+			if (produced || has_glob(in))
+				continue;
+			struct strbuf p = STRBUF_INIT;
+			struct stat sbuf;
+			if (in[0] != '/')
+				sb_addf(&p, "%s/", d->dir);
+			sb_adds(&p, in);
+			int missing = stat(p.buf, &sbuf) < 0;
+			sb_release(&p);
+			if (missing)
+				return fail(d, s->in_line, "input '%s' of step '%s' does not exist and no step produces it",
+					    s->inputs.v[k], s->name);
+		}
+	}
+	unsigned char *color = xcalloc(n ? n : 1, 1);
+	size_t *stack = xmalloc((n ? n : 1) * sizeof(*stack));
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (!color[i])
+			rc = find_cycle(d, adj, i, color, stack, 0);
+	free(stack);
+	free(color);
+	if (rc < 0)
+		return -1;
+
+	for (size_t i = 0; i < n; i++) {
+		struct dag_step *s = &d->steps[i];
+		s->preds = xmalloc((n ? n : 1) * sizeof(*s->preds));
+		for (size_t j = 0; j < n; j++)
+			if (adj[j * n + i])
+				s->preds[s->npreds++] = j;
+	}
+	/* Kahn's algorithm, always taking the first ready step in file order,
+	 * so the order is stable and reads like the file. */
+	unsigned char *done = xcalloc(n ? n : 1, 1);
+	d->order = xmalloc((n ? n : 1) * sizeof(*d->order));
+	for (size_t k = 0; k < n; k++) {
+		for (size_t i = 0; i < n; i++) {
+			if (done[i])
+				continue;
+			size_t p = 0;
+			while (p < d->steps[i].npreds && done[d->steps[i].preds[p]])
+				p++;
+			if (p == d->steps[i].npreds) {
+				done[i] = 1;
+				d->order[k] = i;
+				break;
+			}
+		}
+	}
+	free(done);
+	return 0;
+}
+
+int dag_load(const char *path, struct dag **out)
+{
+	struct toml_value *root = NULL;
+	struct dag *d = xcalloc(1, sizeof(*d));
+	struct strvec *mk = NULL, *mv = NULL;
+	unsigned char *adj = NULL, *refs = NULL;
+	const struct toml_value *steps, *vars;
+	size_t alloc = 0, nm = 0, *first = NULL;
+	int rc = -1;
+
+	*out = NULL;
+	d->file = xstrdup(path);
+	if (toml_parse_file(path, &root) < 0)
+		goto out;
+	char *abs = realpath(path, NULL);
+	if (!abs) {
+		err_sys("cannot resolve %s", path);
+		goto out;
+	}
+	*strrchr(abs, '/') = 0;
+	d->dir = xstrdup(*abs ? abs : "/");
+	free(abs);
+
+	for (size_t i = 0; i < toml_table_count(root); i++) {
+		const char *k = toml_table_key(root, i, NULL);
+		if (strcmp(k, "vars") && strcmp(k, "steps")) {
+			fail(d, toml_line(toml_table_value(root, i)), "unknown key '%s' (expected [vars] or [steps.NAME])",
+			     k);
+			goto out;
+		}
+	}
+	vars = toml_table_get(root, "vars");
+	if (vars && toml_type(vars) != TOML_TABLE) {
+		fail(d, toml_line(vars), "'vars' must be a table");
+		goto out;
+	}
+	for (size_t i = 0; vars && i < toml_table_count(vars); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		int bad = scalar_text(toml_table_value(vars, i), &sb) < 0;
+		sb_release(&sb);
+		if (bad) {
+			fail(d, toml_line(toml_table_value(vars, i)), "variable '%s' must be a string or a number",
+			     toml_table_key(vars, i, NULL));
+			goto out;
+		}
+	}
+	steps = toml_table_get(root, "steps");
+	if (!steps || toml_type(steps) != TOML_TABLE || !toml_table_count(steps)) {
+		fail(d, steps ? toml_line(steps) : 1, "no steps (expected [steps.NAME] tables)");
+		goto out;
+	}
+	/* first[k]: index of the first expansion of the k-th [steps.NAME] */
+	first = xmalloc((toml_table_count(steps) + 1) * sizeof(*first));
+	for (size_t k = 0; k < toml_table_count(steps); k++) {
+		const char *name = toml_table_key(steps, k, NULL);
+		const struct toml_value *t = toml_table_value(steps, k);
+		if (toml_type(t) != TOML_TABLE) {
+			fail(d, toml_line(t), "step '%s' must be a table ([steps.%s])", name, name);
+			goto out;
+		}
+		if (!*name || strpbrk(name, "@ \t\n")) {
+			fail(d, toml_line(t), "invalid step name '%s' (no spaces or '@')", name);
+			goto out;
+		}
+		first[k] = d->n;
+		int e = expand(d, name, t, &mk, &mv, &alloc);
+		nm = d->n;
+		if (e < 0)
+			goto out;
+	}
+	first[toml_table_count(steps)] = d->n;
+
+	refs = xcalloc(d->n ? d->n : 1, 1);
+	struct subst c = { d, vars, NULL, NULL, NULL, 0, refs };
+	for (int pass = 1; pass <= 2; pass++) {
+		for (size_t k = 0; k < toml_table_count(steps); k++) {
+			const struct toml_value *t = toml_table_value(steps, k);
+			for (size_t i = first[k]; i < first[k + 1]; i++) {
+				c.st = &d->steps[i];
+				c.mkeys = &mk[i];
+				c.mvals = &mv[i];
+				c.allow_steps = pass == 2;
+				if ((pass == 1 ? load_step_pass1 : load_step_pass2)(d, &c, &d->steps[i], t) < 0)
+					goto out;
+			}
+		}
+	}
+
+	/* edges from references and deps; adj[j * n + i]: i needs j */
+	size_t n = d->n;
+	adj = xcalloc(n ? n * n : 1, 1);
+	for (size_t k = 0; k < toml_table_count(steps); k++) {
+		const struct toml_value *t = toml_table_value(steps, k);
+		const struct toml_value *deps = toml_table_get(t, "deps");
+		for (size_t i = first[k]; i < first[k + 1]; i++) {
+			struct dag_step *s = &d->steps[i];
+			memset(refs, 0, n);
+			c.st = s;
+			c.mkeys = &mk[i];
+			c.mvals = &mv[i];
+			c.allow_steps = 1;
+			/* substituting again only to learn which steps are referenced */
+			struct strvec scratch = STRVEC_INIT;
+			const char *const fields[] = { "cmd", "inputs", "params", NULL };
+			for (size_t f = 0; fields[f]; f++) {
+				const struct toml_value *v = toml_table_get(t, fields[f]);
+				if (v && toml_type(v) == TOML_STRING)
+					subst_elem(&c, toml_string(v, NULL), &scratch);
+				for (size_t e = 0; v && toml_type(v) == TOML_ARRAY && e < toml_array_len(v); e++)
+					subst_elem(&c, toml_string(toml_array_get(v, e), NULL), &scratch);
+			}
+			sv_release(&scratch);
+			for (size_t j = 0; j < n; j++) {
+				if (!refs[j])
+					continue;
+				if (j == i) {
+					fail(d, s->line, "step '%s' depends on itself (it refers to its own outputs)",
+					     s->name);
+					goto out;
+				}
+				adj[j * n + i] = 1;
+			}
+			if (!deps)
+				continue;
+			if (toml_type(deps) != TOML_ARRAY) {
+				fail(d, toml_line(deps), "step '%s': 'deps' must be an array of step names", s->name);
+				goto out;
+			}
+			for (size_t e = 0; e < toml_array_len(deps); e++) {
+				const struct toml_value *dv = toml_array_get(deps, e);
+				const char *dn = toml_string(dv, NULL);
+				int found = 0;
+				if (!dn) {
+					fail(d, toml_line(dv), "step '%s': 'deps' must be an array of step names",
+					     s->name);
+					goto out;
+				}
+				for (size_t j = 0; j < n; j++) {
+					if (!name_matches(&d->steps[j], dn))
+						continue;
+					if (j == i || !strcmp(dn, s->base)) {
+						fail(d, toml_line(dv), "step '%s' depends on itself", s->name);
+						goto out;
+					}
+					adj[j * n + i] = 1;
+					found = 1;
+				}
+				if (!found) {
+					fail(d, toml_line(dv), "unknown step '%s' in deps of step '%s'", dn, s->name);
+					goto out;
+				}
+			}
+		}
+	}
+	if (link_steps(d, adj) < 0)
+		goto out;
+	*out = d;
+	d = NULL;
+	rc = 0;
+out:
+	for (size_t i = 0; i < nm; i++) {
+		sv_release(&mk[i]);
+		sv_release(&mv[i]);
+	}
+	free(mk);
+	free(mv);
+	free(adj);
+	free(refs);
+	free(first);
+	toml_free(root);
+	dag_free(d);
+	return rc;
+}
+
+int dag_depends(const struct dag *d, size_t i, size_t j)
+{
+	/* a visited set: diamonds would make plain recursion exponential */
+	unsigned char *seen = xcalloc(d->n, 1);
+	size_t *todo = xmalloc(d->n * sizeof(*todo)), ntodo = 0;
+	int found = 0;
+	todo[ntodo++] = i;
+	seen[i] = 1;
+	while (ntodo && !found) {
+		const struct dag_step *s = &d->steps[todo[--ntodo]];
+		for (size_t p = 0; p < s->npreds && !found; p++) {
+			size_t q = s->preds[p];
+			found = q == j;
+			if (!seen[q]) {
+				seen[q] = 1;
+				todo[ntodo++] = q;
+			}
+		}
+	}
+	free(seen);
+	free(todo);
+	return found;
+}
+
+static void mark_upstream(const struct dag *d, size_t i, unsigned char *want)
+{
+	if (want[i])
+		return;
+	want[i] = 1;
+	for (size_t p = 0; p < d->steps[i].npreds; p++)
+		mark_upstream(d, d->steps[i].preds[p], want);
+}
+
+int dag_select(const struct dag *d, char *const *targets, size_t ntargets, unsigned char *want)
+{
+	memset(want, 0, d->n);
+	if (!ntargets) {
+		memset(want, 1, d->n);
+		return 0;
+	}
+	for (size_t t = 0; t < ntargets; t++) {
+		int found = 0;
+		for (size_t i = 0; i < d->n; i++)
+			if (name_matches(&d->steps[i], targets[t])) {
+				mark_upstream(d, i, want);
+				found = 1;
+			}
+		if (!found)
+			return err_set("unknown step '%s' in %s", targets[t], d->file);
+	}
+	return 0;
+}

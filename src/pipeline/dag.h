@@ -1,0 +1,62 @@
+/* dag: the pipeline file (dag.toml) as a validated graph of steps.
+ * dag_load parses, expands matrix sweeps, substitutes ${...} references and
+ * derives the edges (an input that is another step's output, plus `deps`);
+ * every semantic error names "file:line:". Nothing here runs or prints:
+ * each step is later run by the CLI as a `cashet exec` child. */
+#ifndef CASHET_DAG_H
+#define CASHET_DAG_H
+
+#include <stddef.h>
+
+#include "util/util.h"
+
+struct dag_step {
+	char *name;		/* "train" or, for a sweep, "train@lr=0.1,dropout=0.2" */
+	char *base;		/* the [steps.NAME] it came from */
+	int line;		/* line of its table, for messages */
+	int shell;		/* cmd was a string: argv is { that string } for sh -c */
+	struct strvec argv;
+	struct strvec inputs, outputs;	/* as written, relative to workdir */
+	struct strvec envs;	/* names to hash */
+	struct strvec env_set;	/* "NAME=VALUE": set for the step (and hashed) */
+	struct strvec params;	/* "FILE:KEY" */
+	struct strvec tags;	/* "K=V" */
+	char *workdir;		/* relative to the pipeline's directory; "." by default */
+	char *timeout;		/* duration text, or NULL */
+	int retries;		/* -1: not given */
+	int cache;		/* 0: cache = false, always run */
+	size_t *preds;		/* indices of the steps this one needs, sorted */
+	size_t npreds;
+	/* private: paths normalized relative to the pipeline's directory, and
+	 * the lines of the arrays they came from, for messages */
+	struct strvec norm_in, norm_out;
+	int in_line, out_line;
+};
+
+struct dag {
+	char *file;		/* the path as given, for messages */
+	char *dir;		/* absolute directory of the file: workdirs are relative to it */
+	struct dag_step *steps;	/* in file order (sweeps expanded in place) */
+	size_t n;
+	size_t *order;		/* a topological order: producers first, else file order */
+};
+
+/* Parses and validates a pipeline file. On success *out is the graph (free
+ * with dag_free). On failure returns -1 and err_msg() says what is wrong,
+ * "file:line: message" (or the TOML parser's "file:line:col: message"). */
+int dag_load(const char *path, struct dag **out);
+void dag_free(struct dag *d);
+
+/* Index of the step with that exact name, or -1. */
+long dag_find(const struct dag *d, const char *name);
+
+/* Marks in want[] (d->n entries, zeroed by the caller or not) every step
+ * the targets need: each target is a step name or the base name of a sweep
+ * (all its expansions), plus everything upstream. No targets: every step.
+ * Returns -1 with "unknown step 'x'" for a name that matches nothing. */
+int dag_select(const struct dag *d, char *const *targets, size_t ntargets, unsigned char *want);
+
+/* True if step i needs step j, directly or not. */
+int dag_depends(const struct dag *d, size_t i, size_t j);
+
+#endif

@@ -1,0 +1,92 @@
+/* gitmod: the libgit2 half of the store, built as cashet-git.so and loaded
+ * with dlopen() only by commands that write or walk git objects. Keeping
+ * libgit2 out of the binary keeps a cache hit below ccache's start-up cost. */
+#ifndef CASHET_GITMOD_H
+#define CASHET_GITMOD_H
+
+#include "store/store.h"
+
+#define GITMOD_ABI 3
+
+struct diff_hunk {
+	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
+};
+
+struct gitmod {
+	int abi;
+	/* Creates a bare repository at dir (no-op if one exists). */
+	int (*init)(const char *dir);
+	/* Writes the blobs of r (from each file's src), the tree (meta + streams +
+	 * files), the commit (parent: current refs/cashet/lines/<line>), then
+	 * refs/cashet/runs/<commit> and the line ref. Fills r->hash, r->parent
+	 * and the oids. */
+	int (*save_run)(const char *dir, struct run_record *r, const char *meta, size_t metalen);
+	/* Appends a blob's content to out (for objects not stored loose). */
+	int (*read_blob)(const char *dir, const char *oid, struct strbuf *out);
+	/* Lists the commit ids under refs/cashet/runs/. */
+	int (*list_runs)(const char *dir, struct strvec *out);
+	/* Reads a run's meta text, parent and tree files (oid, mode, size). */
+	int (*load_run)(const char *dir, const char *hash, struct strbuf *meta, struct run_record *r);
+	/* Line diff of two texts (libgit2's xdiff) with `context` lines of
+	 * context: hunks are appended to *hunks (caller frees), and, when patch
+	 * is not NULL, a unified diff labelled a/ and b/ to patch. */
+	int (*diff_text)(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
+			 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
+	/* Deletes refs/cashet/runs/<hash>. */
+	int (*delete_run)(const char *dir, const char *hash);
+	/* gc: one new pack with what the kept commits reach (keep_sorted: commit
+	 * ids, sorted), every other object deleted, `shallow` listing kept
+	 * commits whose parent is gone; line refs rewritten from lines
+	 * ("<line hex> <commit>"). Caller holds the store's gc lock. */
+	int (*repack)(const char *dir, const struct strvec *keep_sorted, const struct strvec *lines);
+	/* The store's settings, in its git config as cashet.<key>: get (returns
+	 * 1 if unset), set (set != NULL) or unset. */
+	int (*config)(const char *dir, const char *key, const char *set, int unset, struct strbuf *value);
+	/* fsck: reads back every object (inflate + SHA-1 check); one line per
+	 * unreadable object is pushed to problems. */
+	int (*check_objects)(const char *dir, int64_t *count, struct strvec *problems);
+	/* Git remotes as shared caches: op "add" (name, url), "remove" (name)
+	 * or "list" ("name url" lines to list). */
+	int (*remote_config)(const char *dir, const char *op, const char *name, const char *url, struct strvec *list);
+	/* Pushes refs/cashet/runs/<hash> for each hash to the remote. */
+	int (*push)(const char *dir, const char *remote, const struct strvec *hashes);
+	/* Fetches the remote's refs/cashet/runs/ refs (and their objects). */
+	int (*fetch)(const char *dir, const char *remote);
+	/* Export and import (gitxfer.c). Streams to fd a pack of each run's
+	 * commit, trees and blobs, never its parents; *bytes is its size. */
+	int (*write_pack)(const char *dir, const struct strvec *hashes, int fd, uint64_t *bytes);
+	/* Indexes the size bytes at offset of file into stage/pack (every
+	 * object hashed, the trailer checked) and makes those objects readable
+	 * by this process only, until publish_pack. */
+	int (*stage_pack)(const char *dir, const char *file, uint64_t offset, uint64_t size, const char *stage);
+	/* Checks that hash is a commit whose tree holds only blobs (regular,
+	 * executable or symlink) and trees, under plain, unique names. */
+	int (*check_run)(const char *dir, const char *hash);
+	/* Moves the staged pack into objects/pack; appends each file it
+	 * created to moved, so a failed import can delete them again. */
+	int (*publish_pack)(const char *dir, const char *stage, struct strvec *moved);
+	/* Creates ref name -> oid: 0 created, 1 it already existed (untouched). */
+	int (*create_ref)(const char *dir, const char *name, const char *oid);
+	/* Deletes a ref; a missing one is not an error. */
+	int (*delete_ref)(const char *dir, const char *name);
+	/* add: lists in the shallow file the commits of hashes whose parent is
+	 * missing, so git treats them as roots, and appends them to changed;
+	 * !add: takes hashes out of the shallow file again. */
+	int (*shallow_update)(const char *dir, const struct strvec *hashes, int add, struct strvec *changed);
+};
+
+/* dlopen()s a module of cashet's (file, e.g. "cashet-serve.so"): $env if
+ * set, else next to the binary, else in CASHET_LIBDIR. NULL on failure,
+ * with the reasons appended to errs. */
+void *module_open(const char *file, const char *env, struct strbuf *errs);
+
+/* Loads the module once (next to the binary, then CASHET_LIBDIR, or
+ * $CASHET_GIT_MODULE). Returns NULL with err_set on failure. */
+const struct gitmod *gitmod_get(void);
+
+/* The text of the tree's "meta" file: one "key value" line per field,
+ * values escaped so a line is always one field. */
+void meta_encode(const struct run_record *r, struct strbuf *out);
+int meta_decode(const char *text, struct run_record *r);
+
+#endif

@@ -1,0 +1,224 @@
+/* outputs: the files a run produced. Stored paths are "files/<root-relative>"
+ * inside the project and "abs/<absolute>" outside it, so a tree entry never
+ * holds "..", and a checkout elsewhere restores into its own root. */
+#include "store/outputs.h"
+#include "key/fp.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void outputs_local_path(const struct store *st, const char *stored, struct strbuf *out)
+{
+	sb_reset(out);
+	if (!strncmp(stored, "files/", 6))
+		sb_addf(out, "%s/%s", store_root(st), stored + 6);
+	else if (!strncmp(stored, "abs/", 4))
+		sb_addf(out, "/%s", stored + 4);
+	else
+		sb_adds(out, stored);
+}
+
+static void stored_path(const struct store *st, const char *path, struct strbuf *out)
+{
+	struct strbuf rel = STRBUF_INIT;
+	fp_store_path(st, path, &rel);
+	sb_reset(out);
+	if (rel.buf[0] == '/')
+		sb_addf(out, "abs%s", rel.buf);
+	else
+		sb_addf(out, "files/%s", rel.buf);
+	sb_release(&rel);
+}
+
+static int collect(struct store *st, const char *path, struct run_record *r, int depth)
+{
+	struct stat sb;
+	struct strbuf sp = STRBUF_INIT;
+	int rc = -1;
+	if (lstat(path, &sb) < 0) {
+		err_sys("declared output %s was not produced", path);
+		goto out;
+	}
+	if (S_ISDIR(sb.st_mode)) {
+		if (depth > 64) {
+			err_set("output %s: directories nested too deep", path);
+			goto out;
+		}
+		DIR *d = opendir(path);
+		struct strvec names = STRVEC_INIT;
+		struct dirent *e;
+		if (!d) {
+			err_sys("cannot read output directory %s", path);
+			goto out;
+		}
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				sv_push(&names, e->d_name);
+		closedir(d);
+		sv_sort(&names);
+		rc = 0;
+		for (size_t i = 0; rc == 0 && i < names.n; i++) {
+			sb_reset(&sp);
+			sb_addf(&sp, "%s/%s", path, names.v[i]);
+			rc = collect(st, sp.buf, r, depth + 1);
+		}
+		sv_release(&names);
+		goto out;
+	}
+	stored_path(st, path, &sp);
+	for (size_t i = 0; i < r->nfiles; i++)
+		if (!strcmp(r->files[i].path, sp.buf)) {
+			rc = 0; /* declared twice (a file inside a declared directory) */
+			goto out;
+		}
+	struct run_file *f = run_add_file(r, FILE_OUTPUT, sp.buf);
+	f->src = xstrdup(path);
+	if (S_ISLNK(sb.st_mode)) {
+		char target[PATH_MAX];
+		ssize_t n = readlink(path, target, sizeof(target));
+		if (n < 0) {
+			err_sys("cannot read link %s", path);
+			goto out;
+		}
+		f->mode = 0120000;
+		f->size = (uint64_t)n;
+		digest_of(target, (size_t)n, &f->xxh);
+	} else if (S_ISREG(sb.st_mode)) {
+		f->mode = (sb.st_mode & 0111) ? 0100755 : 0100644;
+		if (digest_file(path, &f->xxh, &f->size) < 0)
+			goto out;
+	} else {
+		err_set("output %s is not a regular file, directory or symlink", path);
+		goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&sp);
+	return rc;
+}
+
+int outputs_collect(struct store *st, const struct strvec *declared, struct run_record *r)
+{
+	for (size_t i = 0; i < declared->n; i++)
+		if (collect(st, declared->v[i], r, 0) < 0)
+			return -1;
+	return 0;
+}
+
+int outputs_add_sources(struct store *st, struct run_record *r)
+{
+	struct strbuf sp = STRBUF_INIT, local = STRBUF_INIT;
+	int rc = 0;
+	size_t nparts = r->nparts;
+	for (size_t i = 0; rc == 0 && i < nparts; i++) {
+		const struct run_part *p = &r->parts[i];
+		if ((strcmp(p->kind, "script") && strcmp(p->kind, "source") && strcmp(p->kind, "dep")) ||
+		    p->name[0] == '/')
+			continue;
+		sb_reset(&sp);
+		sb_addf(&sp, "sources/%s", p->name);
+		sb_reset(&local);
+		sb_addf(&local, "%s/%s", store_root(st), p->name);
+		struct run_file *f = run_add_file(r, FILE_SOURCE, sp.buf);
+		f->src = xstrdup(local.buf);
+		f->mode = 0100644;
+		rc = digest_file(local.buf, &f->xxh, &f->size);
+	}
+	sb_release(&sp);
+	sb_release(&local);
+	return rc;
+}
+
+/* Same content already there? Then leave it (and its mtime) alone. */
+static int unchanged(struct store *st, const struct run_file *f, const char *path)
+{
+	struct stat sb;
+	struct digest d;
+	if (lstat(path, &sb) < 0)
+		return 0;
+	if (f->mode == 0120000) {
+		char target[PATH_MAX];
+		ssize_t n = S_ISLNK(sb.st_mode) ? readlink(path, target, sizeof(target)) : -1;
+		if (n < 0)
+			return 0;
+		digest_of(target, (size_t)n, &d);
+		return digest_eq(&d, &f->xxh);
+	}
+	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f->size ||
+	    ((sb.st_mode & 0111) != 0) != (f->mode == 0100755))
+		return 0;
+	if (store_file_digest(st, path, &sb, &d) < 0) {
+		err_clear();
+		return 0;
+	}
+	return digest_eq(&d, &f->xxh);
+}
+
+static int restore_one(struct store *st, const struct run_file *f, const char *path)
+{
+	struct strbuf tmp = STRBUF_INIT, dir = STRBUF_INIT, content = STRBUF_INIT;
+	int rc = -1, fd = -1;
+	char *slash = strrchr(path, '/');
+	if (slash && slash != path) {
+		sb_add(&dir, path, (size_t)(slash - path));
+		if (mkdirs(dir.buf, 0777) < 0)
+			goto out;
+	}
+	sb_addf(&tmp, "%s.cashet-tmp.%ld", path, (long)getpid());
+	unlink(tmp.buf);
+	if (f->mode == 0120000) {
+		if (store_blob_read(st, f, &content) < 0)
+			goto out;
+		if (symlink(content.buf, tmp.buf) < 0) {
+			err_sys("cannot create %s", tmp.buf);
+			goto out;
+		}
+	} else {
+		fd = open(tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, f->mode == 0100755 ? 0755 : 0644);
+		if (fd < 0) {
+			err_sys("cannot create %s", tmp.buf);
+			goto out;
+		}
+		if (store_blob_to_fd(st, f, fd) < 0) {
+			unlink(tmp.buf);
+			goto out;
+		}
+		/* The umask must not change the recorded mode. */
+		fchmod(fd, f->mode == 0100755 ? 0755 : 0644);
+	}
+	if (rename(tmp.buf, path) < 0) {
+		err_sys("cannot restore %s", path);
+		unlink(tmp.buf);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	sb_release(&tmp);
+	sb_release(&dir);
+	sb_release(&content);
+	return rc;
+}
+
+int outputs_restore(struct store *st, const struct run_record *r)
+{
+	struct strbuf path = STRBUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
+		const struct run_file *f = &r->files[i];
+		if (f->kind != FILE_OUTPUT)
+			continue;
+		outputs_local_path(st, f->path, &path);
+		if (!unchanged(st, f, path.buf))
+			rc = restore_one(st, f, path.buf);
+	}
+	sb_release(&path);
+	return rc;
+}

@@ -1,0 +1,261 @@
+/* record: a run's description and its text form, the "meta" file of every
+ * run's git tree. The meta text is the source of truth the index is rebuilt
+ * from, so it holds every field the index has. */
+#include "store/gitmod.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define META_VERSION 1
+
+void run_record_free(struct run_record *r)
+{
+	free(r->name);
+	sv_release(&r->argv);
+	free(r->cwd);
+	sv_release(&r->tags);
+	for (size_t i = 0; i < r->nparts; i++) {
+		free(r->parts[i].kind);
+		free(r->parts[i].name);
+		free(r->parts[i].detail);
+	}
+	free(r->parts);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		free(r->files[i].path);
+		free(r->files[i].src);
+		free(r->files[i].data);
+	}
+	free(r->files);
+	memset(r, 0, sizeof(*r));
+}
+
+struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h)
+{
+	r->parts = xrealloc(r->parts, (r->nparts + 1) * sizeof(*r->parts));
+	struct run_part *p = &r->parts[r->nparts++];
+	p->kind = xstrdup(kind);
+	p->name = xstrdup(name);
+	p->hash = *h;
+	p->detail = NULL;
+	return p;
+}
+
+struct run_file *run_add_file(struct run_record *r, int kind, const char *path)
+{
+	r->files = xrealloc(r->files, (r->nfiles + 1) * sizeof(*r->files));
+	struct run_file *f = &r->files[r->nfiles++];
+	memset(f, 0, sizeof(*f));
+	f->kind = kind;
+	f->path = xstrdup(path);
+	f->mode = 0100644;
+	return f;
+}
+
+static int needs_quote(const char *s)
+{
+	if (!*s)
+		return 1;
+	for (; *s; s++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *s))
+			return 1;
+	return 0;
+}
+
+char *run_cmdline(const struct run_record *r)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < r->argv.n; i++) {
+		const char *a = r->argv.v[i];
+		if (i)
+			sb_addc(&sb, ' ');
+		if (!needs_quote(a)) {
+			sb_adds(&sb, a);
+			continue;
+		}
+		sb_addc(&sb, '\'');
+		for (; *a; a++) {
+			if (*a == '\'')
+				sb_adds(&sb, "'\\''");
+			else
+				sb_addc(&sb, *a);
+		}
+		sb_addc(&sb, '\'');
+	}
+	return sb_detach(&sb);
+}
+
+/* Escapes so a value is one line: backslash, control bytes and DEL as \xHH. */
+static void esc(struct strbuf *out, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '\\')
+			sb_adds(out, "\\\\");
+		else if (c < 0x20 || c == 0x7f)
+			sb_addf(out, "\\x%02x", c);
+		else
+			sb_addc(out, (char)c);
+	}
+}
+
+static char *unesc(const char *s, size_t len)
+{
+	struct strbuf out = STRBUF_INIT;
+	sb_grow(&out, len);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '\\' && i + 1 < len && s[i + 1] == '\\') {
+			sb_addc(&out, '\\');
+			i++;
+		} else if (s[i] == '\\' && i + 3 < len && s[i + 1] == 'x') {
+			char hx[3] = { s[i + 2], s[i + 3], 0 };
+			sb_addc(&out, (char)strtol(hx, NULL, 16));
+			i += 3;
+		} else {
+			sb_addc(&out, s[i]);
+		}
+	}
+	return sb_detach(&out);
+}
+
+void meta_encode(const struct run_record *r, struct strbuf *out)
+{
+	char hx[DIGEST_HEX];
+	sb_addf(out, "cashet-run %d\n", META_VERSION);
+	digest_hex(&r->fp, hx);
+	sb_addf(out, "fingerprint %s\n", hx);
+	digest_hex(&r->line, hx);
+	sb_addf(out, "line %s\n", hx);
+	if (r->name) {
+		sb_adds(out, "name ");
+		esc(out, r->name);
+		sb_addc(out, '\n');
+	}
+	sb_adds(out, "cwd ");
+	esc(out, r->cwd ? r->cwd : ".");
+	sb_addc(out, '\n');
+	for (size_t i = 0; i < r->argv.n; i++) {
+		sb_adds(out, "arg ");
+		esc(out, r->argv.v[i]);
+		sb_addc(out, '\n');
+	}
+	sb_addf(out, "status %s\nexit %d\n", r->ok ? "ok" : "failed", r->exit_code);
+	sb_addf(out, "created %" PRId64 "\nduration %" PRId64 "\n", r->created_ms, r->duration_ms);
+	if (r->expires_ms)
+		sb_addf(out, "expires %" PRId64 "\n", r->expires_ms);
+	for (size_t i = 0; i < r->tags.n; i++) {
+		sb_adds(out, "tag ");
+		esc(out, r->tags.v[i]);
+		sb_addc(out, '\n');
+	}
+	for (size_t i = 0; i < r->nparts; i++) {
+		digest_hex(&r->parts[i].hash, hx);
+		sb_addf(out, "part %s %s ", r->parts[i].kind, hx);
+		esc(out, r->parts[i].name);
+		sb_addc(out, '\n');
+		if (r->parts[i].detail) {
+			sb_adds(out, "detail ");
+			esc(out, r->parts[i].detail);
+			sb_addc(out, '\n');
+		}
+	}
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const struct run_file *f = &r->files[i];
+		digest_hex(&f->xxh, hx);
+		sb_addf(out, "file %d %s %" PRIu64 " ", f->kind, hx, f->size);
+		esc(out, f->path);
+		sb_addc(out, '\n');
+	}
+}
+
+/* Splits "word rest" at the first space. */
+static int field(const char *line, size_t len, const char **rest, size_t *restlen)
+{
+	const char *sp = memchr(line, ' ', len);
+	if (!sp)
+		return -1;
+	*rest = sp + 1;
+	*restlen = len - (size_t)(sp + 1 - line);
+	return 0;
+}
+
+int meta_decode(const char *text, struct run_record *r)
+{
+	const char *p = text;
+	int version = 0, lineno = 0;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		const char *v;
+		size_t vlen;
+		lineno++;
+		if (field(p, len, &v, &vlen) < 0)
+			return err_set("meta line %d: malformed", lineno);
+		size_t klen = (size_t)(v - 1 - p);
+		char *val = unesc(v, vlen);
+#define KEY(k) (klen == sizeof(k) - 1 && !memcmp(p, k, klen))
+		if (KEY("cashet-run")) {
+			version = atoi(val);
+		} else if (KEY("fingerprint")) {
+			digest_parse(val, &r->fp);
+		} else if (KEY("line")) {
+			digest_parse(val, &r->line);
+		} else if (KEY("name")) {
+			free(r->name);
+			r->name = val;
+			val = NULL;
+		} else if (KEY("cwd")) {
+			free(r->cwd);
+			r->cwd = val;
+			val = NULL;
+		} else if (KEY("arg")) {
+			sv_push_nocopy(&r->argv, val);
+			val = NULL;
+		} else if (KEY("status")) {
+			r->ok = !strcmp(val, "ok");
+		} else if (KEY("exit")) {
+			r->exit_code = atoi(val);
+		} else if (KEY("created")) {
+			r->created_ms = strtoll(val, NULL, 10);
+		} else if (KEY("duration")) {
+			r->duration_ms = strtoll(val, NULL, 10);
+		} else if (KEY("expires")) {
+			r->expires_ms = strtoll(val, NULL, 10);
+		} else if (KEY("tag")) {
+			sv_push_nocopy(&r->tags, val);
+			val = NULL;
+		} else if (KEY("part")) {
+			char kind[32], hx[DIGEST_HEX];
+			int n = 0;
+			struct digest d;
+			if (sscanf(val, "%31s %32s %n", kind, hx, &n) < 2 || !n || digest_parse(hx, &d) < 0) {
+				free(val);
+				return err_set("meta line %d: malformed part", lineno);
+			}
+			run_add_part(r, kind, val + n, &d);
+		} else if (KEY("detail") && r->nparts) {
+			free(r->parts[r->nparts - 1].detail);
+			r->parts[r->nparts - 1].detail = val;
+			val = NULL;
+		} else if (KEY("file")) {
+			int kind, n = 0;
+			char hx[DIGEST_HEX];
+			uint64_t size;
+			if (sscanf(val, "%d %32s %" SCNu64 " %n", &kind, hx, &size, &n) < 3 || !n) {
+				free(val);
+				return err_set("meta line %d: malformed file", lineno);
+			}
+			struct run_file *f = run_add_file(r, kind, val + n);
+			digest_parse(hx, &f->xxh);
+			f->size = size;
+		}
+		/* Unknown keys are skipped: newer versions may add fields. */
+#undef KEY
+		free(val);
+		p += len + (nl ? 1 : 0);
+	}
+	if (version < 1)
+		return err_set("not a cashet run (no 'cashet-run' header)");
+	return 0;
+}

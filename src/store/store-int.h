@@ -1,0 +1,48 @@
+/* Internals shared by the store-*.c files; nothing outside the store includes this. */
+#ifndef CASHET_STORE_INT_H
+#define CASHET_STORE_INT_H
+
+#include <sqlite3.h>
+
+#include "store/store.h"
+
+/* Blobs up to this size are copied into the index, so a hit never opens the
+ * git object database for typical stdout/stderr. */
+#define INLINE_MAX (64 * 1024)
+
+struct pending_stat {
+	char *path;
+	int kind;
+	struct stat sb;
+	struct digest d;
+	char *deps;
+	size_t depslen;
+};
+
+struct store {
+	char *dir, *root, *tmp;
+	int tmp_made;
+	sqlite3 *db;
+	sqlite3_stmt *q_stat, *q_lookup, *q_files;
+	struct pending_stat *pending;
+	size_t npending;
+	struct digest claimed; /* the fingerprint we hold a claim on */
+	int have_claim;
+	int64_t claim_pid;
+};
+
+int store_sqlfail(struct store *st, const char *what);
+int store_exec(struct store *st, const char *sql);
+/* Prepares once and caches in *s (reset and unbound on later calls). */
+int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
+/* Fills the row fields of r from a runs SELECT of RUN_COLUMNS. */
+#define RUN_COLUMNS "id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires"
+void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);
+/* Loads r's files; without all, only streams and outputs (what a hit replays). */
+int store_load_files(struct store *st, struct run_record *r, int all);
+int store_index_run(struct store *st, const struct run_record *r);
+/* The index record of a run, built from its commit (what reindex and import
+ * insert). r zeroed by the caller, freed by the caller even on error. */
+int store_load_git(struct store *st, const char *hash, struct run_record *r);
+
+#endif

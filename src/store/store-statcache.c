@@ -1,0 +1,111 @@
+/* store-statcache: digests of files keyed by what stat() says (path, kind,
+ * device, inode, size, mtime, ctime), so an unchanged file is never read
+ * twice. kind 0 is the raw content; other kinds are derived digests (the
+ * canonical form of a script) that also keep what the file depends on. */
+#include "store/store-int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int64_t ns_of(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+int store_cache_get(struct store *st, const char *path, int kind, const struct stat *sb, struct digest *out,
+		    struct strbuf *deps)
+{
+	sqlite3_stmt *q;
+	if (store_prepare(st, &st->q_stat,
+			  "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2") < 0)
+		return -1;
+	q = st->q_stat;
+	sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, kind);
+	int found = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) == (int64_t)sb->st_dev &&
+		    sqlite3_column_int64(q, 1) == (int64_t)sb->st_ino &&
+		    sqlite3_column_int64(q, 2) == (int64_t)sb->st_size &&
+		    sqlite3_column_int64(q, 3) == ns_of(&sb->st_mtim) &&
+		    sqlite3_column_int64(q, 4) == ns_of(&sb->st_ctim) && sqlite3_column_bytes(q, 5) == DIGEST_LEN;
+	if (found) {
+		memcpy(out->b, sqlite3_column_blob(q, 5), DIGEST_LEN);
+		if (deps && sqlite3_column_bytes(q, 6) > 0)
+			sb_add(deps, sqlite3_column_blob(q, 6), (size_t)sqlite3_column_bytes(q, 6));
+	}
+	sqlite3_reset(q);
+	return found;
+}
+
+void store_cache_put(struct store *st, const char *path, int kind, const struct stat *sb, const struct digest *d,
+		     const void *deps, size_t depslen)
+{
+	/* A file changed within the timestamp granularity of its last write could
+	 * change again without a visible stat change ("racy git"): cache only
+	 * files that have been quiet for a while. */
+	int64_t now = now_ns(), quiet = 2000000000LL;
+	if (now - ns_of(&sb->st_mtim) < quiet || now - ns_of(&sb->st_ctim) < quiet)
+		return;
+	st->pending = xrealloc(st->pending, (st->npending + 1) * sizeof(*st->pending));
+	struct pending_stat *ps = &st->pending[st->npending++];
+	ps->path = xstrdup(path);
+	ps->kind = kind;
+	ps->sb = *sb;
+	ps->d = *d;
+	ps->deps = depslen ? xstrndup(deps, depslen) : NULL;
+	ps->depslen = depslen;
+}
+
+int store_file_digest(struct store *st, const char *path, const struct stat *sb, struct digest *out)
+{
+	int found = store_cache_get(st, path, 0, sb, out, NULL);
+	if (found != 0)
+		return found < 0 ? -1 : 0;
+	if (digest_file(path, out, NULL) < 0)
+		return -1;
+	store_cache_put(st, path, 0, sb, out, NULL, 0);
+	return 0;
+}
+
+int store_flush_statcache(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+	if (!st->npending)
+		return 0;
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+		goto out;
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO statcache VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &s,
+			       NULL) != SQLITE_OK) {
+		store_sqlfail(st, "statcache");
+		store_exec(st, "ROLLBACK");
+		goto out;
+	}
+	for (size_t i = 0; i < st->npending; i++) {
+		struct pending_stat *ps = &st->pending[i];
+		sqlite3_reset(s);
+		sqlite3_bind_text(s, 1, ps->path, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 2, ps->kind);
+		sqlite3_bind_int64(s, 3, (int64_t)ps->sb.st_dev);
+		sqlite3_bind_int64(s, 4, (int64_t)ps->sb.st_ino);
+		sqlite3_bind_int64(s, 5, (int64_t)ps->sb.st_size);
+		sqlite3_bind_int64(s, 6, ns_of(&ps->sb.st_mtim));
+		sqlite3_bind_int64(s, 7, ns_of(&ps->sb.st_ctim));
+		sqlite3_bind_blob(s, 8, ps->d.b, DIGEST_LEN, SQLITE_STATIC);
+		if (ps->deps)
+			sqlite3_bind_blob(s, 9, ps->deps, (int)ps->depslen, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(s, 9);
+		sqlite3_step(s);
+	}
+	rc = store_exec(st, "COMMIT");
+	if (rc < 0)
+		store_exec(st, "ROLLBACK");
+out:
+	sqlite3_finalize(s);
+	for (size_t i = 0; i < st->npending; i++) {
+		free(st->pending[i].path);
+		free(st->pending[i].deps);
+	}
+	st->npending = 0;
+	return rc;
+}

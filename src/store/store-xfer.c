@@ -1,0 +1,352 @@
+/* store-xfer: archives that carry runs between stores without a server. An
+ * archive is a text manifest (format version, run commit ids, pack size)
+ * followed by a git pack of those commits, their trees and blobs. Import is
+ * all or nothing: every run is checked before the first ref is written, and
+ * a failure after that undoes the refs, the shallow entries and the pack. */
+#include "store/store-int.h"
+#include "store/gitmod.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ARCHIVE_MAGIC "cashet-archive"
+#define ARCHIVE_VERSION 1
+/* The size is written after the pack, over a fixed-width placeholder. */
+#define PACK_SIZE_FMT "pack %020" PRIu64 "\n"
+
+int store_export(struct store *st, const struct strvec *hashes, const char *file, uint64_t *size)
+{
+	const struct gitmod *g = gitmod_get();
+	struct strbuf head = STRBUF_INIT, tmp = STRBUF_INIT, line = STRBUF_INIT;
+	uint64_t packlen = 0;
+	int fd = -1, lock = -1, rc = -1;
+	if (!g)
+		goto out;
+	/* Shared, as for a save: gc must not delete objects while we pack them. */
+	if ((lock = store_lock(st, 0)) < 0)
+		goto out;
+	sb_addf(&head, "%s %d\n", ARCHIVE_MAGIC, ARCHIVE_VERSION);
+	for (size_t i = 0; i < hashes->n; i++)
+		sb_addf(&head, "run %s\n", hashes->v[i]);
+	size_t size_at = head.len;
+	sb_addf(&head, PACK_SIZE_FMT, (uint64_t)0);
+	/* A temporary file beside FILE, renamed over it at the end: a failed
+	 * export never leaves a half archive under the real name. */
+	sb_addf(&tmp, "%s.tmp-XXXXXX", file);
+	fd = mkstemp(tmp.buf);
+	if (fd < 0) {
+		err_sys("cannot write %s", file);
+		sb_reset(&tmp);
+		goto out;
+	}
+	if (write_all(fd, head.buf, head.len) < 0) {
+		err_sys("cannot write %s", file);
+		goto out;
+	}
+	if (g->write_pack(st->dir, hashes, fd, &packlen) < 0)
+		goto out;
+	sb_addf(&line, PACK_SIZE_FMT, packlen);
+	if (pwrite(fd, line.buf, line.len, (off_t)size_at) != (ssize_t)line.len || fchmod(fd, 0644) < 0) {
+		err_sys("cannot write %s", file);
+		goto out;
+	}
+	int cr = close(fd);
+	fd = -1;
+	if (cr < 0 || rename(tmp.buf, file) < 0) {
+		err_sys("cannot write %s", file);
+		goto out;
+	}
+	sb_reset(&tmp);
+	*size = head.len + packlen;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (tmp.len)
+		unlink(tmp.buf);
+	store_unlock(lock);
+	sb_release(&head);
+	sb_release(&tmp);
+	sb_release(&line);
+	return rc;
+}
+
+static int is_oid(const char *s)
+{
+	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
+}
+
+/* Reads the manifest: fills ids and the pack's offset and size, checking
+ * that the file is exactly as long as the manifest says. */
+static int read_manifest(const char *file, struct strvec *ids, uint64_t *offset, uint64_t *size)
+{
+	FILE *f = fopen(file, "rb");
+	char *buf = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int rc = -1, lineno = 0, have_pack = 0;
+	struct stat sb;
+	if (!f)
+		return err_sys("cannot open %s", file);
+	while (!have_pack && (n = getline(&buf, &cap, f)) > 0) {
+		lineno++;
+		if (buf[n - 1] != '\n' || n > 200) {
+			err_set(lineno == 1 ? "%s: not a cashet archive" : "%s: the archive is truncated or damaged (line %d)",
+				file, lineno);
+			goto out;
+		}
+		buf[n - 1] = '\0';
+		if (lineno == 1) {
+			int v;
+			char extra;
+			if (sscanf(buf, ARCHIVE_MAGIC " %d%c", &v, &extra) != 1 || strncmp(buf, ARCHIVE_MAGIC " ", 15)) {
+				err_set("%s: not a cashet archive", file);
+				goto out;
+			}
+			if (v != ARCHIVE_VERSION) {
+				err_set("%s: archive format %d is not supported (this cashet reads format %d)", file, v,
+					ARCHIVE_VERSION);
+				goto out;
+			}
+		} else if (!strncmp(buf, "run ", 4) && is_oid(buf + 4)) {
+			sv_push(ids, buf + 4);
+		} else if (!strncmp(buf, "pack ", 5) && strspn(buf + 5, "0123456789") == strlen(buf + 5) && buf[5]) {
+			*size = strtoull(buf + 5, NULL, 10);
+			have_pack = 1;
+		} else {
+			err_set("%s: line %d of the manifest is damaged", file, lineno);
+			goto out;
+		}
+	}
+	if (!have_pack) {
+		err_set(lineno ? "%s: the archive is truncated (no pack)" : "%s: not a cashet archive", file);
+		goto out;
+	}
+	long pos = ftell(f);
+	if (pos < 0 || fstat(fileno(f), &sb) < 0) {
+		err_sys("cannot read %s", file);
+		goto out;
+	}
+	*offset = (uint64_t)pos;
+	if ((uint64_t)sb.st_size < *offset + *size) {
+		err_set("%s: the archive is truncated (%" PRIu64 " of %" PRIu64 " pack bytes)", file,
+			(uint64_t)sb.st_size - *offset, *size);
+		goto out;
+	}
+	if ((uint64_t)sb.st_size > *offset + *size) {
+		err_set("%s: unexpected data after the pack", file);
+		goto out;
+	}
+	sv_sort(ids);
+	for (size_t i = 1; i < ids->n; i++)
+		if (!strcmp(ids->v[i - 1], ids->v[i])) {
+			err_set("%s: run %.12s is listed twice", file, ids->v[i]);
+			goto out;
+		}
+	rc = 0;
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+/* A relative path that stays where it is put: no empty, "." or ".."
+ * component, and no ".git" (a restore must not write git hooks). */
+static int safe_rel(const char *p)
+{
+	if (!*p || *p == '/')
+		return 0;
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		if (!len || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2)) ||
+		    (len == 4 && !strncasecmp(p, ".git", 4)))
+			return 0;
+		p += len;
+		if (*p == '/' && !*++p)
+			return 0;
+	}
+	return 1;
+}
+
+/* The tree layout store_save writes, and nothing else: a path that
+ * outputs_local_path() would resolve outside the project is refused. */
+static int check_layout(const struct run_record *r, int allow_abs)
+{
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const struct run_file *f = &r->files[i];
+		const char *p = f->path;
+		int ok;
+		if (!strcmp(p, "stdout"))
+			ok = f->kind == FILE_STDOUT;
+		else if (!strcmp(p, "stderr"))
+			ok = f->kind == FILE_STDERR;
+		else if (!strncmp(p, "files/", 6))
+			ok = f->kind == FILE_OUTPUT && safe_rel(p + 6);
+		else if (!strncmp(p, "sources/", 8))
+			ok = f->kind == FILE_SOURCE && safe_rel(p + 8);
+		else if (!strncmp(p, "abs/", 4))
+			ok = f->kind == FILE_OUTPUT && safe_rel(p + 4);
+		else
+			ok = 0;
+		if (ok && !allow_abs && !strncmp(p, "abs/", 4))
+			return err_set("run %.12s has an output outside its project (/%s); "
+				       "import it with --allow-absolute if you trust it", r->hash, p + 4);
+		if (!ok)
+			return err_set("run %.12s: unexpected file '%s' in its tree", r->hash, p);
+		if (f->mode != 0100644 && f->mode != 0100755 && f->mode != 0120000)
+			return err_set("run %.12s: file '%s' has mode %o", r->hash, p, f->mode);
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int indexed(struct store *st, const char *hash)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM runs WHERE hash=?1", -1, &s, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "import");
+	sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlfail(st, "import");
+}
+
+
+int store_import(struct store *st, const char *file, int allow_abs, size_t *imported, size_t *present)
+{
+	const struct gitmod *g = gitmod_get();
+	struct strvec ids = STRVEC_INIT, refs = STRVEC_INIT, fresh = STRVEC_INIT;
+	struct strvec moved = STRVEC_INIT, made_refs = STRVEC_INIT, grafted = STRVEC_INIT, undone = STRVEC_INIT;
+	struct strbuf stage = STRBUF_INIT, name = STRBUF_INIT;
+	struct run_record *recs = NULL;
+	uint64_t offset = 0, size = 0;
+	int lock = -1, rc = -1, in_tx = 0;
+	size_t nrecs = 0;
+	if (!g || read_manifest(file, &ids, &offset, &size) < 0)
+		goto out;
+	if ((lock = store_lock(st, 0)) < 0 || g->list_runs(st->dir, &refs) < 0)
+		goto out;
+	sv_sort(&refs);
+	for (size_t i = 0; i < ids.n; i++) {
+		int have = refs.n && bsearch(&ids.v[i], refs.v, refs.n, sizeof(*refs.v), cmp_str) != NULL;
+		if (!have && (have = indexed(st, ids.v[i])) < 0)
+			goto out;
+		if (!have)
+			sv_push(&fresh, ids.v[i]);
+	}
+
+	/* The pack is verified even when every run is present: a damaged
+	 * archive is reported as such, not silently accepted. */
+	sb_addf(&stage, "%s/import-%ld-XXXXXX", store_tmpdir(st), (long)getpid());
+	if (!mkdtemp(stage.buf)) {
+		err_sys("cannot create %s", stage.buf);
+		sb_reset(&stage);
+		goto out;
+	}
+	if (g->stage_pack(st->dir, file, offset, size, stage.buf) < 0)
+		goto out;
+	recs = xcalloc(fresh.n ? fresh.n : 1, sizeof(*recs));
+	nrecs = fresh.n;
+	for (size_t i = 0; i < nrecs; i++) {
+		if (g->check_run(st->dir, fresh.v[i]) < 0 || store_load_git(st, fresh.v[i], &recs[i]) < 0 ||
+		    check_layout(&recs[i], allow_abs) < 0) {
+			char *why = xstrdup(err_msg());
+			err_set("%s: %s", file, why);
+			free(why);
+			goto out;
+		}
+	}
+
+	/* Everything checked: from here on, each step is undone on failure. */
+	if (fresh.n) {
+		if (g->publish_pack(st->dir, stage.buf, &moved) < 0)
+			goto out;
+		for (size_t i = 0; i < nrecs; i++) {
+			sb_reset(&name);
+			sb_addf(&name, "refs/cashet/runs/%s", recs[i].hash);
+			int cr = g->create_ref(st->dir, name.buf, recs[i].hash);
+			if (cr < 0)
+				goto out;
+			if (cr == 0)
+				sv_push(&made_refs, name.buf);
+		}
+		/* A line without a ref here starts at the newest imported run of
+		 * it, so the next local run continues that history; a line that
+		 * has local runs keeps its ref. */
+		for (size_t i = 0; i < nrecs; i++) {
+			int newest = 1;
+			for (size_t j = 0; j < nrecs && newest; j++)
+				if (j != i && digest_eq(&recs[j].line, &recs[i].line) &&
+				    (recs[j].created_ms > recs[i].created_ms ||
+				     (recs[j].created_ms == recs[i].created_ms && j > i)))
+					newest = 0;
+			if (!newest)
+				continue;
+			char hx[DIGEST_HEX];
+			digest_hex(&recs[i].line, hx);
+			sb_reset(&name);
+			sb_addf(&name, "refs/cashet/lines/%s", hx);
+			int cr = g->create_ref(st->dir, name.buf, recs[i].hash);
+			if (cr < 0)
+				goto out;
+			if (cr == 0)
+				sv_push(&made_refs, name.buf);
+		}
+		if (g->shallow_update(st->dir, &fresh, 1, &grafted) < 0)
+			goto out;
+		if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+			goto out;
+		in_tx = 1;
+		for (size_t i = 0; i < nrecs; i++)
+			if (store_index_run(st, &recs[i]) < 0)
+				goto out;
+		if (store_exec(st, "COMMIT") < 0)
+			goto out;
+		in_tx = 0;
+	}
+	*imported = fresh.n;
+	*present = ids.n - fresh.n;
+	rc = 0;
+out:
+	if (rc < 0) {
+		/* Undo in reverse order; the first error is the one reported. */
+		char *why = xstrdup(err_msg());
+		if (in_tx)
+			store_exec(st, "ROLLBACK");
+		if (g && grafted.n)
+			g->shallow_update(st->dir, &grafted, 0, &undone);
+		for (size_t i = made_refs.n; g && i-- > 0;)
+			g->delete_ref(st->dir, made_refs.v[i]);
+		for (size_t i = moved.n; i-- > 0;)
+			unlink(moved.v[i]);
+		err_set("%s", why);
+		free(why);
+	}
+	if (stage.len)
+		rm_rf(stage.buf);
+	for (size_t i = 0; i < nrecs; i++)
+		run_record_free(&recs[i]);
+	free(recs);
+	store_unlock(lock);
+	sv_release(&ids);
+	sv_release(&refs);
+	sv_release(&fresh);
+	sv_release(&moved);
+	sv_release(&made_refs);
+	sv_release(&grafted);
+	sv_release(&undone);
+	sb_release(&stage);
+	sb_release(&name);
+	return rc;
+}

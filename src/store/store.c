@@ -1,0 +1,681 @@
+/* store: finding and opening .cashet, the index schema, and the queries of
+ * the hit path. The hit path (store_lookup + store_load_files) uses prepared
+ * statements against index.db only; libgit2 is never loaded there. */
+#include "store/store-int.h"
+#include "store/gitmod.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SCHEMA_VERSION 3
+
+static const char schema[] =
+	"CREATE TABLE runs("
+	" id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, parent TEXT NOT NULL,"
+	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL, cmd TEXT NOT NULL,"
+	" cwd TEXT NOT NULL, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
+	" created INTEGER NOT NULL, last_used INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
+	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL);"
+	"CREATE INDEX runs_fp ON runs(fp, created);"
+	"CREATE INDEX runs_line ON runs(line, created);"
+	"CREATE INDEX runs_created ON runs(created);"
+	"CREATE TABLE files(run INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT NOT NULL,"
+	" mode INTEGER NOT NULL, oid TEXT NOT NULL, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
+	" enc INTEGER NOT NULL, data BLOB, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
+	"CREATE TABLE parts(run INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
+	" name TEXT NOT NULL, hash BLOB NOT NULL, detail TEXT, PRIMARY KEY(run, seq)) WITHOUT ROWID;"
+	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
+	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
+	"CREATE INDEX tags_key ON tags(key, value);"
+	"CREATE TABLE claims(fp BLOB PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,"
+	" start INTEGER NOT NULL, heartbeat INTEGER NOT NULL);"
+	/* totals.bytes follows runs.bytes through triggers, so the size bound
+	 * (config max-size) is checked without scanning runs. */
+	"CREATE TABLE totals(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+	"INSERT INTO totals VALUES('bytes', 0);"
+	"CREATE TRIGGER runs_add AFTER INSERT ON runs BEGIN"
+	" UPDATE totals SET v = v + NEW.bytes WHERE k = 'bytes'; END;"
+	"CREATE TRIGGER runs_del AFTER DELETE ON runs BEGIN"
+	" UPDATE totals SET v = v - OLD.bytes WHERE k = 'bytes'; END;"
+	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
+	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
+
+int store_sqlfail(struct store *st, const char *what)
+{
+	return err_set("%s/index.db: %s: %s", st->dir, what, sqlite3_errmsg(st->db));
+}
+
+int store_exec(struct store *st, const char *sql)
+{
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return store_sqlfail(st, sql);
+	return 0;
+}
+
+static int is_dir(const char *p)
+{
+	struct stat sb;
+	return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
+static void absolutize(const char *p, struct strbuf *out)
+{
+	if (p[0] != '/') {
+		char cwd[PATH_MAX];
+		if (getcwd(cwd, sizeof(cwd))) {
+			sb_adds(out, cwd);
+			if (strcmp(cwd, "/"))
+				sb_addc(out, '/');
+		}
+	}
+	sb_adds(out, p);
+	while (out->len > 1 && out->buf[out->len - 1] == '/')
+		sb_setlen(out, out->len - 1);
+}
+
+int store_find(const char *explicit_dir, struct strbuf *dir)
+{
+	sb_reset(dir);
+	if (!explicit_dir || !*explicit_dir)
+		explicit_dir = getenv("CASHET_DIR");
+	if (explicit_dir && *explicit_dir) {
+		absolutize(explicit_dir, dir);
+		return is_dir(dir->buf) ? 0 : 1;
+	}
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return err_sys("cannot get the working directory");
+	struct strbuf p = STRBUF_INIT;
+	sb_adds(&p, cwd);
+	for (;;) {
+		size_t base = p.len;
+		sb_adds(&p, strcmp(p.buf, "/") ? "/" STORE_DIRNAME : STORE_DIRNAME);
+		if (is_dir(p.buf)) {
+			sb_adds(dir, p.buf);
+			sb_release(&p);
+			return 0;
+		}
+		sb_setlen(&p, base);
+		char *slash = strrchr(p.buf, '/');
+		if (!slash || p.len == 1)
+			break;
+		sb_setlen(&p, slash == p.buf ? 1 : (size_t)(slash - p.buf));
+	}
+	sb_release(&p);
+	sb_adds(dir, cwd);
+	sb_adds(dir, strcmp(cwd, "/") ? "/" STORE_DIRNAME : STORE_DIRNAME);
+	return 1;
+}
+
+static int read_version(struct store *st)
+{
+	sqlite3_stmt *s;
+	int v = -1;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "cannot read the index");
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	return v < 0 ? store_sqlfail(st, "cannot read the index") : v;
+}
+
+/* Creates the schema, or replaces an older one: the index is derived data,
+ * so an upgrade drops it and the caller rebuilds it from git. Returns 1 if
+ * the tables were (re)created by us, 0 if another process did it first. */
+static int create_schema(struct store *st)
+{
+	static const char *const tables[] = { "runs", "files", "parts", "tags", "claims", "statcache", "totals" };
+	struct strbuf sql = STRBUF_INIT;
+	int rc = -1, v;
+	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
+		goto out;
+	v = read_version(st);
+	if (v < 0 || v >= SCHEMA_VERSION) {
+		rc = v < 0 ? -1 : 0;
+		store_exec(st, v < 0 ? "ROLLBACK" : "COMMIT");
+		goto out;
+	}
+	for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
+		sb_addf(&sql, "DROP TABLE IF EXISTS %s;", tables[i]);
+	sb_addf(&sql, "%s PRAGMA user_version=%d;", schema, SCHEMA_VERSION);
+	if (store_exec(st, sql.buf) < 0 || store_exec(st, "COMMIT") < 0) {
+		store_exec(st, "ROLLBACK");
+		goto out;
+	}
+	rc = 1;
+out:
+	sb_release(&sql);
+	return rc;
+}
+
+/* Creates the git repository under a temporary name and renames it into
+ * place, so processes racing to create the same store never see (or trip
+ * over) a half-made one: one rename wins, the others use its result. */
+static int create_repo(const char *dir, int *fresh)
+{
+	const struct gitmod *g = gitmod_get();
+	struct strbuf tmp = STRBUF_INIT, parent = STRBUF_INIT, head = STRBUF_INIT;
+	int rc = -1;
+	sb_addf(&tmp, "%s.new-%ld", dir, (long)getpid());
+	sb_adds(&parent, dir);
+	char *slash = strrchr(parent.buf, '/');
+	if (slash && slash != parent.buf)
+		sb_setlen(&parent, (size_t)(slash - parent.buf));
+	sb_addf(&head, "%s/HEAD", dir);
+	if (!g || mkdirs(parent.buf, 0777) < 0)
+		goto out;
+	rm_rf(tmp.buf);
+	if (g->init(tmp.buf) < 0)
+		goto out;
+	if (rename(tmp.buf, dir) == 0) {
+		*fresh = 1;
+	} else if (access(head.buf, F_OK) == 0) {
+		rm_rf(tmp.buf); /* another process made it first */
+	} else if (errno == ENOTEMPTY || errno == EEXIST) {
+		/* a directory with other things in it: make the store in place */
+		rm_rf(tmp.buf);
+		if (g->init(dir) < 0)
+			goto out;
+		*fresh = 1;
+	} else {
+		err_sys("cannot create %s", dir);
+		rm_rf(tmp.buf);
+		goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&tmp);
+	sb_release(&parent);
+	sb_release(&head);
+	return rc;
+}
+
+int store_open(const char *dir, int flags, struct store **out, int *created)
+{
+	struct store *st = xcalloc(1, sizeof(*st));
+	struct strbuf p = STRBUF_INIT;
+	int rc = -1, fresh = 0;
+	if (created)
+		*created = 0;
+	st->dir = xstrdup(dir);
+	sb_adds(&p, dir);
+	char *slash = strrchr(p.buf, '/');
+	sb_setlen(&p, slash && slash != p.buf ? (size_t)(slash - p.buf) : 1);
+	st->root = sb_detach(&p);
+	sb_addf(&p, "%s/tmp", dir);
+	st->tmp = sb_detach(&p);
+
+	sb_addf(&p, "%s/HEAD", dir);
+	if (access(p.buf, F_OK) < 0) {
+		if (!(flags & STORE_CREATE)) {
+			err_set("no cashet store at %s (run 'cashet init' or 'cashet exec' first)", dir);
+			goto out;
+		}
+		if (create_repo(dir, &fresh) < 0)
+			goto out;
+	}
+	sb_reset(&p);
+	sb_addf(&p, "%s/index.db", dir);
+	if (sqlite3_open_v2(p.buf, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		err_set("%s: %s", p.buf, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+		goto out;
+	}
+	sqlite3_busy_timeout(st->db, 30000);
+	/* Keep the -wal file when the last connection closes: deleting and
+	 * recreating it on every command costs more than a whole lookup.
+	 * store_close() truncates it after writes instead. */
+	int persist = 1;
+	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	/* WAL with synchronous=NORMAL: a crash may lose the last transactions but
+	 * never corrupts; the index can be rebuilt from git anyway. */
+	if (store_exec(st, "PRAGMA synchronous=NORMAL") < 0)
+		goto out;
+	int v = read_version(st);
+	if (v < 0)
+		goto out;
+	if (v < SCHEMA_VERSION) {
+		/* missing (deleted) or from an older cashet: rebuilt from the refs */
+		int made = create_schema(st);
+		if (made < 0 || (made == 1 && !fresh && store_reindex(st, NULL, NULL) < 0))
+			goto out;
+	} else if (v > SCHEMA_VERSION) {
+		err_set("%s: index made by a newer cashet (schema %d)", p.buf, v);
+		goto out;
+	}
+	if (created)
+		*created = fresh;
+	*out = st;
+	st = NULL;
+	rc = 0;
+out:
+	sb_release(&p);
+	if (st)
+		store_close(st);
+	return rc;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (size_t i = 0; i < st->npending; i++) {
+		free(st->pending[i].path);
+		free(st->pending[i].deps);
+	}
+	free(st->pending);
+	sqlite3_finalize(st->q_stat);
+	sqlite3_finalize(st->q_lookup);
+	sqlite3_finalize(st->q_files);
+	if (st->db) {
+		/* A non-empty WAL would be re-read and checkpointed (with fsyncs) by
+		 * every later command: empty it now, unless a reader is busy. */
+		struct strbuf wal = STRBUF_INIT;
+		struct stat sb;
+		sb_addf(&wal, "%s/index.db-wal", st->dir);
+		if (stat(wal.buf, &sb) == 0 && sb.st_size > 0) {
+			sqlite3_busy_timeout(st->db, 0);
+			sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+		}
+		sb_release(&wal);
+		sqlite3_close(st->db);
+	}
+	free(st->dir);
+	free(st->root);
+	free(st->tmp);
+	free(st);
+}
+
+const char *store_dir(const struct store *st)
+{
+	return st->dir;
+}
+
+const char *store_root(const struct store *st)
+{
+	return st->root;
+}
+
+const char *store_tmpdir(struct store *st)
+{
+	/* made on first use: a hit needs no temporary files; a failure shows
+	 * up as the caller's own error creating a file in it */
+	if (!st->tmp_made && (mkdir(st->tmp, 0777) == 0 || errno == EEXIST))
+		st->tmp_made = 1;
+	return st->tmp;
+}
+
+void store_sweep_tmp(struct store *st)
+{
+	DIR *d = opendir(st->tmp);
+	struct dirent *e;
+	struct strbuf p = STRBUF_INIT;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		long pid;
+		/* captures (run.c) and import staging (store-xfer.c) carry their pid */
+		if ((sscanf(e->d_name, "cap-%ld-", &pid) != 1 && sscanf(e->d_name, "import-%ld-", &pid) != 1) || pid <= 0)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		sb_reset(&p);
+		sb_addf(&p, "%s/%s", st->tmp, e->d_name);
+		rm_rf(p.buf);
+	}
+	closedir(d);
+	sb_release(&p);
+}
+
+int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql)
+{
+	if (*s) {
+		sqlite3_reset(*s);
+		sqlite3_clear_bindings(*s);
+		return 0;
+	}
+	if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, s, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "prepare");
+	return 0;
+}
+
+static void split_argv(const void *blob, int len, struct strvec *sv)
+{
+	const char *p = blob, *end = p + len;
+	while (p < end) {
+		size_t n = strnlen(p, (size_t)(end - p));
+		sv_push_nocopy(sv, xstrndup(p, n));
+		p += n + 1;
+	}
+}
+
+static char *col_strdup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
+{
+	r->id = sqlite3_column_int64(s, c + 0);
+	snprintf(r->hash, sizeof(r->hash), "%s", (const char *)sqlite3_column_text(s, c + 1));
+	snprintf(r->parent, sizeof(r->parent), "%s", (const char *)sqlite3_column_text(s, c + 2));
+	if (sqlite3_column_bytes(s, c + 3) == DIGEST_LEN)
+		memcpy(r->fp.b, sqlite3_column_blob(s, c + 3), DIGEST_LEN);
+	if (sqlite3_column_bytes(s, c + 4) == DIGEST_LEN)
+		memcpy(r->line.b, sqlite3_column_blob(s, c + 4), DIGEST_LEN);
+	r->name = col_strdup(s, c + 5);
+	split_argv(sqlite3_column_blob(s, c + 6), sqlite3_column_bytes(s, c + 6), &r->argv);
+	r->cwd = col_strdup(s, c + 7);
+	r->ok = sqlite3_column_int(s, c + 8);
+	r->exit_code = sqlite3_column_int(s, c + 9);
+	r->created_ms = sqlite3_column_int64(s, c + 10);
+	r->last_used_ms = sqlite3_column_int64(s, c + 11);
+	r->duration_ms = sqlite3_column_int64(s, c + 12);
+	r->expires_ms = sqlite3_column_int64(s, c + 13);
+}
+
+int store_load_files(struct store *st, struct run_record *r, int all)
+{
+	if (store_prepare(st, &st->q_files,
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 AND kind<=?2"
+		    " ORDER BY kind, path") < 0)
+		return -1;
+	sqlite3_bind_int64(st->q_files, 1, r->id);
+	sqlite3_bind_int(st->q_files, 2, all ? FILE_SOURCE : FILE_OUTPUT);
+	int rc;
+	while ((rc = sqlite3_step(st->q_files)) == SQLITE_ROW) {
+		sqlite3_stmt *s = st->q_files;
+		struct run_file *f = run_add_file(r, sqlite3_column_int(s, 0), (const char *)sqlite3_column_text(s, 1));
+		f->mode = (unsigned)sqlite3_column_int(s, 2);
+		snprintf(f->oid, sizeof(f->oid), "%s", (const char *)sqlite3_column_text(s, 3));
+		if (sqlite3_column_bytes(s, 4) == DIGEST_LEN)
+			memcpy(f->xxh.b, sqlite3_column_blob(s, 4), DIGEST_LEN);
+		f->size = (uint64_t)sqlite3_column_int64(s, 5);
+		f->enc = sqlite3_column_int(s, 6);
+		if (sqlite3_column_type(s, 7) == SQLITE_BLOB) {
+			f->datalen = (size_t)sqlite3_column_bytes(s, 7);
+			f->data = xmalloc(f->datalen ? f->datalen : 1);
+			memcpy(f->data, sqlite3_column_blob(s, 7), f->datalen);
+		} else if (f->size == 0 && sqlite3_column_type(s, 7) != SQLITE_NULL) {
+			f->data = xmalloc(1);
+		}
+	}
+	sqlite3_reset(st->q_files);
+	if (rc != SQLITE_DONE)
+		return store_sqlfail(st, "reading files");
+	return 0;
+}
+
+int store_lookup(struct store *st, const struct digest *fp, int allow_failed, int64_t min_created, int64_t now,
+		 struct run_record *r)
+{
+	if (store_prepare(st, &st->q_lookup,
+		    "SELECT " RUN_COLUMNS " FROM runs WHERE fp=?1 AND (ok=1 OR ?2) AND created>=?3"
+		    " AND (expires=0 OR expires>?4) ORDER BY created DESC, id DESC LIMIT 1") < 0)
+		return -1;
+	sqlite3_bind_blob(st->q_lookup, 1, fp->b, DIGEST_LEN, SQLITE_STATIC);
+	sqlite3_bind_int(st->q_lookup, 2, allow_failed);
+	sqlite3_bind_int64(st->q_lookup, 3, min_created);
+	sqlite3_bind_int64(st->q_lookup, 4, now);
+	int rc = sqlite3_step(st->q_lookup);
+	if (rc == SQLITE_ROW)
+		store_row_to_run(st->q_lookup, 0, r);
+	sqlite3_reset(st->q_lookup);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sqlfail(st, "lookup");
+	/* a hit replays streams and outputs: sources are not needed */
+	if (store_load_files(st, r, 0) < 0)
+		return -1;
+	return 1;
+}
+
+static int load_one(struct store *st, const char *sql, const void *key, int keylen, struct run_record *r)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "query");
+	if (keylen < 0)
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob(s, 1, key, keylen, SQLITE_STATIC);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		store_row_to_run(s, 0, r);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_sqlfail(st, "query");
+	return 1;
+}
+
+static int load_details(struct store *st, struct run_record *r)
+{
+	sqlite3_stmt *s;
+	if (store_load_files(st, r, 1) < 0)
+		return -1;
+	if (sqlite3_prepare_v2(st->db, "SELECT kind, name, hash, detail FROM parts WHERE run=?1 ORDER BY seq", -1, &s,
+			       NULL) != SQLITE_OK)
+		return store_sqlfail(st, "parts");
+	sqlite3_bind_int64(s, 1, r->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct digest d = { { 0 } };
+		if (sqlite3_column_bytes(s, 2) == DIGEST_LEN)
+			memcpy(d.b, sqlite3_column_blob(s, 2), DIGEST_LEN);
+		struct run_part *p =
+			run_add_part(r, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1), &d);
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			p->detail = xstrdup((const char *)sqlite3_column_text(s, 3));
+	}
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(st->db, "SELECT key, value FROM tags WHERE run=?1 ORDER BY key", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return store_sqlfail(st, "tags");
+	sqlite3_bind_int64(s, 1, r->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct strbuf t = STRBUF_INIT;
+		sb_adds(&t, (const char *)sqlite3_column_text(s, 0));
+		if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+			sb_addf(&t, "=%s", (const char *)sqlite3_column_text(s, 1));
+		sv_push_nocopy(&r->tags, sb_detach(&t));
+	}
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r)
+{
+	int rc = load_one(st, "SELECT " RUN_COLUMNS " FROM runs WHERE line=?1 ORDER BY created DESC, id DESC LIMIT 1",
+			  line->b, DIGEST_LEN, r);
+	if (rc == 1 && load_details(st, r) < 0)
+		return -1;
+	return rc;
+}
+
+int store_load(struct store *st, const char *hash, struct run_record *r)
+{
+	int rc = load_one(st, "SELECT " RUN_COLUMNS " FROM runs WHERE hash=?1", hash, -1, r);
+	if (rc == 1 && load_details(st, r) < 0)
+		return -1;
+	return rc;
+}
+
+int store_resolve(struct store *st, const char *prefix, char hash[OID_HEX])
+{
+	size_t n = strlen(prefix);
+	if (n < 4 || n > 40 || strspn(prefix, "0123456789abcdef") != n)
+		return err_set("'%s' is not a run hash (4 to 40 lowercase hex digits)", prefix);
+	struct strbuf hi = STRBUF_INIT, cands = STRBUF_INIT;
+	sqlite3_stmt *s;
+	int found = 0, rc = -1;
+	sb_addf(&hi, "%sg", prefix);
+	if (sqlite3_prepare_v2(st->db, "SELECT hash FROM runs WHERE hash>=?1 AND hash<?2 ORDER BY hash LIMIT 11", -1,
+			       &s, NULL) != SQLITE_OK) {
+		store_sqlfail(st, "resolve");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, prefix, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, hi.buf, -1, SQLITE_STATIC);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(s, 0);
+		if (!found)
+			snprintf(hash, OID_HEX, "%s", h);
+		if (found < 10)
+			sb_addf(&cands, " %.12s", h);
+		found++;
+	}
+	sqlite3_finalize(s);
+	if (found == 1)
+		rc = 0;
+	else if (found == 0)
+		err_set("no run matches '%s'", prefix);
+	else
+		err_set("ambiguous hash '%s': candidates:%s%s", prefix, cands.buf, found > 10 ? " ..." : "");
+out:
+	sb_release(&hi);
+	sb_release(&cands);
+	return rc;
+}
+
+int store_touch(struct store *st, const struct run_record *r, int64_t now)
+{
+	/* LRU needs minutes, not milliseconds: skip the write most of the time. */
+	if (now - r->last_used_ms < 60000)
+		return 0;
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, "UPDATE runs SET last_used=?2 WHERE id=?1", -1, &s, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "touch");
+	sqlite3_bind_int64(s, 1, r->id);
+	sqlite3_bind_int64(s, 2, now);
+	int rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : store_sqlfail(st, "touch");
+}
+
+int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx)
+{
+	struct strbuf sql = STRBUF_INIT;
+	sqlite3_stmt *s = NULL;
+	int rc = -1, bind = 1;
+	sb_adds(&sql, "SELECT " RUN_COLUMNS " FROM runs WHERE 1");
+	if (f->name)
+		sb_addf(&sql, " AND name=?%d", bind++);
+	if (f->cmd_substr)
+		sb_addf(&sql, " AND instr(cmd, ?%d)>0", bind++);
+	if (f->status)
+		sb_addf(&sql, " AND ok=%d", strcmp(f->status, "ok") == 0);
+	for (size_t i = 0; i < f->tags.n; i++) {
+		if (strchr(f->tags.v[i], '='))
+			sb_addf(&sql, " AND EXISTS(SELECT 1 FROM tags t WHERE t.run=runs.id AND t.key=?%d AND t.value=?%d)",
+				bind, bind + 1);
+		else
+			sb_addf(&sql, " AND EXISTS(SELECT 1 FROM tags t WHERE t.run=runs.id AND t.key=?%d)", bind);
+		bind += 2;
+	}
+	sb_adds(&sql, " ORDER BY created DESC, id DESC");
+	if (f->limit > 0)
+		sb_addf(&sql, " LIMIT %d", f->limit);
+	if (sqlite3_prepare_v2(st->db, sql.buf, -1, &s, NULL) != SQLITE_OK) {
+		store_sqlfail(st, "log");
+		goto out;
+	}
+	bind = 1;
+	if (f->name)
+		sqlite3_bind_text(s, bind++, f->name, -1, SQLITE_STATIC);
+	if (f->cmd_substr)
+		sqlite3_bind_text(s, bind++, f->cmd_substr, -1, SQLITE_STATIC);
+	for (size_t i = 0; i < f->tags.n; i++) {
+		const char *t = f->tags.v[i], *eq = strchr(t, '=');
+		sqlite3_bind_text(s, bind, t, eq ? (int)(eq - t) : -1, SQLITE_STATIC);
+		if (eq)
+			sqlite3_bind_text(s, bind + 1, eq + 1, -1, SQLITE_STATIC);
+		bind += 2;
+	}
+	int step;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		struct run_record r = { 0 };
+		store_row_to_run(s, 0, &r);
+		int crc = load_details(st, &r);
+		if (crc == 0)
+			crc = cb(&r, ctx);
+		run_record_free(&r);
+		if (crc < 0)
+			goto out;
+	}
+	if (step != SQLITE_DONE) {
+		store_sqlfail(st, "log");
+		goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	sb_release(&sql);
+	return rc;
+}
+
+static void du(const char *path, int64_t *files, int64_t *bytes)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *e;
+	struct strbuf p = STRBUF_INIT;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		sb_reset(&p);
+		sb_addf(&p, "%s/%s", path, e->d_name);
+		struct stat sb;
+		if (lstat(p.buf, &sb) < 0)
+			continue;
+		if (S_ISDIR(sb.st_mode)) {
+			du(p.buf, files, bytes);
+		} else {
+			/* A pack holds many objects; count it by its .idx entries would need parsing, so packs count as one. */
+			(*files)++;
+			*bytes += (int64_t)sb.st_blocks * 512;
+		}
+	}
+	sb_release(&p);
+	closedir(d);
+}
+
+int store_stats(struct store *st, struct store_stats *out)
+{
+	sqlite3_stmt *s;
+	memset(out, 0, sizeof(*out));
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT count(*), coalesce(sum(ok),0), coalesce(sum(bytes),0) FROM runs", -1, &s,
+			       NULL) != SQLITE_OK)
+		return store_sqlfail(st, "stats");
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		out->runs = sqlite3_column_int64(s, 0);
+		out->ok = sqlite3_column_int64(s, 1);
+		out->stored_bytes = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_finalize(s);
+	out->failed = out->runs - out->ok;
+	struct strbuf p = STRBUF_INIT;
+	sb_addf(&p, "%s/objects", st->dir);
+	du(p.buf, &out->objects, &out->object_bytes);
+	const char *suffix[] = { "", "-wal", "-shm" };
+	for (int i = 0; i < 3; i++) {
+		struct stat sb;
+		sb_reset(&p);
+		sb_addf(&p, "%s/index.db%s", st->dir, suffix[i]);
+		if (stat(p.buf, &sb) == 0)
+			out->index_bytes += (int64_t)sb.st_size;
+	}
+	sb_release(&p);
+	return 0;
+}

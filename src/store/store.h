@@ -1,0 +1,213 @@
+/* store: the .cashet directory: a bare git object database that holds every
+ * run completely (commit -> tree of meta, stdout, stderr, files/...), and a
+ * SQLite index (index.db) that answers "is there a run for this fingerprint"
+ * without loading libgit2. The index is derived: store_reindex() rebuilds it
+ * from the refs under refs/cashet/runs/. This is the only module that touches either. */
+#ifndef CASHET_STORE_H
+#define CASHET_STORE_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "util/hash.h"
+#include "util/util.h"
+
+#define STORE_DIRNAME ".cashet"
+#define OID_HEX 41
+
+struct store;
+
+/* Streams and outputs are replayed; sources (a copy of each script the
+ * fingerprint canonicalized) only serve `why` and `diff`. */
+enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3 };
+
+/* One blob of a run: a captured stream or an output file. */
+struct run_file {
+	int kind;
+	char *path;        /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
+	unsigned mode;     /* git mode: 0100644, 0100755 or 0120000 */
+	char oid[OID_HEX]; /* git blob id, filled when saved */
+	struct digest xxh; /* content digest, checked on every replay */
+	uint64_t size;
+	char *src;         /* while saving: the local file holding the content */
+	unsigned char *data; /* inline copy from the index (maybe zstd), or NULL */
+	size_t datalen;
+	int enc;           /* 0: data is raw, 1: zstd */
+};
+
+/* One ingredient of a fingerprint, kept so `show` and `why` can name it. */
+struct run_part {
+	char *kind; /* argv, cwd, exe, file, input, dir, glob, env, stdin, output */
+	char *name;
+	struct digest hash;
+	char *detail; /* a short human value (an env var's value), or NULL */
+};
+
+struct run_record {
+	int64_t id;            /* index row id, 0 when not indexed */
+	char hash[OID_HEX];    /* git commit id: the run's name for users */
+	char parent[OID_HEX];  /* previous run of the same command line, "" if none */
+	struct digest fp;      /* the fingerprint */
+	struct digest line;    /* command-line key: argv + cwd (lineage) */
+	char *name;
+	struct strvec argv;
+	char *cwd;             /* root-relative ("." for the root), or absolute when outside */
+	int ok;                /* exit status 0 and not timed out */
+	int exit_code;
+	int64_t created_ms, last_used_ms, duration_ms, expires_ms; /* expires 0: never */
+	struct strvec tags;    /* "key=value" or "key" */
+	struct run_part *parts;
+	size_t nparts;
+	struct run_file *files;
+	size_t nfiles;
+};
+
+void run_record_free(struct run_record *r);
+struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h);
+struct run_file *run_add_file(struct run_record *r, int kind, const char *path);
+/* Command line for humans: argv joined, shell-quoted where needed. Caller frees. */
+char *run_cmdline(const struct run_record *r);
+
+/* Finds the store: explicit (--store) first, then $CASHET_DIR, then walking up
+ * from the working directory looking for .cashet. Fills dir with an absolute path.
+ * Returns 0 found, 1 not found (dir holds where one would be created), <0 error. */
+int store_find(const char *explicit_dir, struct strbuf *dir);
+
+enum { STORE_CREATE = 1 };
+/* Opens the store at dir (as found by store_find). With STORE_CREATE a missing
+ * store is created (git init + schema); *created says so. Caller closes. */
+int store_open(const char *dir, int flags, struct store **out, int *created);
+void store_close(struct store *st);
+const char *store_dir(const struct store *st);
+const char *store_root(const struct store *st);
+/* "tmp" directory inside the store for captures and spools. */
+const char *store_tmpdir(struct store *st);
+
+/* Removes captures and import staging left in tmp/ by processes that died (kill -9). */
+void store_sweep_tmp(struct store *st);
+
+/* Digest of a regular file's content, using the stat cache (path, size,
+ * mtime, ctime, inode) so unchanged files are not read again. */
+int store_file_digest(struct store *st, const char *abspath, const struct stat *sb, struct digest *out);
+/* The same cache for derived digests (kind > 0, e.g. a script's canonical
+ * form), with what the file depends on (deps, opaque bytes). get: 1 found
+ * (out and deps filled), 0 not cached, <0 error. put: recorded at flush. */
+int store_cache_get(struct store *st, const char *abspath, int kind, const struct stat *sb, struct digest *out,
+		    struct strbuf *deps);
+void store_cache_put(struct store *st, const char *abspath, int kind, const struct stat *sb,
+		     const struct digest *d, const void *deps, size_t depslen);
+/* Writes pending stat-cache entries (one transaction); called once per command. */
+int store_flush_statcache(struct store *st);
+
+/* The run a hit would replay for fp: newest completed run, not expired.
+ * With allow_failed, failed runs count too. With min_created > 0, only runs
+ * created at or after it. Returns 1 found (r filled), 0 none, <0 error. */
+int store_lookup(struct store *st, const struct digest *fp, int allow_failed,
+		 int64_t min_created, int64_t now, struct run_record *r);
+/* Newest run of a command line (any status), for explain/history. */
+int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r);
+/* Loads a run fully (parts, tags, files) by full commit id. 1 found, 0 not. */
+int store_load(struct store *st, const char *hash, struct run_record *r);
+/* Resolves a hash prefix (>= 4 hex digits) to one run; errors name the candidates. */
+int store_resolve(struct store *st, const char *prefix, char hash[OID_HEX]);
+/* Marks the run used now (coarse: at most once a minute per run). */
+int store_touch(struct store *st, const struct run_record *r, int64_t now);
+
+/* Stores a finished run: blobs, tree, commit and refs through libgit2, then
+ * the index row, in that order, so an index row always names a complete
+ * commit. Fills r->hash, r->parent and each file's oid. The claim on r->fp,
+ * if held, is released in the same index transaction. */
+int store_save(struct store *st, struct run_record *r);
+/* Streams a blob's content to fd (or appends to sb when fd < 0), verifying its digest. */
+int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
+int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);
+
+int store_remove(struct store *st, const char *hash);
+/* Removes runs (index rows and run refs) in one transaction. */
+int store_remove_many(struct store *st, const struct strvec *hashes);
+
+/* The store lock: held shared while a run is saved, exclusive by gc, so
+ * gc never deletes objects of a run being stored. Returns an fd for
+ * store_unlock(), or -1. */
+int store_lock(struct store *st, int exclusive);
+void store_unlock(int fd);
+
+struct gc_opts {
+	int64_t older_than_ms; /* evict runs not used for this long (0: no limit) */
+	uint64_t max_size;     /* keep the most recently used runs up to this many bytes (0: no limit) */
+	int all;               /* evict everything (clear) */
+	int dry_run;
+	/* 1 if a live process holds a claim on fp: such runs are never evicted */
+	int (*busy)(struct store *st, const struct digest *fp);
+};
+struct gc_report {
+	int64_t expired, evicted, kept, busy, bytes_before, bytes_after;
+};
+/* Evicts expired runs, then by age and size (least recently used first),
+ * then repacks so only what kept runs reach stays on disk. */
+int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
+/* Git remotes: push the given runs' refs; pull fetches the remote's runs
+ * and indexes every run that has a ref but no index row. */
+/* Runs that cannot be pushed because gc cut their lineage are left out,
+ * with a line each in skipped. */
+int store_push(struct store *st, const char *remote, const struct strvec *hashes, struct strvec *skipped);
+int store_pull(struct store *st, const char *remote, size_t *added);
+
+struct fsck_report {
+	int64_t objects, bad_objects, runs, index_fixed, pruned;
+	struct strvec problems; /* one line each */
+	struct strvec bad_runs; /* runs git cannot give back whole */
+};
+/* Verifies every object and run against git, rebuilds the index from git,
+ * and with prune removes the runs that cannot be repaired. */
+int store_fsck(struct store *st, int prune, struct fsck_report *rep);
+void fsck_report_free(struct fsck_report *rep);
+/* Sum of the sizes of all runs' blobs (kept up to date by the index). */
+int store_total_bytes(struct store *st, int64_t *bytes);
+/* Rebuilds the index from the run refs. A run that cannot be read is
+ * skipped, with a line for it in skipped (may be NULL). */
+int store_reindex(struct store *st, size_t *count, struct strvec *skipped);
+
+/* Listing for `log`: newest first. */
+struct log_filter {
+	int limit;              /* <= 0: no limit */
+	const char *name;
+	const char *cmd_substr;
+	const char *status;     /* "ok", "failed" or NULL */
+	struct strvec tags;     /* "k=v" or "k", AND-ed */
+};
+typedef int (*store_run_cb)(const struct run_record *r, void *ctx);
+int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx);
+/* Every run of a command line (same line key: argv + cwd), any status,
+ * oldest first, each loaded fully (parts, files), for `history`. */
+int store_line_history(struct store *st, const struct digest *line, store_run_cb cb, void *ctx);
+
+struct store_stats {
+	int64_t runs, ok, failed, objects, object_bytes, index_bytes, stored_bytes;
+};
+int store_stats(struct store *st, struct store_stats *s);
+
+/* Claims: at most one process runs a fingerprint at a time (see claim.h). */
+struct claim_owner {
+	int64_t pid;
+	char host[256];
+	int64_t start;     /* process start time (clock ticks since boot), guards pid reuse */
+	int64_t heartbeat; /* ms */
+};
+/* Inserts our claim if none is held, or replaces one for which stale(owner)
+ * returns true. Returns 0 claimed, 1 held by another (owner filled), <0 error. */
+int store_claim(struct store *st, const struct digest *fp, const struct claim_owner *me,
+		int (*stale)(const struct claim_owner *o), struct claim_owner *owner);
+int store_claim_heartbeat(struct store *st, const struct digest *fp, const struct claim_owner *me, int64_t now);
+int store_claim_release(struct store *st, const struct digest *fp, const struct claim_owner *me);
+/* 1 if a claim is held on fp (owner filled), 0 if not. */
+int store_claim_get(struct store *st, const struct digest *fp, struct claim_owner *owner);
+
+/* Archives (store-xfer.c). Export writes hashes (full commit ids) to file
+ * atomically; *size is the archive's size. Import checks every run of file
+ * before adding any, skips the runs the store has, and refuses outputs
+ * outside the project ("abs/") unless allow_abs; on error nothing is added. */
+int store_export(struct store *st, const struct strvec *hashes, const char *file, uint64_t *size);
+int store_import(struct store *st, const char *file, int allow_abs, size_t *imported, size_t *present);
+
+#endif

@@ -1,0 +1,481 @@
+/* util: string buffers, error messages, allocation and small file helpers.
+ * Allocation failure aborts: cashet cannot do anything useful without memory,
+ * and checking every small allocation would bury the real error paths. */
+#include "util/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void oom(void)
+{
+	fputs("cashet: out of memory\n", stderr);
+	abort();
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+void sb_grow(struct strbuf *sb, size_t extra)
+{
+	size_t need = sb->len + extra + 1;
+	if (need <= sb->alloc)
+		return;
+	size_t a = sb->alloc ? sb->alloc : 64;
+	while (a < need)
+		a *= 2;
+	sb->buf = xrealloc(sb->buf, a);
+	sb->alloc = a;
+}
+
+void sb_add(struct strbuf *sb, const void *data, size_t len)
+{
+	sb_grow(sb, len);
+	if (len)
+		memcpy(sb->buf + sb->len, data, len);
+	sb->len += len;
+	sb->buf[sb->len] = '\0';
+}
+
+void sb_adds(struct strbuf *sb, const char *s)
+{
+	sb_add(sb, s, strlen(s));
+}
+
+void sb_addc(struct strbuf *sb, char c)
+{
+	sb_add(sb, &c, 1);
+}
+
+void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap)
+{
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		return;
+	sb_grow(sb, (size_t)n);
+	vsnprintf(sb->buf + sb->len, (size_t)n + 1, fmt, ap);
+	sb->len += (size_t)n;
+}
+
+void sb_addf(struct strbuf *sb, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(sb, fmt, ap);
+	va_end(ap);
+}
+
+void sb_reset(struct strbuf *sb)
+{
+	sb_setlen(sb, 0);
+}
+
+void sb_setlen(struct strbuf *sb, size_t len)
+{
+	if (!sb->buf) {
+		if (len == 0)
+			return;
+		sb_grow(sb, len);
+	}
+	sb->len = len;
+	sb->buf[len] = '\0';
+}
+
+void sb_release(struct strbuf *sb)
+{
+	free(sb->buf);
+	sb->buf = NULL;
+	sb->len = sb->alloc = 0;
+}
+
+char *sb_detach(struct strbuf *sb)
+{
+	char *p = sb->buf ? sb->buf : xstrdup("");
+	sb->buf = NULL;
+	sb->len = sb->alloc = 0;
+	return p;
+}
+
+const char *sb_str(const struct strbuf *sb)
+{
+	return sb->buf ? sb->buf : "";
+}
+
+static _Thread_local struct strbuf last_err;
+
+int err_set(const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	sb_release(&last_err);
+	last_err = sb;
+	return -1;
+}
+
+int err_sys(const char *fmt, ...)
+{
+	int e = errno;
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	sb_addf(&sb, ": %s", strerror(e));
+	sb_release(&last_err);
+	last_err = sb;
+	errno = e;
+	return -1;
+}
+
+const char *err_msg(void)
+{
+	return last_err.len ? last_err.buf : "unknown error";
+}
+
+void err_clear(void)
+{
+	sb_release(&last_err);
+}
+
+void sv_push(struct strvec *sv, const char *s)
+{
+	sv_push_nocopy(sv, xstrdup(s));
+}
+
+void sv_push_nocopy(struct strvec *sv, char *s)
+{
+	if (sv->n + 2 > sv->alloc) {
+		sv->alloc = sv->alloc ? sv->alloc * 2 : 8;
+		sv->v = xrealloc(sv->v, sv->alloc * sizeof(*sv->v));
+	}
+	sv->v[sv->n++] = s;
+	sv->v[sv->n] = NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void sv_sort(struct strvec *sv)
+{
+	if (sv->n > 1)
+		qsort(sv->v, sv->n, sizeof(*sv->v), cmp_str);
+}
+
+int sv_sorted_has(const struct strvec *sv, const char *s)
+{
+	size_t lo = 0, hi = sv->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(sv->v[mid], s);
+		if (!c)
+			return 1;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+void sv_release(struct strvec *sv)
+{
+	for (size_t i = 0; i < sv->n; i++)
+		free(sv->v[i]);
+	free(sv->v);
+	sv->v = NULL;
+	sv->n = sv->alloc = 0;
+}
+
+int parse_duration_ms(const char *s, int64_t *out_ms)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || v < 0)
+		return err_set("invalid duration '%s' (expected e.g. 30s, 10m, 12h, 7d)", s);
+	double mult;
+	if (!*end || !strcmp(end, "s"))
+		mult = 1000;
+	else if (!strcmp(end, "ms"))
+		mult = 1;
+	else if (!strcmp(end, "m"))
+		mult = 60e3;
+	else if (!strcmp(end, "h"))
+		mult = 3600e3;
+	else if (!strcmp(end, "d"))
+		mult = 86400e3;
+	else if (!strcmp(end, "w"))
+		mult = 7 * 86400e3;
+	else
+		return err_set("invalid duration '%s' (expected e.g. 30s, 10m, 12h, 7d)", s);
+	*out_ms = (int64_t)(v * mult + 0.5);
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || v < 0)
+		return err_set("invalid size '%s' (expected e.g. 500M, 2G)", s);
+	static const char units[] = "KMGT";
+	double mult = 1;
+	if (*end) {
+		const char *u = strchr(units, *end & ~0x20);
+		if (!u || (end[1] && !((end[1] | 0x20) == 'b' && !end[2]) &&
+			   !((end[1] | 0x20) == 'i' && (end[2] | 0x20) == 'b' && !end[3])))
+			return err_set("invalid size '%s' (expected e.g. 500M, 2G)", s);
+		for (const char *p = units; p <= u; p++)
+			mult *= 1024;
+	}
+	*out = (uint64_t)(v * mult + 0.5);
+	return 0;
+}
+
+int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t now_ms(void)
+{
+	return now_ns() / 1000000;
+}
+
+int read_file_sb(const char *path, struct strbuf *sb)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys("cannot open %s", path);
+	int rc = 0;
+	for (;;) {
+		sb_grow(sb, 65536);
+		ssize_t n = read(fd, sb->buf + sb->len, sb->alloc - sb->len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = err_sys("cannot read %s", path);
+			break;
+		}
+		if (n == 0)
+			break;
+		sb->len += (size_t)n;
+	}
+	sb->buf[sb->len] = '\0';
+	close(fd);
+	return rc;
+}
+
+int write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+	struct strbuf tmp = STRBUF_INIT;
+	int rc = -1;
+	sb_addf(&tmp, "%s.cashet-tmp.%ld", path, (long)getpid());
+	int fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err_sys("cannot create %s", tmp.buf);
+		goto out;
+	}
+	if (write_all(fd, data, len) < 0 || fchmod(fd, mode & 07777) < 0) {
+		err_sys("cannot write %s", tmp.buf);
+		close(fd);
+		unlink(tmp.buf);
+		goto out;
+	}
+	close(fd);
+	if (rename(tmp.buf, path) < 0) {
+		err_sys("cannot rename %s to %s", tmp.buf, path);
+		unlink(tmp.buf);
+		goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&tmp);
+	return rc;
+}
+
+void path_absolute(const char *cwd, const char *path, struct strbuf *out)
+{
+	struct strbuf raw = STRBUF_INIT;
+	if (path[0] != '/') {
+		char buf[PATH_MAX];
+		if (!cwd)
+			cwd = getcwd(buf, sizeof(buf));
+		sb_adds(&raw, cwd ? cwd : "");
+		sb_addc(&raw, '/');
+	}
+	sb_adds(&raw, path);
+	sb_reset(out);
+	const char *p = raw.buf;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *e = strchrnul(p, '/');
+		size_t n = (size_t)(e - p);
+		if (n == 2 && p[0] == '.' && p[1] == '.') {
+			char *slash = out->len ? strrchr(out->buf, '/') : NULL;
+			sb_setlen(out, slash ? (size_t)(slash - out->buf) : 0);
+		} else if (n && !(n == 1 && p[0] == '.')) {
+			sb_addc(out, '/');
+			sb_add(out, p, n);
+		}
+		p = e;
+	}
+	if (!out->len)
+		sb_addc(out, '/');
+	sb_release(&raw);
+}
+
+void rm_rf(const char *path)
+{
+	struct stat sb;
+	if (lstat(path, &sb) < 0)
+		return;
+	if (S_ISDIR(sb.st_mode)) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+		struct strbuf p = STRBUF_INIT;
+		while (d && (e = readdir(d))) {
+			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+				continue;
+			sb_reset(&p);
+			sb_addf(&p, "%s/%s", path, e->d_name);
+			rm_rf(p.buf);
+		}
+		if (d)
+			closedir(d);
+		sb_release(&p);
+		rmdir(path);
+	} else {
+		unlink(path);
+	}
+}
+
+int mkdirs(const char *path, unsigned mode)
+{
+	struct strbuf p = STRBUF_INIT;
+	int rc = 0;
+	sb_adds(&p, path);
+	for (size_t i = 1; i <= p.len; i++) {
+		if (i < p.len && p.buf[i] != '/')
+			continue;
+		char c = p.buf[i];
+		p.buf[i] = '\0';
+		if (mkdir(p.buf, mode) < 0 && errno != EEXIST) {
+			rc = err_sys("cannot create directory %s", p.buf);
+			break;
+		}
+		p.buf[i] = c;
+	}
+	sb_release(&p);
+	return rc;
+}
+
+void fmt_time(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void fmt_iso_time(int64_t ms, char *buf, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	char tmp[32];
+	strftime(tmp, sizeof(tmp), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03dZ", tmp, (int)(ms % 1000));
+}
+
+void fmt_size(uint64_t b, char *buf, size_t len)
+{
+	const char *u = "BKMGT";
+	double v = (double)b;
+	while (v >= 1024 && u[1]) {
+		v /= 1024;
+		u++;
+	}
+	if (*u == 'B')
+		snprintf(buf, len, "%lluB", (unsigned long long)b);
+	else
+		snprintf(buf, len, "%.1f%c", v, *u);
+}
+
+void fmt_duration(int64_t ms, char *buf, size_t len)
+{
+	if (ms < 1000)
+		snprintf(buf, len, "%lldms", (long long)ms);
+	else if (ms < 60000)
+		snprintf(buf, len, "%.2fs", (double)ms / 1000);
+	else
+		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
+}

@@ -1,0 +1,102 @@
+/* util: the small things every module needs: a growable string buffer,
+ * the last-error message, allocation that never returns NULL, durations.
+ * Errors follow libgit2's habit: functions return 0 or a negative value and
+ * leave a message with err_set(); only the CLI layer prints it, once. */
+#ifndef CASHET_UTIL_H
+#define CASHET_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+/* Human-readable forms, for messages and listings. */
+void fmt_time(int64_t ms, char *buf, size_t len);     /* local "YYYY-MM-DD HH:MM:SS" */
+void fmt_iso_time(int64_t ms, char *buf, size_t len); /* UTC ISO 8601 */
+void fmt_size(uint64_t bytes, char *buf, size_t len); /* 1.2K, 3.4M */
+void fmt_duration(int64_t ms, char *buf, size_t len); /* 12ms, 1.5s, 2m03s */
+
+#endif
+
+/* Growable, always NUL-terminated buffer. A zeroed struct is an empty buffer;
+ * sb_release() frees it and leaves it empty again. */
+struct strbuf {
+	char *buf;
+	size_t len;
+	size_t alloc;
+};
+#define STRBUF_INIT { NULL, 0, 0 }
+
+void sb_grow(struct strbuf *sb, size_t extra);
+void sb_add(struct strbuf *sb, const void *data, size_t len);
+void sb_adds(struct strbuf *sb, const char *s);
+void sb_addc(struct strbuf *sb, char c);
+void sb_addf(struct strbuf *sb, const char *fmt, ...) PRINTF_LIKE(2, 3);
+void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
+void sb_reset(struct strbuf *sb);          /* len = 0, keeps memory */
+void sb_setlen(struct strbuf *sb, size_t len);
+void sb_release(struct strbuf *sb);
+/* Returns the buffer (caller frees) and leaves sb empty. Never NULL. */
+char *sb_detach(struct strbuf *sb);
+/* "" when empty, never NULL. */
+const char *sb_str(const struct strbuf *sb);
+
+/* Last error, per thread. err_set returns -1 so `return err_set(...)` reads well. */
+int err_set(const char *fmt, ...) PRINTF_LIKE(1, 2);
+/* Like err_set, appending ": strerror(errno)". */
+int err_sys(const char *fmt, ...) PRINTF_LIKE(1, 2);
+const char *err_msg(void);
+void err_clear(void);
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* A growable array of owned strings. */
+struct strvec {
+	char **v;
+	size_t n;
+	size_t alloc;
+};
+#define STRVEC_INIT { NULL, 0, 0 }
+void sv_push(struct strvec *sv, const char *s);
+void sv_push_nocopy(struct strvec *sv, char *s);
+void sv_sort(struct strvec *sv);
+/* Binary search in a sorted vector. */
+int sv_sorted_has(const struct strvec *sv, const char *s);
+void sv_release(struct strvec *sv);
+
+/* Parse "90", "1.5s", "250ms", "10m", "12h", "7d", "2w" into milliseconds. */
+int parse_duration_ms(const char *s, int64_t *out_ms);
+/* Parse "500", "500K", "500M", "2G", "1T" (powers of 1024) into bytes. */
+int parse_size(const char *s, uint64_t *out);
+
+int64_t now_ms(void);
+int64_t now_ns(void);
+
+/* Read a whole file (regular or not) into sb (appending). */
+int read_file_sb(const char *path, struct strbuf *sb);
+/* Write data to path atomically: temp file in the same directory, fsync-less rename. */
+int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/* write(2) until everything is written or an error other than EINTR. */
+int write_all(int fd, const void *data, size_t len);
+/* path made absolute (against cwd, or the working directory when NULL)
+ * with "//", "." and ".." folded lexically (symlinks are not resolved). */
+void path_absolute(const char *cwd, const char *path, struct strbuf *out);
+/* rm -rf (best effort) */
+void rm_rf(const char *path);
+/* mkdir -p */
+int mkdirs(const char *path, unsigned mode);
+
+/* Human-readable forms, for messages and listings. */
+void fmt_time(int64_t ms, char *buf, size_t len);     /* local "YYYY-MM-DD HH:MM:SS" */
+void fmt_iso_time(int64_t ms, char *buf, size_t len); /* UTC ISO 8601 */
+void fmt_size(uint64_t bytes, char *buf, size_t len); /* 1.2K, 3.4M */
+void fmt_duration(int64_t ms, char *buf, size_t len); /* 12ms, 1.5s, 2m03s */
+
+#endif
