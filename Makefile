@@ -11,6 +11,8 @@ DESTDIR ?=
 O       ?= build
 
 CC      ?= cc
+# make V=1 shows every compiler command line
+Q       := $(if $(V),,@)
 PKG_CONFIG ?= pkg-config
 WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
@@ -62,7 +64,7 @@ all: cashet cashet-git.so cashet-serve.so cashet-http.so $(O)/toml-decoder
 
 $(O)/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
 # The git module calls back into cashet's own helpers (util, record), so
 # they are exported; the statically linked libraries are not (--exclude-libs).

@@ -96,7 +96,7 @@ _cashet()
 			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
 				--dep --raw-sources -t --tag -n --name
 				--ttl --timeout --kill-after --retries --cache-failures -f --force
-				--no-cache --no-stdin --store --remote -v --verbose --explain --json -h --help --" -- "$cur"))
+				--no-cache --no-stdin --store --remote -v --verbose --explain --json --report-fd -h --help --" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))
 		fi

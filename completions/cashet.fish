@@ -161,6 +161,7 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l rem
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s v -l verbose -d 'Say hit or miss (and why) and the run hash on stderr'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l explain -d 'Do not run: say whether it would hit, and if not, what changed'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l json -d 'With --explain: print JSON'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l report-fd -r -d 'Write the verdict as JSON to fd N'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_wrapped" -x -a '(__cashet_complete_wrapped)'
 

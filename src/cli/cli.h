@@ -28,16 +28,8 @@ int exec_main(struct cli *cli, int argc, char **argv, int why);
  * opens the store and fingerprints the command without running it. Returns
  * 0 (*st and r filled: caller closes and frees) or an exit code, already
  * printed: 2 usage, 1 error, 0 with *st NULL after --help. */
-int exec_fingerprint(struct cli *cli, int argc, char **argv, struct store **st, struct run_record *r,
-		     int *cache_failures);
-/* For `pipeline run`: what `exec` does up to a hit, in this process, with
- * the store st already open (the one argv's --store names), in the current
- * directory and environment: fingerprint, look up, replay (outputs
- * restored, streams written to out_fd and err_fd unless -1). Returns 0
- * replayed, 1 exec must run instead (a miss, a replay that failed,
- * --force, --no-cache, stdin to hash, ...), <0 an error (err_msg; exec
- * will meet it too). Prints nothing. */
-int exec_replay_cached(struct cli *cli, struct store *st, int argc, char **argv, int out_fd, int err_fd);
+int exec_cli_fingerprint(struct cli *cli, int argc, char **argv, struct store **st, struct run_record *r,
+			 int *cache_failures);
 int cmd_diff(struct cli *cli, int argc, char **argv);
 int cmd_history(struct cli *cli, int argc, char **argv);
 int cmd_log(struct cli *cli, int argc, char **argv);
@@ -59,11 +51,8 @@ int cmd_push(struct cli *cli, int argc, char **argv);
 int cmd_pull(struct cli *cli, int argc, char **argv);
 int cmd_serve(struct cli *cli, int argc, char **argv);
 
-/* gc helpers shared by gc, clear and exec's automatic size bound */
-int cli_claim_busy(struct store *st, const struct digest *fp);
+/* gc's report, shared by gc and clear */
 void cli_print_gc(const struct gc_report *r, int dry_run);
-/* Applies `config max-size` after a store; errors are not the command's. */
-int cli_auto_gc(struct store *st);
 
 /* Prints "cashet: <last error>" and returns code. */
 int cli_fail(int code);

@@ -1,5 +1,6 @@
 /* cashet clear: remove every run and every object. Asks first on a terminal. */
 #include "cli/cli.h"
+#include "exec/claim.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -28,7 +29,7 @@ int cmd_clear(struct cli *cli, int argc, char **argv)
 			return 1;
 		}
 	}
-	struct gc_opts o = { .all = 1, .busy = cli_claim_busy };
+	struct gc_opts o = { .all = 1, .busy = claim_busy };
 	struct gc_report r;
 	int rc = store_gc(st, &o, &r);
 	if (rc == 0)

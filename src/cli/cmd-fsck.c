@@ -2,6 +2,7 @@
  * repair the index, report (and with --prune remove) what cannot be repaired.
  * Exit 0: nothing wrong left; 1: problems remain. */
 #include "cli/cli.h"
+#include "exec/claim.h"
 
 #include <string.h>
 
@@ -31,7 +32,7 @@ int cmd_fsck(struct cli *cli, int argc, char **argv)
 	}
 	if (prune && (rep.bad_objects || rep.pruned)) {
 		/* a repack keeps what the remaining runs reach: corrupt and orphaned objects go */
-		struct gc_opts o = { .busy = cli_claim_busy };
+		struct gc_opts o = { .busy = claim_busy };
 		struct gc_report gr;
 		if (store_gc(st, &o, &gr) < 0) {
 			rc = cli_fail(1);

@@ -8,12 +8,6 @@
 #include <getopt.h>
 #include <string.h>
 
-int cli_claim_busy(struct store *st, const struct digest *fp)
-{
-	struct claim_owner o;
-	return store_claim_get(st, fp, &o) == 1 && !claim_stale(&o);
-}
-
 void cli_print_gc(const struct gc_report *r, int dry_run)
 {
 	char a[32], b[32];
@@ -29,27 +23,6 @@ void cli_print_gc(const struct gc_report *r, int dry_run)
 		printf("; objects %s -> %s\n", a, b);
 }
 
-int cli_auto_gc(struct store *st)
-{
-	const struct gitmod *g = gitmod_get();
-	struct strbuf v = STRBUF_INIT;
-	uint64_t max;
-	int64_t total;
-	int rc = 0;
-	/* cheap: one config read and one row; gc itself only past the bound */
-	if (!g || g->config(store_dir(st), "max-size", NULL, 0, &v) != 0 || parse_size(v.buf, &max) < 0 || !max ||
-	    store_total_bytes(st, &total) < 0 || (uint64_t)total <= max)
-		goto out;
-	/* down to 90%, like ccache, so the next runs do not each trigger a gc */
-	struct gc_opts o = { .max_size = max / 10 * 9, .busy = cli_claim_busy };
-	struct gc_report r;
-	rc = store_gc(st, &o, &r);
-out:
-	err_clear();
-	sb_release(&v);
-	return rc;
-}
-
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -57,7 +30,7 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 		{ "dry-run", no_argument, NULL, 'n' },          { "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct gc_opts o = { .busy = cli_claim_busy };
+	struct gc_opts o = { .busy = claim_busy };
 	struct gc_report r;
 	struct store *st = NULL;
 	int c;

@@ -13,7 +13,7 @@ static const struct run_file *find_file(const struct store *st, const struct run
 	struct strbuf want = STRBUF_INIT;
 	const struct run_file *found = NULL;
 	if (path) {
-		fp_store_path(st, path, &want);
+		fp_store_path(st, NULL, path, &want);
 		struct strbuf full = STRBUF_INIT;
 		sb_addf(&full, "%s%s", want.buf[0] == '/' ? "abs" : "files/", want.buf);
 		sb_reset(&want);

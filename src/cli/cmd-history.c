@@ -147,7 +147,7 @@ int cmd_history(struct cli *cli, int argc, char **argv)
 	if (dashes) {
 		for (int i = dashes; i < argc; i++)
 			sv_push(&eargv, argv[i]);
-		rc = exec_fingerprint(cli, (int)eargv.n, eargv.v, &h.st, &r, &cache_failures);
+		rc = exec_cli_fingerprint(cli, (int)eargv.n, eargv.v, &h.st, &r, &cache_failures);
 		if (rc || !h.st)
 			goto out;
 		rc = 1;

@@ -1,14 +1,15 @@
 /* cashet pipeline run|graph|status: runs the steps of a dag.toml in
- * topological order. Each step is a child `cashet exec` (this very binary),
- * so fingerprints, exactly-once claims, storing and replaying are exec's;
- * this file only schedules, captures each child's output to files, and
- * reports. Hit or run is read from the child's `-v` lines ("cashet: hit").
- * The one shortcut: a step that exec would only replay is replayed in this
- * process (exec_replay_cached, same argv, directory and environment as the
- * child would have), so a no-op run starts no process at all. */
+ * topological order through the exec engine (pipeline/step.c turns a step
+ * into its request), so fingerprints, exactly-once claims, storing and
+ * replaying are the engine's; this file schedules and reports. A step that
+ * would only be replayed is replayed in this process; one that must run
+ * goes to a forked worker that calls the engine and reports its verdict
+ * through a pipe, so up to -j steps run at once and a no-op run starts no
+ * process at all. */
 #include "cli/cli.h"
+#include "exec/spawn.h"
 #include "pipeline/dag.h"
-#include "pipeline/pipeline-step.h"
+#include "pipeline/step.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static const char pipeline_usage[] =
 	"usage: cashet pipeline run [options] [FILE] [TARGET...]\n"
@@ -43,18 +46,23 @@ struct opts {
 	int force_all, jobs, keep_going, dry_run, verbose;
 };
 
+/* What a worker tells the scheduler through its pipe. */
+struct verdict {
+	int verdict; /* enum exec_verdict */
+	int exit_code;
+};
+
 struct ctx {
 	struct dag *d;
 	struct opts *o;
-	char self[PATH_MAX];
-	struct strbuf store;	/* absolute store directory passed to every child */
+	struct strbuf store;	/* absolute store directory every worker opens */
 	struct strbuf logdir;	/* temporary: one .out and .err per step */
 	struct cli *cli;
-	struct store *st;	/* open for in-process hits, or NULL: every step is a child */
-	int cwd_fd;		/* the scheduler's directory, to come back to after a step's */
+	struct store *st;	/* open for in-process hits and explanations, or NULL */
 	unsigned char *want, *force;
 	enum state *state;
 	pid_t *pid;
+	int *vfd;		/* the read end of each running worker's verdict pipe */
 	int64_t *t0;
 	int tty;
 	size_t total, done, running;
@@ -160,180 +168,106 @@ static void log_path(const struct ctx *x, size_t i, const char *ext, struct strb
 	sb_addf(p, "%s/%zu.%s", x->logdir.buf, i, ext);
 }
 
-/* Starts a child for step i in its workdir, stdout and stderr to the step's
- * log files, stdin from /dev/null, the step's env table set. */
-static pid_t spawn(const struct ctx *x, size_t i, const char *mode)
+/* Step i's request, its streams to fds out and err. */
+static int request(const struct ctx *x, size_t i, unsigned flags, int out, int err, struct step_request *sr)
 {
-	const struct dag_step *s = &x->d->steps[i];
-	struct strvec av = STRVEC_INIT;
-	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, wd = STRBUF_INIT;
-	pipeline_step_argv(s, x->self, x->store.buf, mode, x->force[i], &av);
-	log_path(x, i, "out", &out);
-	log_path(x, i, "err", &err);
-	pipeline_step_workdir(x->d, s, &wd);
+	return step_request_init(sr, x->d, &x->d->steps[i], environ, flags | (x->force[i] ? EXEC_FORCE : 0), out,
+				 err);
+}
+
+static int open_logs(const struct ctx *x, size_t i, int *out, int *err)
+{
+	struct strbuf p = STRBUF_INIT;
+	log_path(x, i, "out", &p);
+	*out = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	log_path(x, i, "err", &p);
+	*err = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	sb_release(&p);
+	if (*out >= 0 && *err >= 0)
+		return 0;
+	return err_sys("cannot create the log files of step %s in %s", x->d->steps[i].name, x->logdir.buf);
+}
+
+/* The worker: a forked copy of the scheduler that runs step i through the
+ * engine with its own store handle (an SQLite connection must not cross a
+ * fork), its streams to the step's logs, and writes its verdict to vfd. */
+static void worker(const struct ctx *x, size_t i, int vfd)
+{
+	struct step_request sr;
+	struct exec_result res;
+	struct store *st = NULL;
+	struct verdict v = { EXEC_NOT_STORED, EXEC_EXIT_CASHET };
+	int out, err;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	memset(&res, 0, sizeof(res));
+	if (open_logs(x, i, &out, &err) < 0)
+		_exit(EXEC_EXIT_CASHET);
+	/* whatever else is said (remote notes) goes with the step's output */
+	dup2(err, STDERR_FILENO);
+	spawn_signals_init();
+	if (request(x, i, 0, out, err, &sr) < 0 || store_open(x->store.buf, 0, &st, NULL) < 0 ||
+	    exec_run(st, &sr.req, &res) < 0) {
+		dprintf(err, "cashet: %s\n", err_msg());
+	} else {
+		if (res.note && res.verdict != EXEC_HIT)
+			dprintf(err, "cashet: %s\n", res.note);
+		v.verdict = res.verdict;
+		v.exit_code = res.exit_code;
+	}
+	if (write(vfd, &v, sizeof(v)) < 0) {
+		/* the scheduler sees no verdict: a failure */
+	}
+	_exit(v.exit_code & 0xff);
+}
+
+/* Starts a worker for step i; returns its pid, or -1. */
+static pid_t start_worker(struct ctx *x, size_t i)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return err_sys("pipe");
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid == 0) {
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
-		int fo = open(out.buf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fe = open(err.buf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		int fi = open("/dev/null", O_RDONLY);
-		if (fo < 0 || fe < 0 || fi < 0)
-			_exit(125);
-		dup2(fi, 0);
-		dup2(fo, 1);
-		dup2(fe, 2);
-		if (chdir(wd.buf) < 0) {
-			dprintf(2, "cashet: cannot enter the workdir %s: %s\n", wd.buf, strerror(errno));
-			_exit(125);
-		}
-		for (size_t k = 0; k < s->env_set.n; k++) {
-			char *eq = strchr(s->env_set.v[k], '=');
-			*eq = 0;
-			setenv(s->env_set.v[k], eq + 1, 1);
-		}
-		execv(x->self, av.v);
-		dprintf(2, "cashet: cannot execute %s: %s\n", x->self, strerror(errno));
-		_exit(125);
+		close(p[0]);
+		worker(x, i, p[1]);
 	}
-	if (pid < 0)
-		err_sys("cannot fork");
-	sv_release(&av);
-	sb_release(&out);
-	sb_release(&err);
-	sb_release(&wd);
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return err_sys("cannot fork");
+	}
+	x->vfd[i] = p[0];
 	return pid;
 }
 
-/* exec's -v lines are ours, not the step's: left out when showing its output. */
-static int verbose_line(const char *l)
-{
-	static const char *const pre[] = { "cashet: hit ", "cashet: miss ", "cashet: forced ", "cashet: no-cache ",
-					   "cashet: waited for ", "cashet: why: ", "cashet: stored ", NULL };
-	for (size_t i = 0; pre[i]; i++)
-		if (!strncmp(l, pre[i], strlen(pre[i])))
-			return 1;
-	return 0;
-}
-
-/* Whether the child replayed: exec -v ends a replay with "cashet: hit"
- * (or "waited for" another process running the same step) after the
- * replayed streams, and a run with "cashet: stored", so only the last line
- * counts: a step that itself runs `cashet exec -v` cannot fool it. The
- * line may start with the end of a replayed stderr that had no newline. */
-static int child_hit(const struct ctx *x, size_t i)
-{
-	struct strbuf p = STRBUF_INIT;
-	char *l = NULL;
-	size_t cap = 0;
-	int hit = 0;
-	log_path(x, i, "err", &p);
-	/* streamed: a step's stderr may be large */
-	FILE *f = fopen(p.buf, "r");
-	while (f && getline(&l, &cap, f) >= 0)
-		hit = strstr(l, "cashet: hit ") || strstr(l, "cashet: waited for ");
-	if (f)
-		fclose(f);
-	free(l);
-	sb_release(&p);
-	return hit;
-}
-
-/* What enter_step() changed in this process, for leave_step(). */
-struct saved_env {
-	struct strvec names;
-	char **old;	/* the values before, NULL for unset */
-	size_t set;	/* how many of names were set */
-};
-
-/* Puts this process where spawn() puts the step's child: in its workdir,
- * with its env table set. Returns 0, or -1 if it cannot (the child will
- * meet the same); either way leave_step() undoes what was done. */
-static int enter_step(const struct ctx *x, size_t i, struct saved_env *sv)
-{
-	const struct dag_step *s = &x->d->steps[i];
-	struct strbuf wd = STRBUF_INIT;
-	int rc = -1;
-	memset(sv, 0, sizeof(*sv));
-	sv->old = xcalloc(s->env_set.n + 1, sizeof(*sv->old));
-	/* every value before any is set: a name may be set twice */
-	for (size_t k = 0; k < s->env_set.n; k++) {
-		const char *e = s->env_set.v[k], *eq = strchr(e, '=');
-		sv_push_nocopy(&sv->names, xstrndup(e, eq ? (size_t)(eq - e) : strlen(e)));
-		const char *v = getenv(sv->names.v[k]);
-		sv->old[k] = v ? xstrdup(v) : NULL;
-	}
-	pipeline_step_workdir(x->d, s, &wd);
-	if (chdir(wd.buf) < 0)
-		goto out;
-	for (; sv->set < s->env_set.n; sv->set++) {
-		const char *eq = strchr(s->env_set.v[sv->set], '=');
-		if (!eq || setenv(sv->names.v[sv->set], eq + 1, 1) < 0)
-			goto out;
-	}
-	rc = 0;
-out:
-	sb_release(&wd);
-	return rc;
-}
-
-/* Returns -1 if the scheduler's own directory or environment cannot be put back. */
-static int leave_step(const struct ctx *x, struct saved_env *sv)
-{
-	int rc = 0;
-	for (size_t k = 0; k < sv->set; k++)
-		if (sv->old[k] ? setenv(sv->names.v[k], sv->old[k], 1) : unsetenv(sv->names.v[k]))
-			rc = -1;
-	if (fchdir(x->cwd_fd) < 0)
-		rc = -1;
-	for (size_t k = 0; k < sv->names.n; k++)
-		free(sv->old[k]);
-	free(sv->old);
-	sv_release(&sv->names);
-	return rc;
-}
-
-/* The no-op fast path: when all step i's child would do is replay a run,
- * replays it in this process (exec_replay_cached, with the child's argv,
- * directory and environment), its streams to the step's log files when
- * they will be shown (-v). Returns 1 replayed, 0 to spawn the child (a
- * miss, or anything unusual), -1 if the scheduler's state cannot be put back. */
+/* The no-op fast path: when all step i's run would do is replay, replays
+ * it in this process, its streams to the step's logs when they will be
+ * shown (-v). Returns 1 replayed, 0 to start a worker (a miss, or anything
+ * unusual: the worker meets it again and says what it is). */
 static int replay_in_process(struct ctx *x, size_t i)
 {
-	struct strvec av = STRVEC_INIT;
-	struct strbuf p = STRBUF_INIT;
-	struct saved_env sv;
+	struct step_request sr;
+	struct exec_result res;
 	int fo = -1, fe = -1, rc = 0;
 	if (!x->st || x->force[i] || !x->d->steps[i].cache)
 		return 0;
-	if (x->o->verbose) {
-		log_path(x, i, "out", &p);
-		fo = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		log_path(x, i, "err", &p);
-		fe = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-		if (fo < 0 || fe < 0)
-			goto out;
-	}
-	pipeline_step_argv(&x->d->steps[i], x->self, x->store.buf, "exec", x->force[i], &av);
-	int entered = enter_step(x, i, &sv) == 0;
-	/* argv as exec_main gets it: av[0] is this binary, av[1] "exec" */
-	int r = entered ? exec_replay_cached(x->cli, x->st, (int)av.n - 1, av.v + 1, fo, fe) : 1;
-	if (leave_step(x, &sv) < 0) {
-		err_set("cannot restore the pipeline's directory or environment after step %s", x->d->steps[i].name);
-		rc = -1;
+	if (x->o->verbose && open_logs(x, i, &fo, &fe) < 0)
 		goto out;
+	if (request(x, i, EXEC_LOOKUP_ONLY, fo, fe, &sr) == 0 && exec_run(x->st, &sr.req, &res) == 0) {
+		/* only ok runs: the step would succeed */
+		rc = res.verdict == EXEC_HIT && res.exit_code == 0;
+		exec_result_free(&res);
 	}
-	err_clear();
-	rc = r == 0;
+	step_request_release(&sr);
 out:
+	err_clear();
 	if (fo >= 0)
 		close(fo);
 	if (fe >= 0)
 		close(fe);
-	sv_release(&av);
-	sb_release(&p);
 	return rc;
 }
 
@@ -364,16 +298,8 @@ static void print_output(const struct ctx *x, size_t i)
 			continue;
 		}
 		char *save = NULL;
-		for (char *l = strtok_r(sb.buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-			/* exec's line may follow a replayed stderr without a newline */
-			for (char *c = strstr(l, "cashet: "); k == 1 && c; c = strstr(c + 1, "cashet: "))
-				if (verbose_line(c)) {
-					*c = 0;
-					break;
-				}
-			if (*l)
-				fprintf(stderr, "  | %s\n", l);
-		}
+		for (char *l = strtok_r(sb.buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+			fprintf(stderr, "  | %s\n", l);
 	}
 	sb_release(&p);
 	sb_release(&sb);
@@ -395,8 +321,8 @@ static void report(struct ctx *x, size_t i, const char *fmt, ...)
 	sb_release(&sb);
 }
 
-/* A step's end: status is the child's, hit < 0 to read hit or run from
- * its log, else whether it was replayed in this process. */
+/* A step's end: status is the worker's, hit < 0 to read the verdict from
+ * its pipe, else whether it was replayed in this process. */
 static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 {
 	char dur[32];
@@ -405,8 +331,13 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	x->running--;
 	x->done++;
 	x->pid[i] = 0;
-	if (hit < 0)
-		hit = x->d->steps[i].cache && !x->force[i] && child_hit(x, i);
+	if (hit < 0) {
+		struct verdict v;
+		hit = read(x->vfd[i], &v, sizeof(v)) == (ssize_t)sizeof(v) &&
+		      (v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED);
+		close(x->vfd[i]);
+		x->vfd[i] = -1;
+	}
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
 		report(x, i, "%s (%s)", x->state[i] == S_HIT ? "hit" : "ran", dur);
@@ -449,12 +380,6 @@ static int run_all(struct ctx *x)
 	size_t n = x->d->n, failed = 0, hits = 0, ran = 0;
 	int stopping = 0, rc = 0;
 	x->start = now_ms();
-	/* one store for every in-process hit; without it every step is a child */
-	x->cwd_fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (x->cwd_fd < 0 || store_open(x->store.buf, 0, &x->st, NULL) < 0) {
-		err_clear();
-		x->st = NULL;
-	}
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];
 	draw_status(x);
@@ -482,20 +407,14 @@ static int run_all(struct ctx *x)
 			if (!r || x->running >= (size_t)x->o->jobs)
 				continue;
 			x->t0[i] = now_ms();
-			int here = replay_in_process(x, i);
-			if (here < 0) {
-				rc = cli_fail(1);
-				stopping = 1;
-				break;
-			}
-			if (here) {
+			if (replay_in_process(x, i)) {
 				x->running++;
 				finish(x, i, 0, 0, 1);
 				continue;
 			}
 			if (got_signal)
 				break; /* it may have cut the replay short: nothing more starts */
-			x->pid[i] = spawn(x, i, "exec");
+			x->pid[i] = start_worker(x, i);
 			if (x->pid[i] < 0) {
 				rc = cli_fail(1);
 				x->pid[i] = 0;
@@ -527,7 +446,7 @@ static int run_all(struct ctx *x)
 				continue;
 			finish(x, i, status, stopping, -1);
 			if (x->state[i] == S_FAIL && !x->o->keep_going && !stopping) {
-				/* fail fast: exec forwards TERM to its command and stores nothing */
+				/* fail fast: a worker forwards TERM to its command and stores nothing */
 				stopping = 1;
 				for (size_t j = 0; j < n; j++)
 					if (x->pid[j] > 0)
@@ -545,60 +464,32 @@ static int run_all(struct ctx *x)
 	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
 	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed,
 		x->total - ran - hits - failed, dur);
-	store_close(x->st);
-	x->st = NULL;
-	if (x->cwd_fd >= 0)
-		close(x->cwd_fd);
 	if (got_signal)
 		return 128 + got_signal;
 	return rc || failed || stopping ? 1 : 0;
 }
 
-/* Runs `cashet why` for step i and waits: returns its exit status (0 hit,
- * 1 run, else an error) and its stdout in out, first stderr line in err. */
-static int why_step(struct ctx *x, size_t i, struct strbuf *out, struct strbuf *err)
+/* Whether step i would hit, and if not why (e->reasons), in this process. */
+static int explain_step(struct ctx *x, size_t i, struct explain *e)
 {
-	struct strbuf p = STRBUF_INIT;
-	int status = 0, code;
-	pid_t pid = spawn(x, i, "why");
-	if (pid < 0)
-		return -1;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	log_path(x, i, "out", &p);
-	read_file_sb(p.buf, out);
-	log_path(x, i, "err", &p);
-	read_file_sb(p.buf, err);
-	err_clear();
-	char *nl = strchr(sb_str(err), '\n');
-	if (nl)
-		sb_setlen(err, (size_t)(nl - err->buf));
-	sb_release(&p);
-	return code;
-}
-
-/* The reason lines of a `why` answer: its indented lines. */
-static void reasons(const char *text, const char *indent, const char *sep, struct strbuf *to)
-{
-	struct strbuf sb = STRBUF_INIT;
-	char *save = NULL;
-	int first = 1;
-	sb_adds(&sb, text);
-	for (char *l = strtok_r(sb.buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		if (strncmp(l, "  ", 2))
-			continue;
-		sb_addf(to, "%s%s%s", first ? "" : sep, indent, l + 2);
-		first = 0;
+	struct step_request sr;
+	int rc = -1;
+	memset(e, 0, sizeof(*e));
+	if (!x->st) {
+		sv_push(&e->reasons, "never run before (no store)");
+		return 0;
 	}
-	sb_release(&sb);
+	if (request(x, i, 0, -1, -1, &sr) == 0)
+		rc = exec_explain(x->st, &sr.req, e);
+	step_request_release(&sr);
+	return rc;
 }
 
 static int dry_run(struct ctx *x)
 {
 	size_t n = x->d->n;
 	unsigned char *will = xcalloc(n, 1);
-	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, line = STRBUF_INIT;
+	struct strbuf line = STRBUF_INIT;
 	for (size_t k = 0; k < n; k++) {
 		size_t i = x->d->order[k];
 		const struct dag_step *s = &x->d->steps[i];
@@ -618,58 +509,56 @@ static int dry_run(struct ctx *x)
 			/* it cannot know yet whether the upstream outputs will change */
 			sb_addf(&line, "run (upstream step %s will run)", x->d->steps[up].name);
 		} else {
-			sb_reset(&out);
-			sb_reset(&err);
-			int code = why_step(x, i, &out, &err);
-			if (code == 0) {
+			struct explain e;
+			if (explain_step(x, i, &e) < 0) {
+				sb_addf(&line, "run (cannot tell: %s)", err_msg());
+				err_clear();
+			} else if (e.hit) {
 				sb_adds(&line, "hit");
 				will[i] = 0;
-			} else if (code == 1) {
-				sb_adds(&line, "run");
-				if (strstr(out.buf, "\n  "))
-					sb_addc(&line, '\n');
-				reasons(out.buf, "  ", "\n", &line);
 			} else {
-				sb_addf(&line, "run (cannot tell: %s)", err.len ? err.buf : "cashet why failed");
+				sb_adds(&line, "run");
+				for (size_t r = 0; r < e.reasons.n; r++)
+					sb_addf(&line, "\n  %s", e.reasons.v[r]);
 			}
+			explain_free(&e);
 		}
 		printf("step %s: %s\n", s->name, line.buf);
 	}
 	free(will);
-	sb_release(&out);
-	sb_release(&err);
 	sb_release(&line);
 	return 0;
 }
 
 static int status_all(struct ctx *x)
 {
-	struct strbuf out = STRBUF_INIT, err = STRBUF_INIT, line = STRBUF_INIT;
+	struct strbuf line = STRBUF_INIT;
 	for (size_t k = 0; k < x->d->n; k++) {
 		size_t i = x->d->order[k];
 		const struct dag_step *s = &x->d->steps[i];
+		struct explain e;
 		if (!x->want[i])
 			continue;
-		sb_reset(&out);
-		sb_reset(&err);
 		sb_reset(&line);
-		int code = s->cache ? why_step(x, i, &out, &err) : -2;
-		if (code == -2) {
+		if (!s->cache) {
 			sb_adds(&line, "always runs (cache = false)");
-		} else if (code == 0) {
-			sb_adds(&line, "up to date");
-		} else if (code == 1 && !strncmp(out.buf, "run: changed since", 18)) {
-			sb_adds(&line, "changed: ");
-			reasons(out.buf, "", "; ", &line);
-		} else if (code == 1) {
-			sb_adds(&line, "never run");
+		} else if (explain_step(x, i, &e) < 0) {
+			sb_addf(&line, "unknown (%s)", err_msg());
+			err_clear();
 		} else {
-			sb_addf(&line, "unknown (%s)", err.len ? err.buf : "cashet why failed");
+			if (e.hit) {
+				sb_adds(&line, "up to date");
+			} else if (e.hash[0]) {
+				sb_adds(&line, "changed: ");
+				for (size_t r = 0; r < e.reasons.n; r++)
+					sb_addf(&line, "%s%s", r ? "; " : "", e.reasons.v[r]);
+			} else {
+				sb_adds(&line, "never run");
+			}
+			explain_free(&e);
 		}
 		printf("%s: %s\n", s->name, line.buf);
 	}
-	sb_release(&out);
-	sb_release(&err);
 	sb_release(&line);
 	return 0;
 }
@@ -724,15 +613,11 @@ static int graph(const struct ctx *x)
 	return 0;
 }
 
-/* The store every child uses: --store or $CASHET_DIR, else the nearest
+/* The store every step uses: --store or $CASHET_DIR, else the nearest
  * .cashet from the pipeline's directory (created there by `run`). */
 static int find_store(struct cli *cli, struct ctx *x, int create)
 {
-	const char *env = getenv("CASHET_DIR");
-	int explicit = (cli->store_opt && *cli->store_opt) || (env && *env);
-	if (!explicit && chdir(x->d->dir) < 0)
-		return err_sys("cannot enter %s", x->d->dir);
-	int found = store_find(cli->store_opt, &x->store);
+	int found = store_find_from(cli->store_opt, x->d->dir, &x->store);
 	if (found < 0)
 		return -1;
 	if (found == 1 && create) {
@@ -773,7 +658,6 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 	memset(&x, 0, sizeof(x));
 	x.o = &o;
 	x.cli = cli;
-	x.cwd_fd = -1;
 	if (argc < 2) {
 		fputs(pipeline_usage, stderr);
 		return 2;
@@ -825,13 +709,6 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	rc = 1;
-	ssize_t len = readlink("/proc/self/exe", x.self, sizeof(x.self) - 1);
-	if (len < 0) {
-		err_sys("cannot find the cashet executable");
-		cli_fail(1);
-		goto out;
-	}
-	x.self[len] = 0;
 	if (find_store(cli, &x, !strcmp(sub, "run") && !o.dry_run) < 0) {
 		cli_fail(1);
 		goto out;
@@ -846,9 +723,16 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 	}
 	x.state = xcalloc(x.d->n, sizeof(*x.state));
 	x.pid = xcalloc(x.d->n, sizeof(*x.pid));
+	x.vfd = xcalloc(x.d->n, sizeof(*x.vfd));
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
 	x.tty = isatty(STDERR_FILENO);
 	signals_init();
+	/* one store for in-process hits and explanations; without it every
+	 * step is new (status, dry run) or goes to a worker (run) */
+	if (store_open(x.store.buf, 0, &x.st, NULL) < 0) {
+		err_clear();
+		x.st = NULL;
+	}
 	if (!strcmp(sub, "status"))
 		rc = status_all(&x);
 	else if (o.dry_run)
@@ -856,6 +740,7 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 	else
 		rc = run_all(&x);
 out:
+	store_close(x.st);
 	if (x.d)
 		remove_logs(&x);
 	dag_free(x.d);
@@ -863,6 +748,7 @@ out:
 	free(x.force);
 	free(x.state);
 	free(x.pid);
+	free(x.vfd);
 	free(x.t0);
 	sb_release(&x.store);
 	sb_release(&x.logdir);

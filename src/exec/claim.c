@@ -86,3 +86,9 @@ int claim_acquire(struct store *st, const struct digest *fp, const struct claim_
 		}
 	}
 }
+
+int claim_busy(struct store *st, const struct digest *fp)
+{
+	struct claim_owner o;
+	return store_claim_get(st, fp, &o) == 1 && !claim_stale(&o);
+}

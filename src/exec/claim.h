@@ -14,6 +14,8 @@
 void claim_self(struct claim_owner *me);
 /* 1 if the owner is dead (or silent past the TTL). */
 int claim_stale(const struct claim_owner *o);
+/* 1 if a live process holds fp's claim (gc's busy callback). */
+int claim_busy(struct store *st, const struct digest *fp);
 /* Claims fp, waiting while a live process holds it. Returns 0 claimed,
  * 1 released by its owner without our claiming it (look the run up again:
  * the owner may have stored it), 2 if cancelled() became non-zero while

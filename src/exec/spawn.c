@@ -1,4 +1,4 @@
-/* run: fork/exec with capture. The child gets its own process group (so a
+/* spawn: fork/exec with capture. The child gets its own process group (so a
  * timeout can kill everything it started) and, on a terminal, the
  * foreground, so Ctrl-C reaches it directly and interactive programs work. */
 #include "exec/spawn.h"
@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static int sigpipe_fds[2] = { -1, -1 };
 static volatile sig_atomic_t got_signal;
@@ -31,7 +33,7 @@ static void on_signal(int sig)
 
 static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
-void run_signals_init(void)
+void spawn_signals_init(void)
 {
 	if (sigpipe_fds[0] < 0 && pipe2(sigpipe_fds, O_CLOEXEC | O_NONBLOCK) < 0)
 		sigpipe_fds[0] = sigpipe_fds[1] = -1;
@@ -44,7 +46,7 @@ void run_signals_init(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-int run_pending_signal(void)
+int spawn_pending_signal(void)
 {
 	return got_signal;
 }
@@ -65,7 +67,7 @@ static int open_capture(const char *dir, struct capture *c, struct hasher *h)
 	return fd;
 }
 
-void run_outcome_free(struct run_outcome *o)
+void spawn_result_free(struct spawn_result *o)
 {
 	struct capture *caps[] = { &o->out, &o->err };
 	for (int i = 0; i < 2; i++) {
@@ -115,7 +117,7 @@ static void tty_give(pid_t pgid)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
-static void child(const struct run_spec *spec, int out_w, int err_w, int status_w, int foreground)
+static void child(const struct spawn_spec *spec, int out_w, int err_w, int status_w, int foreground)
 {
 	setpgid(0, 0);
 	if (foreground)
@@ -130,15 +132,24 @@ static void child(const struct run_spec *spec, int out_w, int err_w, int status_
 		dup2(spec->stdin_fd, STDIN_FILENO);
 	dup2(out_w, STDOUT_FILENO);
 	dup2(err_w, STDERR_FILENO);
+	int e = 0;
+	if (spec->cwd && chdir(spec->cwd) < 0) {
+		e = -errno; /* negative: the directory, not the command */
+		goto fail;
+	}
+	/* execvp searches the PATH of environ: the command's own */
+	if (spec->env)
+		environ = (char **)spec->env;
 	execvp(spec->argv[0], spec->argv);
-	int e = errno;
+	e = errno;
+fail:
 	if (write(status_w, &e, sizeof(e)) < 0) {
 		/* parent sees EOF and the exit code */
 	}
 	_exit(e == ENOENT ? 127 : 126);
 }
 
-int run_spawn(const struct run_spec *spec, struct run_outcome *o)
+int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 {
 	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, st_p[2] = { -1, -1 };
 	struct stream s[2];
@@ -176,8 +187,8 @@ int run_spawn(const struct run_spec *spec, struct run_outcome *o)
 	s[0].fd = out_p[0];
 	s[1].fd = err_p[0];
 	out_p[0] = err_p[0] = -1;
-	s[0].tee_fd = spec->quiet ? -1 : STDOUT_FILENO;
-	s[1].tee_fd = spec->quiet ? -1 : STDERR_FILENO;
+	s[0].tee_fd = spec->out_fd;
+	s[1].tee_fd = spec->err_fd;
 	int64_t deadline = spec->timeout_ms > 0 ? start + spec->timeout_ms : 0, kill_at = 0, next_tick = start + 1000;
 	int status = 0, reaped = 0;
 	while (s[0].fd >= 0 || s[1].fd >= 0 || !reaped) {
@@ -217,6 +228,10 @@ int run_spawn(const struct run_spec *spec, struct run_outcome *o)
 				if (s[j].fd == pf[i].fd && pump(&s[j]) < 0)
 					goto out;
 		}
+		if (spec->cancel && *spec->cancel && !o->interrupted) {
+			o->interrupted = SIGTERM;
+			killpg(pid, SIGTERM);
+		}
 		now = now_ms();
 		if (deadline && !o->timed_out && now >= deadline) {
 			o->timed_out = 1;
@@ -254,7 +269,9 @@ int run_spawn(const struct run_spec *spec, struct run_outcome *o)
 	}
 	if (o->timed_out)
 		o->status = 124;
-	if (exec_errno)
+	if (exec_errno < 0)
+		err_set("cannot enter the working directory %s: %s", spec->cwd, strerror(-exec_errno));
+	else if (exec_errno)
 		err_set("%s: %s", spec->argv[0], exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
 	hasher_final(&s[0].h, &o->out.d);
 	hasher_final(&s[1].h, &o->err.d);
@@ -272,6 +289,6 @@ out:
 		if (fds[i] >= 0)
 			close(fds[i]);
 	if (rc < 0)
-		run_outcome_free(o);
+		spawn_result_free(o);
 	return rc;
 }

@@ -1,29 +1,35 @@
-/* run: spawning a command with its streams teed to the terminal and
- * captured to files, timeouts that kill the whole process group, and
- * forwarding of INT/TERM/HUP. Also replaying stored streams. */
-#ifndef CASHET_RUN_H
-#define CASHET_RUN_H
+/* spawn: running a command (the process side; a "run" is a stored result)
+ * with its streams teed to the caller's fds and captured to files, in the
+ * directory and environment it is given, timeouts that kill the whole
+ * process group, and forwarding of INT/TERM/HUP. */
+#ifndef CASHET_SPAWN_H
+#define CASHET_SPAWN_H
+
+#include <signal.h>
 
 #include "util/hash.h"
 
 struct capture {
-	char *path;        /* temp file holding the bytes; unlinked by run_outcome_free */
+	char *path;        /* temp file holding the bytes; unlinked by spawn_result_free */
 	struct digest d;
 	uint64_t size;
 };
 
-struct run_spec {
+struct spawn_spec {
 	char *const *argv;
+	const char *cwd;         /* NULL: this process's */
+	char *const *env;        /* NULL: this process's */
 	int stdin_fd;            /* -1: inherit */
+	int out_fd, err_fd;      /* where the streams are teed (-1: nowhere) */
 	int64_t timeout_ms;      /* 0: none */
 	int64_t grace_ms;        /* TERM -> KILL delay after a timeout */
 	const char *capdir;      /* where capture files go */
-	int quiet;               /* capture without teeing (replay later) */
+	const volatile sig_atomic_t *cancel; /* set: stop as if interrupted by TERM (checked each second) */
 	void (*tick)(void *ctx); /* called about once a second while running */
 	void *tick_ctx;
 };
 
-struct run_outcome {
+struct spawn_result {
 	int status;        /* exit code; 128+N if killed by signal N; 124 timeout; 126/127 exec failure */
 	int signaled;      /* died by a signal */
 	int timed_out;
@@ -32,12 +38,12 @@ struct run_outcome {
 	struct capture out, err;
 };
 
-int run_spawn(const struct run_spec *spec, struct run_outcome *o);
-void run_outcome_free(struct run_outcome *o);
+int spawn_command(const struct spawn_spec *spec, struct spawn_result *o);
+void spawn_result_free(struct spawn_result *o);
 
-/* Installs the forwarding handlers; call once before run_spawn. */
-void run_signals_init(void);
+/* Installs the forwarding handlers; call once before spawn_command. */
+void spawn_signals_init(void);
 /* The signal received while no child ran (0 if none). */
-int run_pending_signal(void);
+int spawn_pending_signal(void);
 
 #endif

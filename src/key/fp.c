@@ -14,14 +14,21 @@
 #include <string.h>
 #include <unistd.h>
 
-extern char **environ;
+const char *fp_getenv(char *const *env, const char *name)
+{
+	size_t n = strlen(name);
+	for (; env && *env; env++)
+		if (!strncmp(*env, name, n) && (*env)[n] == '=')
+			return *env + n + 1;
+	return NULL;
+}
 
-void fp_store_path(const struct store *st, const char *path, struct strbuf *out)
+void fp_store_path(const struct store *st, const char *cwd, const char *path, struct strbuf *out)
 {
 	struct strbuf abs = STRBUF_INIT;
 	const char *root = store_root(st);
 	size_t rl = strlen(root);
-	path_absolute(NULL, path, &abs);
+	path_absolute(cwd, path, &abs);
 	sb_reset(out);
 	if (!strcmp(abs.buf, root))
 		sb_adds(out, ".");
@@ -34,14 +41,14 @@ void fp_store_path(const struct store *st, const char *path, struct strbuf *out)
 	sb_release(&abs);
 }
 
-int fp_which(const char *argv0, struct strbuf *out)
+int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf *out)
 {
 	sb_reset(out);
 	if (strchr(argv0, '/')) {
-		path_absolute(NULL, argv0, out);
+		path_absolute(cwd, argv0, out);
 		return access(out->buf, X_OK) == 0 ? 0 : -1;
 	}
-	const char *path = getenv("PATH");
+	const char *path = fp_getenv(env, "PATH");
 	if (!path)
 		path = "/usr/local/bin:/usr/bin:/bin";
 	while (*path) {
@@ -52,15 +59,16 @@ int fp_which(const char *argv0, struct strbuf *out)
 		else
 			sb_add(out, path, (size_t)(e - path));
 		sb_addf(out, "/%s", argv0);
+		struct strbuf abs = STRBUF_INIT;
+		path_absolute(cwd, out->buf, &abs);
 		struct stat sb;
-		if (stat(out->buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(out->buf, X_OK) == 0) {
-			struct strbuf abs = STRBUF_INIT;
-			path_absolute(NULL, out->buf, &abs);
+		if (stat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(abs.buf, X_OK) == 0) {
 			sb_reset(out);
 			sb_add(out, abs.buf, abs.len);
 			sb_release(&abs);
 			return 0;
 		}
+		sb_release(&abs);
 		path = *e ? e + 1 : e;
 	}
 	return -1;
@@ -71,7 +79,7 @@ static void digest_str(const char *s, struct digest *d)
 	digest_of(s, strlen(s), d);
 }
 
-/* A part that names a regular file's content. */
+/* A part that names a regular file's content. path is absolute. */
 static int add_file_part(struct store *st, struct run_record *r, const char *kind, const char *path,
 			 const struct stat *sb)
 {
@@ -79,7 +87,7 @@ static int add_file_part(struct store *st, struct run_record *r, const char *kin
 	struct digest d;
 	int rc;
 	path_absolute(NULL, path, &abs);
-	fp_store_path(st, path, &name);
+	fp_store_path(st, NULL, abs.buf, &name);
 	rc = store_file_digest(st, abs.buf, sb, &d);
 	if (rc == 0) {
 		/* The executable bit changes what a script does when run. */
@@ -100,11 +108,12 @@ static int add_file_part(struct store *st, struct run_record *r, const char *kin
 static int add_path(struct store *st, struct run_record *r, const char *path, int depth);
 
 /* Directories: every file below, in sorted order, plus the listing itself so
- * an added empty directory or a deleted file is seen. The store is skipped. */
+ * an added empty directory or a deleted file is seen. The store is skipped.
+ * path is absolute (add_path and add_dir work on absolute paths only). */
 static int add_dir(struct store *st, struct run_record *r, const char *path, int depth)
 {
 	struct strvec names = STRVEC_INIT;
-	struct strbuf child = STRBUF_INIT, listing = STRBUF_INIT, name = STRBUF_INIT, abs = STRBUF_INIT;
+	struct strbuf child = STRBUF_INIT, listing = STRBUF_INIT, name = STRBUF_INIT;
 	int rc = -1;
 	DIR *d = opendir(path);
 	if (!d)
@@ -122,8 +131,7 @@ static int add_dir(struct store *st, struct run_record *r, const char *path, int
 	for (size_t i = 0; i < names.n; i++) {
 		sb_reset(&child);
 		sb_addf(&child, "%s/%s", path, names.v[i]);
-		path_absolute(NULL, child.buf, &abs);
-		if (!strcmp(abs.buf, store_dir(st)))
+		if (!strcmp(child.buf, store_dir(st)))
 			continue;
 		sb_add(&listing, names.v[i], strlen(names.v[i]) + 1);
 		if (add_path(st, r, child.buf, depth + 1) < 0)
@@ -131,7 +139,7 @@ static int add_dir(struct store *st, struct run_record *r, const char *path, int
 	}
 	struct digest dg;
 	digest_of(listing.buf ? listing.buf : "", listing.len, &dg);
-	fp_store_path(st, path, &name);
+	fp_store_path(st, NULL, path, &name);
 	run_add_part(r, "dir", name.buf, &dg);
 	rc = 0;
 out:
@@ -139,7 +147,6 @@ out:
 	sb_release(&child);
 	sb_release(&listing);
 	sb_release(&name);
-	sb_release(&abs);
 	return rc;
 }
 
@@ -156,7 +163,7 @@ static int add_path(struct store *st, struct run_record *r, const char *path, in
 			sb_setlen(&target, n > 0 ? (size_t)n : 0);
 			struct digest d;
 			digest_of(target.buf, target.len, &d);
-			fp_store_path(st, path, &name);
+			fp_store_path(st, NULL, path, &name);
 			run_add_part(r, "link", name.buf, &d);
 			sb_release(&name);
 			sb_release(&target);
@@ -176,22 +183,30 @@ static int has_glob(const char *s)
 	return strpbrk(s, "*?[") != NULL;
 }
 
-static int add_input(struct store *st, struct run_record *r, const char *pattern)
+static int add_input(struct store *st, const char *cwd, struct run_record *r, const char *pattern)
 {
-	if (!has_glob(pattern))
-		return add_path(st, r, pattern, 0);
+	struct strbuf abs = STRBUF_INIT, name = STRBUF_INIT;
 	glob_t g;
 	int rc = 0;
-	int gr = glob(pattern, GLOB_BRACE, NULL, &g);
+	if (!has_glob(pattern)) {
+		path_absolute(cwd, pattern, &abs);
+		rc = add_path(st, r, abs.buf, 0);
+		sb_release(&abs);
+		return rc;
+	}
+	int gr = glob_at(cwd, pattern, GLOB_BRACE, &g);
 	if (gr != 0 && gr != GLOB_NOMATCH)
 		return err_set("input %s: cannot expand the pattern", pattern);
-	/* The match list is part of the key: a new matching file is a change. */
+	/* The match list is part of the key: a new matching file is a change.
+	 * It lists store names, so another checkout of the project agrees. */
 	struct strbuf list = STRBUF_INIT;
 	for (size_t i = 0; gr == 0 && i < g.gl_pathc; i++) {
-		sb_add(&list, g.gl_pathv[i], strlen(g.gl_pathv[i]) + 1);
+		fp_store_path(st, NULL, g.gl_pathv[i], &name);
+		sb_add(&list, name.buf, name.len + 1);
 		if ((rc = add_path(st, r, g.gl_pathv[i], 0)) < 0)
 			break;
 	}
+	sb_release(&name);
 	if (gr == 0)
 		globfree(&g);
 	struct digest d;
@@ -212,11 +227,11 @@ static int secret_name(const char *name)
 	return 0;
 }
 
-static void add_env(struct run_record *r, const char *name)
+static void add_env(struct run_record *r, char *const *env, const char *name)
 {
 	struct hasher h;
 	struct digest d;
-	const char *v = getenv(name);
+	const char *v = fp_getenv(env, name);
 	hasher_init(&h);
 	/* Unset and empty are different. */
 	hasher_u64(&h, v != NULL);
@@ -230,11 +245,11 @@ static void add_env(struct run_record *r, const char *name)
 		p->detail = xstrdup(v);
 }
 
-static void add_env_pattern(struct run_record *r, const char *pattern)
+static void add_env_pattern(struct run_record *r, char *const *env, const char *pattern)
 {
 	struct strvec names = STRVEC_INIT;
 	struct strbuf list = STRBUF_INIT;
-	for (char **e = environ; *e; e++) {
+	for (char *const *e = env; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
 		if (!eq)
 			continue;
@@ -247,7 +262,7 @@ static void add_env_pattern(struct run_record *r, const char *pattern)
 	sv_sort(&names);
 	for (size_t i = 0; i < names.n; i++) {
 		sb_add(&list, names.v[i], strlen(names.v[i]) + 1);
-		add_env(r, names.v[i]);
+		add_env(r, env, names.v[i]);
 	}
 	struct digest d;
 	digest_of(list.buf ? list.buf : "", list.len, &d);
@@ -259,7 +274,7 @@ static void add_env_pattern(struct run_record *r, const char *pattern)
 /* Version-manager shims (pyenv, rbenv, nodenv, asdf) are scripts that pick
  * the real interpreter from an environment variable or the nearest version
  * file: those choose the interpreter, so they are hashed with it. */
-static int add_shim_parts(struct store *st, struct run_record *r, const char *exe)
+static int add_shim_parts(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *exe)
 {
 	static const struct {
 		const char *marker, *var, *file;
@@ -276,12 +291,10 @@ static int add_shim_parts(struct store *st, struct run_record *r, const char *ex
 		if (!shims)
 			continue;
 		if (managers[m].var)
-			add_env(r, managers[m].var);
+			add_env(r, spec->env, managers[m].var);
 		/* the nearest version file up from the working directory, as the shim looks */
-		char *cwd = getcwd(NULL, 0);
 		sb_reset(&p);
-		sb_adds(&p, cwd ? cwd : "/");
-		free(cwd);
+		sb_adds(&p, spec->cwd);
 		for (;;) {
 			size_t base = p.len;
 			struct stat sb;
@@ -313,7 +326,7 @@ static int is_output(const struct fp_spec *spec, const struct store *st, const c
 	struct strbuf o = STRBUF_INIT;
 	int found = 0;
 	for (size_t i = 0; !found && i < spec->outputs.n; i++) {
-		fp_store_path(st, spec->outputs.v[i], &o);
+		fp_store_path(st, spec->cwd, spec->outputs.v[i], &o);
 		size_t n = o.len;
 		found = !strcmp(o.buf, name) || (!strncmp(o.buf, name, n) && name[n] == '/');
 	}
@@ -342,13 +355,14 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	run_add_part(r, "argv", cmd, &argv_d);
 	free(cmd);
 
-	fp_store_path(st, ".", &sb);
+	fp_store_path(st, spec->cwd, ".", &sb);
 	r->cwd = xstrdup(sb.buf);
 	digest_str(r->cwd, &cwd_d);
 	run_add_part(r, "cwd", r->cwd, &cwd_d);
 
-	int have_exe = fp_which(r->argv.v[0], &sb) == 0;
-	struct script_spec ss = { spec->argv, have_exe ? sb.buf : NULL, spec->raw_sources, &spec->deps };
+	int have_exe = fp_which(r->argv.v[0], spec->cwd, spec->env, &sb) == 0;
+	struct script_spec ss = { spec->argv, spec->cwd, spec->env, have_exe ? sb.buf : NULL, spec->raw_sources,
+				  &spec->deps };
 	struct script_found found;
 	if (script_parts(st, &ss, r, &found) < 0)
 		goto out;
@@ -356,7 +370,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		struct stat s;
 		if (stat(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
 			goto out;
-		if (add_shim_parts(st, r, sb.buf) < 0)
+		if (add_shim_parts(st, spec, r, sb.buf) < 0)
 			goto out;
 	} else if (!have_exe) {
 		digest_str("(not found)", &d);
@@ -368,28 +382,31 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	for (size_t i = 1; i < r->argv.n; i++) {
 		struct stat s;
 		const char *a = r->argv.v[i];
-		if ((int)i == found.script_arg || !*a || stat(a, &s) < 0 || !S_ISREG(s.st_mode))
+		if ((int)i == found.script_arg || !*a)
 			continue;
-		fp_store_path(st, a, &name);
+		path_absolute(spec->cwd, a, &sb);
+		if (stat(sb.buf, &s) < 0 || !S_ISREG(s.st_mode))
+			continue;
+		fp_store_path(st, NULL, sb.buf, &name);
 		if (is_output(spec, st, name.buf))
 			continue;
-		if (add_file_part(st, r, "file", a, &s) < 0)
+		if (add_file_part(st, r, "file", sb.buf, &s) < 0)
 			goto out;
 	}
 
 	for (size_t i = 0; i < spec->inputs.n; i++)
-		if (add_input(st, r, spec->inputs.v[i]) < 0)
+		if (add_input(st, spec->cwd, r, spec->inputs.v[i]) < 0)
 			goto out;
 
 	for (size_t i = 0; i < spec->envs.n; i++) {
 		if (has_glob(spec->envs.v[i]))
-			add_env_pattern(r, spec->envs.v[i]);
+			add_env_pattern(r, spec->env, spec->envs.v[i]);
 		else
-			add_env(r, spec->envs.v[i]);
+			add_env(r, spec->env, spec->envs.v[i]);
 	}
 
 	for (size_t i = 0; i < spec->params.n; i++)
-		if (params_add(st, r, spec->params.v[i]) < 0)
+		if (params_add(st, spec->cwd, r, spec->params.v[i]) < 0)
 			goto out;
 
 	if (spec->stdin_fd >= 0) {
@@ -402,7 +419,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	}
 
 	for (size_t i = 0; i < spec->outputs.n; i++) {
-		fp_store_path(st, spec->outputs.v[i], &name);
+		fp_store_path(st, spec->cwd, spec->outputs.v[i], &name);
 		digest_str(name.buf, &d);
 		run_add_part(r, "output", name.buf, &d);
 	}

@@ -13,6 +13,8 @@
 
 struct fp_spec {
 	char *const *argv;      /* NULL-terminated */
+	const char *cwd;        /* absolute: where the command runs; relative paths are relative to it */
+	char *const *env;       /* the command's environment, NULL-terminated */
 	struct strvec inputs;   /* -i: files, directories, globs */
 	struct strvec envs;     /* -e: names or patterns (CUDA_*) */
 	struct strvec outputs;  /* -o: declared outputs */
@@ -25,13 +27,17 @@ struct fp_spec {
 /* Fills r->argv, r->cwd, r->parts, r->fp and r->line. */
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r);
 
-/* Resolves argv0 like execvp: PATH search unless it has a slash. Returns 0
- * and the absolute path, or -1 if not found. */
-int fp_which(const char *argv0, struct strbuf *out);
+/* Resolves argv0 like execvp in cwd with env's PATH: PATH search unless it
+ * has a slash. Returns 0 and the absolute path, or -1 if not found. */
+int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf *out);
 
 /* A path as the store names it: relative to the store's root when inside
- * it (so two checkouts share keys), otherwise absolute. Lexical: "." and
- * ".." are folded, symlinks are not resolved. */
-void fp_store_path(const struct store *st, const char *path, struct strbuf *out);
+ * it (so two checkouts share keys), otherwise absolute. path is relative to
+ * cwd (NULL: this process's directory). Lexical: "." and ".." are folded,
+ * symlinks are not resolved. */
+void fp_store_path(const struct store *st, const char *cwd, const char *path, struct strbuf *out);
+
+/* The value of name in env (NULL-terminated "NAME=VALUE" strings), or NULL. */
+const char *fp_getenv(char *const *env, const char *name);
 
 #endif

@@ -4,6 +4,7 @@
 #include "key/params.h"
 #include "util/toml.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,13 +133,14 @@ static int is_json(const char *file)
 	return n >= 5 && !strcmp(file + n - 5, ".json");
 }
 
-/* Walks a dotted key; returns the canonical text of the value in out. */
-static int lookup_value(const char *file, const char *key, struct strbuf *out)
+/* Walks a dotted key of the file at path (named file in messages);
+ * returns the canonical text of the value in out. */
+static int lookup_value(const char *path, const char *file, const char *key, struct strbuf *out)
 {
 	struct strbuf part = STRBUF_INIT;
 	int rc = -1;
 	if (is_json(file)) {
-		struct json_object *root = json_object_from_file(file), *v = root;
+		struct json_object *root = json_object_from_file(path), *v = root;
 		if (!root) {
 			err_set("--param %s: %s", file, json_util_get_last_err());
 			goto out;
@@ -160,7 +162,14 @@ static int lookup_value(const char *file, const char *key, struct strbuf *out)
 		rc = v ? 0 : err_set("--param %s: no key '%s'", file, key);
 	} else {
 		struct toml_value *root = NULL, *v;
-		if (toml_parse_file(file, &root) < 0) {
+		struct strbuf text = STRBUF_INIT;
+		int pr = read_file_sb(path, &text);
+		if (pr < 0)
+			err_set("%s: %s", file, strerror(errno));
+		else
+			pr = toml_parse(text.buf ? text.buf : "", text.len, file, &root);
+		sb_release(&text);
+		if (pr < 0) {
 			err_set("--param: %s", err_msg());
 			goto out;
 		}
@@ -182,7 +191,7 @@ out:
 	return rc;
 }
 
-int params_add(struct store *st, struct run_record *r, const char *spec)
+int params_add(struct store *st, const char *cwd, struct run_record *r, const char *spec)
 {
 	const char *colon = strrchr(spec, ':');
 	struct strbuf file = STRBUF_INIT, value = STRBUF_INIT;
@@ -192,8 +201,18 @@ int params_add(struct store *st, struct run_record *r, const char *spec)
 		goto out;
 	}
 	sb_add(&file, spec, (size_t)(colon - spec));
-	if (lookup_value(file.buf, colon + 1, &value) < 0)
+	if (file.buf[0] != '/') {
+		/* messages keep naming the file as the user wrote it */
+		struct strbuf abs = STRBUF_INIT;
+		path_absolute(cwd, file.buf, &abs);
+		rc = lookup_value(abs.buf, file.buf, colon + 1, &value);
+		sb_release(&abs);
+	} else {
+		rc = lookup_value(file.buf, file.buf, colon + 1, &value);
+	}
+	if (rc < 0)
 		goto out;
+	rc = -1;
 	struct digest d;
 	digest_of(value.buf ? value.buf : "", value.len, &d);
 	struct run_part *p = run_add_part(r, "param", spec, &d);

@@ -9,6 +9,6 @@
 /* spec is "FILE:KEY" with KEY a dotted path ("train.lr"); the whole file
  * when KEY is empty ("FILE:"). Adds part "param" named spec, whose detail
  * is the value's text when short. */
-int params_add(struct store *st, struct run_record *r, const char *spec);
+int params_add(struct store *st, const char *cwd, struct run_record *r, const char *spec);
 
 #endif

@@ -23,7 +23,8 @@ struct ctx {
 	struct store *st;
 	struct run_record *r;
 	int raw;
-	char *cwd;
+	const char *cwd;
+	char *const *env;
 	struct strvec seen;    /* absolute paths already added */
 	struct strvec pyroots; /* where absolute Python imports are looked up */
 	struct strvec probes;  /* "<state><path>" for every path resolution looked at */
@@ -157,7 +158,7 @@ static int find_script_arg(enum family fam, char *const *argv, int start, const 
 
 static int inside_project(struct ctx *c, const char *abs, struct strbuf *name)
 {
-	fp_store_path(c->st, abs, name);
+	fp_store_path(c->st, NULL, abs, name);
 	return name->buf[0] != '/';
 }
 
@@ -518,7 +519,7 @@ out:
 
 static void add_pythonpath(struct ctx *c)
 {
-	const char *pp = getenv("PYTHONPATH");
+	const char *pp = fp_getenv(c->env, "PYTHONPATH");
 	struct strbuf p = STRBUF_INIT, abs = STRBUF_INIT;
 	while (pp && *pp) {
 		const char *e = strchrnul(pp, ':');
@@ -535,7 +536,7 @@ static void add_pythonpath(struct ctx *c)
 }
 
 /* "#!/usr/bin/env -S python3 -u" -> resolved interpreter path. */
-static int shebang_interp(const char *script, struct strbuf *interp)
+static int shebang_interp(struct ctx *c, const char *script, struct strbuf *interp)
 {
 	int rc = -1;
 	FILE *f = fopen(script, "r");
@@ -549,7 +550,7 @@ static int shebang_interp(const char *script, struct strbuf *interp)
 				;
 		}
 		if (w)
-			rc = fp_which(w, interp);
+			rc = fp_which(w, c->cwd, c->env, interp);
 	}
 	fclose(f);
 	return rc;
@@ -557,9 +558,7 @@ static int shebang_interp(const char *script, struct strbuf *interp)
 
 int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found)
 {
-	struct ctx c = { .st = st, .r = r, .raw = spec->raw, .cwd = getcwd(NULL, 0) };
-	if (!c.cwd)
-		c.cwd = xstrdup(".");
+	struct ctx c = { .st = st, .r = r, .raw = spec->raw, .cwd = spec->cwd, .env = spec->env };
 	struct strbuf exe = STRBUF_INIT, dir = STRBUF_INIT, interp = STRBUF_INIT;
 	const char *module = NULL;
 	int rc = -1, start = 1;
@@ -573,7 +572,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	if (!strcmp(base_name(exe.buf), "env")) {
 		while (argv[start] && (argv[start][0] == '-' || strchr(argv[start], '=')))
 			start++;
-		if (!argv[start] || fp_which(argv[start], &exe) < 0)
+		if (!argv[start] || fp_which(argv[start], c.cwd, c.env, &exe) < 0)
 			goto deps;
 		start++;
 	}
@@ -581,7 +580,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	enum family fam = family_of(exe.buf);
 	if (fam == FAM_NONE) {
 		/* An executable script run directly. */
-		if (shebang_interp(exe.buf, &interp) == 0 && start == 1) {
+		if (shebang_interp(&c, exe.buf, &interp) == 0 && start == 1) {
 			struct digest d;
 			found->exe_is_script = 1;
 			if (stat(interp.buf, &sb) == 0 && store_file_digest(st, interp.buf, &sb, &d) == 0)
@@ -629,18 +628,18 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	}
 	if (i < 0)
 		goto deps;
-	const char *script = argv[i];
 	struct strbuf main_py = STRBUF_INIT;
-	if (fam == FAM_PY && stat(script, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-		/* python DIR runs DIR/__main__.py with DIR first on sys.path */
-		sb_addf(&main_py, "%s/__main__.py", script);
-		script = main_py.buf;
-	}
+	make_abs(&c, argv[i], &main_py);
+	const char *script = main_py.buf;
+	int dir_main = fam == FAM_PY && stat(script, &sb) == 0 && S_ISDIR(sb.st_mode);
+	if (dir_main) /* python DIR runs DIR/__main__.py with DIR first on sys.path */
+		sb_adds(&main_py, "/__main__.py");
+	script = main_py.buf;
 	if (!is_file(script, &sb)) {
 		sb_release(&main_py);
 		goto deps; /* the interpreter will fail; argv is hashed anyway */
 	}
-	if (!main_py.len)
+	if (!dir_main)
 		found->script_arg = i;
 	/* Python puts the directory of the script's real path on sys.path: a
 	 * symlinked script imports from next to its target. */
@@ -660,7 +659,7 @@ deps:
 	for (size_t k = 0; spec->deps && k < spec->deps->n; k++) {
 		const char *pat = spec->deps->v[k];
 		glob_t g;
-		int gr = glob(pat, GLOB_NOCHECK, NULL, &g);
+		int gr = glob_at(c.cwd, pat, GLOB_NOCHECK, &g);
 		if (gr != 0) {
 			err_set("--dep %s: cannot expand", pat);
 			goto out;
@@ -683,7 +682,6 @@ out:
 	sv_release(&c.pyroots);
 	sv_release(&c.probes);
 	sb_release(&c.files);
-	free(c.cwd);
 	sb_release(&exe);
 	sb_release(&dir);
 	sb_release(&interp);

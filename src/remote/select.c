@@ -1,7 +1,6 @@
 /* exec-remote: the remote (Redis or HTTP) as `cashet exec` uses it. The
  * remote only ever saves runs: whatever goes wrong with it, the command
  * runs and is stored locally, after a single warning naming the remote. */
-#include "cli/cli.h"
 #include "exec/claim.h"
 #include "remote/select.h"
 #include "store/gitmod.h"

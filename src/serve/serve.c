@@ -6,6 +6,7 @@
  * holds one mutex; only socket I/O runs in parallel, and POST /submit
  * (submit.c), whose command runs without the mutex. */
 #include "serve/serve.h"
+#include "exec/claim.h"
 #include "cli/runjson.h"
 #include "util/json.h"
 #include "serve/submit.h"
@@ -413,7 +414,7 @@ out:
 
 static enum MHD_Result h_gc(struct server *sv, struct MHD_Connection *c, struct request *rq)
 {
-	struct gc_opts o = { .busy = cli_claim_busy };
+	struct gc_opts o = { .busy = claim_busy };
 	struct gc_report r;
 	struct strbuf why = STRBUF_INIT, sb = STRBUF_INIT;
 	struct gc_query q = { &o, &why, 0 };

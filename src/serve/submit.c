@@ -1,12 +1,12 @@
-/* submit: POST /submit (see submit.h). A step runs as the very command line
- * `cashet pipeline run` gives it (cli/pipeline-step.c), in its workdir, so
- * it has the same fingerprint: a step the pipeline ran is a hit here, and
- * the other way round. The child's `-v` lines say hit or run and name the
- * run; only resolving that name takes the store mutex. The server is
- * multi-threaded: between fork and exec the child calls only
- * async-signal-safe functions, so everything is prepared before. */
+/* submit: POST /submit (see submit.h). A step becomes the very request
+ * `cashet pipeline run` gives the engine (pipeline/step.c), so it has the
+ * same fingerprint: a step the pipeline ran is a hit here, and the other
+ * way round. The engine runs in the request's thread, on a store handle of
+ * its own (the server's is shared under its mutex); the verdict comes back
+ * as a typed result. */
 #include "serve/submit.h"
-#include "pipeline/pipeline-step.h"
+#include "exec/engine.h"
+#include "pipeline/step.h"
 #include "util/json.h"
 
 #include <errno.h>
@@ -27,7 +27,8 @@ extern char **environ;
 struct submit_job {
 	const struct dag_step *step; /* a step, or NULL for an argv */
 	struct strvec argv, inputs, outputs, envs;
-	char *timeout;		/* argv only */
+	int64_t timeout_ms;	/* argv only */
+	int has_timeout;
 	struct strbuf wd;	/* where the child runs */
 	int slot;		/* its index in running[], -1 none yet */
 };
@@ -43,13 +44,8 @@ static void set_error(unsigned *status, struct strbuf *out, unsigned code, const
 
 int submit_init(struct submit *sm, struct store *st, pthread_mutex_t *lock)
 {
-	char self[PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (len < 0)
-		return err_sys("cannot find the cashet executable");
-	self[len] = 0;
-	sm->self = xstrdup(self);
 	sm->store = xstrdup(store_dir(st));
+	sm->cancel = 0;
 	sm->st = st;
 	sm->lock = lock;
 	memset(sm->running, 0, sizeof(sm->running));
@@ -58,18 +54,15 @@ int submit_init(struct submit *sm, struct store *st, pthread_mutex_t *lock)
 
 void submit_release(struct submit *sm)
 {
-	free(sm->self);
 	free(sm->store);
-	sm->self = sm->store = NULL;
+	sm->store = NULL;
 }
 
 void submit_stop(struct submit *sm)
 {
 	pthread_mutex_lock(sm->lock);
 	sm->stopping = 1;
-	for (size_t i = 0; i < SUBMIT_MAX; i++)
-		if (sm->running[i] > 0)
-			kill(sm->running[i], SIGTERM);
+	sm->cancel = 1; /* every running command is stopped, nothing stored */
 	pthread_mutex_unlock(sm->lock);
 }
 
@@ -234,12 +227,12 @@ static int parse_job(struct submit *sm, json_object *j, struct submit_job *jb, u
 				return -1;
 		} else if (!strcmp(key, "timeout")) {
 			const char *t = plain_string(val);
-			if (!t || !*t) {
+			if (!t || !*t || parse_duration_ms(t, &jb->timeout_ms) < 0) {
+				err_clear();
 				sb_adds(why, "'timeout' must be a duration such as \"10m\"");
 				return -1;
 			}
-			free(jb->timeout);
-			jb->timeout = xstrdup(t);
+			jb->has_timeout = 1;
 		} else {
 			sb_addf(why, "unknown key '%s' (expected step and matrix, or argv, inputs, outputs, env and "
 				     "timeout)", key);
@@ -275,7 +268,7 @@ static int parse_job(struct submit *sm, json_object *j, struct submit_job *jb, u
 		sb_adds(&jb->wd, cwd);
 		return 0;
 	}
-	if (jb->inputs.n || jb->outputs.n || jb->envs.n || jb->timeout) {
+	if (jb->inputs.n || jb->outputs.n || jb->envs.n || jb->has_timeout) {
 		sb_adds(why, "a step's inputs, outputs, env and timeout are the pipeline file's");
 		return -1;
 	}
@@ -291,7 +284,7 @@ static int parse_job(struct submit *sm, json_object *j, struct submit_job *jb, u
 	}
 	if (find_step(sm->dag, name, matrix, &jb->step, code, why) < 0)
 		return -1;
-	pipeline_step_workdir(sm->dag, jb->step, &jb->wd);
+	path_absolute(sm->dag->dir, jb->step->workdir, &jb->wd);
 	return 0;
 }
 
@@ -318,137 +311,6 @@ static void missing_inputs(const struct submit_job *jb, struct strvec *missing)
 
 /* --- running ----------------------------------------------------------- */
 
-static void exec_argv(const struct submit *sm, const struct submit_job *jb, struct strvec *av)
-{
-	if (jb->step) {
-		pipeline_step_argv(jb->step, sm->self, sm->store, "exec", 0, av);
-		return;
-	}
-	sv_push(av, sm->self);
-	sv_push(av, "exec");
-	sv_push(av, "--no-stdin");
-	sv_push(av, "--store");
-	sv_push(av, sm->store);
-	sv_push(av, "-v");
-	for (size_t k = 0; k < jb->inputs.n; k++) {
-		sv_push(av, "-i");
-		sv_push(av, jb->inputs.v[k]);
-	}
-	for (size_t k = 0; k < jb->outputs.n; k++) {
-		sv_push(av, "-o");
-		sv_push(av, jb->outputs.v[k]);
-	}
-	for (size_t k = 0; k < jb->envs.n; k++) {
-		sv_push(av, "-e");
-		sv_push(av, jb->envs.v[k]);
-	}
-	if (jb->timeout) {
-		sv_push(av, "--timeout");
-		sv_push(av, jb->timeout);
-	}
-	sv_push(av, "--");
-	for (size_t k = 0; k < jb->argv.n; k++)
-		sv_push(av, jb->argv.v[k]);
-}
-
-/* The server's environment with the step's env table set over it. */
-static void child_env(const struct submit_job *jb, struct strvec *env)
-{
-	const struct strvec *set = jb->step ? &jb->step->env_set : NULL;
-	for (char **e = environ; *e; e++) {
-		const char *eq = strchr(*e, '=');
-		size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
-		int replaced = 0;
-		for (size_t k = 0; set && k < set->n && !replaced; k++)
-			replaced = !strncmp(set->v[k], *e, n) && set->v[k][n] == '=';
-		if (!replaced)
-			sv_push(env, *e);
-	}
-	for (size_t k = 0; set && k < set->n; k++)
-		sv_push(env, set->v[k]);
-}
-
-/* Starts the child: stdin and stdout /dev/null, stderr to errfd, in wd,
- * with the signal mask and dispositions a fresh process has (the server
- * blocks INT and TERM in every thread and ignores PIPE). */
-static pid_t spawn(const struct strvec *av, const struct strvec *env, const char *wd, int errfd)
-{
-	static const char chdir_failed[] = "cashet: cannot enter the step's working directory\n";
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		sigset_t none;
-		struct sigaction dfl;
-		memset(&dfl, 0, sizeof(dfl));
-		dfl.sa_handler = SIG_DFL;
-		sigaction(SIGPIPE, &dfl, NULL);
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(errfd, 2) < 0)
-			_exit(125);
-		if (chdir(wd) < 0) {
-			ssize_t w = write(2, chdir_failed, sizeof(chdir_failed) - 1);
-			(void)w;
-			_exit(125);
-		}
-		execve(av->v[0], av->v, env->v);
-		_exit(125);
-	}
-	close(null);
-	return pid;
-}
-
-/* exec -v's own lines: they say what happened, not what went wrong. */
-static int verbose_line(const char *l)
-{
-	static const char *const pre[] = { "hit ", "miss ", "forced ", "no-cache ", "waited for ", "why: ",
-					   "stored ", "exit ", NULL };
-	for (size_t i = 0; pre[i]; i++)
-		if (!strncmp(l, pre[i], strlen(pre[i])))
-			return 1;
-	return 0;
-}
-
-/* Reads the child's -v lines from its stderr: the last one that names a
- * run wins (a step's own output, replayed or live, comes before), as in
- * cmd-pipeline.c. Sets prefix to the run's short hash, *hit if replayed,
- * and last to the last "cashet: " line, for an error without a run. */
-static void read_verdict(int fd, struct strbuf *prefix, int *hit, struct strbuf *last)
-{
-	static const char *const marks[] = { "cashet: hit ", "cashet: waited for ", "cashet: stored " };
-	char *l = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	FILE *f;
-	if (lseek(fd, 0, SEEK_SET) < 0 || !(f = fdopen(dup(fd), "r")))
-		return;
-	while ((n = getline(&l, &cap, f)) >= 0) {
-		if (n && l[n - 1] == '\n')
-			l[n - 1] = 0;
-		const char *c = strstr(l, "cashet: ");
-		if (c && !verbose_line(c + 8)) {
-			sb_reset(last);
-			sb_adds(last, c + 8);
-		}
-		for (size_t m = 0; m < sizeof(marks) / sizeof(*marks); m++) {
-			const char *at = strstr(l, marks[m]);
-			if (!at)
-				continue;
-			at += strlen(marks[m]);
-			size_t hx = strspn(at, "0123456789abcdef");
-			if (hx < 4)
-				continue;
-			sb_reset(prefix);
-			sb_add(prefix, at, hx);
-			*hit = m < 2;
-		}
-	}
-	free(l);
-	fclose(f);
-}
-
 /* A free slot, or -1: SUBMIT_MAX run already, or -2: the server is stopping. */
 static int take_slot(struct submit *sm)
 {
@@ -456,7 +318,7 @@ static int take_slot(struct submit *sm)
 	pthread_mutex_lock(sm->lock);
 	for (int i = 0; i < SUBMIT_MAX && slot < 0; i++)
 		if (!sm->running[i]) {
-			sm->running[i] = -1; /* taken; the pid follows */
+			sm->running[i] = 1;
 			slot = i;
 		}
 	if (sm->stopping && slot >= 0) {
@@ -467,64 +329,65 @@ static int take_slot(struct submit *sm)
 	return slot;
 }
 
-/* Records the child of a slot (0: frees it). A child started after
- * submit_stop is stopped at once. */
-static void set_slot(struct submit *sm, int slot, pid_t pid)
-{
-	pthread_mutex_lock(sm->lock);
-	sm->running[slot] = pid;
-	if (pid > 0 && sm->stopping)
-		kill(pid, SIGTERM);
-	pthread_mutex_unlock(sm->lock);
-}
-
 void submit_free(struct submit *sm, struct submit_job *jb)
 {
 	if (!jb)
 		return;
-	if (jb->slot >= 0)
-		set_slot(sm, jb->slot, 0);
+	if (jb->slot >= 0) {
+		pthread_mutex_lock(sm->lock);
+		sm->running[jb->slot] = 0;
+		pthread_mutex_unlock(sm->lock);
+	}
 	sv_release(&jb->argv);
 	sv_release(&jb->inputs);
 	sv_release(&jb->outputs);
 	sv_release(&jb->envs);
-	free(jb->timeout);
 	sb_release(&jb->wd);
 	free(jb);
 }
 
+/* The request for an argv job: run in the server's directory and environment. */
+static int argv_request(const struct submit_job *jb, struct exec_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->spec.argv = jb->argv.v;
+	req->spec.cwd = jb->wd.buf;
+	req->spec.env = environ;
+	req->spec.inputs = jb->inputs;
+	req->spec.outputs = jb->outputs;
+	req->spec.envs = jb->envs;
+	req->stdin_fd = req->out_fd = req->err_fd = -1;
+	req->timeout_ms = jb->timeout_ms;
+	req->grace_ms = 5000;
+	return 0;
+}
+
 void submit_run(struct submit *sm, struct submit_job *jb, unsigned *status, struct strbuf *out)
 {
-	struct strvec av = STRVEC_INIT, env = STRVEC_INIT;
-	struct strbuf tmp = STRBUF_INIT, prefix = STRBUF_INIT, last = STRBUF_INIT;
-	char hash[OID_HEX];
-	int fd = -1, wst = 0, hit = 0, resolved = 0;
-	pid_t pid;
+	struct step_request sr;
+	struct exec_request *req = &sr.req;
+	struct exec_result res;
+	struct store *st = NULL;
+	int er = -1;
+	memset(&sr, 0, sizeof(sr));
+	memset(&res, 0, sizeof(res));
 	sb_reset(out);
-	exec_argv(sm, jb, &av);
-	child_env(jb, &env);
-	/* the child's stderr: an unlinked file, read back once it exits */
-	sb_addf(&tmp, "%s/submit-XXXXXX", store_tmpdir(sm->st));
-	fd = mkostemp(tmp.buf, O_CLOEXEC);
-	if (fd >= 0)
-		unlink(tmp.buf);
-	pid = fd < 0 ? -1 : spawn(&av, &env, jb->wd.buf, fd);
-	if (pid < 0) {
-		set_error(status, out, 500, "cannot start cashet exec");
+	if (jb->step)
+		er = step_request_init(&sr, sm->dag, jb->step, environ, 0, -1, -1);
+	else
+		er = argv_request(jb, req);
+	req->flags |= EXEC_QUIET;
+	req->cancel = &sm->cancel;
+	if (er == 0)
+		er = store_open(sm->store, 0, &st, NULL);
+	if (er == 0)
+		er = exec_run(st, req, &res);
+	if (er < 0) {
+		set_error(status, out, 500, err_msg());
+		err_clear();
 		goto out;
 	}
-	set_slot(sm, jb->slot, pid);
-	while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
-		;
-	set_slot(sm, jb->slot, 0);
-	jb->slot = -1;
-	int code = WIFEXITED(wst) ? WEXITSTATUS(wst) : 128 + WTERMSIG(wst);
-	read_verdict(fd, &prefix, &hit, &last);
-	if (prefix.len) {
-		pthread_mutex_lock(sm->lock);
-		resolved = store_resolve(sm->st, prefix.buf, hash) == 0;
-		pthread_mutex_unlock(sm->lock);
-	}
+	int code = res.exit_code, replayed = res.verdict == EXEC_HIT || res.verdict == EXEC_WAITED;
 	*status = 200;
 	sb_addc(out, '{');
 	if (jb->step) {
@@ -532,26 +395,22 @@ void submit_run(struct submit *sm, struct submit_job *jb, unsigned *status, stru
 		json_str(out, jb->step->name);
 		sb_addc(out, ',');
 	}
-	sb_addf(out, "\"status\":\"%s\",\"exit\":%d,\"run\":", code ? "failed" : hit ? "hit" : "ran", code);
-	if (resolved)
-		sb_addf(out, "\"%s\"", hash);
+	sb_addf(out, "\"status\":\"%s\",\"exit\":%d,\"run\":", code ? "failed" : replayed ? "hit" : "ran", code);
+	if (res.run[0])
+		sb_addf(out, "\"%s\"", res.run);
 	else
 		sb_adds(out, "null");
-	if (code && !resolved && last.len) {
-		/* exec's own error: nothing ran, or what ran was not stored */
+	if (code && !res.run[0] && res.note) {
+		/* the engine's own error: nothing ran, or what ran was not stored */
 		sb_adds(out, ",\"error\":");
-		json_str(out, last.buf);
+		json_str(out, res.note);
 	}
 	sb_addc(out, '}');
 out:
-	if (fd >= 0)
-		close(fd);
+	exec_result_free(&res);
+	store_close(st);
+	step_request_release(&sr);
 	submit_free(sm, jb);
-	sv_release(&av);
-	sv_release(&env);
-	sb_release(&tmp);
-	sb_release(&prefix);
-	sb_release(&last);
 }
 
 struct submit_job *submit_prepare(struct submit *sm, const char *body, size_t len, unsigned *status,

@@ -1,11 +1,12 @@
 /* submit: POST /submit of `cashet serve`, running one step of the pipeline
- * file the server was started with (or, with --allow-exec, a given argv) as
- * a child `cashet exec`, exactly as `cashet pipeline run` would. Knows no
+ * file the server was started with (or, with --allow-exec, a given argv)
+ * through the exec engine, exactly as `cashet pipeline run` would. Knows no
  * HTTP: it turns a request body into a status and a JSON answer. */
 #ifndef CASHET_SUBMIT_H
 #define CASHET_SUBMIT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include "pipeline/dag.h"
@@ -20,13 +21,13 @@
 struct submit {
 	struct dag *dag;	/* --pipeline, or NULL: steps are refused (404) */
 	int allow_exec;		/* --allow-exec: an argv may be run too */
-	char *self;		/* this binary, run as `cashet exec`; owned */
-	char *store;		/* the store directory passed to every child; owned */
-	struct store *st;	/* the server's store: only for resolving run hashes */
-	pthread_mutex_t *lock;	/* the server's store mutex, held only for that */
+	char *store;		/* the store directory each submit opens for itself; owned */
+	struct store *st;	/* the server's store */
+	pthread_mutex_t *lock;	/* the server's store mutex, held only to take a slot */
+	volatile sig_atomic_t cancel; /* submit_stop: running commands stop */
 	/* under *lock: */
-	pid_t running[SUBMIT_MAX]; /* a child's pid, -1 taken but not started, 0 free */
-	int stopping;		/* submit_stop was called: refuse (503) and kill */
+	int running[SUBMIT_MAX]; /* 1 taken, 0 free */
+	int stopping;		/* submit_stop was called: refuse (503) */
 };
 
 struct submit_job;
@@ -43,14 +44,14 @@ void submit_release(struct submit *sm);
 struct submit_job *submit_prepare(struct submit *sm, const char *body, size_t len, unsigned *status,
 				  struct strbuf *out);
 
-/* Runs the job as a child `cashet exec`, waits for it, and frees the job:
+/* Runs the job through the engine, waits for it, and frees the job:
  * *status is 200 (whatever the command's exit) or 500, out the JSON answer.
- * Called without the lock, which it takes only to resolve the run's hash. */
+ * Called without the lock. */
 void submit_run(struct submit *sm, struct submit_job *jb, unsigned *status, struct strbuf *out);
 void submit_free(struct submit *sm, struct submit_job *jb);
 
 /* The server is stopping: later submits are refused and every running
- * child gets TERM (`cashet exec` passes it on and stores nothing). */
+ * command gets TERM (within a second) and stores nothing. */
 void submit_stop(struct submit *sm);
 
 #endif

@@ -27,7 +27,7 @@ void outputs_local_path(const struct store *st, const char *stored, struct strbu
 static void stored_path(const struct store *st, const char *path, struct strbuf *out)
 {
 	struct strbuf rel = STRBUF_INIT;
-	fp_store_path(st, path, &rel);
+	fp_store_path(st, NULL, path, &rel);
 	sb_reset(out);
 	if (rel.buf[0] == '/')
 		sb_addf(out, "abs%s", rel.buf);
@@ -36,12 +36,13 @@ static void stored_path(const struct store *st, const char *path, struct strbuf 
 	sb_release(&rel);
 }
 
-static int collect(struct store *st, const char *path, struct run_record *r, int depth)
+/* path is named in messages as the user declared it; abs is where it is. */
+static int collect(struct store *st, const char *path, const char *abs, struct run_record *r, int depth)
 {
 	struct stat sb;
-	struct strbuf sp = STRBUF_INIT;
+	struct strbuf sp = STRBUF_INIT, child = STRBUF_INIT;
 	int rc = -1;
-	if (lstat(path, &sb) < 0) {
+	if (lstat(abs, &sb) < 0) {
 		err_sys("declared output %s was not produced", path);
 		goto out;
 	}
@@ -50,7 +51,7 @@ static int collect(struct store *st, const char *path, struct run_record *r, int
 			err_set("output %s: directories nested too deep", path);
 			goto out;
 		}
-		DIR *d = opendir(path);
+		DIR *d = opendir(abs);
 		struct strvec names = STRVEC_INIT;
 		struct dirent *e;
 		if (!d) {
@@ -66,22 +67,24 @@ static int collect(struct store *st, const char *path, struct run_record *r, int
 		for (size_t i = 0; rc == 0 && i < names.n; i++) {
 			sb_reset(&sp);
 			sb_addf(&sp, "%s/%s", path, names.v[i]);
-			rc = collect(st, sp.buf, r, depth + 1);
+			sb_reset(&child);
+			sb_addf(&child, "%s/%s", abs, names.v[i]);
+			rc = collect(st, sp.buf, child.buf, r, depth + 1);
 		}
 		sv_release(&names);
 		goto out;
 	}
-	stored_path(st, path, &sp);
+	stored_path(st, abs, &sp);
 	for (size_t i = 0; i < r->nfiles; i++)
 		if (!strcmp(r->files[i].path, sp.buf)) {
 			rc = 0; /* declared twice (a file inside a declared directory) */
 			goto out;
 		}
 	struct run_file *f = run_add_file(r, FILE_OUTPUT, sp.buf);
-	f->src = xstrdup(path);
+	f->src = xstrdup(abs);
 	if (S_ISLNK(sb.st_mode)) {
 		char target[PATH_MAX];
-		ssize_t n = readlink(path, target, sizeof(target));
+		ssize_t n = readlink(abs, target, sizeof(target));
 		if (n < 0) {
 			err_sys("cannot read link %s", path);
 			goto out;
@@ -91,7 +94,7 @@ static int collect(struct store *st, const char *path, struct run_record *r, int
 		digest_of(target, (size_t)n, &f->xxh);
 	} else if (S_ISREG(sb.st_mode)) {
 		f->mode = (sb.st_mode & 0111) ? 0100755 : 0100644;
-		if (digest_file(path, &f->xxh, &f->size) < 0)
+		if (digest_file(abs, &f->xxh, &f->size) < 0)
 			goto out;
 	} else {
 		err_set("output %s is not a regular file, directory or symlink", path);
@@ -100,15 +103,20 @@ static int collect(struct store *st, const char *path, struct run_record *r, int
 	rc = 0;
 out:
 	sb_release(&sp);
+	sb_release(&child);
 	return rc;
 }
 
-int outputs_collect(struct store *st, const struct strvec *declared, struct run_record *r)
+int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, struct run_record *r)
 {
-	for (size_t i = 0; i < declared->n; i++)
-		if (collect(st, declared->v[i], r, 0) < 0)
-			return -1;
-	return 0;
+	struct strbuf abs = STRBUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < declared->n; i++) {
+		path_absolute(cwd, declared->v[i], &abs);
+		rc = collect(st, declared->v[i], abs.buf, r, 0);
+	}
+	sb_release(&abs);
+	return rc;
 }
 
 int outputs_add_sources(struct store *st, struct run_record *r)

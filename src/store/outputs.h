@@ -6,8 +6,9 @@
 #include "store/store.h"
 
 /* Adds every file under each declared output (files, directories,
- * symlinks) to r with its digest, mode and size. Missing outputs are an error. */
-int outputs_collect(struct store *st, const struct strvec *declared, struct run_record *r);
+ * symlinks; relative to cwd) to r with its digest, mode and size. Missing
+ * outputs are an error. */
+int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, struct run_record *r);
 /* Adds a copy of each canonicalized source inside the project (parts
  * script/source/dep) as "sources/<path>", so `why` can say which lines changed. */
 int outputs_add_sources(struct store *st, struct run_record *r);

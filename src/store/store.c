@@ -82,6 +82,11 @@ static void absolutize(const char *p, struct strbuf *out)
 
 int store_find(const char *explicit_dir, struct strbuf *dir)
 {
+	return store_find_from(explicit_dir, NULL, dir);
+}
+
+int store_find_from(const char *explicit_dir, const char *from, struct strbuf *dir)
+{
 	sb_reset(dir);
 	if (!explicit_dir || !*explicit_dir)
 		explicit_dir = getenv("CASHET_DIR");
@@ -90,10 +95,12 @@ int store_find(const char *explicit_dir, struct strbuf *dir)
 		return is_dir(dir->buf) ? 0 : 1;
 	}
 	char cwd[PATH_MAX];
-	if (!getcwd(cwd, sizeof(cwd)))
+	if (!from && !getcwd(cwd, sizeof(cwd)))
 		return err_sys("cannot get the working directory");
+	if (!from)
+		from = cwd;
 	struct strbuf p = STRBUF_INIT;
-	sb_adds(&p, cwd);
+	sb_adds(&p, from);
 	for (;;) {
 		size_t base = p.len;
 		sb_adds(&p, strcmp(p.buf, "/") ? "/" STORE_DIRNAME : STORE_DIRNAME);
@@ -109,8 +116,8 @@ int store_find(const char *explicit_dir, struct strbuf *dir)
 		sb_setlen(&p, slash == p.buf ? 1 : (size_t)(slash - p.buf));
 	}
 	sb_release(&p);
-	sb_adds(dir, cwd);
-	sb_adds(dir, strcmp(cwd, "/") ? "/" STORE_DIRNAME : STORE_DIRNAME);
+	sb_adds(dir, from);
+	sb_adds(dir, strcmp(from, "/") ? "/" STORE_DIRNAME : STORE_DIRNAME);
 	return 1;
 }
 

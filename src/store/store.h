@@ -72,6 +72,8 @@ char *run_cmdline(const struct run_record *r);
  * from the working directory looking for .cashet. Fills dir with an absolute path.
  * Returns 0 found, 1 not found (dir holds where one would be created), <0 error. */
 int store_find(const char *explicit_dir, struct strbuf *dir);
+/* The same, walking up from the absolute directory from (NULL: the working directory). */
+int store_find_from(const char *explicit_dir, const char *from, struct strbuf *dir);
 
 enum { STORE_CREATE = 1 };
 /* Opens the store at dir (as found by store_find). With STORE_CREATE a missing

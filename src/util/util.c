@@ -146,17 +146,39 @@ const char *sb_str(const struct strbuf *sb)
 }
 
 static _Thread_local struct strbuf last_err;
+static _Thread_local enum err_code last_code = E_ERROR;
+
+static int err_vset(enum err_code code, const char *fmt, va_list ap)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_vaddf(&sb, fmt, ap);
+	sb_release(&last_err);
+	last_err = sb;
+	last_code = code;
+	return code;
+}
 
 int err_set(const char *fmt, ...)
 {
-	struct strbuf sb = STRBUF_INIT;
 	va_list ap;
 	va_start(ap, fmt);
-	sb_vaddf(&sb, fmt, ap);
+	int rc = err_vset(E_ERROR, fmt, ap);
 	va_end(ap);
-	sb_release(&last_err);
-	last_err = sb;
-	return -1;
+	return rc;
+}
+
+int err_setc(enum err_code code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = err_vset(code, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+enum err_code err_code(void)
+{
+	return last_code;
 }
 
 int err_sys(const char *fmt, ...)
@@ -170,6 +192,7 @@ int err_sys(const char *fmt, ...)
 	sb_addf(&sb, ": %s", strerror(e));
 	sb_release(&last_err);
 	last_err = sb;
+	last_code = e == ENOENT ? E_NOTFOUND : e == EEXIST ? E_EXISTS : E_ERROR;
 	errno = e;
 	return -1;
 }
@@ -182,6 +205,7 @@ const char *err_msg(void)
 void err_clear(void)
 {
 	sb_release(&last_err);
+	last_code = E_ERROR;
 }
 
 void sv_push(struct strvec *sv, const char *s)
@@ -391,6 +415,25 @@ void path_absolute(const char *cwd, const char *path, struct strbuf *out)
 	if (!out->len)
 		sb_addc(out, '/');
 	sb_release(&raw);
+}
+
+int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g)
+{
+	struct strbuf p = STRBUF_INIT;
+	if (pattern[0] != '/') {
+		/* the directory's own name must match only itself */
+		for (const char *c = cwd; *c; c++) {
+			if (strchr("*?[]\\{}", *c))
+				sb_addc(&p, '\\');
+			sb_addc(&p, *c);
+		}
+		if (!p.len || p.buf[p.len - 1] != '/')
+			sb_addc(&p, '/');
+	}
+	sb_adds(&p, pattern);
+	int rc = glob(p.buf, flags, NULL, g);
+	sb_release(&p);
+	return rc;
 }
 
 void rm_rf(const char *path)

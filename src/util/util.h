@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <glob.h>
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -44,8 +45,23 @@ char *sb_detach(struct strbuf *sb);
 /* "" when empty, never NULL. */
 const char *sb_str(const struct strbuf *sb);
 
-/* Last error, per thread. err_set returns -1 so `return err_set(...)` reads well. */
+/* What an error means, for the callers that must tell errors apart: they
+ * branch on the code, never on the message, which is only for people. */
+enum err_code {
+	E_ERROR = -1,     /* anything else */
+	E_NOTFOUND = -2,  /* an object, run, ref or remote that is not there */
+	E_AMBIGUOUS = -3, /* a prefix naming more than one thing */
+	E_CORRUPT = -4,   /* bytes that fail their check */
+	E_EXISTS = -5,
+	E_BUSY = -6,      /* locked by another process */
+};
+
+/* Last error, per thread. err_set returns -1 (E_ERROR) so `return
+ * err_set(...)` reads well; err_setc returns and records code. */
 int err_set(const char *fmt, ...) PRINTF_LIKE(1, 2);
+int err_setc(enum err_code code, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* The code of the last error (E_ERROR when it was set without one). */
+enum err_code err_code(void);
 /* Like err_set, appending ": strerror(errno)". */
 int err_sys(const char *fmt, ...) PRINTF_LIKE(1, 2);
 const char *err_msg(void);
@@ -88,6 +104,8 @@ int write_all(int fd, const void *data, size_t len);
 /* path made absolute (against cwd, or the working directory when NULL)
  * with "//", "." and ".." folded lexically (symlinks are not resolved). */
 void path_absolute(const char *cwd, const char *path, struct strbuf *out);
+/* glob(3) of pattern relative to cwd (absolute); the matches are absolute. */
+int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g);
 /* rm -rf (best effort) */
 void rm_rf(const char *path);
 /* mkdir -p */

@@ -176,6 +176,30 @@ load helper
 	[[ "${stderr_lines[0]}" =~ ^cashet:\ hit\ ${h:0:12}\  ]]
 }
 
+@test "--report-fd N writes the verdict as one JSON line: ran, hit, not-stored" {
+	cashet init > /dev/null
+	run --separate-stderr cashet exec --report-fd 3 -- sh -c 'echo hi; exit 3' 3> report
+	assert_failure 3
+	assert_output hi
+	h=$(last_hash)
+	[ "$(json_field 'j["verdict"], j["exit"], j["run"], j["note"]' < report)" = "('ran', 3, '$h', None)" ]
+	[ "$(wc -l < report)" = 1 ]
+	# a failure is stored, and replayed only with --cache-failures
+	run cashet exec --report-fd 3 -- sh -c 'echo hi; exit 3' 3> report
+	[ "$(json_field 'j["verdict"]' < report)" = ran ]
+	h=$(last_hash)
+	run cashet exec --cache-failures --report-fd 3 -- sh -c 'echo hi; exit 3' 3> report
+	assert_failure 3
+	assert_output hi
+	[ "$(json_field 'j["verdict"], j["exit"], j["run"]' < report)" = "('hit', 3, '$h')" ]
+	run -127 --separate-stderr cashet exec --report-fd 3 -- no-such-command-here 3> report
+	assert_failure 127
+	[ "$(json_field 'j["verdict"], j["exit"], j["run"], j["note"]' < report)" = "('not-stored', 127, None, 'no-such-command-here: command not found')" ]
+	run --separate-stderr cashet exec --report-fd 7 -- true
+	assert_failure 2
+	[ "$stderr" = "cashet exec: --report-fd: '7' is not an open file descriptor (see 'cashet exec --help')" ]
+}
+
 @test "CASHET_LOG=1 is the same as -v; CASHET_LOG=0 and the default are silent" {
 	cashet init > /dev/null
 	CASHET_LOG=1 run --separate-stderr cashet exec -- echo hi

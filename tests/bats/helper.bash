@@ -54,10 +54,11 @@ kill_started() {
 	return 0
 }
 
-# The verdict of one exec: prints "hit" or "miss" (from cashet -v). The
-# command's own output is discarded.
+# The verdict of one exec: prints "hit" (replayed) or "miss" (it ran), read
+# from the --report-fd JSON line. The command's own output is discarded.
 verdict() {
-	cashet exec -v "$@" 2>&1 >/dev/null | sed -n -E 's/^cashet: (hit|miss|forced|no-cache|waited for) .*/\1/p' | head -n 1
+	cashet exec --report-fd 3 "$@" 3>&1 >/dev/null 2>/dev/null |
+		python3 -c 'import json,sys; v=json.loads(sys.stdin.readline())["verdict"]; print("hit" if v in ("hit","waited") else "miss")'
 }
 
 # Hash of the newest run (full 40 hex digits).

@@ -1,0 +1,89 @@
+/* engine: the exec flow every front end calls in process: fingerprint,
+ * look up, read through a remote, claim or wait, run with retries, store,
+ * publish. The CLI (`exec`, `why`), the pipeline scheduler and `serve`
+ * differ only in the request they build and in what they print from the
+ * result; none of them changes its own directory or environment for a
+ * command: the request carries both. */
+#ifndef CASHET_ENGINE_H
+#define CASHET_ENGINE_H
+
+#include "key/fp.h"
+#include "key/explain.h"
+
+#include <signal.h>
+
+/* Exit code when cashet itself failed (the command's own codes pass through). */
+#define EXEC_EXIT_CASHET 125
+
+enum exec_flags {
+	EXEC_FORCE = 1 << 0,          /* run even if cached; the new run replaces it */
+	EXEC_NO_CACHE = 1 << 1,       /* run, store nothing */
+	EXEC_CACHE_FAILURES = 1 << 2, /* replay failed runs too */
+	EXEC_LOOKUP_ONLY = 1 << 3,    /* replay a hit, else return EXEC_MISS without running */
+	EXEC_WANT_REASONS = 1 << 4,   /* on a miss, fill result.reasons before running */
+	EXEC_QUIET = 1 << 5,          /* capture without teeing (out_fd/err_fd get the streams on replay only) */
+};
+
+struct exec_result;
+
+enum exec_verdict {
+	EXEC_MISS,       /* EXEC_LOOKUP_ONLY: not cached, nothing ran */
+	EXEC_HIT,        /* replayed a stored run */
+	EXEC_WAITED,     /* waited for another process running it, then replayed its run */
+	EXEC_RAN,        /* ran and stored */
+	EXEC_NOT_STORED, /* ran (or failed to start), nothing stored: no-cache, exec failure, interrupted, store error */
+};
+
+struct exec_request {
+	struct fp_spec spec; /* argv, cwd, env and the declared inputs and outputs */
+	int stdin_fd;        /* -1: /dev/null; a pipe is spooled and hashed, a file hashed, a tty passed through */
+	int out_fd, err_fd;  /* where the command's (or the replay's) stdout and stderr go; -1: nowhere */
+	unsigned flags;      /* enum exec_flags */
+	const struct strvec *tags;
+	const char *name;
+	const char *remote; /* --remote URL, or NULL: $CASHET_REMOTE or the store's setting */
+	int verbose;        /* remote notes on stderr */
+	int retries;
+	int64_t ttl_ms, timeout_ms, grace_ms;
+	/* Set by another thread (a stopping server): the command is stopped
+	 * as if interrupted, and nothing is stored. */
+	const volatile sig_atomic_t *cancel;
+	/* Called once on a miss, just before the command starts (the
+	 * result holds fp and, with EXEC_WANT_REASONS, the reasons). */
+	void (*on_miss)(void *ctx, const struct exec_result *res);
+	/* Called before each retry. */
+	void (*on_retry)(void *ctx, int status, int attempt, int retries);
+	void *ctx;
+};
+
+struct exec_result {
+	enum exec_verdict verdict;
+	int exit_code;           /* what the front end exits with */
+	int signal;              /* an interrupt received (INT/TERM/HUP), else 0 */
+	char run[OID_HEX];       /* the run replayed or stored, "" if none */
+	int64_t duration_ms;     /* the run's (saved time on a hit) */
+	struct digest fp;
+	struct strvec reasons;   /* EXEC_WANT_REASONS on a miss: what changed */
+	char *note;              /* NOT_STORED: why (exec failure, store error); owned */
+};
+
+/* The whole flow on the open store st. Returns 0 with *res filled (any
+ * verdict, the command's exit code in res->exit_code), or -1 with
+ * err_msg() when cashet itself failed before the command could run
+ * (res->exit_code is then EXEC_EXIT_CASHET). Free res with exec_result_free. */
+int exec_run(struct store *st, const struct exec_request *req, struct exec_result *res);
+
+/* `why`: fingerprints the request and compares it with the store without
+ * running anything. Returns 0 with *e filled (explain_free), or -1. */
+int exec_explain(struct store *st, const struct exec_request *req, struct explain *e);
+
+/* `history -- CMD`: the record a run of req would have (argv, cwd, parts,
+ * fp, line). Returns 0 (caller frees r) or -1. */
+int exec_fingerprint(struct store *st, const struct exec_request *req, struct run_record *r);
+
+void exec_result_free(struct exec_result *res);
+const char *exec_verdict_name(enum exec_verdict v);
+/* The result as one JSON line, for --report-fd and the pipeline's workers. */
+void exec_result_json(const struct exec_result *res, struct strbuf *out);
+
+#endif
