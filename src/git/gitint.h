@@ -13,6 +13,9 @@ extern char *repo_dir;
 int open_repo(const char *dir);
 /* err_set() with libgit2's last error. Returns -1. */
 int git_fail(const char *what);
+/* The same for libgit2's return code rc, which becomes the error's code
+ * (GIT_ENOTFOUND: E_NOTFOUND, ...). */
+int git_fail_rc(int rc, const char *what);
 
 /* gitstore.c */
 int gs_init(const char *dir);

@@ -17,8 +17,18 @@ char *repo_dir;
 
 int git_fail(const char *what)
 {
+	return git_fail_rc(GIT_ERROR, what);
+}
+
+int git_fail_rc(int rc, const char *what)
+{
 	const git_error *e = git_error_last();
-	return err_set("%s: %s", what, e && e->message ? e->message : "libgit2 error");
+	enum err_code code = rc == GIT_ENOTFOUND    ? E_NOTFOUND
+			     : rc == GIT_EAMBIGUOUS ? E_AMBIGUOUS
+			     : rc == GIT_EEXISTS    ? E_EXISTS
+			     : rc == GIT_ELOCKED    ? E_BUSY
+						    : E_ERROR;
+	return err_setc(code, "%s: %s", what, e && e->message ? e->message : "libgit2 error");
 }
 
 int open_repo(const char *dir)

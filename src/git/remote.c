@@ -91,8 +91,12 @@ int gs_push(const char *dir, const char *name, const struct strvec *hashes)
 	opts.callbacks.push_update_reference = push_status;
 	opts.callbacks.payload = &errs;
 	git_strarray arr = { specs.v, specs.n };
-	if (specs.n && git_remote_push(r, &arr, &opts) < 0) {
-		git_fail(git_remote_url(r));
+	int pr = specs.n ? git_remote_push(r, &arr, &opts) : 0;
+	if (pr < 0) {
+		/* E_NOTFOUND only for an object of ours that is missing (gc cut
+		 * the run's lineage), not for a remote that is not there */
+		const git_error *e = git_error_last();
+		git_fail_rc(pr == GIT_ENOTFOUND && e && e->klass == GIT_ERROR_ODB ? pr : GIT_ERROR, git_remote_url(r));
 		goto out;
 	}
 	if (errs.len) {

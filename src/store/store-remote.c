@@ -16,7 +16,7 @@ int store_push(struct store *st, const char *remote, const struct strvec *hashes
 		return -1;
 	if (g->push(st->dir, remote, hashes) == 0)
 		return 0;
-	if (!strstr(err_msg(), "no match for id"))
+	if (err_code() != E_NOTFOUND)
 		return -1; /* the remote itself: unknown, unreachable, refusing */
 	/* libgit2 walks a run's lineage while packing; where gc cut it (the
 	 * parent is gone) that fails. Push the runs one by one so only those
@@ -26,7 +26,7 @@ int store_push(struct store *st, const char *remote, const struct strvec *hashes
 		sv_push(&one, hashes->v[i]);
 		if (g->push(st->dir, remote, &one) == 0)
 			continue;
-		if (!strstr(err_msg(), "no match for id")) {
+		if (err_code() != E_NOTFOUND) {
 			rc = -1;
 			break;
 		}
