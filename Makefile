@@ -66,6 +66,9 @@ $(O)/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h)
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
+# A module exports its entry table and nothing else.
+$(GIT_OBJ) $(SERVE_OBJ) $(HTTP_OBJ): ALL_CFLAGS += -fvisibility=hidden
+
 # The git module calls back into cashet's own helpers (util, record), so
 # they are exported; the statically linked libraries are not (--exclude-libs).
 cashet: $(CORE_OBJ) $(CLI_OBJ)

@@ -25,7 +25,7 @@ static const struct gitmod module = {
 	.shallow_update = gx_shallow_update,
 };
 
-const struct gitmod *cashet_gitmod(void);
+MODULE_ENTRY const struct gitmod *cashet_gitmod(void);
 const struct gitmod *cashet_gitmod(void)
 {
 	return &module;

@@ -840,7 +840,7 @@ static int read_token_file(const char *path, char **token)
 	return 0;
 }
 
-int cashet_serve_v1(struct cli *cli, int argc, char **argv)
+MODULE_ENTRY int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },   { "token", required_argument, NULL, 't' },

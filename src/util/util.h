@@ -12,14 +12,11 @@
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+/* The one symbol a loadable module exports (modules build with -fvisibility=hidden). */
+#define MODULE_ENTRY __attribute__((visibility("default")))
 #else
 #define PRINTF_LIKE(f, a)
-/* Human-readable forms, for messages and listings. */
-void fmt_time(int64_t ms, char *buf, size_t len);     /* local "YYYY-MM-DD HH:MM:SS" */
-void fmt_iso_time(int64_t ms, char *buf, size_t len); /* UTC ISO 8601 */
-void fmt_size(uint64_t bytes, char *buf, size_t len); /* 1.2K, 3.4M */
-void fmt_duration(int64_t ms, char *buf, size_t len); /* 12ms, 1.5s, 2m03s */
-
+#define MODULE_ENTRY
 #endif
 
 /* Growable, always NUL-terminated buffer. A zeroed struct is an empty buffer;

@@ -184,3 +184,12 @@ fish_lines() {
 	v=$(cashet --version | awk '{ print $2 }')
 	grep -qE "^\\.TH CASHET 1 .*\"cashet $v\"" "$MAN"
 }
+
+@test "each loadable module exports its entry table and nothing else" {
+	command -v nm > /dev/null || skip "nm (binutils) is not available"
+	for m in cashet-git.so:cashet_gitmod cashet-serve.so:cashet_serve_v1 cashet-http.so:cashet_httpmod_v1; do
+		run sh -c "nm -D --defined-only '$CASHET_BUILD/${m%%:*}' | awk '\$2 ~ /[TDRBVW]/ {print \$3}'"
+		assert_success
+		assert_output "${m#*:}"
+	done
+}

@@ -163,7 +163,7 @@ static int http_put(const char *url, const struct http_opts *o, const char *path
 	return rc < 0 ? -1 : 0;
 }
 
-const struct httpmod *cashet_httpmod_v1(void)
+MODULE_ENTRY const struct httpmod *cashet_httpmod_v1(void)
 {
 	static const struct httpmod table = { http_get, http_put };
 	static int ready;
