@@ -129,24 +129,54 @@ clean:
 
 .PHONY: all deps demo test test-unit install clean
 
-# Fuzzes the TOML parser with libFuzzer (needs clang; on Debian the
-# libclang-rt-*-dev package that matches it). New inputs go to
-# $(O)/fuzz-corpus; the checked-in seeds are only read.
-FUZZ_SECONDS ?= 60
+# libFuzzer targets (need clang and, on Debian, the libclang-rt-*-dev
+# package that matches it). Each target NAME is tests/fuzz/NAME_fuzz.c plus
+# the sources in FUZZ_SRC_NAME, its seeds are tests/fuzz/corpus/NAME/ (only
+# read), and what the fuzzer finds goes to $(FUZZ_DIR): new inputs to
+# corpus-NAME/, crashes to crash-NAME-*. `make fuzz-NAME` runs one target
+# for FUZZ_SECONDS; `make fuzz-ci` builds all and runs each in turn, failing
+# on the first crash, leak, sanitizer report or hang.
+FUZZ_SECONDS ?= 20
 FUZZ_CC      ?= clang
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_DIR     := $(O)/fuzz
+# an input that takes longer than this many seconds is reported as a hang
+FUZZ_TIMEOUT ?= 10
+FUZZ_TARGETS := toml canon
 
-fuzz-toml:
-	@mkdir -p $(O)/fuzz-corpus
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc -o $(O)/fuzz-toml \
-		src/util/util.c src/util/toml.c tests/fuzz/toml_fuzz.c -lm
-	cp -n tests/fuzz/corpus/toml/* $(O)/fuzz-corpus/ 2>/dev/null || true
-	./$(O)/fuzz-toml -max_total_time=$(FUZZ_SECONDS) $(O)/fuzz-corpus tests/fuzz/corpus/toml
+FUZZ_SRC_toml  := src/util/util.c src/util/toml.c
+FUZZ_SRC_canon := src/util/util.c src/key/canon.c src/key/canon-python.c src/key/canon-sh.c
+FUZZ_LIBS      := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -ldl -lpthread -lm
 
-fuzz-canon:
-	@mkdir -p $(O)/fuzz-canon-corpus
-	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc -o $(O)/fuzz-canon \
-		src/util/util.c src/key/canon.c src/key/canon-python.c src/key/canon-sh.c tests/fuzz/canon_fuzz.c -lm
-	./$(O)/fuzz-canon -max_total_time=$(FUZZ_SECONDS) $(O)/fuzz-canon-corpus tests/bats
+FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
+fuzz_obj   = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 
-.PHONY: fuzz-toml fuzz-canon
+$(FUZZ_DIR)/obj/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h)
+	@mkdir -p $(dir $@)
+	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc $(PKG_CFLAGS) -c -o $@ $<
+
+define fuzz_rule
+$(FUZZ_DIR)/fuzz-$(1): $(call fuzz_obj,$(FUZZ_SRC_$(1)) tests/fuzz/$(1)_fuzz.c)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $$@ $$^ $(FUZZ_LIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_rule,$(t))))
+
+# FUZZ_RUN(NAME): one bounded run on the seeds and what earlier runs found.
+FUZZ_RUN = mkdir -p $(FUZZ_DIR)/corpus-$(1) && \
+	$(FUZZ_DIR)/fuzz-$(1) -max_total_time=$(FUZZ_SECONDS) -timeout=$(FUZZ_TIMEOUT) \
+		-artifact_prefix=$(FUZZ_DIR)/crash-$(1)- $(FUZZ_DIR)/corpus-$(1) tests/fuzz/corpus/$(1)
+
+$(FUZZ_TARGETS:%=fuzz-%): fuzz-%: $(FUZZ_DIR)/fuzz-%
+	$(call FUZZ_RUN,$*)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz-ci: $(FUZZ_BINS)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "# fuzz $$t: $(FUZZ_SECONDS)s"; \
+		$(call FUZZ_RUN,$$t) 2>$(FUZZ_DIR)/$$t.log || { \
+			tail -n 60 $(FUZZ_DIR)/$$t.log; echo "# fuzz $$t: FAILED (log: $(FUZZ_DIR)/$$t.log)"; exit 1; }; \
+		grep -h '^#[0-9]*.*DONE' $(FUZZ_DIR)/$$t.log || true; \
+	done
+
+.PHONY: fuzz-build fuzz-ci $(FUZZ_TARGETS:%=fuzz-%)

@@ -1,9 +1,7 @@
 /* libFuzzer target for the canon tokenizers: any input must either fail
  * cleanly (and leave the buffers as they were) or produce output, never
- * crash or read out of bounds. Build:
- *   make fuzz-canon FUZZ_SECONDS=60   (seeds: the test scripts under tests/bats)
- *   or by hand: clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
- *         -Isrc -o canon_fuzz src/util.c src/canon*.c tests/fuzz/canon_fuzz.c */
+ * crash or read out of bounds. `make fuzz-canon` (seeds in
+ * tests/fuzz/corpus/canon: Python and sh scripts, good and broken). */
 #include <stdlib.h>
 
 #include "key/canon.h"

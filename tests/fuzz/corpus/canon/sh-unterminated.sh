@@ -1,0 +1,4 @@
+#!/bin/sh
+echo "never closed
+cat <<EOF2
+no end
