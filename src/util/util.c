@@ -65,8 +65,13 @@ void sb_grow(struct strbuf *sb, size_t extra)
 	size_t a = sb->alloc ? sb->alloc : 64;
 	while (a < need)
 		a *= 2;
+	/* a new buffer is "" at once: grown and detached before anything is
+	 * added, it must still be a string */
+	int fresh = !sb->buf;
 	sb->buf = xrealloc(sb->buf, a);
 	sb->alloc = a;
+	if (fresh)
+		sb->buf[0] = '\0';
 }
 
 void sb_add(struct strbuf *sb, const void *data, size_t len)
