@@ -151,7 +151,10 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 	}
 	for (size_t i = 0; i < r->nparts; i++) {
 		digest_hex(&r->parts[i].hash, hx);
-		sb_addf(out, "part %s %s ", r->parts[i].kind, hx);
+		/* the kind is escaped too: decoding unescapes the whole line */
+		sb_adds(out, "part ");
+		esc(out, r->parts[i].kind);
+		sb_addf(out, " %s ", hx);
 		esc(out, r->parts[i].name);
 		sb_addc(out, '\n');
 		if (r->parts[i].detail) {
