@@ -5,6 +5,7 @@
  * a failure after that undoes the refs, the shallow entries and the pack. */
 #include "store/store-int.h"
 #include "store/gitmod.h"
+#include "store/manifest.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -15,11 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define ARCHIVE_MAGIC "cashet-archive"
-#define ARCHIVE_VERSION 1
-/* The size is written after the pack, over a fixed-width placeholder. */
-#define PACK_SIZE_FMT "pack %020" PRIu64 "\n"
 
 int store_export(struct store *st, const struct strvec *hashes, const char *file, uint64_t *size)
 {
@@ -78,82 +74,46 @@ out:
 	return rc;
 }
 
-static int is_oid(const char *s)
-{
-	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
-}
-
-/* Reads the manifest: fills ids and the pack's offset and size, checking
- * that the file is exactly as long as the manifest says. */
+/* Reads the manifest (manifest.c parses it): fills ids and the pack's
+ * offset and size, checking that the file is exactly as long as the
+ * manifest says. The head is read in growing pieces, as far as the parser
+ * asks: what follows it is a pack that may be gigabytes long. */
 static int read_manifest(const char *file, struct strvec *ids, uint64_t *offset, uint64_t *size)
 {
-	FILE *f = fopen(file, "rb");
-	char *buf = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = -1, lineno = 0, have_pack = 0;
+	struct strbuf head = STRBUF_INIT;
 	struct stat sb;
-	if (!f)
+	uint64_t file_size;
+	int fd = open(file, O_RDONLY | O_CLOEXEC), rc = -1;
+	if (fd < 0)
 		return err_sys("cannot open %s", file);
-	while (!have_pack && (n = getline(&buf, &cap, f)) > 0) {
-		lineno++;
-		if (buf[n - 1] != '\n' || n > 200) {
-			err_set(lineno == 1 ? "%s: not a cashet archive" : "%s: the archive is truncated or damaged (line %d)",
-				file, lineno);
-			goto out;
-		}
-		buf[n - 1] = '\0';
-		if (lineno == 1) {
-			int v;
-			char extra;
-			if (sscanf(buf, ARCHIVE_MAGIC " %d%c", &v, &extra) != 1 || strncmp(buf, ARCHIVE_MAGIC " ", 15)) {
-				err_set("%s: not a cashet archive", file);
-				goto out;
-			}
-			if (v != ARCHIVE_VERSION) {
-				err_set("%s: archive format %d is not supported (this cashet reads format %d)", file, v,
-					ARCHIVE_VERSION);
-				goto out;
-			}
-		} else if (!strncmp(buf, "run ", 4) && is_oid(buf + 4)) {
-			sv_push(ids, buf + 4);
-		} else if (!strncmp(buf, "pack ", 5) && strspn(buf + 5, "0123456789") == strlen(buf + 5) && buf[5]) {
-			*size = strtoull(buf + 5, NULL, 10);
-			have_pack = 1;
-		} else {
-			err_set("%s: line %d of the manifest is damaged", file, lineno);
-			goto out;
-		}
-	}
-	if (!have_pack) {
-		err_set(lineno ? "%s: the archive is truncated (no pack)" : "%s: not a cashet archive", file);
-		goto out;
-	}
-	long pos = ftell(f);
-	if (pos < 0 || fstat(fileno(f), &sb) < 0) {
+	/* The pack is read again later, from its offset: a pipe cannot be. */
+	if (fstat(fd, &sb) < 0 || lseek(fd, 0, SEEK_CUR) < 0) {
 		err_sys("cannot read %s", file);
 		goto out;
 	}
-	*offset = (uint64_t)pos;
-	if ((uint64_t)sb.st_size < *offset + *size) {
-		err_set("%s: the archive is truncated (%" PRIu64 " of %" PRIu64 " pack bytes)", file,
-			(uint64_t)sb.st_size - *offset, *size);
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > *offset + *size) {
-		err_set("%s: unexpected data after the pack", file);
-		goto out;
-	}
-	sv_sort(ids);
-	for (size_t i = 1; i < ids->n; i++)
-		if (!strcmp(ids->v[i - 1], ids->v[i])) {
-			err_set("%s: run %.12s is listed twice", file, ids->v[i]);
-			goto out;
+	file_size = (uint64_t)sb.st_size;
+	for (size_t want = 4096;; want *= 2) {
+		int end = 0;
+		while (head.len < want && !end) {
+			sb_grow(&head, want - head.len);
+			ssize_t n = read(fd, head.buf + head.len, want - head.len);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n > 0)
+				sb_setlen(&head, head.len + (size_t)n);
+			end = n <= 0;
 		}
-	rc = 0;
+		/* Shorter than fstat said, or unreadable (a directory): the
+		 * manifest is judged on what could be read, as getline did. */
+		if (end && head.len < file_size)
+			file_size = head.len;
+		rc = manifest_parse(sb_str(&head), head.len, file_size, file, ids, offset, size);
+		if (rc != 1)
+			break;
+	}
 out:
-	free(buf);
-	fclose(f);
+	close(fd);
+	sb_release(&head);
 	return rc;
 }
 
