@@ -142,11 +142,12 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 FUZZ_DIR     := $(O)/fuzz
 # an input that takes longer than this many seconds is reported as a hang
 FUZZ_TIMEOUT ?= 10
-FUZZ_TARGETS := toml canon meta
+FUZZ_TARGETS := toml canon meta manifest
 
 FUZZ_SRC_toml  := src/util/util.c src/util/toml.c
 FUZZ_SRC_canon := src/util/util.c src/key/canon.c src/key/canon-python.c src/key/canon-sh.c
 FUZZ_SRC_meta  := src/util/util.c src/util/hash.c src/store/record.c
+FUZZ_SRC_manifest := src/util/util.c src/store/manifest.c
 FUZZ_LIBS      := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -ldl -lpthread -lm
 
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
