@@ -4,6 +4,7 @@
  * follows is verified separately, object by object, by the git module. */
 #include "store/manifest.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,12 +14,23 @@ static int is_oid(const char *s)
 	return strlen(s) == 40 && strspn(s, "0123456789abcdef") == 40;
 }
 
+/* Decimal digits only, and below 2^64 (strtoull would saturate). */
+static int pack_size(const char *s, uint64_t *size)
+{
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return -1;
+	errno = 0;
+	*size = strtoull(s, NULL, 10);
+	return errno == ERANGE ? -1 : 0;
+}
+
 int manifest_parse(const char *buf, size_t len, uint64_t file_size, const char *name, struct strvec *ids,
 		   uint64_t *offset, uint64_t *size)
 {
 	struct strvec got = STRVEC_INIT;
 	char line[MANIFEST_LINE_MAX + 1];
 	size_t pos = 0;
+	uint64_t rest;
 	int rc = -1, lineno = 0, have_pack = 0, whole = len >= file_size;
 	while (!have_pack) {
 		size_t avail = len - pos, n;
@@ -56,8 +68,7 @@ int manifest_parse(const char *buf, size_t len, uint64_t file_size, const char *
 			}
 		} else if (!strncmp(line, "run ", 4) && is_oid(line + 4)) {
 			sv_push(&got, line + 4);
-		} else if (!strncmp(line, "pack ", 5) && strspn(line + 5, "0123456789") == strlen(line + 5) && line[5]) {
-			*size = strtoull(line + 5, NULL, 10);
+		} else if (!strncmp(line, "pack ", 5) && pack_size(line + 5, size) == 0) {
 			have_pack = 1;
 		} else {
 			err_set("%s: line %d of the manifest is damaged", name, lineno);
@@ -68,13 +79,15 @@ int manifest_parse(const char *buf, size_t len, uint64_t file_size, const char *
 		err_set(lineno ? "%s: the archive is truncated (no pack)" : "%s: not a cashet archive", name);
 		goto out;
 	}
+	/* rest is compared with the size, not offset + size with the file
+	 * size: a size near 2^64 would wrap the sum around */
 	*offset = (uint64_t)pos;
-	if (file_size < *offset + *size) {
-		err_set("%s: the archive is truncated (%" PRIu64 " of %" PRIu64 " pack bytes)", name,
-			file_size - *offset, *size);
+	rest = file_size > *offset ? file_size - *offset : 0;
+	if (*size > rest) {
+		err_set("%s: the archive is truncated (%" PRIu64 " of %" PRIu64 " pack bytes)", name, rest, *size);
 		goto out;
 	}
-	if (file_size > *offset + *size) {
+	if (*size < rest) {
 		err_set("%s: unexpected data after the pack", name);
 		goto out;
 	}

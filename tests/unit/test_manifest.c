@@ -115,6 +115,24 @@ static void test_prefixes(void **state)
 	sb_release(&big);
 }
 
+/* A pack size near 2^64 wrapped offset + size around, so an archive far
+ * too short for its pack was called "unexpected data after the pack"; a
+ * size past 2^64 was taken as 2^64 - 1. */
+static void test_huge_pack_size(void **state)
+{
+	struct strvec ids = STRVEC_INIT;
+	uint64_t off, size;
+	static const char max[] = "cashet-archive 1\npack 18446744073709551615\nXY";
+	static const char wrap[] = "cashet-archive 1\npack 18446744073709551600\nXY";
+	static const char over[] = "cashet-archive 1\npack 18446744073709551616\nXY";
+	assert_int_equal(parse_all(max, sizeof(max) - 1, &ids, &off, &size), -1);
+	assert_string_equal(err_msg(), "a.cashet: the archive is truncated (2 of 18446744073709551615 pack bytes)");
+	assert_int_equal(parse_all(wrap, sizeof(wrap) - 1, &ids, &off, &size), -1);
+	assert_string_equal(err_msg(), "a.cashet: the archive is truncated (2 of 18446744073709551600 pack bytes)");
+	assert_int_equal(parse_all(over, sizeof(over) - 1, &ids, &off, &size), -1);
+	assert_string_equal(err_msg(), "a.cashet: line 2 of the manifest is damaged");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -122,6 +140,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_line_length_limit),
 		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_huge_pack_size),
 	};
 	return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
 }
