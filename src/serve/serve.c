@@ -6,6 +6,7 @@
  * holds one mutex; only socket I/O runs in parallel, and POST /submit
  * (submit.c), whose command runs without the mutex. */
 #include "serve/serve.h"
+#include "serve/request.h"
 #include "exec/claim.h"
 #include "cli/runjson.h"
 #include "util/json.h"
@@ -20,7 +21,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -40,21 +40,6 @@ struct server {
 };
 
 enum { SUBMIT_RUNNING = 1, SUBMIT_ANSWERED };
-
-enum route {
-	R_NONE,
-	R_LOG,
-	R_STATS,
-	R_GC,
-	R_RUN,
-	R_STDOUT,
-	R_STDERR,
-	R_FILE,
-	R_FP,
-	R_ARCHIVE_GET,
-	R_ARCHIVE_PUT,
-	R_SUBMIT,
-};
 
 /* Per request (MHD's con_cls): the route, the body received so far (in
  * memory for gc, spooled to a file for an archive) and, once the request is
@@ -77,12 +62,6 @@ struct request {
 	unsigned answer_status;
 	struct strbuf answer;
 };
-
-static int is_hex(const char *s, size_t min, size_t max)
-{
-	size_t n = strlen(s);
-	return n >= min && n <= max && strspn(s, "0123456789abcdef") == n;
-}
 
 /* --- responses --------------------------------------------------------- */
 
@@ -145,105 +124,12 @@ static void refuse(struct request *rq, unsigned status, const char *msg)
 	rq->error = xstrdup(msg);
 }
 
-/* --- routing ----------------------------------------------------------- */
-
-/* Splits the (already percent-decoded) path into a route and its
- * arguments. Returns the methods the route allows ("GET, HEAD"), or NULL
- * when nothing lives there; *bad names a malformed argument (400). */
-static const char *route_of(const char *url, const char *method, struct request *rq, const char **bad)
-{
-	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
-	int is_post = !strcmp(method, "POST"), is_put = !strcmp(method, "PUT");
-	const char *rest;
-	*bad = NULL;
-	rq->route = R_NONE;
-	if (!strcmp(url, "/log")) {
-		rq->route = get ? R_LOG : R_NONE;
-		return "GET, HEAD";
-	}
-	if (!strcmp(url, "/stats")) {
-		rq->route = get ? R_STATS : R_NONE;
-		return "GET, HEAD";
-	}
-	if (!strcmp(url, "/gc")) {
-		rq->route = is_post ? R_GC : R_NONE;
-		return "POST";
-	}
-	if (!strcmp(url, "/archive")) {
-		rq->route = is_put ? R_ARCHIVE_PUT : R_NONE;
-		return "PUT";
-	}
-	if (!strcmp(url, "/submit")) {
-		rq->route = is_post ? R_SUBMIT : R_NONE;
-		return "POST";
-	}
-	if (!strncmp(url, "/archive/", 9)) {
-		rq->arg = xstrdup(url + 9);
-		if (!is_hex(rq->arg, 4, 40))
-			*bad = "a run hash is 4 to 40 lowercase hex digits";
-		rq->route = get ? R_ARCHIVE_GET : R_NONE;
-		return "GET, HEAD";
-	}
-	if (!strncmp(url, "/fp/", 4)) {
-		rq->arg = xstrdup(url + 4);
-		if (!is_hex(rq->arg, DIGEST_HEX - 1, DIGEST_HEX - 1))
-			*bad = "a fingerprint is 32 lowercase hex digits";
-		rq->route = get ? R_FP : R_NONE;
-		return "GET, HEAD";
-	}
-	if (strncmp(url, "/run/", 5))
-		return NULL;
-	url += 5;
-	rest = strchr(url, '/');
-	rq->arg = rest ? xstrndup(url, (size_t)(rest - url)) : xstrdup(url);
-	if (!is_hex(rq->arg, 4, 40))
-		*bad = "a run hash is 4 to 40 lowercase hex digits";
-	if (!rest)
-		rq->route = R_RUN;
-	else if (!strcmp(rest, "/stdout"))
-		rq->route = R_STDOUT;
-	else if (!strcmp(rest, "/stderr"))
-		rq->route = R_STDERR;
-	else if (!strncmp(rest, "/file/", 6)) {
-		rq->route = R_FILE;
-		rq->arg2 = xstrdup(rest + 6);
-		/* the path is only ever compared with stored paths, but say so
-		 * plainly rather than answer a traversal attempt with a 404 */
-		for (const char *p = rq->arg2; !*bad;) {
-			size_t n = strcspn(p, "/");
-			if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-				*bad = "invalid file path (empty, '.' or '..' component)";
-			if (!p[n])
-				break;
-			p += n + 1;
-		}
-	} else {
-		return NULL;
-	}
-	if (!get)
-		rq->route = R_NONE;
-	return "GET, HEAD";
-}
-
-/* Compares in time that depends only on the configured token's length. */
-static int token_ok(const char *want, const char *got)
-{
-	size_t n = strlen(want), m = strlen(got);
-	unsigned char diff = (unsigned char)(n != m);
-	for (size_t i = 0; i < n; i++)
-		diff |= (unsigned char)(want[i] ^ (i < m ? got[i] : 0));
-	return diff == 0;
-}
+/* --- routing (the parsing is in request.c) ----------------------------- */
 
 /* 0 if the request may write, else the status to refuse it with. */
 static unsigned check_token(struct server *sv, struct MHD_Connection *c)
 {
-	const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!sv->token)
-		return MHD_HTTP_FORBIDDEN;
-	if (!h || strncasecmp(h, "Bearer ", 7) || !token_ok(sv->token, h + 7))
-		return MHD_HTTP_UNAUTHORIZED;
-	return 0;
+	return serve_auth(sv->token, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
 /* --- handlers (called with sv->lock held) ------------------------------ */
@@ -280,28 +166,7 @@ struct log_query {
 static enum MHD_Result log_arg(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct log_query *q = ctx;
-	if (!value)
-		value = "";
-	if (!strcmp(key, "limit")) {
-		char *end;
-		long n = strtol(value, &end, 10);
-		if (*end || n <= 0 || n > 1000000)
-			q->bad = "limit: expected a positive number";
-		else
-			q->f.limit = (int)n;
-	} else if (!strcmp(key, "name")) {
-		q->f.name = value;
-	} else if (!strcmp(key, "cmd")) {
-		q->f.cmd_substr = value;
-	} else if (!strcmp(key, "status")) {
-		if (strcmp(value, "ok") && strcmp(value, "failed"))
-			q->bad = "status: expected 'ok' or 'failed'";
-		q->f.status = value;
-	} else if (!strcmp(key, "tag")) {
-		sv_push(&q->f.tags, value);
-	} else {
-		q->bad = "unknown parameter (expected name, limit, status, tag or cmd)";
-	}
+	q->bad = serve_log_param(&q->f, key, value);
 	return q->bad ? MHD_NO : MHD_YES;
 }
 
@@ -343,34 +208,6 @@ static enum MHD_Result h_stats(struct server *sv, struct MHD_Connection *c)
 	return send_json(c, MHD_HTTP_OK, &sb);
 }
 
-/* A gc setting from the query string or the JSON body: strings as on the
- * command line ("7d", "500M"), numbers in milliseconds or bytes. */
-static int gc_setting(struct gc_opts *o, const char *key, const char *str, int64_t num, int isnum,
-		      struct strbuf *why)
-{
-	if (!strcmp(key, "older_than")) {
-		if (isnum ? num < 0 : parse_duration_ms(str, &o->older_than_ms) < 0) {
-			sb_addf(why, "older_than: %s", isnum ? "must not be negative" : err_msg());
-			return -1;
-		}
-		if (isnum)
-			o->older_than_ms = num;
-	} else if (!strcmp(key, "max_size")) {
-		if (isnum ? num < 0 : parse_size(str, &o->max_size) < 0) {
-			sb_addf(why, "max_size: %s", isnum ? "must not be negative" : err_msg());
-			return -1;
-		}
-		if (isnum)
-			o->max_size = (uint64_t)num;
-	} else if (!strcmp(key, "dry_run")) {
-		o->dry_run = isnum ? num != 0 : !strcmp(str, "1") || !strcmp(str, "true");
-	} else {
-		sb_addf(why, "unknown gc setting '%s' (expected older_than, max_size or dry_run)", key);
-		return -1;
-	}
-	return 0;
-}
-
 struct gc_query {
 	struct gc_opts *o;
 	struct strbuf *why;
@@ -380,36 +217,9 @@ struct gc_query {
 static enum MHD_Result gc_arg(void *ctx, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct gc_query *q = ctx;
-	if (gc_setting(q->o, key, value ? value : "", 0, 0, q->why) < 0)
+	if (serve_gc_setting(q->o, key, value ? value : "", 0, 0, q->why) < 0)
 		q->bad = 1;
 	return q->bad ? MHD_NO : MHD_YES;
-}
-
-static int gc_body(struct gc_opts *o, const struct strbuf *body, struct strbuf *why)
-{
-	struct json_tokener *tok = json_tokener_new();
-	json_object *j = json_tokener_parse_ex(tok, body->buf, (int)body->len);
-	int rc = -1;
-	if (!j || json_tokener_get_error(tok) != json_tokener_success || !json_object_is_type(j, json_type_object)) {
-		sb_adds(why, "the body is not a JSON object");
-		goto out;
-	}
-	json_object_object_foreach(j, key, val)
-	{
-		int isnum = json_object_is_type(val, json_type_int) || json_object_is_type(val, json_type_boolean);
-		if (!isnum && !json_object_is_type(val, json_type_string)) {
-			sb_addf(why, "%s: expected a string or a number", key);
-			goto out;
-		}
-		if (gc_setting(o, key, isnum ? "" : json_object_get_string(val),
-			       isnum ? (int64_t)json_object_get_int64(val) : 0, isnum, why) < 0)
-			goto out;
-	}
-	rc = 0;
-out:
-	json_object_put(j);
-	json_tokener_free(tok);
-	return rc;
 }
 
 static enum MHD_Result h_gc(struct server *sv, struct MHD_Connection *c, struct request *rq)
@@ -420,7 +230,7 @@ static enum MHD_Result h_gc(struct server *sv, struct MHD_Connection *c, struct 
 	struct gc_query q = { &o, &why, 0 };
 	enum MHD_Result ret;
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, gc_arg, &q);
-	if (q.bad || (rq->body.len && gc_body(&o, &rq->body, &why) < 0)) {
+	if (q.bad || (rq->body.len && serve_gc_body(&o, &rq->body, &why) < 0)) {
 		ret = send_error(c, MHD_HTTP_BAD_REQUEST, why.buf);
 	} else if (store_gc(sv->st, &o, &r) < 0) {
 		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
@@ -434,21 +244,6 @@ static enum MHD_Result h_gc(struct server *sv, struct MHD_Connection *c, struct 
 	sb_release(&why);
 	sb_release(&sb);
 	return ret;
-}
-
-/* The output a /file/ request names: exactly its stored path
- * ("files/out.txt") or that path without "files/" ("out.txt"). Nothing is
- * resolved against the file system, so no request reaches past the store. */
-static const struct run_file *find_output(const struct run_record *r, const char *path)
-{
-	for (size_t i = 0; i < r->nfiles; i++) {
-		const struct run_file *f = &r->files[i];
-		if (f->kind != FILE_OUTPUT)
-			continue;
-		if (!strcmp(f->path, path) || (!strncmp(f->path, "files/", 6) && !strcmp(f->path + 6, path)))
-			return f;
-	}
-	return NULL;
 }
 
 static enum MHD_Result h_run(struct server *sv, struct MHD_Connection *c, struct request *rq)
@@ -465,7 +260,7 @@ static enum MHD_Result h_run(struct server *sv, struct MHD_Connection *c, struct
 		goto out;
 	}
 	if (rq->route == R_FILE) {
-		f = find_output(&r, rq->arg2);
+		f = serve_find_output(&r, rq->arg2);
 	} else {
 		int kind = rq->route == R_STDOUT ? FILE_STDOUT : FILE_STDERR;
 		for (size_t i = 0; !f && i < r.nfiles; i++)
@@ -698,7 +493,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		rq = xcalloc(1, sizeof(*rq));
 		rq->fd = -1;
 		*con_cls = rq;
-		allow = route_of(url, method, rq, &bad);
+		allow = serve_route(url, method, &rq->route, &rq->arg, &rq->arg2, &bad);
 		if (!allow)
 			return send_error(c, MHD_HTTP_NOT_FOUND, "not found");
 		if (rq->route == R_NONE)
