@@ -6,8 +6,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
@@ -81,6 +85,233 @@ static void test_sb_growth_keeps_content(void **state)
 	sb_release(&sb);
 }
 
+/* --- durations and sizes ------------------------------------------------ */
+
+static void test_duration_units(void **state)
+{
+	static const struct {
+		const char *s;
+		int64_t ms;
+	} ok[] = {
+		{ "0", 0 },	      { "90", 90000 },	       { "250ms", 250 },	{ "1.5s", 1500 },
+		{ "0.0004s", 0 },    { "0.0005s", 1 },	       { "10m", 600000 },	{ "12h", 43200000 },
+		{ "7d", 604800000 }, { "2w", 1209600000 },     { "36525d", 3155760000000 },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		int64_t ms = -7;
+		assert_int_equal(parse_duration_ms(ok[i].s, &ms), 0);
+		assert_int_equal(ms, ok[i].ms);
+	}
+}
+
+static void test_duration_syntax_errors(void **state)
+{
+	static const char *const bad[] = { "", "s", "7x", "7 d", "7dd", "-1s", "1e", "d7", "7D" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		int64_t ms = -7;
+		struct strbuf want = STRBUF_INIT;
+		assert_int_equal(parse_duration_ms(bad[i], &ms), -1);
+		assert_int_equal(ms, -7);
+		sb_addf(&want, "invalid duration '%s' (expected e.g. 30s, 10m, 12h, 7d)", bad[i]);
+		assert_string_equal(err_msg(), want.buf);
+		sb_release(&want);
+	}
+}
+
+static void test_size_units(void **state)
+{
+	static const struct {
+		const char *s;
+		uint64_t n;
+	} ok[] = {
+		{ "0", 0 },
+		{ "500", 500 },
+		{ "1.5k", 1536 },
+		{ "500M", 500ULL << 20 },
+		{ "500m", 500ULL << 20 },
+		{ "2G", 2ULL << 30 },
+		{ "2GB", 2ULL << 30 },
+		{ "2gib", 2ULL << 30 },
+		{ "1T", 1ULL << 40 },
+		{ "0.5K", 512 },
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		uint64_t n = 7;
+		assert_int_equal(parse_size(ok[i].s, &n), 0);
+		assert_int_equal(n, ok[i].n);
+	}
+}
+
+static void test_size_syntax_errors(void **state)
+{
+	static const char *const bad[] = { "", "M", "5Q", "5MM", "5MiBs", "5 M", "-1", "5Bi", "5P" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		uint64_t n = 7;
+		struct strbuf want = STRBUF_INIT;
+		assert_int_equal(parse_size(bad[i], &n), -1);
+		assert_int_equal(n, 7);
+		sb_addf(&want, "invalid size '%s' (expected e.g. 500M, 2G)", bad[i]);
+		assert_string_equal(err_msg(), want.buf);
+		sb_release(&want);
+	}
+}
+
+/* --- strvec ------------------------------------------------------------- */
+
+static void test_strvec(void **state)
+{
+	struct strvec sv = STRVEC_INIT;
+	char name[16];
+	for (int i = 99; i >= 0; i--) {
+		snprintf(name, sizeof(name), "n%02d", i);
+		sv_push(&sv, name);
+		/* always NULL-terminated, for execv */
+		assert_null(sv.v[sv.n]);
+	}
+	sv_push_nocopy(&sv, xstrdup("a"));
+	assert_int_equal(sv.n, 101);
+	assert_string_equal(sv.v[0], "n99");
+	sv_sort(&sv);
+	assert_string_equal(sv.v[0], "a");
+	assert_string_equal(sv.v[1], "n00");
+	assert_string_equal(sv.v[100], "n99");
+	assert_null(sv.v[101]);
+	assert_true(sv_sorted_has(&sv, "a"));
+	assert_true(sv_sorted_has(&sv, "n57"));
+	assert_true(sv_sorted_has(&sv, "n99"));
+	assert_false(sv_sorted_has(&sv, "n100"));
+	assert_false(sv_sorted_has(&sv, ""));
+	assert_false(sv_sorted_has(&sv, "z"));
+	sv_release(&sv);
+	assert_null(sv.v);
+	assert_int_equal(sv.n, 0);
+	assert_false(sv_sorted_has(&sv, "a"));
+	sv_sort(&sv);
+}
+
+/* --- paths and files ---------------------------------------------------- */
+
+static void test_path_absolute(void **state)
+{
+	static const struct {
+		const char *cwd, *path, *want;
+	} cases[] = {
+		{ "/a/b", "c", "/a/b/c" },
+		{ "/a/b", "./c/", "/a/b/c" },
+		{ "/a/b", "../c", "/a/c" },
+		{ "/a/b", "../../../c", "/c" },
+		{ "/a/b", "..", "/a" },
+		{ "/a/b", ".", "/a/b" },
+		{ "/a/b", "/x//y/./z/..", "/x/y" },
+		{ "/", "..", "/" },
+		{ "/", "", "/" },
+		{ "/a//b/", "c//d", "/a/b/c/d" },
+		{ "/a", "...", "/a/..." },
+		{ "/a", "b/.hidden/../c", "/a/b/c" },
+	};
+	struct strbuf out = STRBUF_INIT;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		sb_adds(&out, "junk");
+		path_absolute(cases[i].cwd, cases[i].path, &out);
+		assert_string_equal(out.buf, cases[i].want);
+	}
+	sb_release(&out);
+}
+
+/* A fresh directory for the file tests, removed by the teardown. */
+static int tmp_setup(void **state)
+{
+	char *dir = xstrdup("/tmp/cashet-test-util.XXXXXX");
+	if (!mkdtemp(dir)) {
+		free(dir);
+		return -1;
+	}
+	*state = dir;
+	return 0;
+}
+
+static int tmp_teardown(void **state)
+{
+	rm_rf(*state);
+	free(*state);
+	return 0;
+}
+
+static void test_write_file_atomic(void **state)
+{
+	const char *dir = *state;
+	struct strbuf path = STRBUF_INIT, back = STRBUF_INIT;
+	struct stat sb;
+	sb_addf(&path, "%s/f.bin", dir);
+	assert_int_equal(write_file_atomic(path.buf, "a\0b", 3, 0751), 0);
+	assert_int_equal(read_file_sb(path.buf, &back), 0);
+	assert_int_equal(back.len, 3);
+	assert_memory_equal(back.buf, "a\0b", 3);
+	assert_int_equal(stat(path.buf, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0751);
+	/* replaced whole, never appended to; no temporary file left behind */
+	assert_int_equal(write_file_atomic(path.buf, "xy", 2, 0644), 0);
+	sb_reset(&back);
+	assert_int_equal(read_file_sb(path.buf, &back), 0);
+	assert_string_equal(back.buf, "xy");
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int entries = 0;
+	while ((e = readdir(d)))
+		entries += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	assert_int_equal(entries, 1);
+	/* a missing directory is an error with the temporary file's name */
+	sb_reset(&path);
+	sb_addf(&path, "%s/no/such/f", dir);
+	assert_int_equal(write_file_atomic(path.buf, "x", 1, 0644), -1);
+	assert_non_null(strstr(err_msg(), "cannot create "));
+	assert_non_null(strstr(err_msg(), "No such file or directory"));
+	assert_int_equal(err_code(), E_NOTFOUND);
+	sb_release(&path);
+	sb_release(&back);
+}
+
+static void test_mkdirs_and_rm_rf(void **state)
+{
+	const char *dir = *state;
+	struct strbuf p = STRBUF_INIT, q = STRBUF_INIT;
+	struct stat sb;
+	sb_addf(&p, "%s/a/b/c/", dir);
+	assert_int_equal(mkdirs(p.buf, 0755), 0);
+	assert_int_equal(stat(p.buf, &sb), 0);
+	assert_true(S_ISDIR(sb.st_mode));
+	/* existing directories are fine */
+	assert_int_equal(mkdirs(p.buf, 0755), 0);
+	sb_addf(&q, "%s/a/b/file", dir);
+	assert_int_equal(write_file_atomic(q.buf, "x", 1, 0644), 0);
+	/* a file in the way is an error naming it */
+	sb_reset(&p);
+	sb_addf(&p, "%s/a/b/file/d", dir);
+	assert_int_equal(mkdirs(p.buf, 0755), -1);
+	sb_reset(&p);
+	sb_addf(&p, "cannot create directory %s/a/b/file/d: Not a directory", dir);
+	assert_string_equal(err_msg(), p.buf);
+	/* rm -rf takes files, directories and dangling symlinks, not their targets */
+	sb_reset(&p);
+	sb_addf(&p, "%s/keep", dir);
+	assert_int_equal(write_file_atomic(p.buf, "k", 1, 0644), 0);
+	sb_reset(&q);
+	sb_addf(&q, "%s/a/link", dir);
+	assert_int_equal(symlink(p.buf, q.buf), 0);
+	sb_reset(&q);
+	sb_addf(&q, "%s/a/dangling", dir);
+	assert_int_equal(symlink("/nonexistent/x", q.buf), 0);
+	sb_reset(&q);
+	sb_addf(&q, "%s/a", dir);
+	rm_rf(q.buf);
+	assert_int_equal(lstat(q.buf, &sb), -1);
+	assert_int_equal(stat(p.buf, &sb), 0);
+	rm_rf(q.buf); /* already gone: nothing happens */
+	sb_release(&p);
+	sb_release(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -88,6 +319,14 @@ int main(void)
 		cmocka_unit_test(test_sb_grown_then_detached_is_empty),
 		cmocka_unit_test(test_sb_add_and_format),
 		cmocka_unit_test(test_sb_growth_keeps_content),
+		cmocka_unit_test(test_duration_units),
+		cmocka_unit_test(test_duration_syntax_errors),
+		cmocka_unit_test(test_size_units),
+		cmocka_unit_test(test_size_syntax_errors),
+		cmocka_unit_test(test_strvec),
+		cmocka_unit_test(test_path_absolute),
+		cmocka_unit_test_setup_teardown(test_write_file_atomic, tmp_setup, tmp_teardown),
+		cmocka_unit_test_setup_teardown(test_mkdirs_and_rm_rf, tmp_setup, tmp_teardown),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
