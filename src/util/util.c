@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,12 +265,19 @@ void sv_release(struct strvec *sv)
 	sv->n = sv->alloc = 0;
 }
 
+/* strtod also reads "nan" and "inf": not numbers here. A value too large
+ * for a double (ERANGE, HUGE_VAL) is a number, only too large. */
+static int not_a_number(const char *s, const char *end, double v, int err)
+{
+	return end == s || isnan(v) || (isinf(v) && err != ERANGE) || (err && !isinf(v)) || v < 0;
+}
+
 int parse_duration_ms(const char *s, int64_t *out_ms)
 {
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || v < 0)
+	if (not_a_number(s, end, v, errno))
 		return err_set("invalid duration '%s' (expected e.g. 30s, 10m, 12h, 7d)", s);
 	double mult;
 	if (!*end || !strcmp(end, "s"))
@@ -286,6 +294,8 @@ int parse_duration_ms(const char *s, int64_t *out_ms)
 		mult = 7 * 86400e3;
 	else
 		return err_set("invalid duration '%s' (expected e.g. 30s, 10m, 12h, 7d)", s);
+	if (v * mult > (double)DURATION_MAX_MS)
+		return err_set("duration '%s' is too long (at most 100 years, 36525d)", s);
 	*out_ms = (int64_t)(v * mult + 0.5);
 	return 0;
 }

@@ -84,7 +84,9 @@ void sv_sort(struct strvec *sv);
 int sv_sorted_has(const struct strvec *sv, const char *s);
 void sv_release(struct strvec *sv);
 
-/* Parse "90", "1.5s", "250ms", "10m", "12h", "7d", "2w" into milliseconds. */
+/* Parse "90", "1.5s", "250ms", "10m", "12h", "7d", "2w" into milliseconds,
+ * at most DURATION_MAX_MS: a timestamp plus a duration never overflows. */
+#define DURATION_MAX_MS (36525LL * 86400000) /* 100 years */
 int parse_duration_ms(const char *s, int64_t *out_ms);
 /* Parse "500", "500K", "500M", "2G", "1T" (powers of 1024) into bytes. */
 int parse_size(const char *s, uint64_t *out);

@@ -156,6 +156,34 @@ static void test_size_syntax_errors(void **state)
 	}
 }
 
+/* strtod reads "nan", "inf" and "1e300" as numbers, and the conversion of
+ * such a double to an integer is undefined: "--ttl inf" or "older_than=nan"
+ * gave arbitrary values, "--ttl 106751991167d" a negative one. Durations
+ * are capped at 100 years, so that a timestamp plus one never overflows. */
+static void test_duration_out_of_range(void **state)
+{
+	static const char *const nonnum[] = { "nan", "NaN", "nans", "inf", "-inf", "infinity", "infd" };
+	static const char *const huge[] = { "1e300", "1e300d", "106751991167d", "36526d", "5219w", "3155760000001ms" };
+	int64_t ms = -7;
+	for (size_t i = 0; i < sizeof(nonnum) / sizeof(*nonnum); i++) {
+		struct strbuf want = STRBUF_INIT;
+		assert_int_equal(parse_duration_ms(nonnum[i], &ms), -1);
+		sb_addf(&want, "invalid duration '%s' (expected e.g. 30s, 10m, 12h, 7d)", nonnum[i]);
+		assert_string_equal(err_msg(), want.buf);
+		sb_release(&want);
+	}
+	for (size_t i = 0; i < sizeof(huge) / sizeof(*huge); i++) {
+		struct strbuf want = STRBUF_INIT;
+		assert_int_equal(parse_duration_ms(huge[i], &ms), -1);
+		sb_addf(&want, "duration '%s' is too long (at most 100 years, 36525d)", huge[i]);
+		assert_string_equal(err_msg(), want.buf);
+		sb_release(&want);
+	}
+	assert_int_equal(ms, -7);
+	assert_int_equal(parse_duration_ms("3155760000000ms", &ms), 0);
+	assert_int_equal(ms, 3155760000000);
+}
+
 /* --- strvec ------------------------------------------------------------- */
 
 static void test_strvec(void **state)
@@ -323,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_duration_syntax_errors),
 		cmocka_unit_test(test_size_units),
 		cmocka_unit_test(test_size_syntax_errors),
+		cmocka_unit_test(test_duration_out_of_range),
 		cmocka_unit_test(test_strvec),
 		cmocka_unit_test(test_path_absolute),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, tmp_setup, tmp_teardown),
