@@ -305,7 +305,7 @@ int parse_size(const char *s, uint64_t *out)
 	char *end;
 	errno = 0;
 	double v = strtod(s, &end);
-	if (end == s || errno || v < 0)
+	if (not_a_number(s, end, v, errno))
 		return err_set("invalid size '%s' (expected e.g. 500M, 2G)", s);
 	static const char units[] = "KMGT";
 	double mult = 1;
@@ -317,6 +317,9 @@ int parse_size(const char *s, uint64_t *out)
 		for (const char *p = units; p <= u; p++)
 			mult *= 1024;
 	}
+	/* 2^64 is exact as a double; the cast is only defined below it */
+	if (v * mult + 0.5 >= 18446744073709551616.0)
+		return err_set("size '%s' is too large (at most 16 EiB)", s);
 	*out = (uint64_t)(v * mult + 0.5);
 	return 0;
 }

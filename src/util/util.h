@@ -88,7 +88,8 @@ void sv_release(struct strvec *sv);
  * at most DURATION_MAX_MS: a timestamp plus a duration never overflows. */
 #define DURATION_MAX_MS (36525LL * 86400000) /* 100 years */
 int parse_duration_ms(const char *s, int64_t *out_ms);
-/* Parse "500", "500K", "500M", "2G", "1T" (powers of 1024) into bytes. */
+/* Parse "500", "500K", "500M", "2G", "1T" (powers of 1024) into bytes;
+ * nan, inf and sizes of 2^64 or more are refused. */
 int parse_size(const char *s, uint64_t *out);
 
 int64_t now_ms(void);

@@ -159,7 +159,8 @@ static void test_size_syntax_errors(void **state)
 /* strtod reads "nan", "inf" and "1e300" as numbers, and the conversion of
  * such a double to an integer is undefined: "--ttl inf" or "older_than=nan"
  * gave arbitrary values, "--ttl 106751991167d" a negative one. Durations
- * are capped at 100 years, so that a timestamp plus one never overflows. */
+ * are capped at 100 years, so that a timestamp plus one never overflows;
+ * sizes at what 64 bits hold. */
 static void test_duration_out_of_range(void **state)
 {
 	static const char *const nonnum[] = { "nan", "NaN", "nans", "inf", "-inf", "infinity", "infd" };
@@ -182,6 +183,30 @@ static void test_duration_out_of_range(void **state)
 	assert_int_equal(ms, -7);
 	assert_int_equal(parse_duration_ms("3155760000000ms", &ms), 0);
 	assert_int_equal(ms, 3155760000000);
+}
+
+static void test_size_out_of_range(void **state)
+{
+	static const char *const nonnum[] = { "nan", "inf", "infK", "-nan" };
+	static const char *const huge[] = { "1e300", "16777216T", "18446744073709551616", "1e20" };
+	uint64_t n = 7;
+	for (size_t i = 0; i < sizeof(nonnum) / sizeof(*nonnum); i++) {
+		struct strbuf want = STRBUF_INIT;
+		assert_int_equal(parse_size(nonnum[i], &n), -1);
+		sb_addf(&want, "invalid size '%s' (expected e.g. 500M, 2G)", nonnum[i]);
+		assert_string_equal(err_msg(), want.buf);
+		sb_release(&want);
+	}
+	for (size_t i = 0; i < sizeof(huge) / sizeof(*huge); i++) {
+		struct strbuf want = STRBUF_INIT;
+		assert_int_equal(parse_size(huge[i], &n), -1);
+		sb_addf(&want, "size '%s' is too large (at most 16 EiB)", huge[i]);
+		assert_string_equal(err_msg(), want.buf);
+		sb_release(&want);
+	}
+	assert_int_equal(n, 7);
+	assert_int_equal(parse_size("16777215T", &n), 0);
+	assert_int_equal(n, 16777215ULL << 40);
 }
 
 /* --- strvec ------------------------------------------------------------- */
@@ -352,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_size_units),
 		cmocka_unit_test(test_size_syntax_errors),
 		cmocka_unit_test(test_duration_out_of_range),
+		cmocka_unit_test(test_size_out_of_range),
 		cmocka_unit_test(test_strvec),
 		cmocka_unit_test(test_path_absolute),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, tmp_setup, tmp_teardown),
