@@ -142,12 +142,14 @@ FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover
 FUZZ_DIR     := $(O)/fuzz
 # an input that takes longer than this many seconds is reported as a hang
 FUZZ_TIMEOUT ?= 10
-FUZZ_TARGETS := toml canon meta manifest
+FUZZ_TARGETS := toml canon meta manifest serve
 
 FUZZ_SRC_toml  := src/util/util.c src/util/toml.c
 FUZZ_SRC_canon := src/util/util.c src/key/canon.c src/key/canon-python.c src/key/canon-sh.c
 FUZZ_SRC_meta  := src/util/util.c src/util/hash.c src/store/record.c
 FUZZ_SRC_manifest := src/util/util.c src/store/manifest.c
+# serve: submit_prepare is called as the server does, so the core is linked too
+FUZZ_SRC_serve := $(CORE_SRC) src/serve/request.c src/serve/submit.c
 FUZZ_LIBS      := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -ldl -lpthread -lm
 
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz-%)
