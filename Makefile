@@ -91,9 +91,14 @@ cashet-http.so: $(HTTP_OBJ)
 $(O)/toml-decoder: $(O)/tests/toml/decoder.o $(CORE_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ)
+# Unit tests that open a store load cashet-git.so as the binary does: they
+# are told where this tree builds it and export the core's symbols, which
+# the module calls back into (tests/unit/fixture.h).
+$(O)/tests/unit/%.o: ALL_CFLAGS += -DCASHET_TEST_GIT_MODULE='"$(abspath cashet-git.so)"'
+$(UNIT_SRC:%.c=$(O)/%.o): $(wildcard tests/unit/*.h)
+$(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ) | cashet-git.so
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(UNIT_LIBS)
+	$(CC) $(LDFLAGS) -rdynamic -Wl,--exclude-libs,ALL -o $@ $^ $(CORE_LIBS) $(UNIT_LIBS)
 
 # Installs the Debian packages the build and the tests need, when missing.
 deps:
