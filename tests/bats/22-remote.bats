@@ -17,6 +17,7 @@ teardown() {
 	if [ -f "$BATS_TEST_TMPDIR/daemon.pid" ]; then
 		kill "$(cat "$BATS_TEST_TMPDIR/daemon.pid")" 2> /dev/null || true
 	fi
+	sanitizer_check
 }
 
 # The same project on "another machine": a copy of the files, a new store.

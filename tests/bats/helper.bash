@@ -34,6 +34,25 @@ run_count() {
 
 teardown() {
 	kill_started
+	sanitizer_check
+}
+
+# Under the sanitizer build (make SANITIZE=... check), a report from any
+# cashet process the test started fails that test, even when the test
+# expected a failing exit code: tests/run-all.sh sends the reports to files
+# in CASHET_SAN_LOG. They are shown, then moved aside for the next test.
+# Files that define their own teardown call this after stopping servers.
+sanitizer_check() {
+	local f found=0
+	[ -n "${CASHET_SAN_LOG:-}" ] || return 0
+	for f in "$CASHET_SAN_LOG"/report.*; do
+		[ -f "$f" ] || continue
+		found=1
+		echo "sanitizer report $f:" >&2
+		cat "$f" >&2
+		mkdir -p "$CASHET_SAN_LOG/seen" && mv "$f" "$CASHET_SAN_LOG/seen/"
+	done
+	[ "$found" -eq 0 ]
 }
 
 # --- helpers added for the CLI suite ----------------------------------------
