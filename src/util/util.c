@@ -66,6 +66,10 @@ void sb_grow(struct strbuf *sb, size_t extra)
 	while (a < need)
 		a *= 2;
 	sb->buf = xrealloc(sb->buf, a);
+	/* "always NUL-terminated" holds from the first allocation on: a
+	 * buffer grown and then left empty is detached as "", not garbage */
+	if (!sb->alloc)
+		sb->buf[0] = '\0';
 	sb->alloc = a;
 }
 

@@ -62,6 +62,17 @@ other_machine() {
 	git --git-dir .cashet fsck --no-dangling
 }
 
+@test "empty strings survive push and pull: an argument, --name, an env value" {
+	empty_values_run
+	cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
+	run cashet push
+	assert_output 'pushed 1 run to origin'
+	other_machine "$BATS_TEST_TMPDIR/shared.git"
+	run cashet pull
+	assert_output 'pulled 1 new run from origin'
+	assert_empty_values
+}
+
 @test "push filters: --tag, --name, --since" {
 	cashet exec -t exp=a -- echo a > /dev/null
 	cashet exec -t exp=b -n nightly -- echo b > /dev/null

@@ -211,3 +211,26 @@ while True:
 	track_pid $!
 	wait_for_file "$BATS_TEST_TMPDIR/blackhole.up"
 }
+
+# --- empty strings in a run's record ------------------------------------------
+
+# empty_values_run: a run whose record holds empty strings: an argument,
+# the name, and the value of the declared variable EMPTY.
+empty_values_run() {
+	EMPTY= cashet exec -n '' -e EMPTY -- printf '%s\n' '' x > /dev/null
+}
+
+# assert_empty_values: the store here has that run with its empty strings
+# intact, as log, show and why read them back.
+assert_empty_values() {
+	run cashet log
+	assert_success
+	[[ "${lines[1]}" == *"  [] printf '%s\n' '' x" ]]
+	run cashet show --json "$(last_hash)"
+	assert_success
+	[ "$(echo "$output" | json_field 'j["argv"] == ["printf", "%s\\n", "", "x"] and j["name"] == ""')" = True ]
+	EMPTY=1 run cashet why -n '' -e EMPTY -- printf '%s\n' '' x
+	assert_failure 1
+	assert_line '  env EMPTY changed:  -> 1'
+	[ "$(EMPTY= would -n '' -e EMPTY -- printf '%s\n' '' x)" = hit ]
+}

@@ -183,6 +183,19 @@ static void test_strbuf(void **state)
 	free(p);
 }
 
+/* A buffer grown but never written to is the empty string, not whatever
+ * the allocator left there (meta_decode() reads empty values this way). */
+static void test_strbuf_grown_empty(void **state)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_grow(&sb, 100);
+	assert_int_equal(sb.len, 0);
+	assert_string_equal(sb.buf, "");
+	char *p = sb_detach(&sb);
+	assert_string_equal(p, "");
+	free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +209,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_json_escape),
 		cmocka_unit_test(test_strbuf),
+		cmocka_unit_test(test_strbuf_grown_empty),
 	};
 	return cmocka_run_group_tests_name("hash", tests, NULL, NULL);
 }
