@@ -25,12 +25,14 @@ san_reports() {
 
 if [ -n "$CASHET_SAN_LOG" ]; then
 	# Reports go to files, not stderr: a test that expects a failing exit
-	# code, or a child whose stderr is swallowed, would hide them.
-	# Leaks are not checked: the CLI leaves its memory to exit().
+	# code, or a child whose stderr is swallowed, would hide them. Leaks
+	# are checked too, at every process's exit; tests/lsan.supp lists the
+	# few in libraries, with why.
 	rm -rf "$CASHET_SAN_LOG" && mkdir -p "$CASHET_SAN_LOG" || exit 1
-	ASAN_OPTIONS="log_path=$CASHET_SAN_LOG/report:abort_on_error=1:detect_leaks=0:print_stacktrace=1:strict_string_checks=1:check_initialization_order=1"
-	UBSAN_OPTIONS="log_path=$CASHET_SAN_LOG/report:print_stacktrace=1:halt_on_error=1:abort_on_error=1"
-	export CASHET_SAN_LOG ASAN_OPTIONS UBSAN_OPTIONS
+	ASAN_OPTIONS="log_path=$CASHET_SAN_LOG/report:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:fast_unwind_on_malloc=0:print_stacktrace=1"
+	UBSAN_OPTIONS="log_path=$CASHET_SAN_LOG/report:halt_on_error=1:abort_on_error=1:print_stacktrace=1"
+	LSAN_OPTIONS="suppressions=$(pwd)/tests/lsan.supp:print_suppressions=0"
+	export CASHET_SAN_LOG ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 fi
 for t in "$O"/tests/test_*; do
 	[ -x "$t" ] || continue
