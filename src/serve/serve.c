@@ -56,6 +56,7 @@ struct request {
 	char *error;
 	/* POST /submit, run by submit_thread while the connection is suspended */
 	int submit;	/* 0, SUBMIT_RUNNING, SUBMIT_ANSWERED */
+	pthread_t thread; /* submit_thread, while submit != 0; on_completed joins it */
 	struct submit_job *job;
 	struct server *sv;
 	struct MHD_Connection *conn;
@@ -379,8 +380,8 @@ static enum MHD_Result h_archive_put(struct server *sv, struct MHD_Connection *c
 }
 
 /* The thread of one submit: runs it, then resumes the connection, whose
- * next call to on_request sends the answer. rq may be freed as soon as
- * the connection is resumed: nothing after touches it. */
+ * next call to on_request sends the answer. rq is not freed before the
+ * thread ends: on_completed joins it first. */
 static void *submit_thread(void *arg)
 {
 	struct request *rq = arg;
@@ -398,8 +399,6 @@ static void *submit_thread(void *arg)
 static enum MHD_Result h_submit(struct server *sv, struct MHD_Connection *c, struct request *rq)
 {
 	struct strbuf sb = STRBUF_INIT;
-	pthread_attr_t attr;
-	pthread_t t;
 	unsigned status;
 	int rc;
 	if (rq->submit == SUBMIT_ANSWERED)
@@ -416,10 +415,7 @@ static enum MHD_Result h_submit(struct server *sv, struct MHD_Connection *c, str
 	sv->jobs++;
 	pthread_mutex_unlock(&sv->lock);
 	MHD_suspend_connection(c);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	rc = pthread_create(&t, &attr, submit_thread, rq);
-	pthread_attr_destroy(&attr);
+	rc = pthread_create(&rq->thread, NULL, submit_thread, rq);
 	if (rc == 0)
 		return MHD_YES;
 	MHD_resume_connection(c);
@@ -564,6 +560,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	if (!rq)
 		return;
 	if (rq->submit) {
+		/* The thread is past submit_run(), but MHD_resume_connection()
+		 * still uses the daemon after the answer can be sent, and the
+		 * thread's libraries free their state at its exit: the server
+		 * may stop only once it is gone. */
+		pthread_join(rq->thread, NULL);
 		/* its answer is sent (or the client is gone): the server may stop */
 		pthread_mutex_lock(&sv->lock);
 		sv->jobs--;

@@ -410,7 +410,7 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 		if (sqlite3_column_type(s, 7) == SQLITE_BLOB) {
 			f->datalen = (size_t)sqlite3_column_bytes(s, 7);
 			f->data = xmalloc(f->datalen ? f->datalen : 1);
-			/* an empty blob's pointer is NULL, which memcpy must not get */
+			/* an empty blob reads as NULL, which memcpy() must not get */
 			if (f->datalen)
 				memcpy(f->data, sqlite3_column_blob(s, 7), f->datalen);
 		} else if (f->size == 0 && sqlite3_column_type(s, 7) != SQLITE_NULL) {

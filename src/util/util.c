@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,13 +67,12 @@ void sb_grow(struct strbuf *sb, size_t extra)
 	size_t a = sb->alloc ? sb->alloc : 64;
 	while (a < need)
 		a *= 2;
-	/* a new buffer is "" at once: grown and detached before anything is
-	 * added, it must still be a string */
-	int fresh = !sb->buf;
 	sb->buf = xrealloc(sb->buf, a);
-	sb->alloc = a;
-	if (fresh)
+	/* "always NUL-terminated" holds from the first allocation on: a
+	 * buffer grown and then left empty is detached as "", not garbage */
+	if (!sb->alloc)
 		sb->buf[0] = '\0';
+	sb->alloc = a;
 }
 
 void sb_add(struct strbuf *sb, const void *data, size_t len)
@@ -154,13 +154,40 @@ const char *sb_str(const struct strbuf *sb)
 static _Thread_local struct strbuf last_err;
 static _Thread_local enum err_code last_code = E_ERROR;
 
+/* A thread's message is freed when the thread ends: its TLS goes, the heap
+ * buffer would stay. serve answers on MHD's pool threads and runs each
+ * submit on a thread of its own; a long-running server would keep one
+ * message per submit. */
+static pthread_key_t err_key;
+static pthread_once_t err_key_once = PTHREAD_ONCE_INIT;
+static int err_key_made;
+
+static void err_thread_end(void *msg)
+{
+	sb_release(msg);
+}
+
+static void err_key_create(void)
+{
+	err_key_made = pthread_key_create(&err_key, err_thread_end) == 0;
+}
+
+/* Makes msg (taken over) this thread's last error. */
+static void err_store(struct strbuf *msg, enum err_code code)
+{
+	pthread_once(&err_key_once, err_key_create);
+	if (err_key_made)
+		pthread_setspecific(err_key, &last_err);
+	sb_release(&last_err);
+	last_err = *msg;
+	last_code = code;
+}
+
 static int err_vset(enum err_code code, const char *fmt, va_list ap)
 {
 	struct strbuf sb = STRBUF_INIT;
 	sb_vaddf(&sb, fmt, ap);
-	sb_release(&last_err);
-	last_err = sb;
-	last_code = code;
+	err_store(&sb, code);
 	return code;
 }
 
@@ -196,9 +223,7 @@ int err_sys(const char *fmt, ...)
 	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
 	sb_addf(&sb, ": %s", strerror(e));
-	sb_release(&last_err);
-	last_err = sb;
-	last_code = e == ENOENT ? E_NOTFOUND : e == EEXIST ? E_EXISTS : E_ERROR;
+	err_store(&sb, e == ENOENT ? E_NOTFOUND : e == EEXIST ? E_EXISTS : E_ERROR);
 	errno = e;
 	return -1;
 }

@@ -166,6 +166,19 @@ build='cat in > out; chmod +x out; echo so; echo se >&2'
 	[ "$(run_count)" = 1 ]
 }
 
+@test "reindex and fsck read empty strings back as empty: an argument, --name, an env value" {
+	empty_values_run
+	assert_empty_values
+	rm -f .cashet/index.db .cashet/index.db-wal .cashet/index.db-shm
+	run cashet reindex
+	assert_output "reindexed 1 run"
+	assert_empty_values
+	# fsck rebuilds the index rows from the records too
+	run cashet fsck
+	assert_success
+	assert_empty_values
+}
+
 @test "a removed run is not brought back by reindex" {
 	cashet exec -- echo keep > /dev/null
 	cashet exec -- echo drop > /dev/null

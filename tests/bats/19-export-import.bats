@@ -176,6 +176,17 @@ assert_empty_store() {
 	refute_output --partial ".tmp-"
 }
 
+@test "empty strings survive export and import: an argument, --name, an env value" {
+	empty_values_run
+	run cashet export ../runs.cashet
+	assert_success
+	clone_project
+	cd ../proj2
+	run cashet import ../runs.cashet
+	assert_output "imported 1 run (0 already present)"
+	assert_empty_values
+}
+
 @test "importing again is a no-op; runs the store has are skipped" {
 	cashet exec -- echo a > /dev/null
 	cashet export ../a.cashet > /dev/null

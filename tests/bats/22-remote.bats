@@ -17,6 +17,7 @@ teardown() {
 	if [ -f "$BATS_TEST_TMPDIR/daemon.pid" ]; then
 		kill "$(cat "$BATS_TEST_TMPDIR/daemon.pid")" 2> /dev/null || true
 	fi
+	sanitizer_check
 }
 
 # The same project on "another machine": a copy of the files, a new store.
@@ -59,6 +60,17 @@ other_machine() {
 	run cashet pull
 	assert_output 'pulled 0 new runs from origin'
 	git --git-dir .cashet fsck --no-dangling
+}
+
+@test "empty strings survive push and pull: an argument, --name, an env value" {
+	empty_values_run
+	cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
+	run cashet push
+	assert_output 'pushed 1 run to origin'
+	other_machine "$BATS_TEST_TMPDIR/shared.git"
+	run cashet pull
+	assert_output 'pulled 1 new run from origin'
+	assert_empty_values
 }
 
 @test "push filters: --tag, --name, --since" {

@@ -32,6 +32,7 @@ teardown() {
 	if [ -f "$BATS_TEST_TMPDIR/redis.pid" ]; then
 		kill "$(cat "$BATS_TEST_TMPDIR/redis.pid")" 2> /dev/null || true
 	fi
+	sanitizer_check
 }
 
 rcli() {

@@ -29,6 +29,7 @@ start_server() {
 
 teardown() {
 	stop_started
+	sanitizer_check
 }
 
 # status ARGS...: the HTTP status of a curl request (body to $BATS_TEST_TMPDIR/body).

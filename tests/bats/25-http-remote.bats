@@ -37,6 +37,7 @@ stop_server() {
 
 teardown() {
 	stop_started
+	sanitizer_check
 }
 
 # The number of runs in the server's store.

@@ -41,6 +41,7 @@ start_server() {
 
 teardown() {
 	stop_started
+	sanitizer_check
 }
 
 # submit BODY [CURL OPTIONS...]: POSTs BODY to /submit with the token;

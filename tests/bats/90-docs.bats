@@ -6,7 +6,9 @@
 
 load helper
 
-ROOT="$CASHET_BUILD"
+# The documents are in the source tree, which the build under test
+# (CASHET_TEST_BUILD) need not be.
+ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
 MAN="$ROOT/man/cashet.1"
 BASH_COMP="$ROOT/completions/cashet.bash"
 ZSH_COMP="$ROOT/completions/_cashet"

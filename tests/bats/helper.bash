@@ -34,6 +34,25 @@ run_count() {
 
 teardown() {
 	kill_started
+	sanitizer_check
+}
+
+# Under the sanitizer build (make SANITIZE=... check), a report from any
+# cashet process the test started fails that test, even when the test
+# expected a failing exit code: tests/run-all.sh sends the reports to files
+# in CASHET_SAN_LOG. They are shown, then moved aside for the next test.
+# Files that define their own teardown call this after stopping servers.
+sanitizer_check() {
+	local f found=0
+	[ -n "${CASHET_SAN_LOG:-}" ] || return 0
+	for f in "$CASHET_SAN_LOG"/report.*; do
+		[ -f "$f" ] || continue
+		found=1
+		echo "sanitizer report $f:" >&2
+		cat "$f" >&2
+		mkdir -p "$CASHET_SAN_LOG/seen" && mv "$f" "$CASHET_SAN_LOG/seen/"
+	done
+	[ "$found" -eq 0 ]
 }
 
 # --- helpers added for the CLI suite ----------------------------------------
@@ -191,4 +210,27 @@ while True:
     held.append(s.accept())' "$1" "$BATS_TEST_TMPDIR/blackhole.up" 3>&- &
 	track_pid $!
 	wait_for_file "$BATS_TEST_TMPDIR/blackhole.up"
+}
+
+# --- empty strings in a run's record ------------------------------------------
+
+# empty_values_run: a run whose record holds empty strings: an argument,
+# the name, and the value of the declared variable EMPTY.
+empty_values_run() {
+	EMPTY= cashet exec -n '' -e EMPTY -- printf '%s\n' '' x > /dev/null
+}
+
+# assert_empty_values: the store here has that run with its empty strings
+# intact, as log, show and why read them back.
+assert_empty_values() {
+	run cashet log
+	assert_success
+	[[ "${lines[1]}" == *"  [] printf '%s\n' '' x" ]]
+	run cashet show --json "$(last_hash)"
+	assert_success
+	[ "$(echo "$output" | json_field 'j["argv"] == ["printf", "%s\\n", "", "x"] and j["name"] == ""')" = True ]
+	EMPTY=1 run cashet why -n '' -e EMPTY -- printf '%s\n' '' x
+	assert_failure 1
+	assert_line '  env EMPTY changed:  -> 1'
+	[ "$(EMPTY= would -n '' -e EMPTY -- printf '%s\n' '' x)" = hit ]
 }

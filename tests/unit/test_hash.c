@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,6 +184,38 @@ static void test_strbuf(void **state)
 	free(p);
 }
 
+/* A buffer grown but never written to is the empty string, not whatever
+ * the allocator left there (meta_decode() reads empty values this way). */
+static void test_strbuf_grown_empty(void **state)
+{
+	struct strbuf sb = STRBUF_INIT;
+	sb_grow(&sb, 100);
+	assert_int_equal(sb.len, 0);
+	assert_string_equal(sb.buf, "");
+	char *p = sb_detach(&sb);
+	assert_string_equal(p, "");
+	free(p);
+}
+
+static void *fail_in_thread(void *arg)
+{
+	err_set("failed in a thread: %s", (const char *)arg);
+	return NULL;
+}
+
+/* The last error is per thread, and a thread's message goes when the
+ * thread does (the sanitizer build checks for leaks at exit). */
+static void test_err_per_thread(void **state)
+{
+	pthread_t t;
+	err_set("failed in main");
+	assert_int_equal(pthread_create(&t, NULL, fail_in_thread, "x"), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	assert_string_equal(err_msg(), "failed in main");
+	err_clear();
+	assert_string_equal(err_msg(), "unknown error");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -196,6 +229,8 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_json_escape),
 		cmocka_unit_test(test_strbuf),
+		cmocka_unit_test(test_strbuf_grown_empty),
+		cmocka_unit_test(test_err_per_thread),
 	};
 	return cmocka_run_group_tests_name("hash", tests, NULL, NULL);
 }
