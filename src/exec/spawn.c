@@ -242,8 +242,11 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 			killpg(pid, SIGKILL);
 			kill_at = 0;
 		}
-		if (spec->tick && now >= next_tick) {
-			spec->tick(spec->tick_ctx);
+		/* advanced without a tick callback too: else, after the first
+		 * second, every poll() timed out at once and the loop spun */
+		if (now >= next_tick) {
+			if (spec->tick)
+				spec->tick(spec->tick_ctx);
 			next_tick = now + 1000;
 		}
 		if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
