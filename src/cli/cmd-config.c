@@ -2,7 +2,7 @@
  * store's git config (cashet.<key>). Known keys are checked here. */
 #include "cli/cli.h"
 #include "store/gitmod.h"
-#include "remote/http.h"
+#include "remote/remote.h"
 
 #include <string.h>
 
@@ -13,9 +13,8 @@ static int check(const char *key, const char *value)
 	uint64_t n;
 	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
 		return cli_usage("config", "max-size: %s", err_msg());
-	if (!strcmp(key, "remote") && value && strncmp(value, "redis://", 8) && !http_remote_is_url(value))
-		return cli_usage("config", "remote: expected a redis://host[:port][/db] or http(s)://host[:port] URL, got '%s'",
-				 value);
+	if (!strcmp(key, "remote") && value && !remote_url_known(value))
+		return cli_usage("config", "remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
 	return 0;
 }
 

@@ -389,6 +389,12 @@ static void on_retry(void *ctx, int status, int attempt, int retries)
 		fprintf(stderr, "cashet: exit %d, retrying (%d of %d)\n", status, attempt, retries);
 }
 
+static void on_notice(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "cashet: %s\n", msg);
+}
+
 /* What the user sees of a result besides the streams. */
 static void print_result(const struct exec_opts *o, const struct exec_result *res)
 {
@@ -466,6 +472,7 @@ int exec_main(struct cli *cli, int argc, char **argv, int why)
 		goto fail;
 	req.on_miss = on_miss;
 	req.on_retry = on_retry;
+	req.on_notice = on_notice;
 	req.ctx = &o;
 	int er = exec_run(st, &req, &res);
 	report(&o, &res);

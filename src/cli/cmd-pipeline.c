@@ -188,6 +188,12 @@ static int open_logs(const struct ctx *x, size_t i, int *out, int *err)
 	return err_sys("cannot create the log files of step %s in %s", x->d->steps[i].name, x->logdir.buf);
 }
 
+/* The engine's notices go with the step's output: ctx is its err log. */
+static void step_notice(void *ctx, const char *msg)
+{
+	dprintf(*(const int *)ctx, "cashet: %s\n", msg);
+}
+
 /* The worker: a forked copy of the scheduler that runs step i through the
  * engine with its own store handle (an SQLite connection must not cross a
  * fork), its streams to the step's logs, and writes its verdict to vfd. */
@@ -204,11 +210,13 @@ static void worker(const struct ctx *x, size_t i, int vfd)
 	memset(&res, 0, sizeof(res));
 	if (open_logs(x, i, &out, &err) < 0)
 		_exit(EXEC_EXIT_CASHET);
-	/* whatever else is said (remote notes) goes with the step's output */
+	/* whatever a library says goes with the step's output too */
 	dup2(err, STDERR_FILENO);
 	spawn_signals_init();
-	if (request(x, i, 0, out, err, &sr) < 0 || store_open(x->store.buf, 0, &st, NULL) < 0 ||
-	    exec_run(st, &sr.req, &res) < 0) {
+	int r = request(x, i, 0, out, err, &sr);
+	sr.req.on_notice = step_notice;
+	sr.req.ctx = &err;
+	if (r < 0 || store_open(x->store.buf, 0, &st, NULL) < 0 || exec_run(st, &sr.req, &res) < 0) {
 		dprintf(err, "cashet: %s\n", err_msg());
 	} else {
 		if (res.note && res.verdict != EXEC_HIT)

@@ -334,7 +334,10 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 	struct run_record r = { 0 };
 	struct spawn_result out;
 	struct claim_owner me;
-	struct exec_remote er = { 0 };
+	struct exec_remote er = { .notice = req->on_notice,
+				  .ctx = req->ctx,
+				  .verbose = req->verbose,
+				  .cache_failures = !!(req->flags & EXEC_CACHE_FAILURES) };
 	int hashed, child_stdin, spooled = -1, claimed = 0, have_out = 0, rc = -1, h;
 	int cache = !(req->flags & EXEC_NO_CACHE), force = !!(req->flags & EXEC_FORCE);
 	int64_t t0 = now_ms();
@@ -357,7 +360,7 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 	/* 3. read through the remote: a run fetched is replayed like a local
 	 * one (connecting only on a local miss: a hit never does) */
 	if (cache && exec_remote_open(&er, st, req->remote, &r.fp) && !force &&
-	    exec_remote_fetch(&er, st, req->verbose) == 1 && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
+	    exec_remote_fetch(&er, st) == 1 && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
 		goto found;
 	if (req->flags & EXEC_LOOKUP_ONLY) {
 		res->verdict = EXEC_MISS;
@@ -405,7 +408,7 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 		}
 		/* across machines too: while another machine runs the command,
 		 * wait and replay what it stored */
-		int l = force ? 0 : exec_remote_lock(&er, st, spawn_pending_signal, req->verbose);
+		int l = force ? 0 : exec_remote_lock(&er, st, spawn_pending_signal);
 		if (l == 2)
 			goto interrupted;
 		if (l == 1) {
@@ -456,8 +459,7 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 	claimed = 0;
 	res->verdict = EXEC_RAN;
 	memcpy(res->run, r.hash, OID_HEX);
-	if (r.ok || (req->flags & EXEC_CACHE_FAILURES))
-		exec_remote_publish(&er, st, &r, req->verbose);
+	exec_remote_publish(&er, st, &r);
 	auto_gc(st);
 	goto out;
 

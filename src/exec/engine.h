@@ -42,7 +42,7 @@ struct exec_request {
 	const struct strvec *tags;
 	const char *name;
 	const char *remote; /* --remote URL, or NULL: $CASHET_REMOTE or the store's setting */
-	int verbose;        /* remote notes on stderr */
+	int verbose;        /* also the remote's notes of what it fetched and sent */
 	int retries;
 	int64_t ttl_ms, timeout_ms, grace_ms;
 	/* Set by another thread (a stopping server): the command is stopped
@@ -53,6 +53,10 @@ struct exec_request {
 	void (*on_miss)(void *ctx, const struct exec_result *res);
 	/* Called before each retry. */
 	void (*on_retry)(void *ctx, int status, int attempt, int retries);
+	/* What the engine has to say besides the result (the remote's
+	 * warnings and notes), one line without the "cashet: " prefix, e.g.
+	 * "warning: remote URL: ...; working locally". NULL: dropped. */
+	void (*on_notice)(void *ctx, const char *msg);
 	void *ctx;
 };
 

@@ -1,24 +1,24 @@
-/* remote-http: a `cashet serve` server as the remote. GET /fp/<fp> names
+/* remote-http: the backend for a `cashet serve` server (http:// and
+ * https:// URLs). GET /fp/<fp> names
  * the run ({"run": id}; 404: none), GET /archive/<id> brings the archive
  * store_export writes for that run alone, PUT /archive sends one with the
  * bearer token. The client is cashet-http.so (libcurl), dlopen()ed on the
- * first use of such a remote, so a cache hit never loads libcurl. As with
- * Redis, an imported run must be the one named, with the fingerprint asked
- * for; the server checks each upload as `cashet import` does. */
-#include "remote/http.h"
-#include "store/gitmod.h"
+ * first use of such a remote, so a cache hit never loads libcurl. There
+ * is no lock: the server has none, so exactly-once across machines needs
+ * Redis. The server checks each upload as `cashet import` does. */
 #include "remote/curl/http.h"
 #include "remote/remote.h"
+#include "store/gitmod.h"
 
 #include <dlfcn.h>
-#include <fcntl.h>
-#include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+/* How long a request may wait to connect, or with no data moving. */
+#define TIMEOUT_MS 2000
 /* A lookup's answer is one short JSON object. */
 #define FP_ANSWER_MAX 4096
 
@@ -48,20 +48,13 @@ static const struct httpmod *load_module(void)
 	return loaded;
 }
 
-int http_remote_is_url(const char *url)
-{
-	return !strncmp(url, "http://", 7) || !strncmp(url, "https://", 8);
-}
-
-int http_remote_open(const char *url, struct http_remote **out)
+static int http_open(const char *url, void **out)
 {
 	const char *host = url + (strncmp(url, "https://", 8) ? 7 : 8);
 	const char *token = getenv("CASHET_REMOTE_TOKEN");
 	struct http_remote *hr;
 	size_t n = strlen(url);
 	*out = NULL;
-	if (!http_remote_is_url(url))
-		return err_set("expected an http://host[:port][/path] URL");
 	if (!*host || *host == '/')
 		return err_set("no host");
 	if (strpbrk(host, "?# \t\r\n"))
@@ -78,8 +71,9 @@ int http_remote_open(const char *url, struct http_remote **out)
 	return 0;
 }
 
-void http_remote_close(struct http_remote *hr)
+static void http_close(void *be)
 {
+	struct http_remote *hr = be;
 	if (!hr)
 		return;
 	free(hr->base);
@@ -105,9 +99,10 @@ static int is_oid(const char *s)
 	return strlen(s) == OID_HEX - 1 && strspn(s, "0123456789abcdef") == OID_HEX - 1;
 }
 
-int http_remote_get_fp(struct http_remote *hr, const struct digest *fp, char hash[OID_HEX])
+static int http_get_fp(void *be, const struct digest *fp, char hash[OID_HEX])
 {
-	struct http_opts o = { hr->token, REMOTE_HTTP_TIMEOUT_MS, REMOTE_HTTP_TIMEOUT_MS, FP_ANSWER_MAX };
+	struct http_remote *hr = be;
+	struct http_opts o = { hr->token, TIMEOUT_MS, TIMEOUT_MS, FP_ANSWER_MAX };
 	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
 	json_object *j = NULL, *run = NULL;
 	char hx[DIGEST_HEX];
@@ -145,89 +140,54 @@ out:
 	return rc;
 }
 
-int http_remote_fetch(struct http_remote *hr, struct store *st, const struct digest *fp, const char *hash,
-		      int *too_big)
+static int http_get(void *be, const char *hash, uint64_t max, const char *path)
 {
+	struct http_remote *hr = be;
 	/* no bound on the whole transfer, only on stalls: archives may be big */
-	struct http_opts o = { hr->token, REMOTE_HTTP_TIMEOUT_MS, 0, remote_max_bytes() };
-	struct strbuf url = STRBUF_INIT, path = STRBUF_INIT, body = STRBUF_INIT;
+	struct http_opts o = { hr->token, TIMEOUT_MS, 0, max };
+	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
 	long status;
 	int rc = -1, g;
-	*too_big = 0;
-	int local = remote_check_local(st, fp, hash);
-	if (local != 0) {
-		rc = local; /* already here: nothing to fetch */
-		goto out;
-	}
-	err_clear(); /* "not found" is not an error here */
 	sb_addf(&url, "%s/archive/%s", hr->base, hash);
-	remote_tmp_name(st, "http", hash, &path);
-	g = hr->m->get(url.buf, &o, path.buf, &body, &status);
+	g = hr->m->get(url.buf, &o, path, &body, &status);
 	if (g < 0)
 		goto out;
-	if (g == 1) {
-		*too_big = 1;
-		rc = 0;
-		goto out;
-	}
-	if (status == 404) {
-		rc = 0; /* removed meanwhile */
-		goto out;
-	}
-	if (status != 200) {
+	if (g == 1)
+		rc = REMOTE_TOO_BIG;
+	else if (status == 404)
+		rc = REMOTE_MISSING; /* removed meanwhile */
+	else if (status != 200)
 		answer_error("GET /archive", status, &body);
-		goto out;
-	}
-	rc = remote_import_run(st, fp, hash, path.buf);
+	else
+		rc = REMOTE_GOT;
 out:
-	if (path.len)
-		unlink(path.buf);
 	sb_release(&url);
-	sb_release(&path);
 	sb_release(&body);
 	return rc;
 }
 
-int http_remote_publish(struct http_remote *hr, struct store *st, const struct run_record *r, uint64_t *size)
+/* A server takes runs only with its token. */
+static int http_can_put(void *be)
 {
-	struct http_opts o = { hr->token, REMOTE_HTTP_TIMEOUT_MS, 0, 0 };
-	struct strvec one = STRVEC_INIT;
-	struct strbuf url = STRBUF_INIT, path = STRBUF_INIT, body = STRBUF_INIT;
+	const struct http_remote *hr = be;
+	if (hr->token)
+		return 0;
+	err_set("CASHET_REMOTE_TOKEN is not set (the server needs its token to take runs)");
+	return 1;
+}
+
+/* The archive carries the run's expiry; the server applies it itself. */
+static int http_put(void *be, const struct run_record *r, const char *path, int64_t ttl_ms)
+{
+	struct http_remote *hr = be;
+	struct http_opts o = { hr->token, TIMEOUT_MS, 0, 0 };
+	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
 	long status;
 	int rc = -1;
-	*size = 0;
-	if (!hr->token) {
-		/* a server takes runs only with its token: checked first, so a
-		 * read-only client does not export for nothing */
-		err_set("CASHET_REMOTE_TOKEN is not set (the server needs its token to take runs)");
-		return 1;
-	}
-	for (size_t i = 0; i < r->nfiles; i++) {
-		if (!strncmp(r->files[i].path, "abs/", 4)) {
-			/* the server's import refuses them */
-			err_set("it has outputs outside the project");
-			return 1;
-		}
-	}
-	if (r->expires_ms && r->expires_ms <= now_ms()) {
-		err_set("it has expired");
-		return 1;
-	}
-	sv_push(&one, r->hash);
-	remote_tmp_name(st, "http", r->hash, &path);
-	if (store_export(st, &one, path.buf, size) < 0)
-		goto out;
-	uint64_t max = remote_max_bytes();
-	if (*size > max) {
-		char a[32], b[32];
-		snprintf(a, sizeof(a), "%" PRIu64, *size);
-		snprintf(b, sizeof(b), "%" PRIu64, max);
-		err_set("its archive (%s bytes) is over the limit of %s bytes", a, b);
-		rc = 1;
-		goto out;
-	}
+	(void)r;
+	(void)ttl_ms;
 	sb_addf(&url, "%s/archive", hr->base);
-	if (hr->m->put(url.buf, &o, path.buf, &body, &status) < 0)
+	if (hr->m->put(url.buf, &o, path, &body, &status) < 0)
 		goto out;
 	if (status != 200) {
 		answer_error("PUT /archive", status, &body);
@@ -235,10 +195,18 @@ int http_remote_publish(struct http_remote *hr, struct store *st, const struct r
 	}
 	rc = 0;
 out:
-	unlink(path.buf);
-	sv_release(&one);
 	sb_release(&url);
-	sb_release(&path);
 	sb_release(&body);
 	return rc;
 }
+
+const struct remote_ops remote_http_ops = {
+	.name = "http",
+	.open = http_open,
+	.close = http_close,
+	.get_fp = http_get_fp,
+	.get = http_get,
+	.can_put = http_can_put,
+	.put = http_put,
+	/* no lock: heartbeat and unlock stay NULL too */
+};

@@ -1,18 +1,34 @@
-/* exec-remote: the remote (Redis or HTTP) as `cashet exec` uses it. The
- * remote only ever saves runs: whatever goes wrong with it, the command
- * runs and is stored locally, after a single warning naming the remote. */
+/* exec-remote: the remote as `cashet exec` uses it, whatever its backend.
+ * The remote only ever saves runs: whatever goes wrong with it, the command
+ * runs and is stored locally, after a single warning naming the remote.
+ * Warnings and notes go to er->notice: this layer does not print. */
 #include "exec/claim.h"
 #include "remote/select.h"
 #include "store/gitmod.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static void notice(const struct exec_remote *er, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void notice(const struct exec_remote *er, const char *fmt, ...)
+{
+	struct strbuf msg = STRBUF_INIT;
+	va_list ap;
+	if (!er->notice)
+		return;
+	va_start(ap, fmt);
+	sb_vaddf(&msg, fmt, ap);
+	va_end(ap);
+	er->notice(er->ctx, msg.buf);
+	sb_release(&msg);
+}
+
 /* One warning, then the remote is off for the rest of the command. */
 static void turn_off(struct exec_remote *er)
 {
-	fprintf(stderr, "cashet: warning: remote %s: %s; working locally\n", remote_url(er->rm), err_msg());
+	notice(er, "warning: remote %s: %s; working locally", remote_url(er->rm), err_msg());
 	err_clear();
 	remote_close(er->rm);
 	er->rm = NULL;
@@ -38,7 +54,7 @@ int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, 
 	if (remote_open(url.buf, &er->rm) < 0) {
 		struct strbuf shown = STRBUF_INIT;
 		remote_redact(url.buf, &shown);
-		fprintf(stderr, "cashet: warning: remote %s: %s; working locally\n", shown.buf, err_msg());
+		notice(er, "warning: remote %s: %s; working locally", shown.buf, err_msg());
 		sb_release(&shown);
 		err_clear();
 		sb_release(&url);
@@ -53,7 +69,7 @@ int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, 
 }
 
 /* Fetches the run hash into st: 1 fetched, 0 not. */
-static int fetch(struct exec_remote *er, struct store *st, const char *hash, int verbose)
+static int fetch(struct exec_remote *er, struct store *st, const char *hash)
 {
 	int too_big = 0;
 	int f = remote_fetch(er->rm, st, &er->fp, hash, &too_big);
@@ -64,14 +80,13 @@ static int fetch(struct exec_remote *er, struct store *st, const char *hash, int
 		return 0;
 	}
 	if (too_big)
-		fprintf(stderr, "cashet: note: run %.12s on %s is over the size limit; not fetched\n", hash,
-			remote_url(er->rm));
-	if (f == 1 && verbose)
-		fprintf(stderr, "cashet: fetched %.12s from %s\n", hash, remote_url(er->rm));
+		notice(er, "note: run %.12s on %s is over the size limit; not fetched", hash, remote_url(er->rm));
+	if (f == 1 && er->verbose)
+		notice(er, "fetched %.12s from %s", hash, remote_url(er->rm));
 	return f;
 }
 
-int exec_remote_fetch(struct exec_remote *er, struct store *st, int verbose)
+int exec_remote_fetch(struct exec_remote *er, struct store *st)
 {
 	char hash[OID_HEX];
 	if (!er->rm)
@@ -81,10 +96,10 @@ int exec_remote_fetch(struct exec_remote *er, struct store *st, int verbose)
 		turn_off(er);
 		return 0;
 	}
-	return h ? fetch(er, st, hash, verbose) : 0;
+	return h ? fetch(er, st, hash) : 0;
 }
 
-int exec_remote_lock(struct exec_remote *er, struct store *st, int (*cancelled)(void), int verbose)
+int exec_remote_lock(struct exec_remote *er, struct store *st, int (*cancelled)(void))
 {
 	char hash[OID_HEX];
 	if (!er->rm)
@@ -97,7 +112,7 @@ int exec_remote_lock(struct exec_remote *er, struct store *st, int (*cancelled)(
 	if (l == 2)
 		return 2;
 	er->locked = l == 0;
-	return l == 1 ? fetch(er, st, hash, verbose) : 0;
+	return l == 1 ? fetch(er, st, hash) : 0;
 }
 
 void exec_remote_heartbeat(struct exec_remote *er)
@@ -106,10 +121,11 @@ void exec_remote_heartbeat(struct exec_remote *er)
 		turn_off(er);
 }
 
-void exec_remote_publish(struct exec_remote *er, struct store *st, const struct run_record *r, int verbose)
+void exec_remote_publish(struct exec_remote *er, struct store *st, const struct run_record *r)
 {
 	uint64_t size = 0;
-	if (!er->rm)
+	/* a failure is shared only when failures are replayed, as locally */
+	if (!er->rm || !(r->ok || er->cache_failures))
 		return;
 	int p = remote_publish(er->rm, st, r, &size);
 	if (p < 0) {
@@ -117,12 +133,12 @@ void exec_remote_publish(struct exec_remote *er, struct store *st, const struct 
 		return;
 	}
 	if (p == 1) {
-		fprintf(stderr, "cashet: note: run %.12s not sent to %s: %s\n", r->hash, remote_url(er->rm), err_msg());
+		notice(er, "note: run %.12s not sent to %s: %s", r->hash, remote_url(er->rm), err_msg());
 		err_clear();
-	} else if (verbose) {
+	} else if (er->verbose) {
 		char sz[32];
 		fmt_size(size, sz, sizeof(sz));
-		fprintf(stderr, "cashet: sent %.12s to %s (%s)\n", r->hash, remote_url(er->rm), sz);
+		notice(er, "sent %.12s to %s (%s)", r->hash, remote_url(er->rm), sz);
 	}
 }
 

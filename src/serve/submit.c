@@ -378,6 +378,9 @@ void submit_run(struct submit *sm, struct submit_job *jb, unsigned *status, stru
 		er = argv_request(jb, req);
 	req->flags |= EXEC_QUIET;
 	req->cancel = &sm->cancel;
+	/* the remote's warnings and notes are dropped: the client gets the
+	 * verdict, and the remote's failure changes nothing in it */
+	req->on_notice = NULL;
 	if (er == 0)
 		er = store_open(sm->store, 0, &st, NULL);
 	if (er == 0)

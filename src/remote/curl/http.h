@@ -1,6 +1,6 @@
 /* http module: the HTTP client of an http(s):// remote, built as
  * cashet-http.so with libcurl and dlopen()ed only when such a remote is
- * used (see remote-http.c): libcurl and the libraries it needs (OpenSSL,
+ * used (see remote/http.c): libcurl and the libraries it needs (OpenSSL,
  * nghttp2, ssh, ldap, ...) would otherwise be loaded by every cache hit.
  * The module calls back into cashet's util (strbuf, err_set). */
 #ifndef CASHET_HTTP_H
