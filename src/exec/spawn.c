@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/syscall.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,7 +154,7 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 {
 	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, st_p[2] = { -1, -1 };
 	struct stream s[2];
-	int rc = -1, exec_errno = 0;
+	int rc = -1, exec_errno = 0, pidfd = -1;
 	memset(o, 0, sizeof(*o));
 	memset(s, 0, sizeof(s));
 	s[0].cap_fd = s[1].cap_fd = -1;
@@ -177,6 +178,9 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	if (pid == 0)
 		child(spec, out_p[1], err_p[1], st_p[1], foreground);
 	setpgid(pid, pid); /* both sides, so killpg works whoever runs first */
+	/* readable when the child exits: no polling for the exit once the
+	 * streams are closed (-1 on kernels before 5.3: poll every 10 ms) */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	close(out_p[1]);
 	close(err_p[1]);
 	close(st_p[1]);
@@ -192,19 +196,21 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	int64_t deadline = spec->timeout_ms > 0 ? start + spec->timeout_ms : 0, kill_at = 0, next_tick = start + 1000;
 	int status = 0, reaped = 0;
 	while (s[0].fd >= 0 || s[1].fd >= 0 || !reaped) {
-		struct pollfd pf[3];
+		struct pollfd pf[4];
 		int n = 0;
 		for (int i = 0; i < 2; i++)
 			if (s[i].fd >= 0)
 				pf[n++] = (struct pollfd){ .fd = s[i].fd, .events = POLLIN };
 		if (sigpipe_fds[0] >= 0)
 			pf[n++] = (struct pollfd){ .fd = sigpipe_fds[0], .events = POLLIN };
+		if (pidfd >= 0 && !reaped)
+			pf[n++] = (struct pollfd){ .fd = pidfd, .events = POLLIN };
 		int64_t now = now_ms(), wait = next_tick - now;
 		if (deadline && !o->timed_out && deadline - now < wait)
 			wait = deadline - now;
 		if (kill_at && kill_at - now < wait)
 			wait = kill_at - now;
-		if (s[0].fd < 0 && s[1].fd < 0 && wait > 10)
+		if (pidfd < 0 && s[0].fd < 0 && s[1].fd < 0 && wait > 10)
 			wait = 10; /* streams closed: only waiting for the exit */
 		if (wait < 0)
 			wait = 0;
@@ -287,7 +293,7 @@ out:
 			close(s[i].cap_fd);
 		hasher_free(&s[i].h);
 	}
-	int fds[] = { out_p[0], out_p[1], err_p[0], err_p[1], st_p[0], st_p[1] };
+	int fds[] = { out_p[0], out_p[1], err_p[0], err_p[1], st_p[0], st_p[1], pidfd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(*fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
