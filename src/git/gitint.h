@@ -7,9 +7,9 @@
 
 #include "store/gitmod.h"
 
-/* The repository of the store being worked on, opened once per process. */
-extern git_repository *repo;
-extern char *repo_dir;
+/* The repository of the store being worked on, opened once per thread (gitstore.c). */
+extern _Thread_local git_repository *repo;
+extern _Thread_local char *repo_dir;
 int open_repo(const char *dir);
 /* err_set() with libgit2's last error. Returns -1. */
 int git_fail(const char *what);

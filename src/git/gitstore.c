@@ -7,13 +7,32 @@
 #include <git2.h>
 #include <git2/sys/repository.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-git_repository *repo;
-char *repo_dir;
+/* The open repository, one per thread: libgit2 objects must not be shared
+ * between threads, and `serve` runs the engine in several at once. A
+ * thread's repository is freed when the thread ends. */
+_Thread_local git_repository *repo;
+_Thread_local char *repo_dir;
+static pthread_key_t repo_key;
+static pthread_once_t repo_once = PTHREAD_ONCE_INIT;
+
+static void close_repo(void *unused)
+{
+	git_repository_free(repo);
+	free(repo_dir);
+	repo = NULL;
+	repo_dir = NULL;
+}
+
+static void make_repo_key(void)
+{
+	pthread_key_create(&repo_key, close_repo);
+}
 
 int git_fail(const char *what)
 {
@@ -36,11 +55,11 @@ int open_repo(const char *dir)
 	if (repo && !strcmp(repo_dir, dir))
 		return 0;
 	git_libgit2_init();
-	if (repo) {
-		git_repository_free(repo);
-		free(repo_dir);
-		repo = NULL;
-	}
+	pthread_once(&repo_once, make_repo_key);
+	/* any non-NULL value: the destructor runs only for those */
+	pthread_setspecific(repo_key, &repo_key);
+	if (repo)
+		close_repo(NULL);
 	if (git_repository_open_bare(&repo, dir) < 0)
 		return git_fail(dir);
 	repo_dir = xstrdup(dir);

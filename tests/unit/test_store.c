@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
+#include "store/gitmod.h"
 
 static int is_oid(const char *s)
 {
@@ -445,6 +448,50 @@ static void test_stat_cache(void **state)
 	sb_release(&deps);
 }
 
+/* Two threads working on two stores at once (serve runs the engine in
+ * several): the git module once kept one repository per process, which
+ * the threads replaced under each other's feet. */
+struct git_worker {
+	const char *dirs[2];
+	int failures;
+};
+
+static void *git_worker(void *arg)
+{
+	struct git_worker *w = arg;
+	const struct gitmod *g = gitmod_get();
+	struct strbuf v = STRBUF_INIT;
+	for (int i = 0; i < 300; i++) {
+		sb_reset(&v);
+		if (!g || g->config(w->dirs[i % 2], "max-size", NULL, 0, &v) != 1)
+			w->failures++;
+	}
+	sb_release(&v);
+	return NULL;
+}
+
+static void test_git_module_threads(void **state)
+{
+	struct fixture *fx = *state;
+	struct strbuf other = STRBUF_INIT;
+	struct store *st2 = NULL;
+	int created;
+	sb_addf(&other, "%s/other/" STORE_DIRNAME, fx->dir);
+	assert_int_equal(mkdirs(other.buf, 0755), 0);
+	rm_rf(other.buf);
+	assert_int_equal(store_open(other.buf, STORE_CREATE, &st2, &created), 0);
+	struct git_worker w[2] = { { { fx->store.buf, other.buf }, 0 }, { { other.buf, fx->store.buf }, 0 } };
+	pthread_t t[2];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, git_worker, &w[i]), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(w[0].failures, 0);
+	assert_int_equal(w[1].failures, 0);
+	store_close(st2);
+	sb_release(&other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +504,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_claims, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_save_releases_claim, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_cache, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_git_module_threads, fixture_setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
