@@ -65,5 +65,4 @@ int cli_open_store(struct cli *cli, struct store **st);
 /* Resolves a user-given hash or prefix and loads the run. Returns 0, or prints and returns an exit code. */
 int cli_load_run(struct store *st, const char *prefix, struct run_record *r);
 
-
 #endif

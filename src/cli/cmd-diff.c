@@ -216,8 +216,10 @@ static int diff_parts(struct store *st, struct diff *d, const struct run_record 
 		const struct run_part *p = c[i].old, *q = c[i].cur, *any = q ? q : p;
 		if (!strcmp(any->kind, "argv") || !strcmp(any->kind, "cwd"))
 			continue;
-		struct section *s =
-			add_section(d, part_section(any->kind), any->name, p && q ? "changed" : q ? "added" : "removed");
+		struct section *s = add_section(d, part_section(any->kind), any->name,
+						p && q ? "changed"
+						: q    ? "added"
+						       : "removed");
 		if (has_value(any->kind)) {
 			s->shown = 1;
 			s->old = p && p->detail ? xstrdup(p->detail) : NULL;
@@ -227,7 +229,8 @@ static int diff_parts(struct store *st, struct diff *d, const struct run_record 
 			/* the stored copies, when the run kept them (sources inside the root) */
 			sb_reset(&path);
 			sb_addf(&path, "sources/%s", any->name);
-			const struct run_file *fa = find_file(a, FILE_SOURCE, path.buf), *fb = find_file(b, FILE_SOURCE, path.buf);
+			const struct run_file *fa = find_file(a, FILE_SOURCE, path.buf),
+					      *fb = find_file(b, FILE_SOURCE, path.buf);
 			if ((fa || !p) && (fb || !q) && (fa || fb)) {
 				rc = diff_content(st, s, any->name, fa, fb);
 				free(s->old);

@@ -22,7 +22,7 @@ struct exec_opts {
 	struct fp_spec spec;
 	struct strvec tags;
 	struct strvec env_files;
-	struct strvec env;      /* the command's environment: ours plus --env-file settings */
+	struct strvec env; /* the command's environment: ours plus --env-file settings */
 	const char *name, *store;
 	const char *remote;
 	int cache_failures, force, no_cache, verbose, no_stdin, retries, explain, json, report_fd;
@@ -56,8 +56,23 @@ static const char exec_usage[] =
 	"      --json             with --explain: print JSON\n"
 	"      --report-fd N      write the verdict as one JSON line to file descriptor N\n";
 
-enum { OPT_TTL = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_CACHE_FAILURES, OPT_NO_CACHE, OPT_NO_STDIN, OPT_STORE,
-       OPT_GRACE, OPT_EXPLAIN, OPT_JSON, OPT_DEP, OPT_RAW_SOURCES, OPT_ENV_FILE, OPT_REMOTE, OPT_REPORT_FD };
+enum {
+	OPT_TTL = 256,
+	OPT_TIMEOUT,
+	OPT_RETRIES,
+	OPT_CACHE_FAILURES,
+	OPT_NO_CACHE,
+	OPT_NO_STDIN,
+	OPT_STORE,
+	OPT_GRACE,
+	OPT_EXPLAIN,
+	OPT_JSON,
+	OPT_DEP,
+	OPT_RAW_SOURCES,
+	OPT_ENV_FILE,
+	OPT_REMOTE,
+	OPT_REPORT_FD
+};
 
 static const struct option long_opts[] = {
 	{ "input", required_argument, NULL, 'i' },
@@ -200,7 +215,6 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 	return -1; /* go on */
 }
 
-
 /* Sets NAME=VALUE in an environment vector (NULL-terminated for exec). */
 static void env_set(struct strvec *env, const char *name, const char *value)
 {
@@ -242,7 +256,8 @@ static int load_env_file(const char *path, struct strvec *envs, struct strvec *e
 		char *eq = strchr(line, '=');
 		if (eq)
 			*eq = '\0';
-		if (!*line || strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_*?[]") != strlen(line)) {
+		if (!*line || strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_*?[]") !=
+				      strlen(line)) {
 			err_set("%s:%d: expected NAME=VALUE or NAME", path, lineno);
 			goto out;
 		}
@@ -299,7 +314,6 @@ static int print_explain(const struct explain *e, int json)
 	}
 	return e->hit ? 0 : 1;
 }
-
 
 static int verbose_env(void)
 {
@@ -359,7 +373,8 @@ static int open_store(struct cli *cli, const struct exec_opts *o, int create, st
 	int created = 0, rc = store_find(o->store ? o->store : cli->store_opt, &dir);
 	if (rc == 1 && !create)
 		err_set("no cashet store found (looked for %s in this directory and its parents; "
-			"run 'cashet init' or set CASHET_DIR)", STORE_DIRNAME);
+			"run 'cashet init' or set CASHET_DIR)",
+			STORE_DIRNAME);
 	if (rc == 0 || (rc == 1 && create))
 		rc = store_open(dir.buf, create ? STORE_CREATE : 0, st, &created);
 	if (rc == 0 && created)
@@ -405,8 +420,8 @@ static void print_result(const struct exec_opts *o, const struct exec_result *re
 		if (!o->verbose)
 			break;
 		fmt_duration(res->duration_ms, d, sizeof(d));
-		fprintf(stderr, "cashet: %s %.12s (exit %d, saved %s)\n", res->verdict == EXEC_HIT ? "hit" : "waited for",
-			res->run, res->exit_code, d);
+		fprintf(stderr, "cashet: %s %.12s (exit %d, saved %s)\n",
+			res->verdict == EXEC_HIT ? "hit" : "waited for", res->run, res->exit_code, d);
 		break;
 	case EXEC_RAN:
 		if (o->verbose)
@@ -427,7 +442,8 @@ static void report(const struct exec_opts *o, const struct exec_result *res)
 	struct strbuf sb = STRBUF_INIT;
 	exec_result_json(res, &sb);
 	if (write_all(o->report_fd, sb.buf, sb.len) < 0)
-		fprintf(stderr, "cashet: warning: cannot write the report to fd %d: %s\n", o->report_fd, strerror(errno));
+		fprintf(stderr, "cashet: warning: cannot write the report to fd %d: %s\n", o->report_fd,
+			strerror(errno));
 	sb_release(&sb);
 }
 

@@ -26,8 +26,10 @@ void cli_print_gc(const struct gc_report *r, int dry_run)
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "older-than", required_argument, NULL, 'o' }, { "max-size", required_argument, NULL, 's' },
-		{ "dry-run", no_argument, NULL, 'n' },          { "help", no_argument, NULL, 'h' },
+		{ "older-than", required_argument, NULL, 'o' },
+		{ "max-size", required_argument, NULL, 's' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct gc_opts o = { .busy = claim_busy };

@@ -7,8 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const struct run_file *find_file(const struct store *st, const struct run_record *r, int kind,
-					const char *path)
+static const struct run_file *find_file(const struct store *st, const struct run_record *r, int kind, const char *path)
 {
 	struct strbuf want = STRBUF_INIT;
 	const struct run_file *found = NULL;
@@ -32,9 +31,9 @@ static const struct run_file *find_file(const struct store *st, const struct run
 int cmd_get(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "stdout", no_argument, NULL, '1' }, { "stderr", no_argument, NULL, '2' },
+		{ "stdout", no_argument, NULL, '1' },     { "stderr", no_argument, NULL, '2' },
 		{ "file", required_argument, NULL, 'F' }, { "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
 	};
 	struct store *st = NULL;
 	struct run_record r = { 0 };
@@ -65,7 +64,8 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1)
-		return cli_usage("get", "expected one run hash (usage: cashet get HASH [--stdout|--stderr|--file PATH])");
+		return cli_usage("get",
+				 "expected one run hash (usage: cashet get HASH [--stdout|--stderr|--file PATH])");
 	if (cli_open_store(cli, &st) < 0)
 		return cli_fail(1);
 	if ((rc = cli_load_run(st, argv[optind], &r)) != 0)

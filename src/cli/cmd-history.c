@@ -12,11 +12,11 @@
 
 struct history {
 	struct store *st;
-	char mark[OID_HEX];      /* the run a hit would replay, "" if none */
+	char mark[OID_HEX]; /* the run a hit would replay, "" if none */
 	int json;
-	struct run_record prev;  /* the previous run of the line, loaded fully */
+	struct run_record prev; /* the previous run of the line, loaded fully */
 	int have_prev;
-	struct strvec rows;      /* formatted, oldest first */
+	struct strvec rows; /* formatted, oldest first */
 };
 
 static const char history_usage[] =
@@ -55,8 +55,10 @@ static int add_row(const struct run_record *r, void *ctx)
 			sb_addf(&sb, "\"%s\"", r->parent);
 		else
 			sb_adds(&sb, "null");
-		sb_addf(&sb, ",\"created\":\"%s\",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld,\"replay\":%s,"
-			"\"changes\":", when, r->ok ? "ok" : "failed", r->exit_code, (long long)r->duration_ms,
+		sb_addf(&sb,
+			",\"created\":\"%s\",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld,\"replay\":%s,"
+			"\"changes\":",
+			when, r->ok ? "ok" : "failed", r->exit_code, (long long)r->duration_ms,
 			replay ? "true" : "false");
 		if (have) {
 			sb_addc(&sb, '[');

@@ -13,8 +13,10 @@ static int collect(const struct run_record *r, void *ctx)
 int cmd_invalidate(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "tag", required_argument, NULL, 't' }, { "name", required_argument, NULL, 'N' },
-		{ "help", no_argument, NULL, 'h' },      { NULL, 0, NULL, 0 },
+		{ "tag", required_argument, NULL, 't' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct log_filter f = { 0 };
 	struct strvec hashes = STRVEC_INIT;
@@ -44,7 +46,8 @@ int cmd_invalidate(struct cli *cli, int argc, char **argv)
 		}
 	}
 	if (optind < argc || (!f.tags.n && !f.name)) {
-		rc = cli_usage("invalidate", optind < argc ? "unexpected argument" : "give at least one --tag or --name");
+		rc = cli_usage("invalidate",
+			       optind < argc ? "unexpected argument" : "give at least one --tag or --name");
 		goto out;
 	}
 	if (cli_open_store(cli, &st) < 0 || store_list(st, &f, collect, &hashes) < 0 ||

@@ -55,14 +55,14 @@ struct verdict {
 struct ctx {
 	struct dag *d;
 	struct opts *o;
-	struct strbuf store;	/* absolute store directory every worker opens */
-	struct strbuf logdir;	/* temporary: one .out and .err per step */
+	struct strbuf store;  /* absolute store directory every worker opens */
+	struct strbuf logdir; /* temporary: one .out and .err per step */
 	struct cli *cli;
-	struct store *st;	/* open for in-process hits and explanations, or NULL */
+	struct store *st; /* open for in-process hits and explanations, or NULL */
 	unsigned char *want, *force;
 	enum state *state;
 	pid_t *pid;
-	int *vfd;		/* the read end of each running worker's verdict pipe */
+	int *vfd; /* the read end of each running worker's verdict pipe */
 	int64_t *t0;
 	int tty;
 	size_t total, done, running;
@@ -106,7 +106,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		const char *a = argv[i];
 		const char *val = NULL;
 		if (dashdash || a[0] != '-' || !a[1]) {
-			if (!o->file && !o->targets.n && (is_file(a) || (strlen(a) > 5 && !strcmp(a + strlen(a) - 5, ".toml"))))
+			if (!o->file && !o->targets.n &&
+			    (is_file(a) || (strlen(a) > 5 && !strcmp(a + strlen(a) - 5, ".toml"))))
 				o->file = a;
 			else
 				sv_push(&o->targets, a);
@@ -171,8 +172,7 @@ static void log_path(const struct ctx *x, size_t i, const char *ext, struct strb
 /* Step i's request, its streams to fds out and err. */
 static int request(const struct ctx *x, size_t i, unsigned flags, int out, int err, struct step_request *sr)
 {
-	return step_request_init(sr, x->d, &x->d->steps[i], environ, flags | (x->force[i] ? EXEC_FORCE : 0), out,
-				 err);
+	return step_request_init(sr, x->d, &x->d->steps[i], environ, flags | (x->force[i] ? EXEC_FORCE : 0), out, err);
 }
 
 static int open_logs(const struct ctx *x, size_t i, int *out, int *err)

@@ -21,8 +21,10 @@ static int pick(const struct run_record *r, void *ctx)
 int cmd_push(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "tag", required_argument, NULL, 't' },   { "name", required_argument, NULL, 'N' },
-		{ "since", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
+		{ "tag", required_argument, NULL, 't' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "since", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct log_filter f = { 0 };

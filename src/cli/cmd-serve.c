@@ -18,8 +18,8 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 	if (h)
 		*(void **)&entry = dlsym(h, SERVE_ENTRY);
 	if (!entry) {
-		int rc = cli_error(1, "cannot load the serve module: %s", h ? "cashet-serve.so has the wrong version"
-									      : errs.buf);
+		int rc = cli_error(1, "cannot load the serve module: %s",
+				   h ? "cashet-serve.so has the wrong version" : errs.buf);
 		sb_release(&errs);
 		return rc;
 	}

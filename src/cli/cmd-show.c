@@ -7,7 +7,10 @@
 
 static const char *kind_name(int kind)
 {
-	return kind == FILE_STDOUT ? "stdout" : kind == FILE_STDERR ? "stderr" : kind == FILE_OUTPUT ? "output" : "source";
+	return kind == FILE_STDOUT   ? "stdout"
+	       : kind == FILE_STDERR ? "stderr"
+	       : kind == FILE_OUTPUT ? "output"
+				     : "source";
 }
 
 static void show_json(const struct run_record *r)

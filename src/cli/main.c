@@ -75,7 +75,8 @@ int cli_open_store(struct cli *cli, struct store **st)
 	int rc = store_find(cli->store_opt, &dir);
 	if (rc == 1)
 		err_set("no cashet store found (looked for %s in this directory and its parents; "
-			"run 'cashet init' or set CASHET_DIR)", STORE_DIRNAME);
+			"run 'cashet init' or set CASHET_DIR)",
+			STORE_DIRNAME);
 	else if (rc == 0)
 		rc = store_open(dir.buf, 0, st, NULL);
 	sb_release(&dir);

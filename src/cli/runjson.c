@@ -9,7 +9,10 @@
 
 static const char *kind_name(int kind)
 {
-	return kind == FILE_STDOUT ? "stdout" : kind == FILE_STDERR ? "stderr" : kind == FILE_OUTPUT ? "output" : "source";
+	return kind == FILE_STDOUT   ? "stdout"
+	       : kind == FILE_STDERR ? "stderr"
+	       : kind == FILE_OUTPUT ? "output"
+				     : "source";
 }
 
 void runjson_log(struct strbuf *sb, const struct run_record *r)
@@ -109,7 +112,8 @@ void runjson_stats(struct strbuf *sb, const char *dir, const struct store_stats 
 {
 	sb_adds(sb, "{\"store\":");
 	json_str(sb, dir);
-	sb_addf(sb, ",\"runs\":%lld,\"completed\":%lld,\"failed\":%lld,\"objects\":%lld,\"object_bytes\":%lld,"
+	sb_addf(sb,
+		",\"runs\":%lld,\"completed\":%lld,\"failed\":%lld,\"objects\":%lld,\"object_bytes\":%lld,"
 		"\"index_bytes\":%lld,\"stored_bytes\":%lld}",
 		(long long)s->runs, (long long)s->ok, (long long)s->failed, (long long)s->objects,
 		(long long)s->object_bytes, (long long)s->index_bytes, (long long)s->stored_bytes);

@@ -24,11 +24,16 @@
 const char *exec_verdict_name(enum exec_verdict v)
 {
 	switch (v) {
-	case EXEC_MISS: return "miss";
-	case EXEC_HIT: return "hit";
-	case EXEC_WAITED: return "waited";
-	case EXEC_RAN: return "ran";
-	case EXEC_NOT_STORED: return "not-stored";
+	case EXEC_MISS:
+		return "miss";
+	case EXEC_HIT:
+		return "hit";
+	case EXEC_WAITED:
+		return "waited";
+	case EXEC_RAN:
+		return "ran";
+	case EXEC_NOT_STORED:
+		return "not-stored";
 	}
 	return "?";
 }
@@ -77,7 +82,8 @@ static int prepare_stdin(struct store *st, int fd, int *hashed, int *child, int 
 		*child = *spooled = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		return *child < 0 ? err_sys("/dev/null") : 0;
 	}
-	if (fstat(fd, &sb) < 0 || isatty(fd) || (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))) {
+	if (fstat(fd, &sb) < 0 || isatty(fd) ||
+	    (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))) {
 		/* a terminal, /dev/null, other devices: nothing to hash */
 		*child = fd == STDIN_FILENO ? -1 : fd;
 		return 0;
@@ -359,8 +365,8 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 
 	/* 3. read through the remote: a run fetched is replayed like a local
 	 * one (connecting only on a local miss: a hit never does) */
-	if (cache && exec_remote_open(&er, st, req->remote, &r.fp) && !force &&
-	    exec_remote_fetch(&er, st) == 1 && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
+	if (cache && exec_remote_open(&er, st, req->remote, &r.fp) && !force && exec_remote_fetch(&er, st) == 1 &&
+	    (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
 		goto found;
 	if (req->flags & EXEC_LOOKUP_ONLY) {
 		res->verdict = EXEC_MISS;

@@ -62,13 +62,13 @@ struct exec_request {
 
 struct exec_result {
 	enum exec_verdict verdict;
-	int exit_code;           /* what the front end exits with */
-	int signal;              /* an interrupt received (INT/TERM/HUP), else 0 */
-	char run[OID_HEX];       /* the run replayed or stored, "" if none */
-	int64_t duration_ms;     /* the run's (saved time on a hit) */
+	int exit_code;       /* what the front end exits with */
+	int signal;          /* an interrupt received (INT/TERM/HUP), else 0 */
+	char run[OID_HEX];   /* the run replayed or stored, "" if none */
+	int64_t duration_ms; /* the run's (saved time on a hit) */
 	struct digest fp;
-	struct strvec reasons;   /* EXEC_WANT_REASONS on a miss: what changed */
-	char *note;              /* NOT_STORED: why (exec failure, store error); owned */
+	struct strvec reasons; /* EXEC_WANT_REASONS on a miss: what changed */
+	char *note;            /* NOT_STORED: why (exec failure, store error); owned */
 };
 
 /* The whole flow on the open store st. Returns 0 with *res filled (any

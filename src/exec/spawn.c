@@ -81,8 +81,8 @@ void spawn_result_free(struct spawn_result *o)
 }
 
 struct stream {
-	int fd;        /* read end of the child's pipe, -1 at EOF */
-	int tee_fd;    /* our stdout/stderr, -1 once it failed (EPIPE) */
+	int fd;     /* read end of the child's pipe, -1 at EOF */
+	int tee_fd; /* our stdout/stderr, -1 once it failed (EPIPE) */
 	int cap_fd;
 	struct capture *cap;
 	struct hasher h;

@@ -10,30 +10,30 @@
 #include "util/hash.h"
 
 struct capture {
-	char *path;        /* temp file holding the bytes; unlinked by spawn_result_free */
+	char *path; /* temp file holding the bytes; unlinked by spawn_result_free */
 	struct digest d;
 	uint64_t size;
 };
 
 struct spawn_spec {
 	char *const *argv;
-	const char *cwd;         /* NULL: this process's */
-	char *const *env;        /* NULL: this process's */
-	int stdin_fd;            /* -1: inherit */
-	int out_fd, err_fd;      /* where the streams are teed (-1: nowhere) */
-	int64_t timeout_ms;      /* 0: none */
-	int64_t grace_ms;        /* TERM -> KILL delay after a timeout */
-	const char *capdir;      /* where capture files go */
+	const char *cwd;                     /* NULL: this process's */
+	char *const *env;                    /* NULL: this process's */
+	int stdin_fd;                        /* -1: inherit */
+	int out_fd, err_fd;                  /* where the streams are teed (-1: nowhere) */
+	int64_t timeout_ms;                  /* 0: none */
+	int64_t grace_ms;                    /* TERM -> KILL delay after a timeout */
+	const char *capdir;                  /* where capture files go */
 	const volatile sig_atomic_t *cancel; /* set: stop as if interrupted by TERM (checked each second) */
-	void (*tick)(void *ctx); /* called about once a second while running */
+	void (*tick)(void *ctx);             /* called about once a second while running */
 	void *tick_ctx;
 };
 
 struct spawn_result {
-	int status;        /* exit code; 128+N if killed by signal N; 124 timeout; 126/127 exec failure */
-	int signaled;      /* died by a signal */
+	int status;   /* exit code; 128+N if killed by signal N; 124 timeout; 126/127 exec failure */
+	int signaled; /* died by a signal */
 	int timed_out;
-	int interrupted;   /* the signal we got and forwarded (INT/TERM/HUP/QUIT), or 0 */
+	int interrupted; /* the signal we got and forwarded (INT/TERM/HUP/QUIT), or 0 */
 	int64_t duration_ms;
 	struct capture out, err;
 };

@@ -257,9 +257,10 @@ static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
 		if (gs_read_blob(repo_dir, git_oid_tostr_s(git_tree_entry_id(e)), w->meta) < 0)
 			w->rc = -1;
 	} else {
-		int kind = !strcmp(path.buf, "stdout") ? FILE_STDOUT
-			 : !strcmp(path.buf, "stderr") ? FILE_STDERR
-			 : !strncmp(path.buf, "sources/", 8) ? FILE_SOURCE : FILE_OUTPUT;
+		int kind = !strcmp(path.buf, "stdout")         ? FILE_STDOUT
+			   : !strcmp(path.buf, "stderr")       ? FILE_STDERR
+			   : !strncmp(path.buf, "sources/", 8) ? FILE_SOURCE
+							       : FILE_OUTPUT;
 		struct run_file *f = run_add_file(w->r, kind, path.buf);
 		f->mode = git_tree_entry_filemode(e);
 		git_oid_tostr(f->oid, sizeof(f->oid), git_tree_entry_id(e));
@@ -276,8 +277,7 @@ int gs_load_run(const char *dir, const char *hash, struct strbuf *meta, struct r
 	int rc = -1;
 	if (open_repo(dir) < 0)
 		return -1;
-	if (git_oid_fromstr(&oid, hash) < 0 || git_commit_lookup(&c, repo, &oid) < 0 ||
-	    git_commit_tree(&tree, c) < 0) {
+	if (git_oid_fromstr(&oid, hash) < 0 || git_commit_lookup(&c, repo, &oid) < 0 || git_commit_tree(&tree, c) < 0) {
 		git_fail(hash);
 		goto out;
 	}
@@ -344,7 +344,7 @@ static int line_cb(const git_diff_delta *d, const git_diff_hunk *h, const git_di
 }
 
 int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
-			struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch)
+		 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch)
 {
 	git_diff_options opts;
 	struct diff_ctx c = { hunks, nhunks, patch };

@@ -186,7 +186,8 @@ static int check_tree(git_odb *odb, const git_tree *tree, const char *hash, int 
 			git_tree_free(sub);
 			if (sr < 0)
 				goto out;
-		} else if (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE || mode == GIT_FILEMODE_LINK) {
+		} else if (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE ||
+			   mode == GIT_FILEMODE_LINK) {
 			if (!git_odb_exists(odb, git_tree_entry_id(e))) {
 				err_set("run %.12s: file %s is missing from the archive", hash, name);
 				goto out;

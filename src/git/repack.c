@@ -45,7 +45,7 @@ static void remove_garbage(const char *dir, const char *keep_pack)
 	d = opendir(p.buf);
 	while (d && (e = readdir(d))) {
 		if (strncmp(e->d_name, "pack-", 5) || (keep_pack && !strncmp(e->d_name, keep_pack, strlen(keep_pack)) &&
-							 e->d_name[strlen(keep_pack)] == '.'))
+						       e->d_name[strlen(keep_pack)] == '.'))
 			continue;
 		sb_reset(&q);
 		sb_addf(&q, "%s/%s", p.buf, e->d_name);
@@ -111,7 +111,8 @@ int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct st
 				git_fail(keep_sorted->v[i]);
 				goto out;
 			}
-			if (git_commit_parentcount(c) > 0 && !sv_sorted_has(keep_sorted, git_oid_tostr_s(git_commit_parent_id(c, 0))))
+			if (git_commit_parentcount(c) > 0 &&
+			    !sv_sorted_has(keep_sorted, git_oid_tostr_s(git_commit_parent_id(c, 0))))
 				sv_push(&roots, keep_sorted->v[i]);
 			git_commit_free(c);
 		}

@@ -9,46 +9,46 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_NEST 200		/* brackets, as CPython's MAXLEVEL */
-#define MAX_INDENT 100		/* as CPython's MAXINDENT */
-#define MAX_FSTRING_LEVEL 32	/* f-strings inside f-strings */
+#define MAX_NEST 200         /* brackets, as CPython's MAXLEVEL */
+#define MAX_INDENT 100       /* as CPython's MAXINDENT */
+#define MAX_FSTRING_LEVEL 32 /* f-strings inside f-strings */
 
 enum tok_type { T_NAME, T_NUMBER, T_STRING, T_OP };
 
 #define S_RAW 1u
 #define S_BYTES 2u
-#define S_FMT 4u		/* f-string or t-string: has replacement fields */
+#define S_FMT 4u /* f-string or t-string: has replacement fields */
 
 struct tok {
 	enum tok_type type;
 	size_t start, len;
-	int depth;		/* bracket depth before the token */
-	unsigned flags;		/* S_* for strings */
+	int depth;      /* bracket depth before the token */
+	unsigned flags; /* S_* for strings */
 };
 
 struct py {
 	const char *s;
 	size_t len, pos;
-	uint32_t line;		/* source line of pos */
+	uint32_t line; /* source line of pos */
 
 	struct strbuf *out;
 	struct canon_lines *map;
-	uint32_t out_src;	/* source line of the open output line, 0: none */
-	size_t keep;		/* trailing-blank trimming stops here */
-	size_t line_out;	/* where the current output line starts */
+	uint32_t out_src; /* source line of the open output line, 0: none */
+	size_t keep;      /* trailing-blank trimming stops here */
+	size_t line_out;  /* where the current output line starts */
 
 	struct strvec *imports;
-	int keep_doc;		/* the program reads docstrings: keep them */
-	int keep_lines;		/* line numbers may show: keep line count */
+	int keep_doc;   /* the program reads docstrings: keep them */
+	int keep_lines; /* line numbers may show: keep line count */
 	int doc_sensitive;
 
 	char brackets[MAX_NEST];
 	int depth;
 	size_t ind_start[MAX_INDENT], ind_len[MAX_INDENT];
-	int nind;		/* levels above column 0 */
-	int want_block;		/* last logical line ended with ':' */
-	int body_of_def;	/* ... and was a def or class header */
-	int first_stmt;		/* no logical line seen yet */
+	int nind;        /* levels above column 0 */
+	int want_block;  /* last logical line ended with ':' */
+	int body_of_def; /* ... and was a def or class header */
+	int first_stmt;  /* no logical line seen yet */
 
 	struct tok *toks;
 	size_t ntoks, atoks;
@@ -117,11 +117,27 @@ static int string_prefix(const char *w, size_t n, unsigned *flags)
 	for (size_t i = 0; i < n; i++) {
 		unsigned bit;
 		switch (w[i]) {
-		case 'r': case 'R': bit = S_RAW; break;
-		case 'b': case 'B': bit = S_BYTES; break;
-		case 'f': case 'F': case 't': case 'T': bit = S_FMT; break;
-		case 'u': case 'U': bit = 0; u = 1; break;
-		default: return 0;
+		case 'r':
+		case 'R':
+			bit = S_RAW;
+			break;
+		case 'b':
+		case 'B':
+			bit = S_BYTES;
+			break;
+		case 'f':
+		case 'F':
+		case 't':
+		case 'T':
+			bit = S_FMT;
+			break;
+		case 'u':
+		case 'U':
+			bit = 0;
+			u = 1;
+			break;
+		default:
+			return 0;
 		}
 		if (bit & f)
 			return 0;
@@ -210,8 +226,7 @@ static int scan_field(const char *s, size_t len, size_t *pos, char q, int triple
 			size_t w = i;
 			while (i < len && is_name_char((unsigned char)s[i]))
 				i++;
-			if (i < len && (s[i] == '\'' || s[i] == '"') &&
-			    (i == w || string_prefix(s + w, i - w, &f))) {
+			if (i < len && (s[i] == '\'' || s[i] == '"') && (i == w || string_prefix(s + w, i - w, &f))) {
 				size_t st = i;
 				if (scan_string(s, len, &i, f, level + 1) < 0)
 					return -1;
@@ -300,8 +315,7 @@ static int scan_string(const char *s, size_t len, size_t *pos, unsigned flags, i
 				i++;
 				continue;
 			}
-			if ((flags & S_FMT) && !(flags & S_RAW) && n == 'N' &&
-			    i + 2 < len && s[i + 2] == '{') {
+			if ((flags & S_FMT) && !(flags & S_RAW) && n == 'N' && i + 2 < len && s[i + 2] == '{') {
 				/* \N{NAME} is an escape, not a field */
 				i += 3;
 				while (i < len && s[i] != '}') {
@@ -449,10 +463,8 @@ out:
 
 static int is_compound_kw(const struct py *p, size_t i)
 {
-	static const char *const kw[] = {
-		"if", "elif", "else", "while", "for", "try", "except", "finally",
-		"with", "def", "class", "async", "match", "case", NULL
-	};
+	static const char *const kw[] = { "if",   "elif", "else",  "while", "for",   "try",  "except", "finally",
+					  "with", "def",  "class", "async", "match", "case", NULL };
 	for (int k = 0; kw[k]; k++)
 		if (tok_is(p, i, kw[k]))
 			return 1;
@@ -472,8 +484,7 @@ static void collect_imports(struct py *p)
 			parse_import(p, i + 1);
 		else if (stmt_start && tok_is(p, i, "from"))
 			parse_from(p, i + 1);
-		stmt_start = t->type == T_OP && t->depth == 0 &&
-			(tok_is(p, i, ";") || (compound && tok_is(p, i, ":")));
+		stmt_start = t->type == T_OP && t->depth == 0 && (tok_is(p, i, ";") || (compound && tok_is(p, i, ":")));
 	}
 }
 
@@ -481,10 +492,8 @@ static void collect_imports(struct py *p)
  * click and typer help texts, doctest...): then docstrings are code. */
 static void check_doc_use(struct py *p)
 {
-	static const char *const names[] = {
-		"__doc__", "getdoc", "doctest", "pydoc", "docopt", "click", "typer",
-		"fire", NULL
-	};
+	static const char *const names[] = { "__doc__", "getdoc", "doctest", "pydoc", "docopt",
+					     "click",   "typer",  "fire",    NULL };
 	for (size_t i = 0; i < p->ntoks; i++) {
 		if (p->toks[i].type != T_NAME)
 			continue;
@@ -579,7 +588,7 @@ static int line_is_empty(const struct py *p, size_t i)
 	while (i < p->len && is_blank(p->s[i]))
 		i++;
 	return i == p->len || p->s[i] == '\n' || p->s[i] == '#' ||
-		(p->s[i] == '\r' && i + 1 < p->len && p->s[i + 1] == '\n');
+	       (p->s[i] == '\r' && i + 1 < p->len && p->s[i + 1] == '\n');
 }
 
 /* Prefix the pending error with the line it happened on. */
@@ -668,11 +677,9 @@ static int scan_logical(struct py *p)
 		} else {
 			add_tok(p, T_OP, st, 1, 0);
 			p->pos++;
-			if ((c == '(' || c == '[' || c == '{') &&
-			    push_bracket(p->brackets, &p->depth, c) < 0)
+			if ((c == '(' || c == '[' || c == '{') && push_bracket(p->brackets, &p->depth, c) < 0)
 				return -1;
-			if ((c == ')' || c == ']' || c == '}') &&
-			    pop_bracket(p->brackets, &p->depth, c) < 0)
+			if ((c == ')' || c == ']' || c == '}') && pop_bracket(p->brackets, &p->depth, c) < 0)
 				return fail_at(p);
 		}
 		uint32_t line = p->line;
@@ -744,9 +751,8 @@ static int run(struct py *p)
 		}
 		p->first_stmt = 0;
 		p->want_block = p->ntoks && tok_is(p, p->ntoks - 1, ":");
-		p->body_of_def = p->want_block &&
-			(tok_is(p, 0, "def") || tok_is(p, 0, "class") ||
-			 (tok_is(p, 0, "async") && tok_is(p, 1, "def")));
+		p->body_of_def = p->want_block && (tok_is(p, 0, "def") || tok_is(p, 0, "class") ||
+						   (tok_is(p, 0, "async") && tok_is(p, 1, "def")));
 	}
 	return 0;
 }
@@ -755,10 +761,8 @@ static int run(struct py *p)
  * logging's %(lineno)d): then dropped lines are kept as empty ones. */
 static int mentions_lines(const char *s, size_t len)
 {
-	static const char *const words[] = {
-		"lineno", "traceback", "getframe", "currentframe", "frameinfo",
-		"warnings", NULL
-	};
+	static const char *const words[] = { "lineno",    "traceback", "getframe", "currentframe",
+					     "frameinfo", "warnings",  NULL };
 	for (int k = 0; words[k]; k++) {
 		size_t n = strlen(words[k]);
 		for (size_t i = 0; i + n <= len; i++)
@@ -768,9 +772,8 @@ static int mentions_lines(const char *s, size_t len)
 	return 0;
 }
 
-static int canon_python_once(const char *src, size_t len, struct strbuf *out,
-			     struct strvec *imports, struct canon_lines *lines,
-			     int keep_doc, int *doc_sensitive)
+static int canon_python_once(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
+			     struct canon_lines *lines, int keep_doc, int *doc_sensitive)
 {
 	struct py p;
 	int ret;
@@ -801,8 +804,8 @@ static void sv_truncate(struct strvec *sv, size_t n)
 		free(sv->v[--sv->n]);
 }
 
-int canon_python_lines(const char *src, size_t len, struct strbuf *out,
-		       struct strvec *imports, struct canon_lines *lines)
+int canon_python_lines(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
+		       struct canon_lines *lines)
 {
 	size_t out0 = out->len, dep0 = imports ? imports->n : 0;
 	size_t lines0 = lines ? lines->n : 0;

@@ -9,14 +9,14 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_LEVEL 64		/* nesting of quotes and substitutions */
-#define MAX_HEREDOC 16		/* pending on one line */
+#define MAX_LEVEL 64   /* nesting of quotes and substitutions */
+#define MAX_HEREDOC 16 /* pending on one line */
 
 struct heredoc {
 	char *delim;
 	size_t dlen;
-	int strip_tabs;		/* <<- */
-	int quoted;		/* body is literal: no line joining */
+	int strip_tabs; /* <<- */
+	int quoted;     /* body is literal: no line joining */
 };
 
 struct sh {
@@ -29,11 +29,11 @@ struct sh {
 	uint32_t out_src;
 	size_t keep, line_out;
 	int keep_lines;
-	char prev;		/* last character that decides if '#' starts a comment */
+	char prev; /* last character that decides if '#' starts a comment */
 
 	struct heredoc hd[MAX_HEREDOC];
 	int nhd;
-	int hd_paren;		/* ( minus ) since the first pending heredoc */
+	int hd_paren; /* ( minus ) since the first pending heredoc */
 
 	/* finding "source FILE" / ". FILE" */
 	struct strvec *sources;
@@ -46,8 +46,8 @@ struct sh {
  * "(cmd)#x" and "$(cmd)#x", so the caller fails there. */
 static int word_start(char prev)
 {
-	return prev == ' ' || prev == '\t' || prev == '\n' || prev == ';' || prev == '&' ||
-		prev == '|' || prev == '(' || prev == '<' || prev == '>';
+	return prev == ' ' || prev == '\t' || prev == '\n' || prev == ';' || prev == '&' || prev == '|' ||
+	       prev == '(' || prev == '<' || prev == '>';
 }
 
 static int is_special(char c)
@@ -189,8 +189,8 @@ static int scan_arith(const char *s, size_t len, size_t *pos, int level)
 			i++;
 		} else if (c == '#') {
 			char b = i > st ? s[i - 1] : ' ';
-			if (!((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
-			      (b >= 'A' && b <= 'Z') || b == '_' || b == '}'))
+			if (!((b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b == '_' ||
+			      b == '}'))
 				return err_set("'#' inside ((...))");
 			i++;
 		} else if (c == '\\') {
@@ -436,8 +436,8 @@ static int is_assignment(const char *w)
 	size_t i = 0;
 	if (!((w[0] >= 'a' && w[0] <= 'z') || (w[0] >= 'A' && w[0] <= 'Z') || w[0] == '_'))
 		return 0;
-	while ((w[i] >= 'a' && w[i] <= 'z') || (w[i] >= 'A' && w[i] <= 'Z') ||
-	       (w[i] >= '0' && w[i] <= '9') || w[i] == '_')
+	while ((w[i] >= 'a' && w[i] <= 'z') || (w[i] >= 'A' && w[i] <= 'Z') || (w[i] >= '0' && w[i] <= '9') ||
+	       w[i] == '_')
 		i++;
 	return w[i] == '=';
 }
@@ -724,8 +724,9 @@ static int scan_line(struct sh *p, int *continued)
 		case '"':
 			if (scan_dq(s, p->len, &i, 0) < 0)
 				return fail_at(p);
-			word_add(p, s + st + 1, i - st - 2, !memchr(s + st + 1, '$', i - st - 2) &&
-				 !memchr(s + st + 1, '`', i - st - 2) && !memchr(s + st + 1, '\\', i - st - 2));
+			word_add(p, s + st + 1, i - st - 2,
+				 !memchr(s + st + 1, '$', i - st - 2) && !memchr(s + st + 1, '`', i - st - 2) &&
+					 !memchr(s + st + 1, '\\', i - st - 2));
 			if (put_token(p, st, i) < 0)
 				return -1;
 			continue;
@@ -793,8 +794,8 @@ static int scan_line(struct sh *p, int *continued)
 					return fail_at(p);
 				continue;
 			}
-			while (p->pos < p->len && (s[p->pos] == '<' || s[p->pos] == '>' ||
-						   s[p->pos] == '&' || s[p->pos] == '|'))
+			while (p->pos < p->len &&
+			       (s[p->pos] == '<' || s[p->pos] == '>' || s[p->pos] == '&' || s[p->pos] == '|'))
 				p->pos++;
 			put_src(p, st);
 			p->prev = '>';
@@ -864,8 +865,7 @@ static int mentions_lines(const char *s, size_t len)
 	return 0;
 }
 
-int canon_sh_lines(const char *src, size_t len, struct strbuf *out,
-		   struct strvec *sources, struct canon_lines *lines)
+int canon_sh_lines(const char *src, size_t len, struct strbuf *out, struct strvec *sources, struct canon_lines *lines)
 {
 	struct sh p;
 	size_t out0 = out->len, dep0 = sources ? sources->n : 0;

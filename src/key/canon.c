@@ -146,8 +146,7 @@ enum canon_lang canon_detect(const char *path, const char *data, size_t len)
 	return CANON_RAW;
 }
 
-static void copy_raw(const char *src, size_t len, struct strbuf *out,
-		     struct canon_lines *lines)
+static void copy_raw(const char *src, size_t len, struct strbuf *out, struct canon_lines *lines)
 {
 	sb_add(out, src, len);
 	if (!lines)
@@ -165,8 +164,8 @@ static void copy_raw(const char *src, size_t len, struct strbuf *out,
 		canon_lines_add(lines, line);
 }
 
-int canon_source_lines(enum canon_lang lang, const char *src, size_t len,
-		       struct strbuf *out, struct strvec *deps, struct canon_lines *lines)
+int canon_source_lines(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps,
+		       struct canon_lines *lines)
 {
 	int ret = -1;
 
@@ -188,8 +187,7 @@ int canon_source_lines(enum canon_lang lang, const char *src, size_t len,
 	return 1;
 }
 
-int canon_source(enum canon_lang lang, const char *src, size_t len,
-		 struct strbuf *out, struct strvec *deps)
+int canon_source(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps)
 {
 	return canon_source_lines(lang, src, len, out, deps, NULL);
 }

@@ -20,7 +20,10 @@ struct canon_lines {
 	size_t n;
 	size_t alloc;
 };
-#define CANON_LINES_INIT { NULL, 0, 0 }
+#define CANON_LINES_INIT                                                                                               \
+	{                                                                                                              \
+		NULL, 0, 0                                                                                             \
+	}
 void canon_lines_add(struct canon_lines *cl, uint32_t line);
 void canon_lines_release(struct canon_lines *cl);
 /* For the tokenizers: appends n bytes to out and, with a map, records for
@@ -49,15 +52,13 @@ int canon_sh(const char *src, size_t len, struct strbuf *out, struct strvec *sou
 /* Dispatch on lang. CANON_RAW copies the bytes. If the tokenizer fails the
  * raw bytes are copied instead and 1 is returned, so callers that mix the
  * output with other data can tell the two kinds apart. Never fails. */
-int canon_source(enum canon_lang lang, const char *src, size_t len,
-		 struct strbuf *out, struct strvec *deps);
+int canon_source(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps);
 
 /* The same three, also filling lines (may be NULL) for every output line. */
-int canon_python_lines(const char *src, size_t len, struct strbuf *out,
-		       struct strvec *imports, struct canon_lines *lines);
-int canon_sh_lines(const char *src, size_t len, struct strbuf *out,
-		   struct strvec *sources, struct canon_lines *lines);
-int canon_source_lines(enum canon_lang lang, const char *src, size_t len,
-		       struct strbuf *out, struct strvec *deps, struct canon_lines *lines);
+int canon_python_lines(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
+		       struct canon_lines *lines);
+int canon_sh_lines(const char *src, size_t len, struct strbuf *out, struct strvec *sources, struct canon_lines *lines);
+int canon_source_lines(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps,
+		       struct canon_lines *lines);
 
 #endif

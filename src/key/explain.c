@@ -20,8 +20,8 @@ static const struct run_part *find_part(const struct run_record *r, const struct
 static const char *noun(const char *kind)
 {
 	static const char *const map[][2] = {
-		{ "exe", "executable" }, { "file", "file argument" }, { "dir", "directory" },
-		{ "glob", "pattern" }, { "env-pattern", "env pattern" }, { "output", "declared output" },
+		{ "exe", "executable" }, { "file", "file argument" },      { "dir", "directory" },
+		{ "glob", "pattern" },   { "env-pattern", "env pattern" }, { "output", "declared output" },
 		{ "link", "symlink" },
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
@@ -94,8 +94,8 @@ out:
 	sb_release(&cn);
 }
 
-static void changed(struct store *st, const struct run_record *old, const struct run_record *cur,
-		    struct strvec *out, const struct run_part *was, const struct run_part *now)
+static void changed(struct store *st, const struct run_record *old, const struct run_record *cur, struct strvec *out,
+		    const struct run_part *was, const struct run_part *now)
 {
 	struct strbuf sb = STRBUF_INIT;
 	if (!strcmp(now->kind, "stdin"))

@@ -6,8 +6,8 @@
 #include "store/store.h"
 
 struct explain {
-	int hit;               /* 1: a run would be replayed */
-	char hash[OID_HEX];    /* the run replayed, or the one compared against ("" if none) */
+	int hit;            /* 1: a run would be replayed */
+	char hash[OID_HEX]; /* the run replayed, or the one compared against ("" if none) */
 	int64_t created_ms;
 	struct strvec reasons; /* one line each, e.g. "env LR changed: 0.1 -> 0.01" */
 };

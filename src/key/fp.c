@@ -361,8 +361,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	run_add_part(r, "cwd", r->cwd, &cwd_d);
 
 	int have_exe = fp_which(r->argv.v[0], spec->cwd, spec->env, &sb) == 0;
-	struct script_spec ss = { spec->argv, spec->cwd, spec->env, have_exe ? sb.buf : NULL, spec->raw_sources,
-				  &spec->deps };
+	struct script_spec ss = { spec->argv,        spec->cwd,  spec->env, have_exe ? sb.buf : NULL,
+				  spec->raw_sources, &spec->deps };
 	struct script_found found;
 	if (script_parts(st, &ss, r, &found) < 0)
 		goto out;

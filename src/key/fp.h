@@ -12,16 +12,16 @@
 #define FP_VERSION 1
 
 struct fp_spec {
-	char *const *argv;      /* NULL-terminated */
-	const char *cwd;        /* absolute: where the command runs; relative paths are relative to it */
-	char *const *env;       /* the command's environment, NULL-terminated */
-	struct strvec inputs;   /* -i: files, directories, globs */
-	struct strvec envs;     /* -e: names or patterns (CUDA_*) */
-	struct strvec outputs;  /* -o: declared outputs */
-	int stdin_fd;           /* hashed from its current offset when >= 0 */
-	struct strvec params;   /* --param FILE:KEY */
-	struct strvec deps;     /* --dep: more source files (canonicalized, followed) */
-	int raw_sources;        /* --raw-sources: scripts hashed byte for byte */
+	char *const *argv;     /* NULL-terminated */
+	const char *cwd;       /* absolute: where the command runs; relative paths are relative to it */
+	char *const *env;      /* the command's environment, NULL-terminated */
+	struct strvec inputs;  /* -i: files, directories, globs */
+	struct strvec envs;    /* -e: names or patterns (CUDA_*) */
+	struct strvec outputs; /* -o: declared outputs */
+	int stdin_fd;          /* hashed from its current offset when >= 0 */
+	struct strvec params;  /* --param FILE:KEY */
+	struct strvec deps;    /* --dep: more source files (canonicalized, followed) */
+	int raw_sources;       /* --raw-sources: scripts hashed byte for byte */
 };
 
 /* Fills r->argv, r->cwd, r->parts, r->fp and r->line. */

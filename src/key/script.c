@@ -15,7 +15,7 @@
 
 enum family { FAM_NONE, FAM_PY, FAM_SH, FAM_NODE, FAM_PERL, FAM_RUBY, FAM_R };
 
-#define KIND_CANON 1 /* stat-cache kind: canonical digest + deps */
+#define KIND_CANON 1   /* stat-cache kind: canonical digest + deps */
 #define KIND_RAWDEPS 2 /* stat-cache kind: raw digest + deps (--raw-sources) */
 #define KIND_CLOSURE 3 /* a whole dependency tree: see closure_load() */
 
@@ -84,7 +84,7 @@ static int find_script_arg(enum family fam, char *const *argv, int start, const 
 {
 	static const char *const py_arg[] = { "-W", "-X", "--check-hash-based-pycs", NULL };
 	static const char *const sh_arg[] = { "-o", "+o", "-O", "+O", "--rcfile", "--init-file", NULL };
-	static const char *const node_arg[] = { "-r", "--require", "--loader", "--import", "--experimental-loader",
+	static const char *const node_arg[] = { "-r", "--require",    "--loader", "--import", "--experimental-loader",
 						"-C", "--conditions", NULL };
 	static const char *const node_code[] = { "-e", "--eval", "-p", "--print", NULL };
 	static const char *const perl_arg[] = { "-I", "-M", "-m", NULL };
@@ -229,8 +229,8 @@ static int is_file(const char *p, struct stat *sb)
 /* Canonical (or raw) digest of a file plus the names it imports/sources,
  * from the stat cache when the file is unchanged. deps is filled with the
  * dependency names; *lang with the detected language. */
-static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, struct digest *d,
-			 struct strvec *deps, enum canon_lang *lang)
+static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, struct digest *d, struct strvec *deps,
+			 enum canon_lang *lang)
 {
 	struct strbuf cached = STRBUF_INIT, data = STRBUF_INIT, out = STRBUF_INIT;
 	int kind = c->raw ? KIND_RAWDEPS : KIND_CANON, rc = -1;

@@ -8,12 +8,12 @@
 #include "store/store.h"
 
 struct script_spec {
-	char *const *argv;          /* the command */
-	const char *cwd;            /* absolute: where it runs */
-	char *const *env;           /* its environment */
-	const char *exe;            /* argv[0] resolved, or NULL if not found */
-	int raw;                    /* --raw-sources: hash bytes, still follow imports */
-	const struct strvec *deps;  /* --dep paths or globs */
+	char *const *argv;         /* the command */
+	const char *cwd;           /* absolute: where it runs */
+	char *const *env;          /* its environment */
+	const char *exe;           /* argv[0] resolved, or NULL if not found */
+	int raw;                   /* --raw-sources: hash bytes, still follow imports */
+	const struct strvec *deps; /* --dep paths or globs */
 };
 
 struct script_found {

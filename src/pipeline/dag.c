@@ -14,18 +14,18 @@
 #include <sys/stat.h>
 
 static const char *const step_keys[] = {
-	"cmd", "inputs", "outputs", "env", "params", "deps", "timeout",
-	"retries", "tags", "cache", "workdir", "matrix", NULL,
+	"cmd",     "inputs", "outputs", "env",     "params", "deps", "timeout",
+	"retries", "tags",   "cache",   "workdir", "matrix", NULL,
 };
 
 /* What a ${...} may refer to while one step is being substituted. */
 struct subst {
 	struct dag *d;
 	const struct toml_value *vars;
-	const struct dag_step *st;	/* its matrix values are in mkeys/mvals */
+	const struct dag_step *st; /* its matrix values are in mkeys/mvals */
 	const struct strvec *mkeys, *mvals;
 	int allow_steps;
-	unsigned char *refs;		/* steps referenced, d->n entries */
+	unsigned char *refs; /* steps referenced, d->n entries */
 };
 
 static void step_free(struct dag_step *s)
@@ -163,8 +163,8 @@ static int resolve(struct subst *c, const char *ref, size_t len, struct strvec *
 		if (dot) {
 			*dot = 0;
 			if (!c->allow_steps) {
-				err_set("step '%s': outputs cannot refer to other steps ('${%.*s}')",
-					c->st->name, (int)len, ref);
+				err_set("step '%s': outputs cannot refer to other steps ('${%.*s}')", c->st->name,
+					(int)len, ref);
 				goto out;
 			}
 			struct strvec all = STRVEC_INIT;
@@ -182,8 +182,8 @@ static int resolve(struct subst *c, const char *ref, size_t len, struct strvec *
 				sv_push(vals, all.v[idx]);
 				rc = 0;
 			} else {
-				err_set("'${%.*s}' of step '%s': step '%s' has %zu outputs", (int)len, ref,
-					c->st->name, r + 6, all.n);
+				err_set("'${%.*s}' of step '%s': step '%s' has %zu outputs", (int)len, ref, c->st->name,
+					r + 6, all.n);
 				sv_release(&all);
 				goto out;
 			}
@@ -273,8 +273,7 @@ static int fail(const struct dag *d, int line, const char *fmt, ...)
 }
 
 /* Reads an array of strings (NULL value: nothing) and substitutes each. */
-static int str_array(struct dag *d, struct subst *c, const char *key, const struct toml_value *v,
-		     struct strvec *out)
+static int str_array(struct dag *d, struct subst *c, const char *key, const struct toml_value *v, struct strvec *out)
 {
 	if (!v)
 		return 0;
@@ -283,8 +282,7 @@ static int str_array(struct dag *d, struct subst *c, const char *key, const stru
 	for (size_t i = 0; i < toml_array_len(v); i++) {
 		const struct toml_value *e = toml_array_get(v, i);
 		if (toml_type(e) != TOML_STRING)
-			return fail(d, toml_line(e), "step '%s': '%s' must be an array of strings",
-				    c->st->name, key);
+			return fail(d, toml_line(e), "step '%s': '%s' must be an array of strings", c->st->name, key);
 		if (subst_elem(c, toml_string(e, NULL), out) < 0)
 			return at_line(d, toml_line(e));
 	}
@@ -359,8 +357,7 @@ static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, c
 		while (step_keys[j] && strcmp(step_keys[j], k))
 			j++;
 		if (!step_keys[j])
-			return fail(d, toml_line(toml_table_value(t, i)), "unknown key '%s' in step '%s'", k,
-				    s->base);
+			return fail(d, toml_line(toml_table_value(t, i)), "unknown key '%s' in step '%s'", k, s->base);
 	}
 	if ((v = toml_table_get(t, "workdir"))) {
 		if (toml_type(v) != TOML_STRING)
@@ -392,8 +389,7 @@ static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, c
 	s->retries = -1;
 	if ((v = toml_table_get(t, "retries"))) {
 		if (toml_type(v) != TOML_INTEGER || toml_int(v) < 0 || toml_int(v) > 100)
-			return fail(d, toml_line(v), "step '%s': 'retries' must be an integer from 0 to 100",
-				    s->name);
+			return fail(d, toml_line(v), "step '%s': 'retries' must be an integer from 0 to 100", s->name);
 		s->retries = (int)toml_int(v);
 	}
 	s->cache = 1;
@@ -456,8 +452,8 @@ static int load_step_pass2(struct dag *d, struct subst *c, struct dag_step *s, c
 			if (str_array(d, c, "env", v, &s->envs) < 0)
 				return -1;
 		} else {
-			return fail(d, toml_line(v),
-				    "step '%s': 'env' must be an array of names or a table of values", s->name);
+			return fail(d, toml_line(v), "step '%s': 'env' must be an array of names or a table of values",
+				    s->name);
 		}
 	}
 	if ((v = toml_table_get(t, "tags"))) {
@@ -480,8 +476,8 @@ static int load_step_pass2(struct dag *d, struct subst *c, struct dag_step *s, c
 /* Splits a [steps.NAME] table into its sweep expansions (one if no matrix):
  * appends steps to d, and their matrix values to keys/vals (one strvec per
  * expansion, parallel to d->steps). */
-static int expand(struct dag *d, const char *name, const struct toml_value *t, struct strvec **mk,
-		  struct strvec **mv, size_t *alloc)
+static int expand(struct dag *d, const char *name, const struct toml_value *t, struct strvec **mk, struct strvec **mv,
+		  size_t *alloc)
 {
 	const struct toml_value *m = toml_table_get(t, "matrix");
 	size_t combos = 1, nk = 0;
@@ -492,8 +488,8 @@ static int expand(struct dag *d, const char *name, const struct toml_value *t, s
 		for (size_t k = 0; k < nk; k++) {
 			const struct toml_value *a = toml_table_value(m, k);
 			if (toml_type(a) != TOML_ARRAY || !toml_array_len(a))
-				return fail(d, toml_line(a), "step '%s': matrix '%s' must be a non-empty array",
-					    name, toml_table_key(m, k, NULL));
+				return fail(d, toml_line(a), "step '%s': matrix '%s' must be a non-empty array", name,
+					    toml_table_key(m, k, NULL));
 			for (size_t i = 0; i < toml_array_len(a); i++) {
 				const struct toml_value *e = toml_array_get(a, i);
 				if (toml_type(e) == TOML_ARRAY || toml_type(e) == TOML_TABLE)
@@ -542,8 +538,8 @@ static int expand(struct dag *d, const char *name, const struct toml_value *t, s
 
 /* Finds a cycle through the successors of u (producer -> consumer) with a
  * depth-first search; on one, sets the error naming it. */
-static int find_cycle(const struct dag *d, const unsigned char *adj, size_t u, unsigned char *color,
-		      size_t *stack, size_t depth)
+static int find_cycle(const struct dag *d, const unsigned char *adj, size_t u, unsigned char *color, size_t *stack,
+		      size_t depth)
 {
 	color[u] = 1;
 	stack[depth] = u;
@@ -601,9 +597,10 @@ static int link_steps(struct dag *d, unsigned char *adj)
 					if (!consumes(in, d->steps[j].norm_out.v[b]))
 						continue;
 					if (j == i)
-						return fail(d, s->in_line,
-							    "step '%s' depends on itself (input '%s' is its own output)",
-							    s->name, s->inputs.v[k]);
+						return fail(
+							d, s->in_line,
+							"step '%s' depends on itself (input '%s' is its own output)",
+							s->name, s->inputs.v[k]);
 					adj[j * n + i] = 1;
 					produced = 1;
 				}
@@ -617,7 +614,8 @@ static int link_steps(struct dag *d, unsigned char *adj)
 			int missing = stat(p.buf, &sbuf) < 0;
 			sb_release(&p);
 			if (missing)
-				return fail(d, s->in_line, "input '%s' of step '%s' does not exist and no step produces it",
+				return fail(d, s->in_line,
+					    "input '%s' of step '%s' does not exist and no step produces it",
 					    s->inputs.v[k], s->name);
 		}
 	}
@@ -687,8 +685,8 @@ int dag_load(const char *path, struct dag **out)
 	for (size_t i = 0; i < toml_table_count(root); i++) {
 		const char *k = toml_table_key(root, i, NULL);
 		if (strcmp(k, "vars") && strcmp(k, "steps")) {
-			fail(d, toml_line(toml_table_value(root, i)), "unknown key '%s' (expected [vars] or [steps.NAME])",
-			     k);
+			fail(d, toml_line(toml_table_value(root, i)),
+			     "unknown key '%s' (expected [vars] or [steps.NAME])", k);
 			goto out;
 		}
 	}

@@ -11,21 +11,21 @@
 #include "util/util.h"
 
 struct dag_step {
-	char *name;		/* "train" or, for a sweep, "train@lr=0.1,dropout=0.2" */
-	char *base;		/* the [steps.NAME] it came from */
-	int line;		/* line of its table, for messages */
-	int shell;		/* cmd was a string: argv is { that string } for sh -c */
+	char *name; /* "train" or, for a sweep, "train@lr=0.1,dropout=0.2" */
+	char *base; /* the [steps.NAME] it came from */
+	int line;   /* line of its table, for messages */
+	int shell;  /* cmd was a string: argv is { that string } for sh -c */
 	struct strvec argv;
-	struct strvec inputs, outputs;	/* as written, relative to workdir */
-	struct strvec envs;	/* names to hash */
-	struct strvec env_set;	/* "NAME=VALUE": set for the step (and hashed) */
-	struct strvec params;	/* "FILE:KEY" */
-	struct strvec tags;	/* "K=V" */
-	char *workdir;		/* relative to the pipeline's directory; "." by default */
-	char *timeout;		/* duration text, or NULL */
-	int retries;		/* -1: not given */
-	int cache;		/* 0: cache = false, always run */
-	size_t *preds;		/* indices of the steps this one needs, sorted */
+	struct strvec inputs, outputs; /* as written, relative to workdir */
+	struct strvec envs;            /* names to hash */
+	struct strvec env_set;         /* "NAME=VALUE": set for the step (and hashed) */
+	struct strvec params;          /* "FILE:KEY" */
+	struct strvec tags;            /* "K=V" */
+	char *workdir;                 /* relative to the pipeline's directory; "." by default */
+	char *timeout;                 /* duration text, or NULL */
+	int retries;                   /* -1: not given */
+	int cache;                     /* 0: cache = false, always run */
+	size_t *preds;                 /* indices of the steps this one needs, sorted */
 	size_t npreds;
 	/* private: paths normalized relative to the pipeline's directory, and
 	 * the lines of the arrays they came from, for messages */
@@ -34,11 +34,11 @@ struct dag_step {
 };
 
 struct dag {
-	char *file;		/* the path as given, for messages */
-	char *dir;		/* absolute directory of the file: workdirs are relative to it */
-	struct dag_step *steps;	/* in file order (sweeps expanded in place) */
+	char *file;             /* the path as given, for messages */
+	char *dir;              /* absolute directory of the file: workdirs are relative to it */
+	struct dag_step *steps; /* in file order (sweeps expanded in place) */
 	size_t n;
-	size_t *order;		/* a topological order: producers first, else file order */
+	size_t *order; /* a topological order: producers first, else file order */
 };
 
 /* Parses and validates a pipeline file. On success *out is the graph (free

@@ -155,7 +155,8 @@ static int redis_open(const char *url, void **be)
 		goto out;
 	}
 	if (u.pass.len) {
-		rep = u.user.len ? command(rm, "AUTH %s %s", u.user.buf, u.pass.buf) : command(rm, "AUTH %s", u.pass.buf);
+		rep = u.user.len ? command(rm, "AUTH %s %s", u.user.buf, u.pass.buf)
+				 : command(rm, "AUTH %s", u.pass.buf);
 		if (!rep)
 			goto out;
 		freeReplyObject(rep);

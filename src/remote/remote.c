@@ -174,7 +174,7 @@ int remote_fetch(struct remote *rm, struct store *st, const struct digest *fp, c
 	*too_big = 0;
 	if (rc != 0)
 		return rc; /* already here: nothing to fetch */
-	err_clear(); /* "not found" is not an error here */
+	err_clear();       /* "not found" is not an error here */
 	tmp_name(rm, st, hash, &path);
 	int got = rm->ops->get(rm->be, hash, remote_max_bytes(), path.buf);
 	if (got < 0)
@@ -251,8 +251,8 @@ static int new_run(struct remote *rm, const struct digest *fp, const char *seen,
 	return found == 1 && seen && !strcmp(hash, seen) ? 0 : found;
 }
 
-int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, const char *seen,
-		int (*cancelled)(void), char hash[OID_HEX])
+int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, const char *seen, int (*cancelled)(void),
+		char hash[OID_HEX])
 {
 	if (!rm->ops->lock)
 		return 0; /* no lock to take: "locked" at once */

@@ -96,8 +96,8 @@ int remote_publish(struct remote *rm, struct store *st, const struct run_record 
  * could not be replayed, or NULL) does not count. Returns 0 locked, 1 a run
  * appeared (hash filled; not locked), 2 if cancelled() became non-zero
  * while waiting, <0 error. */
-int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, const char *seen,
-		int (*cancelled)(void), char hash[OID_HEX]);
+int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, const char *seen, int (*cancelled)(void),
+		char hash[OID_HEX]);
 /* Extends our lock (only if we still own it). */
 int remote_lock_refresh(struct remote *rm, const struct digest *fp, const char *owner);
 /* Deletes our lock (only if we still own it). */

@@ -17,10 +17,10 @@ struct exec_remote {
 	int verbose;        /* also say what was fetched and sent */
 	int cache_failures; /* failed runs are sent too */
 
-	struct remote *rm;     /* NULL: no remote, or turned off after an error */
+	struct remote *rm; /* NULL: no remote, or turned off after an error */
 	struct digest fp;
-	char owner[320];       /* host:pid:start:nonce, the lock's value */
-	char seen[OID_HEX];    /* a run fetched that could not be replayed */
+	char owner[320];    /* host:pid:start:nonce, the lock's value */
+	char seen[OID_HEX]; /* a run fetched that could not be replayed */
 	int locked;
 };
 

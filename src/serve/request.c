@@ -138,8 +138,7 @@ const char *serve_log_param(struct log_filter *f, const char *key, const char *v
 	return bad;
 }
 
-int serve_gc_setting(struct gc_opts *o, const char *key, const char *str, int64_t num, int isnum,
-		     struct strbuf *why)
+int serve_gc_setting(struct gc_opts *o, const char *key, const char *str, int64_t num, int isnum, struct strbuf *why)
 {
 	if (!strcmp(key, "older_than")) {
 		if (isnum ? num < 0 : parse_duration_ms(str, &o->older_than_ms) < 0) {

@@ -45,8 +45,7 @@ const char *serve_log_param(struct log_filter *f, const char *key, const char *v
 /* A gc setting from the query string or the JSON body: strings as on the
  * command line ("7d", "500M"), numbers in milliseconds or bytes. 0, or -1
  * with the reason appended to why. */
-int serve_gc_setting(struct gc_opts *o, const char *key, const char *str, int64_t num, int isnum,
-		     struct strbuf *why);
+int serve_gc_setting(struct gc_opts *o, const char *key, const char *str, int64_t num, int isnum, struct strbuf *why);
 /* The body of POST /gc: a JSON object of settings. 0, or -1 with why. */
 int serve_gc_body(struct gc_opts *o, const struct strbuf *body, struct strbuf *why);
 

@@ -55,7 +55,7 @@ struct request {
 	unsigned status; /* != 0: refused, send error */
 	char *error;
 	/* POST /submit, run by submit_thread while the connection is suspended */
-	int submit;	/* 0, SUBMIT_RUNNING, SUBMIT_ANSWERED */
+	int submit;       /* 0, SUBMIT_RUNNING, SUBMIT_ANSWERED */
 	pthread_t thread; /* submit_thread, while submit != 0; on_completed joins it */
 	struct submit_job *job;
 	struct server *sv;
@@ -142,9 +142,9 @@ static int load_run(struct server *sv, struct MHD_Connection *c, const char *pre
 	char hash[OID_HEX];
 	if (store_resolve(sv->st, prefix, hash) < 0) {
 		const char *m = err_msg();
-		unsigned status = !strncmp(m, "no run", 6) ? MHD_HTTP_NOT_FOUND
+		unsigned status = !strncmp(m, "no run", 6)      ? MHD_HTTP_NOT_FOUND
 				  : !strncmp(m, "ambiguous", 9) ? MHD_HTTP_BAD_REQUEST
-								 : MHD_HTTP_INTERNAL_SERVER_ERROR;
+								: MHD_HTTP_INTERNAL_SERVER_ERROR;
 		*ret = send_error(c, status, m);
 		return -1;
 	}
@@ -236,10 +236,11 @@ static enum MHD_Result h_gc(struct server *sv, struct MHD_Connection *c, struct 
 	} else if (store_gc(sv->st, &o, &r) < 0) {
 		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
 	} else {
-		sb_addf(&sb, "{\"dry_run\":%s,\"expired\":%lld,\"evicted\":%lld,\"kept\":%lld,\"busy\":%lld,"
-			"\"bytes_before\":%lld,\"bytes_after\":%lld}", o.dry_run ? "true" : "false",
-			(long long)r.expired, (long long)r.evicted, (long long)r.kept, (long long)r.busy,
-			(long long)r.bytes_before, (long long)r.bytes_after);
+		sb_addf(&sb,
+			"{\"dry_run\":%s,\"expired\":%lld,\"evicted\":%lld,\"kept\":%lld,\"busy\":%lld,"
+			"\"bytes_before\":%lld,\"bytes_after\":%lld}",
+			o.dry_run ? "true" : "false", (long long)r.expired, (long long)r.evicted, (long long)r.kept,
+			(long long)r.busy, (long long)r.bytes_before, (long long)r.bytes_after);
 		ret = send_json(c, MHD_HTTP_OK, &sb);
 	}
 	sb_release(&why);
@@ -269,8 +270,9 @@ static enum MHD_Result h_run(struct server *sv, struct MHD_Connection *c, struct
 				f = &r.files[i];
 	}
 	if (!f)
-		ret = send_error(c, MHD_HTTP_NOT_FOUND, rq->route == R_FILE ? "the run has no such output file"
-									    : "the run has no such stream");
+		ret = send_error(c, MHD_HTTP_NOT_FOUND,
+				 rq->route == R_FILE ? "the run has no such output file"
+						     : "the run has no such stream");
 	else if (store_blob_read(sv->st, f, &sb) < 0)
 		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
 	else
@@ -499,9 +501,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (rq->route == R_GC || rq->route == R_ARCHIVE_PUT || rq->route == R_SUBMIT) {
 			unsigned st = check_token(sv, c);
 			if (st)
-				return send_error(c, st, st == MHD_HTTP_FORBIDDEN
-							     ? "writes are disabled: the server has no token"
-							     : "a valid 'Authorization: Bearer TOKEN' header is required");
+				return send_error(c, st,
+						  st == MHD_HTTP_FORBIDDEN
+							  ? "writes are disabled: the server has no token"
+							  : "a valid 'Authorization: Bearer TOKEN' header is required");
 		}
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > body_limit(sv, rq))
@@ -639,10 +642,14 @@ static int read_token_file(const char *path, char **token)
 MODULE_ENTRY int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },   { "token", required_argument, NULL, 't' },
-		{ "token-file", required_argument, NULL, 'T' }, { "max-body", required_argument, NULL, 'm' },
-		{ "pipeline", required_argument, NULL, 'p' },   { "allow-exec", no_argument, NULL, 'x' },
-		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "token", required_argument, NULL, 't' },
+		{ "token-file", required_argument, NULL, 'T' },
+		{ "max-body", required_argument, NULL, 'm' },
+		{ "pipeline", required_argument, NULL, 'p' },
+		{ "allow-exec", no_argument, NULL, 'x' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
 	struct server sv = { .lock = PTHREAD_MUTEX_INITIALIZER, .jobs_done = PTHREAD_COND_INITIALIZER };
 	struct sockaddr_storage addr;
@@ -737,8 +744,7 @@ MODULE_ENTRY int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 			     0, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 			     MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_LIMIT, 256u,
 			     MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_NOTIFY_COMPLETED, on_completed, &sv,
-			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-			     MHD_OPTION_END);
+			     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 	if (!d) {
 		rc = cli_error(1, "cannot listen on %s (address in use or not available)", listen);
 		goto out;

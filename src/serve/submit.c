@@ -27,10 +27,10 @@ extern char **environ;
 struct submit_job {
 	const struct dag_step *step; /* a step, or NULL for an argv */
 	struct strvec argv, inputs, outputs, envs;
-	int64_t timeout_ms;	/* argv only */
+	int64_t timeout_ms; /* argv only */
 	int has_timeout;
-	struct strbuf wd;	/* where the child runs */
-	int slot;		/* its index in running[], -1 none yet */
+	struct strbuf wd; /* where the child runs */
+	int slot;         /* its index in running[], -1 none yet */
 };
 
 static void set_error(unsigned *status, struct strbuf *out, unsigned code, const char *msg)
@@ -195,8 +195,8 @@ static int find_step(const struct dag *d, const char *name, json_object *matrix,
 	else if (i < 0 && matrix)
 		sb_addf(why, "no expansion of step '%s' has that matrix", name);
 	else if (i < 0)
-		sb_addf(why, "step '%s' is a sweep: name one expansion ('%s@KEY=VALUE,...') or give its 'matrix'",
-			name, name);
+		sb_addf(why, "step '%s' is a sweep: name one expansion ('%s@KEY=VALUE,...') or give its 'matrix'", name,
+			name);
 	else {
 		*out = &d->steps[i];
 		rc = 0;
@@ -234,8 +234,10 @@ static int parse_job(struct submit *sm, json_object *j, struct submit_job *jb, u
 			}
 			jb->has_timeout = 1;
 		} else {
-			sb_addf(why, "unknown key '%s' (expected step and matrix, or argv, inputs, outputs, env and "
-				     "timeout)", key);
+			sb_addf(why,
+				"unknown key '%s' (expected step and matrix, or argv, inputs, outputs, env and "
+				"timeout)",
+				key);
 			return -1;
 		}
 	}
@@ -416,8 +418,7 @@ out:
 	submit_free(sm, jb);
 }
 
-struct submit_job *submit_prepare(struct submit *sm, const char *body, size_t len, unsigned *status,
-				  struct strbuf *out)
+struct submit_job *submit_prepare(struct submit *sm, const char *body, size_t len, unsigned *status, struct strbuf *out)
 {
 	struct json_tokener *tok = json_tokener_new();
 	json_object *j = json_tokener_parse_ex(tok, body ? body : "", (int)len);
@@ -460,8 +461,9 @@ struct submit_job *submit_prepare(struct submit *sm, const char *body, size_t le
 	}
 	jb->slot = take_slot(sm);
 	if (jb->slot < 0) {
-		set_error(status, out, 503, jb->slot == -2 ? "the server is stopping"
-							   : "busy: other submits are running; try again later");
+		set_error(status, out, 503,
+			  jb->slot == -2 ? "the server is stopping"
+					 : "busy: other submits are running; try again later");
 		jb->slot = -1;
 		goto fail;
 	}

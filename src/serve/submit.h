@@ -19,15 +19,15 @@
 #define SUBMIT_MAX_BODY (1024 * 1024)
 
 struct submit {
-	struct dag *dag;	/* --pipeline, or NULL: steps are refused (404) */
-	int allow_exec;		/* --allow-exec: an argv may be run too */
-	char *store;		/* the store directory each submit opens for itself; owned */
-	struct store *st;	/* the server's store */
-	pthread_mutex_t *lock;	/* the server's store mutex, held only to take a slot */
+	struct dag *dag;              /* --pipeline, or NULL: steps are refused (404) */
+	int allow_exec;               /* --allow-exec: an argv may be run too */
+	char *store;                  /* the store directory each submit opens for itself; owned */
+	struct store *st;             /* the server's store */
+	pthread_mutex_t *lock;        /* the server's store mutex, held only to take a slot */
 	volatile sig_atomic_t cancel; /* submit_stop: running commands stop */
 	/* under *lock: */
 	int running[SUBMIT_MAX]; /* 1 taken, 0 free */
-	int stopping;		/* submit_stop was called: refuse (503) */
+	int stopping;            /* submit_stop was called: refuse (503) */
 };
 
 struct submit_job;

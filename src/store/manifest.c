@@ -46,7 +46,8 @@ int manifest_parse(const char *buf, size_t len, uint64_t file_size, const char *
 		if (!nl && avail < MANIFEST_LINE_MAX && !whole)
 			goto more;
 		if (!nl) {
-			err_set(lineno == 1 ? "%s: not a cashet archive" : "%s: the archive is truncated or damaged (line %d)",
+			err_set(lineno == 1 ? "%s: not a cashet archive"
+					    : "%s: the archive is truncated or damaged (line %d)",
 				name, lineno);
 			goto out;
 		}
@@ -57,7 +58,8 @@ int manifest_parse(const char *buf, size_t len, uint64_t file_size, const char *
 		if (lineno == 1) {
 			int v;
 			char extra;
-			if (sscanf(line, ARCHIVE_MAGIC " %d%c", &v, &extra) != 1 || strncmp(line, ARCHIVE_MAGIC " ", 15)) {
+			if (sscanf(line, ARCHIVE_MAGIC " %d%c", &v, &extra) != 1 ||
+			    strncmp(line, ARCHIVE_MAGIC " ", 15)) {
 				err_set("%s: not a cashet archive", name);
 				goto out;
 			}

@@ -148,8 +148,8 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 		if (lr < 0 || (lr == 0 && !verified(&v, f))) {
 			quarantine(st, f->oid);
 			if (lr == 0)
-				err_set("%s (object %.12s) is corrupt: content does not match its recorded hash", f->path,
-					f->oid);
+				err_set("%s (object %.12s) is corrupt: content does not match its recorded hash",
+					f->path, f->oid);
 			goto out;
 		}
 		if (lr == 1) {

@@ -139,7 +139,8 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 		goto out;
 	rep->bytes_before = disk_bytes(st);
 	/* Newest use first: keep while under the size bound, evict the rest. */
-	if (sqlite3_prepare_v2(st->db, "SELECT hash, fp, bytes, last_used, expires FROM runs ORDER BY last_used DESC, id DESC",
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT hash, fp, bytes, last_used, expires FROM runs ORDER BY last_used DESC, id DESC",
 			       -1, &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "gc");
 		goto out;
@@ -185,8 +186,10 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	if (evict.n && store_remove_many(st, &evict) < 0)
 		goto out;
 	if (select_hashes(st, "SELECT hash FROM runs ORDER BY hash", &keep) < 0 ||
-	    select_hashes(st, "SELECT line, hash FROM runs r WHERE created = (SELECT max(created) FROM runs q"
-			      " WHERE q.line = r.line) GROUP BY line", &lines) < 0)
+	    select_hashes(st,
+			  "SELECT line, hash FROM runs r WHERE created = (SELECT max(created) FROM runs q"
+			  " WHERE q.line = r.line) GROUP BY line",
+			  &lines) < 0)
 		goto out;
 	if (g->repack(st->dir, &keep, &lines) < 0)
 		goto out;

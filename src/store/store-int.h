@@ -36,7 +36,8 @@ int store_exec(struct store *st, const char *sql);
 /* Prepares once and caches in *s (reset and unbound on later calls). */
 int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
 /* Fills the row fields of r from a runs SELECT of RUN_COLUMNS. */
-#define RUN_COLUMNS "id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires"
+#define RUN_COLUMNS                                                                                                    \
+	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires"
 void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);
 /* Loads r's files; without all, only streams and outputs (what a hit replays). */
 int store_load_files(struct store *st, struct run_record *r, int all);

@@ -54,10 +54,11 @@ int store_index_run(struct store *st, const struct run_record *r)
 	for (size_t i = 0; i < r->argv.n; i++)
 		sb_add(&argv, r->argv.v[i], strlen(r->argv.v[i]) + 1);
 
-	if (sqlite3_prepare_v2(st->db,
-			       "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
-			       " last_used, duration_ms, expires, bytes) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-			       -1, &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+		    st->db,
+		    "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
+		    " last_used, duration_ms, expires, bytes) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+		    -1, &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
 		goto out;
 	}
@@ -176,7 +177,8 @@ int store_save(struct store *st, struct run_record *r)
 	}
 	if (st->have_claim && digest_eq(&st->claimed, &r->fp)) {
 		sqlite3_stmt *s;
-		if (sqlite3_prepare_v2(st->db, "DELETE FROM claims WHERE fp=?1 AND pid=?2", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_prepare_v2(st->db, "DELETE FROM claims WHERE fp=?1 AND pid=?2", -1, &s, NULL) ==
+		    SQLITE_OK) {
 			sqlite3_bind_blob(s, 1, r->fp.b, DIGEST_LEN, SQLITE_STATIC);
 			sqlite3_bind_int64(s, 2, st->claim_pid);
 			sqlite3_step(s);
@@ -253,7 +255,8 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
-	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs") < 0)
+	if (store_exec(st,
+		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
 		struct run_record r = { 0 };

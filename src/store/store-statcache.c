@@ -17,7 +17,8 @@ int store_cache_get(struct store *st, const char *path, int kind, const struct s
 {
 	sqlite3_stmt *q;
 	if (store_prepare(st, &st->q_stat,
-			  "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2") < 0)
+			  "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2") <
+	    0)
 		return -1;
 	q = st->q_stat;
 	sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);

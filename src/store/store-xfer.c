@@ -157,7 +157,8 @@ static int check_layout(const struct run_record *r, int allow_abs)
 			ok = 0;
 		if (ok && !allow_abs && !strncmp(p, "abs/", 4))
 			return err_set("run %.12s has an output outside its project (/%s); "
-				       "import it with --allow-absolute if you trust it", r->hash, p + 4);
+				       "import it with --allow-absolute if you trust it",
+				       r->hash, p + 4);
 		if (!ok)
 			return err_set("run %.12s: unexpected file '%s' in its tree", r->hash, p);
 		if (f->mode != 0100644 && f->mode != 0100755 && f->mode != 0120000)
@@ -181,7 +182,6 @@ static int indexed(struct store *st, const char *hash)
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlfail(st, "import");
 }
-
 
 int store_import(struct store *st, const char *file, int allow_abs, size_t *imported, size_t *present)
 {

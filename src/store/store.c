@@ -230,8 +230,8 @@ int store_open(const char *dir, int flags, struct store **out, int *created)
 	}
 	sb_reset(&p);
 	sb_addf(&p, "%s/index.db", dir);
-	if (sqlite3_open_v2(p.buf, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(p.buf, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK) {
 		err_set("%s: %s", p.buf, st->db ? sqlite3_errmsg(st->db) : "cannot open");
 		goto out;
 	}
@@ -329,7 +329,8 @@ void store_sweep_tmp(struct store *st)
 	while ((e = readdir(d))) {
 		long pid;
 		/* captures (run.c) and import staging (store-xfer.c) carry their pid */
-		if ((sscanf(e->d_name, "cap-%ld-", &pid) != 1 && sscanf(e->d_name, "import-%ld-", &pid) != 1) || pid <= 0)
+		if ((sscanf(e->d_name, "cap-%ld-", &pid) != 1 && sscanf(e->d_name, "import-%ld-", &pid) != 1) ||
+		    pid <= 0)
 			continue;
 		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
 			continue;
@@ -392,8 +393,8 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 int store_load_files(struct store *st, struct run_record *r, int all)
 {
 	if (store_prepare(st, &st->q_files,
-		    "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 AND kind<=?2"
-		    " ORDER BY kind, path") < 0)
+			  "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 AND kind<=?2"
+			  " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
 	sqlite3_bind_int(st->q_files, 2, all ? FILE_SOURCE : FILE_OUTPUT);
@@ -427,8 +428,8 @@ int store_lookup(struct store *st, const struct digest *fp, int allow_failed, in
 		 struct run_record *r)
 {
 	if (store_prepare(st, &st->q_lookup,
-		    "SELECT " RUN_COLUMNS " FROM runs WHERE fp=?1 AND (ok=1 OR ?2) AND created>=?3"
-		    " AND (expires=0 OR expires>?4) ORDER BY created DESC, id DESC LIMIT 1") < 0)
+			  "SELECT " RUN_COLUMNS " FROM runs WHERE fp=?1 AND (ok=1 OR ?2) AND created>=?3"
+			  " AND (expires=0 OR expires>?4) ORDER BY created DESC, id DESC LIMIT 1") < 0)
 		return -1;
 	sqlite3_bind_blob(st->q_lookup, 1, fp->b, DIGEST_LEN, SQLITE_STATIC);
 	sqlite3_bind_int(st->q_lookup, 2, allow_failed);
@@ -481,8 +482,8 @@ static int load_details(struct store *st, struct run_record *r)
 		struct digest d = { { 0 } };
 		if (sqlite3_column_bytes(s, 2) == DIGEST_LEN)
 			memcpy(d.b, sqlite3_column_blob(s, 2), DIGEST_LEN);
-		struct run_part *p =
-			run_add_part(r, (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1), &d);
+		struct run_part *p = run_add_part(r, (const char *)sqlite3_column_text(s, 0),
+						  (const char *)sqlite3_column_text(s, 1), &d);
 		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
 			p->detail = xstrdup((const char *)sqlite3_column_text(s, 3));
 	}
@@ -585,7 +586,8 @@ int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, vo
 		sb_addf(&sql, " AND ok=%d", strcmp(f->status, "ok") == 0);
 	for (size_t i = 0; i < f->tags.n; i++) {
 		if (strchr(f->tags.v[i], '='))
-			sb_addf(&sql, " AND EXISTS(SELECT 1 FROM tags t WHERE t.run=runs.id AND t.key=?%d AND t.value=?%d)",
+			sb_addf(&sql,
+				" AND EXISTS(SELECT 1 FROM tags t WHERE t.run=runs.id AND t.key=?%d AND t.value=?%d)",
 				bind, bind + 1);
 		else
 			sb_addf(&sql, " AND EXISTS(SELECT 1 FROM tags t WHERE t.run=runs.id AND t.key=?%d)", bind);
@@ -663,8 +665,7 @@ int store_stats(struct store *st, struct store_stats *out)
 {
 	sqlite3_stmt *s;
 	memset(out, 0, sizeof(*out));
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT count(*), coalesce(sum(ok),0), coalesce(sum(bytes),0) FROM runs", -1, &s,
+	if (sqlite3_prepare_v2(st->db, "SELECT count(*), coalesce(sum(ok),0), coalesce(sum(bytes),0) FROM runs", -1, &s,
 			       NULL) != SQLITE_OK)
 		return store_sqlfail(st, "stats");
 	if (sqlite3_step(s) == SQLITE_ROW) {

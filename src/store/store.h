@@ -29,10 +29,10 @@ struct run_file {
 	char oid[OID_HEX]; /* git blob id, filled when saved */
 	struct digest xxh; /* content digest, checked on every replay */
 	uint64_t size;
-	char *src;         /* while saving: the local file holding the content */
+	char *src;           /* while saving: the local file holding the content */
 	unsigned char *data; /* inline copy from the index (maybe zstd), or NULL */
 	size_t datalen;
-	int enc;           /* 0: data is raw, 1: zstd */
+	int enc; /* 0: data is raw, 1: zstd */
 };
 
 /* One ingredient of a fingerprint, kept so `show` and `why` can name it. */
@@ -44,18 +44,18 @@ struct run_part {
 };
 
 struct run_record {
-	int64_t id;            /* index row id, 0 when not indexed */
-	char hash[OID_HEX];    /* git commit id: the run's name for users */
-	char parent[OID_HEX];  /* previous run of the same command line, "" if none */
-	struct digest fp;      /* the fingerprint */
-	struct digest line;    /* command-line key: argv + cwd (lineage) */
+	int64_t id;           /* index row id, 0 when not indexed */
+	char hash[OID_HEX];   /* git commit id: the run's name for users */
+	char parent[OID_HEX]; /* previous run of the same command line, "" if none */
+	struct digest fp;     /* the fingerprint */
+	struct digest line;   /* command-line key: argv + cwd (lineage) */
 	char *name;
 	struct strvec argv;
-	char *cwd;             /* root-relative ("." for the root), or absolute when outside */
-	int ok;                /* exit status 0 and not timed out */
+	char *cwd; /* root-relative ("." for the root), or absolute when outside */
+	int ok;    /* exit status 0 and not timed out */
 	int exit_code;
 	int64_t created_ms, last_used_ms, duration_ms, expires_ms; /* expires 0: never */
-	struct strvec tags;    /* "key=value" or "key" */
+	struct strvec tags;                                        /* "key=value" or "key" */
 	struct run_part *parts;
 	size_t nparts;
 	struct run_file *files;
@@ -96,16 +96,16 @@ int store_file_digest(struct store *st, const char *abspath, const struct stat *
  * (out and deps filled), 0 not cached, <0 error. put: recorded at flush. */
 int store_cache_get(struct store *st, const char *abspath, int kind, const struct stat *sb, struct digest *out,
 		    struct strbuf *deps);
-void store_cache_put(struct store *st, const char *abspath, int kind, const struct stat *sb,
-		     const struct digest *d, const void *deps, size_t depslen);
+void store_cache_put(struct store *st, const char *abspath, int kind, const struct stat *sb, const struct digest *d,
+		     const void *deps, size_t depslen);
 /* Writes pending stat-cache entries (one transaction); called once per command. */
 int store_flush_statcache(struct store *st);
 
 /* The run a hit would replay for fp: newest completed run, not expired.
  * With allow_failed, failed runs count too. With min_created > 0, only runs
  * created at or after it. Returns 1 found (r filled), 0 none, <0 error. */
-int store_lookup(struct store *st, const struct digest *fp, int allow_failed,
-		 int64_t min_created, int64_t now, struct run_record *r);
+int store_lookup(struct store *st, const struct digest *fp, int allow_failed, int64_t min_created, int64_t now,
+		 struct run_record *r);
 /* Newest run of a command line (any status), for explain/history. */
 int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r);
 /* Loads a run fully (parts, tags, files) by full commit id. 1 found, 0 not. */
@@ -172,11 +172,11 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped);
 
 /* Listing for `log`: newest first. */
 struct log_filter {
-	int limit;              /* <= 0: no limit */
+	int limit; /* <= 0: no limit */
 	const char *name;
 	const char *cmd_substr;
-	const char *status;     /* "ok", "failed" or NULL */
-	struct strvec tags;     /* "k=v" or "k", AND-ed */
+	const char *status; /* "ok", "failed" or NULL */
+	struct strvec tags; /* "k=v" or "k", AND-ed */
 };
 typedef int (*store_run_cb)(const struct run_record *r, void *ctx);
 int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx);

@@ -22,7 +22,7 @@ struct hasher {
 void hasher_init(struct hasher *h);
 void hasher_bytes(struct hasher *h, const void *data, size_t len); /* raw */
 void hasher_field(struct hasher *h, const void *data, size_t len); /* length-prefixed */
-void hasher_str(struct hasher *h, const char *s);                   /* length-prefixed */
+void hasher_str(struct hasher *h, const char *s);                  /* length-prefixed */
 void hasher_u64(struct hasher *h, uint64_t v);
 void hasher_digest(struct hasher *h, struct digest *out);
 void hasher_final(struct hasher *h, struct digest *out); /* digest + free */

@@ -16,10 +16,10 @@
 
 /* How a table came to exist, which decides what may be done to it later. */
 enum table_kind {
-	TK_IMPLICIT,	/* parent in a [a.b] header: may still get its own [a] once */
-	TK_HEADER,	/* defined by [header], [[header]] (or the root) */
-	TK_DOTTED,	/* created by a dotted key: a.b = 1; extendable only that way */
-	TK_INLINE,	/* { ... }: closed for good */
+	TK_IMPLICIT, /* parent in a [a.b] header: may still get its own [a] once */
+	TK_HEADER,   /* defined by [header], [[header]] (or the root) */
+	TK_DOTTED,   /* created by a dotted key: a.b = 1; extendable only that way */
+	TK_INLINE,   /* { ... }: closed for good */
 };
 
 struct toml_kv {
@@ -46,12 +46,12 @@ struct toml_value {
 		struct {
 			struct toml_value **v;
 			size_t n, alloc;
-			bool aot;	/* made by [[header]], so [[header]] may append */
+			bool aot; /* made by [[header]], so [[header]] may append */
 		} arr;
 		struct {
 			char *s;
 			size_t len;
-		} str;		/* strings, and the text of date/times */
+		} str; /* strings, and the text of date/times */
 		int64_t i;
 		double f;
 		bool b;
@@ -61,7 +61,7 @@ struct toml_value {
 struct keypart {
 	char *s;
 	size_t len;
-	size_t pos;	/* offset in the input, for error messages */
+	size_t pos; /* offset in the input, for error messages */
 };
 
 struct keypath {
@@ -79,7 +79,7 @@ struct parser {
 	size_t lc_pos;
 	int lc_line;
 	struct toml_value *root;
-	struct toml_value *cur;	/* table named by the last [header] */
+	struct toml_value *cur; /* table named by the last [header] */
 	/* Full name of the table keys are being added to ("a.b", "x[2].y"),
 	 * so that messages name keys the way the user would look them up. */
 	struct strbuf path;
@@ -129,8 +129,7 @@ static int perr(struct parser *p, size_t pos, const char *fmt, ...)
 	va_start(ap, fmt);
 	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
-	err_set("%s:%d:%d: %s", p->file, line_of(p, pos), col_of(p, pos),
-		sb_str(&sb));
+	err_set("%s:%d:%d: %s", p->file, line_of(p, pos), col_of(p, pos), sb_str(&sb));
 	sb_release(&sb);
 	return -1;
 }
@@ -153,8 +152,7 @@ static const char *char_desc(const struct parser *p, size_t pos, char buf[32])
 		snprintf(buf, 32, "'%c'", c);
 	} else {
 		size_t n = 1;
-		while (pos + n < p->len && n < 4 &&
-		       ((unsigned char)p->s[pos + n] & 0xC0) == 0x80)
+		while (pos + n < p->len && n < 4 && ((unsigned char)p->s[pos + n] & 0xC0) == 0x80)
 			n++;
 		snprintf(buf, 32, "'%.*s'", (int)n, p->s + pos);
 	}
@@ -168,8 +166,8 @@ static void add_key(struct strbuf *sb, const char *s, size_t len)
 
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '_' || c == '-'))
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+		      c == '-'))
 			bare = false;
 	}
 	if (bare) {
@@ -212,8 +210,7 @@ static const char *token_str(struct strbuf *sb, const char *t, size_t n)
 
 /* "a.b.c" for the first n parts of a key, after prefix (if not empty);
  * the result lives in sb. */
-static const char *key_name(struct strbuf *sb, const char *prefix,
-			    const struct keypath *kp, size_t n)
+static const char *key_name(struct strbuf *sb, const char *prefix, const struct keypath *kp, size_t n)
 {
 	sb_reset(sb);
 	sb_adds(sb, prefix);
@@ -281,7 +278,7 @@ void toml_free(struct toml_value *v)
 
 static uint32_t hash_key(const char *s, size_t len)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
+	uint32_t h = 2166136261u; /* FNV-1a */
 	for (size_t i = 0; i < len; i++) {
 		h ^= (unsigned char)s[i];
 		h *= 16777619u;
@@ -299,8 +296,7 @@ static void index_put(struct toml_value *t, size_t i)
 	t->u.tab.index[h] = (uint32_t)(i + 1);
 }
 
-static struct toml_value *table_find(const struct toml_value *t,
-				     const char *key, size_t len)
+static struct toml_value *table_find(const struct toml_value *t, const char *key, size_t len)
 {
 	const struct toml_kv *kv = t->u.tab.kv;
 
@@ -323,15 +319,13 @@ static struct toml_value *table_find(const struct toml_value *t,
 }
 
 /* The caller has checked that key is not in t yet. */
-static void table_add(struct toml_value *t, const char *key, size_t len,
-		      struct toml_value *v)
+static void table_add(struct toml_value *t, const char *key, size_t len, struct toml_value *v)
 {
 	struct toml_kv *e;
 
 	if (t->u.tab.n == t->u.tab.alloc) {
 		t->u.tab.alloc = t->u.tab.alloc ? t->u.tab.alloc * 2 : 4;
-		t->u.tab.kv = xrealloc(t->u.tab.kv,
-				       t->u.tab.alloc * sizeof(*t->u.tab.kv));
+		t->u.tab.kv = xrealloc(t->u.tab.kv, t->u.tab.alloc * sizeof(*t->u.tab.kv));
 	}
 	e = &t->u.tab.kv[t->u.tab.n++];
 	e->key = xmalloc(len + 1);
@@ -345,8 +339,7 @@ static void table_add(struct toml_value *t, const char *key, size_t len,
 	if (t->u.tab.n * 2 > t->u.tab.index_cap) {
 		/* Keep the load factor under one half; rebuild from scratch. */
 		free(t->u.tab.index);
-		t->u.tab.index_cap = t->u.tab.index_cap ? t->u.tab.index_cap * 2
-						      : INDEX_MIN * 4;
+		t->u.tab.index_cap = t->u.tab.index_cap ? t->u.tab.index_cap * 2 : INDEX_MIN * 4;
 		t->u.tab.index = xcalloc(t->u.tab.index_cap, sizeof(uint32_t));
 		for (size_t i = 0; i < t->u.tab.n; i++)
 			index_put(t, i);
@@ -367,14 +360,12 @@ static void array_add(struct toml_value *a, struct toml_value *v)
 static int check_depth(struct parser *p, size_t pos, int depth)
 {
 	if (depth > TOML_MAX_DEPTH)
-		return perr(p, pos, "nesting too deep (more than %d levels)",
-			    TOML_MAX_DEPTH);
+		return perr(p, pos, "nesting too deep (more than %d levels)", TOML_MAX_DEPTH);
 	return 0;
 }
 
 /* Create and insert an empty table t[key]. */
-static int add_table(struct parser *p, struct toml_value *t,
-		     const struct keypart *k, enum table_kind kind, int line,
+static int add_table(struct parser *p, struct toml_value *t, const struct keypart *k, enum table_kind kind, int line,
 		     struct toml_value **out)
 {
 	if (check_depth(p, k->pos, t->depth + 1) < 0)
@@ -393,9 +384,10 @@ static const char *what_is(const struct toml_value *v)
 		return v->u.arr.aot ? "an array of tables" : "an array";
 	if (v->type == TOML_INTEGER)
 		return "an integer";
-	return v->type == TOML_STRING ? "a string" :
-	       v->type == TOML_FLOAT ? "a float" :
-	       v->type == TOML_BOOL ? "a boolean" : "a date/time";
+	return v->type == TOML_STRING  ? "a string"
+	       : v->type == TOML_FLOAT ? "a float"
+	       : v->type == TOML_BOOL  ? "a boolean"
+				       : "a date/time";
 }
 
 /* ---- lexical helpers ------------------------------------------------------- */
@@ -417,8 +409,7 @@ static bool is_digit(int c)
 
 static bool is_bare(int c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       is_digit(c) || c == '_' || c == '-';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_' || c == '-';
 }
 
 static bool is_ctrl(int c)
@@ -467,8 +458,7 @@ static int skip_comment(struct parser *p)
 			return bare_cr(p);
 		}
 		if (is_ctrl(c))
-			return perr(p, p->pos, "%s is not allowed in a comment",
-				    char_desc(p, p->pos, buf));
+			return perr(p, p->pos, "%s is not allowed in a comment", char_desc(p, p->pos, buf));
 		p->pos++;
 	}
 }
@@ -501,8 +491,7 @@ static int end_of_line(struct parser *p, const char *after)
 		return 0;
 	if (peek(p) == '\r')
 		return bare_cr(p);
-	return perr(p, p->pos, "expected end of line after %s, found %s", after,
-		    char_desc(p, p->pos, buf));
+	return perr(p, p->pos, "expected end of line after %s, found %s", after, char_desc(p, p->pos, buf));
 }
 
 static int check_utf8(struct parser *p)
@@ -580,20 +569,37 @@ static int parse_escape(struct parser *p, struct strbuf *sb)
 	char buf[32];
 
 	switch (c) {
-	case 'b': sb_addc(sb, '\b'); break;
-	case 't': sb_addc(sb, '\t'); break;
-	case 'n': sb_addc(sb, '\n'); break;
-	case 'f': sb_addc(sb, '\f'); break;
-	case 'r': sb_addc(sb, '\r'); break;
-	case '"': sb_addc(sb, '"'); break;
-	case '\\': sb_addc(sb, '\\'); break;
-	case 'u': ndig = 4; break;
-	case 'U': ndig = 8; break;
+	case 'b':
+		sb_addc(sb, '\b');
+		break;
+	case 't':
+		sb_addc(sb, '\t');
+		break;
+	case 'n':
+		sb_addc(sb, '\n');
+		break;
+	case 'f':
+		sb_addc(sb, '\f');
+		break;
+	case 'r':
+		sb_addc(sb, '\r');
+		break;
+	case '"':
+		sb_addc(sb, '"');
+		break;
+	case '\\':
+		sb_addc(sb, '\\');
+		break;
+	case 'u':
+		ndig = 4;
+		break;
+	case 'U':
+		ndig = 8;
+		break;
 	default:
 		if (c > 0x20 && c < 0x7f)
 			return perr(p, start, "invalid escape sequence '\\%c'", c);
-		return perr(p, start, "invalid escape sequence: '\\' followed by %s",
-			    char_desc(p, start + 1, buf));
+		return perr(p, start, "invalid escape sequence: '\\' followed by %s", char_desc(p, start + 1, buf));
 	}
 	p->pos += 2;
 	if (!ndig)
@@ -607,25 +613,30 @@ static int parse_escape(struct parser *p, struct strbuf *sb)
 		else if (d >= 'A' && d <= 'F')
 			d -= 'A' - 10;
 		else
-			return perr(p, start, "invalid escape sequence '\\%c': "
-				    "expected %d hex digits", c, ndig);
+			return perr(p, start,
+				    "invalid escape sequence '\\%c': "
+				    "expected %d hex digits",
+				    c, ndig);
 		cp = cp << 4 | (uint32_t)d;
 		p->pos++;
 	}
 	if (cp > 0x10FFFF)
-		return perr(p, start, "invalid escape '\\%c%.*s': U+%X is beyond "
-			    "U+10FFFF", c, ndig, p->s + start + 2, cp);
+		return perr(p, start,
+			    "invalid escape '\\%c%.*s': U+%X is beyond "
+			    "U+10FFFF",
+			    c, ndig, p->s + start + 2, cp);
 	if (cp >= 0xD800 && cp <= 0xDFFF)
-		return perr(p, start, "invalid escape '\\%c%.*s': surrogate code "
-			    "points are not characters", c, ndig, p->s + start + 2);
+		return perr(p, start,
+			    "invalid escape '\\%c%.*s': surrogate code "
+			    "points are not characters",
+			    c, ndig, p->s + start + 2);
 	add_utf8(sb, cp);
 	return 0;
 }
 
 /* Checks one character of string content other than quotes and escapes;
  * copies it (CRLF becomes LF) or reports why it is not allowed. */
-static int string_char(struct parser *p, struct strbuf *sb, bool multi,
-		       size_t open)
+static int string_char(struct parser *p, struct strbuf *sb, bool multi, size_t open)
 {
 	char buf[32];
 	int c = peek(p);
@@ -634,7 +645,8 @@ static int string_char(struct parser *p, struct strbuf *sb, bool multi,
 		return perr(p, open, "unterminated string");
 	if (c == '\n' || c == '\r') {
 		if (!multi)
-			return perr(p, p->pos, "newline in a single-line string "
+			return perr(p, p->pos,
+				    "newline in a single-line string "
 				    "(missing closing quote?)");
 		if (!eat_newline(p))
 			return bare_cr(p);
@@ -642,8 +654,7 @@ static int string_char(struct parser *p, struct strbuf *sb, bool multi,
 		return 0;
 	}
 	if (is_ctrl(c))
-		return perr(p, p->pos, "%s must be escaped in a string",
-			    char_desc(p, p->pos, buf));
+		return perr(p, p->pos, "%s must be escaped in a string", char_desc(p, p->pos, buf));
 	sb_addc(sb, (char)c);
 	p->pos++;
 	return 0;
@@ -658,8 +669,7 @@ static int line_ending_backslash(struct parser *p)
 
 	while (i < p->len && (p->s[i] == ' ' || p->s[i] == '\t'))
 		i++;
-	if (i < p->len && (p->s[i] == '\n' ||
-			   (p->s[i] == '\r' && i + 1 < p->len && p->s[i + 1] == '\n'))) {
+	if (i < p->len && (p->s[i] == '\n' || (p->s[i] == '\r' && i + 1 < p->len && p->s[i + 1] == '\n'))) {
 		p->pos = i;
 		for (;;) {
 			skip_ws(p);
@@ -670,7 +680,8 @@ static int line_ending_backslash(struct parser *p)
 		}
 	}
 	if (i > p->pos + 1)
-		return perr(p, p->pos, "invalid escape: '\\' followed by whitespace "
+		return perr(p, p->pos,
+			    "invalid escape: '\\' followed by whitespace "
 			    "must end the line");
 	return 0;
 }
@@ -706,7 +717,8 @@ static int parse_string(struct parser *p, struct strbuf *sb, bool allow_multi)
 			}
 			/* Up to two quotes may precede the closing three. */
 			if (n > 5)
-				return perr(p, p->pos + 5, "too many quotes at the end "
+				return perr(p, p->pos + 5,
+					    "too many quotes at the end "
 					    "of a multi-line string");
 			sb_add(sb, p->s + p->pos, n - 3);
 			p->pos += n;
@@ -763,8 +775,7 @@ static int parse_key(struct parser *p, struct keypath *kp)
 				p->pos++;
 			sb_add(&sb, p->s + start, p->pos - start);
 		} else {
-			perr(p, start, "expected a key, found %s",
-			     char_desc(p, start, buf));
+			perr(p, start, "expected a key, found %s", char_desc(p, start, buf));
 			goto out;
 		}
 		if (kp->n == kp->alloc) {
@@ -796,15 +807,13 @@ static size_t scan_digits(const char *t, size_t n, size_t i, int base)
 
 	for (;;) {
 		int c = i < n ? (unsigned char)t[i] : -1;
-		bool ok = base == 16 ? (is_digit(c) || (c >= 'a' && c <= 'f') ||
-					(c >= 'A' && c <= 'F'))
+		bool ok = base == 16 ? (is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
 				     : (c >= '0' && c < '0' + base);
 		if (ok) {
 			i++;
 		} else if (c == '_' && i > start && i + 1 < n) {
 			int d = (unsigned char)t[i + 1];
-			bool next = base == 16 ? (is_digit(d) || (d >= 'a' && d <= 'f') ||
-						  (d >= 'A' && d <= 'F'))
+			bool next = base == 16 ? (is_digit(d) || (d >= 'a' && d <= 'f') || (d >= 'A' && d <= 'F'))
 					       : (d >= '0' && d < '0' + base);
 			if (!next)
 				break;
@@ -818,13 +827,11 @@ static size_t scan_digits(const char *t, size_t n, size_t i, int base)
 
 static bool is_delim(int c)
 {
-	return c < 0 || c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-	       c == ',' || c == ']' || c == '}' || c == '#';
+	return c < 0 || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == ']' || c == '}' || c == '#';
 }
 
 /* Number token t[0..n) at input offset start, validated by the ABNF. */
-static int parse_number(struct parser *p, size_t start, const char *t, size_t n,
-			struct toml_value *v)
+static int parse_number(struct parser *p, size_t start, const char *t, size_t n, struct toml_value *v)
 {
 	struct strbuf clean = STRBUF_INIT;
 	size_t i = 0, d;
@@ -839,14 +846,13 @@ static int parse_number(struct parser *p, size_t start, const char *t, size_t n,
 	}
 	if (n - i == 3 && (!memcmp(t + i, "inf", 3) || !memcmp(t + i, "nan", 3))) {
 		v->type = TOML_FLOAT;
-		v->u.f = t[i] == 'i' ? (neg ? -INFINITY : INFINITY)
-				     : (neg ? -NAN : NAN);
+		v->u.f = t[i] == 'i' ? (neg ? -INFINITY : INFINITY) : (neg ? -NAN : NAN);
 		return 0;
 	}
-	if (n - i >= 2 && t[i] == '0' && (t[i + 1] == 'x' || t[i + 1] == 'o' ||
-					  t[i + 1] == 'b')) {
+	if (n - i >= 2 && t[i] == '0' && (t[i + 1] == 'x' || t[i + 1] == 'o' || t[i + 1] == 'b')) {
 		if (sign) {
-			perr(p, start, "a sign is not allowed on hexadecimal, octal "
+			perr(p, start,
+			     "a sign is not allowed on hexadecimal, octal "
 			     "or binary integers");
 			goto out;
 		}
@@ -855,7 +861,9 @@ static int parse_number(struct parser *p, size_t start, const char *t, size_t n,
 		d = scan_digits(t, n, i, base);
 		if (!d) {
 			perr(p, start + i, "expected %s digits after '0%c'",
-			     base == 16 ? "hexadecimal" : base == 8 ? "octal" : "binary",
+			     base == 16  ? "hexadecimal"
+			     : base == 8 ? "octal"
+					 : "binary",
 			     t[1]);
 			goto out;
 		}
@@ -863,13 +871,13 @@ static int parse_number(struct parser *p, size_t start, const char *t, size_t n,
 	} else {
 		d = scan_digits(t, n, i, 10);
 		if (!d && i < n && t[i] == '_') {
-			perr(p, start + i, "underscores in numbers must be between "
+			perr(p, start + i,
+			     "underscores in numbers must be between "
 			     "digits");
 			goto out;
 		}
 		if (!d) {
-			perr(p, start, "invalid value '%s' (strings must be quoted)",
-			     token_str(&clean, t, n));
+			perr(p, start, "invalid value '%s' (strings must be quoted)", token_str(&clean, t, n));
 			goto out;
 		}
 		if (t[i] == '0' && d > 1) {
@@ -902,11 +910,11 @@ static int parse_number(struct parser *p, size_t start, const char *t, size_t n,
 	if (i < n) {
 		char buf[32];
 		if (t[i] == '_')
-			perr(p, start + i, "underscores in numbers must be "
+			perr(p, start + i,
+			     "underscores in numbers must be "
 			     "between digits");
 		else
-			perr(p, start + i, "invalid character %s in number",
-			     char_desc(p, start + i, buf));
+			perr(p, start + i, "invalid character %s in number", char_desc(p, start + i, buf));
 		goto out;
 	}
 
@@ -939,19 +947,16 @@ static int parse_number(struct parser *p, size_t start, const char *t, size_t n,
 			k += 2;
 		for (; k < clean.len; k++) {
 			int c = clean.buf[k];
-			uint64_t dv = is_digit(c) ? (uint64_t)(c - '0') :
-				      (uint64_t)((c | 0x20) - 'a' + 10);
+			uint64_t dv = is_digit(c) ? (uint64_t)(c - '0') : (uint64_t)((c | 0x20) - 'a' + 10);
 			if (acc > (max - dv) / (uint64_t)base) {
-				perr(p, start, "integer %.*s does not fit in 64 bits",
-				     (int)n, t);
+				perr(p, start, "integer %.*s does not fit in 64 bits", (int)n, t);
 				goto out;
 			}
 			acc = acc * (uint64_t)base + dv;
 		}
 		v->type = TOML_INTEGER;
 		if (neg)
-			v->u.i = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN
-								: -(int64_t)acc;
+			v->u.i = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
 		else
 			v->u.i = (int64_t)acc;
 	}
@@ -986,8 +991,7 @@ static int parse_time(struct parser *p, struct strbuf *sb)
 	int h, m, s;
 	char buf[32];
 
-	if (!fixed_digits(p, 0, 2, &h) || peek_at(p, 2) != ':' ||
-	    !fixed_digits(p, 3, 2, &m) || peek_at(p, 5) != ':' ||
+	if (!fixed_digits(p, 0, 2, &h) || peek_at(p, 2) != ':' || !fixed_digits(p, 3, 2, &m) || peek_at(p, 5) != ':' ||
 	    !fixed_digits(p, 6, 2, &s))
 		return perr(p, start, "invalid time: expected HH:MM:SS");
 	if (h > 23)
@@ -1001,8 +1005,10 @@ static int parse_time(struct parser *p, struct strbuf *sb)
 	if (peek(p) == '.') {
 		p->pos++;
 		if (!is_digit(peek(p)))
-			return perr(p, p->pos, "invalid time: expected digits after "
-				    "'.', found %s", char_desc(p, p->pos, buf));
+			return perr(p, p->pos,
+				    "invalid time: expected digits after "
+				    "'.', found %s",
+				    char_desc(p, p->pos, buf));
 		while (is_digit(peek(p)))
 			p->pos++;
 	}
@@ -1025,8 +1031,7 @@ static int parse_datetime(struct parser *p, struct toml_value *v)
 		v->type = TOML_TIME_LOCAL;
 		goto done;
 	}
-	if (!fixed_digits(p, 0, 4, &y) || peek_at(p, 4) != '-' ||
-	    !fixed_digits(p, 5, 2, &mo) || peek_at(p, 7) != '-' ||
+	if (!fixed_digits(p, 0, 4, &y) || peek_at(p, 4) != '-' || !fixed_digits(p, 5, 2, &mo) || peek_at(p, 7) != '-' ||
 	    !fixed_digits(p, 8, 2, &d)) {
 		perr(p, start, "invalid date: expected YYYY-MM-DD");
 		goto out;
@@ -1045,8 +1050,7 @@ static int parse_datetime(struct parser *p, struct toml_value *v)
 	/* A space separates date and time only if a time follows; otherwise
 	 * it is just whitespace after a local date. */
 	if (peek(p) == 'T' || peek(p) == 't' ||
-	    (peek(p) == ' ' && is_digit(peek_at(p, 1)) && is_digit(peek_at(p, 2)) &&
-	     peek_at(p, 3) == ':')) {
+	    (peek(p) == ' ' && is_digit(peek_at(p, 1)) && is_digit(peek_at(p, 2)) && peek_at(p, 3) == ':')) {
 		p->pos++;
 		sb_addc(&sb, 'T');
 		if (parse_time(p, &sb) < 0)
@@ -1058,15 +1062,14 @@ static int parse_datetime(struct parser *p, struct toml_value *v)
 			v->type = TOML_DATETIME;
 		} else if (peek(p) == '+' || peek(p) == '-') {
 			int oh, om;
-			if (!fixed_digits(p, 1, 2, &oh) || peek_at(p, 3) != ':' ||
-			    !fixed_digits(p, 4, 2, &om)) {
-				perr(p, p->pos, "invalid time offset: expected "
+			if (!fixed_digits(p, 1, 2, &oh) || peek_at(p, 3) != ':' || !fixed_digits(p, 4, 2, &om)) {
+				perr(p, p->pos,
+				     "invalid time offset: expected "
 				     "+HH:MM or -HH:MM");
 				goto out;
 			}
 			if (oh > 23 || om > 59) {
-				perr(p, p->pos, "invalid time offset %.6s: out of range",
-				     p->s + p->pos);
+				perr(p, p->pos, "invalid time offset %.6s: out of range", p->s + p->pos);
 				goto out;
 			}
 			sb_add(&sb, p->s + p->pos, 6);
@@ -1076,8 +1079,7 @@ static int parse_datetime(struct parser *p, struct toml_value *v)
 	}
 done:
 	if (!is_delim(peek(p))) {
-		perr(p, p->pos, "invalid date/time: unexpected %s",
-		     char_desc(p, p->pos, buf));
+		perr(p, p->pos, "invalid date/time: unexpected %s", char_desc(p, p->pos, buf));
 		goto out;
 	}
 	v->u.str.len = sb.len;
@@ -1126,8 +1128,7 @@ static int parse_array(struct parser *p, int depth, struct toml_value *a)
 			break;
 		if (peek(p) < 0)
 			return perr(p, open, "unterminated array");
-		return perr(p, p->pos, "expected ',' or ']' in array, found %s",
-			    char_desc(p, p->pos, buf));
+		return perr(p, p->pos, "expected ',' or ']' in array, found %s", char_desc(p, p->pos, buf));
 	}
 	p->pos++;
 	return 0;
@@ -1161,7 +1162,8 @@ static int parse_inline_table(struct parser *p, struct toml_value *t)
 			p->pos++;
 			skip_ws(p);
 			if (peek(p) == '}')
-				return perr(p, p->pos - 1, "trailing comma is not "
+				return perr(p, p->pos - 1,
+					    "trailing comma is not "
 					    "allowed in inline tables");
 			continue;
 		}
@@ -1171,8 +1173,7 @@ static int parse_inline_table(struct parser *p, struct toml_value *t)
 			return perr(p, p->pos, "newlines are not allowed in inline tables");
 		if (c < 0)
 			return perr(p, open, "unterminated inline table");
-		return perr(p, p->pos, "expected ',' or '}' in inline table, found %s",
-			    char_desc(p, p->pos, buf));
+		return perr(p, p->pos, "expected ',' or '}' in inline table, found %s", char_desc(p, p->pos, buf));
 	}
 	p->pos++;
 	return 0;
@@ -1209,8 +1210,7 @@ static int parse_value(struct parser *p, int depth, struct toml_value **out)
 		}
 	} else if (is_digit(c) && is_digit(peek_at(p, 1)) &&
 		   ((peek_at(p, 2) == ':') ||
-		    (is_digit(peek_at(p, 2)) && is_digit(peek_at(p, 3)) &&
-		     peek_at(p, 4) == '-'))) {
+		    (is_digit(peek_at(p, 2)) && is_digit(peek_at(p, 3)) && peek_at(p, 4) == '-'))) {
 		if (parse_datetime(p, v) < 0)
 			goto out;
 	} else if (is_delim(c) || c == '=') {
@@ -1228,15 +1228,14 @@ static int parse_value(struct parser *p, int depth, struct toml_value **out)
 		} else if (end - start == 5 && !memcmp(p->s + start, "false", 5)) {
 			v->type = TOML_BOOL;
 			v->u.b = false;
-		} else if (!(is_digit(c) || c == '+' || c == '-' || c == 'i' ||
-			     c == 'n')) {
+		} else if (!(is_digit(c) || c == '+' || c == '-' || c == 'i' || c == 'n')) {
 			if (is_ctrl(c))
-				perr(p, start, "unexpected %s",
-				     char_desc(p, start, buf));
+				perr(p, start, "unexpected %s", char_desc(p, start, buf));
 			else
-				perr(p, start, "invalid value '%s' (strings must "
-				     "be quoted)", token_str(&sb, p->s + start,
-							     end - start));
+				perr(p, start,
+				     "invalid value '%s' (strings must "
+				     "be quoted)",
+				     token_str(&sb, p->s + start, end - start));
 			goto out;
 		} else if (parse_number(p, start, p->s + start, end - start, v) < 0) {
 			goto out;
@@ -1264,8 +1263,8 @@ static int parse_keyval(struct parser *p, struct toml_value *t)
 	if (parse_key(p, &kp) < 0)
 		goto out;
 	if (peek(p) != '=') {
-		perr(p, p->pos, "expected '=' after key '%s', found %s",
-		     key_str(&ks, &kp, kp.n), char_desc(p, p->pos, buf));
+		perr(p, p->pos, "expected '=' after key '%s', found %s", key_str(&ks, &kp, kp.n),
+		     char_desc(p, p->pos, buf));
 		goto out;
 	}
 	p->pos++;
@@ -1279,18 +1278,20 @@ static int parse_keyval(struct parser *p, struct toml_value *t)
 			if (add_table(p, t, k, TK_DOTTED, line_of(p, k->pos), &v) < 0)
 				goto out;
 		} else if (v->type != TOML_TABLE) {
-			perr(p, k->pos, "cannot use key '%s' as a table: it is %s "
+			perr(p, k->pos,
+			     "cannot use key '%s' as a table: it is %s "
 			     "(defined at line %d)",
-			     key_name(&ks, sb_str(&p->path), &kp, i + 1),
-			     what_is(v), v->line);
+			     key_name(&ks, sb_str(&p->path), &kp, i + 1), what_is(v), v->line);
 			goto out;
 		} else if (v->u.tab.kind == TK_INLINE) {
-			perr(p, k->pos, "cannot add keys to inline table '%s' "
+			perr(p, k->pos,
+			     "cannot add keys to inline table '%s' "
 			     "(defined at line %d)",
 			     key_name(&ks, sb_str(&p->path), &kp, i + 1), v->line);
 			goto out;
 		} else if (v->u.tab.kind != TK_DOTTED) {
-			perr(p, k->pos, "cannot add keys to table [%s] with dotted "
+			perr(p, k->pos,
+			     "cannot add keys to table [%s] with dotted "
 			     "keys: it was defined at line %d",
 			     key_name(&ks, sb_str(&p->path), &kp, i + 1), v->line);
 			goto out;
@@ -1299,9 +1300,10 @@ static int parse_keyval(struct parser *p, struct toml_value *t)
 	}
 	v = table_find(t, kp.v[kp.n - 1].s, kp.v[kp.n - 1].len);
 	if (v) {
-		perr(p, kp.v[kp.n - 1].pos, "duplicate key '%s' (first defined "
-		     "at line %d)", key_name(&ks, sb_str(&p->path), &kp, kp.n),
-		     v->line);
+		perr(p, kp.v[kp.n - 1].pos,
+		     "duplicate key '%s' (first defined "
+		     "at line %d)",
+		     key_name(&ks, sb_str(&p->path), &kp, kp.n), v->line);
 		goto out;
 	}
 	/* While parsing the value, the path names it. Appending, not
@@ -1340,9 +1342,8 @@ static int parse_header(struct parser *p)
 		goto out;
 	if (peek(p) != ']' || (aot && peek_at(p, 1) != ']')) {
 		size_t at = p->pos + (peek(p) == ']');
-		perr(p, at, "expected '%s' to close the %s header, found %s",
-		     aot ? "]]" : "]", aot ? "array-of-tables" : "table",
-		     char_desc(p, at, buf));
+		perr(p, at, "expected '%s' to close the %s header, found %s", aot ? "]]" : "]",
+		     aot ? "array-of-tables" : "table", char_desc(p, at, buf));
 		goto out;
 	}
 	p->pos += aot ? 2 : 1;
@@ -1358,13 +1359,16 @@ static int parse_header(struct parser *p)
 		} else if (v->type == TOML_ARRAY && v->u.arr.aot) {
 			v = v->u.arr.v[v->u.arr.n - 1];
 		} else if (v->type != TOML_TABLE) {
-			perr(p, k->pos, "cannot use key '%s' as a table: it is %s "
-			     "(defined at line %d)", key_str(&ks, &kp, i + 1),
-			     what_is(v), v->line);
+			perr(p, k->pos,
+			     "cannot use key '%s' as a table: it is %s "
+			     "(defined at line %d)",
+			     key_str(&ks, &kp, i + 1), what_is(v), v->line);
 			goto out;
 		} else if (v->u.tab.kind == TK_INLINE) {
-			perr(p, k->pos, "cannot add to inline table '%s' (defined "
-			     "at line %d)", key_str(&ks, &kp, i + 1), v->line);
+			perr(p, k->pos,
+			     "cannot add to inline table '%s' (defined "
+			     "at line %d)",
+			     key_str(&ks, &kp, i + 1), v->line);
 			goto out;
 		}
 		t = v;
@@ -1381,9 +1385,10 @@ static int parse_header(struct parser *p)
 			v->u.arr.aot = true;
 			table_add(t, last->s, last->len, v);
 		} else if (v->type != TOML_ARRAY || !v->u.arr.aot) {
-			perr(p, last->pos, "cannot define [[%s]]: it is already %s "
-			     "(defined at line %d)", key_str(&ks, &kp, kp.n),
-			     what_is(v), v->line);
+			perr(p, last->pos,
+			     "cannot define [[%s]]: it is already %s "
+			     "(defined at line %d)",
+			     key_str(&ks, &kp, kp.n), what_is(v), v->line);
 			goto out;
 		}
 		if (check_depth(p, last->pos, v->depth + 1) < 0)
@@ -1402,18 +1407,22 @@ static int parse_header(struct parser *p)
 			v->u.tab.kind = TK_HEADER;
 			v->line = line;
 		} else if (v->type == TOML_TABLE && v->u.tab.kind == TK_HEADER) {
-			perr(p, last->pos, "table [%s] is defined twice (first at "
-			     "line %d)", key_str(&ks, &kp, kp.n), v->line);
+			perr(p, last->pos,
+			     "table [%s] is defined twice (first at "
+			     "line %d)",
+			     key_str(&ks, &kp, kp.n), v->line);
 			goto out;
 		} else if (v->type == TOML_TABLE && v->u.tab.kind == TK_DOTTED) {
-			perr(p, last->pos, "cannot define table [%s]: it was already "
+			perr(p, last->pos,
+			     "cannot define table [%s]: it was already "
 			     "created by dotted keys at line %d",
 			     key_str(&ks, &kp, kp.n), v->line);
 			goto out;
 		} else {
-			perr(p, last->pos, "cannot define table [%s]: it is already "
-			     "%s (defined at line %d)", key_str(&ks, &kp, kp.n),
-			     what_is(v), v->line);
+			perr(p, last->pos,
+			     "cannot define table [%s]: it is already "
+			     "%s (defined at line %d)",
+			     key_str(&ks, &kp, kp.n), what_is(v), v->line);
 			goto out;
 		}
 		p->cur = v;
@@ -1456,8 +1465,7 @@ static int parse_document(struct parser *p)
 	}
 }
 
-int toml_parse(const char *data, size_t len, const char *filename,
-	       struct toml_value **out)
+int toml_parse(const char *data, size_t len, const char *filename, struct toml_value **out)
 {
 	struct parser p;
 	int rc = -1;
@@ -1505,16 +1513,26 @@ enum toml_type toml_type(const struct toml_value *v)
 const char *toml_type_name(enum toml_type t)
 {
 	switch (t) {
-	case TOML_TABLE: return "table";
-	case TOML_ARRAY: return "array";
-	case TOML_STRING: return "string";
-	case TOML_INTEGER: return "integer";
-	case TOML_FLOAT: return "float";
-	case TOML_BOOL: return "bool";
-	case TOML_DATETIME: return "datetime";
-	case TOML_DATETIME_LOCAL: return "datetime-local";
-	case TOML_DATE_LOCAL: return "date-local";
-	case TOML_TIME_LOCAL: return "time-local";
+	case TOML_TABLE:
+		return "table";
+	case TOML_ARRAY:
+		return "array";
+	case TOML_STRING:
+		return "string";
+	case TOML_INTEGER:
+		return "integer";
+	case TOML_FLOAT:
+		return "float";
+	case TOML_BOOL:
+		return "bool";
+	case TOML_DATETIME:
+		return "datetime";
+	case TOML_DATETIME_LOCAL:
+		return "datetime-local";
+	case TOML_DATE_LOCAL:
+		return "date-local";
+	case TOML_TIME_LOCAL:
+		return "time-local";
 	}
 	return "unknown";
 }
@@ -1545,8 +1563,7 @@ struct toml_value *toml_table_value(const struct toml_value *t, size_t i)
 	return t->u.tab.kv[i].val;
 }
 
-struct toml_value *toml_table_getn(const struct toml_value *t,
-				   const char *key, size_t len)
+struct toml_value *toml_table_getn(const struct toml_value *t, const char *key, size_t len)
 {
 	if (!t || t->type != TOML_TABLE)
 		return NULL;
@@ -1596,8 +1613,8 @@ int toml_bool(const struct toml_value *v)
 
 const char *toml_datetime(const struct toml_value *v)
 {
-	if (!v || (v->type != TOML_DATETIME && v->type != TOML_DATETIME_LOCAL &&
-		   v->type != TOML_DATE_LOCAL && v->type != TOML_TIME_LOCAL))
+	if (!v || (v->type != TOML_DATETIME && v->type != TOML_DATETIME_LOCAL && v->type != TOML_DATE_LOCAL &&
+		   v->type != TOML_TIME_LOCAL))
 		return NULL;
 	return v->u.str.s;
 }

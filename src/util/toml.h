@@ -15,10 +15,10 @@ enum toml_type {
 	TOML_INTEGER,
 	TOML_FLOAT,
 	TOML_BOOL,
-	TOML_DATETIME,		/* offset date-time: 1979-05-27T07:32:00Z */
-	TOML_DATETIME_LOCAL,	/* 1979-05-27T07:32:00 */
-	TOML_DATE_LOCAL,	/* 1979-05-27 */
-	TOML_TIME_LOCAL,	/* 07:32:00 */
+	TOML_DATETIME,       /* offset date-time: 1979-05-27T07:32:00Z */
+	TOML_DATETIME_LOCAL, /* 1979-05-27T07:32:00 */
+	TOML_DATE_LOCAL,     /* 1979-05-27 */
+	TOML_TIME_LOCAL,     /* 07:32:00 */
 };
 
 /* Opaque; owned by the root returned from toml_parse(). */
@@ -31,8 +31,7 @@ struct toml_value;
  * means "<input>"). On success *out is the root table; free with toml_free().
  * On failure returns -1, *out is NULL and err_msg() says
  * "filename:line:col: what is wrong" (1-based, col counts characters). */
-int toml_parse(const char *data, size_t len, const char *filename,
-	       struct toml_value **out);
+int toml_parse(const char *data, size_t len, const char *filename, struct toml_value **out);
 /* Read and parse a file; errors as above or "cannot open PATH: reason". */
 int toml_parse_file(const char *path, struct toml_value **out);
 void toml_free(struct toml_value *v);
@@ -50,8 +49,7 @@ size_t toml_table_count(const struct toml_value *t);
 const char *toml_table_key(const struct toml_value *t, size_t i, size_t *len);
 struct toml_value *toml_table_value(const struct toml_value *t, size_t i);
 struct toml_value *toml_table_get(const struct toml_value *t, const char *key);
-struct toml_value *toml_table_getn(const struct toml_value *t,
-				   const char *key, size_t len);
+struct toml_value *toml_table_getn(const struct toml_value *t, const char *key, size_t len);
 
 size_t toml_array_len(const struct toml_value *a);
 struct toml_value *toml_array_get(const struct toml_value *a, size_t i);

@@ -26,7 +26,10 @@ struct strbuf {
 	size_t len;
 	size_t alloc;
 };
-#define STRBUF_INIT { NULL, 0, 0 }
+#define STRBUF_INIT                                                                                                    \
+	{                                                                                                              \
+		NULL, 0, 0                                                                                             \
+	}
 
 void sb_grow(struct strbuf *sb, size_t extra);
 void sb_add(struct strbuf *sb, const void *data, size_t len);
@@ -34,7 +37,7 @@ void sb_adds(struct strbuf *sb, const char *s);
 void sb_addc(struct strbuf *sb, char c);
 void sb_addf(struct strbuf *sb, const char *fmt, ...) PRINTF_LIKE(2, 3);
 void sb_vaddf(struct strbuf *sb, const char *fmt, va_list ap);
-void sb_reset(struct strbuf *sb);          /* len = 0, keeps memory */
+void sb_reset(struct strbuf *sb); /* len = 0, keeps memory */
 void sb_setlen(struct strbuf *sb, size_t len);
 void sb_release(struct strbuf *sb);
 /* Returns the buffer (caller frees) and leaves sb empty. Never NULL. */
@@ -50,7 +53,7 @@ enum err_code {
 	E_AMBIGUOUS = -3, /* a prefix naming more than one thing */
 	E_CORRUPT = -4,   /* bytes that fail their check */
 	E_EXISTS = -5,
-	E_BUSY = -6,      /* locked by another process */
+	E_BUSY = -6, /* locked by another process */
 };
 
 /* Last error, per thread. err_set returns -1 (E_ERROR) so `return
@@ -76,7 +79,10 @@ struct strvec {
 	size_t n;
 	size_t alloc;
 };
-#define STRVEC_INIT { NULL, 0, 0 }
+#define STRVEC_INIT                                                                                                    \
+	{                                                                                                              \
+		NULL, 0, 0                                                                                             \
+	}
 void sv_push(struct strvec *sv, const char *s);
 void sv_push_nocopy(struct strvec *sv, char *s);
 void sv_sort(struct strvec *sv);

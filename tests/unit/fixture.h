@@ -18,7 +18,7 @@
 #endif
 
 struct fixture {
-	char *dir;        /* the project root: a temporary directory */
+	char *dir;           /* the project root: a temporary directory */
 	struct strbuf store; /* dir/.cashet */
 	struct store *st;
 };

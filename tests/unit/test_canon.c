@@ -16,7 +16,7 @@ static char *canon(enum canon_lang lang, const char *src, struct strvec *deps)
 {
 	struct strbuf out = STRBUF_INIT;
 	int r = lang == CANON_PYTHON ? canon_python(src, strlen(src), &out, deps)
-		: canon_sh(src, strlen(src), &out, deps);
+				     : canon_sh(src, strlen(src), &out, deps);
 	if (r < 0) {
 		assert_int_equal(out.len, 0);
 		sb_release(&out);
@@ -175,11 +175,13 @@ static void py_imports(void **state)
 	static const char *const w6[] = { "j", "k", "l", "n", "o", NULL };
 	deps_are(CANON_PYTHON,
 		 "try:\n    import j\nexcept ImportError:\n    import k\n"
-		 "def f():\n    import l; import n\nif x: import o\n", w6);
+		 "def f():\n    import l; import n\nif x: import o\n",
+		 w6);
 	static const char *const none[] = { NULL };
 	deps_are(CANON_PYTHON,
 		 "# import a\nx = 'import b'\ny = '''\nimport c\n'''\nraise X from y\n"
-		 "z = f'{1} import d'\n", none);
+		 "z = f'{1} import d'\n",
+		 none);
 }
 
 /* ---- shell ---- */
@@ -250,7 +252,8 @@ static void sh_sources(void **state)
 		 "#!/bin/sh\nsource ./lib.sh\n. '/etc/a b.sh'\nif true; then . \"c.sh\"; fi\n"
 		 "x() { source d.sh arg; }\nFOO=1 . e.sh\n"
 		 ". $HOME/x.sh\nsource \"$d/y.sh\"\nsource *.sh\n. ~/z.sh\n"
-		 "echo source f.sh\n# source g.sh\necho '. h.sh'\n", w);
+		 "echo source f.sh\n# source g.sh\necho '. h.sh'\n",
+		 w);
 }
 
 /* ---- detection and dispatch ---- */

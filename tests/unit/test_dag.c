@@ -73,22 +73,21 @@ static char *order(const struct dag *d)
 
 static void test_basic(void **state)
 {
-	struct dag *d = load_ok(
-		"[vars]\n"
-		"data = \"raw.csv\"\n"
-		"n = 3\n"
-		"[steps.report]\n"
-		"cmd = \"cat ${steps.clean.outputs[0]} > report.txt # ${HOME} is the shell's\"\n"
-		"inputs = [\"out/clean.csv\"]\n"
-		"outputs = [\"report.txt\"]\n"
-		"[steps.clean]\n"
-		"cmd = [\"python3\", \"clean.py\", \"${vars.data}\", \"${vars.n}\"]\n"
-		"outputs = [\"out\"]\n"
-		"env = { MODE = \"fast-${vars.n}\" }\n"
-		"timeout = \"10m\"\n"
-		"retries = 2\n"
-		"cache = false\n"
-		"tags = { owner = \"me\" }\n");
+	struct dag *d = load_ok("[vars]\n"
+				"data = \"raw.csv\"\n"
+				"n = 3\n"
+				"[steps.report]\n"
+				"cmd = \"cat ${steps.clean.outputs[0]} > report.txt # ${HOME} is the shell's\"\n"
+				"inputs = [\"out/clean.csv\"]\n"
+				"outputs = [\"report.txt\"]\n"
+				"[steps.clean]\n"
+				"cmd = [\"python3\", \"clean.py\", \"${vars.data}\", \"${vars.n}\"]\n"
+				"outputs = [\"out\"]\n"
+				"env = { MODE = \"fast-${vars.n}\" }\n"
+				"timeout = \"10m\"\n"
+				"retries = 2\n"
+				"cache = false\n"
+				"tags = { owner = \"me\" }\n");
 	assert_int_equal(d->n, 2);
 	char *o = order(d);
 	assert_string_equal(o, "clean report");
@@ -118,17 +117,16 @@ static void test_basic(void **state)
 
 static void test_matrix(void **state)
 {
-	struct dag *d = load_ok(
-		"[steps.train]\n"
-		"cmd = \"train --lr ${matrix.lr} --dropout ${matrix.dropout}\"\n"
-		"outputs = [\"models/${matrix.lr}-${matrix.dropout}.bin\"]\n"
-		"matrix = { lr = [0.1, 0.01], dropout = [0.2, 0.5] }\n"
-		"[steps.eval]\n"
-		"cmd = [\"eval\", \"${steps.train.outputs}\"]\n"
-		"inputs = [\"models/*.bin\"]\n"
-		"[steps.pick]\n"
-		"cmd = \"pick ${steps.train.outputs}\"\n"
-		"deps = [\"train@lr=0.01,dropout=0.5\"]\n");
+	struct dag *d = load_ok("[steps.train]\n"
+				"cmd = \"train --lr ${matrix.lr} --dropout ${matrix.dropout}\"\n"
+				"outputs = [\"models/${matrix.lr}-${matrix.dropout}.bin\"]\n"
+				"matrix = { lr = [0.1, 0.01], dropout = [0.2, 0.5] }\n"
+				"[steps.eval]\n"
+				"cmd = [\"eval\", \"${steps.train.outputs}\"]\n"
+				"inputs = [\"models/*.bin\"]\n"
+				"[steps.pick]\n"
+				"cmd = \"pick ${steps.train.outputs}\"\n"
+				"deps = [\"train@lr=0.01,dropout=0.5\"]\n");
 	assert_int_equal(d->n, 6);
 	assert_string_equal(d->steps[0].name, "train@lr=0.1,dropout=0.2");
 	assert_string_equal(d->steps[1].name, "train@lr=0.1,dropout=0.5");
@@ -164,14 +162,13 @@ static void test_matrix(void **state)
 static void test_paths(void **state)
 {
 	/* an input inside an output directory, through workdirs */
-	struct dag *d = load_ok(
-		"[steps.use]\n"
-		"cmd = \"x\"\n"
-		"workdir = \"sub\"\n"
-		"inputs = [\"../data/part/x.csv\"]\n"
-		"[steps.make]\n"
-		"cmd = \"x\"\n"
-		"outputs = [\"./data//part\"]\n");
+	struct dag *d = load_ok("[steps.use]\n"
+				"cmd = \"x\"\n"
+				"workdir = \"sub\"\n"
+				"inputs = [\"../data/part/x.csv\"]\n"
+				"[steps.make]\n"
+				"cmd = \"x\"\n"
+				"outputs = [\"./data//part\"]\n");
 	assert_string_equal(d->steps[0].workdir, "sub");
 	assert_int_equal(d->steps[0].npreds, 1);
 	char *o = order(d);
@@ -191,8 +188,7 @@ static void test_errors(void **state)
 		   "dag.toml:6: steps 'a' and 'b' both write 'o/p'");
 	expect_err("[steps.a]\ncmd = \"x\"\ninputs = [\"data.csv\"]\n",
 		   "dag.toml:3: input 'data.csv' of step 'a' does not exist and no step produces it");
-	expect_err("[steps.train]\ncmd = \"x\"\n\nimputs = [1]\n",
-		   "dag.toml:4: unknown key 'imputs' in step 'train'");
+	expect_err("[steps.train]\ncmd = \"x\"\n\nimputs = [1]\n", "dag.toml:4: unknown key 'imputs' in step 'train'");
 	expect_err("[steps.a]\ncmd = \"${vars.x}\"\n", "dag.toml:2: unknown variable 'vars.x' in step 'a'");
 	expect_err("[steps.a]\ncmd = \"${matrix.lr}\"\n", "dag.toml:2: unknown variable 'matrix.lr' in step 'a'");
 	expect_err("[steps.a]\ncmd = \"x\"\noutputs = [\"${steps.b.outputs}\"]\n[steps.b]\ncmd = \"x\"\n",
@@ -203,7 +199,8 @@ static void test_errors(void **state)
 		   "dag.toml:2: step 'a': timeout: invalid duration 'soon' (expected e.g. 30s, 10m, 12h, 7d)");
 	expect_err("[steps.a]\n", "dag.toml:1: step 'a' has no 'cmd'");
 	expect_err("[step.a]\ncmd = \"x\"\n", "dag.toml:1: unknown key 'step' (expected [vars] or [steps.NAME])");
-	expect_err("[steps.a]\ncmd = 3\n", "dag.toml:2: step 'a': 'cmd' must be a string or a non-empty array of strings");
+	expect_err("[steps.a]\ncmd = 3\n",
+		   "dag.toml:2: step 'a': 'cmd' must be a string or a non-empty array of strings");
 	expect_err("[steps.a]\ncmd = \"x\"\nmatrix = { k = [] }\n",
 		   "dag.toml:3: step 'a': matrix 'k' must be a non-empty array");
 	expect_err("[steps.a]\ncmd = \"x\n", "dag.toml:2:9: newline in a single-line string (missing closing quote?)");

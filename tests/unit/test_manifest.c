@@ -45,7 +45,8 @@ static void test_refusals(void **state)
 		{ "hello\n", "a.cashet: not a cashet archive" },
 		{ "cashet-archive 1", "a.cashet: not a cashet archive" },
 		{ "cashet-archive 1 \npack 0\n", "a.cashet: not a cashet archive" },
-		{ "cashet-archive 2\npack 0\n", "a.cashet: archive format 2 is not supported (this cashet reads format 1)" },
+		{ "cashet-archive 2\npack 0\n",
+		  "a.cashet: archive format 2 is not supported (this cashet reads format 1)" },
 		{ "cashet-archive 1\n", "a.cashet: the archive is truncated (no pack)" },
 		{ "cashet-archive 1\nrun " H1 "\n", "a.cashet: the archive is truncated (no pack)" },
 		{ "cashet-archive 1\nrun " H1, "a.cashet: the archive is truncated or damaged (line 2)" },
@@ -136,10 +137,8 @@ static void test_huge_pack_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parses_export_head),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_line_length_limit),
-		cmocka_unit_test(test_prefixes),
+		cmocka_unit_test(test_parses_export_head), cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_line_length_limit),  cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_huge_pack_size),
 	};
 	return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);

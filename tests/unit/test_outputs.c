@@ -291,7 +291,7 @@ static void test_add_sources(void **state)
 	run_add_part(&r, "script", "train.py", &d);
 	run_add_part(&r, "dep", "lib/x.py", &d);
 	run_add_part(&r, "source", "/usr/lib/python3/os.py", &d); /* outside: not copied */
-	run_add_part(&r, "file", "data.csv", &d);                  /* not a source */
+	run_add_part(&r, "file", "data.csv", &d);                 /* not a source */
 	assert_int_equal(outputs_add_sources(fx->st, &r), 0);
 	assert_int_equal(r.nfiles, 2);
 	assert_string_equal(r.files[0].path, "sources/train.py");

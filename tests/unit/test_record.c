@@ -183,7 +183,8 @@ static void test_decode_lenient_parts(void **state)
 				     "arg \\x41\\x4\n"
 				     "status weird\n"
 				     "exit 7\n"
-				     "created 99", &r),
+				     "created 99",
+				     &r),
 			 0);
 	assert_int_equal(r.nparts, 0);
 	assert_string_equal(r.cwd, "b");

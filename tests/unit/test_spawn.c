@@ -29,7 +29,9 @@ static void test_no_busy_wait_without_tick(void **state)
 	char dir[] = "/tmp/cashet-test-spawn.XXXXXX";
 	assert_non_null(mkdtemp(dir));
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	struct spawn_spec spec = { .argv = (char *[]){ "sleep", "1.6", NULL }, .stdin_fd = null, .capdir = dir, .out_fd = -1, .err_fd = -1 };
+	struct spawn_spec spec = {
+		.argv = (char *[]){ "sleep", "1.6", NULL }, .stdin_fd = null, .capdir = dir, .out_fd = -1, .err_fd = -1
+	};
 	struct spawn_result o;
 	int64_t cpu = self_cpu_ms();
 	assert_int_equal(spawn_command(&spec, &o), 0);

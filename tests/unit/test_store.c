@@ -341,8 +341,8 @@ static int always_stale(const struct claim_owner *o)
 static void test_claims(void **state)
 {
 	struct fixture *fx = *state;
-	struct claim_owner me = { .pid = 100, .start = 5, .heartbeat = 1000 }, other = { .pid = 200, .start = 6,
-											  .heartbeat = 2000 };
+	struct claim_owner me = { .pid = 100, .start = 5, .heartbeat = 1000 },
+			   other = { .pid = 200, .start = 6, .heartbeat = 2000 };
 	struct claim_owner owner;
 	struct digest fp;
 	strcpy(me.host, "host-a");
@@ -498,7 +498,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_find_walks_up, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_open_and_create, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_save_lookup_load, fixture_setup, fixture_teardown),
-		cmocka_unit_test_setup_teardown(test_lookup_respects_status_and_expiry, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_lookup_respects_status_and_expiry, fixture_setup,
+						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_list_remove, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_loose_blob_checked, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_claims, fixture_setup, fixture_teardown),

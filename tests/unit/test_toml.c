@@ -39,18 +39,16 @@ static void expect_err(const char *text, const char *want)
 
 static void test_keys(void **state)
 {
-	struct toml_value *r = parse_ok(
-		"\"\" = 1\n"
-		"'quoted key' = 2\n"
-		"a . \"b.c\" . d = 3\n"
-		"\"n\\u0000ul\" = 4\n"
-		"1234 = 5\n");
+	struct toml_value *r = parse_ok("\"\" = 1\n"
+					"'quoted key' = 2\n"
+					"a . \"b.c\" . d = 3\n"
+					"\"n\\u0000ul\" = 4\n"
+					"1234 = 5\n");
 	size_t len;
 
 	assert_int_equal(toml_int(toml_table_get(r, "")), 1);
 	assert_int_equal(toml_int(toml_table_get(r, "quoted key")), 2);
-	assert_int_equal(toml_int(toml_table_get(toml_table_get(
-		toml_table_get(r, "a"), "b.c"), "d")), 3);
+	assert_int_equal(toml_int(toml_table_get(toml_table_get(toml_table_get(r, "a"), "b.c"), "d")), 3);
 	assert_int_equal(toml_int(toml_table_getn(r, "n\0ul", 4)), 4);
 	assert_memory_equal(toml_table_key(r, 3, &len), "n\0ul", 4);
 	assert_int_equal(len, 4);
@@ -60,22 +58,21 @@ static void test_keys(void **state)
 
 static void test_types(void **state)
 {
-	struct toml_value *r = parse_ok(
-		"s = 'lit'\n"
-		"i = 1_000\n"
-		"h = 0xdead_BEEF\n"
-		"o = 0o755\n"
-		"b = 0b1010\n"
-		"f = 6.25e-1\n"
-		"inf = -inf\n"
-		"nan = nan\n"
-		"t = true\n"
-		"odt = 1979-05-27 07:32:00.5z\n"
-		"ldt = 1979-05-27t07:32:00\n"
-		"ld = 2000-02-29\n"
-		"lt = 23:59:60\n"
-		"min = -9223372036854775808\n"
-		"max = 9223372036854775807\n");
+	struct toml_value *r = parse_ok("s = 'lit'\n"
+					"i = 1_000\n"
+					"h = 0xdead_BEEF\n"
+					"o = 0o755\n"
+					"b = 0b1010\n"
+					"f = 6.25e-1\n"
+					"inf = -inf\n"
+					"nan = nan\n"
+					"t = true\n"
+					"odt = 1979-05-27 07:32:00.5z\n"
+					"ldt = 1979-05-27t07:32:00\n"
+					"ld = 2000-02-29\n"
+					"lt = 23:59:60\n"
+					"min = -9223372036854775808\n"
+					"max = 9223372036854775807\n");
 	size_t len;
 
 	assert_int_equal(toml_type(r), TOML_TABLE);
@@ -91,11 +88,9 @@ static void test_types(void **state)
 	assert_true(isnan(toml_float(toml_table_get(r, "nan"))));
 	assert_int_equal(toml_bool(toml_table_get(r, "t")), 1);
 	assert_int_equal(toml_type(toml_table_get(r, "odt")), TOML_DATETIME);
-	assert_string_equal(toml_datetime(toml_table_get(r, "odt")),
-			    "1979-05-27T07:32:00.5Z");
+	assert_string_equal(toml_datetime(toml_table_get(r, "odt")), "1979-05-27T07:32:00.5Z");
 	assert_int_equal(toml_type(toml_table_get(r, "ldt")), TOML_DATETIME_LOCAL);
-	assert_string_equal(toml_datetime(toml_table_get(r, "ldt")),
-			    "1979-05-27T07:32:00");
+	assert_string_equal(toml_datetime(toml_table_get(r, "ldt")), "1979-05-27T07:32:00");
 	assert_int_equal(toml_type(toml_table_get(r, "ld")), TOML_DATE_LOCAL);
 	assert_int_equal(toml_type(toml_table_get(r, "lt")), TOML_TIME_LOCAL);
 	assert_true(toml_int(toml_table_get(r, "min")) == INT64_MIN);
@@ -112,15 +107,14 @@ static void test_types(void **state)
 
 static void test_strings(void **state)
 {
-	struct toml_value *r = parse_ok(
-		"nul = \"a\\u0000b\"\n"
-		"ml = \"\"\"\n"
-		"one \\\n"
-		"     two\r\n"
-		"three\"\"\"\"\"\n"
-		"lit = '''\n"
-		"x\\y''''\n"
-		"u = \"\\U0001F600\"\n");
+	struct toml_value *r = parse_ok("nul = \"a\\u0000b\"\n"
+					"ml = \"\"\"\n"
+					"one \\\n"
+					"     two\r\n"
+					"three\"\"\"\"\"\n"
+					"lit = '''\n"
+					"x\\y''''\n"
+					"u = \"\\U0001F600\"\n");
 	size_t len;
 	const char *s = toml_string(toml_table_get(r, "nul"), &len);
 
@@ -128,30 +122,27 @@ static void test_strings(void **state)
 	assert_memory_equal(s, "a\0b", 3);
 	/* Line-ending backslash trims; CRLF becomes LF; two closing quotes
 	 * before the delimiter belong to the content. */
-	assert_string_equal(toml_string(toml_table_get(r, "ml"), NULL),
-			    "one two\nthree\"\"");
+	assert_string_equal(toml_string(toml_table_get(r, "ml"), NULL), "one two\nthree\"\"");
 	assert_string_equal(toml_string(toml_table_get(r, "lit"), NULL), "x\\y'");
-	assert_string_equal(toml_string(toml_table_get(r, "u"), NULL),
-			    "\xF0\x9F\x98\x80");
+	assert_string_equal(toml_string(toml_table_get(r, "u"), NULL), "\xF0\x9F\x98\x80");
 	toml_free(r);
 }
 
 static void test_order_and_lines(void **state)
 {
-	struct toml_value *r = parse_ok(
-		"zeta = 1\n"		/* 1 */
-		"alpha = 2\n"		/* 2 */
-		"\n"			/* 3 */
-		"[mid]\n"		/* 4 */
-		"k = [\n"		/* 5 */
-		"  1,\n"		/* 6 */
-		"  2,\n"		/* 7 */
-		"]\n"			/* 8 */
-		"[[jobs]]\n"		/* 9 */
-		"name = 'a'\n"		/* 10 */
-		"[[jobs]]\n"		/* 11 */
-		"name = 'b'\n"		/* 12 */
-		"x.y.z = 3\n");		/* 13 */
+	struct toml_value *r = parse_ok("zeta = 1\n"    /* 1 */
+					"alpha = 2\n"   /* 2 */
+					"\n"            /* 3 */
+					"[mid]\n"       /* 4 */
+					"k = [\n"       /* 5 */
+					"  1,\n"        /* 6 */
+					"  2,\n"        /* 7 */
+					"]\n"           /* 8 */
+					"[[jobs]]\n"    /* 9 */
+					"name = 'a'\n"  /* 10 */
+					"[[jobs]]\n"    /* 11 */
+					"name = 'b'\n"  /* 12 */
+					"x.y.z = 3\n"); /* 13 */
 	struct toml_value *mid, *jobs, *k;
 	size_t len;
 
@@ -176,8 +167,7 @@ static void test_order_and_lines(void **state)
 	assert_int_equal(toml_type(jobs), TOML_ARRAY);
 	assert_int_equal(toml_array_len(jobs), 2);
 	assert_int_equal(toml_line(toml_array_get(jobs, 1)), 11);
-	assert_string_equal(toml_string(toml_table_get(toml_array_get(jobs, 1),
-						       "name"), NULL), "b");
+	assert_string_equal(toml_string(toml_table_get(toml_array_get(jobs, 1), "name"), NULL), "b");
 	k = toml_table_get(toml_array_get(jobs, 1), "x");
 	assert_int_equal(toml_line(k), 13);
 	assert_int_equal(toml_int(toml_table_get(toml_table_get(k, "y"), "z")), 3);
@@ -209,19 +199,16 @@ static void test_big_table(void **state)
 static void test_errors(void **state)
 {
 	expect_err("a = 1\nb 2\n", "t.toml:2:3: expected '=' after key 'b', found '2'");
-	expect_err("x = 1\n\n[t]\nx = 1\ny = 2\nx = 3\n",
-		   "t.toml:6:1: duplicate key 't.x' (first defined at line 4)");
+	expect_err("x = 1\n\n[t]\nx = 1\ny = 2\nx = 3\n", "t.toml:6:1: duplicate key 't.x' (first defined at line 4)");
 	expect_err("[a]\n[b]\n[a]\n", "t.toml:3:2: table [a] is defined twice (first at line 1)");
 	expect_err("s = \"\\q\"\n", "t.toml:1:6: invalid escape sequence '\\q'");
 	expect_err("s = \"\\uD800\"\n",
 		   "t.toml:1:6: invalid escape '\\uD800': surrogate code points are not characters");
 	expect_err("s = \"abc\n", "t.toml:1:9: newline in a single-line string (missing closing quote?)");
-	expect_err("i = 9223372036854775808\n",
-		   "t.toml:1:5: integer 9223372036854775808 does not fit in 64 bits");
+	expect_err("i = 9223372036854775808\n", "t.toml:1:5: integer 9223372036854775808 does not fit in 64 bits");
 	expect_err("i = 012\n", "t.toml:1:5: leading zeros are not allowed in numbers");
 	expect_err("i = 1__2\n", "t.toml:1:6: underscores in numbers must be between digits");
-	expect_err("i = -0x1\n",
-		   "t.toml:1:5: a sign is not allowed on hexadecimal, octal or binary integers");
+	expect_err("i = -0x1\n", "t.toml:1:5: a sign is not allowed on hexadecimal, octal or binary integers");
 	expect_err("f = 1.\n", "t.toml:1:7: expected digits after the decimal point");
 	expect_err("d = 2023-02-29\n", "t.toml:1:13: invalid date: 2023-02-29 does not exist");
 	expect_err("d = 2024-01-01T25:00:00\n", "t.toml:1:16: invalid time: hour 25 is out of range");
@@ -233,11 +220,9 @@ static void test_errors(void **state)
 	expect_err("a = [1, 2\n", "t.toml:1:5: unterminated array");
 	expect_err("[a]\nb.c = 1\n[a.b]\n",
 		   "t.toml:3:4: cannot define table [a.b]: it was already created by dotted keys at line 2");
-	expect_err("a = []\n[[a]]\n",
-		   "t.toml:2:3: cannot define [[a]]: it is already an array (defined at line 1)");
+	expect_err("a = []\n[[a]]\n", "t.toml:2:3: cannot define [[a]]: it is already an array (defined at line 1)");
 	/* Columns count characters, not bytes. */
-	expect_err("k = \"\xC3\xA9\xC3\xA9\" x\n",
-		   "t.toml:1:10: expected end of line after value, found 'x'");
+	expect_err("k = \"\xC3\xA9\xC3\xA9\" x\n", "t.toml:1:10: expected end of line after value, found 'x'");
 	expect_err("k = 1\r\n\rx = 2\n", "t.toml:2:1: carriage return not followed by a newline");
 	expect_err("k = \"\xC3\x28\"\n", "t.toml:1:6: truncated UTF-8 sequence");
 	expect_err("# \x7f\n", "t.toml:1:3: control character U+007F is not allowed in a comment");
@@ -308,27 +293,21 @@ static void test_parse_file(void **state)
 	assert_int_equal(write_all(fd, "[x]\ny = 'z'\n", 12), 0);
 	close(fd);
 	assert_int_equal(toml_parse_file(path, &r), 0);
-	assert_string_equal(toml_string(toml_table_get(toml_table_get(r, "x"), "y"),
-					NULL), "z");
+	assert_string_equal(toml_string(toml_table_get(toml_table_get(r, "x"), "y"), NULL), "z");
 	toml_free(r);
 	unlink(path);
 
 	assert_int_equal(toml_parse_file("/nonexistent/x.toml", &r), -1);
-	assert_string_equal(err_msg(),
-			    "cannot open /nonexistent/x.toml: No such file or directory");
+	assert_string_equal(err_msg(), "cannot open /nonexistent/x.toml: No such file or directory");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_keys),
-		cmocka_unit_test(test_types),
-		cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_order_and_lines),
-		cmocka_unit_test(test_big_table),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_null_filename),
-		cmocka_unit_test(test_deep_nesting),
+		cmocka_unit_test(test_keys),          cmocka_unit_test(test_types),
+		cmocka_unit_test(test_strings),       cmocka_unit_test(test_order_and_lines),
+		cmocka_unit_test(test_big_table),     cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_null_filename), cmocka_unit_test(test_deep_nesting),
 		cmocka_unit_test(test_parse_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -37,7 +37,8 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx)
 	curl_easy_getinfo(s->c, CURLINFO_RESPONSE_CODE, &code);
 	if (code / 100 != 2) {
 		if (s->body && s->body->len < ERROR_BODY_MAX)
-			sb_add(s->body, data, len < ERROR_BODY_MAX - s->body->len ? len : ERROR_BODY_MAX - s->body->len);
+			sb_add(s->body, data,
+			       len < ERROR_BODY_MAX - s->body->len ? len : ERROR_BODY_MAX - s->body->len);
 		return len;
 	}
 	s->got += len;
@@ -57,8 +58,7 @@ static size_t on_data(char *data, size_t size, size_t n, void *ctx)
 }
 
 /* Runs the request set up on handle. 0 answered, 1 over max, <0 error. */
-static int perform(const char *url, const struct http_opts *o, struct sink *s, struct curl_slist *hdrs,
-		   long *status)
+static int perform(const char *url, const struct http_opts *o, struct sink *s, struct curl_slist *hdrs, long *status)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct strbuf auth = STRBUF_INIT;
