@@ -7,9 +7,11 @@
 
 #include "store/gitmod.h"
 
-/* The repository of the store being worked on, opened once per thread (gitstore.c). */
-extern _Thread_local git_repository *repo;
-extern _Thread_local char *repo_dir;
+/* The repository of the store being worked on, opened by open_repo: one
+ * per thread (gitstore.c). `repo` reads it. */
+git_repository *git_repo(void);
+const char *git_repo_dir(void);
+#define repo (git_repo())
 int open_repo(const char *dir);
 /* err_set() with libgit2's last error. Returns -1. */
 int git_fail(const char *what);

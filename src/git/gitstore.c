@@ -14,24 +14,49 @@
 #include <unistd.h>
 
 /* The open repository, one per thread: libgit2 objects must not be shared
- * between threads, and `serve` runs the engine in several at once. A
- * thread's repository is freed when the thread ends. */
-_Thread_local git_repository *repo;
-_Thread_local char *repo_dir;
+ * between threads, and `serve` runs the engine in several at once. The
+ * state hangs off a pthread key (not _Thread_local: LeakSanitizer cannot
+ * scan the dynamic TLS of a dlopen()ed module) and is freed when the
+ * thread ends. */
+struct git_thread {
+	git_repository *opened;
+	char *dir;
+};
 static pthread_key_t repo_key;
 static pthread_once_t repo_once = PTHREAD_ONCE_INIT;
 
-static void close_repo(void *unused)
+static void free_thread(void *p)
 {
-	git_repository_free(repo);
-	free(repo_dir);
-	repo = NULL;
-	repo_dir = NULL;
+	struct git_thread *t = p;
+	git_repository_free(t->opened);
+	free(t->dir);
+	free(t);
 }
 
 static void make_repo_key(void)
 {
-	pthread_key_create(&repo_key, close_repo);
+	pthread_key_create(&repo_key, free_thread);
+}
+
+static struct git_thread *thread_state(void)
+{
+	pthread_once(&repo_once, make_repo_key);
+	struct git_thread *t = pthread_getspecific(repo_key);
+	if (!t) {
+		t = xcalloc(1, sizeof(*t));
+		pthread_setspecific(repo_key, t);
+	}
+	return t;
+}
+
+git_repository *git_repo(void)
+{
+	return thread_state()->opened;
+}
+
+const char *git_repo_dir(void)
+{
+	return thread_state()->dir;
 }
 
 int git_fail(const char *what)
@@ -52,17 +77,17 @@ int git_fail_rc(int rc, const char *what)
 
 int open_repo(const char *dir)
 {
-	if (repo && !strcmp(repo_dir, dir))
+	struct git_thread *t = thread_state();
+	if (t->opened && !strcmp(t->dir, dir))
 		return 0;
 	git_libgit2_init();
-	pthread_once(&repo_once, make_repo_key);
-	/* any non-NULL value: the destructor runs only for those */
-	pthread_setspecific(repo_key, &repo_key);
-	if (repo)
-		close_repo(NULL);
-	if (git_repository_open_bare(&repo, dir) < 0)
+	git_repository_free(t->opened);
+	free(t->dir);
+	t->opened = NULL;
+	t->dir = NULL;
+	if (git_repository_open_bare(&t->opened, dir) < 0)
 		return git_fail(dir);
-	repo_dir = xstrdup(dir);
+	t->dir = xstrdup(dir);
 	return 0;
 }
 
@@ -254,7 +279,7 @@ static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
 	sb_adds(&path, root);
 	sb_adds(&path, git_tree_entry_name(e));
 	if (!strcmp(path.buf, "meta")) {
-		if (gs_read_blob(repo_dir, git_oid_tostr_s(git_tree_entry_id(e)), w->meta) < 0)
+		if (gs_read_blob(git_repo_dir(), git_oid_tostr_s(git_tree_entry_id(e)), w->meta) < 0)
 			w->rc = -1;
 	} else {
 		int kind = !strcmp(path.buf, "stdout")         ? FILE_STDOUT
