@@ -215,24 +215,10 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 	return -1; /* go on */
 }
 
-/* Sets NAME=VALUE in an environment vector (NULL-terminated for exec). */
-static void env_set(struct strvec *env, const char *name, const char *value)
-{
-	struct strbuf sb = STRBUF_INIT;
-	size_t n = strlen(name);
-	sb_addf(&sb, "%s=%s", name, value);
-	for (size_t i = 0; i < env->n; i++)
-		if (!strncmp(env->v[i], name, n) && env->v[i][n] == '=') {
-			free(env->v[i]);
-			env->v[i] = sb_detach(&sb);
-			return;
-		}
-	sv_push_nocopy(env, sb_detach(&sb));
-}
 /* An env file: "NAME=VALUE" sets the variable in the command's environment
- * (env), "NAME" (or a pattern) only declares it; both are hashed. Comments and blank lines are
+ * (appended to sets), "NAME" (or a pattern) only declares it; both are hashed. Comments and blank lines are
  * skipped; a value may be wrapped in matching quotes. */
-static int load_env_file(const char *path, struct strvec *envs, struct strvec *env)
+static int load_env_file(const char *path, struct strvec *envs, struct strvec *sets)
 {
 	struct strbuf data = STRBUF_INIT;
 	int rc = -1, lineno = 0;
@@ -268,7 +254,9 @@ static int load_env_file(const char *path, struct strvec *envs, struct strvec *e
 				v[vl - 1] = '\0';
 				v++;
 			}
-			env_set(env, line, v);
+			struct strbuf set = STRBUF_INIT;
+			sb_addf(&set, "%s=%s", line, v);
+			sv_push_nocopy(sets, sb_detach(&set));
 		}
 		sv_push(envs, line);
 	}
@@ -341,12 +329,15 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	char *cwd = getcwd(NULL, 0);
 	if (!cwd)
 		return err_sys("cannot read the working directory");
+	struct strvec sets = STRVEC_INIT;
+	int rc = 0;
 	o->spec.cwd = cwd;
-	for (char **e = environ; *e; e++)
-		sv_push(&o->env, *e);
-	for (size_t i = 0; i < o->env_files.n; i++)
-		if (load_env_file(o->env_files.v[i], &o->spec.envs, &o->env) < 0)
-			return -1;
+	for (size_t i = 0; rc == 0 && i < o->env_files.n; i++)
+		rc = load_env_file(o->env_files.v[i], &o->spec.envs, &sets);
+	env_merge(environ, &sets, &o->env);
+	sv_release(&sets);
+	if (rc < 0)
+		return -1;
 	o->spec.env = o->env.v; /* NULL when empty: the engine reads that as no variables */
 	memset(req, 0, sizeof(*req));
 	req->spec = o->spec;

@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -57,8 +56,7 @@ struct ctx {
 	struct opts *o;
 	struct strbuf store;  /* absolute store directory every worker opens */
 	struct strbuf logdir; /* temporary: one .out and .err per step */
-	struct cli *cli;
-	struct store *st; /* open for in-process hits and explanations, or NULL */
+	struct store *st;     /* open for in-process hits and explanations, or NULL */
 	unsigned char *want, *force;
 	enum state *state;
 	pid_t *pid;
@@ -665,7 +663,6 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	memset(&x, 0, sizeof(x));
 	x.o = &o;
-	x.cli = cli;
 	if (argc < 2) {
 		fputs(pipeline_usage, stderr);
 		return 2;

@@ -6,21 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void step_env(char *const *base, const struct strvec *set, struct strvec *env)
-{
-	for (char *const *e = base; e && *e; e++) {
-		const char *eq = strchr(*e, '=');
-		size_t n = eq ? (size_t)(eq - *e) : strlen(*e);
-		int replaced = 0;
-		for (size_t k = 0; set && k < set->n && !replaced; k++)
-			replaced = !strncmp(set->v[k], *e, n) && set->v[k][n] == '=';
-		if (!replaced)
-			sv_push(env, *e);
-	}
-	for (size_t k = 0; set && k < set->n; k++)
-		sv_push(env, set->v[k]);
-}
-
 int step_request_init(struct step_request *sr, const struct dag *d, const struct dag_step *s, char *const *base_env,
 		      unsigned flags, int out_fd, int err_fd)
 {
@@ -32,7 +17,7 @@ int step_request_init(struct step_request *sr, const struct dag *d, const struct
 	}
 	for (size_t k = 0; k < s->argv.n; k++)
 		sv_push(&sr->argv, s->argv.v[k]);
-	step_env(base_env, &s->env_set, &sr->env);
+	env_merge(base_env, &s->env_set, &sr->env);
 	path_absolute(d->dir, s->workdir, &sr->cwd);
 	sb_addf(&sr->name, "pipeline/%s", s->name);
 

@@ -23,8 +23,4 @@ int step_request_init(struct step_request *sr, const struct dag *d, const struct
 		      unsigned flags, int out_fd, int err_fd);
 void step_request_release(struct step_request *sr);
 
-/* Copies base (NULL-terminated) into env with each "NAME=VALUE" of set put
- * over it. */
-void step_env(char *const *base, const struct strvec *set, struct strvec *env);
-
 #endif

@@ -460,6 +460,32 @@ void path_absolute(const char *cwd, const char *path, struct strbuf *out)
 	sb_release(&raw);
 }
 
+/* Whether "NAME=..." entries a and b name the same variable. */
+static int same_name(const char *a, const char *b)
+{
+	size_t n = strcspn(a, "=");
+	return !strncmp(a, b, n) && (b[n] == '=' || !b[n]);
+}
+
+void env_merge(char *const *base, const struct strvec *set, struct strvec *out)
+{
+	size_t n = set ? set->n : 0;
+	for (char *const *e = base; e && *e; e++) {
+		int replaced = 0;
+		for (size_t k = 0; k < n && !replaced; k++)
+			replaced = same_name(*e, set->v[k]);
+		if (!replaced)
+			sv_push(out, *e);
+	}
+	for (size_t k = 0; k < n; k++) {
+		int later = 0;
+		for (size_t j = k + 1; j < n && !later; j++)
+			later = same_name(set->v[k], set->v[j]);
+		if (!later)
+			sv_push(out, set->v[k]);
+	}
+}
+
 int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g)
 {
 	struct strbuf p = STRBUF_INIT;

@@ -90,6 +90,11 @@ void sv_sort(struct strvec *sv);
 int sv_sorted_has(const struct strvec *sv, const char *s);
 void sv_release(struct strvec *sv);
 
+/* An environment: base (NULL-terminated "NAME=VALUE" strings) with each
+ * "NAME=VALUE" of set put over it, appended to out; of two settings of one
+ * name in set, the later wins. */
+void env_merge(char *const *base, const struct strvec *set, struct strvec *out);
+
 /* Parse "90", "1.5s", "250ms", "10m", "12h", "7d", "2w" into milliseconds,
  * at most DURATION_MAX_MS: a timestamp plus a duration never overflows. */
 #define DURATION_MAX_MS (36525LL * 86400000) /* 100 years */

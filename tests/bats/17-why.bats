@@ -337,6 +337,17 @@ write_train_py() {
 
 # --- --env-file ------------------------------------------------------------------
 
+@test "--env-file: a later setting of a name wins, over the environment and over an earlier file" {
+	printf 'LR=0.1\nLR=0.2\n' > a.env
+	printf 'LR=0.3\n' > b.env
+	LR=9 run cashet exec --env-file a.env -- sh -c 'echo "$LR"; env | grep -c "^LR="'
+	assert_output "0.2
+1"
+	LR=9 run cashet exec --env-file a.env --env-file b.env -- sh -c 'echo "$LR"; env | grep -c "^LR="'
+	assert_output "0.3
+1"
+}
+
 @test "--env-file: NAME=VALUE is set and hashed, NAME is only hashed" {
 	printf '# settings\nexport LR=0.1\nMODE="fast"\n\nSEED\n' > run.env
 	unset LR MODE SEED
