@@ -65,7 +65,7 @@ UNIT_LIBS  = $(shell $(PKG_CONFIG) --libs cmocka)
 
 # The layers (see README, "Source layout"): the core is everything the
 # binary links; git/, serve/ and remote/curl/ are the dlopen()ed modules.
-CORE_DIRS := util key store exec remote pipeline
+CORE_DIRS := util key store exec trace remote pipeline
 CORE_SRC := $(foreach d,$(CORE_DIRS),$(wildcard src/$(d)/*.c))
 CLI_SRC  := $(wildcard src/cli/*.c)
 GIT_SRC  := $(wildcard src/git/*.c)

@@ -1,0 +1,76 @@
+/* trace: observes what a command's whole process tree (threads, forks,
+ * execs) does with files, unprivileged: a seccomp-bpf filter, installed in
+ * the child just before exec, stops only the file-related syscalls and
+ * hands each to this process through a user-notification listener
+ * (SECCOMP_FILTER_FLAG_NEW_LISTENER); a thread here reads the path from the
+ * stopped task, records it, and lets the syscall continue unchanged. Every
+ * other syscall runs at full speed. Works without root, CAP_SYS_ADMIN or
+ * ptrace permission (it sets no_new_privs, so set-uid programs run without
+ * their privilege), inside containers, and for static binaries and raw
+ * syscalls (Go).
+ *
+ * What is recorded is what was asked for, not what the kernel answered
+ * (the notification comes before the syscall runs): whether a path existed,
+ * what it held and whether the command wrote it are decided afterwards
+ * from the flags and the file system (key/observed.c). */
+#ifndef CASHET_TRACE_H
+#define CASHET_TRACE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* What a process tree did to a path (ORed over every access). */
+enum trace_access {
+	TRACE_READ = 1 << 0,   /* opened without write access (open, openat, openat2) */
+	TRACE_EXEC = 1 << 1,   /* execve/execveat, PATH candidates included */
+	TRACE_STAT = 1 << 2,   /* stat/lstat/statx/access/readlink: existence and metadata looked at */
+	TRACE_LIST = 1 << 3,   /* a directory read with getdents */
+	TRACE_WRITE = 1 << 4,  /* opened for writing, created, truncated, made (mkdir/link/symlink), renamed onto */
+	TRACE_REMOVE = 1 << 5, /* unlinked, removed or renamed away */
+};
+
+struct trace_event {
+	const char *path; /* absolute, as the process named it joined to its cwd or dirfd ("." and "//" folded) */
+	unsigned access;  /* enum trace_access */
+};
+
+struct trace;
+
+/* Prepares a tracer for one spawn: builds the filter and the channel the
+ * child hands its listener over. Call before fork. Returns 0, or -1 with
+ * err_msg() when this system cannot trace (no seccomp user notification). */
+int trace_new(struct trace **out);
+
+/* In the forked child, after its chdir and dup2s, just before exec; only
+ * async-signal-safe calls. Installs the filter and sends the listener to
+ * the parent. On failure the child goes on untraced (the parent learns
+ * why). */
+void trace_child_install(struct trace *t);
+
+/* In the parent, right after fork and before waiting on anything the child
+ * does after trace_child_install (its exec above all): receives the
+ * listener and starts the thread that serves it. Returns 0 tracing, or -1
+ * with err_msg() saying why the child runs untraced. */
+int trace_parent_attach(struct trace *t);
+
+/* After the child has been reaped: serves what is still pending, stops
+ * recording. Processes the command left running keep being served (not
+ * recorded) until they exit. */
+void trace_finish(struct trace *t);
+
+/* The accesses recorded, one per path, in first-access order; valid until
+ * trace_free. */
+const struct trace_event *trace_events(const struct trace *t, size_t *n);
+
+/* Non-NULL when the tree did something tracing cannot see (a syscall from
+ * another ABI such as 32-bit x86, io_uring): the accesses are incomplete,
+ * and this says what happened. */
+const char *trace_blind(const struct trace *t);
+
+void trace_free(struct trace *t);
+
+/* 1 if this process can trace (probed once: a child installs the filter),
+ * 0 if not (err_msg() says why). */
+int trace_available(void);
+
+#endif
