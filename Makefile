@@ -81,7 +81,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
 
 PROGS   := $(OUT)cashet $(OUT)cashet-git.so $(OUT)cashet-serve.so $(OUT)cashet-http.so
 
-all: $(PROGS) $(O)/toml-decoder
+all: $(PROGS) $(O)/toml-decoder $(O)/trace-run
 
 $(O)/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h)
 	@mkdir -p $(dir $@)
@@ -118,6 +118,12 @@ $(OUT)cashet-http.so: $(HTTP_OBJ)
 
 $(O)/toml-decoder: $(O)/tests/toml/decoder.o $(CORE_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+# Runs a command under the file-access tracer and lists what it touched.
+# Only the tracer and util are linked: bench/trace-overhead times it, and
+# the start-up of the whole core is no part of what tracing costs.
+$(O)/trace-run: $(O)/tests/trace/trace-run.o $(O)/src/trace/trace.o $(O)/src/util/util.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
 # Unit tests that open a store load cashet-git.so as the binary does: they
 # are told where this tree builds it and export the core's symbols, which
@@ -172,7 +178,7 @@ clean:
 # FILE shows how; clang-format -i FILE applies it) and fails if there are
 # any. .ci/run runs it after the suites.
 CLANG_FORMAT ?= clang-format
-FORMAT_SRC := $(wildcard src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h tests/unit/*.c)
+FORMAT_SRC := $(wildcard src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h tests/unit/*.c tests/trace/*.c)
 
 format-check:
 	@command -v $(CLANG_FORMAT) > /dev/null || { echo "format-check: $(CLANG_FORMAT) is not installed" >&2; exit 2; }
