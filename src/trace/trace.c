@@ -304,7 +304,7 @@ struct trace {
 /* trace_available's probe, once per process. */
 static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static int probe_ok;
-static char probe_why[256];
+static char probe_why[320];
 static struct seccomp_notif_sizes notif_sizes;
 static size_t page_size;
 
@@ -497,6 +497,19 @@ static int filter_install(const struct sock_fprog *prog)
 	return (int)fd;
 }
 
+/* What an errno from filter_install means, for people. */
+static const char *install_failure(int e)
+{
+	if (e == EBUSY)
+		return "a process above this one already listens to a seccomp filter (an enclosing cashet, a container "
+		       "runtime), and the kernel allows one listener per process";
+	if (e == EINVAL || e == ENOSYS)
+		return "this kernel has no seccomp user notification (Linux >= 5.0)";
+	if (e == EACCES || e == EPERM)
+		return "seccomp filters are not allowed here (a container's own seccomp policy?)";
+	return "";
+}
+
 /* --- trace_available -------------------------------------------------- */
 
 static void probe(void)
@@ -559,10 +572,8 @@ static void probe(void)
 	if (res[0] == 0)
 		probe_ok = 1;
 	else if (res[0] == 1)
-		snprintf(
-			probe_why, sizeof(probe_why),
-			"cannot install a seccomp filter with a listener (Linux >= 5.0, and a container that allows seccomp): %s",
-			strerror(res[1]));
+		snprintf(probe_why, sizeof(probe_why), "cannot install a seccomp filter with a listener: %s%s%s",
+			 strerror(res[1]), *install_failure(res[1]) ? ": " : "", install_failure(res[1]));
 	else if (res[0] == 2)
 		snprintf(
 			probe_why, sizeof(probe_why),
@@ -990,10 +1001,10 @@ int trace_parent_attach(struct trace *t)
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
 	if (fd < 0) {
-		if (e) {
-			errno = e;
-			return err_sys("cannot trace: the command's process could not install the seccomp filter");
-		}
+		if (e)
+			return err_set(
+				"cannot trace: the command's process could not install the seccomp filter: %s%s%s",
+				strerror(e), *install_failure(e) ? ": " : "", install_failure(e));
 		/* MSG_CTRUNC: the kernel dropped the fd, our fd table full */
 		return err_set("cannot trace: the seccomp listener was lost on the way (too many open files?)");
 	}

@@ -463,6 +463,34 @@ static void test_child_dies_before_install(void **state)
 	trace_free(t);
 }
 
+/* In a traced child, a second tracer: the kernel refuses a second
+ * listener in one process's filter chain; the inner one must say so (in
+ * trace_new's probe, or in attach when the probe ran before the fork). */
+static void trace_nested(void *arg)
+{
+	struct trace *t = NULL;
+	if (trace_new(&t) < 0)
+		_exit(strstr(err_msg(), "one listener") ? 0 : 2);
+	pid_t pid = fork();
+	if (pid == 0) {
+		trace_child_install(t);
+		_exit(0);
+	}
+	int rc = trace_parent_attach(t);
+	waitpid(pid, NULL, 0);
+	_exit(rc < 0 && strstr(err_msg(), "one listener") ? 0 : 3);
+}
+
+static void test_nested_is_refused(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	int status;
+	struct trace *t = run_fn(d->dir, trace_nested, NULL, &status);
+	assert_int_equal(status, 0);
+	trace_free(t);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
@@ -481,6 +509,7 @@ int main(void)
 		T(test_page_boundaries),
 		T(test_io_uring_blind),
 		T(test_child_dies_before_install),
+		T(test_nested_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
