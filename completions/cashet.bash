@@ -91,10 +91,13 @@ _cashet()
 		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
 		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
 		--remote) COMPREPLY=($(compgen -W "redis://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
+		--trace) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
+		--env-mode) COMPREPLY=($(compgen -W "strict all" -- "$cur")); return ;;
+		--ignore) _cashet_files "$cur"; return ;;
 		esac
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
-				--dep --raw-sources -t --tag -n --name
+				--dep --raw-sources -t --tag -n --name --trace --ignore --auto-outputs --strict --env-mode
 				--ttl --timeout --kill-after --retries --cache-failures -f --force
 				--no-cache --no-stdin --store --remote -v --verbose --explain --json --report-fd -h --help --" -- "$cur"))
 		else
@@ -207,7 +210,7 @@ _cashet()
 		COMPREPLY=($(compgen -W "--tag --name -h --help" -- "$cur"))
 		;;
 	config)
-		COMPREPLY=($(compgen -W "max-size --unset -h --help" -- "$cur"))
+		COMPREPLY=($(compgen -W "max-size remote trace auto-outputs ignore --unset -h --help" -- "$cur"))
 		;;
 	fsck)
 		COMPREPLY=($(compgen -W "--prune -h --help" -- "$cur"))

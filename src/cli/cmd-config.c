@@ -6,13 +6,16 @@
 
 #include <string.h>
 
-static const char *const keys[] = { "max-size", "remote", NULL };
+static const char *const keys[] = { "max-size", "remote", "trace", "auto-outputs", "ignore", NULL };
 
 static int check(const char *key, const char *value)
 {
 	uint64_t n;
 	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
 		return cli_usage("config", "max-size: %s", err_msg());
+	if ((!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) && value &&
+	    !strstr(" on off true false yes no 1 0 ", value))
+		return cli_usage("config", "%s: expected on or off, got '%s'", key, value);
 	if (!strcmp(key, "remote") && value && !remote_url_known(value))
 		return cli_usage("config", "remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
 	return 0;
@@ -28,7 +31,10 @@ int cmd_config(struct cli *cli, int argc, char **argv)
 		puts("usage: cashet config KEY [VALUE]\n       cashet config --unset KEY\n"
 		     "keys:\n  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger\n"
 		     "  remote URL      the Redis server (redis://host:port/db) or cashet serve server\n"
-		     "                  (http://host:port) exec shares runs through");
+		     "                  (http://host:port) exec shares runs through\n"
+		     "  trace on|off    observe what commands read (default on)\n"
+		     "  auto-outputs on|off  store the files commands write in the project (default off)\n"
+		     "  ignore 'PATTERN, ...'  paths never taken as observed inputs");
 		return 0;
 	}
 	if (argc > 1 && !strcmp(argv[1], "--unset")) {

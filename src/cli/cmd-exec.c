@@ -26,6 +26,8 @@ struct exec_opts {
 	const char *name, *store;
 	const char *remote;
 	int cache_failures, force, no_cache, verbose, no_stdin, retries, explain, json, report_fd;
+	unsigned observe; /* EXEC_NO_TRACE, EXEC_TRACE, EXEC_STRICT, EXEC_AUTO_OUTPUTS, EXEC_ENV_STRICT */
+	struct strvec ignore;
 	int64_t ttl_ms, timeout_ms, grace_ms;
 };
 
@@ -54,10 +56,20 @@ static const char exec_usage[] =
 	"  -v, --verbose          say hit or miss (and why) and the run hash on stderr\n"
 	"      --explain          do not run: say whether it would hit, and if not, what changed\n"
 	"      --json             with --explain: print JSON\n"
-	"      --report-fd N      write the verdict as one JSON line to file descriptor N\n";
+	"      --report-fd N      write the verdict as one JSON line to file descriptor N\n"
+	"      --trace on|off     observe the files the command reads (default on; off: declared key only)\n"
+	"      --ignore PATTERN   never take matching paths as observed inputs (repeatable)\n"
+	"      --auto-outputs     store and restore the files the command writes in the project\n"
+	"      --strict           fail (125) if it reads a project file it does not declare\n"
+	"      --env-mode strict  give the command only -e variables and PATH, HOME, USER, TMPDIR, LANG, LC_*, TERM\n";
 
 enum {
 	OPT_TTL = 256,
+	OPT_TRACE,
+	OPT_STRICT,
+	OPT_AUTO_OUTPUTS,
+	OPT_IGNORE,
+	OPT_ENV_MODE,
 	OPT_TIMEOUT,
 	OPT_RETRIES,
 	OPT_CACHE_FAILURES,
@@ -98,6 +110,11 @@ static const struct option long_opts[] = {
 	{ "raw-sources", no_argument, NULL, OPT_RAW_SOURCES },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "report-fd", required_argument, NULL, OPT_REPORT_FD },
+	{ "trace", required_argument, NULL, OPT_TRACE },
+	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "auto-outputs", no_argument, NULL, OPT_AUTO_OUTPUTS },
+	{ "ignore", required_argument, NULL, OPT_IGNORE },
+	{ "env-mode", required_argument, NULL, OPT_ENV_MODE },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -200,6 +217,26 @@ static int parse_opts(const char *cmd, int argc, char **argv, struct exec_opts *
 			o->report_fd = (int)n;
 			break;
 		}
+		case OPT_TRACE:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				return cli_usage(cmd, "--trace: expected on or off, got '%s'", optarg);
+			o->observe |= !strcmp(optarg, "on") ? EXEC_TRACE : EXEC_NO_TRACE;
+			break;
+		case OPT_STRICT:
+			o->observe |= EXEC_STRICT;
+			break;
+		case OPT_AUTO_OUTPUTS:
+			o->observe |= EXEC_AUTO_OUTPUTS;
+			break;
+		case OPT_IGNORE:
+			sv_push(&o->ignore, optarg);
+			break;
+		case OPT_ENV_MODE:
+			if (strcmp(optarg, "strict") && strcmp(optarg, "all"))
+				return cli_usage(cmd, "--env-mode: expected strict or all, got '%s'", optarg);
+			if (!strcmp(optarg, "strict"))
+				o->observe |= EXEC_ENV_STRICT;
+			break;
 		case 'h':
 			fputs(exec_usage, stdout);
 			return 0;
@@ -317,6 +354,7 @@ static void exec_opts_release(struct exec_opts *o)
 	sv_release(&o->spec.deps);
 	sv_release(&o->spec.params);
 	sv_release(&o->tags);
+	sv_release(&o->ignore);
 	sv_release(&o->env_files);
 	sv_release(&o->env);
 	free((char *)o->spec.cwd);
@@ -345,8 +383,9 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	req->out_fd = STDOUT_FILENO;
 	req->err_fd = STDERR_FILENO;
 	req->flags = (o->force ? EXEC_FORCE : 0) | (o->no_cache ? EXEC_NO_CACHE : 0) |
-		     (o->cache_failures ? EXEC_CACHE_FAILURES : 0) | (o->verbose ? EXEC_WANT_REASONS : 0);
+		     (o->cache_failures ? EXEC_CACHE_FAILURES : 0) | (o->verbose ? EXEC_WANT_REASONS : 0) | o->observe;
 	req->tags = &o->tags;
+	req->ignore = &o->ignore;
 	req->name = o->name;
 	req->remote = o->remote;
 	req->verbose = o->verbose;

@@ -1,10 +1,12 @@
 /* cashet history: every run of one command line (argv + cwd, the lineage
  * that refs/cashet/lines/<line> and each commit's parent follow in git),
  * with what changed from one run to the next. `*` marks the run a hit would
- * replay now: store_lookup() of the fingerprint the command has now (for
- * `-- CMD`) or of the given run's fingerprint (for HASH). */
+ * replay now: store_lookup() of the fingerprint the command has now, its
+ * observed inputs checked (for `-- CMD`), or the newest run of the given
+ * run's fingerprint (for HASH: the files it read are those of its time). */
 #include "cli/cli.h"
 #include "key/explain.h"
+#include "key/observed.h"
 #include "util/json.h"
 
 #include <stdlib.h>
@@ -165,7 +167,12 @@ int cmd_history(struct cli *cli, int argc, char **argv)
 		if (cli_load_run(h.st, hash, &r))
 			goto out;
 	}
-	int l = store_lookup(h.st, &r.fp, cache_failures, 0, now_ms(), &hit);
+	struct obs_match m = { .st = h.st, .why = STRBUF_INIT };
+	struct store_lookup_opts lo = {
+		.allow_failed = cache_failures, .now = now_ms(), .accept = dashes ? obs_accept : NULL, .ctx = &m
+	};
+	int l = store_lookup(h.st, &r.fp, &lo, &hit);
+	sb_release(&m.why);
 	if (l < 0) {
 		cli_fail(1);
 		goto out;

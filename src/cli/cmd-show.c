@@ -55,6 +55,18 @@ static void show_text(const struct run_record *r)
 		digest_hex(&r->parts[i].hash, hx);
 		printf("  %-11s %s  %s\n", r->parts[i].kind, hx, r->parts[i].name);
 	}
+	printf("observed    %s", run_observed_name(r->observed));
+	if (r->observed == OBSERVED_TRACED)
+		printf(", %zu inputs (never inputs: /proc, /sys, /dev, the store, __pycache__, declared outputs, what it "
+		       "wrote, and the ignore parts above)",
+		       r->ninputs);
+	putchar('\n');
+	for (size_t i = 0; i < r->ninputs; i++) {
+		const struct run_input *in = &r->inputs[i];
+		digest_hex(&in->d, hx);
+		printf("  %-11s %-32s  %s\n", run_input_kind_name(in->kind),
+		       in->kind == INPUT_ABSENT || in->kind == INPUT_DIR ? "-" : hx, in->path);
+	}
 	printf("files:\n");
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];

@@ -96,6 +96,17 @@ void runjson_show(struct strbuf *sb, const struct run_record *r)
 		json_str(sb, r->parts[i].name);
 		sb_addf(sb, ",\"hash\":\"%s\"}", hx);
 	}
+	sb_addf(sb, "],\"observed\":\"%s\",\"observed_inputs\":[", run_observed_name(r->observed));
+	for (size_t i = 0; i < r->ninputs; i++) {
+		const struct run_input *in = &r->inputs[i];
+		digest_hex(&in->d, hx);
+		sb_addf(sb, "%s{\"kind\":\"%s\",\"path\":", i ? "," : "", run_input_kind_name(in->kind));
+		json_str(sb, in->path);
+		if (in->kind == INPUT_ABSENT || in->kind == INPUT_DIR)
+			sb_adds(sb, "}");
+		else
+			sb_addf(sb, ",\"hash\":\"%s\"}", hx);
+	}
 	sb_adds(sb, "],\"files\":[");
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];

@@ -7,6 +7,7 @@
 #include "exec/engine.h"
 #include "exec/claim.h"
 #include "exec/spawn.h"
+#include "key/observed.h"
 #include "remote/select.h"
 #include "store/gitmod.h"
 #include "store/outputs.h"
@@ -14,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,26 +117,109 @@ static int prepare_stdin(struct store *st, int fd, int *hashed, int *child, int 
 /* An empty environment (a NULL vector, as an empty strvec has). */
 static char *const no_env[] = { NULL };
 
+/* --env-mode strict: what a command gets besides its declared variables
+ * (documented in cashet(1)). */
+static const char *const strict_env_base[] = { "PATH", "HOME", "USER", "TMPDIR", "LANG", "LC_*", "TERM", NULL };
+
+static int env_kept(const struct exec_request *req, const char *entry)
+{
+	const char *eq = strchr(entry, '=');
+	if (!eq)
+		return 0;
+	char *name = xstrndup(entry, (size_t)(eq - entry));
+	int keep = 0;
+	for (const char *const *b = strict_env_base; !keep && *b; b++)
+		keep = fnmatch(*b, name, 0) == 0;
+	for (size_t i = 0; !keep && i < req->spec.envs.n; i++)
+		keep = fnmatch(req->spec.envs.v[i], name, 0) == 0;
+	free(name);
+	return keep;
+}
+
+/* The environment the command gets, the one its key hashes: the request's,
+ * or with EXEC_ENV_STRICT only what it declares (kept in *strict). */
+static char *const *command_env(const struct exec_request *req, struct strvec *strict)
+{
+	char *const *env = req->spec.env ? req->spec.env : no_env;
+	if (!(req->flags & EXEC_ENV_STRICT))
+		return env;
+	sv_release(strict);
+	for (; *env; env++)
+		if (env_kept(req, *env))
+			sv_push(strict, *env);
+	return strict->n ? strict->v : no_env;
+}
+
 /* The fingerprint: what every front end's key must agree on. */
 static int fingerprint(struct store *st, const struct exec_request *req, int stdin_hashed, struct run_record *r)
 {
 	struct fp_spec spec = req->spec;
+	struct strvec strict = STRVEC_INIT;
+	int rc = -1;
 	spec.stdin_fd = stdin_hashed;
-	if (!spec.env)
-		spec.env = no_env;
+	spec.env = command_env(req, &strict);
+	spec.trace = !(req->flags & EXEC_NO_TRACE);
+	spec.auto_outputs = !!(req->flags & EXEC_AUTO_OUTPUTS);
+	spec.env_strict = !!(req->flags & EXEC_ENV_STRICT);
+	spec.ignore = req->ignore;
 	if (!spec.cwd || spec.cwd[0] != '/')
-		return err_set("internal: a request needs an absolute working directory");
-	if (fp_compute(st, &spec, r) < 0 || store_flush_statcache(st) < 0)
-		return -1;
-	return 0;
+		err_set("internal: a request needs an absolute working directory");
+	else if (fp_compute(st, &spec, r) == 0 && store_flush_statcache(st) == 0)
+		rc = 0;
+	sv_release(&strict);
+	return rc;
 }
 
-int exec_fingerprint(struct store *st, const struct exec_request *req, struct run_record *r)
+/* The request with the store's settings applied (config trace,
+ * auto-outputs, ignore), which every front end gets alike. */
+struct settled {
+	struct exec_request req;
+	struct strvec ignore;
+};
+
+static int setting_on(const char *v)
 {
+	return !strcasecmp(v, "on") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1");
+}
+
+static const struct exec_request *settle(struct store *st, const struct exec_request *req, struct settled *s)
+{
+	struct strbuf v = STRBUF_INIT;
+	s->req = *req;
+	memset(&s->ignore, 0, sizeof(s->ignore));
+	if (!(req->flags & (EXEC_TRACE | EXEC_NO_TRACE)) && store_setting(st, "trace", &v) && !setting_on(v.buf))
+		s->req.flags |= EXEC_NO_TRACE;
+	if (store_setting(st, "auto-outputs", &v) && setting_on(v.buf))
+		s->req.flags |= EXEC_AUTO_OUTPUTS;
+	/* the store's patterns, comma-separated, then the request's */
+	char *save = NULL;
+	if (store_setting(st, "ignore", &v))
+		for (char *p = strtok_r(v.buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+			p += strspn(p, " \t");
+			size_t n = strlen(p);
+			while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+				p[--n] = 0;
+			if (n)
+				sv_push(&s->ignore, p);
+		}
+	for (size_t i = 0; req->ignore && i < req->ignore->n; i++)
+		sv_push(&s->ignore, req->ignore->v[i]);
+	s->req.ignore = &s->ignore;
+	sb_release(&v);
+	return &s->req;
+}
+
+int exec_fingerprint(struct store *st, const struct exec_request *request, struct run_record *r)
+{
+	struct settled s;
+	const struct exec_request *req = settle(st, request, &s);
 	int hashed, child, spooled, rc = -1;
-	if (prepare_stdin(st, req->stdin_fd, &hashed, &child, &spooled) < 0)
+	if (prepare_stdin(st, req->stdin_fd, &hashed, &child, &spooled) < 0) {
+		sv_release(&s.ignore);
 		return -1;
+	}
 	rc = fingerprint(st, req, hashed, r);
+	sv_release(&s.ignore);
 	if (spooled >= 0)
 		close(spooled);
 	return rc;
@@ -201,7 +286,13 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 {
 	struct run_record hit = { 0 };
 	int failures = since > 0 || (req->flags & EXEC_CACHE_FAILURES);
-	int h = store_lookup(st, fp, failures, since, now_ms(), &hit);
+	/* each candidate's observed inputs must still be as they were */
+	struct obs_match m = { .st = st, .why = STRBUF_INIT };
+	struct store_lookup_opts lo = {
+		.allow_failed = failures, .min_created = since, .now = now_ms(), .accept = obs_accept, .ctx = &m
+	};
+	int h = store_lookup(st, fp, &lo, &hit);
+	sb_release(&m.why);
 	if (h == 1 && replay(st, &hit, req->out_fd, req->err_fd) < 0) {
 		set_note(res, "warning: %s; running the command instead", err_msg());
 		h = 0;
@@ -249,16 +340,42 @@ static int backoff_sleep(int attempt)
 	return 0;
 }
 
+/* What was watched of the final attempt: its trace (NULL when not
+ * traced) and when it started, for inputs that change while it runs. */
+struct watch {
+	int wanted;
+	struct trace *trace;
+	int64_t started_ns;
+};
+
+/* A tracer for the next attempt; when none can be made the command runs
+ * untraced and out->untraced says why (set after spawn_command). */
+static void watch_next(struct watch *w, char **untraced)
+{
+	trace_free(w->trace);
+	w->trace = NULL;
+	free(*untraced);
+	*untraced = NULL;
+	if (w->wanted && trace_new(&w->trace) < 0) {
+		*untraced = xstrdup(err_msg());
+		err_clear();
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	w->started_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Runs with retries; the final attempt's outcome is in out. Returns
  * spawn_command's code: 0 ran, 1 could not start (err_msg), -1 error. */
 static int run_with_retries(struct store *st, const struct exec_request *req, int stdin_fd, struct beat *beat,
-			    struct spawn_result *out)
+			    struct watch *w, struct spawn_result *out)
 {
 	int quiet = !!(req->flags & EXEC_QUIET);
+	struct strvec strict = STRVEC_INIT;
 	struct spawn_spec spec = {
 		.argv = req->spec.argv,
 		.cwd = req->spec.cwd,
-		.env = req->spec.env ? req->spec.env : no_env,
+		.env = command_env(req, &strict),
 		.stdin_fd = stdin_fd,
 		.out_fd = quiet ? -1 : req->out_fd,
 		.err_fd = quiet ? -1 : req->err_fd,
@@ -269,30 +386,127 @@ static int run_with_retries(struct store *st, const struct exec_request *req, in
 		.tick = beat ? heartbeat : NULL,
 		.tick_ctx = beat,
 	};
+	int rc;
 	for (int attempt = 0;; attempt++) {
+		char *untraced = NULL;
 		if (stdin_fd >= 0 && stdin_fd != STDIN_FILENO)
 			lseek(stdin_fd, 0, SEEK_SET);
-		int rc = spawn_command(&spec, out);
-		if (rc != 0)
-			return rc;
-		if (out->interrupted || out->status == 0 || attempt >= req->retries)
-			return 0;
+		watch_next(w, &untraced);
+		spec.trace = w->trace;
+		rc = spawn_command(&spec, out);
+		if (rc == 0 && untraced && !out->untraced) {
+			out->untraced = untraced;
+			untraced = NULL;
+		}
+		free(untraced);
+		if (rc != 0 || out->interrupted || out->status == 0 || attempt >= req->retries)
+			break;
 		if (req->on_retry)
 			req->on_retry(req->ctx, out->status, attempt + 1, req->retries);
 		spawn_result_free(out);
 		if (backoff_sleep(attempt) < 0) {
 			out->interrupted = spawn_pending_signal();
-			return 0;
+			break;
 		}
 	}
+	sv_release(&strict);
+	return rc;
+}
+
+/* A list of paths for a message: the first few, then how many more. */
+static void name_some(struct strbuf *sb, const struct strvec *paths)
+{
+	enum { SHOWN = 5 };
+	for (size_t i = 0; i < paths->n && i < SHOWN; i++)
+		sb_addf(sb, "%s%s", i ? ", " : "", paths->v[i]);
+	if (paths->n > SHOWN)
+		sb_addf(sb, " and %zu more", paths->n - SHOWN);
+}
+
+static void notice(const struct exec_request *req, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void notice(const struct exec_request *req, const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	if (req->on_notice)
+		req->on_notice(req->ctx, sb.buf);
+	sb_release(&sb);
+}
+
+/* Records what the run was observed to depend on (r->inputs) and adds the
+ * files it wrote in the project as outputs with EXEC_AUTO_OUTPUTS.
+ * Returns 0 (storable), -3 not storable (res->note says why: an input
+ * changed while it ran, it did what cannot be traced), -4 --strict refused
+ * it, -1 error. */
+static int observe(struct store *st, const struct exec_request *req, const struct watch *w,
+		   const struct spawn_result *out, struct run_record *r, struct strvec *auto_outputs,
+		   struct exec_result *res)
+{
+	static int said_untraced; /* "say so once" per process */
+	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct strbuf sb = STRBUF_INIT;
+	int rc = -1;
+	if (!w->wanted)
+		return 0;
+	if (!w->trace || out->untraced) {
+		if (!said_untraced++)
+			notice(req,
+			       "warning: cannot observe what the command reads (%s); only its declared inputs are "
+			       "in the key",
+			       out->untraced ? out->untraced : "tracing unavailable");
+		r->observed = OBSERVED_BLIND;
+		return 0;
+	}
+	if (trace_blind(w->trace)) {
+		set_note(res, "warning: result not stored: %s, so what it read is not known", trace_blind(w->trace));
+		return -3;
+	}
+	size_t n;
+	const struct trace_event *ev = trace_events(w->trace, &n);
+	struct obs_spec os = { .cwd = req->spec.cwd,
+			       .outputs = &req->spec.outputs,
+			       .ignore = req->ignore,
+			       .raw_sources = req->spec.raw_sources,
+			       .started_ns = w->started_ns };
+	if (obs_collect(st, &os, ev, n, r, &oc) < 0)
+		goto out;
+	if (oc.changed.n) {
+		name_some(&sb, &oc.changed);
+		set_note(res, "warning: result not stored: changed while the command ran: %s", sb.buf);
+		rc = -3;
+		goto out;
+	}
+	if ((req->flags & EXEC_STRICT) && oc.undeclared.n) {
+		name_some(&sb, &oc.undeclared);
+		set_note(res, "--strict: the command read files it does not declare (-i or --dep): %s", sb.buf);
+		rc = -4;
+		goto out;
+	}
+	if (oc.written.n && (req->flags & EXEC_AUTO_OUTPUTS)) {
+		for (size_t i = 0; i < oc.written.n; i++)
+			sv_push(auto_outputs, oc.written.v[i]);
+	} else if (oc.written.n) {
+		name_some(&sb, &oc.written);
+		notice(req, "wrote %s, not declared with -o: %s not be restored on a hit (--auto-outputs stores them)",
+		       sb.buf, oc.written.n > 1 ? "they will" : "it will");
+	}
+	rc = 0;
+out:
+	obs_outcome_release(&oc);
+	sb_release(&sb);
+	return rc;
 }
 
 /* Fills r from the outcome and saves it. Returns 0, -2 when the command
- * did not produce what was declared (an error, not a result), -1 when the
- * store failed. */
-static int store_outcome(struct store *st, const struct exec_request *req, struct run_record *r,
-			 const struct spawn_result *out, int64_t started)
+ * did not produce what was declared (an error, not a result), -3/-4 as
+ * observe() says, -1 when the store failed. */
+static int store_outcome(struct store *st, const struct exec_request *req, struct run_record *r, const struct watch *w,
+			 const struct spawn_result *out, int64_t started, struct exec_result *res)
 {
+	struct strvec auto_outputs = STRVEC_INIT;
 	r->ok = out->status == 0 && !out->timed_out;
 	r->exit_code = out->status;
 	r->created_ms = started;
@@ -309,6 +523,12 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 		f->xxh = caps[k]->d;
 		f->size = caps[k]->size;
 	}
+	int rc = observe(st, req, w, out, r, &auto_outputs, res);
+	if (rc == 0 && r->ok && auto_outputs.n && outputs_collect(st, store_root(st), &auto_outputs, r) < 0)
+		rc = -2;
+	sv_release(&auto_outputs);
+	if (rc < 0)
+		return rc;
 	if (r->ok && outputs_collect(st, req->spec.cwd, &req->spec.outputs, r) < 0)
 		return -2;
 	if (outputs_add_sources(st, r) < 0 || store_save(st, r) < 0)
@@ -335,11 +555,23 @@ static void auto_gc(struct store *st)
 	sb_release(&v);
 }
 
-int exec_run(struct store *st, const struct exec_request *req, struct exec_result *res)
+static int run(struct store *st, const struct exec_request *req, struct exec_result *res);
+
+int exec_run(struct store *st, const struct exec_request *request, struct exec_result *res)
+{
+	struct settled s;
+	int rc = run(st, settle(st, request, &s), res);
+	sv_release(&s.ignore);
+	return rc;
+}
+
+/* The flow itself, on the settled request. */
+static int run(struct store *st, const struct exec_request *req, struct exec_result *res)
 {
 	struct run_record r = { 0 };
 	struct spawn_result out;
 	struct claim_owner me;
+	struct watch w = { 0 };
 	struct exec_remote er = { .notice = req->on_notice,
 				  .ctx = req->ctx,
 				  .verbose = req->verbose,
@@ -431,7 +663,8 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 	if (spawn_pending_signal())
 		goto interrupted; /* while hashing or waiting: nothing ran, nothing to store */
 	int64_t started = now_ms();
-	int sr = run_with_retries(st, req, child_stdin, claimed ? &beat : NULL, &out);
+	w.wanted = cache && !(req->flags & EXEC_NO_TRACE);
+	int sr = run_with_retries(st, req, child_stdin, claimed ? &beat : NULL, &w, &out);
 	have_out = sr >= 0;
 	if (sr < 0)
 		goto out;
@@ -451,7 +684,13 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 		goto out;
 
 	/* 6. store, publish, bound the store */
-	int so = store_outcome(st, req, &r, &out, started);
+	int so = store_outcome(st, req, &r, &w, &out, started, res);
+	if (so == -3) /* not storable: the command's own exit, res->note says why */
+		goto out;
+	if (so == -4) { /* --strict */
+		res->exit_code = EXEC_EXIT_CASHET;
+		goto out;
+	}
 	if (so == -2) {
 		/* the command did not do what was declared: an error, not a result */
 		set_note(res, "%s", err_msg());
@@ -482,6 +721,7 @@ out:
 		store_claim_release(st, &r.fp, &me);
 	if (have_out)
 		spawn_result_free(&out);
+	trace_free(w.trace);
 	if (spooled >= 0)
 		close(spooled);
 	run_record_free(&r);

@@ -22,6 +22,11 @@ enum exec_flags {
 	EXEC_LOOKUP_ONLY = 1 << 3,    /* replay a hit, else return EXEC_MISS without running */
 	EXEC_WANT_REASONS = 1 << 4,   /* on a miss, fill result.reasons before running */
 	EXEC_QUIET = 1 << 5,          /* capture without teeing (out_fd/err_fd get the streams on replay only) */
+	EXEC_NO_TRACE = 1 << 6,       /* --trace=off: the declared key only, nothing observed */
+	EXEC_STRICT = 1 << 7,         /* a project file read but not declared fails the run (125) */
+	EXEC_AUTO_OUTPUTS = 1 << 8,   /* files written in the project are outputs too */
+	EXEC_ENV_STRICT = 1 << 9,     /* the command gets only the declared variables and a base set */
+	EXEC_TRACE = 1 << 10,         /* --trace=on: observe even if `config trace off` */
 };
 
 struct exec_result;
@@ -40,6 +45,7 @@ struct exec_request {
 	int out_fd, err_fd;  /* where the command's (or the replay's) stdout and stderr go; -1: nowhere */
 	unsigned flags;      /* enum exec_flags */
 	const struct strvec *tags;
+	const struct strvec *ignore; /* paths never taken as observed inputs (--ignore, config) */
 	const char *name;
 	const char *remote; /* --remote URL, or NULL: $CASHET_REMOTE or the store's setting */
 	int verbose;        /* also the remote's notes of what it fetched and sent */

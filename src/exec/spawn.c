@@ -2,6 +2,7 @@
  * timeout can kill everything it started) and, on a terminal, the
  * foreground, so Ctrl-C reaches it directly and interactive programs work. */
 #include "exec/spawn.h"
+#include "trace/trace.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -78,6 +79,8 @@ void spawn_result_free(struct spawn_result *o)
 			caps[i]->path = NULL;
 		}
 	}
+	free(o->untraced);
+	o->untraced = NULL;
 }
 
 struct stream {
@@ -141,6 +144,10 @@ static void child(const struct spawn_spec *spec, int out_w, int err_w, int statu
 	/* execvp searches the PATH of environ: the command's own */
 	if (spec->env)
 		environ = (char **)spec->env;
+	/* last: from here on every file the command touches is observed,
+	 * execvp's PATH search included */
+	if (spec->trace)
+		trace_child_install(spec->trace);
 	execvp(spec->argv[0], spec->argv);
 	e = errno;
 fail:
@@ -154,7 +161,7 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 {
 	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, st_p[2] = { -1, -1 };
 	struct stream s[2];
-	int rc = -1, exec_errno = 0, pidfd = -1;
+	int rc = -1, exec_errno = 0, pidfd = -1, attached = 0;
 	memset(o, 0, sizeof(*o));
 	memset(s, 0, sizeof(s));
 	s[0].cap_fd = s[1].cap_fd = -1;
@@ -185,6 +192,11 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	close(err_p[1]);
 	close(st_p[1]);
 	out_p[1] = err_p[1] = st_p[1] = -1;
+	/* before waiting for the exec: the exec itself is a traced call */
+	if (spec->trace && !(attached = trace_parent_attach(spec->trace) == 0)) {
+		o->untraced = xstrdup(err_msg());
+		err_clear();
+	}
 	if (read(st_p[0], &exec_errno, sizeof(exec_errno)) <= 0)
 		exec_errno = 0;
 
@@ -286,6 +298,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	hasher_final(&s[1].h, &o->err.d);
 	rc = exec_errno ? 1 : 0;
 out:
+	if (attached)
+		trace_finish(spec->trace);
 	for (int i = 0; i < 2; i++) {
 		if (s[i].fd >= 0)
 			close(s[i].fd);

@@ -27,6 +27,7 @@ struct spawn_spec {
 	const volatile sig_atomic_t *cancel; /* set: stop as if interrupted by TERM (checked each second) */
 	void (*tick)(void *ctx);             /* called about once a second while running */
 	void *tick_ctx;
+	struct trace *trace; /* observe the process tree's file accesses (trace/trace.h), or NULL */
 };
 
 struct spawn_result {
@@ -36,6 +37,7 @@ struct spawn_result {
 	int interrupted; /* the signal we got and forwarded (INT/TERM/HUP/QUIT), or 0 */
 	int64_t duration_ms;
 	struct capture out, err;
+	char *untraced; /* spec.trace given but the child ran untraced: why (owned) */
 };
 
 int spawn_command(const struct spawn_spec *spec, struct spawn_result *o);

@@ -3,6 +3,7 @@
  * part on both sides with another hash changed. */
 #include "key/explain.h"
 #include "key/canon.h"
+#include "key/observed.h"
 #include "store/gitmod.h"
 
 #include <stdio.h>
@@ -104,7 +105,8 @@ static void changed(struct store *st, const struct run_record *old, const struct
 		sb_addf(&sb, "directory %s: files added or removed", now->name);
 	else if (!strcmp(now->kind, "glob") || !strcmp(now->kind, "env-pattern"))
 		sb_addf(&sb, "%s %s matches a different set", noun(now->kind), now->name);
-	else if ((!strcmp(now->kind, "env") || !strcmp(now->kind, "param")) && was->detail && now->detail)
+	else if ((!strcmp(now->kind, "env") || !strcmp(now->kind, "param") || !strcmp(now->kind, "setting")) &&
+		 was->detail && now->detail)
 		sb_addf(&sb, "%s %s changed: %s -> %s", now->kind, now->name, was->detail, now->detail);
 	else if (is_source(now->kind)) {
 		sb_addf(&sb, "%s changed", now->name);
@@ -156,7 +158,9 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 	struct run_record hit = { 0 }, last = { 0 };
 	int rc = -1;
 	memset(e, 0, sizeof(*e));
-	int h = store_lookup(st, &cur->fp, cache_failures, 0, now, &hit);
+	struct obs_match m = { .st = st, .why = STRBUF_INIT };
+	struct store_lookup_opts lo = { .allow_failed = cache_failures, .now = now, .accept = obs_accept, .ctx = &m };
+	int h = store_lookup(st, &cur->fp, &lo, &hit);
 	if (h < 0)
 		goto out;
 	if (h == 1) {
@@ -178,7 +182,9 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 	e->created_ms = last.created_ms;
 	if (digest_eq(&last.fp, &cur->fp)) {
 		struct strbuf sb = STRBUF_INIT;
-		if (!last.ok)
+		if (m.why.len)
+			sb_add(&sb, m.why.buf, m.why.len); /* the newest replayable run's observed input */
+		else if (!last.ok)
 			sb_addf(&sb, "the last run failed (exit %d) and failures are not replayed (--cache-failures)",
 				last.exit_code);
 		else
@@ -191,6 +197,7 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 out:
 	run_record_free(&hit);
 	run_record_free(&last);
+	sb_release(&m.why);
 	return rc;
 }
 

@@ -10,8 +10,11 @@
 #include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *fp_getenv(char *const *env, const char *name)
@@ -321,6 +324,67 @@ static int add_shim_parts(struct store *st, const struct fp_spec *spec, struct r
 	return rc;
 }
 
+static void add_setting(struct run_record *r, const char *name, const char *value)
+{
+	struct digest d;
+	digest_str(value, &d);
+	run_add_part(r, "setting", name, &d)->detail = xstrdup(value);
+}
+
+static int has_part(const struct run_record *r, const char *kind, const char *name)
+{
+	for (size_t i = 0; i < r->nparts; i++)
+		if (!strcmp(r->parts[i].kind, kind) && !strcmp(r->parts[i].name, name))
+			return 1;
+	return 0;
+}
+
+/* The process's umask, read once: umask() can only be read by setting it,
+ * and nothing in cashet changes it. */
+static mode_t umask_value;
+static void read_umask(void)
+{
+	umask_value = umask(022);
+	umask(umask_value);
+}
+
+/* What changes a command's output and costs nothing to hash, in every key:
+ * the umask (the modes of what it creates), the locale and the time zone;
+ * and the settings that decide how its inputs are found. */
+static void add_ambient(struct run_record *r, const struct fp_spec *spec)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	static const char *const vars[] = { "LANG", "LC_ALL", "TZ", NULL };
+	char buf[16];
+	pthread_once(&once, read_umask);
+	snprintf(buf, sizeof(buf), "%04o", (unsigned)umask_value);
+	add_setting(r, "umask", buf);
+	for (const char *const *v = vars; *v; v++)
+		if (!has_part(r, "env", *v))
+			add_env(r, spec->env, *v);
+	struct strvec lc = STRVEC_INIT; /* sorted: the environment's order is not meaning */
+	for (char *const *e = spec->env; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!strncmp(*e, "LC_", 3) && eq)
+			sv_push_nocopy(&lc, xstrndup(*e, (size_t)(eq - *e)));
+	}
+	sv_sort(&lc);
+	for (size_t i = 0; i < lc.n; i++)
+		if (!has_part(r, "env", lc.v[i]))
+			add_env(r, spec->env, lc.v[i]);
+	sv_release(&lc);
+	add_setting(r, "trace", spec->trace ? "on" : "off");
+	if (spec->auto_outputs)
+		add_setting(r, "auto-outputs", "on");
+	if (spec->env_strict)
+		add_setting(r, "env-mode", "strict");
+	for (size_t i = 0; spec->trace && spec->ignore && i < spec->ignore->n; i++) {
+		struct digest d;
+		digest_str(spec->ignore->v[i], &d);
+		run_add_part(r, "ignore", spec->ignore->v[i], &d);
+	}
+}
+
 static int is_output(const struct fp_spec *spec, const struct store *st, const char *name)
 {
 	struct strbuf o = STRBUF_INIT;
@@ -378,8 +442,10 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	}
 
 	/* Arguments naming existing files: their content matters. Declared
-	 * outputs are excluded, or a run would change its own key. */
-	for (size_t i = 1; i < r->argv.n; i++) {
+	 * outputs are excluded, or a run would change its own key. A traced
+	 * run records the files it really reads, and only those: an argument
+	 * naming the file it creates is its output, not its input. */
+	for (size_t i = 1; !spec->trace && i < r->argv.n; i++) {
 		struct stat s;
 		const char *a = r->argv.v[i];
 		if ((int)i == found.script_arg || !*a)
@@ -423,6 +489,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		digest_str(name.buf, &d);
 		run_add_part(r, "output", name.buf, &d);
 	}
+
+	add_ambient(r, spec);
 
 	hasher_init(&h);
 	hasher_str(&h, "cashet-fp");

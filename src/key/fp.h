@@ -22,6 +22,12 @@ struct fp_spec {
 	struct strvec params;  /* --param FILE:KEY */
 	struct strvec deps;    /* --dep: more source files (canonicalized, followed) */
 	int raw_sources;       /* --raw-sources: scripts hashed byte for byte */
+	/* How the run's inputs are found (each a "setting" part: a run made one
+	 * way never answers a request made another way). */
+	int trace;                   /* observe what the command reads (key/observed.h) */
+	int auto_outputs;            /* files it writes in the project are outputs */
+	int env_strict;              /* env holds only the declared variables and a base set */
+	const struct strvec *ignore; /* paths never taken as observed inputs */
 };
 
 /* Fills r->argv, r->cwd, r->parts, r->fp and r->line. */

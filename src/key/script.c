@@ -277,6 +277,16 @@ out:
 	return rc;
 }
 
+int script_source_digest(struct store *st, const char *abs, const struct stat *sb, int raw, struct digest *d)
+{
+	struct ctx c = { .st = st, .raw = raw };
+	struct strvec deps = STRVEC_INIT;
+	enum canon_lang lang;
+	int rc = source_digest(&c, abs, sb, d, &deps, &lang);
+	sv_release(&deps);
+	return rc;
+}
+
 static int add_source(struct ctx *c, const char *kind, const char *path);
 
 /* A dotted module under one directory: every package __init__.py on the

@@ -25,4 +25,8 @@ struct script_found {
  * "dep" (--dep) and "interp" (a shebang's interpreter). */
 int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found);
 
+/* The digest a source file gets as a part: its canonical form (raw bytes
+ * with raw, or when its language is not known), through the stat cache. */
+int script_source_digest(struct store *st, const char *abs, const struct stat *sb, int raw, struct digest *d);
+
 #endif

@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 
 static const char *const step_keys[] = {
-	"cmd",     "inputs", "outputs", "env",     "params", "deps", "timeout",
-	"retries", "tags",   "cache",   "workdir", "matrix", NULL,
+	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",   "timeout", "retries", "tags",
+	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict", "ignore",  NULL,
 };
 
 /* What a ${...} may refer to while one step is being substituted. */
@@ -39,6 +39,7 @@ static void step_free(struct dag_step *s)
 	sv_release(&s->env_set);
 	sv_release(&s->params);
 	sv_release(&s->tags);
+	sv_release(&s->ignore);
 	sv_release(&s->norm_in);
 	sv_release(&s->norm_out);
 	free(s->workdir);
@@ -392,12 +393,26 @@ static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, c
 			return fail(d, toml_line(v), "step '%s': 'retries' must be an integer from 0 to 100", s->name);
 		s->retries = (int)toml_int(v);
 	}
-	s->cache = 1;
-	if ((v = toml_table_get(t, "cache"))) {
+	/* booleans: cache and trace default to true */
+	const struct {
+		const char *key;
+		int *dst, dflt;
+	} bools[] = {
+		{ "cache", &s->cache, 1 },
+		{ "trace", &s->trace, 1 },
+		{ "auto_outputs", &s->auto_outputs, 0 },
+		{ "strict", &s->strict, 0 },
+	};
+	for (size_t i = 0; i < sizeof(bools) / sizeof(*bools); i++) {
+		*bools[i].dst = bools[i].dflt;
+		if (!(v = toml_table_get(t, bools[i].key)))
+			continue;
 		if (toml_type(v) != TOML_BOOL)
-			return fail(d, toml_line(v), "step '%s': 'cache' must be true or false", s->name);
-		s->cache = toml_bool(v);
+			return fail(d, toml_line(v), "step '%s': '%s' must be true or false", s->name, bools[i].key);
+		*bools[i].dst = toml_bool(v);
 	}
+	if ((v = toml_table_get(t, "ignore")) && str_array(d, c, "ignore", v, &s->ignore) < 0)
+		return -1;
 	return 0;
 }
 

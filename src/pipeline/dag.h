@@ -25,6 +25,10 @@ struct dag_step {
 	char *timeout;                 /* duration text, or NULL */
 	int retries;                   /* -1: not given */
 	int cache;                     /* 0: cache = false, always run */
+	int trace;                     /* 0: trace = false, only the declared inputs are the key */
+	int auto_outputs;              /* files written in the project are stored as outputs */
+	int strict;                    /* reading an undeclared project file fails the step */
+	struct strvec ignore;          /* paths never taken as observed inputs */
 	size_t *preds;                 /* indices of the steps this one needs, sorted */
 	size_t npreds;
 	/* private: paths normalized relative to the pipeline's directory, and

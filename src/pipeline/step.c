@@ -32,7 +32,9 @@ int step_request_init(struct step_request *sr, const struct dag *d, const struct
 	req->stdin_fd = -1;
 	req->out_fd = out_fd;
 	req->err_fd = err_fd;
-	req->flags = flags | (s->cache ? 0 : EXEC_NO_CACHE);
+	req->flags = flags | (s->cache ? 0 : EXEC_NO_CACHE) | (s->trace ? 0 : EXEC_NO_TRACE) |
+		     (s->auto_outputs ? EXEC_AUTO_OUTPUTS : 0) | (s->strict ? EXEC_STRICT : 0);
+	req->ignore = &s->ignore;
 	req->tags = &s->tags;
 	req->name = sr->name.buf;
 	req->retries = s->retries > 0 ? s->retries : 0;

@@ -292,7 +292,9 @@ static enum MHD_Result h_fp(struct server *sv, struct MHD_Connection *c, struct 
 	int rc;
 	if (digest_parse(rq->arg, &d) < 0)
 		return send_error(c, MHD_HTTP_BAD_REQUEST, err_msg());
-	rc = store_lookup(sv->st, &d, 0, 0, now_ms(), &r);
+	/* the newest run: the client checks its observed inputs itself */
+	struct store_lookup_opts lo = { .now = now_ms() };
+	rc = store_lookup(sv->st, &d, &lo, &r);
 	if (rc < 0) {
 		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
 	} else if (rc == 0) {

@@ -28,7 +28,95 @@ void run_record_free(struct run_record *r)
 		free(r->files[i].data);
 	}
 	free(r->files);
+	for (size_t i = 0; i < r->ninputs; i++)
+		free(r->inputs[i].path);
+	free(r->inputs);
 	memset(r, 0, sizeof(*r));
+}
+
+struct run_input *run_add_input(struct run_record *r, char kind, const char *path)
+{
+	if ((r->ninputs & (r->ninputs - 1)) == 0) /* 0, 1, 2, 4, ...: grow to the next power of two */
+		r->inputs = xrealloc(r->inputs, (r->ninputs ? r->ninputs * 2 : 1) * sizeof(*r->inputs));
+	struct run_input *in = &r->inputs[r->ninputs++];
+	memset(in, 0, sizeof(*in));
+	in->kind = kind;
+	in->path = xstrdup(path);
+	return in;
+}
+
+const char *run_input_kind_name(char kind)
+{
+	switch (kind) {
+	case INPUT_FILE:
+		return "read";
+	case INPUT_SOURCE:
+		return "source";
+	case INPUT_ABSENT:
+		return "absent";
+	case INPUT_LISTED:
+		return "listed";
+	case INPUT_DIR:
+		return "dir";
+	}
+	return "?";
+}
+
+const char *run_observed_name(int observed)
+{
+	static const char *const names[] = { "none", "traced", "blind", "broken" };
+	return observed >= 0 && observed <= OBSERVED_BROKEN ? names[observed] : "?";
+}
+
+/* Index form: a version byte, the observed state, then per input: kind,
+ * digest, size, mtime, ctime, inode (native byte order: the index is this
+ * machine's), a 2-byte path length and the path. */
+#define INPUTS_VERSION 1
+
+void run_inputs_encode(const struct run_record *r, struct strbuf *out)
+{
+	sb_addc(out, INPUTS_VERSION);
+	sb_addc(out, (char)r->observed);
+	for (size_t i = 0; i < r->ninputs; i++) {
+		const struct run_input *in = &r->inputs[i];
+		uint16_t len = (uint16_t)strlen(in->path);
+		sb_addc(out, in->kind);
+		sb_add(out, in->d.b, DIGEST_LEN);
+		sb_add(out, &in->size, 8);
+		sb_add(out, &in->mtime_ns, 8);
+		sb_add(out, &in->ctime_ns, 8);
+		sb_add(out, &in->ino, 8);
+		sb_add(out, &len, 2);
+		sb_add(out, in->path, len);
+	}
+}
+
+int run_inputs_decode(const void *buf, size_t len, struct run_record *r)
+{
+	const unsigned char *p = buf, *end = p + len;
+	const size_t fixed = 1 + DIGEST_LEN + 8 * 4 + 2;
+	if (len < 2 || p[0] != INPUTS_VERSION)
+		return err_setc(E_CORRUPT, "index: observed inputs in an unknown format");
+	r->observed = p[1];
+	for (p += 2; p < end;) {
+		uint16_t n;
+		if ((size_t)(end - p) < fixed)
+			return err_setc(E_CORRUPT, "index: observed inputs truncated");
+		memcpy(&n, p + fixed - 2, 2);
+		if ((size_t)(end - p) < fixed + n)
+			return err_setc(E_CORRUPT, "index: observed inputs truncated");
+		char *path = xstrndup((const char *)p + fixed, n);
+		struct run_input *in = run_add_input(r, (char)p[0], "");
+		free(in->path);
+		in->path = path;
+		memcpy(in->d.b, p + 1, DIGEST_LEN);
+		memcpy(&in->size, p + 1 + DIGEST_LEN, 8);
+		memcpy(&in->mtime_ns, p + 9 + DIGEST_LEN, 8);
+		memcpy(&in->ctime_ns, p + 17 + DIGEST_LEN, 8);
+		memcpy(&in->ino, p + 25 + DIGEST_LEN, 8);
+		p += fixed + n;
+	}
+	return 0;
 }
 
 struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h)
@@ -170,6 +258,16 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 		esc(out, f->path);
 		sb_addc(out, '\n');
 	}
+	if (r->observed)
+		sb_addf(out, "observed %s\n", r->observed == OBSERVED_TRACED ? "traced" : "blind");
+	for (size_t i = 0; i < r->ninputs; i++) {
+		const struct run_input *in = &r->inputs[i];
+		digest_hex(&in->d, hx);
+		sb_addf(out, "input %c %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64 " ", in->kind, hx, in->size,
+			in->mtime_ns, in->ctime_ns, in->ino);
+		esc(out, in->path);
+		sb_addc(out, '\n');
+	}
 }
 
 /* Splits "word rest" at the first space. */
@@ -252,6 +350,26 @@ int meta_decode(const char *text, struct run_record *r)
 			struct run_file *f = run_add_file(r, kind, val + n);
 			digest_parse(hx, &f->xxh);
 			f->size = size;
+		} else if (KEY("observed")) {
+			r->observed = !strcmp(val, "traced") ? OBSERVED_TRACED : OBSERVED_BLIND;
+		} else if (KEY("input")) {
+			char kind, hx[DIGEST_HEX];
+			int64_t size, mtime, ctime;
+			uint64_t ino;
+			int n = 0;
+			struct digest d;
+			if (sscanf(val, "%c %32s %" SCNd64 " %" SCNd64 " %" SCNd64 " %" SCNu64 " %n", &kind, hx, &size,
+				   &mtime, &ctime, &ino, &n) < 6 ||
+			    !n || digest_parse(hx, &d) < 0) {
+				free(val);
+				return err_set("meta line %d: malformed input", lineno);
+			}
+			struct run_input *in = run_add_input(r, kind, val + n);
+			in->d = d;
+			in->size = size;
+			in->mtime_ns = mtime;
+			in->ctime_ns = ctime;
+			in->ino = ino;
 		}
 		/* Unknown keys are skipped: newer versions may add fields. */
 #undef KEY

@@ -38,6 +38,9 @@ int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
 /* Fills the row fields of r from a runs SELECT of RUN_COLUMNS. */
 #define RUN_COLUMNS                                                                                                    \
 	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires"
+/* The same and the observed inputs (what a lookup and a load need; a
+ * listing does without). */
+#define RUN_COLUMNS_INPUTS RUN_COLUMNS ", inputs"
 void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);
 /* Loads r's files; without all, only streams and outputs (what a hit replays). */
 int store_load_files(struct store *st, struct run_record *r, int all);

@@ -45,7 +45,7 @@ static int bind_exec(struct store *st, sqlite3_stmt *s)
 int store_index_run(struct store *st, const struct run_record *r)
 {
 	sqlite3_stmt *s = NULL;
-	struct strbuf argv = STRBUF_INIT;
+	struct strbuf argv = STRBUF_INIT, inputs = STRBUF_INIT;
 	char *cmd = run_cmdline(r);
 	int rc = -1;
 	uint64_t bytes = 0;
@@ -54,11 +54,11 @@ int store_index_run(struct store *st, const struct run_record *r)
 	for (size_t i = 0; i < r->argv.n; i++)
 		sb_add(&argv, r->argv.v[i], strlen(r->argv.v[i]) + 1);
 
-	if (sqlite3_prepare_v2(
-		    st->db,
-		    "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
-		    " last_used, duration_ms, expires, bytes) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-		    -1, &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(st->db,
+			       "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
+			       " last_used, duration_ms, expires, bytes, inputs)"
+			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+			       -1, &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
 		goto out;
 	}
@@ -78,6 +78,10 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_bind_int64(s, 13, r->duration_ms);
 	sqlite3_bind_int64(s, 14, r->expires_ms);
 	sqlite3_bind_int64(s, 15, (int64_t)bytes);
+	if (r->observed) {
+		run_inputs_encode(r, &inputs);
+		sqlite3_bind_blob(s, 16, inputs.buf, (int)inputs.len, SQLITE_STATIC);
+	}
 	if (bind_exec(st, s) < 0)
 		goto out;
 	sqlite3_finalize(s);
@@ -146,6 +150,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 out:
 	sqlite3_finalize(s);
 	sb_release(&argv);
+	sb_release(&inputs);
 	free(cmd);
 	return rc;
 }

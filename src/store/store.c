@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -22,7 +22,7 @@ static const char schema[] =
 	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL, cmd TEXT NOT NULL,"
 	" cwd TEXT NOT NULL, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, last_used INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
-	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL);"
+	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputs BLOB);"
 	"CREATE INDEX runs_fp ON runs(fp, created);"
 	"CREATE INDEX runs_line ON runs(line, created);"
 	"CREATE INDEX runs_created ON runs(created);"
@@ -78,6 +78,64 @@ static void absolutize(const char *p, struct strbuf *out)
 	sb_adds(out, p);
 	while (out->len > 1 && out->buf[out->len - 1] == '/')
 		sb_setlen(out, out->len - 1);
+}
+
+/* One "key = value" line of a git config file: 1 if it sets key (value filled). */
+static int config_line(const char *line, const char *key, struct strbuf *value)
+{
+	size_t n = strlen(key);
+	line += strspn(line, " \t");
+	if (strncasecmp(line, key, n) || !strchr(" \t=", line[n]) || !line[n])
+		return 0;
+	line += n + strspn(line + n, " \t");
+	if (*line++ != '=')
+		return 0;
+	line += strspn(line, " \t");
+	sb_reset(value);
+	int quoted = 0;
+	for (; *line && *line != '\n'; line++) {
+		if (*line == '"') {
+			quoted = !quoted;
+		} else if (*line == '\\' && line[1]) {
+			line++;
+			sb_addc(value, *line == 't' ? '\t' : *line == 'n' ? '\n' : *line);
+		} else if (!quoted && (*line == '#' || *line == ';')) {
+			break;
+		} else {
+			sb_addc(value, *line);
+		}
+	}
+	while (value->len && strchr(" \t", value->buf[value->len - 1]))
+		sb_setlen(value, value->len - 1);
+	return 1;
+}
+
+int store_setting(struct store *st, const char *key, struct strbuf *value)
+{
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT, v = STRBUF_INIT;
+	int found = 0, in_section = 0;
+	sb_addf(&path, "%s/config", st->dir);
+	if (read_file_sb(path.buf, &text) == 0 && text.buf) {
+		for (char *line = text.buf; line && *line;) {
+			char *nl = strchr(line, '\n');
+			if (nl)
+				*nl = 0;
+			const char *l = line + strspn(line, " \t");
+			if (*l == '[')
+				in_section = !strncasecmp(l, "[cashet]", 8);
+			else if (in_section && config_line(l, key, &v)) {
+				sb_reset(value);
+				sb_add(value, v.buf ? v.buf : "", v.len);
+				found = 1;
+			}
+			line = nl ? nl + 1 : NULL;
+		}
+	}
+	err_clear(); /* no config file: nothing set */
+	sb_release(&path);
+	sb_release(&text);
+	sb_release(&v);
+	return found;
 }
 
 int store_find(const char *explicit_dir, struct strbuf *dir)
@@ -388,6 +446,11 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 	r->last_used_ms = sqlite3_column_int64(s, c + 11);
 	r->duration_ms = sqlite3_column_int64(s, c + 12);
 	r->expires_ms = sqlite3_column_int64(s, c + 13);
+	if (sqlite3_column_count(s) > c + 14 && sqlite3_column_type(s, c + 14) == SQLITE_BLOB &&
+	    run_inputs_decode(sqlite3_column_blob(s, c + 14), (size_t)sqlite3_column_bytes(s, c + 14), r) < 0) {
+		err_clear();
+		r->observed = OBSERVED_BROKEN;
+	}
 }
 
 int store_load_files(struct store *st, struct run_record *r, int all)
@@ -424,25 +487,43 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 	return 0;
 }
 
-int store_lookup(struct store *st, const struct digest *fp, int allow_failed, int64_t min_created, int64_t now,
-		 struct run_record *r)
+int store_lookup(struct store *st, const struct digest *fp, const struct store_lookup_opts *o, struct run_record *r)
 {
+	/* Candidates newest first; with observed inputs several runs share a
+	 * fingerprint (the same command over different files), and the first
+	 * whose inputs all still match is the hit. Older ones are rarely it:
+	 * the bound keeps a miss cheap (a miss is only ever a re-run). */
+	enum { MAX_CANDIDATES = 32 };
+	sqlite3_stmt *q;
 	if (store_prepare(st, &st->q_lookup,
-			  "SELECT " RUN_COLUMNS " FROM runs WHERE fp=?1 AND (ok=1 OR ?2) AND created>=?3"
-			  " AND (expires=0 OR expires>?4) ORDER BY created DESC, id DESC LIMIT 1") < 0)
+			  "SELECT " RUN_COLUMNS_INPUTS " FROM runs WHERE fp=?1 AND (ok=1 OR ?2) AND created>=?3"
+			  " AND (expires=0 OR expires>?4) ORDER BY created DESC, id DESC LIMIT ?5") < 0)
 		return -1;
-	sqlite3_bind_blob(st->q_lookup, 1, fp->b, DIGEST_LEN, SQLITE_STATIC);
-	sqlite3_bind_int(st->q_lookup, 2, allow_failed);
-	sqlite3_bind_int64(st->q_lookup, 3, min_created);
-	sqlite3_bind_int64(st->q_lookup, 4, now);
-	int rc = sqlite3_step(st->q_lookup);
-	if (rc == SQLITE_ROW)
-		store_row_to_run(st->q_lookup, 0, r);
-	sqlite3_reset(st->q_lookup);
-	if (rc == SQLITE_DONE)
-		return 0;
-	if (rc != SQLITE_ROW)
+	q = st->q_lookup;
+	sqlite3_bind_blob(q, 1, fp->b, DIGEST_LEN, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, o->allow_failed);
+	sqlite3_bind_int64(q, 3, o->min_created);
+	sqlite3_bind_int64(q, 4, o->now);
+	sqlite3_bind_int(q, 5, MAX_CANDIDATES);
+	int rc, found = 0;
+	while (!found && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+		run_record_free(r);
+		store_row_to_run(q, 0, r);
+		found = o->accept ? o->accept(o->ctx, r) : 1;
+		if (found < 0) {
+			sqlite3_reset(q);
+			return -1;
+		}
+	}
+	if (!found && rc != SQLITE_DONE) {
+		sqlite3_reset(q);
 		return store_sqlfail(st, "lookup");
+	}
+	sqlite3_reset(q);
+	if (!found) {
+		run_record_free(r);
+		return 0;
+	}
 	/* a hit replays streams and outputs: sources are not needed */
 	if (store_load_files(st, r, 0) < 0)
 		return -1;
@@ -505,8 +586,10 @@ static int load_details(struct store *st, struct run_record *r)
 
 int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r)
 {
-	int rc = load_one(st, "SELECT " RUN_COLUMNS " FROM runs WHERE line=?1 ORDER BY created DESC, id DESC LIMIT 1",
-			  line->b, DIGEST_LEN, r);
+	int rc =
+		load_one(st,
+			 "SELECT " RUN_COLUMNS_INPUTS " FROM runs WHERE line=?1 ORDER BY created DESC, id DESC LIMIT 1",
+			 line->b, DIGEST_LEN, r);
 	if (rc == 1 && load_details(st, r) < 0)
 		return -1;
 	return rc;
@@ -514,7 +597,7 @@ int store_latest_of_line(struct store *st, const struct digest *line, struct run
 
 int store_load(struct store *st, const char *hash, struct run_record *r)
 {
-	int rc = load_one(st, "SELECT " RUN_COLUMNS " FROM runs WHERE hash=?1", hash, -1, r);
+	int rc = load_one(st, "SELECT " RUN_COLUMNS_INPUTS " FROM runs WHERE hash=?1", hash, -1, r);
 	if (rc == 1 && load_details(st, r) < 0)
 		return -1;
 	return rc;

@@ -43,6 +43,33 @@ struct run_part {
 	char *detail; /* a short human value (an env var's value), or NULL */
 };
 
+/* An input the command was observed to depend on (see key/observed.h):
+ * checked on every lookup, so a run is replayed only while each is as it
+ * was. The stat signature lets an unchanged file pass with one stat(); all
+ * zero means "compare the content" (the file was written too recently for
+ * its timestamps to be trusted, as git's racy-clean entries). */
+enum run_input_kind {
+	INPUT_FILE = 'f',   /* a file read or executed: its content */
+	INPUT_SOURCE = 's', /* a Python or shell source read: its canonical form */
+	INPUT_ABSENT = 'a', /* looked for and not there: must still not exist */
+	INPUT_LISTED = 'l', /* a directory listed: its entry names */
+	INPUT_DIR = 'd',    /* a directory looked at: must still be one */
+};
+struct run_input {
+	char *path; /* root-relative inside the project, else absolute */
+	char kind;  /* enum run_input_kind */
+	struct digest d;
+	int64_t size, mtime_ns, ctime_ns;
+	uint64_t ino;
+};
+/* How a run's inputs were observed. */
+enum run_observed {
+	OBSERVED_NONE = 0,   /* not traced (--trace=off): the declared key is all */
+	OBSERVED_TRACED = 1, /* traced: inputs hold every file it depended on */
+	OBSERVED_BLIND = 2,  /* tracing was impossible here: the declared key, as with off */
+	OBSERVED_BROKEN = 3, /* the index's copy cannot be read: never replayed (fsck rebuilds it) */
+};
+
 struct run_record {
 	int64_t id;           /* index row id, 0 when not indexed */
 	char hash[OID_HEX];   /* git commit id: the run's name for users */
@@ -60,11 +87,23 @@ struct run_record {
 	size_t nparts;
 	struct run_file *files;
 	size_t nfiles;
+	int observed; /* enum run_observed */
+	struct run_input *inputs;
+	size_t ninputs;
 };
 
 void run_record_free(struct run_record *r);
 struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h);
 struct run_file *run_add_file(struct run_record *r, int kind, const char *path);
+struct run_input *run_add_input(struct run_record *r, char kind, const char *path);
+/* For people: "read", "source", "absent", "listed", "dir"; "none",
+ * "traced", "blind", "broken". */
+const char *run_input_kind_name(char kind);
+const char *run_observed_name(int observed);
+/* The inputs in the index's compact form (and back): what the lookup reads
+ * for every candidate, so it is binary and parsed without copies. */
+void run_inputs_encode(const struct run_record *r, struct strbuf *out);
+int run_inputs_decode(const void *buf, size_t len, struct run_record *r);
 /* Command line for humans: argv joined, shell-quoted where needed. Caller frees. */
 char *run_cmdline(const struct run_record *r);
 
@@ -82,6 +121,12 @@ int store_open(const char *dir, int flags, struct store **out, int *created);
 void store_close(struct store *st);
 const char *store_dir(const struct store *st);
 const char *store_root(const struct store *st);
+/* A store setting (`cashet config KEY`, kept as cashet.KEY in the store's
+ * git config), read from the config file itself: the hit path never loads
+ * libgit2. Only what git and libgit2 write is understood: "[section]"
+ * lines and "key = value" (quoted or not); the last value wins. Returns 1
+ * (value filled), 0 not set. */
+int store_setting(struct store *st, const char *key, struct strbuf *value);
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
 
@@ -101,11 +146,19 @@ void store_cache_put(struct store *st, const char *abspath, int kind, const stru
 /* Writes pending stat-cache entries (one transaction); called once per command. */
 int store_flush_statcache(struct store *st);
 
-/* The run a hit would replay for fp: newest completed run, not expired.
- * With allow_failed, failed runs count too. With min_created > 0, only runs
- * created at or after it. Returns 1 found (r filled), 0 none, <0 error. */
-int store_lookup(struct store *st, const struct digest *fp, int allow_failed, int64_t min_created, int64_t now,
-		 struct run_record *r);
+/* The run a hit would replay for fp: the newest completed run, not
+ * expired, that accept() takes (NULL: any). Each candidate is offered with
+ * its row and inputs (not its files); accept returns 1 to take it, 0 to
+ * try the next (older) one, <0 to fail. With allow_failed, failed runs
+ * count too. With min_created > 0, only runs created at or after it.
+ * Returns 1 found (r filled, files too), 0 none, <0 error. */
+struct store_lookup_opts {
+	int allow_failed;
+	int64_t min_created, now;
+	int (*accept)(void *ctx, const struct run_record *r);
+	void *ctx;
+};
+int store_lookup(struct store *st, const struct digest *fp, const struct store_lookup_opts *o, struct run_record *r);
 /* Newest run of a command line (any status), for explain/history. */
 int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r);
 /* Loads a run fully (parts, tags, files) by full commit id. 1 found, 0 not. */

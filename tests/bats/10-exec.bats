@@ -259,7 +259,7 @@ load helper
 @test "--timeout kills the whole process group and exits 124 quickly" {
 	cashet init > /dev/null
 	t0=$(date +%s%N)
-	run cashet exec --timeout 0.3s -- sh -c 'sleep 30 & echo $! > bg.pid; echo started; sleep 5'
+	run --separate-stderr cashet exec --timeout 0.3s -- sh -c 'sleep 30 & echo $! > bg.pid; echo started; sleep 5'
 	t1=$(date +%s%N)
 	assert_failure 124
 	assert_output started
@@ -309,7 +309,7 @@ load helper
 
 @test "--retries N gives up after N+1 attempts with the last exit code" {
 	cashet init > /dev/null
-	run cashet exec --retries 2 -- sh -c 'echo x >> runs.count; exit 5'
+	run cashet exec --retries 2 -- sh -c "$(counted 'exit 5')"
 	assert_failure 5
 	[ "$(run_count)" = 3 ]
 	[ "$(log_count)" = 1 ]

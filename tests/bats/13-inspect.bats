@@ -184,7 +184,10 @@ end')" ]
 	[ "$(echo "$output" | json_field 'j["cmd"]')" = "sh -c 'echo out; exit 0'" ]
 	[ "$(echo "$output" | json_field 'j["name"], j["cwd"], j["status"], j["exit"]')" = "('nm', '.', 'ok', 0)" ]
 	[ "$(echo "$output" | json_field 'sorted(j["tags"])')" = "['flag', 'k=v']" ]
-	[ "$(echo "$output" | json_field '[p["kind"] for p in j["parts"]]')" = "['argv', 'cwd', 'exe', 'env']" ]
+	[ "$(echo "$output" | json_field '[p["kind"] for p in j["parts"]][:4]')" = "['argv', 'cwd', 'exe', 'env']" ]
+	# and what is in every key: the umask, the locale, the time zone, how inputs are found
+	[ "$(echo "$output" | json_field '[p["name"] for p in j["parts"] if p["kind"] == "setting"]')" = "['umask', 'trace']" ]
+	[ "$(echo "$output" | json_field '[p["name"] for p in j["parts"] if p["kind"] == "env"][1:4]')" = "['LANG', 'LC_ALL', 'TZ']" ]
 	[ "$(echo "$output" | json_field '[(f["kind"], f["path"], f["mode"], f["size"]) for f in j["files"]]')" = "[('stdout', 'stdout', '100644', 4), ('stderr', 'stderr', '100644', 0)]" ]
 	[[ "$(echo "$output" | json_field 'j["fingerprint"]')" =~ ^[0-9a-f]{32}$ ]]
 	[[ "$(echo "$output" | json_field 'j["files"][0]["oid"]')" =~ ^[0-9a-f]{40}$ ]]
@@ -295,7 +298,7 @@ end')" ]
 @test "rm: the run is gone from log and the next exec is a miss" {
 	cashet exec -- sh -c "$(counted 'echo a')" > /dev/null
 	cashet exec -- echo other > /dev/null
-	h=$(cashet log --cmd runs.count --json | json_field 'j[0]["hash"]')
+	h=$(cashet log --cmd RUNS_COUNT --json | json_field 'j[0]["hash"]')
 	run cashet rm "${h:0:10}"
 	assert_success
 	assert_output "removed ${h:0:12}"

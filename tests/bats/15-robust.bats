@@ -40,11 +40,11 @@ cashet_bin() {
 
 @test "different commands run concurrently without waiting for each other" {
 	# A can only finish once B has run: if A's claim blocked B, A would time out.
-	(cashet exec -- sh -c 'i=0; while [ ! -e marker ]; do sleep 0.05; i=$((i+1)); [ $i -gt 200 ] && exit 9; done; echo A' > a.out 2>&1; echo $? > a.rc) 3>&- &
+	(cashet exec -- sh -c 'i=0; while [ ! -e marker ]; do sleep 0.05; i=$((i+1)); [ $i -gt 200 ] && exit 9; done; echo A' > a.out 2> a.err; echo $? > a.rc) 3>&- &
 	a=$!
 	track_pid "$a"
 	sleep 0.2
-	run cashet exec -- sh -c 'touch marker; echo B'
+	run --separate-stderr cashet exec -- sh -c 'touch marker; echo B'
 	assert_success
 	assert_output B
 	wait "$a"
@@ -78,15 +78,17 @@ cashet_bin() {
 }
 
 @test "kill -9 in the middle of a run: the store still opens and nothing partial is replayed" {
-	cmd='echo $$ > child.pid; echo x >> runs.count; echo part1; sleep ${D:-0}; echo part2'
+	# the pid file is outside the project: undeclared files written in it are named on stderr
+	pidf="$BATS_TEST_TMPDIR/child.pid"
+	cmd="echo \$\$ > '$pidf'; $(counted 'echo part1; sleep ${D:-0}; echo part2')"
 	D=30 cashet exec -- sh -c "$cmd" > partial.out 2>&1 3>&- &
 	cpid=$!
 	track_pid "$cpid"
-	wait_for_file child.pid
-	track_pid "-$(cat child.pid)"
+	wait_for_file "$pidf"
+	track_pid "-$(cat "$pidf")"
 	kill -9 "$cpid"
 	wait "$cpid" || true
-	kill -KILL -- "-$(cat child.pid)"
+	kill -KILL -- "-$(cat "$pidf")"
 	run cashet log
 	assert_success
 	assert_output ""

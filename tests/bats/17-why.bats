@@ -93,23 +93,36 @@ why_reasons() {
 
 # --- exact reasons ---------------------------------------------------------
 
-@test "reason: a file argument changed, added or removed" {
+@test "reason: a file argument changed, added or removed (--trace=off: arguments are the key)" {
 	echo a > a.txt
 	echo b > b.txt
-	cashet exec -- cat a.txt b.txt > /dev/null
+	cashet exec --trace=off -- cat a.txt b.txt > /dev/null
 	echo A > a.txt
-	run why_reasons -- cat a.txt b.txt
+	run why_reasons --trace=off -- cat a.txt b.txt
 	assert_output "file argument a.txt changed"
-	cashet exec -- cat a.txt b.txt > /dev/null || true
+	cashet exec --trace=off -- cat a.txt b.txt > /dev/null || true
 	rm b.txt
-	run why_reasons -- cat a.txt b.txt
+	run why_reasons --trace=off -- cat a.txt b.txt
 	assert_output "file argument b.txt removed"
 	# the last run of the line is now one without b.txt (it failed)
-	run cashet exec -- cat a.txt b.txt
+	run cashet exec --trace=off -- cat a.txt b.txt
 	assert_failure 1
 	echo bb > b.txt
-	run why_reasons -- cat a.txt b.txt
+	run why_reasons --trace=off -- cat a.txt b.txt
 	assert_output "file argument b.txt added"
+}
+
+@test "reason: a file the command read changed, or one it looked for now exists (traced)" {
+	echo a > a.txt
+	cmd='cat a.txt; cat b.txt 2> /dev/null; true'
+	cashet exec -- sh -c "$cmd" > /dev/null
+	echo A > a.txt
+	run why_reasons -- sh -c "$cmd"
+	assert_output "a.txt, read by the command, changed"
+	cashet exec -- sh -c "$cmd" > /dev/null
+	echo b > b.txt
+	run why_reasons -- sh -c "$cmd"
+	assert_output "b.txt now exists where the command looked for it"
 }
 
 @test "reason: 'directory data: files added or removed' with the file added or removed" {

@@ -28,7 +28,7 @@ hashes() {
 # A second checkout of the project: the same files, no store, no outputs.
 clone_project() {
 	mkdir -p ../proj2
-	cp in runs.count ../proj2/ 2>/dev/null || true
+	cp in ../proj2/ 2>/dev/null || true
 	(cd ../proj2 && cashet init > /dev/null)
 }
 

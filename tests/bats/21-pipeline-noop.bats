@@ -33,11 +33,11 @@ verdict() {
 @test "a no-op run starts no child and still restores outputs and shows output" {
 	cat > dag.toml <<'EOF'
 [steps.a]
-cmd = "echo x >> runs.count; echo a-out; echo a-err >&2; echo a > a.txt"
+cmd = "echo x >> $RUNS_COUNT; echo a-out; echo a-err >&2; echo a > a.txt"
 outputs = ["a.txt"]
 
 [steps.b]
-cmd = "echo x >> runs.count; cat a.txt > b.txt"
+cmd = "echo x >> $RUNS_COUNT; cat a.txt > b.txt"
 inputs = ["a.txt"]
 outputs = ["b.txt"]
 EOF
@@ -150,9 +150,11 @@ EOF
 	echo 2 > data/b.csv
 	agree
 	[ "$(verdict glob)" = ran ]
+	# not matched by the glob, but `ls data` lists it: the listing is an
+	# observed input (the old answer, hit, replayed a stale listing)
 	echo 3 > data/c.txt
 	agree
-	[ "$(verdict glob)" = hit ]
+	[ "$(verdict glob)" = ran ]
 
 	printf '#!/bin/sh\necho tool v2\n' > bin/tool
 	agree

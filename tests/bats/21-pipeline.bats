@@ -290,11 +290,11 @@ EOF
 @test "two pipelines started at once run each step once" {
 	cat > dag.toml <<'EOF'
 [steps.a]
-cmd = "echo x >> runs.count; sleep 1; echo a > a.out"
+cmd = "echo x >> $RUNS_COUNT; sleep 1; echo a > a.out"
 outputs = ["a.out"]
 
 [steps.b]
-cmd = "echo x >> runs.count; cat a.out > b.out"
+cmd = "echo x >> $RUNS_COUNT; cat a.out > b.out"
 inputs = ["a.out"]
 outputs = ["b.out"]
 EOF
@@ -322,7 +322,7 @@ retries = 2
 params = ["params.toml:lr"]
 
 [steps.always]
-cmd = "echo x >> runs.count"
+cmd = "echo x >> $RUNS_COUNT"
 cache = false
 
 [steps.slow]

@@ -24,6 +24,7 @@ teardown() {
 other_machine() {
 	cp in "$BATS_TEST_TMPDIR/other/"
 	cd "$BATS_TEST_TMPDIR/other"
+	export RUNS_COUNT="$BATS_TEST_TMPDIR/other.count"
 	cashet init > /dev/null
 	cashet remote add origin "$1"
 }
@@ -56,7 +57,7 @@ other_machine() {
 	assert_success
 	assert_output data
 	[[ "$stderr" == "cashet: hit "* ]]
-	[ ! -f runs.count ] # never ran here
+	[ ! -f "$RUNS_COUNT" ] # never ran here
 	run cashet pull
 	assert_output 'pulled 0 new runs from origin'
 	git --git-dir .cashet fsck --no-dangling
@@ -109,7 +110,7 @@ other_machine() {
 	assert_output 'pulled 1 new run from origin'
 	run cashet exec -i in -- sh -c "$(counted 'cat in')"
 	assert_output data
-	[ ! -f runs.count ]
+	[ ! -f "$RUNS_COUNT" ]
 }
 
 @test "push or pull to an unknown remote is a clear error" {

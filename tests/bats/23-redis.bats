@@ -43,6 +43,7 @@ rcli() {
 other_machine() {
 	cp in "$BATS_TEST_TMPDIR/other/"
 	cd "$BATS_TEST_TMPDIR/other"
+	export RUNS_COUNT="$BATS_TEST_TMPDIR/other.count"
 }
 
 @test "store A writes through, store B reads through and replays without running" {

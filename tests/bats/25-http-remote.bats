@@ -49,6 +49,7 @@ server_runs() {
 other_machine() {
 	cp in "$BATS_TEST_TMPDIR/other/"
 	cd "$BATS_TEST_TMPDIR/other"
+	export RUNS_COUNT="$BATS_TEST_TMPDIR/other.count"
 }
 
 @test "only cashet-http.so loads libcurl: a cache hit does not pay for it" {

@@ -12,6 +12,7 @@ export PATH="$CASHET_BUILD:$PATH"
 common_setup() {
 	unset CASHET_DIR CASHET_LOG
 	export CASHET_RETRY_BASE_MS=10
+	export RUNS_COUNT="$BATS_TEST_TMPDIR/runs.count"
 	# stdin is part of the fingerprint: never inherit whatever bats was given.
 	exec </dev/null
 	cd "$BATS_TEST_TMPDIR" || return 1
@@ -22,14 +23,18 @@ setup() {
 	common_setup
 }
 
-# A command that counts its own runs in ./runs.count, so a test can tell a
-# hit (count unchanged) from a miss.
+# A command that counts its own runs, so a test can tell a hit (count
+# unchanged) from a miss. The count is kept outside the project: a file
+# written inside it and not declared would be named on stderr after each
+# run (observed inputs).
+# Its path comes from RUNS_COUNT (an undeclared variable, so not in the
+# key): a test that plays a second machine points it elsewhere.
 counted() {
-	echo "echo x >> runs.count; $*"
+	echo "echo x >> \"\$RUNS_COUNT\"; $*"
 }
 
 run_count() {
-	if [ -f runs.count ]; then wc -l < runs.count | tr -d ' '; else echo 0; fi
+	if [ -f "$RUNS_COUNT" ]; then wc -l < "$RUNS_COUNT" | tr -d ' '; else echo 0; fi
 }
 
 teardown() {

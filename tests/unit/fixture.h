@@ -86,4 +86,12 @@ static inline char *fixture_write(const struct fixture *fx, const char *rel, con
 	return sb_detach(&p);
 }
 
+/* store_lookup with the options spelled as arguments (any candidate). */
+static inline int fixture_lookup(struct fixture *fx, const struct digest *fp, int allow_failed, int64_t min_created,
+				 int64_t now, struct run_record *r)
+{
+	struct store_lookup_opts o = { .allow_failed = allow_failed, .min_created = min_created, .now = now };
+	return store_lookup(fx->st, fp, &o, r);
+}
+
 #endif

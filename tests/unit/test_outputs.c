@@ -184,7 +184,7 @@ static void save_and_reload(struct fixture *fx, struct run_record *hit)
 	collect(fx, fx->dir, &r);
 	assert_int_equal(store_save(fx->st, &r), 0);
 	memset(hit, 0, sizeof(*hit));
-	assert_int_equal(store_lookup(fx->st, &r.fp, 0, 0, r.created_ms, hit), 1);
+	assert_int_equal(fixture_lookup(fx, &r.fp, 0, 0, r.created_ms, hit), 1);
 	assert_int_equal(hit->nfiles, 5);
 	run_record_free(&r);
 }

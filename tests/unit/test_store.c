@@ -122,7 +122,7 @@ static void test_save_lookup_load(void **state)
 	assert_string_equal(r.parent, "");
 	assert_true(is_oid(r.files[0].oid));
 
-	assert_int_equal(store_lookup(fx->st, &r.fp, 0, 0, t0, &hit), 1);
+	assert_int_equal(fixture_lookup(fx, &r.fp, 0, 0, t0, &hit), 1);
 	assert_string_equal(hit.hash, r.hash);
 	assert_string_equal(hit.name, "first");
 	assert_int_equal(hit.argv.n, 2);
@@ -142,11 +142,11 @@ static void test_save_lookup_load(void **state)
 	assert_int_equal(store_save(fx->st, &second), 0);
 	assert_string_equal(second.parent, r.hash);
 	run_record_free(&hit);
-	assert_int_equal(store_lookup(fx->st, &r.fp, 0, 0, t0 + 20, &hit), 1);
+	assert_int_equal(fixture_lookup(fx, &r.fp, 0, 0, t0 + 20, &hit), 1);
 	assert_string_equal(hit.hash, second.hash);
 	run_record_free(&hit);
 	/* min_created newer than both: nothing */
-	assert_int_equal(store_lookup(fx->st, &r.fp, 0, t0 + 11, t0 + 20, &hit), 0);
+	assert_int_equal(fixture_lookup(fx, &r.fp, 0, t0 + 11, t0 + 20, &hit), 0);
 
 	assert_int_equal(store_load(fx->st, r.hash, &full), 1);
 	assert_string_equal(full.hash, r.hash);
@@ -179,8 +179,8 @@ static void test_lookup_respects_status_and_expiry(void **state)
 	int64_t t0 = 1700000000000;
 	make_run(fx, &failed, "cmd-f", "", 0, t0);
 	assert_int_equal(store_save(fx->st, &failed), 0);
-	assert_int_equal(store_lookup(fx->st, &failed.fp, 0, 0, t0, &hit), 0);
-	assert_int_equal(store_lookup(fx->st, &failed.fp, 1, 0, t0, &hit), 1);
+	assert_int_equal(fixture_lookup(fx, &failed.fp, 0, 0, t0, &hit), 0);
+	assert_int_equal(fixture_lookup(fx, &failed.fp, 1, 0, t0, &hit), 1);
 	assert_string_equal(hit.hash, failed.hash);
 	assert_int_equal(hit.ok, 0);
 	assert_int_equal(hit.exit_code, 3);
@@ -188,9 +188,9 @@ static void test_lookup_respects_status_and_expiry(void **state)
 	make_run(fx, &expiring, "cmd-e", "e", 1, t0);
 	expiring.expires_ms = t0 + 1000;
 	assert_int_equal(store_save(fx->st, &expiring), 0);
-	assert_int_equal(store_lookup(fx->st, &expiring.fp, 0, 0, t0 + 999, &hit), 1);
+	assert_int_equal(fixture_lookup(fx, &expiring.fp, 0, 0, t0 + 999, &hit), 1);
 	run_record_free(&hit);
-	assert_int_equal(store_lookup(fx->st, &expiring.fp, 0, 0, t0 + 1000, &hit), 0);
+	assert_int_equal(fixture_lookup(fx, &expiring.fp, 0, 0, t0 + 1000, &hit), 0);
 	run_record_free(&failed);
 	run_record_free(&expiring);
 }
@@ -267,9 +267,9 @@ static void test_resolve_list_remove(void **state)
 
 	/* removed: neither found nor loadable, the others untouched */
 	assert_int_equal(store_remove(fx->st, a.hash), 0);
-	assert_int_equal(store_lookup(fx->st, &a.fp, 0, 0, t0, &hit), 0);
+	assert_int_equal(fixture_lookup(fx, &a.fp, 0, 0, t0, &hit), 0);
 	assert_int_equal(store_load(fx->st, a.hash, &hit), 0);
-	assert_int_equal(store_lookup(fx->st, &c.fp, 0, 0, t0, &hit), 1);
+	assert_int_equal(fixture_lookup(fx, &c.fp, 0, 0, t0, &hit), 1);
 	run_record_free(&hit);
 
 	/* the index is derived: rebuilt from git, it has the two runs left */
@@ -278,7 +278,7 @@ static void test_resolve_list_remove(void **state)
 	assert_int_equal(store_reindex(fx->st, &count, &skipped), 0);
 	assert_int_equal(count, 2);
 	assert_int_equal(skipped.n, 0);
-	assert_int_equal(store_lookup(fx->st, &b.fp, 1, 0, t0, &hit), 1);
+	assert_int_equal(fixture_lookup(fx, &b.fp, 1, 0, t0, &hit), 1);
 	assert_string_equal(hit.hash, b.hash);
 	assert_int_equal(hit.created_ms, t0 + 1);
 	struct strbuf blob = STRBUF_INIT;
@@ -305,7 +305,7 @@ static void test_loose_blob_checked(void **state)
 		sb_addf(&big, "%05d\n", i);
 	make_run(fx, &r, "cmd-big", big.buf, 1, 1700000000000);
 	assert_int_equal(store_save(fx->st, &r), 0);
-	assert_int_equal(store_lookup(fx->st, &r.fp, 0, 0, 1700000000000, &hit), 1);
+	assert_int_equal(fixture_lookup(fx, &r.fp, 0, 0, 1700000000000, &hit), 1);
 	assert_null(hit.files[0].data);
 	assert_int_equal(hit.files[0].size, 120000);
 	assert_int_equal(store_blob_read(fx->st, &hit.files[0], &back), 0);

@@ -1,0 +1,358 @@
+/* observed: recording (obs_collect) and checking (obs_check) the inputs a
+ * traced run depended on. See observed.h for what counts. */
+#include "key/observed.h"
+#include "key/canon.h"
+#include "key/fp.h"
+#include "key/script.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+const char *const obs_noise[] = { "/proc", "/sys", "/dev", NULL };
+const char *const obs_default_ignore[] = { "__pycache__/*", "*/__pycache__/*", NULL };
+
+/* Timestamps closer to now than this may not show the next change (the
+ * file system's granularity, racy git): such an input is compared by
+ * content on every check, like the stat cache does. */
+#define RACY_NS 2000000000LL
+
+static int64_t ns_of(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+static int under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0 || (n == 1 && dir[0] == '/'));
+}
+
+static int matches(const char *pattern, const char *path)
+{
+	return fnmatch(pattern, path, 0) == 0 || under(path, pattern);
+}
+
+int obs_ignored(const struct strvec *patterns, const char *path)
+{
+	for (size_t i = 0; patterns && i < patterns->n; i++)
+		if (matches(patterns->v[i], path))
+			return 1;
+	for (const char *const *p = obs_default_ignore; *p; p++)
+		if (matches(*p, path))
+			return 1;
+	return 0;
+}
+
+static int is_noise(const struct store *st, const char *abs)
+{
+	for (const char *const *p = obs_noise; *p; p++)
+		if (under(abs, *p))
+			return 1;
+	return under(abs, store_dir(st));
+}
+
+/* The names in a directory, sorted, hashed: adding, removing or renaming
+ * an entry changes it; changing a file's content does not (that file is
+ * an input of its own when it was read). */
+static int listing_digest(const char *abs, struct digest *d)
+{
+	struct strvec names = STRVEC_INIT;
+	DIR *dir = opendir(abs);
+	if (!dir)
+		return err_sys("cannot list %s", abs);
+	struct dirent *de;
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			sv_push(&names, de->d_name);
+	closedir(dir);
+	sv_sort(&names);
+	struct hasher h;
+	hasher_init(&h);
+	hasher_str(&h, "cashet-listing");
+	hasher_u64(&h, names.n);
+	for (size_t i = 0; i < names.n; i++)
+		hasher_str(&h, names.v[i]);
+	hasher_final(&h, d);
+	sv_release(&names);
+	return 0;
+}
+
+static int digest_of_kind(struct store *st, char kind, const char *abs, const struct stat *sb, struct digest *d)
+{
+	switch (kind) {
+	case INPUT_FILE:
+		return store_file_digest(st, abs, sb, d);
+	case INPUT_SOURCE:
+		return script_source_digest(st, abs, sb, 0, d);
+	case INPUT_LISTED:
+		return listing_digest(abs, d);
+	default:
+		memset(d, 0, sizeof(*d));
+		return 0;
+	}
+}
+
+static void set_sig(struct run_input *in, const struct stat *sb, int64_t now)
+{
+	int64_t m = ns_of(&sb->st_mtim), c = ns_of(&sb->st_ctim);
+	if (now - m < RACY_NS || now - c < RACY_NS)
+		return; /* zero: compared by content */
+	in->size = (int64_t)sb->st_size;
+	in->mtime_ns = m;
+	in->ctime_ns = c;
+	in->ino = (uint64_t)sb->st_ino;
+}
+
+static int sig_same(const struct run_input *in, const struct stat *sb)
+{
+	return in->ctime_ns && in->size == (int64_t)sb->st_size && in->mtime_ns == ns_of(&sb->st_mtim) &&
+	       in->ctime_ns == ns_of(&sb->st_ctim) && in->ino == (uint64_t)sb->st_ino;
+}
+
+static int cmp_input(const void *a, const void *b)
+{
+	return strcmp(((const struct run_input *)a)->path, ((const struct run_input *)b)->path);
+}
+
+/* 1 if path or a directory above it is in the sorted set (a file inside a
+ * directory the command made or moved into place is its own too). */
+static int in_tree_of(const struct strvec *set, const char *path)
+{
+	if (!set->n)
+		return 0;
+	struct strbuf p = STRBUF_INIT;
+	sb_adds(&p, path);
+	int found = 0;
+	for (;;) {
+		if (sv_sorted_has(set, p.buf)) {
+			found = 1;
+			break;
+		}
+		char *slash = strrchr(p.buf, '/');
+		if (!slash || slash == p.buf)
+			break;
+		sb_setlen(&p, (size_t)(slash - p.buf));
+	}
+	sb_release(&p);
+	return found;
+}
+
+/* 1 if the tree made or removed an entry right inside directory dir: its
+ * timestamps then moved because of the command itself. */
+static int wrote_inside(const struct strvec *written, const char *dir)
+{
+	size_t n = strlen(dir);
+	int root = !strcmp(dir, ".");
+	for (size_t i = 0; i < written->n; i++) {
+		const char *w = written->v[i];
+		if (root ? !strchr(w, '/') : !strncmp(w, dir, n) && w[n] == '/' && !strchr(w + n + 1, '/'))
+			return 1;
+	}
+	return 0;
+}
+
+/* Names the command's declaration covers, for --strict: parts naming
+ * files and directories (declared inputs, scripts and what they load), and
+ * paths its arguments name (alone or after "--opt="). */
+static int declared(struct store *st, const char *cwd, const struct run_record *r, const char *name)
+{
+	struct strbuf arg = STRBUF_INIT;
+	int found = 0;
+	for (size_t i = 1; !found && i < r->argv.n; i++) {
+		const char *a = r->argv.v[i], *eq = a[0] == '-' ? strchr(a, '=') : NULL;
+		fp_store_path(st, cwd, eq ? eq + 1 : a, &arg);
+		found = *a && under(name, arg.buf);
+	}
+	sb_release(&arg);
+	if (found)
+		return 1;
+	static const char *const kinds[] = { "file", "input", "dir", "glob", "script", "source", "dep", "param", NULL };
+	for (size_t i = 0; i < r->nparts; i++)
+		for (const char *const *k = kinds; *k; k++)
+			if (!strcmp(r->parts[i].kind, *k) && under(name, r->parts[i].name))
+				return 1;
+	return 0;
+}
+
+int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
+		struct run_record *r, struct obs_outcome *out)
+{
+	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT;
+	struct strbuf name = STRBUF_INIT;
+	int64_t now = now_ns();
+	int rc = -1;
+
+	for (size_t i = 0; spec->outputs && i < spec->outputs->n; i++) {
+		fp_store_path(st, spec->cwd, spec->outputs->v[i], &name);
+		sv_push(&outputs, name.buf);
+	}
+	sv_sort(&outputs);
+	/* first what the tree made or removed: not inputs, nor what is inside */
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].access & (TRACE_WRITE | TRACE_REMOVE)) {
+			fp_store_path(st, NULL, ev[i].path, &name);
+			sv_push(&written, name.buf);
+		}
+	sv_sort(&written);
+
+	r->observed = OBSERVED_TRACED;
+	for (size_t i = 0; i < n; i++) {
+		struct stat sb;
+		if (is_noise(st, ev[i].path))
+			continue;
+		fp_store_path(st, NULL, ev[i].path, &name);
+		if (in_tree_of(&outputs, name.buf) || obs_ignored(spec->ignore, name.buf))
+			continue;
+		if (in_tree_of(&written, name.buf)) {
+			if ((ev[i].access & TRACE_WRITE) && name.buf[0] != '/' && stat(ev[i].path, &sb) == 0 &&
+			    S_ISREG(sb.st_mode))
+				sv_push(&out->written, name.buf);
+			continue;
+		}
+		if (stat(ev[i].path, &sb) < 0) {
+			if (errno == ENOENT || errno == ENOTDIR)
+				run_add_input(r, INPUT_ABSENT, name.buf);
+			continue; /* EACCES and the like: the command could not see it either */
+		}
+		char kind;
+		if (S_ISDIR(sb.st_mode))
+			kind = (ev[i].access & TRACE_LIST) ? INPUT_LISTED : INPUT_DIR;
+		else if (S_ISREG(sb.st_mode))
+			kind = !spec->raw_sources && canon_detect(name.buf, NULL, 0) != CANON_RAW ? INPUT_SOURCE
+												  : INPUT_FILE;
+		else
+			continue; /* pipes, sockets, devices outside /dev: no content to compare */
+		if (kind != INPUT_DIR && ns_of(&sb.st_ctim) > spec->started_ns &&
+		    !(kind == INPUT_LISTED && wrote_inside(&written, name.buf)))
+			sv_push(&out->changed, name.buf);
+		struct run_input *in = run_add_input(r, kind, name.buf);
+		if (digest_of_kind(st, kind, ev[i].path, &sb, &in->d) < 0)
+			goto out;
+		set_sig(in, &sb, now);
+		if (name.buf[0] != '/' && (kind == INPUT_FILE || kind == INPUT_SOURCE) &&
+		    !declared(st, spec->cwd, r, name.buf))
+			sv_push(&out->undeclared, name.buf);
+	}
+	/* one entry per path: two spellings ("a/./b", "a/b") fold to one name */
+	qsort(r->inputs, r->ninputs, sizeof(*r->inputs), cmp_input);
+	size_t k = 0;
+	for (size_t i = 0; i < r->ninputs; i++) {
+		if (k && !strcmp(r->inputs[k - 1].path, r->inputs[i].path)) {
+			free(r->inputs[i].path);
+			continue;
+		}
+		r->inputs[k++] = r->inputs[i];
+	}
+	r->ninputs = k;
+	sv_sort(&out->written);
+	sv_sort(&out->undeclared);
+	sv_sort(&out->changed);
+	rc = 0;
+out:
+	sv_release(&written);
+	sv_release(&outputs);
+	sb_release(&name);
+	return rc;
+}
+
+void obs_outcome_release(struct obs_outcome *o)
+{
+	sv_release(&o->changed);
+	sv_release(&o->written);
+	sv_release(&o->undeclared);
+}
+
+/* One input against the file system: 1 as it was, 0 not (why filled). */
+static int check_one(struct store *st, const struct run_input *in, const char *abs, struct strbuf *why)
+{
+	struct stat sb;
+	struct digest d;
+	const char *what = NULL;
+	if (stat(abs, &sb) < 0) {
+		if (in->kind == INPUT_ABSENT && (errno == ENOENT || errno == ENOTDIR))
+			return 1;
+		what = in->kind == INPUT_ABSENT ? "cannot be checked" : "no longer exists";
+	} else {
+		switch (in->kind) {
+		case INPUT_ABSENT:
+			what = "now exists where the command looked for it";
+			break;
+		case INPUT_DIR:
+			if (!S_ISDIR(sb.st_mode))
+				what = "is no longer a directory";
+			break;
+		case INPUT_LISTED:
+		case INPUT_FILE:
+		case INPUT_SOURCE:
+			if (in->kind == INPUT_LISTED ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode)) {
+				what = "is no longer what the command read";
+				break;
+			}
+			if (sig_same(in, &sb))
+				return 1;
+			if (digest_of_kind(st, in->kind, abs, &sb, &d) < 0)
+				return -1;
+			if (memcmp(d.b, in->d.b, DIGEST_LEN))
+				what = in->kind == INPUT_LISTED ? "listed by the command, has other entries"
+								: "read by the command, changed";
+			break;
+		default:
+			what = "is recorded in a form this cashet does not know";
+		}
+	}
+	if (!what)
+		return 1;
+	if (why) {
+		sb_reset(why);
+		sb_addf(why, "%s%s %s", in->path, what[0] == 'l' || what[0] == 'r' ? "," : "", what);
+	}
+	return 0;
+}
+
+int obs_check(struct store *st, const struct run_record *r, struct strbuf *why)
+{
+	struct strbuf abs = STRBUF_INIT;
+	const char *root = store_root(st);
+	int rc = 1;
+	if (r->observed == OBSERVED_BROKEN) {
+		if (why) {
+			sb_reset(why);
+			sb_adds(why, "its observed inputs cannot be read from the index (cashet fsck rebuilds it)");
+		}
+		return 0;
+	}
+	for (size_t i = 0; rc == 1 && i < r->ninputs; i++) {
+		const struct run_input *in = &r->inputs[i];
+		sb_reset(&abs);
+		if (in->path[0] != '/')
+			sb_addf(&abs, "%s%s", root, strcmp(root, "/") ? "/" : "");
+		sb_adds(&abs, in->path);
+		rc = check_one(st, in, abs.buf, why);
+	}
+	sb_release(&abs);
+	return rc;
+}
+
+int obs_accept(void *ctx, const struct run_record *r)
+{
+	struct obs_match *m = ctx;
+	struct strbuf *why = m->tried++ ? NULL : &m->why;
+	switch (r->observed) {
+	case OBSERVED_NONE:
+		return 1;
+	case OBSERVED_BLIND:
+		if (!trace_available()) {
+			err_clear();
+			return 1;
+		}
+		if (why)
+			sb_adds(why, "its run could not be traced, and tracing works here");
+		return 0;
+	default:
+		return obs_check(m->st, r, why);
+	}
+}

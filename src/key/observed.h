@@ -1,0 +1,75 @@
+/* observed: the second level of the key. The declared key (fp.c) selects
+ * candidate runs; each candidate carries the inputs its run was observed to
+ * depend on (trace/), and a candidate is replayed only if every one of them
+ * is as it was: the same content, still absent, the same directory
+ * listing. This is what ccache's direct mode does with a manifest of
+ * headers, for any command.
+ *
+ * What counts as an input: every path the process tree read, executed,
+ * listed or looked for, except what the tree itself wrote or removed (a
+ * temp file, __pycache__), the declared outputs, the store, kernel
+ * interfaces (/proc, /sys, /dev) and what the user ignores (--ignore,
+ * `config ignore`). */
+#ifndef CASHET_OBSERVED_H
+#define CASHET_OBSERVED_H
+
+#include "store/store.h"
+#include "trace/trace.h"
+
+/* Paths that are never inputs whatever the user says (documented in the
+ * man page): kernel interfaces and devices. */
+extern const char *const obs_noise[];
+/* Ignored unless the user says otherwise: caches a tool keeps for itself
+ * next to sources it also reads (a .pyc is checked by Python against its
+ * source, which is an input). */
+extern const char *const obs_default_ignore[];
+
+struct obs_spec {
+	const char *cwd;              /* absolute: where the command ran */
+	const struct strvec *outputs; /* declared outputs, as given (relative to cwd) */
+	const struct strvec *ignore;  /* patterns (fnmatch, or a directory prefix) */
+	int raw_sources;              /* --raw-sources: sources recorded as plain files */
+	int64_t started_ns;           /* CLOCK_REALTIME when the command started */
+};
+
+struct obs_outcome {
+	/* Inputs that changed while the command ran (not by it): the result
+	 * may be computed from a half-edited tree and must not be stored. */
+	struct strvec changed;
+	/* Files the command wrote inside the project that are not declared
+	 * outputs (root-relative, sorted). */
+	struct strvec written;
+	/* Project files read that are neither declared nor found from the
+	 * command's scripts (root-relative, sorted): --strict fails on them. */
+	struct strvec undeclared;
+};
+
+/* Turns what the trace saw into r->inputs (sorted by path) and sets
+ * r->observed to OBSERVED_TRACED. Declared parts (r->parts) must already
+ * be there. Returns 0 or -1 (err_msg). */
+int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
+		struct run_record *r, struct obs_outcome *out);
+void obs_outcome_release(struct obs_outcome *o);
+
+/* Checks r's observed inputs against the file system now: 1 all as they
+ * were, 0 one differs (why, if not NULL, gets a sentence naming it), -1
+ * error. A stat() per input; content is hashed again only when the stat
+ * signature changed. */
+int obs_check(struct store *st, const struct run_record *r, struct strbuf *why);
+
+/* store_lookup's accept for a request: a traced candidate matches when
+ * obs_check says so, one stored where tracing was impossible only where it
+ * still is. why holds the newest candidate's reason for not matching. */
+struct obs_match {
+	struct store *st;
+	int tried; /* candidates offered */
+	struct strbuf why;
+};
+int obs_accept(void *ctx, const struct run_record *r);
+
+/* 1 if path (root-relative or absolute, as stored) matches one of the
+ * patterns or of obs_default_ignore: fnmatch() without FNM_PATHNAME (so
+ * "*" crosses "/"), or a directory prefix. */
+int obs_ignored(const struct strvec *patterns, const char *path);
+
+#endif

@@ -1,0 +1,361 @@
+#!/usr/bin/env bats
+# Observed inputs: on a miss cashet watches the command's whole process
+# tree and records every file it read, executed, listed or looked for and
+# did not find; a later run replays only while every one of them is as it
+# was. Each case edits the thing the command depends on without declaring
+# it and expects a miss, and the reverse cases (what the command wrote
+# itself, __pycache__, a comment in a traced module, a fresh clone) stay
+# hits. Verdicts come from the --report-fd JSON line.
+
+load helper
+
+setup_file() {
+	direct_python3
+}
+
+setup() {
+	common_setup
+	cashet init > /dev/null
+	if ! cashet exec --report-fd 3 -- true 3> "$BATS_TEST_TMPDIR/probe.json" 2> "$BATS_TEST_TMPDIR/probe.err" ||
+		grep -q "cannot observe" "$BATS_TEST_TMPDIR/probe.err"; then
+		skip "tracing is not possible here: $(cat "$BATS_TEST_TMPDIR/probe.err")"
+	fi
+	cashet clear > /dev/null 2>&1 || true
+}
+
+# The JSON report of one exec (its output discarded).
+report() {
+	cashet exec --report-fd 3 "$@" 3>&1 > /dev/null 2> /dev/null
+}
+
+field() {
+	python3 -c 'import json,sys; v=json.loads(sys.stdin.readline())[sys.argv[1]]; print(v if v is not None else "")' "$1"
+}
+
+# first_then CMD...: the first run is a miss, the second a hit.
+miss_then_hit() {
+	[ "$(verdict "$@")" = miss ]
+	[ "$(verdict "$@")" = hit ]
+}
+
+@test "a file opened by a hard-coded name: editing it is a miss, leaving it a hit" {
+	echo 1 > data.csv
+	printf 'print(open("data.csv").read())\n' > s.py
+	miss_then_hit -- python3 s.py
+	echo 2 > data.csv
+	[ "$(verdict -- python3 s.py)" = miss ]
+	run cashet exec -- python3 s.py
+	assert_output 2
+}
+
+@test "importlib.import_module, exec(open()), sys.path.insert: each module is an input" {
+	mkdir lib
+	echo 'X = 1' > plugin.py
+	echo 'Y = 1' > helper.py
+	echo 'Z = 1' > lib/mod.py
+	cat > s.py <<'EOF'
+import importlib, sys
+sys.path.insert(0, "lib")
+p = importlib.import_module("plugin")
+exec(open("helper.py").read())
+import mod
+print(p.X, Y, mod.Z)
+EOF
+	miss_then_hit -- python3 s.py
+	echo 'X = 2' > plugin.py
+	miss_then_hit -- python3 s.py
+	echo 'Y = 2' > helper.py
+	miss_then_hit -- python3 s.py
+	echo 'Z = 2' > lib/mod.py
+	[ "$(verdict -- python3 s.py)" = miss ]
+	run cashet exec -- python3 s.py
+	assert_output "2 2 2"
+}
+
+@test "python3 -c 'import helper' and bash -c '. ./lib.sh' follow what they load" {
+	echo 'V = 1' > helper.py
+	miss_then_hit -- python3 -c 'import helper; print(helper.V)'
+	echo 'V = 2' > helper.py
+	[ "$(verdict -- python3 -c 'import helper; print(helper.V)')" = miss ]
+	echo 'v=1' > lib.sh
+	miss_then_hit -- bash -c '. ./lib.sh; echo $v'
+	echo 'v=2' > lib.sh
+	[ "$(verdict -- bash -c '. ./lib.sh; echo $v')" = miss ]
+}
+
+@test "a sourced file named through a variable, and a script behind nice, timeout and env" {
+	mkdir d
+	echo 'v=1' > d/lib.sh
+	printf 'DIR=d\n. "$DIR/lib.sh"\necho $v\n' > run.sh
+	echo 'print(1)' > inner.py
+	printf 'import inner\n' > s.py
+	for wrap in "nice" "timeout 60" "env"; do
+		miss_then_hit -- $wrap python3 s.py
+	done
+	miss_then_hit -- sh run.sh
+	echo 'print(2)' > inner.py
+	echo 'v=2' > d/lib.sh
+	for wrap in "nice" "timeout 60" "env"; do
+		[ "$(verdict -- $wrap python3 s.py)" = miss ]
+	done
+	[ "$(verdict -- sh run.sh)" = miss ]
+}
+
+@test "a shell script that runs python3 step.py: editing step.py is a miss" {
+	echo 'print("a")' > step.py
+	printf '#!/bin/sh\npython3 step.py\n' > run.sh
+	chmod +x run.sh
+	miss_then_hit -- ./run.sh
+	echo 'print("b")' > step.py
+	[ "$(verdict -- ./run.sh)" = miss ]
+	run cashet exec -- ./run.sh
+	assert_output b
+}
+
+@test "node x.js requiring ./y.js: editing y.js is a miss" {
+	command -v node > /dev/null || skip "node is not installed"
+	echo 'module.exports = 1;' > y.js
+	echo 'console.log(require("./y.js"));' > x.js
+	miss_then_hit -- node x.js
+	echo 'module.exports = 2;' > y.js
+	[ "$(verdict -- node x.js)" = miss ]
+}
+
+@test "make all: an edited recipe or prerequisite is a miss" {
+	printf 'all: in.txt\n\t@cat in.txt\n' > Makefile
+	echo one > in.txt
+	miss_then_hit -- make -s all
+	printf 'all: in.txt\n\t@cat in.txt; echo edited\n' > Makefile
+	[ "$(verdict -- make -s all)" = miss ]
+	[ "$(verdict -- make -s all)" = hit ]
+	echo two > in.txt
+	[ "$(verdict -- make -s all)" = miss ]
+}
+
+@test "--in=data.csv and a directory argument: the file read and the listing are inputs" {
+	echo 1 > data.csv
+	cat > s.py <<'EOF'
+import sys, os
+path = sys.argv[1].split("=", 1)[1]
+print(open(path).read().strip(), sorted(os.listdir(sys.argv[2])))
+EOF
+	mkdir shards
+	touch shards/a
+	miss_then_hit -- python3 s.py --in=data.csv shards
+	echo 2 > data.csv
+	miss_then_hit -- python3 s.py --in=data.csv shards
+	touch shards/b
+	miss_then_hit -- python3 s.py --in=data.csv shards
+	rm shards/a
+	[ "$(verdict -- python3 s.py --in=data.csv shards)" = miss ]
+}
+
+@test "a package on PYTHONPATH upgraded, and a module that now shadows another, are misses" {
+	mkdir -p vendor/pkg first
+	echo 'V = 1' > vendor/pkg/__init__.py
+	export PYTHONPATH="$PWD/first:$PWD/vendor"
+	miss_then_hit -- python3 -c 'import pkg; print(pkg.V)'
+	echo 'V = 2' > vendor/pkg/__init__.py
+	miss_then_hit -- python3 -c 'import pkg; print(pkg.V)'
+	# a new module earlier on the path: Python looked there and found nothing
+	mkdir first/pkg
+	echo 'V = 3' > first/pkg/__init__.py
+	[ "$(verdict -- python3 -c 'import pkg; print(pkg.V)')" = miss ]
+	run cashet exec -- python3 -c 'import pkg; print(pkg.V)'
+	assert_output 3
+}
+
+@test "why names the observed input that changed, and a file that now exists where the command looked" {
+	echo 1 > data.csv
+	printf 'import os\nprint(open("data.csv").read(), os.path.exists("flag"))\n' > s.py
+	cashet exec -- python3 s.py > /dev/null
+	echo 2 > data.csv
+	run cashet why -- python3 s.py
+	assert_line "  data.csv, read by the command, changed"
+	cashet exec -- python3 s.py > /dev/null
+	touch flag
+	run cashet why -- python3 s.py
+	assert_line "  flag now exists where the command looked for it"
+}
+
+@test "a store outside the project (CASHET_DIR) still sees the files the command reads" {
+	export CASHET_DIR="$BATS_TEST_TMPDIR/elsewhere/.cashet"
+	mkdir -p "$BATS_TEST_TMPDIR/elsewhere"
+	cashet init > /dev/null 2>&1 || true
+	echo 1 > data.csv
+	miss_then_hit -- cat data.csv
+	echo 2 > data.csv
+	[ "$(verdict -- cat data.csv)" = miss ]
+}
+
+@test "gcc -c x.c: an edited header is a miss, an untouched one a hit" {
+	command -v gcc > /dev/null || skip "gcc is not installed"
+	mkdir inc
+	echo '#define V 1' > inc/v.h
+	printf '#include "v.h"\nint f(void) { return V; }\n' > x.c
+	miss_then_hit -- gcc -Iinc -c x.c -o x.o
+	echo '#define V 2' > inc/v.h
+	[ "$(verdict -- gcc -Iinc -c x.c -o x.o)" = miss ]
+	# a header put earlier on the include path shadows the old one
+	echo '#define V 3' > v.h
+	[ "$(verdict -- gcc -Iinc -c x.c -o x.o)" = miss ]
+}
+
+@test "what the command wrote and read back, and __pycache__, are not inputs: the second run hits" {
+	echo 'V = 1' > helper.py
+	cat > s.py <<'EOF'
+import helper, tempfile, os
+with open("scratch.txt", "w") as f:
+    f.write("tmp")
+print(open("scratch.txt").read(), helper.V)
+fd, p = tempfile.mkstemp()
+os.write(fd, b"x"); os.close(fd)
+print(open(p).read()); os.unlink(p)
+EOF
+	unset PYTHONDONTWRITEBYTECODE
+	miss_then_hit -- python3 s.py
+	[ -d __pycache__ ]
+	[ "$(verdict -- python3 s.py)" = hit ]
+}
+
+@test "a comment edit in a module found only by tracing stays a hit; a real edit is a miss" {
+	printf 'V = 1  # one\n' > plugin.py
+	printf 'import importlib\nprint(importlib.import_module("plugin").V)\n' > s.py
+	miss_then_hit -- python3 s.py
+	printf '# a new comment\nV = 1  # still one\n' > plugin.py
+	[ "$(verdict -- python3 s.py)" = hit ]
+	printf 'V = 2\n' > plugin.py
+	[ "$(verdict -- python3 s.py)" = miss ]
+}
+
+@test "a fresh copy of the project replays: inputs inside it are relative to its root" {
+	echo 1 > data.csv
+	printf 'print(open("data.csv").read())\n' > s.py
+	cashet exec -- python3 s.py > /dev/null
+	cp -a "$PWD" "$BATS_TEST_TMPDIR/clone"
+	cd "$BATS_TEST_TMPDIR/clone"
+	[ "$(verdict -- python3 s.py)" = hit ]
+	echo 2 > data.csv
+	[ "$(verdict -- python3 s.py)" = miss ]
+}
+
+@test "an input edited while the command runs: the result is not stored, and the note names it" {
+	echo 1 > data.csv
+	( sleep 0.4; echo 2 > data.csv ) &
+	track_pid $!
+	run report -- sh -c 'cat data.csv; sleep 1'
+	[ "$(echo "$output" | field verdict)" = not-stored ]
+	[ "$(echo "$output" | field note)" = "warning: result not stored: changed while the command ran: data.csv" ]
+	[ "$(verdict -- sh -c 'cat data.csv; sleep 1')" = miss ]
+}
+
+@test "files written in the project and not declared are named once; --auto-outputs stores and restores them" {
+	run --separate-stderr cashet exec -- sh -c 'echo a > out.txt; echo b > out2.txt'
+	assert_success
+	[ "$stderr" = "cashet: wrote out.txt, out2.txt, not declared with -o: they will not be restored on a hit (--auto-outputs stores them)" ]
+	[ "$(verdict -- sh -c 'echo a > out.txt; echo b > out2.txt')" = hit ]
+	[ "$(verdict --auto-outputs -- sh -c 'echo a > out.txt')" = miss ]
+	rm out.txt
+	[ "$(verdict --auto-outputs -- sh -c 'echo a > out.txt')" = hit ]
+	[ "$(cat out.txt)" = a ]
+}
+
+@test "--ignore and config ignore leave a path out of the observed inputs, and show lists them" {
+	mkdir cache
+	echo 1 > cache/x
+	miss_then_hit --ignore 'cache/*' -- sh -c 'cat cache/x'
+	echo 2 > cache/x
+	[ "$(verdict --ignore 'cache/*' -- sh -c 'cat cache/x')" = hit ]
+	cashet config ignore 'cache, other/*'
+	echo 1 > cache/y
+	miss_then_hit -- sh -c 'cat cache/y'
+	echo 2 > cache/y
+	[ "$(verdict -- sh -c 'cat cache/y')" = hit ]
+	run cashet show --json "$(cashet log --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["hash"])')"
+	echo "$output" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["observed"] == "traced", r["observed"]
+names = [p["name"] for p in r["parts"] if p["kind"] == "ignore"]
+assert names == ["cache", "other/*"], names
+assert not any(i["path"].startswith("cache") for i in r["observed_inputs"]), r["observed_inputs"]
+'
+}
+
+@test "show --json lists the observed inputs with their kinds" {
+	echo 1 > data.csv
+	cashet exec -- sh -c 'cat data.csv; ls . > /dev/null; cat missing 2> /dev/null; true' > /dev/null
+	run cashet show --json "$(cashet log --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["hash"])')"
+	echo "$output" | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+kinds = {i["path"]: i["kind"] for i in r["observed_inputs"]}
+assert kinds.get("data.csv") == "read", kinds
+assert kinds.get("missing") == "absent", kinds
+assert kinds.get(".") == "listed", kinds
+'
+}
+
+@test "--trace=off is the declared key only: an undeclared file's edit stays a hit" {
+	echo 1 > data.csv
+	miss_then_hit --trace=off -- sh -c 'cat data.csv'
+	echo 2 > data.csv
+	[ "$(verdict --trace=off -- sh -c 'cat data.csv')" = hit ]
+	# and a traced request never takes an untraced run
+	[ "$(verdict -- sh -c 'cat data.csv')" = miss ]
+}
+
+@test "--strict fails a run that reads an undeclared project file (125, naming it); declared, it passes" {
+	echo 1 > data.csv
+	run --separate-stderr cashet exec --strict -- sh -c 'cat data.csv'
+	[ "$status" -eq 125 ]
+	[ "$stderr" = "cashet: --strict: the command read files it does not declare (-i or --dep): data.csv" ]
+	[ "$(verdict --strict -- sh -c 'cat data.csv')" = miss ]
+	run cashet exec --strict -i data.csv -- sh -c 'cat data.csv'
+	assert_success
+	assert_output 1
+}
+
+@test "--env-mode strict: the command gets only declared variables and the base set" {
+	export FOO=secret-ish
+	run cashet exec --env-mode strict -- sh -c 'echo "${FOO:-unset} ${HOME:+home}"'
+	assert_output "unset home"
+	run cashet exec --env-mode strict -e FOO -- sh -c 'echo "${FOO:-unset} ${HOME:+home}"'
+	assert_output "secret-ish home"
+}
+
+@test "umask, LANG, LC_* and TZ are in every key" {
+	miss_then_hit -- true
+	[ "$( (umask 077; verdict -- true) )" = miss ]
+	[ "$(TZ=UTC verdict -- true)" = miss ]
+	[ "$(LC_TIME=C verdict -- true)" = miss ]
+	[ "$(verdict -- true)" = hit ]
+}
+
+@test "a pipeline step is traced: a module its script imports without listing it re-runs the step" {
+	echo 'V = 1' > util.py
+	printf 'import util\nprint(util.V)\n' > step.py
+	cat > dag.toml <<'EOF'
+[steps.a]
+cmd = "python3 step.py > a.out"
+outputs = ["a.out"]
+EOF
+	cashet pipeline run dag.toml > /dev/null 2>&1
+	[ "$(cat a.out)" = 1 ]
+	echo 'V = 2' > util.py
+	cashet pipeline run dag.toml > /dev/null 2>&1
+	[ "$(cat a.out)" = 2 ]
+}
+
+@test "kill -9 during a traced run leaves a store that passes fsck and replays nothing partial" {
+	echo 1 > data.csv
+	cashet exec -- sh -c 'cat data.csv; sleep 5' > /dev/null &
+	local pid=$!
+	track_pid $pid
+	sleep 0.5
+	kill -9 $pid
+	wait $pid 2> /dev/null || true
+	run cashet fsck
+	assert_success
+	[ "$(verdict -- sh -c 'cat data.csv; sleep 0')" = miss ]
+}
