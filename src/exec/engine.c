@@ -151,17 +151,24 @@ static char *const *command_env(const struct exec_request *req, struct strvec *s
 }
 
 /* The fingerprint: what every front end's key must agree on. */
+/* The key's view of a request (strict keeps --env-mode strict's vector). */
+static void request_spec(const struct exec_request *req, struct strvec *strict, struct fp_spec *spec)
+{
+	*spec = req->spec;
+	spec->env = command_env(req, strict);
+	spec->trace = !(req->flags & EXEC_NO_TRACE);
+	spec->auto_outputs = !!(req->flags & EXEC_AUTO_OUTPUTS);
+	spec->env_strict = !!(req->flags & EXEC_ENV_STRICT);
+	spec->ignore = req->ignore;
+}
+
 static int fingerprint(struct store *st, const struct exec_request *req, int stdin_hashed, struct run_record *r)
 {
-	struct fp_spec spec = req->spec;
+	struct fp_spec spec;
 	struct strvec strict = STRVEC_INIT;
 	int rc = -1;
+	request_spec(req, &strict, &spec);
 	spec.stdin_fd = stdin_hashed;
-	spec.env = command_env(req, &strict);
-	spec.trace = !(req->flags & EXEC_NO_TRACE);
-	spec.auto_outputs = !!(req->flags & EXEC_AUTO_OUTPUTS);
-	spec.env_strict = !!(req->flags & EXEC_ENV_STRICT);
-	spec.ignore = req->ignore;
 	if (!spec.cwd || spec.cwd[0] != '/')
 		err_set("internal: a request needs an absolute working directory");
 	else if (fp_compute(st, &spec, r) == 0 && store_flush_statcache(st) == 0)
@@ -457,8 +464,17 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 			       "warning: cannot observe what the command reads (%s); only its declared inputs are "
 			       "in the key",
 			       out->untraced ? out->untraced : "tracing unavailable");
+		/* checked like a traced run's inputs, where tracing is
+		 * impossible too: what reading the scripts finds */
+		struct fp_spec spec;
+		struct strvec strict = STRVEC_INIT;
+		request_spec(req, &strict, &spec);
 		r->observed = OBSERVED_BLIND;
-		return 0;
+		rc = fp_script_inputs(st, &spec, r);
+		sv_release(&strict);
+		if (rc < 0)
+			set_note(res, "warning: result not stored: %s", err_msg());
+		return rc < 0 ? -3 : 0;
 	}
 	if (trace_blind(w->trace)) {
 		set_note(res, "warning: result not stored: %s, so what it read is not known", trace_blind(w->trace));

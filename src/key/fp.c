@@ -398,6 +398,25 @@ static int is_output(const struct fp_spec *spec, const struct store *st, const c
 	return found;
 }
 
+int fp_script_inputs(struct store *st, const struct fp_spec *spec, struct run_record *r)
+{
+	struct run_record tmp = { 0 };
+	struct strbuf exe = STRBUF_INIT;
+	struct script_found found;
+	int have_exe = fp_which(spec->argv[0], spec->cwd, spec->env, &exe) == 0;
+	struct script_spec ss = { spec->argv,        spec->cwd,   spec->env, have_exe ? exe.buf : NULL,
+				  spec->raw_sources, &spec->deps, 1 };
+	int rc = script_parts(st, &ss, &tmp, &found);
+	for (size_t i = 0; rc == 0 && i < tmp.nparts; i++) {
+		const struct run_part *p = &tmp.parts[i];
+		if (!strcmp(p->kind, "script") || !strcmp(p->kind, "source") || !strcmp(p->kind, "dep"))
+			run_add_input(r, spec->raw_sources ? INPUT_FILE : INPUT_SOURCE, p->name)->d = p->hash;
+	}
+	run_record_free(&tmp);
+	sb_release(&exe);
+	return rc;
+}
+
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r)
 {
 	struct strbuf sb = STRBUF_INIT, name = STRBUF_INIT;
@@ -425,8 +444,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	run_add_part(r, "cwd", r->cwd, &cwd_d);
 
 	int have_exe = fp_which(r->argv.v[0], spec->cwd, spec->env, &sb) == 0;
-	struct script_spec ss = { spec->argv,        spec->cwd,  spec->env, have_exe ? sb.buf : NULL,
-				  spec->raw_sources, &spec->deps };
+	struct script_spec ss = { spec->argv,        spec->cwd,   spec->env,   have_exe ? sb.buf : NULL,
+				  spec->raw_sources, &spec->deps, !spec->trace };
 	struct script_found found;
 	if (script_parts(st, &ss, r, &found) < 0)
 		goto out;

@@ -32,6 +32,11 @@ struct fp_spec {
 
 /* Fills r->argv, r->cwd, r->parts, r->fp and r->line. */
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r);
+/* The fallback where tracing is impossible: the sources the command's
+ * script loads, found by reading it (imports, `source`), added to
+ * r->inputs, so the run is checked against them as a traced run is
+ * against what it read. */
+int fp_script_inputs(struct store *st, const struct fp_spec *spec, struct run_record *r);
 
 /* Resolves argv0 like execvp in cwd with env's PATH: PATH search unless it
  * has a slash. Returns 0 and the absolute path, or -1 if not found. */

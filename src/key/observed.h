@@ -54,8 +54,9 @@ void obs_outcome_release(struct obs_outcome *o);
 /* Checks r's observed inputs against the file system now: 1 all as they
  * were, 0 one differs (why, if not NULL, gets a sentence naming it), -1
  * error. A stat() per input; content is hashed again only when the stat
- * signature changed. */
-int obs_check(struct store *st, const struct run_record *r, struct strbuf *why);
+ * signature changed, and an input found unchanged that way gets the new
+ * signature (r->inputs_refreshed says so). */
+int obs_check(struct store *st, struct run_record *r, struct strbuf *why);
 
 /* store_lookup's accept for a request: a traced candidate matches when
  * obs_check says so, one stored where tracing was impossible only where it
@@ -65,7 +66,7 @@ struct obs_match {
 	int tried; /* candidates offered */
 	struct strbuf why;
 };
-int obs_accept(void *ctx, const struct run_record *r);
+int obs_accept(void *ctx, struct run_record *r);
 
 /* 1 if path (root-relative or absolute, as stored) matches one of the
  * patterns or of obs_default_ignore: fnmatch() without FNM_PATHNAME (so

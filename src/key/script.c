@@ -30,6 +30,7 @@ struct ctx {
 	struct strvec probes;  /* "<state><path>" for every path resolution looked at */
 	struct strbuf files;   /* the closure being recorded: "F<path>\0<sig>\0" */
 	int quiet;             /* every file and directory recorded is old enough to cache */
+	int follow;            /* follow imports and sourced files */
 };
 
 static const char *base_name(const char *p)
@@ -407,7 +408,7 @@ static int add_source(struct ctx *c, const char *kind, const char *path)
 	sb_add(&c->files, kind, strlen(kind) + 1);
 	sb_add(&c->files, name.buf, name.len + 1);
 	sb_add(&c->files, hx, sizeof(hx));
-	for (size_t i = 0; i < deps.n; i++) {
+	for (size_t i = 0; c->follow && i < deps.n; i++) {
 		if (lang == CANON_PYTHON)
 			py_resolve(c, abs.buf, deps.v[i], &files);
 		else if (lang == CANON_SH)
@@ -497,7 +498,7 @@ static int add_tree(struct ctx *c, const char *kind, const char *path)
 		rc = add_source(c, kind, path); /* reports the error */
 		goto out;
 	}
-	sb_addf(&key, "closure:%s:%d:%s", kind, c->raw, abs.buf);
+	sb_addf(&key, "closure:%s:%d:%d:%s", kind, c->raw, c->follow, abs.buf);
 	for (size_t i = 0; i < c->pyroots.n; i++)
 		sb_addf(&key, ":%s", c->pyroots.v[i]);
 	if (store_cache_get(c->st, key.buf, KIND_CLOSURE, &sb, &d, &rec) == 1 && closure_replay(c, &rec)) {
@@ -568,7 +569,9 @@ static int shebang_interp(struct ctx *c, const char *script, struct strbuf *inte
 
 int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found)
 {
-	struct ctx c = { .st = st, .r = r, .raw = spec->raw, .cwd = spec->cwd, .env = spec->env };
+	struct ctx c = {
+		.st = st, .r = r, .raw = spec->raw, .cwd = spec->cwd, .env = spec->env, .follow = spec->follow
+	};
 	struct strbuf exe = STRBUF_INIT, dir = STRBUF_INIT, interp = STRBUF_INIT;
 	const char *module = NULL;
 	int rc = -1, start = 1;

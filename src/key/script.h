@@ -14,6 +14,10 @@ struct script_spec {
 	const char *exe;           /* argv[0] resolved, or NULL if not found */
 	int raw;                   /* --raw-sources: hash bytes, still follow imports */
 	const struct strvec *deps; /* --dep paths or globs */
+	/* 0: the script and --dep files alone, not what they import: a traced
+	 * run observes that itself (and a key of thousands of modules would
+	 * stat each twice on every hit) */
+	int follow;
 };
 
 struct script_found {

@@ -487,6 +487,22 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 	return 0;
 }
 
+/* Best effort: a failure (a read-only store, a busy index) only means the
+ * next lookup hashes again. */
+static void refresh_inputs(struct store *st, const struct run_record *r)
+{
+	struct strbuf blob = STRBUF_INIT;
+	sqlite3_stmt *s;
+	run_inputs_encode(r, &blob);
+	if (sqlite3_prepare_v2(st->db, "UPDATE runs SET inputs=?1 WHERE id=?2", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_blob(s, 1, blob.buf, (int)blob.len, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, r->id);
+		sqlite3_step(s);
+		sqlite3_finalize(s);
+	}
+	sb_release(&blob);
+}
+
 int store_lookup(struct store *st, const struct digest *fp, const struct store_lookup_opts *o, struct run_record *r)
 {
 	/* Candidates newest first; with observed inputs several runs share a
@@ -524,6 +540,8 @@ int store_lookup(struct store *st, const struct digest *fp, const struct store_l
 		run_record_free(r);
 		return 0;
 	}
+	if (r->inputs_refreshed)
+		refresh_inputs(st, r);
 	/* a hit replays streams and outputs: sources are not needed */
 	if (store_load_files(st, r, 0) < 0)
 		return -1;

@@ -87,7 +87,8 @@ struct run_record {
 	size_t nparts;
 	struct run_file *files;
 	size_t nfiles;
-	int observed; /* enum run_observed */
+	int observed;         /* enum run_observed */
+	int inputs_refreshed; /* a lookup found new signatures for unchanged inputs */
 	struct run_input *inputs;
 	size_t ninputs;
 };
@@ -149,13 +150,15 @@ int store_flush_statcache(struct store *st);
 /* The run a hit would replay for fp: the newest completed run, not
  * expired, that accept() takes (NULL: any). Each candidate is offered with
  * its row and inputs (not its files); accept returns 1 to take it, 0 to
- * try the next (older) one, <0 to fail. With allow_failed, failed runs
+ * try the next (older) one, <0 to fail. An accepted run whose inputs
+ * accept marked refreshed (new stat signatures for unchanged content) has
+ * them written back to the index, so the next lookup needs no hashing. With allow_failed, failed runs
  * count too. With min_created > 0, only runs created at or after it.
  * Returns 1 found (r filled, files too), 0 none, <0 error. */
 struct store_lookup_opts {
 	int allow_failed;
 	int64_t min_created, now;
-	int (*accept)(void *ctx, const struct run_record *r);
+	int (*accept)(void *ctx, struct run_record *r);
 	void *ctx;
 };
 int store_lookup(struct store *st, const struct digest *fp, const struct store_lookup_opts *o, struct run_record *r);

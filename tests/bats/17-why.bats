@@ -269,7 +269,19 @@ write_train_py() {
 	[ "$(would -- python3 train.py)" = hit ]
 }
 
-@test "reason: 'pkg/b.py changed (line 2)' for an imported module" {
+@test "reason: an imported module read by the command changed (traced)" {
+	mkdir pkg
+	: > pkg/__init__.py
+	printf 'from pkg import b\nprint(b.X + b.Y)\n' > main.py
+	printf 'X = 1\nY = 2\n' > pkg/b.py
+	cashet exec -- python3 main.py > /dev/null
+	printf 'X = 1\nY = 3\n' > pkg/b.py
+	run why_reasons -- python3 main.py
+	assert_output "pkg/b.py, read by the command, changed"
+}
+
+@test "reason: 'pkg/b.py changed (line 2)' for an imported module (--trace=off: the scripts' closure)" {
+	cashet config trace off
 	mkdir pkg
 	: > pkg/__init__.py
 	printf 'from pkg import b\nprint(b.X + b.Y)\n' > main.py
