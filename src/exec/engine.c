@@ -300,6 +300,8 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 	};
 	int h = store_lookup(st, fp, &lo, &hit);
 	sb_release(&m.why);
+	if (store_flush_statcache(st) < 0) /* what checking the inputs hashed */
+		err_clear();
 	if (h == 1 && replay(st, &hit, req->out_fd, req->err_fd) < 0) {
 		set_note(res, "warning: %s; running the command instead", err_msg());
 		h = 0;
@@ -489,6 +491,10 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 			       .started_ns = w->started_ns };
 	if (obs_collect(st, &os, ev, n, r, &oc) < 0)
 		goto out;
+	/* the digests it took (a Python start-up's stdlib sources are
+	 * canonicalized once, not on every miss) */
+	if (store_flush_statcache(st) < 0)
+		err_clear();
 	if (oc.changed.n) {
 		name_some(&sb, &oc.changed);
 		set_note(res, "warning: result not stored: changed while the command ran: %s", sb.buf);
