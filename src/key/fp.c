@@ -108,12 +108,27 @@ static int add_file_part(struct store *st, struct run_record *r, const char *kin
 	return rc;
 }
 
-static int add_path(struct store *st, struct run_record *r, const char *path, int depth);
+static int is_output(const struct fp_spec *spec, const struct store *st, const char *name)
+{
+	struct strbuf o = STRBUF_INIT;
+	int found = 0;
+	for (size_t i = 0; !found && i < spec->outputs.n; i++) {
+		fp_store_path(st, spec->cwd, spec->outputs.v[i], &o);
+		size_t n = o.len;
+		found = !strcmp(o.buf, name) || (!strncmp(o.buf, name, n) && name[n] == '/');
+	}
+	sb_release(&o);
+	return found;
+}
+
+static int add_path(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *path, int depth);
 
 /* Directories: every file below, in sorted order, plus the listing itself so
- * an added empty directory or a deleted file is seen. The store is skipped.
- * path is absolute (add_path and add_dir work on absolute paths only). */
-static int add_dir(struct store *st, struct run_record *r, const char *path, int depth)
+ * an added empty directory or a deleted file is seen. The store and the
+ * declared outputs are skipped: `-i . -o build` would otherwise hash the
+ * run's own results, and a build that is not byte-reproducible would never
+ * hit. path is absolute (add_path and add_dir work on absolute paths only). */
+static int add_dir(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *path, int depth)
 {
 	struct strvec names = STRVEC_INIT;
 	struct strbuf child = STRBUF_INIT, listing = STRBUF_INIT, name = STRBUF_INIT;
@@ -134,10 +149,11 @@ static int add_dir(struct store *st, struct run_record *r, const char *path, int
 	for (size_t i = 0; i < names.n; i++) {
 		sb_reset(&child);
 		sb_addf(&child, "%s/%s", path, names.v[i]);
-		if (!strcmp(child.buf, store_dir(st)))
+		fp_store_path(st, NULL, child.buf, &name);
+		if (!strcmp(child.buf, store_dir(st)) || is_output(spec, st, name.buf))
 			continue;
 		sb_add(&listing, names.v[i], strlen(names.v[i]) + 1);
-		if (add_path(st, r, child.buf, depth + 1) < 0)
+		if (add_path(st, spec, r, child.buf, depth + 1) < 0)
 			goto out;
 	}
 	struct digest dg;
@@ -153,7 +169,7 @@ out:
 	return rc;
 }
 
-static int add_path(struct store *st, struct run_record *r, const char *path, int depth)
+static int add_path(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *path, int depth)
 {
 	struct stat sb;
 	if (stat(path, &sb) < 0) {
@@ -175,7 +191,7 @@ static int add_path(struct store *st, struct run_record *r, const char *path, in
 		return err_sys("input %s", path);
 	}
 	if (S_ISDIR(sb.st_mode))
-		return add_dir(st, r, path, depth);
+		return add_dir(st, spec, r, path, depth);
 	if (S_ISREG(sb.st_mode))
 		return add_file_part(st, r, "input", path, &sb);
 	return err_set("input %s: not a regular file or directory", path);
@@ -186,32 +202,34 @@ static int has_glob(const char *s)
 	return strpbrk(s, "*?[") != NULL;
 }
 
-static int add_input(struct store *st, const char *cwd, struct run_record *r, const char *pattern)
+static int add_input(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *pattern)
 {
 	struct strbuf abs = STRBUF_INIT, name = STRBUF_INIT;
-	glob_t g;
+	struct strvec matches = STRVEC_INIT;
 	int rc = 0;
 	if (!has_glob(pattern)) {
-		path_absolute(cwd, pattern, &abs);
-		rc = add_path(st, r, abs.buf, 0);
+		path_absolute(spec->cwd, pattern, &abs);
+		rc = add_path(st, spec, r, abs.buf, 0);
 		sb_release(&abs);
 		return rc;
 	}
-	int gr = glob_at(cwd, pattern, GLOB_BRACE, &g);
-	if (gr != 0 && gr != GLOB_NOMATCH)
+	if (glob_paths(spec->cwd, pattern, &matches) < 0)
 		return err_set("input %s: cannot expand the pattern", pattern);
 	/* The match list is part of the key: a new matching file is a change.
-	 * It lists store names, so another checkout of the project agrees. */
+	 * It lists store names, so another checkout of the project agrees.
+	 * Outputs and the store are not inputs (see add_dir). */
 	struct strbuf list = STRBUF_INIT;
-	for (size_t i = 0; gr == 0 && i < g.gl_pathc; i++) {
-		fp_store_path(st, NULL, g.gl_pathv[i], &name);
+	for (size_t i = 0; i < matches.n; i++) {
+		fp_store_path(st, NULL, matches.v[i], &name);
+		if (!strcmp(matches.v[i], store_dir(st)) || is_output(spec, st, name.buf) ||
+		    !strncmp(matches.v[i], store_dir(st), strlen(store_dir(st))))
+			continue;
 		sb_add(&list, name.buf, name.len + 1);
-		if ((rc = add_path(st, r, g.gl_pathv[i], 0)) < 0)
+		if ((rc = add_path(st, spec, r, matches.v[i], 0)) < 0)
 			break;
 	}
 	sb_release(&name);
-	if (gr == 0)
-		globfree(&g);
+	sv_release(&matches);
 	struct digest d;
 	digest_of(list.buf ? list.buf : "", list.len, &d);
 	run_add_part(r, "glob", pattern, &d);
@@ -385,19 +403,6 @@ static void add_ambient(struct run_record *r, const struct fp_spec *spec)
 	}
 }
 
-static int is_output(const struct fp_spec *spec, const struct store *st, const char *name)
-{
-	struct strbuf o = STRBUF_INIT;
-	int found = 0;
-	for (size_t i = 0; !found && i < spec->outputs.n; i++) {
-		fp_store_path(st, spec->cwd, spec->outputs.v[i], &o);
-		size_t n = o.len;
-		found = !strcmp(o.buf, name) || (!strncmp(o.buf, name, n) && name[n] == '/');
-	}
-	sb_release(&o);
-	return found;
-}
-
 int fp_script_inputs(struct store *st, const struct fp_spec *spec, struct run_record *r)
 {
 	struct run_record tmp = { 0 };
@@ -417,12 +422,44 @@ int fp_script_inputs(struct store *st, const struct fp_spec *spec, struct run_re
 	return rc;
 }
 
+/* A declaration list as a set: `-i a -i b` and `-i b -i a` (or `-i a -i
+ * a`) are the same key. */
+static void as_set(const struct strvec *in, struct strvec *out)
+{
+	for (size_t i = 0; i < in->n; i++)
+		sv_push(out, in->v[i]);
+	sv_sort(out);
+	size_t k = 0;
+	for (size_t i = 0; i < out->n; i++) {
+		if (k && !strcmp(out->v[k - 1], out->v[i])) {
+			free(out->v[i]);
+			continue;
+		}
+		out->v[k++] = out->v[i];
+	}
+	out->n = k;
+	if (out->v)
+		out->v[k] = NULL;
+}
+
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r)
 {
 	struct strbuf sb = STRBUF_INIT, name = STRBUF_INIT;
+	struct strvec inputs = STRVEC_INIT, envs = STRVEC_INIT, params = STRVEC_INIT, deps = STRVEC_INIT,
+		      outputs = STRVEC_INIT;
 	struct hasher h;
 	struct digest d, argv_d, cwd_d;
 	int rc = -1;
+
+	as_set(&spec->inputs, &inputs);
+	as_set(&spec->envs, &envs);
+	as_set(&spec->params, &params);
+	as_set(&spec->deps, &deps);
+	for (size_t i = 0; i < spec->outputs.n; i++) {
+		fp_store_path(st, spec->cwd, spec->outputs.v[i], &name);
+		sv_push(&outputs, name.buf);
+	}
+	sv_sort(&outputs);
 
 	for (char *const *a = spec->argv; *a; a++)
 		sv_push(&r->argv, *a);
@@ -444,8 +481,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	run_add_part(r, "cwd", r->cwd, &cwd_d);
 
 	int have_exe = fp_which(r->argv.v[0], spec->cwd, spec->env, &sb) == 0;
-	struct script_spec ss = { spec->argv,        spec->cwd,   spec->env,   have_exe ? sb.buf : NULL,
-				  spec->raw_sources, &spec->deps, !spec->trace };
+	struct script_spec ss = { spec->argv,        spec->cwd, spec->env,   have_exe ? sb.buf : NULL,
+				  spec->raw_sources, &deps,     !spec->trace };
 	struct script_found found;
 	if (script_parts(st, &ss, r, &found) < 0)
 		goto out;
@@ -466,7 +503,9 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	 * naming the file it creates is its output, not its input. */
 	for (size_t i = 1; !spec->trace && i < r->argv.n; i++) {
 		struct stat s;
-		const char *a = r->argv.v[i];
+		const char *a = r->argv.v[i], *eq = a[0] == '-' ? strchr(a, '=') : NULL;
+		if (eq) /* --in=data.csv names a file as much as data.csv does */
+			a = eq + 1;
 		if ((int)i == found.script_arg || !*a)
 			continue;
 		path_absolute(spec->cwd, a, &sb);
@@ -479,19 +518,19 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 			goto out;
 	}
 
-	for (size_t i = 0; i < spec->inputs.n; i++)
-		if (add_input(st, spec->cwd, r, spec->inputs.v[i]) < 0)
+	for (size_t i = 0; i < inputs.n; i++)
+		if (add_input(st, spec, r, inputs.v[i]) < 0)
 			goto out;
 
-	for (size_t i = 0; i < spec->envs.n; i++) {
-		if (has_glob(spec->envs.v[i]))
-			add_env_pattern(r, spec->env, spec->envs.v[i]);
+	for (size_t i = 0; i < envs.n; i++) {
+		if (has_glob(envs.v[i]))
+			add_env_pattern(r, spec->env, envs.v[i]);
 		else
-			add_env(r, spec->env, spec->envs.v[i]);
+			add_env(r, spec->env, envs.v[i]);
 	}
 
-	for (size_t i = 0; i < spec->params.n; i++)
-		if (params_add(st, spec->cwd, r, spec->params.v[i]) < 0)
+	for (size_t i = 0; i < params.n; i++)
+		if (params_add(st, spec->cwd, r, params.v[i]) < 0)
 			goto out;
 
 	if (spec->stdin_fd >= 0) {
@@ -503,10 +542,11 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		run_add_part(r, "stdin", "-", &d);
 	}
 
-	for (size_t i = 0; i < spec->outputs.n; i++) {
-		fp_store_path(st, spec->cwd, spec->outputs.v[i], &name);
-		digest_str(name.buf, &d);
-		run_add_part(r, "output", name.buf, &d);
+	for (size_t i = 0; i < outputs.n; i++) {
+		if (i && !strcmp(outputs.v[i], outputs.v[i - 1]))
+			continue;
+		digest_str(outputs.v[i], &d);
+		run_add_part(r, "output", outputs.v[i], &d);
 	}
 
 	add_ambient(r, spec);
@@ -531,5 +571,10 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 out:
 	sb_release(&sb);
 	sb_release(&name);
+	sv_release(&inputs);
+	sv_release(&envs);
+	sv_release(&params);
+	sv_release(&deps);
+	sv_release(&outputs);
 	return rc;
 }

@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
@@ -503,6 +504,85 @@ int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g)
 	int rc = glob(p.buf, flags, NULL, g);
 	sb_release(&p);
 	return rc;
+}
+
+int glob_match(const char *pat, const char *path)
+{
+	if (!strncmp(pat, "**", 2) && (pat[2] == '/' || !pat[2])) {
+		if (!pat[2])
+			return 1;
+		for (const char *p = path;;) {
+			if (glob_match(pat + 3, p))
+				return 1;
+			const char *s = strchr(p, '/');
+			if (!s)
+				return 0;
+			p = s + 1;
+		}
+	}
+	const char *pe = strchrnul(pat, '/'), *xe = strchrnul(path, '/');
+	char *a = xstrndup(pat, (size_t)(pe - pat)), *b = xstrndup(path, (size_t)(xe - path));
+	int ok = fnmatch(a, b, FNM_PERIOD) == 0;
+	free(a);
+	free(b);
+	if (!ok || !*pe || !*xe)
+		return ok && !*pe && !*xe;
+	return glob_match(pe + 1, xe + 1);
+}
+
+/* Every path below dir (rel its name as the pattern spells it), matched. */
+static void glob_walk(const char *dir, const char *rel, const char *pattern, int depth, struct strvec *out)
+{
+	DIR *d = depth < 64 ? opendir(dir) : NULL;
+	struct dirent *e;
+	struct strbuf abs = STRBUF_INIT, r = STRBUF_INIT;
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		sb_reset(&abs);
+		sb_reset(&r);
+		sb_addf(&abs, "%s/%s", dir, e->d_name);
+		sb_addf(&r, "%s%s%s", rel, *rel && rel[strlen(rel) - 1] != '/' ? "/" : "", e->d_name);
+		if (glob_match(pattern, r.buf))
+			sv_push(out, abs.buf);
+		struct stat sb;
+		if (stat(abs.buf, &sb) == 0 && S_ISDIR(sb.st_mode))
+			glob_walk(abs.buf, r.buf, pattern, depth + 1, out);
+	}
+	if (d)
+		closedir(d);
+	sb_release(&abs);
+	sb_release(&r);
+}
+
+int glob_paths(const char *cwd, const char *pattern, struct strvec *out)
+{
+	const char *star2 = strstr(pattern, "**");
+	if (!star2) {
+		glob_t g;
+		int gr = glob_at(cwd, pattern, GLOB_BRACE, &g);
+		if (gr == GLOB_NOMATCH)
+			return 0;
+		if (gr != 0)
+			return err_set("cannot expand %s", pattern);
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			sv_push(out, g.gl_pathv[i]);
+		globfree(&g);
+		return 0;
+	}
+	/* the walk starts at the last directory before any pattern character */
+	size_t base = 0;
+	for (size_t i = 0; pattern + i < star2 && !strchr("*?[", pattern[i]); i++)
+		if (pattern[i] == '/')
+			base = i + 1;
+	struct strbuf rel = STRBUF_INIT, dir = STRBUF_INIT;
+	sb_add(&rel, pattern, base);
+	path_absolute(cwd, rel.len ? rel.buf : ".", &dir);
+	glob_walk(dir.buf, rel.buf, pattern, 0, out);
+	sv_sort(out);
+	sb_release(&rel);
+	sb_release(&dir);
+	return 0;
 }
 
 void rm_rf(const char *path)

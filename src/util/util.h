@@ -117,6 +117,13 @@ int write_all(int fd, const void *data, size_t len);
 void path_absolute(const char *cwd, const char *path, struct strbuf *out);
 /* glob(3) of pattern relative to cwd (absolute); the matches are absolute. */
 int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g);
+/* The paths (absolute, sorted) a pattern relative to cwd matches: glob(3)
+ * with braces, and "**" as a whole path segment matching any number of
+ * directories, as bash's globstar does (names starting with "." are not
+ * entered). No match is an empty list. Returns 0 or -1 (err_msg). */
+int glob_paths(const char *cwd, const char *pattern, struct strvec *out);
+/* fnmatch(3) per "/"-separated segment, "**" matching zero or more. */
+int glob_match(const char *pattern, const char *path);
 /* rm -rf (best effort) */
 void rm_rf(const char *path);
 /* mkdir -p */

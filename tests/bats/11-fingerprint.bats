@@ -309,3 +309,54 @@ setup() {
 	assert_line --regexp '^  output +[0-9a-f]{32}  out$'
 	refute_line --regexp '^  stdin '
 }
+
+@test "the order of declarations is not meaning: -i, -e, -o, --dep and --param in any order are one key" {
+	echo a > a
+	echo b > b
+	echo 'x = 1' > p.toml
+	echo 'y = 1' >> p.toml
+	touch d1.py d2.py
+	cashet exec -i a -i b -e A -e B -o o1 -o o2 --dep d1.py --dep d2.py -p p.toml:x -p p.toml:y -- sh -c 'touch o1 o2' > /dev/null
+	[ "$(verdict -i b -i a -e B -e A -o o2 -o o1 --dep d2.py --dep d1.py -p p.toml:y -p p.toml:x -- sh -c 'touch o1 o2')" = hit ]
+	# and a declaration given twice is given once
+	[ "$(verdict -i a -i b -i a -e A -e B -o o1 -o o2 --dep d1.py --dep d2.py -p p.toml:x -p p.toml:y -- sh -c 'touch o1 o2')" = hit ]
+}
+
+@test "-i . with -o build: the outputs are not inputs, so a build that is not reproducible still hits" {
+	mkdir src
+	echo code > src/a
+	miss=$(verdict -i . -o build -- sh -c 'mkdir -p build; date +%N > build/stamp')
+	[ "$miss" = miss ]
+	[ "$(verdict -i . -o build -- sh -c 'mkdir -p build; date +%N > build/stamp')" = hit ]
+	# the same for a glob that matches the output
+	[ "$(verdict -i '*' -o build -- sh -c 'mkdir -p build; date +%N > build/stamp')" = miss ]
+	[ "$(verdict -i '*' -o build -- sh -c 'mkdir -p build; date +%N > build/stamp')" = hit ]
+	echo more > src/a
+	[ "$(verdict -i . -o build -- sh -c 'mkdir -p build; date +%N > build/stamp')" = miss ]
+}
+
+@test "-i 'data/**/*.csv' matches at any depth, zero directories included" {
+	mkdir -p data/a/b
+	echo 1 > data/x.csv
+	echo 2 > data/a/b/y.csv
+	echo 3 > data/a/z.txt
+	cashet exec --trace=off -i 'data/**/*.csv' -- true
+	[ "$(verdict --trace=off -i 'data/**/*.csv' -- true)" = hit ]
+	echo 3 > data/a/z.txt.bak
+	[ "$(verdict --trace=off -i 'data/**/*.csv' -- true)" = hit ]
+	echo 22 > data/a/b/y.csv
+	[ "$(verdict --trace=off -i 'data/**/*.csv' -- true)" = miss ]
+	echo 4 > data/a/new.csv
+	[ "$(verdict --trace=off -i 'data/**/*.csv' -- true)" = miss ]
+	echo 11 > data/x.csv
+	[ "$(verdict --trace=off -i 'data/**/*.csv' -- true)" = miss ]
+}
+
+@test "--in=data.csv names a file like a plain argument (--trace=off)" {
+	echo 1 > data.csv
+	cashet exec --trace=off -- cat --in=data.csv > /dev/null 2>&1 || true
+	[ "$(verdict --trace=off -- sh -c 'true' --in=data.csv)" = miss ]
+	[ "$(verdict --trace=off -- sh -c 'true' --in=data.csv)" = hit ]
+	echo 2 > data.csv
+	[ "$(verdict --trace=off -- sh -c 'true' --in=data.csv)" = miss ]
+}
