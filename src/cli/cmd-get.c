@@ -82,7 +82,14 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 		if (fd < 0) {
 			err_sys("cannot create %s", dest);
 			rc = cli_fail(1);
-		} else if (store_blob_to_fd(st, f, fd) < 0 || rename(tmp.buf, dest) < 0) {
+		} else if (store_blob_to_fd(st, f, fd) < 0) {
+			/* a bad blob says so itself; a write error names the file */
+			if (err_code() != E_CORRUPT)
+				err_set("cannot write %s: %s", dest, err_msg());
+			unlink(tmp.buf);
+			rc = cli_fail(1);
+		} else if (rename(tmp.buf, dest) < 0) {
+			err_sys("cannot write %s", dest);
 			unlink(tmp.buf);
 			rc = cli_fail(1);
 		} else {

@@ -2,6 +2,7 @@
  * own cmd-<name>.c; this file only dispatches and prints errors once. */
 #include "cli/cli.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,10 @@ int main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	int i = 1;
+	/* A file size limit (ulimit -f) must fail a write with EFBIG, which
+	 * is reported and leaves the store alone, not kill cashet half-way.
+	 * The command gets the default back (spawn.c). */
+	signal(SIGXFSZ, SIG_IGN);
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
 			cli.store_opt = argv[i + 1];

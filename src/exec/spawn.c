@@ -126,6 +126,7 @@ static void child(const struct spawn_spec *spec, int out_w, int err_w, int statu
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
 		signal(forwarded[i], SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
+	signal(SIGXFSZ, SIG_DFL); /* cashet ignores it (main.c); an ignored signal survives exec */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

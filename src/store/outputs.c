@@ -194,6 +194,10 @@ static int restore_one(struct store *st, const struct run_file *f, const char *p
 			goto out;
 		}
 		if (store_blob_to_fd(st, f, fd) < 0) {
+			/* a stored blob that is bad says so itself; a write
+			 * that failed names the file it was for */
+			if (err_code() != E_CORRUPT)
+				err_set("cannot write %s: %s", path, err_msg());
 			unlink(tmp.buf);
 			goto out;
 		}

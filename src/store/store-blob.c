@@ -4,7 +4,9 @@
  * digest recorded when the run was stored, so corruption is never replayed. */
 #include "store/store-int.h"
 #include "store/gitmod.h"
+#include "util/sha1.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,14 +32,16 @@ static int verify_feed(struct verify *v, const void *data, size_t len)
 	return v->sink(v->ctx, data, len);
 }
 
-/* Inflates a loose object, skipping its "blob <size>\0" header.
- * Returns 1 if no loose object exists, 0 done, <0 error. */
-static int read_loose(struct store *st, const char *oid, struct verify *v)
+/* Inflates the loose object oid, handing every byte (its "blob <size>\0"
+ * header included) to fn. Returns 0 done, 1 no loose object, <0 error:
+ * err_code() is E_CORRUPT when the object's own bytes are at fault (not
+ * zlib, truncated), E_ERROR when reading it or fn failed otherwise. */
+static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ctx)
 {
 	struct strbuf path = STRBUF_INIT;
 	sb_addf(&path, "%s/objects/%.2s/%s", st->dir, oid, oid + 2);
 	int fd = open(path.buf, O_RDONLY | O_CLOEXEC);
-	int rc = -1, header = 1;
+	int rc = -1;
 	enum { CHUNK = 1 << 16 };
 	unsigned char *in = NULL, *out = NULL;
 	z_stream z;
@@ -57,8 +61,12 @@ static int read_loose(struct store *st, const char *oid, struct verify *v)
 		ssize_t n = read(fd, in, CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			err_set("object %s is truncated", oid);
+		if (n < 0) {
+			err_sys("cannot read %s", path.buf);
+			goto out;
+		}
+		if (n == 0) {
+			err_setc(E_CORRUPT, "object %s is truncated", oid);
 			goto out;
 		}
 		z.next_in = in;
@@ -68,22 +76,11 @@ static int read_loose(struct store *st, const char *oid, struct verify *v)
 			z.avail_out = CHUNK;
 			zr = inflate(&z, Z_NO_FLUSH);
 			if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-				err_set("object %s is corrupt", oid);
+				err_setc(E_CORRUPT, "object %s is corrupt", oid);
 				goto out;
 			}
 			size_t got = CHUNK - z.avail_out;
-			unsigned char *p = out;
-			if (header) {
-				unsigned char *nul = memchr(out, 0, got);
-				if (!nul || memcmp(out, "blob ", 5)) {
-					err_set("object %s is not a blob", oid);
-					goto out;
-				}
-				header = 0;
-				got -= (size_t)(nul + 1 - out);
-				p = nul + 1;
-			}
-			if (got && verify_feed(v, p, got) < 0)
+			if (got && fn(ctx, out, got) < 0)
 				goto out;
 		}
 	}
@@ -99,6 +96,79 @@ out_nozlib:
 	return rc;
 }
 
+/* The content of a loose blob: the header is checked and skipped, and the
+ * content must be exactly as long as the header says. */
+struct loose_blob {
+	struct verify *v;
+	const char *oid;
+	char head[32];
+	size_t hlen;
+	int in_body;
+	uint64_t declared, got;
+};
+
+static int loose_blob_bytes(void *ctx, const void *data, size_t len)
+{
+	struct loose_blob *b = ctx;
+	const char *p = data;
+	while (!b->in_body && len) {
+		char *end;
+		b->head[b->hlen++] = *p++;
+		len--;
+		if (b->head[b->hlen - 1] != 0) {
+			if (b->hlen == sizeof(b->head))
+				return err_setc(E_CORRUPT, "object %s is not a blob", b->oid);
+			continue;
+		}
+		if (strncmp(b->head, "blob ", 5) || !isdigit((unsigned char)b->head[5]))
+			return err_setc(E_CORRUPT, "object %s is not a blob", b->oid);
+		errno = 0;
+		b->declared = strtoull(b->head + 5, &end, 10);
+		if (errno || *end)
+			return err_setc(E_CORRUPT, "object %s is not a blob", b->oid);
+		b->in_body = 1;
+	}
+	if (!len)
+		return 0;
+	if (len > b->declared - b->got)
+		return err_setc(E_CORRUPT, "object %s is longer than its header says", b->oid);
+	b->got += len;
+	return verify_feed(b->v, p, len);
+}
+
+/* Streams a loose blob's content through v. 0 done, 1 none, <0 as inflate_loose. */
+static int read_loose(struct store *st, const char *oid, struct verify *v)
+{
+	struct loose_blob b = { .v = v, .oid = oid };
+	int rc = inflate_loose(st, oid, loose_blob_bytes, &b);
+	if (rc == 0 && (!b.in_body || b.got != b.declared))
+		rc = err_setc(E_CORRUPT, "object %s is truncated", oid);
+	return rc;
+}
+
+static int sha1_bytes(void *ctx, const void *data, size_t len)
+{
+	sha1_update(ctx, data, len);
+	return 0;
+}
+
+/* Whether the loose object's bytes still hash to its name: 1 they do, 0
+ * they do not (or do not even inflate), -1 cannot tell (a read error, or
+ * the object is gone). */
+static int loose_intact(struct store *st, const char *oid)
+{
+	struct sha1 s;
+	unsigned char d[SHA1_LEN];
+	char hex[41];
+	sha1_init(&s);
+	int rc = inflate_loose(st, oid, sha1_bytes, &s);
+	if (rc != 0)
+		return rc < 0 && err_code() == E_CORRUPT ? 0 : -1;
+	sha1_final(&s, d);
+	sha1_hex(d, hex);
+	return strcmp(hex, oid) == 0;
+}
+
 static int verified(struct verify *v, const struct run_file *f)
 {
 	struct digest d;
@@ -107,7 +177,10 @@ static int verified(struct verify *v, const struct run_file *f)
 }
 
 /* A damaged loose object is moved aside (objects/xx/yyy.corrupt): git would
- * otherwise see the id as present and never write the good content again. */
+ * otherwise see the id as present and never write the good content again.
+ * Only ever an object whose own bytes are bad: a destination that cannot be
+ * written, or an index row naming another run's object, is not the
+ * object's fault, and moving a good object aside would break its runs. */
 static void quarantine(struct store *st, const char *oid)
 {
 	struct strbuf from = STRBUF_INIT, to = STRBUF_INIT;
@@ -129,13 +202,13 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 	if (f->data && f->enc == 1) {
 		unsigned long long n = ZSTD_getFrameContentSize(f->data, f->datalen);
 		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > INLINE_MAX) {
-			err_set("inline copy of %s is corrupt", f->path);
+			err_setc(E_CORRUPT, "inline copy of %s is corrupt", f->path);
 			goto out;
 		}
 		sb_grow(&tmp, (size_t)n);
 		size_t got = ZSTD_decompress(tmp.buf, (size_t)n + 1, f->data, f->datalen);
 		if (ZSTD_isError(got)) {
-			err_set("inline copy of %s is corrupt", f->path);
+			err_setc(E_CORRUPT, "inline copy of %s is corrupt", f->path);
 			goto out;
 		}
 		if (verify_feed(&v, tmp.buf, got) < 0)
@@ -145,11 +218,25 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 			goto out;
 	} else {
 		int lr = read_loose(st, f->oid, &v);
-		if (lr < 0 || (lr == 0 && !verified(&v, f))) {
-			quarantine(st, f->oid);
-			if (lr == 0)
-				err_set("%s (object %.12s) is corrupt: content does not match its recorded hash",
-					f->path, f->oid);
+		if (lr < 0) {
+			/* a sink that failed (a full disk at the destination)
+			 * is reported as what it is; the object is fine */
+			if (err_code() == E_CORRUPT) {
+				char *why = xstrdup(err_msg());
+				quarantine(st, f->oid);
+				err_setc(E_CORRUPT, "%s: %s", f->path, why);
+				free(why);
+			}
+			goto out;
+		}
+		if (lr == 0 && !verified(&v, f)) {
+			/* Whole, but not the content this run recorded: the
+			 * object was altered, or the index names another
+			 * (maybe another run's, intact) object. */
+			if (loose_intact(st, f->oid) == 0)
+				quarantine(st, f->oid);
+			err_setc(E_CORRUPT, "%s (object %.12s) is corrupt: content does not match its recorded hash",
+				 f->path, f->oid);
 			goto out;
 		}
 		if (lr == 1) {
@@ -159,7 +246,8 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 		}
 	}
 	if (!verified(&v, f)) {
-		err_set("%s (object %.12s) is corrupt: content does not match its recorded hash", f->path, f->oid);
+		err_setc(E_CORRUPT, "%s (object %.12s) is corrupt: content does not match its recorded hash", f->path,
+			 f->oid);
 		goto out;
 	}
 	rc = 0;
@@ -178,7 +266,7 @@ static int sink_sb(void *ctx, const void *data, size_t len)
 static int sink_fd(void *ctx, const void *data, size_t len)
 {
 	if (write_all(*(int *)ctx, data, len) < 0)
-		return err_sys("write failed");
+		return err_set("%s", strerror(errno));
 	return 0;
 }
 

@@ -1,0 +1,102 @@
+#!/usr/bin/env bats
+# Faults: full disks, read-only stores, a damaged or incomplete index,
+# hostile archives. The store never destroys good data on its way out of
+# a fault (only an object whose own bytes are bad is quarantined; gc keeps
+# what refs reach), and a fault around the command degrades to running it
+# rather than stopping it.
+#
+# Full disks are a file size limit (ulimit -f, which cashet turns into
+# EFBIG instead of dying of SIGXFSZ); read-only stores are a read-only bind
+# mount in a private mount namespace when running as root (chmod does not
+# stop root), chmod otherwise; tests skip with the reason when neither works.
+
+load helper
+
+setup() {
+	common_setup
+	cashet init > /dev/null
+}
+
+# oid_of HASH KIND [PATH]: the git blob id of a run's stdout (0), stderr (1)
+# or output file (2, PATH as declared), from the index.
+oid_of() {
+	local q="SELECT f.oid FROM files f JOIN runs r ON f.run = r.id WHERE r.hash = '$1' AND f.kind = $2"
+	[ -n "${3:-}" ] && q="$q AND f.path = 'files/$3'"
+	sqlite3 .cashet/index.db "$q"
+}
+
+# No object anywhere in the store has been moved aside.
+assert_nothing_quarantined() {
+	run find .cashet/objects -name '*.corrupt'
+	assert_output ""
+}
+
+@test "a file size limit at the destination is reported as such and quarantines nothing" {
+	cashet exec -o big.bin -- sh -c "$(counted 'head -c 300000 /dev/urandom > big.bin')"
+	h=$(last_hash)
+	cp big.bin want.bin
+	# get -o under a 100 KiB limit: EFBIG, named, nothing left behind
+	run --separate-stderr bash -c "ulimit -f 100; cashet get $h --file big.bin -o copy.bin"
+	assert_failure 1
+	[[ "$stderr" == *"cannot write copy.bin: File too large"* ]]
+	[ ! -e copy.bin ]
+	run find . -name '*cashet-tmp*'
+	assert_output ""
+	assert_nothing_quarantined
+	# a hit restoring the output under the limit: the object stays too
+	rm big.bin
+	run --separate-stderr bash -c "ulimit -f 100; cashet exec -o big.bin -- sh -c '$(counted 'head -c 300000 /dev/urandom > big.bin')'"
+	[[ "$stderr" == *"cannot write"*"big.bin: File too large"* ]]
+	assert_nothing_quarantined
+	# without the limit it is a hit again, and the store checks clean
+	rm -f big.bin
+	n=$(run_count)
+	[ "$(verdict -o big.bin -- sh -c "$(counted 'head -c 300000 /dev/urandom > big.bin')")" = hit ]
+	cmp big.bin want.bin
+	[ "$(run_count)" = "$n" ]
+	run cashet fsck
+	assert_success
+}
+
+@test "an index row naming another run's object does not quarantine that object" {
+	cashet exec -- seq 1 30000 > /dev/null
+	a=$(last_hash)
+	cashet exec -- seq 2 30001 > /dev/null
+	b=$(last_hash)
+	ob=$(oid_of "$b" 0)
+	[ -f ".cashet/objects/${ob:0:2}/${ob:2}" ]
+	sqlite3 .cashet/index.db "UPDATE files SET oid = '$ob' WHERE kind = 0 AND run = (SELECT id FROM runs WHERE hash = '$a')"
+	# A cannot be replayed (its row is wrong): it runs again, with a warning
+	run --separate-stderr cashet exec -- seq 1 30000
+	assert_success
+	[[ "$stderr" == *"does not match its recorded hash"* ]]
+	[ "$output" = "$(seq 1 30000)" ]
+	# B's object is intact and stays where it is: B is still a hit
+	assert_nothing_quarantined
+	[ -f ".cashet/objects/${ob:0:2}/${ob:2}" ]
+	run --separate-stderr cashet exec -v -- seq 2 30001
+	[[ "$stderr" == *"hit"* ]]
+	[ "$output" = "$(seq 2 30001)" ]
+}
+
+@test "an object whose own bytes were altered is quarantined, and the re-run repairs the store" {
+	cashet exec -- seq 1 30000 > /dev/null
+	oid=$(oid_of "$(last_hash)" 0)
+	obj=".cashet/objects/${oid:0:2}/${oid:2}"
+	chmod u+w "$obj"
+	# one byte changed, properly deflated: only its git id tells
+	python3 - "$obj" <<-'PY'
+	import sys, zlib
+	p = sys.argv[1]
+	data = bytearray(zlib.decompress(open(p, "rb").read()))
+	data[-100] ^= 0x01
+	open(p, "wb").write(zlib.compress(bytes(data)))
+	PY
+	run --separate-stderr cashet exec -- seq 1 30000
+	assert_success
+	[[ "$stderr" == *"corrupt"* ]]
+	[ -f "$obj.corrupt" ]
+	[ "$(verdict -- seq 1 30000)" = hit ]
+	run cashet fsck
+	assert_success
+}
