@@ -46,4 +46,10 @@ int store_index_run(struct store *st, const struct run_record *r);
  * insert). r zeroed by the caller, freed by the caller even on error. */
 int store_load_git(struct store *st, const char *hash, struct run_record *r);
 
+/* Indexes every run that has a ref but no index row: the refs are the
+ * truth, and an interrupted save, import or pull leaves such runs. A run
+ * git cannot give back is pushed to unreadable, or, when that is NULL,
+ * fails the whole (nothing indexed). *added counts the runs indexed. */
+int store_index_missing(struct store *st, size_t *added, struct strvec *unreadable);
+
 #endif

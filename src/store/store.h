@@ -144,9 +144,12 @@ struct gc_opts {
 };
 struct gc_report {
 	int64_t expired, evicted, kept, busy, bytes_before, bytes_after;
+	int64_t reindexed; /* runs that had a ref but no index row */
 };
-/* Evicts expired runs, then by age and size (least recently used first),
- * then repacks so only what kept runs reach stays on disk. */
+/* Indexes the runs that have a ref but no index row, evicts expired runs,
+ * then by age and size (least recently used first), then repacks so only
+ * what kept runs reach stays on disk. A run ref that git cannot read
+ * stops it before anything is removed. */
 int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
 /* Git remotes: push the given runs' refs; pull fetches the remote's runs
  * and indexes every run that has a ref but no index row. */

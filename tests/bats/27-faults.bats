@@ -100,3 +100,33 @@ assert_nothing_quarantined() {
 	run cashet fsck
 	assert_success
 }
+
+# forget_row HASH: drops a run's index rows and keeps its ref and objects:
+# the state an import or pull interrupted before its index transaction leaves.
+forget_row() {
+	sqlite3 .cashet/index.db "
+		DELETE FROM files WHERE run = (SELECT id FROM runs WHERE hash = '$1');
+		DELETE FROM parts WHERE run = (SELECT id FROM runs WHERE hash = '$1');
+		DELETE FROM tags WHERE run = (SELECT id FROM runs WHERE hash = '$1');
+		DELETE FROM runs WHERE hash = '$1';"
+}
+
+@test "gc keeps a run that has a ref but no index row, indexes it, and it hits again" {
+	for i in 1 2 3; do
+		cashet exec -- seq "$i" 20000 > /dev/null
+	done
+	h=$(cashet log --json | json_field 'j[1]["hash"]')
+	forget_row "$h"
+	[ "$(log_count)" = 2 ]
+	run cashet gc
+	assert_success
+	assert_output --partial "3 kept"
+	assert_output --partial "(1 re-indexed from their refs)"
+	[ "$(log_count)" = 3 ]
+	run --separate-stderr cashet exec -v -- seq 2 20000
+	[[ "$stderr" == *"hit ${h:0:12}"* ]]
+	[ "$output" = "$(seq 2 20000)" ]
+	run cashet fsck
+	assert_success
+	[ "$(log_count)" = 3 ]
+}
