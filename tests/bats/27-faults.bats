@@ -130,3 +130,25 @@ forget_row() {
 	assert_success
 	[ "$(log_count)" = 3 ]
 }
+
+@test "re-importing an archive indexes the runs whose ref is there but whose row is not" {
+	cashet exec -- seq 1 10 > /dev/null
+	cashet exec -- seq 2 10 > /dev/null
+	cashet export ../all.cashet > /dev/null
+	mkdir ../proj2 && cd ../proj2 && cashet init > /dev/null
+	run cashet import ../all.cashet
+	assert_output "imported 2 runs (0 already present)"
+	for h in $(cashet log --json | json_field '" ".join(r["hash"] for r in j)'); do
+		forget_row "$h"
+	done
+	[ "$(log_count)" = 0 ]
+	run cashet import ../all.cashet
+	assert_success
+	assert_output "imported 2 runs (0 already present)"
+	[ "$(verdict -- seq 1 10)" = hit ]
+	[ "$(verdict -- seq 2 10)" = hit ]
+	run cashet import ../all.cashet
+	assert_output "imported 0 runs (2 already present)"
+	run cashet fsck
+	assert_success
+}
