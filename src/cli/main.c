@@ -34,6 +34,12 @@ const struct command commands[] = {
 	{ NULL, NULL, NULL },
 };
 
+static void print_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "cashet: %s\n", msg);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: cashet [--store DIR] <command> [options] [args]\n\ncommands:\n");
@@ -132,6 +138,7 @@ int main(int argc, char **argv)
 	 * is reported and leaves the store alone, not kill cashet half-way.
 	 * The command gets the default back (spawn.c). */
 	signal(SIGXFSZ, SIG_IGN);
+	store_on_warning(print_warning, NULL);
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
 			cli.store_opt = argv[i + 1];

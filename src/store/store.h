@@ -75,6 +75,10 @@ int store_find(const char *explicit_dir, struct strbuf *dir);
 /* The same, walking up from the absolute directory from (NULL: the working directory). */
 int store_find_from(const char *explicit_dir, const char *from, struct strbuf *dir);
 
+/* Where the store's warnings go (a damaged index moved aside and rebuilt):
+ * one line without the "cashet: " prefix. Process-wide; unset, they are dropped. */
+void store_on_warning(void (*fn)(void *ctx, const char *msg), void *ctx);
+
 enum { STORE_CREATE = 1 };
 /* Opens the store at dir (as found by store_find). With STORE_CREATE a missing
  * store is created (git init + schema); *created says so. Caller closes. */

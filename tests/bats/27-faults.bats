@@ -152,3 +152,59 @@ forget_row() {
 	run cashet fsck
 	assert_success
 }
+
+# A store of five runs, and a copy of its index as it is now.
+five_runs() {
+	for i in 1 2 3 4 5; do
+		cashet exec -- seq "$i" 3000 > /dev/null
+	done
+	cp .cashet/index.db "$BATS_TEST_TMPDIR/good.db"
+}
+
+# damaged_index_recovers: the next command warns once, sets the damaged
+# file aside, rebuilds the index from git and goes on: a hit.
+damaged_index_recovers() {
+	run --separate-stderr cashet exec -v -- seq 3 3000
+	assert_success
+	[ "$output" = "$(seq 3 3000)" ]
+	[ "$(grep -c 'was damaged' <<< "$stderr")" = 1 ]
+	[[ "$stderr" == *"rebuilt from git (5 runs)"* ]]
+	[[ "$stderr" == *"cashet: hit "* ]]
+	ls .cashet/index.db.corrupt-* > /dev/null
+	[ "$(log_count)" = 5 ]
+	run --separate-stderr cashet exec -- seq 3 3000
+	[ -z "$stderr" ]
+}
+
+@test "a truncated index.db is set aside and rebuilt from git, with one warning" {
+	five_runs
+	truncate -s 8192 .cashet/index.db
+	damaged_index_recovers
+	# cut in the middle of a page
+	head -c 5000 "$BATS_TEST_TMPDIR/good.db" > .cashet/index.db
+	damaged_index_recovers
+	[ "$(ls .cashet/index.db.corrupt-* | grep -vc -- -wal)" = 2 ]
+}
+
+@test "a garbage index.db is set aside and rebuilt from git, with one warning" {
+	five_runs
+	head -c 65536 /dev/urandom > .cashet/index.db
+	damaged_index_recovers
+	run cashet log
+	assert_success
+	run cashet gc
+	assert_success
+}
+
+@test "an index.db damaged inside: the command that finds it fails, the next one rebuilds it" {
+	five_runs
+	python3 - .cashet/index.db <<-'PY'
+	import os, sys
+	d = bytearray(open(sys.argv[1], "rb").read())
+	d[4096 * 2:] = os.urandom(len(d) - 4096 * 2)
+	open(sys.argv[1], "wb").write(d)
+	PY
+	run --separate-stderr cashet log
+	[[ "$stderr" == *"rebuilt from git by the next command"* ]]
+	damaged_index_recovers
+}
