@@ -208,3 +208,37 @@ damaged_index_recovers() {
 	[[ "$stderr" == *"rebuilt from git by the next command"* ]]
 	damaged_index_recovers
 }
+
+@test "remote remove never deletes the store's runs; a fetch never prunes them" {
+	shared="$BATS_TEST_TMPDIR/shared.git"
+	git init -q --bare "$shared"
+	cashet exec -- echo local > /dev/null
+	mkdir ../other
+	(cd ../other && cashet init > /dev/null && cashet exec -- echo a > /dev/null &&
+		cashet exec -- echo b > /dev/null && cashet remote add origin "$shared" && cashet push > /dev/null)
+	cashet remote add origin "$shared"
+	# fetch.prune in the user's git config must not prune the local run
+	HOME=$BATS_TEST_TMPDIR git config --global fetch.prune true
+	run env HOME="$BATS_TEST_TMPDIR" cashet pull
+	assert_output "pulled 2 new runs from origin"
+	[ "$(git --git-dir .cashet for-each-ref refs/cashet/runs | wc -l)" = 3 ]
+	run cashet remote remove origin
+	assert_success
+	# and a remote added by an older cashet, with the runs as its tracking refs
+	git --git-dir .cashet config remote.old.url "$shared"
+	git --git-dir .cashet config remote.old.fetch '+refs/cashet/runs/*:refs/cashet/runs/*'
+	run cashet remote remove old
+	assert_success
+	run cashet remote
+	assert_output ""
+	[ "$(git --git-dir .cashet for-each-ref refs/cashet/runs | wc -l)" = 3 ]
+	run cashet fsck
+	assert_success
+	[ "$(log_count)" = 3 ]
+	run cashet gc
+	assert_success
+	assert_output --partial "3 kept"
+	for w in local a b; do
+		[ "$(verdict -- echo "$w")" = hit ]
+	done
+}
