@@ -92,7 +92,11 @@ static int prepare_stdin(struct store *st, int fd, int *hashed, int *child, int 
 		*hashed = *child = fd;
 		return 0;
 	}
+	/* in the store, else (a read-only store) in $TMPDIR */
+	const char *tmpdir = getenv("TMPDIR");
 	int tmp = open(store_tmpdir(st), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (tmp < 0)
+		tmp = open(tmpdir && *tmpdir ? tmpdir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (tmp < 0)
 		return err_sys("cannot spool stdin in %s", store_tmpdir(st));
 	char buf[65536];
@@ -249,10 +253,11 @@ static int backoff_sleep(int attempt)
 	return 0;
 }
 
-/* Runs with retries; the final attempt's outcome is in out. Returns
- * spawn_command's code: 0 ran, 1 could not start (err_msg), -1 error. */
-static int run_with_retries(struct store *st, const struct exec_request *req, int stdin_fd, struct beat *beat,
-			    struct spawn_result *out)
+/* Runs with retries; the final attempt's outcome is in out, its streams
+ * captured when capture is set. Returns spawn_command's code: 0 ran, 1
+ * could not start (err_msg), -1 error. */
+static int run_with_retries(struct store *st, const struct exec_request *req, int stdin_fd, int capture,
+			    struct beat *beat, struct spawn_result *out)
 {
 	int quiet = !!(req->flags & EXEC_QUIET);
 	struct spawn_spec spec = {
@@ -264,7 +269,7 @@ static int run_with_retries(struct store *st, const struct exec_request *req, in
 		.err_fd = quiet ? -1 : req->err_fd,
 		.timeout_ms = req->timeout_ms,
 		.grace_ms = req->grace_ms,
-		.capdir = store_tmpdir(st),
+		.capdir = capture ? store_tmpdir(st) : NULL,
 		.cancel = req->cancel,
 		.tick = beat ? heartbeat : NULL,
 		.tick_ctx = beat,
@@ -392,6 +397,19 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 	 * again once we hold the claim: it may have finished between our
 	 * lookup and our claim. A run is dated by its start, which can be
 	 * before ours, so a completed one counts whenever it started. */
+	/* A store that cannot be written (read-only, another user's) costs
+	 * the cache, never the command: it runs uncached, as ccache falls
+	 * back to the compiler, with one warning. */
+	if (cache && !store_writable(st)) {
+		struct strbuf w = STRBUF_INIT;
+		sb_addf(&w, "warning: %s; running the command without caching it", err_msg());
+		if (req->on_notice)
+			req->on_notice(req->ctx, w.buf);
+		sb_release(&w);
+		err_clear();
+		cache = 0;
+	}
+
 	claim_self(&me);
 	struct beat beat = { st, r.fp, &me, now_ms(), &er };
 	if (cache) {
@@ -431,7 +449,7 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 	if (spawn_pending_signal())
 		goto interrupted; /* while hashing or waiting: nothing ran, nothing to store */
 	int64_t started = now_ms();
-	int sr = run_with_retries(st, req, child_stdin, claimed ? &beat : NULL, &out);
+	int sr = run_with_retries(st, req, child_stdin, cache, claimed ? &beat : NULL, &out);
 	have_out = sr >= 0;
 	if (sr < 0)
 		goto out;

@@ -101,6 +101,8 @@ static int pump(struct stream *s)
 	}
 	if (s->tee_fd >= 0 && write_all(s->tee_fd, buf, (size_t)n) < 0)
 		s->tee_fd = -1; /* the reader went away; keep capturing */
+	if (s->cap_fd < 0)
+		return 0; /* not capturing */
 	if (write_all(s->cap_fd, buf, (size_t)n) < 0)
 		return err_sys("cannot write capture file %s", s->cap->path);
 	hasher_bytes(&s->h, buf, (size_t)n);
@@ -160,8 +162,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	memset(s, 0, sizeof(s));
 	s[0].cap_fd = s[1].cap_fd = -1;
 
-	if ((s[0].cap_fd = open_capture(spec->capdir, &o->out, &s[0].h)) < 0 ||
-	    (s[1].cap_fd = open_capture(spec->capdir, &o->err, &s[1].h)) < 0)
+	if (spec->capdir && ((s[0].cap_fd = open_capture(spec->capdir, &o->out, &s[0].h)) < 0 ||
+			     (s[1].cap_fd = open_capture(spec->capdir, &o->err, &s[1].h)) < 0))
 		goto out;
 	s[0].cap = &o->out;
 	s[1].cap = &o->err;
@@ -283,8 +285,10 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 		err_set("cannot enter the working directory %s: %s", spec->cwd, strerror(-exec_errno));
 	else if (exec_errno)
 		err_set("%s: %s", spec->argv[0], exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
-	hasher_final(&s[0].h, &o->out.d);
-	hasher_final(&s[1].h, &o->err.d);
+	if (spec->capdir) {
+		hasher_final(&s[0].h, &o->out.d);
+		hasher_final(&s[1].h, &o->err.d);
+	}
 	rc = exec_errno ? 1 : 0;
 out:
 	for (int i = 0; i < 2; i++) {

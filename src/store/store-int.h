@@ -29,6 +29,8 @@ struct store {
 	struct digest claimed; /* the fingerprint we hold a claim on */
 	int have_claim;
 	int64_t claim_pid;
+	int writable;     /* store_writable(): 0 not checked yet, 1 yes, -1 no */
+	char *unwritable; /* why not */
 };
 
 int store_sqlfail(struct store *st, const char *what);

@@ -359,11 +359,37 @@ out:
 	return rc;
 }
 
+/* A WAL database whose -shm file is missing and cannot be made (a
+ * read-only store copied or left without it) opens only as immutable:
+ * read-only, without locks. Fine for a store nobody can write; what is
+ * read is checked against its digests anyway. */
+static int open_immutable(struct store *st, const char *path)
+{
+	struct strbuf uri = STRBUF_INIT;
+	int rc;
+	sb_adds(&uri, "file:");
+	for (const char *p = path; *p; p++)
+		if (strchr("%?#", *p))
+			sb_addf(&uri, "%%%02X", (unsigned char)*p);
+		else
+			sb_addc(&uri, *p);
+	sb_adds(&uri, "?immutable=1");
+	sqlite3_close(st->db);
+	st->db = NULL;
+	rc = sqlite3_open_v2(uri.buf, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+	sb_release(&uri);
+	return rc == SQLITE_OK ? 0 : err_set("%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+}
+
 static int open_db(struct store *st, const char *path)
 {
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
 	    SQLITE_OK)
 		return err_set("%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+	if (sqlite3_exec(st->db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK &&
+	    (sqlite3_errcode(st->db) & 0xff) == SQLITE_CANTOPEN && access(st->dir, W_OK) < 0 &&
+	    open_immutable(st, path) < 0)
+		return -1;
 	sqlite3_busy_timeout(st->db, 30000);
 	/* Keep the -wal file when the last connection closes: deleting and
 	 * recreating it on every command costs more than a whole lookup.
@@ -490,6 +516,7 @@ void store_close(struct store *st)
 	free(st->dir);
 	free(st->root);
 	free(st->tmp);
+	free(st->unwritable);
 	free(st);
 }
 
@@ -510,6 +537,34 @@ const char *store_tmpdir(struct store *st)
 	if (!st->tmp_made && (mkdir(st->tmp, 0777) == 0 || errno == EEXIST))
 		st->tmp_made = 1;
 	return st->tmp;
+}
+
+int store_writable(struct store *st)
+{
+	if (!st->writable) {
+		static const char *const dirs[] = { "", "/objects", "/refs" };
+		struct strbuf p = STRBUF_INIT;
+		st->writable = 1;
+		for (size_t i = 0; st->writable > 0 && i < sizeof(dirs) / sizeof(*dirs); i++) {
+			sb_reset(&p);
+			sb_addf(&p, "%s%s", st->dir, dirs[i]);
+			if (access(p.buf, W_OK) == 0)
+				continue;
+			err_sys("cannot write the store %s", p.buf);
+			st->unwritable = xstrdup(err_msg());
+			st->writable = -1;
+		}
+		if (st->writable > 0 && sqlite3_db_readonly(st->db, "main") == 1) {
+			sb_reset(&p);
+			sb_addf(&p, "cannot write the store's index %s/index.db", st->dir);
+			st->unwritable = sb_detach(&p);
+			st->writable = -1;
+		}
+		sb_release(&p);
+	}
+	if (st->writable < 0)
+		err_set("%s", st->unwritable);
+	return st->writable > 0;
 }
 
 void store_sweep_tmp(struct store *st)

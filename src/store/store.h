@@ -89,6 +89,11 @@ const char *store_root(const struct store *st);
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
 
+/* 1 if runs can be stored here (index.db, the object database and tmp/
+ * accept writes), 0 if not, with err_msg() saying why (a read-only file
+ * system, another user's store). Checked once per open store. */
+int store_writable(struct store *st);
+
 /* Removes captures and import staging left in tmp/ by processes that died (kill -9). */
 void store_sweep_tmp(struct store *st);
 

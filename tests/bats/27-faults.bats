@@ -242,3 +242,52 @@ damaged_index_recovers() {
 		[ "$(verdict -- echo "$w")" = hit ]
 	done
 }
+
+# readonly_reason: empty when this test can make .cashet read-only (as
+# root: a read-only bind mount in a private mount namespace; otherwise
+# chmod), else why not.
+readonly_reason() {
+	[ "$(id -u)" != 0 ] && return 0
+	mkdir -p "$BATS_TEST_TMPDIR/probe"
+	unshare -m sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && ! touch "$1/x" 2> /dev/null' \
+		sh "$BATS_TEST_TMPDIR/probe" 2> /dev/null ||
+		echo "running as root, and no read-only bind mount (unshare -m) here: chmod does not stop root"
+}
+
+# in_readonly_store CMD...: runs CMD while .cashet is read-only.
+in_readonly_store() {
+	if [ "$(id -u)" = 0 ]; then
+		unshare -m sh -c 'mount --bind .cashet .cashet && mount -o remount,bind,ro .cashet && exec "$@"' sh "$@"
+	else
+		local rc=0
+		chmod -R a-w .cashet
+		"$@" || rc=$?
+		chmod -R u+w .cashet
+		return "$rc"
+	fi
+}
+
+@test "a read-only store: hits still work, a miss runs uncached with one warning and the command's own status" {
+	reason=$(readonly_reason)
+	[ -z "$reason" ] || skip "$reason"
+	# an input old enough for the stat cache (not changed in the last 2 s)
+	old="$BATS_TEST_DIRNAME/helper.bash"
+	cashet exec -i "$old" -- echo cached > /dev/null
+	# hashed again on the hit, and its stat cache entry cannot be written
+	sqlite3 .cashet/index.db 'DELETE FROM statcache'
+	run --separate-stderr in_readonly_store cashet exec -v -i "$old" -- echo cached
+	assert_success
+	assert_output cached
+	[[ "$stderr" == "cashet: hit "* ]]
+	run --separate-stderr in_readonly_store cashet exec -- sh -c 'echo new; exit 3'
+	assert_failure 3
+	assert_output new
+	[ "$(grep -c . <<< "$stderr")" = 1 ]
+	[[ "$stderr" == "cashet: warning: cannot write the store "*"; running the command without caching it" ]]
+	# a piped stdin is spooled outside the store; a new input's stat is not cached
+	run --separate-stderr in_readonly_store sh -c 'echo piped | cashet exec -- cat'
+	assert_success
+	assert_output piped
+	[ "$(log_count)" = 1 ]
+	[ "$(verdict -i "$old" -- echo cached)" = hit ]
+}
