@@ -467,6 +467,12 @@ int exec_run(struct store *st, const struct exec_request *req, struct exec_resul
 	}
 	if (!cache)
 		goto out;
+	if (out.out.error || out.err.error) {
+		errno = out.out.error ? out.out.error : out.err.error;
+		set_note(res, "warning: result not stored: cannot capture the command's output in %s: %s",
+			 store_tmpdir(st), strerror(errno));
+		goto out;
+	}
 
 	/* 6. store, publish, bound the store */
 	int so = store_outcome(st, req, &r, &out, started);

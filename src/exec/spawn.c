@@ -102,9 +102,17 @@ static int pump(struct stream *s)
 	if (s->tee_fd >= 0 && write_all(s->tee_fd, buf, (size_t)n) < 0)
 		s->tee_fd = -1; /* the reader went away; keep capturing */
 	if (s->cap_fd < 0)
-		return 0; /* not capturing */
-	if (write_all(s->cap_fd, buf, (size_t)n) < 0)
-		return err_sys("cannot write capture file %s", s->cap->path);
+		return 0; /* not capturing, or no longer */
+	if (write_all(s->cap_fd, buf, (size_t)n) < 0) {
+		/* A full disk costs the capture, not the command: its output
+		 * keeps flowing to the caller until it exits. The space goes
+		 * back at once; it may be the command's disk too. */
+		s->cap->error = errno;
+		close(s->cap_fd);
+		s->cap_fd = -1;
+		unlink(s->cap->path);
+		return 0;
+	}
 	hasher_bytes(&s->h, buf, (size_t)n);
 	s->cap->size += (uint64_t)n;
 	return 0;

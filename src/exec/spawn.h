@@ -13,6 +13,8 @@ struct capture {
 	char *path; /* temp file holding the bytes; unlinked by spawn_result_free */
 	struct digest d;
 	uint64_t size;
+	int error; /* errno of a capture write that failed (a full disk): the
+		    * stream still reached the caller, but the file is gone */
 };
 
 struct spawn_spec {

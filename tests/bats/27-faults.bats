@@ -291,3 +291,22 @@ in_readonly_store() {
 	[ "$(log_count)" = 1 ]
 	[ "$(verdict -i "$old" -- echo cached)" = hit ]
 }
+
+@test "a capture that hits a full disk: the output still flows, the command finishes with its status, nothing is stored" {
+	# 3 MB of output; the capture file may grow to 1 MiB (index.db stays smaller)
+	cmd="$(counted 'head -c 3000000 /dev/zero; echo done >&2; exit 3')"
+	run --separate-stderr bash -c "ulimit -f 1024; cashet exec -- sh -c '$cmd' | wc -c; exit \${PIPESTATUS[0]}"
+	assert_failure 3
+	assert_output 3000000
+	[[ "$stderr" == *"done"* ]]
+	[[ "$stderr" == *"result not stored: cannot capture the command's output in "*"File too large"* ]]
+	[ "$(log_count)" = 0 ]
+	run ls -A .cashet/tmp
+	assert_output ""
+	# a command that succeeds: the same, exit 0, and the next run runs again
+	run bash -c "ulimit -f 1024; cashet exec -- sh -c '$(counted 'head -c 3000000 /dev/zero')' 2> /dev/null | wc -c; exit \${PIPESTATUS[0]}"
+	assert_success
+	assert_output 3000000
+	[ "$(log_count)" = 0 ]
+	[ "$(run_count)" = 2 ]
+}
