@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "key/fp.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <string.h>
@@ -96,10 +97,21 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 			rc = 0;
 		}
 	} else {
-		/* verified in full before the first byte goes out */
-		rc = store_blob_read(st, f, &tmp) < 0 || write_all(STDOUT_FILENO, tmp.buf ? tmp.buf : "", tmp.len) < 0
-			     ? cli_fail(1)
-			     : 0;
+		/* verified in full before the first byte goes out, in bounded memory */
+		int held = -1;
+		if (store_blob_check(st, f, &tmp, &held) < 0) {
+			rc = cli_fail(1);
+		} else if (held >= 0 ? store_blob_send(st, f, held, STDOUT_FILENO) < 0
+				     : write_all(STDOUT_FILENO, sb_str(&tmp), tmp.len) < 0) {
+			if (held < 0 || err_code() != E_CORRUPT)
+				err_set("cannot write the standard output: %s",
+					held >= 0 ? err_msg() : strerror(errno));
+			rc = cli_fail(1);
+		} else {
+			rc = 0;
+		}
+		if (held >= 0)
+			close(held);
 	}
 	sb_release(&tmp);
 out:

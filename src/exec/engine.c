@@ -154,32 +154,45 @@ int exec_explain(struct store *st, const struct exec_request *req, struct explai
 	return rc;
 }
 
-/* Replays a stored run, its streams to out_fd and err_fd (-1: read and
- * verified, not written). Everything is read and verified before the first
- * byte is written, so a corrupt object degrades to a miss, not to garbage.
- * Returns 0 replayed, -1 if the run cannot be replayed (corrupt/missing).
- * A stream that cannot be written (a closed pipe: `| head`) is not
- * cashet's failure. */
+/* Replays a stored run, its streams to out_fd and err_fd (-1: checked,
+ * not written). Every stream is checked whole before the first byte is
+ * written, so a corrupt object degrades to a miss, not to garbage; a
+ * large one is not held in memory for that, but checked as it inflates
+ * and inflated again from the same file as it is written. Returns 0
+ * replayed, -1 if the run cannot be replayed (corrupt/missing). A stream
+ * that cannot be written (a closed pipe: `| head`) is not cashet's failure. */
 static int replay(struct store *st, const struct run_record *r, int out_fd, int err_fd)
 {
-	struct strbuf streams[2] = { STRBUF_INIT, STRBUF_INIT };
-	int fds[2] = { out_fd, err_fd }, rc = -1;
+	struct strbuf mem[2] = { STRBUF_INIT, STRBUF_INIT };
+	const struct run_file *stream[2] = { NULL, NULL };
+	int fds[2] = { out_fd, err_fd }, held[2] = { -1, -1 }, rc = -1;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		if ((f->kind == FILE_STDOUT || f->kind == FILE_STDERR) && store_blob_read(st, f, &streams[f->kind]) < 0)
+		if (f->kind != FILE_STDOUT && f->kind != FILE_STDERR)
+			continue;
+		stream[f->kind] = f;
+		if (store_blob_check(st, f, &mem[f->kind], &held[f->kind]) < 0)
 			goto out;
 	}
 	if (outputs_restore(st, r) < 0)
 		goto out;
-	for (int k = 0; k < 2; k++)
-		if (fds[k] >= 0 && streams[k].len && write_all(fds[k], streams[k].buf, streams[k].len) < 0)
+	for (int k = 0; k < 2; k++) {
+		if (fds[k] < 0 || !stream[k])
+			continue;
+		if (held[k] >= 0 ? store_blob_send(st, stream[k], held[k], fds[k]) < 0
+				 : mem[k].len && write_all(fds[k], mem[k].buf, mem[k].len) < 0)
 			break;
+	}
+	err_clear();
 	if (store_touch(st, r, now_ms()) < 0)
 		err_clear(); /* LRU bookkeeping must never fail a hit */
 	rc = 0;
 out:
-	sb_release(&streams[0]);
-	sb_release(&streams[1]);
+	for (int k = 0; k < 2; k++) {
+		if (held[k] >= 0)
+			close(held[k]);
+		sb_release(&mem[k]);
+	}
 	return rc;
 }
 

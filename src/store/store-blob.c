@@ -32,37 +32,43 @@ static int verify_feed(struct verify *v, const void *data, size_t len)
 	return v->sink(v->ctx, data, len);
 }
 
-/* Inflates the loose object oid, handing every byte (its "blob <size>\0"
- * header included) to fn. Returns 0 done, 1 no loose object, <0 error:
- * err_code() is E_CORRUPT when the object's own bytes are at fault (not
- * zlib, truncated), E_ERROR when reading it or fn failed otherwise. */
-static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ctx)
+/* Opens the loose object oid: 0 (*fd set), 1 there is none, -1 error. */
+static int open_loose(struct store *st, const char *oid, int *fd)
 {
 	struct strbuf path = STRBUF_INIT;
+	int rc = 0;
 	sb_addf(&path, "%s/objects/%.2s/%s", st->dir, oid, oid + 2);
-	int fd = open(path.buf, O_RDONLY | O_CLOEXEC);
+	*fd = open(path.buf, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		rc = errno == ENOENT ? 1 : err_sys("cannot open %s", path.buf);
+	sb_release(&path);
+	return rc;
+}
+
+/* Inflates the loose object oid from fd (read from its start), handing
+ * every byte (its "blob <size>\0" header included) to fn. Returns 0, or
+ * <0: err_code() is E_CORRUPT when the object's own bytes are at fault
+ * (not zlib, truncated), E_ERROR when reading it or fn failed otherwise. */
+static int inflate_fd(int fd, const char *oid, sink_fn fn, void *ctx)
+{
 	int rc = -1;
 	enum { CHUNK = 1 << 16 };
 	unsigned char *in = NULL, *out = NULL;
 	z_stream z;
 	memset(&z, 0, sizeof(z));
-	if (fd < 0) {
-		rc = errno == ENOENT ? 1 : err_sys("cannot open %s", path.buf);
-		goto out_nozlib;
-	}
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return err_sys("cannot read object %s", oid);
+	if (inflateInit(&z) != Z_OK)
+		return err_set("zlib init failed");
 	in = xmalloc(CHUNK);
 	out = xmalloc(CHUNK);
-	if (inflateInit(&z) != Z_OK) {
-		err_set("zlib init failed");
-		goto out_nozlib;
-	}
 	int zr = Z_OK;
 	while (zr != Z_STREAM_END) {
 		ssize_t n = read(fd, in, CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			err_sys("cannot read %s", path.buf);
+			err_sys("cannot read object %s", oid);
 			goto out;
 		}
 		if (n == 0) {
@@ -87,12 +93,19 @@ static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ct
 	rc = 0;
 out:
 	inflateEnd(&z);
-out_nozlib:
-	if (fd >= 0)
-		close(fd);
 	free(in);
 	free(out);
-	sb_release(&path);
+	return rc;
+}
+
+/* The same for the object's file: 1 if there is no loose object. */
+static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ctx)
+{
+	int fd, rc = open_loose(st, oid, &fd);
+	if (rc != 0)
+		return rc;
+	rc = inflate_fd(fd, oid, fn, ctx);
+	close(fd);
 	return rc;
 }
 
@@ -136,11 +149,12 @@ static int loose_blob_bytes(void *ctx, const void *data, size_t len)
 	return verify_feed(b->v, p, len);
 }
 
-/* Streams a loose blob's content through v. 0 done, 1 none, <0 as inflate_loose. */
-static int read_loose(struct store *st, const char *oid, struct verify *v)
+/* Streams the content of the loose blob open as fd through v. 0 done,
+ * <0 as inflate_fd. */
+static int read_loose_fd(int fd, const char *oid, struct verify *v)
 {
 	struct loose_blob b = { .v = v, .oid = oid };
-	int rc = inflate_loose(st, oid, loose_blob_bytes, &b);
+	int rc = inflate_fd(fd, oid, loose_blob_bytes, &b);
 	if (rc == 0 && (!b.in_body || b.got != b.declared))
 		rc = err_setc(E_CORRUPT, "object %s is truncated", oid);
 	return rc;
@@ -193,11 +207,13 @@ static void quarantine(struct store *st, const char *oid)
 	sb_release(&to);
 }
 
-static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx)
+/* Streams f to sink, checked against its digest. A loose object is read
+ * from *held when held is given and open (>= 0); it stays open. */
+static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx, int *held)
 {
 	struct verify v = { .sink = sink, .ctx = ctx };
 	struct strbuf tmp = STRBUF_INIT;
-	int rc = -1;
+	int rc = -1, fd = -1;
 	hasher_init(&v.h);
 	if (f->data && f->enc == 1) {
 		unsigned long long n = ZSTD_getFrameContentSize(f->data, f->datalen);
@@ -217,7 +233,13 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 		if (verify_feed(&v, f->data, f->datalen) < 0)
 			goto out;
 	} else {
-		int lr = read_loose(st, f->oid, &v);
+		int lr = 0;
+		if (held && *held >= 0)
+			fd = *held;
+		else
+			lr = open_loose(st, f->oid, &fd);
+		if (lr == 0)
+			lr = read_loose_fd(fd, f->oid, &v);
 		if (lr < 0) {
 			/* a sink that failed (a full disk at the destination)
 			 * is reported as what it is; the object is fine */
@@ -252,6 +274,8 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 	}
 	rc = 0;
 out:
+	if (fd >= 0 && !(held && fd == *held))
+		close(fd);
 	hasher_free(&v.h);
 	sb_release(&tmp);
 	return rc;
@@ -270,10 +294,20 @@ static int sink_fd(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
+/* Up to this size a blob is checked in memory, inflated once; beyond it,
+ * twice (checked, then written), to keep a hit's memory bounded: two
+ * streams of 8 MiB stay well under 32 MiB. */
+#define CHECK_IN_MEMORY_MAX (8u << 20)
+
+static int sink_none(void *ctx, const void *data, size_t len)
+{
+	return 0;
+}
+
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb)
 {
 	size_t start = sb->len;
-	int rc = stream_blob(st, f, sink_sb, sb);
+	int rc = stream_blob(st, f, sink_sb, sb, NULL);
 	if (rc < 0)
 		sb_setlen(sb, start);
 	return rc;
@@ -281,5 +315,31 @@ int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *s
 
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd)
 {
-	return stream_blob(st, f, sink_fd, &fd);
+	return stream_blob(st, f, sink_fd, &fd, NULL);
+}
+
+int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, int *held)
+{
+	*held = -1;
+	/* a large loose object: checked as it inflates, kept open, nothing
+	 * kept in memory; a smaller one is inflated once, into memory */
+	if (!f->data && f->size > CHECK_IN_MEMORY_MAX) {
+		int fd, rc = open_loose(st, f->oid, &fd);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			*held = fd;
+			if (stream_blob(st, f, sink_none, NULL, held) == 0)
+				return 0;
+			close(fd);
+			*held = -1;
+			return -1;
+		}
+	}
+	return store_blob_read(st, f, mem);
+}
+
+int store_blob_send(struct store *st, const struct run_file *f, int held, int fd)
+{
+	return stream_blob(st, f, sink_fd, &fd, &held);
 }

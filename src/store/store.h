@@ -132,6 +132,14 @@ int store_save(struct store *st, struct run_record *r);
 /* Streams a blob's content to fd (or appends to sb when fd < 0), verifying its digest. */
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);
+/* Checking a blob completely before writing a byte of it, in bounded
+ * memory: a large loose object (over 8 MiB) is verified as it inflates and
+ * left open in *held (-1 otherwise; the caller closes it), and
+ * store_blob_send() then inflates it again from that same file (git
+ * objects never change in place) to fd. Any other blob is appended to
+ * mem, verified: it is small, or packed, which libgit2 reads whole anyway. */
+int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, int *held);
+int store_blob_send(struct store *st, const struct run_file *f, int held, int fd);
 
 int store_remove(struct store *st, const char *hash);
 /* Removes runs (index rows and run refs) in one transaction. */

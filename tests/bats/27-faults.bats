@@ -310,3 +310,45 @@ in_readonly_store() {
 	[ "$(log_count)" = 0 ]
 	[ "$(run_count)" = 2 ]
 }
+
+# peak_kb FILE CMD...: runs CMD (stdout to FILE) and prints its peak RSS in KiB.
+peak_kb() {
+	local out=$1
+	shift
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$@" > "$out"
+	cat "$BATS_TEST_TMPDIR/rss"
+}
+
+@test "a hit streams a large stdout in bounded memory, and still never writes a corrupt one" {
+	[ -x /usr/bin/time ] || skip "no /usr/bin/time to measure the peak RSS"
+	# 39 MB of stdout from a small command (a large input file would be
+	# hashed from an mmap, which counts in the RSS too)
+	seq 1 5000000 > want.txt
+	cashet exec -- seq 1 5000000 > /dev/null
+	h=$(last_hash)
+	cashet exec -- echo small > /dev/null
+	base=$(peak_kb small.out cashet exec -- echo small)
+	rss=$(peak_kb out.txt cashet exec -- seq 1 5000000)
+	cmp want.txt out.txt
+	echo "peak RSS: small hit $base KiB, 39 MB hit $rss KiB"
+	[ $((rss - base)) -lt 24576 ]
+	rss=$(peak_kb out2.txt cashet get "$h")
+	cmp want.txt out2.txt
+	[ $((rss - base)) -lt 24576 ]
+	# one byte changed near the end, properly deflated: found before any
+	# byte is written, so the output is exactly the command's own
+	oid=$(oid_of "$h" 0)
+	obj=".cashet/objects/${oid:0:2}/${oid:2}"
+	chmod u+w "$obj"
+	python3 - "$obj" <<-'PY'
+	import sys, zlib
+	p = sys.argv[1]
+	data = bytearray(zlib.decompress(open(p, "rb").read()))
+	data[-10] ^= 0x01
+	open(p, "wb").write(zlib.compress(bytes(data), 1))
+	PY
+	run --separate-stderr bash -c 'cashet exec -- seq 1 5000000 > out3.txt'
+	assert_success
+	[[ "$stderr" == *"corrupt"* ]]
+	cmp want.txt out3.txt
+}
