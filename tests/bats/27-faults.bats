@@ -352,3 +352,32 @@ peak_kb() {
 	[[ "$stderr" == *"corrupt"* ]]
 	cmp want.txt out3.txt
 }
+
+@test "a killed pipeline's log directory is swept by the next pipeline" {
+	export TMPDIR="$BATS_TEST_TMPDIR/tmp"
+	mkdir -p "$TMPDIR"
+	cat > dag.toml <<-'TOML'
+	[steps.slow]
+	cmd = "echo $$ > step.pid; sleep 30"
+	outputs = []
+	TOML
+	cashet pipeline run > /dev/null 2>&1 3>&- &
+	pipeline=$!
+	track_pid "$pipeline"
+	wait_for_file step.pid
+	track_pid "-$(cat step.pid)"
+	kill -9 "$pipeline"
+	wait "$pipeline" || true
+	kill -9 -- "-$(cat step.pid)" 2> /dev/null || true
+	[ "$(ls "$TMPDIR" | grep -c '^cashet-pipeline\.')" = 1 ]
+	# a live process's directory is left alone
+	mkdir "$TMPDIR/cashet-pipeline.$$-live"
+	cat > dag.toml <<-'TOML'
+	[steps.quick]
+	cmd = "echo quick"
+	TOML
+	run cashet pipeline run
+	assert_success
+	run ls "$TMPDIR"
+	assert_output "cashet-pipeline.$$-live"
+}
