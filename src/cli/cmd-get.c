@@ -98,20 +98,19 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 		}
 	} else {
 		/* verified in full before the first byte goes out, in bounded memory */
-		int held = -1;
+		struct blob_hold held;
 		if (store_blob_check(st, f, &tmp, &held) < 0) {
 			rc = cli_fail(1);
-		} else if (held >= 0 ? store_blob_send(st, f, held, STDOUT_FILENO) < 0
-				     : write_all(STDOUT_FILENO, sb_str(&tmp), tmp.len) < 0) {
-			if (held < 0 || err_code() != E_CORRUPT)
+		} else if (held.fd >= 0 ? store_blob_send(st, f, &held, STDOUT_FILENO) < 0
+					: write_all(STDOUT_FILENO, sb_str(&tmp), tmp.len) < 0) {
+			if (held.fd < 0 || err_code() != E_CORRUPT)
 				err_set("cannot write the standard output: %s",
-					held >= 0 ? err_msg() : strerror(errno));
+					held.fd >= 0 ? err_msg() : strerror(errno));
 			rc = cli_fail(1);
 		} else {
 			rc = 0;
 		}
-		if (held >= 0)
-			close(held);
+		store_blob_release(&held);
 	}
 	sb_release(&tmp);
 out:

@@ -165,7 +165,8 @@ static int replay(struct store *st, const struct run_record *r, int out_fd, int 
 {
 	struct strbuf mem[2] = { STRBUF_INIT, STRBUF_INIT };
 	const struct run_file *stream[2] = { NULL, NULL };
-	int fds[2] = { out_fd, err_fd }, held[2] = { -1, -1 }, rc = -1;
+	struct blob_hold held[2] = { { .fd = -1 }, { .fd = -1 } };
+	int fds[2] = { out_fd, err_fd }, rc = -1;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
 		if (f->kind != FILE_STDOUT && f->kind != FILE_STDERR)
@@ -179,8 +180,8 @@ static int replay(struct store *st, const struct run_record *r, int out_fd, int 
 	for (int k = 0; k < 2; k++) {
 		if (fds[k] < 0 || !stream[k])
 			continue;
-		if (held[k] >= 0 ? store_blob_send(st, stream[k], held[k], fds[k]) < 0
-				 : mem[k].len && write_all(fds[k], mem[k].buf, mem[k].len) < 0)
+		if (held[k].fd >= 0 ? store_blob_send(st, stream[k], &held[k], fds[k]) < 0
+				    : mem[k].len && write_all(fds[k], mem[k].buf, mem[k].len) < 0)
 			break;
 	}
 	err_clear();
@@ -189,8 +190,7 @@ static int replay(struct store *st, const struct run_record *r, int out_fd, int 
 	rc = 0;
 out:
 	for (int k = 0; k < 2; k++) {
-		if (held[k] >= 0)
-			close(held[k]);
+		store_blob_release(&held[k]);
 		sb_release(&mem[k]);
 	}
 	return rc;

@@ -45,18 +45,20 @@ static int open_loose(struct store *st, const char *oid, int *fd)
 	return rc;
 }
 
-/* Inflates the loose object oid from fd (read from its start), handing
- * every byte (its "blob <size>\0" header included) to fn. Returns 0, or
- * <0: err_code() is E_CORRUPT when the object's own bytes are at fault
- * (not zlib, truncated), E_ERROR when reading it or fn failed otherwise. */
-static int inflate_fd(int fd, const char *oid, sink_fn fn, void *ctx)
+/* Inflates the zlib stream of object oid that starts at offset in fd (a
+ * loose object from its start, a pack entry after its header), handing
+ * every byte (a loose object's "blob <size>\0" header included) to fn.
+ * Returns 0, or <0: err_code() is E_CORRUPT when the object's own bytes
+ * are at fault (not zlib, truncated), E_ERROR when reading it or fn
+ * failed otherwise. */
+static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void *ctx)
 {
 	int rc = -1;
 	enum { CHUNK = 1 << 16 };
 	unsigned char *in = NULL, *out = NULL;
 	z_stream z;
 	memset(&z, 0, sizeof(z));
-	if (lseek(fd, 0, SEEK_SET) < 0)
+	if (lseek(fd, (off_t)offset, SEEK_SET) < 0)
 		return err_sys("cannot read object %s", oid);
 	if (inflateInit(&z) != Z_OK)
 		return err_set("zlib init failed");
@@ -104,7 +106,7 @@ static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ct
 	int fd, rc = open_loose(st, oid, &fd);
 	if (rc != 0)
 		return rc;
-	rc = inflate_fd(fd, oid, fn, ctx);
+	rc = inflate_fd(fd, 0, oid, fn, ctx);
 	close(fd);
 	return rc;
 }
@@ -149,14 +151,36 @@ static int loose_blob_bytes(void *ctx, const void *data, size_t len)
 	return verify_feed(b->v, p, len);
 }
 
-/* Streams the content of the loose blob open as fd through v. 0 done,
- * <0 as inflate_fd. */
-static int read_loose_fd(int fd, const char *oid, struct verify *v)
+static int packed_blob_bytes(void *ctx, const void *data, size_t len)
 {
-	struct loose_blob b = { .v = v, .oid = oid };
-	int rc = inflate_fd(fd, oid, loose_blob_bytes, &b);
+	struct loose_blob *b = ctx;
+	if (len > b->declared - b->got)
+		return err_setc(E_CORRUPT, "object %s is longer than its pack entry says", b->oid);
+	b->got += len;
+	return verify_feed(b->v, data, len);
+}
+
+/* Streams the content of the blob held open by h (a loose object, or a
+ * whole pack entry) through v. 0 done, <0 as inflate_fd. */
+static int read_held(const struct blob_hold *h, const char *oid, struct verify *v)
+{
+	struct loose_blob b = { .v = v, .oid = oid, .in_body = h->packed, .declared = h->size };
+	int rc = inflate_fd(h->fd, h->offset, oid, h->packed ? packed_blob_bytes : loose_blob_bytes, &b);
 	if (rc == 0 && (!b.in_body || b.got != b.declared))
 		rc = err_setc(E_CORRUPT, "object %s is truncated", oid);
+	return rc;
+}
+
+/* Where oid can be read without libgit2: a loose object, else a whole
+ * entry of a pack. 0 (h holds it open), 1 neither (libgit2 must read
+ * it: packed as a delta), -1 error. */
+static int locate(struct store *st, const char *oid, struct blob_hold *h)
+{
+	h->offset = h->size = 0;
+	h->packed = 0;
+	int rc = open_loose(st, oid, &h->fd);
+	if (rc == 1 && (rc = store_pack_find(st, oid, &h->fd, &h->offset, &h->size)) == 0)
+		h->packed = 1;
 	return rc;
 }
 
@@ -207,13 +231,16 @@ static void quarantine(struct store *st, const char *oid)
 	sb_release(&to);
 }
 
-/* Streams f to sink, checked against its digest. A loose object is read
- * from *held when held is given and open (>= 0); it stays open. */
-static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx, int *held)
+/* Streams f to sink, checked against its digest. Its object is read from
+ * held when that is given and open; it stays open. */
+static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx,
+		       const struct blob_hold *held)
 {
 	struct verify v = { .sink = sink, .ctx = ctx };
 	struct strbuf tmp = STRBUF_INIT;
-	int rc = -1, fd = -1;
+	struct blob_hold own = { .fd = -1 };
+	const struct blob_hold *h = held && held->fd >= 0 ? held : &own;
+	int rc = -1;
 	hasher_init(&v.h);
 	if (f->data && f->enc == 1) {
 		unsigned long long n = ZSTD_getFrameContentSize(f->data, f->datalen);
@@ -233,17 +260,14 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 		if (verify_feed(&v, f->data, f->datalen) < 0)
 			goto out;
 	} else {
-		int lr = 0;
-		if (held && *held >= 0)
-			fd = *held;
-		else
-			lr = open_loose(st, f->oid, &fd);
+		int lr = h == &own ? locate(st, f->oid, &own) : 0;
 		if (lr == 0)
-			lr = read_loose_fd(fd, f->oid, &v);
+			lr = read_held(h, f->oid, &v);
 		if (lr < 0) {
 			/* a sink that failed (a full disk at the destination)
-			 * is reported as what it is; the object is fine */
-			if (err_code() == E_CORRUPT) {
+			 * is reported as what it is; the object is fine. A
+			 * pack is never moved aside: fsck reports it. */
+			if (err_code() == E_CORRUPT && !h->packed) {
 				char *why = xstrdup(err_msg());
 				quarantine(st, f->oid);
 				err_setc(E_CORRUPT, "%s: %s", f->path, why);
@@ -255,7 +279,7 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 			/* Whole, but not the content this run recorded: the
 			 * object was altered, or the index names another
 			 * (maybe another run's, intact) object. */
-			if (loose_intact(st, f->oid) == 0)
+			if (!h->packed && loose_intact(st, f->oid) == 0)
 				quarantine(st, f->oid);
 			err_setc(E_CORRUPT, "%s (object %.12s) is corrupt: content does not match its recorded hash",
 				 f->path, f->oid);
@@ -274,8 +298,7 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 	}
 	rc = 0;
 out:
-	if (fd >= 0 && !(held && fd == *held))
-		close(fd);
+	store_blob_release(&own);
 	hasher_free(&v.h);
 	sb_release(&tmp);
 	return rc;
@@ -318,28 +341,33 @@ int store_blob_to_fd(struct store *st, const struct run_file *f, int fd)
 	return stream_blob(st, f, sink_fd, &fd, NULL);
 }
 
-int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, int *held)
+int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, struct blob_hold *held)
 {
-	*held = -1;
-	/* a large loose object: checked as it inflates, kept open, nothing
-	 * kept in memory; a smaller one is inflated once, into memory */
+	held->fd = -1;
+	/* a large object: checked as it inflates, kept open, nothing kept
+	 * in memory; a smaller one is inflated once, into memory */
 	if (!f->data && f->size > CHECK_IN_MEMORY_MAX) {
-		int fd, rc = open_loose(st, f->oid, &fd);
+		int rc = locate(st, f->oid, held);
 		if (rc < 0)
 			return -1;
 		if (rc == 0) {
-			*held = fd;
 			if (stream_blob(st, f, sink_none, NULL, held) == 0)
 				return 0;
-			close(fd);
-			*held = -1;
+			store_blob_release(held);
 			return -1;
 		}
 	}
 	return store_blob_read(st, f, mem);
 }
 
-int store_blob_send(struct store *st, const struct run_file *f, int held, int fd)
+int store_blob_send(struct store *st, const struct run_file *f, const struct blob_hold *held, int fd)
 {
-	return stream_blob(st, f, sink_fd, &fd, &held);
+	return stream_blob(st, f, sink_fd, &fd, held);
+}
+
+void store_blob_release(struct blob_hold *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
 }

@@ -48,6 +48,11 @@ int store_index_run(struct store *st, const struct run_record *r);
  * insert). r zeroed by the caller, freed by the caller even on error. */
 int store_load_git(struct store *st, const char *hash, struct run_record *r);
 
+/* Finds oid in the store's packs as a whole blob entry (store-pack.c): 0
+ * (*fd the open pack, *data where its zlib stream starts, *size), 1 not
+ * packed or a delta, -1 error. */
+int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, uint64_t *size);
+
 /* Indexes every run that has a ref but no index row: the refs are the
  * truth, and an interrupted save, import or pull leaves such runs. A run
  * git cannot give back is pushed to unreadable, or, when that is NULL,

@@ -133,13 +133,21 @@ int store_save(struct store *st, struct run_record *r);
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);
 /* Checking a blob completely before writing a byte of it, in bounded
- * memory: a large loose object (over 8 MiB) is verified as it inflates and
- * left open in *held (-1 otherwise; the caller closes it), and
- * store_blob_send() then inflates it again from that same file (git
+ * memory: a large object (over 8 MiB), loose or a whole pack entry, is
+ * verified as it inflates and held open (held->fd, -1 otherwise), and
+ * store_blob_send() then inflates it again from that same open file (git
  * objects never change in place) to fd. Any other blob is appended to
- * mem, verified: it is small, or packed, which libgit2 reads whole anyway. */
-int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, int *held);
-int store_blob_send(struct store *st, const struct run_file *f, int held, int fd);
+ * mem, verified: it is small, or a delta, which libgit2 reads whole.
+ * store_blob_release() closes what is held. */
+struct blob_hold {
+	int fd;
+	uint64_t offset; /* where its zlib stream starts */
+	uint64_t size;   /* a pack entry's size */
+	int packed;
+};
+int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, struct blob_hold *held);
+int store_blob_send(struct store *st, const struct run_file *f, const struct blob_hold *held, int fd);
+void store_blob_release(struct blob_hold *held);
 
 int store_remove(struct store *st, const char *hash);
 /* Removes runs (index rows and run refs) in one transaction. */
