@@ -421,3 +421,95 @@ peak_kb() {
 	run ls -A "$outside"
 	assert_output ""
 }
+
+# redis_stub MODE: a fake Redis server on a free port of 127.0.0.1 (sets
+# PORT), tracked for teardown. drip: every reply announces 100000 bytes and
+# sends one every 300 ms; huge: every reply is 200 MB, sent as fast as the
+# client reads; held: SET NX says the lock is held, GET finds nothing, and
+# PTTL answers $PTTL (-1: no expiry, -2: no such key).
+redis_stub() {
+	PORT=$(free_port)
+	rm -f "$BATS_TEST_TMPDIR/stub.up"
+	# from a subshell, so that the test's shell does not report the kill
+	(python3 -c '
+import socket, sys, threading, time
+mode, port, ready, pttl = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def command(f):
+    line = f.readline()
+    if not line.startswith(b"*"):
+        return None
+    args = []
+    for _ in range(int(line[1:])):
+        n = int(f.readline()[1:])
+        args.append(f.read(n + 2)[:-2].decode("latin-1"))
+    return args
+def serve(c):
+    f = c.makefile("rb")
+    try:
+        while True:
+            args = command(f)
+            if args is None:
+                return
+            name = args[0].upper()
+            if mode == "drip":
+                c.sendall(b"$100000\r\n")
+                for _ in range(100000):
+                    c.sendall(b"x")
+                    time.sleep(0.3)
+            elif mode == "huge":
+                c.sendall(b"$200000000\r\n")
+                chunk = b"a" * 65536
+                for _ in range(200000000 // 65536):
+                    c.sendall(chunk)
+            elif name == "SET" and "NX" in [a.upper() for a in args]:
+                c.sendall(b"$-1\r\n")
+            elif name == "GET":
+                c.sendall(b"$-1\r\n")
+            elif name == "PTTL":
+                c.sendall(b":" + pttl.encode() + b"\r\n")
+            else:
+                c.sendall(b"+OK\r\n")
+    except OSError:
+        pass
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(8)
+open(ready, "w").write("up")
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+' "$1" "$PORT" "$BATS_TEST_TMPDIR/stub.up" "${PTTL:--2}" 3>&- &
+		echo $! > "$BATS_TEST_TMPDIR/stub.pid")
+	track_pid "$(cat "$BATS_TEST_TMPDIR/stub.pid")"
+	wait_for_file "$BATS_TEST_TMPDIR/stub.up"
+}
+
+# remote_exec [WORD]: an exec of a new command through the stub, at most
+# 30 s; sets ms (its duration).
+remote_exec() {
+	local t0
+	t0=$(date +%s%N)
+	run --separate-stderr timeout -s KILL 30 cashet exec --remote "redis://127.0.0.1:$PORT/0" -- sh -c "$(counted "echo ran ${1:-}")"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+@test "a Redis that drips its reply is cut off at the command's deadline: one warning, the command runs" {
+	redis_stub drip
+	remote_exec
+	assert_success
+	assert_output ran
+	[ "$stderr" = "cashet: warning: remote redis://127.0.0.1:$PORT/0: no complete reply within 2000 ms; working locally" ]
+	[ "$ms" -lt 5000 ]
+}
+
+@test "a Redis reply larger than allowed is refused as it arrives, not read into memory" {
+	[ -x /usr/bin/time ] || skip "no /usr/bin/time to measure the peak RSS"
+	redis_stub huge
+	cashet exec -- echo small > /dev/null
+	base=$(peak_kb small.out cashet exec -- echo small)
+	rss=$(peak_kb out timeout -s KILL 30 cashet exec --remote "redis://127.0.0.1:$PORT/0" -- echo ran 2> err)
+	[ "$(cat out)" = ran ]
+	grep -q "a reply of more than 4096 bytes; working locally" err
+	[ $((rss - base)) -lt 24576 ]
+}
