@@ -374,6 +374,25 @@ static int redis_lock(void *be, const struct digest *fp, const char *owner)
 	return rc;
 }
 
+static int redis_lease(void *be, const struct digest *fp, int64_t *ms)
+{
+	struct strbuf key = STRBUF_INIT;
+	redisReply *rep;
+	int rc = -1;
+	fp_key(fp, "lock", &key);
+	if ((rep = command(be, "PTTL %s", key.buf))) {
+		if (rep->type != REDIS_REPLY_INTEGER)
+			err_set("PTTL %s: not an integer", key.buf);
+		else if (rep->integer == -2)
+			rc = 1;
+		else
+			rc = 0, *ms = rep->integer < 0 ? -1 : rep->integer;
+		freeReplyObject(rep);
+	}
+	sb_release(&key);
+	return rc;
+}
+
 static int lua(void *be, const char *script, const struct digest *fp, const char *owner, const char *arg)
 {
 	struct strbuf key = STRBUF_INIT;
@@ -408,6 +427,7 @@ const struct remote_ops remote_redis_ops = {
 	.get = redis_get,
 	.put = redis_put,
 	.lock = redis_lock,
+	.lease = redis_lease,
 	.heartbeat = redis_heartbeat,
 	.unlock = redis_unlock,
 };

@@ -513,3 +513,21 @@ remote_exec() {
 	grep -q "a reply of more than 4096 bytes; working locally" err
 	[ $((rss - base)) -lt 24576 ]
 }
+
+@test "a remote lock that never expires, or that the server says is held but cannot show, is not waited for forever" {
+	PTTL=-1 redis_stub held
+	remote_exec
+	assert_success
+	assert_output ran
+	[[ "$stderr" == *"its lock on this command never expires; not waiting for it; working locally" ]]
+	[ "$ms" -lt 3000 ]
+	kill_started
+	PTTL=-2 redis_stub held
+	remote_exec again
+	assert_success
+	assert_output "ran again"
+	[[ "$stderr" == *"its lock on this command was reported held but cannot be seen; not waiting any longer; working locally" ]]
+	[ "$ms" -ge 2000 ]
+	[ "$ms" -lt 6000 ]
+	[ "$(run_count)" = 2 ]
+}
