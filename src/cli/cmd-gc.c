@@ -17,6 +17,8 @@ void cli_print_gc(const struct gc_report *r, int dry_run)
 	       (long long)r->evicted, (long long)r->kept);
 	if (r->busy)
 		printf(" (%lld in use)", (long long)r->busy);
+	if (r->reindexed)
+		printf(" (%lld re-indexed from their refs)", (long long)r->reindexed);
 	if (dry_run)
 		printf("; objects %s\n", a);
 	else

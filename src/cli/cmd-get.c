@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "key/fp.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <string.h>
@@ -82,17 +83,34 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 		if (fd < 0) {
 			err_sys("cannot create %s", dest);
 			rc = cli_fail(1);
-		} else if (store_blob_to_fd(st, f, fd) < 0 || rename(tmp.buf, dest) < 0) {
+		} else if (store_blob_to_fd(st, f, fd) < 0) {
+			/* a bad blob says so itself; a write error names the file */
+			if (err_code() != E_CORRUPT)
+				err_set("cannot write %s: %s", dest, err_msg());
+			unlink(tmp.buf);
+			rc = cli_fail(1);
+		} else if (rename(tmp.buf, dest) < 0) {
+			err_sys("cannot write %s", dest);
 			unlink(tmp.buf);
 			rc = cli_fail(1);
 		} else {
 			rc = 0;
 		}
 	} else {
-		/* verified in full before the first byte goes out */
-		rc = store_blob_read(st, f, &tmp) < 0 || write_all(STDOUT_FILENO, tmp.buf ? tmp.buf : "", tmp.len) < 0
-			     ? cli_fail(1)
-			     : 0;
+		/* verified in full before the first byte goes out, in bounded memory */
+		struct blob_hold held;
+		if (store_blob_check(st, f, &tmp, &held) < 0) {
+			rc = cli_fail(1);
+		} else if (held.fd >= 0 ? store_blob_send(st, f, &held, STDOUT_FILENO) < 0
+					: write_all(STDOUT_FILENO, sb_str(&tmp), tmp.len) < 0) {
+			if (held.fd < 0 || err_code() != E_CORRUPT)
+				err_set("cannot write the standard output: %s",
+					held.fd >= 0 ? err_msg() : strerror(errno));
+			rc = cli_fail(1);
+		} else {
+			rc = 0;
+		}
+		store_blob_release(&held);
 	}
 	sb_release(&tmp);
 out:

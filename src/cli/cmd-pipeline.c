@@ -11,6 +11,7 @@
 #include "pipeline/dag.h"
 #include "pipeline/step.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -639,6 +640,33 @@ static int find_store(struct cli *cli, struct ctx *x, int create)
 	return 0;
 }
 
+/* The log directories of pipelines that were killed (kill -9 never runs
+ * remove_logs): cashet-pipeline.<pid>-XXXXXX whose process is gone,
+ * this user's only. As store_sweep_tmp() does for the store's tmp/. */
+static void sweep_stale_logdirs(const char *tmp)
+{
+	static const char prefix[] = "cashet-pipeline.";
+	DIR *d = opendir(tmp);
+	struct dirent *e;
+	struct strbuf p = STRBUF_INIT;
+	while (d && (e = readdir(d))) {
+		struct stat sb;
+		char *end;
+		if (strncmp(e->d_name, prefix, sizeof(prefix) - 1))
+			continue;
+		long pid = strtol(e->d_name + sizeof(prefix) - 1, &end, 10);
+		if (pid <= 0 || *end != '-' || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		sb_reset(&p);
+		sb_addf(&p, "%s/%s", tmp, e->d_name);
+		if (lstat(p.buf, &sb) == 0 && S_ISDIR(sb.st_mode) && sb.st_uid == getuid())
+			rm_rf(p.buf);
+	}
+	if (d)
+		closedir(d);
+	sb_release(&p);
+}
+
 static void remove_logs(struct ctx *x)
 {
 	struct strbuf p = STRBUF_INIT;
@@ -719,9 +747,12 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 		goto out;
 	}
 	const char *tmp = getenv("TMPDIR");
-	sb_addf(&x.logdir, "%s/cashet-pipeline.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!tmp || !*tmp)
+		tmp = "/tmp";
+	sweep_stale_logdirs(tmp);
+	sb_addf(&x.logdir, "%s/cashet-pipeline.%ld-XXXXXX", tmp, (long)getpid());
 	if (!mkdtemp(x.logdir.buf)) {
-		err_sys("cannot create a directory for step logs in %s", tmp && *tmp ? tmp : "/tmp");
+		err_sys("cannot create a directory for step logs in %s", tmp);
 		sb_release(&x.logdir);
 		cli_fail(1);
 		goto out;

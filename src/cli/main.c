@@ -2,6 +2,7 @@
  * own cmd-<name>.c; this file only dispatches and prints errors once. */
 #include "cli/cli.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,12 @@ const struct command commands[] = {
 	{ "serve", cmd_serve, "serve the store over HTTP (JSON API and a remote cache)" },
 	{ NULL, NULL, NULL },
 };
+
+static void print_warning(void *ctx, const char *msg)
+{
+	(void)ctx;
+	fprintf(stderr, "cashet: %s\n", msg);
+}
 
 static void usage(FILE *f)
 {
@@ -127,6 +134,11 @@ int main(int argc, char **argv)
 {
 	struct cli cli = { 0 };
 	int i = 1;
+	/* A file size limit (ulimit -f) must fail a write with EFBIG, which
+	 * is reported and leaves the store alone, not kill cashet half-way.
+	 * The command gets the default back (spawn.c). */
+	signal(SIGXFSZ, SIG_IGN);
+	store_on_warning(print_warning, NULL);
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--store") && i + 1 < argc) {
 			cli.store_opt = argv[i + 1];

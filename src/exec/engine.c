@@ -94,7 +94,11 @@ static int prepare_stdin(struct store *st, int fd, int *hashed, int *child, int 
 		*hashed = *child = fd;
 		return 0;
 	}
+	/* in the store, else (a read-only store) in $TMPDIR */
+	const char *tmpdir = getenv("TMPDIR");
 	int tmp = open(store_tmpdir(st), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (tmp < 0)
+		tmp = open(tmpdir && *tmpdir ? tmpdir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	if (tmp < 0)
 		return err_sys("cannot spool stdin in %s", store_tmpdir(st));
 	char buf[65536];
@@ -242,32 +246,45 @@ int exec_explain(struct store *st, const struct exec_request *req, struct explai
 	return rc;
 }
 
-/* Replays a stored run, its streams to out_fd and err_fd (-1: read and
- * verified, not written). Everything is read and verified before the first
- * byte is written, so a corrupt object degrades to a miss, not to garbage.
- * Returns 0 replayed, -1 if the run cannot be replayed (corrupt/missing).
- * A stream that cannot be written (a closed pipe: `| head`) is not
- * cashet's failure. */
+/* Replays a stored run, its streams to out_fd and err_fd (-1: checked,
+ * not written). Every stream is checked whole before the first byte is
+ * written, so a corrupt object degrades to a miss, not to garbage; a
+ * large one is not held in memory for that, but checked as it inflates
+ * and inflated again from the same file as it is written. Returns 0
+ * replayed, -1 if the run cannot be replayed (corrupt/missing). A stream
+ * that cannot be written (a closed pipe: `| head`) is not cashet's failure. */
 static int replay(struct store *st, const struct run_record *r, int out_fd, int err_fd)
 {
-	struct strbuf streams[2] = { STRBUF_INIT, STRBUF_INIT };
+	struct strbuf mem[2] = { STRBUF_INIT, STRBUF_INIT };
+	const struct run_file *stream[2] = { NULL, NULL };
+	struct blob_hold held[2] = { { .fd = -1 }, { .fd = -1 } };
 	int fds[2] = { out_fd, err_fd }, rc = -1;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		if ((f->kind == FILE_STDOUT || f->kind == FILE_STDERR) && store_blob_read(st, f, &streams[f->kind]) < 0)
+		if (f->kind != FILE_STDOUT && f->kind != FILE_STDERR)
+			continue;
+		stream[f->kind] = f;
+		if (store_blob_check(st, f, &mem[f->kind], &held[f->kind]) < 0)
 			goto out;
 	}
 	if (outputs_restore(st, r) < 0)
 		goto out;
-	for (int k = 0; k < 2; k++)
-		if (fds[k] >= 0 && streams[k].len && write_all(fds[k], streams[k].buf, streams[k].len) < 0)
+	for (int k = 0; k < 2; k++) {
+		if (fds[k] < 0 || !stream[k])
+			continue;
+		if (held[k].fd >= 0 ? store_blob_send(st, stream[k], &held[k], fds[k]) < 0
+				    : mem[k].len && write_all(fds[k], mem[k].buf, mem[k].len) < 0)
 			break;
+	}
+	err_clear();
 	if (store_touch(st, r, now_ms()) < 0)
 		err_clear(); /* LRU bookkeeping must never fail a hit */
 	rc = 0;
 out:
-	sb_release(&streams[0]);
-	sb_release(&streams[1]);
+	for (int k = 0; k < 2; k++) {
+		store_blob_release(&held[k]);
+		sb_release(&mem[k]);
+	}
 	return rc;
 }
 
@@ -374,10 +391,11 @@ static void watch_next(struct watch *w, char **untraced)
 	w->started_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Runs with retries; the final attempt's outcome is in out. Returns
- * spawn_command's code: 0 ran, 1 could not start (err_msg), -1 error. */
-static int run_with_retries(struct store *st, const struct exec_request *req, int stdin_fd, struct beat *beat,
-			    struct watch *w, struct spawn_result *out)
+/* Runs with retries; the final attempt's outcome is in out, its streams
+ * captured when capture is set. Returns spawn_command's code: 0 ran, 1
+ * could not start (err_msg), -1 error. */
+static int run_with_retries(struct store *st, const struct exec_request *req, int stdin_fd, int capture,
+			    struct beat *beat, struct watch *w, struct spawn_result *out)
 {
 	int quiet = !!(req->flags & EXEC_QUIET);
 	struct strvec strict = STRVEC_INIT;
@@ -390,7 +408,7 @@ static int run_with_retries(struct store *st, const struct exec_request *req, in
 		.err_fd = quiet ? -1 : req->err_fd,
 		.timeout_ms = req->timeout_ms,
 		.grace_ms = req->grace_ms,
-		.capdir = store_tmpdir(st),
+		.capdir = capture ? store_tmpdir(st) : NULL,
 		.cancel = req->cancel,
 		.tick = beat ? heartbeat : NULL,
 		.tick_ctx = beat,
@@ -640,6 +658,15 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	if (req->on_miss)
 		req->on_miss(req->ctx, res);
 
+	/* A store that cannot be written (read-only, another user's) costs
+	 * the cache, never the command: it runs uncached, as ccache falls
+	 * back to the compiler, with one warning. */
+	if (cache && !store_writable(st)) {
+		notice(req, "warning: %s; running the command without caching it", err_msg());
+		err_clear();
+		cache = 0;
+	}
+
 	/* 4. exactly once: another process may be running the same thing. Wait
 	 * for it and replay its result rather than running it twice. Whatever
 	 * it stored since we started counts, even a failure, and is checked
@@ -686,7 +713,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 		goto interrupted; /* while hashing or waiting: nothing ran, nothing to store */
 	int64_t started = now_ms();
 	w.wanted = cache && !(req->flags & EXEC_NO_TRACE);
-	int sr = run_with_retries(st, req, child_stdin, claimed ? &beat : NULL, &w, &out);
+	int sr = run_with_retries(st, req, child_stdin, cache, claimed ? &beat : NULL, &w, &out);
 	have_out = sr >= 0;
 	if (sr < 0)
 		goto out;
@@ -704,6 +731,12 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	}
 	if (!cache)
 		goto out;
+	if (out.out.error || out.err.error) {
+		errno = out.out.error ? out.out.error : out.err.error;
+		set_note(res, "warning: result not stored: cannot capture the command's output in %s: %s",
+			 store_tmpdir(st), strerror(errno));
+		goto out;
+	}
 
 	/* 6. store, publish, bound the store */
 	int so = store_outcome(st, req, &r, &w, &out, started, res);

@@ -104,8 +104,18 @@ static int pump(struct stream *s)
 	}
 	if (s->tee_fd >= 0 && write_all(s->tee_fd, buf, (size_t)n) < 0)
 		s->tee_fd = -1; /* the reader went away; keep capturing */
-	if (write_all(s->cap_fd, buf, (size_t)n) < 0)
-		return err_sys("cannot write capture file %s", s->cap->path);
+	if (s->cap_fd < 0)
+		return 0; /* not capturing, or no longer */
+	if (write_all(s->cap_fd, buf, (size_t)n) < 0) {
+		/* A full disk costs the capture, not the command: its output
+		 * keeps flowing to the caller until it exits. The space goes
+		 * back at once; it may be the command's disk too. */
+		s->cap->error = errno;
+		close(s->cap_fd);
+		s->cap_fd = -1;
+		unlink(s->cap->path);
+		return 0;
+	}
 	hasher_bytes(&s->h, buf, (size_t)n);
 	s->cap->size += (uint64_t)n;
 	return 0;
@@ -129,6 +139,7 @@ static void child(const struct spawn_spec *spec, int out_w, int err_w, int statu
 	for (size_t i = 0; i < sizeof(forwarded) / sizeof(*forwarded); i++)
 		signal(forwarded[i], SIG_DFL);
 	signal(SIGPIPE, SIG_DFL);
+	signal(SIGXFSZ, SIG_DFL); /* cashet ignores it (main.c); an ignored signal survives exec */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -166,8 +177,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	memset(s, 0, sizeof(s));
 	s[0].cap_fd = s[1].cap_fd = -1;
 
-	if ((s[0].cap_fd = open_capture(spec->capdir, &o->out, &s[0].h)) < 0 ||
-	    (s[1].cap_fd = open_capture(spec->capdir, &o->err, &s[1].h)) < 0)
+	if (spec->capdir && ((s[0].cap_fd = open_capture(spec->capdir, &o->out, &s[0].h)) < 0 ||
+			     (s[1].cap_fd = open_capture(spec->capdir, &o->err, &s[1].h)) < 0))
 		goto out;
 	s[0].cap = &o->out;
 	s[1].cap = &o->err;
@@ -294,8 +305,10 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 		err_set("cannot enter the working directory %s: %s", spec->cwd, strerror(-exec_errno));
 	else if (exec_errno)
 		err_set("%s: %s", spec->argv[0], exec_errno == ENOENT ? "command not found" : strerror(exec_errno));
-	hasher_final(&s[0].h, &o->out.d);
-	hasher_final(&s[1].h, &o->err.d);
+	if (spec->capdir) {
+		hasher_final(&s[0].h, &o->out.d);
+		hasher_final(&s[1].h, &o->err.d);
+	}
 	rc = exec_errno ? 1 : 0;
 out:
 	if (attached)

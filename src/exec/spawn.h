@@ -13,6 +13,8 @@ struct capture {
 	char *path; /* temp file holding the bytes; unlinked by spawn_result_free */
 	struct digest d;
 	uint64_t size;
+	int error; /* errno of a capture write that failed (a full disk): the
+		    * stream still reached the caller, but the file is gone */
 };
 
 struct spawn_spec {
@@ -23,7 +25,7 @@ struct spawn_spec {
 	int out_fd, err_fd;                  /* where the streams are teed (-1: nowhere) */
 	int64_t timeout_ms;                  /* 0: none */
 	int64_t grace_ms;                    /* TERM -> KILL delay after a timeout */
-	const char *capdir;                  /* where capture files go */
+	const char *capdir;                  /* where capture files go; NULL: nothing is captured */
 	const volatile sig_atomic_t *cancel; /* set: stop as if interrupted by TERM (checked each second) */
 	void (*tick)(void *ctx);             /* called about once a second while running */
 	void *tick_ctx;

@@ -1,11 +1,34 @@
 /* remote: git remotes as shared caches. Only run refs travel:
  * refs/cashet/runs/<id> (with their commits, trees and blobs, and the
- * parents they name); line refs are per store and rebuilt locally. */
+ * parents they name); line refs are per store and rebuilt locally.
+ * A remote is configured without a fetch refspec: the refspec is given
+ * to each fetch instead. Configured, it would make the store's own run
+ * refs that remote's tracking refs, which removing the remote deletes. */
 #include "git/gitint.h"
 
 #include <string.h>
 
 #define RUNS_SPEC "+refs/cashet/runs/*:refs/cashet/runs/*"
+
+/* Drops the remote's configured fetch refspecs (a remote added by an
+ * older cashet has the store's own runs as its tracking refs), so that
+ * git_remote_delete() removes its configuration and nothing else. */
+static int forget_fetchspecs(const char *name)
+{
+	git_config *cfg = NULL;
+	struct strbuf key = STRBUF_INIT;
+	int rc = 0;
+	sb_addf(&key, "remote.%s.fetch", name);
+	if (git_repository_config(&cfg, repo) < 0) {
+		rc = -1;
+	} else {
+		int e = git_config_delete_multivar(cfg, key.buf, ".*");
+		rc = e == 0 || e == GIT_ENOTFOUND ? 0 : -1;
+	}
+	git_config_free(cfg);
+	sb_release(&key);
+	return rc;
+}
 
 int gs_remote_config(const char *dir, const char *op, const char *name, const char *url, struct strvec *list)
 {
@@ -16,10 +39,15 @@ int gs_remote_config(const char *dir, const char *op, const char *name, const ch
 	if (open_repo(dir) < 0)
 		return -1;
 	if (!strcmp(op, "add")) {
-		if (git_remote_create_with_fetchspec(&r, repo, name, url, RUNS_SPEC) < 0)
+		git_remote_create_options opts;
+		git_remote_create_options_init(&opts, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+		opts.repository = repo;
+		opts.name = name;
+		opts.flags = GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+		if (git_remote_create_with_opts(&r, url, &opts) < 0)
 			goto fail;
 	} else if (!strcmp(op, "remove")) {
-		if (git_remote_delete(repo, name) < 0)
+		if (forget_fetchspecs(name) < 0 || git_remote_delete(repo, name) < 0)
 			goto fail;
 	} else {
 		if (git_remote_list(&names, repo) < 0)
@@ -123,6 +151,9 @@ int gs_fetch(const char *dir, const char *name)
 	git_fetch_options_init(&opts, GIT_FETCH_OPTIONS_VERSION);
 	opts.callbacks.credentials = credentials;
 	opts.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	/* never: fetch.prune in the user's git config would otherwise delete
+	 * every local run the remote does not have */
+	opts.prune = GIT_FETCH_NO_PRUNE;
 	if (git_remote_fetch(r, &arr, &opts, "cashet pull") < 0)
 		rc = git_fail(git_remote_url(r));
 	git_remote_free(r);

@@ -1,11 +1,15 @@
 /* remote-redis: the Redis backend. Keys: cashet:v1:fp:<fp hex> -> run
  * commit id, cashet:v1:run:<commit id> -> the archive store_export writes
  * for that one run, cashet:v1:lock:<fp hex> -> the owner of a cross-machine
- * claim. Every command is bounded by a short timeout; what is checked and
+ * claim. Every command has a deadline for its whole reply (not only for
+ * each read: a server dripping a byte at a time is cut off too) and a
+ * bound on the reply's size, checked as it arrives; what is checked and
  * when a lock is waited for is remote.c's business, not this file's. */
 #include "remote/remote.h"
 
+#include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +18,16 @@
 #include <unistd.h>
 
 #define KEY_PREFIX "cashet:v1:"
+/* silence: no byte for this long is a timeout */
 #define TIMEOUT_MS 500
+/* a whole command, request and reply; an archive gets 1 s more per MiB */
+#define DEADLINE_MS 2000
+/* the largest reply of a command that is not an archive */
+#define SMALL_REPLY_MAX 4096
 
 struct redis {
 	redisContext *c;
+	int broken; /* a reply was cut off: the connection is out of step */
 };
 
 /* Only the owner may extend or delete a lock: a lock that expired and was
@@ -39,22 +49,93 @@ static int ctx_error(const redisContext *c)
 	return err_set("%s", c->err ? c->errstr : "no reply");
 }
 
-/* Runs a command; NULL (error set) on a connection error or an error reply. */
-static redisReply *command(struct redis *rm, const char *fmt, ...)
+/* Sends a command and reads its reply within ms, refusing a reply over
+ * max bytes before it is read whole. NULL (error set) on a connection
+ * error, a timeout or an error reply. */
+static redisReply *vcommand(struct redis *rm, size_t max, int64_t ms, const char *fmt, va_list ap)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	redisReply *rep = redisvCommand(rm->c, fmt, ap);
-	va_end(ap);
-	if (!rep) {
-		ctx_error(rm->c);
+	redisContext *c = rm->c;
+	void *reply = NULL;
+	int64_t deadline = now_ms() + ms;
+	int done = 0;
+	if (rm->broken) {
+		err_set("the connection was cut off by an earlier timeout");
 		return NULL;
 	}
+	if (redisvAppendCommand(c, fmt, ap) != REDIS_OK) {
+		ctx_error(c);
+		return NULL;
+	}
+	/* writes and reads block for at most TIMEOUT_MS each (the socket's
+	 * timeouts); the deadline bounds them all together */
+	while (!done) {
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			goto io_error;
+		if (!done && now_ms() >= deadline)
+			goto too_slow;
+	}
+	for (;;) {
+		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+			goto io_error;
+		if (reply)
+			break;
+		if (c->reader->len - c->reader->pos > max + 64) {
+			err_set("a reply of more than %zu bytes", max);
+			rm->broken = 1;
+			return NULL;
+		}
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			goto too_slow;
+		struct pollfd pf = { .fd = c->fd, .events = POLLIN };
+		int pr = poll(&pf, 1, (int)(left < TIMEOUT_MS ? left : TIMEOUT_MS));
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0 && left > TIMEOUT_MS) {
+			err_set("timed out after %d ms", TIMEOUT_MS);
+			rm->broken = 1;
+			return NULL;
+		}
+		if (pr <= 0)
+			goto too_slow;
+		if (redisBufferRead(c) != REDIS_OK)
+			goto io_error;
+	}
+	redisReply *rep = reply;
 	if (rep->type == REDIS_REPLY_ERROR) {
 		err_set("%s", rep->str);
 		freeReplyObject(rep);
 		return NULL;
 	}
+	return rep;
+io_error:
+	ctx_error(c);
+	rm->broken = 1;
+	return NULL;
+too_slow:
+	err_set("no complete reply within %lld ms", (long long)ms);
+	rm->broken = 1;
+	return NULL;
+}
+
+/* A command with a small reply, within DEADLINE_MS. */
+static redisReply *command(struct redis *rm, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *rep = vcommand(rm, SMALL_REPLY_MAX, DEADLINE_MS, fmt, ap);
+	va_end(ap);
+	return rep;
+}
+
+/* A command moving an archive of up to size bytes, within its deadline. */
+static redisReply *transfer(struct redis *rm, uint64_t size, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *rep =
+		vcommand(rm, (size_t)size + SMALL_REPLY_MAX, DEADLINE_MS + (int64_t)(size >> 20) * 1000, fmt, ap);
+	va_end(ap);
 	return rep;
 }
 
@@ -230,7 +311,8 @@ static int redis_get(void *be, const char *hash, uint64_t max, const char *path)
 		rc = REMOTE_TOO_BIG;
 		goto out;
 	}
-	if (!(rep = command(be, "GET %s", key.buf)))
+	/* the reply is refused past max: the length may have changed, or lied */
+	if (!(rep = transfer(be, max, "GET %s", key.buf)))
 		goto out;
 	if (rep->type == REDIS_REPLY_NIL) {
 		rc = REMOTE_MISSING; /* removed meanwhile */
@@ -259,8 +341,8 @@ static int redis_put(void *be, const struct run_record *r, const char *path, int
 		goto out;
 	/* A run with a ttl expires from Redis with it. */
 	sb_addf(&key, KEY_PREFIX "run:%s", r->hash);
-	rep = ttl > 0 ? command(be, "SET %s %b PX %lld", key.buf, data.buf, data.len, (long long)ttl)
-		      : command(be, "SET %s %b", key.buf, data.buf, data.len);
+	rep = ttl > 0 ? transfer(be, data.len, "SET %s %b PX %lld", key.buf, data.buf, data.len, (long long)ttl)
+		      : transfer(be, data.len, "SET %s %b", key.buf, data.buf, data.len);
 	if (!rep)
 		goto out;
 	freeReplyObject(rep);
@@ -286,6 +368,25 @@ static int redis_lock(void *be, const struct digest *fp, const char *owner)
 	/* it expires by itself if its owner stops refreshing it */
 	if ((rep = command(be, "SET %s %s NX PX %d", key.buf, owner, REMOTE_LOCK_TTL_MS))) {
 		rc = rep->type == REDIS_REPLY_STATUS; /* OK; nil if held */
+		freeReplyObject(rep);
+	}
+	sb_release(&key);
+	return rc;
+}
+
+static int redis_lease(void *be, const struct digest *fp, int64_t *ms)
+{
+	struct strbuf key = STRBUF_INIT;
+	redisReply *rep;
+	int rc = -1;
+	fp_key(fp, "lock", &key);
+	if ((rep = command(be, "PTTL %s", key.buf))) {
+		if (rep->type != REDIS_REPLY_INTEGER)
+			err_set("PTTL %s: not an integer", key.buf);
+		else if (rep->integer == -2)
+			rc = 1;
+		else
+			rc = 0, *ms = rep->integer < 0 ? -1 : rep->integer;
 		freeReplyObject(rep);
 	}
 	sb_release(&key);
@@ -326,6 +427,7 @@ const struct remote_ops remote_redis_ops = {
 	.get = redis_get,
 	.put = redis_put,
 	.lock = redis_lock,
+	.lease = redis_lease,
 	.heartbeat = redis_heartbeat,
 	.unlock = redis_unlock,
 };

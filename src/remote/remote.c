@@ -254,6 +254,7 @@ static int new_run(struct remote *rm, const struct digest *fp, const char *seen,
 int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, const char *seen, int (*cancelled)(void),
 		char hash[OID_HEX])
 {
+	int64_t until = 0; /* when to stop waiting: the lease seen, plus the margin */
 	if (!rm->ops->lock)
 		return 0; /* no lock to take: "locked" at once */
 	for (;;) {
@@ -270,7 +271,21 @@ int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, c
 		if (got)
 			return 0;
 		/* Held elsewhere: wait for the run, or for the lock to go away
-		 * (released, or expired because its owner stopped refreshing it). */
+		 * (released, or expired because its owner stopped refreshing it),
+		 * as long as its lease says it can stay. */
+		int64_t lease = 0, now = now_ms();
+		int lr = rm->ops->lease ? rm->ops->lease(rm->be, fp, &lease) : 1;
+		if (lr < 0)
+			return -1;
+		if (lr == 0 && lease < 0)
+			return err_set("its lock on this command never expires; not waiting for it");
+		if (lr == 0 && lease <= REMOTE_LOCK_TTL_MS)
+			until = now + lease + REMOTE_LOCK_MARGIN_MS; /* its owner extends it */
+		else if (!until)
+			until = now + (lr == 0 ? REMOTE_LOCK_TTL_MS : 0) + REMOTE_LOCK_MARGIN_MS;
+		if (now >= until)
+			return err_set("its lock on this command was %s; not waiting any longer",
+				       lr == 0 ? "held past its lease" : "reported held but cannot be seen");
 		nap(POLL_MS);
 		if (cancelled && cancelled())
 			return 2;

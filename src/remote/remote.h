@@ -13,6 +13,8 @@
 #include "store/store.h"
 
 #define REMOTE_LOCK_TTL_MS 30000
+/* how long past the end of a lock's lease a waiter still waits */
+#define REMOTE_LOCK_MARGIN_MS 2000
 /* Archives above this are neither sent nor fetched (CASHET_REMOTE_MAX_BYTES overrides it). */
 #define REMOTE_MAX_BYTES ((uint64_t)64 << 20)
 
@@ -48,6 +50,9 @@ struct remote_ops {
 	 * none. lock tries once: 1 taken, 0 held by another owner. heartbeat
 	 * extends it and unlock deletes it, both only while owner holds it. */
 	int (*lock)(void *be, const struct digest *fp, const char *owner);
+	/* How long the lock on fp has left unless its owner extends it: 0
+	 * (*ms; -1 if it never expires), 1 there is no such lock. */
+	int (*lease)(void *be, const struct digest *fp, int64_t *ms);
 	int (*heartbeat)(void *be, const struct digest *fp, const char *owner);
 	int (*unlock)(void *be, const struct digest *fp, const char *owner);
 };
@@ -92,10 +97,13 @@ int remote_publish(struct remote *rm, struct store *st, const struct run_record 
 /* Cross-machine claim on fp (a backend without a lock: 0 at once, and
  * refresh and unlock do nothing). While another owner holds it, polls the
  * fingerprint until a run appears or the lock can be taken (released, or
- * expired with its owner). A run named seen (one already fetched that
- * could not be replayed, or NULL) does not count. Returns 0 locked, 1 a run
- * appeared (hash filled; not locked), 2 if cancelled() became non-zero
- * while waiting, <0 error. */
+ * expired with its owner). The wait follows the lock's lease: as long as
+ * its owner keeps extending it, and REMOTE_LOCK_MARGIN_MS past its end;
+ * a lock that never expires, or one the server says is held but cannot
+ * show, is not waited for (an error). A run named seen (one already
+ * fetched that could not be replayed, or NULL) does not count. Returns 0
+ * locked, 1 a run appeared (hash filled; not locked), 2 if cancelled()
+ * became non-zero while waiting, <0 error. */
 int remote_lock(struct remote *rm, const struct digest *fp, const char *owner, const char *seen, int (*cancelled)(void),
 		char hash[OID_HEX]);
 /* Extends our lock (only if we still own it). */

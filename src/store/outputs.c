@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -168,41 +169,99 @@ static int unchanged(struct store *st, const struct run_file *f, const char *pat
 	return digest_eq(&d, &f->xxh);
 }
 
-static int restore_one(struct store *st, const struct run_file *f, const char *path)
+/* Opens the directory that will hold rel's last component, walking down
+ * from dirfd one component at a time and making the missing ones. With
+ * nofollow (outputs inside the project) no component may be a symbolic
+ * link: whoever made it (another run's restored output, say), a replay
+ * never writes through one, so it never writes outside the project.
+ * Returns the directory's fd and points *name at the last component. */
+static int open_parent(int dirfd, const char *shown, const char *rel, int nofollow, const char **name)
 {
-	struct strbuf tmp = STRBUF_INIT, dir = STRBUF_INIT, content = STRBUF_INIT;
-	int rc = -1, fd = -1;
-	char *slash = strrchr(path, '/');
-	if (slash && slash != path) {
-		sb_add(&dir, path, (size_t)(slash - path));
-		if (mkdirs(dir.buf, 0777) < 0)
-			goto out;
+	struct strbuf comp = STRBUF_INIT;
+	int fd = dup(dirfd);
+	if (fd < 0) {
+		err_sys("cannot restore %s", shown);
+		goto fail;
 	}
-	sb_addf(&tmp, "%s.cashet-tmp.%ld", path, (long)getpid());
-	unlink(tmp.buf);
+	for (const char *p = rel;;) {
+		size_t len = strcspn(p, "/");
+		if (!p[len]) {
+			if (!len || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2))) {
+				err_set("refusing to restore %s: not a plain path", shown);
+				goto fail;
+			}
+			*name = p;
+			break;
+		}
+		sb_reset(&comp);
+		sb_add(&comp, p, len);
+		p += len + 1;
+		if (!len || !strcmp(comp.buf, ".") || !strcmp(comp.buf, "..")) {
+			err_set("refusing to restore %s: not a plain path", shown);
+			goto fail;
+		}
+		int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0);
+		int sub = openat(fd, comp.buf, flags);
+		if (sub < 0 && errno == ENOENT && (mkdirat(fd, comp.buf, 0777) == 0 || errno == EEXIST))
+			sub = openat(fd, comp.buf, flags);
+		if (sub < 0) {
+			struct stat sb;
+			if (nofollow && fstatat(fd, comp.buf, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
+				err_set("refusing to restore %s: %.*s is a symbolic link, and a replay never writes "
+					"through one",
+					shown, (int)(p - 1 - rel), rel);
+			else
+				err_sys("cannot restore %s", shown);
+			goto fail;
+		}
+		close(fd);
+		fd = sub;
+	}
+	sb_release(&comp);
+	return fd;
+fail:
+	if (fd >= 0)
+		close(fd);
+	sb_release(&comp);
+	return -1;
+}
+
+/* Writes f as name in the directory dirfd: a temp file (or link) beside
+ * it, renamed over it, so the last component is replaced, never followed. */
+static int restore_one(struct store *st, const struct run_file *f, int dirfd, const char *name, const char *path)
+{
+	struct strbuf tmp = STRBUF_INIT, content = STRBUF_INIT;
+	int rc = -1, fd = -1;
+	sb_addf(&tmp, "%s.cashet-tmp.%ld", name, (long)getpid());
+	unlinkat(dirfd, tmp.buf, 0);
 	if (f->mode == 0120000) {
 		if (store_blob_read(st, f, &content) < 0)
 			goto out;
-		if (symlink(content.buf, tmp.buf) < 0) {
-			err_sys("cannot create %s", tmp.buf);
+		if (symlinkat(content.buf, dirfd, tmp.buf) < 0) {
+			err_sys("cannot create %s", path);
 			goto out;
 		}
 	} else {
-		fd = open(tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, f->mode == 0100755 ? 0755 : 0644);
+		fd = openat(dirfd, tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    f->mode == 0100755 ? 0755 : 0644);
 		if (fd < 0) {
-			err_sys("cannot create %s", tmp.buf);
+			err_sys("cannot create %s", path);
 			goto out;
 		}
 		if (store_blob_to_fd(st, f, fd) < 0) {
-			unlink(tmp.buf);
+			/* a bad stored blob says so itself; a write that
+			 * failed names the file it was for */
+			if (err_code() != E_CORRUPT)
+				err_set("cannot write %s: %s", path, err_msg());
+			unlinkat(dirfd, tmp.buf, 0);
 			goto out;
 		}
 		/* The umask must not change the recorded mode. */
 		fchmod(fd, f->mode == 0100755 ? 0755 : 0644);
 	}
-	if (rename(tmp.buf, path) < 0) {
+	if (renameat(dirfd, tmp.buf, dirfd, name) < 0) {
 		err_sys("cannot restore %s", path);
-		unlink(tmp.buf);
+		unlinkat(dirfd, tmp.buf, 0);
 		goto out;
 	}
 	rc = 0;
@@ -210,7 +269,6 @@ out:
 	if (fd >= 0)
 		close(fd);
 	sb_release(&tmp);
-	sb_release(&dir);
 	sb_release(&content);
 	return rc;
 }
@@ -218,15 +276,36 @@ out:
 int outputs_restore(struct store *st, const struct run_record *r)
 {
 	struct strbuf path = STRBUF_INIT;
-	int rc = 0;
+	int rc = 0, rootfd = -1, slash = -1;
 	for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
+		const char *name = NULL;
 		if (f->kind != FILE_OUTPUT)
 			continue;
 		outputs_local_path(st, f->path, &path);
+		/* inside the project: from its root, through no symlink; an
+		 * absolute output (declared by hand, or imported with
+		 * --allow-absolute) goes where its path leads */
+		int in_project = !strncmp(f->path, "files/", 6);
+		int *base = in_project ? &rootfd : &slash;
+		if (*base < 0 &&
+		    (*base = open(in_project ? store_root(st) : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			rc = err_sys("cannot restore %s", path.buf);
+			break;
+		}
+		int dirfd = open_parent(*base, path.buf, f->path + (in_project ? 6 : 4), in_project, &name);
+		if (dirfd < 0) {
+			rc = -1;
+			break;
+		}
 		if (!unchanged(st, f, path.buf))
-			rc = restore_one(st, f, path.buf);
+			rc = restore_one(st, f, dirfd, name, path.buf);
+		close(dirfd);
 	}
+	if (rootfd >= 0)
+		close(rootfd);
+	if (slash >= 0)
+		close(slash);
 	sb_release(&path);
 	return rc;
 }

@@ -4,7 +4,9 @@
  * digest recorded when the run was stored, so corruption is never replayed. */
 #include "store/store-int.h"
 #include "store/gitmod.h"
+#include "util/sha1.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -30,35 +32,49 @@ static int verify_feed(struct verify *v, const void *data, size_t len)
 	return v->sink(v->ctx, data, len);
 }
 
-/* Inflates a loose object, skipping its "blob <size>\0" header.
- * Returns 1 if no loose object exists, 0 done, <0 error. */
-static int read_loose(struct store *st, const char *oid, struct verify *v)
+/* Opens the loose object oid: 0 (*fd set), 1 there is none, -1 error. */
+static int open_loose(struct store *st, const char *oid, int *fd)
 {
 	struct strbuf path = STRBUF_INIT;
+	int rc = 0;
 	sb_addf(&path, "%s/objects/%.2s/%s", st->dir, oid, oid + 2);
-	int fd = open(path.buf, O_RDONLY | O_CLOEXEC);
-	int rc = -1, header = 1;
+	*fd = open(path.buf, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		rc = errno == ENOENT ? 1 : err_sys("cannot open %s", path.buf);
+	sb_release(&path);
+	return rc;
+}
+
+/* Inflates the zlib stream of object oid that starts at offset in fd (a
+ * loose object from its start, a pack entry after its header), handing
+ * every byte (a loose object's "blob <size>\0" header included) to fn.
+ * Returns 0, or <0: err_code() is E_CORRUPT when the object's own bytes
+ * are at fault (not zlib, truncated), E_ERROR when reading it or fn
+ * failed otherwise. */
+static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void *ctx)
+{
+	int rc = -1;
 	enum { CHUNK = 1 << 16 };
 	unsigned char *in = NULL, *out = NULL;
 	z_stream z;
 	memset(&z, 0, sizeof(z));
-	if (fd < 0) {
-		rc = errno == ENOENT ? 1 : err_sys("cannot open %s", path.buf);
-		goto out_nozlib;
-	}
+	if (lseek(fd, (off_t)offset, SEEK_SET) < 0)
+		return err_sys("cannot read object %s", oid);
+	if (inflateInit(&z) != Z_OK)
+		return err_set("zlib init failed");
 	in = xmalloc(CHUNK);
 	out = xmalloc(CHUNK);
-	if (inflateInit(&z) != Z_OK) {
-		err_set("zlib init failed");
-		goto out_nozlib;
-	}
 	int zr = Z_OK;
 	while (zr != Z_STREAM_END) {
 		ssize_t n = read(fd, in, CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			err_set("object %s is truncated", oid);
+		if (n < 0) {
+			err_sys("cannot read object %s", oid);
+			goto out;
+		}
+		if (n == 0) {
+			err_setc(E_CORRUPT, "object %s is truncated", oid);
 			goto out;
 		}
 		z.next_in = in;
@@ -68,35 +84,127 @@ static int read_loose(struct store *st, const char *oid, struct verify *v)
 			z.avail_out = CHUNK;
 			zr = inflate(&z, Z_NO_FLUSH);
 			if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
-				err_set("object %s is corrupt", oid);
+				err_setc(E_CORRUPT, "object %s is corrupt", oid);
 				goto out;
 			}
 			size_t got = CHUNK - z.avail_out;
-			unsigned char *p = out;
-			if (header) {
-				unsigned char *nul = memchr(out, 0, got);
-				if (!nul || memcmp(out, "blob ", 5)) {
-					err_set("object %s is not a blob", oid);
-					goto out;
-				}
-				header = 0;
-				got -= (size_t)(nul + 1 - out);
-				p = nul + 1;
-			}
-			if (got && verify_feed(v, p, got) < 0)
+			if (got && fn(ctx, out, got) < 0)
 				goto out;
 		}
 	}
 	rc = 0;
 out:
 	inflateEnd(&z);
-out_nozlib:
-	if (fd >= 0)
-		close(fd);
 	free(in);
 	free(out);
-	sb_release(&path);
 	return rc;
+}
+
+/* The same for the object's file: 1 if there is no loose object. */
+static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ctx)
+{
+	int fd, rc = open_loose(st, oid, &fd);
+	if (rc != 0)
+		return rc;
+	rc = inflate_fd(fd, 0, oid, fn, ctx);
+	close(fd);
+	return rc;
+}
+
+/* The content of a loose blob: the header is checked and skipped, and the
+ * content must be exactly as long as the header says. */
+struct loose_blob {
+	struct verify *v;
+	const char *oid;
+	char head[32];
+	size_t hlen;
+	int in_body;
+	uint64_t declared, got;
+};
+
+static int loose_blob_bytes(void *ctx, const void *data, size_t len)
+{
+	struct loose_blob *b = ctx;
+	const char *p = data;
+	while (!b->in_body && len) {
+		char *end;
+		b->head[b->hlen++] = *p++;
+		len--;
+		if (b->head[b->hlen - 1] != 0) {
+			if (b->hlen == sizeof(b->head))
+				return err_setc(E_CORRUPT, "object %s is not a blob", b->oid);
+			continue;
+		}
+		if (strncmp(b->head, "blob ", 5) || !isdigit((unsigned char)b->head[5]))
+			return err_setc(E_CORRUPT, "object %s is not a blob", b->oid);
+		errno = 0;
+		b->declared = strtoull(b->head + 5, &end, 10);
+		if (errno || *end)
+			return err_setc(E_CORRUPT, "object %s is not a blob", b->oid);
+		b->in_body = 1;
+	}
+	if (!len)
+		return 0;
+	if (len > b->declared - b->got)
+		return err_setc(E_CORRUPT, "object %s is longer than its header says", b->oid);
+	b->got += len;
+	return verify_feed(b->v, p, len);
+}
+
+static int packed_blob_bytes(void *ctx, const void *data, size_t len)
+{
+	struct loose_blob *b = ctx;
+	if (len > b->declared - b->got)
+		return err_setc(E_CORRUPT, "object %s is longer than its pack entry says", b->oid);
+	b->got += len;
+	return verify_feed(b->v, data, len);
+}
+
+/* Streams the content of the blob held open by h (a loose object, or a
+ * whole pack entry) through v. 0 done, <0 as inflate_fd. */
+static int read_held(const struct blob_hold *h, const char *oid, struct verify *v)
+{
+	struct loose_blob b = { .v = v, .oid = oid, .in_body = h->packed, .declared = h->size };
+	int rc = inflate_fd(h->fd, h->offset, oid, h->packed ? packed_blob_bytes : loose_blob_bytes, &b);
+	if (rc == 0 && (!b.in_body || b.got != b.declared))
+		rc = err_setc(E_CORRUPT, "object %s is truncated", oid);
+	return rc;
+}
+
+/* Where oid can be read without libgit2: a loose object, else a whole
+ * entry of a pack. 0 (h holds it open), 1 neither (libgit2 must read
+ * it: packed as a delta), -1 error. */
+static int locate(struct store *st, const char *oid, struct blob_hold *h)
+{
+	h->offset = h->size = 0;
+	h->packed = 0;
+	int rc = open_loose(st, oid, &h->fd);
+	if (rc == 1 && (rc = store_pack_find(st, oid, &h->fd, &h->offset, &h->size)) == 0)
+		h->packed = 1;
+	return rc;
+}
+
+static int sha1_bytes(void *ctx, const void *data, size_t len)
+{
+	sha1_update(ctx, data, len);
+	return 0;
+}
+
+/* Whether the loose object's bytes still hash to its name: 1 they do, 0
+ * they do not (or do not even inflate), -1 cannot tell (a read error, or
+ * the object is gone). */
+static int loose_intact(struct store *st, const char *oid)
+{
+	struct sha1 s;
+	unsigned char d[SHA1_LEN];
+	char hex[41];
+	sha1_init(&s);
+	int rc = inflate_loose(st, oid, sha1_bytes, &s);
+	if (rc != 0)
+		return rc < 0 && err_code() == E_CORRUPT ? 0 : -1;
+	sha1_final(&s, d);
+	sha1_hex(d, hex);
+	return strcmp(hex, oid) == 0;
 }
 
 static int verified(struct verify *v, const struct run_file *f)
@@ -107,7 +215,10 @@ static int verified(struct verify *v, const struct run_file *f)
 }
 
 /* A damaged loose object is moved aside (objects/xx/yyy.corrupt): git would
- * otherwise see the id as present and never write the good content again. */
+ * otherwise see the id as present and never write the good content again.
+ * Only ever an object whose own bytes are bad: a destination that cannot be
+ * written, or an index row naming another run's object, is not the
+ * object's fault, and moving a good object aside would break its runs. */
 static void quarantine(struct store *st, const char *oid)
 {
 	struct strbuf from = STRBUF_INIT, to = STRBUF_INIT;
@@ -120,22 +231,27 @@ static void quarantine(struct store *st, const char *oid)
 	sb_release(&to);
 }
 
-static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx)
+/* Streams f to sink, checked against its digest. Its object is read from
+ * held when that is given and open; it stays open. */
+static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx,
+		       const struct blob_hold *held)
 {
 	struct verify v = { .sink = sink, .ctx = ctx };
 	struct strbuf tmp = STRBUF_INIT;
+	struct blob_hold own = { .fd = -1 };
+	const struct blob_hold *h = held && held->fd >= 0 ? held : &own;
 	int rc = -1;
 	hasher_init(&v.h);
 	if (f->data && f->enc == 1) {
 		unsigned long long n = ZSTD_getFrameContentSize(f->data, f->datalen);
 		if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > INLINE_MAX) {
-			err_set("inline copy of %s is corrupt", f->path);
+			err_setc(E_CORRUPT, "inline copy of %s is corrupt", f->path);
 			goto out;
 		}
 		sb_grow(&tmp, (size_t)n);
 		size_t got = ZSTD_decompress(tmp.buf, (size_t)n + 1, f->data, f->datalen);
 		if (ZSTD_isError(got)) {
-			err_set("inline copy of %s is corrupt", f->path);
+			err_setc(E_CORRUPT, "inline copy of %s is corrupt", f->path);
 			goto out;
 		}
 		if (verify_feed(&v, tmp.buf, got) < 0)
@@ -144,12 +260,29 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 		if (verify_feed(&v, f->data, f->datalen) < 0)
 			goto out;
 	} else {
-		int lr = read_loose(st, f->oid, &v);
-		if (lr < 0 || (lr == 0 && !verified(&v, f))) {
-			quarantine(st, f->oid);
-			if (lr == 0)
-				err_set("%s (object %.12s) is corrupt: content does not match its recorded hash",
-					f->path, f->oid);
+		int lr = h == &own ? locate(st, f->oid, &own) : 0;
+		if (lr == 0)
+			lr = read_held(h, f->oid, &v);
+		if (lr < 0) {
+			/* a sink that failed (a full disk at the destination)
+			 * is reported as what it is; the object is fine. A
+			 * pack is never moved aside: fsck reports it. */
+			if (err_code() == E_CORRUPT && !h->packed) {
+				char *why = xstrdup(err_msg());
+				quarantine(st, f->oid);
+				err_setc(E_CORRUPT, "%s: %s", f->path, why);
+				free(why);
+			}
+			goto out;
+		}
+		if (lr == 0 && !verified(&v, f)) {
+			/* Whole, but not the content this run recorded: the
+			 * object was altered, or the index names another
+			 * (maybe another run's, intact) object. */
+			if (!h->packed && loose_intact(st, f->oid) == 0)
+				quarantine(st, f->oid);
+			err_setc(E_CORRUPT, "%s (object %.12s) is corrupt: content does not match its recorded hash",
+				 f->path, f->oid);
 			goto out;
 		}
 		if (lr == 1) {
@@ -159,11 +292,13 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 		}
 	}
 	if (!verified(&v, f)) {
-		err_set("%s (object %.12s) is corrupt: content does not match its recorded hash", f->path, f->oid);
+		err_setc(E_CORRUPT, "%s (object %.12s) is corrupt: content does not match its recorded hash", f->path,
+			 f->oid);
 		goto out;
 	}
 	rc = 0;
 out:
+	store_blob_release(&own);
 	hasher_free(&v.h);
 	sb_release(&tmp);
 	return rc;
@@ -178,14 +313,24 @@ static int sink_sb(void *ctx, const void *data, size_t len)
 static int sink_fd(void *ctx, const void *data, size_t len)
 {
 	if (write_all(*(int *)ctx, data, len) < 0)
-		return err_sys("write failed");
+		return err_set("%s", strerror(errno));
+	return 0;
+}
+
+/* Up to this size a blob is checked in memory, inflated once; beyond it,
+ * twice (checked, then written), to keep a hit's memory bounded: two
+ * streams of 8 MiB stay well under 32 MiB. */
+#define CHECK_IN_MEMORY_MAX (8u << 20)
+
+static int sink_none(void *ctx, const void *data, size_t len)
+{
 	return 0;
 }
 
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb)
 {
 	size_t start = sb->len;
-	int rc = stream_blob(st, f, sink_sb, sb);
+	int rc = stream_blob(st, f, sink_sb, sb, NULL);
 	if (rc < 0)
 		sb_setlen(sb, start);
 	return rc;
@@ -193,5 +338,36 @@ int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *s
 
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd)
 {
-	return stream_blob(st, f, sink_fd, &fd);
+	return stream_blob(st, f, sink_fd, &fd, NULL);
+}
+
+int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, struct blob_hold *held)
+{
+	held->fd = -1;
+	/* a large object: checked as it inflates, kept open, nothing kept
+	 * in memory; a smaller one is inflated once, into memory */
+	if (!f->data && f->size > CHECK_IN_MEMORY_MAX) {
+		int rc = locate(st, f->oid, held);
+		if (rc < 0)
+			return -1;
+		if (rc == 0) {
+			if (stream_blob(st, f, sink_none, NULL, held) == 0)
+				return 0;
+			store_blob_release(held);
+			return -1;
+		}
+	}
+	return store_blob_read(st, f, mem);
+}
+
+int store_blob_send(struct store *st, const struct run_file *f, const struct blob_hold *held, int fd)
+{
+	return stream_blob(st, f, sink_fd, &fd, held);
+}
+
+void store_blob_release(struct blob_hold *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
 }

@@ -137,6 +137,20 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	memset(rep, 0, sizeof(*rep));
 	if (!g || (lock = store_lock(st, 1)) < 0)
 		goto out;
+	/* The keep list comes from the index, but the refs are the truth: a
+	 * run with a ref and no row (an interrupted import or pull) is indexed
+	 * first, or the repack below would delete it. One that git cannot
+	 * give back stops gc: removing it is fsck --prune's decision. */
+	if (!o->dry_run) {
+		size_t added = 0;
+		if (store_index_missing(st, &added, NULL) < 0) {
+			char *why = xstrdup(err_msg());
+			err_set("gc: %s (see 'cashet fsck'; --prune removes such runs)", why);
+			free(why);
+			goto out;
+		}
+		rep->reindexed = (int64_t)added;
+	}
 	rep->bytes_before = disk_bytes(st);
 	/* Newest use first: keep while under the size bound, evict the rest. */
 	if (sqlite3_prepare_v2(st->db,

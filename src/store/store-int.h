@@ -29,6 +29,8 @@ struct store {
 	struct digest claimed; /* the fingerprint we hold a claim on */
 	int have_claim;
 	int64_t claim_pid;
+	int writable;     /* store_writable(): 0 not checked yet, 1 yes, -1 no */
+	char *unwritable; /* why not */
 };
 
 int store_sqlfail(struct store *st, const char *what);
@@ -48,5 +50,16 @@ int store_index_run(struct store *st, const struct run_record *r);
 /* The index record of a run, built from its commit (what reindex and import
  * insert). r zeroed by the caller, freed by the caller even on error. */
 int store_load_git(struct store *st, const char *hash, struct run_record *r);
+
+/* Finds oid in the store's packs as a whole blob entry (store-pack.c): 0
+ * (*fd the open pack, *data where its zlib stream starts, *size), 1 not
+ * packed or a delta, -1 error. */
+int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, uint64_t *size);
+
+/* Indexes every run that has a ref but no index row: the refs are the
+ * truth, and an interrupted save, import or pull leaves such runs. A run
+ * git cannot give back is pushed to unreadable, or, when that is NULL,
+ * fails the whole (nothing indexed). *added counts the runs indexed. */
+int store_index_missing(struct store *st, size_t *added, struct strvec *unreadable);
 
 #endif

@@ -292,3 +292,60 @@ out:
 	sv_release(&hashes);
 	return rc;
 }
+
+int store_index_missing(struct store *st, size_t *added, struct strvec *unreadable)
+{
+	const struct gitmod *g = gitmod_get();
+	struct strvec refs = STRVEC_INIT, rows = STRVEC_INIT;
+	sqlite3_stmt *s = NULL;
+	int rc = -1, in_tx = 0;
+	*added = 0;
+	if (!g || g->list_runs(st->dir, &refs) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(st->db, "SELECT hash FROM runs ORDER BY hash", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlfail(st, "reading the index");
+		goto out;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW)
+		sv_push(&rows, (const char *)sqlite3_column_text(s, 0));
+	for (size_t i = 0; i < refs.n; i++) {
+		struct run_record r = { 0 };
+		if (sv_sorted_has(&rows, refs.v[i]))
+			continue;
+		if (!in_tx) {
+			if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+				goto out;
+			in_tx = 1;
+		}
+		if (store_load_git(st, refs.v[i], &r) < 0) {
+			run_record_free(&r);
+			if (!unreadable) {
+				char *why = xstrdup(err_msg());
+				err_set("run %.12s: %s", refs.v[i], why);
+				free(why);
+				goto out;
+			}
+			sv_push(unreadable, refs.v[i]);
+			err_clear();
+			continue;
+		}
+		int ir = store_index_run(st, &r);
+		run_record_free(&r);
+		if (ir < 0)
+			goto out;
+		(*added)++;
+	}
+	if (in_tx && store_exec(st, "COMMIT") < 0)
+		goto out;
+	in_tx = 0;
+	rc = 0;
+out:
+	if (in_tx) {
+		store_exec(st, "ROLLBACK");
+		*added = 0;
+	}
+	sqlite3_finalize(s);
+	sv_release(&refs);
+	sv_release(&rows);
+	return rc;
+}

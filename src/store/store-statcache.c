@@ -67,14 +67,33 @@ int store_file_digest(struct store *st, const char *path, const struct stat *sb,
 	return 0;
 }
 
+/* The last error was the disk's, not the index's: read-only, full, or
+ * over a file size limit. The error is dropped then. */
+static int cannot_write(struct store *st)
+{
+	int code = sqlite3_errcode(st->db) & 0xff;
+	if (code != SQLITE_READONLY && code != SQLITE_FULL && code != SQLITE_CANTOPEN && code != SQLITE_IOERR)
+		return 0;
+	err_clear();
+	return 1;
+}
+
 int store_flush_statcache(struct store *st)
 {
 	sqlite3_stmt *s = NULL;
 	int rc = -1;
 	if (!st->npending)
 		return 0;
-	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+	/* a cache that cannot be written (a read-only store, a full disk)
+	 * only costs hashing those files again next time */
+	if (sqlite3_db_readonly(st->db, "main") == 1) {
+		rc = 0;
 		goto out;
+	}
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0) {
+		rc = cannot_write(st) ? 0 : -1;
+		goto out;
+	}
 	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO statcache VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &s,
 			       NULL) != SQLITE_OK) {
 		store_sqlfail(st, "statcache");
@@ -99,8 +118,10 @@ int store_flush_statcache(struct store *st)
 		sqlite3_step(s);
 	}
 	rc = store_exec(st, "COMMIT");
-	if (rc < 0)
+	if (rc < 0) {
+		rc = cannot_write(st) ? 0 : -1;
 		store_exec(st, "ROLLBACK");
+	}
 out:
 	sqlite3_finalize(s);
 	for (size_t i = 0; i < st->npending; i++) {

@@ -167,11 +167,6 @@ static int check_layout(const struct run_record *r, int allow_abs)
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int indexed(struct store *st, const char *hash)
 {
 	sqlite3_stmt *s;
@@ -186,7 +181,7 @@ static int indexed(struct store *st, const char *hash)
 int store_import(struct store *st, const char *file, int allow_abs, size_t *imported, size_t *present)
 {
 	const struct gitmod *g = gitmod_get();
-	struct strvec ids = STRVEC_INIT, refs = STRVEC_INIT, fresh = STRVEC_INIT;
+	struct strvec ids = STRVEC_INIT, fresh = STRVEC_INIT;
 	struct strvec moved = STRVEC_INIT, made_refs = STRVEC_INIT, grafted = STRVEC_INIT, undone = STRVEC_INIT;
 	struct strbuf stage = STRBUF_INIT, name = STRBUF_INIT;
 	struct run_record *recs = NULL;
@@ -195,12 +190,14 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 	size_t nrecs = 0;
 	if (!g || read_manifest(file, &ids, &offset, &size) < 0)
 		goto out;
-	if ((lock = store_lock(st, 0)) < 0 || g->list_runs(st->dir, &refs) < 0)
+	if ((lock = store_lock(st, 0)) < 0)
 		goto out;
-	sv_sort(&refs);
+	/* Present means indexed: a run whose ref is here but whose row is not
+	 * (an import interrupted before its index transaction) is imported
+	 * again; its ref, already there, is left as it is. */
 	for (size_t i = 0; i < ids.n; i++) {
-		int have = refs.n && bsearch(&ids.v[i], refs.v, refs.n, sizeof(*refs.v), cmp_str) != NULL;
-		if (!have && (have = indexed(st, ids.v[i])) < 0)
+		int have = indexed(st, ids.v[i]);
+		if (have < 0)
 			goto out;
 		if (!have)
 			sv_push(&fresh, ids.v[i]);
@@ -300,7 +297,6 @@ out:
 	free(recs);
 	store_unlock(lock);
 	sv_release(&ids);
-	sv_release(&refs);
 	sv_release(&fresh);
 	sv_release(&moved);
 	sv_release(&made_refs);

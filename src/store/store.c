@@ -6,9 +6,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +49,45 @@ static const char schema[] =
 	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
 	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
 
+static void (*warn_fn)(void *ctx, const char *msg);
+static void *warn_ctx;
+
+void store_on_warning(void (*fn)(void *ctx, const char *msg), void *ctx)
+{
+	warn_fn = fn;
+	warn_ctx = ctx;
+}
+
+static void warn(const char *fmt, ...) PRINTF_LIKE(1, 2);
+static void warn(const char *fmt, ...)
+{
+	struct strbuf sb = STRBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sb_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	if (warn_fn)
+		warn_fn(warn_ctx, sb.buf);
+	sb_release(&sb);
+}
+
+/* Left beside index.db when a query finds it damaged after it opened
+ * fine: the next store_open() sets the file aside and rebuilds it. */
+#define DAMAGED_MARK "index.db.damaged"
+
 int store_sqlfail(struct store *st, const char *what)
 {
+	int code = sqlite3_errcode(st->db) & 0xff;
+	if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+		struct strbuf mark = STRBUF_INIT;
+		sb_addf(&mark, "%s/" DAMAGED_MARK, st->dir);
+		int fd = open(mark.buf, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd >= 0)
+			close(fd);
+		sb_release(&mark);
+		return err_setc(E_CORRUPT, "%s/index.db: %s: %s (the index is rebuilt from git by the next command)",
+				st->dir, what, sqlite3_errmsg(st->db));
+	}
 	return err_set("%s/index.db: %s: %s", st->dir, what, sqlite3_errmsg(st->db));
 }
 
@@ -262,6 +301,164 @@ out:
 	return rc;
 }
 
+static uint32_t be(const unsigned char *p, int n)
+{
+	uint32_t v = 0;
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Whether index.db is damaged in a way its header shows, without SQLite:
+ * not a database at all, or shorter than the header says (truncated).
+ * The size check needs an empty WAL: pages may live there until the next
+ * checkpoint. Returns 1 damaged (why says how), 0 not (or no file). */
+static int index_damaged(const char *dir, struct strbuf *why)
+{
+	struct strbuf p = STRBUF_INIT;
+	unsigned char h[100];
+	struct stat sb, wal;
+	int fd = -1, bad = 0;
+	sb_addf(&p, "%s/" DAMAGED_MARK, dir);
+	if (access(p.buf, F_OK) == 0) {
+		sb_adds(why, "a query found it damaged");
+		bad = 1;
+		goto out;
+	}
+	sb_reset(&p);
+	sb_addf(&p, "%s/index.db", dir);
+	fd = open(p.buf, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &sb) < 0 || sb.st_size == 0)
+		goto out; /* missing or empty: made from scratch */
+	if (sb.st_size < (off_t)sizeof(h) || pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) ||
+	    memcmp(h, "SQLite format 3", 16)) {
+		sb_adds(why, "not an SQLite database");
+		bad = 1;
+		goto out;
+	}
+	uint32_t page = be(h + 16, 2) == 1 ? 65536 : be(h + 16, 2);
+	if (page < 512 || (page & (page - 1))) {
+		sb_adds(why, "its header is damaged");
+		bad = 1;
+		goto out;
+	}
+	sb_addc(&p, '-');
+	sb_adds(&p, "wal");
+	if (stat(p.buf, &wal) == 0 && wal.st_size > 0)
+		goto out;
+	/* the page count is valid when the change counter matches the
+	 * version-valid-for field, as SQLite itself checks */
+	uint64_t pages = be(h + 28, 4);
+	if (sb.st_size % page || (pages && be(h + 24, 4) == be(h + 92, 4) && pages * page > (uint64_t)sb.st_size)) {
+		sb_addf(why, "truncated: %lld bytes", (long long)sb.st_size);
+		bad = 1;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	sb_release(&p);
+	return bad;
+}
+
+static ino_t index_inode(const char *dir)
+{
+	struct strbuf p = STRBUF_INIT;
+	struct stat sb;
+	sb_addf(&p, "%s/index.db", dir);
+	ino_t ino = stat(p.buf, &sb) == 0 ? sb.st_ino : 0;
+	sb_release(&p);
+	return ino;
+}
+
+/* Moves a damaged index.db (inode ino, as judged) and its WAL aside as
+ * index.db.corrupt-<time>, under the store lock, and only if it is still
+ * that file: two processes that found it damaged must not move each
+ * other's rebuilt index away. */
+static int set_index_aside(struct store *st, ino_t ino, struct strbuf *aside)
+{
+	struct strbuf from = STRBUF_INIT, to = STRBUF_INIT;
+	int lock = store_lock(st, 1), rc = -1;
+	if (lock < 0)
+		goto out;
+	if (index_inode(st->dir) != ino) {
+		rc = 0; /* another process set it aside meanwhile */
+		goto out;
+	}
+	/* a new name each time: an earlier damaged copy is kept too */
+	sb_addf(&to, "%s/index.db.corrupt-%lld", st->dir, (long long)(now_ms() / 1000));
+	for (int n = 1, len = (int)to.len; access(to.buf, F_OK) == 0; n++) {
+		sb_setlen(&to, (size_t)len);
+		sb_addf(&to, ".%d", n);
+	}
+	sb_addf(&from, "%s/index.db", st->dir);
+	if (rename(from.buf, to.buf) < 0 && errno != ENOENT) {
+		err_sys("cannot move the damaged %s aside", from.buf);
+		goto out;
+	}
+	sb_adds(aside, to.buf);
+	sb_adds(&from, "-wal");
+	sb_adds(&to, "-wal");
+	/* a WAL must never be applied to another database */
+	if (rename(from.buf, to.buf) < 0 && errno != ENOENT) {
+		err_sys("cannot move %s aside", from.buf);
+		goto out;
+	}
+	sb_setlen(&from, from.len - 4);
+	sb_adds(&from, "-shm");
+	unlink(from.buf);
+	sb_reset(&from);
+	sb_addf(&from, "%s/" DAMAGED_MARK, st->dir);
+	unlink(from.buf);
+	rc = 0;
+out:
+	store_unlock(lock);
+	sb_release(&from);
+	sb_release(&to);
+	return rc;
+}
+
+/* A WAL database whose -shm file is missing and cannot be made (a
+ * read-only store copied or left without it) opens only as immutable:
+ * read-only, without locks. Fine for a store nobody can write; what is
+ * read is checked against its digests anyway. */
+static int open_immutable(struct store *st, const char *path)
+{
+	struct strbuf uri = STRBUF_INIT;
+	int rc;
+	sb_adds(&uri, "file:");
+	for (const char *p = path; *p; p++)
+		if (strchr("%?#", *p))
+			sb_addf(&uri, "%%%02X", (unsigned char)*p);
+		else
+			sb_addc(&uri, *p);
+	sb_adds(&uri, "?immutable=1");
+	sqlite3_close(st->db);
+	st->db = NULL;
+	rc = sqlite3_open_v2(uri.buf, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
+	sb_release(&uri);
+	return rc == SQLITE_OK ? 0 : err_set("%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+}
+
+static int open_db(struct store *st, const char *path)
+{
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		return err_set("%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+	if (sqlite3_exec(st->db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK &&
+	    (sqlite3_errcode(st->db) & 0xff) == SQLITE_CANTOPEN && access(st->dir, W_OK) < 0 &&
+	    open_immutable(st, path) < 0)
+		return -1;
+	sqlite3_busy_timeout(st->db, 30000);
+	/* Keep the -wal file when the last connection closes: deleting and
+	 * recreating it on every command costs more than a whole lookup.
+	 * store_close() truncates it after writes instead. */
+	int persist = 1;
+	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	/* WAL with synchronous=NORMAL: a crash may lose the last transactions but
+	 * never corrupts; the index can be rebuilt from git anyway. */
+	return store_exec(st, "PRAGMA synchronous=NORMAL");
+}
+
 int store_open(const char *dir, int flags, struct store **out, int *created)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
@@ -288,30 +485,52 @@ int store_open(const char *dir, int flags, struct store **out, int *created)
 	}
 	sb_reset(&p);
 	sb_addf(&p, "%s/index.db", dir);
-	if (sqlite3_open_v2(p.buf, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK) {
-		err_set("%s: %s", p.buf, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+	/* The index is derived: a damaged one is moved aside and rebuilt
+	 * from git, with one warning, and the command goes on. Damage the
+	 * header shows is caught before SQLite reads it; what SQLite itself
+	 * reports on the first read is caught just after. */
+	struct strbuf why = STRBUF_INIT, aside = STRBUF_INIT;
+	int v = -1;
+	if (index_damaged(dir, &why) && set_index_aside(st, index_inode(dir), &aside) < 0)
+		goto out_why;
+	for (int tries = 0;; tries++) {
+		ino_t ino = index_inode(dir);
+		if (open_db(st, p.buf) == 0 && (v = read_version(st)) >= 0)
+			break;
+		if (tries || err_code() != E_CORRUPT)
+			goto out_why;
+		sb_reset(&why);
+		sb_adds(&why, sqlite3_errmsg(st->db));
+		sqlite3_close(st->db);
+		st->db = NULL;
+		if (set_index_aside(st, ino, &aside) < 0)
+			goto out_why;
+	}
+out_why:
+	if (v < 0) {
+		sb_release(&why);
+		sb_release(&aside);
 		goto out;
 	}
-	sqlite3_busy_timeout(st->db, 30000);
-	/* Keep the -wal file when the last connection closes: deleting and
-	 * recreating it on every command costs more than a whole lookup.
-	 * store_close() truncates it after writes instead. */
-	int persist = 1;
-	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-	/* WAL with synchronous=NORMAL: a crash may lose the last transactions but
-	 * never corrupts; the index can be rebuilt from git anyway. */
-	if (store_exec(st, "PRAGMA synchronous=NORMAL") < 0)
-		goto out;
-	int v = read_version(st);
-	if (v < 0)
-		goto out;
 	if (v < SCHEMA_VERSION) {
-		/* missing (deleted) or from an older cashet: rebuilt from the refs */
+		/* missing (deleted), damaged or from an older cashet: rebuilt from the refs */
+		size_t n = 0;
 		int made = create_schema(st);
-		if (made < 0 || (made == 1 && !fresh && store_reindex(st, NULL, NULL) < 0))
+		if (made < 0 || (made == 1 && !fresh && store_reindex(st, &n, NULL) < 0)) {
+			sb_release(&why);
+			sb_release(&aside);
 			goto out;
-	} else if (v > SCHEMA_VERSION) {
+		}
+		if (aside.len && made == 1)
+			warn("warning: %s was damaged (%s): moved to %s and rebuilt from git (%zu run%s)", p.buf,
+			     why.buf, aside.buf, n, n == 1 ? "" : "s");
+		else if (aside.len)
+			warn("warning: %s was damaged (%s): moved to %s and rebuilt from git", p.buf, why.buf,
+			     aside.buf);
+	}
+	sb_release(&why);
+	sb_release(&aside);
+	if (v > SCHEMA_VERSION) {
 		err_set("%s: index made by a newer cashet (schema %d)", p.buf, v);
 		goto out;
 	}
@@ -355,6 +574,7 @@ void store_close(struct store *st)
 	free(st->dir);
 	free(st->root);
 	free(st->tmp);
+	free(st->unwritable);
 	free(st);
 }
 
@@ -375,6 +595,34 @@ const char *store_tmpdir(struct store *st)
 	if (!st->tmp_made && (mkdir(st->tmp, 0777) == 0 || errno == EEXIST))
 		st->tmp_made = 1;
 	return st->tmp;
+}
+
+int store_writable(struct store *st)
+{
+	if (!st->writable) {
+		static const char *const dirs[] = { "", "/objects", "/refs" };
+		struct strbuf p = STRBUF_INIT;
+		st->writable = 1;
+		for (size_t i = 0; st->writable > 0 && i < sizeof(dirs) / sizeof(*dirs); i++) {
+			sb_reset(&p);
+			sb_addf(&p, "%s%s", st->dir, dirs[i]);
+			if (access(p.buf, W_OK) == 0)
+				continue;
+			err_sys("cannot write the store %s", p.buf);
+			st->unwritable = xstrdup(err_msg());
+			st->writable = -1;
+		}
+		if (st->writable > 0 && sqlite3_db_readonly(st->db, "main") == 1) {
+			sb_reset(&p);
+			sb_addf(&p, "cannot write the store's index %s/index.db", st->dir);
+			st->unwritable = sb_detach(&p);
+			st->writable = -1;
+		}
+		sb_release(&p);
+	}
+	if (st->writable < 0)
+		err_set("%s", st->unwritable);
+	return st->writable > 0;
 }
 
 void store_sweep_tmp(struct store *st)

@@ -115,6 +115,10 @@ int store_find(const char *explicit_dir, struct strbuf *dir);
 /* The same, walking up from the absolute directory from (NULL: the working directory). */
 int store_find_from(const char *explicit_dir, const char *from, struct strbuf *dir);
 
+/* Where the store's warnings go (a damaged index moved aside and rebuilt):
+ * one line without the "cashet: " prefix. Process-wide; unset, they are dropped. */
+void store_on_warning(void (*fn)(void *ctx, const char *msg), void *ctx);
+
 enum { STORE_CREATE = 1 };
 /* Opens the store at dir (as found by store_find). With STORE_CREATE a missing
  * store is created (git init + schema); *created says so. Caller closes. */
@@ -130,6 +134,11 @@ const char *store_root(const struct store *st);
 int store_setting(struct store *st, const char *key, struct strbuf *value);
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
+
+/* 1 if runs can be stored here (index.db, the object database and tmp/
+ * accept writes), 0 if not, with err_msg() saying why (a read-only file
+ * system, another user's store). Checked once per open store. */
+int store_writable(struct store *st);
 
 /* Removes captures and import staging left in tmp/ by processes that died (kill -9). */
 void store_sweep_tmp(struct store *st);
@@ -179,6 +188,22 @@ int store_save(struct store *st, struct run_record *r);
 /* Streams a blob's content to fd (or appends to sb when fd < 0), verifying its digest. */
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);
+/* Checking a blob completely before writing a byte of it, in bounded
+ * memory: a large object (over 8 MiB), loose or a whole pack entry, is
+ * verified as it inflates and held open (held->fd, -1 otherwise), and
+ * store_blob_send() then inflates it again from that same open file (git
+ * objects never change in place) to fd. Any other blob is appended to
+ * mem, verified: it is small, or a delta, which libgit2 reads whole.
+ * store_blob_release() closes what is held. */
+struct blob_hold {
+	int fd;
+	uint64_t offset; /* where its zlib stream starts */
+	uint64_t size;   /* a pack entry's size */
+	int packed;
+};
+int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, struct blob_hold *held);
+int store_blob_send(struct store *st, const struct run_file *f, const struct blob_hold *held, int fd);
+void store_blob_release(struct blob_hold *held);
 
 int store_remove(struct store *st, const char *hash);
 /* Removes runs (index rows and run refs) in one transaction. */
@@ -200,9 +225,12 @@ struct gc_opts {
 };
 struct gc_report {
 	int64_t expired, evicted, kept, busy, bytes_before, bytes_after;
+	int64_t reindexed; /* runs that had a ref but no index row */
 };
-/* Evicts expired runs, then by age and size (least recently used first),
- * then repacks so only what kept runs reach stays on disk. */
+/* Indexes the runs that have a ref but no index row, evicts expired runs,
+ * then by age and size (least recently used first), then repacks so only
+ * what kept runs reach stays on disk. A run ref that git cannot read
+ * stops it before anything is removed. */
 int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
 /* Git remotes: push the given runs' refs; pull fetches the remote's runs
  * and indexes every run that has a ref but no index row. */

@@ -295,7 +295,8 @@ static void test_resolve_list_remove(void **state)
 }
 
 /* Blobs over the inline limit are read from git's loose objects with zlib,
- * and a damaged one is refused (and moved aside), never replayed. */
+ * and one that does not match the run's digest is refused, never
+ * replayed; it is moved aside only when its own bytes are damaged. */
 static void test_loose_blob_checked(void **state)
 {
 	struct fixture *fx = *state;
@@ -312,14 +313,30 @@ static void test_loose_blob_checked(void **state)
 	assert_int_equal(back.len, big.len);
 	assert_memory_equal(back.buf, big.buf, big.len);
 
-	/* the recorded digest no longer matches: refused, nothing appended */
+	/* the recorded digest no longer matches: refused, nothing appended,
+	 * and the object, intact under its git id, stays where it is */
 	sb_reset(&back);
 	sb_adds(&back, "kept");
 	hit.files[0].xxh.b[0] ^= 1;
-	assert_int_equal(store_blob_read(fx->st, &hit.files[0], &back), -1);
+	assert_true(store_blob_read(fx->st, &hit.files[0], &back) < 0);
+	assert_int_equal(err_code(), E_CORRUPT);
 	assert_string_equal(back.buf, "kept");
 	assert_non_null(strstr(err_msg(), "is corrupt: content does not match its recorded hash"));
-	sb_addf(&obj, "%s/objects/%.2s/%s.corrupt", fx->store.buf, hit.files[0].oid, hit.files[0].oid + 2);
+	sb_addf(&obj, "%s/objects/%.2s/%s", fx->store.buf, hit.files[0].oid, hit.files[0].oid + 2);
+	assert_int_equal(access(obj.buf, F_OK), 0);
+
+	/* the object's own bytes damaged: refused and moved aside */
+	hit.files[0].xxh.b[0] ^= 1;
+	chmod(obj.buf, 0644);
+	FILE *f = fopen(obj.buf, "w");
+	assert_non_null(f);
+	fputs("not zlib", f);
+	fclose(f);
+	assert_true(store_blob_read(fx->st, &hit.files[0], &back) < 0);
+	assert_int_equal(err_code(), E_CORRUPT);
+	assert_string_equal(back.buf, "kept");
+	assert_int_equal(access(obj.buf, F_OK), -1);
+	sb_adds(&obj, ".corrupt");
 	assert_int_equal(access(obj.buf, F_OK), 0);
 	run_record_free(&r);
 	run_record_free(&hit);

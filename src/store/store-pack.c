@@ -1,0 +1,146 @@
+/* store-pack: finding a blob in the store's packs without libgit2, so that
+ * a hit on a packed object (after gc or import) streams it like a loose one
+ * instead of loading libgit2 and holding the whole object in memory. Only
+ * whole entries are read here: a delta needs its base, and libgit2 then
+ * reads it (gc does not deltify objects over 512 MiB, the big ones). */
+#include "store/store-int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { PACK_BLOB = 3 };
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static int unhex(const char *hex, unsigned char id[20])
+{
+	for (int i = 0; i < 20; i++) {
+		int v = 0;
+		for (int j = 0; j < 2; j++) {
+			char c = hex[2 * i + j];
+			int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+			if (d < 0)
+				return -1;
+			v = v << 4 | d;
+		}
+		id[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* Looks id up in one version-2 .idx (mapped): its offset in the pack, or
+ * 0 when it is not there (an offset is never 0: the pack header is). */
+static uint64_t idx_offset(const unsigned char *m, size_t len, const unsigned char id[20])
+{
+	if (len < 8 + 256 * 4 || memcmp(m, "\377tOc", 4) || be32(m + 4) != 2)
+		return 0;
+	const unsigned char *fan = m + 8;
+	uint32_t n = be32(fan + 255 * 4), lo = id[0] ? be32(fan + (id[0] - 1) * 4) : 0, hi = be32(fan + id[0] * 4);
+	const unsigned char *names = fan + 256 * 4, *offs = names + (size_t)n * 24, *big = offs + (size_t)n * 4;
+	if (hi > n || lo > hi || (size_t)(big - m) > len)
+		return 0;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(names + (size_t)mid * 20, id, 20);
+		if (c == 0) {
+			uint32_t o = be32(offs + (size_t)mid * 4);
+			if (!(o & 0x80000000u))
+				return o;
+			const unsigned char *b = big + (size_t)(o & 0x7fffffffu) * 8;
+			if ((size_t)(b + 8 - m) > len)
+				return 0;
+			return (uint64_t)be32(b) << 32 | be32(b + 4);
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Reads the entry header at offset of the open pack: a whole blob gives
+ * its size and where its zlib stream starts; anything else is 1. */
+static int entry_header(int fd, uint64_t offset, uint64_t *size, uint64_t *data)
+{
+	unsigned char h[16];
+	ssize_t got = pread(fd, h, sizeof(h), (off_t)offset);
+	if (got <= 0)
+		return got < 0 ? err_sys("cannot read a pack") : 1;
+	int type = (h[0] >> 4) & 7, shift = 4;
+	uint64_t sz = h[0] & 15;
+	size_t i = 0;
+	while (h[i] & 0x80) {
+		if (++i >= (size_t)got || shift > 57)
+			return 1;
+		sz |= (uint64_t)(h[i] & 0x7f) << shift;
+		shift += 7;
+	}
+	if (type != PACK_BLOB)
+		return 1;
+	*size = sz;
+	*data = offset + i + 1;
+	return 0;
+}
+
+int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, uint64_t *size)
+{
+	struct strbuf p = STRBUF_INIT;
+	unsigned char id[20];
+	int rc = 1;
+	*fd = -1;
+	if (strlen(oid) != 40 || unhex(oid, id) < 0)
+		return 1;
+	sb_addf(&p, "%s/objects/pack", st->dir);
+	DIR *d = opendir(p.buf);
+	struct dirent *e;
+	size_t base = p.len;
+	while (rc == 1 && d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n < 5 || strcmp(e->d_name + n - 4, ".idx"))
+			continue;
+		sb_setlen(&p, base);
+		sb_addf(&p, "/%s", e->d_name);
+		int ifd = open(p.buf, O_RDONLY | O_CLOEXEC);
+		struct stat sb;
+		if (ifd < 0 || fstat(ifd, &sb) < 0 || sb.st_size == 0) {
+			if (ifd >= 0)
+				close(ifd);
+			continue;
+		}
+		void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, ifd, 0);
+		close(ifd);
+		if (m == MAP_FAILED)
+			continue;
+		uint64_t off = idx_offset(m, (size_t)sb.st_size, id);
+		munmap(m, (size_t)sb.st_size);
+		if (!off)
+			continue;
+		sb_setlen(&p, p.len - 4);
+		sb_adds(&p, ".pack");
+		*fd = open(p.buf, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0) {
+			rc = err_sys("cannot open %s", p.buf);
+			break;
+		}
+		rc = entry_header(*fd, off, size, data);
+		if (rc != 0) {
+			close(*fd);
+			*fd = -1;
+		}
+		break; /* in this pack, but a delta: libgit2's */
+	}
+	if (d)
+		closedir(d);
+	sb_release(&p);
+	return rc;
+}

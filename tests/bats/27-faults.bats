@@ -1,0 +1,533 @@
+#!/usr/bin/env bats
+# Faults: full disks, read-only stores, a damaged or incomplete index,
+# hostile archives. The store never destroys good data on its way out of
+# a fault (only an object whose own bytes are bad is quarantined; gc keeps
+# what refs reach), and a fault around the command degrades to running it
+# rather than stopping it.
+#
+# Full disks are a file size limit (ulimit -f, which cashet turns into
+# EFBIG instead of dying of SIGXFSZ); read-only stores are a read-only bind
+# mount in a private mount namespace when running as root (chmod does not
+# stop root), chmod otherwise; tests skip with the reason when neither works.
+
+load helper
+
+setup() {
+	common_setup
+	cashet init > /dev/null
+}
+
+# oid_of HASH KIND [PATH]: the git blob id of a run's stdout (0), stderr (1)
+# or output file (2, PATH as declared), from the index.
+oid_of() {
+	local q="SELECT f.oid FROM files f JOIN runs r ON f.run = r.id WHERE r.hash = '$1' AND f.kind = $2"
+	[ -n "${3:-}" ] && q="$q AND f.path = 'files/$3'"
+	sqlite3 .cashet/index.db "$q"
+}
+
+# No object anywhere in the store has been moved aside.
+assert_nothing_quarantined() {
+	run find .cashet/objects -name '*.corrupt'
+	assert_output ""
+}
+
+@test "a file size limit at the destination is reported as such and quarantines nothing" {
+	cashet exec -o big.bin -- sh -c "$(counted 'head -c 300000 /dev/urandom > big.bin')"
+	h=$(last_hash)
+	cp big.bin want.bin
+	# get -o under a 100 KiB limit: EFBIG, named, nothing left behind
+	run --separate-stderr bash -c "ulimit -f 100; cashet get $h --file big.bin -o copy.bin"
+	assert_failure 1
+	[[ "$stderr" == *"cannot write copy.bin: File too large"* ]]
+	[ ! -e copy.bin ]
+	run find . -name '*cashet-tmp*'
+	assert_output ""
+	assert_nothing_quarantined
+	# a hit restoring the output under the limit: the object stays too
+	rm big.bin
+	run --separate-stderr bash -c "ulimit -f 100; cashet exec -o big.bin -- sh -c '$(counted 'head -c 300000 /dev/urandom > big.bin')'"
+	[[ "$stderr" == *"cannot write"*"big.bin: File too large"* ]]
+	assert_nothing_quarantined
+	# without the limit it is a hit again, and the store checks clean
+	rm -f big.bin
+	n=$(run_count)
+	[ "$(verdict -o big.bin -- sh -c "$(counted 'head -c 300000 /dev/urandom > big.bin')")" = hit ]
+	cmp big.bin want.bin
+	[ "$(run_count)" = "$n" ]
+	run cashet fsck
+	assert_success
+}
+
+@test "an index row naming another run's object does not quarantine that object" {
+	cashet exec -- seq 1 30000 > /dev/null
+	a=$(last_hash)
+	cashet exec -- seq 2 30001 > /dev/null
+	b=$(last_hash)
+	ob=$(oid_of "$b" 0)
+	[ -f ".cashet/objects/${ob:0:2}/${ob:2}" ]
+	sqlite3 .cashet/index.db "UPDATE files SET oid = '$ob' WHERE kind = 0 AND run = (SELECT id FROM runs WHERE hash = '$a')"
+	# A cannot be replayed (its row is wrong): it runs again, with a warning
+	run --separate-stderr cashet exec -- seq 1 30000
+	assert_success
+	[[ "$stderr" == *"does not match its recorded hash"* ]]
+	[ "$output" = "$(seq 1 30000)" ]
+	# B's object is intact and stays where it is: B is still a hit
+	assert_nothing_quarantined
+	[ -f ".cashet/objects/${ob:0:2}/${ob:2}" ]
+	run --separate-stderr cashet exec -v -- seq 2 30001
+	[[ "$stderr" == *"hit"* ]]
+	[ "$output" = "$(seq 2 30001)" ]
+}
+
+@test "an object whose own bytes were altered is quarantined, and the re-run repairs the store" {
+	cashet exec -- seq 1 30000 > /dev/null
+	oid=$(oid_of "$(last_hash)" 0)
+	obj=".cashet/objects/${oid:0:2}/${oid:2}"
+	chmod u+w "$obj"
+	# one byte changed, properly deflated: only its git id tells
+	python3 - "$obj" <<-'PY'
+	import sys, zlib
+	p = sys.argv[1]
+	data = bytearray(zlib.decompress(open(p, "rb").read()))
+	data[-100] ^= 0x01
+	open(p, "wb").write(zlib.compress(bytes(data)))
+	PY
+	run --separate-stderr cashet exec -- seq 1 30000
+	assert_success
+	[[ "$stderr" == *"corrupt"* ]]
+	[ -f "$obj.corrupt" ]
+	[ "$(verdict -- seq 1 30000)" = hit ]
+	run cashet fsck
+	assert_success
+}
+
+# forget_row HASH: drops a run's index rows and keeps its ref and objects:
+# the state an import or pull interrupted before its index transaction leaves.
+forget_row() {
+	sqlite3 .cashet/index.db "
+		DELETE FROM files WHERE run = (SELECT id FROM runs WHERE hash = '$1');
+		DELETE FROM parts WHERE run = (SELECT id FROM runs WHERE hash = '$1');
+		DELETE FROM tags WHERE run = (SELECT id FROM runs WHERE hash = '$1');
+		DELETE FROM runs WHERE hash = '$1';"
+}
+
+@test "gc keeps a run that has a ref but no index row, indexes it, and it hits again" {
+	for i in 1 2 3; do
+		cashet exec -- seq "$i" 20000 > /dev/null
+	done
+	h=$(cashet log --json | json_field 'j[1]["hash"]')
+	forget_row "$h"
+	[ "$(log_count)" = 2 ]
+	run cashet gc
+	assert_success
+	assert_output --partial "3 kept"
+	assert_output --partial "(1 re-indexed from their refs)"
+	[ "$(log_count)" = 3 ]
+	run --separate-stderr cashet exec -v -- seq 2 20000
+	[[ "$stderr" == *"hit ${h:0:12}"* ]]
+	[ "$output" = "$(seq 2 20000)" ]
+	run cashet fsck
+	assert_success
+	[ "$(log_count)" = 3 ]
+}
+
+@test "re-importing an archive indexes the runs whose ref is there but whose row is not" {
+	cashet exec -- seq 1 10 > /dev/null
+	cashet exec -- seq 2 10 > /dev/null
+	cashet export ../all.cashet > /dev/null
+	mkdir ../proj2 && cd ../proj2 && cashet init > /dev/null
+	run cashet import ../all.cashet
+	assert_output "imported 2 runs (0 already present)"
+	for h in $(cashet log --json | json_field '" ".join(r["hash"] for r in j)'); do
+		forget_row "$h"
+	done
+	[ "$(log_count)" = 0 ]
+	run cashet import ../all.cashet
+	assert_success
+	assert_output "imported 2 runs (0 already present)"
+	[ "$(verdict -- seq 1 10)" = hit ]
+	[ "$(verdict -- seq 2 10)" = hit ]
+	run cashet import ../all.cashet
+	assert_output "imported 0 runs (2 already present)"
+	run cashet fsck
+	assert_success
+}
+
+# A store of five runs, and a copy of its index as it is now.
+five_runs() {
+	for i in 1 2 3 4 5; do
+		cashet exec -- seq "$i" 3000 > /dev/null
+	done
+	cp .cashet/index.db "$BATS_TEST_TMPDIR/good.db"
+}
+
+# damaged_index_recovers: the next command warns once, sets the damaged
+# file aside, rebuilds the index from git and goes on: a hit.
+damaged_index_recovers() {
+	run --separate-stderr cashet exec -v -- seq 3 3000
+	assert_success
+	[ "$output" = "$(seq 3 3000)" ]
+	[ "$(grep -c 'was damaged' <<< "$stderr")" = 1 ]
+	[[ "$stderr" == *"rebuilt from git (5 runs)"* ]]
+	[[ "$stderr" == *"cashet: hit "* ]]
+	ls .cashet/index.db.corrupt-* > /dev/null
+	[ "$(log_count)" = 5 ]
+	run --separate-stderr cashet exec -- seq 3 3000
+	[ -z "$stderr" ]
+}
+
+@test "a truncated index.db is set aside and rebuilt from git, with one warning" {
+	five_runs
+	truncate -s 8192 .cashet/index.db
+	damaged_index_recovers
+	# cut in the middle of a page
+	head -c 5000 "$BATS_TEST_TMPDIR/good.db" > .cashet/index.db
+	damaged_index_recovers
+	[ "$(ls .cashet/index.db.corrupt-* | grep -vc -- -wal)" = 2 ]
+}
+
+@test "a garbage index.db is set aside and rebuilt from git, with one warning" {
+	five_runs
+	head -c 65536 /dev/urandom > .cashet/index.db
+	damaged_index_recovers
+	run cashet log
+	assert_success
+	run cashet gc
+	assert_success
+}
+
+@test "an index.db damaged inside: the command that finds it fails, the next one rebuilds it" {
+	five_runs
+	python3 - .cashet/index.db <<-'PY'
+	import os, sys
+	d = bytearray(open(sys.argv[1], "rb").read())
+	d[4096 * 2:] = os.urandom(len(d) - 4096 * 2)
+	open(sys.argv[1], "wb").write(d)
+	PY
+	run --separate-stderr cashet log
+	[[ "$stderr" == *"rebuilt from git by the next command"* ]]
+	damaged_index_recovers
+}
+
+@test "remote remove never deletes the store's runs; a fetch never prunes them" {
+	shared="$BATS_TEST_TMPDIR/shared.git"
+	git init -q --bare "$shared"
+	cashet exec -- echo local > /dev/null
+	mkdir ../other
+	(cd ../other && cashet init > /dev/null && cashet exec -- echo a > /dev/null &&
+		cashet exec -- echo b > /dev/null && cashet remote add origin "$shared" && cashet push > /dev/null)
+	cashet remote add origin "$shared"
+	# fetch.prune in the user's git config must not prune the local run
+	HOME=$BATS_TEST_TMPDIR git config --global fetch.prune true
+	run env HOME="$BATS_TEST_TMPDIR" cashet pull
+	assert_output "pulled 2 new runs from origin"
+	[ "$(git --git-dir .cashet for-each-ref refs/cashet/runs | wc -l)" = 3 ]
+	run cashet remote remove origin
+	assert_success
+	# and a remote added by an older cashet, with the runs as its tracking refs
+	git --git-dir .cashet config remote.old.url "$shared"
+	git --git-dir .cashet config remote.old.fetch '+refs/cashet/runs/*:refs/cashet/runs/*'
+	run cashet remote remove old
+	assert_success
+	run cashet remote
+	assert_output ""
+	[ "$(git --git-dir .cashet for-each-ref refs/cashet/runs | wc -l)" = 3 ]
+	run cashet fsck
+	assert_success
+	[ "$(log_count)" = 3 ]
+	run cashet gc
+	assert_success
+	assert_output --partial "3 kept"
+	for w in local a b; do
+		[ "$(verdict -- echo "$w")" = hit ]
+	done
+}
+
+# readonly_reason: empty when this test can make .cashet read-only (as
+# root: a read-only bind mount in a private mount namespace; otherwise
+# chmod), else why not.
+readonly_reason() {
+	[ "$(id -u)" != 0 ] && return 0
+	mkdir -p "$BATS_TEST_TMPDIR/probe"
+	unshare -m sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && ! touch "$1/x" 2> /dev/null' \
+		sh "$BATS_TEST_TMPDIR/probe" 2> /dev/null ||
+		echo "running as root, and no read-only bind mount (unshare -m) here: chmod does not stop root"
+}
+
+# in_readonly_store CMD...: runs CMD while .cashet is read-only.
+in_readonly_store() {
+	if [ "$(id -u)" = 0 ]; then
+		unshare -m sh -c 'mount --bind .cashet .cashet && mount -o remount,bind,ro .cashet && exec "$@"' sh "$@"
+	else
+		local rc=0
+		chmod -R a-w .cashet
+		"$@" || rc=$?
+		chmod -R u+w .cashet
+		return "$rc"
+	fi
+}
+
+@test "a read-only store: hits still work, a miss runs uncached with one warning and the command's own status" {
+	reason=$(readonly_reason)
+	[ -z "$reason" ] || skip "$reason"
+	# an input old enough for the stat cache (not changed in the last 2 s)
+	old="$BATS_TEST_DIRNAME/helper.bash"
+	cashet exec -i "$old" -- echo cached > /dev/null
+	# hashed again on the hit, and its stat cache entry cannot be written
+	sqlite3 .cashet/index.db 'DELETE FROM statcache'
+	run --separate-stderr in_readonly_store cashet exec -v -i "$old" -- echo cached
+	assert_success
+	assert_output cached
+	[[ "$stderr" == "cashet: hit "* ]]
+	run --separate-stderr in_readonly_store cashet exec -- sh -c 'echo new; exit 3'
+	assert_failure 3
+	assert_output new
+	[ "$(grep -c . <<< "$stderr")" = 1 ]
+	[[ "$stderr" == "cashet: warning: cannot write the store "*"; running the command without caching it" ]]
+	# a piped stdin is spooled outside the store; a new input's stat is not cached
+	run --separate-stderr in_readonly_store sh -c 'echo piped | cashet exec -- cat'
+	assert_success
+	assert_output piped
+	[ "$(log_count)" = 1 ]
+	[ "$(verdict -i "$old" -- echo cached)" = hit ]
+}
+
+@test "a capture that hits a full disk: the output still flows, the command finishes with its status, nothing is stored" {
+	# 3 MB of output; the capture file may grow to 1 MiB (index.db stays smaller)
+	cmd="$(counted 'head -c 3000000 /dev/zero; echo done >&2; exit 3')"
+	run --separate-stderr bash -c "ulimit -f 1024; cashet exec -- sh -c '$cmd' | wc -c; exit \${PIPESTATUS[0]}"
+	assert_failure 3
+	assert_output 3000000
+	[[ "$stderr" == *"done"* ]]
+	[[ "$stderr" == *"result not stored: cannot capture the command's output in "*"File too large"* ]]
+	[ "$(log_count)" = 0 ]
+	run ls -A .cashet/tmp
+	assert_output ""
+	# a command that succeeds: the same, exit 0, and the next run runs again
+	run bash -c "ulimit -f 1024; cashet exec -- sh -c '$(counted 'head -c 3000000 /dev/zero')' 2> /dev/null | wc -c; exit \${PIPESTATUS[0]}"
+	assert_success
+	assert_output 3000000
+	[ "$(log_count)" = 0 ]
+	[ "$(run_count)" = 2 ]
+}
+
+# peak_kb FILE CMD...: runs CMD (stdout to FILE) and prints its peak RSS in KiB.
+peak_kb() {
+	local out=$1
+	shift
+	/usr/bin/time -f %M -o "$BATS_TEST_TMPDIR/rss" "$@" > "$out"
+	cat "$BATS_TEST_TMPDIR/rss"
+}
+
+@test "a hit streams a large stdout in bounded memory, and still never writes a corrupt one" {
+	[ -x /usr/bin/time ] || skip "no /usr/bin/time to measure the peak RSS"
+	# 39 MB of stdout from a small command (a large input file would be
+	# hashed from an mmap, which counts in the RSS too)
+	seq 1 5000000 > want.txt
+	cashet exec -- seq 1 5000000 > /dev/null
+	h=$(last_hash)
+	cashet exec -- echo small > /dev/null
+	base=$(peak_kb small.out cashet exec -- echo small)
+	rss=$(peak_kb out.txt cashet exec -- seq 1 5000000)
+	cmp want.txt out.txt
+	echo "peak RSS: small hit $base KiB, 39 MB hit $rss KiB"
+	[ $((rss - base)) -lt 24576 ]
+	rss=$(peak_kb out2.txt cashet get "$h")
+	cmp want.txt out2.txt
+	[ $((rss - base)) -lt 24576 ]
+	# packed by gc: read from the pack the same way, without libgit2
+	cp -r .cashet "$BATS_TEST_TMPDIR/loose-store"
+	cashet gc > /dev/null
+	[ -z "$(find .cashet/objects -type f ! -path '*/pack/*')" ]
+	rss=$(peak_kb out.txt cashet exec -- seq 1 5000000)
+	cmp want.txt out.txt
+	echo "packed: $rss KiB"
+	[ $((rss - base)) -lt 24576 ]
+	rm -rf .cashet && mv "$BATS_TEST_TMPDIR/loose-store" .cashet
+	# one byte changed near the end, properly deflated: found before any
+	# byte is written, so the output is exactly the command's own
+	oid=$(oid_of "$h" 0)
+	obj=".cashet/objects/${oid:0:2}/${oid:2}"
+	chmod u+w "$obj"
+	python3 - "$obj" <<-'PY'
+	import sys, zlib
+	p = sys.argv[1]
+	data = bytearray(zlib.decompress(open(p, "rb").read()))
+	data[-10] ^= 0x01
+	open(p, "wb").write(zlib.compress(bytes(data), 1))
+	PY
+	run --separate-stderr bash -c 'cashet exec -- seq 1 5000000 > out3.txt'
+	assert_success
+	[[ "$stderr" == *"corrupt"* ]]
+	cmp want.txt out3.txt
+}
+
+@test "a killed pipeline's log directory is swept by the next pipeline" {
+	export TMPDIR="$BATS_TEST_TMPDIR/tmp"
+	mkdir -p "$TMPDIR"
+	cat > dag.toml <<-'TOML'
+	[steps.slow]
+	cmd = "echo $$ > step.pid; sleep 30"
+	outputs = []
+	TOML
+	cashet pipeline run > /dev/null 2>&1 3>&- &
+	pipeline=$!
+	track_pid "$pipeline"
+	wait_for_file step.pid
+	track_pid "-$(cat step.pid)"
+	kill -9 "$pipeline"
+	wait "$pipeline" || true
+	kill -9 -- "-$(cat step.pid)" 2> /dev/null || true
+	[ "$(ls "$TMPDIR" | grep -c '^cashet-pipeline\.')" = 1 ]
+	# a live process's directory is left alone
+	mkdir "$TMPDIR/cashet-pipeline.$$-live"
+	cat > dag.toml <<-'TOML'
+	[steps.quick]
+	cmd = "echo quick"
+	TOML
+	run cashet pipeline run
+	assert_success
+	run ls "$TMPDIR"
+	assert_output "cashet-pipeline.$$-live"
+}
+
+@test "a replay never writes through a symlink another run left, absolute or relative (runs from an archive)" {
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside"
+	# the other project: run A leaves a link, run B writes a file under
+	# that name (a directory there); PWN, not part of the key, makes B work
+	b='if [ -n "$PWN" ]; then mkdir -p "$0" && echo pwned > "$0/x"; fi'
+	for l in link link2; do
+		target=$outside
+		[ "$l" = link2 ] && target=../outside
+		cashet exec -o "$l" -- ln -s "$target" "$l"
+		rm "$l"
+		PWN=1 cashet exec -o "$l/x" -- sh -c "$b" "$l"
+		rm -r "$l"
+	done
+	cashet export ../runs.cashet > /dev/null
+	mkdir ../proj2 && cd ../proj2
+	run cashet import ../runs.cashet
+	assert_output "imported 4 runs (0 already present)"
+	for l in link link2; do
+		target=$outside
+		[ "$l" = link2 ] && target=../outside
+		[ "$(verdict -o "$l" -- ln -s "$target" "$l")" = hit ]
+		[ -L "$l" ]
+		run --separate-stderr cashet exec -o "$l/x" -- sh -c "$b" "$l"
+		[[ "$stderr" == *"refusing to restore $PWD/$l/x: $l is a symbolic link"* ]]
+		[ ! -e "$outside/x" ]
+	done
+	run ls -A "$outside"
+	assert_output ""
+}
+
+# redis_stub MODE: a fake Redis server on a free port of 127.0.0.1 (sets
+# PORT), tracked for teardown. drip: every reply announces 100000 bytes and
+# sends one every 300 ms; huge: every reply is 200 MB, sent as fast as the
+# client reads; held: SET NX says the lock is held, GET finds nothing, and
+# PTTL answers $PTTL (-1: no expiry, -2: no such key).
+redis_stub() {
+	PORT=$(free_port)
+	rm -f "$BATS_TEST_TMPDIR/stub.up"
+	# from a subshell, so that the test's shell does not report the kill
+	(python3 -c '
+import socket, sys, threading, time
+mode, port, ready, pttl = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def command(f):
+    line = f.readline()
+    if not line.startswith(b"*"):
+        return None
+    args = []
+    for _ in range(int(line[1:])):
+        n = int(f.readline()[1:])
+        args.append(f.read(n + 2)[:-2].decode("latin-1"))
+    return args
+def serve(c):
+    f = c.makefile("rb")
+    try:
+        while True:
+            args = command(f)
+            if args is None:
+                return
+            name = args[0].upper()
+            if mode == "drip":
+                c.sendall(b"$100000\r\n")
+                for _ in range(100000):
+                    c.sendall(b"x")
+                    time.sleep(0.3)
+            elif mode == "huge":
+                c.sendall(b"$200000000\r\n")
+                chunk = b"a" * 65536
+                for _ in range(200000000 // 65536):
+                    c.sendall(chunk)
+            elif name == "SET" and "NX" in [a.upper() for a in args]:
+                c.sendall(b"$-1\r\n")
+            elif name == "GET":
+                c.sendall(b"$-1\r\n")
+            elif name == "PTTL":
+                c.sendall(b":" + pttl.encode() + b"\r\n")
+            else:
+                c.sendall(b"+OK\r\n")
+    except OSError:
+        pass
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(8)
+open(ready, "w").write("up")
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+' "$1" "$PORT" "$BATS_TEST_TMPDIR/stub.up" "${PTTL:--2}" 3>&- &
+		echo $! > "$BATS_TEST_TMPDIR/stub.pid")
+	track_pid "$(cat "$BATS_TEST_TMPDIR/stub.pid")"
+	wait_for_file "$BATS_TEST_TMPDIR/stub.up"
+}
+
+# remote_exec [WORD]: an exec of a new command through the stub, at most
+# 30 s; sets ms (its duration).
+remote_exec() {
+	local t0
+	t0=$(date +%s%N)
+	run --separate-stderr timeout -s KILL 30 cashet exec --remote "redis://127.0.0.1:$PORT/0" -- sh -c "$(counted "echo ran ${1:-}")"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+@test "a Redis that drips its reply is cut off at the command's deadline: one warning, the command runs" {
+	redis_stub drip
+	remote_exec
+	assert_success
+	assert_output ran
+	[ "$stderr" = "cashet: warning: remote redis://127.0.0.1:$PORT/0: no complete reply within 2000 ms; working locally" ]
+	[ "$ms" -lt 5000 ]
+}
+
+@test "a Redis reply larger than allowed is refused as it arrives, not read into memory" {
+	[ -x /usr/bin/time ] || skip "no /usr/bin/time to measure the peak RSS"
+	redis_stub huge
+	cashet exec -- echo small > /dev/null
+	base=$(peak_kb small.out cashet exec -- echo small)
+	rss=$(peak_kb out timeout -s KILL 30 cashet exec --remote "redis://127.0.0.1:$PORT/0" -- echo ran 2> err)
+	[ "$(cat out)" = ran ]
+	grep -q "a reply of more than 4096 bytes; working locally" err
+	[ $((rss - base)) -lt 24576 ]
+}
+
+@test "a remote lock that never expires, or that the server says is held but cannot show, is not waited for forever" {
+	PTTL=-1 redis_stub held
+	remote_exec
+	assert_success
+	assert_output ran
+	[[ "$stderr" == *"its lock on this command never expires; not waiting for it; working locally" ]]
+	[ "$ms" -lt 3000 ]
+	kill_started
+	PTTL=-2 redis_stub held
+	remote_exec again
+	assert_success
+	assert_output "ran again"
+	[[ "$stderr" == *"its lock on this command was reported held but cannot be seen; not waiting any longer; working locally" ]]
+	[ "$ms" -ge 2000 ]
+	[ "$ms" -lt 6000 ]
+	[ "$(run_count)" = 2 ]
+}
