@@ -39,7 +39,7 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -fPIC -Isrc \
 ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS)
 VERSION := 0.1.0
 
-CORE_PKGS := sqlite3 libxxhash libzstd zlib json-c hiredis
+CORE_PKGS := sqlite3 libxxhash libzstd zlib json-c hiredis nettle
 GIT_PKGS  := libgit2
 # cashet-serve.so (cashet serve) has its own json-c, not the static copy.
 SERVE_PKGS := libmicrohttpd json-c
@@ -51,7 +51,7 @@ PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) $(GIT_PKGS) $(SERVE_PKG
 # libxxhash stays shared: only its .so has the AVX2 dispatch.
 # hiredis (the Redis remote) is shared as well.
 STATIC  ?= 1
-STATIC_PKGS := sqlite3 libzstd zlib json-c
+STATIC_PKGS := sqlite3 libzstd zlib json-c nettle
 ifeq ($(STATIC),1)
 CORE_LIBS  = -Wl,-Bstatic $(shell $(PKG_CONFIG) --libs-only-l $(STATIC_PKGS)) -Wl,-Bdynamic \
 	$(shell $(PKG_CONFIG) --libs libxxhash hiredis) -ldl -lpthread -lm

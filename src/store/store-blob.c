@@ -4,10 +4,10 @@
  * digest recorded when the run was stored, so corruption is never replayed. */
 #include "store/store-int.h"
 #include "store/gitmod.h"
-#include "util/sha1.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <nettle/sha1.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,24 +186,27 @@ static int locate(struct store *st, const char *oid, struct blob_hold *h)
 
 static int sha1_bytes(void *ctx, const void *data, size_t len)
 {
-	sha1_update(ctx, data, len);
+	sha1_update(ctx, len, data);
 	return 0;
 }
 
 /* Whether the loose object's bytes still hash to its name: 1 they do, 0
  * they do not (or do not even inflate), -1 cannot tell (a read error, or
- * the object is gone). */
+ * the object is gone). Plain SHA-1 (nettle), not git's collision-detecting
+ * one: a collision could only make a damaged object look intact, and the
+ * run's own XXH3 digest still refuses to replay it. */
 static int loose_intact(struct store *st, const char *oid)
 {
-	struct sha1 s;
-	unsigned char d[SHA1_LEN];
-	char hex[41];
+	struct sha1_ctx s;
+	unsigned char d[SHA1_DIGEST_SIZE];
+	char hex[2 * SHA1_DIGEST_SIZE + 1];
 	sha1_init(&s);
 	int rc = inflate_loose(st, oid, sha1_bytes, &s);
 	if (rc != 0)
 		return rc < 0 && err_code() == E_CORRUPT ? 0 : -1;
-	sha1_final(&s, d);
-	sha1_hex(d, hex);
+	sha1_digest(&s, sizeof(d), d);
+	for (size_t i = 0; i < sizeof(d); i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
 	return strcmp(hex, oid) == 0;
 }
 

@@ -11,7 +11,6 @@
 
 #include "store/gitmod.h"
 #include "util/hash.h"
-#include "util/sha1.h"
 #include "util/json.h"
 #include "util/util.h"
 
@@ -217,43 +216,6 @@ static void test_err_per_thread(void **state)
 	assert_string_equal(err_msg(), "unknown error");
 }
 
-static void sha1_of(const void *data, size_t len, size_t step, char hex[41])
-{
-	struct sha1 s;
-	unsigned char d[SHA1_LEN];
-	const unsigned char *p = data;
-	sha1_init(&s);
-	for (size_t i = 0; i < len; i += step)
-		sha1_update(&s, p + i, len - i < step ? len - i : step);
-	sha1_final(&s, d);
-	sha1_hex(d, hex);
-}
-
-/* FIPS 180 test vectors, fed whole and in uneven pieces, and a git blob id. */
-static void test_sha1_vectors(void **state)
-{
-	static const char *const v[][2] = {
-		{ "", "da39a3ee5e6b4b0d3255bfef95601890afd80709" },
-		{ "abc", "a9993e364706816aba3e25717850c26c9cd0d89d" },
-		{ "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-		  "84983e441c3bd26ebaae4aa1f95129e5e54670f1" },
-	};
-	char hex[41];
-	for (size_t i = 0; i < sizeof(v) / sizeof(*v); i++) {
-		for (size_t step = 1; step <= 65; step += 7) {
-			sha1_of(v[i][0], strlen(v[i][0]), step, hex);
-			assert_string_equal(hex, v[i][1]);
-		}
-	}
-	char *million = malloc(1000000);
-	memset(million, 'a', 1000000);
-	sha1_of(million, 1000000, 4093, hex);
-	assert_string_equal(hex, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
-	free(million);
-	sha1_of("blob 6\0hello\n", 13, 64, hex);
-	assert_string_equal(hex, "ce013625030ba8dba906f756967f9e9ca394464a");
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -269,7 +231,6 @@ int main(void)
 		cmocka_unit_test(test_strbuf),
 		cmocka_unit_test(test_strbuf_grown_empty),
 		cmocka_unit_test(test_err_per_thread),
-		cmocka_unit_test(test_sha1_vectors),
 	};
 	return cmocka_run_group_tests_name("hash", tests, NULL, NULL);
 }
