@@ -21,6 +21,7 @@
 struct git_thread {
 	git_repository *opened;
 	char *dir;
+	int64_t packs_mtime; /* objects/pack when opened: a new pack means reopening */
 };
 static pthread_key_t repo_key;
 static pthread_once_t repo_once = PTHREAD_ONCE_INIT;
@@ -75,11 +76,29 @@ int git_fail_rc(int rc, const char *what)
 	return err_setc(code, "%s: %s", what, e && e->message ? e->message : "libgit2 error");
 }
 
+/* When objects/pack last changed (its entries: a pack added or removed). */
+static int64_t packs_mtime(const char *dir)
+{
+	struct strbuf p = STRBUF_INIT;
+	struct stat sb;
+	sb_addf(&p, "%s/objects/pack", dir);
+	int64_t m = stat(p.buf, &sb) == 0 ? (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec : 0;
+	sb_release(&p);
+	return m;
+}
+
+/* A thread keeps its repository open between operations (serve's threads
+ * serve many requests), but libgit2 does not always rescan the packs
+ * another thread or process added (an imported archive, then exported
+ * from another thread: "object not found"), so a changed pack directory
+ * means opening again. */
 int open_repo(const char *dir)
 {
 	struct git_thread *t = thread_state();
-	if (t->opened && !strcmp(t->dir, dir))
+	int64_t packs = packs_mtime(dir);
+	if (t->opened && !strcmp(t->dir, dir) && t->packs_mtime == packs)
 		return 0;
+	t->packs_mtime = packs;
 	git_libgit2_init();
 	git_repository_free(t->opened);
 	free(t->dir);

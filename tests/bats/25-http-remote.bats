@@ -115,6 +115,22 @@ other_machine() {
 	[[ "$stderr" == *"cashet: fetched "* ]] || { echo "stderr: $stderr"; false; }
 }
 
+@test "runs uploaded one after another are each fetched whole (the server's threads see every new pack)" {
+	# each upload adds a pack; the server used to export from a thread
+	# whose repository predated it: "object not found", 12 times in 15
+	local round
+	for round in 1 2 3 4 5; do
+		cd "$BATS_TEST_TMPDIR/proj"
+		CASHET_REMOTE="$URL" CASHET_REMOTE_TOKEN=secret cashet exec -- echo "up $round" > /dev/null
+		cd "$BATS_TEST_TMPDIR/other"
+		rm -rf .cashet
+		cashet init > /dev/null
+		run --separate-stderr env CASHET_REMOTE="$URL" cashet exec -v -- echo "up $round"
+		assert_output "up $round"
+		[[ "$stderr" == *"cashet: fetched "* ]] || { echo "round $round: $stderr"; false; }
+	done
+}
+
 @test "no token: a note, nothing uploaded, the run kept locally" {
 	run --separate-stderr cashet exec -- sh -c "$(counted 'echo ran')"
 	assert_success
