@@ -463,6 +463,16 @@ static void notice(const struct exec_request *req, const char *fmt, ...)
 	sb_release(&sb);
 }
 
+/* The note when inputs changed while the command ran; returns -3. */
+static int changed_while_running(struct exec_result *res, const struct strvec *changed)
+{
+	struct strbuf sb = STRBUF_INIT;
+	name_some(&sb, changed);
+	set_note(res, "warning: result not stored: changed while the command ran: %s", sb.buf);
+	sb_release(&sb);
+	return -3;
+}
+
 /* Records what the run was observed to depend on (r->inputs) and adds the
  * files it wrote in the project as outputs with EXEC_AUTO_OUTPUTS.
  * Returns 0 (storable), -3 not storable (res->note says why: an input
@@ -514,9 +524,7 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 	if (store_flush_statcache(st) < 0)
 		err_clear();
 	if (oc.changed.n) {
-		name_some(&sb, &oc.changed);
-		set_note(res, "warning: result not stored: changed while the command ran: %s", sb.buf);
-		rc = -3;
+		rc = changed_while_running(res, &oc.changed);
 		goto out;
 	}
 	if ((req->flags & EXEC_STRICT) && oc.undeclared.n) {
@@ -546,7 +554,14 @@ out:
 static int store_outcome(struct store *st, const struct exec_request *req, struct run_record *r, const struct watch *w,
 			 const struct spawn_result *out, int64_t started, struct exec_result *res)
 {
-	struct strvec auto_outputs = STRVEC_INIT;
+	struct strvec auto_outputs = STRVEC_INIT, changed = STRVEC_INIT;
+	/* the declared inputs too, traced or not: a result computed from a
+	 * half-edited file must not be stored under the old content's key */
+	obs_declared_changed(st, r, w->started_ns, &changed);
+	int unsafe = changed.n ? changed_while_running(res, &changed) : 0;
+	sv_release(&changed);
+	if (unsafe)
+		return unsafe;
 	r->ok = out->status == 0 && !out->timed_out;
 	r->exit_code = out->status;
 	r->created_ms = started;

@@ -259,6 +259,31 @@ out:
 	return rc;
 }
 
+void obs_declared_changed(const struct store *st, const struct run_record *r, int64_t started_ns,
+			  struct strvec *changed)
+{
+	static const char *const kinds[] = { "file", "input", "script", "source", "dep", NULL };
+	struct strbuf abs = STRBUF_INIT;
+	const char *root = store_root(st);
+	for (size_t i = 0; i < r->nparts; i++) {
+		const struct run_part *p = &r->parts[i];
+		const char *const *k = kinds;
+		while (*k && strcmp(*k, p->kind))
+			k++;
+		if (!*k)
+			continue;
+		struct stat sb;
+		sb_reset(&abs);
+		if (p->name[0] != '/')
+			sb_addf(&abs, "%s%s", root, strcmp(root, "/") ? "/" : "");
+		sb_adds(&abs, p->name);
+		/* gone or changed since the command started */
+		if (stat(abs.buf, &sb) < 0 || ns_of(&sb.st_ctim) > started_ns)
+			sv_push(changed, p->name);
+	}
+	sb_release(&abs);
+}
+
 void obs_outcome_release(struct obs_outcome *o)
 {
 	sv_release(&o->changed);

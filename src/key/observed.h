@@ -51,6 +51,13 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		struct run_record *r, struct obs_outcome *out);
 void obs_outcome_release(struct obs_outcome *o);
 
+/* The declared files of r (its file, input, script, source, dep parts)
+ * changed since started_ns (their change time is later), appended to
+ * changed: a result computed while they were being edited is not stored,
+ * traced or not. */
+void obs_declared_changed(const struct store *st, const struct run_record *r, int64_t started_ns,
+			  struct strvec *changed);
+
 /* Checks r's observed inputs against the file system now: 1 all as they
  * were, 0 one differs (why, if not NULL, gets a sentence naming it), -1
  * error. A stat() per input; content is hashed again only when the stat

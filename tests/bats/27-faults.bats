@@ -531,3 +531,28 @@ remote_exec() {
 	[ "$ms" -lt 6000 ]
 	[ "$(run_count)" = 2 ]
 }
+
+# edited_while_running ARGS...: runs exec ARGS (a 1-second command) while
+# another process appends to the file named by $target after 0.3 s, and
+# checks the report: nothing stored, the file named.
+edited_while_running() {
+	(sleep 0.3; echo 2 >> "$target") &
+	track_pid $!
+	run sh -c 'cashet exec --trace=off --report-fd 3 "$@" 3>&1 >/dev/null 2>/dev/null' sh "$@"
+	echo "$output" | python3 -c '
+import json, sys
+r = json.loads(sys.stdin.readline())
+assert r["verdict"] == "not-stored", r
+assert r["note"] == "warning: result not stored: changed while the command ran: " + sys.argv[1], r["note"]
+' "$target"
+}
+
+@test "a declared input edited while the command runs: nothing stored, the note names it (-i file, argument, -i dir)" {
+	mkdir dir
+	echo 1 > in.txt
+	echo 1 > arg.txt
+	echo 1 > dir/f
+	target=in.txt edited_while_running -i in.txt -- sleep 1
+	target=arg.txt edited_while_running -- sh -c 'sleep 1' arg.txt
+	target=dir/f edited_while_running -i dir -- sleep 1
+}
