@@ -33,11 +33,19 @@ struct server {
 	pthread_mutex_t lock; /* held for every use of st */
 	char *token;          /* NULL: every write is refused */
 	uint64_t max_body;
-	unsigned long spools; /* names temporary files; under lock */
-	struct submit submit; /* POST /submit: --pipeline, --allow-exec */
-	int jobs;             /* submits started and not completed; under lock */
-	pthread_cond_t jobs_done;
+	unsigned long spools;     /* names temporary files; under lock */
+	struct submit submit;     /* POST /submit: --pipeline, --allow-exec */
+	int jobs;                 /* submits started and not completed; under lock */
+	int streams;              /* blobs being streamed to clients; under lock */
+	pthread_cond_t jobs_done; /* signalled as jobs or streams end */
 };
+
+/* Blobs larger than this are streamed through a pipe rather than read
+ * into memory, and at most MAX_STREAMS at a time: a client that never
+ * reads holds a pipe's worth of memory and a thread until the connection
+ * times out, not the whole blob. */
+#define STREAM_OVER (1 << 20)
+#define MAX_STREAMS 16
 
 enum { SUBMIT_RUNNING = 1, SUBMIT_ANSWERED };
 
@@ -248,6 +256,82 @@ static enum MHD_Result h_gc(struct server *sv, struct MHD_Connection *c, struct 
 	return ret;
 }
 
+/* One blob on its way to a client: a thread inflates it into a pipe that
+ * MHD reads as the client takes it. */
+struct blob_stream {
+	struct server *sv;
+	struct run_file f; /* a copy: the run is freed when the handler returns */
+	struct blob_hold held;
+	int fd; /* the pipe's write end */
+};
+
+static void *stream_thread(void *arg)
+{
+	struct blob_stream *bs = arg;
+	/* EPIPE when the client went away (or timed out): nothing to report */
+	if (store_blob_send(bs->sv->st, &bs->f, &bs->held, bs->fd) < 0)
+		err_clear();
+	close(bs->fd);
+	store_blob_release(&bs->held);
+	free(bs->f.path);
+	pthread_mutex_lock(&bs->sv->lock);
+	bs->sv->streams--;
+	pthread_cond_signal(&bs->sv->jobs_done);
+	pthread_mutex_unlock(&bs->sv->lock);
+	free(bs);
+	return NULL;
+}
+
+/* Sends stored blob f: small ones (and deltas, which are read whole
+ * anyway) from memory, others streamed. Called with sv->lock held. */
+static enum MHD_Result send_blob(struct server *sv, struct MHD_Connection *c, const struct run_file *f)
+{
+	struct strbuf mem = STRBUF_INIT;
+	struct blob_hold held = { .fd = -1 };
+	int p[2] = { -1, -1 };
+	if (f->size > STREAM_OVER && sv->streams >= MAX_STREAMS)
+		return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many downloads in progress; try again");
+	if (store_blob_check(sv->st, f, &mem, &held) < 0)
+		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
+	if (held.fd < 0)
+		return send_buf(c, MHD_HTTP_OK, "application/octet-stream", &mem);
+	struct blob_stream *bs = xcalloc(1, sizeof(*bs));
+	pthread_t t;
+	struct MHD_Response *resp = NULL;
+	if (pipe2(p, O_CLOEXEC) < 0 || !(resp = MHD_create_response_from_pipe(p[0]))) {
+		store_blob_release(&held);
+		free(bs);
+		if (p[0] >= 0)
+			close(p[0]);
+		if (p[1] >= 0)
+			close(p[1]);
+		return MHD_NO;
+	}
+	bs->sv = sv;
+	bs->f = *f;
+	bs->f.path = xstrdup(f->path);
+	bs->f.src = NULL;
+	bs->f.data = NULL;
+	bs->held = held;
+	bs->fd = p[1];
+	sv->streams++;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, stream_thread, bs) != 0) {
+		sv->streams--;
+		close(p[1]); /* the client gets a short body, MHD closes p[0] */
+		store_blob_release(&bs->held);
+		free(bs->f.path);
+		free(bs);
+	}
+	pthread_attr_destroy(&attr);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static enum MHD_Result h_run(struct server *sv, struct MHD_Connection *c, struct request *rq)
 {
 	struct run_record r = { 0 };
@@ -273,10 +357,8 @@ static enum MHD_Result h_run(struct server *sv, struct MHD_Connection *c, struct
 		ret = send_error(c, MHD_HTTP_NOT_FOUND,
 				 rq->route == R_FILE ? "the run has no such output file"
 						     : "the run has no such stream");
-	else if (store_blob_read(sv->st, f, &sb) < 0)
-		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, err_msg());
 	else
-		ret = send_buf(c, MHD_HTTP_OK, "application/octet-stream", &sb);
+		ret = send_blob(sv, c, f);
 out:
 	sb_release(&sb);
 	run_record_free(&r);
@@ -772,6 +854,11 @@ out:
 			pthread_cond_wait(&sv.jobs_done, &sv.lock);
 		pthread_mutex_unlock(&sv.lock);
 		MHD_stop_daemon(d);
+		/* closing the connections closed the pipes: the streams end */
+		pthread_mutex_lock(&sv.lock);
+		while (sv.streams)
+			pthread_cond_wait(&sv.jobs_done, &sv.lock);
+		pthread_mutex_unlock(&sv.lock);
 	}
 	submit_release(&sv.submit);
 	dag_free(sv.submit.dag);

@@ -239,3 +239,30 @@ except OSError:
 	pid_gone "$SERVER_PID"
 	! curl -s -o /dev/null "$URL/stats"
 }
+
+@test "clients that request a large stream and never read it: the server's memory stays bounded (streams, at most 16 at once), a reader still gets every byte" {
+	# 24 MiB of stdout, stored loose (over the inline and the 8 MiB check sizes)
+	cashet exec -- head -c 25165824 /dev/urandom > big.out
+	big=$(cashet log --json | json_field 'j[0]["hash"]')
+	before=$(awk '/VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")
+	python3 - "$PORT" "$big" > "$BATS_TEST_TMPDIR/slow.out" <<'PY' &
+import socket, sys, time
+port, run = int(sys.argv[1]), sys.argv[2]
+held = []
+for i in range(12):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(f"GET /run/{run}/stdout HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    held.append(s)
+print("sent", flush=True)
+time.sleep(30)
+PY
+	track_pid $!
+	wait_for_file "$BATS_TEST_TMPDIR/slow.out"
+	sleep 1
+	after=$(awk '/VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")
+	# 12 copies in memory would be 288 MiB; allow 64 MiB of growth
+	[ $((after - before)) -lt 65536 ] || { echo "RSS grew by $((after - before)) KiB"; false; }
+	curl -s -o fetched.out "$URL/run/$big/stdout"
+	cmp big.out fetched.out
+}
