@@ -70,6 +70,25 @@ struct opt {
 	  .flags = OPT_OPTIONAL_VALUE }
 #define OPT_END { .name = NULL }
 /* clang-format on */
+/* In a struct opt_table: the rows, and the size of the OPTS they fill. */
+#define OPT_ROWS(rows) .opts = (rows), .size = sizeof(OPTS)
+
+/* A command's options: the rows, the struct they fill, and the prose that
+ * --help prints after the option lines. */
+struct opt_table {
+	const struct opt *opts; /* NULL: none */
+	size_t size;            /* of the options struct */
+	const void *defaults;   /* its values before parsing; NULL for zeroes */
+	const char *help;       /* or NULL */
+	/* Optional: checks options and operands together (dashdash: how many
+	 * operands came before a "--", -1 for none). 0, or -1 and err_set()
+	 * for a usage error. */
+	int (*check)(const void *opts, int argc, char **argv, int dashdash);
+	/* Another table taken too (history takes exec's, which give a
+	 * command's fingerprint), filling the struct at shared_at in this one. */
+	const struct opt_table *shared;
+	size_t shared_at;
+};
 
 /* One table and the options struct its rows write to. */
 struct opt_set {

@@ -7,7 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind_name(int kind)
+#define OPTS struct json_opts
+static const struct opt json_rows[] = {
+	OPT_BOOL("json", 0, json, "print JSON"),
+	OPT_END,
+};
+
+const struct opt_table runjson_options = { OPT_ROWS(json_rows) };
+#undef OPTS
+
+const char *runjson_kind_name(int kind)
 {
 	return kind == FILE_STDOUT   ? "stdout"
 	       : kind == FILE_STDERR ? "stderr"
@@ -99,7 +108,7 @@ void runjson_show(struct strbuf *sb, const struct run_record *r)
 	sb_adds(sb, "],\"files\":[");
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		sb_addf(sb, "%s{\"kind\":\"%s\",\"path\":", i ? "," : "", kind_name(f->kind));
+		sb_addf(sb, "%s{\"kind\":\"%s\",\"path\":", i ? "," : "", runjson_kind_name(f->kind));
 		json_str(sb, f->path);
 		sb_addf(sb, ",\"mode\":\"%06o\",\"size\":%llu,\"oid\":\"%s\"}", f->mode, (unsigned long long)f->size,
 			f->oid);
