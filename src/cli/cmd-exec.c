@@ -136,17 +136,10 @@ static int print_explain(const struct explain *e, int json)
 	if (json) {
 		struct strbuf sb = STRBUF_INIT;
 		sb_addf(&sb, "{\"hit\":%s,\"run\":", e->hit ? "true" : "false");
-		if (e->hash[0])
-			sb_addf(&sb, "\"%s\"", e->hash);
-		else
-			sb_adds(&sb, "null");
-		sb_adds(&sb, ",\"reasons\":[");
-		for (size_t i = 0; i < e->reasons.n; i++) {
-			if (i)
-				sb_addc(&sb, ',');
-			json_str(&sb, e->reasons.v[i]);
-		}
-		sb_adds(&sb, "]}");
+		json_str_or_null(&sb, e->hash[0] ? e->hash : NULL);
+		sb_adds(&sb, ",\"reasons\":");
+		json_str_array(&sb, &e->reasons);
+		sb_addc(&sb, '}');
 		puts(sb.buf);
 		sb_release(&sb);
 	} else if (e->hit) {

@@ -41,26 +41,16 @@ static int add_row(const struct run_record *r, void *ctx)
 	if (h->json) {
 		fmt_iso_time(r->created_ms, when, sizeof(when));
 		sb_addf(&sb, "{\"hash\":\"%s\",\"parent\":", r->hash);
-		if (r->parent[0])
-			sb_addf(&sb, "\"%s\"", r->parent);
-		else
-			sb_adds(&sb, "null");
+		json_str_or_null(&sb, r->parent[0] ? r->parent : NULL);
 		sb_addf(&sb,
 			",\"created\":\"%s\",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld,\"replay\":%s,"
 			"\"changes\":",
 			when, r->ok ? "ok" : "failed", r->exit_code, (long long)r->duration_ms,
 			replay ? "true" : "false");
-		if (have) {
-			sb_addc(&sb, '[');
-			for (size_t i = 0; i < why.n; i++) {
-				if (i)
-					sb_addc(&sb, ',');
-				json_str(&sb, why.v[i]);
-			}
-			sb_addc(&sb, ']');
-		} else {
+		if (have)
+			json_str_array(&sb, &why);
+		else
 			sb_adds(&sb, "null");
-		}
 		sb_addc(&sb, '}');
 	} else {
 		fmt_time(r->created_ms, when, sizeof(when));
