@@ -100,6 +100,11 @@ static int is_choice(const char *choices, const char *val)
 	return 0;
 }
 
+static int takes_no_value(const struct opt *o)
+{
+	return o->kind == OPT_FLAG || o->kind == OPT_BITS;
+}
+
 /* Stores val (NULL for a flag) as row o says; typed is the option as the
  * user spelled it, for messages. */
 static int store(const struct opt *o, void *base, const char *typed, const char *val)
@@ -108,6 +113,9 @@ static int store(const struct opt *o, void *base, const char *typed, const char 
 	switch (o->kind) {
 	case OPT_FLAG:
 		*(int *)field = o->value;
+		return 0;
+	case OPT_BITS:
+		*(unsigned *)field |= (unsigned)o->value;
 		return 0;
 	case OPT_INT: {
 		char *end;
@@ -179,11 +187,11 @@ static enum opt_status take_long(const struct opt_set *sets, size_t nsets, int a
 		goto out;
 	}
 	sb_addf(&typed, "--%s", f.o->name);
-	if (f.o->kind == OPT_FLAG && val) {
+	if (takes_no_value(f.o) && val) {
 		err_set("option '%s' takes no value", typed.buf);
 		goto out;
 	}
-	if (f.o->kind != OPT_FLAG && !val && next_value(f.o, typed.buf, argc, argv, i, &val) < 0)
+	if (!takes_no_value(f.o) && !val && next_value(f.o, typed.buf, argc, argv, i, &val) < 0)
 		goto out;
 	if (store(f.o, f.base, typed.buf, val) < 0)
 		goto out;
@@ -205,7 +213,7 @@ static enum opt_status take_short(const struct opt_set *sets, size_t nsets, int 
 			return OPT_ERROR;
 		if (f.o == &help_opt)
 			return OPT_HELP;
-		if (f.o->kind == OPT_FLAG) {
+		if (takes_no_value(f.o)) {
 			if (store(f.o, f.base, typed, NULL) < 0)
 				return OPT_ERROR;
 			continue;

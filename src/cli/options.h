@@ -13,6 +13,7 @@
 
 enum opt_kind {
 	OPT_FLAG,     /* int: set to .value (OPT_BOOL: 1) */
+	OPT_BITS,     /* unsigned: .value or-ed in (a flag that is one bit of a set) */
 	OPT_INT,      /* int from .min to .max */
 	OPT_STRING,   /* const char *, borrowed from argv; with .choices, one of them */
 	OPT_LIST,     /* struct strvec: every value appended (repeatable); .cb, if set, checks it first */
@@ -34,7 +35,7 @@ struct opt {
 	size_t offset;       /* of the destination in the command's options struct */
 	const char *arg;     /* the value's name in --help ("FILE"); NULL for a flag */
 	const char *help;    /* one line */
-	int value;           /* OPT_FLAG: what is stored */
+	int value;           /* OPT_FLAG: what is stored; OPT_BITS: the bits set */
 	int min, max;        /* OPT_INT: the range */
 	const char *choices; /* OPT_STRING: the values allowed, "dot|mermaid"; NULL for any */
 	/* OPT_CALLBACK: stores arg in opts, the whole options struct. OPT_LIST:
@@ -45,15 +46,18 @@ struct opt {
 	unsigned flags;                 /* enum opt_flags */
 };
 
-/* The rows. Each table first names its options struct with
- * `#define OPTS struct log_opts` (and #undefs it after): a field of the
- * wrong type for its kind does not compile. */
-/* one row macro a line reads better than its braces spread out */
+/* The rows, a macro each (one a line, hence no clang-format here). A table
+ * first names its options struct, `#define OPTS struct log_opts`, and
+ * #undefs it after its struct opt_table: a field whose type does not fit
+ * the kind does not compile, and OPT_ROWS takes the struct's size from it. */
 /* clang-format off */
 #define OPT_FIELD(field, type) _Generic(((OPTS *)0)->field, type: offsetof(OPTS, field))
-#define OPT_ROW(l, s, k, off, a, h) .name = (l), .short_name = (s), .kind = (k), .offset = (off), .arg = (a), .help = (h)
+#define OPT_ROW(l, s, k, off, a, h) \
+	.name = (l), .short_name = (s), .kind = (k), .offset = (off), .arg = (a), .help = (h)
 #define OPT_BOOL(l, s, field, help) { OPT_ROW(l, s, OPT_FLAG, OPT_FIELD(field, int), NULL, help), .value = 1 }
 #define OPT_SET(l, s, field, v, help) { OPT_ROW(l, s, OPT_FLAG, OPT_FIELD(field, int), NULL, help), .value = (v) }
+#define OPT_BIT(l, s, field, bit, help) \
+	{ OPT_ROW(l, s, OPT_BITS, OPT_FIELD(field, unsigned), NULL, help), .value = (int)(bit) }
 #define OPT_INT(l, s, field, arg, lo, hi, help) \
 	{ OPT_ROW(l, s, OPT_INT, OPT_FIELD(field, int), arg, help), .min = (lo), .max = (hi) }
 #define OPT_STRING(l, s, field, arg, help) { OPT_ROW(l, s, OPT_STRING, OPT_FIELD(field, const char *), arg, help) }

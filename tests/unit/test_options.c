@@ -19,6 +19,7 @@ struct t_opts {
 	int64_t ttl_ms;
 	uint64_t max_size;
 	int all_steps;
+	unsigned bits;
 };
 
 static int check_input(void *opts, const char *arg)
@@ -50,6 +51,8 @@ static const struct opt table[] = {
 	OPT_LIST_OPTIONAL("step", 's', steps, "STEP", every_step, not_toml, "step"),
 	OPT_DURATION("ttl", 0, ttl_ms, "ttl"),
 	OPT_SIZE("max-size", 0, max_size, "size"),
+	OPT_BIT("strict", 0, bits, 1u << 2, "a bit"),
+	OPT_BIT("loose", 0, bits, 1u << 0, "another bit"),
 	OPT_BOOL("no-cache", 0, verbose, "prefix tests"),
 	OPT_BOOL("no-stdin", 0, force, "prefix tests"),
 	OPT_END,
@@ -173,6 +176,10 @@ static void test_values(void **state)
 	char *argv2[] = { "cmd", "--stderr", "--stdout", NULL };
 	assert_int_equal(parse(&o, OPT_PERMUTE, &args, argv2), OPT_OK);
 	assert_int_equal(o.kind, 0);
+	/* bits add up */
+	char *bits[] = { "cmd", "--strict", "--loose", NULL };
+	assert_int_equal(parse(&o, OPT_PERMUTE, &args, bits), OPT_OK);
+	assert_int_equal(o.bits, 5);
 	/* a value that looks like an option is still the value */
 	char *argv3[] = { "cmd", "--name", "-v", NULL };
 	assert_int_equal(parse(&o, OPT_PERMUTE, &args, argv3), OPT_OK);
@@ -225,6 +232,7 @@ static void test_errors(void **state)
 	expect_error("option '--name' needs a value", (char *[]){ "cmd", "--name", NULL });
 	expect_error("option '-i' needs a value", (char *[]){ "cmd", "-i", NULL });
 	expect_error("option '--verbose' takes no value", (char *[]){ "cmd", "--verbose=1", NULL });
+	expect_error("option '--strict' takes no value", (char *[]){ "cmd", "--strict=yes", NULL });
 	expect_error("--jobs: expected a number from 1 to 64, got '0'", (char *[]){ "cmd", "--jobs", "0", NULL });
 	expect_error("-j: expected a number from 1 to 64, got 'x'", (char *[]){ "cmd", "-jx", NULL });
 	expect_error("--format: expected 'dot' or 'mermaid', got 'svg'", (char *[]){ "cmd", "--format=svg", NULL });
