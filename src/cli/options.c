@@ -8,8 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Every command's, in no table: it only stops the parse. */
-static const struct opt help_opt = { OPT_ROW("help", 'h', OPT_FLAG, 0, NULL, "show this help") };
+/* Every command's, in no table: it only stops the parse. A table of its
+ * own, ended as every table is, so that lookups walk it like the others. */
+static const struct opt help_rows[] = {
+	{ OPT_ROW("help", 'h', OPT_FLAG, 0, NULL, "show this help") },
+	OPT_END,
+};
 
 /* The help column: option names longer than this put their help on the next line. */
 #define HELP_COLUMN 30
@@ -28,7 +32,7 @@ static int find_long(const struct opt_set *sets, size_t nsets, const char *name,
 	f->o = NULL;
 	for (int exact = 1; exact >= 0 && !f->o; exact--) {
 		for (size_t s = 0; s <= nsets; s++) {
-			const struct opt *o = s < nsets ? sets[s].opts : &help_opt;
+			const struct opt *o = s < nsets ? sets[s].opts : help_rows;
 			for (; o && o->name; o++) {
 				if (strncmp(o->name, name, len) || (exact && o->name[len]))
 					continue;
@@ -68,8 +72,8 @@ static int find_short(const struct opt_set *sets, size_t nsets, char c, struct f
 				f->base = sets[s].base;
 				return 0;
 			}
-	if (c == help_opt.short_name) {
-		f->o = &help_opt;
+	if (c == help_rows[0].short_name) {
+		f->o = help_rows;
 		f->base = NULL;
 		return 0;
 	}
@@ -182,7 +186,7 @@ static enum opt_status take_long(const struct opt_set *sets, size_t nsets, int a
 	enum opt_status rc = OPT_ERROR;
 	if (find_long(sets, nsets, name, eq ? (size_t)(eq - name) : strlen(name), &f) < 0)
 		goto out;
-	if (f.o == &help_opt) {
+	if (f.o == help_rows) {
 		rc = OPT_HELP;
 		goto out;
 	}
@@ -211,7 +215,7 @@ static enum opt_status take_short(const struct opt_set *sets, size_t nsets, int 
 		struct found f = { NULL, NULL };
 		if (find_short(sets, nsets, a[k], &f) < 0)
 			return OPT_ERROR;
-		if (f.o == &help_opt)
+		if (f.o == help_rows)
 			return OPT_HELP;
 		if (takes_no_value(f.o)) {
 			if (store(f.o, f.base, typed, NULL) < 0)
