@@ -133,6 +133,8 @@ $(UNIT_SRC:%.c=$(O)/%.o): $(wildcard tests/unit/*.h)
 $(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ) | $(OUT)cashet-git.so
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -rdynamic -Wl,--exclude-libs,$(EXCLUDE_LIBS) -o $@ $^ $(CORE_LIBS) $(UNIT_LIBS)
+# The option parser is the CLI's, not the core's.
+$(O)/tests/test_options: $(O)/src/cli/options.o
 
 # Installs the Debian packages the build and the tests need, when missing.
 deps:

@@ -1,7 +1,7 @@
 # bash completion for cashet, the memoizing command wrapper.
 # Installed as share/bash-completion/completions/cashet; or source it.
 # Keep in step with src/cli/*.c: tests/bats/90-docs.bats checks that every
-# command and every option that `cashet CMD --help` prints is here.
+# command and every option in the command table (`cashet __options`) is here.
 
 # Hashes of the newest runs, for show/get/rm. The store is the one the
 # command line names with --store, if any.

@@ -1,7 +1,7 @@
 # fish completion for cashet, the memoizing command wrapper.
 # Installed as share/fish/vendor_completions.d/cashet.fish.
 # Keep in step with src/cli/*.c: tests/bats/90-docs.bats checks that every
-# command and every option that `cashet CMD --help` prints is here.
+# command and every option in the command table (`cashet __options`) is here.
 
 # The subcommand: the first word after cashet's global options.
 function __cashet_subcommand

@@ -8,61 +8,65 @@
 
 static const char *const keys[] = { "max-size", "remote", "trace", "auto-outputs", "ignore", NULL };
 
-static int check(const char *key, const char *value)
-{
-	uint64_t n;
-	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
-		return cli_usage("config", "max-size: %s", err_msg());
-	if ((!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) && value &&
-	    !strstr(" on off true false yes no 1 0 ", value))
-		return cli_usage("config", "%s: expected on or off, got '%s'", key, value);
-	if (!strcmp(key, "remote") && value && !remote_url_known(value))
-		return cli_usage("config", "remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
-	return 0;
-}
+struct config_opts {
+	int unset;
+};
 
-int cmd_config(struct cli *cli, int argc, char **argv)
+#define OPTS struct config_opts
+static const struct opt config_rows[] = {
+	OPT_BOOL("unset", 0, unset, "remove KEY's setting"),
+	OPT_END,
+};
+
+static int check_config(const void *opts, int argc, char **argv, int dashdash)
 {
-	const struct gitmod *g;
-	struct store *st = NULL;
-	struct strbuf v = STRBUF_INIT;
-	int unset = 0, i = 1, rc;
-	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-		puts("usage: cashet config KEY [VALUE]\n       cashet config --unset KEY\n"
-		     "keys:\n  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger\n"
-		     "  remote URL      the Redis server (redis://host:port/db) or cashet serve server\n"
-		     "                  (http://host:port) exec shares runs through\n"
-		     "  trace on|off    observe what commands read (default on)\n"
-		     "  auto-outputs on|off  store the files commands write in the project (default off)\n"
-		     "  ignore 'PATTERN, ...'  paths never taken as observed inputs");
-		return 0;
-	}
-	if (argc > 1 && !strcmp(argv[1], "--unset")) {
-		unset = 1;
-		i++;
-	}
-	if (i >= argc || argc - i > (unset ? 1 : 2))
-		return cli_usage("config", "expected KEY [VALUE] or --unset KEY");
-	const char *key = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+	const struct config_opts *o = opts;
+	const char *key = argv[0], *value = argc > 1 ? argv[1] : NULL;
+	uint64_t n;
 	size_t k = 0;
+	if (o->unset && value)
+		return err_set("expected KEY [VALUE] or --unset KEY");
 	while (keys[k] && strcmp(keys[k], key))
 		k++;
 	if (!keys[k])
-		return cli_usage("config", "unknown key '%s' (known: max-size, remote)", key);
-	if ((rc = check(key, value)) != 0)
-		return rc;
-	if (cli_open_store(cli, &st) < 0 || !(g = gitmod_get())) {
-		rc = cli_fail(1);
-		goto out;
-	}
-	rc = g->config(store_dir(st), key, value, unset, &v);
+		return err_set("unknown key '%s' (known: max-size, remote, trace, auto-outputs, ignore)", key);
+	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
+		return err_set("max-size: %s", err_msg());
+	if (!strcmp(key, "remote") && value && !remote_url_known(value))
+		return err_set("remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
+	if ((!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) && value &&
+	    (!*value || strchr(value, ' ') || !strstr(" on off true false yes no 1 0 ", value)))
+		return err_set("%s: expected on or off, got '%s'", key, value);
+	return 0;
+}
+
+const struct opt_table cmd_config_options = {
+	OPT_ROWS(config_rows),
+	.help = "keys:\n"
+		"  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger\n"
+		"  remote URL      the Redis server (redis://host:port/db) or cashet serve server\n"
+		"                  (http://host:port) exec shares runs through\n"
+		"  trace on|off    observe what commands read (default on)\n"
+		"  auto-outputs on|off  store the files commands write in the project (default off)\n"
+		"  ignore 'PATTERN, ...'  paths never taken as observed inputs\n",
+	.check = check_config,
+};
+#undef OPTS
+
+int cmd_config(struct cli *cli, void *opts, int argc, char **argv)
+{
+	const struct config_opts *o = opts;
+	const struct gitmod *g;
+	const char *key = argv[0], *value = argc > 1 ? argv[1] : NULL;
+	struct strbuf v = STRBUF_INIT;
+	int rc = -1;
+	if ((g = gitmod_get()))
+		rc = g->config(store_dir(cli->st), key, value, o->unset, &v);
 	if (rc < 0)
 		rc = cli_fail(1);
-	else if (!value && !unset && rc == 0)
+	else if (!value && !o->unset && rc == 0)
 		puts(v.buf);
 	/* rc 1: unset key, printed as nothing with exit 1, like git config */
-out:
-	store_close(st);
 	sb_release(&v);
 	return rc;
 }

@@ -8,7 +8,6 @@
 #include "store/gitmod.h"
 #include "util/json.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -452,59 +451,47 @@ static void print_json(const struct diff *d, const struct run_record *a, const s
 	sb_release(&sb);
 }
 
-static const char diff_usage[] =
-	"usage: cashet diff [--stat | --json] A B\n"
-	"  A, B        runs (hashes or unique prefixes of at least 4 hex digits)\n"
-	"  --stat      one line per difference instead of the patches\n"
-	"  --json      print JSON: {identical, a, b, sections: [{section, name, change, old, new, patch?}]}\n"
-	"Exit 0: identical (times and durations never count), 1: different, 2: error.\n";
+struct diff_opts {
+	int stat, json;
+};
 
-int cmd_diff(struct cli *cli, int argc, char **argv)
+#define OPTS struct diff_opts
+static const struct opt diff_rows[] = {
+	OPT_BOOL("stat", 0, stat, "one line per difference instead of the patches"),
+	OPT_BOOL("json", 0, json,
+		 "print JSON: {identical, a, b, sections: [{section, name, change, old, new, patch?}]}"),
+	OPT_END,
+};
+
+static int check_diff(const void *opts, int argc, char **argv, int dashdash)
 {
-	static const struct option opts[] = {
-		{ "stat", no_argument, NULL, 's' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct store *st = NULL;
+	const struct diff_opts *o = opts;
+	return o->json && o->stat ? err_set("--stat and --json cannot be combined") : 0;
+}
+
+const struct opt_table cmd_diff_options = {
+	OPT_ROWS(diff_rows),
+	.help = "A and B are runs (hashes or unique prefixes of at least 4 hex digits).\n"
+		"Exit 0: identical (times and durations never count), 1: different, 2: error.\n",
+	.check = check_diff,
+};
+#undef OPTS
+
+int cmd_diff(struct cli *cli, void *opts, int argc, char **argv)
+{
+	const struct diff_opts *o = opts;
 	struct run_record a = { 0 }, b = { 0 };
 	struct diff d = { 0 };
-	int c, json = 0, stat = 0, rc = 2;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			stat = 1;
-			break;
-		case 'j':
-			json = 1;
-			break;
-		case 'h':
-			fputs(diff_usage, stdout);
-			return 0;
-		default:
-			return cli_usage("diff", "unknown option '%s'", argv[optind - 1]);
-		}
-	}
-	if (json && stat)
-		return cli_usage("diff", "--stat and --json cannot be combined");
-	if (argc - optind != 2)
-		return cli_usage("diff", "expected two runs (usage: cashet diff [--stat | --json] A B)");
-	if (cli_open_store(cli, &st) < 0) {
+	int rc = 2;
+	if (cli_load_run(cli->st, argv[0], &a) || cli_load_run(cli->st, argv[1], &b))
+		goto out;
+	if (diff_parts(cli->st, &d, &a, &b) < 0 || diff_results(cli->st, &d, &a, &b) < 0) {
 		cli_fail(2);
 		goto out;
 	}
-	if (cli_load_run(st, argv[optind], &a) || cli_load_run(st, argv[optind + 1], &b))
-		goto out;
-	if (diff_parts(st, &d, &a, &b) < 0 || diff_results(st, &d, &a, &b) < 0) {
-		cli_fail(2);
-		goto out;
-	}
-	if (json)
+	if (o->json)
 		print_json(&d, &a, &b);
-	else if (stat)
+	else if (o->stat)
 		print_stat(&d);
 	else
 		print_text(&d, &a, &b);
@@ -513,6 +500,5 @@ out:
 	diff_free(&d);
 	run_record_free(&a);
 	run_record_free(&b);
-	store_close(st);
 	return rc;
 }

@@ -3,8 +3,6 @@
  * Filters select like `cashet log`; HASH arguments narrow to those runs. */
 #include "cli/cli.h"
 
-#include <getopt.h>
-#include <stdlib.h>
 #include <string.h>
 
 static int collect(const struct run_record *r, void *ctx)
@@ -21,75 +19,53 @@ static int has(const struct strvec *sv, const char *s)
 	return 0;
 }
 
-int cmd_export(struct cli *cli, int argc, char **argv)
+#define OPTS struct log_filter
+static const struct opt export_rows[] = {
+	OPT_STRING("name", 0, name, "NAME", "only the runs named NAME"),
+	OPT_LIST("tag", 't', tags, "K=V|K", "only the runs with this tag (repeatable: with all of them)"),
+	OPT_END,
+};
+
+const struct opt_table cmd_export_options = {
+	OPT_ROWS(export_rows),
+	.help = "Writes the runs that match every filter (all runs by default; with HASH\n"
+		"arguments only those) to the archive FILE, for 'cashet import'.\n",
+};
+#undef OPTS
+
+int cmd_export(struct cli *cli, void *opts, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "name", required_argument, NULL, 'N' },
-		{ "tag", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct log_filter f = { 0 };
+	const struct log_filter *f = opts;
 	struct strvec matched = STRVEC_INIT, picked = STRVEC_INIT;
-	struct store *st = NULL;
-	const char *file;
+	const char *file = argv[0];
 	uint64_t size = 0;
 	char sz[32];
-	int c, rc = 1;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":t:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'N':
-			f.name = optarg;
-			break;
-		case 't':
-			sv_push(&f.tags, optarg);
-			break;
-		case 'h':
-			puts("usage: cashet export FILE [--name NAME] [-t|--tag K=V|K]... [HASH...]\n"
-			     "  writes the runs that match every filter (all runs by default; with HASH\n"
-			     "  arguments only those) to the archive FILE, for 'cashet import'");
-			rc = 0;
-			goto out;
-		default:
-			rc = cli_usage("export", "unknown option or missing value: '%s'", argv[optind - 1]);
-			goto out;
-		}
-	}
-	if (optind >= argc) {
-		rc = cli_usage("export", "no archive file given (usage: cashet export FILE [HASH...])");
-		goto out;
-	}
-	file = argv[optind++];
-	if (cli_open_store(cli, &st) < 0 || store_list(st, &f, collect, &matched) < 0) {
+	int rc = 1;
+	if (store_list(cli->st, f, collect, &matched) < 0) {
 		rc = cli_fail(1);
 		goto out;
 	}
-	if (optind < argc) {
-		for (int i = optind; i < argc; i++) {
-			char hash[OID_HEX];
-			if (store_resolve(st, argv[i], hash) < 0) {
-				rc = cli_fail(1);
-				goto out;
-			}
-			if (!has(&matched, hash)) {
-				rc = cli_error(1, "run %.12s does not match the --name/--tag filters", hash);
-				goto out;
-			}
-			if (!has(&picked, hash))
-				sv_push(&picked, hash);
+	for (int i = 1; i < argc; i++) {
+		char hash[OID_HEX];
+		if (store_resolve(cli->st, argv[i], hash) < 0) {
+			rc = cli_fail(1);
+			goto out;
 		}
-	} else {
-		/* oldest first, so the archive lists runs in the order they were made */
-		for (size_t i = matched.n; i-- > 0;)
-			sv_push(&picked, matched.v[i]);
+		if (!has(&matched, hash)) {
+			rc = cli_error(1, "run %.12s does not match the --name/--tag filters", hash);
+			goto out;
+		}
+		if (!has(&picked, hash))
+			sv_push(&picked, hash);
 	}
+	/* no HASH: every match, oldest first, so the archive lists runs in the order they were made */
+	for (size_t i = matched.n; argc == 1 && i-- > 0;)
+		sv_push(&picked, matched.v[i]);
 	if (!picked.n) {
-		rc = cli_error(1, "no runs to export%s", f.name || f.tags.n ? " (none matches the filters)" : "");
+		rc = cli_error(1, "no runs to export%s", f->name || f->tags.n ? " (none matches the filters)" : "");
 		goto out;
 	}
-	if (store_export(st, &picked, file, &size) < 0) {
+	if (store_export(cli->st, &picked, file, &size) < 0) {
 		rc = cli_fail(1);
 		goto out;
 	}
@@ -97,8 +73,6 @@ int cmd_export(struct cli *cli, int argc, char **argv)
 	printf("exported %zu run%s (%s) to %s\n", picked.n, picked.n == 1 ? "" : "s", sz, file);
 	rc = 0;
 out:
-	store_close(st);
-	sv_release(&f.tags);
 	sv_release(&matched);
 	sv_release(&picked);
 	return rc;

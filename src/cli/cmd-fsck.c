@@ -4,37 +4,36 @@
 #include "cli/cli.h"
 #include "exec/claim.h"
 
-#include <string.h>
+struct fsck_opts {
+	int prune;
+};
 
-int cmd_fsck(struct cli *cli, int argc, char **argv)
+#define OPTS struct fsck_opts
+static const struct opt fsck_rows[] = {
+	OPT_BOOL("prune", 0, prune, "remove the runs whose objects are missing or corrupt"),
+	OPT_END,
+};
+
+const struct opt_table cmd_fsck_options = {
+	OPT_ROWS(fsck_rows),
+	.help = "Verifies every object and run against git and rebuilds the index.\n",
+};
+#undef OPTS
+
+int cmd_fsck(struct cli *cli, void *opts, int argc, char **argv)
 {
-	struct store *st = NULL;
+	const struct fsck_opts *o = opts;
 	struct fsck_report rep = { 0 };
-	int prune = 0, rc;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--prune")) {
-			prune = 1;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			puts("usage: cashet fsck [--prune]\n"
-			     "  verifies every object and run against git and rebuilds the index;\n"
-			     "  --prune removes the runs whose objects are missing or corrupt");
-			return 0;
-		} else {
-			return cli_usage("fsck", "unexpected argument '%s'", argv[i]);
-		}
-	}
-	if (cli_open_store(cli, &st) < 0)
-		return cli_fail(1);
-	rc = store_fsck(st, prune, &rep);
-	if (rc < 0) {
+	int rc;
+	if (store_fsck(cli->st, o->prune, &rep) < 0) {
 		rc = cli_fail(1);
 		goto out;
 	}
-	if (prune && (rep.bad_objects || rep.pruned)) {
+	if (o->prune && (rep.bad_objects || rep.pruned)) {
 		/* a repack keeps what the remaining runs reach: corrupt and orphaned objects go */
-		struct gc_opts o = { .busy = claim_busy };
+		struct gc_opts g = { .busy = claim_busy };
 		struct gc_report gr;
-		if (store_gc(st, &o, &gr) < 0) {
+		if (store_gc(cli->st, &g, &gr) < 0) {
 			rc = cli_fail(1);
 			goto out;
 		}
@@ -45,9 +44,8 @@ int cmd_fsck(struct cli *cli, int argc, char **argv)
 	       (long long)rep.objects, (long long)rep.runs, (long long)rep.bad_objects, rep.bad_runs.n,
 	       rep.pruned ? " (pruned)" : "", (long long)rep.index_fixed);
 	/* what was repaired or pruned is fixed; broken runs and bad objects kept are not */
-	rc = !prune && (rep.bad_objects || rep.bad_runs.n) ? 1 : 0;
+	rc = !o->prune && (rep.bad_objects || rep.bad_runs.n) ? 1 : 0;
 out:
 	fsck_report_free(&rep);
-	store_close(st);
 	return rc;
 }

@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -29,68 +28,54 @@ static const struct run_file *find_file(const struct store *st, const struct run
 	return found;
 }
 
-int cmd_get(struct cli *cli, int argc, char **argv)
+struct get_opts {
+	int kind;         /* enum file_kind: a stream */
+	const char *path; /* an output file instead */
+	const char *dest;
+};
+
+#define OPTS struct get_opts
+static const struct opt get_rows[] = {
+	OPT_SET("stdout", 0, kind, FILE_STDOUT, "the run's stdout (the default)"),
+	OPT_SET("stderr", 0, kind, FILE_STDERR, "the run's stderr"),
+	OPT_STRING("file", 0, path, "PATH", "the output file PATH (not a stream)"),
+	OPT_STRING("output", 'o', dest, "FILE", "write to FILE instead of stdout"),
+	OPT_END,
+};
+
+const struct opt_table cmd_get_options = {
+	OPT_ROWS(get_rows),
+};
+#undef OPTS
+
+int cmd_get(struct cli *cli, void *opts, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "stdout", no_argument, NULL, '1' },     { "stderr", no_argument, NULL, '2' },
-		{ "file", required_argument, NULL, 'F' }, { "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
-	};
-	struct store *st = NULL;
+	const struct get_opts *o = opts;
+	struct store *st = cli->st;
 	struct run_record r = { 0 };
-	const char *path = NULL, *dest = NULL;
-	int kind = FILE_STDOUT, c, rc = 1, fd = -1;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
-		switch (c) {
-		case '1':
-			kind = FILE_STDOUT;
-			break;
-		case '2':
-			kind = FILE_STDERR;
-			break;
-		case 'F':
-			kind = FILE_OUTPUT;
-			path = optarg;
-			break;
-		case 'o':
-			dest = optarg;
-			break;
-		case 'h':
-			puts("usage: cashet get HASH [--stdout | --stderr | --file PATH] [-o|--output FILE]");
-			return 0;
-		default:
-			return cli_usage("get", "unknown option or missing value: '%s'", argv[optind - 1]);
-		}
-	}
-	if (optind != argc - 1)
-		return cli_usage("get",
-				 "expected one run hash (usage: cashet get HASH [--stdout|--stderr|--file PATH])");
-	if (cli_open_store(cli, &st) < 0)
-		return cli_fail(1);
-	if ((rc = cli_load_run(st, argv[optind], &r)) != 0)
+	int rc, fd = -1;
+	if ((rc = cli_load_run(st, argv[0], &r)) != 0)
 		goto out;
-	const struct run_file *f = find_file(st, &r, kind, path);
+	const struct run_file *f = find_file(st, &r, o->path ? FILE_OUTPUT : o->kind, o->path);
 	if (!f) {
-		rc = cli_error(1, "run %.12s has no output file '%s'", r.hash, path ? path : "?");
+		rc = cli_error(1, "run %.12s has no output file '%s'", r.hash, o->path ? o->path : "?");
 		goto out;
 	}
 	struct strbuf tmp = STRBUF_INIT;
-	if (dest) {
-		sb_addf(&tmp, "%s.cashet-tmp.%ld", dest, (long)getpid());
+	if (o->dest) {
+		sb_addf(&tmp, "%s.cashet-tmp.%ld", o->dest, (long)getpid());
 		fd = open(tmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, f->mode == 0100755 ? 0755 : 0644);
 		if (fd < 0) {
-			err_sys("cannot create %s", dest);
+			err_sys("cannot create %s", o->dest);
 			rc = cli_fail(1);
 		} else if (store_blob_to_fd(st, f, fd) < 0) {
 			/* a bad blob says so itself; a write error names the file */
 			if (err_code() != E_CORRUPT)
-				err_set("cannot write %s: %s", dest, err_msg());
+				err_set("cannot write %s: %s", o->dest, err_msg());
 			unlink(tmp.buf);
 			rc = cli_fail(1);
-		} else if (rename(tmp.buf, dest) < 0) {
-			err_sys("cannot write %s", dest);
+		} else if (rename(tmp.buf, o->dest) < 0) {
+			err_sys("cannot write %s", o->dest);
 			unlink(tmp.buf);
 			rc = cli_fail(1);
 		} else {
@@ -117,6 +102,5 @@ out:
 	if (fd >= 0)
 		close(fd);
 	run_record_free(&r);
-	store_close(st);
 	return rc;
 }

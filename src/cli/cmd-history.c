@@ -21,16 +21,6 @@ struct history {
 	struct strvec rows; /* formatted, oldest first */
 };
 
-static const char history_usage[] =
-	"usage: cashet history [--reverse] [--json] HASH\n"
-	"       cashet history [--reverse] [--json] [exec options] -- COMMAND [ARGS...]\n"
-	"  HASH        a run (or a unique prefix): list the runs of its command line\n"
-	"  COMMAND     list the runs of this command line; the exec options (see\n"
-	"              'cashet exec --help') give its fingerprint, as for 'cashet why'\n"
-	"  --reverse   newest first (default: oldest first)\n"
-	"  --json      print JSON: [{hash, parent, created, status, exit, duration_ms, replay, changes}]\n"
-	"'*' marks the run a hit would replay now; CHANGES says what differs from the run before.\n";
-
 /* What changed since the previous run: explain's sentences. NULL: no
  * previous run; an empty list: the same fingerprint (a --force or a retry). */
 static int changes(struct history *h, const struct run_record *r, struct strvec *out)
@@ -53,26 +43,16 @@ static int add_row(const struct run_record *r, void *ctx)
 	if (h->json) {
 		fmt_iso_time(r->created_ms, when, sizeof(when));
 		sb_addf(&sb, "{\"hash\":\"%s\",\"parent\":", r->hash);
-		if (r->parent[0])
-			sb_addf(&sb, "\"%s\"", r->parent);
-		else
-			sb_adds(&sb, "null");
+		json_str_or_null(&sb, r->parent[0] ? r->parent : NULL);
 		sb_addf(&sb,
 			",\"created\":\"%s\",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld,\"replay\":%s,"
 			"\"changes\":",
 			when, r->ok ? "ok" : "failed", r->exit_code, (long long)r->duration_ms,
 			replay ? "true" : "false");
-		if (have) {
-			sb_addc(&sb, '[');
-			for (size_t i = 0; i < why.n; i++) {
-				if (i)
-					sb_addc(&sb, ',');
-				json_str(&sb, why.v[i]);
-			}
-			sb_addc(&sb, ']');
-		} else {
+		if (have)
+			json_str_array(&sb, &why);
+		else
 			sb_adds(&sb, "null");
-		}
 		sb_addc(&sb, '}');
 	} else {
 		fmt_time(r->created_ms, when, sizeof(when));
@@ -114,62 +94,61 @@ static void print_rows(const struct history *h, int reverse)
 		puts(h->rows.v[reverse ? h->rows.n - 1 - i : i]);
 }
 
-int cmd_history(struct cli *cli, int argc, char **argv)
+struct history_opts {
+	int reverse, json;
+	struct exec_opts exec; /* with -- COMMAND: what gives its fingerprint, as for why */
+};
+
+#define OPTS struct history_opts
+static const struct opt history_rows[] = {
+	OPT_BOOL("reverse", 0, reverse, "newest first (default: oldest first)"),
+	OPT_BOOL("json", 0, json, "print JSON: [{hash, parent, created, status, exit, duration_ms, replay, changes}]"),
+	OPT_END,
+};
+
+static const struct history_opts history_defaults = { .exec = EXEC_OPTS_INIT };
+
+/* HASH alone, or exec options and -- COMMAND (main counted the operands). */
+static int check_history(const void *opts, int argc, char **argv, int dashdash)
 {
-	struct history h = { 0 };
+	const struct history_opts *o = opts;
+	if (dashdash > 0)
+		return err_set("unexpected argument '%s' (a command goes after '--')", argv[0]);
+	if (dashdash < 0 && exec_opts_given(&o->exec))
+		return err_set("exec options need a command: '-- COMMAND' after them");
+	return 0;
+}
+
+const struct opt_table cmd_history_options = {
+	OPT_ROWS(history_rows),
+	.defaults = &history_defaults,
+	.help = "HASH is a run (or a unique prefix): the runs of its command line are listed.\n"
+		"With -- COMMAND, the runs of that command line: the exec options (see\n"
+		"'cashet exec --help') give its fingerprint, as for 'cashet why'.\n"
+		"'*' marks the run a hit would replay now; CHANGES says what differs from the run before.\n",
+	.check = check_history,
+	.shared = &cmd_exec_options,
+	.shared_at = offsetof(struct history_opts, exec),
+};
+#undef OPTS
+
+int cmd_history(struct cli *cli, void *opts, int argc, char **argv)
+{
+	struct history_opts *o = opts;
+	struct history h = { .st = cli->st, .json = o->json };
 	struct run_record r = { 0 }, hit = { 0 };
-	struct strvec eargv = STRVEC_INIT;
-	const char *hash = NULL;
-	int reverse = 0, dashes = 0, rc = 1, cache_failures = 0;
-	for (int i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "--")) {
-			dashes = i;
-			break;
-		}
-	sv_push(&eargv, "history");
-	/* history's own options may come anywhere before "--"; the rest there
-	 * are exec's, which pick the fingerprint */
-	for (int i = 1; i < (dashes ? dashes : argc); i++) {
-		const char *a = argv[i];
-		if (!strcmp(a, "--reverse")) {
-			reverse = 1;
-		} else if (!strcmp(a, "--json")) {
-			h.json = 1;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			fputs(history_usage, stdout);
-			rc = 0;
-			goto out;
-		} else if (dashes) {
-			sv_push(&eargv, a);
-		} else if (a[0] == '-' || hash) {
-			rc = cli_usage("history", "unexpected argument '%s' (a command goes after '--')", a);
-			goto out;
-		} else {
-			hash = a;
-		}
-	}
-	if (dashes) {
-		for (int i = dashes; i < argc; i++)
-			sv_push(&eargv, argv[i]);
-		rc = exec_cli_fingerprint(cli, (int)eargv.n, eargv.v, &h.st, &r, &cache_failures);
-		if (rc || !h.st)
-			goto out;
-		rc = 1;
-	} else {
-		if (!hash) {
-			rc = cli_usage("history", "no run or command given (usage: cashet history HASH | -- COMMAND)");
-			goto out;
-		}
-		if (cli_open_store(cli, &h.st) < 0) {
+	int rc = 1;
+	if (cli->dashdash == 0) {
+		if (exec_cli_fingerprint(&o->exec, argv, cli->st, &r) < 0) {
 			cli_fail(1);
 			goto out;
 		}
-		if (cli_load_run(h.st, hash, &r))
-			goto out;
+	} else if (cli_load_run(cli->st, argv[0], &r)) {
+		goto out;
 	}
 	struct obs_match m = { .st = h.st, .why = STRBUF_INIT };
 	struct store_lookup_opts lo = {
-		.allow_failed = cache_failures, .now = now_ms(), .accept = dashes ? obs_accept : NULL, .ctx = &m
+		.allow_failed = o->exec.cache_failures, .now = now_ms(), .accept = cli->dashdash == 0 ? obs_accept : NULL, .ctx = &m
 	};
 	int l = store_lookup(h.st, &r.fp, &lo, &hit);
 	sb_release(&m.why);
@@ -183,14 +162,12 @@ int cmd_history(struct cli *cli, int argc, char **argv)
 		cli_fail(1);
 		goto out;
 	}
-	print_rows(&h, reverse);
+	print_rows(&h, o->reverse);
 	rc = 0;
 out:
 	run_record_free(&h.prev);
 	run_record_free(&r);
 	run_record_free(&hit);
 	sv_release(&h.rows);
-	sv_release(&eargv);
-	store_close(h.st);
 	return rc;
 }

@@ -2,23 +2,13 @@
 #include "cli/cli.h"
 
 #include <stdlib.h>
-#include <string.h>
 
-int cmd_init(struct cli *cli, int argc, char **argv)
+int cmd_init(struct cli *cli, void *opts, int argc, char **argv)
 {
 	struct strbuf dir = STRBUF_INIT;
 	struct store *st = NULL;
-	const char *explicit_dir = cli->store_opt;
+	const char *explicit_dir = argc ? argv[0] : cli->store_opt;
 	int rc = 1, created = 0;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			puts("usage: cashet init [DIR]\n  creates DIR (default ./" STORE_DIRNAME ") as a cashet store");
-			return 0;
-		}
-		if (argv[i][0] == '-' || (explicit_dir && explicit_dir != cli->store_opt))
-			return cli_usage("init", "unexpected argument '%s'", argv[i]);
-		explicit_dir = argv[i];
-	}
 	if (!explicit_dir)
 		explicit_dir = getenv("CASHET_DIR");
 	if (!explicit_dir || !*explicit_dir) {
@@ -36,3 +26,7 @@ out:
 	sb_release(&dir);
 	return rc;
 }
+
+const struct opt_table cmd_init_options = {
+	.help = "Creates DIR (default ./" STORE_DIRNAME ") as a cashet store.\n",
+};

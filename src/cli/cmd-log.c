@@ -2,9 +2,8 @@
 #include "cli/cli.h"
 #include "cli/runjson.h"
 
-#include <getopt.h>
+#include <limits.h>
 #include <stdlib.h>
-#include <string.h>
 
 struct log_ctx {
 	int json;
@@ -36,72 +35,34 @@ static int print_run(const struct run_record *r, void *ctx)
 	return 0;
 }
 
-int cmd_log(struct cli *cli, int argc, char **argv)
+struct log_opts {
+	struct log_filter f;
+	int json;
+};
+
+#define OPTS struct log_opts
+static const struct opt log_rows[] = {
+	OPT_INT("limit", 'n', f.limit, "N", 1, INT_MAX, "list at most N runs"),
+	OPT_STRING("name", 0, f.name, "NAME", "only the runs named NAME"),
+	OPT_STRING("cmd", 0, f.cmd_substr, "TEXT", "only the runs whose command line contains TEXT"),
+	OPT_CHOICE("status", 0, f.status, "ok|failed", "only the runs that succeeded, or failed"),
+	OPT_LIST("tag", 't', f.tags, "K=V|K", "only the runs with this tag (repeatable: with all of them)"),
+	OPT_BOOL("json", 0, json, "print JSON"),
+	OPT_END,
+};
+
+const struct opt_table cmd_log_options = {
+	OPT_ROWS(log_rows),
+};
+#undef OPTS
+
+int cmd_log(struct cli *cli, void *opts, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "limit", required_argument, NULL, 'n' }, { "name", required_argument, NULL, 'N' },
-		{ "cmd", required_argument, NULL, 'c' },   { "status", required_argument, NULL, 's' },
-		{ "tag", required_argument, NULL, 't' },   { "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },        { NULL, 0, NULL, 0 },
-	};
-	struct log_filter f = { 0 };
-	struct log_ctx lc = { 0 };
-	struct store *st = NULL;
-	int c, rc = 1;
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "n:t:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'n': {
-			char *end;
-			f.limit = (int)strtol(optarg, &end, 10);
-			if (*end || f.limit <= 0) {
-				rc = cli_usage("log", "-n: expected a positive number, got '%s'", optarg);
-				goto out;
-			}
-			break;
-		}
-		case 'N':
-			f.name = optarg;
-			break;
-		case 'c':
-			f.cmd_substr = optarg;
-			break;
-		case 's':
-			if (strcmp(optarg, "ok") && strcmp(optarg, "failed")) {
-				rc = cli_usage("log", "--status: expected 'ok' or 'failed', got '%s'", optarg);
-				goto out;
-			}
-			f.status = optarg;
-			break;
-		case 't':
-			sv_push(&f.tags, optarg);
-			break;
-		case 'j':
-			lc.json = 1;
-			break;
-		case 'h':
-			puts("usage: cashet log [-n|--limit N] [--name NAME] [--cmd TEXT] [--status ok|failed] [--tag K=V|K]... [--json]");
-			rc = 0;
-			goto out;
-		default:
-			rc = cli_usage("log", "unknown option or missing value: '%s'", argv[optind - 1]);
-			goto out;
-		}
-	}
-	if (optind < argc) {
-		rc = cli_usage("log", "unexpected argument '%s'", argv[optind]);
-		goto out;
-	}
-	if (cli_open_store(cli, &st) < 0 || store_list(st, &f, print_run, &lc) < 0) {
-		rc = cli_fail(1);
-		goto out;
-	}
+	const struct log_opts *o = opts;
+	struct log_ctx lc = { .json = o->json };
+	if (store_list(cli->st, &o->f, print_run, &lc) < 0)
+		return cli_fail(1);
 	if (lc.json)
 		puts(lc.count ? "]" : "[]");
-	rc = 0;
-out:
-	store_close(st);
-	sv_release(&f.tags);
-	return rc;
+	return 0;
 }

@@ -24,25 +24,12 @@
 
 extern char **environ;
 
-static const char pipeline_usage[] =
-	"usage: cashet pipeline run [options] [FILE] [TARGET...]\n"
-	"       cashet pipeline graph [--format dot|mermaid] [FILE]\n"
-	"       cashet pipeline status [FILE] [TARGET...]\n"
-	"FILE is dag.toml by default (see cashet-pipeline(5)); TARGETs are step names\n"
-	"(a sweep's base name means all its expansions); default: every step.\n"
-	"  -j, --jobs N           run up to N steps at once (default: the number of cores)\n"
-	"  -k, --keep-going       after a failure, still run every step not downstream of it\n"
-	"  -n, --dry-run          run nothing: print each step in order, hit or run, and why\n"
-	"  -f, --force [STEP]     run every step, or only STEP (repeatable), even if cached\n"
-	"  -v, --verbose          print every step's output, not only a failed step's\n"
-	"      --format FORMAT    graph: dot (default) or mermaid\n"
-	"      --store DIR        use the store at DIR\n";
-
 enum state { S_WAIT, S_RUN, S_HIT, S_RAN, S_FAIL, S_SKIP, S_STOP };
 
+/* The options of run, graph and status: each takes those its table lists. */
 struct opts {
-	const char *file, *format;
-	struct strvec targets, force_steps;
+	const char *format;
+	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;
 };
 
@@ -91,75 +78,6 @@ static int is_file(const char *p)
 {
 	struct stat sb;
 	return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-/* Options may come anywhere after the subcommand. The first positional word
- * is FILE if it is a file or ends in .toml, else a target (FILE = dag.toml).
- * The word after --force is the step to force unless it is an option or a
- * file; --force=STEP is unambiguous. Returns -1 ok, else an exit code. */
-static int parse_opts(int argc, char **argv, struct opts *o)
-{
-	const char *sub = argv[1];
-	int dashdash = 0;
-	for (int i = 2; i < argc; i++) {
-		const char *a = argv[i];
-		const char *val = NULL;
-		if (dashdash || a[0] != '-' || !a[1]) {
-			if (!o->file && !o->targets.n &&
-			    (is_file(a) || (strlen(a) > 5 && !strcmp(a + strlen(a) - 5, ".toml"))))
-				o->file = a;
-			else
-				sv_push(&o->targets, a);
-			continue;
-		}
-		if (!strcmp(a, "--")) {
-			dashdash = 1;
-		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-			fputs(pipeline_usage, stdout);
-			return 0;
-		} else if (!strcmp(a, "-k") || !strcmp(a, "--keep-going")) {
-			o->keep_going = 1;
-		} else if (!strcmp(a, "-n") || !strcmp(a, "--dry-run")) {
-			o->dry_run = 1;
-		} else if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-			o->verbose = 1;
-		} else if (!strncmp(a, "--force=", 8)) {
-			sv_push(&o->force_steps, a + 8);
-		} else if (!strcmp(a, "-f") || !strcmp(a, "--force")) {
-			if (i + 1 < argc && argv[i + 1][0] != '-' && !is_file(argv[i + 1]))
-				sv_push(&o->force_steps, argv[++i]);
-			else
-				o->force_all = 1;
-		} else if (!strncmp(a, "-j", 2) || !strncmp(a, "--jobs", 6)) {
-			if (!strcmp(a, "-j") || !strcmp(a, "--jobs")) {
-				if (i + 1 >= argc)
-					return cli_usage("pipeline", "%s needs a number", a);
-				val = argv[++i];
-			} else {
-				val = a[1] == 'j' ? a + 2 : !strncmp(a, "--jobs=", 7) ? a + 7 : NULL;
-			}
-			char *end;
-			long j = val ? strtol(val, &end, 10) : 0;
-			if (!val || !*val || *end || j < 1 || j > 1024)
-				return cli_usage("pipeline", "invalid number of jobs '%s'", val ? val : a);
-			o->jobs = (int)j;
-		} else if (!strcmp(a, "--format") || !strncmp(a, "--format=", 9)) {
-			if (a[8] == '=')
-				val = a + 9;
-			else if (i + 1 < argc)
-				val = argv[++i];
-			else
-				return cli_usage("pipeline", "--format needs dot or mermaid");
-			if (strcmp(val, "dot") && strcmp(val, "mermaid"))
-				return cli_usage("pipeline", "unknown format '%s' (dot or mermaid)", val);
-			o->format = val;
-		} else {
-			return cli_usage("pipeline", "unknown option '%s' for '%s'", a, sub);
-		}
-	}
-	if (!o->file)
-		o->file = "dag.toml";
-	return -1;
 }
 
 static void log_path(const struct ctx *x, size_t i, const char *ext, struct strbuf *p)
@@ -683,52 +601,46 @@ static void remove_logs(struct ctx *x)
 	sb_release(&p);
 }
 
-int cmd_pipeline(struct cli *cli, int argc, char **argv)
+enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS };
+
+/* The operands are [FILE] [TARGET...]: the first is FILE if it is a file or
+ * ends in .toml, else a target (FILE = dag.toml). */
+static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum sub sub)
 {
-	struct opts o;
+	const char *file = "dag.toml";
 	struct ctx x;
 	int rc;
-	memset(&o, 0, sizeof(o));
 	memset(&x, 0, sizeof(x));
-	x.o = &o;
-	if (argc < 2) {
-		fputs(pipeline_usage, stderr);
-		return 2;
+	x.o = o;
+	if (argc && (is_file(argv[0]) || (strlen(argv[0]) > 5 && !strcmp(argv[0] + strlen(argv[0]) - 5, ".toml")))) {
+		file = argv[0];
+		argc--;
+		argv++;
 	}
-	const char *sub = argv[1];
-	if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
-		fputs(pipeline_usage, stdout);
-		return 0;
-	}
-	if (strcmp(sub, "run") && strcmp(sub, "graph") && strcmp(sub, "status"))
-		return cli_usage("pipeline", "unknown subcommand '%s' (run, graph or status)", sub);
-	rc = parse_opts(argc, argv, &o);
-	if (rc >= 0)
-		goto out;
-	if (o.jobs <= 0) {
+	if (o->jobs <= 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
-		o.jobs = cores > 0 ? (int)cores : 1;
+		o->jobs = cores > 0 ? (int)cores : 1;
 	}
 	rc = 2;
-	if (dag_load(o.file, &x.d) < 0) {
+	if (dag_load(file, &x.d) < 0) {
 		cli_fail(2);
 		goto out;
 	}
 	x.want = xcalloc(x.d->n, 1);
 	x.force = xcalloc(x.d->n, 1);
-	if (dag_select(x.d, o.targets.v, o.targets.n, x.want) < 0) {
+	if (dag_select(x.d, argv, (size_t)argc, x.want) < 0) {
 		cli_fail(2);
 		goto out;
 	}
-	if (o.force_all)
+	if (o->force_all)
 		memset(x.force, 1, x.d->n);
-	for (size_t f = 0; f < o.force_steps.n; f++) {
+	for (size_t f = 0; f < o->force_steps.n; f++) {
 		unsigned char *sel = xcalloc(x.d->n, 1);
-		int bad = dag_select(x.d, &o.force_steps.v[f], 1, sel) < 0;
+		int bad = dag_select(x.d, &o->force_steps.v[f], 1, sel) < 0;
 		/* only the named step is forced, not what it needs */
 		for (size_t i = 0; !bad && i < x.d->n; i++)
-			if (!strcmp(x.d->steps[i].name, o.force_steps.v[f]) ||
-			    !strcmp(x.d->steps[i].base, o.force_steps.v[f]))
+			if (!strcmp(x.d->steps[i].name, o->force_steps.v[f]) ||
+			    !strcmp(x.d->steps[i].base, o->force_steps.v[f]))
 				x.force[i] = 1;
 		free(sel);
 		if (bad) {
@@ -737,12 +649,12 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 		}
 	}
 	rc = 0;
-	if (!strcmp(sub, "graph")) {
+	if (sub == SUB_GRAPH) {
 		rc = graph(&x);
 		goto out;
 	}
 	rc = 1;
-	if (find_store(cli, &x, !strcmp(sub, "run") && !o.dry_run) < 0) {
+	if (find_store(cli, &x, sub == SUB_RUN && !o->dry_run) < 0) {
 		cli_fail(1);
 		goto out;
 	}
@@ -769,9 +681,9 @@ int cmd_pipeline(struct cli *cli, int argc, char **argv)
 		err_clear();
 		x.st = NULL;
 	}
-	if (!strcmp(sub, "status"))
+	if (sub == SUB_STATUS)
 		rc = status_all(&x);
-	else if (o.dry_run)
+	else if (o->dry_run)
 		rc = dry_run(&x);
 	else
 		rc = run_all(&x);
@@ -788,7 +700,70 @@ out:
 	free(x.t0);
 	sb_release(&x.store);
 	sb_release(&x.logdir);
-	sv_release(&o.targets);
-	sv_release(&o.force_steps);
 	return rc;
 }
+
+static int cmd_run(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return pipeline(cli, opts, argc, argv, SUB_RUN);
+}
+
+static int cmd_graph(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return pipeline(cli, opts, argc, argv, SUB_GRAPH);
+}
+
+static int cmd_status(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return pipeline(cli, opts, argc, argv, SUB_STATUS);
+}
+
+/* --force alone forces every step; --force STEP only STEP (force_steps). */
+static int force_all(void *opts, const char *step)
+{
+	struct opts *o = opts;
+	o->force_all |= !step;
+	return 0;
+}
+
+/* The word after --force is STEP unless it is a file (FILE) or an option. */
+static int not_a_file(const char *word)
+{
+	return !is_file(word);
+}
+
+#define OPTS struct opts
+static const struct opt run_rows[] = {
+	OPT_INT("jobs", 'j', jobs, "N", 1, 1024, "run up to N steps at once (default: the number of cores)"),
+	OPT_BOOL("keep-going", 'k', keep_going, "after a failure, still run every step not downstream of it"),
+	OPT_BOOL("dry-run", 'n', dry_run, "run nothing: print each step in order, hit or run, and why"),
+	OPT_LIST_OPTIONAL("force", 'f', force_steps, "STEP", force_all, not_a_file,
+			  "run every step, or only STEP (repeatable), even if cached"),
+	OPT_BOOL("verbose", 'v', verbose, "print every step's output, not only a failed step's"),
+	OPT_END,
+};
+static const struct opt graph_rows[] = {
+	OPT_CHOICE("format", 0, format, "dot|mermaid", "the graph's language (default: dot)"),
+	OPT_END,
+};
+
+static const struct opt_table run_options = { OPT_ROWS(run_rows) };
+static const struct opt_table graph_options = { OPT_ROWS(graph_rows) };
+static const struct opt_table status_options = { OPT_ROWS(NULL) };
+
+/* name, handler, options, flags, operands, summary, subcommands: as main.c's table */
+const struct command cmd_pipeline_subs[] = {
+	{ "run", cmd_run, &run_options, 0, "[FILE] [TARGET...]", "run the steps, replaying those that are unchanged",
+	  NULL },
+	{ "graph", cmd_graph, &graph_options, 0, "[FILE] [TARGET...]", "print the steps and their edges as a graph",
+	  NULL },
+	{ "status", cmd_status, &status_options, 0, "[FILE] [TARGET...]",
+	  "say for each step whether it is up to date, and if not what changed", NULL },
+	{ NULL, NULL, NULL, 0, NULL, NULL, NULL },
+};
+
+const struct opt_table cmd_pipeline_options = {
+	.help = "FILE is dag.toml by default (see cashet-pipeline(5)); TARGETs are step names\n"
+		"(a sweep's base name means all its expansions); default: every step.\n",
+};
+#undef OPTS

@@ -3,32 +3,39 @@
 #include "cli/cli.h"
 #include "store/gitmod.h"
 
-#include <string.h>
-
-int cmd_remote(struct cli *cli, int argc, char **argv)
+/* op is the subcommand: the git module takes it as it is. */
+static int remote_config(struct cli *cli, const char *op, const char *name, const char *url)
 {
-	const struct gitmod *g;
-	struct store *st = NULL;
+	const struct gitmod *g = gitmod_get();
 	struct strvec list = STRVEC_INIT;
-	const char *op = argc > 1 ? argv[1] : "list";
-	int rc;
-	if (!strcmp(op, "-h") || !strcmp(op, "--help")) {
-		puts("usage: cashet remote add NAME URL\n       cashet remote remove NAME\n       cashet remote [list]");
-		return 0;
-	}
-	if (!((!strcmp(op, "add") && argc == 4) || (!strcmp(op, "remove") && argc == 3) ||
-	      (!strcmp(op, "list") && argc <= 2)))
-		return cli_usage("remote", "expected 'add NAME URL', 'remove NAME' or 'list'");
-	if (cli_open_store(cli, &st) < 0 || !(g = gitmod_get()) ||
-	    g->remote_config(store_dir(st), op, argc > 2 ? argv[2] : NULL, argc > 3 ? argv[3] : NULL, &list) < 0) {
+	int rc = 0;
+	if (!g || g->remote_config(store_dir(cli->st), op, name, url, &list) < 0)
 		rc = cli_fail(1);
-		goto out;
-	}
-	for (size_t i = 0; i < list.n; i++)
+	for (size_t i = 0; rc == 0 && i < list.n; i++)
 		puts(list.v[i]);
-	rc = 0;
-out:
 	sv_release(&list);
-	store_close(st);
 	return rc;
 }
+
+static int cmd_remote_add(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return remote_config(cli, "add", argv[0], argv[1]);
+}
+
+static int cmd_remote_remove(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return remote_config(cli, "remove", argv[0], NULL);
+}
+
+static int cmd_remote_list(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return remote_config(cli, "list", NULL, NULL);
+}
+
+/* name, handler, options, flags, operands, summary, subcommands: as main.c's table */
+const struct command cmd_remote_subs[] = {
+	{ "add", cmd_remote_add, NULL, CMD_STORE, "NAME URL", "add a remote", NULL },
+	{ "remove", cmd_remote_remove, NULL, CMD_STORE, "NAME", "remove a remote", NULL },
+	{ "list", cmd_remote_list, NULL, CMD_STORE | CMD_DEFAULT, NULL, "list the remotes (the default)", NULL },
+	{ NULL, NULL, NULL, 0, NULL, NULL, NULL },
+};

@@ -3,15 +3,6 @@
 #include "cli/runjson.h"
 
 #include <stdlib.h>
-#include <string.h>
-
-static const char *kind_name(int kind)
-{
-	return kind == FILE_STDOUT   ? "stdout"
-	       : kind == FILE_STDERR ? "stderr"
-	       : kind == FILE_OUTPUT ? "output"
-				     : "source";
-}
 
 static void show_json(const struct run_record *r)
 {
@@ -71,41 +62,20 @@ static void show_text(const struct run_record *r)
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
 		fmt_size(f->size, size, sizeof(size));
-		printf("  %-6s %06o %8s  %.12s  %s\n", kind_name(f->kind), f->mode, size, f->oid, f->path);
+		printf("  %-6s %06o %8s  %.12s  %s\n", runjson_kind_name(f->kind), f->mode, size, f->oid, f->path);
 	}
 	free(cmd);
 }
 
-int cmd_show(struct cli *cli, int argc, char **argv)
+int cmd_show(struct cli *cli, void *opts, int argc, char **argv)
 {
-	struct store *st = NULL;
+	const struct json_opts *o = opts;
 	struct run_record r = { 0 };
-	const char *hash = NULL;
-	int json = 0, rc;
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json")) {
-			json = 1;
-		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			puts("usage: cashet show [--json] HASH");
-			return 0;
-		} else if (argv[i][0] == '-' || hash) {
-			return cli_usage("show", "unexpected argument '%s'", argv[i]);
-		} else {
-			hash = argv[i];
-		}
-	}
-	if (!hash)
-		return cli_usage("show", "no run given (usage: cashet show [--json] HASH)");
-	if (cli_open_store(cli, &st) < 0)
-		return cli_fail(1);
-	rc = cli_load_run(st, hash, &r);
-	if (rc == 0) {
-		if (json)
-			show_json(&r);
-		else
-			show_text(&r);
-	}
+	int rc = cli_load_run(cli->st, argv[0], &r);
+	if (rc == 0 && o->json)
+		show_json(&r);
+	else if (rc == 0)
+		show_text(&r);
 	run_record_free(&r);
-	store_close(st);
 	return rc;
 }

@@ -7,7 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *kind_name(int kind)
+#define OPTS struct json_opts
+static const struct opt json_rows[] = {
+	OPT_BOOL("json", 0, json, "print JSON"),
+	OPT_END,
+};
+
+const struct opt_table runjson_options = { OPT_ROWS(json_rows) };
+#undef OPTS
+
+const char *runjson_kind_name(int kind)
 {
 	return kind == FILE_STDOUT   ? "stdout"
 	       : kind == FILE_STDERR ? "stderr"
@@ -22,10 +31,7 @@ void runjson_log(struct strbuf *sb, const struct run_record *r)
 	fmt_iso_time(r->created_ms, when, sizeof(when));
 	sb_addf(sb, "{\"hash\":\"%s\",\"created\":\"%s\",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld,\"name\":",
 		r->hash, when, r->ok ? "ok" : "failed", r->exit_code, (long long)r->duration_ms);
-	if (r->name)
-		json_str(sb, r->name);
-	else
-		sb_adds(sb, "null");
+	json_str_or_null(sb, r->name);
 	sb_adds(sb, ",\"cmd\":");
 	json_str(sb, cmd);
 	sb_adds(sb, ",\"tags\":{");
@@ -51,24 +57,14 @@ void runjson_show(struct strbuf *sb, const struct run_record *r)
 	char when[40], hx[DIGEST_HEX];
 	char *cmd = run_cmdline(r);
 	sb_addf(sb, "{\"hash\":\"%s\",\"parent\":", r->hash);
-	if (r->parent[0])
-		sb_addf(sb, "\"%s\"", r->parent);
-	else
-		sb_adds(sb, "null");
+	json_str_or_null(sb, r->parent[0] ? r->parent : NULL);
 	digest_hex(&r->fp, hx);
 	sb_addf(sb, ",\"fingerprint\":\"%s\",\"cmd\":", hx);
 	json_str(sb, cmd);
-	sb_adds(sb, ",\"argv\":[");
-	for (size_t i = 0; i < r->argv.n; i++) {
-		if (i)
-			sb_addc(sb, ',');
-		json_str(sb, r->argv.v[i]);
-	}
-	sb_adds(sb, "],\"name\":");
-	if (r->name)
-		json_str(sb, r->name);
-	else
-		sb_adds(sb, "null");
+	sb_adds(sb, ",\"argv\":");
+	json_str_array(sb, &r->argv);
+	sb_adds(sb, ",\"name\":");
+	json_str_or_null(sb, r->name);
 	sb_adds(sb, ",\"cwd\":");
 	json_str(sb, r->cwd ? r->cwd : ".");
 	sb_addf(sb, ",\"status\":\"%s\",\"exit\":%d,\"duration_ms\":%lld", r->ok ? "ok" : "failed", r->exit_code,
@@ -83,13 +79,9 @@ void runjson_show(struct strbuf *sb, const struct run_record *r)
 	} else {
 		sb_adds(sb, "null");
 	}
-	sb_adds(sb, ",\"tags\":[");
-	for (size_t i = 0; i < r->tags.n; i++) {
-		if (i)
-			sb_addc(sb, ',');
-		json_str(sb, r->tags.v[i]);
-	}
-	sb_adds(sb, "],\"parts\":[");
+	sb_adds(sb, ",\"tags\":");
+	json_str_array(sb, &r->tags);
+	sb_adds(sb, ",\"parts\":[");
 	for (size_t i = 0; i < r->nparts; i++) {
 		digest_hex(&r->parts[i].hash, hx);
 		sb_addf(sb, "%s{\"kind\":\"%s\",\"name\":", i ? "," : "", r->parts[i].kind);
@@ -110,7 +102,7 @@ void runjson_show(struct strbuf *sb, const struct run_record *r)
 	sb_adds(sb, "],\"files\":[");
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		sb_addf(sb, "%s{\"kind\":\"%s\",\"path\":", i ? "," : "", kind_name(f->kind));
+		sb_addf(sb, "%s{\"kind\":\"%s\",\"path\":", i ? "," : "", runjson_kind_name(f->kind));
 		json_str(sb, f->path);
 		sb_addf(sb, ",\"mode\":\"%06o\",\"size\":%llu,\"oid\":\"%s\"}", f->mode, (unsigned long long)f->size,
 			f->oid);

@@ -52,23 +52,13 @@ void exec_result_json(const struct exec_result *res, struct strbuf *out)
 	char fp[DIGEST_HEX];
 	digest_hex(&res->fp, fp);
 	sb_addf(out, "{\"verdict\":\"%s\",\"exit\":%d,\"run\":", exec_verdict_name(res->verdict), res->exit_code);
-	if (res->run[0])
-		sb_addf(out, "\"%s\"", res->run);
-	else
-		sb_adds(out, "null");
+	json_str_or_null(out, res->run[0] ? res->run : NULL);
 	sb_addf(out, ",\"fp\":\"%s\",\"duration_ms\":%lld,\"signal\":%d,\"note\":", fp, (long long)res->duration_ms,
 		res->signal);
-	if (res->note)
-		json_str(out, res->note);
-	else
-		sb_adds(out, "null");
-	sb_adds(out, ",\"reasons\":[");
-	for (size_t i = 0; i < res->reasons.n; i++) {
-		if (i)
-			sb_addc(out, ',');
-		json_str(out, res->reasons.v[i]);
-	}
-	sb_adds(out, "]}\n");
+	json_str_or_null(out, res->note);
+	sb_adds(out, ",\"reasons\":");
+	json_str_array(out, &res->reasons);
+	sb_adds(out, "}\n");
 }
 
 /* Stdin is part of the input when it is a pipe or a file. A pipe is spooled

@@ -13,7 +13,6 @@
 #include "serve/submit.h"
 
 #include <fcntl.h>
-#include <getopt.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -24,9 +23,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define DEFAULT_LISTEN "127.0.0.1:8000"
-#define DEFAULT_MAX_BODY "1G"
 
 struct server {
 	struct store *st;
@@ -723,80 +719,22 @@ static int read_token_file(const char *path, char **token)
 	return 0;
 }
 
-MODULE_ENTRY int cashet_serve_v1(struct cli *cli, int argc, char **argv)
+MODULE_ENTRY int cashet_serve_v2(struct cli *cli, const struct serve_opts *o)
 {
-	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "token", required_argument, NULL, 't' },
-		{ "token-file", required_argument, NULL, 'T' },
-		{ "max-body", required_argument, NULL, 'm' },
-		{ "pipeline", required_argument, NULL, 'p' },
-		{ "allow-exec", no_argument, NULL, 'x' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct server sv = { .lock = PTHREAD_MUTEX_INITIALIZER, .jobs_done = PTHREAD_COND_INITIALIZER };
 	struct sockaddr_storage addr;
-	const char *listen = DEFAULT_LISTEN, *pipeline = NULL;
+	const char *listen = o->listen;
 	struct MHD_Daemon *d = NULL;
 	sigset_t sigs;
-	int c, sig, rc = 1;
-	optind = 1;
-	opterr = 0;
-	if (parse_size(DEFAULT_MAX_BODY, &sv.max_body) < 0)
-		return cli_fail(1);
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l':
-			listen = optarg;
-			break;
-		case 't':
-			free(sv.token);
-			sv.token = xstrdup(optarg);
-			break;
-		case 'T':
-			free(sv.token);
-			sv.token = NULL;
-			if (read_token_file(optarg, &sv.token) < 0) {
-				rc = cli_fail(1);
-				goto out;
-			}
-			break;
-		case 'm':
-			if (parse_size(optarg, &sv.max_body) < 0) {
-				rc = cli_usage("serve", "--max-body: %s", err_msg());
-				goto out;
-			}
-			break;
-		case 'p':
-			pipeline = optarg;
-			break;
-		case 'x':
-			sv.submit.allow_exec = 1;
-			break;
-		case 'h':
-			puts("usage: cashet serve [--listen ADDR:PORT] [--token TOKEN | --token-file FILE] [--max-body SIZE]\n"
-			     "                    [--pipeline FILE] [--allow-exec]\n"
-			     "  serves the store over HTTP (default 127.0.0.1:8000): GET /log, /stats,\n"
-			     "  /run/HASH[/stdout|/stderr|/file/PATH], /fp/FINGERPRINT, /archive/HASH;\n"
-			     "  POST /gc, PUT /archive and POST /submit need 'Authorization: Bearer TOKEN'.\n"
-			     "  --max-body    largest request body accepted (default " DEFAULT_MAX_BODY ")\n"
-			     "  --pipeline    POST /submit {\"step\": NAME} runs that step of FILE (a dag.toml)\n"
-			     "  --allow-exec  POST /submit {\"argv\": [...]} runs a command too (needs a token)");
-			rc = 0;
-			goto out;
-		case ':':
-			rc = cli_usage("serve", "option '%s' needs a value", argv[optind - 1]);
-			goto out;
-		default:
-			rc = cli_usage("serve", "unknown option '%s'", argv[optind - 1]);
-			goto out;
-		}
-	}
-	if (optind < argc) {
-		rc = cli_usage("serve", "unexpected argument '%s'", argv[optind]);
+	int sig, rc = 1;
+	sv.max_body = o->max_body;
+	sv.submit.allow_exec = o->allow_exec;
+	if (o->token_file && read_token_file(o->token_file, &sv.token) < 0) {
+		rc = cli_fail(1);
 		goto out;
 	}
+	if (o->token)
+		sv.token = xstrdup(o->token);
 	if (sv.token && !sv.token[0]) {
 		rc = cli_usage("serve", "the token is empty");
 		goto out;
@@ -805,7 +743,7 @@ MODULE_ENTRY int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 		rc = cli_usage("serve", "--allow-exec needs a token (--token or --token-file)");
 		goto out;
 	}
-	if (pipeline && dag_load(pipeline, &sv.submit.dag) < 0) {
+	if (o->pipeline && dag_load(o->pipeline, &sv.submit.dag) < 0) {
 		rc = cli_fail(2);
 		goto out;
 	}
@@ -813,7 +751,7 @@ MODULE_ENTRY int cashet_serve_v1(struct cli *cli, int argc, char **argv)
 		rc = cli_usage("serve", "%s", err_msg());
 		goto out;
 	}
-	if (cli_open_store(cli, &sv.st) < 0 || submit_init(&sv.submit, sv.st, &sv.lock) < 0) {
+	if (cli_open_store(cli, 0, &sv.st, NULL) < 0 || submit_init(&sv.submit, sv.st, &sv.lock) < 0) {
 		rc = cli_fail(1);
 		goto out;
 	}

@@ -399,10 +399,7 @@ void submit_run(struct submit *sm, struct submit_job *jb, unsigned *status, stru
 		sb_addc(out, ',');
 	}
 	sb_addf(out, "\"status\":\"%s\",\"exit\":%d,\"run\":", code ? "failed" : replayed ? "hit" : "ran", code);
-	if (res.run[0])
-		sb_addf(out, "\"%s\"", res.run);
-	else
-		sb_adds(out, "null");
+	json_str_or_null(out, res.run[0] ? res.run : NULL);
 	if (code && !res.run[0] && res.note) {
 		/* the engine's own error: nothing ran, or what ran was not stored */
 		sb_adds(out, ",\"error\":");
@@ -448,13 +445,9 @@ struct submit_job *submit_prepare(struct submit *sm, const char *body, size_t le
 		set_error(status, out, 409, why.buf);
 		/* and the list itself, for a program */
 		sb_setlen(out, out->len - 1);
-		sb_adds(out, ",\"missing\":[");
-		for (size_t i = 0; i < missing.n; i++) {
-			if (i)
-				sb_addc(out, ',');
-			json_str(out, missing.v[i]);
-		}
-		sb_adds(out, "]}");
+		sb_adds(out, ",\"missing\":");
+		json_str_array(out, &missing);
+		sb_addc(out, '}');
 		goto fail;
 	}
 	jb->slot = take_slot(sm);

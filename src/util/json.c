@@ -50,3 +50,22 @@ void json_str(struct strbuf *sb, const char *str)
 	}
 	sb_addc(sb, '"');
 }
+
+void json_str_or_null(struct strbuf *sb, const char *s)
+{
+	if (s)
+		json_str(sb, s);
+	else
+		sb_adds(sb, "null");
+}
+
+void json_str_array(struct strbuf *sb, const struct strvec *v)
+{
+	sb_addc(sb, '[');
+	for (size_t i = 0; i < v->n; i++) {
+		if (i)
+			sb_addc(sb, ',');
+		json_str(sb, v->v[i]);
+	}
+	sb_addc(sb, ']');
+}

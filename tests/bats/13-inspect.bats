@@ -402,6 +402,51 @@ end')" ]
 	[ ! -e "$BATS_TEST_TMPDIR/nowhere" ]
 }
 
+@test "--store after the command name, and between a command and its subcommand" {
+	other="$BATS_TEST_TMPDIR/other-store"
+	cashet exec --store "$other" -- echo s > /dev/null
+	run cashet log --store "$other" --json
+	assert_success
+	[ "$(echo "$output" | json_field 'len(j)')" = 1 ]
+	run cashet stats --json --store="$other"
+	[ "$(echo "$output" | json_field 'j["runs"]')" = 1 ]
+	run cashet show "$(cashet log --store "$other" --json | json_field 'j[0]["hash"]')" --store "$other"
+	assert_success
+	# the options of exec end at its command: a later --store is the command's
+	run cashet exec -- echo --store "$other"
+	assert_output -- "--store $other"
+	run cashet remote --store "$other" list
+	assert_success
+	run cashet remote list --store "$other"
+	assert_success
+}
+
+@test "every command and subcommand: --help made from its table, one-line usage errors" {
+	local c
+	for c in $(cashet --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }') \
+		"pipeline run" "pipeline graph" "pipeline status" "remote add" "remote remove" "remote list"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr cashet $c --help
+		assert_success
+		assert_line --index 0 --partial "usage: cashet $c"
+		[ -z "$stderr" ]
+		# shellcheck disable=SC2086
+		run --separate-stderr cashet $c --no-such-option
+		assert_failure 2
+		[ "${#stderr_lines[@]}" = 1 ]
+		[ "$stderr" = "cashet $c: unknown option '--no-such-option' (see 'cashet $c --help')" ]
+	done
+	run --separate-stderr cashet show
+	assert_failure 2
+	[ "$stderr" = "cashet show: missing HASH (usage: cashet show [options] HASH) (see 'cashet show --help')" ]
+	run --separate-stderr cashet diff a b c
+	assert_failure 2
+	[ "$stderr" = "cashet diff: unexpected argument 'c' (see 'cashet diff --help')" ]
+	run --separate-stderr cashet pipeline frob
+	assert_failure 2
+	[[ "$stderr" == "cashet pipeline: unknown subcommand 'frob' (run, graph or status)"* ]]
+}
+
 @test "--store naming a missing directory: read-only commands fail and create nothing" {
 	run --separate-stderr cashet --store "$BATS_TEST_TMPDIR/missing" log
 	assert_failure 1

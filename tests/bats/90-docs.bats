@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The docs never drift from the code: every command that `cashet --help`
-# lists and every long option that `cashet CMD --help` prints must appear
-# in the man page, in the bash, zsh and fish completions and (for exec) in
+# lists and every long option in the command table (which the hidden
+# `cashet __options` prints, and from which --help is made) must appear in
+# the man pages, in the bash, zsh and fish completions and (for exec) in
 # the README; and each of those files must parse.
 
 load helper
@@ -20,14 +21,15 @@ commands() {
 	cashet --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 } on && /^$/ { exit }'
 }
 
-# The long options `cashet CMD --help` prints (not --help itself).
+# The long options of CMD (its subcommands' too) in the command table:
+# `cashet __options` prints a "CMD [SUB] --OPTION" line for each.
 long_options() {
-	cashet "$1" --help | grep -oE -- '--[a-z][a-z-]*' | grep -vx -- '--help' | sort -u
+	cashet __options | awk -v cmd="$1" '$1 == cmd { print $NF }' | sort -u
 }
 
-# The man page source with roff escapes folded: "\-" is "-", fonts dropped.
+# The man pages' source with roff escapes folded: "\-" is "-", fonts dropped.
 man_text() {
-	sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\(em/-/g' "$MAN"
+	sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\(em/-/g' "$ROOT"/man/*.1
 }
 
 # The part of the man page that documents CMD: its ".SS CMD" subsection,
@@ -85,6 +87,23 @@ fish_lines() {
 	assert_line exec
 	assert_line log
 	[ "${#lines[@]}" -ge 8 ]
+}
+
+@test "cashet __options prints the command table, and --help shows each option" {
+	run cashet __options
+	assert_success
+	assert_line "exec --input"
+	assert_line "log --status"
+	assert_line "history --reverse"
+	assert_line "pipeline run --jobs"
+	assert_line "serve --allow-exec"
+	refute_line --partial -- "--help"
+	local missing="" line words
+	while read -r line; do
+		read -ra words <<<"$line"
+		cashet "${words[@]:0:${#words[@]}-1}" --help | grep -qE -- "${words[-1]}( |$)" || missing+=" [$line]"
+	done <<<"$output"
+	[ -z "$missing" ] || fail "not in --help:$missing"
 }
 
 @test "every command has a man page section and is completed by bash, zsh and fish" {
@@ -189,7 +208,7 @@ fish_lines() {
 
 @test "each loadable module exports its entry table and nothing else" {
 	command -v nm > /dev/null || skip "nm (binutils) is not available"
-	for m in cashet-git.so:cashet_gitmod cashet-serve.so:cashet_serve_v1 cashet-http.so:cashet_httpmod_v1; do
+	for m in cashet-git.so:cashet_gitmod cashet-serve.so:cashet_serve_v2 cashet-http.so:cashet_httpmod_v1; do
 		run sh -c "nm -D --defined-only '$CASHET_BUILD/${m%%:*}' | awk '\$2 ~ /[TDRBVW]/ {print \$3}'"
 		assert_success
 		assert_output "${m#*:}"

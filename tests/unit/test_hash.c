@@ -169,6 +169,21 @@ static void test_json_escape(void **state)
 	sb_release(&sb);
 }
 
+static void test_json_null_and_array(void **state)
+{
+	struct strbuf sb = STRBUF_INIT;
+	struct strvec v = STRVEC_INIT;
+	json_str_or_null(&sb, NULL);
+	json_str_or_null(&sb, "x");
+	json_str_array(&sb, &v);
+	sv_push(&v, "a");
+	sv_push(&v, "b\"");
+	json_str_array(&sb, &v);
+	assert_string_equal(sb.buf, "null\"x\"[][\"a\",\"b\\\"\"]");
+	sv_release(&v);
+	sb_release(&sb);
+}
+
 static void test_strbuf(void **state)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -228,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_json_escape),
+		cmocka_unit_test(test_json_null_and_array),
 		cmocka_unit_test(test_strbuf),
 		cmocka_unit_test(test_strbuf_grown_empty),
 		cmocka_unit_test(test_err_per_thread),
