@@ -60,7 +60,8 @@ static const struct opt exec_rows[] = {
 	OPT_BOOL("explain", 0, explain, "do not run: say whether it would hit, and if not, what changed"),
 	OPT_BOOL("json", 0, json, "with --explain: print JSON"),
 	OPT_CALLBACK("report-fd", 0, take_report_fd, "N", "write the verdict as one JSON line to file descriptor N"),
-	OPT_CHOICE("trace", 0, trace, "on|off", "observe the files the command reads (default on; off: declared key only)"),
+	OPT_CHOICE("trace", 0, trace, "on|off",
+		   "observe the files the command reads (default on; off: declared key only)"),
 	OPT_LIST("ignore", 0, ignore, "PATTERN", "never take matching paths as observed inputs (repeatable)"),
 	OPT_BIT("auto-outputs", 0, observe, EXEC_AUTO_OUTPUTS, "store and restore the files it writes in the project"),
 	OPT_BIT("strict", 0, observe, EXEC_STRICT, "fail (125) if it reads a project file it does not declare"),
@@ -210,8 +211,7 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	req->out_fd = STDOUT_FILENO;
 	req->err_fd = STDERR_FILENO;
 	req->flags = (o->force ? EXEC_FORCE : 0) | (o->no_cache ? EXEC_NO_CACHE : 0) |
-		     (o->cache_failures ? EXEC_CACHE_FAILURES : 0) | (o->verbose ? EXEC_WANT_REASONS : 0) |
-		     o->observe;
+		     (o->cache_failures ? EXEC_CACHE_FAILURES : 0) | (o->verbose ? EXEC_WANT_REASONS : 0) | o->observe;
 	if (o->trace)
 		req->flags |= !strcmp(o->trace, "on") ? EXEC_TRACE : EXEC_NO_TRACE;
 	if (o->env_mode && !strcmp(o->env_mode, "strict"))

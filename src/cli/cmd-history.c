@@ -147,9 +147,10 @@ int cmd_history(struct cli *cli, void *opts, int argc, char **argv)
 		goto out;
 	}
 	struct obs_match m = { .st = h.st, .why = STRBUF_INIT };
-	struct store_lookup_opts lo = {
-		.allow_failed = o->exec.cache_failures, .now = now_ms(), .accept = cli->dashdash == 0 ? obs_accept : NULL, .ctx = &m
-	};
+	struct store_lookup_opts lo = { .allow_failed = o->exec.cache_failures,
+					.now = now_ms(),
+					.accept = cli->dashdash == 0 ? obs_accept : NULL,
+					.ctx = &m };
 	int l = store_lookup(h.st, &r.fp, &lo, &hit);
 	sb_release(&m.why);
 	if (l < 0) {
