@@ -5,7 +5,6 @@
 #include "key/params.h"
 #include "key/script.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <glob.h>
@@ -133,19 +132,10 @@ static int add_dir(struct store *st, const struct fp_spec *spec, struct run_reco
 	struct strvec names = STRVEC_INIT;
 	struct strbuf child = STRBUF_INIT, listing = STRBUF_INIT, name = STRBUF_INIT;
 	int rc = -1;
-	DIR *d = opendir(path);
-	if (!d)
-		return err_sys("input %s", path);
-	if (depth > 64) {
-		closedir(d);
+	if (depth > 64)
 		return err_set("input %s: directories nested too deep (symlink loop?)", path);
-	}
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			sv_push(&names, e->d_name);
-	closedir(d);
-	sv_sort(&names);
+	if (dir_names(path, &names) < 0)
+		return err_sys("input %s", path);
 	for (size_t i = 0; i < names.n; i++) {
 		sb_reset(&child);
 		sb_addf(&child, "%s/%s", path, names.v[i]);

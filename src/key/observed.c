@@ -5,7 +5,6 @@
 #include "key/fp.h"
 #include "key/script.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
 #include <stdlib.h>
@@ -61,15 +60,8 @@ static int is_noise(const struct store *st, const char *abs)
 static int listing_digest(const char *abs, struct digest *d)
 {
 	struct strvec names = STRVEC_INIT;
-	DIR *dir = opendir(abs);
-	if (!dir)
+	if (dir_names(abs, &names) < 0)
 		return err_sys("cannot list %s", abs);
-	struct dirent *de;
-	while ((de = readdir(dir)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			sv_push(&names, de->d_name);
-	closedir(dir);
-	sv_sort(&names);
 	struct hasher h;
 	hasher_init(&h);
 	hasher_str(&h, "cashet-listing");

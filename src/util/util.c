@@ -506,6 +506,24 @@ int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g)
 	return rc;
 }
 
+int dir_names(const char *path, struct strvec *names)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	struct strvec got = STRVEC_INIT;
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			sv_push(&got, e->d_name);
+	closedir(d);
+	sv_sort(&got);
+	for (size_t i = 0; i < got.n; i++)
+		sv_push_nocopy(names, got.v[i]);
+	free(got.v);
+	return 0;
+}
+
 int glob_match(const char *pat, const char *path)
 {
 	if (!strncmp(pat, "**", 2) && (pat[2] == '/' || !pat[2])) {

@@ -124,6 +124,9 @@ int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g);
 int glob_paths(const char *cwd, const char *pattern, struct strvec *out);
 /* fnmatch(3) per "/"-separated segment, "**" matching zero or more. */
 int glob_match(const char *pattern, const char *path);
+/* The entries of directory path ("." and ".." left out), sorted, appended
+ * to names. 0, or -1 with errno set (names untouched). */
+int dir_names(const char *path, struct strvec *names);
 /* rm -rf (best effort) */
 void rm_rf(const char *path);
 /* mkdir -p */
