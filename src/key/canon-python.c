@@ -31,11 +31,7 @@ struct py {
 	size_t len, pos;
 	uint32_t line; /* source line of pos */
 
-	struct strbuf *out;
-	struct canon_lines *map;
-	uint32_t out_src; /* source line of the open output line, 0: none */
-	size_t keep;      /* trailing-blank trimming stops here */
-	size_t line_out;  /* where the current output line starts */
+	struct canon_out o;
 
 	struct strvec *imports;
 	int keep_doc;   /* the program reads docstrings: keep them */
@@ -77,25 +73,17 @@ static int is_digit(char c)
 /* All output goes through here so the line map follows it. */
 static void put(struct py *p, const char *d, size_t n, uint32_t src_line)
 {
-	canon_emit(p->out, p->map, &p->out_src, d, n, src_line);
+	canon_put(&p->o, d, n, src_line);
 }
 
 static void put_nl(struct py *p)
 {
-	put(p, "\n", 1, p->line);
-	p->keep = p->line_out = p->out->len;
+	canon_put_nl(&p->o, p->line);
 }
 
-/* Drop the blanks written since the last token. */
 static void trim(struct py *p)
 {
-	size_t floor = p->keep > p->line_out ? p->keep : p->line_out;
-	size_t n = p->out->len;
-	while (n > floor && is_blank(p->out->buf[n - 1]))
-		n--;
-	sb_setlen(p->out, n);
-	if (n == p->line_out)
-		p->out_src = 0;
+	canon_trim(&p->o, " \t\f");
 }
 
 static size_t count_nl(const char *s, size_t n)
@@ -636,7 +624,7 @@ static int scan_logical(struct py *p)
 				return 0;
 			}
 			/* inside brackets a line with nothing left is dropped */
-			if (p->out->len != p->line_out || p->keep_lines)
+			if (p->o.out->len != p->o.line_out || p->keep_lines)
 				put_nl(p);
 			continue;
 		}
@@ -653,7 +641,7 @@ static int scan_logical(struct py *p)
 			put(p, "\\\n", 2, p->line);
 			p->pos = n + 1;
 			p->line++;
-			p->keep = p->line_out = p->out->len;
+			p->o.keep = p->o.line_out = p->o.out->len;
 			continue;
 		}
 		if (is_name_start((unsigned char)c) || c == '\'' || c == '"') {
@@ -685,7 +673,7 @@ static int scan_logical(struct py *p)
 		uint32_t line = p->line;
 		p->line += (uint32_t)count_nl(s + st, p->pos - st);
 		put(p, s + st, p->pos - st, line);
-		p->keep = p->out->len;
+		p->o.keep = p->o.out->len;
 	}
 }
 
@@ -697,7 +685,7 @@ static int run(struct py *p)
 		put(p, s, 3, 1);
 		p->pos = 3;
 	}
-	p->keep = p->line_out = p->out->len;
+	p->o.keep = p->o.line_out = p->o.out->len;
 	while (p->pos < p->len) {
 		size_t ls = p->pos, i = ls;
 		while (i < p->len && is_blank(s[i]))
@@ -717,8 +705,8 @@ static int run(struct py *p)
 
 		/* a logical line */
 		uint32_t first_line = p->line;
-		size_t out_start = p->out->len;
-		size_t map_start = p->map ? p->map->n : 0;
+		size_t out_start = p->o.out->len;
+		size_t map_start = p->o.map ? p->o.map->n : 0;
 		int deeper;
 		int doc_place = p->first_stmt || p->body_of_def;
 
@@ -727,7 +715,7 @@ static int run(struct py *p)
 		if (p->body_of_def && !deeper)
 			doc_place = 0;
 		put(p, s + ls, i - ls, p->line);
-		p->keep = p->out->len;
+		p->o.keep = p->o.out->len;
 		p->pos = i;
 		p->ntoks = 0;
 		if (scan_logical(p) < 0)
@@ -739,15 +727,15 @@ static int run(struct py *p)
 		if (doc_place && !p->keep_doc && is_docstring(p)) {
 			/* An empty string keeps the body a valid, distinct body;
 			 * docstring text itself is what we ignore. */
-			sb_setlen(p->out, out_start + (i - ls));
-			if (p->map)
-				p->map->n = map_start;
-			p->out_src = first_line;
+			sb_setlen(p->o.out, out_start + (i - ls));
+			if (p->o.map)
+				p->o.map->n = map_start;
+			p->o.out_src = first_line;
 			put(p, "\"\"\n", 3, first_line);
 			if (p->keep_lines)
 				for (uint32_t l = first_line + 1; l < p->line; l++)
 					put(p, "\n", 1, l);
-			p->keep = p->line_out = p->out->len;
+			p->o.keep = p->o.line_out = p->o.out->len;
 		}
 		p->first_stmt = 0;
 		p->want_block = p->ntoks && tok_is(p, p->ntoks - 1, ":");
@@ -782,15 +770,15 @@ static int canon_python_once(const char *src, size_t len, struct strbuf *out, st
 	p.s = src;
 	p.len = len;
 	p.line = 1;
-	p.out = out;
-	p.map = lines;
+	p.o.out = out;
+	p.o.map = lines;
 	p.imports = imports;
 	p.keep_doc = keep_doc;
 	p.keep_lines = mentions_lines(src, len);
 	p.first_stmt = 1;
 	ret = run(&p);
-	if (ret == 0 && p.out_src && lines)
-		canon_lines_add(lines, p.out_src);
+	if (ret == 0 && p.o.out_src && lines)
+		canon_lines_add(lines, p.o.out_src);
 	*doc_sensitive = p.doc_sensitive;
 	free(p.toks);
 	return ret;

@@ -24,10 +24,7 @@ struct sh {
 	size_t len, pos;
 	uint32_t line;
 
-	struct strbuf *out;
-	struct canon_lines *map;
-	uint32_t out_src;
-	size_t keep, line_out;
+	struct canon_out o;
 	int keep_lines;
 	char prev; /* last character that decides if '#' starts a comment */
 
@@ -378,7 +375,7 @@ static int scan_dq(const char *s, size_t len, size_t *pos, int level)
 
 static void put(struct sh *p, const char *d, size_t n, uint32_t src_line)
 {
-	canon_emit(p->out, p->map, &p->out_src, d, n, src_line);
+	canon_put(&p->o, d, n, src_line);
 }
 
 /* Copy source bytes [st, pos) and follow the line count. */
@@ -388,26 +385,19 @@ static void put_src(struct sh *p, size_t st)
 	for (size_t i = st; i < p->pos; i++)
 		p->line += p->s[i] == '\n';
 	put(p, p->s + st, p->pos - st, line);
-	p->keep = p->out->len;
+	p->o.keep = p->o.out->len;
 	if (p->pos > st && p->s[p->pos - 1] == '\n')
-		p->line_out = p->out->len;
+		p->o.line_out = p->o.out->len;
 }
 
 static void put_nl(struct sh *p)
 {
-	put(p, "\n", 1, p->line);
-	p->keep = p->line_out = p->out->len;
+	canon_put_nl(&p->o, p->line);
 }
 
 static void trim(struct sh *p)
 {
-	size_t floor = p->keep > p->line_out ? p->keep : p->line_out;
-	size_t n = p->out->len;
-	while (n > floor && (p->out->buf[n - 1] == ' ' || p->out->buf[n - 1] == '\t'))
-		n--;
-	sb_setlen(p->out, n);
-	if (n == p->line_out)
-		p->out_src = 0;
+	canon_trim(&p->o, " \t");
 }
 
 /* ---- source / . ---- */
@@ -600,7 +590,7 @@ static int read_heredoc(struct sh *p, const struct heredoc *h)
 		if (is_delim)
 			break;
 	}
-	p->keep = p->line_out = p->out->len;
+	p->o.keep = p->o.line_out = p->o.out->len;
 	ret = 0;
 out:
 	sb_release(&joined);
@@ -705,7 +695,7 @@ static int scan_line(struct sh *p, int *continued)
 				/* '#' after it still sees what came before the "\" */
 				p->pos += 2;
 				put_src(p, st);
-				p->keep = p->line_out = p->out->len;
+				p->o.keep = p->o.line_out = p->o.out->len;
 				*continued = 1;
 				return 0;
 			}
@@ -876,17 +866,17 @@ int canon_sh_lines(const char *src, size_t len, struct strbuf *out, struct strve
 	p.s = src;
 	p.len = len;
 	p.line = 1;
-	p.out = out;
-	p.map = lines;
+	p.o.out = out;
+	p.o.map = lines;
 	p.sources = sources;
 	p.keep_lines = mentions_lines(src, len);
-	p.keep = p.line_out = out->len;
+	p.o.keep = p.o.line_out = out->len;
 	if (len && memchr(src, '\0', len))
 		ret = err_set("NUL byte in shell script");
 	else
 		ret = run(&p);
-	if (ret == 0 && p.out_src && lines)
-		canon_lines_add(lines, p.out_src);
+	if (ret == 0 && p.o.out_src && lines)
+		canon_lines_add(lines, p.o.out_src);
 	free_heredocs(&p);
 	sb_release(&p.word);
 	if (ret < 0) {

@@ -191,3 +191,25 @@ int canon_source(enum canon_lang lang, const char *src, size_t len, struct strbu
 {
 	return canon_source_lines(lang, src, len, out, deps, NULL);
 }
+
+void canon_put(struct canon_out *o, const char *d, size_t n, uint32_t src_line)
+{
+	canon_emit(o->out, o->map, &o->out_src, d, n, src_line);
+}
+
+void canon_put_nl(struct canon_out *o, uint32_t src_line)
+{
+	canon_put(o, "\n", 1, src_line);
+	o->keep = o->line_out = o->out->len;
+}
+
+void canon_trim(struct canon_out *o, const char *blanks)
+{
+	size_t floor = o->keep > o->line_out ? o->keep : o->line_out;
+	size_t n = o->out->len;
+	while (n > floor && strchr(blanks, o->out->buf[n - 1]) && o->out->buf[n - 1])
+		n--;
+	sb_setlen(o->out, n);
+	if (n == o->line_out)
+		o->out_src = 0;
+}

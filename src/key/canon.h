@@ -32,6 +32,20 @@ void canon_lines_release(struct canon_lines *cl);
 void canon_emit(struct strbuf *out, struct canon_lines *map, uint32_t *out_src, const char *d, size_t n,
 		uint32_t src_line);
 
+/* The output side the tokenizers share: the canonical text, its line map,
+ * and how far back trailing blanks may be trimmed. */
+struct canon_out {
+	struct strbuf *out;
+	struct canon_lines *map;
+	uint32_t out_src; /* source line of the open output line, 0: none */
+	size_t keep;      /* trailing-blank trimming stops here */
+	size_t line_out;  /* where the current output line starts */
+};
+void canon_put(struct canon_out *o, const char *d, size_t n, uint32_t src_line);
+void canon_put_nl(struct canon_out *o, uint32_t src_line);
+/* Drops the characters of blanks written since the last token. */
+void canon_trim(struct canon_out *o, const char *blanks);
+
 /* By extension (.py/.pyw: Python; .sh/.bash: sh; .zsh/.ksh and the rest:
  * raw) and by the "#!" line (env and its options are looked through). When
  * both speak and disagree the file is raw: which interpreter runs it depends
