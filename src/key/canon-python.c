@@ -770,15 +770,14 @@ static int canon_python_once(const char *src, size_t len, struct strbuf *out, st
 	p.s = src;
 	p.len = len;
 	p.line = 1;
-	p.o.out = out;
-	p.o.map = lines;
+	canon_out_start(&p.o, out, lines);
 	p.imports = imports;
 	p.keep_doc = keep_doc;
 	p.keep_lines = mentions_lines(src, len);
 	p.first_stmt = 1;
 	ret = run(&p);
-	if (ret == 0 && p.o.out_src && lines)
-		canon_lines_add(lines, p.o.out_src);
+	if (ret == 0)
+		canon_out_end(&p.o);
 	*doc_sensitive = p.doc_sensitive;
 	free(p.toks);
 	return ret;

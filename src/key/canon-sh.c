@@ -866,17 +866,15 @@ int canon_sh_lines(const char *src, size_t len, struct strbuf *out, struct strve
 	p.s = src;
 	p.len = len;
 	p.line = 1;
-	p.o.out = out;
-	p.o.map = lines;
+	canon_out_start(&p.o, out, lines);
 	p.sources = sources;
 	p.keep_lines = mentions_lines(src, len);
-	p.o.keep = p.o.line_out = out->len;
 	if (len && memchr(src, '\0', len))
 		ret = err_set("NUL byte in shell script");
 	else
 		ret = run(&p);
-	if (ret == 0 && p.o.out_src && lines)
-		canon_lines_add(lines, p.o.out_src);
+	if (ret == 0)
+		canon_out_end(&p.o);
 	free_heredocs(&p);
 	sb_release(&p.word);
 	if (ret < 0) {

@@ -192,6 +192,20 @@ int canon_source(enum canon_lang lang, const char *src, size_t len, struct strbu
 	return canon_source_lines(lang, src, len, out, deps, NULL);
 }
 
+void canon_out_start(struct canon_out *o, struct strbuf *out, struct canon_lines *map)
+{
+	o->out = out;
+	o->map = map;
+	o->out_src = 0;
+	o->keep = o->line_out = out->len;
+}
+
+void canon_out_end(struct canon_out *o)
+{
+	if (o->out_src && o->map)
+		canon_lines_add(o->map, o->out_src);
+}
+
 void canon_put(struct canon_out *o, const char *d, size_t n, uint32_t src_line)
 {
 	canon_emit(o->out, o->map, &o->out_src, d, n, src_line);

@@ -41,6 +41,10 @@ struct canon_out {
 	size_t keep;      /* trailing-blank trimming stops here */
 	size_t line_out;  /* where the current output line starts */
 };
+/* Starts writing after what out already holds (which is never trimmed);
+ * canon_out_end records the last open line in the map. */
+void canon_out_start(struct canon_out *o, struct strbuf *out, struct canon_lines *map);
+void canon_out_end(struct canon_out *o);
 void canon_put(struct canon_out *o, const char *d, size_t n, uint32_t src_line);
 void canon_put_nl(struct canon_out *o, uint32_t src_line);
 /* Drops the characters of blanks written since the last token. */
