@@ -481,8 +481,8 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 	if (!w->trace || out->untraced) {
 		if (!said_untraced++)
 			notice(req,
-			       "warning: cannot observe what the command reads (%s); only its declared inputs are "
-			       "in the key",
+			       "warning: cannot observe what the command reads (%s); only its declared inputs and "
+			       "the sources its scripts load are checked",
 			       out->untraced ? out->untraced : "tracing unavailable");
 		/* checked like a traced run's inputs, where tracing is
 		 * impossible too: what reading the scripts finds */
