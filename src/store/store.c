@@ -313,6 +313,33 @@ static uint32_t be(const unsigned char *p, int n)
  * not a database at all, or shorter than the header says (truncated).
  * The size check needs an empty WAL: pages may live there until the next
  * checkpoint. Returns 1 damaged (why says how), 0 not (or no file). */
+/* What the header suggests (a file shorter than its page count) is also
+ * what another process's checkpoint looks like half-way through: ask
+ * SQLite, which reads a consistent snapshot, before calling it damaged.
+ * Setting a live index aside (its -shm unlinked under its readers) is
+ * far worse than one failed command. path ends in "-wal": cut it. */
+static int sqlite_finds_damage(const char *wal_path)
+{
+	struct strbuf db = STRBUF_INIT;
+	sqlite3 *h = NULL;
+	sqlite3_stmt *s = NULL;
+	int damaged = 0;
+	sb_add(&db, wal_path, strlen(wal_path) - 4);
+	if (sqlite3_open_v2(db.buf, &h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(h, "PRAGMA quick_check(1)", -1, &s, NULL) != SQLITE_OK) {
+		int code = h ? sqlite3_errcode(h) & 0xff : SQLITE_CANTOPEN;
+		damaged = code == SQLITE_CORRUPT || code == SQLITE_NOTADB;
+	} else {
+		int rc = sqlite3_step(s);
+		damaged = rc == SQLITE_ROW ? strcmp((const char *)sqlite3_column_text(s, 0), "ok") != 0
+					   : (sqlite3_errcode(h) & 0xff) == SQLITE_CORRUPT;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(h);
+	sb_release(&db);
+	return damaged;
+}
+
 static int index_damaged(const char *dir, struct strbuf *why)
 {
 	struct strbuf p = STRBUF_INIT;
@@ -349,7 +376,8 @@ static int index_damaged(const char *dir, struct strbuf *why)
 	/* the page count is valid when the change counter matches the
 	 * version-valid-for field, as SQLite itself checks */
 	uint64_t pages = be(h + 28, 4);
-	if (sb.st_size % page || (pages && be(h + 24, 4) == be(h + 92, 4) && pages * page > (uint64_t)sb.st_size)) {
+	if ((sb.st_size % page || (pages && be(h + 24, 4) == be(h + 92, 4) && pages * page > (uint64_t)sb.st_size)) &&
+	    sqlite_finds_damage(p.buf)) {
 		sb_addf(why, "truncated: %lld bytes", (long long)sb.st_size);
 		bad = 1;
 	}
