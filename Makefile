@@ -143,7 +143,7 @@ $(O)/trace-run: $(O)/tests/trace/trace-run.o $(O)/src/trace/trace.o $(O)/src/uti
 # the module calls back into (tests/unit/fixture.h).
 $(O)/tests/unit/%.o: ALL_CFLAGS += -DCASHET_TEST_GIT_MODULE='"$(abspath $(OUT)cashet-git.so)"'
 $(UNIT_SRC:%.c=$(O)/%.o): $(wildcard tests/unit/*.h)
-$(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ) | $(OUT)cashet-git.so
+$(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ) | $(OUT)cashet-git.so $(OUT)cashet-trace.so
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -rdynamic -Wl,--exclude-libs,$(EXCLUDE_LIBS) -o $@ $^ $(CORE_LIBS) $(UNIT_LIBS)
 

@@ -81,6 +81,45 @@ __attribute__((constructor)) static void preload_init(void)
 	log_fd = (int)fd;
 }
 
+/* A syscall with the cookie in its 6th argument. Not through libc's
+ * syscall(): the register of that argument (r9, x5) would keep the cookie
+ * after the call, and the next syscall libc makes with fewer arguments
+ * (an execve, readdir's getdents64) would carry it through the filter
+ * unrecorded. So the register is cleared before anything else runs. */
+static long cookie_call(long nr, long a, long b, long c, long d, long e)
+{
+	long ret;
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = (long)cookie;
+	__asm__ volatile("syscall\n\txor %%r9d, %%r9d"
+			 : "=a"(ret), "+r"(r9)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	register long x4 __asm__("x4") = e;
+	register long x5 __asm__("x5") = (long)cookie;
+	__asm__ volatile("svc #0\n\tmov x5, xzr"
+			 : "+r"(x0), "+r"(x5)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4)
+			 : "memory");
+	ret = x0;
+#else
+#error "cashet-trace.so is for x86_64 and aarch64"
+#endif
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
 /* The absolute form of path relative to dirfd, into buf (cap bytes);
  * its length, or -1 when it cannot be made (cashet then sees the call
  * stop). Mirrors what cashet's serving thread does with a stopped call. */
@@ -110,7 +149,8 @@ static ssize_t absolute(int dirfd, const char *path, size_t plen, char *buf, siz
 		while (k)
 			p[n++] = d[--k];
 		p[n] = '\0';
-		base = syscall(SYS_readlinkat, AT_FDCWD, p, buf, cap < PATH_MAX ? cap : PATH_MAX);
+		/* with the cookie: cashet's own readlink of the fd is not recorded either */
+		base = cookie_call(SYS_readlinkat, AT_FDCWD, (long)p, (long)buf, cap < PATH_MAX ? cap : PATH_MAX, 0);
 		if (base <= 0 || base >= PATH_MAX || buf[0] != '/')
 			return -1;
 	}
@@ -154,13 +194,17 @@ static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 	return ok ? 0 : -1;
 }
 
+/* The calls made without the cookie (they stop) pass 0 in every argument
+ * the syscall does not use, the 6th included, rather than whatever
+ * libc's syscall() would find there. */
+
 /* --- open ------------------------------------------------------------- */
 
 static int open_common(int dirfd, const char *path, int flags, mode_t mode)
 {
 	if (note(dirfd, path, TRACE_REC_OPEN, (unsigned)flags) < 0)
-		return (int)syscall(SYS_openat, dirfd, path, flags, mode);
-	return (int)syscall(SYS_openat, dirfd, path, flags, mode, 0, cookie);
+		return (int)syscall(SYS_openat, dirfd, path, flags, mode, 0, 0);
+	return (int)cookie_call(SYS_openat, (long)dirfd, (long)path, (long)flags, (long)mode, 0);
 }
 
 static mode_t open_mode(int flags, va_list ap)
@@ -247,8 +291,8 @@ EXPORT int creat64(const char *path, mode_t mode)
 static int fstatat_common(int dirfd, const char *path, void *st, int flags)
 {
 	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
-		return (int)syscall(SYS_newfstatat, dirfd, path, st, flags);
-	return (int)syscall(SYS_newfstatat, dirfd, path, st, flags, 0, cookie);
+		return (int)syscall(SYS_newfstatat, dirfd, path, st, flags, 0, 0);
+	return (int)cookie_call(SYS_newfstatat, (long)dirfd, (long)path, (long)st, (long)flags, 0);
 }
 
 EXPORT int stat(const char *path, struct stat *st)
@@ -323,8 +367,8 @@ EXPORT int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st,
 EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
 {
 	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
-		return (int)syscall(SYS_statx, dirfd, path, flags, mask, st);
-	return (int)syscall(SYS_statx, dirfd, path, flags, mask, st, cookie);
+		return (int)syscall(SYS_statx, dirfd, path, flags, mask, st, 0);
+	return (int)cookie_call(SYS_statx, (long)dirfd, (long)path, (long)flags, (long)mask, (long)st);
 }
 
 /* --- access, readlink ------------------------------------------------- */
@@ -342,8 +386,8 @@ static int faccessat_common(int dirfd, const char *path, int mode, int flags)
 		return real_faccessat(dirfd, path, mode, flags);
 	}
 	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
-		return (int)syscall(SYS_faccessat, dirfd, path, mode);
-	return (int)syscall(SYS_faccessat, dirfd, path, mode, 0, 0, cookie);
+		return (int)syscall(SYS_faccessat, dirfd, path, mode, 0, 0, 0);
+	return (int)cookie_call(SYS_faccessat, (long)dirfd, (long)path, (long)mode, 0, 0);
 }
 
 EXPORT int access(const char *path, int mode)
@@ -359,8 +403,8 @@ EXPORT int faccessat(int dirfd, const char *path, int mode, int flags)
 static ssize_t readlinkat_common(int dirfd, const char *path, char *buf, size_t size)
 {
 	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
-		return syscall(SYS_readlinkat, dirfd, path, buf, size);
-	return syscall(SYS_readlinkat, dirfd, path, buf, size, 0, cookie);
+		return syscall(SYS_readlinkat, dirfd, path, buf, size, 0, 0);
+	return cookie_call(SYS_readlinkat, (long)dirfd, (long)path, (long)buf, (long)size, 0);
 }
 
 EXPORT ssize_t readlink(const char *path, char *buf, size_t size)
@@ -378,8 +422,8 @@ EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 static int mkdirat_common(int dirfd, const char *path, mode_t mode)
 {
 	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_WRITE) < 0)
-		return (int)syscall(SYS_mkdirat, dirfd, path, mode);
-	return (int)syscall(SYS_mkdirat, dirfd, path, mode, 0, 0, cookie);
+		return (int)syscall(SYS_mkdirat, dirfd, path, mode, 0, 0, 0);
+	return (int)cookie_call(SYS_mkdirat, (long)dirfd, (long)path, (long)mode, 0, 0);
 }
 
 EXPORT int mkdir(const char *path, mode_t mode)
@@ -395,8 +439,8 @@ EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 static int unlinkat_common(int dirfd, const char *path, int flags)
 {
 	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_REMOVE) < 0)
-		return (int)syscall(SYS_unlinkat, dirfd, path, flags);
-	return (int)syscall(SYS_unlinkat, dirfd, path, flags, 0, 0, cookie);
+		return (int)syscall(SYS_unlinkat, dirfd, path, flags, 0, 0, 0);
+	return (int)cookie_call(SYS_unlinkat, (long)dirfd, (long)path, (long)flags, 0, 0);
 }
 
 EXPORT int unlink(const char *path)
@@ -422,8 +466,8 @@ static int renameat2_common(int olddir, const char *oldpath, int newdir, const c
 	 * happened is harmless (a stop would record the same) */
 	if (note(olddir, oldpath, TRACE_REC_ACCESS, from) < 0 ||
 	    note(newdir, newpath, TRACE_REC_ACCESS, TRACE_REC_WRITE) < 0)
-		return (int)syscall(SYS_renameat2, olddir, oldpath, newdir, newpath, flags);
-	return (int)syscall(SYS_renameat2, olddir, oldpath, newdir, newpath, flags, cookie);
+		return (int)syscall(SYS_renameat2, olddir, oldpath, newdir, newpath, flags, 0);
+	return (int)cookie_call(SYS_renameat2, (long)olddir, (long)oldpath, (long)newdir, (long)newpath, (long)flags);
 }
 
 EXPORT int rename(const char *oldpath, const char *newpath)
