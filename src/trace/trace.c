@@ -1072,9 +1072,8 @@ static void *serve_main(void *arg)
 
 /* Serves without recording until no process has the filter any more: closing
  * the listener earlier would fail their stopped syscalls with ENOSYS. */
-static void *keep_serving_main(void *arg)
+static void keep_serving(struct server *sv)
 {
-	struct server *sv = arg;
 	struct pollfd p = { sv->listener, POLLIN, 0 };
 	for (;;) {
 		int n = poll(&p, 1, -1);
@@ -1087,9 +1086,65 @@ static void *keep_serving_main(void *arg)
 		else if (p.revents)
 			break;
 	}
+}
+
+static void *keep_serving_main(void *arg)
+{
+	struct server *sv = arg;
+	keep_serving(sv);
 	server_release(sv);
 	free(sv);
 	return NULL;
+}
+
+/* Hands the listener to a process of its own, which serves the processes
+ * the command left running (git's background gc, a daemon) after this one
+ * has exited: a double fork, so that it is nobody's child to reap, in a
+ * session of its own (no terminal's signals), in /, with no other fd open
+ * (no pipe of ours kept open, no file of the store). Only async-signal-safe
+ * calls after fork (this process has threads): the buffers were allocated
+ * before. 0, or -1 if it could not be started. */
+static int keep_serving_elsewhere(struct server *sv)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		pid_t helper = fork();
+		if (helper != 0)
+			_exit(helper < 0);
+		setsid();
+		static const int ignored[] = { SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
+		for (size_t i = 0; i < sizeof(ignored) / sizeof(*ignored); i++)
+			signal(ignored[i], SIG_IGN);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (chdir("/") < 0) {
+			/* serving needs no directory */
+		}
+		prctl(PR_SET_NAME, (unsigned long)"cashet-trace", 0, 0, 0);
+		int fd = sv->listener;
+#ifdef SYS_close_range
+		if (fd > 0)
+			syscall(SYS_close_range, 0U, (unsigned)fd - 1, 0U);
+		if (syscall(SYS_close_range, (unsigned)fd + 1, ~0U, 0U) < 0)
+#endif
+		{
+			long max = sysconf(_SC_OPEN_MAX);
+			for (int i = 0; i < (max > 0 && max < 65536 ? (int)max : 65536); i++)
+				if (i != fd)
+					close(i);
+		}
+		keep_serving(sv);
+		_exit(0);
+	}
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* pthread_create with every signal blocked in the new thread: the signals
@@ -1220,9 +1275,15 @@ void trace_finish(struct trace *t)
 		server_release(&t->sv);
 		return;
 	}
-	/* Processes the command left running still have the filter: a thread
-	 * of its own serves them, with the listener and buffers moved out of t,
-	 * which trace_free may then free whenever it likes. */
+	/* Processes the command left running still have the filter: a
+	 * process of its own serves them, for as long as they live; if it
+	 * cannot be started, a thread of this one does, until this one exits,
+	 * with the listener and buffers moved out of t, which trace_free may
+	 * then free whenever it likes. */
+	if (keep_serving_elsewhere(&t->sv) == 0) {
+		server_release(&t->sv);
+		return;
+	}
 	struct server *sv = xmalloc(sizeof(*sv));
 	*sv = t->sv;
 	t->sv.listener = -1;

@@ -69,8 +69,11 @@ void trace_child_install(struct trace *t);
 int trace_parent_attach(struct trace *t);
 
 /* After the child has been reaped: serves what is still pending, stops
- * recording. Processes the command left running keep being served (not
- * recorded) until they exit. */
+ * recording, and adds the preload library's records. Processes the command
+ * left running keep being served (not recorded) until they exit, after
+ * this process has exited too: a helper process of their own (double
+ * forked, in its own session, no other fd open) takes the listener over,
+ * or, if it cannot be started, a thread of this process. */
 void trace_finish(struct trace *t);
 
 /* The accesses recorded, one per path, in first-access order; valid until
