@@ -319,6 +319,10 @@ struct trace {
 	uint64_t cookie;
 	char *preload;
 	size_t preload_len;
+	off_t log_off;          /* what was read of the log (whole records) */
+	off_t log_punched;      /* what was freed of it */
+	int64_t log_drained_at; /* now_ms() of the last read */
+	int log_bad;
 };
 
 /* trace_available's probe, once per process. */
@@ -723,6 +727,7 @@ int trace_new(struct trace **out)
 	t->preload_len = t->preload ? strlen(t->preload) : 0;
 	unsigned short len;
 	t->filter = filter_build(t->cookie, &len);
+	t->log_drained_at = now_ms();
 	t->prog.len = len;
 	t->prog.filter = t->filter;
 	t->sv.req_size =
@@ -1043,15 +1048,78 @@ static void serve_one(struct server *sv, struct trace *t)
  * drain (and trace_finish) going for as long as it makes syscalls. */
 #define DRAIN_MAX 256
 
+/* How often the serving thread adds the preload library's records while
+ * the command runs, and frees the part of the log they took. */
+#define LOG_DRAIN_MS 200
+
+/* Adds the preload library's records (preload.h) written since the last
+ * call to the table, as the serving thread would have recorded the same
+ * calls stopped, then punches what was read out of the memfd: a long
+ * build's log holds only what is not recorded yet. A record that is not
+ * whole yet (being written) waits for the next call. What looks damaged
+ * waits too while the command runs (a write may not be visible whole
+ * yet); at the end (final) it makes the trace blind. Records written after
+ * the end, by processes the command left running, are not recorded, like
+ * their stopped calls. */
+static void log_drain(struct trace *t, int final)
+{
+	t->log_drained_at = now_ms();
+	if (t->log_fd < 0 || t->log_bad)
+		return;
+	struct strbuf data = STRBUF_INIT;
+	char buf[65536];
+	for (off_t off = t->log_off;;) {
+		ssize_t n = pread(t->log_fd, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		sb_add(&data, buf, (size_t)n);
+		off += n;
+	}
+	char path[PATH_MAX * 2 + 2];
+	size_t at = 0;
+	while (data.len - at >= sizeof(struct trace_rec)) {
+		struct trace_rec r;
+		memcpy(&r, data.buf + at, sizeof(r));
+		if (r.magic != TRACE_REC_MAGIC || r.len == 0 || r.len > PATH_MAX * 2) {
+			if (final) {
+				set_blind(t, "the preload library's log is damaged at byte %lld",
+					  (long long)t->log_off + (long long)at);
+				t->log_bad = 1;
+			}
+			break;
+		}
+		if (r.len > data.len - at - sizeof(r))
+			break;
+		memcpy(path, data.buf + at + sizeof(r), r.len);
+		at += sizeof(r) + r.len;
+		if (path[0] != '/')
+			continue;
+		unsigned access = r.kind == TRACE_REC_OPEN ? open_access(r.bits) : r.bits;
+		record(t, path, path_fold(path, r.len), access);
+	}
+	sb_release(&data);
+	t->log_off += (off_t)at;
+	off_t upto = t->log_off & ~(off_t)(page_size - 1);
+	if (upto > t->log_punched && fallocate(t->log_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, t->log_punched,
+					       upto - t->log_punched) == 0)
+		t->log_punched = upto;
+}
+
 static void *serve_main(void *arg)
 {
 	struct trace *t = arg;
 	struct pollfd p[2] = { { t->sv.listener, POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
 	int stopping = 0, drained = 0;
 	for (;;) {
-		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : -1);
+		if (!stopping && t->log_fd >= 0 && now_ms() - t->log_drained_at >= LOG_DRAIN_MS)
+			log_drain(t, 0);
+		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : t->log_fd >= 0 ? LOG_DRAIN_MS : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0 && !stopping)
+			continue; /* time to read the log */
 		if (n <= 0)
 			break; /* drained (or poll failed: trace_finish hands over) */
 		if (p[0].revents & POLLIN) {
@@ -1220,47 +1288,6 @@ int trace_parent_attach(struct trace *t)
 	return 0;
 }
 
-/* Adds the preload library's records (preload.h) to the table, as the
- * serving thread would have recorded the same calls stopped. Records from
- * processes still running may come later: those, like their stopped
- * calls after trace_finish, are not recorded. */
-static void log_merge(struct trace *t)
-{
-	if (t->log_fd < 0)
-		return;
-	struct strbuf data = STRBUF_INIT;
-	char buf[65536];
-	off_t off = 0;
-	for (;;) {
-		ssize_t n = pread(t->log_fd, buf, sizeof(buf), off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		sb_add(&data, buf, (size_t)n);
-		off += n;
-	}
-	char *path = xmalloc(PATH_MAX * 2 + 2);
-	size_t at = 0;
-	while (data.len - at >= sizeof(struct trace_rec)) {
-		struct trace_rec r;
-		memcpy(&r, data.buf + at, sizeof(r));
-		if (r.magic != TRACE_REC_MAGIC || r.len == 0 || r.len > PATH_MAX * 2 ||
-		    r.len > data.len - at - sizeof(r)) {
-			set_blind(t, "the preload library's log is damaged at byte %zu", at);
-			break;
-		}
-		memcpy(path, data.buf + at + sizeof(r), r.len);
-		at += sizeof(r) + r.len;
-		if (path[0] != '/')
-			continue;
-		unsigned access = r.kind == TRACE_REC_OPEN ? open_access(r.bits) : r.bits;
-		record(t, path, path_fold(path, r.len), access);
-	}
-	free(path);
-	sb_release(&data);
-}
-
 void trace_finish(struct trace *t)
 {
 	if (!t || !t->running)
@@ -1270,7 +1297,7 @@ void trace_finish(struct trace *t)
 		;
 	pthread_join(t->thread, NULL);
 	t->running = 0;
-	log_merge(t);
+	log_drain(t, 1);
 	if (t->hangup) {
 		server_release(&t->sv);
 		return;

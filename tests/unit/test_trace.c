@@ -630,6 +630,15 @@ static void test_preload_same_events(void **state)
 		       "subprocess.run(['cat', 'sub/x'], check=True, close_fds=False, stdout=subprocess.DEVNULL)\n",
 		       NULL };
 	assert_same_with_preload(d, py);
+	/* records read while the command runs (every 200 ms) and at the end,
+	 * a record split across two pages of the log among them */
+	char *slow[] = { "python3", "-c",
+			 "import os, time\n"
+			 "for i in range(300): os.path.exists('m' * (i % 200 + 1))\n"
+			 "time.sleep(0.5); os.stat('a')\n"
+			 "for i in range(300): os.path.exists('n' * (i % 200 + 1))\n",
+			 NULL };
+	assert_same_with_preload(d, slow);
 }
 
 /* A static binary ignores LD_PRELOAD: every call stops, as before. */
