@@ -3,7 +3,8 @@
  * until cashet's serving thread has read its path: a few microseconds
  * each, which is what a Python start-up (a thousand stats and opens) pays
  * for. Loaded into the traced processes, this library takes the libc entry
- * points that make most of those calls (open, stat, access, readlink, ...)
+ * points that make most of those calls (open, opendir, stat, access,
+ * readlink, ...)
  * and, instead of letting them stop, writes what they name into a log that
  * cashet reads after the run, then makes the syscall itself with a cookie
  * in an argument slot the syscall ignores (the 6th): the seccomp filter
@@ -31,6 +32,7 @@
  * A record: struct rec (below), then the path (absolute, not terminated,
  * as the process named it joined to its cwd or its dirfd's path: cashet
  * folds it as it folds the stopped calls' paths). */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -282,6 +284,33 @@ EXPORT int creat(const char *path, mode_t mode)
 EXPORT int creat64(const char *path, mode_t mode)
 {
 	return open_common(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE, mode);
+}
+
+/* opendir: libc opens the directory itself (no wrapper sees it); the
+ * listing that follows (getdents64) still stops. */
+EXPORT DIR *opendir(const char *path)
+{
+	static DIR *(*real_opendir)(const char *);
+	int flags = O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_LARGEFILE | O_CLOEXEC; /* as glibc opens it */
+	if (note(AT_FDCWD, path, TRACE_REC_OPEN, (unsigned)flags) < 0) {
+		if (!real_opendir)
+			real_opendir = (DIR * (*)(const char *)) dlsym(RTLD_NEXT, "opendir");
+		if (!real_opendir) {
+			errno = ENOSYS;
+			return NULL;
+		}
+		return real_opendir(path);
+	}
+	int fd = (int)cookie_call(SYS_openat, AT_FDCWD, (long)path, flags, 0, 0);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
 }
 
 /* --- stat ------------------------------------------------------------- */
