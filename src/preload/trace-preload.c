@@ -166,6 +166,50 @@ static ssize_t absolute(int dirfd, const char *path, size_t plen, char *buf, siz
 /* Writes the record of one path; 0 written or nothing to write (an empty
  * path names the fd itself, which cashet records at the open), -1 when the
  * call must go to libc and stop. */
+/* What this process has written already, so that a path looked at again
+ * the same way (a compiler's headers, Python's directories) is not
+ * written again: 64-bit hashes of (path, kind, what the bits mean),
+ * open-addressed, lock-free (threads and signal handlers insert at once),
+ * inherited by fork (the parent's records are in the log) and emptied by
+ * exec. A full neighbourhood only means writing again. */
+#define SEEN_SLOTS 4096
+#define SEEN_PROBE 8
+static uint64_t seen[SEEN_SLOTS];
+
+static uint64_t rec_hash(const char *p, size_t n, unsigned kind, unsigned bits)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	if (kind == TRACE_REC_OPEN) /* only these flags decide the access */
+		bits &= (unsigned)(O_ACCMODE | O_CREAT | O_TRUNC | O_PATH | O_TMPFILE);
+	h = (h ^ ((uint64_t)kind << 32 | bits)) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+static int seen_has(uint64_t h)
+{
+	for (size_t k = 0; k < SEEN_PROBE; k++) {
+		uint64_t v = __atomic_load_n(&seen[(h + k) & (SEEN_SLOTS - 1)], __ATOMIC_RELAXED);
+		if (v == h)
+			return 1;
+		if (!v)
+			return 0;
+	}
+	return 0;
+}
+
+static void seen_add(uint64_t h)
+{
+	for (size_t k = 0; k < SEEN_PROBE; k++) {
+		uint64_t v = 0;
+		if (__atomic_compare_exchange_n(&seen[(h + k) & (SEEN_SLOTS - 1)], &v, h, 0, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED) ||
+		    v == h)
+			return;
+	}
+}
+
 static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 {
 	if (log_fd < 0 || !path)
@@ -185,6 +229,11 @@ static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 		errno = e;
 		return -1;
 	}
+	uint64_t h = rec_hash(u.buf + sizeof(u.r), (size_t)n, kind, bits);
+	if (seen_has(h)) {
+		errno = e;
+		return 0;
+	}
 	u.r.len = (uint16_t)n;
 	u.r.kind = (uint8_t)kind;
 	u.r.magic = TRACE_REC_MAGIC;
@@ -192,6 +241,8 @@ static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 	size_t total = sizeof(u.r) + (size_t)n;
 	int ok = syscall(SYS_fcntl, log_fd, F_GET_SEALS) == TRACE_PRELOAD_SEALS &&
 		 syscall(SYS_write, log_fd, u.buf, total) == (long)total;
+	if (ok)
+		seen_add(h);
 	errno = e;
 	return ok ? 0 : -1;
 }
