@@ -3,8 +3,8 @@
  * until cashet's serving thread has read its path: a few microseconds
  * each, which is what a Python start-up (a thousand stats and opens) pays
  * for. Loaded into the traced processes, this library takes the libc entry
- * points that make most of those calls (open, opendir, stat, access,
- * readlink, ...)
+ * points that make most of those calls (open, fopen, opendir, stat,
+ * access, readlink, ...)
  * and, instead of letting them stop, writes what they name into a log that
  * cashet reads after the run, then makes the syscall itself with a cookie
  * in an argument slot the syscall ignores (the 6th): the seccomp filter
@@ -335,6 +335,62 @@ EXPORT int creat(const char *path, mode_t mode)
 EXPORT int creat64(const char *path, mode_t mode)
 {
 	return open_common(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE, mode);
+}
+
+/* fopen: libc opens the file itself. The mode as glibc reads it: r, w or
+ * a, then any of + (read and write), x (O_EXCL), e (O_CLOEXEC); the rest
+ * (b, m, c, ",ccs=") changes nothing here, and fdopen reads it again. */
+static FILE *fopen_common(const char *path, const char *mode, int large)
+{
+	static FILE *(*real_fopen)(const char *, const char *);
+	static FILE *(*real_fopen64)(const char *, const char *);
+	int flags = -1;
+	if (mode && (mode[0] == 'r' || mode[0] == 'w' || mode[0] == 'a')) {
+		int acc = mode[0] == 'r' ? O_RDONLY : O_WRONLY, extra = 0;
+		if (mode[0] == 'w')
+			extra = O_CREAT | O_TRUNC;
+		else if (mode[0] == 'a')
+			extra = O_CREAT | O_APPEND;
+		for (const char *m = mode + 1; *m && *m != ','; m++) {
+			if (*m == '+')
+				acc = O_RDWR;
+			else if (*m == 'x')
+				extra |= O_EXCL;
+			else if (*m == 'e')
+				extra |= O_CLOEXEC;
+		}
+		flags = acc | extra | (large ? O_LARGEFILE : 0);
+	}
+	if (flags < 0 || note(AT_FDCWD, path, TRACE_REC_OPEN, (unsigned)flags) < 0) {
+		FILE *(**real)(const char *, const char *) = large ? &real_fopen64 : &real_fopen;
+		if (!*real)
+			*real = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, large ? "fopen64" : "fopen");
+		if (!*real) {
+			errno = ENOSYS;
+			return NULL;
+		}
+		return (*real)(path, mode);
+	}
+	int fd = (int)cookie_call(SYS_openat, AT_FDCWD, (long)path, flags, 0666, 0);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, mode);
+	if (!f) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return f;
+}
+
+EXPORT FILE *fopen(const char *path, const char *mode)
+{
+	return fopen_common(path, mode, 0);
+}
+
+EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+	return fopen_common(path, mode, 1);
 }
 
 /* opendir: libc opens the directory itself (no wrapper sees it); the

@@ -608,6 +608,8 @@ static void test_preload_same_events(void **state)
 		{ "sh", "-c", "mv a c; cat a b 2>/dev/null; cd sub && cat x ../b && ln -sf x y && readlink y", NULL },
 		{ "env", path_env, "tool", NULL },
 		{ "sh", "-c", "cat a & cat b; wait", NULL },
+		/* fopen: sort reads and writes through stdio */
+		{ "sort", "-o", "out", "b", "a", NULL },
 		/* no LD_PRELOAD, no log: every call stops */
 		{ "env", "-i", "/bin/cat", "a", NULL },
 	};
