@@ -1,37 +1,39 @@
 /* cashet-trace.so: the LD_PRELOAD half of the file-access tracer
  * (src/trace). Under tracing, every file syscall stops the calling task
  * until cashet's serving thread has read its path: a few microseconds
- * each, which is what a Python start-up (a thousand stats and opens) pays
- * for. Loaded into the traced processes, this library takes the libc entry
- * points that make most of those calls (open, fopen, opendir, stat,
- * access, readlink, ...)
+ * each, more on a loaded machine, which is what a Python start-up (a
+ * thousand stats and opens) pays for. Loaded into the traced processes,
+ * this library takes the libc entry points that make most of those calls
+ * (open, fopen, opendir, stat, access, readlink, mkdir, unlink, rename)
  * and, instead of letting them stop, writes what they name into a log that
- * cashet reads after the run, then makes the syscall itself with a cookie
- * in an argument slot the syscall ignores (the 6th): the seccomp filter
- * lets a call carrying the run's cookie through without a stop.
+ * cashet reads while the command runs and after, then makes the syscall
+ * itself with a cookie in an argument slot the syscall ignores (the 6th):
+ * the seccomp filter lets a call carrying the run's cookie through without
+ * a stop.
  *
  * Coverage never shrinks: whatever this library does not see (static
- * binaries, Go, raw syscalls, calls glibc makes internally such as
- * readdir's getdents64 or fopen's openat, a process that closed the log or
- * lost the environment) carries no cookie and stops as before, and so
- * does a call whose record could not be written.
+ * binaries, Go, raw syscalls, the dynamic loader, calls glibc makes
+ * internally such as readdir's getdents64 or setlocale's opens, a process
+ * that closed the log or lost the environment) carries no cookie and stops
+ * as before, and so does a call whose record could not be written.
  *
  * The environment (read once, at load): CASHET_TRACE_LOG=FD:INODE:COOKIE
  * (decimal, decimal, 16 hex digits): FD is a memfd opened with O_APPEND,
  * sealed against shrinking, shared by every process of the tree; INODE
  * identifies it. A record is one write(2) (atomic: O_APPEND on a regular
  * file), so threads, forks, vforks and signal handlers may write at once:
- * the wrappers are async-signal-safe (no malloc, no stdio, no locks; the
- * state is set before main and only read afterwards). A call made before
- * that (another library's constructor) or unrecorded is made as libc would
- * make it, without the cookie: the same syscall (the *at form libc uses),
- * which stops. Before each write
- * the fd is checked to still be a memfd with those seals, so a process
- * that closed it and reused the number never gets a record in its file.
+ * the wrappers of async-signal-safe functions are async-signal-safe (no
+ * malloc, no stdio, no locks; the state is set before main and only read
+ * afterwards, but for a lock-free table). A call made before that (another
+ * library's constructor) or unrecorded is made as libc would make it,
+ * without the cookie: the same syscall (the *at form libc uses), which
+ * stops. Before each write the fd is checked to still be a memfd with
+ * those seals, so a process that closed it and reused the number never
+ * gets a record in its file.
  *
- * A record: struct rec (below), then the path (absolute, not terminated,
- * as the process named it joined to its cwd or its dirfd's path: cashet
- * folds it as it folds the stopped calls' paths). */
+ * A record: struct trace_rec (preload.h), then the path (absolute, not
+ * terminated, as the process named it joined to its cwd or its dirfd's
+ * path: cashet folds it as it folds the stopped calls' paths). */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -68,7 +70,7 @@ static int parse_ul(const char **s, unsigned long *v, int base)
 	return 0;
 }
 
-__attribute__((constructor)) static void preload_init(void)
+static void preload_parse(void)
 {
 	const char *s = getenv(TRACE_PRELOAD_ENV);
 	unsigned long fd, ino, ck;
@@ -81,6 +83,13 @@ __attribute__((constructor)) static void preload_init(void)
 		return; /* closed (close_fds, closefrom), or another file now */
 	cookie = ck;
 	log_fd = (int)fd;
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+	int e = errno;
+	preload_parse();
+	errno = e;
 }
 
 /* A syscall with the cookie in its 6th argument. Not through libc's

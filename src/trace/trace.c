@@ -13,7 +13,13 @@
  * allocation for a path already recorded. What it reads may be changed by
  * another thread of the task before the kernel reads it again: that is
  * fine for observing (nothing is enforced), and is why trace.h says the
- * paths are what was asked for. */
+ * paths are what was asked for.
+ *
+ * Most stops are spared by the preload library (cashet-trace.so, see
+ * src/preload/trace-preload.c and preload.h): the calls it records itself
+ * carry the run's cookie, which the filter lets through, and its records
+ * come through a memfd that the serving thread reads every LOG_DRAIN_MS
+ * and trace_finish reads last (log_drain). */
 #include "trace/trace.h"
 #include "trace/preload.h"
 #include "util/util.h"
