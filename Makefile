@@ -79,7 +79,7 @@ SERVE_OBJ := $(SERVE_SRC:%.c=$(O)/%.o)
 HTTP_OBJ := $(HTTP_SRC:%.c=$(O)/%.o)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
 
-PROGS   := $(OUT)cashet $(OUT)cashet-git.so $(OUT)cashet-serve.so $(OUT)cashet-http.so
+PROGS   := $(OUT)cashet $(OUT)cashet-git.so $(OUT)cashet-serve.so $(OUT)cashet-http.so $(OUT)cashet-trace.so
 
 all: $(PROGS) $(O)/toml-decoder $(O)/trace-run
 
@@ -116,13 +116,26 @@ $(OUT)cashet-serve.so: $(SERVE_OBJ)
 $(OUT)cashet-http.so: $(HTTP_OBJ)
 	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(HTTP_LIBS)
 
+# The tracer's LD_PRELOAD library (src/preload): loaded into every traced
+# process, so it links nothing but libc, exports only the functions it
+# wraps, and is never sanitized (a sanitizer runtime has to be the first
+# library of a process; the traced programs are not built with it).
+# Without _FORTIFY_SOURCE, whose inline open() would clash with its own.
+$(OUT)cashet-trace.so: src/preload/trace-preload.c src/trace/preload.h
+	@mkdir -p $(dir $(O)/x)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -U_FORTIFY_SOURCE -fPIC -fvisibility=hidden -Isrc \
+		$(LDFLAGS) -shared -o $@ $<
+
 $(O)/toml-decoder: $(O)/tests/toml/decoder.o $(CORE_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # Runs a command under the file-access tracer and lists what it touched.
 # Only the tracer and util are linked: bench/trace-overhead times it, and
 # the start-up of the whole core is no part of what tracing costs.
-$(O)/trace-run: $(O)/tests/trace/trace-run.o $(O)/src/trace/trace.o $(O)/src/util/util.o
+# It loads the preload library of this tree (as the unit tests do).
+$(O)/tests/trace/trace-run.o $(O)/tests/unit/test_trace.o: ALL_CFLAGS += \
+	-DCASHET_TEST_TRACE_PRELOAD='"$(abspath $(OUT)cashet-trace.so)"'
+$(O)/trace-run: $(O)/tests/trace/trace-run.o $(O)/src/trace/trace.o $(O)/src/util/util.o | $(OUT)cashet-trace.so
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
 
 # Unit tests that open a store load cashet-git.so as the binary does: they
@@ -130,7 +143,7 @@ $(O)/trace-run: $(O)/tests/trace/trace-run.o $(O)/src/trace/trace.o $(O)/src/uti
 # the module calls back into (tests/unit/fixture.h).
 $(O)/tests/unit/%.o: ALL_CFLAGS += -DCASHET_TEST_GIT_MODULE='"$(abspath $(OUT)cashet-git.so)"'
 $(UNIT_SRC:%.c=$(O)/%.o): $(wildcard tests/unit/*.h)
-$(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ) | $(OUT)cashet-git.so
+$(O)/tests/%: $(O)/tests/unit/%.o $(CORE_OBJ) | $(OUT)cashet-git.so $(OUT)cashet-trace.so
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -rdynamic -Wl,--exclude-libs,$(EXCLUDE_LIBS) -o $@ $^ $(CORE_LIBS) $(UNIT_LIBS)
 # The option parser is the CLI's, not the core's.
@@ -162,6 +175,7 @@ install: all
 	install -m 755 cashet-git.so $(DESTDIR)$(LIBDIR)/cashet-git.so
 	install -m 755 cashet-serve.so $(DESTDIR)$(LIBDIR)/cashet-serve.so
 	install -m 755 cashet-http.so $(DESTDIR)$(LIBDIR)/cashet-http.so
+	install -m 755 cashet-trace.so $(DESTDIR)$(LIBDIR)/cashet-trace.so
 	install -m 644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 	-install -m 644 man/*.5 $(DESTDIR)$(MANDIR)/man5/ 2>/dev/null
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions \

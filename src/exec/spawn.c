@@ -131,7 +131,7 @@ static void tty_give(pid_t pgid)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
-static void child(const struct spawn_spec *spec, int out_w, int err_w, int status_w, int foreground)
+static void child(const struct spawn_spec *spec, char *const *env, int out_w, int err_w, int status_w, int foreground)
 {
 	setpgid(0, 0);
 	if (foreground)
@@ -153,8 +153,8 @@ static void child(const struct spawn_spec *spec, int out_w, int err_w, int statu
 		goto fail;
 	}
 	/* execvp searches the PATH of environ: the command's own */
-	if (spec->env)
-		environ = (char **)spec->env;
+	if (env)
+		environ = (char **)env;
 	/* last: from here on every file the command touches is observed,
 	 * execvp's PATH search included */
 	if (spec->trace)
@@ -173,6 +173,7 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, st_p[2] = { -1, -1 };
 	struct stream s[2];
 	int rc = -1, exec_errno = 0, pidfd = -1, attached = 0;
+	struct strvec trace_env = STRVEC_INIT;
 	memset(o, 0, sizeof(*o));
 	memset(s, 0, sizeof(s));
 	s[0].cap_fd = s[1].cap_fd = -1;
@@ -187,6 +188,12 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 		goto out;
 	}
 	int foreground = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp() && spec->stdin_fd < 0;
+	/* traced: with the tracer's preload library (the key hashed spec->env) */
+	char *const *env = spec->env;
+	if (spec->trace) {
+		trace_environ(spec->trace, spec->env, &trace_env);
+		env = trace_env.v;
+	}
 	int64_t start = now_ms();
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -194,7 +201,7 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 		goto out;
 	}
 	if (pid == 0)
-		child(spec, out_p[1], err_p[1], st_p[1], foreground);
+		child(spec, env, out_p[1], err_p[1], st_p[1], foreground);
 	setpgid(pid, pid); /* both sides, so killpg works whoever runs first */
 	/* readable when the child exits: no polling for the exit once the
 	 * streams are closed (-1 on kernels before 5.3: poll every 10 ms) */
@@ -324,6 +331,7 @@ out:
 	for (size_t i = 0; i < sizeof(fds) / sizeof(*fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	sv_release(&trace_env);
 	if (rc < 0)
 		spawn_result_free(o);
 	return rc;

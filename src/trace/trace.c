@@ -13,8 +13,15 @@
  * allocation for a path already recorded. What it reads may be changed by
  * another thread of the task before the kernel reads it again: that is
  * fine for observing (nothing is enforced), and is why trace.h says the
- * paths are what was asked for. */
+ * paths are what was asked for.
+ *
+ * Most stops are spared by the preload library (cashet-trace.so, see
+ * src/preload/trace-preload.c and preload.h): the calls it records itself
+ * carry the run's cookie, which the filter lets through, and its records
+ * come through a memfd that the serving thread reads every LOG_DRAIN_MS
+ * and trace_finish reads last (log_drain). */
 #include "trace/trace.h"
+#include "trace/preload.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -32,7 +39,10 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -82,6 +92,13 @@ int trace_new(struct trace **out)
 {
 	*out = NULL;
 	return err_set("cannot trace file accesses: %s", TRACE_UNSUPPORTED);
+}
+
+void trace_environ(const struct trace *t, char *const *env, struct strvec *out)
+{
+	extern char **environ;
+	for (env = env ? env : environ; *env; env++)
+		sv_push(out, *env);
 }
 
 void trace_child_install(struct trace *t)
@@ -299,6 +316,19 @@ struct trace {
 
 	int blind;
 	char blind_why[200];
+
+	/* The preload library's side (cashet-trace.so): the log its records
+	 * go to (a memfd, -1 without one), the cookie that lets its calls
+	 * through the filter, and the library (NULL: none to load). */
+	int log_fd;
+	ino_t log_ino;
+	uint64_t cookie;
+	char *preload;
+	size_t preload_len;
+	off_t log_off;          /* what was read of the log (whole records) */
+	off_t log_punched;      /* what was freed of it */
+	int64_t log_drained_at; /* now_ms() of the last read */
+	int log_bad;
 };
 
 /* trace_available's probe, once per process. */
@@ -335,6 +365,10 @@ static void table_grow(struct trace *t)
 
 static void record(struct trace *t, const char *path, size_t len, unsigned access)
 {
+	/* the dynamic loader reading the preload library is cashet's doing */
+	if (t->preload && len == t->preload_len && !(access & (TRACE_WRITE | TRACE_REMOVE)) &&
+	    !memcmp(path, t->preload, len))
+		return;
 	uint64_t h = path_hash(path, len);
 	if ((t->n + 1) * 2 > t->nslot)
 		table_grow(t);
@@ -403,6 +437,9 @@ void trace_free(struct trace *t)
 			close(t->sock[i]);
 	if (t->stop_fd >= 0)
 		close(t->stop_fd);
+	if (t->log_fd >= 0)
+		close(t->log_fd);
+	free(t->preload);
 	for (size_t i = 0; i < t->n; i++)
 		free((char *)t->ev[i].path);
 	free(t->ev);
@@ -430,18 +467,22 @@ void trace_free(struct trace *t)
  * cannot read the path, so it lets through every call of those that has
  * AT_EMPTY_PATH set: one with a non-empty path as well (legal, pointless,
  * not seen in practice) would go unrecorded. */
-static struct sock_filter *filter_build(unsigned short *len)
+static struct sock_filter *filter_build(uint64_t cookie, unsigned short *len)
 {
 	size_t nchecks = 0;
 	for (size_t i = 0; i < SYS_COUNT; i++)
 		nchecks += sys_table[i].empty_flags >= 0;
-	/* the header, one jump per syscall, ALLOW, two per AT_EMPTY_PATH check, ALLOW, USER_NOTIF */
+	/* the header, one jump per syscall, ALLOW, two per AT_EMPTY_PATH
+	 * check, four for the cookie (when there is one), ALLOW, USER_NOTIF */
 	unsigned short head = 3;
 #ifdef __X32_SYSCALL_BIT
 	head++;
 #endif
 	unsigned short checks = (unsigned short)(head + SYS_COUNT + 1);
-	unsigned short allow = (unsigned short)(checks + 2 * nchecks), notify = (unsigned short)(allow + 1);
+	unsigned short cookie_at = (unsigned short)(checks + 2 * nchecks);
+	unsigned short allow = (unsigned short)(cookie_at + (cookie ? 4 : 0)), notify = (unsigned short)(allow + 1);
+	/* where a traced syscall goes once the AT_EMPTY_PATH check is done */
+	unsigned short stop = cookie ? cookie_at : notify;
 	struct sock_filter *f = xcalloc((size_t)notify + 1, sizeof(*f));
 	unsigned short n = 0, c = checks;
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
@@ -454,7 +495,7 @@ static struct sock_filter *filter_build(unsigned short *len)
 #endif
 	for (size_t i = 0; i < SYS_COUNT; i++) {
 		const struct sys_desc *s = &sys_table[i];
-		unsigned short to = notify;
+		unsigned short to = stop;
 		if (s->empty_flags >= 0) {
 			/* the low half of the 64-bit argument, where the flags are */
 			unsigned off = (unsigned)(offsetof(struct seccomp_data, args) + 8 * (size_t)s->empty_flags);
@@ -464,13 +505,30 @@ static struct sock_filter *filter_build(unsigned short *len)
 			to = c;
 			f[c++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, off);
 			f[c] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, allow - c - 1,
-							    notify - c - 1);
+							    stop - c - 1);
 			c++;
 		}
 		f[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)s->nr, to - n - 1, 0);
 		n++;
 	}
 	f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	if (cookie) {
+		/* The preload library (cashet-trace.so) recorded the call
+		 * itself and says so with the run's cookie in the 6th
+		 * argument, which none of these syscalls uses. */
+		unsigned lo = (unsigned)(offsetof(struct seccomp_data, args) + 8 * 5), hi = lo + 4;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+		lo += 4;
+		hi -= 4;
+#endif
+		f[c++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, lo);
+		f[c] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)cookie, 0, notify - c - 1);
+		c++;
+		f[c++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, hi);
+		f[c] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (uint32_t)(cookie >> 32), allow - c - 1,
+						    notify - c - 1);
+		c++;
+	}
 	f[allow] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 	f[notify] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF);
 	*len = (unsigned short)(notify + 1);
@@ -516,7 +574,7 @@ static void probe(void)
 {
 	int p[2] = { -1, -1 };
 	unsigned short len;
-	struct sock_filter *f = filter_build(&len);
+	struct sock_filter *f = filter_build(0, &len);
 	struct sock_fprog prog = { len, f };
 	long ps = sysconf(_SC_PAGESIZE);
 	page_size = ps > 0 ? (size_t)ps : 4096;
@@ -598,15 +656,84 @@ int trace_available(void)
 
 /* --- the child -------------------------------------------------------- */
 
+#ifndef CASHET_LIBDIR
+#define CASHET_LIBDIR "/usr/local/lib/cashet"
+#endif
+
+/* cashet-trace.so: $CASHET_TRACE_PRELOAD when set (empty: none), else next
+ * to this binary (the build tree), else in the install directory; NULL
+ * when there is none, or its path cannot go in LD_PRELOAD (which splits
+ * at spaces and colons). */
+static char *preload_find(void)
+{
+	const char *env = getenv("CASHET_TRACE_PRELOAD");
+	struct strbuf p = STRBUF_INIT;
+	if (env) {
+		sb_adds(&p, env);
+	} else {
+		char exe[PATH_MAX];
+		ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+		char *slash = n > 0 ? memrchr(exe, '/', (size_t)n) : NULL;
+		if (slash) {
+			sb_add(&p, exe, (size_t)(slash - exe));
+			sb_adds(&p, "/cashet-trace.so");
+		}
+		if (!p.len || access(p.buf, R_OK) < 0) {
+			sb_reset(&p);
+			sb_adds(&p, CASHET_LIBDIR "/cashet-trace.so");
+		}
+	}
+	if (!p.len || p.buf[0] != '/' || strpbrk(p.buf, " :\t\n") || access(p.buf, R_OK) < 0) {
+		sb_release(&p);
+		return NULL;
+	}
+	return sb_detach(&p);
+}
+
+/* The log the preload library writes (see preload.h): a memfd, appended
+ * to by every process of the tree, sealed so that they can tell it from
+ * another file, and moved to a high fd, out of the way of programs that
+ * dup2 onto small numbers. 0, or -1 (then the library is not loaded). */
+static int log_open(struct trace *t)
+{
+	int fd = memfd_create("cashet-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	int high = fcntl(fd, F_DUPFD_CLOEXEC, 512);
+	if (high >= 0) {
+		close(fd);
+		fd = high;
+	}
+	struct stat st;
+	if (fcntl(fd, F_SETFL, O_APPEND) < 0 || fcntl(fd, F_ADD_SEALS, TRACE_PRELOAD_SEALS) < 0 || fstat(fd, &st) < 0 ||
+	    getrandom(&t->cookie, sizeof(t->cookie), 0) != (ssize_t)sizeof(t->cookie)) {
+		close(fd);
+		t->cookie = 0;
+		return -1;
+	}
+	if (!t->cookie)
+		t->cookie = 1;
+	t->log_fd = fd;
+	t->log_ino = st.st_ino;
+	return 0;
+}
+
 int trace_new(struct trace **out)
 {
 	*out = NULL;
 	if (!trace_available())
 		return -1;
 	struct trace *t = xcalloc(1, sizeof(*t));
-	t->sock[0] = t->sock[1] = t->stop_fd = t->sv.listener = -1;
+	t->sock[0] = t->sock[1] = t->stop_fd = t->sv.listener = t->log_fd = -1;
+	t->preload = preload_find();
+	if (t->preload && log_open(t) < 0) {
+		free(t->preload);
+		t->preload = NULL;
+	}
+	t->preload_len = t->preload ? strlen(t->preload) : 0;
 	unsigned short len;
-	t->filter = filter_build(&len);
+	t->filter = filter_build(t->cookie, &len);
+	t->log_drained_at = now_ms();
 	t->prog.len = len;
 	t->prog.filter = t->filter;
 	t->sv.req_size =
@@ -631,9 +758,35 @@ fail:
 	return -1;
 }
 
+void trace_environ(const struct trace *t, char *const *env, struct strvec *out)
+{
+	extern char **environ;
+	if (!env)
+		env = environ;
+	const char *pre = NULL;
+	for (; *env; env++) {
+		if (!strncmp(*env, "LD_PRELOAD=", 11) && t && t->preload)
+			pre = *env + 11;
+		else if (strncmp(*env, TRACE_PRELOAD_ENV "=", sizeof(TRACE_PRELOAD_ENV)))
+			sv_push(out, *env); /* an enclosing run's log is not this one's */
+	}
+	if (!t || !t->preload)
+		return;
+	struct strbuf b = STRBUF_INIT;
+	sb_addf(&b, "LD_PRELOAD=%s%s%s", pre ? pre : "", pre && *pre ? ":" : "", t->preload);
+	sv_push_nocopy(out, sb_detach(&b));
+	sb_addf(&b, TRACE_PRELOAD_ENV "=%d:%llu:%016llx", t->log_fd, (unsigned long long)t->log_ino,
+		(unsigned long long)t->cookie);
+	sv_push_nocopy(out, sb_detach(&b));
+}
+
 void trace_child_install(struct trace *t)
 {
 	int e = 0;
+	/* the log outlives exec: the preload library in the new image
+	 * writes to it */
+	if (t->log_fd >= 0)
+		fcntl(t->log_fd, F_SETFD, 0);
 	int fd = filter_install(&t->prog);
 	if (fd < 0)
 		e = errno;
@@ -901,15 +1054,78 @@ static void serve_one(struct server *sv, struct trace *t)
  * drain (and trace_finish) going for as long as it makes syscalls. */
 #define DRAIN_MAX 256
 
+/* How often the serving thread adds the preload library's records while
+ * the command runs, and frees the part of the log they took. */
+#define LOG_DRAIN_MS 200
+
+/* Adds the preload library's records (preload.h) written since the last
+ * call to the table, as the serving thread would have recorded the same
+ * calls stopped, then punches what was read out of the memfd: a long
+ * build's log holds only what is not recorded yet. A record that is not
+ * whole yet (being written) waits for the next call. What looks damaged
+ * waits too while the command runs (a write may not be visible whole
+ * yet); at the end (final) it makes the trace blind. Records written after
+ * the end, by processes the command left running, are not recorded, like
+ * their stopped calls. */
+static void log_drain(struct trace *t, int final)
+{
+	t->log_drained_at = now_ms();
+	if (t->log_fd < 0 || t->log_bad)
+		return;
+	struct strbuf data = STRBUF_INIT;
+	char buf[65536];
+	for (off_t off = t->log_off;;) {
+		ssize_t n = pread(t->log_fd, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		sb_add(&data, buf, (size_t)n);
+		off += n;
+	}
+	char path[PATH_MAX * 2 + 2];
+	size_t at = 0;
+	while (data.len - at >= sizeof(struct trace_rec)) {
+		struct trace_rec r;
+		memcpy(&r, data.buf + at, sizeof(r));
+		if (r.magic != TRACE_REC_MAGIC || r.len == 0 || r.len > PATH_MAX * 2) {
+			if (final) {
+				set_blind(t, "the preload library's log is damaged at byte %lld",
+					  (long long)t->log_off + (long long)at);
+				t->log_bad = 1;
+			}
+			break;
+		}
+		if (r.len > data.len - at - sizeof(r))
+			break;
+		memcpy(path, data.buf + at + sizeof(r), r.len);
+		at += sizeof(r) + r.len;
+		if (path[0] != '/')
+			continue;
+		unsigned access = r.kind == TRACE_REC_OPEN ? open_access(r.bits) : r.bits;
+		record(t, path, path_fold(path, r.len), access);
+	}
+	sb_release(&data);
+	t->log_off += (off_t)at;
+	off_t upto = t->log_off & ~(off_t)(page_size - 1);
+	if (upto > t->log_punched && fallocate(t->log_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, t->log_punched,
+					       upto - t->log_punched) == 0)
+		t->log_punched = upto;
+}
+
 static void *serve_main(void *arg)
 {
 	struct trace *t = arg;
 	struct pollfd p[2] = { { t->sv.listener, POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
 	int stopping = 0, drained = 0;
 	for (;;) {
-		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : -1);
+		if (!stopping && t->log_fd >= 0 && now_ms() - t->log_drained_at >= LOG_DRAIN_MS)
+			log_drain(t, 0);
+		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : t->log_fd >= 0 ? LOG_DRAIN_MS : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n == 0 && !stopping)
+			continue; /* time to read the log */
 		if (n <= 0)
 			break; /* drained (or poll failed: trace_finish hands over) */
 		if (p[0].revents & POLLIN) {
@@ -930,9 +1146,8 @@ static void *serve_main(void *arg)
 
 /* Serves without recording until no process has the filter any more: closing
  * the listener earlier would fail their stopped syscalls with ENOSYS. */
-static void *keep_serving_main(void *arg)
+static void keep_serving(struct server *sv)
 {
-	struct server *sv = arg;
 	struct pollfd p = { sv->listener, POLLIN, 0 };
 	for (;;) {
 		int n = poll(&p, 1, -1);
@@ -945,9 +1160,65 @@ static void *keep_serving_main(void *arg)
 		else if (p.revents)
 			break;
 	}
+}
+
+static void *keep_serving_main(void *arg)
+{
+	struct server *sv = arg;
+	keep_serving(sv);
 	server_release(sv);
 	free(sv);
 	return NULL;
+}
+
+/* Hands the listener to a process of its own, which serves the processes
+ * the command left running (git's background gc, a daemon) after this one
+ * has exited: a double fork, so that it is nobody's child to reap, in a
+ * session of its own (no terminal's signals), in /, with no other fd open
+ * (no pipe of ours kept open, no file of the store). Only async-signal-safe
+ * calls after fork (this process has threads): the buffers were allocated
+ * before. 0, or -1 if it could not be started. */
+static int keep_serving_elsewhere(struct server *sv)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		pid_t helper = fork();
+		if (helper != 0)
+			_exit(helper < 0);
+		setsid();
+		static const int ignored[] = { SIGHUP, SIGINT, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU };
+		for (size_t i = 0; i < sizeof(ignored) / sizeof(*ignored); i++)
+			signal(ignored[i], SIG_IGN);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (chdir("/") < 0) {
+			/* serving needs no directory */
+		}
+		prctl(PR_SET_NAME, (unsigned long)"cashet-trace", 0, 0, 0);
+		int fd = sv->listener;
+#ifdef SYS_close_range
+		if (fd > 0)
+			syscall(SYS_close_range, 0U, (unsigned)fd - 1, 0U);
+		if (syscall(SYS_close_range, (unsigned)fd + 1, ~0U, 0U) < 0)
+#endif
+		{
+			long max = sysconf(_SC_OPEN_MAX);
+			for (int i = 0; i < (max > 0 && max < 65536 ? (int)max : 65536); i++)
+				if (i != fd)
+					close(i);
+		}
+		keep_serving(sv);
+		_exit(0);
+	}
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 /* pthread_create with every signal blocked in the new thread: the signals
@@ -1032,13 +1303,20 @@ void trace_finish(struct trace *t)
 		;
 	pthread_join(t->thread, NULL);
 	t->running = 0;
+	log_drain(t, 1);
 	if (t->hangup) {
 		server_release(&t->sv);
 		return;
 	}
-	/* Processes the command left running still have the filter: a thread
-	 * of its own serves them, with the listener and buffers moved out of t,
-	 * which trace_free may then free whenever it likes. */
+	/* Processes the command left running still have the filter: a
+	 * process of its own serves them, for as long as they live; if it
+	 * cannot be started, a thread of this one does, until this one exits,
+	 * with the listener and buffers moved out of t, which trace_free may
+	 * then free whenever it likes. */
+	if (keep_serving_elsewhere(&t->sv) == 0) {
+		server_release(&t->sv);
+		return;
+	}
 	struct server *sv = xmalloc(sizeof(*sv));
 	*sv = t->sv;
 	t->sv.listener = -1;

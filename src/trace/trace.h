@@ -35,11 +35,26 @@ struct trace_event {
 };
 
 struct trace;
+struct strvec;
 
 /* Prepares a tracer for one spawn: builds the filter and the channel the
  * child hands its listener over. Call before fork. Returns 0, or -1 with
  * err_msg() when this system cannot trace (no seccomp user notification). */
 int trace_new(struct trace **out);
+
+/* The environment the traced command gets, appended to out (NULL
+ * terminated, as a strvec is): env (NULL: this process's) with
+ * cashet-trace.so added to LD_PRELOAD (after whatever it held) and
+ * CASHET_TRACE_LOG telling the library where to write. The library records
+ * the calls of the libc functions it wraps (open, stat, access, readlink,
+ * mkdir, unlink, rename) in-process and lets them run without a stop;
+ * everything else still stops (src/preload/trace-preload.c). Without the
+ * library (not found, or $CASHET_TRACE_PRELOAD set empty) or with t NULL,
+ * env as it is (an enclosing run's CASHET_TRACE_LOG left out). Call before
+ * fork; what a run's key hashes is the request's environment, never this
+ * one. The library is looked for in $CASHET_TRACE_PRELOAD, next to this
+ * binary, then in the install directory. */
+void trace_environ(const struct trace *t, char *const *env, struct strvec *out);
 
 /* In the forked child, after its chdir and dup2s, just before exec; only
  * async-signal-safe calls. Installs the filter and sends the listener to
@@ -54,8 +69,11 @@ void trace_child_install(struct trace *t);
 int trace_parent_attach(struct trace *t);
 
 /* After the child has been reaped: serves what is still pending, stops
- * recording. Processes the command left running keep being served (not
- * recorded) until they exit. */
+ * recording, and adds the preload library's records. Processes the command
+ * left running keep being served (not recorded) until they exit, after
+ * this process has exited too: a helper process of their own (double
+ * forked, in its own session, no other fd open) takes the listener over,
+ * or, if it cannot be started, a thread of this process. */
 void trace_finish(struct trace *t);
 
 /* The accesses recorded, one per path, in first-access order; valid until

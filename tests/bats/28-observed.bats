@@ -386,3 +386,15 @@ trace_run() {
 	# a run stored untraced is not replayed where tracing works
 	[ "$(verdict -- python3 s.py)" = miss ]
 }
+
+@test "a process the command leaves running keeps its file access after cashet has exited" {
+	echo content > file
+	# its output elsewhere: cashet does not wait for it
+	cashet exec -- sh -c '(sleep 1; cat file > out) > /dev/null 2>&1 &'
+	[ ! -e out ]
+	for _ in $(seq 100); do
+		[ -s out ] && break
+		sleep 0.1
+	done
+	[ "$(cat out)" = content ]
+}

@@ -7,15 +7,19 @@
  *   trace-run [--quiet] -- CMD [ARG...]
  *
  * --quiet prints nothing but the reason when the trace is blind or
- * tracing is not possible. */
+ * tracing is not possible. The preload library (cashet-trace.so) is the
+ * one of the build tree; CASHET_TRACE_PRELOAD= (empty) runs without it. */
 #include "trace/trace.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static int usage(void)
 {
@@ -36,11 +40,17 @@ int main(int argc, char **argv)
 		return usage();
 	char **cmd = argv + i + 1;
 
+#ifdef CASHET_TEST_TRACE_PRELOAD
+	/* this tree's preload library, unless told otherwise */
+	setenv("CASHET_TRACE_PRELOAD", CASHET_TEST_TRACE_PRELOAD, 0);
+#endif
 	struct trace *t = NULL;
 	if (trace_new(&t) < 0) {
 		fprintf(stderr, "trace-run: %s\n", err_msg());
 		return 125;
 	}
+	struct strvec env = STRVEC_INIT;
+	trace_environ(t, NULL, &env);
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -49,6 +59,7 @@ int main(int argc, char **argv)
 		return 125;
 	}
 	if (pid == 0) {
+		environ = env.v;
 		trace_child_install(t);
 		execvp(cmd[0], cmd);
 		int e = errno;
@@ -76,6 +87,7 @@ int main(int argc, char **argv)
 	if (trace_blind(t))
 		fprintf(stderr, "trace-run: blind: %s\n", trace_blind(t));
 	trace_free(t);
+	sv_release(&env);
 	fflush(stdout);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

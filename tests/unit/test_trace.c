@@ -25,6 +25,8 @@
 #include "trace/trace.h"
 #include "util/util.h"
 
+extern char **environ;
+
 struct tdir {
 	char *dir; /* realpath()ed: the tracer reports the kernel's names of the cwd */
 };
@@ -72,14 +74,37 @@ static void put(const struct tdir *d, const char *rel, const char *content, unsi
 	sb_release(&p);
 }
 
+/* How run_env sets up the child's environment. */
+enum preload_mode {
+	PRELOAD_NONE, /* this process's environment, unchanged: every call stops */
+	PRELOAD_ON,   /* trace_environ with this tree's cashet-trace.so */
+	PRELOAD_OFF,  /* trace_environ with no library ($CASHET_TRACE_PRELOAD empty) */
+};
+
 /* Forks; the child goes to cwd, sends its output to /dev/null, installs
- * the tracer and runs fn(arg) (which execs or _exits); the parent serves,
- * reaps the child and finishes the trace. */
-static struct trace *run_fn(const char *cwd, void (*fn)(void *), void *arg, int *status)
+ * the tracer and runs fn(arg) (which execs or _exits) in the environment
+ * mode says; the parent serves, reaps the child and finishes the trace.
+ * cookie (if not NULL) gets the run's cookie, 0 without the library. */
+static struct trace *run_env(const char *cwd, enum preload_mode mode, void (*fn)(void *), void *arg, int *status,
+			     uint64_t *cookie)
 {
 	struct trace *t = NULL;
+	if (mode != PRELOAD_NONE)
+		setenv("CASHET_TRACE_PRELOAD", mode == PRELOAD_ON ? CASHET_TEST_TRACE_PRELOAD : "", 1);
 	if (trace_new(&t) < 0)
 		fail_msg("trace_new: %s", err_msg());
+	unsetenv("CASHET_TRACE_PRELOAD");
+	struct strvec env = STRVEC_INIT;
+	if (mode != PRELOAD_NONE)
+		trace_environ(t, NULL, &env);
+	if (cookie) {
+		*cookie = 0;
+		for (size_t i = 0; i < env.n; i++) {
+			const char *c = strncmp(env.v[i], "CASHET_TRACE_LOG=", 17) ? NULL : strrchr(env.v[i], ':');
+			if (c)
+				*cookie = strtoull(c + 1, NULL, 16);
+		}
+	}
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(null >= 0);
 	pid_t pid = fork();
@@ -88,11 +113,14 @@ static struct trace *run_fn(const char *cwd, void (*fn)(void *), void *arg, int 
 		if (cwd && chdir(cwd) < 0)
 			_exit(125);
 		dup2(null, STDOUT_FILENO);
+		if (env.v)
+			environ = env.v;
 		trace_child_install(t);
 		fn(arg);
 		_exit(127);
 	}
 	close(null);
+	sv_release(&env);
 	if (trace_parent_attach(t) < 0)
 		fail_msg("trace_parent_attach: %s", err_msg());
 	int st = 0;
@@ -101,6 +129,11 @@ static struct trace *run_fn(const char *cwd, void (*fn)(void *), void *arg, int 
 	trace_finish(t);
 	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	return t;
+}
+
+static struct trace *run_fn(const char *cwd, void (*fn)(void *), void *arg, int *status)
+{
+	return run_env(cwd, PRELOAD_NONE, fn, arg, status, NULL);
 }
 
 static void exec_argv(void *arg)
@@ -491,6 +524,189 @@ static void test_nested_is_refused(void **state)
 	trace_free(t);
 }
 
+/* --- the preload library (cashet-trace.so) ---------------------------- */
+
+/* The record as sorted "access path" lines, to compare two runs. */
+static char *event_set(const struct trace *t)
+{
+	size_t n;
+	const struct trace_event *ev = trace_events(t, &n);
+	struct strvec lines = STRVEC_INIT;
+	for (size_t i = 0; i < n; i++) {
+		char *line = NULL;
+		if (asprintf(&line, "%02x %s", ev[i].access, ev[i].path) < 0)
+			fail_msg("asprintf");
+		sv_push_nocopy(&lines, line);
+	}
+	sv_sort(&lines);
+	struct strbuf b = STRBUF_INIT;
+	for (size_t i = 0; i < lines.n; i++)
+		sb_addf(&b, "%s\n", lines.v[i]);
+	sv_release(&lines);
+	return sb_detach(&b);
+}
+
+/* The files every comparison run starts from (some runs move or remove
+ * them). */
+static void preload_fixture(const struct tdir *d)
+{
+	put(d, "a", "A\n", 0644);
+	put(d, "b", "B\n", 0644);
+	put(d, "sub/x", "X\n", 0644);
+	put(d, "first/.keep", "", 0644);
+	put(d, "second/tool", "#!/bin/sh\ncat a > /dev/null\n", 0755);
+	const char *made[] = { "c", "out", "sub/y" };
+	for (size_t i = 0; i < sizeof(made) / sizeof(*made); i++) {
+		char *p = NULL;
+		if (asprintf(&p, "%s/%s", d->dir, made[i]) < 0)
+			fail_msg("asprintf");
+		unlink(p);
+		free(p);
+	}
+}
+
+/* Runs argv with the library and without; both records must be the same
+ * set (the library's records are merged after the stopped ones, so the
+ * order may differ). */
+static void assert_same_with_preload(const struct tdir *d, char **argv)
+{
+	char *sets[2];
+	int st[2];
+	for (int on = 0; on < 2; on++) {
+		preload_fixture(d);
+		struct trace *t = run_env(d->dir, on ? PRELOAD_ON : PRELOAD_OFF, exec_argv, argv, &st[on], NULL);
+		assert_null(trace_blind(t));
+		sets[on] = event_set(t);
+		trace_free(t);
+	}
+	if (st[0] != st[1] || strcmp(sets[0], sets[1])) {
+		fprintf(stderr, "# without the library:\n%s# with it:\n%s", sets[0], sets[1]);
+		fail_msg("%s %s %s: status %d/%d, the records differ", argv[0], argv[1] ? argv[1] : "",
+			 argv[1] && argv[2] ? argv[2] : "", st[0], st[1]);
+	}
+	free(sets[0]);
+	free(sets[1]);
+}
+
+static void test_preload_same_events(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	/* the library is loaded when asked for */
+	int status;
+	struct trace *t =
+		run_env(d->dir, PRELOAD_ON, exec_argv,
+			(char *[]){ "sh", "-c", "grep -q cashet-trace.so /proc/self/maps", NULL }, &status, NULL);
+	assert_int_equal(status, 0);
+	trace_free(t);
+
+	char path_env[PATH_MAX + 64];
+	snprintf(path_env, sizeof(path_env), "PATH=%s/first:%s/second:/usr/bin:/bin", d->dir, d->dir);
+	char *cmds[][8] = {
+		{ "cat", "b", "a", NULL },
+		{ "sh", "-c", "echo x > out; echo y >> out; [ -e missing ]; ls sub; mkdir -p n/m; rm -r n", NULL },
+		{ "sh", "-c", "mv a c; cat a b 2>/dev/null; cd sub && cat x ../b && ln -sf x y && readlink y", NULL },
+		{ "env", path_env, "tool", NULL },
+		{ "sh", "-c", "cat a & cat b; wait", NULL },
+		/* fopen: sort reads and writes through stdio */
+		{ "sort", "-o", "out", "b", "a", NULL },
+		/* no LD_PRELOAD, no log: every call stops */
+		{ "env", "-i", "/bin/cat", "a", NULL },
+	};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(*cmds); i++)
+		assert_same_with_preload(d, cmds[i]);
+	if (!have_python()) {
+		print_message("# python3 parts skipped: no python3\n");
+		return;
+	}
+	/* threads, stat, listdir, writes; a child whose fds were closed
+	 * (subprocess's close_fds) finds no log and stops */
+	char *py[] = { "python3", "-c",
+		       "import os, subprocess, threading\n"
+		       "def work():\n"
+		       "    open('a').read(); os.stat('sub/x'); os.listdir('sub')\n"
+		       "    with open('w', 'w') as f: f.write('w')\n"
+		       "    os.path.exists('nope'); os.rename('w', 'w2'); os.unlink('w2')\n"
+		       "th = threading.Thread(target=work); th.start(); th.join()\n"
+		       "subprocess.run(['cat', 'b'], check=True, stdout=subprocess.DEVNULL)\n"
+		       "subprocess.run(['cat', 'sub/x'], check=True, close_fds=False, stdout=subprocess.DEVNULL)\n",
+		       NULL };
+	assert_same_with_preload(d, py);
+	/* records read while the command runs (every 200 ms) and at the end,
+	 * a record split across two pages of the log among them */
+	char *slow[] = { "python3", "-c",
+			 "import os, time\n"
+			 "for i in range(300): os.path.exists('m' * (i % 200 + 1))\n"
+			 "time.sleep(0.5); os.stat('a')\n"
+			 "for i in range(300): os.path.exists('n' * (i % 200 + 1))\n",
+			 NULL };
+	assert_same_with_preload(d, slow);
+}
+
+/* A static binary ignores LD_PRELOAD: every call stops, as before. */
+static void test_preload_static_binary(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	put(d, "st.c",
+	    "#include <fcntl.h>\n#include <sys/stat.h>\n#include <unistd.h>\n"
+	    "int main(void) { struct stat st; int fd = open(\"a\", O_RDONLY); stat(\"missing\", &st);\n"
+	    "  return fd < 0; }\n",
+	    0644);
+	char *cmd = NULL;
+	if (asprintf(&cmd, "cd '%s' && cc -static -o st st.c > /dev/null 2>&1", d->dir) < 0)
+		fail_msg("asprintf");
+	int rc = system(cmd);
+	free(cmd);
+	if (rc != 0) {
+		print_message("# skipped: cannot build a static binary here (cc -static: no libc.a?)\n");
+		skip();
+	}
+	assert_same_with_preload(d, (char *[]){ "./st", NULL });
+	preload_fixture(d);
+	int status;
+	struct trace *t = run_env(d->dir, PRELOAD_ON, exec_argv, (char *[]){ "./st", NULL }, &status, NULL);
+	assert_int_equal(status, 0);
+	assert_access(t, d, "a", TRACE_READ);
+	assert_access(t, d, "missing", TRACE_STAT);
+	trace_free(t);
+}
+
+struct cookie_arg {
+	uint64_t cookie;
+};
+
+/* openat with the run's cookie, and with each half of it wrong, in the
+ * 6th argument */
+static void cookie_opens(void *arg)
+{
+	const struct cookie_arg *c = arg;
+	syscall(SYS_openat, AT_FDCWD, "right", O_RDONLY, 0, 0, c->cookie);
+	syscall(SYS_openat, AT_FDCWD, "wrong-low", O_RDONLY, 0, 0, c->cookie ^ 1);
+	syscall(SYS_openat, AT_FDCWD, "wrong-high", O_RDONLY, 0, 0, c->cookie ^ (1ULL << 63));
+	syscall(SYS_openat, AT_FDCWD, "none", O_RDONLY, 0);
+	_exit(0);
+}
+
+static void test_preload_cookie(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	struct cookie_arg c = { 0 };
+	int status;
+	/* run_env sets c.cookie before fork: the child has it in its copy of
+	 * the memory (a command gets it in CASHET_TRACE_LOG) */
+	struct trace *t = run_env(d->dir, PRELOAD_ON, cookie_opens, &c, &status, &c.cookie);
+	assert_int_equal(status, 0);
+	assert_true(c.cookie != 0);
+	/* recorded by the library or by nobody: the filter let it through */
+	assert_int_equal(access_of(t, d, "right"), 0);
+	assert_access(t, d, "wrong-low", TRACE_READ);
+	assert_access(t, d, "wrong-high", TRACE_READ);
+	assert_access(t, d, "none", TRACE_READ);
+	trace_free(t);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, tdir_setup, tdir_teardown)
@@ -510,6 +726,9 @@ int main(void)
 		T(test_io_uring_blind),
 		T(test_child_dies_before_install),
 		T(test_nested_is_refused),
+		T(test_preload_same_events),
+		T(test_preload_static_binary),
+		T(test_preload_cookie),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

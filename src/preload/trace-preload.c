@@ -1,0 +1,631 @@
+/* cashet-trace.so: the LD_PRELOAD half of the file-access tracer
+ * (src/trace). Under tracing, every file syscall stops the calling task
+ * until cashet's serving thread has read its path: a few microseconds
+ * each, more on a loaded machine, which is what a Python start-up (a
+ * thousand stats and opens) pays for. Loaded into the traced processes,
+ * this library takes the libc entry points that make most of those calls
+ * (open, fopen, opendir, stat, access, readlink, mkdir, unlink, rename)
+ * and, instead of letting them stop, writes what they name into a log that
+ * cashet reads while the command runs and after, then makes the syscall
+ * itself with a cookie in an argument slot the syscall ignores (the 6th):
+ * the seccomp filter lets a call carrying the run's cookie through without
+ * a stop.
+ *
+ * Coverage never shrinks: whatever this library does not see (static
+ * binaries, Go, raw syscalls, the dynamic loader, calls glibc makes
+ * internally such as readdir's getdents64 or setlocale's opens, a process
+ * that closed the log or lost the environment) carries no cookie and stops
+ * as before, and so does a call whose record could not be written.
+ *
+ * The environment (read once, at load): CASHET_TRACE_LOG=FD:INODE:COOKIE
+ * (decimal, decimal, 16 hex digits): FD is a memfd opened with O_APPEND,
+ * sealed against shrinking, shared by every process of the tree; INODE
+ * identifies it. A record is one write(2) (atomic: O_APPEND on a regular
+ * file), so threads, forks, vforks and signal handlers may write at once:
+ * the wrappers of async-signal-safe functions are async-signal-safe (no
+ * malloc, no stdio, no locks; the state is set before main and only read
+ * afterwards, but for a lock-free table). A call made before that (another
+ * library's constructor) or unrecorded is made as libc would make it,
+ * without the cookie: the same syscall (the *at form libc uses), which
+ * stops. Before each write the fd is checked to still be a memfd with
+ * those seals, so a process that closed it and reused the number never
+ * gets a record in its file.
+ *
+ * A record: struct trace_rec (preload.h), then the path (absolute, not
+ * terminated, as the process named it joined to its cwd or its dirfd's
+ * path: cashet folds it as it folds the stopped calls' paths). */
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "trace/preload.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static int log_fd = -1; /* -1: not tracing, or the log is not ours */
+static unsigned long cookie;
+
+/* libc's faccessat, for the calls with flags (glibc emulates
+ * faccessat2 on kernels without it); resolved when first needed */
+static int (*real_faccessat)(int, const char *, int, int);
+
+static int parse_ul(const char **s, unsigned long *v, int base)
+{
+	char *end;
+	errno = 0;
+	*v = strtoul(*s, &end, base);
+	if (end == *s || errno)
+		return -1;
+	*s = end;
+	return 0;
+}
+
+static void preload_parse(void)
+{
+	const char *s = getenv(TRACE_PRELOAD_ENV);
+	unsigned long fd, ino, ck;
+	if (!s || parse_ul(&s, &fd, 10) || *s++ != ':' || parse_ul(&s, &ino, 10) || *s++ != ':' ||
+	    parse_ul(&s, &ck, 16) || *s || fd > INT_MAX)
+		return;
+	struct stat st;
+	if (fstat((int)fd, &st) < 0 || (unsigned long)st.st_ino != ino ||
+	    fcntl((int)fd, F_GET_SEALS) != TRACE_PRELOAD_SEALS)
+		return; /* closed (close_fds, closefrom), or another file now */
+	cookie = ck;
+	log_fd = (int)fd;
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+	int e = errno;
+	preload_parse();
+	errno = e;
+}
+
+/* A syscall with the cookie in its 6th argument. Not through libc's
+ * syscall(): the register of that argument (r9, x5) would keep the cookie
+ * after the call, and the next syscall libc makes with fewer arguments
+ * (an execve, readdir's getdents64) would carry it through the filter
+ * unrecorded. So the register is cleared before anything else runs. */
+static long cookie_call(long nr, long a, long b, long c, long d, long e)
+{
+	long ret;
+#if defined(__x86_64__)
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
+	register long r9 __asm__("r9") = (long)cookie;
+	__asm__ volatile("syscall\n\txor %%r9d, %%r9d"
+			 : "=a"(ret), "+r"(r9)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+			 : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = nr;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	register long x4 __asm__("x4") = e;
+	register long x5 __asm__("x5") = (long)cookie;
+	__asm__ volatile("svc #0\n\tmov x5, xzr"
+			 : "+r"(x0), "+r"(x5)
+			 : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4)
+			 : "memory");
+	ret = x0;
+#else
+#error "cashet-trace.so is for x86_64 and aarch64"
+#endif
+	if (ret < 0 && ret > -4096) {
+		errno = (int)-ret;
+		return -1;
+	}
+	return ret;
+}
+
+/* The absolute form of path relative to dirfd, into buf (cap bytes);
+ * its length, or -1 when it cannot be made (cashet then sees the call
+ * stop). Mirrors what cashet's serving thread does with a stopped call. */
+static ssize_t absolute(int dirfd, const char *path, size_t plen, char *buf, size_t cap)
+{
+	if (path[0] == '/') {
+		if (plen > cap)
+			return -1;
+		memcpy(buf, path, plen);
+		return (ssize_t)plen;
+	}
+	ssize_t base;
+	if (dirfd == AT_FDCWD) {
+		base = syscall(SYS_getcwd, buf, cap);
+		if (base <= 1 || buf[0] != '/')
+			return -1; /* "(unreachable)": cashet's readlink of the cwd would not start with "/" either */
+		base--;            /* the kernel counts the NUL */
+	} else {
+		if (dirfd < 0)
+			return -1;
+		char p[32] = "/proc/self/fd/", d[12];
+		size_t n = 14, k = 0;
+		unsigned v = (unsigned)dirfd;
+		do
+			d[k++] = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		while (k)
+			p[n++] = d[--k];
+		p[n] = '\0';
+		/* with the cookie: cashet's own readlink of the fd is not recorded either */
+		base = cookie_call(SYS_readlinkat, AT_FDCWD, (long)p, (long)buf, cap < PATH_MAX ? cap : PATH_MAX, 0);
+		if (base <= 0 || base >= PATH_MAX || buf[0] != '/')
+			return -1;
+	}
+	if ((size_t)base + 1 + plen > cap)
+		return -1;
+	buf[base] = '/';
+	memcpy(buf + base + 1, path, plen);
+	return base + 1 + (ssize_t)plen;
+}
+
+/* Writes the record of one path; 0 written or nothing to write (an empty
+ * path names the fd itself, which cashet records at the open), -1 when the
+ * call must go to libc and stop. */
+/* What this process has written already, so that a path looked at again
+ * the same way (a compiler's headers, Python's directories) is not
+ * written again: 64-bit hashes of (path, kind, what the bits mean),
+ * open-addressed, lock-free (threads and signal handlers insert at once),
+ * inherited by fork (the parent's records are in the log) and emptied by
+ * exec. A full neighbourhood only means writing again. */
+#define SEEN_SLOTS 4096
+#define SEEN_PROBE 8
+static uint64_t seen[SEEN_SLOTS];
+
+static uint64_t rec_hash(const char *p, size_t n, unsigned kind, unsigned bits)
+{
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
+	if (kind == TRACE_REC_OPEN) /* only these flags decide the access */
+		bits &= (unsigned)(O_ACCMODE | O_CREAT | O_TRUNC | O_PATH | O_TMPFILE);
+	h = (h ^ ((uint64_t)kind << 32 | bits)) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+static int seen_has(uint64_t h)
+{
+	for (size_t k = 0; k < SEEN_PROBE; k++) {
+		uint64_t v = __atomic_load_n(&seen[(h + k) & (SEEN_SLOTS - 1)], __ATOMIC_RELAXED);
+		if (v == h)
+			return 1;
+		if (!v)
+			return 0;
+	}
+	return 0;
+}
+
+static void seen_add(uint64_t h)
+{
+	for (size_t k = 0; k < SEEN_PROBE; k++) {
+		uint64_t v = 0;
+		if (__atomic_compare_exchange_n(&seen[(h + k) & (SEEN_SLOTS - 1)], &v, h, 0, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED) ||
+		    v == h)
+			return;
+	}
+}
+
+static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
+{
+	if (log_fd < 0 || !path)
+		return -1;
+	int e = errno;
+	size_t plen = strlen(path);
+	if (plen == 0)
+		return 0;
+	if (plen >= PATH_MAX)
+		return -1; /* ENAMETOOLONG */
+	union {
+		struct trace_rec r;
+		char buf[sizeof(struct trace_rec) + PATH_MAX + 64];
+	} u;
+	ssize_t n = absolute(dirfd, path, plen, u.buf + sizeof(u.r), sizeof(u.buf) - sizeof(u.r));
+	if (n < 0) {
+		errno = e;
+		return -1;
+	}
+	uint64_t h = rec_hash(u.buf + sizeof(u.r), (size_t)n, kind, bits);
+	if (seen_has(h)) {
+		errno = e;
+		return 0;
+	}
+	u.r.len = (uint16_t)n;
+	u.r.kind = (uint8_t)kind;
+	u.r.magic = TRACE_REC_MAGIC;
+	u.r.bits = bits;
+	size_t total = sizeof(u.r) + (size_t)n;
+	int ok = syscall(SYS_fcntl, log_fd, F_GET_SEALS) == TRACE_PRELOAD_SEALS &&
+		 syscall(SYS_write, log_fd, u.buf, total) == (long)total;
+	if (ok)
+		seen_add(h);
+	errno = e;
+	return ok ? 0 : -1;
+}
+
+/* The calls made without the cookie (they stop) pass 0 in every argument
+ * the syscall does not use, the 6th included, rather than whatever
+ * libc's syscall() would find there. */
+
+/* --- open ------------------------------------------------------------- */
+
+static int open_common(int dirfd, const char *path, int flags, mode_t mode)
+{
+	if (note(dirfd, path, TRACE_REC_OPEN, (unsigned)flags) < 0)
+		return (int)syscall(SYS_openat, dirfd, path, flags, mode, 0, 0);
+	return (int)cookie_call(SYS_openat, (long)dirfd, (long)path, (long)flags, (long)mode, 0);
+}
+
+static mode_t open_mode(int flags, va_list ap)
+{
+	return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+EXPORT int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return open_common(AT_FDCWD, path, flags, mode);
+}
+
+EXPORT int open64(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return open_common(AT_FDCWD, path, flags | O_LARGEFILE, mode);
+}
+
+EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return open_common(dirfd, path, flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = open_mode(flags, ap);
+	va_end(ap);
+	return open_common(dirfd, path, flags | O_LARGEFILE, mode);
+}
+
+/* the _FORTIFY_SOURCE entry points, for opens without a mode */
+int __open_2(const char *path, int flags);
+int __open64_2(const char *path, int flags);
+int __openat_2(int dirfd, const char *path, int flags);
+int __openat64_2(int dirfd, const char *path, int flags);
+
+EXPORT int __open_2(const char *path, int flags)
+{
+	return open_common(AT_FDCWD, path, flags, 0);
+}
+
+EXPORT int __open64_2(const char *path, int flags)
+{
+	return open_common(AT_FDCWD, path, flags | O_LARGEFILE, 0);
+}
+
+EXPORT int __openat_2(int dirfd, const char *path, int flags)
+{
+	return open_common(dirfd, path, flags, 0);
+}
+
+EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+	return open_common(dirfd, path, flags | O_LARGEFILE, 0);
+}
+
+EXPORT int creat(const char *path, mode_t mode)
+{
+	return open_common(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC, mode);
+}
+
+EXPORT int creat64(const char *path, mode_t mode)
+{
+	return open_common(AT_FDCWD, path, O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE, mode);
+}
+
+/* fopen: libc opens the file itself. The mode as glibc reads it: r, w or
+ * a, then any of + (read and write), x (O_EXCL), e (O_CLOEXEC); the rest
+ * (b, m, c, ",ccs=") changes nothing here, and fdopen reads it again. */
+static FILE *fopen_common(const char *path, const char *mode, int large)
+{
+	static FILE *(*real_fopen)(const char *, const char *);
+	static FILE *(*real_fopen64)(const char *, const char *);
+	int flags = -1;
+	if (mode && (mode[0] == 'r' || mode[0] == 'w' || mode[0] == 'a')) {
+		int acc = mode[0] == 'r' ? O_RDONLY : O_WRONLY, extra = 0;
+		if (mode[0] == 'w')
+			extra = O_CREAT | O_TRUNC;
+		else if (mode[0] == 'a')
+			extra = O_CREAT | O_APPEND;
+		for (const char *m = mode + 1; *m && *m != ','; m++) {
+			if (*m == '+')
+				acc = O_RDWR;
+			else if (*m == 'x')
+				extra |= O_EXCL;
+			else if (*m == 'e')
+				extra |= O_CLOEXEC;
+		}
+		flags = acc | extra | (large ? O_LARGEFILE : 0);
+	}
+	if (flags < 0 || note(AT_FDCWD, path, TRACE_REC_OPEN, (unsigned)flags) < 0) {
+		FILE *(**real)(const char *, const char *) = large ? &real_fopen64 : &real_fopen;
+		if (!*real)
+			*real = (FILE * (*)(const char *, const char *)) dlsym(RTLD_NEXT, large ? "fopen64" : "fopen");
+		if (!*real) {
+			errno = ENOSYS;
+			return NULL;
+		}
+		return (*real)(path, mode);
+	}
+	int fd = (int)cookie_call(SYS_openat, AT_FDCWD, (long)path, flags, 0666, 0);
+	if (fd < 0)
+		return NULL;
+	FILE *f = fdopen(fd, mode);
+	if (!f) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return f;
+}
+
+EXPORT FILE *fopen(const char *path, const char *mode)
+{
+	return fopen_common(path, mode, 0);
+}
+
+EXPORT FILE *fopen64(const char *path, const char *mode)
+{
+	return fopen_common(path, mode, 1);
+}
+
+/* opendir: libc opens the directory itself (no wrapper sees it); the
+ * listing that follows (getdents64) still stops. */
+EXPORT DIR *opendir(const char *path)
+{
+	static DIR *(*real_opendir)(const char *);
+	int flags = O_RDONLY | O_NONBLOCK | O_DIRECTORY | O_LARGEFILE | O_CLOEXEC; /* as glibc opens it */
+	if (note(AT_FDCWD, path, TRACE_REC_OPEN, (unsigned)flags) < 0) {
+		if (!real_opendir)
+			real_opendir = (DIR * (*)(const char *)) dlsym(RTLD_NEXT, "opendir");
+		if (!real_opendir) {
+			errno = ENOSYS;
+			return NULL;
+		}
+		return real_opendir(path);
+	}
+	int fd = (int)cookie_call(SYS_openat, AT_FDCWD, (long)path, flags, 0, 0);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}
+
+/* --- stat ------------------------------------------------------------- */
+
+/* struct stat and struct stat64 are the kernel's struct stat on the 64-bit
+ * ABIs the tracer supports (x86_64, aarch64), whose newfstatat fills it. */
+static int fstatat_common(int dirfd, const char *path, void *st, int flags)
+{
+	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
+		return (int)syscall(SYS_newfstatat, dirfd, path, st, flags, 0, 0);
+	return (int)cookie_call(SYS_newfstatat, (long)dirfd, (long)path, (long)st, (long)flags, 0);
+}
+
+EXPORT int stat(const char *path, struct stat *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, 0);
+}
+
+EXPORT int stat64(const char *path, struct stat64 *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, 0);
+}
+
+EXPORT int lstat(const char *path, struct stat *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int lstat64(const char *path, struct stat64 *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int fstatat(int dirfd, const char *path, struct stat *st, int flags)
+{
+	return fstatat_common(dirfd, path, st, flags);
+}
+
+EXPORT int fstatat64(int dirfd, const char *path, struct stat64 *st, int flags)
+{
+	return fstatat_common(dirfd, path, st, flags);
+}
+
+/* glibc before 2.33 exported stat as these (version 1 is the kernel's
+ * layout on x86_64, 0 on aarch64: both as above) */
+int __xstat(int ver, const char *path, struct stat *st);
+int __xstat64(int ver, const char *path, struct stat64 *st);
+int __lxstat(int ver, const char *path, struct stat *st);
+int __lxstat64(int ver, const char *path, struct stat64 *st);
+int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags);
+int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags);
+
+EXPORT int __xstat(int ver, const char *path, struct stat *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, 0);
+}
+
+EXPORT int __xstat64(int ver, const char *path, struct stat64 *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, 0);
+}
+
+EXPORT int __lxstat(int ver, const char *path, struct stat *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int __lxstat64(int ver, const char *path, struct stat64 *st)
+{
+	return fstatat_common(AT_FDCWD, path, st, AT_SYMLINK_NOFOLLOW);
+}
+
+EXPORT int __fxstatat(int ver, int dirfd, const char *path, struct stat *st, int flags)
+{
+	return fstatat_common(dirfd, path, st, flags);
+}
+
+EXPORT int __fxstatat64(int ver, int dirfd, const char *path, struct stat64 *st, int flags)
+{
+	return fstatat_common(dirfd, path, st, flags);
+}
+
+EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
+{
+	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
+		return (int)syscall(SYS_statx, dirfd, path, flags, mask, st, 0);
+	return (int)cookie_call(SYS_statx, (long)dirfd, (long)path, (long)flags, (long)mask, (long)st);
+}
+
+/* --- access, readlink ------------------------------------------------- */
+
+static int faccessat_common(int dirfd, const char *path, int mode, int flags)
+{
+	/* with flags, glibc may emulate faccessat2 on an old kernel */
+	if (flags) {
+		if (!real_faccessat)
+			real_faccessat = (int (*)(int, const char *, int, int))dlsym(RTLD_NEXT, "faccessat");
+		if (!real_faccessat) {
+			errno = ENOSYS;
+			return -1;
+		}
+		return real_faccessat(dirfd, path, mode, flags);
+	}
+	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
+		return (int)syscall(SYS_faccessat, dirfd, path, mode, 0, 0, 0);
+	return (int)cookie_call(SYS_faccessat, (long)dirfd, (long)path, (long)mode, 0, 0);
+}
+
+EXPORT int access(const char *path, int mode)
+{
+	return faccessat_common(AT_FDCWD, path, mode, 0);
+}
+
+EXPORT int faccessat(int dirfd, const char *path, int mode, int flags)
+{
+	return faccessat_common(dirfd, path, mode, flags);
+}
+
+static ssize_t readlinkat_common(int dirfd, const char *path, char *buf, size_t size)
+{
+	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_STAT) < 0)
+		return syscall(SYS_readlinkat, dirfd, path, buf, size, 0, 0);
+	return cookie_call(SYS_readlinkat, (long)dirfd, (long)path, (long)buf, (long)size, 0);
+}
+
+EXPORT ssize_t readlink(const char *path, char *buf, size_t size)
+{
+	return readlinkat_common(AT_FDCWD, path, buf, size);
+}
+
+EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
+{
+	return readlinkat_common(dirfd, path, buf, size);
+}
+
+/* --- mkdir, unlink, rename -------------------------------------------- */
+
+static int mkdirat_common(int dirfd, const char *path, mode_t mode)
+{
+	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_WRITE) < 0)
+		return (int)syscall(SYS_mkdirat, dirfd, path, mode, 0, 0, 0);
+	return (int)cookie_call(SYS_mkdirat, (long)dirfd, (long)path, (long)mode, 0, 0);
+}
+
+EXPORT int mkdir(const char *path, mode_t mode)
+{
+	return mkdirat_common(AT_FDCWD, path, mode);
+}
+
+EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
+{
+	return mkdirat_common(dirfd, path, mode);
+}
+
+static int unlinkat_common(int dirfd, const char *path, int flags)
+{
+	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_REMOVE) < 0)
+		return (int)syscall(SYS_unlinkat, dirfd, path, flags, 0, 0, 0);
+	return (int)cookie_call(SYS_unlinkat, (long)dirfd, (long)path, (long)flags, 0, 0);
+}
+
+EXPORT int unlink(const char *path)
+{
+	return unlinkat_common(AT_FDCWD, path, 0);
+}
+
+EXPORT int unlinkat(int dirfd, const char *path, int flags)
+{
+	return unlinkat_common(dirfd, path, flags);
+}
+
+EXPORT int rmdir(const char *path)
+{
+	return unlinkat_common(AT_FDCWD, path, AT_REMOVEDIR);
+}
+
+static int renameat2_common(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags)
+{
+	/* both names stay after an exchange, each with the other's file */
+	unsigned from = flags & RENAME_EXCHANGE ? TRACE_REC_WRITE : TRACE_REC_REMOVE;
+	/* two records, and a failure after the first: recording more than
+	 * happened is harmless (a stop would record the same) */
+	if (note(olddir, oldpath, TRACE_REC_ACCESS, from) < 0 ||
+	    note(newdir, newpath, TRACE_REC_ACCESS, TRACE_REC_WRITE) < 0)
+		return (int)syscall(SYS_renameat2, olddir, oldpath, newdir, newpath, flags, 0);
+	return (int)cookie_call(SYS_renameat2, (long)olddir, (long)oldpath, (long)newdir, (long)newpath, (long)flags);
+}
+
+EXPORT int rename(const char *oldpath, const char *newpath)
+{
+	return renameat2_common(AT_FDCWD, oldpath, AT_FDCWD, newpath, 0);
+}
+
+EXPORT int renameat(int olddir, const char *oldpath, int newdir, const char *newpath)
+{
+	return renameat2_common(olddir, oldpath, newdir, newpath, 0);
+}
+
+EXPORT int renameat2(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags)
+{
+	return renameat2_common(olddir, oldpath, newdir, newpath, flags);
+}
