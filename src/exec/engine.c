@@ -502,12 +502,18 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 	}
 	size_t n;
 	const struct trace_event *ev = trace_events(w->trace, &n);
+	struct run_record prev = { 0 };
+	if (store_newest_inputs(st, &r->fp, &prev) < 0)
+		err_clear(); /* only an optimization */
 	struct obs_spec os = { .cwd = req->spec.cwd,
 			       .outputs = &req->spec.outputs,
 			       .ignore = req->ignore,
 			       .raw_sources = req->spec.raw_sources,
-			       .started_ns = w->started_ns };
-	if (obs_collect(st, &os, ev, n, r, &oc) < 0)
+			       .started_ns = w->started_ns,
+			       .prev = &prev };
+	int collected = obs_collect(st, &os, ev, n, r, &oc);
+	run_record_free(&prev);
+	if (collected < 0)
 		goto out;
 	/* the digests it took (a Python start-up's stdlib sources are
 	 * canonicalized once, not on every miss) */

@@ -110,6 +110,21 @@ static int cmp_input(const void *a, const void *b)
 	return strcmp(((const struct run_input *)a)->path, ((const struct run_input *)b)->path);
 }
 
+/* The digest prev recorded for the same path and kind under the same
+ * signature: 1 (d filled), 0 none. */
+static int reuse_digest(const struct run_record *prev, const char *name, char kind, const struct stat *sb,
+			struct digest *d)
+{
+	if (!prev || !prev->ninputs)
+		return 0;
+	struct run_input key = { .path = (char *)name };
+	const struct run_input *in = bsearch(&key, prev->inputs, prev->ninputs, sizeof(*prev->inputs), cmp_input);
+	if (!in || in->kind != kind || !sig_same(in, sb))
+		return 0;
+	*d = in->d;
+	return 1;
+}
+
 /* 1 if path or a directory above it is in the sorted set (a file inside a
  * directory the command made or moved into place is its own too). */
 static int in_tree_of(const struct strvec *set, const char *path)
@@ -222,7 +237,8 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		    !(kind == INPUT_LISTED && wrote_inside(&written, name.buf)))
 			sv_push(&out->changed, name.buf);
 		struct run_input *in = run_add_input(r, kind, name.buf);
-		if (digest_of_kind(st, kind, ev[i].path, &sb, &in->d) < 0)
+		if (!reuse_digest(spec->prev, name.buf, kind, &sb, &in->d) &&
+		    digest_of_kind(st, kind, ev[i].path, &sb, &in->d) < 0)
 			goto out;
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && (kind == INPUT_FILE || kind == INPUT_SOURCE) &&

@@ -30,6 +30,10 @@ struct obs_spec {
 	const struct strvec *ignore;  /* patterns (fnmatch, or a directory prefix) */
 	int raw_sources;              /* --raw-sources: sources recorded as plain files */
 	int64_t started_ns;           /* CLOCK_REALTIME when the command started */
+	/* The inputs of the newest run of the same key (sorted by path), or
+	 * NULL: an input it recorded under the same signature takes its
+	 * digest from there, without a stat-cache query. */
+	const struct run_record *prev;
 };
 
 struct obs_outcome {

@@ -824,6 +824,23 @@ int store_lookup(struct store *st, const struct digest *fp, const struct store_l
 	return 1;
 }
 
+int store_newest_inputs(struct store *st, const struct digest *fp, struct run_record *r)
+{
+	sqlite3_stmt *s;
+	if (sqlite3_prepare_v2(st->db, "SELECT inputs FROM runs WHERE fp=?1 ORDER BY created DESC, id DESC LIMIT 1", -1,
+			       &s, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "query");
+	sqlite3_bind_blob(s, 1, fp->b, DIGEST_LEN, SQLITE_STATIC);
+	int rc = sqlite3_step(s), found = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_BLOB)
+		found = run_inputs_decode(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), r) == 0;
+	else if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		found = store_sqlfail(st, "query");
+	sqlite3_finalize(s);
+	err_clear();
+	return found < 0 ? -1 : found;
+}
+
 static int load_one(struct store *st, const char *sql, const void *key, int keylen, struct run_record *r)
 {
 	sqlite3_stmt *s;

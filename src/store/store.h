@@ -171,6 +171,10 @@ struct store_lookup_opts {
 	void *ctx;
 };
 int store_lookup(struct store *st, const struct digest *fp, const struct store_lookup_opts *o, struct run_record *r);
+/* The observed inputs of the newest run of fp (r->inputs, r->observed),
+ * whatever its status: what a new run of the same key most likely read
+ * again. 1 found, 0 none, <0 error. */
+int store_newest_inputs(struct store *st, const struct digest *fp, struct run_record *r);
 /* Newest run of a command line (any status), for explain/history. */
 int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r);
 /* Loads a run fully (parts, tags, files) by full commit id. 1 found, 0 not. */
