@@ -95,6 +95,7 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 		digest_of(target, (size_t)n, &f->xxh);
 	} else if (S_ISREG(sb.st_mode)) {
 		f->mode = (sb.st_mode & 0111) ? 0100755 : 0100644;
+		f->perm = (int)(sb.st_mode & 0777);
 		if (digest_file(abs, &f->xxh, &f->size) < 0)
 			goto out;
 	} else {
@@ -144,7 +145,16 @@ int outputs_add_sources(struct store *st, struct run_record *r)
 	return rc;
 }
 
-/* Same content already there? Then leave it (and its mtime) alone. */
+/* The permission bits f is restored with: those the run produced, or for
+ * a run from before they were kept, what its git mode says. */
+static mode_t file_perm(const struct run_file *f)
+{
+	if (f->perm >= 0)
+		return (mode_t)f->perm;
+	return f->mode == 0100755 ? 0755 : 0644;
+}
+
+/* Same content and mode already there? Then leave it (and its mtime) alone. */
 static int unchanged(struct store *st, const struct run_file *f, const char *path)
 {
 	struct stat sb;
@@ -159,8 +169,7 @@ static int unchanged(struct store *st, const struct run_file *f, const char *pat
 		digest_of(target, (size_t)n, &d);
 		return digest_eq(&d, &f->xxh);
 	}
-	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f->size ||
-	    ((sb.st_mode & 0111) != 0) != (f->mode == 0100755))
+	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f->size || (sb.st_mode & 0777) != file_perm(f))
 		return 0;
 	if (store_file_digest(st, path, &sb, &d) < 0) {
 		err_clear();
@@ -242,8 +251,8 @@ static int restore_one(struct store *st, const struct run_file *f, int dirfd, co
 			goto out;
 		}
 	} else {
-		fd = openat(dirfd, tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    f->mode == 0100755 ? 0755 : 0644);
+		/* private while it is written; the run's bits once it is in */
+		fd = openat(dirfd, tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			err_sys("cannot create %s", path);
 			goto out;
@@ -257,7 +266,11 @@ static int restore_one(struct store *st, const struct run_file *f, int dirfd, co
 			goto out;
 		}
 		/* The umask must not change the recorded mode. */
-		fchmod(fd, f->mode == 0100755 ? 0755 : 0644);
+		if (fchmod(fd, file_perm(f)) < 0) {
+			err_sys("cannot set the mode of %s", path);
+			unlinkat(dirfd, tmp.buf, 0);
+			goto out;
+		}
 	}
 	if (renameat(dirfd, tmp.buf, dirfd, name) < 0) {
 		err_sys("cannot restore %s", path);

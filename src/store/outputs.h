@@ -1,5 +1,6 @@
 /* outputs: declared output files of a run: collecting them after a run and
- * restoring them on a hit (temp file + digest check + rename, modes kept). */
+ * restoring them on a hit (temp file + digest check + rename, the run's
+ * permission bits kept). */
 #ifndef CASHET_OUTPUTS_H
 #define CASHET_OUTPUTS_H
 

@@ -138,6 +138,7 @@ struct run_file *run_add_file(struct run_record *r, int kind, const char *path)
 	f->kind = kind;
 	f->path = xstrdup(path);
 	f->mode = 0100644;
+	f->perm = -1;
 	return f;
 }
 
@@ -257,6 +258,9 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 		sb_addf(out, "file %d %s %" PRIu64 " ", f->kind, hx, f->size);
 		esc(out, f->path);
 		sb_addc(out, '\n');
+		/* a line of its own, which older versions skip */
+		if (f->perm >= 0)
+			sb_addf(out, "perm %03o\n", (unsigned)f->perm);
 	}
 	if (r->observed)
 		sb_addf(out, "observed %s\n", r->observed == OBSERVED_TRACED ? "traced" : "blind");
@@ -350,6 +354,8 @@ int meta_decode(const char *text, struct run_record *r)
 			struct run_file *f = run_add_file(r, kind, val + n);
 			digest_parse(hx, &f->xxh);
 			f->size = size;
+		} else if (KEY("perm") && r->nfiles) {
+			r->files[r->nfiles - 1].perm = (int)(strtoul(val, NULL, 8) & 0777);
 		} else if (KEY("observed")) {
 			r->observed = !strcmp(val, "traced") ? OBSERVED_TRACED : OBSERVED_BLIND;
 		} else if (KEY("input")) {

@@ -87,7 +87,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_finalize(s);
 	int64_t id = sqlite3_last_insert_rowid(st->db);
 
-	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO files VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &s,
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO files VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1, &s,
 			       NULL) != SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
 		goto out;
@@ -106,6 +106,10 @@ int store_index_run(struct store *st, const struct run_record *r)
 			sqlite3_bind_blob(s, 9, f->data, (int)f->datalen, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s, 9);
+		if (f->perm >= 0)
+			sqlite3_bind_int(s, 10, f->perm);
+		else
+			sqlite3_bind_null(s, 10);
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}

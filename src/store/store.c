@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -30,7 +30,7 @@ static const char schema[] =
 	"CREATE INDEX runs_created ON runs(created);"
 	"CREATE TABLE files(run INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT NOT NULL,"
 	" mode INTEGER NOT NULL, oid TEXT NOT NULL, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
-	" enc INTEGER NOT NULL, data BLOB, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
+	" enc INTEGER NOT NULL, data BLOB, perm INTEGER, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
 	"CREATE TABLE parts(run INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
 	" name TEXT NOT NULL, hash BLOB NOT NULL, detail TEXT, PRIMARY KEY(run, seq)) WITHOUT ROWID;"
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
@@ -703,9 +703,10 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 
 int store_load_files(struct store *st, struct run_record *r, int all)
 {
-	if (store_prepare(st, &st->q_files,
-			  "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 AND kind<=?2"
-			  " ORDER BY kind, path") < 0)
+	if (store_prepare(
+		    st, &st->q_files,
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND kind<=?2"
+		    " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
 	sqlite3_bind_int(st->q_files, 2, all ? FILE_SOURCE : FILE_OUTPUT);
@@ -728,6 +729,8 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 		} else if (f->size == 0 && sqlite3_column_type(s, 7) != SQLITE_NULL) {
 			f->data = xmalloc(1);
 		}
+		if (sqlite3_column_type(s, 8) == SQLITE_INTEGER)
+			f->perm = sqlite3_column_int(s, 8) & 0777;
 	}
 	sqlite3_reset(st->q_files);
 	if (rc != SQLITE_DONE)

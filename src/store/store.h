@@ -24,8 +24,9 @@ enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE 
 /* One blob of a run: a captured stream or an output file. */
 struct run_file {
 	int kind;
-	char *path;        /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
-	unsigned mode;     /* git mode: 0100644, 0100755 or 0120000 */
+	char *path;    /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
+	unsigned mode; /* git mode: 0100644, 0100755 or 0120000 */
+	int perm; /* permission bits the run produced (0..0777), -1 unknown (a run from before they were kept: the git mode decides) */
 	char oid[OID_HEX]; /* git blob id, filled when saved */
 	struct digest xxh; /* content digest, checked on every replay */
 	uint64_t size;
