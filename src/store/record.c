@@ -254,6 +254,12 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
+		if (f->kind == FILE_DIR) {
+			sb_addf(out, "dir %03o ", (unsigned)(f->perm >= 0 ? f->perm : 0755));
+			esc(out, f->path);
+			sb_addc(out, '\n');
+			continue;
+		}
 		digest_hex(&f->xxh, hx);
 		sb_addf(out, "file %d %s %" PRIu64 " ", f->kind, hx, f->size);
 		esc(out, f->path);
@@ -354,6 +360,16 @@ int meta_decode(const char *text, struct run_record *r)
 			struct run_file *f = run_add_file(r, kind, val + n);
 			digest_parse(hx, &f->xxh);
 			f->size = size;
+		} else if (KEY("dir")) {
+			unsigned perm;
+			int n = 0;
+			if (sscanf(val, "%o %n", &perm, &n) < 1 || !n || !val[n]) {
+				free(val);
+				return err_set("meta line %d: malformed dir", lineno);
+			}
+			struct run_file *f = run_add_file(r, FILE_DIR, val + n);
+			f->mode = 040000;
+			f->perm = (int)(perm & 0777);
 		} else if (KEY("perm") && r->nfiles) {
 			r->files[r->nfiles - 1].perm = (int)(strtoul(val, NULL, 8) & 0777);
 		} else if (KEY("observed")) {

@@ -171,7 +171,7 @@ int store_save(struct store *st, struct run_record *r)
 		goto out;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
-		if (f->size > INLINE_MAX || f->mode == 0120000)
+		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
 			continue;
 		sb_reset(&content);
 		if (read_file_sb(f->src, &content) < 0)
@@ -220,7 +220,7 @@ static int merge_files(struct run_record *meta, const struct run_record *tree)
 		m->mode = t->mode;
 	}
 	for (size_t j = 0; j < meta->nfiles; j++)
-		if (!meta->files[j].oid[0])
+		if (meta->files[j].kind != FILE_DIR && !meta->files[j].oid[0])
 			return err_set("file %s of meta is not in the tree", meta->files[j].path);
 	return 0;
 }
@@ -241,7 +241,7 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r)
 	memcpy(r->parent, tree.parent, sizeof(r->parent));
 	for (size_t j = 0; j < r->nfiles; j++) {
 		struct run_file *f = &r->files[j];
-		if (f->size > INLINE_MAX || f->mode == 0120000)
+		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
 			continue;
 		sb_reset(&content);
 		if (g->read_blob(st->dir, f->oid, &content) < 0)

@@ -18,8 +18,11 @@
 struct store;
 
 /* Streams and outputs are replayed; sources (a copy of each script the
- * fingerprint canonicalized) only serve `why` and `diff`. */
-enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3 };
+ * fingerprint canonicalized) only serve `why` and `diff`. A directory of a
+ * declared output directory (FILE_DIR: mode 040000, no blob) is a "dir"
+ * line of meta, not a tree entry: git trees hold no empty directory, and
+ * older versions skip the line. */
+enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3, FILE_DIR = 4 };
 
 /* One blob of a run: a captured stream or an output file. */
 struct run_file {

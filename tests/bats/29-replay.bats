@@ -32,3 +32,64 @@ setup() {
 	[ "$(stat -c %a out/f640)" = 640 ]
 	[ "$(stat -c %a out/f444)" = 444 ]
 }
+
+@test "empty directories inside an output directory are restored, with their modes" {
+	gen='mkdir -p out/a/empty out/b out/locked; echo x > out/a/x; chmod 700 out/b; chmod 555 out/locked'
+	[ "$(verdict -o out -- sh -c "$gen")" = miss ]
+	chmod -R u+w out && rm -rf out
+	[ "$(verdict -o out -- sh -c "$gen")" = hit ]
+	[ -d out/a/empty ] && [ -d out/b ] && [ -d out/locked ]
+	[ "$(stat -c %a out/b)" = 700 ]
+	[ "$(stat -c %a out/locked)" = 555 ]
+	[ "$(cat out/a/x)" = x ]
+	# an empty declared directory too
+	[ "$(verdict -o empty -- mkdir -p empty)" = miss ]
+	rmdir empty
+	[ "$(verdict -o empty -- mkdir -p empty)" = hit ]
+	[ -d empty ]
+	# from the run's git tree as well
+	cashet reindex > /dev/null
+	rm -rf empty
+	[ "$(verdict -o empty -- mkdir -p empty)" = hit ]
+	[ -d empty ]
+	run cashet fsck
+	assert_success
+}
+
+# shards N: writes shards/0 .. shards/N-1 into a fresh shards/.
+shards='rm -rf shards; mkdir shards; i=0; while [ $i -lt $N ]; do echo $i > shards/$i; i=$((i+1)); done'
+
+@test "a restored output directory holds exactly the run's files: the others are removed" {
+	[ "$(verdict -o shards -- sh -c "N=2; $shards")" = miss ]
+	[ "$(verdict -o shards -- sh -c "N=1; $shards")" = miss ]
+	[ "$(verdict -o shards -- sh -c "N=2; $shards")" = hit ]
+	[ "$(ls shards | tr '\n' ' ')" = "0 1 " ]
+	# extra files, directories and a link to outside are removed (the
+	# link itself, not what it points to)
+	mkdir -p shards/sub/deeper ../outside
+	echo keep > ../outside/precious
+	echo stray > shards/sub/deeper/f
+	ln -s ../../outside shards/link
+	[ "$(verdict -o shards -- sh -c "N=1; $shards")" = hit ]
+	[ "$(ls -A shards)" = 0 ]
+	[ "$(cat shards/0)" = 0 ]
+	[ "$(cat ../outside/precious)" = keep ]
+}
+
+@test "a restore that fails midway leaves the old tree: nothing replaced, nothing removed" {
+	# the fresh run that follows a failed replay reports what it found
+	export SEEN="$BATS_TEST_TMPDIR/seen"
+	cmd='cat shards/0 > "$SEEN" 2>/dev/null; ls shards >> "$SEEN"; N=2; '"$shards"
+	[ "$(verdict -o shards -- sh -c "$cmd")" = miss ]
+	sqlite3 .cashet/index.db "UPDATE files SET data=CAST('evil' || char(10) AS BLOB) WHERE path='files/shards/1'"
+	echo old > shards/0
+	rm shards/1
+	echo stray > shards/extra
+	run --separate-stderr cashet exec -o shards -- sh -c "$cmd"
+	assert_success
+	[[ "$stderr" == *corrupt* ]]
+	[ "$(cat "$SEEN" | tr '\n' ' ')" = "old 0 extra " ]
+	[ "$(cat shards/1)" = 1 ]
+	run find . -name '*cashet-tmp*'
+	assert_output ""
+}
