@@ -132,12 +132,16 @@ out:
 	return rc;
 }
 
-int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, struct run_record *r)
+int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, int missing_ok,
+		    struct run_record *r)
 {
 	struct strbuf abs = STRBUF_INIT;
+	struct stat sb;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < declared->n; i++) {
 		path_absolute(cwd, declared->v[i], &abs);
+		if (missing_ok && lstat(abs.buf, &sb) < 0 && errno == ENOENT)
+			continue;
 		rc = collect(st, declared->v[i], abs.buf, r, 0);
 	}
 	sb_release(&abs);

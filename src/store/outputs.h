@@ -9,8 +9,9 @@
 /* Adds every file under each declared output (files, directories,
  * symlinks; relative to cwd) to r with its digest, mode and size, and
  * every directory (FILE_DIR) of a declared directory. Missing
- * outputs are an error. */
-int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, struct run_record *r);
+ * outputs are an error, unless missing_ok (a failed run: what it left). */
+int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, int missing_ok,
+		    struct run_record *r);
 /* Adds a copy of each canonicalized source inside the project (parts
  * script/source/dep) as "sources/<path>", so `why` can say which lines changed. */
 int outputs_add_sources(struct store *st, struct run_record *r);

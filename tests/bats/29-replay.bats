@@ -93,3 +93,17 @@ shards='rm -rf shards; mkdir shards; i=0; while [ $i -lt $N ]; do echo $i > shar
 	run find . -name '*cashet-tmp*'
 	assert_output ""
 }
+
+@test "--cache-failures: a replayed failure restores the outputs the failed run left, and only those" {
+	cmd='mkdir -p out; echo partial > out/a; echo log > build.log; chmod 600 build.log; exit 3'
+	run verdict --cache-failures -o out -o build.log -o never.txt -- sh -c "$cmd"
+	assert_output miss
+	rm -rf out build.log
+	run cashet exec --cache-failures -o out -o build.log -o never.txt -- sh -c "$cmd"
+	assert_failure 3
+	[ "$(verdict --cache-failures -o out -o build.log -o never.txt -- sh -c "$cmd")" = hit ]
+	[ "$(cat out/a)" = partial ]
+	[ "$(cat build.log)" = log ]
+	[ "$(stat -c %a build.log)" = 600 ]
+	[ ! -e never.txt ]
+}
