@@ -554,6 +554,7 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 		return unsafe;
 	r->ok = out->status == 0 && !out->timed_out;
 	r->exit_code = out->status;
+	r->timed_out = out->timed_out;
 	r->created_ms = started;
 	r->last_used_ms = now_ms();
 	r->duration_ms = out->duration_ms;

@@ -184,6 +184,9 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 		struct strbuf sb = STRBUF_INIT;
 		if (m.why.len)
 			sb_add(&sb, m.why.buf, m.why.len); /* the newest replayable run's observed input */
+		else if (last.timed_out)
+			sb_adds(&sb,
+				"the last run timed out (--timeout) and failures are not replayed (--cache-failures)");
 		else if (!last.ok)
 			sb_addf(&sb, "the last run failed (exit %d) and failures are not replayed (--cache-failures)",
 				last.exit_code);

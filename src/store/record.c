@@ -230,6 +230,8 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 		sb_addc(out, '\n');
 	}
 	sb_addf(out, "status %s\nexit %d\n", r->ok ? "ok" : "failed", r->exit_code);
+	if (r->timed_out)
+		sb_adds(out, "timed-out 1\n");
 	sb_addf(out, "created %" PRId64 "\nduration %" PRId64 "\n", r->created_ms, r->duration_ms);
 	if (r->expires_ms)
 		sb_addf(out, "expires %" PRId64 "\n", r->expires_ms);
@@ -325,6 +327,8 @@ int meta_decode(const char *text, struct run_record *r)
 			val = NULL;
 		} else if (KEY("status")) {
 			r->ok = !strcmp(val, "ok");
+		} else if (KEY("timed-out")) {
+			r->timed_out = atoi(val) != 0;
 		} else if (KEY("exit")) {
 			r->exit_code = atoi(val);
 		} else if (KEY("created")) {

@@ -56,8 +56,8 @@ int store_index_run(struct store *st, const struct run_record *r)
 
 	if (sqlite3_prepare_v2(st->db,
 			       "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
-			       " last_used, duration_ms, expires, bytes, inputs)"
-			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+			       " last_used, duration_ms, expires, bytes, inputs, timed_out)"
+			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
 			       -1, &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
 		goto out;
@@ -78,6 +78,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_bind_int64(s, 13, r->duration_ms);
 	sqlite3_bind_int64(s, 14, r->expires_ms);
 	sqlite3_bind_int64(s, 15, (int64_t)bytes);
+	sqlite3_bind_int(s, 17, r->timed_out);
 	if (r->observed) {
 		run_inputs_encode(r, &inputs);
 		sqlite3_bind_blob(s, 16, inputs.buf, (int)inputs.len, SQLITE_STATIC);

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -24,7 +24,7 @@ static const char schema[] =
 	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL, cmd TEXT NOT NULL,"
 	" cwd TEXT NOT NULL, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, last_used INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
-	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputs BLOB);"
+	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputs BLOB, timed_out INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX runs_fp ON runs(fp, created);"
 	"CREATE INDEX runs_line ON runs(line, created);"
 	"CREATE INDEX runs_created ON runs(created);"
@@ -694,8 +694,9 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 	r->last_used_ms = sqlite3_column_int64(s, c + 11);
 	r->duration_ms = sqlite3_column_int64(s, c + 12);
 	r->expires_ms = sqlite3_column_int64(s, c + 13);
-	if (sqlite3_column_count(s) > c + 14 && sqlite3_column_type(s, c + 14) == SQLITE_BLOB &&
-	    run_inputs_decode(sqlite3_column_blob(s, c + 14), (size_t)sqlite3_column_bytes(s, c + 14), r) < 0) {
+	r->timed_out = sqlite3_column_int(s, c + 14);
+	if (sqlite3_column_count(s) > c + 15 && sqlite3_column_type(s, c + 15) == SQLITE_BLOB &&
+	    run_inputs_decode(sqlite3_column_blob(s, c + 15), (size_t)sqlite3_column_bytes(s, c + 15), r) < 0) {
 		err_clear();
 		r->observed = OBSERVED_BROKEN;
 	}

@@ -85,6 +85,7 @@ struct run_record {
 	char *cwd; /* root-relative ("." for the root), or absolute when outside */
 	int ok;    /* exit status 0 and not timed out */
 	int exit_code;
+	int timed_out;                                             /* stopped by --timeout (exit_code 124) */
 	int64_t created_ms, last_used_ms, duration_ms, expires_ms; /* expires 0: never */
 	struct strvec tags;                                        /* "key=value" or "key" */
 	struct run_part *parts;

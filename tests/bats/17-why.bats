@@ -456,3 +456,20 @@ write_train_py() {
 	assert_failure 125
 	[ "$stderr" = "cashet: --param 'params.toml': expected FILE:KEY (e.g. params.toml:train.lr)" ]
 }
+
+@test "reason: a last run stopped by --timeout 'timed out', not 'failed (exit 124)'" {
+	run cashet exec --timeout 200ms -- sleep 5
+	assert_failure 124
+	run cashet why -- sleep 5
+	assert_failure 1
+	assert_line "  the last run timed out (--timeout) and failures are not replayed (--cache-failures)"
+	[ "${#lines[@]}" = 2 ]
+	# from the run's meta too
+	cashet reindex > /dev/null
+	run cashet why -- sleep 5
+	assert_line "  the last run timed out (--timeout) and failures are not replayed (--cache-failures)"
+	# a command that exits 124 itself did not time out
+	run cashet exec -- sh -c 'exit 124'
+	run cashet why -- sh -c 'exit 124'
+	assert_line "  the last run failed (exit 124) and failures are not replayed (--cache-failures)"
+}
