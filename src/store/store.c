@@ -865,6 +865,22 @@ int store_latest_of_line(struct store *st, const struct digest *line, struct run
 	return rc;
 }
 
+int store_latest_of_argv(struct store *st, const struct strvec *argv, struct run_record *r)
+{
+	struct strbuf key = STRBUF_INIT;
+	/* the form store_index_run() writes: each argument and its NUL */
+	for (size_t i = 0; i < argv->n; i++)
+		sb_add(&key, argv->v[i], strlen(argv->v[i]) + 1);
+	int rc =
+		load_one(st,
+			 "SELECT " RUN_COLUMNS_INPUTS " FROM runs WHERE argv=?1 ORDER BY created DESC, id DESC LIMIT 1",
+			 key.buf ? key.buf : "", (int)key.len, r);
+	if (rc == 1 && load_details(st, r) < 0)
+		rc = -1;
+	sb_release(&key);
+	return rc;
+}
+
 int store_load(struct store *st, const char *hash, struct run_record *r)
 {
 	int rc = load_one(st, "SELECT " RUN_COLUMNS_INPUTS " FROM runs WHERE hash=?1", hash, -1, r);

@@ -178,6 +178,9 @@ struct store_lookup_opts {
 int store_lookup(struct store *st, const struct digest *fp, const struct store_lookup_opts *o, struct run_record *r);
 /* Newest run of a command line (any status), for explain/history. */
 int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r);
+/* Newest run of the same arguments in any directory (any status), for
+ * explain to name the directory a command line last ran in. */
+int store_latest_of_argv(struct store *st, const struct strvec *argv, struct run_record *r);
 /* Loads a run fully (parts, tags, files) by full commit id. 1 found, 0 not. */
 int store_load(struct store *st, const char *hash, struct run_record *r);
 /* Resolves a hash prefix (>= 4 hex digits) to one run; errors name the candidates. */
