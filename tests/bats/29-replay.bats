@@ -107,3 +107,27 @@ shards='rm -rf shards; mkdir shards; i=0; while [ $i -lt $N ]; do echo $i > shar
 	[ "$(stat -c %a build.log)" = 600 ]
 	[ ! -e never.txt ]
 }
+
+# tree_of DIR: every entry under DIR with its type, permission bits, size,
+# link target and content digest, one a line, sorted.
+tree_of() {
+	(cd "$1" && find . -mindepth 1 -printf '%y %m %p -> %l\n' | sort &&
+		find . -type f -exec sha1sum {} + | sort -k2)
+}
+
+@test "a replay leaves the same tree as a fresh run: files, modes, empty dirs, symlinks" {
+	gen='rm -rf out; mkdir -p out/a/b out/empty out/ro; umask 027; echo key > out/key; chmod 600 out/key
+	printf "#!/bin/sh\n" > out/a/run; chmod 755 out/a/run; echo deep > out/a/b/deep; echo g > out/a/g
+	ln -s a/b/deep out/link; ln -s missing out/dangling; echo r > out/ro/r; chmod 555 out/ro; chmod 700 out/a/b'
+	[ "$(verdict -o out -- sh -c "$gen")" = miss ]
+	fresh=$(tree_of out)
+	# a tree that differs every way: gone, changed, extra, modes
+	chmod -R u+w out && rm -rf out/empty out/a/b && echo changed > out/key && chmod 644 out/key
+	mkdir out/stray && echo s > out/stray/s && ln -s /etc out/etc && echo e > out/a/extra
+	[ "$(verdict -o out -- sh -c "$gen")" = hit ]
+	[ "$(tree_of out)" = "$fresh" ]
+	# and from nothing
+	chmod -R u+w out && rm -rf out
+	[ "$(verdict -o out -- sh -c "$gen")" = hit ]
+	[ "$(tree_of out)" = "$fresh" ]
+}
