@@ -21,6 +21,7 @@ const char *runjson_kind_name(int kind)
 	return kind == FILE_STDOUT   ? "stdout"
 	       : kind == FILE_STDERR ? "stderr"
 	       : kind == FILE_OUTPUT ? "output"
+	       : kind == FILE_DIR    ? "dir"
 				     : "source";
 }
 

@@ -560,6 +560,7 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 		return unsafe;
 	r->ok = out->status == 0 && !out->timed_out;
 	r->exit_code = out->status;
+	r->timed_out = out->timed_out;
 	r->created_ms = started;
 	r->last_used_ms = now_ms();
 	r->duration_ms = out->duration_ms;
@@ -575,12 +576,14 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 		f->size = caps[k]->size;
 	}
 	int rc = observe(st, req, w, out, r, &auto_outputs, res);
-	if (rc == 0 && r->ok && auto_outputs.n && outputs_collect(st, store_root(st), &auto_outputs, r) < 0)
+	/* a failed run keeps what it left, so that a replayed failure
+	 * (--cache-failures) leaves the tree as running it again would */
+	if (rc == 0 && auto_outputs.n && outputs_collect(st, store_root(st), &auto_outputs, !r->ok, r) < 0)
 		rc = -2;
 	sv_release(&auto_outputs);
 	if (rc < 0)
 		return rc;
-	if (r->ok && outputs_collect(st, req->spec.cwd, &req->spec.outputs, r) < 0)
+	if (outputs_collect(st, req->spec.cwd, &req->spec.outputs, !r->ok, r) < 0)
 		return -2;
 	if (outputs_add_sources(st, r) < 0 || store_save(st, r) < 0)
 		return -1;

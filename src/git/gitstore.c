@@ -186,6 +186,8 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
+		if (f->kind == FILE_DIR) /* a line of meta */
+			continue;
 		if (write_file_blob(f->src, &oid) < 0)
 			goto out;
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);

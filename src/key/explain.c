@@ -95,6 +95,12 @@ out:
 	sb_release(&cn);
 }
 
+/* An empty value is shown quoted: `(unset) -> ""`, not `(unset) -> `. */
+static const char *shown(const char *value)
+{
+	return *value ? value : "\"\"";
+}
+
 static void changed(struct store *st, const struct run_record *old, const struct run_record *cur, struct strvec *out,
 		    const struct run_part *was, const struct run_part *now)
 {
@@ -107,7 +113,7 @@ static void changed(struct store *st, const struct run_record *old, const struct
 		sb_addf(&sb, "%s %s matches a different set", noun(now->kind), now->name);
 	else if ((!strcmp(now->kind, "env") || !strcmp(now->kind, "param") || !strcmp(now->kind, "setting")) &&
 		 was->detail && now->detail)
-		sb_addf(&sb, "%s %s changed: %s -> %s", now->kind, now->name, was->detail, now->detail);
+		sb_addf(&sb, "%s %s changed: %s -> %s", now->kind, now->name, shown(was->detail), shown(now->detail));
 	else if (is_source(now->kind)) {
 		sb_addf(&sb, "%s changed", now->name);
 		changed_lines(st, old, cur, now->name, &sb);
@@ -137,8 +143,39 @@ void explain_diff_parts(struct store *st, const struct run_record *old, const st
 	struct strbuf sb = STRBUF_INIT;
 	struct part_change *c;
 	size_t n = explain_part_changes(old, cur, &c), before = out->n;
+	/* One part of a kind removed and one added is one change for the
+	 * working directory (its name is the directory) and the executable
+	 * (its name is where the command resolves: another PATH). */
+	static const char *const paired[] = { "cwd", "exe" };
+	for (size_t k = 0; k < sizeof(paired) / sizeof(*paired); k++) {
+		size_t added = n, removed = n, nadded = 0, nremoved = 0;
+		for (size_t i = 0; i < n; i++) {
+			const struct run_part *p = c[i].cur ? c[i].cur : c[i].old;
+			if (strcmp(p->kind, paired[k]) || (c[i].old && c[i].cur))
+				continue;
+			if (c[i].cur)
+				added = i, nadded++;
+			else
+				removed = i, nremoved++;
+		}
+		if (nadded != 1 || nremoved != 1)
+			continue;
+		const char *was = c[removed].old->name, *now = c[added].cur->name;
+		sb_reset(&sb);
+		if (k == 0)
+			sb_addf(&sb, "working directory changed: %s -> %s", was, now);
+		else if (cur->argv.n && !strchr(cur->argv.v[0], '/') && strchr(was, '/') && strchr(now, '/'))
+			sb_addf(&sb, "%s now resolves to %s (was %s)", cur->argv.v[0], now, was);
+		else
+			continue;
+		sv_push(out, sb.buf);
+		c[added].cur = c[added].old = NULL;
+		c[removed].cur = c[removed].old = NULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct run_part *p = c[i].cur ? c[i].cur : c[i].old;
+		if (!p)
+			continue;
 		if (c[i].old && c[i].cur) {
 			changed(st, old, cur, out, c[i].old, c[i].cur);
 			continue;
@@ -174,7 +211,20 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 	if (l < 0)
 		goto out;
 	if (l == 0) {
-		sv_push(&e->reasons, "never run before (no run of this command line in this directory)");
+		/* the same arguments elsewhere: say where */
+		l = store_latest_of_argv(st, &cur->argv, &last);
+		if (l < 0)
+			goto out;
+		if (l == 0) {
+			sv_push(&e->reasons, "never run before (no run of this command line in this directory)");
+		} else {
+			struct strbuf sb = STRBUF_INIT;
+			sb_addf(&sb, "working directory changed: %s -> %s (the command line never ran here)",
+				last.cwd ? last.cwd : ".", cur->cwd ? cur->cwd : ".");
+			sv_push_nocopy(&e->reasons, sb_detach(&sb));
+			memcpy(e->hash, last.hash, sizeof(e->hash));
+			e->created_ms = last.created_ms;
+		}
 		rc = 0;
 		goto out;
 	}
@@ -184,6 +234,9 @@ int explain_run(struct store *st, const struct run_record *cur, int cache_failur
 		struct strbuf sb = STRBUF_INIT;
 		if (m.why.len)
 			sb_add(&sb, m.why.buf, m.why.len); /* the newest replayable run's observed input */
+		else if (last.timed_out)
+			sb_adds(&sb,
+				"the last run timed out (--timeout) and failures are not replayed (--cache-failures)");
 		else if (!last.ok)
 			sb_addf(&sb, "the last run failed (exit %d) and failures are not replayed (--cache-failures)",
 				last.exit_code);

@@ -37,6 +37,29 @@ static void stored_path(const struct store *st, const char *path, struct strbuf 
 	sb_release(&rel);
 }
 
+static int have_file(const struct run_record *r, const char *stored)
+{
+	for (size_t i = 0; i < r->nfiles; i++)
+		if (!strcmp(r->files[i].path, stored))
+			return 1;
+	return 0;
+}
+
+/* Every directory of a declared output directory is recorded, empty or
+ * not, so a replay makes the empty ones and knows what a directory holds
+ * (whatever else is in it goes). Never the project's root or "/". */
+static void add_dir(struct store *st, const char *abs, mode_t mode, struct run_record *r)
+{
+	struct strbuf sp = STRBUF_INIT;
+	stored_path(st, abs, &sp);
+	if (strcmp(sp.buf, "files/.") && strcmp(sp.buf, "abs/") && strcmp(sp.buf, "abs") && !have_file(r, sp.buf)) {
+		struct run_file *f = run_add_file(r, FILE_DIR, sp.buf);
+		f->mode = 040000;
+		f->perm = (int)(mode & 0777);
+	}
+	sb_release(&sp);
+}
+
 /* path is named in messages as the user declared it; abs is where it is. */
 static int collect(struct store *st, const char *path, const char *abs, struct run_record *r, int depth)
 {
@@ -52,6 +75,7 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 			err_set("output %s: directories nested too deep", path);
 			goto out;
 		}
+		add_dir(st, abs, sb.st_mode, r);
 		DIR *d = opendir(abs);
 		struct strvec names = STRVEC_INIT;
 		struct dirent *e;
@@ -76,11 +100,10 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 		goto out;
 	}
 	stored_path(st, abs, &sp);
-	for (size_t i = 0; i < r->nfiles; i++)
-		if (!strcmp(r->files[i].path, sp.buf)) {
-			rc = 0; /* declared twice (a file inside a declared directory) */
-			goto out;
-		}
+	if (have_file(r, sp.buf)) {
+		rc = 0; /* declared twice (a file inside a declared directory) */
+		goto out;
+	}
 	struct run_file *f = run_add_file(r, FILE_OUTPUT, sp.buf);
 	f->src = xstrdup(abs);
 	if (S_ISLNK(sb.st_mode)) {
@@ -95,6 +118,7 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 		digest_of(target, (size_t)n, &f->xxh);
 	} else if (S_ISREG(sb.st_mode)) {
 		f->mode = (sb.st_mode & 0111) ? 0100755 : 0100644;
+		f->perm = (int)(sb.st_mode & 0777);
 		if (digest_file(abs, &f->xxh, &f->size) < 0)
 			goto out;
 	} else {
@@ -108,12 +132,16 @@ out:
 	return rc;
 }
 
-int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, struct run_record *r)
+int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, int missing_ok,
+		    struct run_record *r)
 {
 	struct strbuf abs = STRBUF_INIT;
+	struct stat sb;
 	int rc = 0;
 	for (size_t i = 0; rc == 0 && i < declared->n; i++) {
 		path_absolute(cwd, declared->v[i], &abs);
+		if (missing_ok && lstat(abs.buf, &sb) < 0 && errno == ENOENT)
+			continue;
 		rc = collect(st, declared->v[i], abs.buf, r, 0);
 	}
 	sb_release(&abs);
@@ -144,7 +172,16 @@ int outputs_add_sources(struct store *st, struct run_record *r)
 	return rc;
 }
 
-/* Same content already there? Then leave it (and its mtime) alone. */
+/* The permission bits f is restored with: those the run produced, or for
+ * a run from before they were kept, what its git mode says. */
+static mode_t file_perm(const struct run_file *f)
+{
+	if (f->perm >= 0)
+		return (mode_t)f->perm;
+	return f->mode == 0100755 ? 0755 : 0644;
+}
+
+/* Same content and mode already there? Then leave it (and its mtime) alone. */
 static int unchanged(struct store *st, const struct run_file *f, const char *path)
 {
 	struct stat sb;
@@ -159,8 +196,7 @@ static int unchanged(struct store *st, const struct run_file *f, const char *pat
 		digest_of(target, (size_t)n, &d);
 		return digest_eq(&d, &f->xxh);
 	}
-	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f->size ||
-	    ((sb.st_mode & 0111) != 0) != (f->mode == 0100755))
+	if (!S_ISREG(sb.st_mode) || (uint64_t)sb.st_size != f->size || (sb.st_mode & 0777) != file_perm(f))
 		return 0;
 	if (store_file_digest(st, path, &sb, &d) < 0) {
 		err_clear();
@@ -226,13 +262,20 @@ fail:
 	return -1;
 }
 
-/* Writes f as name in the directory dirfd: a temp file (or link) beside
- * it, renamed over it, so the last component is replaced, never followed. */
-static int restore_one(struct store *st, const struct run_file *f, int dirfd, const char *name, const char *path)
+static void tmp_name(const char *name, struct strbuf *out)
+{
+	sb_reset(out);
+	sb_addf(out, "%s.cashet-tmp.%ld", name, (long)getpid());
+}
+
+/* Writes f's content as name's temp file in the directory dirfd, fully
+ * checked; swap() renames it over name, so the last component is
+ * replaced, never followed. */
+static int stage_one(struct store *st, const struct run_file *f, int dirfd, const char *name, const char *path)
 {
 	struct strbuf tmp = STRBUF_INIT, content = STRBUF_INIT;
 	int rc = -1, fd = -1;
-	sb_addf(&tmp, "%s.cashet-tmp.%ld", name, (long)getpid());
+	tmp_name(name, &tmp);
 	unlinkat(dirfd, tmp.buf, 0);
 	if (f->mode == 0120000) {
 		if (store_blob_read(st, f, &content) < 0)
@@ -242,8 +285,8 @@ static int restore_one(struct store *st, const struct run_file *f, int dirfd, co
 			goto out;
 		}
 	} else {
-		fd = openat(dirfd, tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    f->mode == 0100755 ? 0755 : 0644);
+		/* private while it is written; the run's bits once it is in */
+		fd = openat(dirfd, tmp.buf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0) {
 			err_sys("cannot create %s", path);
 			goto out;
@@ -257,12 +300,11 @@ static int restore_one(struct store *st, const struct run_file *f, int dirfd, co
 			goto out;
 		}
 		/* The umask must not change the recorded mode. */
-		fchmod(fd, f->mode == 0100755 ? 0755 : 0644);
-	}
-	if (renameat(dirfd, tmp.buf, dirfd, name) < 0) {
-		err_sys("cannot restore %s", path);
-		unlinkat(dirfd, tmp.buf, 0);
-		goto out;
+		if (fchmod(fd, file_perm(f)) < 0) {
+			err_sys("cannot set the mode of %s", path);
+			unlinkat(dirfd, tmp.buf, 0);
+			goto out;
+		}
 	}
 	rc = 0;
 out:
@@ -273,39 +315,245 @@ out:
 	return rc;
 }
 
-int outputs_restore(struct store *st, const struct run_record *r)
+/* A directory of the run: made if missing, and writable by its owner
+ * until the end of the restore (the run's bits, 0555 say, are set last). */
+static int ensure_dir(int dirfd, const char *name, const char *path)
 {
-	struct strbuf path = STRBUF_INIT;
-	int rc = 0, rootfd = -1, slash = -1;
-	for (size_t i = 0; rc == 0 && i < r->nfiles; i++) {
-		const struct run_file *f = &r->files[i];
-		const char *name = NULL;
-		if (f->kind != FILE_OUTPUT)
+	struct stat sb;
+	if (mkdirat(dirfd, name, 0700) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return err_sys("cannot restore %s", path);
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return err_sys("cannot restore %s", path);
+	if (!S_ISDIR(sb.st_mode))
+		return err_set("cannot restore the directory %s: something else is in its place", path);
+	if ((sb.st_mode & 0700) != 0700 && fchmodat(dirfd, name, (sb.st_mode & 07777) | 0700, 0) < 0)
+		return err_sys("cannot restore %s", path);
+	return 0;
+}
+
+static int dir_entries(int fd, struct strvec *names);
+
+/* Removes name from dirfd, a directory with everything in it, following
+ * no symbolic link (a link is removed, not what it points to). */
+static int remove_entry(int dirfd, const char *name, const char *path, int depth)
+{
+	struct stat sb;
+	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : err_sys("cannot remove %s", path);
+	if (!S_ISDIR(sb.st_mode)) {
+		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
+			return err_sys("cannot remove %s", path);
+		return 0;
+	}
+	if (depth > 64)
+		return err_set("cannot remove %s: directories nested too deep", path);
+	if ((sb.st_mode & 0700) != 0700)
+		fchmodat(dirfd, name, (sb.st_mode & 07777) | 0700, 0);
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct strvec names = STRVEC_INIT;
+	struct strbuf sub = STRBUF_INIT;
+	int rc = 0;
+	if (fd < 0 || dir_entries(fd, &names) < 0) {
+		rc = err_sys("cannot remove %s", path);
+		goto out;
+	}
+	for (size_t i = 0; rc == 0 && i < names.n; i++) {
+		sb_reset(&sub);
+		sb_addf(&sub, "%s/%s", path, names.v[i]);
+		rc = remove_entry(fd, names.v[i], sub.buf, depth + 1);
+	}
+	if (rc == 0 && unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		rc = err_sys("cannot remove %s", path);
+out:
+	if (fd >= 0)
+		close(fd);
+	sv_release(&names);
+	sb_release(&sub);
+	return rc;
+}
+
+/* The names in directory fd, "." and ".." left out. fd stays open. */
+static int dir_entries(int fd, struct strvec *names)
+{
+	int dup_fd = dup(fd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *e;
+	if (!d) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return -1;
+	}
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			sv_push(names, e->d_name);
+	closedir(d);
+	return 0;
+}
+
+/* Where a restore walks from: the project's root (through no symlink) or
+ * "/" for an absolute output, each opened once. */
+struct restore_ctx {
+	struct store *st;
+	const struct run_record *r;
+	int rootfd, slash;
+	struct strbuf path;
+};
+
+/* Opens the directory holding f and names its last component; -1 on error. */
+static int parent_of(struct restore_ctx *c, const struct run_file *f, const char **name)
+{
+	int in_project = !strncmp(f->path, "files/", 6);
+	int *base = in_project ? &c->rootfd : &c->slash;
+	outputs_local_path(c->st, f->path, &c->path);
+	if (*base < 0 && (*base = open(in_project ? store_root(c->st) : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return err_sys("cannot restore %s", c->path.buf);
+	return open_parent(*base, c->path.buf, f->path + (in_project ? 6 : 4), in_project, name);
+}
+
+static int is_restored(const struct run_file *f)
+{
+	return f->kind == FILE_OUTPUT || f->kind == FILE_DIR;
+}
+
+/* Removes what the run's directories hold and the run did not have. */
+static int prune(struct restore_ctx *c)
+{
+	struct strvec have = STRVEC_INIT, names = STRVEC_INIT;
+	struct strbuf child = STRBUF_INIT, shown = STRBUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; i < c->r->nfiles; i++)
+		if (is_restored(&c->r->files[i]))
+			sv_push(&have, c->r->files[i].path);
+	sv_sort(&have);
+	for (size_t i = 0; rc == 0 && i < c->r->nfiles; i++) {
+		const struct run_file *d = &c->r->files[i];
+		const char *name;
+		if (d->kind != FILE_DIR)
 			continue;
-		outputs_local_path(st, f->path, &path);
-		/* inside the project: from its root, through no symlink; an
-		 * absolute output (declared by hand, or imported with
-		 * --allow-absolute) goes where its path leads */
-		int in_project = !strncmp(f->path, "files/", 6);
-		int *base = in_project ? &rootfd : &slash;
-		if (*base < 0 &&
-		    (*base = open(in_project ? store_root(st) : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-			rc = err_sys("cannot restore %s", path.buf);
+		int pfd = parent_of(c, d, &name);
+		if (pfd < 0) {
+			rc = -1;
 			break;
 		}
-		int dirfd = open_parent(*base, path.buf, f->path + (in_project ? 6 : 4), in_project, &name);
+		int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		close(pfd);
+		sv_release(&names);
+		if (fd < 0 || dir_entries(fd, &names) < 0) {
+			rc = err_sys("cannot read %s", c->path.buf);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		sb_reset(&shown);
+		sb_adds(&shown, c->path.buf);
+		for (size_t j = 0; rc == 0 && j < names.n; j++) {
+			sb_reset(&child);
+			sb_addf(&child, "%s/%s", d->path, names.v[j]);
+			/* the store itself is never an output */
+			if (sv_sorted_has(&have, child.buf) || !strcmp(names.v[j], STORE_DIRNAME))
+				continue;
+			sb_reset(&child);
+			sb_addf(&child, "%s/%s", shown.buf, names.v[j]);
+			rc = remove_entry(fd, names.v[j], child.buf, 0);
+		}
+		close(fd);
+	}
+	sv_release(&have);
+	sv_release(&names);
+	sb_release(&child);
+	sb_release(&shown);
+	return rc;
+}
+
+/* Three steps, so that a restore that fails leaves the tree as it was
+ * (but for directories it made): every changed file is written beside its
+ * place and checked (stage), then renamed into place (swap); only then is
+ * what the run's directories hold and the run did not have removed
+ * (prune) and the directories given the run's bits. */
+int outputs_restore(struct store *st, const struct run_record *r)
+{
+	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT };
+	struct strbuf tmp = STRBUF_INIT;
+	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0;
+	int rc = 0, dirs = 0;
+	/* the directories first: one a run left 0555 takes files again */
+	for (size_t n = 0; rc == 0 && n < 2 * r->nfiles; n++) {
+		const struct run_file *f = &r->files[n % r->nfiles];
+		const char *name = NULL;
+		if (n < r->nfiles ? f->kind != FILE_DIR : f->kind != FILE_OUTPUT)
+			continue;
+		size_t i = n % r->nfiles;
+		int dirfd = parent_of(&c, f, &name);
 		if (dirfd < 0) {
 			rc = -1;
 			break;
 		}
-		if (!unchanged(st, f, path.buf))
-			rc = restore_one(st, f, dirfd, name, path.buf);
+		if (f->kind == FILE_DIR) {
+			dirs = 1;
+			rc = ensure_dir(dirfd, name, c.path.buf);
+		} else if (!unchanged(st, f, c.path.buf)) {
+			rc = stage_one(st, f, dirfd, name, c.path.buf);
+			if (rc == 0)
+				staged[nstaged++] = i;
+		}
 		close(dirfd);
 	}
-	if (rootfd >= 0)
-		close(rootfd);
-	if (slash >= 0)
-		close(slash);
-	sb_release(&path);
+	for (; rc == 0 && swapped < nstaged; swapped++) {
+		const struct run_file *f = &r->files[staged[swapped]];
+		const char *name;
+		int dirfd = parent_of(&c, f, &name);
+		if (dirfd < 0) {
+			rc = -1;
+			break;
+		}
+		tmp_name(name, &tmp);
+		if (renameat(dirfd, tmp.buf, dirfd, name) < 0)
+			rc = err_sys("cannot restore %s", c.path.buf);
+		close(dirfd);
+	}
+	if (rc < 0) {
+		/* the temp files not renamed into place go */
+		char *msg = xstrdup(err_msg());
+		int code = err_code();
+		for (size_t k = swapped; k < nstaged; k++) {
+			const char *name;
+			int dirfd = parent_of(&c, &r->files[staged[k]], &name);
+			if (dirfd < 0)
+				continue;
+			tmp_name(name, &tmp);
+			unlinkat(dirfd, tmp.buf, 0);
+			close(dirfd);
+		}
+		err_setc(code, "%s", msg);
+		free(msg);
+		goto out;
+	}
+	if (dirs && (rc = prune(&c)) < 0)
+		goto out;
+	/* deepest first: a directory made read-only is left alone after */
+	for (size_t i = r->nfiles; dirs && rc == 0 && i-- > 0;) {
+		const struct run_file *f = &r->files[i];
+		const char *name;
+		if (f->kind != FILE_DIR || f->perm < 0)
+			continue;
+		int dirfd = parent_of(&c, f, &name);
+		if (dirfd < 0) {
+			rc = -1;
+			break;
+		}
+		if (fchmodat(dirfd, name, (mode_t)f->perm, 0) < 0)
+			rc = err_sys("cannot set the mode of %s", c.path.buf);
+		close(dirfd);
+	}
+out:
+	if (c.rootfd >= 0)
+		close(c.rootfd);
+	if (c.slash >= 0)
+		close(c.slash);
+	free(staged);
+	sb_release(&c.path);
+	sb_release(&tmp);
 	return rc;
 }

@@ -1,19 +1,25 @@
 /* outputs: declared output files of a run: collecting them after a run and
- * restoring them on a hit (temp file + digest check + rename, modes kept). */
+ * restoring them on a hit (temp file + digest check + rename, the run's
+ * permission bits kept). */
 #ifndef CASHET_OUTPUTS_H
 #define CASHET_OUTPUTS_H
 
 #include "store/store.h"
 
 /* Adds every file under each declared output (files, directories,
- * symlinks; relative to cwd) to r with its digest, mode and size. Missing
- * outputs are an error. */
-int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, struct run_record *r);
+ * symlinks; relative to cwd) to r with its digest, mode and size, and
+ * every directory (FILE_DIR) of a declared directory. Missing
+ * outputs are an error, unless missing_ok (a failed run: what it left). */
+int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, int missing_ok,
+		    struct run_record *r);
 /* Adds a copy of each canonicalized source inside the project (parts
  * script/source/dep) as "sources/<path>", so `why` can say which lines changed. */
 int outputs_add_sources(struct store *st, struct run_record *r);
-/* Restores r's output files; unchanged files are left alone. On a digest
- * mismatch nothing more is written and -1 is returned. */
+/* Restores r's output files and directories; unchanged files are left
+ * alone. Every changed file is staged (written beside its place and
+ * checked) before any is renamed into place; on a failure the staged ones
+ * are removed and -1 returned. Only after that, whatever r's directories
+ * hold that r did not have is removed, links never followed. */
 int outputs_restore(struct store *st, const struct run_record *r);
 /* Local path of a stored output path ("files/x" -> root/x, "abs/p" -> /p). */
 void outputs_local_path(const struct store *st, const char *stored, struct strbuf *out);

@@ -138,6 +138,7 @@ struct run_file *run_add_file(struct run_record *r, int kind, const char *path)
 	f->kind = kind;
 	f->path = xstrdup(path);
 	f->mode = 0100644;
+	f->perm = -1;
 	return f;
 }
 
@@ -229,6 +230,8 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 		sb_addc(out, '\n');
 	}
 	sb_addf(out, "status %s\nexit %d\n", r->ok ? "ok" : "failed", r->exit_code);
+	if (r->timed_out)
+		sb_adds(out, "timed-out 1\n");
 	sb_addf(out, "created %" PRId64 "\nduration %" PRId64 "\n", r->created_ms, r->duration_ms);
 	if (r->expires_ms)
 		sb_addf(out, "expires %" PRId64 "\n", r->expires_ms);
@@ -253,10 +256,19 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
+		if (f->kind == FILE_DIR) {
+			sb_addf(out, "dir %03o ", (unsigned)(f->perm >= 0 ? f->perm : 0755));
+			esc(out, f->path);
+			sb_addc(out, '\n');
+			continue;
+		}
 		digest_hex(&f->xxh, hx);
 		sb_addf(out, "file %d %s %" PRIu64 " ", f->kind, hx, f->size);
 		esc(out, f->path);
 		sb_addc(out, '\n');
+		/* a line of its own, which older versions skip */
+		if (f->perm >= 0)
+			sb_addf(out, "perm %03o\n", (unsigned)f->perm);
 	}
 	if (r->observed)
 		sb_addf(out, "observed %s\n", r->observed == OBSERVED_TRACED ? "traced" : "blind");
@@ -315,6 +327,8 @@ int meta_decode(const char *text, struct run_record *r)
 			val = NULL;
 		} else if (KEY("status")) {
 			r->ok = !strcmp(val, "ok");
+		} else if (KEY("timed-out")) {
+			r->timed_out = atoi(val) != 0;
 		} else if (KEY("exit")) {
 			r->exit_code = atoi(val);
 		} else if (KEY("created")) {
@@ -350,6 +364,18 @@ int meta_decode(const char *text, struct run_record *r)
 			struct run_file *f = run_add_file(r, kind, val + n);
 			digest_parse(hx, &f->xxh);
 			f->size = size;
+		} else if (KEY("dir")) {
+			unsigned perm;
+			int n = 0;
+			if (sscanf(val, "%o %n", &perm, &n) < 1 || !n || !val[n]) {
+				free(val);
+				return err_set("meta line %d: malformed dir", lineno);
+			}
+			struct run_file *f = run_add_file(r, FILE_DIR, val + n);
+			f->mode = 040000;
+			f->perm = (int)(perm & 0777);
+		} else if (KEY("perm") && r->nfiles) {
+			r->files[r->nfiles - 1].perm = (int)(strtoul(val, NULL, 8) & 0777);
 		} else if (KEY("observed")) {
 			r->observed = !strcmp(val, "traced") ? OBSERVED_TRACED : OBSERVED_BLIND;
 		} else if (KEY("input")) {

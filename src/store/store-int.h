@@ -39,7 +39,7 @@ int store_exec(struct store *st, const char *sql);
 int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
 /* Fills the row fields of r from a runs SELECT of RUN_COLUMNS. */
 #define RUN_COLUMNS                                                                                                    \
-	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires"
+	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires, timed_out"
 /* The same and the observed inputs (what a lookup and a load need; a
  * listing does without). */
 #define RUN_COLUMNS_INPUTS RUN_COLUMNS ", inputs"

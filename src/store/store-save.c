@@ -56,8 +56,8 @@ int store_index_run(struct store *st, const struct run_record *r)
 
 	if (sqlite3_prepare_v2(st->db,
 			       "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
-			       " last_used, duration_ms, expires, bytes, inputs)"
-			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)",
+			       " last_used, duration_ms, expires, bytes, inputs, timed_out)"
+			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
 			       -1, &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
 		goto out;
@@ -78,6 +78,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_bind_int64(s, 13, r->duration_ms);
 	sqlite3_bind_int64(s, 14, r->expires_ms);
 	sqlite3_bind_int64(s, 15, (int64_t)bytes);
+	sqlite3_bind_int(s, 17, r->timed_out);
 	if (r->observed) {
 		run_inputs_encode(r, &inputs);
 		sqlite3_bind_blob(s, 16, inputs.buf, (int)inputs.len, SQLITE_STATIC);
@@ -87,7 +88,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_finalize(s);
 	int64_t id = sqlite3_last_insert_rowid(st->db);
 
-	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO files VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &s,
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO files VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1, &s,
 			       NULL) != SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
 		goto out;
@@ -106,6 +107,10 @@ int store_index_run(struct store *st, const struct run_record *r)
 			sqlite3_bind_blob(s, 9, f->data, (int)f->datalen, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(s, 9);
+		if (f->perm >= 0)
+			sqlite3_bind_int(s, 10, f->perm);
+		else
+			sqlite3_bind_null(s, 10);
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}
@@ -167,7 +172,7 @@ int store_save(struct store *st, struct run_record *r)
 		goto out;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
-		if (f->size > INLINE_MAX || f->mode == 0120000)
+		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
 			continue;
 		sb_reset(&content);
 		if (read_file_sb(f->src, &content) < 0)
@@ -216,7 +221,7 @@ static int merge_files(struct run_record *meta, const struct run_record *tree)
 		m->mode = t->mode;
 	}
 	for (size_t j = 0; j < meta->nfiles; j++)
-		if (!meta->files[j].oid[0])
+		if (meta->files[j].kind != FILE_DIR && !meta->files[j].oid[0])
 			return err_set("file %s of meta is not in the tree", meta->files[j].path);
 	return 0;
 }
@@ -237,7 +242,7 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r)
 	memcpy(r->parent, tree.parent, sizeof(r->parent));
 	for (size_t j = 0; j < r->nfiles; j++) {
 		struct run_file *f = &r->files[j];
-		if (f->size > INLINE_MAX || f->mode == 0120000)
+		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
 			continue;
 		sb_reset(&content);
 		if (g->read_blob(st->dir, f->oid, &content) < 0)

@@ -148,11 +148,11 @@ static int check_layout(const struct run_record *r, int allow_abs)
 		else if (!strcmp(p, "stderr"))
 			ok = f->kind == FILE_STDERR;
 		else if (!strncmp(p, "files/", 6))
-			ok = f->kind == FILE_OUTPUT && safe_rel(p + 6);
+			ok = (f->kind == FILE_OUTPUT || f->kind == FILE_DIR) && safe_rel(p + 6);
 		else if (!strncmp(p, "sources/", 8))
 			ok = f->kind == FILE_SOURCE && safe_rel(p + 8);
 		else if (!strncmp(p, "abs/", 4))
-			ok = f->kind == FILE_OUTPUT && safe_rel(p + 4);
+			ok = (f->kind == FILE_OUTPUT || f->kind == FILE_DIR) && safe_rel(p + 4);
 		else
 			ok = 0;
 		if (ok && !allow_abs && !strncmp(p, "abs/", 4))
@@ -161,7 +161,8 @@ static int check_layout(const struct run_record *r, int allow_abs)
 				       r->hash, p + 4);
 		if (!ok)
 			return err_set("run %.12s: unexpected file '%s' in its tree", r->hash, p);
-		if (f->mode != 0100644 && f->mode != 0100755 && f->mode != 0120000)
+		if (f->kind == FILE_DIR ? f->mode != 040000
+					: f->mode != 0100644 && f->mode != 0100755 && f->mode != 0120000)
 			return err_set("run %.12s: file '%s' has mode %o", r->hash, p, f->mode);
 	}
 	return 0;

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 6
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -24,13 +24,13 @@ static const char schema[] =
 	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL, cmd TEXT NOT NULL,"
 	" cwd TEXT NOT NULL, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, last_used INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
-	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputs BLOB);"
+	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputs BLOB, timed_out INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX runs_fp ON runs(fp, created);"
 	"CREATE INDEX runs_line ON runs(line, created);"
 	"CREATE INDEX runs_created ON runs(created);"
 	"CREATE TABLE files(run INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT NOT NULL,"
 	" mode INTEGER NOT NULL, oid TEXT NOT NULL, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
-	" enc INTEGER NOT NULL, data BLOB, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
+	" enc INTEGER NOT NULL, data BLOB, perm INTEGER, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
 	"CREATE TABLE parts(run INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
 	" name TEXT NOT NULL, hash BLOB NOT NULL, detail TEXT, PRIMARY KEY(run, seq)) WITHOUT ROWID;"
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
@@ -722,8 +722,9 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 	r->last_used_ms = sqlite3_column_int64(s, c + 11);
 	r->duration_ms = sqlite3_column_int64(s, c + 12);
 	r->expires_ms = sqlite3_column_int64(s, c + 13);
-	if (sqlite3_column_count(s) > c + 14 && sqlite3_column_type(s, c + 14) == SQLITE_BLOB &&
-	    run_inputs_decode(sqlite3_column_blob(s, c + 14), (size_t)sqlite3_column_bytes(s, c + 14), r) < 0) {
+	r->timed_out = sqlite3_column_int(s, c + 14);
+	if (sqlite3_column_count(s) > c + 15 && sqlite3_column_type(s, c + 15) == SQLITE_BLOB &&
+	    run_inputs_decode(sqlite3_column_blob(s, c + 15), (size_t)sqlite3_column_bytes(s, c + 15), r) < 0) {
 		err_clear();
 		r->observed = OBSERVED_BROKEN;
 	}
@@ -731,9 +732,10 @@ void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 
 int store_load_files(struct store *st, struct run_record *r, int all)
 {
-	if (store_prepare(st, &st->q_files,
-			  "SELECT kind, path, mode, oid, xxh, size, enc, data FROM files WHERE run=?1 AND kind<=?2"
-			  " ORDER BY kind, path") < 0)
+	if (store_prepare(
+		    st, &st->q_files,
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind=4)"
+		    " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
 	sqlite3_bind_int(st->q_files, 2, all ? FILE_SOURCE : FILE_OUTPUT);
@@ -756,6 +758,8 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 		} else if (f->size == 0 && sqlite3_column_type(s, 7) != SQLITE_NULL) {
 			f->data = xmalloc(1);
 		}
+		if (sqlite3_column_type(s, 8) == SQLITE_INTEGER)
+			f->perm = sqlite3_column_int(s, 8) & 0777;
 	}
 	sqlite3_reset(st->q_files);
 	if (rc != SQLITE_DONE)
@@ -903,6 +907,22 @@ int store_latest_of_line(struct store *st, const struct digest *line, struct run
 			 line->b, DIGEST_LEN, r);
 	if (rc == 1 && load_details(st, r) < 0)
 		return -1;
+	return rc;
+}
+
+int store_latest_of_argv(struct store *st, const struct strvec *argv, struct run_record *r)
+{
+	struct strbuf key = STRBUF_INIT;
+	/* the form store_index_run() writes: each argument and its NUL */
+	for (size_t i = 0; i < argv->n; i++)
+		sb_add(&key, argv->v[i], strlen(argv->v[i]) + 1);
+	int rc =
+		load_one(st,
+			 "SELECT " RUN_COLUMNS_INPUTS " FROM runs WHERE argv=?1 ORDER BY created DESC, id DESC LIMIT 1",
+			 key.buf ? key.buf : "", (int)key.len, r);
+	if (rc == 1 && load_details(st, r) < 0)
+		rc = -1;
+	sb_release(&key);
 	return rc;
 }
 

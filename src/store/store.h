@@ -18,14 +18,18 @@
 struct store;
 
 /* Streams and outputs are replayed; sources (a copy of each script the
- * fingerprint canonicalized) only serve `why` and `diff`. */
-enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3 };
+ * fingerprint canonicalized) only serve `why` and `diff`. A directory of a
+ * declared output directory (FILE_DIR: mode 040000, no blob) is a "dir"
+ * line of meta, not a tree entry: git trees hold no empty directory, and
+ * older versions skip the line. */
+enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3, FILE_DIR = 4 };
 
 /* One blob of a run: a captured stream or an output file. */
 struct run_file {
 	int kind;
-	char *path;        /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
-	unsigned mode;     /* git mode: 0100644, 0100755 or 0120000 */
+	char *path;    /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
+	unsigned mode; /* git mode: 0100644, 0100755 or 0120000 */
+	int perm; /* permission bits the run produced (0..0777), -1 unknown (a run from before they were kept: the git mode decides) */
 	char oid[OID_HEX]; /* git blob id, filled when saved */
 	struct digest xxh; /* content digest, checked on every replay */
 	uint64_t size;
@@ -81,6 +85,7 @@ struct run_record {
 	char *cwd; /* root-relative ("." for the root), or absolute when outside */
 	int ok;    /* exit status 0 and not timed out */
 	int exit_code;
+	int timed_out;                                             /* stopped by --timeout (exit_code 124) */
 	int64_t created_ms, last_used_ms, duration_ms, expires_ms; /* expires 0: never */
 	struct strvec tags;                                        /* "key=value" or "key" */
 	struct run_part *parts;
@@ -177,6 +182,9 @@ int store_lookup(struct store *st, const struct digest *fp, const struct store_l
 int store_newest_inputs(struct store *st, const struct digest *fp, struct run_record *r);
 /* Newest run of a command line (any status), for explain/history. */
 int store_latest_of_line(struct store *st, const struct digest *line, struct run_record *r);
+/* Newest run of the same arguments in any directory (any status), for
+ * explain to name the directory a command line last ran in. */
+int store_latest_of_argv(struct store *st, const struct strvec *argv, struct run_record *r);
 /* Loads a run fully (parts, tags, files) by full commit id. 1 found, 0 not. */
 int store_load(struct store *st, const char *hash, struct run_record *r);
 /* Resolves a hash prefix (>= 4 hex digits) to one run; errors name the candidates. */

@@ -49,12 +49,18 @@ why_reasons() {
   never run before (no run of this command line in this directory)"
 	[ "$(run_count)" = 0 ]
 	[ "$(log_count)" = 0 ]
-	# the same command line elsewhere in the project is another line
+	# the same command line elsewhere in the project is another line,
+	# and the reason names both directories
 	cashet exec -- echo x > /dev/null
-	mkdir sub && cd sub
+	mkdir -p sub/deeper && cd sub
 	run cashet why -- echo x
 	assert_failure 1
-	assert_line "  never run before (no run of this command line in this directory)"
+	assert_line "  working directory changed: . -> sub (the command line never ran here)"
+	[ "${#lines[@]}" = 2 ]
+	cashet exec -- echo x > /dev/null
+	cd deeper
+	run why_reasons -- echo x
+	assert_output "working directory changed: sub -> sub/deeper (the command line never ran here)"
 }
 
 @test "why after a run: 'hit: would replay <12 hex>', exit 0; --json has hit and the run" {
@@ -455,4 +461,48 @@ write_train_py() {
 	run --separate-stderr cashet exec -p params.toml -- echo x
 	assert_failure 125
 	[ "$stderr" = "cashet: --param 'params.toml': expected FILE:KEY (e.g. params.toml:train.lr)" ]
+}
+
+@test "reason: a last run stopped by --timeout 'timed out', not 'failed (exit 124)'" {
+	run cashet exec --timeout 200ms -- sleep 5
+	assert_failure 124
+	run cashet why -- sleep 5
+	assert_failure 1
+	assert_line "  the last run timed out (--timeout) and failures are not replayed (--cache-failures)"
+	[ "${#lines[@]}" = 2 ]
+	# from the run's meta too
+	cashet reindex > /dev/null
+	run cashet why -- sleep 5
+	assert_line "  the last run timed out (--timeout) and failures are not replayed (--cache-failures)"
+	# a command that exits 124 itself did not time out
+	run cashet exec -- sh -c 'exit 124'
+	run cashet why -- sh -c 'exit 124'
+	assert_line "  the last run failed (exit 124) and failures are not replayed (--cache-failures)"
+}
+
+@test "reason: a variable set to empty is shown quoted: (unset) -> \"\", \"\" -> 1" {
+	cashet exec -e FOO -- true
+	run why_reasons -e FOO -- true
+	assert_output ""
+	FOO= run why_reasons -e FOO -- true
+	assert_output 'env FOO changed: (unset) -> ""'
+	FOO= cashet exec -e FOO -- true
+	FOO=1 run why_reasons -e FOO -- true
+	assert_output 'env FOO changed: "" -> 1'
+}
+
+@test "reason: another PATH that selects another executable is one line: 'tool now resolves to b2/tool (was b1/tool)'" {
+	mkdir b1 b2
+	cp /bin/true b1/tool
+	cp /bin/true b2/tool
+	echo x >> b2/tool
+	PATH="$PWD/b1:$PATH" cashet exec -- tool
+	PATH="$PWD/b2:$PATH" run why_reasons -- tool
+	assert_output "tool now resolves to b2/tool (was b1/tool)"
+	# outside the project the path is absolute
+	mkdir -p "$BATS_TEST_TMPDIR/ext"
+	cp /bin/true "$BATS_TEST_TMPDIR/ext/tool"
+	echo y >> "$BATS_TEST_TMPDIR/ext/tool"
+	PATH="$BATS_TEST_TMPDIR/ext:$PATH" run why_reasons -- tool
+	assert_output "tool now resolves to $BATS_TEST_TMPDIR/ext/tool (was b1/tool)"
 }

@@ -42,6 +42,9 @@ print("rows", len(rows))
 print("lr too small", lr, file=sys.stderr)
 sys.exit(3)
 EOF
+	# a failed run stores the outputs it left: this one starts without
+	# model.bin and writes none, so model.bin is a removed output
+	rm -f model.bin
 	train 0.01 > /dev/null 2>&1 || true
 	h3=$(last_hash)
 }

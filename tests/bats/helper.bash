@@ -236,6 +236,6 @@ assert_empty_values() {
 	[ "$(echo "$output" | json_field 'j["argv"] == ["printf", "%s\\n", "", "x"] and j["name"] == ""')" = True ]
 	EMPTY=1 run cashet why -n '' -e EMPTY -- printf '%s\n' '' x
 	assert_failure 1
-	assert_line '  env EMPTY changed:  -> 1'
+	assert_line '  env EMPTY changed: "" -> 1'
 	[ "$(EMPTY= would -n '' -e EMPTY -- printf '%s\n' '' x)" = hit ]
 }

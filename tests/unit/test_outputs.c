@@ -62,7 +62,7 @@ static void collect(struct fixture *fx, const char *cwd, struct run_record *r)
 	sv_push(&decl, "dir");
 	sv_push(&decl, "bin/run.sh");
 	sv_push(&decl, "dir/a.txt"); /* already inside dir: recorded once */
-	assert_int_equal(outputs_collect(fx->st, cwd, &decl, r), 0);
+	assert_int_equal(outputs_collect(fx->st, cwd, &decl, 0, r), 0);
 	sv_release(&decl);
 }
 
@@ -88,15 +88,19 @@ static void test_collect_records_every_file(void **state)
 	struct digest d;
 	make_outputs(fx);
 	collect(fx, fx->dir, &r);
-	assert_int_equal(r.nfiles, 5);
-	/* declared order; a directory's entries sorted by name */
+	assert_int_equal(r.nfiles, 7);
+	/* declared order; a directory (recorded itself) then its entries
+	 * sorted by name */
 	assert_string_equal(r.files[0].path, "files/out.txt");
-	assert_string_equal(r.files[1].path, "files/dir/a.txt");
-	assert_string_equal(r.files[2].path, "files/dir/link");
-	assert_string_equal(r.files[3].path, "files/dir/sub/b.txt");
-	assert_string_equal(r.files[4].path, "files/bin/run.sh");
+	assert_string_equal(r.files[1].path, "files/dir");
+	assert_string_equal(r.files[2].path, "files/dir/a.txt");
+	assert_string_equal(r.files[3].path, "files/dir/link");
+	assert_string_equal(r.files[4].path, "files/dir/sub");
+	assert_string_equal(r.files[5].path, "files/dir/sub/b.txt");
+	assert_string_equal(r.files[6].path, "files/bin/run.sh");
 	for (size_t i = 0; i < r.nfiles; i++)
-		assert_int_equal(r.files[i].kind, FILE_OUTPUT);
+		assert_int_equal(r.files[i].kind, i == 1 || i == 4 ? FILE_DIR : FILE_OUTPUT);
+	assert_int_equal(r.files[1].mode, 040000);
 	assert_int_equal(r.files[0].mode, 0100644);
 	assert_int_equal(r.files[0].size, 7);
 	digest_of("result\n", 7, &d);
@@ -105,13 +109,14 @@ static void test_collect_records_every_file(void **state)
 	assert_string_equal(r.files[0].src, want);
 	free(want);
 	/* a symlink is its target, as in git */
-	assert_int_equal(r.files[2].mode, 0120000);
-	assert_int_equal(r.files[2].size, 5);
+	assert_int_equal(r.files[3].mode, 0120000);
+	assert_int_equal(r.files[3].size, 5);
 	digest_of("a.txt", 5, &d);
-	assert_true(digest_eq(&r.files[2].xxh, &d));
-	/* only the executable bit is kept */
-	assert_int_equal(r.files[3].mode, 0100644);
-	assert_int_equal(r.files[4].mode, 0100755);
+	assert_true(digest_eq(&r.files[3].xxh, &d));
+	/* the git mode has the executable bit; perm the run's bits */
+	assert_int_equal(r.files[5].mode, 0100644);
+	assert_int_equal(r.files[6].mode, 0100755);
+	assert_int_equal(r.files[6].perm, 0755);
 	run_record_free(&r);
 
 	/* paths are relative to cwd, stored relative to the project root */
@@ -119,7 +124,7 @@ static void test_collect_records_every_file(void **state)
 	char *sub = path_in(fx, "dir/sub");
 	sv_push(&decl, "../../out.txt");
 	sv_push(&decl, "./b.txt");
-	assert_int_equal(outputs_collect(fx->st, sub, &decl, &r), 0);
+	assert_int_equal(outputs_collect(fx->st, sub, &decl, 0, &r), 0);
 	assert_int_equal(r.nfiles, 2);
 	assert_string_equal(r.files[0].path, "files/out.txt");
 	assert_string_equal(r.files[1].path, "files/dir/sub/b.txt");
@@ -134,7 +139,7 @@ static void test_collect_refusals(void **state)
 	struct run_record r = { 0 };
 	struct strvec decl = STRVEC_INIT;
 	sv_push(&decl, "nope.txt");
-	assert_int_equal(outputs_collect(fx->st, fx->dir, &decl, &r), -1);
+	assert_int_equal(outputs_collect(fx->st, fx->dir, &decl, 0, &r), -1);
 	assert_string_equal(err_msg(), "declared output nope.txt was not produced: No such file or directory");
 	sv_release(&decl);
 	run_record_free(&r);
@@ -142,7 +147,7 @@ static void test_collect_refusals(void **state)
 	char *fifo = path_in(fx, "pipe");
 	assert_int_equal(mkfifo(fifo, 0600), 0);
 	sv_push(&decl, "pipe");
-	assert_int_equal(outputs_collect(fx->st, fx->dir, &decl, &r), -1);
+	assert_int_equal(outputs_collect(fx->st, fx->dir, &decl, 0, &r), -1);
 	assert_string_equal(err_msg(), "output pipe is not a regular file, directory or symlink");
 	sv_release(&decl);
 	run_record_free(&r);
@@ -160,7 +165,7 @@ static void test_collect_outside_project(void **state)
 	assert_non_null(other);
 	char *p = fixture_write(other, "far.txt", "far", 0644);
 	sv_push(&decl, p);
-	assert_int_equal(outputs_collect(fx->st, fx->dir, &decl, &r), 0);
+	assert_int_equal(outputs_collect(fx->st, fx->dir, &decl, 0, &r), 0);
 	assert_int_equal(r.nfiles, 1);
 	sb_addf(&want, "abs%s", p);
 	assert_string_equal(r.files[0].path, want.buf);
@@ -185,7 +190,7 @@ static void save_and_reload(struct fixture *fx, struct run_record *hit)
 	assert_int_equal(store_save(fx->st, &r), 0);
 	memset(hit, 0, sizeof(*hit));
 	assert_int_equal(fixture_lookup(fx, &r.fp, 0, 0, r.created_ms, hit), 1);
-	assert_int_equal(hit->nfiles, 5);
+	assert_int_equal(hit->nfiles, 7);
 	run_record_free(&r);
 }
 
