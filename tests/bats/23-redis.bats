@@ -228,3 +228,7 @@ other_machine() {
 	run rcli keys 'cashet:*'
 	assert_output ''
 }
+
+@test "runs fetched through Redis never make a replay write through a symlink another run left" {
+	links_through_remote
+}

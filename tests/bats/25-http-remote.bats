@@ -251,3 +251,8 @@ other_machine() {
 	assert_success
 	[[ "$stderr" == "cashet: note: run "*" on $URL is over the size limit; not fetched"* ]]
 }
+
+@test "runs fetched through HTTP never make a replay write through a symlink another run left" {
+	export CASHET_REMOTE_TOKEN=secret
+	links_through_remote
+}

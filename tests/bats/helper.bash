@@ -239,3 +239,33 @@ assert_empty_values() {
 	assert_line '  env EMPTY changed: "" -> 1'
 	[ "$(EMPTY= would -n '' -e EMPTY -- printf '%s\n' '' x)" = hit ]
 }
+
+# links_through_remote: runs A (a link output, absolute and relative) and B
+# (a file under the link's name) are made here and shared through the
+# remote in CASHET_REMOTE; on the other machine A replays, and B's replay
+# must refuse to write through A's link.
+links_through_remote() {
+	outside="$BATS_TEST_TMPDIR/outside"
+	mkdir -p "$outside"
+	b='if [ -n "$PWN" ]; then mkdir -p "$0" && echo pwned > "$0/x"; fi'
+	for l in link link2; do
+		target=$outside
+		[ "$l" = link2 ] && target=../outside
+		cashet exec -o "$l" -- ln -s "$target" "$l"
+		rm "$l"
+		PWN=1 cashet exec -o "$l/x" -- sh -c "$b" "$l"
+		rm -r "$l"
+	done
+	other_machine
+	for l in link link2; do
+		target=$outside
+		[ "$l" = link2 ] && target=../outside
+		[ "$(verdict -o "$l" -- ln -s "$target" "$l")" = hit ]
+		[ -L "$l" ]
+		run --separate-stderr cashet exec -o "$l/x" -- sh -c "$b" "$l"
+		[[ "$stderr" == *"refusing to restore $PWD/$l/x: $l is a symbolic link"* ]] || { echo "$stderr"; false; }
+		[ ! -e "$outside/x" ]
+	done
+	run ls -A "$outside"
+	assert_output ""
+}
