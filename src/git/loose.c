@@ -1,0 +1,198 @@
+/* loose: large blobs written as git loose objects without libgit2, which
+ * reads a file whole and deflates it. The file streams through libcrypto's
+ * SHA-1 and zlib's stored blocks (no compression: measured, no zlib level
+ * keeps within the copy-plus-hash budget) into a temp file renamed into
+ * objects/xx/, as libgit2 writes loose objects: memory stays O(1) whatever
+ * the size, and git reads the result as any other loose object. */
+#include "git/gitint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/* CHUNK: deflate's output buffer; WINDOW: how much of the file is mapped
+ * at once (it counts in the resident memory while it is mapped). */
+enum { CHUNK = 1 << 20, WINDOW = 8 << 20 };
+
+struct loose_out {
+	z_stream z;
+	unsigned char *buf; /* deflate's output, CHUNK bytes */
+	int fd;
+	const char *tmp;
+};
+
+/* Deflates len bytes of data (flush: Z_NO_FLUSH or Z_FINISH) and writes
+ * what comes out to the temp file. */
+static int put(struct loose_out *o, const void *data, size_t len, int flush)
+{
+	o->z.next_in = (unsigned char *)data;
+	o->z.avail_in = (uInt)len;
+	for (;;) {
+		o->z.next_out = o->buf;
+		o->z.avail_out = CHUNK;
+		int zr = deflate(&o->z, flush);
+		if (zr == Z_STREAM_ERROR)
+			return err_set("zlib failed writing %s", o->tmp);
+		size_t n = CHUNK - o->z.avail_out;
+		if (n && write_all(o->fd, o->buf, n) < 0)
+			return err_sys("cannot write %s", o->tmp);
+		if (flush == Z_FINISH ? zr == Z_STREAM_END : o->z.avail_in == 0 && o->z.avail_out != 0)
+			return 0;
+	}
+}
+
+/* Whether the store asks for object files to be fsync()ed before they are
+ * renamed into place: git's core.fsyncObjectFiles, which libgit2 honours
+ * for the objects it writes, so these get the same guarantee. */
+static int want_fsync(void)
+{
+	git_config *cfg = NULL;
+	int on = 0;
+	if (git_repository_config_snapshot(&cfg, repo) == 0 &&
+	    git_config_get_bool(&on, cfg, "core.fsyncObjectFiles") < 0)
+		on = 0;
+	git_config_free(cfg);
+	git_error_clear();
+	return on;
+}
+
+/* Moves the finished temp file to objects/xx/yyy. An object already there
+ * is the same content (same name): it stays, the temp file goes. */
+static int publish(const char *tmp, const char *objects, const char *hex)
+{
+	struct strbuf path = STRBUF_INIT;
+	struct stat sb;
+	int rc = 0;
+	sb_addf(&path, "%s/%.2s", objects, hex);
+	if (mkdir(path.buf, 0755) < 0 && errno != EEXIST) {
+		rc = err_sys("cannot create %s", path.buf);
+		goto out;
+	}
+	sb_addf(&path, "/%s", hex + 2);
+	if (stat(path.buf, &sb) == 0)
+		unlink(tmp);
+	else if (rename(tmp, path.buf) < 0)
+		rc = err_sys("cannot write %s", path.buf);
+out:
+	sb_release(&path);
+	return rc;
+}
+
+struct hash_job {
+	pthread_t thread;
+	EVP_MD_CTX *sha;
+	const void *data;
+	size_t len;
+	int ok;
+};
+
+static void *hash_window(void *arg)
+{
+	struct hash_job *j = arg;
+	j->ok = EVP_DigestUpdate(j->sha, j->data, j->len) == 1;
+	return NULL;
+}
+
+int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
+{
+	struct loose_out o = { .fd = -1 };
+	struct strbuf tmp = STRBUF_INIT, objects = STRBUF_INIT;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char head[64], hex[GIT_OID_HEXSZ + 1];
+	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	int rc = -1, zinit = 0;
+
+	sb_addf(&objects, "%s/objects", git_repo_dir());
+	sb_addf(&tmp, "%s/tmp_obj_XXXXXX", objects.buf);
+	o.tmp = tmp.buf;
+	o.buf = xmalloc(CHUNK);
+	if (!sha || EVP_DigestInit_ex(sha, EVP_sha1(), NULL) != 1) {
+		err_set("cannot hash %s: libcrypto has no SHA-1", src);
+		goto out;
+	}
+	if (deflateInit(&o.z, Z_NO_COMPRESSION) != Z_OK) {
+		err_set("zlib init failed");
+		goto out;
+	}
+	zinit = 1;
+	if ((o.fd = mkostemp(tmp.buf, O_CLOEXEC)) < 0) {
+		err_sys("cannot create %s", tmp.buf);
+		goto out;
+	}
+	int hlen = snprintf(head, sizeof(head), "blob %llu", (unsigned long long)size) + 1;
+	EVP_DigestUpdate(sha, head, (size_t)hlen);
+	if (put(&o, head, (size_t)hlen, Z_NO_FLUSH) < 0)
+		goto out;
+	/* A window of the file at a time, mapped: the pages are hashed and
+	 * deflated where the page cache holds them, never copied in first,
+	 * and SHA-1 (the slowest pass) runs on a thread of its own while
+	 * the same window is deflated and written. */
+	for (uint64_t at = 0; at < size;) {
+		struct hash_job job = { .sha = sha };
+		size_t len = size - at < WINDOW ? (size_t)(size - at) : WINDOW;
+		void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)at);
+		if (p == MAP_FAILED) {
+			err_sys("cannot read %s", src);
+			goto out;
+		}
+		job.data = p;
+		job.len = len;
+		int threaded = pthread_create(&job.thread, NULL, hash_window, &job) == 0;
+		if (!threaded)
+			hash_window(&job);
+		int pr = put(&o, p, len, Z_NO_FLUSH);
+		if (threaded)
+			pthread_join(job.thread, NULL);
+		munmap(p, len);
+		if (pr < 0)
+			goto out;
+		if (!job.ok) {
+			err_set("cannot hash %s", src);
+			goto out;
+		}
+		at += len;
+	}
+	if (put(&o, NULL, 0, Z_FINISH) < 0)
+		goto out;
+	if (EVP_DigestFinal_ex(sha, md, &mdlen) != 1 || mdlen != GIT_OID_RAWSZ) {
+		err_set("cannot hash %s", src);
+		goto out;
+	}
+	/* read-only, as git and libgit2 leave their objects */
+	if (fchmod(o.fd, 0444) < 0 || (want_fsync() && fsync(o.fd) < 0)) {
+		err_sys("cannot write %s", tmp.buf);
+		goto out;
+	}
+	if (close(o.fd) < 0) {
+		o.fd = -1;
+		err_sys("cannot write %s", tmp.buf);
+		goto out;
+	}
+	o.fd = -1;
+	git_oid_fromraw(oid, md);
+	git_oid_tostr(hex, sizeof(hex), oid);
+	if (publish(tmp.buf, objects.buf, hex) < 0)
+		goto out;
+	rc = 0;
+out:
+	if (o.fd >= 0)
+		close(o.fd);
+	if (rc < 0)
+		unlink(tmp.buf);
+	if (zinit)
+		deflateEnd(&o.z);
+	EVP_MD_CTX_free(sha);
+	free(o.buf);
+	sb_release(&tmp);
+	sb_release(&objects);
+	return rc;
+}
