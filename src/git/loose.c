@@ -1,6 +1,6 @@
 /* loose: large blobs written as git loose objects without libgit2, which
  * reads a file whole and deflates it. The file streams through libcrypto's
- * SHA-1 and zlib's stored blocks (no compression: measured, no zlib level
+ * SHA-1 and zlib's stored blocks (libdeflate's Adler-32) (no compression: measured, no zlib level
  * keeps within the copy-plus-hash budget) into a temp file renamed into
  * objects/xx/, as libgit2 writes loose objects: memory stays O(1) whatever
  * the size, and git reads the result as any other loose object. */
@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ enum { CHUNK = 1 << 20, WINDOW = 8 << 20 };
 
 struct loose_out {
 	z_stream z;
+	uint32_t adler;     /* of everything deflated so far */
 	unsigned char *buf; /* deflate's output, CHUNK bytes */
 	int fd;
 	const char *tmp;
@@ -35,6 +37,8 @@ static int put(struct loose_out *o, const void *data, size_t len, int flush)
 {
 	o->z.next_in = (unsigned char *)data;
 	o->z.avail_in = (uInt)len;
+	if (len)
+		o->adler = libdeflate_adler32(o->adler, data, len);
 	for (;;) {
 		o->z.next_out = o->buf;
 		o->z.avail_out = CHUNK;
@@ -119,13 +123,24 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 		err_set("cannot hash %s: libcrypto has no SHA-1", src);
 		goto out;
 	}
-	if (deflateInit(&o.z, Z_NO_COMPRESSION) != Z_OK) {
+	/* zlib writes the deflate blocks; the zlib wrapper around them (RFC
+	 * 1950: two bytes, then the Adler-32 of the content) is written here,
+	 * with libdeflate's vectorized Adler-32, which runs at memory speed:
+	 * zlib's own was a fifth of the time of a large store. */
+	if (deflateInit2(&o.z, Z_NO_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
 		err_set("zlib init failed");
 		goto out;
 	}
 	zinit = 1;
+	o.adler = libdeflate_adler32(0, NULL, 0);
 	if ((o.fd = mkostemp(tmp.buf, O_CLOEXEC)) < 0) {
 		err_sys("cannot create %s", tmp.buf);
+		goto out;
+	}
+	/* deflate, 32 KiB window, "fastest" (here: stored) */
+	static const unsigned char zhead[2] = { 0x78, 0x01 };
+	if (write_all(o.fd, zhead, sizeof(zhead)) < 0) {
+		err_sys("cannot write %s", tmp.buf);
 		goto out;
 	}
 	int hlen = snprintf(head, sizeof(head), "blob %llu", (unsigned long long)size) + 1;
@@ -163,6 +178,11 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 	}
 	if (put(&o, NULL, 0, Z_FINISH) < 0)
 		goto out;
+	unsigned char ztail[4] = { o.adler >> 24, (o.adler >> 16) & 0xff, (o.adler >> 8) & 0xff, o.adler & 0xff };
+	if (write_all(o.fd, ztail, sizeof(ztail)) < 0) {
+		err_sys("cannot write %s", tmp.buf);
+		goto out;
+	}
 	if (EVP_DigestFinal_ex(sha, md, &mdlen) != 1 || mdlen != GIT_OID_RAWSZ) {
 		err_set("cannot hash %s", src);
 		goto out;
