@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <libdeflate.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +19,9 @@
 #include <zlib.h>
 
 /* CHUNK: deflate's output buffer; WINDOW: how much of the file is mapped
- * at once (it counts in the resident memory while it is mapped). */
-enum { CHUNK = 1 << 20, WINDOW = 8 << 20 };
+ * at once (it counts in the resident memory while it is mapped); SLICE:
+ * how much is hashed, then deflated, at a time. */
+enum { CHUNK = 1 << 20, WINDOW = 8 << 20, SLICE = 256 << 10 };
 
 struct loose_out {
 	z_stream z;
@@ -90,21 +90,6 @@ out:
 	return rc;
 }
 
-struct hash_job {
-	pthread_t thread;
-	EVP_MD_CTX *sha;
-	const void *data;
-	size_t len;
-	int ok;
-};
-
-static void *hash_window(void *arg)
-{
-	struct hash_job *j = arg;
-	j->ok = EVP_DigestUpdate(j->sha, j->data, j->len) == 1;
-	return NULL;
-}
-
 int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 {
 	struct loose_out o = { .fd = -1 };
@@ -113,7 +98,7 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 	unsigned mdlen = 0;
 	char head[64], hex[GIT_OID_HEXSZ + 1];
 	EVP_MD_CTX *sha = EVP_MD_CTX_new();
-	int rc = -1, zinit = 0;
+	int rc = -1, zinit = 0, created = 0;
 
 	sb_addf(&objects, "%s/objects", git_repo_dir());
 	sb_addf(&tmp, "%s/tmp_obj_XXXXXX", objects.buf);
@@ -137,6 +122,7 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 		err_sys("cannot create %s", tmp.buf);
 		goto out;
 	}
+	created = 1;
 	/* deflate, 32 KiB window, "fastest" (here: stored) */
 	static const unsigned char zhead[2] = { 0x78, 0x01 };
 	if (write_all(o.fd, zhead, sizeof(zhead)) < 0) {
@@ -148,29 +134,29 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 	if (put(&o, head, (size_t)hlen, Z_NO_FLUSH) < 0)
 		goto out;
 	/* A window of the file at a time, mapped: the pages are hashed and
-	 * deflated where the page cache holds them, never copied in first,
-	 * and SHA-1 (the slowest pass) runs on a thread of its own while
-	 * the same window is deflated and written. */
+	 * deflated where the page cache holds them, never copied in first.
+	 * (SHA-1 on a second thread, while the window is written, was slower
+	 * on this 2-core guest, not faster: each munmap() then interrupts the
+	 * other CPU, and the thread competes with whatever else runs.) */
 	for (uint64_t at = 0; at < size;) {
-		struct hash_job job = { .sha = sha };
 		size_t len = size - at < WINDOW ? (size_t)(size - at) : WINDOW;
 		void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)at);
 		if (p == MAP_FAILED) {
 			err_sys("cannot read %s", src);
 			goto out;
 		}
-		job.data = p;
-		job.len = len;
-		int threaded = pthread_create(&job.thread, NULL, hash_window, &job) == 0;
-		if (!threaded)
-			hash_window(&job);
-		int pr = put(&o, p, len, Z_NO_FLUSH);
-		if (threaded)
-			pthread_join(job.thread, NULL);
+		/* a slice small enough to stay in the CPU's cache between
+		 * the hash and the copy */
+		int pr = 0, hr = 1;
+		for (size_t off = 0; off < len && pr == 0 && hr == 1; off += SLICE) {
+			size_t n = len - off < SLICE ? len - off : SLICE;
+			hr = EVP_DigestUpdate(sha, (char *)p + off, n);
+			pr = put(&o, (char *)p + off, n, Z_NO_FLUSH);
+		}
 		munmap(p, len);
 		if (pr < 0)
 			goto out;
-		if (!job.ok) {
+		if (hr != 1) {
 			err_set("cannot hash %s", src);
 			goto out;
 		}
@@ -206,7 +192,7 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 out:
 	if (o.fd >= 0)
 		close(o.fd);
-	if (rc < 0)
+	if (rc < 0 && created)
 		unlink(tmp.buf);
 	if (zinit)
 		deflateEnd(&o.z);
