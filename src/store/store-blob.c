@@ -62,7 +62,7 @@ static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void
 	 * the data. A file larger than that is mapped a WINDOW at a time and
 	 * inflated from the page cache in place, instead of being copied in
 	 * by read() first: that copy was a third of a large hit. */
-	enum { CHUNK = 1 << 20, WINDOW = 8 << 20 };
+	enum { CHUNK = 1 << 20, WINDOW = 2 << 20 };
 	unsigned char *in = NULL, *out = NULL;
 	void *map = NULL;
 	size_t maplen = 0;
