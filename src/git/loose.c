@@ -1,9 +1,9 @@
 /* loose: large blobs written as git loose objects without libgit2, which
  * reads a file whole and deflates it. The file streams through libcrypto's
- * SHA-1 and zlib's stored blocks (libdeflate's Adler-32) (no compression: measured, no zlib level
- * keeps within the copy-plus-hash budget) into a temp file renamed into
- * objects/xx/, as libgit2 writes loose objects: memory stays O(1) whatever
- * the size, and git reads the result as any other loose object. */
+ * SHA-1 and into zlib stored blocks (no compression: no zlib level keeps
+ * within the budget of a copy plus a hash, see README) in a temp file
+ * renamed into objects/xx/, as libgit2 writes its loose objects: memory
+ * stays O(1) whatever the size, and git reads them as any other. */
 #include "git/gitint.h"
 
 #include <errno.h>
