@@ -40,7 +40,10 @@ ALL_LDFLAGS = $(LDFLAGS) $(SAN_FLAGS)
 VERSION := 0.1.0
 
 CORE_PKGS := sqlite3 libxxhash libzstd zlib json-c hiredis nettle
-GIT_PKGS  := libgit2
+# libcrypto (SHA-1 with the CPU's SHA instructions), zlib and libdeflate
+# (its Adler-32): the git module's alone, large blobs are hashed where they
+# are written, never on a hit.
+GIT_PKGS  := libgit2 libcrypto zlib libdeflate
 # cashet-serve.so (cashet serve) has its own json-c, not the static copy.
 SERVE_PKGS := libmicrohttpd json-c
 # cashet-http.so: the client of an http(s):// remote (cashet serve).

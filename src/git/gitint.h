@@ -29,6 +29,14 @@ int gs_delete_run(const char *dir, const char *hash);
 int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
 		 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
 
+/* loose.c */
+/* Blobs at least this large are streamed by gs_write_loose, stored
+ * uncompressed, and kept loose by gc (repack.c): git's bigFileThreshold. */
+#define LOOSE_MIN ((uint64_t)1 << 20)
+/* Writes the size bytes read from fd (the file src, named in errors) as a
+ * loose blob, hashed and written in O(1) memory; sets *oid. */
+int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid);
+
 /* fsck.c */
 int gs_check_objects(const char *dir, int64_t *count, struct strvec *problems);
 

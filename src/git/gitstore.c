@@ -4,6 +4,7 @@
  * refs/cashet/runs/<id> keeps each run reachable until it is removed. */
 #include "git/gitint.h"
 
+#include <fcntl.h>
 #include <git2.h>
 #include <git2/sys/repository.h>
 #include <stdio.h>
@@ -124,7 +125,8 @@ int gs_init(const char *dir)
 	return 0;
 }
 
-/* Blob from a file: symlinks store their target, as git does. */
+/* Blob from a file: symlinks store their target, as git does; a large
+ * file is streamed (loose.c). */
 static int write_file_blob(const char *src, git_oid *oid)
 {
 	struct stat sb;
@@ -142,9 +144,19 @@ static int write_file_blob(const char *src, git_oid *oid)
 		sb_release(&t);
 		return rc < 0 ? git_fail(src) : 0;
 	}
-	if (git_blob_create_from_disk(oid, repo, src) < 0)
-		return git_fail(src);
-	return 0;
+	if ((uint64_t)sb.st_size < LOOSE_MIN) {
+		if (git_blob_create_from_disk(oid, repo, src) < 0)
+			return git_fail(src);
+		return 0;
+	}
+	/* libgit2 would read it whole and deflate it: streamed instead */
+	int fd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys("cannot open %s", src);
+	int rc = fstat(fd, &sb) < 0 ? err_sys("cannot stat %s", src)
+				    : gs_write_loose(src, fd, (uint64_t)sb.st_size, oid);
+	close(fd);
+	return rc;
 }
 
 static int add_entry(git_index *idx, const char *path, unsigned mode, const git_oid *oid)

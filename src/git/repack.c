@@ -1,6 +1,7 @@
 /* repack: after gc has dropped runs from the index and their refs, write one
  * pack with exactly what the kept runs reach (commit, tree, blobs; parents
- * only when kept too), delete every other object, and record the commits
+ * only when kept too) but large loose blobs, which stay loose, delete every
+ * other object, and record the commits
  * whose parent is gone in `shallow`, as git does for shallow clones, so
  * `git log` and `git fsck` stay happy. */
 #include "git/gitint.h"
@@ -11,14 +12,22 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Removes loose objects and every pack but `keep_pack` (a file name stem). */
-static void remove_garbage(const char *dir, const char *keep_pack)
+/* Removes loose objects but those in keep_loose (sorted ids), temp files
+ * a writer left behind (gc holds the store lock: none is being written),
+ * and every pack but `keep_pack` (a file name stem). */
+static void remove_garbage(const char *dir, const char *keep_pack, const struct strvec *keep_loose)
 {
-	struct strbuf p = STRBUF_INIT, q = STRBUF_INIT;
+	struct strbuf p = STRBUF_INIT, q = STRBUF_INIT, id = STRBUF_INIT;
 	sb_addf(&p, "%s/objects", dir);
 	DIR *d = opendir(p.buf);
 	struct dirent *e;
 	while (d && (e = readdir(d))) {
+		if (!strncmp(e->d_name, "tmp_obj_", 8)) {
+			sb_reset(&q);
+			sb_addf(&q, "%s/%s", p.buf, e->d_name);
+			unlink(q.buf);
+			continue;
+		}
 		if (strlen(e->d_name) != 2 || !strchr("0123456789abcdef", e->d_name[0]) ||
 		    !strchr("0123456789abcdef", e->d_name[1]))
 			continue;
@@ -30,6 +39,10 @@ static void remove_garbage(const char *dir, const char *keep_pack)
 		while (sub && (o = readdir(sub))) {
 			if (o->d_name[0] == '.')
 				continue;
+			sb_reset(&id);
+			sb_addf(&id, "%s%s", e->d_name, o->d_name);
+			if (sv_sorted_has(keep_loose, id.buf))
+				continue;
 			sb_setlen(&q, base);
 			sb_addf(&q, "/%s", o->d_name);
 			unlink(q.buf);
@@ -37,7 +50,7 @@ static void remove_garbage(const char *dir, const char *keep_pack)
 		if (sub)
 			closedir(sub);
 		sb_setlen(&q, base);
-		rmdir(q.buf);
+		rmdir(q.buf); /* fails, as it should, while it holds a kept object */
 	}
 	if (d)
 		closedir(d);
@@ -55,6 +68,7 @@ static void remove_garbage(const char *dir, const char *keep_pack)
 		closedir(d);
 	sb_release(&p);
 	sb_release(&q);
+	sb_release(&id);
 }
 
 static int write_shallow(const char *dir, const struct strvec *roots)
@@ -70,6 +84,55 @@ static int write_shallow(const char *dir, const struct strvec *roots)
 		unlink(path.buf);
 	sb_release(&path);
 	sb_release(&text);
+	return rc;
+}
+
+/* Whether the object id is a loose file. */
+static int is_loose(const char *dir, const git_oid *id)
+{
+	struct strbuf p = STRBUF_INIT;
+	const char *hex = git_oid_tostr_s(id);
+	sb_addf(&p, "%s/objects/%.2s/%s", dir, hex, hex + 2);
+	int loose = access(p.buf, F_OK) == 0;
+	sb_release(&p);
+	return loose;
+}
+
+/* Adds tree id and what it holds to the pack, except large blobs that are
+ * loose: those stay as they are (git's core.bigFileThreshold, for the
+ * same reasons): packing one would read it whole into memory, deflate it
+ * and search it for deltas, and a delta could no longer be replayed as a
+ * stream. Their ids go to keep_loose. */
+static int pack_tree(const char *dir, git_packbuilder *pb, git_odb *odb, const git_oid *id, struct strvec *keep_loose)
+{
+	git_tree *t = NULL;
+	int rc = -1;
+	if (git_packbuilder_insert(pb, id, NULL) < 0 || git_tree_lookup(&t, repo, id) < 0)
+		return git_fail(git_oid_tostr_s(id));
+	for (size_t i = 0; i < git_tree_entrycount(t); i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const git_oid *eid = git_tree_entry_id(e);
+		size_t len = 0;
+		git_object_t type;
+		if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+			if (pack_tree(dir, pb, odb, eid, keep_loose) < 0)
+				goto out;
+			continue;
+		}
+		if (git_odb_read_header(&len, &type, odb, eid) < 0) {
+			git_fail(git_oid_tostr_s(eid));
+			goto out;
+		}
+		if (type == GIT_OBJECT_BLOB && len >= LOOSE_MIN && is_loose(dir, eid))
+			sv_push(keep_loose, git_oid_tostr_s(eid));
+		else if (git_packbuilder_insert(pb, eid, NULL) < 0) {
+			git_fail(git_oid_tostr_s(eid));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	git_tree_free(t);
 	return rc;
 }
 
@@ -92,13 +155,14 @@ static int drop_line_ref(const char *name, void *payload)
 int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct strvec *lines)
 {
 	git_packbuilder *pb = NULL;
-	struct strvec roots = STRVEC_INIT, old_lines = STRVEC_INIT;
+	git_odb *odb = NULL;
+	struct strvec roots = STRVEC_INIT, old_lines = STRVEC_INIT, keep_loose = STRVEC_INIT;
 	char stem[64] = "";
 	int rc = -1;
 	if (open_repo(dir) < 0)
 		return -1;
 	if (keep_sorted->n) {
-		if (git_packbuilder_new(&pb, repo) < 0) {
+		if (git_packbuilder_new(&pb, repo) < 0 || git_repository_odb(&odb, repo) < 0) {
 			git_fail("packbuilder");
 			goto out;
 		}
@@ -106,9 +170,13 @@ int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct st
 			git_oid oid;
 			git_commit *c = NULL;
 			if (git_oid_fromstr(&oid, keep_sorted->v[i]) < 0 || git_commit_lookup(&c, repo, &oid) < 0 ||
-			    git_packbuilder_insert_commit(pb, &oid) < 0) {
+			    git_packbuilder_insert(pb, &oid, NULL) < 0) {
 				git_commit_free(c);
 				git_fail(keep_sorted->v[i]);
+				goto out;
+			}
+			if (pack_tree(dir, pb, odb, git_commit_tree_id(c), &keep_loose) < 0) {
+				git_commit_free(c);
 				goto out;
 			}
 			if (git_commit_parentcount(c) > 0 &&
@@ -122,13 +190,14 @@ int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct st
 		}
 		snprintf(stem, sizeof(stem), "pack-%s", git_packbuilder_name(pb));
 	}
-	/* Everything kept is in the new pack now: the rest is garbage. */
-	remove_garbage(dir, keep_sorted->n ? stem : NULL);
-	git_odb *odb;
-	if (git_repository_odb(&odb, repo) == 0) {
+	/* Everything kept is in the new pack now, or a large loose object:
+	 * the rest is garbage. */
+	sv_sort(&keep_loose);
+	remove_garbage(dir, keep_sorted->n ? stem : NULL, &keep_loose);
+	git_odb_free(odb);
+	odb = NULL;
+	if (git_repository_odb(&odb, repo) == 0)
 		git_odb_refresh(odb);
-		git_odb_free(odb);
-	}
 	if (write_shallow(dir, &roots) < 0)
 		goto out;
 	/* Line refs point at the newest kept run of each command line. */
@@ -154,6 +223,8 @@ int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct st
 	rc = 0;
 out:
 	git_packbuilder_free(pb);
+	git_odb_free(odb);
+	sv_release(&keep_loose);
 	sv_release(&roots);
 	sv_release(&old_lines);
 	return rc;

@@ -121,17 +121,33 @@ int digest_file(const char *path, struct digest *out, uint64_t *size)
 	if (fd < 0)
 		return err_sys("cannot open %s", path);
 	/* Large regular files are mapped: hashing the page cache in place runs
-	 * at memory bandwidth, where read() would copy every byte first. */
+	 * at memory bandwidth, where read() would copy every byte first. A
+	 * window at a time, so that a huge file never counts whole in the
+	 * process's resident memory. */
 	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= (1 << 20)) {
-		void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-		if (p != MAP_FAILED) {
-			digest_of(p, (size_t)sb.st_size, out);
-			munmap(p, (size_t)sb.st_size);
+		enum { WINDOW = 16 << 20 };
+		size_t total = (size_t)sb.st_size, at = 0;
+		struct hasher h;
+		hasher_init(&h);
+		while (at < total) {
+			size_t len = total - at < WINDOW ? total - at : WINDOW;
+			void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)at);
+			if (p == MAP_FAILED)
+				break;
+			hasher_bytes(&h, p, len);
+			munmap(p, len);
+			at += len;
+		}
+		if (at == total) {
+			hasher_final(&h, out);
 			if (size)
-				*size = (uint64_t)sb.st_size;
+				*size = (uint64_t)total;
 			close(fd);
 			return 0;
 		}
+		/* could not map: read it instead */
+		hasher_free(&h);
+		lseek(fd, 0, SEEK_SET);
 	}
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	rc = digest_fd(fd, out, size);
