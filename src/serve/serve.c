@@ -392,6 +392,32 @@ static void spool_name(struct server *sv, const char *what, struct strbuf *sb)
 	sb_addf(sb, "%s/import-%ld-serve-%s-%lu", store_tmpdir(sv->st), (long)getpid(), what, ++sv->spools);
 }
 
+/* An archive spooled to an unlinked file, sent as the client reads it; it
+ * holds one of the MAX_STREAMS slots (and its disk space) until MHD frees
+ * the response: sent, or the connection gone or timed out. */
+struct spooled {
+	struct server *sv;
+	int fd;
+};
+
+static ssize_t spooled_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct spooled *sp = cls;
+	ssize_t n = pread(sp->fd, buf, max, (off_t)pos);
+	return n > 0 ? n : n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void spooled_free(void *cls)
+{
+	struct spooled *sp = cls;
+	close(sp->fd);
+	pthread_mutex_lock(&sp->sv->lock);
+	sp->sv->streams--;
+	pthread_cond_signal(&sp->sv->jobs_done);
+	pthread_mutex_unlock(&sp->sv->lock);
+	free(sp);
+}
+
 static enum MHD_Result h_archive_get(struct server *sv, struct MHD_Connection *c, struct request *rq)
 {
 	struct run_record r = { 0 };
@@ -403,6 +429,10 @@ static enum MHD_Result h_archive_get(struct server *sv, struct MHD_Connection *c
 	int fd = -1;
 	if (load_run(sv, c, rq->arg, &r, &ret) < 0)
 		goto out;
+	if (sv->streams >= MAX_STREAMS) {
+		ret = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many downloads in progress; try again");
+		goto out;
+	}
 	sv_push(&hashes, r.hash);
 	spool_name(sv, "export", &file);
 	if (store_export(sv->st, &hashes, file.buf, &size) < 0) {
@@ -416,12 +446,17 @@ static enum MHD_Result h_archive_get(struct server *sv, struct MHD_Connection *c
 		ret = send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the archive");
 		goto out;
 	}
-	struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+	struct spooled *sp = xmalloc(sizeof(*sp));
+	*sp = (struct spooled){ sv, fd };
+	struct MHD_Response *resp =
+		MHD_create_response_from_callback((uint64_t)sb.st_size, 65536, spooled_read, sp, spooled_free);
 	if (!resp) {
+		free(sp);
 		ret = MHD_NO;
 		goto out;
 	}
 	fd = -1; /* the response owns it */
+	sv->streams++;
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
 	ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
 	MHD_destroy_response(resp);

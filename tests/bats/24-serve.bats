@@ -266,3 +266,31 @@ PY
 	curl -s -o fetched.out "$URL/run/$big/stdout"
 	cmp big.out fetched.out
 }
+
+@test "downloads are bounded: with 16 archives held by clients that never read, the next gets 503; once they go, it is served" {
+	cashet exec -- head -c 8388608 /dev/urandom > big.out
+	big=$(cashet log --json | json_field 'j[0]["hash"]')
+	python3 - "$PORT" "$big" > "$BATS_TEST_TMPDIR/slow.out" <<'PY' &
+import socket, sys, time
+port, run = int(sys.argv[1]), sys.argv[2]
+held = []
+for i in range(16):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(f"GET /archive/{run} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    s.recv(1)  # the answer has begun: its slot is taken
+    held.append(s)
+print("held", flush=True)
+time.sleep(30)
+PY
+	slow=$!
+	track_pid $slow
+	wait_for_file "$BATS_TEST_TMPDIR/slow.out" 300
+	[ "$(status "$URL/archive/$big")" = 503 ]
+	kill $slow
+	for _ in $(seq 50); do
+		[ "$(status "$URL/archive/$big")" = 200 ] && break
+		sleep 0.1
+	done
+	[ "$(status "$URL/archive/$big")" = 200 ]
+}
