@@ -47,6 +47,10 @@ void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);
 /* Loads r's files; without all, only streams and outputs (what a hit replays). */
 int store_load_files(struct store *st, struct run_record *r, int all);
 int store_index_run(struct store *st, const struct run_record *r);
+/* A run that came from elsewhere has the tree layout store_save writes
+ * and nothing else, and (without allow_abs) no output outside its
+ * project. 0, or -1 with err_msg() naming what is wrong. */
+int store_check_layout(const struct run_record *r, int allow_abs);
 /* The index record of a run, built from its commit (what reindex and import
  * insert). r zeroed by the caller, freed by the caller even on error. */
 int store_load_git(struct store *st, const char *hash, struct run_record *r);

@@ -39,13 +39,46 @@ int store_push(struct store *st, const char *remote, const struct strvec *hashes
 	return rc;
 }
 
-int store_pull(struct store *st, const char *remote, size_t *added)
+/* The fetched runs (refs without an index row) that import would refuse
+ * lose their refs again: a pull must not let a later replay write outside
+ * the project where an import would not. */
+static int refuse_foreign(struct store *st, const struct gitmod *g, struct strvec *refused)
+{
+	struct strvec refs = STRVEC_INIT;
+	int rc = -1;
+	if (g->list_runs(st->dir, &refs) < 0)
+		goto out;
+	for (size_t i = 0; i < refs.n; i++) {
+		struct run_record r = { 0 };
+		if (store_load(st, refs.v[i], &r) == 1) { /* indexed: ours already */
+			run_record_free(&r);
+			continue;
+		}
+		run_record_free(&r);
+		if (store_load_git(st, refs.v[i], &r) == 0 && store_check_layout(&r, 0) < 0) {
+			struct strbuf line = STRBUF_INIT;
+			sb_addf(&line, "%s; not pulled", err_msg());
+			err_clear();
+			if (store_remove(st, refs.v[i]) < 0)
+				err_clear();
+			sv_push_nocopy(refused, sb_detach(&line));
+		}
+		err_clear();
+		run_record_free(&r);
+	}
+	rc = 0;
+out:
+	sv_release(&refs);
+	return rc;
+}
+
+int store_pull(struct store *st, const char *remote, size_t *added, struct strvec *refused)
 {
 	const struct gitmod *g = gitmod_get();
 	int rc = -1, lock = -1;
 	*added = 0;
 	/* shared, like a store: gc must not repack while objects arrive */
-	if (!g || (lock = store_lock(st, 0)) < 0 || g->fetch(st->dir, remote) < 0)
+	if (!g || (lock = store_lock(st, 0)) < 0 || g->fetch(st->dir, remote) < 0 || refuse_foreign(st, g, refused) < 0)
 		goto out;
 	rc = store_index_missing(st, added, NULL);
 out:

@@ -137,7 +137,7 @@ static int safe_rel(const char *p)
 
 /* The tree layout store_save writes, and nothing else: a path that
  * outputs_local_path() would resolve outside the project is refused. */
-static int check_layout(const struct run_record *r, int allow_abs)
+int store_check_layout(const struct run_record *r, int allow_abs)
 {
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
@@ -218,7 +218,7 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 	nrecs = fresh.n;
 	for (size_t i = 0; i < nrecs; i++) {
 		if (g->check_run(st->dir, fresh.v[i]) < 0 || store_load_git(st, fresh.v[i], &recs[i]) < 0 ||
-		    check_layout(&recs[i], allow_abs) < 0) {
+		    store_check_layout(&recs[i], allow_abs) < 0) {
 			char *why = xstrdup(err_msg());
 			err_set("%s: %s", file, why);
 			free(why);

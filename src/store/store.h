@@ -249,7 +249,10 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
 /* Runs that cannot be pushed because gc cut their lineage are left out,
  * with a line each in skipped. */
 int store_push(struct store *st, const char *remote, const struct strvec *hashes, struct strvec *skipped);
-int store_pull(struct store *st, const char *remote, size_t *added);
+/* Runs fetched that import would refuse (outputs outside the project, an
+ * unexpected tree) are not taken: their refs are removed again, with a
+ * line each in refused. */
+int store_pull(struct store *st, const char *remote, size_t *added, struct strvec *refused);
 
 struct fsck_report {
 	int64_t objects, bad_objects, runs, index_fixed, pruned;

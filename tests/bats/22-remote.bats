@@ -137,3 +137,22 @@ other_machine() {
 	[[ "$stderr" == "cashet: warning: run "*" not pushed: its history was cut by gc ("*"); use export/import" ]]
 	[ "$(git --git-dir "$BATS_TEST_TMPDIR/shared.git" for-each-ref refs/cashet/runs | wc -l)" = 1 ]
 }
+
+@test "pull refuses a run whose output lies outside its project, as import does, and keeps the others" {
+	abs="$BATS_TEST_TMPDIR/elsewhere.txt"
+	cashet exec -o "$abs" -- sh -c "echo x > '$abs'" > /dev/null
+	cashet exec -- echo fine > /dev/null
+	abs_run=$(cashet log --json | json_field 'j[1]["hash"]')
+	cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
+	cashet push > /dev/null
+	rm "$abs"
+	other_machine "$BATS_TEST_TMPDIR/shared.git"
+	run --separate-stderr cashet pull
+	assert_success
+	assert_output 'pulled 1 new run from origin'
+	[ "$stderr" = "cashet: run ${abs_run:0:12} has an output outside its project (${abs}); import it with --allow-absolute if you trust it; not pulled" ]
+	[ "$(verdict -o "$abs" -- sh -c "echo x > '$abs'")" = miss ]
+	# nor does a later gc or fsck index it behind the user's back
+	cashet gc > /dev/null
+	[ "$(cashet log --json | json_field 'len(j)')" = 2 ]
+}
