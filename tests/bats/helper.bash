@@ -240,32 +240,44 @@ assert_empty_values() {
 	[ "$(EMPTY= would -n '' -e EMPTY -- printf '%s\n' '' x)" = hit ]
 }
 
-# links_through_remote: runs A (a link output, absolute and relative) and B
-# (a file under the link's name) are made here and shared through the
-# remote in CASHET_REMOTE; on the other machine A replays, and B's replay
-# must refuse to write through A's link.
-links_through_remote() {
+# Runs that try to make a replay write through a symlink: for link and
+# link2, run A leaves the link (absolute and relative target), run B
+# writes a file under the link's name (PWN, not in the key, makes B work
+# here). make_link_runs makes them; check_link_replays, in another project
+# that got them (an archive, a remote), replays A and expects B's replay
+# refused and nothing written outside.
+LINK_B='if [ -n "$PWN" ]; then mkdir -p "$0" && echo pwned > "$0/x"; fi'
+
+make_link_runs() {
 	outside="$BATS_TEST_TMPDIR/outside"
 	mkdir -p "$outside"
-	b='if [ -n "$PWN" ]; then mkdir -p "$0" && echo pwned > "$0/x"; fi'
 	for l in link link2; do
 		target=$outside
 		[ "$l" = link2 ] && target=../outside
 		cashet exec -o "$l" -- ln -s "$target" "$l"
 		rm "$l"
-		PWN=1 cashet exec -o "$l/x" -- sh -c "$b" "$l"
+		PWN=1 cashet exec -o "$l/x" -- sh -c "$LINK_B" "$l"
 		rm -r "$l"
 	done
-	other_machine
+}
+
+check_link_replays() {
 	for l in link link2; do
 		target=$outside
 		[ "$l" = link2 ] && target=../outside
 		[ "$(verdict -o "$l" -- ln -s "$target" "$l")" = hit ]
 		[ -L "$l" ]
-		run --separate-stderr cashet exec -o "$l/x" -- sh -c "$b" "$l"
+		run --separate-stderr cashet exec -o "$l/x" -- sh -c "$LINK_B" "$l"
 		[[ "$stderr" == *"refusing to restore $PWD/$l/x: $l is a symbolic link"* ]] || { echo "$stderr"; false; }
 		[ ! -e "$outside/x" ]
 	done
 	run ls -A "$outside"
 	assert_output ""
+}
+
+# The same through the remote in CASHET_REMOTE (other_machine switches).
+links_through_remote() {
+	make_link_runs
+	other_machine
+	check_link_replays
 }
