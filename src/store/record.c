@@ -357,7 +357,8 @@ int meta_decode(const char *text, struct run_record *r)
 			int kind, n = 0;
 			char hx[DIGEST_HEX];
 			uint64_t size;
-			if (sscanf(val, "%d %32s %" SCNu64 " %n", &kind, hx, &size, &n) < 3 || !n) {
+			/* a directory comes as a "dir" line, never as a file */
+			if (sscanf(val, "%d %32s %" SCNu64 " %n", &kind, hx, &size, &n) < 3 || !n || kind == FILE_DIR) {
 				free(val);
 				return err_set("meta line %d: malformed file", lineno);
 			}

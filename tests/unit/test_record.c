@@ -209,6 +209,8 @@ static void test_decode_rejects(void **state)
 		{ "cashet-run 1\npart argv\n", "meta line 2: malformed part" },
 		{ "cashet-run 1\nfile 2 00112233445566778899aabbccddeeff\n", "meta line 2: malformed file" },
 		{ "cashet-run 1\nfile x 00112233445566778899aabbccddeeff 1 p\n", "meta line 2: malformed file" },
+		/* a directory is a "dir" line: as a file it could not be written back (fuzz-meta) */
+		{ "cashet-run 1\nfile 4 00112233445566778899aabbccddeeff 0 \n", "meta line 2: malformed file" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		struct run_record r = { 0 };
