@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,9 +155,18 @@ static pid_t start_worker(struct ctx *x, size_t i)
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return err_sys("pipe");
 	fflush(NULL);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
 		close(p[0]);
+		/* A worker outlives no scheduler: the SQLite state it inherited
+		 * shares the scheduler's file locks, which die with it, and the
+		 * next process to open the index would then reset the WAL index
+		 * under the worker's feet (SIGBUS). Stopping as if interrupted
+		 * stores nothing, as a Ctrl-C would. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			raise(SIGTERM);
 		worker(x, i, p[1]);
 	}
 	close(p[1]);

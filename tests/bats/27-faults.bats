@@ -539,3 +539,21 @@ assert r["note"] == "warning: result not stored: changed while the command ran: 
 	target=arg.txt edited_while_running -- sh -c 'sleep 1' arg.txt
 	target=dir/f edited_while_running -i dir -- sleep 1
 }
+
+@test "a pipeline killed with -9 takes its running steps down: the step stops, nothing is stored" {
+	cat > dag.toml <<-'TOML'
+	[steps.slow]
+	cmd = "echo $$ > step.pid; sleep 30"
+	TOML
+	cashet pipeline run > /dev/null 2>&1 3>&- &
+	pipeline=$!
+	track_pid "$pipeline"
+	wait_for_file step.pid
+	track_pid "-$(cat step.pid)"
+	kill -9 "$pipeline"
+	wait "$pipeline" || true
+	pid_gone "$(cat step.pid)"
+	[ "$(cashet log --json | json_field 'len(j)')" = 0 ]
+	run cashet fsck
+	assert_success
+}
