@@ -29,8 +29,10 @@ struct store {
 	struct digest claimed; /* the fingerprint we hold a claim on */
 	int have_claim;
 	int64_t claim_pid;
-	int writable;     /* store_writable(): 0 not checked yet, 1 yes, -1 no */
-	char *unwritable; /* why not */
+	int writable;         /* store_writable(): 0 not checked yet, 1 yes, -1 no */
+	char *unwritable;     /* why not */
+	struct strbuf config; /* the git config file's text, read once (store_setting) */
+	int config_read;
 };
 
 int store_sqlfail(struct store *st, const char *what);

@@ -151,29 +151,33 @@ static int config_line(const char *line, const char *key, struct strbuf *value)
 
 int store_setting(struct store *st, const char *key, struct strbuf *value)
 {
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT, v = STRBUF_INIT;
+	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT;
 	int found = 0, in_section = 0;
-	sb_addf(&path, "%s/config", st->dir);
-	if (read_file_sb(path.buf, &text) == 0 && text.buf) {
-		for (char *line = text.buf; line && *line;) {
-			char *nl = strchr(line, '\n');
-			if (nl)
-				*nl = 0;
-			const char *l = line + strspn(line, " \t");
-			if (*l == '[')
-				in_section = !strncasecmp(l, "[cashet]", 8);
-			else if (in_section && config_line(l, key, &v)) {
-				sb_reset(value);
-				sb_add(value, v.buf ? v.buf : "", v.len);
-				found = 1;
-			}
-			line = nl ? nl + 1 : NULL;
-		}
+	/* once per open store: a request reads several settings, on the hit path */
+	if (!st->config_read) {
+		struct strbuf path = STRBUF_INIT;
+		sb_addf(&path, "%s/config", st->dir);
+		if (read_file_sb(path.buf, &st->config) < 0)
+			err_clear(); /* no config file: nothing set */
+		sb_release(&path);
+		st->config_read = 1;
 	}
-	err_clear(); /* no config file: nothing set */
-	sb_release(&path);
-	sb_release(&text);
+	for (const char *p = st->config.buf; p && *p;) {
+		const char *nl = strchrnul(p, '\n');
+		sb_reset(&line);
+		sb_add(&line, p, (size_t)(nl - p));
+		const char *l = sb_str(&line) + strspn(sb_str(&line), " \t");
+		if (*l == '[')
+			in_section = !strncasecmp(l, "[cashet]", 8);
+		else if (in_section && config_line(l, key, &v)) {
+			sb_reset(value);
+			sb_add(value, v.buf ? v.buf : "", v.len);
+			found = 1;
+		}
+		p = *nl ? nl + 1 : nl;
+	}
 	sb_release(&v);
+	sb_release(&line);
 	return found;
 }
 
@@ -583,6 +587,7 @@ void store_close(struct store *st)
 		free(st->pending[i].deps);
 	}
 	free(st->pending);
+	sb_release(&st->config);
 	sqlite3_finalize(st->q_stat);
 	sqlite3_finalize(st->q_lookup);
 	sqlite3_finalize(st->q_files);
