@@ -240,25 +240,34 @@ except OSError:
 	! curl -s -o /dev/null "$URL/stats"
 }
 
+# slow_clients N PATH: N connections that ask for PATH, wait for the
+# answer to begin, and never read it (a small receive buffer each), held
+# for 30 s in the background (SLOW_PID); returns once all are held.
+slow_clients() {
+	python3 - "$PORT" "$1" "$2" > "$BATS_TEST_TMPDIR/slow.out" <<'PY' &
+import socket, sys, time
+port, n, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+held = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    s.recv(1)
+    held.append(s)
+print("held", flush=True)
+time.sleep(30)
+PY
+	SLOW_PID=$!
+	track_pid $SLOW_PID
+	wait_for_file "$BATS_TEST_TMPDIR/slow.out" 300
+}
+
 @test "clients that request a large stream and never read it: the server's memory stays bounded (streams, at most 16 at once), a reader still gets every byte" {
 	# 24 MiB of stdout, stored loose (over the inline and the 8 MiB check sizes)
 	cashet exec -- head -c 25165824 /dev/urandom > big.out
 	big=$(cashet log --json | json_field 'j[0]["hash"]')
 	before=$(awk '/VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")
-	python3 - "$PORT" "$big" > "$BATS_TEST_TMPDIR/slow.out" <<'PY' &
-import socket, sys, time
-port, run = int(sys.argv[1]), sys.argv[2]
-held = []
-for i in range(12):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.sendall(f"GET /run/{run}/stdout HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    held.append(s)
-print("sent", flush=True)
-time.sleep(30)
-PY
-	track_pid $!
-	wait_for_file "$BATS_TEST_TMPDIR/slow.out"
+	slow_clients 12 "/run/$big/stdout"
 	sleep 1
 	after=$(awk '/VmRSS/ { print $2 }' "/proc/$SERVER_PID/status")
 	# 12 copies in memory would be 288 MiB; allow 64 MiB of growth
@@ -270,24 +279,9 @@ PY
 @test "downloads are bounded: with 16 archives held by clients that never read, the next gets 503; once they go, it is served" {
 	cashet exec -- head -c 8388608 /dev/urandom > big.out
 	big=$(cashet log --json | json_field 'j[0]["hash"]')
-	python3 - "$PORT" "$big" > "$BATS_TEST_TMPDIR/slow.out" <<'PY' &
-import socket, sys, time
-port, run = int(sys.argv[1]), sys.argv[2]
-held = []
-for i in range(16):
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.sendall(f"GET /archive/{run} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-    s.recv(1)  # the answer has begun: its slot is taken
-    held.append(s)
-print("held", flush=True)
-time.sleep(30)
-PY
-	slow=$!
-	track_pid $slow
-	wait_for_file "$BATS_TEST_TMPDIR/slow.out" 300
+	slow_clients 16 "/archive/$big"
 	[ "$(status "$URL/archive/$big")" = 503 ]
-	kill $slow
+	kill $SLOW_PID
 	for _ in $(seq 50); do
 		[ "$(status "$URL/archive/$big")" = 200 ] && break
 		sleep 0.1

@@ -79,19 +79,26 @@ assert_nothing_quarantined() {
 	[ "$output" = "$(seq 2 30001)" ]
 }
 
+# flip_byte OBJ AT [LEVEL]: a loose object with one byte of its content
+# changed (AT from the end), deflated again: only its git id can tell.
+flip_byte() {
+	chmod u+w "$1"
+	python3 - "$@" <<-'PY'
+	import sys, zlib
+	p, at = sys.argv[1], int(sys.argv[2])
+	level = int(sys.argv[3]) if len(sys.argv) > 3 else -1
+	data = bytearray(zlib.decompress(open(p, "rb").read()))
+	data[-at] ^= 0x01
+	open(p, "wb").write(zlib.compress(bytes(data), level))
+	PY
+}
+
 @test "an object whose own bytes were altered is quarantined, and the re-run repairs the store" {
 	cashet exec -- seq 1 30000 > /dev/null
 	oid=$(oid_of "$(last_hash)" 0)
 	obj=".cashet/objects/${oid:0:2}/${oid:2}"
-	chmod u+w "$obj"
 	# one byte changed, properly deflated: only its git id tells
-	python3 - "$obj" <<-'PY'
-	import sys, zlib
-	p = sys.argv[1]
-	data = bytearray(zlib.decompress(open(p, "rb").read()))
-	data[-100] ^= 0x01
-	open(p, "wb").write(zlib.compress(bytes(data)))
-	PY
+	flip_byte "$obj" 100
 	run --separate-stderr cashet exec -- seq 1 30000
 	assert_success
 	[[ "$stderr" == *"corrupt"* ]]
@@ -353,14 +360,7 @@ peak_kb() {
 	# byte is written, so the output is exactly the command's own
 	oid=$(oid_of "$h" 0)
 	obj=".cashet/objects/${oid:0:2}/${oid:2}"
-	chmod u+w "$obj"
-	python3 - "$obj" <<-'PY'
-	import sys, zlib
-	p = sys.argv[1]
-	data = bytearray(zlib.decompress(open(p, "rb").read()))
-	data[-10] ^= 0x01
-	open(p, "wb").write(zlib.compress(bytes(data), 1))
-	PY
+	flip_byte "$obj" 10 1
 	run --separate-stderr bash -c 'cashet exec -- seq 1 5000000 > out3.txt'
 	assert_success
 	[[ "$stderr" == *"corrupt"* ]]
