@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-static const char *const keys[] = { "max-size", "remote", "trace", "auto-outputs", "ignore", NULL };
+static const char *const keys[] = { "max-size", "auto-pack", "remote", "trace", "auto-outputs", "ignore", NULL };
 
 struct config_opts {
 	int unset;
@@ -29,9 +29,12 @@ static int check_config(const void *opts, int argc, char **argv, int dashdash)
 	while (keys[k] && strcmp(keys[k], key))
 		k++;
 	if (!keys[k])
-		return err_set("unknown key '%s' (known: max-size, remote, trace, auto-outputs, ignore)", key);
+		return err_set("unknown key '%s' (known: max-size, auto-pack, remote, trace, auto-outputs, ignore)",
+			       key);
 	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
 		return err_set("max-size: %s", err_msg());
+	if (!strcmp(key, "auto-pack") && value && (!*value || strspn(value, "0123456789") != strlen(value)))
+		return err_set("auto-pack: expected a number of loose objects (0: never), got '%s'", value);
 	if (!strcmp(key, "remote") && value && !remote_url_known(value))
 		return err_set("remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
 	if ((!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) && value &&
@@ -44,6 +47,8 @@ const struct opt_table cmd_config_options = {
 	OPT_ROWS(config_rows),
 	.help = "keys:\n"
 		"  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger\n"
+		"  auto-pack N     after storing a run, pack the loose objects and refs when more\n"
+		"                  than N objects are loose (default 2048; 0: never)\n"
 		"  remote URL      the Redis server (redis://host:port/db) or cashet serve server\n"
 		"                  (http://host:port) exec shares runs through\n"
 		"  trace on|off    observe what commands read (default on)\n"

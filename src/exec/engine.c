@@ -591,7 +591,8 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 }
 
 /* `config max-size`, applied after every store: down to 90%, like ccache,
- * so the next runs do not each trigger a gc. Never the command's failure. */
+ * so the next runs do not each trigger a gc; then `config auto-pack`.
+ * Never the command's failure. */
 static void auto_gc(struct store *st)
 {
 	const struct gitmod *g = gitmod_get();
@@ -605,6 +606,8 @@ static void auto_gc(struct store *st)
 		struct gc_report rep;
 		store_gc(st, &o, &rep);
 	}
+	int packed;
+	store_autopack(st, &packed);
 	err_clear();
 	sb_release(&v);
 }

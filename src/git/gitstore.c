@@ -184,7 +184,6 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	git_tree *tree = NULL;
 	git_commit *parent = NULL;
 	git_signature *sig = NULL;
-	git_reference *ref = NULL;
 	struct strbuf name = STRBUF_INIT, msg = STRBUF_INIT;
 	git_oid oid, tree_oid, commit_oid;
 	char *cmd = NULL;
@@ -219,13 +218,13 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 
 	line_ref(r, &name);
 	r->parent[0] = '\0';
-	if (git_reference_lookup(&ref, repo, name.buf) == 0) {
-		const git_oid *target = git_reference_target(ref);
-		if (target && git_commit_lookup(&parent, repo, target) == 0)
-			git_oid_tostr(r->parent, sizeof(r->parent), target);
-		git_reference_free(ref);
-		ref = NULL;
-	}
+	/* refs.c, not libgit2's refdb: a packed store holds a ref per run */
+	int found = gs_ref_read(dir, name.buf, &oid);
+	if (found < 0)
+		goto out;
+	if (found == 0 && git_commit_lookup(&parent, repo, &oid) == 0)
+		git_oid_tostr(r->parent, sizeof(r->parent), &oid);
+	git_error_clear();
 
 	if (git_signature_new(&sig, "cashet", "cashet@localhost", r->created_ms / 1000, 0) < 0) {
 		git_fail("signature");
@@ -245,19 +244,10 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	/* The run ref first: a run that has it is complete and can be reindexed. */
 	sb_reset(&msg);
 	sb_addf(&msg, "refs/cashet/runs/%s", r->hash);
-	if (git_reference_create(&ref, repo, msg.buf, &commit_oid, 1, "cashet run") < 0) {
-		git_fail("cannot write ref");
+	if (gs_ref_write(dir, msg.buf, &commit_oid) < 0 || gs_ref_write(dir, name.buf, &commit_oid) < 0)
 		goto out;
-	}
-	git_reference_free(ref);
-	ref = NULL;
-	if (git_reference_create(&ref, repo, name.buf, &commit_oid, 1, "cashet run") < 0) {
-		git_fail("cannot write ref");
-		goto out;
-	}
 	rc = 0;
 out:
-	git_reference_free(ref);
 	git_signature_free(sig);
 	git_commit_free(parent);
 	git_tree_free(tree);

@@ -23,6 +23,7 @@ static const struct gitmod module = {
 	.create_ref = gx_create_ref,
 	.delete_ref = gx_delete_ref,
 	.shallow_update = gx_shallow_update,
+	.autopack = gs_autopack,
 };
 
 MODULE_ENTRY const struct gitmod *cashet_gitmod(void);

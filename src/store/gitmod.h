@@ -6,10 +6,16 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 3
+#define GITMOD_ABI 4
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
+};
+
+/* What an automatic pack did (see gitmod.autopack). */
+struct autopack_report {
+	int64_t loose_packed; /* loose objects moved into a new pack */
+	int64_t packs_merged; /* packs merged into one */
 };
 
 struct gitmod {
@@ -73,6 +79,11 @@ struct gitmod {
 	 * missing, so git treats them as roots, and appends them to changed;
 	 * !add: takes hashes out of the shallow file again. */
 	int (*shallow_update)(const char *dir, const struct strvec *hashes, int add, struct strvec *changed);
+	/* git's `gc --auto`: the small loose objects into a new pack (then
+	 * removed), packs merged geometrically, loose refs into packed-refs.
+	 * Removes nothing that is not in a pack on disk; caller holds the
+	 * store lock exclusively. */
+	int (*autopack)(const char *dir, struct autopack_report *rep);
 };
 
 /* dlopen()s a module of cashet's (file, e.g. "cashet-serve.so"): $env if

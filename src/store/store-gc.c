@@ -5,10 +5,12 @@
 #include "store/store-int.h"
 #include "store/gitmod.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int store_lock(struct store *st, int exclusive)
@@ -215,5 +217,68 @@ out:
 	sv_release(&evict);
 	sv_release(&keep);
 	sv_release(&lines);
+	return rc;
+}
+
+/* Counts the small loose objects: every fan-out directory when the
+ * threshold is under 1024, else objects/17 alone, times 256, as git's
+ * `gc --auto` estimates (a miss pays one readdir of a few entries). Files
+ * of 1 MiB or more are large blobs, which stay loose: not counted. */
+static int64_t loose_estimate(struct store *st, int64_t threshold)
+{
+	struct strbuf p = STRBUF_INIT;
+	int64_t n = 0;
+	int all = threshold < 1024;
+	for (int fan = all ? 0 : 0x17; fan <= (all ? 255 : 0x17); fan++) {
+		sb_reset(&p);
+		sb_addf(&p, "%s/objects/%02x", st->dir, fan);
+		DIR *d = opendir(p.buf);
+		struct dirent *e;
+		size_t base = p.len;
+		while (d && (e = readdir(d))) {
+			struct stat sb;
+			if (strlen(e->d_name) != 38)
+				continue;
+			sb_setlen(&p, base);
+			sb_addf(&p, "/%s", e->d_name);
+			if (stat(p.buf, &sb) == 0 && sb.st_size < (1 << 20))
+				n++;
+		}
+		if (d)
+			closedir(d);
+	}
+	sb_release(&p);
+	return all ? n : n * 256;
+}
+
+int store_autopack(struct store *st, int *packed)
+{
+	const struct gitmod *g;
+	struct strbuf v = STRBUF_INIT;
+	struct autopack_report rep;
+	int64_t threshold = AUTOPACK_DEFAULT;
+	int rc = 0, lock = -1;
+	*packed = 0;
+	if (store_setting(st, "auto-pack", &v)) {
+		char *end;
+		long long t = strtoll(v.buf, &end, 10);
+		threshold = end != v.buf && !*end && t >= 0 ? t : AUTOPACK_DEFAULT;
+	}
+	if (threshold == 0 || loose_estimate(st, threshold) <= threshold)
+		goto out;
+	/* Never waits: a store or gc in progress means another time (the
+	 * objects stay where they are until then). */
+	struct strbuf p = STRBUF_INIT;
+	sb_addf(&p, "%s/gc.lock", st->dir);
+	lock = open(p.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	sb_release(&p);
+	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+		goto out;
+	if (!(g = gitmod_get()) || (rc = g->autopack(st->dir, &rep)) < 0)
+		goto out;
+	*packed = 1;
+out:
+	store_unlock(lock);
+	sb_release(&v);
 	return rc;
 }

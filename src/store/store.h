@@ -244,6 +244,13 @@ struct gc_report {
  * what kept runs reach stays on disk. A run ref that git cannot read
  * stops it before anything is removed. */
 int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
+/* git's `gc --auto`, after a run is stored: when the store holds more
+ * small loose objects than `config auto-pack` (default AUTOPACK_DEFAULT,
+ * 0: never), they go into a pack, packs are merged geometrically and loose
+ * refs go into packed-refs. Skipped (0) when another process stores or
+ * collects (it never waits). *packed says whether it ran. */
+#define AUTOPACK_DEFAULT 2048
+int store_autopack(struct store *st, int *packed);
 /* Git remotes: push the given runs' refs; pull fetches the remote's runs
  * and indexes every run that has a ref but no index row. */
 /* Runs that cannot be pushed because gc cut their lineage are left out,

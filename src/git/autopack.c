@@ -1,0 +1,297 @@
+/* autopack: what git's `gc --auto` does, after a miss has stored its run
+ * and found too many loose objects: the small loose objects go into one
+ * new pack (then deleted: only once the pack and its index are on disk),
+ * packs are merged geometrically (each kept pack at least twice the size
+ * of all smaller ones together, so an object is rewritten O(log n) times
+ * over a store's life), and loose refs go into packed-refs. Nothing is
+ * removed that is not in a pack written before; no object is dropped,
+ * whatever is reachable. The caller holds the store lock exclusively. */
+#include "git/gitint.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Packs larger than this are never merged: one holding a large blob
+ * (from an import) would be read whole into memory. */
+#define MERGE_MAX_BYTES ((int64_t)256 << 20)
+
+struct pack_info {
+	char *stem; /* objects/pack/pack-<id>, without .idx or .pack */
+	uint32_t count;
+	int64_t bytes;
+};
+
+static int by_count(const void *a, const void *b)
+{
+	const struct pack_info *x = a, *y = b;
+	return x->count < y->count ? -1 : x->count > y->count;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Reads the object ids of a version-2 pack index (or only their number,
+ * when ids is NULL). */
+static int idx_ids(const char *path, uint32_t *count, struct strvec *ids)
+{
+	struct strbuf text = STRBUF_INIT;
+	int rc = -1;
+	if (read_file_sb(path, &text) < 0)
+		goto out;
+	const unsigned char *m = (const unsigned char *)text.buf;
+	if (text.len < 8 + 256 * 4 || memcmp(m, "\377tOc", 4) || be32(m + 4) != 2) {
+		err_set("%s: not a version-2 pack index", path);
+		goto out;
+	}
+	*count = be32(m + 8 + 255 * 4);
+	if (text.len < 8 + 256 * 4 + (size_t)*count * 20) {
+		err_set("%s: truncated", path);
+		goto out;
+	}
+	for (uint32_t i = 0; ids && i < *count; i++) {
+		git_oid oid;
+		git_oid_fromraw(&oid, m + 8 + 256 * 4 + (size_t)i * 20);
+		sv_push(ids, git_oid_tostr_s(&oid));
+	}
+	rc = 0;
+out:
+	sb_release(&text);
+	return rc;
+}
+
+static int fsync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys("cannot open %s", path);
+	int rc = fsync(fd) < 0 ? err_sys("cannot sync %s", path) : 0;
+	close(fd);
+	return rc;
+}
+
+/* Writes the objects ids into a new pack, on disk (fsync()ed, and the
+ * directory that names it) before the caller removes anything. */
+static int write_pack(const char *dir, const struct strvec *ids)
+{
+	git_packbuilder *pb = NULL;
+	struct strbuf p = STRBUF_INIT;
+	int rc = -1;
+	if (git_packbuilder_new(&pb, repo) < 0) {
+		git_fail("packbuilder");
+		goto out;
+	}
+	for (size_t i = 0; i < ids->n; i++) {
+		git_oid oid;
+		if (git_oid_fromstr(&oid, ids->v[i]) < 0 || git_packbuilder_insert(pb, &oid, NULL) < 0) {
+			git_fail(ids->v[i]);
+			goto out;
+		}
+	}
+	if (git_packbuilder_write(pb, NULL, 0, NULL, NULL) < 0) {
+		git_fail("cannot write pack");
+		goto out;
+	}
+	const char *ext[] = { "pack", "idx" };
+	for (int i = 0; i < 2; i++) {
+		sb_reset(&p);
+		sb_addf(&p, "%s/objects/pack/pack-%s.%s", dir, git_packbuilder_name(pb), ext[i]);
+		if (fsync_path(p.buf) < 0)
+			goto out;
+	}
+	sb_reset(&p);
+	sb_addf(&p, "%s/objects/pack", dir);
+	rc = fsync_path(p.buf);
+out:
+	git_packbuilder_free(pb);
+	sb_release(&p);
+	return rc;
+}
+
+/* The small loose objects (large blobs stay loose, as gc leaves them). */
+static int list_loose(const char *dir, git_odb *odb, struct strvec *ids)
+{
+	struct strbuf p = STRBUF_INIT, id = STRBUF_INIT;
+	for (int fan = 0; fan < 256; fan++) {
+		sb_reset(&p);
+		sb_addf(&p, "%s/objects/%02x", dir, fan);
+		DIR *d = opendir(p.buf);
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			git_oid oid;
+			size_t len;
+			git_object_t type;
+			if (strlen(e->d_name) != GIT_OID_HEXSZ - 2)
+				continue;
+			sb_reset(&id);
+			sb_addf(&id, "%02x%s", fan, e->d_name);
+			if (git_oid_fromstr(&oid, id.buf) < 0)
+				continue; /* a .corrupt file or a stranger */
+			if (git_odb_read_header(&len, &type, odb, &oid) < 0) {
+				git_error_clear();
+				continue; /* unreadable: left for fsck */
+			}
+			if (type == GIT_OBJECT_BLOB && len >= LOOSE_MIN)
+				continue;
+			sv_push(ids, id.buf);
+		}
+		if (d)
+			closedir(d);
+	}
+	sb_release(&p);
+	sb_release(&id);
+	return 0;
+}
+
+/* Removes the loose copies of ids, now in a pack: what prune-packed does. */
+static void remove_loose(const char *dir, const struct strvec *ids)
+{
+	struct strbuf p = STRBUF_INIT;
+	for (size_t i = 0; i < ids->n; i++) {
+		sb_reset(&p);
+		sb_addf(&p, "%s/objects/%.2s/%s", dir, ids->v[i], ids->v[i] + 2);
+		unlink(p.buf);
+		if (i + 1 == ids->n || strncmp(ids->v[i], ids->v[i + 1], 2)) {
+			sb_setlen(&p, p.len - (GIT_OID_HEXSZ - 2) - 1);
+			rmdir(p.buf); /* fails, as it should, while it holds another object */
+		}
+	}
+	sb_release(&p);
+}
+
+static void list_packs(const char *dir, struct pack_info **packs, size_t *n)
+{
+	struct strbuf p = STRBUF_INIT, q = STRBUF_INIT;
+	sb_addf(&p, "%s/objects/pack", dir);
+	DIR *d = opendir(p.buf);
+	struct dirent *e;
+	while (d && (e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		struct stat sb;
+		uint32_t count = 0;
+		if (strncmp(e->d_name, "pack-", 5) || len < 9 || strcmp(e->d_name + len - 4, ".idx"))
+			continue;
+		sb_reset(&q);
+		sb_addf(&q, "%s/%.*s", p.buf, (int)(len - 4), e->d_name);
+		size_t stem = q.len;
+		sb_adds(&q, ".keep");
+		if (access(q.buf, F_OK) == 0)
+			continue;
+		sb_setlen(&q, stem);
+		sb_adds(&q, ".pack");
+		if (stat(q.buf, &sb) < 0 || sb.st_size > MERGE_MAX_BYTES)
+			continue;
+		sb_setlen(&q, stem);
+		sb_adds(&q, ".idx");
+		if (idx_ids(q.buf, &count, NULL) < 0) {
+			err_clear();
+			continue;
+		}
+		sb_setlen(&q, stem);
+		*packs = xrealloc(*packs, (*n + 1) * sizeof(**packs));
+		(*packs)[(*n)++] = (struct pack_info){ xstrdup(q.buf), count, (int64_t)sb.st_size };
+	}
+	if (d)
+		closedir(d);
+	sb_release(&p);
+	sb_release(&q);
+}
+
+/* Merges the smallest packs while one of them is not at least twice as
+ * large as all smaller ones together: what stays is a geometric series,
+ * so a store of n objects has O(log n) packs. */
+static int merge_packs(const char *dir, struct autopack_report *rep)
+{
+	struct pack_info *packs = NULL;
+	struct strvec ids = STRVEC_INIT;
+	struct strbuf p = STRBUF_INIT;
+	size_t n = 0, upto = 0;
+	uint64_t sum = 0;
+	int rc = -1;
+	list_packs(dir, &packs, &n);
+	qsort(packs, n, sizeof(*packs), by_count);
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0 && packs[i].count < 2 * sum)
+			upto = i + 1;
+		sum += packs[i].count;
+	}
+	if (upto < 2) {
+		rc = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < upto; i++) {
+		uint32_t count;
+		sb_reset(&p);
+		sb_addf(&p, "%s.idx", packs[i].stem);
+		if (idx_ids(p.buf, &count, &ids) < 0)
+			goto out;
+	}
+	sv_sort(&ids);
+	if (write_pack(dir, &ids) < 0)
+		goto out;
+	/* every object of theirs is in the new pack, on disk: the old ones go
+	 * (the index first, so no reader finds a pack being removed) */
+	for (size_t i = 0; i < upto; i++) {
+		const char *ext[] = { ".idx", ".pack", ".rev", ".bitmap" };
+		for (size_t k = 0; k < sizeof(ext) / sizeof(*ext); k++) {
+			sb_reset(&p);
+			sb_addf(&p, "%s%s", packs[i].stem, ext[k]);
+			unlink(p.buf);
+		}
+	}
+	rep->packs_merged = (int64_t)upto;
+	rc = 0;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(packs[i].stem);
+	free(packs);
+	sv_release(&ids);
+	sb_release(&p);
+	return rc;
+}
+
+int gs_autopack(const char *dir, struct autopack_report *rep)
+{
+	struct strvec ids = STRVEC_INIT;
+	git_odb *odb = NULL;
+	git_refdb *refdb = NULL;
+	int rc = -1;
+	memset(rep, 0, sizeof(*rep));
+	if (open_repo(dir) < 0)
+		return -1;
+	if (git_repository_odb(&odb, repo) < 0) {
+		git_fail("odb");
+		goto out;
+	}
+	if (list_loose(dir, odb, &ids) < 0)
+		goto out;
+	if (ids.n) {
+		sv_sort(&ids);
+		if (write_pack(dir, &ids) < 0)
+			goto out;
+		remove_loose(dir, &ids);
+		rep->loose_packed = (int64_t)ids.n;
+		git_odb_refresh(odb);
+		if (merge_packs(dir, rep) < 0)
+			goto out;
+		git_odb_refresh(odb);
+	}
+	/* the run and line refs of the runs just packed: into packed-refs */
+	if (git_repository_refdb(&refdb, repo) < 0 || git_refdb_compress(refdb) < 0) {
+		git_fail("cannot pack refs");
+		goto out;
+	}
+	rc = 0;
+out:
+	git_refdb_free(refdb);
+	git_odb_free(odb);
+	sv_release(&ids);
+	return rc;
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bats
+# Stores with many runs: loose objects and refs are packed as a miss
+# stores its run (`config auto-pack`, git's gc --auto), so the store stays
+# small and a real git repository, and every run still replays.
+
+load helper
+
+# The loose object files of the store (large blobs included).
+loose_count() {
+	find .cashet/objects -path '*/objects/??/*' -type f | wc -l | tr -d ' '
+}
+
+@test "auto-pack packs loose objects and refs; git fsck and cashet fsck pass, refs resolve, hits hit" {
+	cashet init > /dev/null
+	cashet config auto-pack 16
+	for i in $(seq 1 30); do cashet exec --trace off -- echo "run $i" > /dev/null; done
+	# 4 objects a run: packed whenever more than 16 were loose
+	[ "$(loose_count)" -le 16 ]
+	ls .cashet/objects/pack/pack-*.pack > /dev/null
+	[ -s .cashet/packed-refs ]
+	[ "$(find .cashet/refs -type f | wc -l)" -lt 60 ]
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	run -0 cashet fsck
+	assert_output "checked $(git --git-dir .cashet count-objects -v | awk '/^count:|^in-pack:/ { n += $2 } END { print n }') objects and 30 runs: 0 bad objects, 0 broken runs, 0 index rows repaired"
+	# every run ref and line ref resolves to its run
+	[ "$(git --git-dir .cashet for-each-ref refs/cashet/runs | wc -l)" = 30 ]
+	[ "$(git --git-dir .cashet for-each-ref refs/cashet/lines | wc -l)" = 30 ]
+	for n in 1 17 30; do
+		run -0 cashet exec --trace off --report-fd 3 -- echo "run $n" 3> verdict.json
+		assert_output "run $n"
+		[ "$(json_field 'j["verdict"]' < verdict.json)" = hit ]
+	done
+	# the line of a packed run is still its parent's line
+	cashet exec --trace off -f -- echo "run 2" > /dev/null
+	run -0 git --git-dir .cashet rev-list --count "refs/cashet/runs/$(last_hash)"
+	assert_output 2
+	run -0 cashet reindex
+	assert_output "reindexed 31 runs"
+}
+
+@test "auto-pack 0 never packs; gc still packs everything" {
+	cashet init > /dev/null
+	cashet config auto-pack 0
+	for i in $(seq 1 10); do cashet exec --trace off -- echo "run $i" > /dev/null; done
+	[ "$(loose_count)" -ge 40 ]
+	[ ! -e .cashet/packed-refs ]
+	cashet gc > /dev/null
+	[ "$(loose_count)" = 0 ]
+	run -2 cashet config auto-pack x
+	assert_output --partial "auto-pack: expected a number of loose objects (0: never), got 'x'"
+}
