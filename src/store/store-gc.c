@@ -201,6 +201,11 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	}
 	if (evict.n && store_remove_many(st, &evict) < 0)
 		goto out;
+	/* lists of observed inputs no run names any more (removed runs, lists
+	 * a lookup replaced with fresher stat signatures) */
+	if (store_exec(st, "DELETE FROM inputsets WHERE id NOT IN"
+			   " (SELECT inputset FROM runs WHERE inputset IS NOT NULL)") < 0)
+		goto out;
 	if (select_hashes(st, "SELECT hash FROM runs ORDER BY hash", &keep) < 0 ||
 	    select_hashes(st,
 			  "SELECT line, hash FROM runs r WHERE created = (SELECT max(created) FROM runs q"

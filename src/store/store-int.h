@@ -44,11 +44,15 @@ int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
 	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires, timed_out"
 /* The same and the observed inputs (what a lookup and a load need; a
  * listing does without). */
-#define RUN_COLUMNS_INPUTS RUN_COLUMNS ", inputs"
+#define INPUTS_COLUMN "(SELECT data FROM inputsets WHERE id = runs.inputset)"
+#define RUN_COLUMNS_INPUTS RUN_COLUMNS ", " INPUTS_COLUMN
 void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);
 /* Loads r's files; without all, only streams and outputs (what a hit replays). */
 int store_load_files(struct store *st, struct run_record *r, int all);
 int store_index_run(struct store *st, const struct run_record *r);
+/* The id of r's observed inputs in inputsets, added if no run had the
+ * same list; the caller holds a transaction. */
+int store_inputset(struct store *st, const struct run_record *r, int64_t *id);
 /* A run that came from elsewhere has the tree layout store_save writes
  * and nothing else, and (without allow_abs) no output outside its
  * project. 0, or -1 with err_msg() naming what is wrong. */

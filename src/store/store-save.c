@@ -41,11 +41,48 @@ static int bind_exec(struct store *st, sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : store_sqlfail(st, "writing the index");
 }
 
+int store_inputset(struct store *st, const struct run_record *r, int64_t *id)
+{
+	static const char *const sql[] = {
+		"INSERT OR IGNORE INTO inputsets(digest, data) VALUES(?1, ?2)",
+		"SELECT id FROM inputsets WHERE digest=?1",
+	};
+	struct strbuf blob = STRBUF_INIT;
+	struct digest d;
+	sqlite3_stmt *s = NULL;
+	int rc = -1;
+	run_inputs_encode(r, &blob);
+	digest_of(blob.buf ? blob.buf : "", blob.len, &d);
+	for (int i = 0; i < 2; i++) {
+		if (sqlite3_prepare_v2(st->db, sql[i], -1, &s, NULL) != SQLITE_OK) {
+			store_sqlfail(st, "writing the index");
+			goto out;
+		}
+		sqlite3_bind_blob(s, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
+		if (i == 0)
+			sqlite3_bind_blob(s, 2, blob.buf ? blob.buf : "", (int)blob.len, SQLITE_STATIC);
+		int step = sqlite3_step(s);
+		if (i == 1 && step == SQLITE_ROW)
+			*id = sqlite3_column_int64(s, 0);
+		else if (step != SQLITE_DONE) {
+			store_sqlfail(st, "writing the index");
+			goto out;
+		}
+		sqlite3_finalize(s);
+		s = NULL;
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	sb_release(&blob);
+	return rc;
+}
+
 /* Inserts r (hash, files with oids) into the index; the caller holds a transaction. */
 int store_index_run(struct store *st, const struct run_record *r)
 {
 	sqlite3_stmt *s = NULL;
-	struct strbuf argv = STRBUF_INIT, inputs = STRBUF_INIT;
+	struct strbuf argv = STRBUF_INIT;
 	char *cmd = run_cmdline(r);
 	int rc = -1;
 	uint64_t bytes = 0;
@@ -54,9 +91,12 @@ int store_index_run(struct store *st, const struct run_record *r)
 	for (size_t i = 0; i < r->argv.n; i++)
 		sb_add(&argv, r->argv.v[i], strlen(r->argv.v[i]) + 1);
 
+	int64_t set = 0;
+	if (r->observed && store_inputset(st, r, &set) < 0)
+		goto out;
 	if (sqlite3_prepare_v2(st->db,
 			       "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
-			       " last_used, duration_ms, expires, bytes, inputs, timed_out)"
+			       " last_used, duration_ms, expires, bytes, inputset, timed_out)"
 			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
 			       -1, &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "writing the index");
@@ -79,10 +119,8 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_bind_int64(s, 14, r->expires_ms);
 	sqlite3_bind_int64(s, 15, (int64_t)bytes);
 	sqlite3_bind_int(s, 17, r->timed_out);
-	if (r->observed) {
-		run_inputs_encode(r, &inputs);
-		sqlite3_bind_blob(s, 16, inputs.buf, (int)inputs.len, SQLITE_STATIC);
-	}
+	if (r->observed)
+		sqlite3_bind_int64(s, 16, set);
 	if (bind_exec(st, s) < 0)
 		goto out;
 	sqlite3_finalize(s);
@@ -155,7 +193,6 @@ int store_index_run(struct store *st, const struct run_record *r)
 out:
 	sqlite3_finalize(s);
 	sb_release(&argv);
-	sb_release(&inputs);
 	free(cmd);
 	return rc;
 }
@@ -266,7 +303,8 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
 	if (store_exec(st,
-		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs") < 0)
+		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs;"
+		       " DELETE FROM inputsets") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
 		struct run_record r = { 0 };

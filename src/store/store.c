@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -24,10 +24,15 @@ static const char schema[] =
 	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL, cmd TEXT NOT NULL,"
 	" cwd TEXT NOT NULL, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, last_used INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
-	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputs BLOB, timed_out INTEGER NOT NULL DEFAULT 0);"
+	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputset INTEGER, timed_out INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX runs_fp ON runs(fp, created);"
 	"CREATE INDEX runs_line ON runs(line, created);"
 	"CREATE INDEX runs_created ON runs(created);"
+	/* A run's observed inputs (key/observed.h) are mostly what every
+	 * other run of the project read too (the C library, locale files, the
+	 * interpreter and its modules): each distinct list is kept once, by
+	 * its digest, and runs name it. Lists no run names are removed by gc. */
+	"CREATE TABLE inputsets(id INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, data BLOB NOT NULL);"
 	"CREATE TABLE files(run INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT NOT NULL,"
 	" mode INTEGER NOT NULL, oid TEXT NOT NULL, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
 	" enc INTEGER NOT NULL, data BLOB, perm INTEGER, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
@@ -38,14 +43,18 @@ static const char schema[] =
 	"CREATE INDEX tags_key ON tags(key, value);"
 	"CREATE TABLE claims(fp BLOB PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,"
 	" start INTEGER NOT NULL, heartbeat INTEGER NOT NULL);"
-	/* totals.bytes follows runs.bytes through triggers, so the size bound
-	 * (config max-size) is checked without scanning runs. */
+	/* totals follow runs through triggers (bytes, runs, completed ones),
+	 * so the size bound (config max-size) and `stats` read three rows
+	 * instead of scanning runs. */
 	"CREATE TABLE totals(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-	"INSERT INTO totals VALUES('bytes', 0);"
+	"INSERT INTO totals VALUES('bytes', 0), ('runs', 0), ('ok', 0);"
 	"CREATE TRIGGER runs_add AFTER INSERT ON runs BEGIN"
-	" UPDATE totals SET v = v + NEW.bytes WHERE k = 'bytes'; END;"
+	" UPDATE totals SET v = v + CASE k WHEN 'bytes' THEN NEW.bytes WHEN 'runs' THEN 1 ELSE NEW.ok END; END;"
 	"CREATE TRIGGER runs_del AFTER DELETE ON runs BEGIN"
-	" UPDATE totals SET v = v - OLD.bytes WHERE k = 'bytes'; END;"
+	" UPDATE totals SET v = v - CASE k WHEN 'bytes' THEN OLD.bytes WHEN 'runs' THEN 1 ELSE OLD.ok END; END;"
+	"CREATE TRIGGER runs_upd AFTER UPDATE OF bytes, ok ON runs BEGIN"
+	" UPDATE totals SET v = v + CASE k WHEN 'bytes' THEN NEW.bytes - OLD.bytes WHEN 'runs' THEN 0"
+	" ELSE NEW.ok - OLD.ok END; END;"
 	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
 	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
 
@@ -239,7 +248,8 @@ static int read_version(struct store *st)
  * the tables were (re)created by us, 0 if another process did it first. */
 static int create_schema(struct store *st)
 {
-	static const char *const tables[] = { "runs", "files", "parts", "tags", "claims", "statcache", "totals" };
+	static const char *const tables[] = { "runs",   "files",     "parts", "tags",
+						    "claims", "statcache", "totals", "inputsets" };
 	struct strbuf sql = STRBUF_INIT;
 	int rc = -1, v;
 	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
@@ -776,16 +786,21 @@ int store_load_files(struct store *st, struct run_record *r, int all)
  * next lookup hashes again. */
 static void refresh_inputs(struct store *st, const struct run_record *r)
 {
-	struct strbuf blob = STRBUF_INIT;
 	sqlite3_stmt *s;
-	run_inputs_encode(r, &blob);
-	if (sqlite3_prepare_v2(st->db, "UPDATE runs SET inputs=?1 WHERE id=?2", -1, &s, NULL) == SQLITE_OK) {
-		sqlite3_bind_blob(s, 1, blob.buf, (int)blob.len, SQLITE_STATIC);
+	int64_t set;
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	if (store_inputset(st, r, &set) == 0 &&
+	    sqlite3_prepare_v2(st->db, "UPDATE runs SET inputset=?1 WHERE id=?2", -1, &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(s, 1, set);
 		sqlite3_bind_int64(s, 2, r->id);
 		sqlite3_step(s);
 		sqlite3_finalize(s);
 	}
-	sb_release(&blob);
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	err_clear();
 }
 
 int store_lookup(struct store *st, const struct digest *fp, const struct store_lookup_opts *o, struct run_record *r)
@@ -836,7 +851,7 @@ int store_lookup(struct store *st, const struct digest *fp, const struct store_l
 int store_newest_inputs(struct store *st, const struct digest *fp, struct run_record *r)
 {
 	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(st->db, "SELECT inputs FROM runs WHERE fp=?1 ORDER BY created DESC, id DESC LIMIT 1", -1,
+	if (sqlite3_prepare_v2(st->db, "SELECT " INPUTS_COLUMN " FROM runs WHERE fp=?1 ORDER BY created DESC, id DESC LIMIT 1", -1,
 			       &s, NULL) != SQLITE_OK)
 		return store_sqlfail(st, "query");
 	sqlite3_bind_blob(s, 1, fp->b, DIGEST_LEN, SQLITE_STATIC);
@@ -1053,7 +1068,24 @@ out:
 	return rc;
 }
 
-static void du(const char *path, int64_t *files, int64_t *bytes)
+/* The objects of a pack index: the last entry of its fan-out table. */
+static int64_t idx_objects(const char *path)
+{
+	unsigned char b[4];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int64_t n = 0;
+	if (fd >= 0 && pread(fd, b, 4, 8 + 255 * 4) == 4)
+		n = (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
+	if (fd >= 0)
+		close(fd);
+	return n;
+}
+
+/* Objects and their disk usage: a loose object is one file, a pack holds
+ * as many as its index says. Auto-pack keeps the loose ones to a few
+ * thousand and the packs to a few dozen, so this is bounded whatever the
+ * number of runs. */
+static void du(const char *path, int64_t *objects, int64_t *bytes)
 {
 	DIR *d = opendir(path);
 	if (!d)
@@ -1068,13 +1100,16 @@ static void du(const char *path, int64_t *files, int64_t *bytes)
 		struct stat sb;
 		if (lstat(p.buf, &sb) < 0)
 			continue;
+		size_t len = strlen(e->d_name);
 		if (S_ISDIR(sb.st_mode)) {
-			du(p.buf, files, bytes);
-		} else {
-			/* A pack holds many objects; count it by its .idx entries would need parsing, so packs count as one. */
-			(*files)++;
-			*bytes += (int64_t)sb.st_blocks * 512;
+			du(p.buf, objects, bytes);
+			continue;
 		}
+		*bytes += (int64_t)sb.st_blocks * 512;
+		if (len == 38 && strlen(path) >= 3 && path[strlen(path) - 3] == '/')
+			(*objects)++; /* objects/xx/<38 hex> */
+		else if (len > 9 && !strncmp(e->d_name, "pack-", 5) && !strcmp(e->d_name + len - 4, ".idx"))
+			*objects += idx_objects(p.buf);
 	}
 	sb_release(&p);
 	closedir(d);
@@ -1084,13 +1119,18 @@ int store_stats(struct store *st, struct store_stats *out)
 {
 	sqlite3_stmt *s;
 	memset(out, 0, sizeof(*out));
-	if (sqlite3_prepare_v2(st->db, "SELECT count(*), coalesce(sum(ok),0), coalesce(sum(bytes),0) FROM runs", -1, &s,
-			       NULL) != SQLITE_OK)
+	/* the counters the index keeps (triggers on runs), not a scan */
+	if (sqlite3_prepare_v2(st->db, "SELECT k, v FROM totals", -1, &s, NULL) != SQLITE_OK)
 		return store_sqlfail(st, "stats");
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		out->runs = sqlite3_column_int64(s, 0);
-		out->ok = sqlite3_column_int64(s, 1);
-		out->stored_bytes = sqlite3_column_int64(s, 2);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(s, 0);
+		int64_t v = sqlite3_column_int64(s, 1);
+		if (!strcmp(k, "runs"))
+			out->runs = v;
+		else if (!strcmp(k, "ok"))
+			out->ok = v;
+		else if (!strcmp(k, "bytes"))
+			out->stored_bytes = v;
 	}
 	sqlite3_finalize(s);
 	out->failed = out->runs - out->ok;

@@ -49,3 +49,47 @@ loose_count() {
 	run -2 cashet config auto-pack x
 	assert_output --partial "auto-pack: expected a number of loose objects (0: never), got 'x'"
 }
+
+# runs completed failed stored_bytes, from stats --json
+stats_line() {
+	cashet stats --json | json_field '" ".join(str(j[k]) for k in ("runs", "completed", "failed", "stored_bytes"))'
+}
+
+@test "stats counters stay exact through rm, gc, import and reindex" {
+	for i in 1 2 3; do cashet exec -- echo "ok $i" > /dev/null; done
+	cashet exec -- sh -c 'echo bad; exit 3' > /dev/null || true
+	[ "$(stats_line)" = "4 3 1 19" ]
+	cashet rm "$(cashet log --cmd 'ok 2' --json | json_field 'j[0]["hash"]')" > /dev/null
+	[ "$(stats_line)" = "3 2 1 14" ]
+	cashet export ../all.cashet > /dev/null
+	cashet exec --ttl 1s -- echo expiring > /dev/null
+	[ "$(stats_line)" = "4 3 1 23" ]
+	sleep 1.1
+	cashet gc > /dev/null
+	[ "$(stats_line)" = "3 2 1 14" ]
+	mkdir ../other && cd ../other
+	cashet import ../all.cashet > /dev/null
+	[ "$(stats_line)" = "3 2 1 14" ]
+	rm .cashet/index.db
+	cashet reindex > /dev/null
+	[ "$(stats_line)" = "3 2 1 14" ]
+	cashet clear -f > /dev/null
+	[ "$(stats_line)" = "0 0 0 0" ]
+}
+
+@test "runs that read the same files share one list of observed inputs in the index" {
+	for i in 1 2 3 4 5; do cashet exec -- echo "run $i" > /dev/null; done
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(DISTINCT inputset) FROM runs')" = 1 ]
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM inputsets')" = 1 ]
+	run -0 cashet show --json "$(last_hash)"
+	[ "$(echo "$output" | json_field 'any(i["path"].endswith("/echo") for i in j["observed_inputs"])')" = True ]
+	# a removed run's list stays while another run names it; gc drops unnamed ones
+	cashet exec -- cat /etc/hostname > /dev/null
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM inputsets')" = 2 ]
+	cashet rm "$(last_hash)" > /dev/null
+	cashet gc > /dev/null
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM inputsets')" = 1 ]
+	run -0 cashet exec -v -- echo "run 3"
+	assert_line --index 0 "run 3"
+	assert_line --index 1 --partial "cashet: hit "
+}
