@@ -302,9 +302,8 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
-	if (store_exec(st,
-		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs;"
-		       " DELETE FROM inputsets") < 0)
+	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs;"
+			   " DELETE FROM inputsets") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
 		struct run_record r = { 0 };

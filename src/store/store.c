@@ -248,8 +248,8 @@ static int read_version(struct store *st)
  * the tables were (re)created by us, 0 if another process did it first. */
 static int create_schema(struct store *st)
 {
-	static const char *const tables[] = { "runs",   "files",     "parts", "tags",
-						    "claims", "statcache", "totals", "inputsets" };
+	static const char *const tables[] = { "runs",   "files",     "parts",  "tags",
+					      "claims", "statcache", "totals", "inputsets" };
 	struct strbuf sql = STRBUF_INIT;
 	int rc = -1, v;
 	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
@@ -851,8 +851,9 @@ int store_lookup(struct store *st, const struct digest *fp, const struct store_l
 int store_newest_inputs(struct store *st, const struct digest *fp, struct run_record *r)
 {
 	sqlite3_stmt *s;
-	if (sqlite3_prepare_v2(st->db, "SELECT " INPUTS_COLUMN " FROM runs WHERE fp=?1 ORDER BY created DESC, id DESC LIMIT 1", -1,
-			       &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(st->db,
+			       "SELECT " INPUTS_COLUMN " FROM runs WHERE fp=?1 ORDER BY created DESC, id DESC LIMIT 1",
+			       -1, &s, NULL) != SQLITE_OK)
 		return store_sqlfail(st, "query");
 	sqlite3_bind_blob(s, 1, fp->b, DIGEST_LEN, SQLITE_STATIC);
 	int rc = sqlite3_step(s), found = 0;

@@ -93,3 +93,28 @@ stats_line() {
 	assert_line --index 0 "run 3"
 	assert_line --index 1 --partial "cashet: hit "
 }
+
+@test "push sends only the runs the remote lacks; with nothing new it writes nothing there" {
+	git init -q --bare ../cache.git
+	cashet init > /dev/null
+	cashet config auto-pack 8
+	for i in 1 2 3 4 5; do cashet exec -- echo "run $i" > /dev/null; done
+	cashet remote add origin ../cache.git
+	run -0 cashet push
+	assert_output "pushed 5 runs to origin"
+	[ "$(git --git-dir ../cache.git for-each-ref refs/cashet/runs | wc -l)" = 5 ]
+	touch -d '2000-01-01' ../cache.git/refs/cashet/runs/*
+	before=$(ls -l --time-style=+%s ../cache.git/refs/cashet/runs | md5sum)
+	run -0 cashet push
+	assert_output "pushed 5 runs to origin"
+	[ "$(ls -l --time-style=+%s ../cache.git/refs/cashet/runs | md5sum)" = "$before" ]
+	cashet exec -- echo "run 6" > /dev/null
+	run -0 cashet push
+	[ "$(git --git-dir ../cache.git for-each-ref refs/cashet/runs | wc -l)" = 6 ]
+	[ "$(ls -l --time-style=+%s ../cache.git/refs/cashet/runs | grep -c ' 946684800 ')" = 5 ]
+	run -0 git --git-dir ../cache.git fsck --no-dangling
+	mkdir ../b && cd ../b && cashet init > /dev/null && cashet remote add origin ../cache.git
+	run -0 cashet pull
+	run -0 cashet exec -v -- echo "run 6"
+	assert_line --index 1 --partial "cashet: hit "
+}
