@@ -194,6 +194,15 @@ static char *unesc(const char *s, size_t len)
 	struct strbuf out = STRBUF_INIT;
 	sb_grow(&out, len);
 	for (size_t i = 0; i < len; i++) {
+		/* the plain stretch up to the next backslash, at once: fsck and
+		 * reindex decode every run's meta */
+		const char *bs = memchr(s + i, '\\', len - i);
+		size_t plain = bs ? (size_t)(bs - (s + i)) : len - i;
+		if (plain) {
+			sb_add(&out, s + i, plain);
+			i += plain - 1;
+			continue;
+		}
 		if (s[i] == '\\' && i + 1 < len && s[i + 1] == '\\') {
 			sb_addc(&out, '\\');
 			i++;

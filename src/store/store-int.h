@@ -19,11 +19,16 @@ struct pending_stat {
 	size_t depslen;
 };
 
+enum { IX_RUN, IX_FILE, IX_PART, IX_TAG, IX_SET_ADD, IX_SET_ID, IX_COUNT };
+
 struct store {
 	char *dir, *root, *tmp;
 	int tmp_made;
 	sqlite3 *db;
 	sqlite3_stmt *q_stat, *q_lookup, *q_files;
+	/* store_index_run's statements, prepared once per open store: reindex,
+	 * fsck and import index thousands of runs */
+	sqlite3_stmt *q_index[IX_COUNT];
 	struct pending_stat *pending;
 	size_t npending;
 	struct digest claimed; /* the fingerprint we hold a claim on */

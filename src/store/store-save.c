@@ -43,37 +43,30 @@ static int bind_exec(struct store *st, sqlite3_stmt *s)
 
 int store_inputset(struct store *st, const struct run_record *r, int64_t *id)
 {
-	static const char *const sql[] = {
-		"INSERT OR IGNORE INTO inputsets(digest, data) VALUES(?1, ?2)",
-		"SELECT id FROM inputsets WHERE digest=?1",
-	};
 	struct strbuf blob = STRBUF_INIT;
 	struct digest d;
-	sqlite3_stmt *s = NULL;
 	int rc = -1;
 	run_inputs_encode(r, &blob);
 	digest_of(blob.buf ? blob.buf : "", blob.len, &d);
-	for (int i = 0; i < 2; i++) {
-		if (sqlite3_prepare_v2(st->db, sql[i], -1, &s, NULL) != SQLITE_OK) {
-			store_sqlfail(st, "writing the index");
-			goto out;
-		}
-		sqlite3_bind_blob(s, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
-		if (i == 0)
-			sqlite3_bind_blob(s, 2, blob.buf ? blob.buf : "", (int)blob.len, SQLITE_STATIC);
-		int step = sqlite3_step(s);
-		if (i == 1 && step == SQLITE_ROW)
-			*id = sqlite3_column_int64(s, 0);
-		else if (step != SQLITE_DONE) {
-			store_sqlfail(st, "writing the index");
-			goto out;
-		}
-		sqlite3_finalize(s);
-		s = NULL;
+	if (store_prepare(st, &st->q_index[IX_SET_ADD],
+			  "INSERT OR IGNORE INTO inputsets(digest, data) VALUES(?1, ?2)") < 0 ||
+	    store_prepare(st, &st->q_index[IX_SET_ID], "SELECT id FROM inputsets WHERE digest=?1") < 0)
+		goto out;
+	sqlite3_stmt *add = st->q_index[IX_SET_ADD], *get = st->q_index[IX_SET_ID];
+	sqlite3_bind_blob(add, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(add, 2, blob.buf ? blob.buf : "", (int)blob.len, SQLITE_STATIC);
+	sqlite3_bind_blob(get, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
+	if (sqlite3_step(add) != SQLITE_DONE || sqlite3_step(get) != SQLITE_ROW) {
+		store_sqlfail(st, "writing the index");
+		goto out;
 	}
+	*id = sqlite3_column_int64(get, 0);
 	rc = 0;
 out:
-	sqlite3_finalize(s);
+	if (st->q_index[IX_SET_ADD])
+		sqlite3_reset(st->q_index[IX_SET_ADD]);
+	if (st->q_index[IX_SET_ID])
+		sqlite3_reset(st->q_index[IX_SET_ID]);
 	sb_release(&blob);
 	return rc;
 }
@@ -94,14 +87,12 @@ int store_index_run(struct store *st, const struct run_record *r)
 	int64_t set = 0;
 	if (r->observed && store_inputset(st, r, &set) < 0)
 		goto out;
-	if (sqlite3_prepare_v2(st->db,
-			       "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
-			       " last_used, duration_ms, expires, bytes, inputset, timed_out)"
-			       " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)",
-			       -1, &s, NULL) != SQLITE_OK) {
-		store_sqlfail(st, "writing the index");
+	if (store_prepare(st, &st->q_index[IX_RUN],
+			  "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
+			  " last_used, duration_ms, expires, bytes, inputset, timed_out)"
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)") < 0)
 		goto out;
-	}
+	s = st->q_index[IX_RUN];
 	sqlite3_bind_text(s, 1, r->hash, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, r->parent, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 3, r->fp.b, DIGEST_LEN, SQLITE_STATIC);
@@ -123,14 +114,12 @@ int store_index_run(struct store *st, const struct run_record *r)
 		sqlite3_bind_int64(s, 16, set);
 	if (bind_exec(st, s) < 0)
 		goto out;
-	sqlite3_finalize(s);
 	int64_t id = sqlite3_last_insert_rowid(st->db);
 
-	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO files VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1, &s,
-			       NULL) != SQLITE_OK) {
-		store_sqlfail(st, "writing the index");
+	if (store_prepare(st, &st->q_index[IX_FILE],
+			  "INSERT OR REPLACE INTO files VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)") < 0)
 		goto out;
-	}
+	s = st->q_index[IX_FILE];
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
 		sqlite3_bind_int64(s, 1, id);
@@ -152,13 +141,10 @@ int store_index_run(struct store *st, const struct run_record *r)
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}
-	sqlite3_finalize(s);
 
-	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO parts VALUES(?1,?2,?3,?4,?5,?6)", -1, &s, NULL) !=
-	    SQLITE_OK) {
-		store_sqlfail(st, "writing the index");
+	if (store_prepare(st, &st->q_index[IX_PART], "INSERT OR REPLACE INTO parts VALUES(?1,?2,?3,?4,?5,?6)") < 0)
 		goto out;
-	}
+	s = st->q_index[IX_PART];
 	for (size_t i = 0; i < r->nparts; i++) {
 		sqlite3_bind_int64(s, 1, id);
 		sqlite3_bind_int64(s, 2, (int64_t)i);
@@ -172,12 +158,10 @@ int store_index_run(struct store *st, const struct run_record *r)
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}
-	sqlite3_finalize(s);
 
-	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3)", -1, &s, NULL) != SQLITE_OK) {
-		store_sqlfail(st, "writing the index");
+	if (store_prepare(st, &st->q_index[IX_TAG], "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3)") < 0)
 		goto out;
-	}
+	s = st->q_index[IX_TAG];
 	for (size_t i = 0; i < r->tags.n; i++) {
 		const char *t = r->tags.v[i], *eq = strchr(t, '=');
 		sqlite3_bind_int64(s, 1, id);
@@ -191,7 +175,8 @@ int store_index_run(struct store *st, const struct run_record *r)
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(s);
+	if (s)
+		sqlite3_reset(s);
 	sb_release(&argv);
 	free(cmd);
 	return rc;

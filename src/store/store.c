@@ -498,7 +498,10 @@ static int open_db(struct store *st, const char *path)
 	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	/* WAL with synchronous=NORMAL: a crash may lose the last transactions but
 	 * never corrupts; the index can be rebuilt from git anyway. */
-	return store_exec(st, "PRAGMA synchronous=NORMAL");
+	/* Statement journals (an INSERT OR REPLACE inside a transaction
+	 * writes one) in memory: in a temp file they were 29,000 writes, most
+	 * of the time of an fsck or reindex of 2,000 runs. */
+	return store_exec(st, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY");
 }
 
 int store_open(const char *dir, int flags, struct store **out, int *created)
@@ -601,6 +604,8 @@ void store_close(struct store *st)
 	sqlite3_finalize(st->q_stat);
 	sqlite3_finalize(st->q_lookup);
 	sqlite3_finalize(st->q_files);
+	for (size_t i = 0; i < sizeof(st->q_index) / sizeof(*st->q_index); i++)
+		sqlite3_finalize(st->q_index[i]);
 	if (st->db) {
 		/* A non-empty WAL would be re-read and checkpointed (with fsyncs) by
 		 * every later command: empty it now, unless a reader is busy. */
