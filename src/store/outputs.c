@@ -211,7 +211,8 @@ static int unchanged(struct store *st, const struct run_file *f, const char *pat
  * link: whoever made it (another run's restored output, say), a replay
  * never writes through one, so it never writes outside the project.
  * Returns the directory's fd and points *name at the last component. */
-static int open_parent(int dirfd, const char *shown, const char *rel, int nofollow, const char **name)
+static int open_parent(int dirfd, const char *shown, const char *rel, int nofollow, const char **name,
+		       struct strvec *made)
 {
 	struct strbuf comp = STRBUF_INIT;
 	int fd = dup(dirfd);
@@ -238,8 +239,13 @@ static int open_parent(int dirfd, const char *shown, const char *rel, int nofoll
 		}
 		int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0);
 		int sub = openat(fd, comp.buf, flags);
-		if (sub < 0 && errno == ENOENT && (mkdirat(fd, comp.buf, 0777) == 0 || errno == EEXIST))
-			sub = openat(fd, comp.buf, flags);
+		if (sub < 0 && errno == ENOENT) {
+			int mk = mkdirat(fd, comp.buf, 0777);
+			if (mk == 0)
+				sv_push_nocopy(made, xstrndup(rel, (size_t)(p - 1 - rel)));
+			if (mk == 0 || errno == EEXIST)
+				sub = openat(fd, comp.buf, flags);
+		}
 		if (sub < 0) {
 			struct stat sb;
 			if (nofollow && fstatat(fd, comp.buf, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(sb.st_mode))
@@ -321,7 +327,7 @@ static int ensure_dir(int dirfd, const char *name, const char *path)
 {
 	struct stat sb;
 	if (mkdirat(dirfd, name, 0700) == 0)
-		return 0;
+		return 1; /* made */
 	if (errno != EEXIST)
 		return err_sys("cannot restore %s", path);
 	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
@@ -399,6 +405,13 @@ struct restore_ctx {
 	const struct run_record *r;
 	int rootfd, slash;
 	struct strbuf path;
+	/* the directory of the previous file, still open: files come sorted,
+	 * so a directory of thousands is walked to once, not once a file */
+	struct strbuf last;
+	int lastfd;
+	/* directories this restore created (stored paths, "files/..." or
+	 * "abs/..."), removed again, deepest first, if it fails */
+	struct strvec made;
 };
 
 /* Opens the directory holding f and names its last component; -1 on error. */
@@ -406,10 +419,32 @@ static int parent_of(struct restore_ctx *c, const struct run_file *f, const char
 {
 	int in_project = !strncmp(f->path, "files/", 6);
 	int *base = in_project ? &c->rootfd : &c->slash;
+	const char *slash = strrchr(f->path, '/');
+	size_t dirlen = (size_t)(slash - f->path);
 	outputs_local_path(c->st, f->path, &c->path);
+	if (c->lastfd >= 0 && c->last.len == dirlen && !memcmp(c->last.buf, f->path, dirlen)) {
+		*name = slash + 1;
+		int fd = dup(c->lastfd);
+		return fd < 0 ? err_sys("cannot restore %s", c->path.buf) : fd;
+	}
 	if (*base < 0 && (*base = open(in_project ? store_root(c->st) : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return err_sys("cannot restore %s", c->path.buf);
-	return open_parent(*base, c->path.buf, f->path + (in_project ? 6 : 4), in_project, name);
+	size_t made = c->made.n;
+	int fd = open_parent(*base, c->path.buf, f->path + (in_project ? 6 : 4), in_project, name, &c->made);
+	for (size_t i = made; i < c->made.n; i++) { /* named as stored */
+		struct strbuf stored = STRBUF_INIT;
+		sb_addf(&stored, "%s%s", in_project ? "files/" : "abs/", c->made.v[i]);
+		free(c->made.v[i]);
+		c->made.v[i] = sb_detach(&stored);
+	}
+	if (fd >= 0) {
+		if (c->lastfd >= 0)
+			close(c->lastfd);
+		c->lastfd = dup(fd);
+		sb_reset(&c->last);
+		sb_add(&c->last, f->path, dirlen);
+	}
+	return fd;
 }
 
 static int is_restored(const struct run_file *f)
@@ -474,7 +509,7 @@ static int prune(struct restore_ctx *c)
  * (prune) and the directories given the run's bits. */
 int outputs_restore(struct store *st, const struct run_record *r)
 {
-	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT };
+	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT, STRBUF_INIT, -1, STRVEC_INIT };
 	struct strbuf tmp = STRBUF_INIT;
 	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0;
 	int rc = 0, dirs = 0;
@@ -493,6 +528,10 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		if (f->kind == FILE_DIR) {
 			dirs = 1;
 			rc = ensure_dir(dirfd, name, c.path.buf);
+			if (rc == 1) {
+				sv_push(&c.made, f->path);
+				rc = 0;
+			}
 		} else if (!unchanged(st, f, c.path.buf)) {
 			rc = stage_one(st, f, dirfd, name, c.path.buf);
 			if (rc == 0)
@@ -526,6 +565,14 @@ int outputs_restore(struct store *st, const struct run_record *r)
 			unlinkat(dirfd, tmp.buf, 0);
 			close(dirfd);
 		}
+		/* and the directories it made: the command that runs instead
+		 * finds the outputs as they were */
+		for (size_t k = c.made.n; k-- > 0;) {
+			struct strbuf abs = STRBUF_INIT;
+			outputs_local_path(st, c.made.v[k], &abs);
+			rmdir(abs.buf);
+			sb_release(&abs);
+		}
 		err_setc(code, "%s", msg);
 		free(msg);
 		goto out;
@@ -548,6 +595,10 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		close(dirfd);
 	}
 out:
+	if (c.lastfd >= 0)
+		close(c.lastfd);
+	sb_release(&c.last);
+	sv_release(&c.made);
 	if (c.rootfd >= 0)
 		close(c.rootfd);
 	if (c.slash >= 0)
