@@ -34,6 +34,17 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
 int gs_ref_read(const char *dir, const char *name, git_oid *oid);
 int gs_ref_write(const char *dir, const char *name, const git_oid *oid);
 
+/* packw.c: blobs written straight into one new pack. begin, add each
+ * file (its blob id set; a blob the store has is not written), then
+ * finish (published, fsync()ed with sync) or abort (nothing left). */
+struct packw;
+int gs_packw_begin(const char *dir, struct packw **w);
+int gs_packw_add(struct packw *w, const char *src, git_oid *oid);
+int gs_packw_finish(struct packw *w, int sync);
+void gs_packw_abort(struct packw *w);
+/* A run with at least this many small files has its blobs packed so. */
+#define PACKW_MIN 64
+
 /* autopack.c */
 int gs_autopack(const char *dir, struct autopack_report *rep);
 
@@ -44,6 +55,9 @@ int gs_autopack(const char *dir, struct autopack_report *rep);
 /* Writes the size bytes read from fd (the file src, named in errors) as a
  * loose blob, hashed and written in O(1) memory; sets *oid. */
 int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid);
+/* Whether the store's core.fsyncObjectFiles asks for object files to be
+ * fsync()ed before they are renamed into place. */
+int gs_want_fsync(void);
 
 /* fsck.c */
 int gs_check_objects(const char *dir, int64_t *count, struct strvec *problems);

@@ -184,6 +184,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	git_tree *tree = NULL;
 	git_commit *parent = NULL;
 	git_signature *sig = NULL;
+	struct packw *pw = NULL;
 	struct strbuf name = STRBUF_INIT, msg = STRBUF_INIT;
 	git_oid oid, tree_oid, commit_oid;
 	char *cmd = NULL;
@@ -195,14 +196,29 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 		git_fail("index");
 		goto out;
 	}
+	size_t small = 0;
+	for (size_t i = 0; i < r->nfiles; i++)
+		small += r->files[i].kind != FILE_DIR && r->files[i].mode != 0120000 && r->files[i].size < LOOSE_MIN;
+	if (small >= PACKW_MIN && gs_packw_begin(dir, &pw) < 0)
+		goto out;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
 		if (f->kind == FILE_DIR) /* a line of meta */
 			continue;
-		if (write_file_blob(f->src, &oid) < 0)
+		/* size is what was hashed; the blob is what the file holds now
+		 * (the same: outputs are collected after the command ended) */
+		int packed = pw && f->mode != 0120000 && f->size < LOOSE_MIN;
+		if ((packed ? gs_packw_add(pw, f->src, &oid) : write_file_blob(f->src, &oid)) < 0)
 			goto out;
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
 		if (add_entry(idx, f->path, f->mode, &oid) < 0)
+			goto out;
+	}
+	/* the pack is published before the tree that names its blobs */
+	if (pw) {
+		int prc = gs_packw_finish(pw, gs_want_fsync());
+		pw = NULL;
+		if (prc < 0)
 			goto out;
 	}
 	if (git_blob_create_from_buffer(&oid, repo, meta, metalen) < 0) {
@@ -248,6 +264,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 		goto out;
 	rc = 0;
 out:
+	gs_packw_abort(pw);
 	git_signature_free(sig);
 	git_commit_free(parent);
 	git_tree_free(tree);

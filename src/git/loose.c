@@ -56,7 +56,7 @@ static int put(struct loose_out *o, const void *data, size_t len, int flush)
 /* Whether the store asks for object files to be fsync()ed before they are
  * renamed into place: git's core.fsyncObjectFiles, which libgit2 honours
  * for the objects it writes, so these get the same guarantee. */
-static int want_fsync(void)
+int gs_want_fsync(void)
 {
 	git_config *cfg = NULL;
 	int on = 0;
@@ -174,7 +174,7 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 		goto out;
 	}
 	/* read-only, as git and libgit2 leave their objects */
-	if (fchmod(o.fd, 0444) < 0 || (want_fsync() && fsync(o.fd) < 0)) {
+	if (fchmod(o.fd, 0444) < 0 || (gs_want_fsync() && fsync(o.fd) < 0)) {
 		err_sys("cannot write %s", tmp.buf);
 		goto out;
 	}

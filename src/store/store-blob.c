@@ -224,9 +224,14 @@ static int locate(struct store *st, const char *oid, struct blob_hold *h)
 {
 	h->offset = h->size = 0;
 	h->packed = 0;
-	int rc = open_loose(st, oid, &h->fd);
-	if (rc == 1 && (rc = store_pack_find(st, oid, &h->fd, &h->offset, &h->size)) == 0)
-		h->packed = 1;
+	/* The packs already mapped first (a hit restoring thousands of
+	 * packed files then tries no loose path for each), then the loose
+	 * object, then the packs there now: auto-pack writes a pack before it
+	 * deletes the loose copies, so one of the three has it. */
+	int rc = store_pack_find(st, oid, 1, &h->fd, &h->offset, &h->size);
+	if (rc == 1 && (rc = open_loose(st, oid, &h->fd)) == 1)
+		rc = store_pack_find(st, oid, 0, &h->fd, &h->offset, &h->size);
+	h->packed = rc == 0 && h->offset > 0;
 	return rc;
 }
 

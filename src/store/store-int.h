@@ -2,6 +2,7 @@
 #ifndef CASHET_STORE_INT_H
 #define CASHET_STORE_INT_H
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "store/store.h"
@@ -9,6 +10,8 @@
 /* Blobs up to this size are copied into the index, so a hit never opens the
  * git object database for typical stdout/stderr. */
 #define INLINE_MAX (64 * 1024)
+/* ... unless the run has more output files than this (store-save.c). */
+#define INLINE_OUTPUTS_MAX 64
 
 struct pending_stat {
 	char *path;
@@ -17,6 +20,15 @@ struct pending_stat {
 	struct digest d;
 	char *deps;
 	size_t depslen;
+};
+
+/* A pack index, mapped once per open store (store-pack.c): a hit that
+ * restores thousands of packed files looks each up without reopening. */
+struct pack_map {
+	char *pack; /* path of the .pack */
+	int fd;     /* the .pack, open once found useful (-1 until then); callers get a dup() */
+	const unsigned char *idx;
+	size_t len;
 };
 
 enum { IX_RUN, IX_FILE, IX_PART, IX_TAG, IX_SET_ADD, IX_SET_ID, IX_COUNT };
@@ -29,6 +41,10 @@ struct store {
 	/* store_index_run's statements, prepared once per open store: reindex,
 	 * fsck and import index thousands of runs */
 	sqlite3_stmt *q_index[IX_COUNT];
+	struct pack_map *packs; /* loaded on first use, again when an id is not found */
+	size_t npacks;
+	int packs_loaded;
+	pthread_mutex_t packs_mu; /* serve reads blobs from several threads */
 	struct pending_stat *pending;
 	size_t npending;
 	struct digest claimed; /* the fingerprint we hold a claim on */
@@ -69,7 +85,10 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r);
 /* Finds oid in the store's packs as a whole blob entry (store-pack.c): 0
  * (*fd the open pack, *data where its zlib stream starts, *size), 1 not
  * packed or a delta, -1 error. */
-int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, uint64_t *size);
+/* With mapped_only, only the packs mapped already are searched (1 when
+ * none holds it, or none is mapped yet). */
+int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size);
+void store_pack_unload(struct store *st);
 
 /* Indexes every run that has a ref but no index row: the refs are the
  * truth, and an interrupted save, import or pull leaves such runs. A run

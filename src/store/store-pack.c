@@ -92,19 +92,31 @@ static int entry_header(int fd, uint64_t offset, uint64_t *size, uint64_t *data)
 	return 0;
 }
 
-int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, uint64_t *size)
+void store_pack_unload(struct store *st)
+{
+	for (size_t i = 0; i < st->npacks; i++) {
+		munmap((void *)st->packs[i].idx, st->packs[i].len);
+		if (st->packs[i].fd >= 0)
+			close(st->packs[i].fd);
+		free(st->packs[i].pack);
+	}
+	free(st->packs);
+	st->packs = NULL;
+	st->npacks = 0;
+	st->packs_loaded = 0;
+}
+
+/* Maps every .idx of objects/pack (the caller holds packs_mu). */
+static void load_packs(struct store *st)
 {
 	struct strbuf p = STRBUF_INIT;
-	unsigned char id[20];
-	int rc = 1;
-	*fd = -1;
-	if (strlen(oid) != 40 || unhex(oid, id) < 0)
-		return 1;
+	store_pack_unload(st);
+	st->packs_loaded = 1;
 	sb_addf(&p, "%s/objects/pack", st->dir);
 	DIR *d = opendir(p.buf);
 	struct dirent *e;
 	size_t base = p.len;
-	while (rc == 1 && d && (e = readdir(d))) {
+	while (d && (e = readdir(d))) {
 		size_t n = strlen(e->d_name);
 		if (n < 5 || strcmp(e->d_name + n - 4, ".idx"))
 			continue;
@@ -121,26 +133,55 @@ int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, 
 		close(ifd);
 		if (m == MAP_FAILED)
 			continue;
-		uint64_t off = idx_offset(m, (size_t)sb.st_size, id);
-		munmap(m, (size_t)sb.st_size);
-		if (!off)
-			continue;
 		sb_setlen(&p, p.len - 4);
 		sb_adds(&p, ".pack");
-		*fd = open(p.buf, O_RDONLY | O_CLOEXEC);
-		if (*fd < 0) {
-			rc = err_sys("cannot open %s", p.buf);
-			break;
-		}
-		rc = entry_header(*fd, off, size, data);
-		if (rc != 0) {
-			close(*fd);
-			*fd = -1;
-		}
-		break; /* in this pack, but a delta: libgit2's */
+		st->packs = xrealloc(st->packs, (st->npacks + 1) * sizeof(*st->packs));
+		st->packs[st->npacks++] = (struct pack_map){ xstrdup(p.buf), -1, m, (size_t)sb.st_size };
 	}
 	if (d)
 		closedir(d);
 	sb_release(&p);
+}
+
+int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size)
+{
+	unsigned char id[20];
+	int rc = 1;
+	*fd = -1;
+	if (strlen(oid) != 40 || unhex(oid, id) < 0)
+		return 1;
+	pthread_mutex_lock(&st->packs_mu);
+	/* packs come and go (auto-pack, gc, import): what is not found in
+	 * the ones mapped is looked for again in those there now */
+	for (int pass = st->packs_loaded ? 0 : 1; rc == 1 && pass < (mapped_only ? 1 : 2); pass++) {
+		if (pass == 1)
+			load_packs(st);
+		for (size_t i = 0; i < st->npacks; i++) {
+			uint64_t off = idx_offset(st->packs[i].idx, st->packs[i].len, id);
+			if (!off)
+				continue;
+			struct pack_map *pm = &st->packs[i];
+			if (pm->fd < 0)
+				pm->fd = open(pm->pack, O_RDONLY | O_CLOEXEC);
+			/* an fd of its own for the caller (it closes it); the
+			 * contents of a pack never change */
+			*fd = pm->fd >= 0 ? fcntl(pm->fd, F_DUPFD_CLOEXEC, 0) : -1;
+			if (*fd < 0) {
+				if (errno == ENOENT)
+					break; /* merged away since: mapped again in the next pass */
+				rc = err_sys("cannot open %s", st->packs[i].pack);
+				pass = 2;
+				break;
+			}
+			rc = entry_header(*fd, off, size, data);
+			if (rc != 0) {
+				close(*fd);
+				*fd = -1;
+			}
+			pass = 2; /* in this pack, but a delta: libgit2's */
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->packs_mu);
 	return rc;
 }

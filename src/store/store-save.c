@@ -34,6 +34,23 @@ static void inline_data(struct run_file *f, const char *content, size_t len)
 	f->datalen = len;
 }
 
+/* Whether f gets a copy in the index: a small blob, unless it is one of
+ * many outputs (a directory of thousands of files): those stay in git
+ * only, where they are packed and compressed (copies doubled such a
+ * store, in overflow pages of SQLite), and a hit reads them from the
+ * packs, whose indexes it maps once. */
+static int inlined(const struct run_record *r, const struct run_file *f)
+{
+	if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
+		return 0;
+	if (f->kind != FILE_OUTPUT)
+		return 1;
+	size_t outputs = 0;
+	for (size_t i = 0; i < r->nfiles && outputs <= INLINE_OUTPUTS_MAX; i++)
+		outputs += r->files[i].kind == FILE_OUTPUT;
+	return outputs <= INLINE_OUTPUTS_MAX;
+}
+
 static int bind_exec(struct store *st, sqlite3_stmt *s)
 {
 	int rc = sqlite3_step(s);
@@ -194,7 +211,7 @@ int store_save(struct store *st, struct run_record *r)
 		goto out;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
-		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
+		if (!inlined(r, f))
 			continue;
 		sb_reset(&content);
 		if (read_file_sb(f->src, &content) < 0)
@@ -264,7 +281,7 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r)
 	memcpy(r->parent, tree.parent, sizeof(r->parent));
 	for (size_t j = 0; j < r->nfiles; j++) {
 		struct run_file *f = &r->files[j];
-		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
+		if (!inlined(r, f))
 			continue;
 		sb_reset(&content);
 		if (g->read_blob(st->dir, f->oid, &content) < 0)

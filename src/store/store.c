@@ -507,6 +507,7 @@ static int open_db(struct store *st, const char *path)
 int store_open(const char *dir, int flags, struct store **out, int *created)
 {
 	struct store *st = xcalloc(1, sizeof(*st));
+	pthread_mutex_init(&st->packs_mu, NULL);
 	struct strbuf p = STRBUF_INIT;
 	int rc = -1, fresh = 0;
 	if (created)
@@ -601,6 +602,8 @@ void store_close(struct store *st)
 	}
 	free(st->pending);
 	sb_release(&st->config);
+	store_pack_unload(st);
+	pthread_mutex_destroy(&st->packs_mu);
 	sqlite3_finalize(st->q_stat);
 	sqlite3_finalize(st->q_lookup);
 	sqlite3_finalize(st->q_files);
