@@ -38,32 +38,18 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Reads the object ids of a version-2 pack index (or only their number,
- * when ids is NULL). */
-static int idx_ids(const char *path, uint32_t *count, struct strvec *ids)
+/* The number of objects of a version-2 pack index: its fan-out's last entry. */
+static int idx_count(const char *path, uint32_t *count)
 {
-	struct strbuf text = STRBUF_INIT;
-	int rc = -1;
-	if (read_file_sb(path, &text) < 0)
-		goto out;
-	const unsigned char *m = (const unsigned char *)text.buf;
-	if (text.len < 8 + 256 * 4 || memcmp(m, "\377tOc", 4) || be32(m + 4) != 2) {
-		err_set("%s: not a version-2 pack index", path);
-		goto out;
+	unsigned char b[8];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = -1;
+	if (fd >= 0 && pread(fd, b, 8, 0) == 8 && !memcmp(b, "\377tOc", 4) && be32(b + 4) == 2 &&
+	    pread(fd, b, 4, 8 + 255 * 4) == 4) {
+		*count = be32(b);
+		rc = 0;
 	}
-	*count = be32(m + 8 + 255 * 4);
-	if (text.len < 8 + 256 * 4 + (size_t)*count * 20) {
-		err_set("%s: truncated", path);
-		goto out;
-	}
-	for (uint32_t i = 0; ids && i < *count; i++) {
-		git_oid oid;
-		git_oid_fromraw(&oid, m + 8 + 256 * 4 + (size_t)i * 20);
-		sv_push(ids, git_oid_tostr_s(&oid));
-	}
-	rc = 0;
-out:
-	sb_release(&text);
+	if (fd >= 0)
+		close(fd);
 	return rc;
 }
 
@@ -190,10 +176,8 @@ static void list_packs(const char *dir, struct pack_info **packs, size_t *n)
 			continue;
 		sb_setlen(&q, stem);
 		sb_adds(&q, ".idx");
-		if (idx_ids(q.buf, &count, NULL) < 0) {
-			err_clear();
+		if (idx_count(q.buf, &count) < 0)
 			continue;
-		}
 		sb_setlen(&q, stem);
 		*packs = xrealloc(*packs, (*n + 1) * sizeof(**packs));
 		(*packs)[(*n)++] = (struct pack_info){ xstrdup(q.buf), count, (int64_t)sb.st_size };
@@ -204,13 +188,75 @@ static void list_packs(const char *dir, struct pack_info **packs, size_t *n)
 	sb_release(&q);
 }
 
+/* Appends the entries of pack stem (.idx, .pack) to w verbatim: 0, 1
+ * when it cannot be copied so (an object w has already; the merge is
+ * then given up), -1 error. */
+static int copy_pack(struct packw *w, const char *stem)
+{
+	struct strbuf p = STRBUF_INIT, idx = STRBUF_INIT;
+	unsigned char head[12];
+	uint64_t *offs = NULL;
+	uint32_t *crcs = NULL;
+	struct stat sb;
+	int rc = -1, fd = -1;
+	sb_addf(&p, "%s.idx", stem);
+	if (read_file_sb(p.buf, &idx) < 0)
+		goto out;
+	const unsigned char *m = (const unsigned char *)idx.buf;
+	uint32_t n = idx.len >= 8 + 1024 ? be32(m + 8 + 255 * 4) : 0;
+	const unsigned char *ids = m + 8 + 1024, *crc = ids + (size_t)n * 20, *off = crc + (size_t)n * 4,
+			    *big = off + (size_t)n * 4;
+	if (idx.len < 8 + 1024 || memcmp(m, "\377tOc", 4) || be32(m + 4) != 2 || (size_t)(big - m) + 40 > idx.len) {
+		err_set("%s: not a version-2 pack index", p.buf);
+		goto out;
+	}
+	sb_reset(&p);
+	sb_addf(&p, "%s.pack", stem);
+	if ((fd = open(p.buf, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0 || pread(fd, head, 12, 0) != 12) {
+		err_sys("cannot read %s", p.buf);
+		goto out;
+	}
+	if (memcmp(head, "PACK", 4) || be32(head + 8) != n || sb.st_size < 32) {
+		rc = 1; /* not one object per entry: left as it is */
+		goto out;
+	}
+	offs = xmalloc((n ? n : 1) * sizeof(*offs));
+	crcs = xmalloc((n ? n : 1) * sizeof(*crcs));
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t o = be32(off + (size_t)i * 4);
+		crcs[i] = be32(crc + (size_t)i * 4);
+		if (o & 0x80000000u) {
+			const unsigned char *b = big + (size_t)(o & 0x7fffffffu) * 8;
+			if ((size_t)(b + 8 - m) > idx.len - 40) {
+				err_set("%s: truncated", stem);
+				goto out;
+			}
+			offs[i] = (uint64_t)be32(b) << 32 | be32(b + 4);
+		} else {
+			offs[i] = o;
+		}
+	}
+	rc = gs_packw_append(w, fd, 12, (uint64_t)sb.st_size - 20, ids, offs, crcs, n);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(offs);
+	free(crcs);
+	sb_release(&p);
+	sb_release(&idx);
+	return rc;
+}
+
 /* Merges the smallest packs while one of them is not at least twice as
  * large as all smaller ones together: what stays is a geometric series,
- * so a store of n objects has O(log n) packs. */
+ * so a store of n objects has O(log n) packs. The entries are copied as
+ * they are (deltas too, each pack's in one stretch, so an offset delta
+ * still finds its base), not searched for deltas again: a merge runs at
+ * disk speed, whatever the store's size. */
 static int merge_packs(const char *dir, struct autopack_report *rep)
 {
 	struct pack_info *packs = NULL;
-	struct strvec ids = STRVEC_INIT;
+	struct packw *w = NULL;
 	struct strbuf p = STRBUF_INIT;
 	size_t n = 0, upto = 0;
 	uint64_t sum = 0;
@@ -226,15 +272,18 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 		rc = 0;
 		goto out;
 	}
+	if (gs_packw_begin(dir, &w) < 0)
+		goto out;
 	for (size_t i = 0; i < upto; i++) {
-		uint32_t count;
-		sb_reset(&p);
-		sb_addf(&p, "%s.idx", packs[i].stem);
-		if (idx_ids(p.buf, &count, &ids) < 0)
+		int cr = copy_pack(w, packs[i].stem);
+		if (cr != 0) {
+			rc = cr < 0 ? -1 : 0; /* 1: merged another time, or by gc */
 			goto out;
+		}
 	}
-	sv_sort(&ids);
-	if (write_pack(dir, &ids) < 0)
+	int fr = gs_packw_finish(w, 1);
+	w = NULL;
+	if (fr < 0)
 		goto out;
 	/* every object of theirs is in the new pack, on disk: the old ones go
 	 * (the index first, so no reader finds a pack being removed) */
@@ -249,10 +298,10 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 	rep->packs_merged = (int64_t)upto;
 	rc = 0;
 out:
+	gs_packw_abort(w);
 	for (size_t i = 0; i < n; i++)
 		free(packs[i].stem);
 	free(packs);
-	sv_release(&ids);
 	sb_release(&p);
 	return rc;
 }

@@ -41,6 +41,12 @@ struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
 int gs_packw_add(struct packw *w, const char *src, git_oid *oid);
 int gs_packw_finish(struct packw *w, int sync);
+/* Copies the entries of another pack (fd) between offsets from and to
+ * verbatim, deltas included (an offset delta's base moves with it): n
+ * entries, their ids (n x 20 bytes), offsets in that pack and CRCs. 1
+ * (nothing usable written) when one of them is already in w. */
+int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const unsigned char *ids,
+		    const uint64_t *offsets, const uint32_t *crcs, size_t n);
 void gs_packw_abort(struct packw *w);
 /* A run with at least this many small files has its blobs packed so. */
 #define PACKW_MIN 64

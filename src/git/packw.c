@@ -162,6 +162,50 @@ out:
 	return rc;
 }
 
+int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const unsigned char *ids,
+		    const uint64_t *offsets, const uint32_t *crcs, size_t n)
+{
+	enum { BUF = 1 << 20 };
+	unsigned char *buf = xmalloc(BUF);
+	uint64_t base = w->offset;
+	int rc = -1;
+	/* the entries first: a duplicate means this copy cannot be made */
+	for (size_t i = 0; i < n; i++) {
+		size_t *slot = slot_of(w, ids + i * GIT_OID_RAWSZ);
+		if (*slot) {
+			rc = 1;
+			goto out;
+		}
+		if (w->n == w->alloc) {
+			w->alloc = w->alloc ? w->alloc * 2 : 256;
+			w->v = xrealloc(w->v, w->alloc * sizeof(*w->v));
+		}
+		memcpy(w->v[w->n].id, ids + i * GIT_OID_RAWSZ, GIT_OID_RAWSZ);
+		w->v[w->n].offset = base + (offsets[i] - from);
+		w->v[w->n].crc = crcs[i];
+		*slot = ++w->n;
+		if (w->n * 2 > w->nslots)
+			grow_slots(w);
+	}
+	for (uint64_t at = from; at < to;) {
+		ssize_t got = pread(fd, buf, to - at < BUF ? (size_t)(to - at) : BUF, (off_t)at);
+		if (got <= 0) {
+			err_sys("cannot read a pack");
+			goto out;
+		}
+		if (write_all(w->fd, buf, (size_t)got) < 0) {
+			err_sys("cannot write %s", w->tmp.buf);
+			goto out;
+		}
+		at += (uint64_t)got;
+	}
+	w->offset += to - from;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
 static int by_id(const void *a, const void *b)
 {
 	return memcmp(((const struct packw_entry *)a)->id, ((const struct packw_entry *)b)->id, GIT_OID_RAWSZ);

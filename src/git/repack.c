@@ -57,8 +57,11 @@ static void remove_garbage(const char *dir, const char *keep_pack, const struct 
 	sb_addf(&p, "/pack");
 	d = opendir(p.buf);
 	while (d && (e = readdir(d))) {
-		if (strncmp(e->d_name, "pack-", 5) || (keep_pack && !strncmp(e->d_name, keep_pack, strlen(keep_pack)) &&
-						       e->d_name[strlen(keep_pack)] == '.'))
+		/* what packw.c left when killed midway */
+		int stale = !strncmp(e->d_name, "tmp_pack_", 9) || !strncmp(e->d_name, "tmp_idx_", 8);
+		if (!stale && (strncmp(e->d_name, "pack-", 5) ||
+			       (keep_pack && !strncmp(e->d_name, keep_pack, strlen(keep_pack)) &&
+				e->d_name[strlen(keep_pack)] == '.')))
 			continue;
 		sb_reset(&q);
 		sb_addf(&q, "%s/%s", p.buf, e->d_name);

@@ -16,7 +16,11 @@ loose_count() {
 	for i in $(seq 1 30); do cashet exec --trace off -- echo "run $i" > /dev/null; done
 	# 4 objects a run: packed whenever more than 16 were loose
 	[ "$(loose_count)" -le 16 ]
-	ls .cashet/objects/pack/pack-*.pack > /dev/null
+	# packs merged as they come (each at least twice all smaller ones), deltas kept
+	[ "$(ls .cashet/objects/pack/pack-*.pack | wc -l)" -le 3 ]
+	for idx in .cashet/objects/pack/pack-*.idx; do
+		run -0 git --git-dir .cashet verify-pack "$idx"
+	done
 	[ -s .cashet/packed-refs ]
 	[ "$(find .cashet/refs -type f | wc -l)" -lt 60 ]
 	run -0 git --git-dir .cashet fsck --strict --no-dangling
