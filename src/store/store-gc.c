@@ -39,7 +39,6 @@ int store_remove_many(struct store *st, const struct strvec *hashes)
 {
 	static const char *const del[] = {
 		"DELETE FROM files WHERE run=(SELECT id FROM runs WHERE hash=?1)",
-		"DELETE FROM parts WHERE run=(SELECT id FROM runs WHERE hash=?1)",
 		"DELETE FROM tags WHERE run=(SELECT id FROM runs WHERE hash=?1)",
 		"DELETE FROM runs WHERE hash=?1",
 	};
@@ -129,6 +128,77 @@ static int select_hashes(struct store *st, const char *sql, struct strvec *out)
 	return 0;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Removes the partvals rows no run lists (its runs were removed). */
+static int drop_unlisted_parts(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t *used = NULL;
+	size_t n = 0, alloc = 0;
+	int rc = -1;
+	if (sqlite3_prepare_v2(st->db, "SELECT parts FROM runs", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlfail(st, "gc");
+		goto out;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		int64_t *ids;
+		size_t k;
+		if (store_parts_decode(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), &ids, &k) < 0) {
+			rc = 0; /* a damaged list: keep every part, reindex repairs it */
+			goto out;
+		}
+		if (n + k > alloc) {
+			alloc = (n + k) * 2;
+			used = xrealloc(used, alloc * sizeof(*used));
+		}
+		memcpy(used + n, ids, k * sizeof(*ids));
+		n += k;
+		free(ids);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	qsort(used, n, sizeof(*used), by_id);
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+		goto out;
+	sqlite3_stmt *ids = NULL, *del = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT id FROM partvals", -1, &ids, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, "DELETE FROM partvals WHERE id=?1", -1, &del, NULL) != SQLITE_OK) {
+		store_sqlfail(st, "gc");
+	} else {
+		/* the unlisted ones first, then deleted: not while scanning */
+		int64_t *gone = NULL;
+		size_t ngone = 0;
+		while (sqlite3_step(ids) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(ids, 0);
+			if (bsearch(&id, used, n, sizeof(*used), by_id))
+				continue;
+			gone = xrealloc(gone, (ngone + 1) * sizeof(*gone));
+			gone[ngone++] = id;
+		}
+		rc = 0;
+		for (size_t i = 0; rc == 0 && i < ngone; i++) {
+			sqlite3_reset(del);
+			sqlite3_bind_int64(del, 1, gone[i]);
+			if (sqlite3_step(del) != SQLITE_DONE)
+				rc = store_sqlfail(st, "gc");
+		}
+		free(gone);
+	}
+	sqlite3_finalize(ids);
+	sqlite3_finalize(del);
+	if (store_exec(st, rc == 0 ? "COMMIT" : "ROLLBACK") < 0)
+		rc = -1;
+out:
+	sqlite3_finalize(s);
+	free(used);
+	return rc;
+}
+
 int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 {
 	struct strvec evict = STRVEC_INIT, keep = STRVEC_INIT, lines = STRVEC_INIT;
@@ -204,7 +274,8 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	/* lists of observed inputs no run names any more (removed runs, lists
 	 * a lookup replaced with fresher stat signatures) */
 	if (store_exec(st, "DELETE FROM inputsets WHERE id NOT IN"
-			   " (SELECT inputset FROM runs WHERE inputset IS NOT NULL)") < 0)
+			   " (SELECT inputset FROM runs WHERE inputset IS NOT NULL)") < 0 ||
+	    drop_unlisted_parts(st) < 0)
 		goto out;
 	if (select_hashes(st, "SELECT hash FROM runs ORDER BY hash", &keep) < 0 ||
 	    select_hashes(st,

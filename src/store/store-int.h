@@ -31,7 +31,7 @@ struct pack_map {
 	size_t len;
 };
 
-enum { IX_RUN, IX_FILE, IX_PART, IX_TAG, IX_SET_ADD, IX_SET_ID, IX_COUNT };
+enum { IX_RUN, IX_FILE, IX_PART_ADD, IX_PART_ID, IX_TAG, IX_SET_ADD, IX_SET_ID, IX_COUNT };
 
 struct store {
 	char *dir, *root, *tmp;
@@ -74,6 +74,8 @@ int store_index_run(struct store *st, const struct run_record *r);
 /* The id of r's observed inputs in inputsets, added if no run had the
  * same list; the caller holds a transaction. */
 int store_inputset(struct store *st, const struct run_record *r, int64_t *id);
+/* runs.parts (varint ids of partvals rows) as ids; *ids freed by the caller. */
+int store_parts_decode(const unsigned char *p, size_t len, int64_t **ids, size_t *n);
 /* A run that came from elsewhere has the tree layout store_save writes
  * and nothing else, and (without allow_abs) no output outside its
  * project. 0, or -1 with err_msg() naming what is wrong. */

@@ -88,11 +88,60 @@ out:
 	return rc;
 }
 
+/* r's parts as the varint ids of their partvals rows (added when new). */
+static int part_ids(struct store *st, const struct run_record *r, struct strbuf *out)
+{
+	if (store_prepare(
+		    st, &st->q_index[IX_PART_ADD],
+		    "INSERT OR IGNORE INTO partvals(digest, kind, name, hash, detail) VALUES(?1, ?2, ?3, ?4, ?5)") <
+		    0 ||
+	    store_prepare(st, &st->q_index[IX_PART_ID], "SELECT id FROM partvals WHERE digest=?1") < 0)
+		return -1;
+	sqlite3_stmt *add = st->q_index[IX_PART_ADD], *get = st->q_index[IX_PART_ID];
+	for (size_t i = 0; i < r->nparts; i++) {
+		const struct run_part *p = &r->parts[i];
+		struct hasher h;
+		struct digest d;
+		hasher_init(&h);
+		hasher_str(&h, p->kind);
+		hasher_str(&h, p->name);
+		hasher_field(&h, p->hash.b, DIGEST_LEN);
+		hasher_u64(&h, p->detail != NULL);
+		if (p->detail)
+			hasher_str(&h, p->detail);
+		hasher_final(&h, &d);
+		sqlite3_reset(add);
+		sqlite3_reset(get);
+		sqlite3_bind_blob(add, 1, d.b, DIGEST_LEN, SQLITE_TRANSIENT);
+		sqlite3_bind_text(add, 2, p->kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(add, 3, p->name, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(add, 4, p->hash.b, DIGEST_LEN, SQLITE_STATIC);
+		if (p->detail)
+			sqlite3_bind_text(add, 5, p->detail, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(add, 5);
+		sqlite3_bind_blob(get, 1, d.b, DIGEST_LEN, SQLITE_TRANSIENT);
+		if (sqlite3_step(add) != SQLITE_DONE || sqlite3_step(get) != SQLITE_ROW) {
+			sqlite3_reset(add);
+			sqlite3_reset(get);
+			return store_sqlfail(st, "writing the index");
+		}
+		for (uint64_t v = (uint64_t)sqlite3_column_int64(get, 0);; v >>= 7) {
+			sb_addc(out, (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
+			if (v <= 0x7f)
+				break;
+		}
+	}
+	sqlite3_reset(add);
+	sqlite3_reset(get);
+	return 0;
+}
+
 /* Inserts r (hash, files with oids) into the index; the caller holds a transaction. */
 int store_index_run(struct store *st, const struct run_record *r)
 {
 	sqlite3_stmt *s = NULL;
-	struct strbuf argv = STRBUF_INIT;
+	struct strbuf argv = STRBUF_INIT, parts = STRBUF_INIT;
 	char *cmd = run_cmdline(r);
 	int rc = -1;
 	uint64_t bytes = 0;
@@ -104,10 +153,12 @@ int store_index_run(struct store *st, const struct run_record *r)
 	int64_t set = 0;
 	if (r->observed && store_inputset(st, r, &set) < 0)
 		goto out;
+	if (part_ids(st, r, &parts) < 0)
+		goto out;
 	if (store_prepare(st, &st->q_index[IX_RUN],
 			  "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
-			  " last_used, duration_ms, expires, bytes, inputset, timed_out)"
-			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)") < 0)
+			  " last_used, duration_ms, expires, bytes, inputset, timed_out, parts)"
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)") < 0)
 		goto out;
 	s = st->q_index[IX_RUN];
 	sqlite3_bind_text(s, 1, r->hash, -1, SQLITE_STATIC);
@@ -129,6 +180,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_bind_int(s, 17, r->timed_out);
 	if (r->observed)
 		sqlite3_bind_int64(s, 16, set);
+	sqlite3_bind_blob(s, 18, parts.buf ? parts.buf : "", (int)parts.len, SQLITE_STATIC);
 	if (bind_exec(st, s) < 0)
 		goto out;
 	int64_t id = sqlite3_last_insert_rowid(st->db);
@@ -159,23 +211,6 @@ int store_index_run(struct store *st, const struct run_record *r)
 			goto out;
 	}
 
-	if (store_prepare(st, &st->q_index[IX_PART], "INSERT OR REPLACE INTO parts VALUES(?1,?2,?3,?4,?5,?6)") < 0)
-		goto out;
-	s = st->q_index[IX_PART];
-	for (size_t i = 0; i < r->nparts; i++) {
-		sqlite3_bind_int64(s, 1, id);
-		sqlite3_bind_int64(s, 2, (int64_t)i);
-		sqlite3_bind_text(s, 3, r->parts[i].kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 4, r->parts[i].name, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(s, 5, r->parts[i].hash.b, DIGEST_LEN, SQLITE_STATIC);
-		if (r->parts[i].detail)
-			sqlite3_bind_text(s, 6, r->parts[i].detail, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(s, 6);
-		if (bind_exec(st, s) < 0)
-			goto out;
-	}
-
 	if (store_prepare(st, &st->q_index[IX_TAG], "INSERT OR REPLACE INTO tags VALUES(?1,?2,?3)") < 0)
 		goto out;
 	s = st->q_index[IX_TAG];
@@ -195,6 +230,7 @@ out:
 	if (s)
 		sqlite3_reset(s);
 	sb_release(&argv);
+	sb_release(&parts);
 	free(cmd);
 	return rc;
 }
@@ -304,8 +340,8 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
-	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs;"
-			   " DELETE FROM inputsets") < 0)
+	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM runs;"
+			   " DELETE FROM inputsets; DELETE FROM partvals") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
 		struct run_record r = { 0 };

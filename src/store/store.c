@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -24,7 +24,8 @@ static const char schema[] =
 	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL, cmd TEXT NOT NULL,"
 	" cwd TEXT NOT NULL, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, last_used INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
-	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputset INTEGER, timed_out INTEGER NOT NULL DEFAULT 0);"
+	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputset INTEGER, timed_out INTEGER NOT NULL DEFAULT 0,"
+	" parts BLOB);"
 	"CREATE INDEX runs_fp ON runs(fp, created);"
 	"CREATE INDEX runs_line ON runs(line, created);"
 	"CREATE INDEX runs_created ON runs(created);"
@@ -36,8 +37,11 @@ static const char schema[] =
 	"CREATE TABLE files(run INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT NOT NULL,"
 	" mode INTEGER NOT NULL, oid TEXT NOT NULL, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
 	" enc INTEGER NOT NULL, data BLOB, perm INTEGER, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
-	"CREATE TABLE parts(run INTEGER NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
-	" name TEXT NOT NULL, hash BLOB NOT NULL, detail TEXT, PRIMARY KEY(run, seq)) WITHOUT ROWID;"
+	/* Fingerprint parts, each distinct one kept once (most are the same
+	 * for every run: the executable, the umask, LANG...); runs.parts lists
+	 * their ids in order, as varints. gc drops the ones no run lists. */
+	"CREATE TABLE partvals(id INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, kind TEXT NOT NULL,"
+	" name TEXT NOT NULL, hash BLOB NOT NULL, detail TEXT);"
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
 	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE INDEX tags_key ON tags(key, value);"
@@ -248,7 +252,7 @@ static int read_version(struct store *st)
  * the tables were (re)created by us, 0 if another process did it first. */
 static int create_schema(struct store *st)
 {
-	static const char *const tables[] = { "runs",   "files",     "parts",  "tags",
+	static const char *const tables[] = { "runs",   "files",     "parts",  "partvals", "tags",
 					      "claims", "statcache", "totals", "inputsets" };
 	struct strbuf sql = STRBUF_INIT;
 	int rc = -1, v;
@@ -894,25 +898,80 @@ static int load_one(struct store *st, const char *sql, const void *key, int keyl
 	return 1;
 }
 
+int store_parts_decode(const unsigned char *p, size_t len, int64_t **ids, size_t *n)
+{
+	*ids = NULL;
+	*n = 0;
+	for (size_t i = 0; i < len;) {
+		uint64_t v = 0;
+		int shift = 0;
+		do {
+			if (i >= len || shift > 56) {
+				free(*ids);
+				*ids = NULL;
+				*n = 0;
+				return -1;
+			}
+			v |= (uint64_t)(p[i] & 0x7f) << shift;
+			shift += 7;
+		} while (p[i++] & 0x80);
+		*ids = xrealloc(*ids, (*n + 1) * sizeof(**ids));
+		(*ids)[(*n)++] = (int64_t)v;
+	}
+	return 0;
+}
+
+/* The run's fingerprint parts, in order, from partvals. */
+static int load_parts(struct store *st, struct run_record *r)
+{
+	sqlite3_stmt *s = NULL, *q = NULL;
+	int64_t *ids = NULL;
+	size_t n = 0;
+	int rc = -1;
+	if (sqlite3_prepare_v2(st->db, "SELECT parts FROM runs WHERE id=?1", -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, "SELECT kind, name, hash, detail FROM partvals WHERE id=?1", -1, &q, NULL) !=
+		    SQLITE_OK) {
+		store_sqlfail(st, "parts");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, r->id);
+	if (sqlite3_step(s) == SQLITE_ROW &&
+	    store_parts_decode(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), &ids, &n) < 0) {
+		err_setc(E_CORRUPT, "index: run %.12s: its list of parts is damaged (cashet reindex rebuilds it)",
+			 r->hash);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_int64(q, 1, ids[i]);
+		if (sqlite3_step(q) != SQLITE_ROW) {
+			err_setc(E_CORRUPT, "index: run %.12s: part %lld is missing (cashet reindex rebuilds it)",
+				 r->hash, (long long)ids[i]);
+			goto out;
+		}
+		struct digest d = { { 0 } };
+		if (sqlite3_column_bytes(q, 2) == DIGEST_LEN)
+			memcpy(d.b, sqlite3_column_blob(q, 2), DIGEST_LEN);
+		struct run_part *p = run_add_part(r, (const char *)sqlite3_column_text(q, 0),
+						  (const char *)sqlite3_column_text(q, 1), &d);
+		if (sqlite3_column_type(q, 3) != SQLITE_NULL)
+			p->detail = xstrdup((const char *)sqlite3_column_text(q, 3));
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(s);
+	sqlite3_finalize(q);
+	free(ids);
+	return rc;
+}
+
 static int load_details(struct store *st, struct run_record *r)
 {
 	sqlite3_stmt *s;
 	if (store_load_files(st, r, 1) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(st->db, "SELECT kind, name, hash, detail FROM parts WHERE run=?1 ORDER BY seq", -1, &s,
-			       NULL) != SQLITE_OK)
-		return store_sqlfail(st, "parts");
-	sqlite3_bind_int64(s, 1, r->id);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		struct digest d = { { 0 } };
-		if (sqlite3_column_bytes(s, 2) == DIGEST_LEN)
-			memcpy(d.b, sqlite3_column_blob(s, 2), DIGEST_LEN);
-		struct run_part *p = run_add_part(r, (const char *)sqlite3_column_text(s, 0),
-						  (const char *)sqlite3_column_text(s, 1), &d);
-		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
-			p->detail = xstrdup((const char *)sqlite3_column_text(s, 3));
-	}
-	sqlite3_finalize(s);
+	if (load_parts(st, r) < 0)
+		return -1;
 	if (sqlite3_prepare_v2(st->db, "SELECT key, value FROM tags WHERE run=?1 ORDER BY key", -1, &s, NULL) !=
 	    SQLITE_OK)
 		return store_sqlfail(st, "tags");

@@ -113,7 +113,6 @@ flip_byte() {
 forget_row() {
 	sqlite3 .cashet/index.db "
 		DELETE FROM files WHERE run = (SELECT id FROM runs WHERE hash = '$1');
-		DELETE FROM parts WHERE run = (SELECT id FROM runs WHERE hash = '$1');
 		DELETE FROM tags WHERE run = (SELECT id FROM runs WHERE hash = '$1');
 		DELETE FROM runs WHERE hash = '$1';"
 }

@@ -98,6 +98,22 @@ stats_line() {
 	assert_line --index 1 --partial "cashet: hit "
 }
 
+@test "fingerprint parts are kept once each; show lists a run's own, in order; gc drops the unlisted" {
+	for i in 1 2 3 4 5; do cashet exec -- echo "run $i" > /dev/null; done
+	per_run=$(cashet show --json "$(last_hash)" | json_field 'len(j["parts"])')
+	# five argv parts, the rest shared
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM partvals')" = $((per_run + 4)) ]
+	run -0 cashet show --json "$(last_hash)"
+	[ "$(echo "$output" | json_field '[p["kind"] for p in j["parts"]][:3]')" = "['argv', 'cwd', 'exe']" ]
+	[ "$(echo "$output" | json_field 'j["parts"][0]["name"]')" = "echo 'run 5'" ]
+	cashet rm "$(last_hash)" > /dev/null
+	cashet gc > /dev/null
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM partvals')" = $((per_run + 3)) ]
+	run -1 cashet why -- echo "run 5"
+	run -0 cashet exec -v -- echo "run 4"
+	assert_line --index 1 --partial "cashet: hit "
+}
+
 @test "push sends only the runs the remote lacks; with nothing new it writes nothing there" {
 	git init -q --bare ../cache.git
 	cashet init > /dev/null
