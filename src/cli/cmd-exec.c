@@ -56,6 +56,8 @@ static const struct opt exec_rows[] = {
 	OPT_BOOL("no-stdin", 0, no_stdin, "do not read or hash stdin; the command gets /dev/null"),
 	OPT_STRING("remote", 0, remote, "URL",
 		   "share runs through redis://host:port/db or a cashet serve http://host:port"),
+	OPT_CHOICE("remote-mode", 0, remote_mode, "read|read-write",
+		   "read: fetch from the remote, never write to it (default read-write)"),
 	OPT_BOOL("verbose", 'v', verbose, "say hit or miss (and why) and the run hash on stderr"),
 	OPT_BOOL("explain", 0, explain, "do not run: say whether it would hit, and if not, what changed"),
 	OPT_BOOL("json", 0, json, "with --explain: print JSON"),
@@ -220,6 +222,7 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	req->ignore = &o->ignore;
 	req->name = o->name;
 	req->remote = o->remote;
+	req->remote_mode = o->remote_mode;
 	req->verbose = o->verbose;
 	req->retries = o->retries;
 	req->ttl_ms = o->ttl_ms;

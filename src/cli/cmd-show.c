@@ -4,16 +4,23 @@
 
 #include <stdlib.h>
 
-static void show_json(const struct run_record *r)
+static void show_json(struct store *st, const struct run_record *r)
 {
-	struct strbuf sb = STRBUF_INIT;
+	struct strbuf sb = STRBUF_INIT, text = STRBUF_INIT;
 	runjson_show(&sb, r);
+	if (sb.len && sb.buf[sb.len - 1] == '}') {
+		sb_setlen(&sb, sb.len - 1);
+		cli_signature(st, r->hash, &text, &sb);
+		sb_addc(&sb, '}');
+	}
+	sb_release(&text);
 	puts(sb.buf);
 	sb_release(&sb);
 }
 
-static void show_text(const struct run_record *r)
+static void show_text(struct store *st, const struct run_record *r)
 {
+	struct strbuf signer = STRBUF_INIT;
 	char when[40], hx[DIGEST_HEX], size[32];
 	char *cmd = run_cmdline(r);
 	printf("run         %s\n", r->hash);
@@ -33,6 +40,9 @@ static void show_text(const struct run_record *r)
 		printf("expires     %s\n", when);
 	}
 	printf("parent      %s\n", r->parent[0] ? r->parent : "-");
+	cli_signature(st, r->hash, &signer, NULL);
+	printf("signature   %s\n", signer.buf);
+	sb_release(&signer);
 	digest_hex(&r->fp, hx);
 	printf("fingerprint %s\n", hx);
 	if (r->tags.n) {
@@ -73,9 +83,9 @@ int cmd_show(struct cli *cli, void *opts, int argc, char **argv)
 	struct run_record r = { 0 };
 	int rc = cli_load_run(cli->st, argv[0], &r);
 	if (rc == 0 && o->json)
-		show_json(&r);
+		show_json(cli->st, &r);
 	else if (rc == 0)
-		show_text(&r);
+		show_text(cli->st, &r);
 	run_record_free(&r);
 	return rc;
 }

@@ -137,6 +137,23 @@ const char *store_root(const struct store *st);
  * lines and "key = value" (quoted or not); the last value wins. Returns 1
  * (value filled), 0 not set. */
 int store_setting(struct store *st, const char *key, struct strbuf *value);
+/* The trust settings (store-trust.c). The SSH key runs are signed with:
+ * $CASHET_SIGNING_KEY, else `signing-key`; 1 set (key filled), 0 not. */
+int store_signing_key(struct store *st, struct strbuf *key);
+/* The allowed-signers file runs from elsewhere must be signed by:
+ * $CASHET_ALLOWED_SIGNERS, else `trust.allowed-signers`; 1 set, 0 not (no
+ * policy: every run is accepted, as before). */
+int store_allowed_signers(struct store *st, struct strbuf *path);
+/* Who signed run hash (a struct trust_verdict, trust.h), checked against
+ * the allowed signers if set. Loads the git module. 0, or <0 (err_set). */
+struct trust_verdict;
+int store_signer(struct store *st, const char *hash, struct trust_verdict *v);
+/* The policy for a run that arrives from elsewhere (import, pull, a Redis
+ * or HTTP remote, serve's PUT /archive): 0 if there is no policy or an
+ * allowed signer signed it, else <0 with E_UNTRUSTED and a message naming
+ * its signer ("run 1a2b3c4d5e6f is unsigned"). */
+int store_check_trust(struct store *st, const char *hash);
+
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
 
