@@ -78,6 +78,10 @@ int remote_open(const char *url, struct remote **out)
 	struct strbuf shown = STRBUF_INIT;
 	void *be = NULL;
 	*out = NULL;
+	if (!ops && !strncmp(url, "rediss://", 9))
+		/* hiredis_ssl came with hiredis 1.0; Debian 12 ships 0.14.1 */
+		return err_set("rediss:// (Redis over TLS) is not supported: this hiredis has no TLS; "
+			       "reach the server through a TLS tunnel (stunnel) on 127.0.0.1");
 	if (!ops)
 		return err_set("expected " REMOTE_URL_FORMS);
 	if (ops->open(url, &be) < 0)

@@ -62,7 +62,7 @@ redis_start() {
 		--pidfile "$BATS_TEST_TMPDIR/redis.pid" --logfile "$BATS_TEST_TMPDIR/redis.log" \
 		--dir "$BATS_TEST_TMPDIR" "$@"
 	local n=0
-	until redis-cli -p "$RPORT" ping 2> /dev/null | grep -q PONG; do
+	until redis-cli -p "$RPORT" ping 2> /dev/null | grep -q "PONG\|NOAUTH"; do
 		n=$((n + 1))
 		[ "$n" -gt 50 ] && skip "redis-server did not start on port $RPORT"
 		sleep 0.1
@@ -271,4 +271,38 @@ exec redis://u:***@127.0.0.1:1/0 (read, untrusted: no trust.allowed-signers, run
 	echo more > in
 	CASHET_REMOTE_TOKEN=secret cashet exec --remote "$URL" -i in -- cat in > /dev/null
 	[ "$(curl -s "$URL/stats" | json_field 'j["runs"]')" = 2 ]
+}
+
+@test "Redis AUTH: a password or an ACL user from the URL or the environment; without it, one warning" {
+	redis_start --requirepass s3cret --user alice on ">alicepw" "~cashet:*" "+@all"
+	cashet exec --remote "redis://:s3cret@127.0.0.1:$RPORT/0" -i in -- sh -c "$(counted 'cat in')" > /dev/null
+	[ "$(redis-cli -p "$RPORT" -a s3cret --no-auth-warning --raw dbsize)" = 2 ]
+	trusting_machine
+	cashet config --unset trust.allowed-signers
+	# no password: the server says so, once, and the command runs
+	run --separate-stderr cashet exec --remote "redis://127.0.0.1:$RPORT/0" -i in -- sh -c "$(counted 'cat in')"
+	assert_output data
+	[[ "$stderr" == "cashet: warning: remote redis://127.0.0.1:$RPORT/0: "*"NOAUTH"*"; working locally" ]]
+	[ "$(echo "$stderr" | wc -l)" = 1 ]
+	cashet rm "$(last_hash)" > /dev/null
+	# the password from the environment: a hit from Redis
+	[ "$(CASHET_REDIS_PASSWORD=s3cret verdict --remote "redis://127.0.0.1:$RPORT/0" -i in -- sh -c "$(counted 'cat in')")" = hit ]
+	cashet rm "$(last_hash)" > /dev/null
+	# an ACL user, from the URL (the password is not shown) and from the environment
+	run --separate-stderr cashet exec -v --remote "redis://alice:wrong@127.0.0.1:$RPORT/0" -- true
+	[[ "$stderr" == *"cashet: warning: remote redis://alice:***@127.0.0.1:$RPORT/0: "*"; working locally"* ]]
+	[[ "$stderr" != *wrong* ]]
+	[ "$(verdict --remote "redis://alice:alicepw@127.0.0.1:$RPORT/0" -i in -- sh -c "$(counted 'cat in')")" = hit ]
+	cashet rm "$(last_hash)" > /dev/null
+	[ "$(CASHET_REDIS_USER=alice CASHET_REDIS_PASSWORD=alicepw verdict --remote "redis://127.0.0.1:$RPORT/0" \
+		-i in -- sh -c "$(counted 'cat in')")" = hit ]
+	[ "$(run_count)" = 1 ] # only the run without a password
+}
+
+@test "rediss:// is refused with the reason (Debian's hiredis 0.14 has no TLS), and the command runs" {
+	run --separate-stderr cashet exec --remote rediss://127.0.0.1:1/0 -- echo ok
+	assert_output ok
+	[ "$stderr" = "cashet: warning: remote rediss://127.0.0.1:1/0: rediss:// (Redis over TLS) is not supported: this hiredis has no TLS; reach the server through a TLS tunnel (stunnel) on 127.0.0.1; working locally" ]
+	run cashet config remote rediss://127.0.0.1:1/0
+	assert_failure 2
 }
