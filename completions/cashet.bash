@@ -91,7 +91,7 @@ _cashet()
 		--store) _cashet_dirs "$cur"; return ;;
 		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
 		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
-		--remote) COMPREPLY=($(compgen -W "redis://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
+		--remote) COMPREPLY=($(compgen -W "redis:// http:// cache+http://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
 		--trace) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
 		--remote-mode) COMPREPLY=($(compgen -W "read read-write" -- "$cur")); return ;;
 		--env-mode) COMPREPLY=($(compgen -W "strict all" -- "$cur")); return ;;

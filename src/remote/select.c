@@ -114,15 +114,21 @@ static int fetch(struct exec_remote *er, struct store *st, const char *hash)
 
 int exec_remote_fetch(struct exec_remote *er, struct store *st)
 {
-	char hash[OID_HEX];
+	struct strvec hashes = STRVEC_INIT;
+	int got = 0;
 	if (!er->rm)
 		return 0;
-	int h = remote_get_fp(er->rm, &er->fp, hash);
-	if (h < 0) {
+	if (remote_get_fps(er->rm, &er->fp, &hashes) < 0) {
 		turn_off(er);
-		return 0;
+		goto out;
 	}
-	return h ? fetch(er, st, hash) : 0;
+	/* every candidate: the local lookup then replays the one whose
+	 * observed inputs are unchanged here (each is checked on import) */
+	for (size_t i = 0; i < hashes.n && er->rm; i++)
+		got |= fetch(er, st, hashes.v[i]);
+out:
+	sv_release(&hashes);
+	return got;
 }
 
 int exec_remote_lock(struct exec_remote *er, struct store *st, int (*cancelled)(void))
