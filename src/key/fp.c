@@ -432,6 +432,21 @@ static void as_set(const struct strvec *in, struct strvec *out)
 		out->v[k] = NULL;
 }
 
+void fp_seal(struct run_record *r)
+{
+	struct hasher h;
+	hasher_init(&h);
+	hasher_str(&h, "cashet-fp");
+	hasher_u64(&h, FP_VERSION);
+	hasher_u64(&h, r->nparts);
+	for (size_t i = 0; i < r->nparts; i++) {
+		hasher_str(&h, r->parts[i].kind);
+		hasher_str(&h, r->parts[i].name);
+		hasher_bytes(&h, r->parts[i].hash.b, DIGEST_LEN);
+	}
+	hasher_final(&h, &r->fp);
+}
+
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r)
 {
 	struct strbuf sb = STRBUF_INIT, name = STRBUF_INIT;
@@ -523,7 +538,9 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		if (params_add(st, spec->cwd, r, params.v[i]) < 0)
 			goto out;
 
-	if (spec->stdin_fd >= 0) {
+	if (spec->stdin_digest) {
+		run_add_part(r, "stdin", "-", spec->stdin_digest);
+	} else if (spec->stdin_fd >= 0) {
 		off_t pos = lseek(spec->stdin_fd, 0, SEEK_CUR);
 		if (digest_fd(spec->stdin_fd, &d, NULL) < 0)
 			goto out;
@@ -540,17 +557,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	}
 
 	add_ambient(r, spec);
-
-	hasher_init(&h);
-	hasher_str(&h, "cashet-fp");
-	hasher_u64(&h, FP_VERSION);
-	hasher_u64(&h, r->nparts);
-	for (size_t i = 0; i < r->nparts; i++) {
-		hasher_str(&h, r->parts[i].kind);
-		hasher_str(&h, r->parts[i].name);
-		hasher_bytes(&h, r->parts[i].hash.b, DIGEST_LEN);
-	}
-	hasher_final(&h, &r->fp);
+	fp_seal(r);
 
 	hasher_init(&h);
 	hasher_str(&h, "cashet-line");
