@@ -247,6 +247,32 @@ int exec_explain(struct store *st, const struct exec_request *req, struct explai
 	return rc;
 }
 
+/* Writes the two streams in the order the run wrote them (store.h,
+ * FILE_STREAMS); what the order does not cover follows, stdout first.
+ * Returns 0, -1 when a write failed (a closed pipe). */
+static int write_in_order(const struct strbuf *order, const struct strbuf mem[2], const int fds[2])
+{
+	size_t off[2] = { 0, 0 };
+	const char *p = order->buf ? order->buf : "";
+	while ((*p == 'o' || *p == 'e') && p[1] == ' ') {
+		int k = *p == 'e';
+		char *end;
+		unsigned long long n = strtoull(p + 2, &end, 10);
+		if (end == p + 2 || *end != '\n')
+			break;
+		if (n > mem[k].len - off[k])
+			n = mem[k].len - off[k];
+		if (n && write_all(fds[k], mem[k].buf + off[k], n) < 0)
+			return -1;
+		off[k] += n;
+		p = end + 1;
+	}
+	for (int k = 0; k < 2; k++)
+		if (off[k] < mem[k].len && write_all(fds[k], mem[k].buf + off[k], mem[k].len - off[k]) < 0)
+			return -1;
+	return 0;
+}
+
 /* Replays a stored run, its streams to out_fd and err_fd (-1: checked,
  * not written). Every stream is checked whole before the first byte is
  * written, so a corrupt object degrades to a miss, not to garbage; a
@@ -256,20 +282,28 @@ int exec_explain(struct store *st, const struct exec_request *req, struct explai
  * that cannot be written (a closed pipe: `| head`) is not cashet's failure. */
 static int replay(struct store *st, const struct run_record *r, int out_fd, int err_fd)
 {
-	struct strbuf mem[2] = { STRBUF_INIT, STRBUF_INIT };
-	const struct run_file *stream[2] = { NULL, NULL };
-	struct blob_hold held[2] = { { .fd = -1 }, { .fd = -1 } };
+	/* stdout, stderr and their order (FILE_STREAMS), by kind */
+	struct strbuf mem[3] = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT };
+	const struct run_file *stream[3] = { NULL, NULL, NULL };
+	struct blob_hold held[3] = { { .fd = -1 }, { .fd = -1 }, { .fd = -1 } };
 	int fds[2] = { out_fd, err_fd }, rc = -1;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		if (f->kind != FILE_STDOUT && f->kind != FILE_STDERR)
+		int k = f->kind == FILE_STREAMS ? 2 : f->kind;
+		if (k > 2 || (k == 2 && (out_fd < 0 || err_fd < 0)))
 			continue;
-		stream[f->kind] = f;
-		if (store_blob_check(st, f, &mem[f->kind], &held[f->kind]) < 0)
+		stream[k] = f;
+		if (store_blob_check(st, f, &mem[k], &held[k]) < 0)
 			goto out;
 	}
 	if (outputs_restore(st, r) < 0)
 		goto out;
+	/* interleaved where the streams are in memory (up to 8 MiB each);
+	 * larger ones go whole, stdout first */
+	if (stream[2] && held[0].fd < 0 && held[1].fd < 0 && held[2].fd < 0) {
+		write_in_order(&mem[2], mem, fds);
+		goto done;
+	}
 	for (int k = 0; k < 2; k++) {
 		if (fds[k] < 0 || !stream[k])
 			continue;
@@ -277,12 +311,13 @@ static int replay(struct store *st, const struct run_record *r, int out_fd, int 
 				    : mem[k].len && write_all(fds[k], mem[k].buf, mem[k].len) < 0)
 			break;
 	}
+done:
 	err_clear();
 	if (store_touch(st, r, now_ms()) < 0)
 		err_clear(); /* LRU bookkeeping must never fail a hit */
 	rc = 0;
 out:
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		store_blob_release(&held[k]);
 		sb_release(&mem[k]);
 	}
@@ -582,9 +617,13 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 	r->name = req->name ? xstrdup(req->name) : NULL;
 	for (size_t i = 0; req->tags && i < req->tags->n; i++)
 		sv_push(&r->tags, req->tags->v[i]);
-	const struct capture *caps[] = { &out->out, &out->err };
-	for (int k = 0; k < 2; k++) {
-		struct run_file *f = run_add_file(r, k, k ? "stderr" : "stdout");
+	const struct capture *caps[] = { &out->out, &out->err, &out->order };
+	static const char *const names[] = { "stdout", "stderr", "streams" };
+	static const int kinds[] = { FILE_STDOUT, FILE_STDERR, FILE_STREAMS };
+	for (int k = 0; k < 3; k++) {
+		if (!caps[k]->path)
+			continue; /* no order: not both streams had bytes */
+		struct run_file *f = run_add_file(r, kinds[k], names[k]);
 		f->src = xstrdup(caps[k]->path);
 		f->xxh = caps[k]->d;
 		f->size = caps[k]->size;

@@ -21,13 +21,17 @@ struct store;
  * fingerprint canonicalized) only serve `why` and `diff`. A directory of a
  * declared output directory (FILE_DIR: mode 040000, no blob) is a "dir"
  * line of meta, not a tree entry: git trees hold no empty directory, and
- * older versions skip the line. */
-enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3, FILE_DIR = 4 };
+ * older versions skip the line. FILE_STREAMS ("streams") says in which
+ * order stdout's and stderr's bytes came, so a replay interleaves them as
+ * the run did: one line per chunk, "o LEN" or "e LEN", consecutive bytes
+ * of one stream one chunk; bytes past the last chunk follow, stdout's
+ * first. Kept only when both streams have bytes. */
+enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3, FILE_DIR = 4, FILE_STREAMS = 5 };
 
 /* One blob of a run: a captured stream or an output file. */
 struct run_file {
 	int kind;
-	char *path;    /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
+	char *path; /* "stdout", "stderr", "streams", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
 	unsigned mode; /* git mode: 0100644, 0100755 or 0120000 */
 	int perm; /* permission bits the run produced (0..0777), -1 unknown (a run from before they were kept: the git mode decides) */
 	char oid[OID_HEX]; /* git blob id, filled when saved */

@@ -62,3 +62,26 @@ raw_verdict() {
 	run -2 --separate-stderr cashet config stdin-limit lots
 	[ "$stderr" = "cashet config: stdin-limit: invalid size 'lots' (expected e.g. 500M, 2G) (see 'cashet config --help')" ]
 }
+
+@test "stdout and stderr are replayed in the order the command wrote them" {
+	cmd='echo a; sleep 0.2; echo b >&2; sleep 0.2; echo c; sleep 0.2; echo d >&2; echo e'
+	cashet exec -- sh -c "$cmd" > fresh 2>&1
+	[ "$(cat fresh)" = "$(printf 'a\nb\nc\nd\ne')" ]
+	[ "$(verdict -- sh -c "$cmd")" = hit ]
+	cashet exec -- sh -c "$cmd" > replayed 2>&1
+	cmp fresh replayed
+	# each stream alone stays whole
+	run -0 --separate-stderr cashet exec -- sh -c "$cmd"
+	[ "$output" = "$(printf 'a\nc\ne')" ]
+	[ "$stderr" = "$(printf 'b\nd')" ]
+	# the order is part of the run's git tree: a rebuilt index keeps it
+	cashet reindex > /dev/null
+	cashet exec -- sh -c "$cmd" > replayed 2>&1
+	cmp fresh replayed
+	[ "$(cashet show --json "$(last_hash)" | json_field '[f["kind"] for f in j["files"]]')" = "['stdout', 'stderr', 'order']" ]
+}
+
+@test "a run that wrote to one stream only keeps no order" {
+	cashet exec -- sh -c 'echo a; echo b' > /dev/null
+	[ "$(cashet show --json "$(last_hash)" | json_field '[f["kind"] for f in j["files"]]')" = "['stdout', 'stderr']" ]
+}
