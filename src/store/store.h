@@ -57,11 +57,12 @@ struct run_part {
  * zero means "compare the content" (the file was written too recently for
  * its timestamps to be trusted, as git's racy-clean entries). */
 enum run_input_kind {
-	INPUT_FILE = 'f',   /* a file read or executed: its content */
-	INPUT_SOURCE = 's', /* a Python or shell source read: its canonical form */
-	INPUT_ABSENT = 'a', /* looked for and not there: must still not exist */
-	INPUT_LISTED = 'l', /* a directory listed: its entry names */
-	INPUT_DIR = 'd',    /* a directory looked at: must still be one */
+	INPUT_FILE = 'f',        /* a file read or executed: its content */
+	INPUT_SOURCE = 's',      /* a Python or shell source read: its canonical form */
+	INPUT_SOURCE_DOCS = 'S', /* the same, docstrings kept: a source the run read reads them */
+	INPUT_ABSENT = 'a',      /* looked for and not there: must still not exist */
+	INPUT_LISTED = 'l',      /* a directory listed: its entry names */
+	INPUT_DIR = 'd',         /* a directory looked at: must still be one */
 };
 struct run_input {
 	char *path; /* root-relative inside the project, else absolute */
@@ -104,6 +105,8 @@ struct run_record {
 
 void run_record_free(struct run_record *r);
 struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h);
+/* Drops the parts past the first n. */
+void run_truncate_parts(struct run_record *r, size_t n);
 struct run_file *run_add_file(struct run_record *r, int kind, const char *path);
 struct run_input *run_add_input(struct run_record *r, char kind, const char *path);
 /* For people: "read", "source", "absent", "listed", "dir"; "none",
