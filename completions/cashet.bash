@@ -212,12 +212,8 @@ _cashet()
 		COMPREPLY=($(compgen -W "--tag --name -h --help" -- "$cur"))
 		;;
 	config)
-<<<<<<< HEAD
-		COMPREPLY=($(compgen -W "max-size remote remote-mode trace auto-outputs ignore signing-key
+		COMPREPLY=($(compgen -W "max-size remote remote-mode trace auto-outputs ignore stdin-limit signing-key
 			trust.allowed-signers --unset -h --help" -- "$cur"))
-=======
-		COMPREPLY=($(compgen -W "max-size remote trace auto-outputs ignore stdin-limit --unset -h --help" -- "$cur"))
->>>>>>> main
 		;;
 	fsck)
 		COMPREPLY=($(compgen -W "--prune -h --help" -- "$cur"))

@@ -7,9 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-<<<<<<< HEAD
-static const char *const keys[] = { "max-size", "remote",      "remote-mode",           "trace", "auto-outputs",
-				    "ignore",   "signing-key", "trust.allowed-signers", NULL };
+static const char *const keys[] = { "max-size",    "remote",       "remote-mode",
+				    "trace",       "auto-outputs", "ignore",
+				    "stdin-limit", "signing-key",  "trust.allowed-signers",
+				    NULL };
 
 /* Keys whose value is a file: kept absolute, so the setting means the same
  * file from any directory of the project. */
@@ -17,9 +18,6 @@ static int is_path_key(const char *key)
 {
 	return !strcmp(key, "signing-key") || !strcmp(key, "trust.allowed-signers");
 }
-=======
-static const char *const keys[] = { "max-size", "remote", "trace", "auto-outputs", "ignore", "stdin-limit", NULL };
->>>>>>> main
 
 struct config_opts {
 	int unset;
@@ -42,18 +40,11 @@ static int check_config(const void *opts, int argc, char **argv, int dashdash)
 	while (keys[k] && strcmp(keys[k], key))
 		k++;
 	if (!keys[k])
-<<<<<<< HEAD
 		return err_set("unknown key '%s' (known: max-size, remote, remote-mode, trace, auto-outputs, ignore, "
-			       "signing-key, trust.allowed-signers)",
-			       key);
-	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
-		return err_set("max-size: %s", err_msg());
-=======
-		return err_set("unknown key '%s' (known: max-size, remote, trace, auto-outputs, ignore, stdin-limit)",
+			       "stdin-limit, signing-key, trust.allowed-signers)",
 			       key);
 	if ((!strcmp(key, "max-size") || !strcmp(key, "stdin-limit")) && value && parse_size(value, &n) < 0)
 		return err_set("%s: %s", key, err_msg());
->>>>>>> main
 	if (!strcmp(key, "remote") && value && !remote_url_known(value))
 		return err_set("remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
 	if (!strcmp(key, "remote-mode") && value && strcmp(value, "read") && strcmp(value, "read-write"))

@@ -712,11 +712,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 
 	/* 3. read through the remote: a run fetched is replayed like a local
 	 * one (connecting only on a local miss: a hit never does) */
-<<<<<<< HEAD
-	if (cache && exec_remote_open(&er, st, req->remote, req->remote_mode, &r.fp) && !force &&
-=======
-	if (cache && !stream && exec_remote_open(&er, st, req->remote, &r.fp) && !force &&
->>>>>>> main
+	if (cache && !stream && exec_remote_open(&er, st, req->remote, req->remote_mode, &r.fp) && !force &&
 	    exec_remote_fetch(&er, st) == 1 && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
 		goto found;
 	if (req->flags & EXEC_LOOKUP_ONLY) {
