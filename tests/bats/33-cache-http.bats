@@ -168,7 +168,9 @@ puts() {
 	end2=$(date +%s%N)
 	cost=$((((end - start) - (end2 - start2)) / 1000000))
 	echo "# blackholed remote cost: $cost ms" >&3
-	[ "$cost" -lt 500 ]
+	# the sanitizer build runs everything around the 400 ms timeout at a
+	# fraction of the speed: its bound is wider
+	[ "$cost" -lt "$([ -n "${CASHET_SAN_LOG:-}" ] && echo 1000 || echo 500)" ]
 }
 
 @test "a read-only consumer fetches and writes nothing: no PUT in nginx's access log" {
