@@ -28,7 +28,7 @@
 /* To connect, and for a whole small request (an AC entry, a HEAD): a
  * server that is down costs one warning and at most this, plus loading
  * libcurl (some 20 ms): under 500 ms per command in all. */
-#define TIMEOUT_MS 400
+#define TIMEOUT_MS 300
 #define AC_MAGIC "cashet-ac 1\n"
 #define AC_MAX 4096
 /* Runs kept per fingerprint in its AC entry, newest first. */

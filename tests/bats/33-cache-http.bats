@@ -151,26 +151,31 @@ puts() {
 	[[ "$stderr" == "cashet: warning: remote cache+http://127.0.0.1:$NPORT/team-cache: "*"Couldn't connect to server; working locally" ]]
 	[ "$(echo "$stderr" | wc -l)" = 1 ]
 	[ "$(log_count)" = 1 ] # stored locally all the same
-	# a server that accepts and never answers: one warning, after 400 ms
+	# a server that accepts and never answers: one warning, after 300 ms
 	port=$(free_port)
 	blackhole "$port"
 	export CASHET_REMOTE="cache+http://127.0.0.1:$port/x"
-	start=$(date +%s%N)
 	run --separate-stderr cashet exec --trace off -- echo blackholed
-	end=$(date +%s%N)
 	assert_output blackholed
-	[ "$stderr" = "cashet: warning: remote cache+http://127.0.0.1:$port/x: timed out after 400 ms; working locally" ]
-	# against the same miss with no remote: the remote cost under 500 ms
-	cashet rm "$(last_hash)" > /dev/null
-	unset CASHET_REMOTE
-	start2=$(date +%s%N)
-	cashet exec --trace off -- echo blackholed > /dev/null
-	end2=$(date +%s%N)
-	cost=$((((end - start) - (end2 - start2)) / 1000000))
-	echo "# blackholed remote cost: $cost ms" >&3
-	# the sanitizer build runs everything around the 400 ms timeout at a
+	[ "$stderr" = "cashet: warning: remote cache+http://127.0.0.1:$port/x: timed out after 300 ms; working locally" ]
+	# what the remote adds to the same miss (the fastest of three misses
+	# each way, so another process's load does not count): under 500 ms
+	local round best=999999 with without
+	for round in 1 2 3; do
+		cashet rm "$(last_hash)" > /dev/null
+		with=$(date +%s%N)
+		cashet exec --trace off -- echo blackholed > /dev/null 2>&1
+		with=$((($(date +%s%N) - with) / 1000000))
+		cashet rm "$(last_hash)" > /dev/null
+		without=$(date +%s%N)
+		CASHET_REMOTE= cashet exec --trace off -- echo blackholed > /dev/null
+		without=$((($(date +%s%N) - without) / 1000000))
+		[ $((with - without)) -lt "$best" ] && best=$((with - without))
+	done
+	echo "# blackholed remote cost: $best ms" >&3
+	# the sanitizer build runs everything around the 300 ms timeout at a
 	# fraction of the speed: its bound is wider
-	[ "$cost" -lt "$([ -n "${CASHET_SAN_LOG:-}" ] && echo 1000 || echo 500)" ]
+	[ "$best" -lt "$([ -n "${CASHET_SAN_LOG:-}" ] && echo 1000 || echo 500)" ]
 }
 
 @test "a read-only consumer fetches and writes nothing: no PUT in nginx's access log" {
