@@ -26,7 +26,7 @@ _cashet()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
 	local prog=${COMP_WORDS[0]} store="" cmd="" cmd_at=0 i w
-	local commands="init exec why log show diff history get rm stats reindex export import gc clear invalidate config fsck remote push pull pipeline serve help"
+	local commands="init exec why log show diff history get rm stats reindex export import gc clear invalidate config fsck remote push pull pipeline exp metrics params serve help"
 
 	# "--opt=value" arrives as three words: "--opt" "=" "value".
 	if [[ $prev == = ]] && ((COMP_CWORD > 1)); then
@@ -69,7 +69,7 @@ _cashet()
 			case $w in
 			--) start=$((i + 1)); break ;;
 			-i | -o | -e | -p | -t | -n | --input | --output | --env | --param | --env-file | \
-				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store | --remote)
+				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store | --remote | --metrics)
 				if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
 				((i++))
 				;;
@@ -86,7 +86,7 @@ _cashet()
 			return
 		fi
 		case $prev in
-		-i | --input | -o | --output | -p | --param | --env-file | --dep) _cashet_files "$cur"; return ;;
+		-i | --input | -o | --output | -p | --param | --env-file | --dep | --metrics) _cashet_files "$cur"; return ;;
 		--store) _cashet_dirs "$cur"; return ;;
 		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
 		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
@@ -97,7 +97,7 @@ _cashet()
 		esac
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
-				--dep --raw-sources -t --tag -n --name --trace --ignore --auto-outputs --strict --env-mode
+				--dep --raw-sources -t --tag -n --name --metrics --trace --ignore --auto-outputs --strict --env-mode
 				--ttl --timeout --kill-after --retries --cache-failures -f --force
 				--no-cache --no-stdin --store --remote -v --verbose --explain --json --report-fd -h --help --" -- "$cur"))
 		else
@@ -234,6 +234,26 @@ _cashet()
 		else
 			compopt -o filenames 2>/dev/null
 			COMPREPLY=($(compgen -f -X '!*.toml' -- "$cur") $(compgen -d -- "$cur"))
+		fi
+		;;
+	exp)
+		case $prev in
+		--line | -t | --tag | --sort | --where) return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--line -t --tag --sort --where --json --csv --store -h --help" -- "$cur"))
+		elif ((COMP_CWORD == cmd_at + 1)); then
+			COMPREPLY=($(compgen -W "show" -- "$cur"))
+		else
+			compopt -o filenames 2>/dev/null
+			COMPREPLY=($(compgen -f -X '!*.toml' -- "$cur") $(compgen -d -- "$cur"))
+		fi
+		;;
+	metrics | params)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "-a --all --json --store -h --help" -- "$cur"))
+		elif ((COMP_CWORD == cmd_at + 1)); then
+			COMPREPLY=($(compgen -W "diff" -- "$cur"))
 		fi
 		;;
 	remote)

@@ -46,6 +46,8 @@ static const struct opt exec_rows[] = {
 	OPT_BOOL("raw-sources", 0, spec.raw_sources, "hash scripts byte for byte (no canonicalization)"),
 	OPT_LIST_CHECK("tag", 't', tags, "K=V", check_tag, "tag the run (repeatable; not part of the key)"),
 	OPT_STRING("name", 'n', name, "NAME", "name the run"),
+	OPT_LIST("metrics", 0, metrics, "FILE",
+		 "an output read as the run's metrics: JSON, TOML or CSV (repeatable; see exp show)"),
 	OPT_DURATION("ttl", 0, ttl_ms, "do not replay the run after DURATION (e.g. 12h)"),
 	OPT_DURATION("timeout", 0, timeout_ms, "kill the command's process group after DURATION (exit 124)"),
 	OPT_DURATION("kill-after", 0, grace_ms, "after a timeout, SIGKILL this long after SIGTERM (default 5s)"),
@@ -198,6 +200,14 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	struct strvec sets = STRVEC_INIT;
 	int rc = 0;
 	o->spec.cwd = cwd;
+	/* a metrics file is an output first: stored, restored, and named in the key */
+	for (size_t i = 0; i < o->metrics.n; i++) {
+		int declared = 0;
+		for (size_t k = 0; k < o->spec.outputs.n && !declared; k++)
+			declared = !strcmp(o->spec.outputs.v[k], o->metrics.v[i]);
+		if (!declared)
+			sv_push(&o->spec.outputs, o->metrics.v[i]);
+	}
 	for (size_t i = 0; rc == 0 && i < o->env_files.n; i++)
 		rc = load_env_file(o->env_files.v[i], &o->spec.envs, &sets);
 	env_merge(environ, &sets, &o->env);
@@ -217,6 +227,7 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	if (o->env_mode && !strcmp(o->env_mode, "strict"))
 		req->flags |= EXEC_ENV_STRICT;
 	req->tags = &o->tags;
+	req->metrics = &o->metrics;
 	req->ignore = &o->ignore;
 	req->name = o->name;
 	req->remote = o->remote;

@@ -10,6 +10,7 @@
 #include "key/observed.h"
 #include "remote/select.h"
 #include "store/gitmod.h"
+#include "exec/metrics.h"
 #include "store/outputs.h"
 #include "util/json.h"
 
@@ -544,6 +545,25 @@ out:
 	return rc;
 }
 
+/* The run's metrics files into r->metrics. A file that cannot be read
+ * costs its metrics, never the run: the command did what it declared (a
+ * failed run may not have written them at all: nothing to say then). */
+static void read_metrics(const struct exec_request *req, struct run_record *r)
+{
+	struct strbuf p = STRBUF_INIT;
+	for (size_t i = 0; req->metrics && i < req->metrics->n; i++) {
+		const char *m = req->metrics->v[i];
+		sb_reset(&p);
+		path_absolute(req->spec.cwd, m, &p);
+		if (!r->ok && access(p.buf, F_OK) < 0)
+			continue;
+		if (metrics_read(p.buf, m, &r->metrics) < 0)
+			notice(req, "warning: %s; its metrics are not stored", err_msg());
+		err_clear();
+	}
+	sb_release(&p);
+}
+
 /* Fills r from the outcome and saves it. Returns 0, -2 when the command
  * did not produce what was declared (an error, not a result), -3/-4 as
  * observe() says, -1 when the store failed. */
@@ -585,6 +605,7 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 		return rc;
 	if (outputs_collect(st, req->spec.cwd, &req->spec.outputs, !r->ok, r) < 0)
 		return -2;
+	read_metrics(req, r);
 	if (outputs_add_sources(st, r) < 0 || store_save(st, r) < 0)
 		return -1;
 	return 0;

@@ -45,6 +45,9 @@ struct exec_request {
 	int out_fd, err_fd;  /* where the command's (or the replay's) stdout and stderr go; -1: nowhere */
 	unsigned flags;      /* enum exec_flags */
 	const struct strvec *tags;
+	/* Declared outputs (relative to spec.cwd) read after the run as its
+	 * metrics (exec/metrics.h) and stored with it; NULL: none. */
+	const struct strvec *metrics;
 	const struct strvec *ignore; /* paths never taken as observed inputs (--ignore, config) */
 	const char *name;
 	const char *remote; /* --remote URL, or NULL: $CASHET_REMOTE or the store's setting */
