@@ -252,7 +252,9 @@ complete -c cashet -n "__cashet_using fsck" -l prune -d 'Remove runs that cannot
 complete -c cashet -n "__cashet_using fsck" -s h -l help -d 'Show usage'
 
 # pipeline run|graph|status [options] [FILE] [TARGET...]
-complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status' -d 'Subcommand'
+complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status report' -d 'Subcommand'
+complete -c cashet -n "__cashet_using pipeline" -s o -l output -r -F -d 'Report: write the page to FILE'
+complete -c cashet -n "__cashet_using pipeline" -l metric -x -d 'Report: the metric to plot'
 complete -c cashet -n "__cashet_using pipeline" -F -a '(__fish_complete_suffix .toml)'
 complete -c cashet -n "__cashet_using pipeline" -s j -l jobs -x -d 'Run up to N steps at once'
 complete -c cashet -n "__cashet_using pipeline" -s k -l keep-going -d 'After a failure, run every step not downstream of it'

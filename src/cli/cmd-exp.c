@@ -342,7 +342,7 @@ static int collect_list(const struct run_record *r, void *ctx)
 /* The runs of the table, oldest first: each step's newest run for a
  * pipeline, every run of a line, the runs with the tags, or every run
  * that has metrics. */
-static int select_runs(struct cli *cli, struct show_opts *o, const char *pipeline, struct table *t)
+static int select_runs(struct store *st, struct show_opts *o, const char *pipeline, struct table *t)
 {
 	struct strvec hashes = STRVEC_INIT;
 	struct log_filter f = { 0 };
@@ -357,7 +357,7 @@ static int select_runs(struct cli *cli, struct show_opts *o, const char *pipelin
 			sb_reset(&name);
 			sb_addf(&name, PIPELINE_PREFIX "%s", d->steps[i].name);
 			one.name = name.buf;
-			if (store_list(cli->st, &one, collect_list, &hashes) < 0) {
+			if (store_list(st, &one, collect_list, &hashes) < 0) {
 				sb_release(&name);
 				goto out;
 			}
@@ -366,10 +366,10 @@ static int select_runs(struct cli *cli, struct show_opts *o, const char *pipelin
 	} else if (o->line) {
 		struct run_record r = { 0 };
 		char hash[OID_HEX];
-		if (store_resolve(cli->st, o->line, hash) < 0 || store_load(cli->st, hash, &r) < 0)
+		if (store_resolve(st, o->line, hash) < 0 || store_load(st, hash, &r) < 0)
 			goto out;
 		struct strvec *h = &hashes;
-		rc = store_line_history(cli->st, &r.line, collect_list, h);
+		rc = store_line_history(st, &r.line, collect_list, h);
 		run_record_free(&r);
 		if (rc < 0)
 			goto out;
@@ -377,7 +377,7 @@ static int select_runs(struct cli *cli, struct show_opts *o, const char *pipelin
 	} else {
 		f.tags = o->tags;
 		every = !o->tags.n;
-		if (store_list(cli->st, &f, collect_list, &hashes) < 0)
+		if (store_list(st, &f, collect_list, &hashes) < 0)
 			goto out;
 		/* store_list is newest first */
 		for (size_t i = 0; i < hashes.n / 2; i++) {
@@ -387,7 +387,7 @@ static int select_runs(struct cli *cli, struct show_opts *o, const char *pipelin
 		}
 	}
 	for (size_t i = 0; i < hashes.n; i++) {
-		if (add_run(cli->st, t, hashes.v[i]) < 0)
+		if (add_run(st, t, hashes.v[i]) < 0)
 			goto out;
 		/* without a selection, only runs that reported something */
 		if (every && t->n && !t->rows[t->n - 1].r.metrics.n) {
@@ -584,7 +584,7 @@ static int cmd_exp_show(struct cli *cli, void *opts, int argc, char **argv)
 			rc = cli_usage(cli->name, "%s", err_msg());
 			goto out;
 		}
-	if (select_runs(cli, o, pipeline, &t) < 0) {
+	if (select_runs(cli->st, o, pipeline, &t) < 0) {
 		rc = cli_fail(pipeline && !t.n ? 2 : 1);
 		goto out;
 	}
@@ -637,6 +637,189 @@ out:
 	free(conds);
 	table_free(&t);
 	return rc;
+}
+
+/* ---- the report's table and plot ---- */
+
+void exp_html_text(struct strbuf *sb, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<':
+			sb_adds(sb, "&lt;");
+			break;
+		case '>':
+			sb_adds(sb, "&gt;");
+			break;
+		case '&':
+			sb_adds(sb, "&amp;");
+			break;
+		case '"':
+			sb_adds(sb, "&quot;");
+			break;
+		default:
+			sb_addc(sb, *s);
+		}
+	}
+}
+
+/* The table: a header cell per column (the page's script sorts on a
+ * click), a row per run. */
+static void html_table(const struct table *t, struct strbuf *sb)
+{
+	struct strbuf v = STRBUF_INIT;
+	sb_adds(sb, "<table id=\"exp\"><thead><tr>");
+	for (size_t k = 0; k < t->ncols; k++) {
+		sb_addf(sb, "<th class=\"%s\" data-col=\"%zu\">",
+			t->cols[k].kind == COL_METRIC  ? "metric"
+			: t->cols[k].kind == COL_PARAM ? "param"
+						       : "key",
+			k);
+		exp_html_text(sb, t->cols[k].name);
+		sb_adds(sb, "</th>");
+	}
+	sb_adds(sb, "</tr></thead><tbody>\n");
+	for (size_t i = 0; i < t->n; i++) {
+		sb_addf(sb, "<tr class=\"run%s\">", t->rows[i].r.ok ? "" : " failed");
+		for (size_t k = 0; k < t->ncols; k++) {
+			shown(&t->cols[k], cell(t, i, &t->cols[k]), &v);
+			sb_adds(sb, "<td>");
+			exp_html_text(sb, v.buf);
+			sb_adds(sb, "</td>");
+		}
+		sb_adds(sb, "</tr>\n");
+	}
+	sb_adds(sb, "</tbody></table>\n");
+	sb_release(&v);
+}
+
+struct point {
+	double x, y;
+	size_t row;
+};
+
+static int cmp_points(const void *a, const void *b)
+{
+	const struct point *p = a, *q = b;
+	return (p->x > q->x) - (p->x < q->x);
+}
+
+/* The metric against the one numeric parameter that tells the rows apart
+ * (a sweep), else against the rows' order (history): an SVG line with a
+ * circle per point, its values in the circle's title. */
+static void html_plot(const struct table *t, const char *metric, struct strbuf *sb)
+{
+	const struct col *m = NULL, *xcol = NULL;
+	struct point *pts = xcalloc(t->n + 1, sizeof(*pts));
+	size_t n = 0, nparams = 0;
+	for (size_t k = 0; k < t->ncols; k++) {
+		if (t->cols[k].kind == COL_METRIC && !m && (!metric || !strcmp(metric, t->cols[k].name)))
+			m = &t->cols[k];
+		if (t->cols[k].kind == COL_PARAM) {
+			nparams++;
+			xcol = &t->cols[k];
+		}
+	}
+	if (!m) {
+		sb_adds(sb, "<p class=\"none\">");
+		if (metric) {
+			sb_adds(sb, "No run has the metric ");
+			exp_html_text(sb, metric);
+		} else {
+			sb_adds(sb, "No run has metrics");
+		}
+		sb_adds(sb, ".</p>\n");
+		free(pts);
+		return;
+	}
+	if (nparams != 1)
+		xcol = NULL;
+	for (size_t i = 0; i < t->n; i++) {
+		double y, x;
+		if (!exp_number(cell(t, i, m), &y))
+			continue;
+		if (xcol && !exp_number(cell(t, i, xcol), &x))
+			xcol = NULL;
+		pts[n++] = (struct point){ (double)i, y, i };
+	}
+	for (size_t i = 0; xcol && i < n; i++)
+		exp_number(cell(t, pts[i].row, xcol), &pts[i].x);
+	if (!xcol)
+		for (size_t i = 0; i < n; i++)
+			pts[i].x = (double)i;
+	qsort(pts, n, sizeof(*pts), cmp_points);
+	double x0 = n ? pts[0].x : 0, x1 = n ? pts[n - 1].x : 1, y0 = 0, y1 = 1;
+	for (size_t i = 0; i < n; i++) {
+		if (!i || pts[i].y < y0)
+			y0 = pts[i].y;
+		if (!i || pts[i].y > y1)
+			y1 = pts[i].y;
+	}
+	if (x1 == x0) {
+		x0 -= 1;
+		x1 += 1;
+	}
+	if (y1 == y0) {
+		y0 -= 1;
+		y1 += 1;
+	}
+	const double W = 640, H = 300, L = 60, R = 20, T = 20, B = 40;
+#define PX(v) (L + ((v)-x0) / (x1 - x0) * (W - L - R))
+#define PY(v) (H - B - ((v)-y0) / (y1 - y0) * (H - T - B))
+	sb_addf(sb, "<svg id=\"plot\" width=\"%.0f\" height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\">\n", W, H, W, H);
+	sb_addf(sb, "<line class=\"axis\" x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/>", L, H - B, W - R, H - B);
+	sb_addf(sb, "<line class=\"axis\" x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\"/>\n", L, T, L, H - B);
+	sb_addf(sb, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%g</text>", L - 6, H - B, y0);
+	sb_addf(sb, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%g</text>\n", L - 6, T + 10, y1);
+	sb_addf(sb, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">%g</text>", L, H - B + 16, x0);
+	sb_addf(sb, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">%g</text>\n", W - R, H - B + 16, x1);
+	sb_addf(sb, "<text class=\"label\" x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">", (L + W - R) / 2, H - 6);
+	exp_html_text(sb, xcol ? xcol->name : "run (oldest first)");
+	sb_addf(sb,
+		"</text><text class=\"label\" x=\"14\" y=\"%.0f\" transform=\"rotate(-90 14 %.0f)\" "
+		"text-anchor=\"middle\">",
+		(T + H - B) / 2, (T + H - B) / 2);
+	exp_html_text(sb, m->name);
+	sb_adds(sb, "</text>\n<polyline class=\"series\" points=\"");
+	for (size_t i = 0; i < n; i++)
+		sb_addf(sb, "%s%.1f,%.1f", i ? " " : "", PX(pts[i].x), PY(pts[i].y));
+	sb_adds(sb, "\"/>\n");
+	for (size_t i = 0; i < n; i++) {
+		sb_addf(sb, "<circle class=\"point\" cx=\"%.1f\" cy=\"%.1f\" r=\"4\"><title>", PX(pts[i].x),
+			PY(pts[i].y));
+		sb_addf(sb, "%.8s", t->rows[pts[i].row].r.hash);
+		if (xcol) {
+			sb_adds(sb, " ");
+			exp_html_text(sb, xcol->name);
+			sb_adds(sb, "=");
+			exp_html_text(sb, cell(t, pts[i].row, xcol));
+		}
+		sb_adds(sb, ": ");
+		exp_html_text(sb, m->name);
+		sb_adds(sb, "=");
+		exp_html_text(sb, cell(t, pts[i].row, m));
+		sb_adds(sb, "</title></circle>\n");
+	}
+#undef PX
+#undef PY
+	sb_adds(sb, "</svg>\n");
+	free(pts);
+}
+
+int exp_html(struct store *st, const char *pipeline, const char *metric, struct strbuf *table, struct strbuf *plot)
+{
+	struct show_opts o = { 0 };
+	struct table t = { 0 };
+	if (select_runs(st, &o, pipeline, &t) < 0) {
+		table_free(&t);
+		return -1;
+	}
+	if (t.n)
+		make_columns(&t);
+	html_table(&t, table);
+	html_plot(&t, metric, plot);
+	table_free(&t);
+	return 0;
 }
 
 /* ---- metrics diff, params diff ---- */

@@ -7,8 +7,10 @@
  * through a pipe, so up to -j steps run at once and a no-op run starts no
  * process at all. */
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "exec/spawn.h"
 #include "pipeline/dag.h"
+#include "pipeline/runlog.h"
 #include "pipeline/step.h"
 
 #include <dirent.h>
@@ -30,6 +32,7 @@ enum state { S_WAIT, S_RUN, S_HIT, S_RAN, S_FAIL, S_SKIP, S_STOP };
 /* The options of run, graph and status: each takes those its table lists. */
 struct opts {
 	const char *format;
+	const char *output, *metric; /* report: -o FILE, --metric NAME */
 	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;
 };
@@ -49,8 +52,8 @@ struct ctx {
 	unsigned char *want, *force;
 	enum state *state;
 	pid_t *pid;
-	int *vfd; /* the read end of each running worker's verdict pipe */
-	int64_t *t0;
+	int *vfd;         /* the read end of each running worker's verdict pipe */
+	int64_t *t0, *t1; /* when each step started and ended */
 	int tty;
 	size_t total, done, running;
 	int64_t start;
@@ -262,7 +265,8 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 {
 	char dur[32];
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	snprintf(dur, sizeof(dur), "%.2fs", (double)(now_ms() - x->t0[i]) / 1000);
+	x->t1[i] = now_ms();
+	snprintf(dur, sizeof(dur), "%.2fs", (double)(x->t1[i] - x->t0[i]) / 1000);
 	x->running--;
 	x->done++;
 	x->pid[i] = 0;
@@ -310,6 +314,37 @@ static int ready(const struct ctx *x, size_t i, size_t *why)
 	return ok;
 }
 
+/* What this run did, for `pipeline report`'s timeline; losing it loses
+ * only that, so a failure to write it is not the pipeline's. */
+static void save_runlog(const struct ctx *x)
+{
+	static const char *const names[] = {
+		[S_WAIT] = NULL,     [S_RUN] = NULL,       [S_HIT] = "hit",     [S_RAN] = "ran",
+		[S_FAIL] = "failed", [S_SKIP] = "skipped", [S_STOP] = "stopped"
+	};
+	struct runlog l = { .start_ms = x->start, .end_ms = now_ms() };
+	struct strbuf path = STRBUF_INIT, file = STRBUF_INIT;
+	for (size_t k = 0; k < x->d->n; k++) {
+		size_t i = x->d->order[k];
+		if (x->want[i] && names[x->state[i]])
+			runlog_add(&l, x->d->steps[i].name, names[x->state[i]], x->t0[i], x->t1[i]);
+	}
+	/* steps in the order they started */
+	for (size_t a = 1; a < l.n; a++)
+		for (size_t b = a; b > 0 && l.steps[b - 1].start_ms > l.steps[b].start_ms; b--) {
+			struct runlog_step tmp = l.steps[b];
+			l.steps[b] = l.steps[b - 1];
+			l.steps[b - 1] = tmp;
+		}
+	path_absolute(NULL, x->d->file, &file);
+	runlog_path(x->store.buf, file.buf, &path);
+	if (runlog_write(path.buf, &l) < 0)
+		err_clear();
+	runlog_free(&l);
+	sb_release(&path);
+	sb_release(&file);
+}
+
 static int run_all(struct ctx *x)
 {
 	size_t n = x->d->n, failed = 0, hits = 0, ran = 0;
@@ -333,6 +368,7 @@ static int run_all(struct ctx *x)
 			int r = ready(x, i, &up);
 			if (r < 0) {
 				x->state[i] = S_SKIP;
+				x->t0[i] = x->t1[i] = now_ms();
 				x->done++;
 				report(x, i, "skipped (upstream step %s %s)", x->d->steps[up].name,
 				       x->state[up] == S_FAIL ? "failed" : "did not run");
@@ -395,6 +431,7 @@ static int run_all(struct ctx *x)
 		hits += x->state[i] == S_HIT;
 		ran += x->state[i] == S_RAN;
 	}
+	save_runlog(x);
 	char dur[32];
 	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
 	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed,
@@ -611,7 +648,32 @@ static void remove_logs(struct ctx *x)
 	sb_release(&p);
 }
 
-enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS };
+enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS, SUB_REPORT };
+
+/* The page to -o FILE (atomically), or to stdout. */
+static int write_report(struct ctx *x)
+{
+	struct strbuf page = STRBUF_INIT;
+	int rc = 1;
+	if (report_write(x->d, x->st, x->store.buf, x->want, x->o->metric, &page) < 0) {
+		cli_fail(1);
+		goto out;
+	}
+	if (x->o->output && strcmp(x->o->output, "-")) {
+		if (write_file_atomic(x->o->output, page.buf, page.len, 0644) < 0) {
+			cli_fail(1);
+			goto out;
+		}
+		fprintf(stderr, "cashet: wrote %s\n", x->o->output);
+	} else if (write_all(STDOUT_FILENO, page.buf, page.len) < 0) {
+		cli_error(1, "cannot write the report: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&page);
+	return rc;
+}
 
 /* The operands are [FILE] [TARGET...]: the first is FILE if it is a file or
  * ends in .toml, else a target (FILE = dag.toml). */
@@ -683,6 +745,7 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	x.pid = xcalloc(x.d->n, sizeof(*x.pid));
 	x.vfd = xcalloc(x.d->n, sizeof(*x.vfd));
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
+	x.t1 = xcalloc(x.d->n, sizeof(*x.t1));
 	x.tty = isatty(STDERR_FILENO);
 	signals_init();
 	/* one store for in-process hits and explanations; without it every
@@ -693,6 +756,8 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	}
 	if (sub == SUB_STATUS)
 		rc = status_all(&x);
+	else if (sub == SUB_REPORT)
+		rc = write_report(&x);
 	else if (o->dry_run)
 		rc = dry_run(&x);
 	else
@@ -708,6 +773,7 @@ out:
 	free(x.pid);
 	free(x.vfd);
 	free(x.t0);
+	free(x.t1);
 	sb_release(&x.store);
 	sb_release(&x.logdir);
 	return rc;
@@ -726,6 +792,11 @@ static int cmd_graph(struct cli *cli, void *opts, int argc, char **argv)
 static int cmd_status(struct cli *cli, void *opts, int argc, char **argv)
 {
 	return pipeline(cli, opts, argc, argv, SUB_STATUS);
+}
+
+static int cmd_report(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return pipeline(cli, opts, argc, argv, SUB_REPORT);
 }
 
 /* --force alone forces every step; --force STEP only STEP (force_steps). */
@@ -757,7 +828,14 @@ static const struct opt graph_rows[] = {
 	OPT_END,
 };
 
+static const struct opt report_rows[] = {
+	OPT_STRING("output", 'o', output, "FILE", "write the page to FILE (default: standard output)"),
+	OPT_STRING("metric", 0, metric, "NAME", "the metric to plot (default: the first)"),
+	OPT_END,
+};
+
 static const struct opt_table run_options = { OPT_ROWS(run_rows) };
+static const struct opt_table report_options = { OPT_ROWS(report_rows) };
 static const struct opt_table graph_options = { OPT_ROWS(graph_rows) };
 static const struct opt_table status_options = { OPT_ROWS(NULL) };
 
@@ -769,6 +847,8 @@ const struct command cmd_pipeline_subs[] = {
 	  NULL },
 	{ "status", cmd_status, &status_options, 0, "[FILE] [TARGET...]",
 	  "say for each step whether it is up to date, and if not what changed", NULL },
+	{ "report", cmd_report, &report_options, 0, "[FILE] [TARGET...]",
+	  "write an HTML page: the steps' graph and states, the last run's timeline, experiments and a plot", NULL },
 	{ NULL, NULL, NULL, 0, NULL, NULL, NULL },
 };
 

@@ -15,4 +15,11 @@ const char *exp_run_label(const struct run_record *r);
 /* 1 if s is a whole finite number (*d set), 0 if not. */
 int exp_number(const char *s, double *d);
 
+/* The report's experiments of pipeline (a dag.toml): the table as HTML
+ * (appended to table) and an SVG plot of metric (NULL: the first) against
+ * the sweep's parameter or the runs' order (appended to plot). 0 or -1. */
+int exp_html(struct store *st, const char *pipeline, const char *metric, struct strbuf *table, struct strbuf *plot);
+/* Appends s with <, >, & and " escaped. */
+void exp_html_text(struct strbuf *sb, const char *s);
+
 #endif
