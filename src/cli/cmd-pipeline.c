@@ -55,6 +55,9 @@ struct ctx {
 	int *vfd;         /* the read end of each running worker's verdict pipe */
 	int64_t *t0, *t1; /* when each step started and ended */
 	int tty;
+	int color;        /* a terminal and no NO_COLOR */
+	int lines;        /* how many lines the live display holds now (terminal only) */
+	int64_t *prev_ms; /* each step's previous duration in the store, -1 unknown (terminal only) */
 	size_t total, done, running;
 	int64_t start;
 };
@@ -209,18 +212,106 @@ out:
 	return rc;
 }
 
-static void clear_status(const struct ctx *x)
+static int take_duration(const struct run_record *r, void *ctx)
 {
-	if (x->tty)
-		fputs("\r\033[K", stderr);
+	*(int64_t *)ctx = r->duration_ms;
+	return 0;
 }
 
-static void draw_status(const struct ctx *x)
+/* Erases the live display: the cursor goes back to its first line. */
+static void clear_status(struct ctx *x)
 {
+	if (!x->tty || !x->lines)
+		return;
+	if (x->lines > 1)
+		fprintf(stderr, "\r\033[%dA\033[J", x->lines - 1);
+	else
+		fputs("\r\033[K", stderr);
+	x->lines = 0;
+}
+
+/* How long the steps not done yet should still take, from their previous
+ * durations: the longest that a running one has left, then the queued
+ * ones spread over the jobs (a rough bound: replays take no time, and the
+ * graph may serialize them). -1 when no step has a duration to go by. */
+static int64_t eta_ms(const struct ctx *x, int64_t now)
+{
+	int64_t longest = 0, queued = 0;
+	int known = 0;
+	for (size_t i = 0; i < x->d->n; i++) {
+		if (!x->want[i] || x->prev_ms[i] < 0 || (x->state[i] != S_RUN && x->state[i] != S_WAIT))
+			continue;
+		known = 1;
+		if (x->state[i] == S_RUN) {
+			int64_t left = x->prev_ms[i] - (now - x->t0[i]);
+			if (left > longest)
+				longest = left;
+		} else {
+			queued += x->prev_ms[i];
+		}
+	}
+	if (!known)
+		return -1;
+	queued /= x->o->jobs > 0 ? x->o->jobs : 1;
+	return longest + queued;
+}
+
+/* The live display on a terminal: a line of counts, elapsed time and ETA,
+ * then a line per running step with its time (and its previous one). */
+static void draw_status(struct ctx *x)
+{
+	struct strbuf sb = STRBUF_INIT;
+	char a[32], b[32];
+	int64_t now = now_ms(), eta;
+	int shown = 0;
 	if (!x->tty)
 		return;
-	fprintf(stderr, "\r\033[K[%zu/%zu] %zu running, %zu left, %.1fs", x->done, x->total, x->running,
-		x->total - x->done - x->running, (double)(now_ms() - x->start) / 1000);
+	clear_status(x);
+	fmt_duration(now - x->start, a, sizeof(a));
+	sb_addf(&sb, "%s[%zu/%zu]%s %zu done, %zu running, %zu queued, %s", x->color ? "\033[1m" : "", x->done,
+		x->total, x->color ? "\033[0m" : "", x->done, x->running, x->total - x->done - x->running, a);
+	if ((eta = eta_ms(x, now)) >= 0) {
+		fmt_duration(eta, b, sizeof(b));
+		sb_addf(&sb, ", ETA %s", b);
+	}
+	x->lines = 1;
+	for (size_t i = 0; i < x->d->n; i++) {
+		if (x->state[i] != S_RUN)
+			continue;
+		if (shown++ == 8) {
+			sb_adds(&sb, "\n  ...");
+			x->lines++;
+			break;
+		}
+		fmt_duration(now - x->t0[i], a, sizeof(a));
+		sb_addf(&sb, "\n  %s%s%s  %s", x->color ? "\033[36m" : "", x->d->steps[i].name,
+			x->color ? "\033[0m" : "", a);
+		if (x->prev_ms[i] >= 0) {
+			fmt_duration(x->prev_ms[i], b, sizeof(b));
+			sb_addf(&sb, " (last %s)", b);
+		}
+		x->lines++;
+	}
+	fputs(sb.buf, stderr);
+	sb_release(&sb);
+}
+
+/* Each wanted step's previous duration, from its newest run: the ETA's basis. */
+static void load_prev_durations(struct ctx *x)
+{
+	struct strbuf name = STRBUF_INIT;
+	for (size_t i = 0; i < x->d->n; i++) {
+		struct log_filter f = { .limit = 1 };
+		x->prev_ms[i] = -1;
+		if (!x->want[i] || !x->st)
+			continue;
+		sb_reset(&name);
+		sb_addf(&name, "pipeline/%s", x->d->steps[i].name);
+		f.name = name.buf;
+		if (store_list(x->st, &f, take_duration, &x->prev_ms[i]) < 0)
+			err_clear();
+	}
+	sb_release(&name);
 }
 
 /* The step's stdout, then its stderr, each line indented under its name. */
@@ -243,13 +334,19 @@ static void print_output(const struct ctx *x, size_t i)
 	sb_release(&sb);
 }
 
-static void report(struct ctx *x, size_t i, const char *fmt, ...) PRINTF_LIKE(3, 4);
-static void report(struct ctx *x, size_t i, const char *fmt, ...)
+/* A step's event: "step NAME: VERDICT (detail)", the verdict in color
+ * (an SGR parameter: 32 green) on a terminal that allows it. */
+static void report(struct ctx *x, size_t i, int color, const char *verdict, const char *fmt, ...) PRINTF_LIKE(5, 6);
+static void report(struct ctx *x, size_t i, int color, const char *verdict, const char *fmt, ...)
 {
 	struct strbuf sb = STRBUF_INIT;
 	va_list ap;
 	clear_status(x);
 	sb_addf(&sb, "step %s: ", x->d->steps[i].name);
+	if (x->color)
+		sb_addf(&sb, "\033[%dm%s\033[0m ", color, verdict);
+	else
+		sb_addf(&sb, "%s ", verdict);
 	va_start(ap, fmt);
 	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
@@ -279,18 +376,18 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	}
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
-		report(x, i, "%s (%s)", x->state[i] == S_HIT ? "hit" : "ran", dur);
+		report(x, i, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran", "(%s)", dur);
 		if (x->o->verbose)
 			print_output(x, i);
 	} else if (stopping) {
 		x->state[i] = S_STOP;
-		report(x, i, "stopped (%s)", dur);
+		report(x, i, 33, "stopped", "(%s)", dur);
 	} else {
 		x->state[i] = S_FAIL;
 		if (WIFEXITED(status))
-			report(x, i, "FAILED (exit %d)", code);
+			report(x, i, 31, "FAILED", "(exit %d)", code);
 		else
-			report(x, i, "FAILED (signal %d)", WTERMSIG(status));
+			report(x, i, 31, "FAILED", "(signal %d)", WTERMSIG(status));
 		print_output(x, i);
 	}
 	draw_status(x);
@@ -352,6 +449,9 @@ static int run_all(struct ctx *x)
 	x->start = now_ms();
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];
+	x->prev_ms = xcalloc(n, sizeof(*x->prev_ms));
+	if (x->tty)
+		load_prev_durations(x);
 	draw_status(x);
 	for (;;) {
 		if (got_signal && !stopping) {
@@ -370,7 +470,7 @@ static int run_all(struct ctx *x)
 				x->state[i] = S_SKIP;
 				x->t0[i] = x->t1[i] = now_ms();
 				x->done++;
-				report(x, i, "skipped (upstream step %s %s)", x->d->steps[up].name,
+				report(x, i, 33, "skipped", "(upstream step %s %s)", x->d->steps[up].name,
 				       x->state[up] == S_FAIL ? "failed" : "did not run");
 				draw_status(x);
 				continue;
@@ -747,6 +847,7 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
 	x.t1 = xcalloc(x.d->n, sizeof(*x.t1));
 	x.tty = isatty(STDERR_FILENO);
+	x.color = x.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
 	signals_init();
 	/* one store for in-process hits and explanations; without it every
 	 * step is new (status, dry run) or goes to a worker (run) */
@@ -774,6 +875,7 @@ out:
 	free(x.vfd);
 	free(x.t0);
 	free(x.t1);
+	free(x.prev_ms);
 	sb_release(&x.store);
 	sb_release(&x.logdir);
 	return rc;
