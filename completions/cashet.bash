@@ -69,7 +69,7 @@ _cashet()
 			case $w in
 			--) start=$((i + 1)); break ;;
 			-i | -o | -e | -p | -t | -n | --input | --output | --env | --param | --env-file | \
-				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store | --remote | --metrics)
+				--dep | --tag | --name | --ttl | --stale | --timeout | --kill-after | --retries | --store | --remote | --metrics)
 				if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
 				((i++))
 				;;
@@ -89,7 +89,7 @@ _cashet()
 		-i | --input | -o | --output | -p | --param | --env-file | --dep | --metrics) _cashet_files "$cur"; return ;;
 		--store) _cashet_dirs "$cur"; return ;;
 		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
-		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
+		-t | --tag | -n | --name | --ttl | --stale | --timeout | --kill-after | --retries) return ;;
 		--remote) COMPREPLY=($(compgen -W "redis://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
 		--trace) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
 		--env-mode) COMPREPLY=($(compgen -W "strict all" -- "$cur")); return ;;
@@ -98,7 +98,7 @@ _cashet()
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
 				--dep --raw-sources -t --tag -n --name --metrics --trace --ignore --auto-outputs --strict --env-mode
-				--ttl --timeout --kill-after --retries --cache-failures -f --force
+				--ttl --stale --warm --timeout --kill-after --retries --cache-failures -f --force
 				--no-cache --no-stdin --store --remote -v --verbose --explain --json --report-fd -h --help --" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))

@@ -77,7 +77,7 @@ function __cashet_wrapped
                 set -e tokens[1]
                 printf '%s\n' $tokens
                 return 0
-            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store --remote --metrics
+            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --stale --timeout --kill-after --retries --store --remote --metrics
                 # the cursor is on this option's value
                 set -q tokens[2]; or return 1
                 set -e tokens[1..2]
@@ -158,6 +158,8 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s t -
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s n -l name -x -d 'Name the run'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l metrics -r -F -d "An output read as the run's metrics (JSON, TOML, CSV)"
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l ttl -x -d 'Do not replay the run after DURATION (e.g. 12h)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l stale -x -d 'Replay a run older than DURATION at once, refresh it in the background'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l warm -d 'Refresh the run in the background and print nothing'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l timeout -x -d "Kill the command's process group after DURATION (exit 124)"
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l kill-after -x -d 'Grace period between TERM and KILL after a timeout'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l retries -x -d 'Retry a failing command up to N times, backing off'

@@ -17,6 +17,7 @@ struct cli {
 	struct store *st;      /* opened by main for CMD_STORE commands (main closes it), else NULL */
 	const char *name;      /* the command as typed for messages: "log", "pipeline run" */
 	int dashdash;          /* how many operands came before a "--"; -1 when there was none */
+	char **argv;           /* cashet's own command line, as main got it (exec --stale runs it again) */
 };
 
 /* What main does before the handler runs, and how it reads the command line. */
@@ -95,6 +96,8 @@ struct exec_opts {
 	unsigned observe;
 	struct strvec ignore;
 	int64_t ttl_ms, timeout_ms, grace_ms;
+	int64_t stale_ms;  /* --stale: replay a run older than this, and refresh it in the background */
+	int warm;          /* --warm: refresh in the background, print nothing */
 	struct strvec env; /* not an option: the command's environment, ours plus --env-file settings */
 };
 #define EXEC_OPTS_INIT                                                                                                 \

@@ -365,7 +365,14 @@ int main(int argc, char **argv)
 	const struct opt_set sets[] = { { global_options, &cli }, { top_options, &cli } };
 	struct strbuf name = STRBUF_INIT;
 	struct opt_args args;
+	/* the command line as given (parsing moves the operands in argv),
+	 * for the process's life: static, so no leak checker counts it */
+	static char **given;
 	int rc = 2;
+
+	given = xcalloc((size_t)argc + 1, sizeof(*given));
+	memcpy(given, argv, (size_t)argc * sizeof(*argv));
+	cli.argv = given;
 
 	/* A file size limit (ulimit -f) must fail a write with EFBIG, which
 	 * is reported and leaves the store alone, not kill cashet half-way.

@@ -294,7 +294,8 @@ static void set_note(struct exec_result *res, const char *fmt, ...)
 
 /* Looks fp up and replays it. since > 0: only a run stored since then
  * (another process's, whatever its exit), else the cached run as the
- * request's flags allow. Returns 1 replayed (res filled), 0 nothing to
+ * request's flags allow; either way none created before
+ * req->fresh_since. Returns 1 replayed (res filled), 0 nothing to
  * replay, -1 error. A run that cannot be replayed is a miss, with a note. */
 static int lookup_replay(struct store *st, const struct exec_request *req, const struct digest *fp, int64_t since,
 			 enum exec_verdict verdict, struct exec_result *res)
@@ -303,9 +304,11 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 	int failures = since > 0 || (req->flags & EXEC_CACHE_FAILURES);
 	/* each candidate's observed inputs must still be as they were */
 	struct obs_match m = { .st = st, .why = STRBUF_INIT };
-	struct store_lookup_opts lo = {
-		.allow_failed = failures, .min_created = since, .now = now_ms(), .accept = obs_accept, .ctx = &m
-	};
+	struct store_lookup_opts lo = { .allow_failed = failures,
+					.min_created = since > req->fresh_since ? since : req->fresh_since,
+					.now = now_ms(),
+					.accept = obs_accept,
+					.ctx = &m };
 	int h = store_lookup(st, fp, &lo, &hit);
 	sb_release(&m.why);
 	if (store_flush_statcache(st) < 0) /* what checking the inputs hashed */
@@ -318,6 +321,7 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 		res->verdict = verdict;
 		res->exit_code = hit.exit_code;
 		res->duration_ms = hit.duration_ms;
+		res->created_ms = hit.created_ms;
 		memcpy(res->run, hit.hash, OID_HEX);
 	}
 	run_record_free(&hit);
@@ -800,6 +804,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 
 found:
 	rc = h < 0 ? -1 : 0;
+	res->stale = h == 1 && req->stale_ms > 0 && now_ms() - res->created_ms > req->stale_ms;
 	goto out;
 interrupted:
 	rc = 0;
