@@ -210,7 +210,7 @@ _cashet()
 		COMPREPLY=($(compgen -W "--tag --name -h --help" -- "$cur"))
 		;;
 	config)
-		COMPREPLY=($(compgen -W "max-size remote trace auto-outputs ignore --unset -h --help" -- "$cur"))
+		COMPREPLY=($(compgen -W "max-size remote trace auto-outputs ignore stdin-limit --unset -h --help" -- "$cur"))
 		;;
 	fsck)
 		COMPREPLY=($(compgen -W "--prune -h --help" -- "$cur"))

@@ -248,7 +248,7 @@ complete -c cashet -n "__cashet_using invalidate" -l tag -x -d 'Tag KEY=VALUE or
 complete -c cashet -n "__cashet_using invalidate" -l name -x -d 'Run name'
 complete -c cashet -n "__cashet_using invalidate" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using config" -l unset -d 'Remove the setting'
-complete -c cashet -n "__cashet_using config" -x -a 'max-size remote trace auto-outputs ignore' -d 'Setting'
+complete -c cashet -n "__cashet_using config" -x -a 'max-size remote trace auto-outputs ignore stdin-limit' -d 'Setting'
 complete -c cashet -n "__cashet_using config" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using fsck" -l prune -d 'Remove runs that cannot be repaired'
 complete -c cashet -n "__cashet_using fsck" -s h -l help -d 'Show usage'

@@ -6,7 +6,7 @@
 
 #include <string.h>
 
-static const char *const keys[] = { "max-size", "remote", "trace", "auto-outputs", "ignore", NULL };
+static const char *const keys[] = { "max-size", "remote", "trace", "auto-outputs", "ignore", "stdin-limit", NULL };
 
 struct config_opts {
 	int unset;
@@ -29,9 +29,10 @@ static int check_config(const void *opts, int argc, char **argv, int dashdash)
 	while (keys[k] && strcmp(keys[k], key))
 		k++;
 	if (!keys[k])
-		return err_set("unknown key '%s' (known: max-size, remote, trace, auto-outputs, ignore)", key);
-	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
-		return err_set("max-size: %s", err_msg());
+		return err_set("unknown key '%s' (known: max-size, remote, trace, auto-outputs, ignore, stdin-limit)",
+			       key);
+	if ((!strcmp(key, "max-size") || !strcmp(key, "stdin-limit")) && value && parse_size(value, &n) < 0)
+		return err_set("%s: %s", key, err_msg());
 	if (!strcmp(key, "remote") && value && !remote_url_known(value))
 		return err_set("remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
 	if ((!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) && value &&
@@ -48,7 +49,9 @@ const struct opt_table cmd_config_options = {
 		"                  (http://host:port) exec shares runs through\n"
 		"  trace on|off    observe what commands read (default on)\n"
 		"  auto-outputs on|off  store the files commands write in the project (default off)\n"
-		"  ignore 'PATTERN, ...'  paths never taken as observed inputs\n",
+		"  ignore 'PATTERN, ...'  paths never taken as observed inputs\n"
+		"  stdin-limit SIZE  the most of a piped stdin read to its end before a\n"
+		"                  command runs (default 64M; longer input runs uncached)\n",
 	.check = check_config,
 };
 #undef OPTS

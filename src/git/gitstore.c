@@ -317,6 +317,7 @@ static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
 	} else {
 		int kind = !strcmp(path.buf, "stdout")         ? FILE_STDOUT
 			   : !strcmp(path.buf, "stderr")       ? FILE_STDERR
+			   : !strcmp(path.buf, "streams")      ? FILE_STREAMS
 			   : !strncmp(path.buf, "sources/", 8) ? FILE_SOURCE
 							       : FILE_OUTPUT;
 		struct run_file *f = run_add_file(w->r, kind, path.buf);

@@ -147,6 +147,8 @@ int store_check_layout(const struct run_record *r, int allow_abs)
 			ok = f->kind == FILE_STDOUT;
 		else if (!strcmp(p, "stderr"))
 			ok = f->kind == FILE_STDERR;
+		else if (!strcmp(p, "streams"))
+			ok = f->kind == FILE_STREAMS;
 		else if (!strncmp(p, "files/", 6))
 			ok = (f->kind == FILE_OUTPUT || f->kind == FILE_DIR) && safe_rel(p + 6);
 		else if (!strncmp(p, "sources/", 8))

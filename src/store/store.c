@@ -742,7 +742,7 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 {
 	if (store_prepare(
 		    st, &st->q_files,
-		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind=4)"
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind>=4)"
 		    " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
