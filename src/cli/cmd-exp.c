@@ -229,7 +229,8 @@ static void make_columns(struct table *t)
 				sv_push(&metrics, key);
 			free(key);
 		}
-	qsort(metrics.v, metrics.n, sizeof(*metrics.v), cmp_str);
+	if (metrics.n)
+		qsort(metrics.v, metrics.n, sizeof(*metrics.v), cmp_str);
 	for (size_t m = 0; m < metrics.n; m++)
 		add_col(t, COL_METRIC, metrics.v[m]);
 	sv_release(&metrics);
@@ -912,7 +913,8 @@ static int diff_values(struct cli *cli, const struct diff_opts *o, int argc, cha
 				sv_push(&keys, key);
 			free(key);
 		}
-	qsort(keys.v, keys.n, sizeof(*keys.v), cmp_str);
+	if (keys.n)
+		qsort(keys.v, keys.n, sizeof(*keys.v), cmp_str);
 	const char *what = params ? "param" : "metric";
 	if (o->json) {
 		sb_addf(&sb, "{\"old\":\"%s\",\"new\":\"%s\",\"%ss\":{", a.hash, b.hash, what);
