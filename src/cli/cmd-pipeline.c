@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -256,44 +257,74 @@ static int64_t eta_ms(const struct ctx *x, int64_t now)
 	return longest + queued;
 }
 
+/* A line of the live display: colored as head (an SGR parameter, 0 for
+ * none) and tail, or, wider than the terminal, cut plain: a line that
+ * wrapped would throw off how many lines clear_status() goes back up. */
+static void add_line(const struct ctx *x, struct strbuf *sb, int sgr, const char *head, const char *tail, int width)
+{
+	size_t len = strlen(head) + strlen(tail);
+	if (sb->len)
+		sb_addc(sb, '\n');
+	if (width > 1 && len > (size_t)width - 1) {
+		struct strbuf plain = STRBUF_INIT;
+		sb_addf(&plain, "%s%s", head, tail);
+		sb_add(sb, plain.buf, (size_t)width - 1);
+		sb_release(&plain);
+	} else if (x->color && sgr) {
+		sb_addf(sb, "\033[%dm%s\033[0m%s", sgr, head, tail);
+	} else {
+		sb_addf(sb, "%s%s", head, tail);
+	}
+}
+
 /* The live display on a terminal: a line of counts, elapsed time and ETA,
  * then a line per running step with its time (and its previous one). */
 static void draw_status(struct ctx *x)
 {
-	struct strbuf sb = STRBUF_INIT;
+	struct strbuf sb = STRBUF_INIT, head = STRBUF_INIT, tail = STRBUF_INIT;
+	struct winsize ws;
 	char a[32], b[32];
 	int64_t now = now_ms(), eta;
-	int shown = 0;
+	int shown = 0, width = 0;
 	if (!x->tty)
 		return;
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0)
+		width = ws.ws_col;
 	clear_status(x);
 	fmt_duration(now - x->start, a, sizeof(a));
-	sb_addf(&sb, "%s[%zu/%zu]%s %zu done, %zu running, %zu queued, %s", x->color ? "\033[1m" : "", x->done,
-		x->total, x->color ? "\033[0m" : "", x->done, x->running, x->total - x->done - x->running, a);
+	sb_addf(&head, "[%zu/%zu]", x->done, x->total);
+	sb_addf(&tail, " %zu done, %zu running, %zu queued, %s", x->done, x->running, x->total - x->done - x->running,
+		a);
 	if ((eta = eta_ms(x, now)) >= 0) {
 		fmt_duration(eta, b, sizeof(b));
-		sb_addf(&sb, ", ETA %s", b);
+		sb_addf(&tail, ", ETA %s", b);
 	}
+	add_line(x, &sb, 1, head.buf, tail.buf, width);
 	x->lines = 1;
 	for (size_t i = 0; i < x->d->n; i++) {
 		if (x->state[i] != S_RUN)
 			continue;
 		if (shown++ == 8) {
-			sb_adds(&sb, "\n  ...");
+			add_line(x, &sb, 0, "  ...", "", width);
 			x->lines++;
 			break;
 		}
+		sb_reset(&head);
+		sb_reset(&tail);
 		fmt_duration(now - x->t0[i], a, sizeof(a));
-		sb_addf(&sb, "\n  %s%s%s  %s", x->color ? "\033[36m" : "", x->d->steps[i].name,
-			x->color ? "\033[0m" : "", a);
+		sb_addf(&head, "  %s", x->d->steps[i].name);
+		sb_addf(&tail, "  %s", a);
 		if (x->prev_ms[i] >= 0) {
 			fmt_duration(x->prev_ms[i], b, sizeof(b));
-			sb_addf(&sb, " (last %s)", b);
+			sb_addf(&tail, " (last %s)", b);
 		}
+		add_line(x, &sb, 36, head.buf, tail.buf, width);
 		x->lines++;
 	}
 	fputs(sb.buf, stderr);
 	sb_release(&sb);
+	sb_release(&head);
+	sb_release(&tail);
 }
 
 /* Each wanted step's previous duration, from its newest run: the ETA's basis. */

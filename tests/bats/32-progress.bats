@@ -80,3 +80,14 @@ pipeline: 0 ran, 2 hit, 0 failed, 0 not run (T)" ]
 	run on_tty NO_COLOR= cashet pipeline run
 	[[ $output == *$'step a: \033[32mhit\033[0m ('* ]]
 }
+
+@test "on a narrow terminal the live display's lines are cut to its width, never wrapped" {
+	two_steps
+	cashet pipeline run 2>/dev/null
+	run on_tty "stty cols 24; NO_COLOR=1 cashet pipeline run --force"
+	assert_success
+	local out
+	out=$(sed 's/\x1b\[[0-9;]*[A-Za-z]//g' <<<"$output" | grep -E '^(\[|  )')
+	grep -qx '\[0/2\] 0 done, 1 running' <<<"$out"
+	[ "$(awk 'length > 23' <<<"$out")" = "" ]
+}
