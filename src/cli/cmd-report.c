@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -87,9 +88,13 @@ static int run_dot(const char *dot, const struct strbuf *graph, struct strbuf *s
 		close(out[0]);
 		return -1;
 	}
-	/* the graph is small: it fits the pipe before dot answers */
+	/* dot reads the whole graph before it writes a byte, so writing all
+	 * of it first cannot deadlock; a dot that could not start closed its
+	 * end, which must not kill us */
+	void (*pipe_was)(int) = signal(SIGPIPE, SIG_IGN);
 	int wr = write_all(in[1], graph->buf, graph->len);
 	close(in[1]);
+	signal(SIGPIPE, pipe_was);
 	struct strbuf all = STRBUF_INIT;
 	char buf[8192];
 	ssize_t n;

@@ -144,3 +144,24 @@ PY
 	assert_success
 	assert_output "1000 900 many"
 }
+
+@test "a report before any run, and of a metric no run has, says so" {
+	report_pipeline
+	CASHET_DOT= run cashet pipeline report -o r.html
+	assert_success
+	[ ! -d .cashet ]
+	run grep -c '>never run</text>' r.html
+	assert_output 5
+	run grep -o '<p class="none">[^<]*</p>' r.html
+	assert_output '<p class="none">The pipeline has not run yet.</p>
+<p class="none">No runs.</p>
+<p class="none">No runs.</p>'
+	cashet pipeline run 2>/dev/null
+	run cashet pipeline report --metric val.f1 -o r.html
+	assert_success
+	run grep -o '<p class="none">[^<]*</p>' r.html
+	assert_output '<p class="none">No run has the metric val.f1.</p>'
+	run cashet pipeline report nope.toml
+	assert_failure 2
+	assert_output --partial "nope.toml"
+}
