@@ -61,6 +61,7 @@ static void *pump_main(void *arg)
 	int complete = lseek(p->spool, 0, SEEK_SET) == 0 && pump_copy(p, p->spool) == 1 && pump_copy(p, p->src) == 1;
 	if (complete)
 		hasher_final(&p->h, &p->d);
+	hasher_free(&p->h);
 	pthread_mutex_lock(&p->lock);
 	p->complete = complete;
 	p->done = 1;

@@ -64,7 +64,7 @@ raw_verdict() {
 }
 
 @test "stdout and stderr are replayed in the order the command wrote them" {
-	cmd='echo a; sleep 0.2; echo b >&2; sleep 0.2; echo c; sleep 0.2; echo d >&2; echo e'
+	cmd='echo a; sleep 0.2; echo b >&2; sleep 0.2; echo c; sleep 0.2; echo d >&2; sleep 0.2; echo e'
 	cashet exec -- sh -c "$cmd" > fresh 2>&1
 	[ "$(cat fresh)" = "$(printf 'a\nb\nc\nd\ne')" ]
 	[ "$(verdict -- sh -c "$cmd")" = hit ]
