@@ -132,8 +132,8 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 		}
 	/* Each run is read from git once, checked, and indexed from what was
 	 * read: the index is rebuilt in the same pass (in one transaction). */
-	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM runs;"
-			   " DELETE FROM inputsets; DELETE FROM partvals") < 0)
+	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics;"
+			   " DELETE FROM runs; DELETE FROM inputsets; DELETE FROM partvals") < 0)
 		goto out;
 	for (size_t i = 0; i < refs.n; i++) {
 		struct run_record r = { 0 };

@@ -40,6 +40,7 @@ int store_remove_many(struct store *st, const struct strvec *hashes)
 	static const char *const del[] = {
 		"DELETE FROM files WHERE run=(SELECT id FROM runs WHERE hash=?1)",
 		"DELETE FROM tags WHERE run=(SELECT id FROM runs WHERE hash=?1)",
+		"DELETE FROM metrics WHERE run=(SELECT id FROM runs WHERE hash=?1)",
 		"DELETE FROM runs WHERE hash=?1",
 	};
 	enum { NDEL = sizeof(del) / sizeof(*del) };

@@ -3,6 +3,7 @@
  * is only ever written for a commit whose blobs, tree and ref exist. */
 #include "store/store-int.h"
 #include "store/gitmod.h"
+#include "store/trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +226,18 @@ int store_index_run(struct store *st, const struct run_record *r)
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}
+
+	if (store_prepare(st, &st->q_index[IX_METRIC], "INSERT OR REPLACE INTO metrics VALUES(?1,?2,?3)") < 0)
+		goto out;
+	s = st->q_index[IX_METRIC];
+	for (size_t i = 0; i < r->metrics.n; i++) {
+		const char *m = r->metrics.v[i], *eq = strchr(m, '=');
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_text(s, 2, m, (int)(eq - m), SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, eq + 1, -1, SQLITE_STATIC);
+		if (bind_exec(st, s) < 0)
+			goto out;
+	}
 	rc = 0;
 out:
 	if (s)
@@ -238,12 +251,15 @@ out:
 int store_save(struct store *st, struct run_record *r)
 {
 	const struct gitmod *g = gitmod_get();
-	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
+	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT, key = STRBUF_INIT;
 	int rc = -1, lock = -1;
 	if (!g || (lock = store_lock(st, 0)) < 0)
 		goto out;
 	meta_encode(r, &meta);
-	if (g->save_run(st->dir, r, meta.buf, meta.len) < 0)
+	/* A configured key that cannot sign fails the store: an unsigned run
+	 * would be refused by every store that trusts this key. */
+	int sign = store_signing_key(st, &key);
+	if (g->save_run(st->dir, r, meta.buf, meta.len, sign ? key.buf : NULL, store_tmpdir(st)) < 0)
 		goto out;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
@@ -278,6 +294,7 @@ out:
 	store_unlock(lock);
 	sb_release(&meta);
 	sb_release(&content);
+	sb_release(&key);
 	return rc;
 }
 
@@ -340,8 +357,9 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
-	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM runs;"
-			   " DELETE FROM inputsets; DELETE FROM partvals") < 0)
+	if (store_exec(st,
+		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics; DELETE FROM runs;"
+		       " DELETE FROM inputsets; DELETE FROM partvals") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
 		struct run_record r = { 0 };

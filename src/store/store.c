@@ -45,6 +45,8 @@ static const char schema[] =
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
 	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE INDEX tags_key ON tags(key, value);"
+	"CREATE TABLE metrics(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE TABLE claims(fp BLOB PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,"
 	" start INTEGER NOT NULL, heartbeat INTEGER NOT NULL);"
 	/* totals follow runs through triggers (bytes, runs, completed ones),
@@ -164,8 +166,17 @@ static int config_line(const char *line, const char *key, struct strbuf *value)
 
 int store_setting(struct store *st, const char *key, struct strbuf *value)
 {
-	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT;
+	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT, section = STRBUF_INIT;
 	int found = 0, in_section = 0;
+	/* "trust.allowed-signers" is allowed-signers in [cashet "trust"], as
+	 * git and libgit2 write cashet.trust.allowed-signers */
+	const char *dot = strchr(key, '.');
+	if (dot) {
+		sb_addf(&section, "[cashet \"%.*s\"]", (int)(dot - key), key);
+		key = dot + 1;
+	} else {
+		sb_adds(&section, "[cashet]");
+	}
 	/* once per open store: a request reads several settings, on the hit path */
 	if (!st->config_read) {
 		struct strbuf path = STRBUF_INIT;
@@ -181,7 +192,8 @@ int store_setting(struct store *st, const char *key, struct strbuf *value)
 		sb_add(&line, p, (size_t)(nl - p));
 		const char *l = sb_str(&line) + strspn(sb_str(&line), " \t");
 		if (*l == '[')
-			in_section = !strncasecmp(l, "[cashet]", 8);
+			in_section =
+				dot ? !strncmp(l, section.buf, section.len) : !strncasecmp(l, section.buf, section.len);
 		else if (in_section && config_line(l, key, &v)) {
 			sb_reset(value);
 			sb_add(value, v.buf ? v.buf : "", v.len);
@@ -191,6 +203,7 @@ int store_setting(struct store *st, const char *key, struct strbuf *value)
 	}
 	sb_release(&v);
 	sb_release(&line);
+	sb_release(&section);
 	return found;
 }
 
@@ -252,8 +265,8 @@ static int read_version(struct store *st)
  * the tables were (re)created by us, 0 if another process did it first. */
 static int create_schema(struct store *st)
 {
-	static const char *const tables[] = { "runs",   "files",     "parts",  "partvals", "tags",
-					      "claims", "statcache", "totals", "inputsets" };
+	static const char *const tables[] = { "runs",    "files",  "parts",     "partvals", "tags",
+					      "metrics", "claims", "statcache", "totals",   "inputsets" };
 	struct strbuf sql = STRBUF_INIT;
 	int rc = -1, v;
 	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
@@ -761,7 +774,7 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 {
 	if (store_prepare(
 		    st, &st->q_files,
-		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind=4)"
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind>=4)"
 		    " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
@@ -982,6 +995,16 @@ static int load_details(struct store *st, struct run_record *r)
 		if (sqlite3_column_type(s, 1) != SQLITE_NULL)
 			sb_addf(&t, "=%s", (const char *)sqlite3_column_text(s, 1));
 		sv_push_nocopy(&r->tags, sb_detach(&t));
+	}
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(st->db, "SELECT key, value FROM metrics WHERE run=?1 ORDER BY key", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return store_sqlfail(st, "metrics");
+	sqlite3_bind_int64(s, 1, r->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct strbuf t = STRBUF_INIT;
+		sb_addf(&t, "%s=%s", (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1));
+		sv_push_nocopy(&r->metrics, sb_detach(&t));
 	}
 	sqlite3_finalize(s);
 	return 0;
