@@ -42,9 +42,11 @@ int cmd_push(struct cli *cli, void *opts, int argc, char **argv)
 	const struct push_opts *o = opts;
 	const char *remote = argc ? argv[0] : "origin";
 	struct pick p = { STRVEC_INIT, o->since_ms >= 0 ? now_ms() - o->since_ms : 0 };
+	struct log_filter f = o->f;
 	struct strvec skipped = STRVEC_INIT;
 	int rc = 1;
-	if (store_list(cli->st, &o->f, pick, &p) < 0 || store_push(cli->st, remote, &p.hashes, &skipped) < 0) {
+	f.rows_only = 1; /* the hash and the time are in the row */
+	if (store_list(cli->st, &f, pick, &p) < 0 || store_push(cli->st, remote, &p.hashes, &skipped) < 0) {
 		rc = cli_fail(1);
 		goto out;
 	}

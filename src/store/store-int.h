@@ -31,7 +31,19 @@ struct pack_map {
 	size_t len;
 };
 
-enum { IX_RUN, IX_FILE, IX_PART_ADD, IX_PART_ID, IX_TAG, IX_METRIC, IX_SET_ADD, IX_SET_ID, IX_COUNT };
+enum {
+	IX_RUN,
+	IX_FILE,
+	IX_PART_ADD,
+	IX_PART_ID,
+	IX_TAG,
+	IX_METRIC,
+	IX_SET_ADD,
+	IX_SET_ID,
+	IX_PARTS_OF,
+	IX_PARTVAL,
+	IX_COUNT
+};
 
 struct store {
 	char *dir, *root, *tmp;

@@ -941,12 +941,13 @@ static int load_parts(struct store *st, struct run_record *r)
 	int64_t *ids = NULL;
 	size_t n = 0;
 	int rc = -1;
-	if (sqlite3_prepare_v2(st->db, "SELECT parts FROM runs WHERE id=?1", -1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(st->db, "SELECT kind, name, hash, detail FROM partvals WHERE id=?1", -1, &q, NULL) !=
-		    SQLITE_OK) {
-		store_sqlfail(st, "parts");
+	/* prepared once per store: log --json and push list every run */
+	if (store_prepare(st, &st->q_index[IX_PARTS_OF], "SELECT parts FROM runs WHERE id=?1") < 0 ||
+	    store_prepare(st, &st->q_index[IX_PARTVAL], "SELECT kind, name, hash, detail FROM partvals WHERE id=?1") <
+		    0)
 		goto out;
-	}
+	s = st->q_index[IX_PARTS_OF];
+	q = st->q_index[IX_PARTVAL];
 	sqlite3_bind_int64(s, 1, r->id);
 	if (sqlite3_step(s) == SQLITE_ROW &&
 	    store_parts_decode(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), &ids, &n) < 0) {
@@ -972,8 +973,10 @@ static int load_parts(struct store *st, struct run_record *r)
 	}
 	rc = 0;
 out:
-	sqlite3_finalize(s);
-	sqlite3_finalize(q);
+	if (s)
+		sqlite3_reset(s);
+	if (q)
+		sqlite3_reset(q);
 	free(ids);
 	return rc;
 }
@@ -1141,7 +1144,7 @@ int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, vo
 	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
 		struct run_record r = { 0 };
 		store_row_to_run(s, 0, &r);
-		int crc = load_details(st, &r);
+		int crc = f->rows_only ? 0 : load_details(st, &r);
 		if (crc == 0)
 			crc = cb(&r, ctx);
 		run_record_free(&r);

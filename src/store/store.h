@@ -311,6 +311,7 @@ struct log_filter {
 	const char *cmd_substr;
 	const char *status; /* "ok", "failed" or NULL */
 	struct strvec tags; /* "k=v" or "k", AND-ed */
+	int rows_only;      /* each run's row only: no files, parts, tags (push needs its hash) */
 };
 typedef int (*store_run_cb)(const struct run_record *r, void *ctx);
 int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx);
