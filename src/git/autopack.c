@@ -262,7 +262,8 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 	uint64_t sum = 0;
 	int rc = -1;
 	list_packs(dir, &packs, &n);
-	qsort(packs, n, sizeof(*packs), by_count);
+	if (n)
+		qsort(packs, n, sizeof(*packs), by_count);
 	for (size_t i = 0; i < n; i++) {
 		if (i > 0 && packs[i].count < 2 * sum)
 			upto = i + 1;

@@ -153,17 +153,19 @@ static int drop_unlisted_parts(struct store *st)
 			rc = 0; /* a damaged list: keep every part, reindex repairs it */
 			goto out;
 		}
-		if (n + k > alloc) {
+		if (k && n + k > alloc) {
 			alloc = (n + k) * 2;
 			used = xrealloc(used, alloc * sizeof(*used));
 		}
-		memcpy(used + n, ids, k * sizeof(*ids));
+		if (k)
+			memcpy(used + n, ids, k * sizeof(*ids));
 		n += k;
 		free(ids);
 	}
 	sqlite3_finalize(s);
 	s = NULL;
-	qsort(used, n, sizeof(*used), by_id);
+	if (n)
+		qsort(used, n, sizeof(*used), by_id);
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
 		goto out;
 	sqlite3_stmt *ids = NULL, *del = NULL;
@@ -176,7 +178,7 @@ static int drop_unlisted_parts(struct store *st)
 		size_t ngone = 0;
 		while (sqlite3_step(ids) == SQLITE_ROW) {
 			int64_t id = sqlite3_column_int64(ids, 0);
-			if (bsearch(&id, used, n, sizeof(*used), by_id))
+			if (n && bsearch(&id, used, n, sizeof(*used), by_id))
 				continue;
 			gone = xrealloc(gone, (ngone + 1) * sizeof(*gone));
 			gone[ngone++] = id;
