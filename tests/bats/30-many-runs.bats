@@ -138,3 +138,26 @@ stats_line() {
 	run -0 cashet exec -v -- echo "run 6"
 	assert_line --index 1 --partial "cashet: hit "
 }
+
+@test "a store killed between a pack and the removal of its loose copies, or midway through a pack, checks clean and replays" {
+	cashet init > /dev/null
+	cashet config auto-pack 0
+	for i in 1 2 3 4 5 6; do cashet exec -- echo "run $i" > /dev/null; done
+	cp -r .cashet/objects ../loose
+	cashet config auto-pack 8
+	cashet exec -- echo "run 7" > /dev/null
+	ls .cashet/objects/pack/pack-*.pack > /dev/null
+	# the loose copies back beside the pack, and a pack writer's temp file
+	cp -rn ../loose/. .cashet/objects/
+	head -c 1000 /dev/urandom > .cashet/objects/pack/tmp_pack_AbCdEf
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	run -0 cashet fsck
+	assert_output --regexp '^checked [0-9]+ objects and 7 runs: 0 bad objects, 0 broken runs, 0 index rows repaired$'
+	for n in 1 6 7; do
+		[ "$(verdict -- echo "run $n")" = hit ]
+	done
+	cashet gc > /dev/null
+	[ ! -e .cashet/objects/pack/tmp_pack_AbCdEf ]
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	[ "$(verdict -- echo "run 3")" = hit ]
+}
