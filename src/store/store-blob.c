@@ -50,11 +50,12 @@ static int open_loose(struct store *st, const char *oid, int *fd)
 /* Inflates the zlib stream of object oid that starts at offset in fd (a
  * loose object from its start, a pack entry after its header), handing
  * every byte (a loose object's "blob <size>\0" header included) to fn,
+ * a pack entry's stream (packed) inflating to size bytes,
  * which must check them: the stream's own checksum is not.
  * Returns 0, or <0: err_code() is E_CORRUPT when the object's own bytes
  * are at fault (not zlib, truncated), E_ERROR when reading it or fn
  * failed otherwise. */
-static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void *ctx)
+static int inflate_fd(int fd, uint64_t offset, int packed, uint64_t size, const char *oid, sink_fn fn, void *ctx)
 {
 	int rc = -1;
 	/* CHUNK: large enough that inflate's copy of the last 32 KiB of each
@@ -72,7 +73,18 @@ static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void
 	if (fstat(fd, &sb) < 0)
 		return err_sys("cannot read object %s", oid);
 	uint64_t end = (uint64_t)sb.st_size, pos = offset;
-	int mapped = S_ISREG(sb.st_mode) && end > offset + CHUNK;
+	/* How much of the file the stream can take: a pack entry of size
+	 * bytes deflates to at most that and a little (stored blocks), so a
+	 * small entry of a large pack is read in one small read, not mapped
+	 * a window at a time (2 MiB of page tables populated for each of
+	 * thousands of files was most of a many-file hit). */
+	uint64_t span = end - offset;
+	if (packed && size + size / 64 + 1024 < span)
+		span = size + size / 64 + 1024;
+	int mapped = S_ISREG(sb.st_mode) && span > CHUNK;
+	size_t inlen = span < CHUNK ? (size_t)span : CHUNK, outlen = packed && size < CHUNK ? (size_t)size + 1 : CHUNK;
+	if (!inlen)
+		inlen = 1;
 	if (!mapped && lseek(fd, (off_t)offset, SEEK_SET) < 0)
 		return err_sys("cannot read object %s", oid);
 	/* zlib's Adler-32 of the content is neither computed nor checked: it
@@ -83,8 +95,8 @@ static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void
 		return err_set("zlib init failed");
 	}
 	if (!mapped)
-		in = xmalloc(CHUNK);
-	out = xmalloc(CHUNK);
+		in = xmalloc(inlen);
+	out = xmalloc(outlen);
 	int zr = Z_OK;
 	while (zr != Z_STREAM_END) {
 		size_t n;
@@ -108,7 +120,7 @@ static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void
 			n = maplen - (size_t)(pos - base);
 			pos = base + maplen;
 		} else {
-			ssize_t got = read(fd, in, CHUNK);
+			ssize_t got = read(fd, in, inlen);
 			if (got < 0 && errno == EINTR)
 				continue;
 			if (got < 0) {
@@ -125,13 +137,13 @@ static int inflate_fd(int fd, uint64_t offset, const char *oid, sink_fn fn, void
 		z.avail_in = (uInt)n;
 		while (z.avail_in && zr != Z_STREAM_END) {
 			z.next_out = out;
-			z.avail_out = CHUNK;
+			z.avail_out = (uInt)outlen;
 			zr = inflate(&z, Z_NO_FLUSH);
 			if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
 				err_setc(E_CORRUPT, "object %s is corrupt", oid);
 				goto out;
 			}
-			size_t got = CHUNK - z.avail_out;
+			size_t got = outlen - z.avail_out;
 			if (got && fn(ctx, out, got) < 0)
 				goto out;
 		}
@@ -152,7 +164,7 @@ static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ct
 	int fd, rc = open_loose(st, oid, &fd);
 	if (rc != 0)
 		return rc;
-	rc = inflate_fd(fd, 0, oid, fn, ctx);
+	rc = inflate_fd(fd, 0, 0, 0, oid, fn, ctx);
 	close(fd);
 	return rc;
 }
@@ -211,7 +223,8 @@ static int packed_blob_bytes(void *ctx, const void *data, size_t len)
 static int read_held(const struct blob_hold *h, const char *oid, struct verify *v)
 {
 	struct loose_blob b = { .v = v, .oid = oid, .in_body = h->packed, .declared = h->size };
-	int rc = inflate_fd(h->fd, h->offset, oid, h->packed ? packed_blob_bytes : loose_blob_bytes, &b);
+	int rc = inflate_fd(h->fd, h->offset, h->packed, h->size, oid, h->packed ? packed_blob_bytes : loose_blob_bytes,
+			    &b);
 	if (rc == 0 && (!b.in_body || b.got != b.declared))
 		rc = err_setc(E_CORRUPT, "object %s is truncated", oid);
 	return rc;
