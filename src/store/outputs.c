@@ -37,31 +37,67 @@ static void stored_path(const struct store *st, const char *path, struct strbuf 
 	sb_release(&rel);
 }
 
-static int have_file(const struct run_record *r, const char *stored)
+/* The stored paths of a run's files, hashed: a directory of 20,000
+ * outputs was 200 million strcmp()s with a scan of the list per file. */
+struct pathset {
+	size_t *slot; /* index + 1 into r->files, 0 empty */
+	size_t cap;
+};
+
+static size_t *pathset_find(struct pathset *ps, const struct run_record *r, const char *stored)
 {
-	for (size_t i = 0; i < r->nfiles; i++)
-		if (!strcmp(r->files[i].path, stored))
-			return 1;
-	return 0;
+	struct digest d;
+	digest_of(stored, strlen(stored), &d);
+	size_t i;
+	memcpy(&i, d.b, sizeof(i));
+	for (i &= ps->cap - 1; ps->slot[i]; i = (i + 1) & (ps->cap - 1))
+		if (!strcmp(r->files[ps->slot[i] - 1].path, stored))
+			break;
+	return &ps->slot[i];
+}
+
+/* Adds every file of r from index from on (the table kept under half full). */
+static void pathset_add(struct pathset *ps, const struct run_record *r, size_t from)
+{
+	if (2 * r->nfiles >= ps->cap) {
+		free(ps->slot);
+		ps->cap = ps->cap ? ps->cap : 256;
+		while (2 * r->nfiles >= ps->cap)
+			ps->cap *= 2;
+		ps->slot = xcalloc(ps->cap, sizeof(*ps->slot));
+		from = 0;
+	}
+	for (size_t i = from; i < r->nfiles; i++) {
+		size_t *s = pathset_find(ps, r, r->files[i].path);
+		if (!*s)
+			*s = i + 1;
+	}
+}
+
+static int have_file(struct pathset *ps, const struct run_record *r, const char *stored)
+{
+	return *pathset_find(ps, r, stored) != 0;
 }
 
 /* Every directory of a declared output directory is recorded, empty or
  * not, so a replay makes the empty ones and knows what a directory holds
  * (whatever else is in it goes). Never the project's root or "/". */
-static void add_dir(struct store *st, const char *abs, mode_t mode, struct run_record *r)
+static void add_dir(struct store *st, const char *abs, mode_t mode, struct run_record *r, struct pathset *ps)
 {
 	struct strbuf sp = STRBUF_INIT;
 	stored_path(st, abs, &sp);
-	if (strcmp(sp.buf, "files/.") && strcmp(sp.buf, "abs/") && strcmp(sp.buf, "abs") && !have_file(r, sp.buf)) {
+	if (strcmp(sp.buf, "files/.") && strcmp(sp.buf, "abs/") && strcmp(sp.buf, "abs") && !have_file(ps, r, sp.buf)) {
 		struct run_file *f = run_add_file(r, FILE_DIR, sp.buf);
 		f->mode = 040000;
 		f->perm = (int)(mode & 0777);
+		pathset_add(ps, r, r->nfiles - 1);
 	}
 	sb_release(&sp);
 }
 
 /* path is named in messages as the user declared it; abs is where it is. */
-static int collect(struct store *st, const char *path, const char *abs, struct run_record *r, int depth)
+static int collect(struct store *st, const char *path, const char *abs, struct run_record *r, struct pathset *ps,
+		   int depth)
 {
 	struct stat sb;
 	struct strbuf sp = STRBUF_INIT, child = STRBUF_INIT;
@@ -75,7 +111,7 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 			err_set("output %s: directories nested too deep", path);
 			goto out;
 		}
-		add_dir(st, abs, sb.st_mode, r);
+		add_dir(st, abs, sb.st_mode, r, ps);
 		DIR *d = opendir(abs);
 		struct strvec names = STRVEC_INIT;
 		struct dirent *e;
@@ -94,17 +130,18 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 			sb_addf(&sp, "%s/%s", path, names.v[i]);
 			sb_reset(&child);
 			sb_addf(&child, "%s/%s", abs, names.v[i]);
-			rc = collect(st, sp.buf, child.buf, r, depth + 1);
+			rc = collect(st, sp.buf, child.buf, r, ps, depth + 1);
 		}
 		sv_release(&names);
 		goto out;
 	}
 	stored_path(st, abs, &sp);
-	if (have_file(r, sp.buf)) {
+	if (have_file(ps, r, sp.buf)) {
 		rc = 0; /* declared twice (a file inside a declared directory) */
 		goto out;
 	}
 	struct run_file *f = run_add_file(r, FILE_OUTPUT, sp.buf);
+	pathset_add(ps, r, r->nfiles - 1);
 	f->src = xstrdup(abs);
 	if (S_ISLNK(sb.st_mode)) {
 		char target[PATH_MAX];
@@ -137,13 +174,16 @@ int outputs_collect(struct store *st, const char *cwd, const struct strvec *decl
 {
 	struct strbuf abs = STRBUF_INIT;
 	struct stat sb;
+	struct pathset ps = { NULL, 0 };
 	int rc = 0;
+	pathset_add(&ps, r, 0);
 	for (size_t i = 0; rc == 0 && i < declared->n; i++) {
 		path_absolute(cwd, declared->v[i], &abs);
 		if (missing_ok && lstat(abs.buf, &sb) < 0 && errno == ENOENT)
 			continue;
-		rc = collect(st, declared->v[i], abs.buf, r, 0);
+		rc = collect(st, declared->v[i], abs.buf, r, &ps, 0);
 	}
+	free(ps.slot);
 	sb_release(&abs);
 	return rc;
 }
