@@ -594,12 +594,12 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
  * so the next runs do not each trigger a gc. Never the command's failure. */
 static void auto_gc(struct store *st)
 {
-	const struct gitmod *g = gitmod_get();
 	struct strbuf v = STRBUF_INIT;
 	uint64_t max;
 	int64_t total;
-	/* cheap: one config read and one row; gc itself only past the bound */
-	if (g && g->config(store_dir(st), "max-size", NULL, 0, &v) == 0 && parse_size(v.buf, &max) == 0 && max &&
+	/* cheap: the config already read and one row; gc itself only past the
+	 * bound (a small miss never loads libgit2) */
+	if (store_setting_user(st, "max-size", &v) && parse_size(v.buf, &max) == 0 && max &&
 	    store_total_bytes(st, &total) == 0 && (uint64_t)total > max) {
 		struct gc_opts o = { .max_size = max / 10 * 9, .busy = claim_busy };
 		struct gc_report rep;

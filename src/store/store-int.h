@@ -61,6 +61,18 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r);
  * (*fd the open pack, *data where its zlib stream starts, *size), 1 not
  * packed or a delta, -1 error. */
 int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, uint64_t *size);
+/* Whether oid is in one of the store's packs, whatever its type: 1 yes, 0 no. */
+int store_pack_has(struct store *st, const char *oid);
+
+/* Copies a small blob into f->data for the index (zstd when it pays);
+ * nothing for one over INLINE_MAX. */
+void store_inline_data(struct run_file *f, const char *content, size_t len);
+
+/* Writes r's blobs, tree, commit and refs as libgit2 would, without it
+ * (store-odb.c): 0 saved (r->hash, r->parent, the oids and the inline
+ * copies filled), 1 not a run this writer takes (a file of 1 MiB or more,
+ * a path git would refuse: the git module's), -1 error. */
+int store_odb_save(struct store *st, struct run_record *r, const char *meta, size_t metalen);
 
 /* Indexes every run that has a ref but no index row: the refs are the
  * truth, and an interrupted save, import or pull leaves such runs. A run

@@ -144,3 +144,38 @@ int store_pack_find(struct store *st, const char *oid, int *fd, uint64_t *data, 
 	sb_release(&p);
 	return rc;
 }
+
+int store_pack_has(struct store *st, const char *oid)
+{
+	struct strbuf p = STRBUF_INIT;
+	unsigned char id[20];
+	int have = 0;
+	if (strlen(oid) != 40 || unhex(oid, id) < 0)
+		return 0;
+	sb_addf(&p, "%s/objects/pack", st->dir);
+	DIR *d = opendir(p.buf);
+	struct dirent *e;
+	size_t base = p.len;
+	while (!have && d && (e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+		if (n < 5 || strcmp(e->d_name + n - 4, ".idx"))
+			continue;
+		sb_setlen(&p, base);
+		sb_addf(&p, "/%s", e->d_name);
+		int ifd = open(p.buf, O_RDONLY | O_CLOEXEC);
+		struct stat sb;
+		if (ifd >= 0 && fstat(ifd, &sb) == 0 && sb.st_size > 0) {
+			void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, ifd, 0);
+			if (m != MAP_FAILED) {
+				have = idx_offset(m, (size_t)sb.st_size, id) != 0;
+				munmap(m, (size_t)sb.st_size);
+			}
+		}
+		if (ifd >= 0)
+			close(ifd);
+	}
+	if (d)
+		closedir(d);
+	sb_release(&p);
+	return have;
+}

@@ -10,7 +10,7 @@
 #include <zstd.h>
 
 /* Small blobs are copied into the index; zstd when it pays. */
-static void inline_data(struct run_file *f, const char *content, size_t len)
+void store_inline_data(struct run_file *f, const char *content, size_t len)
 {
 	free(f->data);
 	f->data = NULL;
@@ -162,22 +162,24 @@ out:
 
 int store_save(struct store *st, struct run_record *r)
 {
-	const struct gitmod *g = gitmod_get();
+	const struct gitmod *g;
 	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
 	int rc = -1, lock = -1;
-	if (!g || (lock = store_lock(st, 0)) < 0)
+	if ((lock = store_lock(st, 0)) < 0)
 		goto out;
 	meta_encode(r, &meta);
-	if (g->save_run(st->dir, r, meta.buf, meta.len) < 0)
+	/* a run of small files without libgit2; the rest through it */
+	int own = store_odb_save(st, r, meta.buf, meta.len);
+	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len) < 0)))
 		goto out;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
-		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR)
+		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR || f->data)
 			continue;
 		sb_reset(&content);
 		if (read_file_sb(f->src, &content) < 0)
 			goto out;
-		inline_data(f, content.buf ? content.buf : "", content.len);
+		store_inline_data(f, content.buf ? content.buf : "", content.len);
 	}
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
 		goto out;
@@ -247,7 +249,7 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r)
 		sb_reset(&content);
 		if (g->read_blob(st->dir, f->oid, &content) < 0)
 			goto out;
-		inline_data(f, sb_str(&content), content.len);
+		store_inline_data(f, sb_str(&content), content.len);
 	}
 	rc = 0;
 out:

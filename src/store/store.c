@@ -149,26 +149,20 @@ static int config_line(const char *line, const char *key, struct strbuf *value)
 	return 1;
 }
 
-int store_setting(struct store *st, const char *key, struct strbuf *value)
+/* The last value of section.key in a config file's text: 1 (value
+ * filled) or 0. */
+static int config_text_get(const char *text, const char *section, const char *key, struct strbuf *value)
 {
 	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT;
+	size_t slen = strlen(section);
 	int found = 0, in_section = 0;
-	/* once per open store: a request reads several settings, on the hit path */
-	if (!st->config_read) {
-		struct strbuf path = STRBUF_INIT;
-		sb_addf(&path, "%s/config", st->dir);
-		if (read_file_sb(path.buf, &st->config) < 0)
-			err_clear(); /* no config file: nothing set */
-		sb_release(&path);
-		st->config_read = 1;
-	}
-	for (const char *p = st->config.buf; p && *p;) {
+	for (const char *p = text; p && *p;) {
 		const char *nl = strchrnul(p, '\n');
 		sb_reset(&line);
 		sb_add(&line, p, (size_t)(nl - p));
 		const char *l = sb_str(&line) + strspn(sb_str(&line), " \t");
 		if (*l == '[')
-			in_section = !strncasecmp(l, "[cashet]", 8);
+			in_section = !strncasecmp(l + 1, section, slen) && l[1 + slen] == ']';
 		else if (in_section && config_line(l, key, &v)) {
 			sb_reset(value);
 			sb_add(value, v.buf ? v.buf : "", v.len);
@@ -178,6 +172,60 @@ int store_setting(struct store *st, const char *key, struct strbuf *value)
 	}
 	sb_release(&v);
 	sb_release(&line);
+	return found;
+}
+
+int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value)
+{
+	/* once per open store: a request reads several settings, on the hit path */
+	if (!st->config_read) {
+		struct strbuf path = STRBUF_INIT;
+		sb_addf(&path, "%s/config", st->dir);
+		if (read_file_sb(path.buf, &st->config) < 0)
+			err_clear(); /* no config file: nothing set */
+		sb_release(&path);
+		st->config_read = 1;
+	}
+	return config_text_get(st->config.buf, section, key, value);
+}
+
+int store_config_bool(const char *v)
+{
+	return !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1") || !*v;
+}
+
+int store_setting(struct store *st, const char *key, struct strbuf *value)
+{
+	return store_config_get(st, "cashet", key, value);
+}
+
+int store_setting_user(struct store *st, const char *key, struct strbuf *value)
+{
+	if (store_setting(st, key, value))
+		return 1;
+	/* git's order below the repository: global, XDG, system */
+	const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	int found = 0;
+	for (int i = 0; i < 3 && !found; i++) {
+		sb_reset(&path);
+		if (i == 0 && home && *home)
+			sb_addf(&path, "%s/.gitconfig", home);
+		else if (i == 1 && xdg && *xdg)
+			sb_addf(&path, "%s/git/config", xdg);
+		else if (i == 1 && home && *home)
+			sb_addf(&path, "%s/.config/git/config", home);
+		else if (i == 2)
+			sb_adds(&path, "/etc/gitconfig");
+		sb_reset(&text);
+		if (!path.len || read_file_sb(path.buf, &text) < 0) {
+			err_clear();
+			continue;
+		}
+		found = config_text_get(text.buf, "cashet", key, value);
+	}
+	sb_release(&path);
+	sb_release(&text);
 	return found;
 }
 

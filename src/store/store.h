@@ -137,6 +137,17 @@ const char *store_root(const struct store *st);
  * lines and "key = value" (quoted or not); the last value wins. Returns 1
  * (value filled), 0 not set. */
 int store_setting(struct store *st, const char *key, struct strbuf *value);
+/* The same, then, where the store does not set it, the user's and the
+ * system's git config (~/.gitconfig, $XDG_CONFIG_HOME/git/config,
+ * /etc/gitconfig), as libgit2 reads cashet.KEY: for settings a user may
+ * keep for every store (remote, max-size). */
+int store_setting_user(struct store *st, const char *key, struct strbuf *value);
+/* Any section.key of the store's git config file ("core",
+ * "fsyncobjectfiles"), read as store_setting reads: 1 found, 0 not. */
+int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value);
+/* A git config boolean that is true ("true", "yes", "on", "1", or a key
+ * without a value). */
+int store_config_bool(const char *v);
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
 
