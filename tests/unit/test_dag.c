@@ -214,6 +214,61 @@ static void test_missing_input_exists(void **state)
 	dag_free(d);
 }
 
+/* A large pipeline: edges found by search, not by comparing every pair
+ * (a matrix of n * n and its scans took minutes at 100,000 steps), with
+ * the same edges, order and errors. */
+static void test_large(void **state)
+{
+	enum { N = 20000 };
+	struct strbuf sb = STRBUF_INIT;
+	for (int i = 0; i < N; i++) {
+		sb_addf(&sb, "[steps.s%d]\ncmd = \"x\"\noutputs = [\"out/s%d.txt\"]\n", i, i);
+		if (i % 10)
+			sb_addf(&sb, "inputs = [\"out/s%d.txt\"]\n", i - 1);
+	}
+	/* a glob fans in every output; a directory output feeds a file inside it */
+	sb_adds(&sb, "[steps.all]\ncmd = \"x\"\ninputs = [\"out/*.txt\"]\n"
+		     "[steps.dir]\ncmd = \"x\"\noutputs = [\"./d\"]\n"
+		     "[steps.use]\ncmd = \"x\"\ninputs = [\"d/x/y\", \"d\"]\n");
+	int64_t t0 = now_ms();
+	struct dag *d = load_ok(sb.buf);
+	assert_true(now_ms() - t0 < 10000);
+	assert_int_equal(d->n, N + 3);
+	assert_int_equal(d->steps[0].npreds, 0);
+	assert_int_equal(d->steps[7].npreds, 1);
+	assert_int_equal(d->steps[7].preds[0], 6);
+	assert_int_equal(d->steps[N].npreds, N);
+	for (size_t p = 0; p < N; p++)
+		assert_int_equal(d->steps[N].preds[p], p);
+	assert_int_equal(d->steps[N + 2].npreds, 1);
+	assert_int_equal(d->steps[N + 2].preds[0], N + 1);
+	for (size_t k = 0; k < N; k++)
+		assert_int_equal(d->order[k], k);
+	assert_int_equal(d->order[N], N);
+	dag_free(d);
+
+	/* a clash at the end of a large file names the steps as before */
+	sb_reset(&sb);
+	for (int i = 0; i < N; i++)
+		sb_addf(&sb, "[steps.s%d]\ncmd = \"x\"\noutputs = [\"out/s%d.txt\"]\n", i, i);
+	sb_adds(&sb, "[steps.late]\ncmd = \"x\"\noutputs = [\"out/s5.txt\"]\n");
+	struct strbuf want = STRBUF_INIT;
+	sb_addf(&want, "dag.toml:%d: steps 's5' and 'late' both write 'out/s5.txt'", 3 * N + 3);
+	expect_err(sb.buf, want.buf);
+	/* and a cycle through a long chain */
+	sb_reset(&sb);
+	for (int i = 0; i < N; i++)
+		sb_addf(&sb, "[steps.s%d]\ncmd = \"x\"\ndeps = [\"s%d\"]\n", i, (i + 1) % N);
+	struct dag *d2 = (struct dag *)1;
+	write_dag(sb.buf);
+	assert_int_equal(dag_load("dag.toml", &d2), -1);
+	assert_null(d2);
+	assert_true(!strncmp(err_msg(), "dag.toml:1: cycle: s0 -> s19999 -> s19998 -> ", 45));
+	assert_true(strstr(err_msg(), " -> s1 -> s0") != NULL);
+	sb_release(&want);
+	sb_release(&sb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +277,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_input_exists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
