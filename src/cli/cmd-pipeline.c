@@ -18,7 +18,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,25 +36,42 @@ struct opts {
 	int force_all, jobs, keep_going, dry_run, verbose;
 };
 
-/* What a worker tells the scheduler through its pipe. */
+/* What a worker tells the scheduler after each step. */
 struct verdict {
+	size_t step;
 	int verdict; /* enum exec_verdict */
 	int exit_code;
+};
+
+/* A worker process: it runs the steps the scheduler hands it, one at a
+ * time, through the engine with one store handle and one batch for all of
+ * them (store_batch_begin), so a step opens nothing and creates no file of
+ * its own, and its run is published with the others of the batch. */
+struct slot {
+	pid_t pid; /* 0: no process */
+	int sock;  /* the scheduler's end: step numbers and log fds out, verdicts in */
+	long step; /* the step it runs, -1: idle */
 };
 
 struct ctx {
 	struct dag *d;
 	struct opts *o;
 	struct strbuf store;  /* absolute store directory every worker opens */
-	struct strbuf logdir; /* temporary: one .out and .err per step */
+	struct strbuf logdir; /* temporary: marks this run (the logs are in memory) */
 	struct store *st;     /* open for in-process hits and explanations, or NULL */
 	unsigned char *want, *force;
 	enum state *state;
-	pid_t *pid;
-	int *vfd; /* the read end of each running worker's verdict pipe */
+	int *log; /* 2 per step: its output and error logs while it runs (memfds), else -1 */
 	int64_t *t0;
+	struct slot *slots; /* o->jobs of them */
+	/* the ready queue: successors, the predecessors each still waits
+	 * for, and two heaps of order positions (steps to start; steps to
+	 * report as skipped), so a pass never rescans every step */
+	size_t **succ, *nsucc, *left, *pos;
+	size_t *ready, nready, *doomed, ndoomed;
+	unsigned char *queued;
 	int tty;
-	size_t total, done, running;
+	size_t total, done, running, failed;
 	int64_t start;
 };
 
@@ -81,10 +100,13 @@ static int is_file(const char *p)
 	return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static void log_path(const struct ctx *x, size_t i, const char *ext, struct strbuf *p)
+static void close_logs(struct ctx *x, size_t i)
 {
-	sb_reset(p);
-	sb_addf(p, "%s/%zu.%s", x->logdir.buf, i, ext);
+	for (int k = 0; k < 2; k++) {
+		if (x->log[2 * i + k] >= 0)
+			close(x->log[2 * i + k]);
+		x->log[2 * i + k] = -1;
+	}
 }
 
 /* Step i's request, its streams to fds out and err. */
@@ -93,17 +115,21 @@ static int request(const struct ctx *x, size_t i, unsigned flags, int out, int e
 	return step_request_init(sr, x->d, &x->d->steps[i], environ, flags | (x->force[i] ? EXEC_FORCE : 0), out, err);
 }
 
-static int open_logs(const struct ctx *x, size_t i, int *out, int *err)
+/* Step i's output and error logs, made by the scheduler (a worker inherits
+ * them) in memory: two files created and deleted per step cost more than
+ * a trivial step on a file system that scans its recently deleted inodes
+ * to allocate one. Kept until the step's report (finish). */
+static int open_logs(struct ctx *x, size_t i)
 {
-	struct strbuf p = STRBUF_INIT;
-	log_path(x, i, "out", &p);
-	*out = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	log_path(x, i, "err", &p);
-	*err = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	sb_release(&p);
-	if (*out >= 0 && *err >= 0)
-		return 0;
-	return err_sys("cannot create the log files of step %s in %s", x->d->steps[i].name, x->logdir.buf);
+	for (int k = 0; k < 2; k++) {
+		int fd = memfd_create(k ? "cashet-step.err" : "cashet-step.out", MFD_CLOEXEC);
+		if (fd < 0) {
+			close_logs(x, i);
+			return err_sys("cannot create the log files of step %s", x->d->steps[i].name);
+		}
+		x->log[2 * i + k] = fd;
+	}
+	return 0;
 }
 
 /* The engine's notices go with the step's output: ctx is its err log. */
@@ -112,29 +138,54 @@ static void step_notice(void *ctx, const char *msg)
 	dprintf(*(const int *)ctx, "cashet: %s\n", msg);
 }
 
-/* The worker: a forked copy of the scheduler that runs step i through the
- * engine with its own store handle (an SQLite connection must not cross a
- * fork), its streams to the step's logs, and writes its verdict to vfd. */
-static void worker(const struct ctx *x, size_t i, int vfd)
+/* Sends step i and its two log fds to a worker. */
+static int send_step(int sock, size_t i, const int fds[2])
+{
+	char ctl[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { &i, sizeof(i) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	memset(ctl, 0, sizeof(ctl));
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
+	ssize_t n;
+	while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return n == (ssize_t)sizeof(i) ? 0 : err_sys("cannot hand a step to a worker");
+}
+
+/* Receives a step and its log fds: 1, 0 at the end (the scheduler closed
+ * its end), -1 interrupted or failed. */
+static int recv_step(int sock, size_t *i, int fds[2])
+{
+	char ctl[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { i, sizeof(*i) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+	if (n == 0)
+		return 0;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (n != (ssize_t)sizeof(*i) || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+		return -1;
+	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	return 1;
+}
+
+/* Runs step i in a worker, its streams to the step's logs. */
+static struct verdict worker_step(const struct ctx *x, struct store *st, size_t i, int out, int err)
 {
 	struct step_request sr;
 	struct exec_result res;
-	struct store *st = NULL;
-	struct verdict v = { EXEC_NOT_STORED, EXEC_EXIT_CASHET };
-	int out, err;
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	struct verdict v = { i, EXEC_NOT_STORED, EXEC_EXIT_CASHET };
 	memset(&res, 0, sizeof(res));
-	if (open_logs(x, i, &out, &err) < 0)
-		_exit(EXEC_EXIT_CASHET);
 	/* whatever a library says goes with the step's output too */
 	dup2(err, STDERR_FILENO);
-	spawn_signals_init();
 	int r = request(x, i, 0, out, err, &sr);
 	sr.req.on_notice = step_notice;
 	sr.req.ctx = &err;
-	if (r < 0 || store_open(x->store.buf, 0, &st, NULL) < 0 || exec_run(st, &sr.req, &res) < 0) {
+	if (r < 0 || !st || exec_run(st, &sr.req, &res) < 0) {
 		dprintf(err, "cashet: %s\n", err_msg());
 	} else {
 		if (res.note && res.verdict != EXEC_HIT)
@@ -142,23 +193,80 @@ static void worker(const struct ctx *x, size_t i, int vfd)
 		v.verdict = res.verdict;
 		v.exit_code = res.exit_code;
 	}
-	if (write(vfd, &v, sizeof(v)) < 0) {
-		/* the scheduler sees no verdict: a failure */
-	}
-	_exit(v.exit_code & 0xff);
+	exec_result_free(&res);
+	step_request_release(&sr);
+	err_clear();
+	return v;
 }
 
-/* Starts a worker for step i; returns its pid, or -1. */
-static pid_t start_worker(struct ctx *x, size_t i)
+/* How long a worker with unpublished runs waits for its next step before
+ * it publishes them, and how many it keeps at most. */
+enum { IDLE_FLUSH_MS = 20, BATCH_MAX = 64 };
+
+/* The worker process: steps in, verdicts out, until the scheduler closes
+ * its end (or a signal stops it); then the batch is published. A worker
+ * whose scheduler died publishes nothing: its SQLite state came from the
+ * scheduler, whose locks died with it (see start_worker). */
+static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_fd)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_sys("pipe");
+	struct store *st = NULL;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	spawn_signals_init();
+	if (store_open(x->store.buf, 0, &st, NULL) < 0)
+		st = NULL; /* each step says why */
+	/* a run sent to a remote must be in the store: no batch then */
+	struct strbuf v = STRBUF_INIT;
+	if (st && !(getenv("CASHET_REMOTE") && *getenv("CASHET_REMOTE")) && !store_setting_user(st, "remote", &v))
+		store_batch_begin(st);
+	sb_release(&v);
+	while (!spawn_pending_signal()) {
+		struct pollfd pf = { sock, POLLIN, 0 };
+		int pr = poll(&pf, 1, st && store_batch_runs(st) ? IDLE_FLUSH_MS : -1);
+		if (pr == 0 && store_batch_flush(st) < 0)
+			dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+		if (pr <= 0)
+			continue;
+		size_t i;
+		int fds[2];
+		if (recv_step(sock, &i, fds) <= 0)
+			break;
+		struct verdict vd = worker_step(x, st, i, fds[0], fds[1]);
+		close(fds[0]);
+		close(fds[1]);
+		if (write_all(sock, &vd, sizeof(vd)) < 0)
+			break;
+		if (st && store_batch_runs(st) >= BATCH_MAX && store_batch_flush(st) < 0)
+			dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+	}
+	if (st && getppid() == parent && store_batch_flush(st) < 0)
+		dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+	if (getppid() != parent)
+		store_batch_abort(st);
+	store_close(st);
+	_exit(0);
+}
+
+/* Starts the worker of slot k. Returns 0, or -1. */
+static int start_worker(struct ctx *x, size_t k)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return err_sys("socketpair");
 	fflush(NULL);
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
-		close(p[0]);
+		close(sv[0]);
+		/* only its own end: another worker holding the scheduler's end
+		 * of this one would keep it from seeing the end */
+		for (int j = 0; j < x->o->jobs; j++)
+			if (x->slots[j].pid > 0)
+				close(x->slots[j].sock);
+		for (size_t i = 0; i < 2 * x->d->n; i++)
+			if (x->log[i] >= 0)
+				close(x->log[i]);
 		/* A worker outlives no scheduler: the SQLite state it inherited
 		 * shares the scheduler's file locks, which die with it, and the
 		 * next process to open the index would then reset the WAL index
@@ -167,15 +275,43 @@ static pid_t start_worker(struct ctx *x, size_t i)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			raise(SIGTERM);
-		worker(x, i, p[1]);
+		worker_main(x, sv[1], parent, dup(STDERR_FILENO));
 	}
-	close(p[1]);
+	close(sv[1]);
 	if (pid < 0) {
-		close(p[0]);
+		close(sv[0]);
 		return err_sys("cannot fork");
 	}
-	x->vfd[i] = p[0];
-	return pid;
+	x->slots[k] = (struct slot){ pid, sv[0], -1 };
+	return 0;
+}
+
+/* Hands step i to an idle worker, starting one if none is. */
+static int dispatch(struct ctx *x, size_t i)
+{
+	int k = -1;
+	for (int j = 0; j < x->o->jobs && k < 0; j++)
+		if (x->slots[j].pid > 0 && x->slots[j].step < 0)
+			k = j;
+	for (int j = 0; j < x->o->jobs && k < 0; j++)
+		if (!x->slots[j].pid && start_worker(x, (size_t)j) == 0)
+			k = j;
+	if (k < 0 || open_logs(x, i) < 0)
+		return -1;
+	if (send_step(x->slots[k].sock, i, &x->log[2 * i]) < 0) {
+		/* it died idle: another one takes the step */
+		int status;
+		close(x->slots[k].sock);
+		while (waitpid(x->slots[k].pid, &status, 0) < 0 && errno == EINTR)
+			;
+		x->slots[k].pid = 0;
+		if (start_worker(x, (size_t)k) < 0 || send_step(x->slots[k].sock, i, &x->log[2 * i]) < 0) {
+			close_logs(x, i);
+			return -1;
+		}
+	}
+	x->slots[k].step = (long)i;
+	return 0;
 }
 
 /* The no-op fast path: when all step i's run would do is replay, replays
@@ -186,12 +322,13 @@ static int replay_in_process(struct ctx *x, size_t i)
 {
 	struct step_request sr;
 	struct exec_result res;
-	int fo = -1, fe = -1, rc = 0;
+	int rc = 0;
 	if (!x->st || x->force[i] || !x->d->steps[i].cache)
 		return 0;
-	if (x->o->verbose && open_logs(x, i, &fo, &fe) < 0)
+	if (x->o->verbose && open_logs(x, i) < 0)
 		goto out;
-	if (request(x, i, EXEC_LOOKUP_ONLY, fo, fe, &sr) == 0 && exec_run(x->st, &sr.req, &res) == 0) {
+	if (request(x, i, EXEC_LOOKUP_ONLY, x->log[2 * i], x->log[2 * i + 1], &sr) == 0 &&
+	    exec_run(x->st, &sr.req, &res) == 0) {
 		/* only ok runs: the step would succeed */
 		rc = res.verdict == EXEC_HIT && res.exit_code == 0;
 		exec_result_free(&res);
@@ -199,10 +336,8 @@ static int replay_in_process(struct ctx *x, size_t i)
 	step_request_release(&sr);
 out:
 	err_clear();
-	if (fo >= 0)
-		close(fo);
-	if (fe >= 0)
-		close(fe);
+	if (!rc) /* a worker gets fresh ones */
+		close_logs(x, i);
 	return rc;
 }
 
@@ -223,20 +358,26 @@ static void draw_status(const struct ctx *x)
 /* The step's stdout, then its stderr, each line indented under its name. */
 static void print_output(const struct ctx *x, size_t i)
 {
-	const char *ext[] = { "out", "err" };
-	struct strbuf p = STRBUF_INIT, sb = STRBUF_INIT;
+	struct strbuf sb = STRBUF_INIT;
 	for (int k = 0; k < 2; k++) {
-		log_path(x, i, ext[k], &p);
+		int fd = x->log[2 * i + k];
 		sb_reset(&sb);
-		if (read_file_sb(p.buf, &sb) < 0) {
-			err_clear();
-			continue;
+		for (off_t off = 0; fd >= 0;) {
+			sb_grow(&sb, 65536);
+			ssize_t n = pread(fd, sb.buf + sb.len, sb.alloc - sb.len - 1, off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			sb_setlen(&sb, sb.len + (size_t)n);
+			off += n;
 		}
+		if (!sb.len)
+			continue;
 		char *save = NULL;
 		for (char *l = strtok_r(sb.buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
 			fprintf(stderr, "  | %s\n", l);
 	}
-	sb_release(&p);
 	sb_release(&sb);
 }
 
@@ -256,8 +397,8 @@ static void report(struct ctx *x, size_t i, const char *fmt, ...)
 	sb_release(&sb);
 }
 
-/* A step's end: status is the worker's, hit < 0 to read the verdict from
- * its pipe, else whether it was replayed in this process. */
+/* A step's end: status as waitpid gives it (the worker's verdict, or how
+ * it died), hit whether it was replayed. */
 static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 {
 	char dur[32];
@@ -265,14 +406,6 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	snprintf(dur, sizeof(dur), "%.2fs", (double)(now_ms() - x->t0[i]) / 1000);
 	x->running--;
 	x->done++;
-	x->pid[i] = 0;
-	if (hit < 0) {
-		struct verdict v;
-		hit = read(x->vfd[i], &v, sizeof(v)) == (ssize_t)sizeof(v) &&
-		      (v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED);
-		close(x->vfd[i]);
-		x->vfd[i] = -1;
-	}
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
 		report(x, i, "%s (%s)", x->state[i] == S_HIT ? "hit" : "ran", dur);
@@ -283,12 +416,14 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 		report(x, i, "stopped (%s)", dur);
 	} else {
 		x->state[i] = S_FAIL;
+		x->failed++;
 		if (WIFEXITED(status))
 			report(x, i, "FAILED (exit %d)", code);
 		else
 			report(x, i, "FAILED (signal %d)", WTERMSIG(status));
 		print_output(x, i);
 	}
+	close_logs(x, i);
 	draw_status(x);
 }
 
@@ -310,6 +445,170 @@ static int ready(const struct ctx *x, size_t i, size_t *why)
 	return ok;
 }
 
+/* A min-heap of steps by their position in the order: steps are started
+ * (and skips reported) in the order a pass over every step would take. */
+static void heap_push(const struct ctx *x, size_t *h, size_t *n, size_t v)
+{
+	size_t i = (*n)++;
+	while (i && x->pos[h[(i - 1) / 2]] > x->pos[v]) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = v;
+}
+
+static size_t heap_pop(const struct ctx *x, size_t *h, size_t *n)
+{
+	size_t top = h[0], v = h[--*n], i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && x->pos[h[c + 1]] < x->pos[h[c]])
+			c++;
+		if (x->pos[h[c]] >= x->pos[v])
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n)
+		h[i] = v;
+	return top;
+}
+
+/* After step i ended: what waited for it is ready once all it needs is
+ * done, or to be skipped as soon as one of them failed or did not run. */
+static void settle(struct ctx *x, size_t i)
+{
+	int ok = x->state[i] == S_HIT || x->state[i] == S_RAN;
+	for (size_t e = 0; e < x->nsucc[i]; e++) {
+		size_t j = x->succ[i][e];
+		if (!x->want[j] || x->state[j] != S_WAIT || x->queued[j] == 2)
+			continue;
+		if (!ok) {
+			x->queued[j] = 2;
+			heap_push(x, x->doomed, &x->ndoomed, j);
+		} else if (!--x->left[j]) {
+			x->queued[j] = 1;
+			heap_push(x, x->ready, &x->nready, j);
+		}
+	}
+}
+
+/* The successors of every step and the ready queue's first steps. */
+static void queue_init(struct ctx *x)
+{
+	size_t n = x->d->n;
+	x->nsucc = xcalloc(n ? n : 1, sizeof(*x->nsucc));
+	x->left = xcalloc(n ? n : 1, sizeof(*x->left));
+	x->pos = xcalloc(n ? n : 1, sizeof(*x->pos));
+	x->succ = xcalloc(n ? n : 1, sizeof(*x->succ));
+	x->ready = xmalloc((n ? n : 1) * sizeof(*x->ready));
+	x->doomed = xmalloc((n ? n : 1) * sizeof(*x->doomed));
+	x->queued = xcalloc(n ? n : 1, 1);
+	for (size_t k = 0; k < n; k++)
+		x->pos[x->d->order[k]] = k;
+	for (size_t i = 0; i < n; i++)
+		for (size_t p = 0; p < x->d->steps[i].npreds; p++)
+			x->nsucc[x->d->steps[i].preds[p]]++;
+	size_t *fill = xcalloc(n ? n : 1, sizeof(*fill));
+	for (size_t i = 0; i < n; i++)
+		x->succ[i] = xmalloc((x->nsucc[i] ? x->nsucc[i] : 1) * sizeof(**x->succ));
+	for (size_t i = 0; i < n; i++) {
+		x->left[i] = x->d->steps[i].npreds;
+		for (size_t p = 0; p < x->d->steps[i].npreds; p++) {
+			size_t j = x->d->steps[i].preds[p];
+			x->succ[j][fill[j]++] = i;
+		}
+		if (x->want[i] && !x->left[i]) {
+			x->queued[i] = 1;
+			heap_push(x, x->ready, &x->nready, i);
+		}
+	}
+	free(fill);
+}
+
+static void queue_free(struct ctx *x)
+{
+	for (size_t i = 0; x->succ && i < x->d->n; i++)
+		free(x->succ[i]);
+	free(x->succ);
+	free(x->nsucc);
+	free(x->left);
+	free(x->pos);
+	free(x->ready);
+	free(x->doomed);
+	free(x->queued);
+}
+
+static void stop_workers(struct ctx *x)
+{
+	for (int k = 0; k < x->o->jobs; k++)
+		if (x->slots[k].pid > 0 && x->slots[k].step >= 0)
+			kill(x->slots[k].pid, SIGTERM);
+}
+
+/* Waits for the next verdict (or a worker's death) and ends that step.
+ * Returns 0, or -1 when there is nothing to wait for. */
+static int wait_step(struct ctx *x, int stopping)
+{
+	struct pollfd *pf = xcalloc((size_t)x->o->jobs, sizeof(*pf));
+	int np = 0, rc = 0;
+	for (int k = 0; k < x->o->jobs; k++)
+		if (x->slots[k].pid > 0 && x->slots[k].step >= 0)
+			pf[np++] = (struct pollfd){ x->slots[k].sock, POLLIN, 0 };
+	int pr = np ? poll(pf, (nfds_t)np, x->tty ? 100 : -1) : -1;
+	if (pr == 0)
+		draw_status(x);
+	for (int k = 0; pr > 0 && k < x->o->jobs; k++) {
+		struct slot *sl = &x->slots[k];
+		int ready = 0;
+		for (int q = 0; q < np; q++)
+			ready |= pf[q].fd == sl->sock && pf[q].revents;
+		if (sl->pid <= 0 || sl->step < 0 || !ready)
+			continue;
+		size_t i = (size_t)sl->step;
+		struct verdict v;
+		ssize_t got = read(sl->sock, &v, sizeof(v));
+		if (got < 0 && errno == EINTR)
+			continue;
+		sl->step = -1;
+		if (got == (ssize_t)sizeof(v) && v.step == i) {
+			finish(x, i, (v.exit_code & 0xff) << 8, stopping,
+			       v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED);
+		} else {
+			/* it died: the step ends as the worker did (no verdict: a failure) */
+			int status = 0;
+			close(sl->sock);
+			while (waitpid(sl->pid, &status, 0) < 0 && errno == EINTR)
+				;
+			sl->pid = 0;
+			finish(x, i, WIFEXITED(status) && !WEXITSTATUS(status) ? 1 << 8 : status, stopping, 0);
+		}
+		/* the command may have written anything */
+		stat_memo_clear();
+		settle(x, i);
+	}
+	if (np == 0)
+		rc = -1;
+	free(pf);
+	return rc;
+}
+
+/* Ends the workers: each publishes its batch once its end is closed. */
+static void end_workers(struct ctx *x)
+{
+	for (int k = 0; k < x->o->jobs; k++)
+		if (x->slots[k].pid > 0)
+			close(x->slots[k].sock);
+	for (int k = 0; k < x->o->jobs; k++) {
+		int status;
+		while (x->slots[k].pid > 0 && waitpid(x->slots[k].pid, &status, 0) < 0 && errno == EINTR)
+			;
+		x->slots[k].pid = 0;
+	}
+}
+
 static int run_all(struct ctx *x)
 {
 	size_t n = x->d->n, failed = 0, hits = 0, ran = 0;
@@ -317,43 +616,50 @@ static int run_all(struct ctx *x)
 	x->start = now_ms();
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];
+	x->slots = xcalloc((size_t)x->o->jobs, sizeof(*x->slots));
+	queue_init(x);
+	/* the files outside the project are judged as one snapshot */
+	if (x->st)
+		stat_memo_enable(store_root(x->st));
 	draw_status(x);
 	for (;;) {
 		if (got_signal && !stopping) {
 			stopping = 1;
-			for (size_t i = 0; i < n; i++)
-				if (x->pid[i] > 0)
-					kill(x->pid[i], SIGTERM);
+			stop_workers(x);
 		}
 		/* got_signal too: a pass of in-process replays starts no child to interrupt */
-		for (size_t k = 0; k < n && !stopping && !got_signal; k++) {
-			size_t i = x->d->order[k], up = 0;
-			if (!x->want[i] || x->state[i] != S_WAIT)
-				continue;
-			int r = ready(x, i, &up);
-			if (r < 0) {
+		while (!stopping && !got_signal) {
+			size_t i, up = 0;
+			if (x->ndoomed) {
+				i = heap_pop(x, x->doomed, &x->ndoomed);
+				ready(x, i, &up);
 				x->state[i] = S_SKIP;
 				x->done++;
 				report(x, i, "skipped (upstream step %s %s)", x->d->steps[up].name,
 				       x->state[up] == S_FAIL ? "failed" : "did not run");
 				draw_status(x);
+				settle(x, i);
 				continue;
 			}
-			if (!r || x->running >= (size_t)x->o->jobs)
-				continue;
+			if (!x->nready || x->running >= (size_t)x->o->jobs)
+				break;
+			i = heap_pop(x, x->ready, &x->nready);
 			x->t0[i] = now_ms();
 			if (replay_in_process(x, i)) {
 				x->running++;
 				finish(x, i, 0, 0, 1);
+				settle(x, i);
 				continue;
 			}
-			if (got_signal)
+			if (got_signal) {
+				heap_push(x, x->ready, &x->nready, i);
 				break; /* it may have cut the replay short: nothing more starts */
-			x->pid[i] = start_worker(x, i);
-			if (x->pid[i] < 0) {
+			}
+			if (dispatch(x, i) < 0) {
+				heap_push(x, x->ready, &x->nready, i);
 				rc = cli_fail(1);
-				x->pid[i] = 0;
 				stopping = 1;
+				stop_workers(x);
 				break;
 			}
 			x->state[i] = S_RUN;
@@ -362,39 +668,25 @@ static int run_all(struct ctx *x)
 		}
 		if (!x->running)
 			break;
-		int status;
-		pid_t pid = waitpid(-1, &status, x->tty ? WNOHANG : 0);
-		if (pid == 0) {
-			poll(NULL, 0, 100);
-			draw_status(x);
-			continue;
-		}
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			err_sys("waitpid");
-			rc = cli_fail(1);
+		size_t before = x->failed;
+		if (wait_step(x, stopping) < 0)
 			break;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (x->pid[i] != pid)
-				continue;
-			finish(x, i, status, stopping, -1);
-			if (x->state[i] == S_FAIL && !x->o->keep_going && !stopping) {
-				/* fail fast: a worker forwards TERM to its command and stores nothing */
-				stopping = 1;
-				for (size_t j = 0; j < n; j++)
-					if (x->pid[j] > 0)
-						kill(x->pid[j], SIGTERM);
-			}
+		/* fail fast: a worker forwards TERM to its command and stores nothing */
+		if (x->failed > before && !x->o->keep_going && !stopping) {
+			stopping = 1;
+			stop_workers(x);
 		}
 	}
+	end_workers(x);
 	clear_status(x);
 	for (size_t i = 0; i < n; i++) {
 		failed += x->state[i] == S_FAIL;
 		hits += x->state[i] == S_HIT;
 		ran += x->state[i] == S_RAN;
 	}
+	stat_memo_enable(NULL);
+	queue_free(x);
+	free(x->slots);
 	char dur[32];
 	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
 	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed,
@@ -597,18 +889,9 @@ static void sweep_stale_logdirs(const char *tmp)
 
 static void remove_logs(struct ctx *x)
 {
-	struct strbuf p = STRBUF_INIT;
-	/* steps replayed in this process without -v left no logs: often none */
-	if (!x->logdir.len || rmdir(x->logdir.buf) == 0)
-		return;
-	for (size_t i = 0; i < x->d->n; i++) {
-		log_path(x, i, "out", &p);
-		unlink(p.buf);
-		log_path(x, i, "err", &p);
-		unlink(p.buf);
-	}
-	rmdir(x->logdir.buf);
-	sb_release(&p);
+	/* the logs are in memory: the directory is only a marker of this run */
+	if (x->logdir.len && rmdir(x->logdir.buf) < 0)
+		rm_rf(x->logdir.buf);
 }
 
 enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS };
@@ -680,8 +963,9 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 		goto out;
 	}
 	x.state = xcalloc(x.d->n, sizeof(*x.state));
-	x.pid = xcalloc(x.d->n, sizeof(*x.pid));
-	x.vfd = xcalloc(x.d->n, sizeof(*x.vfd));
+	x.log = xmalloc(2 * x.d->n * sizeof(*x.log));
+	for (size_t i = 0; i < 2 * x.d->n; i++)
+		x.log[i] = -1;
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
 	x.tty = isatty(STDERR_FILENO);
 	signals_init();
@@ -705,8 +989,10 @@ out:
 	free(x.want);
 	free(x.force);
 	free(x.state);
-	free(x.pid);
-	free(x.vfd);
+	for (size_t i = 0; x.log && i < 2 * x.d->n; i++)
+		if (x.log[i] >= 0)
+			close(x.log[i]);
+	free(x.log);
 	free(x.t0);
 	sb_release(&x.store);
 	sb_release(&x.logdir);

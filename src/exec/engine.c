@@ -571,7 +571,7 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 	const struct capture *caps[] = { &out->out, &out->err };
 	for (int k = 0; k < 2; k++) {
 		struct run_file *f = run_add_file(r, k, k ? "stderr" : "stdout");
-		f->src = xstrdup(caps[k]->path);
+		f->src = caps[k]->path ? xstrdup(caps[k]->path) : NULL; /* NULL: empty */
 		f->xxh = caps[k]->d;
 		f->size = caps[k]->size;
 	}
@@ -598,8 +598,9 @@ static void auto_gc(struct store *st)
 	uint64_t max;
 	int64_t total;
 	/* cheap: the config already read and one row; gc itself only past the
-	 * bound (a small miss never loads libgit2) */
-	if (store_setting_user(st, "max-size", &v) && parse_size(v.buf, &max) == 0 && max &&
+	 * bound (a small miss never loads libgit2); not while a batch holds
+	 * the store lock that gc would wait for */
+	if (!store_batch_runs(st) && store_setting_user(st, "max-size", &v) && parse_size(v.buf, &max) == 0 && max &&
 	    store_total_bytes(st, &total) == 0 && (uint64_t)total > max) {
 		struct gc_opts o = { .max_size = max / 10 * 9, .busy = claim_busy };
 		struct gc_report rep;
@@ -640,10 +641,18 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	res->verdict = EXEC_NOT_STORED;
 
 	/* 1. the key */
-	if (prepare_stdin(st, req->stdin_fd, &hashed, &child_stdin, &spooled) < 0 ||
-	    fingerprint(st, req, hashed, &r) < 0)
+	/* a lookup runs nothing: no /dev/null to open for a command (a
+	 * pipeline's no-op run looks up every step) */
+	hashed = child_stdin = -1;
+	if ((req->stdin_fd >= 0 || !(req->flags & EXEC_LOOKUP_ONLY)) &&
+	    prepare_stdin(st, req->stdin_fd, &hashed, &child_stdin, &spooled) < 0)
+		goto out;
+	if (fingerprint(st, req, hashed, &r) < 0)
 		goto out;
 	res->fp = r.fp;
+	/* a run of this process's batch is published first: it holds the claim */
+	if (store_batch_has(st, &r.fp) && store_batch_flush(st) < 0)
+		goto out;
 
 	/* 2. a local hit */
 	if (cache && !force && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)

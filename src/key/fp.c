@@ -64,7 +64,7 @@ int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf
 		struct strbuf abs = STRBUF_INIT;
 		path_absolute(cwd, out->buf, &abs);
 		struct stat sb;
-		if (stat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(abs.buf, X_OK) == 0) {
+		if (stat_memo(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(abs.buf, X_OK) == 0) {
 			sb_reset(out);
 			sb_add(out, abs.buf, abs.len);
 			sb_release(&abs);
@@ -478,7 +478,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		goto out;
 	if (have_exe && !found.exe_is_script) {
 		struct stat s;
-		if (stat(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
+		if (stat_memo(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
 			goto out;
 		if (add_shim_parts(st, spec, r, sb.buf) < 0)
 			goto out;

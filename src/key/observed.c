@@ -306,7 +306,7 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, in
 	struct stat sb;
 	struct digest d;
 	const char *what = NULL;
-	if (stat(abs, &sb) < 0) {
+	if (stat_memo(abs, &sb) < 0) {
 		if (in->kind == INPUT_ABSENT && (errno == ENOENT || errno == ENOTDIR))
 			return 1;
 		what = in->kind == INPUT_ABSENT ? "cannot be checked" : "no longer exists";

@@ -33,6 +33,7 @@ struct store {
 	char *unwritable;     /* why not */
 	struct strbuf config; /* the git config file's text, read once (store_setting) */
 	int config_read;
+	struct store_batch *batch; /* store_batch_begin(): runs saved but not yet published */
 };
 
 int store_sqlfail(struct store *st, const char *what);

@@ -172,12 +172,16 @@ int store_save(struct store *st, struct run_record *r)
 	int own = store_odb_save(st, r, meta.buf, meta.len);
 	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len) < 0)))
 		goto out;
+	if (own == 0 && st->batch) {
+		rc = 0; /* published by store_batch_flush, claim and all */
+		goto out;
+	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
 		if (f->size > INLINE_MAX || f->mode == 0120000 || f->kind == FILE_DIR || f->data)
 			continue;
 		sb_reset(&content);
-		if (read_file_sb(f->src, &content) < 0)
+		if (f->src && read_file_sb(f->src, &content) < 0)
 			goto out;
 		store_inline_data(f, content.buf ? content.buf : "", content.len);
 	}

@@ -208,6 +208,21 @@ int store_touch(struct store *st, const struct run_record *r, int64_t now);
  * commit. Fills r->hash, r->parent and each file's oid. The claim on r->fp,
  * if held, is released in the same index transaction. */
 int store_save(struct store *st, struct run_record *r);
+
+/* Batches (a pipeline's workers): after store_batch_begin, store_save
+ * writes a run of small files into one pack shared by the batch and keeps
+ * its refs and index row; store_batch_flush publishes them all (pack, then
+ * refs, then one index transaction that also drops their claims), so a run
+ * costs no file of its own and a process killed mid-batch leaves the store
+ * as it was, its claims to be taken over. Runs holding a file of 1 MiB or
+ * more are stored at once, as without a batch. store_close drops what was
+ * not flushed. store_batch_has: whether fp is pending (flush before
+ * looking it up: the claim on it is this process's own). */
+int store_batch_begin(struct store *st);
+int store_batch_flush(struct store *st);
+void store_batch_abort(struct store *st);
+size_t store_batch_runs(const struct store *st);
+int store_batch_has(const struct store *st, const struct digest *fp);
 /* Streams a blob's content to fd (or appends to sb when fd < 0), verifying its digest. */
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);
