@@ -199,9 +199,11 @@ static struct verdict worker_step(const struct ctx *x, struct store *st, size_t 
 	return v;
 }
 
-/* How long a worker with unpublished runs waits for its next step before
- * it publishes them, and how many it keeps at most. */
-enum { IDLE_FLUSH_MS = 20, BATCH_MAX = 64 };
+/* When a worker publishes its batch: when it waited this long for its next
+ * step, when it holds this many runs, when the oldest is this old, or
+ * after a step this long (batching pays for small steps only, and a kill
+ * loses what is not published). */
+enum { IDLE_FLUSH_MS = 20, BATCH_MAX = 64, BATCH_AGE_MS = 250, SLOW_STEP_MS = 100 };
 
 /* The worker process: steps in, verdicts out, until the scheduler closes
  * its end (or a signal stops it); then the batch is published. A worker
@@ -221,6 +223,7 @@ static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_
 	if (st && !(getenv("CASHET_REMOTE") && *getenv("CASHET_REMOTE")) && !store_setting_user(st, "remote", &v))
 		store_batch_begin(st);
 	sb_release(&v);
+	int64_t oldest = 0; /* when the batch's first run started */
 	while (!spawn_pending_signal()) {
 		struct pollfd pf = { sock, POLLIN, 0 };
 		int pr = poll(&pf, 1, st && store_batch_runs(st) ? IDLE_FLUSH_MS : -1);
@@ -232,12 +235,18 @@ static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_
 		int fds[2];
 		if (recv_step(sock, &i, fds) <= 0)
 			break;
+		int64_t t0 = now_ms();
+		if (st && !store_batch_runs(st))
+			oldest = t0;
 		struct verdict vd = worker_step(x, st, i, fds[0], fds[1]);
 		close(fds[0]);
 		close(fds[1]);
 		if (write_all(sock, &vd, sizeof(vd)) < 0)
 			break;
-		if (st && store_batch_runs(st) >= BATCH_MAX && store_batch_flush(st) < 0)
+		int64_t t1 = now_ms();
+		if (st && store_batch_runs(st) &&
+		    (store_batch_runs(st) >= BATCH_MAX || t1 - t0 >= SLOW_STEP_MS || t1 - oldest >= BATCH_AGE_MS) &&
+		    store_batch_flush(st) < 0)
 			dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
 	}
 	if (st && getppid() == parent && store_batch_flush(st) < 0)

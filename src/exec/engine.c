@@ -165,8 +165,15 @@ static int fingerprint(struct store *st, const struct exec_request *req, int std
 	spec.stdin_fd = stdin_hashed;
 	if (!spec.cwd || spec.cwd[0] != '/')
 		err_set("internal: a request needs an absolute working directory");
-	else if (fp_compute(st, &spec, r) == 0 && store_flush_statcache(st) == 0)
-		rc = 0;
+	else {
+		/* one read transaction: a lock and an unlock per stat cache
+		 * lookup was most of a large directory input's hit */
+		int began = store_read_begin(st);
+		int fr = fp_compute(st, &spec, r);
+		store_read_end(st, began);
+		if (fr == 0 && store_flush_statcache(st) == 0)
+			rc = 0;
+	}
 	sv_release(&strict);
 	return rc;
 }

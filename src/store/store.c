@@ -631,6 +631,7 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_batch_abort(st);
+	store_cache_prefetch_end(st);
 	for (size_t i = 0; i < st->npending; i++) {
 		free(st->pending[i].path);
 		free(st->pending[i].deps);
@@ -658,6 +659,24 @@ void store_close(struct store *st)
 	free(st->tmp);
 	free(st->unwritable);
 	free(st);
+}
+
+int store_read_begin(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db) || store_exec(st, "BEGIN") < 0) {
+		err_clear(); /* only fewer locks: the lookups work without */
+		return 0;
+	}
+	return 1;
+}
+
+void store_read_end(struct store *st, int began)
+{
+	if (began && store_exec(st, "COMMIT") < 0) {
+		err_clear();
+		store_exec(st, "ROLLBACK");
+		err_clear();
+	}
 }
 
 const char *store_dir(const struct store *st)
