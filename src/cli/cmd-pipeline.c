@@ -984,12 +984,17 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 		err_clear();
 		x.st = NULL;
 	}
+	/* status and dry runs write nothing: the system's files are one
+	 * snapshot for them (run_all keeps it while nothing runs) */
+	if (x.st && (sub == SUB_STATUS || o->dry_run))
+		stat_memo_enable(store_root(x.st));
 	if (sub == SUB_STATUS)
 		rc = status_all(&x);
 	else if (o->dry_run)
 		rc = dry_run(&x);
 	else
 		rc = run_all(&x);
+	stat_memo_enable(NULL);
 out:
 	store_close(x.st);
 	if (x.d)
