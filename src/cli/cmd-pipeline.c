@@ -997,15 +997,15 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	stat_memo_enable(NULL);
 out:
 	store_close(x.st);
+	for (size_t i = 0; x.log && i < 2 * x.d->n; i++)
+		if (x.log[i] >= 0)
+			close(x.log[i]);
 	if (x.d)
 		remove_logs(&x);
 	dag_free(x.d);
 	free(x.want);
 	free(x.force);
 	free(x.state);
-	for (size_t i = 0; x.log && i < 2 * x.d->n; i++)
-		if (x.log[i] >= 0)
-			close(x.log[i]);
 	free(x.log);
 	free(x.t0);
 	sb_release(&x.store);

@@ -911,7 +911,8 @@ static int link_steps(struct dag *d, struct edges *E)
 	}
 
 	/* preds sorted and unique; successors in index order */
-	qsort(E->e, E->n, sizeof(*E->e), by_consumer);
+	if (E->n)
+		qsort(E->e, E->n, sizeof(*E->e), by_consumer);
 	nsucc = xcalloc(n ? n : 1, sizeof(*nsucc));
 	for (size_t e = 0; e < E->n; e++) {
 		if (e && E->e[e][0] == E->e[e - 1][0] && E->e[e][1] == E->e[e - 1][1])
