@@ -230,9 +230,7 @@ static void test_large(void **state)
 	sb_adds(&sb, "[steps.all]\ncmd = \"x\"\ninputs = [\"out/*.txt\"]\n"
 		     "[steps.dir]\ncmd = \"x\"\noutputs = [\"./d\"]\n"
 		     "[steps.use]\ncmd = \"x\"\ninputs = [\"d/x/y\", \"d\"]\n");
-	int64_t t0 = now_ms();
 	struct dag *d = load_ok(sb.buf);
-	assert_true(now_ms() - t0 < 10000);
 	assert_int_equal(d->n, N + 3);
 	assert_int_equal(d->steps[0].npreds, 0);
 	assert_int_equal(d->steps[7].npreds, 1);
