@@ -77,7 +77,7 @@ function __cashet_wrapped
                 set -e tokens[1]
                 printf '%s\n' $tokens
                 return 0
-            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store --remote
+            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --stale --timeout --kill-after --retries --store --remote --remote-mode --metrics
                 # the cursor is on this option's value
                 set -q tokens[2]; or return 1
                 set -e tokens[1..2]
@@ -132,6 +132,9 @@ complete -c cashet -n "not __cashet_subcommand" -a invalidate -d 'Remove the run
 complete -c cashet -n "not __cashet_subcommand" -a config -d 'Get or set store settings (max-size)'
 complete -c cashet -n "not __cashet_subcommand" -a fsck -d 'Verify the store against git and repair the index'
 complete -c cashet -n "not __cashet_subcommand" -a pipeline -d 'Run the steps of a dag.toml, replaying what is unchanged'
+complete -c cashet -n "not __cashet_subcommand" -a exp -d 'Compare runs as experiments: their params and metrics in a table'
+complete -c cashet -n "not __cashet_subcommand" -a metrics -d 'Compare the metrics of two runs'
+complete -c cashet -n "not __cashet_subcommand" -a params -d 'Compare the params of two runs'
 complete -c cashet -n "not __cashet_subcommand" -a remote -d 'Add, remove or list git remotes used as shared caches'
 complete -c cashet -n "not __cashet_subcommand" -a push -d 'Send runs to a git remote'
 complete -c cashet -n "not __cashet_subcommand" -a pull -d "Fetch a git remote's runs and index them"
@@ -153,7 +156,10 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l str
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l env-mode -x -a 'strict all' -d 'Which environment variables the command gets'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s t -l tag -x -d 'Tag the run: KEY=VALUE or KEY (not part of the key)'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s n -l name -x -d 'Name the run'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l metrics -r -F -d "An output read as the run's metrics (JSON, TOML, CSV)"
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l ttl -x -d 'Do not replay the run after DURATION (e.g. 12h)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l stale -x -d 'Replay a run older than DURATION at once, refresh it in the background'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l warm -d 'Refresh the run in the background and print nothing'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l timeout -x -d "Kill the command's process group after DURATION (exit 124)"
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l kill-after -x -d 'Grace period between TERM and KILL after a timeout'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l retries -x -d 'Retry a failing command up to N times, backing off'
@@ -163,6 +169,7 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-stdin -d 'Do not read or hash stdin; the command gets /dev/null'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l store -x -a '(__fish_complete_directories)' -d 'Use the store at DIR'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l remote -x -d 'Share runs through Redis (redis://host:port/db)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l remote-mode -x -a 'read read-write' -d 'read: never write to the remote'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s v -l verbose -d 'Say hit or miss (and why) and the run hash on stderr'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l explain -d 'Do not run: say whether it would hit, and if not, what changed'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l json -d 'With --explain: print JSON'
@@ -181,6 +188,7 @@ complete -c cashet -n "__cashet_using log" -l cmd -x -d 'Only runs whose command
 complete -c cashet -n "__cashet_using log" -l status -x -a 'ok failed' -d 'Only completed or only failed runs'
 complete -c cashet -n "__cashet_using log" -s t -l tag -x -d 'Only runs with this tag: KEY=VALUE or KEY'
 complete -c cashet -n "__cashet_using log" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using log" -l signatures -d 'Also say who signed each run'
 complete -c cashet -n "__cashet_using log" -s h -l help -d 'Show usage'
 
 # show
@@ -242,13 +250,15 @@ complete -c cashet -n "__cashet_using invalidate" -l tag -x -d 'Tag KEY=VALUE or
 complete -c cashet -n "__cashet_using invalidate" -l name -x -d 'Run name'
 complete -c cashet -n "__cashet_using invalidate" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using config" -l unset -d 'Remove the setting'
-complete -c cashet -n "__cashet_using config" -x -a 'max-size remote trace auto-outputs ignore' -d 'Setting'
+complete -c cashet -n "__cashet_using config" -x -a 'max-size remote remote-mode trace auto-outputs ignore stdin-limit signing-key trust.allowed-signers' -d 'Setting'
 complete -c cashet -n "__cashet_using config" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using fsck" -l prune -d 'Remove runs that cannot be repaired'
 complete -c cashet -n "__cashet_using fsck" -s h -l help -d 'Show usage'
 
 # pipeline run|graph|status [options] [FILE] [TARGET...]
-complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status' -d 'Subcommand'
+complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status report' -d 'Subcommand'
+complete -c cashet -n "__cashet_using pipeline" -s o -l output -r -F -d 'Report: write the page to FILE'
+complete -c cashet -n "__cashet_using pipeline" -l metric -x -d 'Report: the metric to plot'
 complete -c cashet -n "__cashet_using pipeline" -F -a '(__fish_complete_suffix .toml)'
 complete -c cashet -n "__cashet_using pipeline" -s j -l jobs -x -d 'Run up to N steps at once'
 complete -c cashet -n "__cashet_using pipeline" -s k -l keep-going -d 'After a failure, run every step not downstream of it'
@@ -276,3 +286,18 @@ complete -c cashet -n "__cashet_using serve" -l max-body -x -d 'Largest request 
 complete -c cashet -n "__cashet_using serve" -l pipeline -r -F -d 'Pipeline file whose steps POST /submit runs'
 complete -c cashet -n "__cashet_using serve" -l allow-exec -d 'POST /submit may run any command (needs a token)'
 complete -c cashet -n "__cashet_using serve" -s h -l help -d 'Show usage'
+
+# exp show [options] [PIPELINE]
+complete -c cashet -n "__cashet_using exp" -x -a 'show' -d 'Subcommand'
+complete -c cashet -n "__cashet_using exp" -F -a '(__fish_complete_suffix .toml)'
+complete -c cashet -n "__cashet_using exp" -l line -x -d 'Every run of the command line of run HASH'
+complete -c cashet -n "__cashet_using exp" -s t -l tag -x -d 'The runs with this tag (KEY=VALUE)'
+complete -c cashet -n "__cashet_using exp" -l sort -x -d 'Sort by a column, descending with -'
+complete -c cashet -n "__cashet_using exp" -l where -x -d 'Keep the rows where COL OP VALUE'
+complete -c cashet -n "__cashet_using exp" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using exp" -l csv -d 'Print CSV with every column'
+
+# metrics diff / params diff [options] [A [B]]
+complete -c cashet -n "__cashet_using metrics params" -x -a 'diff' -d 'Subcommand'
+complete -c cashet -n "__cashet_using metrics params" -s a -l all -d 'List unchanged values too'
+complete -c cashet -n "__cashet_using metrics params" -l json -d 'Print JSON'

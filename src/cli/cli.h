@@ -17,6 +17,7 @@ struct cli {
 	struct store *st;      /* opened by main for CMD_STORE commands (main closes it), else NULL */
 	const char *name;      /* the command as typed for messages: "log", "pipeline run" */
 	int dashdash;          /* how many operands came before a "--"; -1 when there was none */
+	char **argv;           /* cashet's own command line, as main got it (exec --stale runs it again) */
 };
 
 /* What main does before the handler runs, and how it reads the command line. */
@@ -27,6 +28,12 @@ enum cmd_flags {
 	CMD_DEFAULT = 1 << 3,      /* the subcommand run when none is named */
 	CMD_EXIT_2 = 1 << 4,       /* errors exit 2, not 1 (diff, as diff(1)) */
 };
+
+/* Who signed run hash, for log --signatures and show: appends "signed by
+ * ci@example.com" (or "unsigned", ...) to text and, when json is not
+ * NULL, ',"signature":"allowed","signer":"ci@example.com"' to it. A check
+ * that cannot be made is said in text, not an error. */
+void cli_signature(struct store *st, const char *hash, struct strbuf *text, struct strbuf *json);
 
 /* A row of the command table (main.c), or of a command's subcommands. */
 struct command {
@@ -75,15 +82,18 @@ extern const struct opt_table cmd_init_options, cmd_exec_options, cmd_why_option
 	cmd_history_options, cmd_get_options, cmd_export_options, cmd_import_options, cmd_gc_options, cmd_clear_options,
 	cmd_invalidate_options, cmd_config_options, cmd_fsck_options, cmd_pipeline_options, cmd_rm_options,
 	cmd_push_options, cmd_pull_options, cmd_serve_options;
-extern const struct command cmd_pipeline_subs[], cmd_remote_subs[];
+extern const struct command cmd_pipeline_subs[], cmd_remote_subs[], cmd_exp_subs[], cmd_metrics_subs[],
+	cmd_params_subs[];
 
 /* exec's options; why's and history's too (`history -- CMD`). */
 struct exec_opts {
 	struct fp_spec spec;     /* -i, -o, -e, -p, --dep, --raw-sources; argv, cwd and env come later */
 	struct strvec tags;      /* -t K=V */
+	struct strvec metrics;   /* --metrics: outputs read as the run's metrics */
 	struct strvec env_files; /* --env-file */
 	const char *name;        /* -n */
 	const char *remote;      /* --remote URL */
+	const char *remote_mode; /* --remote-mode read|read-write */
 	int force, no_cache, cache_failures, no_stdin, retries;
 	int verbose, explain, json;
 	int report_fd; /* --report-fd; -1 for none */
@@ -93,6 +103,8 @@ struct exec_opts {
 	unsigned observe;
 	struct strvec ignore;
 	int64_t ttl_ms, timeout_ms, grace_ms;
+	int64_t stale_ms;  /* --stale: replay a run older than this, and refresh it in the background */
+	int warm;          /* --warm: refresh in the background, print nothing */
 	struct strvec env; /* not an option: the command's environment, ours plus --env-file settings */
 };
 #define EXEC_OPTS_INIT                                                                                                 \

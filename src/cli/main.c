@@ -4,6 +4,8 @@
  * Each command lives in its own cmd-<name>.c and exports its entry. */
 #include "cli/cli.h"
 #include "cli/runjson.h"
+#include "store/trust.h"
+#include "util/json.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -46,6 +48,10 @@ const struct command commands[] = {
 	/* the pipeline finds its store from the dag.toml's directory */
 	{ "pipeline", NULL, &cmd_pipeline_options, 0, NULL, "run the steps of a dag.toml, replaying what is unchanged",
 	  cmd_pipeline_subs },
+	{ "exp", NULL, NULL, 0, NULL, "compare runs as experiments: their params and metrics in a table",
+	  cmd_exp_subs },
+	{ "metrics", NULL, NULL, 0, NULL, "compare the metrics of two runs", cmd_metrics_subs },
+	{ "params", NULL, NULL, 0, NULL, "compare the params of two runs", cmd_params_subs },
 	{ "remote", NULL, NULL, 0, NULL, "add, remove or list git remotes used as shared caches", cmd_remote_subs },
 	{ "push", cmd_push, &cmd_push_options, CMD_STORE, "[REMOTE]", "send runs to a git remote", NULL },
 	{ "pull", cmd_pull, &cmd_pull_options, CMD_STORE, "[REMOTE]", "fetch a git remote's runs and index them",
@@ -136,6 +142,25 @@ int cli_load_run(struct store *st, const char *prefix, struct run_record *r)
 	if (rc == 0)
 		return cli_error(1, "no run %s", hash);
 	return 0;
+}
+
+void cli_signature(struct store *st, const char *hash, struct strbuf *text, struct strbuf *json)
+{
+	struct trust_verdict v = { 0 };
+	if (store_signer(st, hash, &v) < 0) {
+		sb_addf(text, "not checked: %s", err_msg());
+		if (json) {
+			sb_adds(json, ",\"signature\":null,\"signer\":null");
+		}
+		err_clear();
+	} else {
+		trust_describe(&v, text);
+		if (json) {
+			sb_addf(json, ",\"signature\":\"%s\",\"signer\":", trust_state_name(v.state));
+			json_str_or_null(json, v.who.len ? v.who.buf : NULL);
+		}
+	}
+	sb_release(&v.who);
 }
 
 /* "usage: cashet NAME [options] OPERANDS", a line for each form of the operands. */
@@ -361,7 +386,14 @@ int main(int argc, char **argv)
 	const struct opt_set sets[] = { { global_options, &cli }, { top_options, &cli } };
 	struct strbuf name = STRBUF_INIT;
 	struct opt_args args;
+	/* the command line as given (parsing moves the operands in argv),
+	 * for the process's life: static, so no leak checker counts it */
+	static char **given;
 	int rc = 2;
+
+	given = xcalloc((size_t)argc + 1, sizeof(*given));
+	memcpy(given, argv, (size_t)argc * sizeof(*argv));
+	cli.argv = given;
 
 	/* A file size limit (ulimit -f) must fail a write with EFBIG, which
 	 * is reported and leaves the store alone, not kill cashet half-way.

@@ -18,11 +18,12 @@ const struct opt_table runjson_options = { OPT_ROWS(json_rows) };
 
 const char *runjson_kind_name(int kind)
 {
-	return kind == FILE_STDOUT   ? "stdout"
-	       : kind == FILE_STDERR ? "stderr"
-	       : kind == FILE_OUTPUT ? "output"
-	       : kind == FILE_DIR    ? "dir"
-				     : "source";
+	return kind == FILE_STDOUT    ? "stdout"
+	       : kind == FILE_STDERR  ? "stderr"
+	       : kind == FILE_OUTPUT  ? "output"
+	       : kind == FILE_DIR     ? "dir"
+	       : kind == FILE_STREAMS ? "order"
+				      : "source";
 }
 
 void runjson_log(struct strbuf *sb, const struct run_record *r)
@@ -82,6 +83,8 @@ void runjson_show(struct strbuf *sb, const struct run_record *r)
 	}
 	sb_adds(sb, ",\"tags\":");
 	json_str_array(sb, &r->tags);
+	sb_adds(sb, ",\"metrics\":");
+	json_str_array(sb, &r->metrics);
 	sb_adds(sb, ",\"parts\":[");
 	for (size_t i = 0; i < r->nparts; i++) {
 		digest_hex(&r->parts[i].hash, hx);

@@ -3,6 +3,7 @@
  * is only ever written for a commit whose blobs, tree and ref exist. */
 #include "store/store-int.h"
 #include "store/gitmod.h"
+#include "store/trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,20 @@ int store_index_run(struct store *st, const struct run_record *r)
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}
+	sqlite3_finalize(s);
+
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO metrics VALUES(?1,?2,?3)", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlfail(st, "writing the index");
+		goto out;
+	}
+	for (size_t i = 0; i < r->metrics.n; i++) {
+		const char *m = r->metrics.v[i], *eq = strchr(m, '=');
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_text(s, 2, m, (int)(eq - m), SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, eq + 1, -1, SQLITE_STATIC);
+		if (bind_exec(st, s) < 0)
+			goto out;
+	}
 	rc = 0;
 out:
 	sqlite3_finalize(s);
@@ -163,14 +178,19 @@ out:
 int store_save(struct store *st, struct run_record *r)
 {
 	const struct gitmod *g;
-	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
+	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT, key = STRBUF_INIT;
 	int rc = -1, lock = -1;
 	if ((lock = store_lock(st, 0)) < 0)
 		goto out;
 	meta_encode(r, &meta);
-	/* a run of small files without libgit2; the rest through it */
-	int own = store_odb_save(st, r, meta.buf, meta.len);
-	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len) < 0)))
+	/* A configured key that cannot sign fails the store: an unsigned run
+	 * would be refused by every store that trusts this key. */
+	int sign = store_signing_key(st, &key);
+	/* a run of small files without libgit2 (a signed one goes through it:
+	 * it signs); the rest through it */
+	int own = sign ? 1 : store_odb_save(st, r, meta.buf, meta.len);
+	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len,
+									sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
 		goto out;
 	if (own == 0 && st->batch) {
 		rc = 0; /* published by store_batch_flush, claim and all */
@@ -209,6 +229,7 @@ out:
 	store_unlock(lock);
 	sb_release(&meta);
 	sb_release(&content);
+	sb_release(&key);
 	return rc;
 }
 
@@ -272,7 +293,8 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
 	if (store_exec(st,
-		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs") < 0)
+		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM metrics; "
+		       "DELETE FROM runs") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
 		struct run_record r = { 0 };

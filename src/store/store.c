@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -36,6 +36,8 @@ static const char schema[] =
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
 	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE INDEX tags_key ON tags(key, value);"
+	"CREATE TABLE metrics(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE TABLE claims(fp BLOB PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,"
 	" start INTEGER NOT NULL, heartbeat INTEGER NOT NULL);"
 	/* totals.bytes follows runs.bytes through triggers, so the size bound
@@ -150,19 +152,28 @@ static int config_line(const char *line, const char *key, struct strbuf *value)
 }
 
 /* The last value of section.key in a config file's text: 1 (value
- * filled) or 0. */
+ * filled) or 0. A key with a dot names a subsection: "trust.allowed-signers"
+ * of "cashet" is allowed-signers in [cashet "trust"], as git and libgit2
+ * write cashet.trust.allowed-signers (subsection names are case-sensitive). */
 static int config_text_get(const char *text, const char *section, const char *key, struct strbuf *value)
 {
-	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT;
-	size_t slen = strlen(section);
+	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT, header = STRBUF_INIT;
 	int found = 0, in_section = 0;
+	const char *dot = strchr(key, '.');
+	if (dot) {
+		sb_addf(&header, "[%s \"%.*s\"]", section, (int)(dot - key), key);
+		key = dot + 1;
+	} else {
+		sb_addf(&header, "[%s]", section);
+	}
 	for (const char *p = text; p && *p;) {
 		const char *nl = strchrnul(p, '\n');
 		sb_reset(&line);
 		sb_add(&line, p, (size_t)(nl - p));
 		const char *l = sb_str(&line) + strspn(sb_str(&line), " \t");
 		if (*l == '[')
-			in_section = !strncasecmp(l + 1, section, slen) && l[1 + slen] == ']';
+			in_section =
+				dot ? !strncmp(l, header.buf, header.len) : !strncasecmp(l, header.buf, header.len);
 		else if (in_section && config_line(l, key, &v)) {
 			sb_reset(value);
 			sb_add(value, v.buf ? v.buf : "", v.len);
@@ -172,6 +183,7 @@ static int config_text_get(const char *text, const char *section, const char *ke
 	}
 	sb_release(&v);
 	sb_release(&line);
+	sb_release(&header);
 	return found;
 }
 
@@ -287,7 +299,8 @@ static int read_version(struct store *st)
  * the tables were (re)created by us, 0 if another process did it first. */
 static int create_schema(struct store *st)
 {
-	static const char *const tables[] = { "runs", "files", "parts", "tags", "claims", "statcache", "totals" };
+	static const char *const tables[] = { "runs",    "files",  "parts",     "tags",
+					      "metrics", "claims", "statcache", "totals" };
 	struct strbuf sql = STRBUF_INIT;
 	int rc = -1, v;
 	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
@@ -807,7 +820,7 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 {
 	if (store_prepare(
 		    st, &st->q_files,
-		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind=4)"
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind>=4)"
 		    " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);
@@ -967,6 +980,16 @@ static int load_details(struct store *st, struct run_record *r)
 		if (sqlite3_column_type(s, 1) != SQLITE_NULL)
 			sb_addf(&t, "=%s", (const char *)sqlite3_column_text(s, 1));
 		sv_push_nocopy(&r->tags, sb_detach(&t));
+	}
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(st->db, "SELECT key, value FROM metrics WHERE run=?1 ORDER BY key", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return store_sqlfail(st, "metrics");
+	sqlite3_bind_int64(s, 1, r->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct strbuf t = STRBUF_INIT;
+		sb_addf(&t, "%s=%s", (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1));
+		sv_push_nocopy(&r->metrics, sb_detach(&t));
 	}
 	sqlite3_finalize(s);
 	return 0;
