@@ -210,7 +210,7 @@ static struct verdict worker_step(const struct ctx *x, struct store *st, size_t 
  * step, when it holds this many runs, when the oldest is this old, or
  * after a step this long (batching pays for small steps only, and a kill
  * loses what is not published). */
-enum { IDLE_FLUSH_MS = 20, BATCH_MAX = 64, BATCH_AGE_MS = 250, SLOW_STEP_MS = 100 };
+enum { IDLE_FLUSH_MS = 20, BATCH_MAX = 64, BATCH_AGE_MS = 1000, SLOW_STEP_MS = 1000 };
 
 /* The worker process: steps in, verdicts out, until the scheduler closes
  * its end (or a signal stops it); then the batch is published. A worker
