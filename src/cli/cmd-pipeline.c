@@ -5,10 +5,12 @@
  * would only be replayed is replayed in this process; one that must run
  * goes to a forked worker that calls the engine and reports its verdict
  * through a pipe, so up to -j steps run at once and a no-op run starts no
- * process at all. */
+ * process at all. A step for Slurm goes to a worker too, which hands it to
+ * pipeline/executor-slurm.c: one worker per job in flight. */
 #include "cli/cli.h"
 #include "exec/spawn.h"
 #include "pipeline/dag.h"
+#include "pipeline/executor-slurm.h"
 #include "pipeline/step.h"
 
 #include <dirent.h>
@@ -30,6 +32,7 @@ enum state { S_WAIT, S_RUN, S_HIT, S_RAN, S_FAIL, S_SKIP, S_STOP };
 /* The options of run, graph and status: each takes those its table lists. */
 struct opts {
 	const char *format;
+	const char *executor; /* --executor: "local" or "slurm", or NULL */
 	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;
 };
@@ -38,6 +41,8 @@ struct opts {
 struct verdict {
 	int verdict; /* enum exec_verdict */
 	int exit_code;
+	char jobid[32]; /* the Slurm job that ran it, or "" */
+	char why[240];  /* a failure told otherwise than by its exit code, or "" */
 };
 
 struct ctx {
@@ -45,6 +50,8 @@ struct ctx {
 	struct opts *o;
 	struct strbuf store;  /* absolute store directory every worker opens */
 	struct strbuf logdir; /* temporary: one .out and .err per step */
+	struct strbuf spool;  /* the Slurm jobs' hand-back directory, when a step goes to Slurm */
+	struct strbuf self;   /* this cashet's path, which Slurm jobs run */
 	struct store *st;     /* open for in-process hits and explanations, or NULL */
 	unsigned char *want, *force;
 	enum state *state;
@@ -112,6 +119,59 @@ static void step_notice(void *ctx, const char *msg)
 	dprintf(*(const int *)ctx, "cashet: %s\n", msg);
 }
 
+/* Where step i runs: its own executor key, else --executor, else the
+ * file's [defaults], else here. */
+static enum dag_executor executor_of(const struct ctx *x, size_t i)
+{
+	enum dag_executor e = x->d->steps[i].executor;
+	if (e == DAG_EXEC_UNSET && x->o->executor)
+		e = strcmp(x->o->executor, "slurm") ? DAG_EXEC_LOCAL : DAG_EXEC_SLURM;
+	if (e == DAG_EXEC_UNSET)
+		e = x->d->executor;
+	return e == DAG_EXEC_SLURM ? DAG_EXEC_SLURM : DAG_EXEC_LOCAL;
+}
+
+static volatile sig_atomic_t slurm_stop;
+
+static void on_slurm_stop(int sig)
+{
+	slurm_stop = sig;
+}
+
+/* The worker of a Slurm step: the executor looks the step up, claims,
+ * submits, follows and imports; a TERM from the scheduler (or INT from
+ * the terminal) cancels its job. Its failure report and the job's stderr
+ * tail go to the step's err log, which the scheduler prints. */
+static void slurm_worker(const struct ctx *x, size_t i, int vfd, int out, int err)
+{
+	struct slurm_exec_result res;
+	struct verdict v = { EXEC_NOT_STORED, EXEC_EXIT_CASHET, "", "" };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_slurm_stop; /* no SA_RESTART: the follower's naps end at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	struct slurm_exec_request req = { x->d,	      i,   x->store.buf, x->spool.buf, x->self.buf,
+					  x->force[i], out, err,	  &slurm_stop };
+	if (slurm_exec_step(&req, &res) < 0) {
+		dprintf(err, "cashet: %s\n", err_msg());
+	} else {
+		v.verdict = res.verdict;
+		v.exit_code = res.stopped ? 128 + (slurm_stop ? slurm_stop : SIGTERM) : res.exit_code;
+		snprintf(v.jobid, sizeof(v.jobid), "%s", res.jobid);
+		snprintf(v.why, sizeof(v.why), "%s", sb_str(&res.why));
+		if (res.tail.len)
+			dprintf(err, "%s\n", res.tail.buf);
+	}
+	slurm_exec_result_free(&res);
+	if (write(vfd, &v, sizeof(v)) < 0) {
+		/* the scheduler sees no verdict: a failure */
+	}
+	_exit(v.exit_code & 0xff);
+}
+
 /* The worker: a forked copy of the scheduler that runs step i through the
  * engine with its own store handle (an SQLite connection must not cross a
  * fork), its streams to the step's logs, and writes its verdict to vfd. */
@@ -120,7 +180,7 @@ static void worker(const struct ctx *x, size_t i, int vfd)
 	struct step_request sr;
 	struct exec_result res;
 	struct store *st = NULL;
-	struct verdict v = { EXEC_NOT_STORED, EXEC_EXIT_CASHET };
+	struct verdict v = { EXEC_NOT_STORED, EXEC_EXIT_CASHET, "", "" };
 	int out, err;
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
@@ -130,6 +190,8 @@ static void worker(const struct ctx *x, size_t i, int vfd)
 		_exit(EXEC_EXIT_CASHET);
 	/* whatever a library says goes with the step's output too */
 	dup2(err, STDERR_FILENO);
+	if (executor_of(x, i) == DAG_EXEC_SLURM)
+		slurm_worker(x, i, vfd, out, err);
 	spawn_signals_init();
 	int r = request(x, i, 0, out, err, &sr);
 	sr.req.on_notice = step_notice;
@@ -266,16 +328,18 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	x->running--;
 	x->done++;
 	x->pid[i] = 0;
+	struct verdict v = { EXEC_NOT_STORED, 0, "", "" };
 	if (hit < 0) {
-		struct verdict v;
 		hit = read(x->vfd[i], &v, sizeof(v)) == (ssize_t)sizeof(v) &&
 		      (v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED);
 		close(x->vfd[i]);
 		x->vfd[i] = -1;
+		v.jobid[sizeof(v.jobid) - 1] = v.why[sizeof(v.why) - 1] = 0;
 	}
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
-		report(x, i, "%s (%s)", x->state[i] == S_HIT ? "hit" : "ran", dur);
+		report(x, i, "%s (%s%s%s)", x->state[i] == S_HIT ? "hit" : "ran", dur,
+		       v.jobid[0] ? ", Slurm job " : "", v.jobid);
 		if (x->o->verbose)
 			print_output(x, i);
 	} else if (stopping) {
@@ -283,7 +347,9 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 		report(x, i, "stopped (%s)", dur);
 	} else {
 		x->state[i] = S_FAIL;
-		if (WIFEXITED(status))
+		if (v.why[0])
+			report(x, i, "FAILED (%s)", v.why);
+		else if (WIFEXITED(status))
 			report(x, i, "FAILED (exit %d)", code);
 		else
 			report(x, i, "FAILED (signal %d)", WTERMSIG(status));
@@ -420,6 +486,27 @@ static int explain_step(struct ctx *x, size_t i, struct explain *e)
 	return rc;
 }
 
+/* " (Slurm: --cpus-per-task=2 --mem=1G)" after the first line of a dry
+ * run's "run ..." for a step that would be submitted. */
+static void slurm_suffix(const struct dag_step *s, struct strbuf *line)
+{
+	struct strvec args = STRVEC_INIT;
+	struct strbuf tail = STRBUF_INIT;
+	char *nl = strchr(sb_str(line), '\n');
+	if (nl) {
+		sb_adds(&tail, nl);
+		sb_setlen(line, (size_t)(nl - line->buf));
+	}
+	dag_sbatch_args(s, &args);
+	sb_adds(line, " (Slurm");
+	for (size_t k = 0; k < args.n; k++)
+		sb_addf(line, "%s%s", k ? " " : ": ", args.v[k]);
+	sb_addc(line, ')');
+	sb_adds(line, sb_str(&tail));
+	sv_release(&args);
+	sb_release(&tail);
+}
+
 static int dry_run(struct ctx *x)
 {
 	size_t n = x->d->n;
@@ -458,6 +545,8 @@ static int dry_run(struct ctx *x)
 			}
 			explain_free(&e);
 		}
+		if (will[i] && executor_of(x, i) == DAG_EXEC_SLURM)
+			slurm_suffix(s, &line);
 		printf("step %s: %s\n", s->name, line.buf);
 	}
 	free(will);
@@ -465,8 +554,52 @@ static int dry_run(struct ctx *x)
 	return 0;
 }
 
+/* "queued (Slurm job 12)" or "running (...)" into line when a live
+ * pipeline has step i's job in flight; 0 when not. */
+static int in_flight(struct ctx *x, size_t i, int any_jobs, struct strbuf *line)
+{
+	struct step_request sr;
+	struct run_record r = { 0 };
+	struct strbuf jobid = STRBUF_INIT;
+	struct slurm_job job;
+	int rc = 0;
+	if (!x->st || !any_jobs)
+		return 0;
+	if (request(x, i, 0, -1, -1, &sr) == 0 && exec_fingerprint(x->st, &sr.req, &r) == 0 &&
+	    slurm_job_in_flight(x->st, &r.fp, &jobid, &job) == 1) {
+		const char *word = job.state == SLURM_QUEUED ? "queued" : job.state == SLURM_RUNNING ? "running" : "ending";
+		sb_addf(line, "%s (Slurm job %s)", word, jobid.buf);
+		rc = 1;
+	}
+	err_clear();
+	step_request_release(&sr);
+	run_record_free(&r);
+	sb_release(&jobid);
+	return rc;
+}
+
+/* " (Slurm job 12)" when the run replayed was made by a Slurm job. */
+static void job_of_run(struct ctx *x, const char *hash, struct strbuf *line)
+{
+	struct run_record r = { 0 };
+	if (store_load(x->st, hash, &r) == 1)
+		for (size_t t = 0; t < r.tags.n; t++)
+			if (!strncmp(r.tags.v[t], "slurm-job=", 10))
+				sb_addf(line, " (Slurm job %s)", r.tags.v[t] + 10);
+	err_clear();
+	run_record_free(&r);
+}
+
 static int status_all(struct ctx *x)
 {
+	struct strvec jobs = STRVEC_INIT;
+	struct strbuf dir = STRBUF_INIT;
+	/* records of jobs in flight: without any, no step needs a second look */
+	sb_addf(&dir, "%s/slurm/jobs", x->store.buf);
+	int any_jobs = dir_names(dir.buf, &jobs) == 0 && jobs.n > 0;
+	err_clear();
+	sv_release(&jobs);
+	sb_release(&dir);
 	struct strbuf line = STRBUF_INIT;
 	for (size_t k = 0; k < x->d->n; k++) {
 		size_t i = x->d->order[k];
@@ -477,12 +610,15 @@ static int status_all(struct ctx *x)
 		sb_reset(&line);
 		if (!s->cache) {
 			sb_adds(&line, "always runs (cache = false)");
+		} else if (in_flight(x, i, any_jobs, &line)) {
+			/* said */
 		} else if (explain_step(x, i, &e) < 0) {
 			sb_addf(&line, "unknown (%s)", err_msg());
 			err_clear();
 		} else {
 			if (e.hit) {
 				sb_adds(&line, "up to date");
+				job_of_run(x, e.hash, &line);
 			} else if (e.hash[0]) {
 				sb_adds(&line, "changed: ");
 				for (size_t r = 0; r < e.reasons.n; r++)
@@ -611,6 +747,24 @@ static void remove_logs(struct ctx *x)
 	sb_release(&p);
 }
 
+/* When a wanted step goes to Slurm: the spool its job hands its run back
+ * through, and the path of the cashet the job runs (the one running now:
+ * on a cluster it is on the shared filesystem with the project). */
+static int slurm_prepare(struct ctx *x)
+{
+	size_t i = 0;
+	while (i < x->d->n && !(x->want[i] && executor_of(x, i) == DAG_EXEC_SLURM))
+		i++;
+	if (i == x->d->n)
+		return 0;
+	char *self = realpath("/proc/self/exe", NULL);
+	if (!self)
+		return err_sys("cannot find this program's path for the Slurm jobs");
+	sb_adds(&x->self, self);
+	free(self);
+	return slurm_spool_create(x->store.buf, &x->spool);
+}
+
 enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS };
 
 /* The operands are [FILE] [TARGET...]: the first is FILE if it is a file or
@@ -685,6 +839,10 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
 	x.tty = isatty(STDERR_FILENO);
 	signals_init();
+	if (sub == SUB_RUN && !o->dry_run && slurm_prepare(&x) < 0) {
+		cli_fail(1);
+		goto out;
+	}
 	/* one store for in-process hits and explanations; without it every
 	 * step is new (status, dry run) or goes to a worker (run) */
 	if (store_open(x.store.buf, 0, &x.st, NULL) < 0) {
@@ -701,6 +859,10 @@ out:
 	store_close(x.st);
 	if (x.d)
 		remove_logs(&x);
+	if (x.spool.len)
+		rm_rf(x.spool.buf);
+	sb_release(&x.spool);
+	sb_release(&x.self);
 	dag_free(x.d);
 	free(x.want);
 	free(x.force);
@@ -750,6 +912,8 @@ static const struct opt run_rows[] = {
 	OPT_LIST_OPTIONAL("force", 'f', force_steps, "STEP", force_all, not_a_file,
 			  "run every step, or only STEP (repeatable), even if cached"),
 	OPT_BOOL("verbose", 'v', verbose, "print every step's output, not only a failed step's"),
+	OPT_CHOICE("executor", 0, executor, "local|slurm",
+		   "run the steps that name no executor here or as Slurm jobs (default: the file's, else local)"),
 	OPT_END,
 };
 static const struct opt graph_rows[] = {
@@ -768,7 +932,9 @@ const struct command cmd_pipeline_subs[] = {
 	{ "graph", cmd_graph, &graph_options, 0, "[FILE] [TARGET...]", "print the steps and their edges as a graph",
 	  NULL },
 	{ "status", cmd_status, &status_options, 0, "[FILE] [TARGET...]",
-	  "say for each step whether it is up to date, and if not what changed", NULL },
+	  "say for each step whether it is up to date, queued or running on Slurm, and if not what changed", NULL },
+	{ "job", cmd_pipeline_job, &cmd_pipeline_job_options, 0, "FILE STEP",
+	  "run one step as a Slurm job of 'pipeline run --executor slurm' does", NULL },
 	{ NULL, NULL, NULL, 0, NULL, NULL, NULL },
 };
 
