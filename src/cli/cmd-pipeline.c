@@ -153,8 +153,8 @@ static void slurm_worker(const struct ctx *x, size_t i, int vfd, int out, int er
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	struct slurm_exec_request req = { x->d,	      i,   x->store.buf, x->spool.buf, x->self.buf,
-					  x->force[i], out, err,	  &slurm_stop };
+	struct slurm_exec_request req = { x->d,        i,   x->store.buf, x->spool.buf, x->self.buf,
+					  x->force[i], out, err,          &slurm_stop };
 	if (slurm_exec_step(&req, &res) < 0) {
 		dprintf(err, "cashet: %s\n", err_msg());
 	} else {
@@ -338,8 +338,8 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	}
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
-		report(x, i, "%s (%s%s%s)", x->state[i] == S_HIT ? "hit" : "ran", dur,
-		       v.jobid[0] ? ", Slurm job " : "", v.jobid);
+		report(x, i, "%s (%s%s%s)", x->state[i] == S_HIT ? "hit" : "ran", dur, v.jobid[0] ? ", Slurm job " : "",
+		       v.jobid);
 		if (x->o->verbose)
 			print_output(x, i);
 	} else if (stopping) {
@@ -567,7 +567,9 @@ static int in_flight(struct ctx *x, size_t i, int any_jobs, struct strbuf *line)
 		return 0;
 	if (request(x, i, 0, -1, -1, &sr) == 0 && exec_fingerprint(x->st, &sr.req, &r) == 0 &&
 	    slurm_job_in_flight(x->st, &r.fp, &jobid, &job) == 1) {
-		const char *word = job.state == SLURM_QUEUED ? "queued" : job.state == SLURM_RUNNING ? "running" : "ending";
+		const char *word = job.state == SLURM_QUEUED    ? "queued"
+				   : job.state == SLURM_RUNNING ? "running"
+								: "ending";
 		sb_addf(line, "%s (Slurm job %s)", word, jobid.buf);
 		rc = 1;
 	}

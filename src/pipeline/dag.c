@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 
 static const char *const step_keys[] = {
-	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",   "timeout", "retries", "tags",
-	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict", "ignore",  "executor", "cpus",
-	"mem",   "gpus",    "time",    "partition", "account", "slurm_args", NULL,
+	"cmd",   "inputs",  "outputs", "env",       "params",       "deps",       "timeout", "retries",  "tags",
+	"cache", "workdir", "matrix",  "trace",     "auto_outputs", "strict",     "ignore",  "executor", "cpus",
+	"mem",   "gpus",    "time",    "partition", "account",      "slurm_args", NULL,
 };
 
 /* The keys a [defaults] table may give every step. */

@@ -42,7 +42,7 @@ struct dag_step {
 	struct strvec ignore;          /* paths never taken as observed inputs */
 	enum dag_executor executor;    /* the step's own executor key, or UNSET */
 	struct dag_resources res;
-	size_t *preds;                 /* indices of the steps this one needs, sorted */
+	size_t *preds; /* indices of the steps this one needs, sorted */
 	size_t npreds;
 	/* private: paths normalized relative to the pipeline's directory, and
 	 * the lines of the arrays they came from, for messages */
@@ -55,7 +55,7 @@ struct dag {
 	char *dir;              /* absolute directory of the file: workdirs are relative to it */
 	struct dag_step *steps; /* in file order (sweeps expanded in place) */
 	size_t n;
-	size_t *order; /* a topological order: producers first, else file order */
+	size_t *order;              /* a topological order: producers first, else file order */
 	enum dag_executor executor; /* [defaults] executor (or a top-level one), or UNSET */
 };
 

@@ -153,10 +153,10 @@ static void field(const char *line, const char *key, char *dst, size_t len)
 
 static enum slurm_state state_of(const char *name)
 {
-	static const char *const queued[] = { "PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
-					      "RESV_DEL_HOLD", "RESIZING", NULL };
-	static const char *const running[] = { "RUNNING", "COMPLETING", "SUSPENDED", "STAGE_OUT", "SIGNALING",
-					       "STOPPED", NULL };
+	static const char *const queued[] = { "PENDING",     "CONFIGURING",   "REQUEUED", "REQUEUE_HOLD",
+					      "REQUEUE_FED", "RESV_DEL_HOLD", "RESIZING", NULL };
+	static const char *const running[] = { "RUNNING",   "COMPLETING", "SUSPENDED", "STAGE_OUT",
+					       "SIGNALING", "STOPPED",    NULL };
 	for (size_t i = 0; queued[i]; i++)
 		if (!strcmp(name, queued[i]))
 			return SLURM_QUEUED;
