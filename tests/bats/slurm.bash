@@ -16,6 +16,8 @@ slurm_start() {
 			return 0
 		fi
 	done
+	# config_overrides: the node offers 8 CPUs whatever this machine has,
+	# so that jobs can queue behind others in a predictable way
 	host=$(hostname -s)
 	user=$(id -un)
 	dd if=/dev/urandom of="$dir/munge.key" bs=1024 count=1 2>/dev/null
@@ -52,6 +54,8 @@ JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 SchedulerType=sched/builtin
 SchedulerParameters=sched_interval=1
+SlurmdParameters=config_overrides
+DefMemPerCPU=50
 MessageTimeout=5
 KillWait=2
 OverTimeLimit=0
@@ -59,8 +63,8 @@ MinJobAge=300
 InactiveLimit=0
 ReturnToService=2
 MpiDefault=none
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=1000 State=UNKNOWN
-PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
+NodeName=$host NodeAddr=127.0.0.1 CPUs=8 RealMemory=4000 State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 	export SLURM_CONF=$dir/slurm.conf
 	/usr/sbin/slurmctld -f "$SLURM_CONF" 2>"$dir/log/slurmctld.err" || {
