@@ -210,10 +210,15 @@ static void worker(const struct ctx *x, size_t i, int vfd)
 	_exit(v.exit_code & 0xff);
 }
 
+static int slurm_prepare(struct ctx *x);
+
 /* Starts a worker for step i; returns its pid, or -1. */
 static pid_t start_worker(struct ctx *x, size_t i)
 {
 	int p[2];
+	/* only when a step is submitted: a no-op run touches nothing more */
+	if (executor_of(x, i) == DAG_EXEC_SLURM && !x->spool.len && slurm_prepare(x) < 0)
+		return -1;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return err_sys("pipe");
 	fflush(NULL);
@@ -749,16 +754,11 @@ static void remove_logs(struct ctx *x)
 	sb_release(&p);
 }
 
-/* When a wanted step goes to Slurm: the spool its job hands its run back
- * through, and the path of the cashet the job runs (the one running now:
- * on a cluster it is on the shared filesystem with the project). */
+/* Before the first Slurm job: the spool jobs hand their runs back
+ * through, and the path of the cashet they run (the one running now: on a
+ * cluster it is on the shared filesystem with the project). */
 static int slurm_prepare(struct ctx *x)
 {
-	size_t i = 0;
-	while (i < x->d->n && !(x->want[i] && executor_of(x, i) == DAG_EXEC_SLURM))
-		i++;
-	if (i == x->d->n)
-		return 0;
 	char *self = realpath("/proc/self/exe", NULL);
 	if (!self)
 		return err_sys("cannot find this program's path for the Slurm jobs");
@@ -841,10 +841,6 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
 	x.tty = isatty(STDERR_FILENO);
 	signals_init();
-	if (sub == SUB_RUN && !o->dry_run && slurm_prepare(&x) < 0) {
-		cli_fail(1);
-		goto out;
-	}
 	/* one store for in-process hits and explanations; without it every
 	 * step is new (status, dry run) or goes to a worker (run) */
 	if (store_open(x.store.buf, 0, &x.st, NULL) < 0) {
