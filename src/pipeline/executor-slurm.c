@@ -28,6 +28,10 @@ extern char **environ;
 /* How long the verdict file is looked for after Slurm says the job ended
  * (a shared filesystem may show it late). */
 #define VERDICT_GRACE_MS 3000
+/* How long a cancelled job may take to leave the queue. */
+#define CANCEL_WAIT_MS 10000
+/* scontrol failures in a row (at up to 2 s apart) before the step fails */
+#define QUERY_ERRORS 15
 
 static const volatile sig_atomic_t *stop_flag;
 
@@ -156,6 +160,21 @@ static int write_script(const struct slurm_exec_request *req, const char *index,
 	return rc;
 }
 
+/* scancel, then waits (a few seconds at most) until Slurm has the job
+ * ended, so that a stopped pipeline leaves no job in squeue. */
+static void cancel(const char *jobid)
+{
+	struct slurm_job job;
+	int64_t until = now_ms() + CANCEL_WAIT_MS, nap = 20;
+	if (slurm_cancel(jobid) == 0)
+		while (now_ms() < until && slurm_query(jobid, &job) == 0 &&
+		       (job.state == SLURM_QUEUED || job.state == SLURM_RUNNING)) {
+			nap_ms(nap);
+			nap = nap * 2 < 500 ? nap * 2 : 500;
+		}
+	err_clear();
+}
+
 /* Follows the job until its verdict file appears, it ends without one
  * or the request is stopped (the job is then cancelled). Returns 1 with
  * the verdict read, 0 when it ended without one or was stopped (res->why
@@ -168,13 +187,12 @@ static int follow(const struct slurm_exec_request *req, struct store *st, const 
 	struct slurm_job job;
 	int64_t start = now_ms(), next_query = start + QUERY_FIRST_MS, query_every = QUERY_FIRST_MS;
 	int64_t beat = start, ended_at = 0, nap = 10;
-	int rc = -1;
+	int rc = -1, query_errors = 0;
 	spool_path(req->spool, index, "verdict", &path);
 	memset(&job, 0, sizeof(job));
 	for (;;) {
 		if (stopped()) {
-			slurm_cancel(res->jobid);
-			err_clear();
+			cancel(res->jobid);
 			res->stopped = 1;
 			rc = 0;
 			break;
@@ -192,8 +210,13 @@ static int follow(const struct slurm_exec_request *req, struct store *st, const 
 			break;
 		}
 		if (!ended_at && now >= next_query) {
-			if (slurm_query(res->jobid, &job) < 0)
+			/* a slurmctld restarting or slow for a moment is no failure */
+			int q = slurm_query(res->jobid, &job);
+			if (q < 0 && ++query_errors > QUERY_ERRORS)
 				break;
+			if (q == 0)
+				query_errors = 0;
+			err_clear();
 			if (job.state == SLURM_ENDED || job.state == SLURM_FAILED || job.state == SLURM_GONE)
 				ended_at = now;
 			query_every = query_every * 3 / 2 < QUERY_MAX_MS ? query_every * 3 / 2 : QUERY_MAX_MS;

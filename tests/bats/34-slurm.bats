@@ -24,6 +24,7 @@ setup_file() {
 	printf '%s\n' '[steps.slow]' 'executor = "slurm"' 'time = "1m"' 'cmd = "echo started >&2; sleep 300"' > dag.toml
 	# (set -e is on in bats functions: the failure must not end the subshell)
 	(rc=0; cashet pipeline run > out 2> err < /dev/null || rc=$?; echo "$rc" > rc) 3>&- &
+	echo $! > "$BATS_FILE_TMPDIR/slow.pid"
 	# submitted before the tests count jobs
 	for ((i = 0; i < 100; i++)); do
 		squeue -h -o %j | grep -qx cashet:slow && return 0
@@ -32,6 +33,16 @@ setup_file() {
 }
 
 teardown_file() {
+	# the slow pipeline, if a filtered run (bats -f) did not wait for it
+	local pid i
+	if [ -f "$BATS_FILE_TMPDIR/slow.pid" ]; then
+		pid=$(cat "$BATS_FILE_TMPDIR/slow.pid")
+		pkill -TERM -P "$pid" 2>/dev/null
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
 	slurm_stop
 }
 
@@ -135,6 +146,26 @@ pipeline/train@a=2,b=y $(sed -n 2p out-2y)"
 	assert_equal "$(job_names_after "$before" | tr '\n' ' ')" "train@a=1,b=x train@a=1,b=y "
 	assert_equal "$(sed -n 1p out-1y)" "ONE"
 	assert_equal "$(wc -l < "$JOBLOG")" 6
+}
+
+@test "a run the node keys otherwise than this host is not taken: the step fails, nothing is replayed" {
+	# the step hashes SLURM_JOB_ID, which only a job has: a key this
+	# host can never compute, as a tool of another version on the node
+	cat > dag.toml <<'TOML'
+[steps.odd]
+executor = "slurm"
+cmd = "echo ran >> \"$JOBLOG\"; echo $SLURM_JOB_ID"
+env = ["SLURM_JOB_ID"]
+TOML
+	run cashet pipeline run
+	assert_failure 1
+	assert_line --regexp "^step odd: FAILED \(Slurm job [0-9]+ stored run [0-9a-f]{12}, but this host computes another key for the step \(a tool, an input or the environment differs on the node\)\)$"
+	# run again: submitted again, never replayed from the odd run
+	before=$(jobs_submitted)
+	run cashet pipeline run
+	assert_failure 1
+	assert_equal "$(jobs_submitted)" "$((before + 1))"
+	assert_equal "$(wc -l < "$JOBLOG")" 2
 }
 
 @test "--dry-run shows the steps that would be submitted, with their resources" {

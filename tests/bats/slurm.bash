@@ -84,10 +84,18 @@ CONF
 	export SLURM_SKIP="the Slurm node did not become idle in 10 s: $(sinfo -h -o '%T %E' 2>&1 | head -1)"
 }
 
+# Stops the daemons and waits for them (5 s at most each): the temp dir
+# is removed next, where they write their state on the way out.
 slurm_stop() {
-	local f
+	local f pid i
 	for f in slurmd slurmctld munged; do
-		[ -f "$SLURM_DIR/$f.pid" ] && kill "$(cat "$SLURM_DIR/$f.pid")" 2>/dev/null
+		[ -f "$SLURM_DIR/$f.pid" ] || continue
+		pid=$(cat "$SLURM_DIR/$f.pid")
+		kill "$pid" 2>/dev/null || continue
+		for ((i = 0; i < 50; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
 	done
 	return 0
 }
