@@ -113,6 +113,11 @@ pipeline/train@a=1,b=y $(sed -n 2p out-1y)
 pipeline/train@a=2,b=x $(sed -n 2p out-2x)
 pipeline/train@a=2,b=y $(sed -n 2p out-2y)"
 	assert_equal "$(wc -l < "$JOBLOG")" 4
+	run cashet pipeline status
+	assert_output "train@a=1,b=x: up to date (Slurm job $(sed -n 2p out-1x))
+train@a=1,b=y: up to date (Slurm job $(sed -n 2p out-1y))
+train@a=2,b=x: up to date (Slurm job $(sed -n 2p out-2x))
+train@a=2,b=y: up to date (Slurm job $(sed -n 2p out-2y))"
 	# the job hands its run back and leaves nothing in the store's spool
 	assert_equal "$(ls .cashet/slurm/)" "jobs"
 	assert_equal "$(ls .cashet/slurm/jobs)" ""
