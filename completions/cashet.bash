@@ -69,7 +69,8 @@ _cashet()
 			case $w in
 			--) start=$((i + 1)); break ;;
 			-i | -o | -e | -p | -t | -n | --input | --output | --env | --param | --env-file | \
-				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store | --remote)
+				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store | --remote | \
+				--remote-mode)
 				if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
 				((i++))
 				;;
@@ -90,8 +91,9 @@ _cashet()
 		--store) _cashet_dirs "$cur"; return ;;
 		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
 		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
-		--remote) COMPREPLY=($(compgen -W "redis://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
+		--remote) COMPREPLY=($(compgen -W "redis:// http:// cache+http://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
 		--trace) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
+		--remote-mode) COMPREPLY=($(compgen -W "read read-write" -- "$cur")); return ;;
 		--env-mode) COMPREPLY=($(compgen -W "strict all" -- "$cur")); return ;;
 		--ignore) _cashet_files "$cur"; return ;;
 		esac
@@ -99,7 +101,7 @@ _cashet()
 			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
 				--dep --raw-sources -t --tag -n --name --trace --ignore --auto-outputs --strict --env-mode
 				--ttl --timeout --kill-after --retries --cache-failures -f --force
-				--no-cache --no-stdin --store --remote -v --verbose --explain --json --report-fd -h --help --" -- "$cur"))
+				--no-cache --no-stdin --store --remote --remote-mode -v --verbose --explain --json --report-fd -h --help --" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))
 		fi
@@ -112,7 +114,7 @@ _cashet()
 		--status) COMPREPLY=($(compgen -W "ok failed" -- "$cur")); return ;;
 		-n | --limit | --name | --cmd | -t | --tag) return ;;
 		esac
-		COMPREPLY=($(compgen -W "-n --limit --name --cmd --status -t --tag --json -h --help" -- "$cur"))
+		COMPREPLY=($(compgen -W "-n --limit --name --cmd --status -t --tag --json --signatures -h --help" -- "$cur"))
 		;;
 	show)
 		if [[ $cur == -* ]]; then
@@ -210,7 +212,8 @@ _cashet()
 		COMPREPLY=($(compgen -W "--tag --name -h --help" -- "$cur"))
 		;;
 	config)
-		COMPREPLY=($(compgen -W "max-size remote trace auto-outputs ignore --unset -h --help" -- "$cur"))
+		COMPREPLY=($(compgen -W "max-size remote remote-mode trace auto-outputs ignore stdin-limit signing-key
+			trust.allowed-signers --unset -h --help" -- "$cur"))
 		;;
 	fsck)
 		COMPREPLY=($(compgen -W "--prune -h --help" -- "$cur"))

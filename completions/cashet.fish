@@ -77,7 +77,7 @@ function __cashet_wrapped
                 set -e tokens[1]
                 printf '%s\n' $tokens
                 return 0
-            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store --remote
+            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store --remote --remote-mode
                 # the cursor is on this option's value
                 set -q tokens[2]; or return 1
                 set -e tokens[1..2]
@@ -163,6 +163,7 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l no-stdin -d 'Do not read or hash stdin; the command gets /dev/null'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l store -x -a '(__fish_complete_directories)' -d 'Use the store at DIR'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l remote -x -d 'Share runs through Redis (redis://host:port/db)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l remote-mode -x -a 'read read-write' -d 'read: never write to the remote'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s v -l verbose -d 'Say hit or miss (and why) and the run hash on stderr'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l explain -d 'Do not run: say whether it would hit, and if not, what changed'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l json -d 'With --explain: print JSON'
@@ -181,6 +182,7 @@ complete -c cashet -n "__cashet_using log" -l cmd -x -d 'Only runs whose command
 complete -c cashet -n "__cashet_using log" -l status -x -a 'ok failed' -d 'Only completed or only failed runs'
 complete -c cashet -n "__cashet_using log" -s t -l tag -x -d 'Only runs with this tag: KEY=VALUE or KEY'
 complete -c cashet -n "__cashet_using log" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using log" -l signatures -d 'Also say who signed each run'
 complete -c cashet -n "__cashet_using log" -s h -l help -d 'Show usage'
 
 # show
@@ -242,7 +244,7 @@ complete -c cashet -n "__cashet_using invalidate" -l tag -x -d 'Tag KEY=VALUE or
 complete -c cashet -n "__cashet_using invalidate" -l name -x -d 'Run name'
 complete -c cashet -n "__cashet_using invalidate" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using config" -l unset -d 'Remove the setting'
-complete -c cashet -n "__cashet_using config" -x -a 'max-size remote trace auto-outputs ignore' -d 'Setting'
+complete -c cashet -n "__cashet_using config" -x -a 'max-size remote remote-mode trace auto-outputs ignore stdin-limit signing-key trust.allowed-signers' -d 'Setting'
 complete -c cashet -n "__cashet_using config" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using fsck" -l prune -d 'Remove runs that cannot be repaired'
 complete -c cashet -n "__cashet_using fsck" -s h -l help -d 'Show usage'

@@ -28,6 +28,12 @@ enum cmd_flags {
 	CMD_EXIT_2 = 1 << 4,       /* errors exit 2, not 1 (diff, as diff(1)) */
 };
 
+/* Who signed run hash, for log --signatures and show: appends "signed by
+ * ci@example.com" (or "unsigned", ...) to text and, when json is not
+ * NULL, ',"signature":"allowed","signer":"ci@example.com"' to it. A check
+ * that cannot be made is said in text, not an error. */
+void cli_signature(struct store *st, const char *hash, struct strbuf *text, struct strbuf *json);
+
 /* A row of the command table (main.c), or of a command's subcommands. */
 struct command {
 	const char *name;
@@ -87,6 +93,7 @@ struct exec_opts {
 	struct strvec env_files; /* --env-file */
 	const char *name;        /* -n */
 	const char *remote;      /* --remote URL */
+	const char *remote_mode; /* --remote-mode read|read-write */
 	int force, no_cache, cache_failures, no_stdin, retries;
 	int verbose, explain, json;
 	int report_fd; /* --report-fd; -1 for none */

@@ -5,8 +5,19 @@
 #include "remote/remote.h"
 
 #include <string.h>
+#include <unistd.h>
 
-static const char *const keys[] = { "max-size", "remote", "trace", "auto-outputs", "ignore", NULL };
+static const char *const keys[] = { "max-size",    "remote",       "remote-mode",
+				    "trace",       "auto-outputs", "ignore",
+				    "stdin-limit", "signing-key",  "trust.allowed-signers",
+				    NULL };
+
+/* Keys whose value is a file: kept absolute, so the setting means the same
+ * file from any directory of the project. */
+static int is_path_key(const char *key)
+{
+	return !strcmp(key, "signing-key") || !strcmp(key, "trust.allowed-signers");
+}
 
 struct config_opts {
 	int unset;
@@ -29,11 +40,17 @@ static int check_config(const void *opts, int argc, char **argv, int dashdash)
 	while (keys[k] && strcmp(keys[k], key))
 		k++;
 	if (!keys[k])
-		return err_set("unknown key '%s' (known: max-size, remote, trace, auto-outputs, ignore)", key);
-	if (!strcmp(key, "max-size") && value && parse_size(value, &n) < 0)
-		return err_set("max-size: %s", err_msg());
+		return err_set("unknown key '%s' (known: max-size, remote, remote-mode, trace, auto-outputs, ignore, "
+			       "stdin-limit, signing-key, trust.allowed-signers)",
+			       key);
+	if ((!strcmp(key, "max-size") || !strcmp(key, "stdin-limit")) && value && parse_size(value, &n) < 0)
+		return err_set("%s: %s", key, err_msg());
 	if (!strcmp(key, "remote") && value && !remote_url_known(value))
 		return err_set("remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
+	if (!strcmp(key, "remote-mode") && value && strcmp(value, "read") && strcmp(value, "read-write"))
+		return err_set("remote-mode: expected read or read-write, got '%s'", value);
+	if (is_path_key(key) && value && access(value, R_OK) < 0)
+		return err_sys("%s: cannot read %s", key, value);
 	if ((!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) && value &&
 	    (!*value || strchr(value, ' ') || !strstr(" on off true false yes no 1 0 ", value)))
 		return err_set("%s: expected on or off, got '%s'", key, value);
@@ -45,10 +62,17 @@ const struct opt_table cmd_config_options = {
 	.help = "keys:\n"
 		"  max-size SIZE   after storing a run, gc down to 90% of SIZE when the store is larger\n"
 		"  remote URL      the Redis server (redis://host:port/db) or cashet serve server\n"
-		"                  (http://host:port) exec shares runs through\n"
+		"                  (http://host:port) or HTTP cache (cache+http://host:port/prefix)\n"
+		"                  exec shares runs through\n"
+		"  remote-mode read|read-write  read: never write to the remote (default read-write)\n"
+		"  signing-key PATH  the SSH key every stored run is signed with\n"
+		"  trust.allowed-signers FILE  replay runs from elsewhere only if signed by a key\n"
+		"                  of FILE (git's allowed-signers format)\n"
 		"  trace on|off    observe what commands read (default on)\n"
 		"  auto-outputs on|off  store the files commands write in the project (default off)\n"
-		"  ignore 'PATTERN, ...'  paths never taken as observed inputs\n",
+		"  ignore 'PATTERN, ...'  paths never taken as observed inputs\n"
+		"  stdin-limit SIZE  the most of a piped stdin read to its end before a\n"
+		"                  command runs (default 64M; longer input runs uncached)\n",
 	.check = check_config,
 };
 #undef OPTS
@@ -58,8 +82,12 @@ int cmd_config(struct cli *cli, void *opts, int argc, char **argv)
 	const struct config_opts *o = opts;
 	const struct gitmod *g;
 	const char *key = argv[0], *value = argc > 1 ? argv[1] : NULL;
-	struct strbuf v = STRBUF_INIT;
+	struct strbuf v = STRBUF_INIT, abs = STRBUF_INIT;
 	int rc = -1;
+	if (value && is_path_key(key)) {
+		path_absolute(NULL, value, &abs);
+		value = abs.buf;
+	}
 	if ((g = gitmod_get()))
 		rc = g->config(store_dir(cli->st), key, value, o->unset, &v);
 	if (rc < 0)
@@ -68,5 +96,6 @@ int cmd_config(struct cli *cli, void *opts, int argc, char **argv)
 		puts(v.buf);
 	/* rc 1: unset key, printed as nothing with exit 1, like git config */
 	sb_release(&v);
+	sb_release(&abs);
 	return rc;
 }

@@ -54,8 +54,11 @@ static const struct opt exec_rows[] = {
 	OPT_BOOL("force", 'f', force, "run even if cached; the new run is replayed from then on"),
 	OPT_BOOL("no-cache", 0, no_cache, "always run, store nothing"),
 	OPT_BOOL("no-stdin", 0, no_stdin, "do not read or hash stdin; the command gets /dev/null"),
-	OPT_STRING("remote", 0, remote, "URL",
-		   "share runs through redis://host:port/db or a cashet serve http://host:port"),
+	OPT_STRING(
+		"remote", 0, remote, "URL",
+		"share runs through redis://host:port/db, a cashet serve http://host:port or cache+http://host/prefix"),
+	OPT_CHOICE("remote-mode", 0, remote_mode, "read|read-write",
+		   "read: fetch from the remote, never write to it (default read-write)"),
 	OPT_BOOL("verbose", 'v', verbose, "say hit or miss (and why) and the run hash on stderr"),
 	OPT_BOOL("explain", 0, explain, "do not run: say whether it would hit, and if not, what changed"),
 	OPT_BOOL("json", 0, json, "with --explain: print JSON"),
@@ -220,6 +223,7 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	req->ignore = &o->ignore;
 	req->name = o->name;
 	req->remote = o->remote;
+	req->remote_mode = o->remote_mode;
 	req->verbose = o->verbose;
 	req->retries = o->retries;
 	req->ttl_ms = o->ttl_ms;

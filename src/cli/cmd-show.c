@@ -4,6 +4,8 @@
 
 #include <stdlib.h>
 
+/* The same JSON as serve's GET /run (who signed is in log --signatures
+ * --json: checking it loads the git module and runs ssh-keygen). */
 static void show_json(const struct run_record *r)
 {
 	struct strbuf sb = STRBUF_INIT;
@@ -12,8 +14,9 @@ static void show_json(const struct run_record *r)
 	sb_release(&sb);
 }
 
-static void show_text(const struct run_record *r)
+static void show_text(struct store *st, const struct run_record *r)
 {
+	struct strbuf signer = STRBUF_INIT;
 	char when[40], hx[DIGEST_HEX], size[32];
 	char *cmd = run_cmdline(r);
 	printf("run         %s\n", r->hash);
@@ -33,6 +36,9 @@ static void show_text(const struct run_record *r)
 		printf("expires     %s\n", when);
 	}
 	printf("parent      %s\n", r->parent[0] ? r->parent : "-");
+	cli_signature(st, r->hash, &signer, NULL);
+	printf("signature   %s\n", signer.buf);
+	sb_release(&signer);
 	digest_hex(&r->fp, hx);
 	printf("fingerprint %s\n", hx);
 	if (r->tags.n) {
@@ -75,7 +81,7 @@ int cmd_show(struct cli *cli, void *opts, int argc, char **argv)
 	if (rc == 0 && o->json)
 		show_json(&r);
 	else if (rc == 0)
-		show_text(&r);
+		show_text(cli->st, &r);
 	run_record_free(&r);
 	return rc;
 }

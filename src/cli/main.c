@@ -4,6 +4,8 @@
  * Each command lives in its own cmd-<name>.c and exports its entry. */
 #include "cli/cli.h"
 #include "cli/runjson.h"
+#include "store/trust.h"
+#include "util/json.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -136,6 +138,25 @@ int cli_load_run(struct store *st, const char *prefix, struct run_record *r)
 	if (rc == 0)
 		return cli_error(1, "no run %s", hash);
 	return 0;
+}
+
+void cli_signature(struct store *st, const char *hash, struct strbuf *text, struct strbuf *json)
+{
+	struct trust_verdict v = { 0 };
+	if (store_signer(st, hash, &v) < 0) {
+		sb_addf(text, "not checked: %s", err_msg());
+		if (json) {
+			sb_adds(json, ",\"signature\":null,\"signer\":null");
+		}
+		err_clear();
+	} else {
+		trust_describe(&v, text);
+		if (json) {
+			sb_addf(json, ",\"signature\":\"%s\",\"signer\":", trust_state_name(v.state));
+			json_str_or_null(json, v.who.len ? v.who.buf : NULL);
+		}
+	}
+	sb_release(&v.who);
 }
 
 /* "usage: cashet NAME [options] OPERANDS", a line for each form of the operands. */

@@ -18,11 +18,12 @@ const struct opt_table runjson_options = { OPT_ROWS(json_rows) };
 
 const char *runjson_kind_name(int kind)
 {
-	return kind == FILE_STDOUT   ? "stdout"
-	       : kind == FILE_STDERR ? "stderr"
-	       : kind == FILE_OUTPUT ? "output"
-	       : kind == FILE_DIR    ? "dir"
-				     : "source";
+	return kind == FILE_STDOUT    ? "stdout"
+	       : kind == FILE_STDERR  ? "stderr"
+	       : kind == FILE_OUTPUT  ? "output"
+	       : kind == FILE_DIR     ? "dir"
+	       : kind == FILE_STREAMS ? "order"
+				      : "source";
 }
 
 void runjson_log(struct strbuf *sb, const struct run_record *r)

@@ -13,7 +13,7 @@ struct json_opts {
 };
 extern const struct opt_table runjson_options;
 
-/* "stdout", "stderr", "output" or "source": a run file's kind (enum file_kind) as JSON and show name it. */
+/* "stdout", "stderr", "order", "output", "dir" or "source": a run file's kind (enum file_kind) as JSON and show name it. */
 const char *runjson_kind_name(int kind);
 /* One `cashet log --json` entry: hash, created, status, exit, duration_ms, name, cmd, tags. */
 void runjson_log(struct strbuf *sb, const struct run_record *r);

@@ -6,6 +6,7 @@
  * req->spec.env, so callers never change their own directory or environment. */
 #include "exec/engine.h"
 #include "exec/claim.h"
+#include "exec/feed.h"
 #include "exec/spawn.h"
 #include "key/observed.h"
 #include "remote/select.h"
@@ -61,53 +62,6 @@ void exec_result_json(const struct exec_result *res, struct strbuf *out)
 	sb_adds(out, "}\n");
 }
 
-/* Stdin is part of the input when it is a pipe or a file. A pipe is spooled
- * to an unlinked temp file so it can be hashed and still given to the child.
- * *hashed is the fd to hash (-1: none), *child what the command gets (-1:
- * inherit, which keeps a terminal's foreground handling); *spooled an fd
- * the caller closes. */
-static int prepare_stdin(struct store *st, int fd, int *hashed, int *child, int *spooled)
-{
-	struct stat sb;
-	*hashed = *child = *spooled = -1;
-	if (fd < 0) {
-		*child = *spooled = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		return *child < 0 ? err_sys("/dev/null") : 0;
-	}
-	if (fstat(fd, &sb) < 0 || isatty(fd) ||
-	    (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))) {
-		/* a terminal, /dev/null, other devices: nothing to hash */
-		*child = fd == STDIN_FILENO ? -1 : fd;
-		return 0;
-	}
-	if (S_ISREG(sb.st_mode)) {
-		*hashed = *child = fd;
-		return 0;
-	}
-	/* in the store, else (a read-only store) in $TMPDIR */
-	const char *tmpdir = getenv("TMPDIR");
-	int tmp = open(store_tmpdir(st), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (tmp < 0)
-		tmp = open(tmpdir && *tmpdir ? tmpdir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (tmp < 0)
-		return err_sys("cannot spool stdin in %s", store_tmpdir(st));
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || (n > 0 && write_all(tmp, buf, (size_t)n) < 0)) {
-			close(tmp);
-			return err_sys(n < 0 ? "cannot read stdin" : "cannot spool stdin");
-		}
-		if (n == 0)
-			break;
-	}
-	lseek(tmp, 0, SEEK_SET);
-	*hashed = *child = *spooled = tmp;
-	return 0;
-}
-
 /* An empty environment (a NULL vector, as an empty strvec has). */
 static char *const no_env[] = { NULL };
 
@@ -156,13 +110,16 @@ static void request_spec(const struct exec_request *req, struct strvec *strict, 
 	spec->ignore = req->ignore;
 }
 
-static int fingerprint(struct store *st, const struct exec_request *req, int stdin_hashed, struct run_record *r)
+static int fingerprint(struct store *st, const struct exec_request *req, const struct feed *f, struct run_record *r)
 {
+	/* a streamed stdin's digest is known after the run (stdin_known) */
+	static const struct digest pending;
 	struct fp_spec spec;
 	struct strvec strict = STRVEC_INIT;
 	int rc = -1;
 	request_spec(req, &strict, &spec);
-	spec.stdin_fd = stdin_hashed;
+	spec.stdin_fd = f->hashed;
+	spec.stdin_digest = f->mode == FEED_STREAM ? &pending : NULL;
 	if (!spec.cwd || spec.cwd[0] != '/')
 		err_set("internal: a request needs an absolute working directory");
 	else if (fp_compute(st, &spec, r) == 0 && store_flush_statcache(st) == 0)
@@ -210,19 +167,73 @@ static const struct exec_request *settle(struct store *st, const struct exec_req
 	return &s->req;
 }
 
+/* `config stdin-limit`: the most of a pipe spooled to its end. */
+static uint64_t stdin_limit(struct store *st)
+{
+	struct strbuf v = STRBUF_INIT;
+	uint64_t limit = FEED_DEFAULT_LIMIT;
+	if (store_setting(st, "stdin-limit", &v) == 1 && parse_size(v.buf, &limit) < 0) {
+		limit = FEED_DEFAULT_LIMIT; /* `config` checked it when it was set */
+		err_clear();
+	}
+	sb_release(&v);
+	return limit;
+}
+
+/* The stdin part's digest, known at last; the fingerprint follows. */
+static void stdin_known(struct run_record *r, const struct digest *d)
+{
+	for (size_t i = 0; i < r->nparts; i++)
+		if (!strcmp(r->parts[i].kind, "stdin"))
+			r->parts[i].hash = *d;
+	fp_seal(r);
+}
+
+/* Whether the newest run of this command line was given a piped stdin: a
+ * hit is then likely enough to wait for a long input's end. */
+static int line_had_stdin(struct store *st, const struct run_record *r)
+{
+	struct run_record prev = { 0 };
+	int had = 0;
+	if (store_latest_of_line(st, &r->line, &prev) == 1)
+		for (size_t i = 0; i < prev.nparts && !had; i++)
+			had = !strcmp(prev.parts[i].kind, "stdin");
+	err_clear(); /* only a guess */
+	run_record_free(&prev);
+	return had;
+}
+
+/* 1. the key, with f the command's stdin. A pipe still flowing after the
+ * look-ahead is read to its end (up to stdin-limit) when wait is set (`why`)
+ * or the command line was cached with a piped stdin before; otherwise it is
+ * streamed to the command (FEED_STREAM), the run keyed after it. Returns 0,
+ * 1 when the pipe is longer than the limit (FEED_STREAM: never cached), -1. */
+static int key(struct store *st, const struct exec_request *req, int wait, struct feed *f, struct run_record *r)
+{
+	struct digest d;
+	if (feed_open(st, req->stdin_fd, f) < 0 || fingerprint(st, req, f, r) < 0)
+		return -1;
+	if (f->mode != FEED_STREAM || !(wait || line_had_stdin(st, r)))
+		return 0;
+	int ended = feed_spool_rest(st, f, stdin_limit(st));
+	if (ended <= 0)
+		return ended < 0 ? -1 : 1;
+	if (digest_fd(f->hashed, &d, NULL) < 0)
+		return -1;
+	lseek(f->hashed, 0, SEEK_SET);
+	stdin_known(r, &d);
+	return 0;
+}
+
 int exec_fingerprint(struct store *st, const struct exec_request *request, struct run_record *r)
 {
 	struct settled s;
-	const struct exec_request *req = settle(st, request, &s);
-	int hashed, child, spooled, rc = -1;
-	if (prepare_stdin(st, req->stdin_fd, &hashed, &child, &spooled) < 0) {
-		sv_release(&s.ignore);
-		return -1;
-	}
-	rc = fingerprint(st, req, hashed, r);
+	struct feed f;
+	int rc = key(st, settle(st, request, &s), 1, &f, r);
+	if (rc == 1)
+		rc = err_set("stdin is longer than stdin-limit: such a run is never cached");
+	feed_close(&f);
 	sv_release(&s.ignore);
-	if (spooled >= 0)
-		close(spooled);
 	return rc;
 }
 
@@ -236,6 +247,32 @@ int exec_explain(struct store *st, const struct exec_request *req, struct explai
 	return rc;
 }
 
+/* Writes the two streams in the order the run wrote them (store.h,
+ * FILE_STREAMS); what the order does not cover follows, stdout first.
+ * Returns 0, -1 when a write failed (a closed pipe). */
+static int write_in_order(const struct strbuf *order, const struct strbuf mem[2], const int fds[2])
+{
+	size_t off[2] = { 0, 0 };
+	const char *p = order->buf ? order->buf : "";
+	while ((*p == 'o' || *p == 'e') && p[1] == ' ') {
+		int k = *p == 'e';
+		char *end;
+		unsigned long long n = strtoull(p + 2, &end, 10);
+		if (end == p + 2 || *end != '\n')
+			break;
+		if (n > mem[k].len - off[k])
+			n = mem[k].len - off[k];
+		if (n && write_all(fds[k], mem[k].buf + off[k], n) < 0)
+			return -1;
+		off[k] += n;
+		p = end + 1;
+	}
+	for (int k = 0; k < 2; k++)
+		if (off[k] < mem[k].len && write_all(fds[k], mem[k].buf + off[k], mem[k].len - off[k]) < 0)
+			return -1;
+	return 0;
+}
+
 /* Replays a stored run, its streams to out_fd and err_fd (-1: checked,
  * not written). Every stream is checked whole before the first byte is
  * written, so a corrupt object degrades to a miss, not to garbage; a
@@ -245,20 +282,28 @@ int exec_explain(struct store *st, const struct exec_request *req, struct explai
  * that cannot be written (a closed pipe: `| head`) is not cashet's failure. */
 static int replay(struct store *st, const struct run_record *r, int out_fd, int err_fd)
 {
-	struct strbuf mem[2] = { STRBUF_INIT, STRBUF_INIT };
-	const struct run_file *stream[2] = { NULL, NULL };
-	struct blob_hold held[2] = { { .fd = -1 }, { .fd = -1 } };
+	/* stdout, stderr and their order (FILE_STREAMS), by kind */
+	struct strbuf mem[3] = { STRBUF_INIT, STRBUF_INIT, STRBUF_INIT };
+	const struct run_file *stream[3] = { NULL, NULL, NULL };
+	struct blob_hold held[3] = { { .fd = -1 }, { .fd = -1 }, { .fd = -1 } };
 	int fds[2] = { out_fd, err_fd }, rc = -1;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		if (f->kind != FILE_STDOUT && f->kind != FILE_STDERR)
+		int k = f->kind == FILE_STREAMS ? 2 : f->kind;
+		if (k > 2 || (k == 2 && (out_fd < 0 || err_fd < 0)))
 			continue;
-		stream[f->kind] = f;
-		if (store_blob_check(st, f, &mem[f->kind], &held[f->kind]) < 0)
+		stream[k] = f;
+		if (store_blob_check(st, f, &mem[k], &held[k]) < 0)
 			goto out;
 	}
 	if (outputs_restore(st, r) < 0)
 		goto out;
+	/* interleaved where the streams are in memory (up to 8 MiB each);
+	 * larger ones go whole, stdout first */
+	if (stream[2] && held[0].fd < 0 && held[1].fd < 0 && held[2].fd < 0) {
+		write_in_order(&mem[2], mem, fds);
+		goto done;
+	}
 	for (int k = 0; k < 2; k++) {
 		if (fds[k] < 0 || !stream[k])
 			continue;
@@ -266,12 +311,13 @@ static int replay(struct store *st, const struct run_record *r, int out_fd, int 
 				    : mem[k].len && write_all(fds[k], mem[k].buf, mem[k].len) < 0)
 			break;
 	}
+done:
 	err_clear();
 	if (store_touch(st, r, now_ms()) < 0)
 		err_clear(); /* LRU bookkeeping must never fail a hit */
 	rc = 0;
 out:
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < 3; k++) {
 		store_blob_release(&held[k]);
 		sb_release(&mem[k]);
 	}
@@ -384,9 +430,10 @@ static void watch_next(struct watch *w, char **untraced)
 /* Runs with retries; the final attempt's outcome is in out, its streams
  * captured when capture is set. Returns spawn_command's code: 0 ran, 1
  * could not start (err_msg), -1 error. */
-static int run_with_retries(struct store *st, const struct exec_request *req, int stdin_fd, int capture,
+static int run_with_retries(struct store *st, const struct exec_request *req, const struct feed *f, int capture,
 			    struct beat *beat, struct watch *w, struct spawn_result *out)
 {
+	int stdin_fd = f->child;
 	int quiet = !!(req->flags & EXEC_QUIET);
 	struct strvec strict = STRVEC_INIT;
 	struct spawn_spec spec = {
@@ -416,7 +463,9 @@ static int run_with_retries(struct store *st, const struct exec_request *req, in
 			untraced = NULL;
 		}
 		free(untraced);
-		if (rc != 0 || out->interrupted || out->status == 0 || attempt >= req->retries)
+		/* a streamed stdin cannot be given twice */
+		if (rc != 0 || out->interrupted || out->status == 0 || attempt >= req->retries ||
+		    f->mode == FEED_STREAM)
 			break;
 		if (req->on_retry)
 			req->on_retry(req->ctx, out->status, attempt + 1, req->retries);
@@ -568,9 +617,13 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 	r->name = req->name ? xstrdup(req->name) : NULL;
 	for (size_t i = 0; req->tags && i < req->tags->n; i++)
 		sv_push(&r->tags, req->tags->v[i]);
-	const struct capture *caps[] = { &out->out, &out->err };
-	for (int k = 0; k < 2; k++) {
-		struct run_file *f = run_add_file(r, k, k ? "stderr" : "stdout");
+	const struct capture *caps[] = { &out->out, &out->err, &out->order };
+	static const char *const names[] = { "stdout", "stderr", "streams" };
+	static const int kinds[] = { FILE_STDOUT, FILE_STDERR, FILE_STREAMS };
+	for (int k = 0; k < 3; k++) {
+		if (!caps[k]->path)
+			continue; /* no order: not both streams had bytes */
+		struct run_file *f = run_add_file(r, kinds[k], names[k]);
 		f->src = xstrdup(caps[k]->path);
 		f->xxh = caps[k]->d;
 		f->size = caps[k]->size;
@@ -630,7 +683,9 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 				  .ctx = req->ctx,
 				  .verbose = req->verbose,
 				  .cache_failures = !!(req->flags & EXEC_CACHE_FAILURES) };
-	int hashed, child_stdin, spooled = -1, claimed = 0, have_out = 0, rc = -1, h;
+	struct feed f;
+	struct digest stdin_d;
+	int claimed = 0, have_out = 0, rc = -1, h;
 	int cache = !(req->flags & EXEC_NO_CACHE), force = !!(req->flags & EXEC_FORCE);
 	int64_t t0 = now_ms();
 
@@ -639,20 +694,26 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	res->exit_code = EXEC_EXIT_CASHET;
 	res->verdict = EXEC_NOT_STORED;
 
-	/* 1. the key */
-	if (prepare_stdin(st, req->stdin_fd, &hashed, &child_stdin, &spooled) < 0 ||
-	    fingerprint(st, req, hashed, &r) < 0)
+	/* 1. the key; a streamed stdin's part is known only after the run, so
+	 * such a run is never looked up, claimed or waited for */
+	int k = key(st, req, 0, &f, &r);
+	if (k < 0)
 		goto out;
 	res->fp = r.fp;
+	int stream = f.mode == FEED_STREAM;
+	if (k == 1 && cache) {
+		notice(req, "warning: stdin is longer than stdin-limit; running the command without caching it");
+		cache = 0;
+	}
 
 	/* 2. a local hit */
-	if (cache && !force && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
+	if (cache && !force && !stream && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
 		goto found;
 
 	/* 3. read through the remote: a run fetched is replayed like a local
 	 * one (connecting only on a local miss: a hit never does) */
-	if (cache && exec_remote_open(&er, st, req->remote, &r.fp) && !force && exec_remote_fetch(&er, st) == 1 &&
-	    (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
+	if (cache && !stream && exec_remote_open(&er, st, req->remote, req->remote_mode, &r.fp) && !force &&
+	    exec_remote_fetch(&er, st) == 1 && (h = lookup_replay(st, req, &r.fp, 0, EXEC_HIT, res)) != 0)
 		goto found;
 	if (req->flags & EXEC_LOOKUP_ONLY) {
 		res->verdict = EXEC_MISS;
@@ -689,7 +750,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	 * before ours, so a completed one counts whenever it started. */
 	claim_self(&me);
 	struct beat beat = { st, r.fp, &me, now_ms(), &er };
-	if (cache) {
+	if (cache && !stream) {
 		for (;;) {
 			int c = claim_acquire(st, &r.fp, &me, spawn_pending_signal);
 			if (c == 2)
@@ -727,7 +788,9 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 		goto interrupted; /* while hashing or waiting: nothing ran, nothing to store */
 	int64_t started = now_ms();
 	w.wanted = cache && !(req->flags & EXEC_NO_TRACE);
-	int sr = run_with_retries(st, req, child_stdin, cache, claimed ? &beat : NULL, &w, &out);
+	if (stream && feed_start(&f) < 0)
+		goto out;
+	int sr = run_with_retries(st, req, &f, cache, claimed ? &beat : NULL, &w, &out);
 	have_out = sr >= 0;
 	if (sr < 0)
 		goto out;
@@ -750,6 +813,14 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 		set_note(res, "warning: result not stored: cannot capture the command's output in %s: %s",
 			 store_tmpdir(st), strerror(errno));
 		goto out;
+	}
+	if (stream) {
+		if (!feed_finish(&f, &stdin_d)) {
+			set_note(res, "note: result not stored: the command finished before its stdin did");
+			goto out;
+		}
+		stdin_known(&r, &stdin_d);
+		res->fp = r.fp;
 	}
 
 	/* 6. store, publish, bound the store */
@@ -791,8 +862,7 @@ out:
 	if (have_out)
 		spawn_result_free(&out);
 	trace_free(w.trace);
-	if (spooled >= 0)
-		close(spooled);
+	feed_close(&f);
 	run_record_free(&r);
 	if (rc < 0)
 		res->exit_code = EXEC_EXIT_CASHET;

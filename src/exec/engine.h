@@ -48,7 +48,10 @@ struct exec_request {
 	const struct strvec *ignore; /* paths never taken as observed inputs (--ignore, config) */
 	const char *name;
 	const char *remote; /* --remote URL, or NULL: $CASHET_REMOTE or the store's setting */
-	int verbose;        /* also the remote's notes of what it fetched and sent */
+	/* "read" (never write to the remote: no lock, nothing sent) or
+	 * "read-write"; NULL: $CASHET_REMOTE_MODE or the store's remote-mode */
+	const char *remote_mode;
+	int verbose; /* also the remote's notes of what it fetched and sent */
 	int retries;
 	int64_t ttl_ms, timeout_ms, grace_ms;
 	/* Set by another thread (a stopping server): the command is stopped

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <signal.h>
@@ -71,8 +72,8 @@ static int open_capture(const char *dir, struct capture *c, struct hasher *h)
 
 void spawn_result_free(struct spawn_result *o)
 {
-	struct capture *caps[] = { &o->out, &o->err };
-	for (int i = 0; i < 2; i++) {
+	struct capture *caps[] = { &o->out, &o->err, &o->order };
+	for (int i = 0; i < 3; i++) {
 		if (caps[i]->path) {
 			unlink(caps[i]->path);
 			free(caps[i]->path);
@@ -91,7 +92,9 @@ struct stream {
 	struct hasher h;
 };
 
-static int pump(struct stream *s)
+/* Moves what the stream has to its tee and capture. Returns the bytes
+ * captured (0: none, at its end, or not capturing). */
+static size_t pump(struct stream *s)
 {
 	char buf[65536];
 	ssize_t n = read(s->fd, buf, sizeof(buf));
@@ -118,7 +121,56 @@ static int pump(struct stream *s)
 	}
 	hasher_bytes(&s->h, buf, (size_t)n);
 	s->cap->size += (uint64_t)n;
-	return 0;
+	return (size_t)n;
+}
+
+/* The order in which the two streams' bytes arrived (store.h, "streams"):
+ * a chunk per switch from one stream to the other. */
+struct order {
+	struct strbuf text;
+	int last;      /* the stream of the chunk being extended, -1 none */
+	uint64_t len;  /* its length so far */
+	size_t chunks; /* ended */
+};
+
+static void order_end_chunk(struct order *o)
+{
+	if (o->last >= 0 && o->chunks < SPAWN_ORDER_MAX) {
+		sb_addf(&o->text, "%c %" PRIu64 "\n", o->last ? 'e' : 'o', o->len);
+		o->chunks++;
+	}
+}
+
+static void order_add(struct order *o, int stream, size_t n)
+{
+	if (!n)
+		return;
+	if (stream != o->last) {
+		order_end_chunk(o);
+		o->last = stream;
+		o->len = 0;
+	}
+	o->len += n;
+}
+
+/* Writes the order as a capture file, when both streams have bytes
+ * (else their order is no information). */
+static int order_save(struct order *o, const char *capdir, struct spawn_result *res)
+{
+	struct hasher h;
+	if (!res->out.size || !res->err.size || res->out.error || res->err.error)
+		return 0;
+	order_end_chunk(o);
+	int fd = open_capture(capdir, &res->order, &h);
+	if (fd < 0)
+		return -1;
+	int rc = write_all(fd, o->text.buf, o->text.len);
+	close(fd);
+	hasher_bytes(&h, o->text.buf, o->text.len);
+	hasher_final(&h, &res->order.d);
+	hasher_free(&h);
+	res->order.size = o->text.len;
+	return rc < 0 ? err_sys("cannot write %s", res->order.path) : 0;
 }
 
 static void tty_give(pid_t pgid)
@@ -172,6 +224,7 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 {
 	int out_p[2] = { -1, -1 }, err_p[2] = { -1, -1 }, st_p[2] = { -1, -1 };
 	struct stream s[2];
+	struct order order = { STRBUF_INIT, -1, 0, 0 };
 	int rc = -1, exec_errno = 0, pidfd = -1, attached = 0;
 	struct strvec trace_env = STRVEC_INIT;
 	memset(o, 0, sizeof(*o));
@@ -261,8 +314,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 				continue;
 			}
 			for (int j = 0; j < 2; j++)
-				if (s[j].fd == pf[i].fd && pump(&s[j]) < 0)
-					goto out;
+				if (s[j].fd == pf[i].fd)
+					order_add(&order, j, pump(&s[j]));
 		}
 		if (spec->cancel && *spec->cancel && !o->interrupted) {
 			o->interrupted = SIGTERM;
@@ -315,6 +368,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	if (spec->capdir) {
 		hasher_final(&s[0].h, &o->out.d);
 		hasher_final(&s[1].h, &o->err.d);
+		if (order_save(&order, spec->capdir, o) < 0)
+			goto out;
 	}
 	rc = exec_errno ? 1 : 0;
 out:
@@ -332,6 +387,7 @@ out:
 		if (fds[i] >= 0)
 			close(fds[i]);
 	sv_release(&trace_env);
+	sb_release(&order.text);
 	if (rc < 0)
 		spawn_result_free(o);
 	return rc;

@@ -17,6 +17,10 @@ struct capture {
 		    * stream still reached the caller, but the file is gone */
 };
 
+/* Chunks of the streams' order kept; past them, a replay writes the rest
+ * of stdout, then of stderr. */
+#define SPAWN_ORDER_MAX 100000
+
 struct spawn_spec {
 	char *const *argv;
 	const char *cwd;                     /* NULL: this process's */
@@ -39,6 +43,9 @@ struct spawn_result {
 	int interrupted; /* the signal we got and forwarded (INT/TERM/HUP/QUIT), or 0 */
 	int64_t duration_ms;
 	struct capture out, err;
+	/* the order in which out's and err's bytes came (store.h, FILE_STREAMS),
+	 * captured when both have some: path NULL otherwise */
+	struct capture order;
 	char *untraced; /* spec.trace given but the child ran untraced: why (owned) */
 };
 

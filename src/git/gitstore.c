@@ -3,6 +3,7 @@
  * its parent is the previous run of the same command line, and
  * refs/cashet/runs/<id> keeps each run reachable until it is removed. */
 #include "git/gitint.h"
+#include "store/trust.h"
 
 #include <fcntl.h>
 #include <git2.h>
@@ -178,7 +179,70 @@ static void line_ref(const struct run_record *r, struct strbuf *sb)
 	sb_addf(sb, "refs/cashet/lines/%s", hx);
 }
 
-int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t metalen)
+/* Writes the commit, signed with key when it is not NULL: the signature
+ * covers the commit's bytes and goes in its gpgsig header, as git's
+ * `commit -S` with gpg.format=ssh does it. */
+static int write_commit(git_oid *oid, const git_signature *sig, const char *msg, const git_tree *tree,
+			const git_commit *parent, const char *key, const char *tmpdir)
+{
+	git_buf body = { 0 };
+	struct strbuf armor = STRBUF_INIT;
+	const git_commit *parents[1] = { parent };
+	int rc = -1;
+	if (!key) {
+		if (git_commit_create(oid, repo, NULL, sig, sig, NULL, msg, tree, parent ? 1 : 0, parents) < 0)
+			return git_fail("cannot write commit");
+		return 0;
+	}
+	if (git_commit_create_buffer(&body, repo, sig, sig, NULL, msg, tree, parent ? 1 : 0, parents) < 0) {
+		git_fail("cannot write commit");
+		goto out;
+	}
+	if (trust_sign(key, tmpdir, body.ptr, body.size, &armor) < 0)
+		goto out;
+	/* libgit2 indents the lines after the first; a last newline would
+	 * end the header block early */
+	while (armor.len && armor.buf[armor.len - 1] == '\n')
+		sb_setlen(&armor, armor.len - 1);
+	if (git_commit_create_with_signature(oid, repo, body.ptr, armor.buf, "gpgsig") < 0) {
+		git_fail("cannot write signed commit");
+		goto out;
+	}
+	rc = 0;
+out:
+	git_buf_dispose(&body);
+	sb_release(&armor);
+	return rc;
+}
+
+int gs_commit_signature(const char *dir, const char *hash, struct strbuf *sig, struct strbuf *data)
+{
+	git_buf s = { 0 }, d = { 0 };
+	git_oid oid;
+	int rc;
+	if (open_repo(dir) < 0)
+		return -1;
+	if (git_oid_fromstr(&oid, hash) < 0)
+		return err_set("'%s' is not a commit id", hash);
+	int e = git_commit_extract_signature(&s, &d, repo, &oid, NULL);
+	if (e == GIT_ENOTFOUND && git_error_last() && git_error_last()->klass == GIT_ERROR_OBJECT) {
+		rc = 0; /* no gpgsig header */
+	} else if (e < 0) {
+		rc = git_fail(hash);
+	} else {
+		sb_add(sig, s.ptr, s.size);
+		if (sig->len && sig->buf[sig->len - 1] != '\n')
+			sb_addc(sig, '\n');
+		sb_add(data, d.ptr, d.size);
+		rc = 1;
+	}
+	git_buf_dispose(&s);
+	git_buf_dispose(&d);
+	return rc;
+}
+
+int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t metalen, const char *signing_key,
+		const char *tmpdir)
 {
 	git_index *idx = NULL;
 	git_tree *tree = NULL;
@@ -235,11 +299,8 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	sb_add(&msg, cmd, strlen(cmd) > 200 ? 200 : strlen(cmd));
 	sb_addf(&msg, "\n\nstatus %s, exit %d, %lld ms\n", r->ok ? "ok" : "failed", r->exit_code,
 		(long long)r->duration_ms);
-	const git_commit *parents[1] = { parent };
-	if (git_commit_create(&commit_oid, repo, NULL, sig, sig, NULL, msg.buf, tree, parent ? 1 : 0, parents) < 0) {
-		git_fail("cannot write commit");
+	if (write_commit(&commit_oid, sig, msg.buf, tree, parent, signing_key, tmpdir) < 0)
 		goto out;
-	}
 	git_oid_tostr(r->hash, sizeof(r->hash), &commit_oid);
 
 	/* The run ref first: a run that has it is complete and can be reindexed. */
@@ -317,6 +378,7 @@ static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
 	} else {
 		int kind = !strcmp(path.buf, "stdout")         ? FILE_STDOUT
 			   : !strcmp(path.buf, "stderr")       ? FILE_STDERR
+			   : !strcmp(path.buf, "streams")      ? FILE_STREAMS
 			   : !strncmp(path.buf, "sources/", 8) ? FILE_SOURCE
 							       : FILE_OUTPUT;
 		struct run_file *f = run_add_file(w->r, kind, path.buf);

@@ -8,6 +8,7 @@ static const struct gitmod module = {
 	.read_blob = gs_read_blob,
 	.list_runs = gs_list_runs,
 	.load_run = gs_load_run,
+	.commit_signature = gs_commit_signature,
 	.delete_run = gs_delete_run,
 	.diff_text = gs_diff_text,
 	.repack = gs_repack,

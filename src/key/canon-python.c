@@ -725,15 +725,16 @@ static int run(struct py *p)
 			collect_imports(p);
 		check_doc_use(p);
 		if (doc_place && !p->keep_doc && is_docstring(p)) {
-			/* An empty string keeps the body a valid, distinct body;
-			 * docstring text itself is what we ignore. */
-			sb_setlen(p->o.out, out_start + (i - ls));
+			/* The statement goes, indentation and all: a docstring
+			 * added, edited or removed leaves the same text. The
+			 * output is only hashed, never run, so a body left
+			 * empty needs no placeholder. */
+			sb_setlen(p->o.out, out_start);
 			if (p->o.map)
 				p->o.map->n = map_start;
-			p->o.out_src = first_line;
-			put(p, "\"\"\n", 3, first_line);
+			p->o.out_src = 0;
 			if (p->keep_lines)
-				for (uint32_t l = first_line + 1; l < p->line; l++)
+				for (uint32_t l = first_line; l < p->line; l++)
 					put(p, "\n", 1, l);
 			p->o.keep = p->o.line_out = p->o.out->len;
 		}
@@ -794,6 +795,13 @@ static void sv_truncate(struct strvec *sv, size_t n)
 int canon_python_lines(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
 		       struct canon_lines *lines)
 {
+	int reads_docs;
+	return canon_python_docs(src, len, out, imports, lines, 0, &reads_docs);
+}
+
+int canon_python_docs(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
+		      struct canon_lines *lines, int keep_docs, int *reads_docs)
+{
 	size_t out0 = out->len, dep0 = imports ? imports->n : 0;
 	size_t lines0 = lines ? lines->n : 0;
 	int doc_sensitive = 0;
@@ -809,8 +817,9 @@ int canon_python_lines(const char *src, size_t len, struct strbuf *out, struct s
 			goto out;
 		}
 	}
-	ret = canon_python_once(src, len, out, imports, lines, 0, &doc_sensitive);
-	if (ret == 0 && doc_sensitive) {
+	ret = canon_python_once(src, len, out, imports, lines, keep_docs, &doc_sensitive);
+	*reads_docs = doc_sensitive;
+	if (ret == 0 && doc_sensitive && !keep_docs) {
 		sb_setlen(out, out0);
 		sv_truncate(imports, dep0);
 		if (lines)

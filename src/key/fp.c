@@ -159,6 +159,8 @@ out:
 	return rc;
 }
 
+static int has_part(const struct run_record *r, const char *kind, const char *name);
+
 static int add_path(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *path, int depth)
 {
 	struct stat sb;
@@ -182,8 +184,16 @@ static int add_path(struct store *st, const struct fp_spec *spec, struct run_rec
 	}
 	if (S_ISDIR(sb.st_mode))
 		return add_dir(st, spec, r, path, depth);
-	if (S_ISREG(sb.st_mode))
-		return add_file_part(st, r, "input", path, &sb);
+	if (S_ISREG(sb.st_mode)) {
+		/* the command's own script (or a source it loads) is in the
+		 * key already, in canonical form: a comment edit stays a hit */
+		struct strbuf name = STRBUF_INIT;
+		fp_store_path(st, NULL, path, &name);
+		int script = has_part(r, "script", name.buf) || has_part(r, "source", name.buf) ||
+			     has_part(r, "dep", name.buf);
+		sb_release(&name);
+		return script ? 0 : add_file_part(st, r, "input", path, &sb);
+	}
 	return err_set("input %s: not a regular file or directory", path);
 }
 
@@ -400,12 +410,20 @@ int fp_script_inputs(struct store *st, const struct fp_spec *spec, struct run_re
 	struct script_found found;
 	int have_exe = fp_which(spec->argv[0], spec->cwd, spec->env, &exe) == 0;
 	struct script_spec ss = { spec->argv,        spec->cwd,   spec->env, have_exe ? exe.buf : NULL,
-				  spec->raw_sources, &spec->deps, 1 };
+				  spec->raw_sources, &spec->deps, 1,         0 };
 	int rc = script_parts(st, &ss, &tmp, &found);
+	if (rc == 0 && found.docs) {
+		/* each input is checked alone: all in the one form, docstrings kept */
+		run_record_free(&tmp);
+		memset(&tmp, 0, sizeof(tmp));
+		ss.docs = 1;
+		rc = script_parts(st, &ss, &tmp, &found);
+	}
+	char kind = spec->raw_sources ? INPUT_FILE : found.docs ? INPUT_SOURCE_DOCS : INPUT_SOURCE;
 	for (size_t i = 0; rc == 0 && i < tmp.nparts; i++) {
 		const struct run_part *p = &tmp.parts[i];
 		if (!strcmp(p->kind, "script") || !strcmp(p->kind, "source") || !strcmp(p->kind, "dep"))
-			run_add_input(r, spec->raw_sources ? INPUT_FILE : INPUT_SOURCE, p->name)->d = p->hash;
+			run_add_input(r, kind, p->name)->d = p->hash;
 	}
 	run_record_free(&tmp);
 	sb_release(&exe);
@@ -430,6 +448,21 @@ static void as_set(const struct strvec *in, struct strvec *out)
 	out->n = k;
 	if (out->v)
 		out->v[k] = NULL;
+}
+
+void fp_seal(struct run_record *r)
+{
+	struct hasher h;
+	hasher_init(&h);
+	hasher_str(&h, "cashet-fp");
+	hasher_u64(&h, FP_VERSION);
+	hasher_u64(&h, r->nparts);
+	for (size_t i = 0; i < r->nparts; i++) {
+		hasher_str(&h, r->parts[i].kind);
+		hasher_str(&h, r->parts[i].name);
+		hasher_bytes(&h, r->parts[i].hash.b, DIGEST_LEN);
+	}
+	hasher_final(&h, &r->fp);
 }
 
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r)
@@ -471,8 +504,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	run_add_part(r, "cwd", r->cwd, &cwd_d);
 
 	int have_exe = fp_which(r->argv.v[0], spec->cwd, spec->env, &sb) == 0;
-	struct script_spec ss = { spec->argv,        spec->cwd, spec->env,   have_exe ? sb.buf : NULL,
-				  spec->raw_sources, &deps,     !spec->trace };
+	struct script_spec ss = { spec->argv,        spec->cwd, spec->env,    have_exe ? sb.buf : NULL,
+				  spec->raw_sources, &deps,     !spec->trace, 0 };
 	struct script_found found;
 	if (script_parts(st, &ss, r, &found) < 0)
 		goto out;
@@ -523,7 +556,9 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		if (params_add(st, spec->cwd, r, params.v[i]) < 0)
 			goto out;
 
-	if (spec->stdin_fd >= 0) {
+	if (spec->stdin_digest) {
+		run_add_part(r, "stdin", "-", spec->stdin_digest);
+	} else if (spec->stdin_fd >= 0) {
 		off_t pos = lseek(spec->stdin_fd, 0, SEEK_CUR);
 		if (digest_fd(spec->stdin_fd, &d, NULL) < 0)
 			goto out;
@@ -540,17 +575,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	}
 
 	add_ambient(r, spec);
-
-	hasher_init(&h);
-	hasher_str(&h, "cashet-fp");
-	hasher_u64(&h, FP_VERSION);
-	hasher_u64(&h, r->nparts);
-	for (size_t i = 0; i < r->nparts; i++) {
-		hasher_str(&h, r->parts[i].kind);
-		hasher_str(&h, r->parts[i].name);
-		hasher_bytes(&h, r->parts[i].hash.b, DIGEST_LEN);
-	}
-	hasher_final(&h, &r->fp);
+	fp_seal(r);
 
 	hasher_init(&h);
 	hasher_str(&h, "cashet-line");

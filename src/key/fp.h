@@ -19,9 +19,12 @@ struct fp_spec {
 	struct strvec envs;    /* -e: names or patterns (CUDA_*) */
 	struct strvec outputs; /* -o: declared outputs */
 	int stdin_fd;          /* hashed from its current offset when >= 0 */
-	struct strvec params;  /* --param FILE:KEY */
-	struct strvec deps;    /* --dep: more source files (canonicalized, followed) */
-	int raw_sources;       /* --raw-sources: scripts hashed byte for byte */
+	/* Or its digest, taken elsewhere (stdin streamed to the command as it
+	 * is hashed: exec/feed.h); NULL: none */
+	const struct digest *stdin_digest;
+	struct strvec params; /* --param FILE:KEY */
+	struct strvec deps;   /* --dep: more source files (canonicalized, followed) */
+	int raw_sources;      /* --raw-sources: scripts hashed byte for byte */
 	/* How the run's inputs are found (each a "setting" part: a run made one
 	 * way never answers a request made another way). */
 	int trace;                   /* observe what the command reads (key/observed.h) */
@@ -32,6 +35,9 @@ struct fp_spec {
 
 /* Fills r->argv, r->cwd, r->parts, r->fp and r->line. */
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r);
+/* Recomputes r->fp from r->parts: after a part's digest became known
+ * later (a streamed stdin's, once it ended). */
+void fp_seal(struct run_record *r);
 /* The fallback where tracing is impossible: the sources the command's
  * script loads, found by reading it (imports, `source`), added to
  * r->inputs, so the run is checked against them as a traced run is

@@ -73,13 +73,17 @@ static int listing_digest(const char *abs, struct digest *d)
 	return 0;
 }
 
-static int digest_of_kind(struct store *st, char kind, const char *abs, const struct stat *sb, struct digest *d)
+/* *reads_docs (may be NULL): a source that reads docstrings. */
+static int digest_of_kind(struct store *st, char kind, const char *abs, const struct stat *sb, struct digest *d,
+			  int *reads_docs)
 {
 	switch (kind) {
 	case INPUT_FILE:
 		return store_file_digest(st, abs, sb, d);
 	case INPUT_SOURCE:
-		return script_source_digest(st, abs, sb, 0, d);
+		return script_source_digest(st, abs, sb, 0, d, reads_docs);
+	case INPUT_SOURCE_DOCS:
+		return script_source_digest(st, abs, sb, SCRIPT_DOCS, d, NULL);
 	case INPUT_LISTED:
 		return listing_digest(abs, d);
 	default:
@@ -185,9 +189,29 @@ static int declared(struct store *st, const char *cwd, const struct run_record *
 	return 0;
 }
 
+/* Every source input again, docstrings kept (INPUT_SOURCE_DOCS). */
+static int keep_docs(struct store *st, struct run_record *r)
+{
+	struct strbuf abs = STRBUF_INIT;
+	struct stat sb;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < r->ninputs; i++) {
+		struct run_input *in = &r->inputs[i];
+		if (in->kind != INPUT_SOURCE)
+			continue;
+		path_absolute(store_root(st), in->path, &abs);
+		in->kind = INPUT_SOURCE_DOCS;
+		if (stat(abs.buf, &sb) < 0 || digest_of_kind(st, in->kind, abs.buf, &sb, &in->d, NULL) < 0)
+			rc = err_sys("%s", abs.buf);
+	}
+	sb_release(&abs);
+	return rc;
+}
+
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
 		struct run_record *r, struct obs_outcome *out)
 {
+	int reads_docs = 0;
 	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
 	int64_t now = now_ns();
@@ -237,14 +261,23 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		    !(kind == INPUT_LISTED && wrote_inside(&written, name.buf)))
 			sv_push(&out->changed, name.buf);
 		struct run_input *in = run_add_input(r, kind, name.buf);
+		/* a source the previous run took whole did not read docstrings:
+		 * the closure would have kept them (as below). Only the
+		 * project's own count: the standard library reads its own. */
+		int reads = 0;
 		if (!reuse_digest(spec->prev, name.buf, kind, &sb, &in->d) &&
-		    digest_of_kind(st, kind, ev[i].path, &sb, &in->d) < 0)
+		    digest_of_kind(st, kind, ev[i].path, &sb, &in->d, &reads) < 0)
 			goto out;
+		reads_docs |= reads && name.buf[0] != '/';
 		set_sig(in, &sb, now);
-		if (name.buf[0] != '/' && (kind == INPUT_FILE || kind == INPUT_SOURCE) &&
+		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
 		    !declared(st, spec->cwd, r, name.buf))
 			sv_push(&out->undeclared, name.buf);
 	}
+	/* docstrings are code for every source of a program one of whose
+	 * files reads them (print(helper.__doc__)) */
+	if (reads_docs && keep_docs(st, r) < 0)
+		goto out;
 	/* one entry per path: two spellings ("a/./b", "a/b") fold to one name */
 	qsort(r->inputs, r->ninputs, sizeof(*r->inputs), cmp_input);
 	size_t k = 0;
@@ -322,13 +355,14 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, in
 		case INPUT_LISTED:
 		case INPUT_FILE:
 		case INPUT_SOURCE:
+		case INPUT_SOURCE_DOCS:
 			if (in->kind == INPUT_LISTED ? !S_ISDIR(sb.st_mode) : !S_ISREG(sb.st_mode)) {
 				what = "is no longer what the command read";
 				break;
 			}
 			if (sig_same(in, &sb))
 				return 1;
-			if (digest_of_kind(st, in->kind, abs, &sb, &d) < 0)
+			if (digest_of_kind(st, in->kind, abs, &sb, &d, NULL) < 0)
 				return -1;
 			if (memcmp(d.b, in->d.b, DIGEST_LEN)) {
 				what = in->kind == INPUT_LISTED ? "listed by the command, has other entries"

@@ -7,6 +7,7 @@
 #include "key/canon.h"
 #include "key/fp.h"
 
+#include <ctype.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,9 +16,12 @@
 
 enum family { FAM_NONE, FAM_PY, FAM_SH, FAM_NODE, FAM_PERL, FAM_RUBY, FAM_R };
 
-#define KIND_CANON 1   /* stat-cache kind: canonical digest + deps */
-#define KIND_RAWDEPS 2 /* stat-cache kind: raw digest + deps (--raw-sources) */
-#define KIND_CLOSURE 3 /* a whole dependency tree: see closure_load() */
+#define KIND_CANON 1      /* stat-cache kind: canonical digest + deps */
+#define KIND_RAWDEPS 2    /* stat-cache kind: raw digest + deps (--raw-sources) */
+#define KIND_CLOSURE 3    /* a whole dependency tree: see closure_load() */
+#define KIND_CANON_DOCS 4 /* stat-cache kind: canonical digest with docstrings kept + deps */
+/* the cached language byte's flag: the file reads docstrings */
+#define LANG_READS_DOCS 0x80
 
 struct ctx {
 	struct store *st;
@@ -31,6 +35,10 @@ struct ctx {
 	struct strbuf files;   /* the closure being recorded: "F<path>\0<sig>\0" */
 	int quiet;             /* every file and directory recorded is old enough to cache */
 	int follow;            /* follow imports and sourced files */
+	int docs;              /* keep docstrings: a file of the closure reads them */
+	int reads_docs;        /* a file added so far reads docstrings */
+	int all_docs;          /* spec->docs: keep them in every closure */
+	int any_docs;          /* some closure kept them */
 };
 
 static const char *base_name(const char *p)
@@ -234,13 +242,15 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 			 enum canon_lang *lang)
 {
 	struct strbuf cached = STRBUF_INIT, data = STRBUF_INIT, out = STRBUF_INIT;
-	int kind = c->raw ? KIND_RAWDEPS : KIND_CANON, rc = -1;
+	int kind = c->raw ? KIND_RAWDEPS : c->docs ? KIND_CANON_DOCS : KIND_CANON, rc = -1, reads_docs;
 	int found = store_cache_get(c->st, abs, kind, sb, d, &cached);
 	if (found < 0)
 		goto out;
 	if (found) {
-		/* deps blob: language byte, then NUL-terminated names */
-		*lang = cached.len ? (enum canon_lang)cached.buf[0] : CANON_RAW;
+		/* deps blob: language byte (LANG_READS_DOCS), then NUL-terminated names */
+		unsigned char b = cached.len ? (unsigned char)cached.buf[0] : CANON_RAW;
+		*lang = (enum canon_lang)(b & ~LANG_READS_DOCS);
+		c->reads_docs |= !!(b & LANG_READS_DOCS);
 		for (size_t p = 1; p < cached.len;) {
 			size_t n = strnlen(cached.buf + p, cached.len - p);
 			sv_push_nocopy(deps, xstrndup(cached.buf + p, n));
@@ -252,7 +262,8 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 	if (read_file_sb(abs, &data) < 0)
 		goto out;
 	*lang = canon_detect(abs, data.buf, data.len);
-	int fell_back = canon_source(*lang, data.buf ? data.buf : "", data.len, &out, deps);
+	int fell_back = canon_source_docs(*lang, data.buf ? data.buf : "", data.len, &out, deps, c->docs, &reads_docs);
+	c->reads_docs |= reads_docs;
 	struct hasher h;
 	hasher_init(&h);
 	if (c->raw || fell_back == 1 || *lang == CANON_RAW) {
@@ -266,7 +277,7 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 		hasher_final(&h, d);
 	}
 	sb_reset(&cached);
-	sb_addc(&cached, (char)*lang);
+	sb_addc(&cached, (char)(*lang | (reads_docs ? LANG_READS_DOCS : 0)));
 	for (size_t i = 0; i < deps->n; i++)
 		sb_add(&cached, deps->v[i], strlen(deps->v[i]) + 1);
 	store_cache_put(c->st, abs, kind, sb, d, cached.buf, cached.len);
@@ -278,12 +289,15 @@ out:
 	return rc;
 }
 
-int script_source_digest(struct store *st, const char *abs, const struct stat *sb, int raw, struct digest *d)
+int script_source_digest(struct store *st, const char *abs, const struct stat *sb, unsigned flags, struct digest *d,
+			 int *reads_docs)
 {
-	struct ctx c = { .st = st, .raw = raw };
+	struct ctx c = { .st = st, .raw = !!(flags & SCRIPT_RAW), .docs = !!(flags & SCRIPT_DOCS) };
 	struct strvec deps = STRVEC_INIT;
 	enum canon_lang lang;
 	int rc = source_digest(&c, abs, sb, d, &deps, &lang);
+	if (reads_docs)
+		*reads_docs = c.reads_docs;
 	sv_release(&deps);
 	return rc;
 }
@@ -471,13 +485,7 @@ static int closure_replay(struct ctx *c, const struct strbuf *rec)
 		}
 	}
 	if (!ok) {
-		/* drop anything half-emitted */
-		while (c->r->nparts > nparts) {
-			struct run_part *rp = &c->r->parts[--c->r->nparts];
-			free(rp->kind);
-			free(rp->name);
-			free(rp->detail);
-		}
+		run_truncate_parts(c->r, nparts); /* drop anything half-emitted */
 		err_clear();
 	}
 	sb_release(&sig);
@@ -505,11 +513,22 @@ static int add_tree(struct ctx *c, const char *kind, const char *path)
 		rc = 0;
 		goto out;
 	}
-	sv_release(&c->seen);
-	sv_release(&c->probes);
-	sb_reset(&c->files);
-	c->quiet = 1;
-	rc = add_source(c, kind, path);
+	/* docstrings are code for the whole closure once one file reads
+	 * them (print(helper.__doc__)): then it is hashed again, keeping them */
+	size_t nparts = c->r->nparts;
+	c->reads_docs = 0;
+	for (c->docs = c->all_docs;; c->docs = 1) {
+		sv_release(&c->seen);
+		sv_release(&c->probes);
+		sb_reset(&c->files);
+		c->quiet = 1;
+		rc = add_source(c, kind, path);
+		if (rc < 0 || c->docs || c->raw || !c->reads_docs)
+			break;
+		run_truncate_parts(c->r, nparts);
+	}
+	c->any_docs |= c->docs;
+	c->docs = 0;
 	if (rc == 0) {
 		/* probe record: P<path> <state> */
 		for (size_t i = 0; i < c->probes.n; i++) {
@@ -567,16 +586,87 @@ static int shebang_interp(struct ctx *c, const char *script, struct strbuf *inte
 	return rc;
 }
 
+/* The words of a shell command string that is one simple command: blanks
+ * between words, single quotes, double quotes without expansion. Anything
+ * the shell would expand or treat as an operator makes it not simple (0). */
+static int simple_words(const char *s, struct strvec *words)
+{
+	struct strbuf w = STRBUF_INIT;
+	int in_word = 0, ok = 1;
+	for (; ok && *s; s++) {
+		if (*s == ' ' || *s == '\t') {
+			if (in_word)
+				sv_push(words, w.buf ? w.buf : "");
+			sb_reset(&w);
+			in_word = 0;
+			continue;
+		}
+		in_word = 1;
+		if (*s == '\'' || *s == '"') {
+			const char *end = strchr(s + 1, *s);
+			ok = end != NULL;
+			for (const char *q = s + 1; ok && *s == '"' && q < end; q++)
+				ok = !strchr("$`\\", *q);
+			if (ok) {
+				sb_add(&w, s + 1, (size_t)(end - s - 1));
+				s = end;
+			}
+		} else if (isalnum((unsigned char)*s) || strchr("_./=+,:@%-^", *s)) {
+			sb_addc(&w, *s);
+		} else {
+			ok = 0;
+		}
+	}
+	if (ok && in_word)
+		sv_push(words, w.buf ? w.buf : "");
+	sb_release(&w);
+	return ok;
+}
+
+/* `sh -c 'python3 train.py --lr 0.1'` (a dag.toml string cmd is run so):
+ * when the code is one simple command, the script it runs is found as if
+ * that command were run directly, canonical form and imports included. */
+static int sh_code_script(struct store *st, const struct script_spec *spec, int start, struct run_record *r, int *docs)
+{
+	struct strvec words = STRVEC_INIT;
+	struct strbuf exe = STRBUF_INIT;
+	struct script_found inner_found;
+	char *const *argv = spec->argv;
+	int code = 0, rc = 0;
+	for (int i = start; argv[i] && argv[i][0] == '-' && !code; i++)
+		if (has_code_flag(argv[i], "c"))
+			code = i + 1;
+	while (code && argv[code] && argv[code][0] == '-')
+		code++; /* sh -c -e CODE */
+	if (code && argv[code] && simple_words(argv[code], &words) && words.n &&
+	    fp_which(words.v[0], spec->cwd, spec->env, &exe) == 0) {
+		struct script_spec inner = *spec;
+		inner.argv = words.v;
+		inner.exe = exe.buf;
+		inner.deps = NULL; /* the outer command's, added once */
+		rc = script_parts(st, &inner, r, &inner_found);
+		*docs |= inner_found.docs;
+	}
+	sv_release(&words);
+	sb_release(&exe);
+	return rc;
+}
+
 int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found)
 {
-	struct ctx c = {
-		.st = st, .r = r, .raw = spec->raw, .cwd = spec->cwd, .env = spec->env, .follow = spec->follow
-	};
+	struct ctx c = { .st = st,
+			 .r = r,
+			 .raw = spec->raw,
+			 .cwd = spec->cwd,
+			 .env = spec->env,
+			 .follow = spec->follow,
+			 .all_docs = spec->docs };
 	struct strbuf exe = STRBUF_INIT, dir = STRBUF_INIT, interp = STRBUF_INIT;
 	const char *module = NULL;
 	int rc = -1, start = 1;
 	char *const *argv = spec->argv;
 	found->script_arg = -1;
+	found->docs = 0;
 	found->exe_is_script = 0;
 	if (!spec->exe)
 		goto deps;
@@ -639,6 +729,8 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 			goto out;
 		goto deps;
 	}
+	if (i < 0 && fam == FAM_SH && start == 1 && sh_code_script(st, spec, start, r, &c.any_docs) < 0)
+		goto out;
 	if (i < 0)
 		goto deps;
 	struct strbuf main_py = STRBUF_INIT;
@@ -690,6 +782,7 @@ deps:
 		}
 	}
 	rc = 0;
+	found->docs = c.any_docs;
 out:
 	sv_release(&c.seen);
 	sv_release(&c.pyroots);

@@ -30,7 +30,7 @@ struct http_remote {
 
 static const struct httpmod *loaded;
 
-static const struct httpmod *load_module(void)
+const struct httpmod *remote_httpmod(void)
 {
 	struct strbuf errs = STRBUF_INIT;
 	if (!loaded) {
@@ -59,7 +59,7 @@ static int http_open(const char *url, void **out)
 		return err_set("no host");
 	if (strpbrk(host, "?# \t\r\n"))
 		return err_set("unexpected query, fragment or blank in the URL");
-	if (!load_module())
+	if (!remote_httpmod())
 		return -1;
 	while (n > (size_t)(host - url) && url[n - 1] == '/')
 		n--;
@@ -102,7 +102,9 @@ static int is_oid(const char *s)
 static int http_get_fp(void *be, const struct digest *fp, char hash[OID_HEX])
 {
 	struct http_remote *hr = be;
-	struct http_opts o = { hr->token, TIMEOUT_MS, TIMEOUT_MS, FP_ANSWER_MAX };
+	struct http_opts o = {
+		.token = hr->token, .timeout_ms = TIMEOUT_MS, .total_ms = TIMEOUT_MS, .max_bytes = FP_ANSWER_MAX
+	};
 	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
 	json_object *j = NULL, *run = NULL;
 	char hx[DIGEST_HEX];
@@ -144,7 +146,7 @@ static int http_get(void *be, const char *hash, uint64_t max, const char *path)
 {
 	struct http_remote *hr = be;
 	/* no bound on the whole transfer, only on stalls: archives may be big */
-	struct http_opts o = { hr->token, TIMEOUT_MS, 0, max };
+	struct http_opts o = { .token = hr->token, .timeout_ms = TIMEOUT_MS, .max_bytes = max };
 	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
 	long status;
 	int rc = -1, g;
@@ -180,7 +182,7 @@ static int http_can_put(void *be)
 static int http_put(void *be, const struct run_record *r, const char *path, int64_t ttl_ms)
 {
 	struct http_remote *hr = be;
-	struct http_opts o = { hr->token, TIMEOUT_MS, 0, 0 };
+	struct http_opts o = { .token = hr->token, .timeout_ms = TIMEOUT_MS };
 	struct strbuf url = STRBUF_INIT, body = STRBUF_INIT;
 	long status;
 	int rc = -1;

@@ -152,7 +152,9 @@ struct url_parts {
 	int port, db;
 };
 
-/* redis://[[user]:password@]host[:port][/db], host may be [v6]. */
+/* redis://[[user]:password@]host[:port][/db], host may be [v6]. Without a
+ * password in it, CASHET_REDIS_PASSWORD (and CASHET_REDIS_USER, for an
+ * ACL user) are used. */
 static int parse_url(const char *url, struct url_parts *u)
 {
 	const char *p = url, *at, *end;
@@ -226,6 +228,16 @@ static int redis_open(const char *url, void **be)
 	*be = NULL;
 	if (parse_url(url, &u) < 0)
 		goto out;
+	if (!u.pass.len) {
+		/* the password from the environment keeps it out of the
+		 * store's config, the process list and every message */
+		const char *user = getenv("CASHET_REDIS_USER"), *pass = getenv("CASHET_REDIS_PASSWORD");
+		if (pass && *pass) {
+			sb_adds(&u.pass, pass);
+			if (user && *user && !u.user.len)
+				sb_adds(&u.user, user);
+		}
+	}
 	rm->c = redisConnectWithTimeout(u.host.buf, u.port, tv);
 	if (!rm->c || rm->c->err) {
 		ctx_error(rm->c);

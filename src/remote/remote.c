@@ -30,6 +30,8 @@ static const struct {
 	{ "redis://", &remote_redis_ops },
 	{ "http://", &remote_http_ops },
 	{ "https://", &remote_http_ops },
+	{ "cache+http://", &remote_cache_http_ops },
+	{ "cache+https://", &remote_cache_http_ops },
 };
 
 static const struct remote_ops *backend_for(const char *url)
@@ -78,6 +80,10 @@ int remote_open(const char *url, struct remote **out)
 	struct strbuf shown = STRBUF_INIT;
 	void *be = NULL;
 	*out = NULL;
+	if (!ops && !strncmp(url, "rediss://", 9))
+		/* hiredis_ssl came with hiredis 1.0; Debian 12 ships 0.14.1 */
+		return err_set("rediss:// (Redis over TLS) is not supported: this hiredis has no TLS; "
+			       "reach the server through a TLS tunnel (stunnel) on 127.0.0.1");
 	if (!ops)
 		return err_set("expected " REMOTE_URL_FORMS);
 	if (ops->open(url, &be) < 0)
@@ -107,6 +113,17 @@ const char *remote_url(const struct remote *rm)
 int remote_get_fp(struct remote *rm, const struct digest *fp, char hash[OID_HEX])
 {
 	return rm->ops->get_fp(rm->be, fp, hash);
+}
+
+int remote_get_fps(struct remote *rm, const struct digest *fp, struct strvec *hashes)
+{
+	char hash[OID_HEX];
+	if (rm->ops->get_fps)
+		return rm->ops->get_fps(rm->be, fp, hashes);
+	int found = rm->ops->get_fp(rm->be, fp, hash);
+	if (found == 1)
+		sv_push(hashes, hash);
+	return found < 0 ? -1 : 0;
 }
 
 static void tmp_name(struct remote *rm, struct store *st, const char *hash, struct strbuf *path)

@@ -36,6 +36,10 @@ struct remote_ops {
 	void (*close)(void *be);
 	/* The run stored for fp: 1 found (hash filled), 0 none. */
 	int (*get_fp)(void *be, const struct digest *fp, char hash[OID_HEX]);
+	/* NULL, or every run stored for fp, newest first, appended to hashes
+	 * (runs of one declared key that observed different inputs: the
+	 * lookup picks the one whose inputs are unchanged here). */
+	int (*get_fps)(void *be, const struct digest *fp, struct strvec *hashes);
 	/* Writes the archive of run hash to the file path if it is at most
 	 * max bytes: an enum remote_got. */
 	int (*get)(void *be, const char *hash, uint64_t max, const char *path);
@@ -58,13 +62,14 @@ struct remote_ops {
 };
 
 /* The backends, each defined in its own file; remote.c maps URL schemes to them. */
-extern const struct remote_ops remote_redis_ops; /* redis.c */
-extern const struct remote_ops remote_http_ops;  /* http.c */
+extern const struct remote_ops remote_redis_ops;      /* redis.c */
+extern const struct remote_ops remote_http_ops;       /* http.c */
+extern const struct remote_ops remote_cache_http_ops; /* cachehttp.c */
 
 struct remote;
 
 /* The URLs remote_open takes, for messages. */
-#define REMOTE_URL_FORMS "a redis://host[:port][/db] or http(s)://host[:port] URL"
+#define REMOTE_URL_FORMS "a redis://host[:port][/db], http(s)://host[:port] or cache+http(s)://host[:port][/prefix] URL"
 
 /* 1 if a backend takes url's scheme. */
 int remote_url_known(const char *url);
@@ -82,6 +87,9 @@ uint64_t remote_max_bytes(void);
 
 /* The run stored for fp: 1 found (hash filled), 0 none, <0 error. */
 int remote_get_fp(struct remote *rm, const struct digest *fp, char hash[OID_HEX]);
+/* Every run stored for fp, newest first (a backend without a list: the
+ * one get_fp names), appended to hashes. 0, or <0 error. */
+int remote_get_fps(struct remote *rm, const struct digest *fp, struct strvec *hashes);
 
 /* Read-through: fetches the run hash names for fp into st (through an
  * archive in st's tmp directory) and checks that it is that one run, with

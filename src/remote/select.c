@@ -35,13 +35,33 @@ static void turn_off(struct exec_remote *er)
 	er->locked = 0;
 }
 
-int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, const struct digest *fp)
+/* Whether the remote is only read from: the option, else the environment,
+ * else the store's setting. A pull request's job sets read, so that what
+ * it runs never reaches the cache the main branch's jobs replay. */
+static int read_only_mode(struct store *st, const char *opt)
+{
+	struct strbuf v = STRBUF_INIT;
+	const char *env = getenv("CASHET_REMOTE_MODE");
+	int ro;
+	if (opt && *opt)
+		ro = !strcmp(opt, "read");
+	else if (env && *env)
+		ro = !strcmp(env, "read");
+	else
+		ro = store_setting(st, "remote-mode", &v) && !strcmp(v.buf, "read");
+	sb_release(&v);
+	return ro;
+}
+
+int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, const char *mode,
+		     const struct digest *fp)
 {
 	struct strbuf url = STRBUF_INIT;
 	const struct gitmod *g;
 	if (er->rm)
 		return 1;
 	er->fp = *fp;
+	er->read_only = read_only_mode(st, mode);
 	if (opt && *opt) {
 		sb_adds(&url, opt);
 	} else if (getenv("CASHET_REMOTE") && *getenv("CASHET_REMOTE")) {
@@ -75,6 +95,12 @@ static int fetch(struct exec_remote *er, struct store *st, const char *hash)
 	int f = remote_fetch(er->rm, st, &er->fp, hash, &too_big);
 	/* tried once: waiting for the lock, only another run counts */
 	memcpy(er->seen, hash, OID_HEX);
+	if (f < 0 && err_code() == E_UNTRUSTED) {
+		/* the remote works; this run is not replayed, never indexed */
+		notice(er, "note: %s on %s; not replayed", err_msg(), remote_url(er->rm));
+		err_clear();
+		return 0;
+	}
 	if (f < 0) {
 		turn_off(er);
 		return 0;
@@ -88,21 +114,28 @@ static int fetch(struct exec_remote *er, struct store *st, const char *hash)
 
 int exec_remote_fetch(struct exec_remote *er, struct store *st)
 {
-	char hash[OID_HEX];
+	struct strvec hashes = STRVEC_INIT;
+	int got = 0;
 	if (!er->rm)
 		return 0;
-	int h = remote_get_fp(er->rm, &er->fp, hash);
-	if (h < 0) {
+	if (remote_get_fps(er->rm, &er->fp, &hashes) < 0) {
 		turn_off(er);
-		return 0;
+		goto out;
 	}
-	return h ? fetch(er, st, hash) : 0;
+	/* every candidate: the local lookup then replays the one whose
+	 * observed inputs are unchanged here (each is checked on import) */
+	for (size_t i = 0; i < hashes.n && er->rm; i++)
+		got |= fetch(er, st, hashes.v[i]);
+out:
+	sv_release(&hashes);
+	return got;
 }
 
 int exec_remote_lock(struct exec_remote *er, struct store *st, int (*cancelled)(void))
 {
 	char hash[OID_HEX];
-	if (!er->rm)
+	/* read-only: a lock is a write; two readers that miss both run */
+	if (!er->rm || er->read_only)
 		return 0;
 	int l = remote_lock(er->rm, &er->fp, er->owner, er->seen[0] ? er->seen : NULL, cancelled, hash);
 	if (l < 0) {
@@ -127,6 +160,11 @@ void exec_remote_publish(struct exec_remote *er, struct store *st, const struct 
 	/* a failure is shared only when failures are replayed, as locally */
 	if (!er->rm || !(r->ok || er->cache_failures))
 		return;
+	if (er->read_only) {
+		if (er->verbose)
+			notice(er, "run %.12s not sent to %s: remote-mode is read", r->hash, remote_url(er->rm));
+		return;
+	}
 	int p = remote_publish(er->rm, st, r, &size);
 	if (p < 0) {
 		turn_off(er);

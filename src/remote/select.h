@@ -16,6 +16,7 @@ struct exec_remote {
 	void *ctx;
 	int verbose;        /* also say what was fetched and sent */
 	int cache_failures; /* failed runs are sent too */
+	int read_only;      /* set by exec_remote_open from the remote mode: no lock, nothing sent */
 
 	struct remote *rm; /* NULL: no remote, or turned off after an error */
 	struct digest fp;
@@ -25,8 +26,11 @@ struct exec_remote {
 };
 
 /* Connects to the remote named by opt, else $CASHET_REMOTE, else the store's
- * `remote` setting. Returns 1 if a remote is in use, 0 if not. */
-int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, const struct digest *fp);
+ * `remote` setting, in the mode mode names ("read" or "read-write"), else
+ * $CASHET_REMOTE_MODE, else the store's `remote-mode` (default read-write).
+ * Returns 1 if a remote is in use, 0 if not. */
+int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, const char *mode,
+		     const struct digest *fp);
 /* Read-through: 1 if the fingerprint's run was fetched into st (look it up
  * again), 0 if not. */
 int exec_remote_fetch(struct exec_remote *er, struct store *st);

@@ -479,16 +479,19 @@ static enum MHD_Result h_archive_put(struct server *sv, struct MHD_Connection *c
 		return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot write the upload");
 	if (!rq->received)
 		return send_error(c, MHD_HTTP_BAD_REQUEST, "empty body: expected an archive made by 'cashet export'");
-	/* import verifies everything (format, pack, every run's paths) before
-	 * adding anything, so a bad upload is the client's error */
+	/* import verifies everything (format, pack, every run's paths, and
+	 * its signer when the store has a trust policy) before adding
+	 * anything, so a bad upload is the client's error; a run signed by
+	 * nobody the policy allows is refused whoever holds the token */
 	if (store_import(sv->st, rq->spool.buf, 0, &imported, &present) < 0) {
+		int untrusted = err_code() == E_UNTRUSTED;
 		/* the spool's name means nothing to the client */
 		const char *m = err_msg();
 		if (!strncmp(m, rq->spool.buf, rq->spool.len))
 			sb_addf(&sb, "archive%s", m + rq->spool.len);
 		else
 			sb_adds(&sb, m);
-		enum MHD_Result ret = send_error(c, MHD_HTTP_BAD_REQUEST, sb.buf);
+		enum MHD_Result ret = send_error(c, untrusted ? MHD_HTTP_FORBIDDEN : MHD_HTTP_BAD_REQUEST, sb.buf);
 		sb_release(&sb);
 		return ret;
 	}

@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 3
+#define GITMOD_ABI 4
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -19,8 +19,10 @@ struct gitmod {
 	/* Writes the blobs of r (from each file's src), the tree (meta + streams +
 	 * files), the commit (parent: current refs/cashet/lines/<line>), then
 	 * refs/cashet/runs/<commit> and the line ref. Fills r->hash, r->parent
-	 * and the oids. */
-	int (*save_run)(const char *dir, struct run_record *r, const char *meta, size_t metalen);
+	 * and the oids. signing_key (NULL: none): the commit is signed with it
+	 * (trust.h), temporary files in tmpdir. */
+	int (*save_run)(const char *dir, struct run_record *r, const char *meta, size_t metalen,
+			const char *signing_key, const char *tmpdir);
 	/* Appends a blob's content to out (for objects not stored loose). */
 	int (*read_blob)(const char *dir, const char *oid, struct strbuf *out);
 	/* Lists the commit ids under refs/cashet/runs/. */
@@ -32,6 +34,10 @@ struct gitmod {
 	 * is not NULL, a unified diff labelled a/ and b/ to patch. */
 	int (*diff_text)(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
 			 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
+	/* The gpgsig header of commit hash (appended to sig, without its
+	 * header name, one "\n"-ended line each) and the bytes it signs (the
+	 * commit without that header, to data): 1 signed, 0 unsigned. */
+	int (*commit_signature)(const char *dir, const char *hash, struct strbuf *sig, struct strbuf *data);
 	/* Deletes refs/cashet/runs/<hash>. */
 	int (*delete_run)(const char *dir, const char *hash);
 	/* gc: one new pack with what the kept commits reach (keep_sorted: commit

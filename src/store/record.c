@@ -52,6 +52,8 @@ const char *run_input_kind_name(char kind)
 		return "read";
 	case INPUT_SOURCE:
 		return "source";
+	case INPUT_SOURCE_DOCS:
+		return "source+docs";
 	case INPUT_ABSENT:
 		return "absent";
 	case INPUT_LISTED:
@@ -117,6 +119,16 @@ int run_inputs_decode(const void *buf, size_t len, struct run_record *r)
 		p += fixed + n;
 	}
 	return 0;
+}
+
+void run_truncate_parts(struct run_record *r, size_t n)
+{
+	while (r->nparts > n) {
+		struct run_part *p = &r->parts[--r->nparts];
+		free(p->kind);
+		free(p->name);
+		free(p->detail);
+	}
 }
 
 struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h)

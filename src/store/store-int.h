@@ -54,6 +54,9 @@ int store_index_run(struct store *st, const struct run_record *r);
  * and nothing else, and (without allow_abs) no output outside its
  * project. 0, or -1 with err_msg() naming what is wrong. */
 int store_check_layout(const struct run_record *r, int allow_abs);
+/* What every arriving run must pass: the layout, then the trust policy
+ * (E_UNTRUSTED). store-xfer.c. */
+int store_admit(struct store *st, const struct run_record *r, int allow_abs);
 /* The index record of a run, built from its commit (what reindex and import
  * insert). r zeroed by the caller, freed by the caller even on error. */
 int store_load_git(struct store *st, const char *hash, struct run_record *r);

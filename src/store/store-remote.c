@@ -41,7 +41,8 @@ int store_push(struct store *st, const char *remote, const struct strvec *hashes
 
 /* The fetched runs (refs without an index row) that import would refuse
  * lose their refs again: a pull must not let a later replay write outside
- * the project where an import would not. */
+ * the project, or replay a run the trust policy refuses, where an import
+ * would not. */
 static int refuse_foreign(struct store *st, const struct gitmod *g, struct strvec *refused)
 {
 	struct strvec refs = STRVEC_INIT;
@@ -55,7 +56,7 @@ static int refuse_foreign(struct store *st, const struct gitmod *g, struct strve
 			continue;
 		}
 		run_record_free(&r);
-		if (store_load_git(st, refs.v[i], &r) == 0 && store_check_layout(&r, 0) < 0) {
+		if (store_load_git(st, refs.v[i], &r) == 0 && store_admit(st, &r, 0) < 0) {
 			struct strbuf line = STRBUF_INIT;
 			sb_addf(&line, "%s; not pulled", err_msg());
 			err_clear();

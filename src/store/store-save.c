@@ -3,6 +3,7 @@
  * is only ever written for a commit whose blobs, tree and ref exist. */
 #include "store/store-int.h"
 #include "store/gitmod.h"
+#include "store/trust.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,12 +164,15 @@ out:
 int store_save(struct store *st, struct run_record *r)
 {
 	const struct gitmod *g = gitmod_get();
-	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
+	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT, key = STRBUF_INIT;
 	int rc = -1, lock = -1;
 	if (!g || (lock = store_lock(st, 0)) < 0)
 		goto out;
 	meta_encode(r, &meta);
-	if (g->save_run(st->dir, r, meta.buf, meta.len) < 0)
+	/* A configured key that cannot sign fails the store: an unsigned run
+	 * would be refused by every store that trusts this key. */
+	int sign = store_signing_key(st, &key);
+	if (g->save_run(st->dir, r, meta.buf, meta.len, sign ? key.buf : NULL, store_tmpdir(st)) < 0)
 		goto out;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
@@ -203,6 +207,7 @@ out:
 	store_unlock(lock);
 	sb_release(&meta);
 	sb_release(&content);
+	sb_release(&key);
 	return rc;
 }
 

@@ -148,6 +148,8 @@ int store_check_layout(const struct run_record *r, int allow_abs)
 			ok = f->kind == FILE_STDOUT;
 		else if (!strcmp(p, "stderr"))
 			ok = f->kind == FILE_STDERR;
+		else if (!strcmp(p, "streams"))
+			ok = f->kind == FILE_STREAMS;
 		else if (!strncmp(p, "files/", 6))
 			ok = (f->kind == FILE_OUTPUT || f->kind == FILE_DIR) && safe_rel(p + 6);
 		else if (!strncmp(p, "sources/", 8))
@@ -167,6 +169,18 @@ int store_check_layout(const struct run_record *r, int allow_abs)
 			return err_set("run %.12s: file '%s' has mode %o", r->hash, p, f->mode);
 	}
 	return 0;
+}
+
+/* Every run that arrives from elsewhere passes here before it gets a ref
+ * or an index row: an archive's (cashet import, a Redis or HTTP remote's
+ * fetch, serve's PUT /archive) from store_import, a git remote's from
+ * store_pull. Its tree must have the layout store_save writes, and, when
+ * the store has a trust policy, an allowed signer must have signed it. */
+int store_admit(struct store *st, const struct run_record *r, int allow_abs)
+{
+	if (store_check_layout(r, allow_abs) < 0)
+		return -1;
+	return store_check_trust(st, r->hash);
 }
 
 static int indexed(struct store *st, const char *hash)
@@ -244,9 +258,13 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 	nrecs = fresh.n;
 	for (size_t i = 0; i < nrecs; i++) {
 		if (g->check_run(st->dir, fresh.v[i]) < 0 || store_load_git(st, fresh.v[i], &recs[i]) < 0 ||
-		    store_check_layout(&recs[i], allow_abs) < 0) {
+		    store_admit(st, &recs[i], allow_abs) < 0) {
+			enum err_code code = err_code();
 			char *why = xstrdup(err_msg());
-			err_set("%s: %s", file, why);
+			/* a refused signer is said as it is: the run names it, the
+			 * archive (a remote's temp file) does not */
+			if (code != E_UNTRUSTED)
+				err_setc(code, "%s: %s", file, why);
 			free(why);
 			goto out;
 		}
@@ -305,6 +323,7 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 out:
 	if (rc < 0) {
 		/* Undo in reverse order; the first error is the one reported. */
+		enum err_code code = err_code();
 		char *why = xstrdup(err_msg());
 		if (in_tx)
 			store_exec(st, "ROLLBACK");
@@ -314,7 +333,7 @@ out:
 			g->delete_ref(st->dir, made_refs.v[i]);
 		for (size_t i = moved.n; i-- > 0;)
 			unlink(moved.v[i]);
-		err_set("%s", why);
+		err_setc(code, "%s", why);
 		free(why);
 	}
 	if (stage.len)

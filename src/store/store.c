@@ -151,8 +151,17 @@ static int config_line(const char *line, const char *key, struct strbuf *value)
 
 int store_setting(struct store *st, const char *key, struct strbuf *value)
 {
-	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT;
+	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT, section = STRBUF_INIT;
 	int found = 0, in_section = 0;
+	/* "trust.allowed-signers" is allowed-signers in [cashet "trust"], as
+	 * git and libgit2 write cashet.trust.allowed-signers */
+	const char *dot = strchr(key, '.');
+	if (dot) {
+		sb_addf(&section, "[cashet \"%.*s\"]", (int)(dot - key), key);
+		key = dot + 1;
+	} else {
+		sb_adds(&section, "[cashet]");
+	}
 	/* once per open store: a request reads several settings, on the hit path */
 	if (!st->config_read) {
 		struct strbuf path = STRBUF_INIT;
@@ -168,7 +177,8 @@ int store_setting(struct store *st, const char *key, struct strbuf *value)
 		sb_add(&line, p, (size_t)(nl - p));
 		const char *l = sb_str(&line) + strspn(sb_str(&line), " \t");
 		if (*l == '[')
-			in_section = !strncasecmp(l, "[cashet]", 8);
+			in_section =
+				dot ? !strncmp(l, section.buf, section.len) : !strncasecmp(l, section.buf, section.len);
 		else if (in_section && config_line(l, key, &v)) {
 			sb_reset(value);
 			sb_add(value, v.buf ? v.buf : "", v.len);
@@ -178,6 +188,7 @@ int store_setting(struct store *st, const char *key, struct strbuf *value)
 	}
 	sb_release(&v);
 	sb_release(&line);
+	sb_release(&section);
 	return found;
 }
 
@@ -754,7 +765,7 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 {
 	if (store_prepare(
 		    st, &st->q_files,
-		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind=4)"
+		    "SELECT kind, path, mode, oid, xxh, size, enc, data, perm FROM files WHERE run=?1 AND (kind<=?2 OR kind>=4)"
 		    " ORDER BY kind, path") < 0)
 		return -1;
 	sqlite3_bind_int64(st->q_files, 1, r->id);

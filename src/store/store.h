@@ -21,13 +21,17 @@ struct store;
  * fingerprint canonicalized) only serve `why` and `diff`. A directory of a
  * declared output directory (FILE_DIR: mode 040000, no blob) is a "dir"
  * line of meta, not a tree entry: git trees hold no empty directory, and
- * older versions skip the line. */
-enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3, FILE_DIR = 4 };
+ * older versions skip the line. FILE_STREAMS ("streams") says in which
+ * order stdout's and stderr's bytes came, so a replay interleaves them as
+ * the run did: one line per chunk, "o LEN" or "e LEN", consecutive bytes
+ * of one stream one chunk; bytes past the last chunk follow, stdout's
+ * first. Kept only when both streams have bytes. */
+enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3, FILE_DIR = 4, FILE_STREAMS = 5 };
 
 /* One blob of a run: a captured stream or an output file. */
 struct run_file {
 	int kind;
-	char *path;    /* "stdout", "stderr", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
+	char *path; /* "stdout", "stderr", "streams", "files/<root-rel>" or "abs/<path>" (outputs), "sources/<root-rel>" */
 	unsigned mode; /* git mode: 0100644, 0100755 or 0120000 */
 	int perm; /* permission bits the run produced (0..0777), -1 unknown (a run from before they were kept: the git mode decides) */
 	char oid[OID_HEX]; /* git blob id, filled when saved */
@@ -53,11 +57,12 @@ struct run_part {
  * zero means "compare the content" (the file was written too recently for
  * its timestamps to be trusted, as git's racy-clean entries). */
 enum run_input_kind {
-	INPUT_FILE = 'f',   /* a file read or executed: its content */
-	INPUT_SOURCE = 's', /* a Python or shell source read: its canonical form */
-	INPUT_ABSENT = 'a', /* looked for and not there: must still not exist */
-	INPUT_LISTED = 'l', /* a directory listed: its entry names */
-	INPUT_DIR = 'd',    /* a directory looked at: must still be one */
+	INPUT_FILE = 'f',        /* a file read or executed: its content */
+	INPUT_SOURCE = 's',      /* a Python or shell source read: its canonical form */
+	INPUT_SOURCE_DOCS = 'S', /* the same, docstrings kept: a source the run read reads them */
+	INPUT_ABSENT = 'a',      /* looked for and not there: must still not exist */
+	INPUT_LISTED = 'l',      /* a directory listed: its entry names */
+	INPUT_DIR = 'd',         /* a directory looked at: must still be one */
 };
 struct run_input {
 	char *path; /* root-relative inside the project, else absolute */
@@ -100,6 +105,8 @@ struct run_record {
 
 void run_record_free(struct run_record *r);
 struct run_part *run_add_part(struct run_record *r, const char *kind, const char *name, const struct digest *h);
+/* Drops the parts past the first n. */
+void run_truncate_parts(struct run_record *r, size_t n);
 struct run_file *run_add_file(struct run_record *r, int kind, const char *path);
 struct run_input *run_add_input(struct run_record *r, char kind, const char *path);
 /* For people: "read", "source", "absent", "listed", "dir"; "none",
@@ -145,6 +152,23 @@ const char *store_key_dir(const struct store *st);
  * lines and "key = value" (quoted or not); the last value wins. Returns 1
  * (value filled), 0 not set. */
 int store_setting(struct store *st, const char *key, struct strbuf *value);
+/* The trust settings (store-trust.c). The SSH key runs are signed with:
+ * $CASHET_SIGNING_KEY, else `signing-key`; 1 set (key filled), 0 not. */
+int store_signing_key(struct store *st, struct strbuf *key);
+/* The allowed-signers file runs from elsewhere must be signed by:
+ * $CASHET_ALLOWED_SIGNERS, else `trust.allowed-signers`; 1 set, 0 not (no
+ * policy: every run is accepted, as before). */
+int store_allowed_signers(struct store *st, struct strbuf *path);
+/* Who signed run hash (a struct trust_verdict, trust.h), checked against
+ * the allowed signers if set. Loads the git module. 0, or <0 (err_set). */
+struct trust_verdict;
+int store_signer(struct store *st, const char *hash, struct trust_verdict *v);
+/* The policy for a run that arrives from elsewhere (import, pull, a Redis
+ * or HTTP remote, serve's PUT /archive): 0 if there is no policy or an
+ * allowed signer signed it, else <0 with E_UNTRUSTED and a message naming
+ * its signer ("run 1a2b3c4d5e6f is unsigned"). */
+int store_check_trust(struct store *st, const char *hash);
+
 /* "tmp" directory inside the store for captures and spools. */
 const char *store_tmpdir(struct store *st);
 

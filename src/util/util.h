@@ -53,7 +53,8 @@ enum err_code {
 	E_AMBIGUOUS = -3, /* a prefix naming more than one thing */
 	E_CORRUPT = -4,   /* bytes that fail their check */
 	E_EXISTS = -5,
-	E_BUSY = -6, /* locked by another process */
+	E_BUSY = -6,      /* locked by another process */
+	E_UNTRUSTED = -7, /* a run from elsewhere that the trust policy refuses */
 };
 
 /* Last error, per thread. err_set returns -1 (E_ERROR) so `return

@@ -61,21 +61,23 @@ build='cat in > out; chmod +x out; echo so; echo se >&2'
 	[ -z "$(echo "$output" | tr -d '[:space:]')" ]
 }
 
-@test "the commit tree holds meta, stdout, stderr and files/<path> with modes" {
+@test "the commit tree holds meta, stdout, stderr, streams and files/<path> with modes" {
 	echo payload > in
 	cashet exec -i in -o out -o data/plain.txt -o lnk -- sh -c "$build; mkdir -p data; echo p > data/plain.txt; ln -sf out lnk" > /dev/null 2>&1
 	h=$(last_hash)
 	run g ls-tree -r "$h"
 	assert_success
-	[ "${#lines[@]}" = 6 ]
+	[ "${#lines[@]}" = 7 ]
 	assert_line --regexp $'^100644 blob [0-9a-f]{40}\tmeta$'
 	assert_line --regexp $'^100644 blob [0-9a-f]{40}\tstdout$'
 	assert_line --regexp $'^100644 blob [0-9a-f]{40}\tstderr$'
+	assert_line --regexp $'^100644 blob [0-9a-f]{40}\tstreams$'
 	assert_line --regexp $'^100755 blob [0-9a-f]{40}\tfiles/out$'
 	assert_line --regexp $'^100644 blob [0-9a-f]{40}\tfiles/data/plain.txt$'
 	assert_line --regexp $'^120000 blob [0-9a-f]{40}\tfiles/lnk$'
 	[ "$(g show "$h:stdout")" = so ]
 	[ "$(g show "$h:stderr")" = se ]
+	[ "$(g show "$h:streams")" = "$(printf 'o 3\ne 3')" ]
 	[ "$(g show "$h:files/out")" = payload ]
 	[ "$(g show "$h:files/lnk")" = out ]
 	run g show "$h:meta"

@@ -708,3 +708,44 @@ source b.sh" # got a third line: "source a.sh"
 	run cashet show --json "$(last_hash)"
 	[ "$(echo "$output" | json_field 'len([p for p in j["parts"] if p["name"] == "d/a.sh"])')" = 1 ] # got: 584 (until the path is longer than PATH_MAX)
 }
+
+@test "docstrings: one added where there was none is a hit, traced or not" {
+	local mode
+	printf 'import helper\nprint(helper.f())\n' > main.py
+	for mode in on off; do
+		printf 'def f():\n    return 1\n' > helper.py
+		[ "$(verdict --trace $mode -- python3 main.py)" = miss ]
+		printf '"""A module."""\ndef f():\n    """Returns one."""\n    return 1\n' > helper.py
+		[ "$(verdict --trace $mode -- python3 main.py)" = hit ]
+		printf 'def f():\n    return 1\n' > helper.py
+		[ "$(verdict --trace $mode -- python3 main.py)" = hit ]
+	done
+}
+
+@test "docstrings: a program that reads an imported module's __doc__ keeps every docstring of its closure" {
+	local mode
+	printf 'import helper\nprint(helper.__doc__)\n' > main.py
+	for mode in on off; do
+		printf '"""First %s."""\ndef f():\n    return 1\n' $mode > helper.py
+		[ "$(verdict --trace $mode -- python3 main.py)" = miss ]
+		printf '"""Second %s."""\ndef f():\n    return 1\n' $mode > helper.py
+		[ "$(verdict --trace $mode -- python3 main.py)" = miss ]
+		[ "$(cashet exec --trace $mode -- python3 main.py 2>/dev/null)" = "Second $mode." ]
+		# comments are still no code
+		printf '"""Second %s."""\n# a comment\ndef f():\n    return 1\n' $mode > helper.py
+		[ "$(verdict --trace $mode -- python3 main.py)" = hit ]
+	done
+}
+
+@test "sh -c 'sh SCRIPT' (a dag.toml string cmd): the script is canonical, also when declared with -i" {
+	printf '# prepare\necho hi\n' > prepare.sh
+	[ "$(verdict -i prepare.sh -- sh -c 'sh prepare.sh')" = miss ]
+	printf '# prepare, reworded\necho hi\n' > prepare.sh
+	[ "$(verdict -i prepare.sh -- sh -c 'sh prepare.sh')" = hit ]
+	printf '# prepare\necho hello\n' > prepare.sh
+	[ "$(verdict -i prepare.sh -- sh -c 'sh prepare.sh')" = miss ]
+	# a command string that is not one simple command is hashed as it is
+	[ "$(verdict -- sh -c 'sh prepare.sh; true')" = miss ]
+	printf '# again\necho hello\n' > prepare.sh
+	[ "$(verdict -i prepare.sh -- sh -c 'sh prepare.sh; true')" = miss ]
+}

@@ -118,6 +118,13 @@ counts() {
 	assert_success
 	assert_line --regexp '^step featurize: hit'
 	[ "$(counts)" = "1 1 4 1" ]
+	# in a string cmd's script too (sh -c 'sh prepare.sh'), listed as an input
+	printf '# reworded\n' >> prepare.sh
+	printf '# reworded\n' >> evaluate.sh
+	run cashet pipeline run
+	assert_success
+	assert_line --regexp '^pipeline: 0 ran, 7 hit'
+	[ "$(counts)" = "1 1 4 1" ]
 
 	# a real change with the same features: featurize runs, nothing downstream
 	sed -i 's/int(v) \* 2/int(v) + int(v)/' featurize.py

@@ -33,7 +33,7 @@ other_machine() {
 	run cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
 	assert_success
 	run cashet remote
-	assert_output "origin $BATS_TEST_TMPDIR/shared.git"
+	assert_output "origin $BATS_TEST_TMPDIR/shared.git (untrusted: no trust.allowed-signers, runs are replayed whoever made them)"
 	run cashet remote add origin elsewhere
 	assert_failure 1
 	run cashet remote remove origin

@@ -84,7 +84,7 @@ body() {
 	[ "$(body)" = "$(cashet show --json "$H")" ]
 	[ "$(status "$URL/run/${H:0:8}")" = 200 ]
 	run json_field '[j["hash"], j["status"], j["argv"][0], [f["path"] for f in j["files"]]]' < "$BATS_TEST_TMPDIR/body"
-	assert_output "['$H', 'ok', 'sh', ['stdout', 'stderr', 'files/out.txt']]"
+	assert_output "['$H', 'ok', 'sh', ['stdout', 'stderr', 'files/out.txt', 'streams']]"
 	run curl -s -o /dev/null -w '%{content_type}' "$URL/run/$H"
 	assert_output "application/json"
 }

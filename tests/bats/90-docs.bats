@@ -208,7 +208,7 @@ fish_lines() {
 
 @test "each loadable module exports its entry table and nothing else" {
 	command -v nm > /dev/null || skip "nm (binutils) is not available"
-	for m in cashet-git.so:cashet_gitmod cashet-serve.so:cashet_serve_v2 cashet-http.so:cashet_httpmod_v1; do
+	for m in cashet-git.so:cashet_gitmod cashet-serve.so:cashet_serve_v2 cashet-http.so:cashet_httpmod_v2; do
 		run sh -c "nm -D --defined-only '$CASHET_BUILD/${m%%:*}' | awk '\$2 ~ /[TDRBVW]/ {print \$3}'"
 		assert_success
 		assert_output "${m#*:}"

@@ -95,13 +95,32 @@ static void py_docstrings(void **state)
 	PY_DIFF("def f():\n    f'{a()}'\n", "def f():\n    f'{b()}'\n");
 	PY_DIFF("b'a'\nx = 1\n", "b'b'\nx = 1\n");
 	PY_DIFF("def f():\n    'a' + x\n", "def f():\n    'b' + x\n");
-	/* a docstring that is the whole body still leaves a body */
+	/* a docstring added where there was none leaves the same text, and
+	 * one that was the whole body leaves no body (not the next line) */
+	PY_SAME("def f():\n    'doc'\n    return 1\n", "def f():\n    return 1\n");
+	PY_SAME("'''Module.'''\nimport os\n", "import os\n");
 	PY_DIFF("def f():\n    'doc'\nx = 1\n", "def f():\n    x = 1\n");
-	PY_DIFF("def f():\n    'doc'\n    return 1\n", "def f():\n    return 1\n");
 	/* programs that read docstrings keep them */
 	PY_DIFF("'a'\nprint(__doc__)\n", "'b'\nprint(__doc__)\n");
 	PY_DIFF("import click\n@click.command()\ndef f():\n    'a'\n",
 		"import click\n@click.command()\ndef f():\n    'b'\n");
+}
+
+/* keep_docs: the caller found a file of the program that reads them */
+static void py_docstrings_kept(void **state)
+{
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT;
+	int reads;
+	(void)state;
+	assert_int_equal(canon_python_docs("'a'\nx = 1\n", 9, &a, NULL, NULL, 1, &reads), 0);
+	assert_int_equal(reads, 0);
+	assert_int_equal(canon_python_docs("'b'\nx = 1\n", 9, &b, NULL, NULL, 1, &reads), 0);
+	assert_string_not_equal(a.buf, b.buf);
+	sb_reset(&a);
+	assert_int_equal(canon_python_docs("print(m.__doc__)\n", 17, &a, NULL, NULL, 0, &reads), 0);
+	assert_int_equal(reads, 1);
+	sb_release(&a);
+	sb_release(&b);
 }
 
 static void py_hash_in_strings(void **state)
@@ -336,6 +355,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(py_comments_blank_trailing),
 		cmocka_unit_test(py_docstrings),
+		cmocka_unit_test(py_docstrings_kept),
 		cmocka_unit_test(py_hash_in_strings),
 		cmocka_unit_test(py_real_changes),
 		cmocka_unit_test(py_brackets_and_continuations),

@@ -509,6 +509,31 @@ static void test_git_module_threads(void **state)
 	sb_release(&other);
 }
 
+/* Settings with a dot live in a subsection, as git and libgit2 write
+ * cashet.trust.allowed-signers; the plain [cashet] section does not
+ * answer for them, nor another subsection. */
+static void test_setting_subsections(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = NULL;
+	struct strbuf v = STRBUF_INIT;
+	int created = 0;
+	free(fixture_write(fx, ".cashet/config",
+			   "[core]\n\tbare = true\n[cashet]\n\tremote-mode = read\n\tallowed-signers = wrong\n"
+			   "[cashet \"other\"]\n\tallowed-signers = wrong too\n"
+			   "[cashet \"trust\"]\n\tallowed-signers = \"/etc/signers\" # comment\n",
+			   0644));
+	assert_int_equal(store_open(fx->store.buf, 0, &st, &created), 0);
+	assert_int_equal(store_setting(st, "remote-mode", &v), 1);
+	assert_string_equal(v.buf, "read");
+	assert_int_equal(store_setting(st, "trust.allowed-signers", &v), 1);
+	assert_string_equal(v.buf, "/etc/signers");
+	assert_int_equal(store_setting(st, "trust.remote-mode", &v), 0);
+	assert_int_equal(store_setting(st, "signing-key", &v), 0);
+	store_close(st);
+	sb_release(&v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -523,6 +548,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_save_releases_claim, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_cache, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_git_module_threads, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_setting_subsections, fixture_setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

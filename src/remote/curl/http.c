@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -91,6 +92,16 @@ static int perform(const char *url, const struct http_opts *o, struct sink *s, s
 		sb_addf(&auth, "Authorization: Bearer %s", o->token);
 		hdrs = curl_slist_append(hdrs, auth.buf);
 	}
+	if (o->userpwd) {
+		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(c, CURLOPT_USERPWD, o->userpwd);
+	}
+	if (o->netrc) {
+		const char *file = getenv("NETRC");
+		curl_easy_setopt(c, CURLOPT_NETRC, (long)CURL_NETRC_OPTIONAL);
+		if (file && *file)
+			curl_easy_setopt(c, CURLOPT_NETRC_FILE, file);
+	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	rc = curl_easy_perform(c);
 	if (rc == CURLE_FILESIZE_EXCEEDED || s->too_big) {
@@ -163,9 +174,19 @@ static int http_put(const char *url, const struct http_opts *o, const char *path
 	return rc < 0 ? -1 : 0;
 }
 
-MODULE_ENTRY const struct httpmod *cashet_httpmod_v1(void)
+static int http_head(const char *url, const struct http_opts *o, long *status)
 {
-	static const struct httpmod table = { http_get, http_put };
+	struct sink s = { .fd = -1 };
+	*status = 0;
+	if (start() < 0)
+		return -1;
+	curl_easy_setopt(handle, CURLOPT_NOBODY, 1L);
+	return perform(url, o, &s, NULL, status) < 0 ? -1 : 0;
+}
+
+MODULE_ENTRY const struct httpmod *cashet_httpmod_v2(void)
+{
+	static const struct httpmod table = { http_get, http_put, http_head };
 	static int ready;
 	if (!ready) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)

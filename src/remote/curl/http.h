@@ -12,13 +12,15 @@
 
 /* The entry point; the version is in the name, so a stale module is
  * refused rather than called with the wrong table. */
-#define HTTPMOD_ENTRY "cashet_httpmod_v1"
+#define HTTPMOD_ENTRY "cashet_httpmod_v2"
 
 struct http_opts {
-	const char *token;  /* sent as "Authorization: Bearer TOKEN" unless NULL */
-	long timeout_ms;    /* to connect, and the longest time no data moves */
-	long total_ms;      /* the whole request at most (0: no bound beyond timeout_ms) */
-	uint64_t max_bytes; /* get: a longer body is not kept (0: no limit) */
+	const char *token;   /* sent as "Authorization: Bearer TOKEN" unless NULL */
+	const char *userpwd; /* "user:password" for basic auth, or NULL */
+	int netrc;           /* credentials from ~/.netrc ($NETRC) for a host without others */
+	long timeout_ms;     /* to connect, and the longest time no data moves */
+	long total_ms;       /* the whole request at most (0: no bound beyond timeout_ms) */
+	uint64_t max_bytes;  /* get: a longer body is not kept (0: no limit) */
 };
 
 struct httpmod {
@@ -32,8 +34,13 @@ struct httpmod {
 	/* PUT the file at path to url as application/octet-stream; the
 	 * answer's body goes to body. Returns as get does (never 1). */
 	int (*put)(const char *url, const struct http_opts *o, const char *path, struct strbuf *body, long *status);
+	/* HEAD url: 0 with *status set, <0 on a transport error. */
+	int (*head)(const char *url, const struct http_opts *o, long *status);
 };
 
-const struct httpmod *cashet_httpmod_v1(void);
+const struct httpmod *cashet_httpmod_v2(void);
+
+/* Loads cashet-http.so once (remote/http.c); NULL with err_set on failure. */
+const struct httpmod *remote_httpmod(void);
 
 #endif
