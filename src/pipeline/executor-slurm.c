@@ -175,6 +175,34 @@ static void cancel(const char *jobid)
 	err_clear();
 }
 
+/* Whether Slurm ended the job itself (TIMEOUT, OUT_OF_MEMORY, CANCELLED,
+ * ...), waiting a few seconds for its final state; if so why says so. */
+static int ended_by_slurm(const char *jobid, struct strbuf *why)
+{
+	struct slurm_job job;
+	int64_t until = now_ms() + CANCEL_WAIT_MS, nap = 20;
+	int rc = 0;
+	while (slurm_query(jobid, &job) == 0) {
+		if (job.state != SLURM_QUEUED && job.state != SLURM_RUNNING) {
+			/* FAILED with NonZeroExitCode is the script's own exit */
+			rc = job.state == SLURM_FAILED &&
+			     (strcmp(job.state_name, "FAILED") ||
+			      (strcmp(job.reason, "NonZeroExitCode") && strcmp(job.reason, "None")));
+			break;
+		}
+		if (now_ms() >= until)
+			break;
+		nap_ms(nap);
+		nap = nap * 2 < 500 ? nap * 2 : 500;
+	}
+	err_clear();
+	if (rc) {
+		sb_addf(why, "Slurm job %s: ", jobid);
+		slurm_describe(&job, why);
+	}
+	return rc;
+}
+
 /* Follows the job until its verdict file appears, it ends without one
  * or the request is stopped (the job is then cancelled). Returns 1 with
  * the verdict read, 0 when it ended without one or was stopped (res->why
@@ -340,6 +368,12 @@ int slurm_exec_step(const struct slurm_exec_request *req, struct slurm_exec_resu
 		}
 	}
 	res->exit_code = code;
+	if (code > 128 && ended_by_slurm(res->jobid, &res->why)) {
+		/* the command was killed by Slurm (time limit, memory, scancel):
+		 * Slurm's word says more than the signal */
+		tail_of(err.buf, &res->tail);
+		goto out;
+	}
 	if (code != 0) {
 		sb_addf(&res->why, "exit %d, Slurm job %s", code, res->jobid);
 		tail_of(err.buf, &res->tail);

@@ -153,6 +153,16 @@ train@a=2,b=y: up to date (Slurm job $(sed -n 2p out-2y))"
 	assert_equal "$(wc -l < "$JOBLOG")" 6
 }
 
+@test "-j bounds the jobs in flight" {
+	for i in 1 2 3 4 5; do
+		printf '[steps.s%s]\nexecutor = "slurm"\ncmd = "echo + >> \\"$JOBLOG\\"; sleep 1; echo - >> \\"$JOBLOG\\"; echo %s"\n' "$i" "$i"
+	done > dag.toml
+	run cashet pipeline run -j 2
+	assert_success
+	# the most jobs whose command ran at once
+	assert_equal "$(awk '/\+/ { n++; if (n > m) m = n } /-/ { n-- } END { print NR, m }' "$JOBLOG")" "10 2"
+}
+
 @test "a run the node keys otherwise than this host is not taken: the step fails, nothing is replayed" {
 	# the step hashes SLURM_JOB_ID, which only a job has: a key this
 	# host can never compute, as a tool of another version on the node
