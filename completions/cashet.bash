@@ -26,7 +26,7 @@ _cashet()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
 	local prog=${COMP_WORDS[0]} store="" cmd="" cmd_at=0 i w
-	local commands="init exec why log show diff history get rm stats reindex export import gc clear invalidate config fsck remote push pull pipeline serve help"
+	local commands="init exec why log show diff history get rm stats reindex export import gc clear invalidate config fsck remote push pull pipeline exp metrics params serve help"
 
 	# "--opt=value" arrives as three words: "--opt" "=" "value".
 	if [[ $prev == = ]] && ((COMP_CWORD > 1)); then
@@ -69,8 +69,8 @@ _cashet()
 			case $w in
 			--) start=$((i + 1)); break ;;
 			-i | -o | -e | -p | -t | -n | --input | --output | --env | --param | --env-file | \
-				--dep | --tag | --name | --ttl | --timeout | --kill-after | --retries | --store | --remote | \
-				--remote-mode)
+				--dep | --tag | --name | --ttl | --stale | --timeout | --kill-after | --retries | --store | --remote | \
+				--remote-mode | --metrics)
 				if [[ ${COMP_WORDS[i + 1]} == = ]]; then ((i++)); fi
 				((i++))
 				;;
@@ -87,10 +87,10 @@ _cashet()
 			return
 		fi
 		case $prev in
-		-i | --input | -o | --output | -p | --param | --env-file | --dep) _cashet_files "$cur"; return ;;
+		-i | --input | -o | --output | -p | --param | --env-file | --dep | --metrics) _cashet_files "$cur"; return ;;
 		--store) _cashet_dirs "$cur"; return ;;
 		-e | --env) COMPREPLY=($(compgen -v -- "$cur")); return ;;
-		-t | --tag | -n | --name | --ttl | --timeout | --kill-after | --retries) return ;;
+		-t | --tag | -n | --name | --ttl | --stale | --timeout | --kill-after | --retries) return ;;
 		--remote) COMPREPLY=($(compgen -W "redis:// http:// cache+http://" -- "$cur")); compopt -o nospace 2>/dev/null; return ;;
 		--trace) COMPREPLY=($(compgen -W "on off" -- "$cur")); return ;;
 		--remote-mode) COMPREPLY=($(compgen -W "read read-write" -- "$cur")); return ;;
@@ -99,8 +99,8 @@ _cashet()
 		esac
 		if [[ $cur == -* ]]; then
 			COMPREPLY=($(compgen -W "-i --input -o --output -e --env -p --param --env-file
-				--dep --raw-sources -t --tag -n --name --trace --ignore --auto-outputs --strict --env-mode
-				--ttl --timeout --kill-after --retries --cache-failures -f --force
+				--dep --raw-sources -t --tag -n --name --metrics --trace --ignore --auto-outputs --strict --env-mode
+				--ttl --stale --warm --timeout --kill-after --retries --cache-failures -f --force
 				--no-cache --no-stdin --store --remote --remote-mode -v --verbose --explain --json --report-fd -h --help --" -- "$cur"))
 		else
 			COMPREPLY=($(compgen -c -- "$cur"))
@@ -219,27 +219,49 @@ _cashet()
 		COMPREPLY=($(compgen -W "--prune -h --help" -- "$cur"))
 		;;
 	pipeline)
-		# "pipeline run|graph|status|job [options] [FILE] [TARGET...]"
+		# "pipeline run|graph|status|report|job [options] [FILE] [TARGET...]"
 		if ((COMP_CWORD == cmd_at + 1)); then
-			COMPREPLY=($(compgen -W "run graph status job -h --help" -- "$cur"))
+			COMPREPLY=($(compgen -W "run graph status report job -h --help" -- "$cur"))
 			return
 		fi
 		case $prev in
 		--format) COMPREPLY=($(compgen -W "dot mermaid" -- "$cur")); return ;;
 		--executor) COMPREPLY=($(compgen -W "local slurm" -- "$cur")); return ;;
-		-j | --jobs | --index) return ;;
+		-j | --jobs | --metric | --index) return ;;
+		-o | --output) _cashet_files "$cur"; return ;;
 		--origin | --spool) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		esac
 		if [[ $cur == -* ]]; then
 			case ${COMP_WORDS[cmd_at + 1]} in
 			graph) COMPREPLY=($(compgen -W "--format --store -h --help" -- "$cur")) ;;
 			job) COMPREPLY=($(compgen -W "--origin --spool --index -f --force -h --help" -- "$cur")) ;;
+			report) COMPREPLY=($(compgen -W "-o --output --metric --store -h --help" -- "$cur")) ;;
 			*) COMPREPLY=($(compgen -W "-j --jobs -k --keep-going -n --dry-run -f --force
 				-v --verbose --executor --format --store -h --help" -- "$cur")) ;;
 			esac
 		else
 			compopt -o filenames 2>/dev/null
 			COMPREPLY=($(compgen -f -X '!*.toml' -- "$cur") $(compgen -d -- "$cur"))
+		fi
+		;;
+	exp)
+		case $prev in
+		--line | -t | --tag | --sort | --where) return ;;
+		esac
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "--line -t --tag --sort --where --json --csv --store -h --help" -- "$cur"))
+		elif ((COMP_CWORD == cmd_at + 1)); then
+			COMPREPLY=($(compgen -W "show" -- "$cur"))
+		else
+			compopt -o filenames 2>/dev/null
+			COMPREPLY=($(compgen -f -X '!*.toml' -- "$cur") $(compgen -d -- "$cur"))
+		fi
+		;;
+	metrics | params)
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "-a --all --json --store -h --help" -- "$cur"))
+		elif ((COMP_CWORD == cmd_at + 1)); then
+			COMPREPLY=($(compgen -W "diff" -- "$cur"))
 		fi
 		;;
 	remote)

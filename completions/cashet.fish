@@ -77,7 +77,7 @@ function __cashet_wrapped
                 set -e tokens[1]
                 printf '%s\n' $tokens
                 return 0
-            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --timeout --kill-after --retries --store --remote --remote-mode
+            case -i -o -e -p -t -n --input --output --env --param --env-file --dep --tag --name --ttl --stale --timeout --kill-after --retries --store --remote --remote-mode --metrics
                 # the cursor is on this option's value
                 set -q tokens[2]; or return 1
                 set -e tokens[1..2]
@@ -132,6 +132,9 @@ complete -c cashet -n "not __cashet_subcommand" -a invalidate -d 'Remove the run
 complete -c cashet -n "not __cashet_subcommand" -a config -d 'Get or set store settings (max-size)'
 complete -c cashet -n "not __cashet_subcommand" -a fsck -d 'Verify the store against git and repair the index'
 complete -c cashet -n "not __cashet_subcommand" -a pipeline -d 'Run the steps of a dag.toml, replaying what is unchanged'
+complete -c cashet -n "not __cashet_subcommand" -a exp -d 'Compare runs as experiments: their params and metrics in a table'
+complete -c cashet -n "not __cashet_subcommand" -a metrics -d 'Compare the metrics of two runs'
+complete -c cashet -n "not __cashet_subcommand" -a params -d 'Compare the params of two runs'
 complete -c cashet -n "not __cashet_subcommand" -a remote -d 'Add, remove or list git remotes used as shared caches'
 complete -c cashet -n "not __cashet_subcommand" -a push -d 'Send runs to a git remote'
 complete -c cashet -n "not __cashet_subcommand" -a pull -d "Fetch a git remote's runs and index them"
@@ -153,7 +156,10 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l str
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l env-mode -x -a 'strict all' -d 'Which environment variables the command gets'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s t -l tag -x -d 'Tag the run: KEY=VALUE or KEY (not part of the key)'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -s n -l name -x -d 'Name the run'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l metrics -r -F -d "An output read as the run's metrics (JSON, TOML, CSV)"
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l ttl -x -d 'Do not replay the run after DURATION (e.g. 12h)'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l stale -x -d 'Replay a run older than DURATION at once, refresh it in the background'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l warm -d 'Refresh the run in the background and print nothing'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l timeout -x -d "Kill the command's process group after DURATION (exit 124)"
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l kill-after -x -d 'Grace period between TERM and KILL after a timeout'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l retries -x -d 'Retry a failing command up to N times, backing off'
@@ -249,8 +255,10 @@ complete -c cashet -n "__cashet_using config" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using fsck" -l prune -d 'Remove runs that cannot be repaired'
 complete -c cashet -n "__cashet_using fsck" -s h -l help -d 'Show usage'
 
-# pipeline run|graph|status|job [options] [FILE] [TARGET...]
-complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status job' -d 'Subcommand'
+# pipeline run|graph|status|report|job [options] [FILE] [TARGET...]
+complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status report job' -d 'Subcommand'
+complete -c cashet -n "__cashet_using pipeline" -s o -l output -r -F -d 'Report: write the page to FILE'
+complete -c cashet -n "__cashet_using pipeline" -l metric -x -d 'Report: the metric to plot'
 complete -c cashet -n "__cashet_using pipeline" -F -a '(__fish_complete_suffix .toml)'
 complete -c cashet -n "__cashet_using pipeline" -s j -l jobs -x -d 'Run up to N steps at once'
 complete -c cashet -n "__cashet_using pipeline" -s k -l keep-going -d 'After a failure, run every step not downstream of it'
@@ -282,3 +290,18 @@ complete -c cashet -n "__cashet_using serve" -l max-body -x -d 'Largest request 
 complete -c cashet -n "__cashet_using serve" -l pipeline -r -F -d 'Pipeline file whose steps POST /submit runs'
 complete -c cashet -n "__cashet_using serve" -l allow-exec -d 'POST /submit may run any command (needs a token)'
 complete -c cashet -n "__cashet_using serve" -s h -l help -d 'Show usage'
+
+# exp show [options] [PIPELINE]
+complete -c cashet -n "__cashet_using exp" -x -a 'show' -d 'Subcommand'
+complete -c cashet -n "__cashet_using exp" -F -a '(__fish_complete_suffix .toml)'
+complete -c cashet -n "__cashet_using exp" -l line -x -d 'Every run of the command line of run HASH'
+complete -c cashet -n "__cashet_using exp" -s t -l tag -x -d 'The runs with this tag (KEY=VALUE)'
+complete -c cashet -n "__cashet_using exp" -l sort -x -d 'Sort by a column, descending with -'
+complete -c cashet -n "__cashet_using exp" -l where -x -d 'Keep the rows where COL OP VALUE'
+complete -c cashet -n "__cashet_using exp" -l json -d 'Print JSON'
+complete -c cashet -n "__cashet_using exp" -l csv -d 'Print CSV with every column'
+
+# metrics diff / params diff [options] [A [B]]
+complete -c cashet -n "__cashet_using metrics params" -x -a 'diff' -d 'Subcommand'
+complete -c cashet -n "__cashet_using metrics params" -s a -l all -d 'List unchanged values too'
+complete -c cashet -n "__cashet_using metrics params" -l json -d 'Print JSON'

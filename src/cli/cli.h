@@ -17,6 +17,7 @@ struct cli {
 	struct store *st;      /* opened by main for CMD_STORE commands (main closes it), else NULL */
 	const char *name;      /* the command as typed for messages: "log", "pipeline run" */
 	int dashdash;          /* how many operands came before a "--"; -1 when there was none */
+	char **argv;           /* cashet's own command line, as main got it (exec --stale runs it again) */
 };
 
 /* What main does before the handler runs, and how it reads the command line. */
@@ -81,7 +82,8 @@ extern const struct opt_table cmd_init_options, cmd_exec_options, cmd_why_option
 	cmd_history_options, cmd_get_options, cmd_export_options, cmd_import_options, cmd_gc_options, cmd_clear_options,
 	cmd_invalidate_options, cmd_config_options, cmd_fsck_options, cmd_pipeline_options, cmd_rm_options,
 	cmd_push_options, cmd_pull_options, cmd_serve_options;
-extern const struct command cmd_pipeline_subs[], cmd_remote_subs[];
+extern const struct command cmd_pipeline_subs[], cmd_remote_subs[], cmd_exp_subs[], cmd_metrics_subs[],
+	cmd_params_subs[];
 /* `pipeline job`, what a Slurm job runs (cmd-pipeline-job.c) */
 int cmd_pipeline_job(struct cli *cli, void *opts, int argc, char **argv);
 extern const struct opt_table cmd_pipeline_job_options;
@@ -90,6 +92,7 @@ extern const struct opt_table cmd_pipeline_job_options;
 struct exec_opts {
 	struct fp_spec spec;     /* -i, -o, -e, -p, --dep, --raw-sources; argv, cwd and env come later */
 	struct strvec tags;      /* -t K=V */
+	struct strvec metrics;   /* --metrics: outputs read as the run's metrics */
 	struct strvec env_files; /* --env-file */
 	const char *name;        /* -n */
 	const char *remote;      /* --remote URL */
@@ -103,6 +106,8 @@ struct exec_opts {
 	unsigned observe;
 	struct strvec ignore;
 	int64_t ttl_ms, timeout_ms, grace_ms;
+	int64_t stale_ms;  /* --stale: replay a run older than this, and refresh it in the background */
+	int warm;          /* --warm: refresh in the background, print nothing */
 	struct strvec env; /* not an option: the command's environment, ours plus --env-file settings */
 };
 #define EXEC_OPTS_INIT                                                                                                 \

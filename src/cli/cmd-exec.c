@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +47,12 @@ static const struct opt exec_rows[] = {
 	OPT_BOOL("raw-sources", 0, spec.raw_sources, "hash scripts byte for byte (no canonicalization)"),
 	OPT_LIST_CHECK("tag", 't', tags, "K=V", check_tag, "tag the run (repeatable; not part of the key)"),
 	OPT_STRING("name", 'n', name, "NAME", "name the run"),
+	OPT_LIST("metrics", 0, metrics, "FILE",
+		 "an output read as the run's metrics: JSON, TOML or CSV (repeatable; see exp show)"),
 	OPT_DURATION("ttl", 0, ttl_ms, "do not replay the run after DURATION (e.g. 12h)"),
+	OPT_DURATION("stale", 0, stale_ms,
+		     "replay a run older than DURATION at once, and refresh it in the background"),
+	OPT_BOOL("warm", 0, warm, "refresh the run in the background and print nothing"),
 	OPT_DURATION("timeout", 0, timeout_ms, "kill the command's process group after DURATION (exit 124)"),
 	OPT_DURATION("kill-after", 0, grace_ms, "after a timeout, SIGKILL this long after SIGTERM (default 5s)"),
 	OPT_INT("retries", 0, retries, "N", 0, 100, "retry a failing command up to N times, backing off"),
@@ -201,6 +207,14 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	struct strvec sets = STRVEC_INIT;
 	int rc = 0;
 	o->spec.cwd = cwd;
+	/* a metrics file is an output first: stored, restored, and named in the key */
+	for (size_t i = 0; i < o->metrics.n; i++) {
+		int declared = 0;
+		for (size_t k = 0; k < o->spec.outputs.n && !declared; k++)
+			declared = !strcmp(o->spec.outputs.v[k], o->metrics.v[i]);
+		if (!declared)
+			sv_push(&o->spec.outputs, o->metrics.v[i]);
+	}
 	for (size_t i = 0; rc == 0 && i < o->env_files.n; i++)
 		rc = load_env_file(o->env_files.v[i], &o->spec.envs, &sets);
 	env_merge(environ, &sets, &o->env);
@@ -220,6 +234,7 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	if (o->env_mode && !strcmp(o->env_mode, "strict"))
 		req->flags |= EXEC_ENV_STRICT;
 	req->tags = &o->tags;
+	req->metrics = &o->metrics;
 	req->ignore = &o->ignore;
 	req->name = o->name;
 	req->remote = o->remote;
@@ -307,6 +322,56 @@ static void report(const struct exec_opts *o, const struct exec_result *res)
 	sb_release(&sb);
 }
 
+/* The environment variable that makes an exec the background refresh of
+ * another (--stale, --warm): the time (ms) after which a run counts as
+ * fresh. cashet sets it for the process it starts, never a user. */
+#define REFRESH_ENV "CASHET_REFRESH_SINCE"
+
+/* Runs this same cashet command line again in a detached process (a new
+ * session, its streams on /dev/null) as a refresh: it runs the command
+ * unless a run created at or after since exists once it holds the
+ * fingerprint's claim (exec_request.fresh_since), so concurrent refreshes
+ * run it once. A new process image, not a fork that keeps running: a
+ * process that outlives this one must not use SQLite state it inherited
+ * (see cmd-pipeline.c's workers). */
+static void spawn_refresh(struct cli *cli, const struct exec_opts *o, int64_t since)
+{
+	char v[32];
+	int status;
+	snprintf(v, sizeof(v), "%lld", (long long)since);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		setsid();
+		pid_t g = fork();
+		if (g != 0)
+			_exit(g < 0 ? 1 : 0);
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+		}
+		/* nothing of the caller's stays open (a pipe its reader waits
+		 * on); --report-fd names one, so that one is /dev/null */
+		close_range(STDERR_FILENO + 1, ~0U, 0);
+		if (o->report_fd > STDERR_FILENO)
+			dup2(STDIN_FILENO, o->report_fd);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		setenv(REFRESH_ENV, v, 1);
+		execv("/proc/self/exe", cli->argv);
+		_exit(127);
+	}
+	if (pid < 0) {
+		fprintf(stderr, "cashet: warning: cannot start the background refresh: %s\n", strerror(errno));
+		return;
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
 int exec_main(struct cli *cli, struct exec_opts *o, int argc, char **argv, int why)
 {
 	struct exec_request req;
@@ -318,9 +383,27 @@ int exec_main(struct cli *cli, struct exec_opts *o, int argc, char **argv, int w
 	o->spec.argv = argv;
 	o->explain |= why;
 	o->verbose |= verbose_env();
+	/* a refresh runs in the background: stdin is not its caller's, so
+	 * neither is it for the runs it refreshes */
+	if (o->stale_ms || o->warm)
+		o->no_stdin = 1;
+	const char *env = getenv(REFRESH_ENV);
+	int refresh = env != NULL;
+	int64_t fresh_since = env ? strtoll(env, NULL, 10) : 0;
+	unsetenv(REFRESH_ENV); /* not the command's */
+	if (o->warm && !refresh && !o->explain) {
+		spawn_refresh(cli, o, now_ms());
+		return 0;
+	}
 	spawn_signals_init();
 	if (build_request(o, &req) < 0)
 		goto fail;
+	req.stale_ms = o->stale_ms;
+	if (refresh) {
+		req.fresh_since = fresh_since > 0 ? fresh_since : 1;
+		req.out_fd = req.err_fd = -1;
+		req.flags |= EXEC_QUIET;
+	}
 	if (o->explain) {
 		struct explain e;
 		struct strbuf dir = STRBUF_INIT;
@@ -351,6 +434,9 @@ int exec_main(struct cli *cli, struct exec_opts *o, int argc, char **argv, int w
 		goto fail;
 	print_result(o, &res);
 	rc = res.exit_code;
+	/* the caller got the stale result at once; the next one gets the new */
+	if (res.stale && !refresh)
+		spawn_refresh(cli, o, res.created_ms + 1);
 	goto done;
 fail:
 	fprintf(stderr, "cashet: %s\n", err_msg());

@@ -8,9 +8,11 @@
  * process at all. A step for Slurm goes to a worker too, which hands it to
  * pipeline/executor-slurm.c: one worker per job in flight. */
 #include "cli/cli.h"
+#include "cli/report.h"
 #include "exec/spawn.h"
 #include "pipeline/dag.h"
 #include "pipeline/executor-slurm.h"
+#include "pipeline/runlog.h"
 #include "pipeline/step.h"
 
 #include <dirent.h>
@@ -20,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,6 +36,7 @@ enum state { S_WAIT, S_RUN, S_HIT, S_RAN, S_FAIL, S_SKIP, S_STOP };
 struct opts {
 	const char *format;
 	const char *executor; /* --executor: "local" or "slurm", or NULL */
+	const char *output, *metric; /* report: -o FILE, --metric NAME */
 	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;
 };
@@ -56,9 +60,12 @@ struct ctx {
 	unsigned char *want, *force;
 	enum state *state;
 	pid_t *pid;
-	int *vfd; /* the read end of each running worker's verdict pipe */
-	int64_t *t0;
+	int *vfd;         /* the read end of each running worker's verdict pipe */
+	int64_t *t0, *t1; /* when each step started and ended */
 	int tty;
+	int color;        /* a terminal and no NO_COLOR */
+	int lines;        /* how many lines the live display holds now (terminal only) */
+	int64_t *prev_ms; /* each step's previous duration in the store, -1 unknown (terminal only) */
 	size_t total, done, running;
 	int64_t start;
 };
@@ -273,18 +280,136 @@ out:
 	return rc;
 }
 
-static void clear_status(const struct ctx *x)
+static int take_duration(const struct run_record *r, void *ctx)
 {
-	if (x->tty)
-		fputs("\r\033[K", stderr);
+	*(int64_t *)ctx = r->duration_ms;
+	return 0;
 }
 
-static void draw_status(const struct ctx *x)
+/* Erases the live display: the cursor goes back to its first line. */
+static void clear_status(struct ctx *x)
 {
+	if (!x->tty || !x->lines)
+		return;
+	if (x->lines > 1)
+		fprintf(stderr, "\r\033[%dA\033[J", x->lines - 1);
+	else
+		fputs("\r\033[K", stderr);
+	x->lines = 0;
+}
+
+/* How long the steps not done yet should still take, from their previous
+ * durations: the longest that a running one has left, then the queued
+ * ones spread over the jobs (a rough bound: replays take no time, and the
+ * graph may serialize them). -1 when no step has a duration to go by. */
+static int64_t eta_ms(const struct ctx *x, int64_t now)
+{
+	int64_t longest = 0, queued = 0;
+	int known = 0;
+	for (size_t i = 0; i < x->d->n; i++) {
+		if (!x->want[i] || x->prev_ms[i] < 0 || (x->state[i] != S_RUN && x->state[i] != S_WAIT))
+			continue;
+		known = 1;
+		if (x->state[i] == S_RUN) {
+			int64_t left = x->prev_ms[i] - (now - x->t0[i]);
+			if (left > longest)
+				longest = left;
+		} else {
+			queued += x->prev_ms[i];
+		}
+	}
+	if (!known)
+		return -1;
+	queued /= x->o->jobs > 0 ? x->o->jobs : 1;
+	return longest + queued;
+}
+
+/* A line of the live display: colored as head (an SGR parameter, 0 for
+ * none) and tail, or, wider than the terminal, cut plain: a line that
+ * wrapped would throw off how many lines clear_status() goes back up. */
+static void add_line(const struct ctx *x, struct strbuf *sb, int sgr, const char *head, const char *tail, int width)
+{
+	size_t len = strlen(head) + strlen(tail);
+	if (sb->len)
+		sb_addc(sb, '\n');
+	if (width > 1 && len > (size_t)width - 1) {
+		struct strbuf plain = STRBUF_INIT;
+		sb_addf(&plain, "%s%s", head, tail);
+		sb_add(sb, plain.buf, (size_t)width - 1);
+		sb_release(&plain);
+	} else if (x->color && sgr) {
+		sb_addf(sb, "\033[%dm%s\033[0m%s", sgr, head, tail);
+	} else {
+		sb_addf(sb, "%s%s", head, tail);
+	}
+}
+
+/* The live display on a terminal: a line of counts, elapsed time and ETA,
+ * then a line per running step with its time (and its previous one). */
+static void draw_status(struct ctx *x)
+{
+	struct strbuf sb = STRBUF_INIT, head = STRBUF_INIT, tail = STRBUF_INIT;
+	struct winsize ws;
+	char a[32], b[32];
+	int64_t now = now_ms(), eta;
+	int shown = 0, width = 0;
 	if (!x->tty)
 		return;
-	fprintf(stderr, "\r\033[K[%zu/%zu] %zu running, %zu left, %.1fs", x->done, x->total, x->running,
-		x->total - x->done - x->running, (double)(now_ms() - x->start) / 1000);
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0)
+		width = ws.ws_col;
+	clear_status(x);
+	fmt_duration(now - x->start, a, sizeof(a));
+	sb_addf(&head, "[%zu/%zu]", x->done, x->total);
+	sb_addf(&tail, " %zu done, %zu running, %zu queued, %s", x->done, x->running, x->total - x->done - x->running,
+		a);
+	if ((eta = eta_ms(x, now)) >= 0) {
+		fmt_duration(eta, b, sizeof(b));
+		sb_addf(&tail, ", ETA %s", b);
+	}
+	add_line(x, &sb, 1, head.buf, tail.buf, width);
+	x->lines = 1;
+	for (size_t i = 0; i < x->d->n; i++) {
+		if (x->state[i] != S_RUN)
+			continue;
+		if (shown++ == 8) {
+			add_line(x, &sb, 0, "  ...", "", width);
+			x->lines++;
+			break;
+		}
+		sb_reset(&head);
+		sb_reset(&tail);
+		fmt_duration(now - x->t0[i], a, sizeof(a));
+		sb_addf(&head, "  %s", x->d->steps[i].name);
+		sb_addf(&tail, "  %s", a);
+		if (x->prev_ms[i] >= 0) {
+			fmt_duration(x->prev_ms[i], b, sizeof(b));
+			sb_addf(&tail, " (last %s)", b);
+		}
+		add_line(x, &sb, 36, head.buf, tail.buf, width);
+		x->lines++;
+	}
+	fputs(sb.buf, stderr);
+	sb_release(&sb);
+	sb_release(&head);
+	sb_release(&tail);
+}
+
+/* Each wanted step's previous duration, from its newest run: the ETA's basis. */
+static void load_prev_durations(struct ctx *x)
+{
+	struct strbuf name = STRBUF_INIT;
+	for (size_t i = 0; i < x->d->n; i++) {
+		struct log_filter f = { .limit = 1 };
+		x->prev_ms[i] = -1;
+		if (!x->want[i] || !x->st)
+			continue;
+		sb_reset(&name);
+		sb_addf(&name, "pipeline/%s", x->d->steps[i].name);
+		f.name = name.buf;
+		if (store_list(x->st, &f, take_duration, &x->prev_ms[i]) < 0)
+			err_clear();
+	}
+	sb_release(&name);
 }
 
 /* The step's stdout, then its stderr, each line indented under its name. */
@@ -307,13 +432,19 @@ static void print_output(const struct ctx *x, size_t i)
 	sb_release(&sb);
 }
 
-static void report(struct ctx *x, size_t i, const char *fmt, ...) PRINTF_LIKE(3, 4);
-static void report(struct ctx *x, size_t i, const char *fmt, ...)
+/* A step's event: "step NAME: VERDICT (detail)", the verdict in color
+ * (an SGR parameter: 32 green) on a terminal that allows it. */
+static void report(struct ctx *x, size_t i, int color, const char *verdict, const char *fmt, ...) PRINTF_LIKE(5, 6);
+static void report(struct ctx *x, size_t i, int color, const char *verdict, const char *fmt, ...)
 {
 	struct strbuf sb = STRBUF_INIT;
 	va_list ap;
 	clear_status(x);
 	sb_addf(&sb, "step %s: ", x->d->steps[i].name);
+	if (x->color)
+		sb_addf(&sb, "\033[%dm%s\033[0m ", color, verdict);
+	else
+		sb_addf(&sb, "%s ", verdict);
 	va_start(ap, fmt);
 	sb_vaddf(&sb, fmt, ap);
 	va_end(ap);
@@ -329,7 +460,8 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 {
 	char dur[32];
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	snprintf(dur, sizeof(dur), "%.2fs", (double)(now_ms() - x->t0[i]) / 1000);
+	x->t1[i] = now_ms();
+	snprintf(dur, sizeof(dur), "%.2fs", (double)(x->t1[i] - x->t0[i]) / 1000);
 	x->running--;
 	x->done++;
 	x->pid[i] = 0;
@@ -343,21 +475,21 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	}
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
-		report(x, i, "%s (%s%s%s)", x->state[i] == S_HIT ? "hit" : "ran", dur, v.jobid[0] ? ", Slurm job " : "",
-		       v.jobid);
+		report(x, i, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran", "(%s%s%s)", dur,
+		       v.jobid[0] ? ", Slurm job " : "", v.jobid);
 		if (x->o->verbose)
 			print_output(x, i);
 	} else if (stopping) {
 		x->state[i] = S_STOP;
-		report(x, i, "stopped (%s)", dur);
+		report(x, i, 33, "stopped", "(%s)", dur);
 	} else {
 		x->state[i] = S_FAIL;
 		if (v.why[0])
-			report(x, i, "FAILED (%s)", v.why);
+			report(x, i, 31, "FAILED", "(%s)", v.why);
 		else if (WIFEXITED(status))
-			report(x, i, "FAILED (exit %d)", code);
+			report(x, i, 31, "FAILED", "(exit %d)", code);
 		else
-			report(x, i, "FAILED (signal %d)", WTERMSIG(status));
+			report(x, i, 31, "FAILED", "(signal %d)", WTERMSIG(status));
 		print_output(x, i);
 	}
 	draw_status(x);
@@ -381,6 +513,37 @@ static int ready(const struct ctx *x, size_t i, size_t *why)
 	return ok;
 }
 
+/* What this run did, for `pipeline report`'s timeline; losing it loses
+ * only that, so a failure to write it is not the pipeline's. */
+static void save_runlog(const struct ctx *x)
+{
+	static const char *const names[] = {
+		[S_WAIT] = NULL,     [S_RUN] = NULL,       [S_HIT] = "hit",     [S_RAN] = "ran",
+		[S_FAIL] = "failed", [S_SKIP] = "skipped", [S_STOP] = "stopped"
+	};
+	struct runlog l = { .start_ms = x->start, .end_ms = now_ms() };
+	struct strbuf path = STRBUF_INIT, file = STRBUF_INIT;
+	for (size_t k = 0; k < x->d->n; k++) {
+		size_t i = x->d->order[k];
+		if (x->want[i] && names[x->state[i]])
+			runlog_add(&l, x->d->steps[i].name, names[x->state[i]], x->t0[i], x->t1[i]);
+	}
+	/* steps in the order they started */
+	for (size_t a = 1; a < l.n; a++)
+		for (size_t b = a; b > 0 && l.steps[b - 1].start_ms > l.steps[b].start_ms; b--) {
+			struct runlog_step tmp = l.steps[b];
+			l.steps[b] = l.steps[b - 1];
+			l.steps[b - 1] = tmp;
+		}
+	path_absolute(NULL, x->d->file, &file);
+	runlog_path(x->store.buf, file.buf, &path);
+	if (runlog_write(path.buf, &l) < 0)
+		err_clear();
+	runlog_free(&l);
+	sb_release(&path);
+	sb_release(&file);
+}
+
 static int run_all(struct ctx *x)
 {
 	size_t n = x->d->n, failed = 0, hits = 0, ran = 0;
@@ -388,6 +551,9 @@ static int run_all(struct ctx *x)
 	x->start = now_ms();
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];
+	x->prev_ms = xcalloc(n, sizeof(*x->prev_ms));
+	if (x->tty)
+		load_prev_durations(x);
 	draw_status(x);
 	for (;;) {
 		if (got_signal && !stopping) {
@@ -404,8 +570,9 @@ static int run_all(struct ctx *x)
 			int r = ready(x, i, &up);
 			if (r < 0) {
 				x->state[i] = S_SKIP;
+				x->t0[i] = x->t1[i] = now_ms();
 				x->done++;
-				report(x, i, "skipped (upstream step %s %s)", x->d->steps[up].name,
+				report(x, i, 33, "skipped", "(upstream step %s %s)", x->d->steps[up].name,
 				       x->state[up] == S_FAIL ? "failed" : "did not run");
 				draw_status(x);
 				continue;
@@ -466,6 +633,7 @@ static int run_all(struct ctx *x)
 		hits += x->state[i] == S_HIT;
 		ran += x->state[i] == S_RAN;
 	}
+	save_runlog(x);
 	char dur[32];
 	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
 	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed,
@@ -767,7 +935,32 @@ static int slurm_prepare(struct ctx *x)
 	return slurm_spool_create(x->store.buf, &x->spool);
 }
 
-enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS };
+enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS, SUB_REPORT };
+
+/* The page to -o FILE (atomically), or to stdout. */
+static int write_report(struct ctx *x)
+{
+	struct strbuf page = STRBUF_INIT;
+	int rc = 1;
+	if (report_write(x->d, x->st, x->store.buf, x->want, x->o->metric, &page) < 0) {
+		cli_fail(1);
+		goto out;
+	}
+	if (x->o->output && strcmp(x->o->output, "-")) {
+		if (write_file_atomic(x->o->output, page.buf, page.len, 0644) < 0) {
+			cli_fail(1);
+			goto out;
+		}
+		fprintf(stderr, "cashet: wrote %s\n", x->o->output);
+	} else if (write_all(STDOUT_FILENO, page.buf, page.len) < 0) {
+		cli_error(1, "cannot write the report: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&page);
+	return rc;
+}
 
 /* The operands are [FILE] [TARGET...]: the first is FILE if it is a file or
  * ends in .toml, else a target (FILE = dag.toml). */
@@ -839,7 +1032,9 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	x.pid = xcalloc(x.d->n, sizeof(*x.pid));
 	x.vfd = xcalloc(x.d->n, sizeof(*x.vfd));
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
+	x.t1 = xcalloc(x.d->n, sizeof(*x.t1));
 	x.tty = isatty(STDERR_FILENO);
+	x.color = x.tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
 	signals_init();
 	/* one store for in-process hits and explanations; without it every
 	 * step is new (status, dry run) or goes to a worker (run) */
@@ -849,6 +1044,8 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	}
 	if (sub == SUB_STATUS)
 		rc = status_all(&x);
+	else if (sub == SUB_REPORT)
+		rc = write_report(&x);
 	else if (o->dry_run)
 		rc = dry_run(&x);
 	else
@@ -868,6 +1065,8 @@ out:
 	free(x.pid);
 	free(x.vfd);
 	free(x.t0);
+	free(x.t1);
+	free(x.prev_ms);
 	sb_release(&x.store);
 	sb_release(&x.logdir);
 	return rc;
@@ -886,6 +1085,11 @@ static int cmd_graph(struct cli *cli, void *opts, int argc, char **argv)
 static int cmd_status(struct cli *cli, void *opts, int argc, char **argv)
 {
 	return pipeline(cli, opts, argc, argv, SUB_STATUS);
+}
+
+static int cmd_report(struct cli *cli, void *opts, int argc, char **argv)
+{
+	return pipeline(cli, opts, argc, argv, SUB_REPORT);
 }
 
 /* --force alone forces every step; --force STEP only STEP (force_steps). */
@@ -919,7 +1123,14 @@ static const struct opt graph_rows[] = {
 	OPT_END,
 };
 
+static const struct opt report_rows[] = {
+	OPT_STRING("output", 'o', output, "FILE", "write the page to FILE (default: standard output)"),
+	OPT_STRING("metric", 0, metric, "NAME", "the metric to plot (default: the first)"),
+	OPT_END,
+};
+
 static const struct opt_table run_options = { OPT_ROWS(run_rows) };
+static const struct opt_table report_options = { OPT_ROWS(report_rows) };
 static const struct opt_table graph_options = { OPT_ROWS(graph_rows) };
 static const struct opt_table status_options = { OPT_ROWS(NULL) };
 
@@ -933,6 +1144,8 @@ const struct command cmd_pipeline_subs[] = {
 	  "say for each step whether it is up to date, queued or running on Slurm, and if not what changed", NULL },
 	{ "job", cmd_pipeline_job, &cmd_pipeline_job_options, 0, "FILE STEP",
 	  "run one step as a Slurm job of 'pipeline run --executor slurm' does", NULL },
+	{ "report", cmd_report, &report_options, 0, "[FILE] [TARGET...]",
+	  "write an HTML page: the steps' graph and states, the last run's timeline, experiments and a plot", NULL },
 	{ NULL, NULL, NULL, 0, NULL, NULL, NULL },
 };
 

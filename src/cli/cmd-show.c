@@ -47,6 +47,12 @@ static void show_text(struct store *st, const struct run_record *r)
 			printf(" %s", r->tags.v[i]);
 		putchar('\n');
 	}
+	if (r->metrics.n) {
+		printf("metrics    ");
+		for (size_t i = 0; i < r->metrics.n; i++)
+			printf(" %s", r->metrics.v[i]);
+		putchar('\n');
+	}
 	printf("inputs:\n");
 	for (size_t i = 0; i < r->nparts; i++) {
 		digest_hex(&r->parts[i].hash, hx);

@@ -48,6 +48,10 @@ const struct command commands[] = {
 	/* the pipeline finds its store from the dag.toml's directory */
 	{ "pipeline", NULL, &cmd_pipeline_options, 0, NULL, "run the steps of a dag.toml, replaying what is unchanged",
 	  cmd_pipeline_subs },
+	{ "exp", NULL, NULL, 0, NULL, "compare runs as experiments: their params and metrics in a table",
+	  cmd_exp_subs },
+	{ "metrics", NULL, NULL, 0, NULL, "compare the metrics of two runs", cmd_metrics_subs },
+	{ "params", NULL, NULL, 0, NULL, "compare the params of two runs", cmd_params_subs },
 	{ "remote", NULL, NULL, 0, NULL, "add, remove or list git remotes used as shared caches", cmd_remote_subs },
 	{ "push", cmd_push, &cmd_push_options, CMD_STORE, "[REMOTE]", "send runs to a git remote", NULL },
 	{ "pull", cmd_pull, &cmd_pull_options, CMD_STORE, "[REMOTE]", "fetch a git remote's runs and index them",
@@ -382,7 +386,14 @@ int main(int argc, char **argv)
 	const struct opt_set sets[] = { { global_options, &cli }, { top_options, &cli } };
 	struct strbuf name = STRBUF_INIT;
 	struct opt_args args;
+	/* the command line as given (parsing moves the operands in argv),
+	 * for the process's life: static, so no leak checker counts it */
+	static char **given;
 	int rc = 2;
+
+	given = xcalloc((size_t)argc + 1, sizeof(*given));
+	memcpy(given, argv, (size_t)argc * sizeof(*argv));
+	cli.argv = given;
 
 	/* A file size limit (ulimit -f) must fail a write with EFBIG, which
 	 * is reported and leaves the store alone, not kill cashet half-way.

@@ -83,6 +83,8 @@ void runjson_show(struct strbuf *sb, const struct run_record *r)
 	}
 	sb_adds(sb, ",\"tags\":");
 	json_str_array(sb, &r->tags);
+	sb_adds(sb, ",\"metrics\":");
+	json_str_array(sb, &r->metrics);
 	sb_adds(sb, ",\"parts\":[");
 	for (size_t i = 0; i < r->nparts; i++) {
 		digest_hex(&r->parts[i].hash, hx);

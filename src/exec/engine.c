@@ -11,6 +11,7 @@
 #include "key/observed.h"
 #include "remote/select.h"
 #include "store/gitmod.h"
+#include "exec/metrics.h"
 #include "store/outputs.h"
 #include "util/json.h"
 
@@ -339,7 +340,8 @@ static void set_note(struct exec_result *res, const char *fmt, ...)
 
 /* Looks fp up and replays it. since > 0: only a run stored since then
  * (another process's, whatever its exit), else the cached run as the
- * request's flags allow. Returns 1 replayed (res filled), 0 nothing to
+ * request's flags allow; either way none created before
+ * req->fresh_since. Returns 1 replayed (res filled), 0 nothing to
  * replay, -1 error. A run that cannot be replayed is a miss, with a note. */
 static int lookup_replay(struct store *st, const struct exec_request *req, const struct digest *fp, int64_t since,
 			 enum exec_verdict verdict, struct exec_result *res)
@@ -348,9 +350,11 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 	int failures = since > 0 || (req->flags & EXEC_CACHE_FAILURES);
 	/* each candidate's observed inputs must still be as they were */
 	struct obs_match m = { .st = st, .why = STRBUF_INIT };
-	struct store_lookup_opts lo = {
-		.allow_failed = failures, .min_created = since, .now = now_ms(), .accept = obs_accept, .ctx = &m
-	};
+	struct store_lookup_opts lo = { .allow_failed = failures,
+					.min_created = since > req->fresh_since ? since : req->fresh_since,
+					.now = now_ms(),
+					.accept = obs_accept,
+					.ctx = &m };
 	int h = store_lookup(st, fp, &lo, &hit);
 	sb_release(&m.why);
 	if (store_flush_statcache(st) < 0) /* what checking the inputs hashed */
@@ -363,6 +367,7 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 		res->verdict = verdict;
 		res->exit_code = hit.exit_code;
 		res->duration_ms = hit.duration_ms;
+		res->created_ms = hit.created_ms;
 		memcpy(res->run, hit.hash, OID_HEX);
 	}
 	run_record_free(&hit);
@@ -593,6 +598,25 @@ out:
 	return rc;
 }
 
+/* The run's metrics files into r->metrics. A file that cannot be read
+ * costs its metrics, never the run: the command did what it declared (a
+ * failed run may not have written them at all: nothing to say then). */
+static void read_metrics(const struct exec_request *req, struct run_record *r)
+{
+	struct strbuf p = STRBUF_INIT;
+	for (size_t i = 0; req->metrics && i < req->metrics->n; i++) {
+		const char *m = req->metrics->v[i];
+		sb_reset(&p);
+		path_absolute(req->spec.cwd, m, &p);
+		if (!r->ok && access(p.buf, F_OK) < 0)
+			continue;
+		if (metrics_read(p.buf, m, &r->metrics) < 0)
+			notice(req, "warning: %s; its metrics are not stored", err_msg());
+		err_clear();
+	}
+	sb_release(&p);
+}
+
 /* Fills r from the outcome and saves it. Returns 0, -2 when the command
  * did not produce what was declared (an error, not a result), -3/-4 as
  * observe() says, -1 when the store failed. */
@@ -638,6 +662,7 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 		return rc;
 	if (outputs_collect(st, req->spec.cwd, &req->spec.outputs, !r->ok, r) < 0)
 		return -2;
+	read_metrics(req, r);
 	if (outputs_add_sources(st, r) < 0 || store_save(st, r) < 0)
 		return -1;
 	return 0;
@@ -850,6 +875,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 
 found:
 	rc = h < 0 ? -1 : 0;
+	res->stale = h == 1 && req->stale_ms > 0 && now_ms() - res->created_ms > req->stale_ms;
 	goto out;
 interrupted:
 	rc = 0;

@@ -45,6 +45,9 @@ struct exec_request {
 	int out_fd, err_fd;  /* where the command's (or the replay's) stdout and stderr go; -1: nowhere */
 	unsigned flags;      /* enum exec_flags */
 	const struct strvec *tags;
+	/* Declared outputs (relative to spec.cwd) read after the run as its
+	 * metrics (exec/metrics.h) and stored with it; NULL: none. */
+	const struct strvec *metrics;
 	const struct strvec *ignore; /* paths never taken as observed inputs (--ignore, config) */
 	const char *name;
 	const char *remote; /* --remote URL, or NULL: $CASHET_REMOTE or the store's setting */
@@ -54,6 +57,13 @@ struct exec_request {
 	int verbose; /* also the remote's notes of what it fetched and sent */
 	int retries;
 	int64_t ttl_ms, timeout_ms, grace_ms;
+	/* A hit on a run that started more than stale_ms ago sets result.stale
+	 * (0: never): the front end replays it and has it refreshed. */
+	int64_t stale_ms;
+	/* Only runs created at or after this (ms) are replayed (0: any): a
+	 * refresh runs the command unless, once it holds the claim, a run
+	 * made since says another refresh did it already. */
+	int64_t fresh_since;
 	/* Set by another thread (a stopping server): the command is stopped
 	 * as if interrupted, and nothing is stored. */
 	const volatile sig_atomic_t *cancel;
@@ -75,6 +85,8 @@ struct exec_result {
 	int signal;          /* an interrupt received (INT/TERM/HUP), else 0 */
 	char run[OID_HEX];   /* the run replayed or stored, "" if none */
 	int64_t duration_ms; /* the run's (saved time on a hit) */
+	int64_t created_ms;  /* a hit: when the replayed run started */
+	int stale;           /* a hit older than request.stale_ms */
 	struct digest fp;
 	struct strvec reasons; /* EXEC_WANT_REASONS on a miss: what changed */
 	char *note;            /* NOT_STORED: why (exec failure, store error); owned */

@@ -14,9 +14,9 @@
 #include <sys/stat.h>
 
 static const char *const step_keys[] = {
-	"cmd",   "inputs",  "outputs", "env",       "params",       "deps",       "timeout", "retries",  "tags",
-	"cache", "workdir", "matrix",  "trace",     "auto_outputs", "strict",     "ignore",  "executor", "cpus",
-	"mem",   "gpus",    "time",    "partition", "account",      "slurm_args", NULL,
+	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",   "timeout", "retries", "tags",
+	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict", "ignore",  "metrics", "executor",
+	"cpus",  "mem",     "gpus",    "time",  "partition",    "account", "slurm_args", NULL,
 };
 
 /* The keys a [defaults] table may give every step. */
@@ -45,6 +45,7 @@ static void step_free(struct dag_step *s)
 	sv_release(&s->env_set);
 	sv_release(&s->params);
 	sv_release(&s->tags);
+	sv_release(&s->metrics);
 	sv_release(&s->ignore);
 	sv_release(&s->norm_in);
 	sv_release(&s->norm_out);
@@ -530,6 +531,20 @@ static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, c
 		s->out_line = toml_line(v);
 		if (str_array(d, c, "outputs", v, &s->outputs) < 0)
 			return -1;
+	}
+	if ((v = toml_table_get(t, "metrics"))) {
+		if (!s->out_line)
+			s->out_line = toml_line(v);
+		if (str_array(d, c, "metrics", v, &s->metrics) < 0)
+			return -1;
+		/* a metrics file is an output first, as exec's --metrics */
+		for (size_t i = 0; i < s->metrics.n; i++) {
+			int declared = 0;
+			for (size_t k = 0; k < s->outputs.n && !declared; k++)
+				declared = !strcmp(s->outputs.v[k], s->metrics.v[i]);
+			if (!declared)
+				sv_push(&s->outputs, s->metrics.v[i]);
+		}
 	}
 	if ((v = toml_table_get(t, "timeout"))) {
 		int64_t ms;

@@ -32,6 +32,7 @@ struct dag_step {
 	struct strvec env_set;         /* "NAME=VALUE": set for the step (and hashed) */
 	struct strvec params;          /* "FILE:KEY" */
 	struct strvec tags;            /* "K=V" */
+	struct strvec metrics;         /* outputs read as the run's metrics (also in outputs) */
 	char *workdir;                 /* relative to the pipeline's directory; "." by default */
 	char *timeout;                 /* duration text, or NULL */
 	int retries;                   /* -1: not given */

@@ -36,6 +36,7 @@ int step_request_init(struct step_request *sr, const struct dag *d, const struct
 		     (s->auto_outputs ? EXEC_AUTO_OUTPUTS : 0) | (s->strict ? EXEC_STRICT : 0);
 	req->ignore = &s->ignore;
 	req->tags = &s->tags;
+	req->metrics = &s->metrics;
 	req->name = sr->name.buf;
 	req->retries = s->retries > 0 ? s->retries : 0;
 	req->grace_ms = 5000;

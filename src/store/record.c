@@ -16,6 +16,7 @@ void run_record_free(struct run_record *r)
 	sv_release(&r->argv);
 	free(r->cwd);
 	sv_release(&r->tags);
+	sv_release(&r->metrics);
 	for (size_t i = 0; i < r->nparts; i++) {
 		free(r->parts[i].kind);
 		free(r->parts[i].name);
@@ -252,6 +253,11 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 		esc(out, r->tags.v[i]);
 		sb_addc(out, '\n');
 	}
+	for (size_t i = 0; i < r->metrics.n; i++) {
+		sb_adds(out, "metric ");
+		esc(out, r->metrics.v[i]);
+		sb_addc(out, '\n');
+	}
 	for (size_t i = 0; i < r->nparts; i++) {
 		digest_hex(&r->parts[i].hash, hx);
 		/* the kind is escaped too: decoding unescapes the whole line */
@@ -351,6 +357,9 @@ int meta_decode(const char *text, struct run_record *r)
 			r->expires_ms = strtoll(val, NULL, 10);
 		} else if (KEY("tag")) {
 			sv_push_nocopy(&r->tags, val);
+			val = NULL;
+		} else if (KEY("metric") && strchr(val, '=')) {
+			sv_push_nocopy(&r->metrics, val);
 			val = NULL;
 		} else if (KEY("part")) {
 			char kind[32], hx[DIGEST_HEX];

@@ -39,6 +39,7 @@ int store_remove_many(struct store *st, const struct strvec *hashes)
 		"DELETE FROM files WHERE run=(SELECT id FROM runs WHERE hash=?1)",
 		"DELETE FROM parts WHERE run=(SELECT id FROM runs WHERE hash=?1)",
 		"DELETE FROM tags WHERE run=(SELECT id FROM runs WHERE hash=?1)",
+		"DELETE FROM metrics WHERE run=(SELECT id FROM runs WHERE hash=?1)",
 		"DELETE FROM runs WHERE hash=?1",
 	};
 	enum { NDEL = sizeof(del) / sizeof(*del) };

@@ -152,6 +152,20 @@ int store_index_run(struct store *st, const struct run_record *r)
 		if (bind_exec(st, s) < 0)
 			goto out;
 	}
+	sqlite3_finalize(s);
+
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO metrics VALUES(?1,?2,?3)", -1, &s, NULL) != SQLITE_OK) {
+		store_sqlfail(st, "writing the index");
+		goto out;
+	}
+	for (size_t i = 0; i < r->metrics.n; i++) {
+		const char *m = r->metrics.v[i], *eq = strchr(m, '=');
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_text(s, 2, m, (int)(eq - m), SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, eq + 1, -1, SQLITE_STATIC);
+		if (bind_exec(st, s) < 0)
+			goto out;
+	}
 	rc = 0;
 out:
 	sqlite3_finalize(s);
@@ -271,7 +285,8 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
 	if (store_exec(st,
-		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM runs") < 0)
+		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM parts; DELETE FROM tags; DELETE FROM metrics; "
+		       "DELETE FROM runs") < 0)
 		goto out;
 	for (size_t i = 0; i < hashes.n; i++) {
 		struct run_record r = { 0 };

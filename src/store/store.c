@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 
 static const char schema[] =
 	"CREATE TABLE runs("
@@ -36,6 +36,8 @@ static const char schema[] =
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
 	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE INDEX tags_key ON tags(key, value);"
+	"CREATE TABLE metrics(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+	" PRIMARY KEY(run, key)) WITHOUT ROWID;"
 	"CREATE TABLE claims(fp BLOB PRIMARY KEY, pid INTEGER NOT NULL, host TEXT NOT NULL,"
 	" start INTEGER NOT NULL, heartbeat INTEGER NOT NULL);"
 	/* totals.bytes follows runs.bytes through triggers, so the size bound
@@ -250,7 +252,8 @@ static int read_version(struct store *st)
  * the tables were (re)created by us, 0 if another process did it first. */
 static int create_schema(struct store *st)
 {
-	static const char *const tables[] = { "runs", "files", "parts", "tags", "claims", "statcache", "totals" };
+	static const char *const tables[] = { "runs",    "files",  "parts",     "tags",
+					      "metrics", "claims", "statcache", "totals" };
 	struct strbuf sql = STRBUF_INIT;
 	int rc = -1, v;
 	if (store_exec(st, "PRAGMA journal_mode=WAL") < 0 || store_exec(st, "BEGIN IMMEDIATE") < 0)
@@ -925,6 +928,16 @@ static int load_details(struct store *st, struct run_record *r)
 		if (sqlite3_column_type(s, 1) != SQLITE_NULL)
 			sb_addf(&t, "=%s", (const char *)sqlite3_column_text(s, 1));
 		sv_push_nocopy(&r->tags, sb_detach(&t));
+	}
+	sqlite3_finalize(s);
+	if (sqlite3_prepare_v2(st->db, "SELECT key, value FROM metrics WHERE run=?1 ORDER BY key", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return store_sqlfail(st, "metrics");
+	sqlite3_bind_int64(s, 1, r->id);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		struct strbuf t = STRBUF_INIT;
+		sb_addf(&t, "%s=%s", (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1));
+		sv_push_nocopy(&r->metrics, sb_detach(&t));
 	}
 	sqlite3_finalize(s);
 	return 0;

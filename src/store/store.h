@@ -93,6 +93,10 @@ struct run_record {
 	int timed_out;                                             /* stopped by --timeout (exit_code 124) */
 	int64_t created_ms, last_used_ms, duration_ms, expires_ms; /* expires 0: never */
 	struct strvec tags;                                        /* "key=value" or "key" */
+	/* "key=value": the values read from its --metrics files (nested keys
+	 * flattened, "train.loss"), kept in meta and the index so that tables
+	 * of many runs read no blob; never part of the key */
+	struct strvec metrics;
 	struct run_part *parts;
 	size_t nparts;
 	struct run_file *files;

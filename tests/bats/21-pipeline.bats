@@ -354,16 +354,17 @@ EOF
 	assert_output 'always: always runs (cache = false)'
 }
 
-@test "on a terminal, one status line is updated in place" {
+@test "on a terminal, a live display is updated in place (tests/bats/32-progress.bats has more)" {
 	command -v script >/dev/null || skip "script is not installed"
 	cat > dag.toml <<'EOF'
 [steps.a]
 cmd = "true"
 EOF
-	run script -qec "cashet pipeline run" /dev/null
+	run script -qec "NO_COLOR=1 cashet pipeline run" /dev/null
 	assert_success
-	assert_output --partial $'\r\e[K[0/1] 1 running, 0 left'
-	assert_output --partial $'\r\e[K[1/1] 0 running, 0 left'
+	assert_output --partial $'[0/1] 0 done, 1 running, 0 queued, '
+	assert_output --partial $'\n  a  '
+	assert_output --partial $'\n[1/1] 1 done, 0 running, 0 queued, '
 	assert_output --partial 'step a: ran'
 }
 
