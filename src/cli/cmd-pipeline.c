@@ -35,7 +35,7 @@ enum state { S_WAIT, S_RUN, S_HIT, S_RAN, S_FAIL, S_SKIP, S_STOP };
 /* The options of run, graph and status: each takes those its table lists. */
 struct opts {
 	const char *format;
-	const char *executor; /* --executor: "local" or "slurm", or NULL */
+	const char *executor;        /* --executor: "local" or "slurm", or NULL */
 	const char *output, *metric; /* report: -o FILE, --metric NAME */
 	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;

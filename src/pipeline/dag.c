@@ -14,8 +14,8 @@
 #include <sys/stat.h>
 
 static const char *const step_keys[] = {
-	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",   "timeout", "retries", "tags",
-	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict", "ignore",  "metrics", "executor",
+	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",    "timeout",    "retries", "tags",
+	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict",  "ignore",     "metrics", "executor",
 	"cpus",  "mem",     "gpus",    "time",  "partition",    "account", "slurm_args", NULL,
 };
 
