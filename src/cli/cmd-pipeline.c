@@ -5,11 +5,13 @@
  * would only be replayed is replayed in this process; one that must run
  * goes to a forked worker that calls the engine and reports its verdict
  * through a pipe, so up to -j steps run at once and a no-op run starts no
- * process at all. */
+ * process at all. A step for Slurm goes to a worker too, which hands it to
+ * pipeline/executor-slurm.c: one worker per job in flight. */
 #include "cli/cli.h"
 #include "cli/report.h"
 #include "exec/spawn.h"
 #include "pipeline/dag.h"
+#include "pipeline/executor-slurm.h"
 #include "pipeline/runlog.h"
 #include "pipeline/step.h"
 
@@ -35,6 +37,7 @@ enum state { S_WAIT, S_RUN, S_HIT, S_RAN, S_FAIL, S_SKIP, S_STOP };
 /* The options of run, graph and status: each takes those its table lists. */
 struct opts {
 	const char *format;
+	const char *executor;        /* --executor: "local" or "slurm", or NULL */
 	const char *output, *metric; /* report: -o FILE, --metric NAME */
 	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;
@@ -45,6 +48,8 @@ struct verdict {
 	size_t step;
 	int verdict; /* enum exec_verdict */
 	int exit_code;
+	char jobid[32]; /* the Slurm job that ran it, or "" */
+	char why[240];  /* a failure told otherwise than by its exit code, or "" */
 };
 
 /* A worker process: it runs the steps the scheduler hands it, one at a
@@ -62,12 +67,15 @@ struct ctx {
 	struct opts *o;
 	struct strbuf store;  /* absolute store directory every worker opens */
 	struct strbuf logdir; /* temporary: marks this run (the logs are in memory) */
+	struct strbuf spool;  /* the Slurm jobs' hand-back directory, when a step goes to Slurm */
+	struct strbuf self;   /* this cashet's path, which Slurm jobs run */
 	struct store *st;     /* open for in-process hits and explanations, or NULL */
 	unsigned char *want, *force;
 	enum state *state;
-	int *log;           /* 2 per step: its output and error logs while it runs (memfds), else -1 */
-	int64_t *t0, *t1;   /* when each step started and ended */
-	struct slot *slots; /* o->jobs of them */
+	int *log;             /* 2 per step: its output and error logs while it runs (memfds), else -1 */
+	int64_t *t0, *t1;     /* when each step started and ended */
+	struct slot *slots;   /* o->jobs of them */
+	struct slot *oneshot; /* o->jobs of them: a process per Slurm step, its verdict pipe in sock */
 	/* the ready queue: successors, the predecessors each still waits
 	 * for, and two heaps of order positions (steps to start; steps to
 	 * report as skipped), so a pass never rescans every step */
@@ -145,6 +153,59 @@ static void step_notice(void *ctx, const char *msg)
 	dprintf(*(const int *)ctx, "cashet: %s\n", msg);
 }
 
+/* Where step i runs: its own executor key, else --executor, else the
+ * file's [defaults], else here. */
+static enum dag_executor executor_of(const struct ctx *x, size_t i)
+{
+	enum dag_executor e = x->d->steps[i].executor;
+	if (e == DAG_EXEC_UNSET && x->o->executor)
+		e = strcmp(x->o->executor, "slurm") ? DAG_EXEC_LOCAL : DAG_EXEC_SLURM;
+	if (e == DAG_EXEC_UNSET)
+		e = x->d->executor;
+	return e == DAG_EXEC_SLURM ? DAG_EXEC_SLURM : DAG_EXEC_LOCAL;
+}
+
+static volatile sig_atomic_t slurm_stop;
+
+static void on_slurm_stop(int sig)
+{
+	slurm_stop = sig;
+}
+
+/* The worker of a Slurm step: the executor looks the step up, claims,
+ * submits, follows and imports; a TERM from the scheduler (or INT from
+ * the terminal) cancels its job. Its failure report and the job's stderr
+ * tail go to the step's err log, which the scheduler prints. */
+static void slurm_worker(const struct ctx *x, size_t i, int vfd, int out, int err)
+{
+	struct slurm_exec_result res;
+	struct verdict v = { i, EXEC_NOT_STORED, EXEC_EXIT_CASHET, "", "" };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_slurm_stop; /* no SA_RESTART: the follower's naps end at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	struct slurm_exec_request req = { x->d,        i,   x->store.buf, x->spool.buf, x->self.buf,
+					  x->force[i], out, err,          &slurm_stop };
+	if (slurm_exec_step(&req, &res) < 0) {
+		dprintf(err, "cashet: %s\n", err_msg());
+	} else {
+		v.verdict = res.verdict;
+		v.exit_code = res.stopped ? 128 + (slurm_stop ? slurm_stop : SIGTERM) : res.exit_code;
+		snprintf(v.jobid, sizeof(v.jobid), "%s", res.jobid);
+		snprintf(v.why, sizeof(v.why), "%s", sb_str(&res.why));
+		if (res.tail.len)
+			dprintf(err, "%s\n", res.tail.buf);
+	}
+	slurm_exec_result_free(&res);
+	if (write(vfd, &v, sizeof(v)) < 0) {
+		/* the scheduler sees no verdict: a failure */
+	}
+	_exit(v.exit_code & 0xff);
+}
+
 /* Sends step i and its two log fds to a worker. */
 static int send_step(int sock, size_t i, const int fds[2])
 {
@@ -185,7 +246,7 @@ static struct verdict worker_step(const struct ctx *x, struct store *st, size_t 
 {
 	struct step_request sr;
 	struct exec_result res;
-	struct verdict v = { i, EXEC_NOT_STORED, EXEC_EXIT_CASHET };
+	struct verdict v = { i, EXEC_NOT_STORED, EXEC_EXIT_CASHET, "", "" };
 	memset(&res, 0, sizeof(res));
 	/* whatever a library says goes with the step's output too */
 	dup2(err, STDERR_FILENO);
@@ -205,6 +266,8 @@ static struct verdict worker_step(const struct ctx *x, struct store *st, size_t 
 	err_clear();
 	return v;
 }
+
+static int slurm_prepare(struct ctx *x);
 
 /* When a worker publishes its batch: when it waited this long for its next
  * step, when it holds this many runs, when the oldest is this old, or
@@ -303,10 +366,55 @@ static int start_worker(struct ctx *x, size_t k)
 	return 0;
 }
 
+/* A Slurm step goes to a process of its own, as it waits on Slurm, not on
+ * a command, and stores through an import: main's worker, one per step. */
+static int dispatch_slurm(struct ctx *x, size_t i)
+{
+	int k = -1, p[2];
+	for (int j = 0; j < x->o->jobs && k < 0; j++)
+		if (!x->oneshot[j].pid)
+			k = j;
+	/* only when a step is submitted: a no-op run touches nothing more */
+	if (k < 0 || (!x->spool.len && slurm_prepare(x) < 0) || open_logs(x, i) < 0)
+		return -1;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close_logs(x, i);
+		return err_sys("pipe");
+	}
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		for (int j = 0; j < x->o->jobs; j++) {
+			if (x->slots[j].pid > 0)
+				close(x->slots[j].sock);
+			if (x->oneshot[j].pid > 0)
+				close(x->oneshot[j].sock);
+		}
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* as start_worker's */
+		if (getppid() != parent)
+			raise(SIGTERM);
+		setvbuf(stderr, NULL, _IONBF, 0);
+		dup2(x->log[2 * i + 1], STDERR_FILENO);
+		slurm_worker(x, i, p[1], x->log[2 * i], x->log[2 * i + 1]);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		close_logs(x, i);
+		return err_sys("cannot fork");
+	}
+	x->oneshot[k] = (struct slot){ pid, p[0], (long)i };
+	return 0;
+}
+
 /* Hands step i to an idle worker, starting one if none is. */
 static int dispatch(struct ctx *x, size_t i)
 {
 	int k = -1;
+	if (executor_of(x, i) == DAG_EXEC_SLURM)
+		return dispatch_slurm(x, i);
 	for (int j = 0; j < x->o->jobs && k < 0; j++)
 		if (x->slots[j].pid > 0 && x->slots[j].step < 0)
 			k = j;
@@ -540,7 +648,7 @@ static void report(struct ctx *x, size_t i, int color, const char *verdict, cons
 
 /* A step's end: status as waitpid gives it (the worker's verdict, or how
  * it died), hit whether it was replayed. */
-static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
+static void finish(struct ctx *x, size_t i, int status, int stopping, int hit, const struct verdict *v)
 {
 	char dur[32];
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -550,7 +658,8 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	x->done++;
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
-		report(x, i, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran", "(%s)", dur);
+		report(x, i, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran", "(%s%s%s)", dur,
+		       v && v->jobid[0] ? ", Slurm job " : "", v ? v->jobid : "");
 		if (x->o->verbose)
 			print_output(x, i);
 	} else if (stopping) {
@@ -559,7 +668,9 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	} else {
 		x->state[i] = S_FAIL;
 		x->failed++;
-		if (WIFEXITED(status))
+		if (v && v->why[0])
+			report(x, i, 31, "FAILED", "(%s)", v->why);
+		else if (WIFEXITED(status))
 			report(x, i, 31, "FAILED", "(exit %d)", code);
 		else
 			report(x, i, 31, "FAILED", "(signal %d)", WTERMSIG(status));
@@ -685,20 +796,26 @@ static void queue_free(struct ctx *x)
 
 static void stop_workers(struct ctx *x)
 {
-	for (int k = 0; k < x->o->jobs; k++)
+	for (int k = 0; k < x->o->jobs; k++) {
 		if (x->slots[k].pid > 0 && x->slots[k].step >= 0)
 			kill(x->slots[k].pid, SIGTERM);
+		if (x->oneshot[k].pid > 0)
+			kill(x->oneshot[k].pid, SIGTERM); /* cancels its job */
+	}
 }
 
 /* Waits for the next verdict (or a worker's death) and ends that step.
  * Returns 0, or -1 when there is nothing to wait for. */
 static int wait_step(struct ctx *x, int stopping)
 {
-	struct pollfd *pf = xcalloc((size_t)x->o->jobs, sizeof(*pf));
+	struct pollfd *pf = xcalloc(2 * (size_t)x->o->jobs, sizeof(*pf));
 	int np = 0, rc = 0;
-	for (int k = 0; k < x->o->jobs; k++)
+	for (int k = 0; k < x->o->jobs; k++) {
 		if (x->slots[k].pid > 0 && x->slots[k].step >= 0)
 			pf[np++] = (struct pollfd){ x->slots[k].sock, POLLIN, 0 };
+		if (x->oneshot[k].pid > 0)
+			pf[np++] = (struct pollfd){ x->oneshot[k].sock, POLLIN, 0 };
+	}
 	/* what was reported is shown before waiting (see run_all) */
 	fflush(stderr);
 	int pr = np ? poll(pf, (nfds_t)np, x->tty ? 100 : -1) : -1;
@@ -719,7 +836,7 @@ static int wait_step(struct ctx *x, int stopping)
 		sl->step = -1;
 		if (got == (ssize_t)sizeof(v) && v.step == i) {
 			finish(x, i, (v.exit_code & 0xff) << 8, stopping,
-			       v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED);
+			       v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED, &v);
 		} else {
 			/* it died: the step ends as the worker did (no verdict: a failure) */
 			int status = 0;
@@ -727,9 +844,32 @@ static int wait_step(struct ctx *x, int stopping)
 			while (waitpid(sl->pid, &status, 0) < 0 && errno == EINTR)
 				;
 			sl->pid = 0;
-			finish(x, i, WIFEXITED(status) && !WEXITSTATUS(status) ? 1 << 8 : status, stopping, 0);
+			finish(x, i, WIFEXITED(status) && !WEXITSTATUS(status) ? 1 << 8 : status, stopping, 0, NULL);
 		}
 		/* the command may have written anything */
+		stat_memo_clear();
+		settle(x, i);
+	}
+	for (int k = 0; pr > 0 && k < x->o->jobs; k++) {
+		/* a Slurm step's process: its verdict, then its exit */
+		struct slot *sl = &x->oneshot[k];
+		int ready = 0;
+		for (int q = 0; q < np; q++)
+			ready |= pf[q].fd == sl->sock && pf[q].revents;
+		if (sl->pid <= 0 || !ready)
+			continue;
+		size_t i = (size_t)sl->step;
+		struct verdict v;
+		int status = 0;
+		int got = read(sl->sock, &v, sizeof(v)) == (ssize_t)sizeof(v) && v.step == i;
+		close(sl->sock);
+		while (waitpid(sl->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		sl->pid = 0;
+		if (got)
+			v.jobid[sizeof(v.jobid) - 1] = v.why[sizeof(v.why) - 1] = 0;
+		finish(x, i, status, stopping, got && (v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED),
+		       got ? &v : NULL);
 		stat_memo_clear();
 		settle(x, i);
 	}
@@ -792,6 +932,7 @@ static int run_all(struct ctx *x)
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];
 	x->slots = xcalloc((size_t)x->o->jobs, sizeof(*x->slots));
+	x->oneshot = xcalloc((size_t)x->o->jobs, sizeof(*x->oneshot));
 	queue_init(x);
 	/* not on a terminal, a line per step is buffered until the scheduler
 	 * waits for a worker (wait_step flushes): a no-op run of 10,000 steps
@@ -832,7 +973,7 @@ static int run_all(struct ctx *x)
 			x->t0[i] = now_ms();
 			if (replay_in_process(x, i)) {
 				x->running++;
-				finish(x, i, 0, 0, 1);
+				finish(x, i, 0, 0, 1, NULL);
 				settle(x, i);
 				continue;
 			}
@@ -872,6 +1013,7 @@ static int run_all(struct ctx *x)
 	stat_memo_enable(NULL);
 	queue_free(x);
 	free(x->slots);
+	free(x->oneshot);
 	save_runlog(x);
 	char dur[32];
 	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
@@ -898,6 +1040,27 @@ static int explain_step(struct ctx *x, size_t i, struct explain *e)
 		rc = exec_explain(x->st, &sr.req, e);
 	step_request_release(&sr);
 	return rc;
+}
+
+/* " (Slurm: --cpus-per-task=2 --mem=1G)" after the first line of a dry
+ * run's "run ..." for a step that would be submitted. */
+static void slurm_suffix(const struct dag_step *s, struct strbuf *line)
+{
+	struct strvec args = STRVEC_INIT;
+	struct strbuf tail = STRBUF_INIT;
+	char *nl = strchr(sb_str(line), '\n');
+	if (nl) {
+		sb_adds(&tail, nl);
+		sb_setlen(line, (size_t)(nl - line->buf));
+	}
+	dag_sbatch_args(s, &args);
+	sb_adds(line, " (Slurm");
+	for (size_t k = 0; k < args.n; k++)
+		sb_addf(line, "%s%s", k ? " " : ": ", args.v[k]);
+	sb_addc(line, ')');
+	sb_adds(line, sb_str(&tail));
+	sv_release(&args);
+	sb_release(&tail);
 }
 
 static int dry_run(struct ctx *x)
@@ -938,6 +1101,8 @@ static int dry_run(struct ctx *x)
 			}
 			explain_free(&e);
 		}
+		if (will[i] && executor_of(x, i) == DAG_EXEC_SLURM)
+			slurm_suffix(s, &line);
 		printf("step %s: %s\n", s->name, line.buf);
 	}
 	free(will);
@@ -945,8 +1110,54 @@ static int dry_run(struct ctx *x)
 	return 0;
 }
 
+/* "queued (Slurm job 12)" or "running (...)" into line when a live
+ * pipeline has step i's job in flight; 0 when not. */
+static int in_flight(struct ctx *x, size_t i, int any_jobs, struct strbuf *line)
+{
+	struct step_request sr;
+	struct run_record r = { 0 };
+	struct strbuf jobid = STRBUF_INIT;
+	struct slurm_job job;
+	int rc = 0;
+	if (!x->st || !any_jobs)
+		return 0;
+	if (request(x, i, 0, -1, -1, &sr) == 0 && exec_fingerprint(x->st, &sr.req, &r) == 0 &&
+	    slurm_job_in_flight(x->st, &r.fp, &jobid, &job) == 1) {
+		const char *word = job.state == SLURM_QUEUED    ? "queued"
+				   : job.state == SLURM_RUNNING ? "running"
+								: "ending";
+		sb_addf(line, "%s (Slurm job %s)", word, jobid.buf);
+		rc = 1;
+	}
+	err_clear();
+	step_request_release(&sr);
+	run_record_free(&r);
+	sb_release(&jobid);
+	return rc;
+}
+
+/* " (Slurm job 12)" when the run replayed was made by a Slurm job. */
+static void job_of_run(struct ctx *x, const char *hash, struct strbuf *line)
+{
+	struct run_record r = { 0 };
+	if (store_load(x->st, hash, &r) == 1)
+		for (size_t t = 0; t < r.tags.n; t++)
+			if (!strncmp(r.tags.v[t], "slurm-job=", 10))
+				sb_addf(line, " (Slurm job %s)", r.tags.v[t] + 10);
+	err_clear();
+	run_record_free(&r);
+}
+
 static int status_all(struct ctx *x)
 {
+	struct strvec jobs = STRVEC_INIT;
+	struct strbuf dir = STRBUF_INIT;
+	/* records of jobs in flight: without any, no step needs a second look */
+	sb_addf(&dir, "%s/slurm/jobs", x->store.buf);
+	int any_jobs = dir_names(dir.buf, &jobs) == 0 && jobs.n > 0;
+	err_clear();
+	sv_release(&jobs);
+	sb_release(&dir);
 	struct strbuf line = STRBUF_INIT;
 	for (size_t k = 0; k < x->d->n; k++) {
 		size_t i = x->d->order[k];
@@ -957,12 +1168,15 @@ static int status_all(struct ctx *x)
 		sb_reset(&line);
 		if (!s->cache) {
 			sb_adds(&line, "always runs (cache = false)");
+		} else if (in_flight(x, i, any_jobs, &line)) {
+			/* said */
 		} else if (explain_step(x, i, &e) < 0) {
 			sb_addf(&line, "unknown (%s)", err_msg());
 			err_clear();
 		} else {
 			if (e.hit) {
 				sb_adds(&line, "up to date");
+				job_of_run(x, e.hash, &line);
 			} else if (e.hash[0]) {
 				sb_adds(&line, "changed: ");
 				for (size_t r = 0; r < e.reasons.n; r++)
@@ -1080,6 +1294,19 @@ static void remove_logs(struct ctx *x)
 	/* the logs are in memory: the directory is only a marker of this run */
 	if (x->logdir.len && rmdir(x->logdir.buf) < 0)
 		rm_rf(x->logdir.buf);
+}
+
+/* Before the first Slurm job: the spool jobs hand their runs back
+ * through, and the path of the cashet they run (the one running now: on a
+ * cluster it is on the shared filesystem with the project). */
+static int slurm_prepare(struct ctx *x)
+{
+	char *self = realpath("/proc/self/exe", NULL);
+	if (!self)
+		return err_sys("cannot find this program's path for the Slurm jobs");
+	sb_adds(&x->self, self);
+	free(self);
+	return slurm_spool_create(x->store.buf, &x->spool);
 }
 
 enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS, SUB_REPORT };
@@ -1210,6 +1437,10 @@ out:
 			close(x.log[i]);
 	if (x.d)
 		remove_logs(&x);
+	if (x.spool.len)
+		rm_rf(x.spool.buf);
+	sb_release(&x.spool);
+	sb_release(&x.self);
 	dag_free(x.d);
 	free(x.want);
 	free(x.force);
@@ -1265,6 +1496,8 @@ static const struct opt run_rows[] = {
 	OPT_LIST_OPTIONAL("force", 'f', force_steps, "STEP", force_all, not_a_file,
 			  "run every step, or only STEP (repeatable), even if cached"),
 	OPT_BOOL("verbose", 'v', verbose, "print every step's output, not only a failed step's"),
+	OPT_CHOICE("executor", 0, executor, "local|slurm",
+		   "run the steps that name no executor here or as Slurm jobs (default: the file's, else local)"),
 	OPT_END,
 };
 static const struct opt graph_rows[] = {
@@ -1290,7 +1523,9 @@ const struct command cmd_pipeline_subs[] = {
 	{ "graph", cmd_graph, &graph_options, 0, "[FILE] [TARGET...]", "print the steps and their edges as a graph",
 	  NULL },
 	{ "status", cmd_status, &status_options, 0, "[FILE] [TARGET...]",
-	  "say for each step whether it is up to date, and if not what changed", NULL },
+	  "say for each step whether it is up to date, queued or running on Slurm, and if not what changed", NULL },
+	{ "job", cmd_pipeline_job, &cmd_pipeline_job_options, 0, "FILE STEP",
+	  "run one step as a Slurm job of 'pipeline run --executor slurm' does", NULL },
 	{ "report", cmd_report, &report_options, 0, "[FILE] [TARGET...]",
 	  "write an HTML page: the steps' graph and states, the last run's timeline, experiments and a plot", NULL },
 	{ NULL, NULL, NULL, 0, NULL, NULL, NULL },

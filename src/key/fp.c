@@ -145,7 +145,7 @@ static int add_dir(struct store *st, const struct fp_spec *spec, struct run_reco
 		sb_reset(&child);
 		sb_addf(&child, "%s/%s", path, names.v[i]);
 		fp_store_path(st, NULL, child.buf, &name);
-		if (!strcmp(child.buf, store_dir(st)) || is_output(spec, st, name.buf))
+		if (!strcmp(child.buf, store_key_dir(st)) || is_output(spec, st, name.buf))
 			continue;
 		sb_add(&listing, names.v[i], strlen(names.v[i]) + 1);
 		/* a regular file here; anything else (a directory, a link that
@@ -242,8 +242,8 @@ static int add_input(struct store *st, const struct fp_spec *spec, struct run_re
 	struct strbuf list = STRBUF_INIT;
 	for (size_t i = 0; i < matches.n; i++) {
 		fp_store_path(st, NULL, matches.v[i], &name);
-		if (!strcmp(matches.v[i], store_dir(st)) || is_output(spec, st, name.buf) ||
-		    !strncmp(matches.v[i], store_dir(st), strlen(store_dir(st))))
+		if (!strcmp(matches.v[i], store_key_dir(st)) || is_output(spec, st, name.buf) ||
+		    !strncmp(matches.v[i], store_key_dir(st), strlen(store_key_dir(st))))
 			continue;
 		sb_add(&list, name.buf, name.len + 1);
 		if ((rc = add_path(st, spec, r, matches.v[i], 0)) < 0)

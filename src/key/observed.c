@@ -51,7 +51,7 @@ static int is_noise(const struct store *st, const char *abs)
 	for (const char *const *p = obs_noise; *p; p++)
 		if (under(abs, *p))
 			return 1;
-	return under(abs, store_dir(st));
+	return under(abs, store_key_dir(st));
 }
 
 /* The names in a directory, sorted, hashed: adding, removing or renaming

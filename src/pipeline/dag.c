@@ -14,8 +14,14 @@
 #include <sys/stat.h>
 
 static const char *const step_keys[] = {
-	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",   "timeout", "retries", "tags",
-	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict", "ignore",  "metrics", NULL,
+	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",    "timeout",    "retries", "tags",
+	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict",  "ignore",     "metrics", "executor",
+	"cpus",  "mem",     "gpus",    "time",  "partition",    "account", "slurm_args", NULL,
+};
+
+/* The keys a [defaults] table may give every step. */
+static const char *const default_keys[] = {
+	"executor", "cpus", "mem", "gpus", "time", "partition", "account", "slurm_args", NULL,
 };
 
 /* What a ${...} may refer to while one step is being substituted. */
@@ -49,6 +55,13 @@ static void step_free(struct dag_step *s)
 	free(s->workdir);
 	free(s->timeout);
 	free(s->preds);
+	free(s->res.cpus);
+	free(s->res.mem);
+	free(s->res.gpus);
+	free(s->res.time);
+	free(s->res.partition);
+	free(s->res.account);
+	sv_release(&s->res.slurm_args);
 }
 
 void dag_free(struct dag *d)
@@ -403,9 +416,149 @@ static int consumes(const char *in, const char *out)
 	return has_glob(in) && fnmatch(in, out, FNM_PATHNAME) == 0;
 }
 
+/* "local" or "slurm" (v a string), else an error naming where. */
+static int executor_of(struct dag *d, const struct toml_value *v, const char *where, enum dag_executor *out)
+{
+	const char *e = toml_string(v, NULL);
+	if (e && !strcmp(e, "local"))
+		*out = DAG_EXEC_LOCAL;
+	else if (e && !strcmp(e, "slurm"))
+		*out = DAG_EXEC_SLURM;
+	else
+		return fail(d, toml_line(v), "%s'executor' must be \"local\" or \"slurm\"", where);
+	return 0;
+}
+
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* Slurm's own time forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. */
+static int slurm_time_form(const char *s)
+{
+	const char *p = s;
+	int colons = 0;
+	if (strchr(p, '-')) {
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p == s || *p++ != '-')
+			return 0;
+	}
+	for (const char *q = p; *q; q++)
+		colons += *q == ':';
+	if (colons > 2 || !*p)
+		return 0;
+	for (; *p; p++)
+		if ((*p < '0' || *p > '9') && *p != ':')
+			return 0;
+	return !strstr(s, "::") && s[strlen(s) - 1] != ':';
+}
+
+/* Checks one resource value (after substitution) and puts it in the form
+ * sbatch takes: time as whole minutes when written as a duration ("90s":
+ * 2, Slurm counts minutes). Returns 0, or -1 with the message's tail. */
+static int resource_check(const char *key, const char *v, struct strbuf *out)
+{
+	int64_t ms;
+	if (!strcmp(key, "cpus")) {
+		if (!all_digits(v) || atol(v) < 1 || strlen(v) > 6)
+			return err_set("'cpus' must be a positive integer, not '%s'", v);
+	} else if (!strcmp(key, "gpus")) {
+		const char *colon = strrchr(v, ':');
+		if (!all_digits(colon ? colon + 1 : v) || strlen(v) > 64 || strpbrk(v, " \t,=") ||
+		    (colon && colon == v))
+			return err_set("'gpus' must be a count or TYPE:COUNT, not '%s'", v);
+	} else if (!strcmp(key, "mem")) {
+		size_t n = strlen(v);
+		struct strbuf num = STRBUF_INIT;
+		sb_add(&num, v, n && strchr("KMGTkmgt", v[n - 1]) ? n - 1 : n);
+		int ok = all_digits(sb_str(&num)) && atoll(sb_str(&num)) > 0 && num.len < 12;
+		sb_release(&num);
+		if (!ok)
+			return err_set("'mem' must be a size such as \"500M\" or \"4G\", not '%s'", v);
+	} else if (!strcmp(key, "time")) {
+		if (strpbrk(v, "smhd") && parse_duration_ms(v, &ms) == 0 && ms > 0) {
+			sb_addf(out, "%lld", (long long)((ms + 59999) / 60000));
+			return 0;
+		}
+		err_clear();
+		if (!slurm_time_form(v))
+			return err_set("'time' must be a duration such as \"10m\" or Slurm's D-HH:MM:SS, not '%s'", v);
+	} else if (!*v || strpbrk(v, " \t\n")) {
+		return err_set("'%s' must be a non-empty word, not '%s'", key, v);
+	}
+	sb_adds(out, v);
+	return 0;
+}
+
+/* Sets s's resources from table t ([defaults] or the step's own), each
+ * key t gives replacing what an earlier table gave. */
+static int load_resources(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t)
+{
+	static const char *const keys[] = { "cpus", "mem", "gpus", "time", "partition", "account" };
+	char **dst[] = { &s->res.cpus, &s->res.mem, &s->res.gpus, &s->res.time, &s->res.partition, &s->res.account };
+	const struct toml_value *v;
+	for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
+		struct strbuf raw = STRBUF_INIT, val = STRBUF_INIT;
+		int counted = k < 3; /* cpus, mem (MB) and gpus may be integers */
+		if (!(v = toml_table_get(t, keys[k])))
+			continue;
+		if (counted && toml_type(v) == TOML_INTEGER) {
+			sb_addf(&raw, "%lld", (long long)toml_int(v));
+		} else if (toml_type(v) != TOML_STRING) {
+			return fail(d, toml_line(v), "step '%s': '%s' must be a string%s", s->name, keys[k],
+				    counted ? " or an integer" : "");
+		} else if (subst_str(c, toml_string(v, NULL), &raw) < 0) {
+			sb_release(&raw);
+			return at_line(d, toml_line(v));
+		}
+		int bad = resource_check(keys[k], raw.buf, &val) < 0;
+		sb_release(&raw);
+		if (bad) {
+			sb_release(&val);
+			return fail(d, toml_line(v), "step '%s': %s", s->name, err_msg());
+		}
+		free(*dst[k]);
+		*dst[k] = sb_detach(&val);
+	}
+	if ((v = toml_table_get(t, "slurm_args"))) {
+		sv_release(&s->res.slurm_args);
+		if (str_array(d, c, "slurm_args", v, &s->res.slurm_args) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void dag_sbatch_args(const struct dag_step *s, struct strvec *out)
+{
+	const struct {
+		const char *opt, *val;
+	} f[] = {
+		{ "--partition=", s->res.partition }, { "--account=", s->res.account },
+		{ "--cpus-per-task=", s->res.cpus },  { "--mem=", s->res.mem },
+		{ "--gpus=", s->res.gpus },           { "--time=", s->res.time },
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(*f); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		if (!f[i].val || (!strcmp(f[i].opt, "--gpus=") && !strcmp(f[i].val, "0")))
+			continue;
+		sb_addf(&sb, "%s%s", f[i].opt, f[i].val);
+		sv_push_nocopy(out, sb_detach(&sb));
+	}
+	for (size_t i = 0; i < s->res.slurm_args.n; i++)
+		sv_push(out, s->res.slurm_args.v[i]);
+}
+
 /* Reads the fixed parts of one raw step that need no substitution of other
  * steps: name, workdir, outputs, timeout, retries, cache. */
-static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t)
+static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t,
+			   const struct toml_value *defaults)
 {
 	const struct toml_value *v;
 	for (size_t i = 0; i < toml_table_count(t); i++) {
@@ -483,7 +636,17 @@ static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, c
 	}
 	if ((v = toml_table_get(t, "ignore")) && str_array(d, c, "ignore", v, &s->ignore) < 0)
 		return -1;
-	return 0;
+	if ((v = toml_table_get(t, "executor"))) {
+		struct strbuf where = STRBUF_INIT;
+		sb_addf(&where, "step '%s': ", s->name);
+		int bad = executor_of(d, v, where.buf, &s->executor) < 0;
+		sb_release(&where);
+		if (bad)
+			return -1;
+	}
+	if (defaults && load_resources(d, c, s, defaults) < 0)
+		return -1;
+	return load_resources(d, c, s, t);
 }
 
 /* Everything else, now that every step's outputs are known. */
@@ -993,7 +1156,7 @@ int dag_load(const char *path, struct dag **out)
 	unsigned char *refs = NULL;
 	size_t *touched = NULL;
 	struct name_ent *names = NULL;
-	const struct toml_value *steps, *vars;
+	const struct toml_value *steps, *vars, *defaults;
 	size_t alloc = 0, nm = 0, *first = NULL;
 	int rc = -1;
 
@@ -1012,12 +1175,37 @@ int dag_load(const char *path, struct dag **out)
 
 	for (size_t i = 0; i < toml_table_count(root); i++) {
 		const char *k = toml_table_key(root, i, NULL);
-		if (strcmp(k, "vars") && strcmp(k, "steps")) {
+		if (strcmp(k, "vars") && strcmp(k, "steps") && strcmp(k, "defaults") && strcmp(k, "executor")) {
 			fail(d, toml_line(toml_table_value(root, i)),
-			     "unknown key '%s' (expected [vars] or [steps.NAME])", k);
+			     "unknown key '%s' (expected executor, [vars], [defaults] or [steps.NAME])", k);
 			goto out;
 		}
 	}
+	defaults = toml_table_get(root, "defaults");
+	if (defaults && toml_type(defaults) != TOML_TABLE) {
+		fail(d, toml_line(defaults), "'defaults' must be a table");
+		goto out;
+	}
+	for (size_t i = 0; defaults && i < toml_table_count(defaults); i++) {
+		const char *k = toml_table_key(defaults, i, NULL);
+		size_t j = 0;
+		while (default_keys[j] && strcmp(default_keys[j], k))
+			j++;
+		if (!default_keys[j]) {
+			fail(d, toml_line(toml_table_value(defaults, i)),
+			     "unknown key '%s' in [defaults] (expected executor or a Slurm resource)", k);
+			goto out;
+		}
+	}
+	const struct toml_value *ev = toml_table_get(root, "executor");
+	if (ev && defaults && toml_table_get(defaults, "executor")) {
+		fail(d, toml_line(ev), "'executor' is given both at the top and in [defaults]");
+		goto out;
+	}
+	if (!ev && defaults)
+		ev = toml_table_get(defaults, "executor");
+	if (ev && executor_of(d, ev, "", &d->executor) < 0)
+		goto out;
 	vars = toml_table_get(root, "vars");
 	if (vars && toml_type(vars) != TOML_TABLE) {
 		fail(d, toml_line(vars), "'vars' must be a table");
@@ -1071,7 +1259,8 @@ int dag_load(const char *path, struct dag **out)
 				c.mkeys = &mk[i];
 				c.mvals = &mv[i];
 				c.allow_steps = pass == 2;
-				if ((pass == 1 ? load_step_pass1 : load_step_pass2)(d, &c, &d->steps[i], t) < 0)
+				if ((pass == 1 ? load_step_pass1(d, &c, &d->steps[i], t, defaults)
+					       : load_step_pass2(d, &c, &d->steps[i], t)) < 0)
 					goto out;
 			}
 		}

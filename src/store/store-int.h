@@ -21,6 +21,7 @@ struct pending_stat {
 
 struct store {
 	char *dir, *root, *tmp;
+	char *origin; /* the store this one stands in for (store_stand_in), or NULL */
 	int tmp_made;
 	sqlite3 *db;
 	sqlite3_stmt *q_stat, *q_lookup, *q_files;

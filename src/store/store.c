@@ -669,6 +669,7 @@ void store_close(struct store *st)
 	}
 	free(st->dir);
 	free(st->root);
+	free(st->origin);
 	free(st->tmp);
 	free(st->unwritable);
 	free(st);
@@ -700,6 +701,20 @@ const char *store_dir(const struct store *st)
 const char *store_root(const struct store *st)
 {
 	return st->root;
+}
+
+void store_stand_in(struct store *st, const char *origin)
+{
+	char *slash = strrchr(origin, '/');
+	free(st->origin);
+	free(st->root);
+	st->origin = xstrdup(origin);
+	st->root = slash && slash != origin ? xstrndup(origin, (size_t)(slash - origin)) : xstrdup("/");
+}
+
+const char *store_key_dir(const struct store *st)
+{
+	return st->origin ? st->origin : st->dir;
 }
 
 const char *store_tmpdir(struct store *st)

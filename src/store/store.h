@@ -142,6 +142,14 @@ int store_open(const char *dir, int flags, struct store **out, int *created);
 void store_close(struct store *st);
 const char *store_dir(const struct store *st);
 const char *store_root(const struct store *st);
+/* Makes st, a private store (a Slurm job's, on the node), key runs as the
+ * store at origin (absolute) does: the project root is origin's parent,
+ * and origin is the store no input includes. A run made here then has
+ * the key and the paths a run made in origin would have, and an archive
+ * of it imports there as if it had. */
+void store_stand_in(struct store *st, const char *origin);
+/* The store directory keys know: the origin of a stand-in, else store_dir. */
+const char *store_key_dir(const struct store *st);
 /* A store setting (`cashet config KEY`, kept as cashet.KEY in the store's
  * git config), read from the config file itself: the hit path never loads
  * libgit2. Only what git and libgit2 write is understood: "[section]"
