@@ -219,22 +219,25 @@ _cashet()
 		COMPREPLY=($(compgen -W "--prune -h --help" -- "$cur"))
 		;;
 	pipeline)
-		# "pipeline run|graph|status|report [options] [FILE] [TARGET...]"
+		# "pipeline run|graph|status|report|job [options] [FILE] [TARGET...]"
 		if ((COMP_CWORD == cmd_at + 1)); then
-			COMPREPLY=($(compgen -W "run graph status report -h --help" -- "$cur"))
+			COMPREPLY=($(compgen -W "run graph status report job -h --help" -- "$cur"))
 			return
 		fi
 		case $prev in
 		--format) COMPREPLY=($(compgen -W "dot mermaid" -- "$cur")); return ;;
-		-j | --jobs | --metric) return ;;
+		--executor) COMPREPLY=($(compgen -W "local slurm" -- "$cur")); return ;;
+		-j | --jobs | --metric | --index) return ;;
 		-o | --output) _cashet_files "$cur"; return ;;
+		--origin | --spool) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		esac
 		if [[ $cur == -* ]]; then
 			case ${COMP_WORDS[cmd_at + 1]} in
 			graph) COMPREPLY=($(compgen -W "--format --store -h --help" -- "$cur")) ;;
+			job) COMPREPLY=($(compgen -W "--origin --spool --index -f --force -h --help" -- "$cur")) ;;
 			report) COMPREPLY=($(compgen -W "-o --output --metric --store -h --help" -- "$cur")) ;;
 			*) COMPREPLY=($(compgen -W "-j --jobs -k --keep-going -n --dry-run -f --force
-				-v --verbose --format --store -h --help" -- "$cur")) ;;
+				-v --verbose --executor --format --store -h --help" -- "$cur")) ;;
 			esac
 		else
 			compopt -o filenames 2>/dev/null

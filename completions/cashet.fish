@@ -255,8 +255,8 @@ complete -c cashet -n "__cashet_using config" -s h -l help -d 'Show usage'
 complete -c cashet -n "__cashet_using fsck" -l prune -d 'Remove runs that cannot be repaired'
 complete -c cashet -n "__cashet_using fsck" -s h -l help -d 'Show usage'
 
-# pipeline run|graph|status [options] [FILE] [TARGET...]
-complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status report' -d 'Subcommand'
+# pipeline run|graph|status|report|job [options] [FILE] [TARGET...]
+complete -c cashet -n "__cashet_using pipeline" -x -a 'run graph status report job' -d 'Subcommand'
 complete -c cashet -n "__cashet_using pipeline" -s o -l output -r -F -d 'Report: write the page to FILE'
 complete -c cashet -n "__cashet_using pipeline" -l metric -x -d 'Report: the metric to plot'
 complete -c cashet -n "__cashet_using pipeline" -F -a '(__fish_complete_suffix .toml)'
@@ -265,6 +265,10 @@ complete -c cashet -n "__cashet_using pipeline" -s k -l keep-going -d 'After a f
 complete -c cashet -n "__cashet_using pipeline" -s n -l dry-run -d 'Run nothing: print the plan, hit or run and why'
 complete -c cashet -n "__cashet_using pipeline" -s f -l force -d 'Run every step (or the next word, a step) even if cached'
 complete -c cashet -n "__cashet_using pipeline" -s v -l verbose -d "Print every step's output"
+complete -c cashet -n "__cashet_using pipeline" -l executor -x -a 'local slurm' -d 'Run steps here or as Slurm jobs'
+complete -c cashet -n "__cashet_using pipeline" -l origin -x -a '(__fish_complete_directories)' -d "(job) The submitting pipeline's store"
+complete -c cashet -n "__cashet_using pipeline" -l spool -x -a '(__fish_complete_directories)' -d "(job) Where the run's archive goes"
+complete -c cashet -n "__cashet_using pipeline" -l index -x -d "(job) The name of the step's files in the spool"
 complete -c cashet -n "__cashet_using pipeline" -l format -x -a 'dot mermaid' -d 'Graph format'
 complete -c cashet -n "__cashet_using pipeline" -l store -x -a '(__fish_complete_directories)' -d 'Use the store at DIR'
 complete -c cashet -n "__cashet_using pipeline" -s h -l help -d 'Show usage'

@@ -84,6 +84,9 @@ extern const struct opt_table cmd_init_options, cmd_exec_options, cmd_why_option
 	cmd_push_options, cmd_pull_options, cmd_serve_options;
 extern const struct command cmd_pipeline_subs[], cmd_remote_subs[], cmd_exp_subs[], cmd_metrics_subs[],
 	cmd_params_subs[];
+/* `pipeline job`, what a Slurm job runs (cmd-pipeline-job.c) */
+int cmd_pipeline_job(struct cli *cli, void *opts, int argc, char **argv);
+extern const struct opt_table cmd_pipeline_job_options;
 
 /* exec's options; why's and history's too (`history -- CMD`). */
 struct exec_opts {

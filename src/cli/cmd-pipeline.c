@@ -5,11 +5,13 @@
  * would only be replayed is replayed in this process; one that must run
  * goes to a forked worker that calls the engine and reports its verdict
  * through a pipe, so up to -j steps run at once and a no-op run starts no
- * process at all. */
+ * process at all. A step for Slurm goes to a worker too, which hands it to
+ * pipeline/executor-slurm.c: one worker per job in flight. */
 #include "cli/cli.h"
 #include "cli/report.h"
 #include "exec/spawn.h"
 #include "pipeline/dag.h"
+#include "pipeline/executor-slurm.h"
 #include "pipeline/runlog.h"
 #include "pipeline/step.h"
 
@@ -21,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,33 +37,56 @@ enum state { S_WAIT, S_RUN, S_HIT, S_RAN, S_FAIL, S_SKIP, S_STOP };
 /* The options of run, graph and status: each takes those its table lists. */
 struct opts {
 	const char *format;
+	const char *executor;        /* --executor: "local" or "slurm", or NULL */
 	const char *output, *metric; /* report: -o FILE, --metric NAME */
 	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;
 };
 
-/* What a worker tells the scheduler through its pipe. */
+/* What a worker tells the scheduler after each step. */
 struct verdict {
+	size_t step;
 	int verdict; /* enum exec_verdict */
 	int exit_code;
+	char jobid[32]; /* the Slurm job that ran it, or "" */
+	char why[240];  /* a failure told otherwise than by its exit code, or "" */
+};
+
+/* A worker process: it runs the steps the scheduler hands it, one at a
+ * time, through the engine with one store handle and one batch for all of
+ * them (store_batch_begin), so a step opens nothing and creates no file of
+ * its own, and its run is published with the others of the batch. */
+struct slot {
+	pid_t pid; /* 0: no process */
+	int sock;  /* the scheduler's end: step numbers and log fds out, verdicts in */
+	long step; /* the step it runs, -1: idle */
 };
 
 struct ctx {
 	struct dag *d;
 	struct opts *o;
 	struct strbuf store;  /* absolute store directory every worker opens */
-	struct strbuf logdir; /* temporary: one .out and .err per step */
+	struct strbuf logdir; /* temporary: marks this run (the logs are in memory) */
+	struct strbuf spool;  /* the Slurm jobs' hand-back directory, when a step goes to Slurm */
+	struct strbuf self;   /* this cashet's path, which Slurm jobs run */
 	struct store *st;     /* open for in-process hits and explanations, or NULL */
 	unsigned char *want, *force;
 	enum state *state;
-	pid_t *pid;
-	int *vfd;         /* the read end of each running worker's verdict pipe */
-	int64_t *t0, *t1; /* when each step started and ended */
+	int *log;             /* 2 per step: its output and error logs while it runs (memfds), else -1 */
+	int64_t *t0, *t1;     /* when each step started and ended */
+	struct slot *slots;   /* o->jobs of them */
+	struct slot *oneshot; /* o->jobs of them: a process per Slurm step, its verdict pipe in sock */
+	/* the ready queue: successors, the predecessors each still waits
+	 * for, and two heaps of order positions (steps to start; steps to
+	 * report as skipped), so a pass never rescans every step */
+	size_t **succ, *nsucc, *left, *pos;
+	size_t *ready, nready, *doomed, ndoomed;
+	unsigned char *queued;
 	int tty;
 	int color;        /* a terminal and no NO_COLOR */
 	int lines;        /* how many lines the live display holds now (terminal only) */
 	int64_t *prev_ms; /* each step's previous duration in the store, -1 unknown (terminal only) */
-	size_t total, done, running;
+	size_t total, done, running, failed;
 	int64_t start;
 };
 
@@ -88,10 +115,13 @@ static int is_file(const char *p)
 	return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static void log_path(const struct ctx *x, size_t i, const char *ext, struct strbuf *p)
+static void close_logs(struct ctx *x, size_t i)
 {
-	sb_reset(p);
-	sb_addf(p, "%s/%zu.%s", x->logdir.buf, i, ext);
+	for (int k = 0; k < 2; k++) {
+		if (x->log[2 * i + k] >= 0)
+			close(x->log[2 * i + k]);
+		x->log[2 * i + k] = -1;
+	}
 }
 
 /* Step i's request, its streams to fds out and err. */
@@ -100,17 +130,21 @@ static int request(const struct ctx *x, size_t i, unsigned flags, int out, int e
 	return step_request_init(sr, x->d, &x->d->steps[i], environ, flags | (x->force[i] ? EXEC_FORCE : 0), out, err);
 }
 
-static int open_logs(const struct ctx *x, size_t i, int *out, int *err)
+/* Step i's output and error logs, made by the scheduler (a worker inherits
+ * them) in memory: two files created and deleted per step cost more than
+ * a trivial step on a file system that scans its recently deleted inodes
+ * to allocate one. Kept until the step's report (finish). */
+static int open_logs(struct ctx *x, size_t i)
 {
-	struct strbuf p = STRBUF_INIT;
-	log_path(x, i, "out", &p);
-	*out = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	log_path(x, i, "err", &p);
-	*err = open(p.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	sb_release(&p);
-	if (*out >= 0 && *err >= 0)
-		return 0;
-	return err_sys("cannot create the log files of step %s in %s", x->d->steps[i].name, x->logdir.buf);
+	for (int k = 0; k < 2; k++) {
+		int fd = memfd_create(k ? "cashet-step.err" : "cashet-step.out", MFD_CLOEXEC);
+		if (fd < 0) {
+			close_logs(x, i);
+			return err_sys("cannot create the log files of step %s", x->d->steps[i].name);
+		}
+		x->log[2 * i + k] = fd;
+	}
+	return 0;
 }
 
 /* The engine's notices go with the step's output: ctx is its err log. */
@@ -119,29 +153,107 @@ static void step_notice(void *ctx, const char *msg)
 	dprintf(*(const int *)ctx, "cashet: %s\n", msg);
 }
 
-/* The worker: a forked copy of the scheduler that runs step i through the
- * engine with its own store handle (an SQLite connection must not cross a
- * fork), its streams to the step's logs, and writes its verdict to vfd. */
-static void worker(const struct ctx *x, size_t i, int vfd)
+/* Where step i runs: its own executor key, else --executor, else the
+ * file's [defaults], else here. */
+static enum dag_executor executor_of(const struct ctx *x, size_t i)
+{
+	enum dag_executor e = x->d->steps[i].executor;
+	if (e == DAG_EXEC_UNSET && x->o->executor)
+		e = strcmp(x->o->executor, "slurm") ? DAG_EXEC_LOCAL : DAG_EXEC_SLURM;
+	if (e == DAG_EXEC_UNSET)
+		e = x->d->executor;
+	return e == DAG_EXEC_SLURM ? DAG_EXEC_SLURM : DAG_EXEC_LOCAL;
+}
+
+static volatile sig_atomic_t slurm_stop;
+
+static void on_slurm_stop(int sig)
+{
+	slurm_stop = sig;
+}
+
+/* The worker of a Slurm step: the executor looks the step up, claims,
+ * submits, follows and imports; a TERM from the scheduler (or INT from
+ * the terminal) cancels its job. Its failure report and the job's stderr
+ * tail go to the step's err log, which the scheduler prints. */
+static void slurm_worker(const struct ctx *x, size_t i, int vfd, int out, int err)
+{
+	struct slurm_exec_result res;
+	struct verdict v = { i, EXEC_NOT_STORED, EXEC_EXIT_CASHET, "", "" };
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_slurm_stop; /* no SA_RESTART: the follower's naps end at once */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	struct slurm_exec_request req = { x->d,        i,   x->store.buf, x->spool.buf, x->self.buf,
+					  x->force[i], out, err,          &slurm_stop };
+	if (slurm_exec_step(&req, &res) < 0) {
+		dprintf(err, "cashet: %s\n", err_msg());
+	} else {
+		v.verdict = res.verdict;
+		v.exit_code = res.stopped ? 128 + (slurm_stop ? slurm_stop : SIGTERM) : res.exit_code;
+		snprintf(v.jobid, sizeof(v.jobid), "%s", res.jobid);
+		snprintf(v.why, sizeof(v.why), "%s", sb_str(&res.why));
+		if (res.tail.len)
+			dprintf(err, "%s\n", res.tail.buf);
+	}
+	slurm_exec_result_free(&res);
+	if (write(vfd, &v, sizeof(v)) < 0) {
+		/* the scheduler sees no verdict: a failure */
+	}
+	_exit(v.exit_code & 0xff);
+}
+
+/* Sends step i and its two log fds to a worker. */
+static int send_step(int sock, size_t i, const int fds[2])
+{
+	char ctl[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { &i, sizeof(i) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	memset(ctl, 0, sizeof(ctl));
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
+	ssize_t n;
+	while ((n = sendmsg(sock, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	return n == (ssize_t)sizeof(i) ? 0 : err_sys("cannot hand a step to a worker");
+}
+
+/* Receives a step and its log fds: 1, 0 at the end (the scheduler closed
+ * its end), -1 interrupted or failed. */
+static int recv_step(int sock, size_t *i, int fds[2])
+{
+	char ctl[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { i, sizeof(*i) };
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+	ssize_t n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+	if (n == 0)
+		return 0;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	if (n != (ssize_t)sizeof(*i) || !c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+		return -1;
+	memcpy(fds, CMSG_DATA(c), 2 * sizeof(int));
+	return 1;
+}
+
+/* Runs step i in a worker, its streams to the step's logs. */
+static struct verdict worker_step(const struct ctx *x, struct store *st, size_t i, int out, int err)
 {
 	struct step_request sr;
 	struct exec_result res;
-	struct store *st = NULL;
-	struct verdict v = { EXEC_NOT_STORED, EXEC_EXIT_CASHET };
-	int out, err;
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	struct verdict v = { i, EXEC_NOT_STORED, EXEC_EXIT_CASHET, "", "" };
 	memset(&res, 0, sizeof(res));
-	if (open_logs(x, i, &out, &err) < 0)
-		_exit(EXEC_EXIT_CASHET);
 	/* whatever a library says goes with the step's output too */
 	dup2(err, STDERR_FILENO);
-	spawn_signals_init();
 	int r = request(x, i, 0, out, err, &sr);
 	sr.req.on_notice = step_notice;
 	sr.req.ctx = &err;
-	if (r < 0 || store_open(x->store.buf, 0, &st, NULL) < 0 || exec_run(st, &sr.req, &res) < 0) {
+	if (r < 0 || !st || exec_run(st, &sr.req, &res) < 0) {
 		dprintf(err, "cashet: %s\n", err_msg());
 	} else {
 		if (res.note && res.verdict != EXEC_HIT)
@@ -149,23 +261,92 @@ static void worker(const struct ctx *x, size_t i, int vfd)
 		v.verdict = res.verdict;
 		v.exit_code = res.exit_code;
 	}
-	if (write(vfd, &v, sizeof(v)) < 0) {
-		/* the scheduler sees no verdict: a failure */
-	}
-	_exit(v.exit_code & 0xff);
+	exec_result_free(&res);
+	step_request_release(&sr);
+	err_clear();
+	return v;
 }
 
-/* Starts a worker for step i; returns its pid, or -1. */
-static pid_t start_worker(struct ctx *x, size_t i)
+static int slurm_prepare(struct ctx *x);
+
+/* When a worker publishes its batch: when it waited this long for its next
+ * step, when it holds this many runs, when the oldest is this old, or
+ * after a step this long (batching pays for small steps only, and a kill
+ * loses what is not published). */
+enum { IDLE_FLUSH_MS = 20, BATCH_MAX = 64, BATCH_AGE_MS = 1000, SLOW_STEP_MS = 1000 };
+
+/* The worker process: steps in, verdicts out, until the scheduler closes
+ * its end (or a signal stops it); then the batch is published. A worker
+ * whose scheduler died publishes nothing: its SQLite state came from the
+ * scheduler, whose locks died with it (see start_worker). */
+static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_fd)
 {
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return err_sys("pipe");
+	struct store *st = NULL;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	setvbuf(stderr, NULL, _IONBF, 0); /* the scheduler's buffer is not this process's */
+	spawn_signals_init();
+	if (store_open(x->store.buf, 0, &st, NULL) < 0)
+		st = NULL; /* each step says why */
+	/* a run sent to a remote must be in the store: no batch then */
+	struct strbuf v = STRBUF_INIT;
+	if (st && !(getenv("CASHET_REMOTE") && *getenv("CASHET_REMOTE")) && !store_setting_user(st, "remote", &v))
+		store_batch_begin(st);
+	sb_release(&v);
+	int64_t oldest = 0; /* when the batch's first run started */
+	while (!spawn_pending_signal()) {
+		struct pollfd pf = { sock, POLLIN, 0 };
+		int pr = poll(&pf, 1, st && store_batch_runs(st) ? IDLE_FLUSH_MS : -1);
+		if (pr == 0 && store_batch_flush(st) < 0)
+			dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+		if (pr <= 0)
+			continue;
+		size_t i;
+		int fds[2];
+		if (recv_step(sock, &i, fds) <= 0)
+			break;
+		int64_t t0 = now_ms();
+		if (st && !store_batch_runs(st))
+			oldest = t0;
+		struct verdict vd = worker_step(x, st, i, fds[0], fds[1]);
+		close(fds[0]);
+		close(fds[1]);
+		if (write_all(sock, &vd, sizeof(vd)) < 0)
+			break;
+		int64_t t1 = now_ms();
+		if (st && store_batch_runs(st) &&
+		    (store_batch_runs(st) >= BATCH_MAX || t1 - t0 >= SLOW_STEP_MS || t1 - oldest >= BATCH_AGE_MS) &&
+		    store_batch_flush(st) < 0)
+			dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+	}
+	if (st && getppid() == parent && store_batch_flush(st) < 0)
+		dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+	if (getppid() != parent)
+		store_batch_abort(st);
+	store_close(st);
+	_exit(0);
+}
+
+/* Starts the worker of slot k. Returns 0, or -1. */
+static int start_worker(struct ctx *x, size_t k)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return err_sys("socketpair");
 	fflush(NULL);
 	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
-		close(p[0]);
+		close(sv[0]);
+		/* only its own end: another worker holding the scheduler's end
+		 * of this one would keep it from seeing the end */
+		for (int j = 0; j < x->o->jobs; j++)
+			if (x->slots[j].pid > 0)
+				close(x->slots[j].sock);
+		for (size_t i = 0; i < 2 * x->d->n; i++)
+			if (x->log[i] >= 0)
+				close(x->log[i]);
 		/* A worker outlives no scheduler: the SQLite state it inherited
 		 * shares the scheduler's file locks, which die with it, and the
 		 * next process to open the index would then reset the WAL index
@@ -174,15 +355,88 @@ static pid_t start_worker(struct ctx *x, size_t i)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			raise(SIGTERM);
-		worker(x, i, p[1]);
+		worker_main(x, sv[1], parent, dup(STDERR_FILENO));
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return err_sys("cannot fork");
+	}
+	x->slots[k] = (struct slot){ pid, sv[0], -1 };
+	return 0;
+}
+
+/* A Slurm step goes to a process of its own, as it waits on Slurm, not on
+ * a command, and stores through an import: main's worker, one per step. */
+static int dispatch_slurm(struct ctx *x, size_t i)
+{
+	int k = -1, p[2];
+	for (int j = 0; j < x->o->jobs && k < 0; j++)
+		if (!x->oneshot[j].pid)
+			k = j;
+	/* only when a step is submitted: a no-op run touches nothing more */
+	if (k < 0 || (!x->spool.len && slurm_prepare(x) < 0) || open_logs(x, i) < 0)
+		return -1;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		close_logs(x, i);
+		return err_sys("pipe");
+	}
+	fflush(NULL);
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		for (int j = 0; j < x->o->jobs; j++) {
+			if (x->slots[j].pid > 0)
+				close(x->slots[j].sock);
+			if (x->oneshot[j].pid > 0)
+				close(x->oneshot[j].sock);
+		}
+		prctl(PR_SET_PDEATHSIG, SIGTERM); /* as start_worker's */
+		if (getppid() != parent)
+			raise(SIGTERM);
+		setvbuf(stderr, NULL, _IONBF, 0);
+		dup2(x->log[2 * i + 1], STDERR_FILENO);
+		slurm_worker(x, i, p[1], x->log[2 * i], x->log[2 * i + 1]);
 	}
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
+		close_logs(x, i);
 		return err_sys("cannot fork");
 	}
-	x->vfd[i] = p[0];
-	return pid;
+	x->oneshot[k] = (struct slot){ pid, p[0], (long)i };
+	return 0;
+}
+
+/* Hands step i to an idle worker, starting one if none is. */
+static int dispatch(struct ctx *x, size_t i)
+{
+	int k = -1;
+	if (executor_of(x, i) == DAG_EXEC_SLURM)
+		return dispatch_slurm(x, i);
+	for (int j = 0; j < x->o->jobs && k < 0; j++)
+		if (x->slots[j].pid > 0 && x->slots[j].step < 0)
+			k = j;
+	for (int j = 0; j < x->o->jobs && k < 0; j++)
+		if (!x->slots[j].pid && start_worker(x, (size_t)j) == 0)
+			k = j;
+	if (k < 0 || open_logs(x, i) < 0)
+		return -1;
+	if (send_step(x->slots[k].sock, i, &x->log[2 * i]) < 0) {
+		/* it died idle: another one takes the step */
+		int status;
+		close(x->slots[k].sock);
+		while (waitpid(x->slots[k].pid, &status, 0) < 0 && errno == EINTR)
+			;
+		x->slots[k].pid = 0;
+		if (start_worker(x, (size_t)k) < 0 || send_step(x->slots[k].sock, i, &x->log[2 * i]) < 0) {
+			close_logs(x, i);
+			return -1;
+		}
+	}
+	x->slots[k].step = (long)i;
+	return 0;
 }
 
 /* The no-op fast path: when all step i's run would do is replay, replays
@@ -193,12 +447,13 @@ static int replay_in_process(struct ctx *x, size_t i)
 {
 	struct step_request sr;
 	struct exec_result res;
-	int fo = -1, fe = -1, rc = 0;
+	int rc = 0;
 	if (!x->st || x->force[i] || !x->d->steps[i].cache)
 		return 0;
-	if (x->o->verbose && open_logs(x, i, &fo, &fe) < 0)
+	if (x->o->verbose && open_logs(x, i) < 0)
 		goto out;
-	if (request(x, i, EXEC_LOOKUP_ONLY, fo, fe, &sr) == 0 && exec_run(x->st, &sr.req, &res) == 0) {
+	if (request(x, i, EXEC_LOOKUP_ONLY, x->log[2 * i], x->log[2 * i + 1], &sr) == 0 &&
+	    exec_run(x->st, &sr.req, &res) == 0) {
 		/* only ok runs: the step would succeed */
 		rc = res.verdict == EXEC_HIT && res.exit_code == 0;
 		exec_result_free(&res);
@@ -206,10 +461,8 @@ static int replay_in_process(struct ctx *x, size_t i)
 	step_request_release(&sr);
 out:
 	err_clear();
-	if (fo >= 0)
-		close(fo);
-	if (fe >= 0)
-		close(fe);
+	if (!rc) /* a worker gets fresh ones */
+		close_logs(x, i);
 	return rc;
 }
 
@@ -348,20 +601,26 @@ static void load_prev_durations(struct ctx *x)
 /* The step's stdout, then its stderr, each line indented under its name. */
 static void print_output(const struct ctx *x, size_t i)
 {
-	const char *ext[] = { "out", "err" };
-	struct strbuf p = STRBUF_INIT, sb = STRBUF_INIT;
+	struct strbuf sb = STRBUF_INIT;
 	for (int k = 0; k < 2; k++) {
-		log_path(x, i, ext[k], &p);
+		int fd = x->log[2 * i + k];
 		sb_reset(&sb);
-		if (read_file_sb(p.buf, &sb) < 0) {
-			err_clear();
-			continue;
+		for (off_t off = 0; fd >= 0;) {
+			sb_grow(&sb, 65536);
+			ssize_t n = pread(fd, sb.buf + sb.len, sb.alloc - sb.len - 1, off);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			sb_setlen(&sb, sb.len + (size_t)n);
+			off += n;
 		}
+		if (!sb.len)
+			continue;
 		char *save = NULL;
 		for (char *l = strtok_r(sb.buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
 			fprintf(stderr, "  | %s\n", l);
 	}
-	sb_release(&p);
 	sb_release(&sb);
 }
 
@@ -387,9 +646,9 @@ static void report(struct ctx *x, size_t i, int color, const char *verdict, cons
 	sb_release(&sb);
 }
 
-/* A step's end: status is the worker's, hit < 0 to read the verdict from
- * its pipe, else whether it was replayed in this process. */
-static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
+/* A step's end: status as waitpid gives it (the worker's verdict, or how
+ * it died), hit whether it was replayed. */
+static void finish(struct ctx *x, size_t i, int status, int stopping, int hit, const struct verdict *v)
 {
 	char dur[32];
 	int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -397,17 +656,10 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 	snprintf(dur, sizeof(dur), "%.2fs", (double)(x->t1[i] - x->t0[i]) / 1000);
 	x->running--;
 	x->done++;
-	x->pid[i] = 0;
-	if (hit < 0) {
-		struct verdict v;
-		hit = read(x->vfd[i], &v, sizeof(v)) == (ssize_t)sizeof(v) &&
-		      (v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED);
-		close(x->vfd[i]);
-		x->vfd[i] = -1;
-	}
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
-		report(x, i, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran", "(%s)", dur);
+		report(x, i, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran", "(%s%s%s)", dur,
+		       v && v->jobid[0] ? ", Slurm job " : "", v ? v->jobid : "");
 		if (x->o->verbose)
 			print_output(x, i);
 	} else if (stopping) {
@@ -415,12 +667,16 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit)
 		report(x, i, 33, "stopped", "(%s)", dur);
 	} else {
 		x->state[i] = S_FAIL;
-		if (WIFEXITED(status))
+		x->failed++;
+		if (v && v->why[0])
+			report(x, i, 31, "FAILED", "(%s)", v->why);
+		else if (WIFEXITED(status))
 			report(x, i, 31, "FAILED", "(exit %d)", code);
 		else
 			report(x, i, 31, "FAILED", "(signal %d)", WTERMSIG(status));
 		print_output(x, i);
 	}
+	close_logs(x, i);
 	draw_status(x);
 }
 
@@ -440,6 +696,201 @@ static int ready(const struct ctx *x, size_t i, size_t *why)
 			ok = 0;
 	}
 	return ok;
+}
+
+/* A min-heap of steps by their position in the order: steps are started
+ * (and skips reported) in the order a pass over every step would take. */
+static void heap_push(const struct ctx *x, size_t *h, size_t *n, size_t v)
+{
+	size_t i = (*n)++;
+	while (i && x->pos[h[(i - 1) / 2]] > x->pos[v]) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = v;
+}
+
+static size_t heap_pop(const struct ctx *x, size_t *h, size_t *n)
+{
+	size_t top = h[0], v = h[--*n], i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && x->pos[h[c + 1]] < x->pos[h[c]])
+			c++;
+		if (x->pos[h[c]] >= x->pos[v])
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n)
+		h[i] = v;
+	return top;
+}
+
+/* After step i ended: what waited for it is ready once all it needs is
+ * done, or to be skipped as soon as one of them failed or did not run. */
+static void settle(struct ctx *x, size_t i)
+{
+	int ok = x->state[i] == S_HIT || x->state[i] == S_RAN;
+	for (size_t e = 0; e < x->nsucc[i]; e++) {
+		size_t j = x->succ[i][e];
+		if (!x->want[j] || x->state[j] != S_WAIT || x->queued[j] == 2)
+			continue;
+		if (!ok) {
+			x->queued[j] = 2;
+			heap_push(x, x->doomed, &x->ndoomed, j);
+		} else if (!--x->left[j]) {
+			x->queued[j] = 1;
+			heap_push(x, x->ready, &x->nready, j);
+		}
+	}
+}
+
+/* The successors of every step and the ready queue's first steps. */
+static void queue_init(struct ctx *x)
+{
+	size_t n = x->d->n;
+	x->nsucc = xcalloc(n ? n : 1, sizeof(*x->nsucc));
+	x->left = xcalloc(n ? n : 1, sizeof(*x->left));
+	x->pos = xcalloc(n ? n : 1, sizeof(*x->pos));
+	x->succ = xcalloc(n ? n : 1, sizeof(*x->succ));
+	x->ready = xmalloc((n ? n : 1) * sizeof(*x->ready));
+	x->doomed = xmalloc((n ? n : 1) * sizeof(*x->doomed));
+	x->queued = xcalloc(n ? n : 1, 1);
+	for (size_t k = 0; k < n; k++)
+		x->pos[x->d->order[k]] = k;
+	for (size_t i = 0; i < n; i++)
+		for (size_t p = 0; p < x->d->steps[i].npreds; p++)
+			x->nsucc[x->d->steps[i].preds[p]]++;
+	size_t *fill = xcalloc(n ? n : 1, sizeof(*fill));
+	for (size_t i = 0; i < n; i++)
+		x->succ[i] = xmalloc((x->nsucc[i] ? x->nsucc[i] : 1) * sizeof(**x->succ));
+	for (size_t i = 0; i < n; i++) {
+		x->left[i] = x->d->steps[i].npreds;
+		for (size_t p = 0; p < x->d->steps[i].npreds; p++) {
+			size_t j = x->d->steps[i].preds[p];
+			x->succ[j][fill[j]++] = i;
+		}
+		if (x->want[i] && !x->left[i]) {
+			x->queued[i] = 1;
+			heap_push(x, x->ready, &x->nready, i);
+		}
+	}
+	free(fill);
+}
+
+static void queue_free(struct ctx *x)
+{
+	for (size_t i = 0; x->succ && i < x->d->n; i++)
+		free(x->succ[i]);
+	free(x->succ);
+	free(x->nsucc);
+	free(x->left);
+	free(x->pos);
+	free(x->ready);
+	free(x->doomed);
+	free(x->queued);
+}
+
+static void stop_workers(struct ctx *x)
+{
+	for (int k = 0; k < x->o->jobs; k++) {
+		if (x->slots[k].pid > 0 && x->slots[k].step >= 0)
+			kill(x->slots[k].pid, SIGTERM);
+		if (x->oneshot[k].pid > 0)
+			kill(x->oneshot[k].pid, SIGTERM); /* cancels its job */
+	}
+}
+
+/* Waits for the next verdict (or a worker's death) and ends that step.
+ * Returns 0, or -1 when there is nothing to wait for. */
+static int wait_step(struct ctx *x, int stopping)
+{
+	struct pollfd *pf = xcalloc(2 * (size_t)x->o->jobs, sizeof(*pf));
+	int np = 0, rc = 0;
+	for (int k = 0; k < x->o->jobs; k++) {
+		if (x->slots[k].pid > 0 && x->slots[k].step >= 0)
+			pf[np++] = (struct pollfd){ x->slots[k].sock, POLLIN, 0 };
+		if (x->oneshot[k].pid > 0)
+			pf[np++] = (struct pollfd){ x->oneshot[k].sock, POLLIN, 0 };
+	}
+	/* what was reported is shown before waiting (see run_all) */
+	fflush(stderr);
+	int pr = np ? poll(pf, (nfds_t)np, x->tty ? 100 : -1) : -1;
+	if (pr == 0)
+		draw_status(x);
+	for (int k = 0; pr > 0 && k < x->o->jobs; k++) {
+		struct slot *sl = &x->slots[k];
+		int ready = 0;
+		for (int q = 0; q < np; q++)
+			ready |= pf[q].fd == sl->sock && pf[q].revents;
+		if (sl->pid <= 0 || sl->step < 0 || !ready)
+			continue;
+		size_t i = (size_t)sl->step;
+		struct verdict v;
+		ssize_t got = read(sl->sock, &v, sizeof(v));
+		if (got < 0 && errno == EINTR)
+			continue;
+		sl->step = -1;
+		if (got == (ssize_t)sizeof(v) && v.step == i) {
+			finish(x, i, (v.exit_code & 0xff) << 8, stopping,
+			       v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED, &v);
+		} else {
+			/* it died: the step ends as the worker did (no verdict: a failure) */
+			int status = 0;
+			close(sl->sock);
+			while (waitpid(sl->pid, &status, 0) < 0 && errno == EINTR)
+				;
+			sl->pid = 0;
+			finish(x, i, WIFEXITED(status) && !WEXITSTATUS(status) ? 1 << 8 : status, stopping, 0, NULL);
+		}
+		/* the command may have written anything */
+		stat_memo_clear();
+		settle(x, i);
+	}
+	for (int k = 0; pr > 0 && k < x->o->jobs; k++) {
+		/* a Slurm step's process: its verdict, then its exit */
+		struct slot *sl = &x->oneshot[k];
+		int ready = 0;
+		for (int q = 0; q < np; q++)
+			ready |= pf[q].fd == sl->sock && pf[q].revents;
+		if (sl->pid <= 0 || !ready)
+			continue;
+		size_t i = (size_t)sl->step;
+		struct verdict v;
+		int status = 0;
+		int got = read(sl->sock, &v, sizeof(v)) == (ssize_t)sizeof(v) && v.step == i;
+		close(sl->sock);
+		while (waitpid(sl->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		sl->pid = 0;
+		if (got)
+			v.jobid[sizeof(v.jobid) - 1] = v.why[sizeof(v.why) - 1] = 0;
+		finish(x, i, status, stopping, got && (v.verdict == EXEC_HIT || v.verdict == EXEC_WAITED),
+		       got ? &v : NULL);
+		stat_memo_clear();
+		settle(x, i);
+	}
+	if (np == 0)
+		rc = -1;
+	free(pf);
+	return rc;
+}
+
+/* Ends the workers: each publishes its batch once its end is closed. */
+static void end_workers(struct ctx *x)
+{
+	for (int k = 0; k < x->o->jobs; k++)
+		if (x->slots[k].pid > 0)
+			close(x->slots[k].sock);
+	for (int k = 0; k < x->o->jobs; k++) {
+		int status;
+		while (x->slots[k].pid > 0 && waitpid(x->slots[k].pid, &status, 0) < 0 && errno == EINTR)
+			;
+		x->slots[k].pid = 0;
+	}
 }
 
 /* What this run did, for `pipeline report`'s timeline; losing it loses
@@ -480,6 +931,18 @@ static int run_all(struct ctx *x)
 	x->start = now_ms();
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];
+	x->slots = xcalloc((size_t)x->o->jobs, sizeof(*x->slots));
+	x->oneshot = xcalloc((size_t)x->o->jobs, sizeof(*x->oneshot));
+	queue_init(x);
+	/* not on a terminal, a line per step is buffered until the scheduler
+	 * waits for a worker (wait_step flushes): a no-op run of 10,000 steps
+	 * made 10,000 writes; a step's line still shows when it ends */
+	static char errbuf[1 << 16];
+	if (!x->tty)
+		setvbuf(stderr, errbuf, _IOFBF, sizeof(errbuf));
+	/* the files outside the project are judged as one snapshot */
+	if (x->st)
+		stat_memo_enable(store_root(x->st));
 	x->prev_ms = xcalloc(n, sizeof(*x->prev_ms));
 	if (x->tty)
 		load_prev_durations(x);
@@ -487,40 +950,42 @@ static int run_all(struct ctx *x)
 	for (;;) {
 		if (got_signal && !stopping) {
 			stopping = 1;
-			for (size_t i = 0; i < n; i++)
-				if (x->pid[i] > 0)
-					kill(x->pid[i], SIGTERM);
+			stop_workers(x);
 		}
 		/* got_signal too: a pass of in-process replays starts no child to interrupt */
-		for (size_t k = 0; k < n && !stopping && !got_signal; k++) {
-			size_t i = x->d->order[k], up = 0;
-			if (!x->want[i] || x->state[i] != S_WAIT)
-				continue;
-			int r = ready(x, i, &up);
-			if (r < 0) {
+		while (!stopping && !got_signal) {
+			size_t i, up = 0;
+			if (x->ndoomed) {
+				i = heap_pop(x, x->doomed, &x->ndoomed);
+				ready(x, i, &up);
 				x->state[i] = S_SKIP;
 				x->t0[i] = x->t1[i] = now_ms();
 				x->done++;
 				report(x, i, 33, "skipped", "(upstream step %s %s)", x->d->steps[up].name,
 				       x->state[up] == S_FAIL ? "failed" : "did not run");
 				draw_status(x);
+				settle(x, i);
 				continue;
 			}
-			if (!r || x->running >= (size_t)x->o->jobs)
-				continue;
+			if (!x->nready || x->running >= (size_t)x->o->jobs)
+				break;
+			i = heap_pop(x, x->ready, &x->nready);
 			x->t0[i] = now_ms();
 			if (replay_in_process(x, i)) {
 				x->running++;
-				finish(x, i, 0, 0, 1);
+				finish(x, i, 0, 0, 1, NULL);
+				settle(x, i);
 				continue;
 			}
-			if (got_signal)
+			if (got_signal) {
+				heap_push(x, x->ready, &x->nready, i);
 				break; /* it may have cut the replay short: nothing more starts */
-			x->pid[i] = start_worker(x, i);
-			if (x->pid[i] < 0) {
+			}
+			if (dispatch(x, i) < 0) {
+				heap_push(x, x->ready, &x->nready, i);
 				rc = cli_fail(1);
-				x->pid[i] = 0;
 				stopping = 1;
+				stop_workers(x);
 				break;
 			}
 			x->state[i] = S_RUN;
@@ -529,44 +994,33 @@ static int run_all(struct ctx *x)
 		}
 		if (!x->running)
 			break;
-		int status;
-		pid_t pid = waitpid(-1, &status, x->tty ? WNOHANG : 0);
-		if (pid == 0) {
-			poll(NULL, 0, 100);
-			draw_status(x);
-			continue;
-		}
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			err_sys("waitpid");
-			rc = cli_fail(1);
+		size_t before = x->failed;
+		if (wait_step(x, stopping) < 0)
 			break;
-		}
-		for (size_t i = 0; i < n; i++) {
-			if (x->pid[i] != pid)
-				continue;
-			finish(x, i, status, stopping, -1);
-			if (x->state[i] == S_FAIL && !x->o->keep_going && !stopping) {
-				/* fail fast: a worker forwards TERM to its command and stores nothing */
-				stopping = 1;
-				for (size_t j = 0; j < n; j++)
-					if (x->pid[j] > 0)
-						kill(x->pid[j], SIGTERM);
-			}
+		/* fail fast: a worker forwards TERM to its command and stores nothing */
+		if (x->failed > before && !x->o->keep_going && !stopping) {
+			stopping = 1;
+			stop_workers(x);
 		}
 	}
+	end_workers(x);
 	clear_status(x);
 	for (size_t i = 0; i < n; i++) {
 		failed += x->state[i] == S_FAIL;
 		hits += x->state[i] == S_HIT;
 		ran += x->state[i] == S_RAN;
 	}
+	stat_memo_enable(NULL);
+	queue_free(x);
+	free(x->slots);
+	free(x->oneshot);
 	save_runlog(x);
 	char dur[32];
 	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
 	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed,
 		x->total - ran - hits - failed, dur);
+	fflush(stderr);
+	setvbuf(stderr, NULL, _IONBF, 0);
 	if (got_signal)
 		return 128 + got_signal;
 	return rc || failed || stopping ? 1 : 0;
@@ -586,6 +1040,27 @@ static int explain_step(struct ctx *x, size_t i, struct explain *e)
 		rc = exec_explain(x->st, &sr.req, e);
 	step_request_release(&sr);
 	return rc;
+}
+
+/* " (Slurm: --cpus-per-task=2 --mem=1G)" after the first line of a dry
+ * run's "run ..." for a step that would be submitted. */
+static void slurm_suffix(const struct dag_step *s, struct strbuf *line)
+{
+	struct strvec args = STRVEC_INIT;
+	struct strbuf tail = STRBUF_INIT;
+	char *nl = strchr(sb_str(line), '\n');
+	if (nl) {
+		sb_adds(&tail, nl);
+		sb_setlen(line, (size_t)(nl - line->buf));
+	}
+	dag_sbatch_args(s, &args);
+	sb_adds(line, " (Slurm");
+	for (size_t k = 0; k < args.n; k++)
+		sb_addf(line, "%s%s", k ? " " : ": ", args.v[k]);
+	sb_addc(line, ')');
+	sb_adds(line, sb_str(&tail));
+	sv_release(&args);
+	sb_release(&tail);
 }
 
 static int dry_run(struct ctx *x)
@@ -626,6 +1101,8 @@ static int dry_run(struct ctx *x)
 			}
 			explain_free(&e);
 		}
+		if (will[i] && executor_of(x, i) == DAG_EXEC_SLURM)
+			slurm_suffix(s, &line);
 		printf("step %s: %s\n", s->name, line.buf);
 	}
 	free(will);
@@ -633,8 +1110,54 @@ static int dry_run(struct ctx *x)
 	return 0;
 }
 
+/* "queued (Slurm job 12)" or "running (...)" into line when a live
+ * pipeline has step i's job in flight; 0 when not. */
+static int in_flight(struct ctx *x, size_t i, int any_jobs, struct strbuf *line)
+{
+	struct step_request sr;
+	struct run_record r = { 0 };
+	struct strbuf jobid = STRBUF_INIT;
+	struct slurm_job job;
+	int rc = 0;
+	if (!x->st || !any_jobs)
+		return 0;
+	if (request(x, i, 0, -1, -1, &sr) == 0 && exec_fingerprint(x->st, &sr.req, &r) == 0 &&
+	    slurm_job_in_flight(x->st, &r.fp, &jobid, &job) == 1) {
+		const char *word = job.state == SLURM_QUEUED    ? "queued"
+				   : job.state == SLURM_RUNNING ? "running"
+								: "ending";
+		sb_addf(line, "%s (Slurm job %s)", word, jobid.buf);
+		rc = 1;
+	}
+	err_clear();
+	step_request_release(&sr);
+	run_record_free(&r);
+	sb_release(&jobid);
+	return rc;
+}
+
+/* " (Slurm job 12)" when the run replayed was made by a Slurm job. */
+static void job_of_run(struct ctx *x, const char *hash, struct strbuf *line)
+{
+	struct run_record r = { 0 };
+	if (store_load(x->st, hash, &r) == 1)
+		for (size_t t = 0; t < r.tags.n; t++)
+			if (!strncmp(r.tags.v[t], "slurm-job=", 10))
+				sb_addf(line, " (Slurm job %s)", r.tags.v[t] + 10);
+	err_clear();
+	run_record_free(&r);
+}
+
 static int status_all(struct ctx *x)
 {
+	struct strvec jobs = STRVEC_INIT;
+	struct strbuf dir = STRBUF_INIT;
+	/* records of jobs in flight: without any, no step needs a second look */
+	sb_addf(&dir, "%s/slurm/jobs", x->store.buf);
+	int any_jobs = dir_names(dir.buf, &jobs) == 0 && jobs.n > 0;
+	err_clear();
+	sv_release(&jobs);
+	sb_release(&dir);
 	struct strbuf line = STRBUF_INIT;
 	for (size_t k = 0; k < x->d->n; k++) {
 		size_t i = x->d->order[k];
@@ -645,12 +1168,15 @@ static int status_all(struct ctx *x)
 		sb_reset(&line);
 		if (!s->cache) {
 			sb_adds(&line, "always runs (cache = false)");
+		} else if (in_flight(x, i, any_jobs, &line)) {
+			/* said */
 		} else if (explain_step(x, i, &e) < 0) {
 			sb_addf(&line, "unknown (%s)", err_msg());
 			err_clear();
 		} else {
 			if (e.hit) {
 				sb_adds(&line, "up to date");
+				job_of_run(x, e.hash, &line);
 			} else if (e.hash[0]) {
 				sb_adds(&line, "changed: ");
 				for (size_t r = 0; r < e.reasons.n; r++)
@@ -765,18 +1291,22 @@ static void sweep_stale_logdirs(const char *tmp)
 
 static void remove_logs(struct ctx *x)
 {
-	struct strbuf p = STRBUF_INIT;
-	/* steps replayed in this process without -v left no logs: often none */
-	if (!x->logdir.len || rmdir(x->logdir.buf) == 0)
-		return;
-	for (size_t i = 0; i < x->d->n; i++) {
-		log_path(x, i, "out", &p);
-		unlink(p.buf);
-		log_path(x, i, "err", &p);
-		unlink(p.buf);
-	}
-	rmdir(x->logdir.buf);
-	sb_release(&p);
+	/* the logs are in memory: the directory is only a marker of this run */
+	if (x->logdir.len && rmdir(x->logdir.buf) < 0)
+		rm_rf(x->logdir.buf);
+}
+
+/* Before the first Slurm job: the spool jobs hand their runs back
+ * through, and the path of the cashet they run (the one running now: on a
+ * cluster it is on the shared filesystem with the project). */
+static int slurm_prepare(struct ctx *x)
+{
+	char *self = realpath("/proc/self/exe", NULL);
+	if (!self)
+		return err_sys("cannot find this program's path for the Slurm jobs");
+	sb_adds(&x->self, self);
+	free(self);
+	return slurm_spool_create(x->store.buf, &x->spool);
 }
 
 enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS, SUB_REPORT };
@@ -873,8 +1403,9 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 		goto out;
 	}
 	x.state = xcalloc(x.d->n, sizeof(*x.state));
-	x.pid = xcalloc(x.d->n, sizeof(*x.pid));
-	x.vfd = xcalloc(x.d->n, sizeof(*x.vfd));
+	x.log = xmalloc(2 * x.d->n * sizeof(*x.log));
+	for (size_t i = 0; i < 2 * x.d->n; i++)
+		x.log[i] = -1;
 	x.t0 = xcalloc(x.d->n, sizeof(*x.t0));
 	x.t1 = xcalloc(x.d->n, sizeof(*x.t1));
 	x.tty = isatty(STDERR_FILENO);
@@ -886,6 +1417,10 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 		err_clear();
 		x.st = NULL;
 	}
+	/* status and dry runs write nothing: the system's files are one
+	 * snapshot for them (run_all keeps it while nothing runs) */
+	if (x.st && (sub == SUB_STATUS || o->dry_run))
+		stat_memo_enable(store_root(x.st));
 	if (sub == SUB_STATUS)
 		rc = status_all(&x);
 	else if (sub == SUB_REPORT)
@@ -894,16 +1429,23 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 		rc = dry_run(&x);
 	else
 		rc = run_all(&x);
+	stat_memo_enable(NULL);
 out:
 	store_close(x.st);
+	for (size_t i = 0; x.log && i < 2 * x.d->n; i++)
+		if (x.log[i] >= 0)
+			close(x.log[i]);
 	if (x.d)
 		remove_logs(&x);
+	if (x.spool.len)
+		rm_rf(x.spool.buf);
+	sb_release(&x.spool);
+	sb_release(&x.self);
 	dag_free(x.d);
 	free(x.want);
 	free(x.force);
 	free(x.state);
-	free(x.pid);
-	free(x.vfd);
+	free(x.log);
 	free(x.t0);
 	free(x.t1);
 	free(x.prev_ms);
@@ -954,6 +1496,8 @@ static const struct opt run_rows[] = {
 	OPT_LIST_OPTIONAL("force", 'f', force_steps, "STEP", force_all, not_a_file,
 			  "run every step, or only STEP (repeatable), even if cached"),
 	OPT_BOOL("verbose", 'v', verbose, "print every step's output, not only a failed step's"),
+	OPT_CHOICE("executor", 0, executor, "local|slurm",
+		   "run the steps that name no executor here or as Slurm jobs (default: the file's, else local)"),
 	OPT_END,
 };
 static const struct opt graph_rows[] = {
@@ -979,7 +1523,9 @@ const struct command cmd_pipeline_subs[] = {
 	{ "graph", cmd_graph, &graph_options, 0, "[FILE] [TARGET...]", "print the steps and their edges as a graph",
 	  NULL },
 	{ "status", cmd_status, &status_options, 0, "[FILE] [TARGET...]",
-	  "say for each step whether it is up to date, and if not what changed", NULL },
+	  "say for each step whether it is up to date, queued or running on Slurm, and if not what changed", NULL },
+	{ "job", cmd_pipeline_job, &cmd_pipeline_job_options, 0, "FILE STEP",
+	  "run one step as a Slurm job of 'pipeline run --executor slurm' does", NULL },
 	{ "report", cmd_report, &report_options, 0, "[FILE] [TARGET...]",
 	  "write an HTML page: the steps' graph and states, the last run's timeline, experiments and a plot", NULL },
 	{ NULL, NULL, NULL, 0, NULL, NULL, NULL },

@@ -68,6 +68,10 @@ int claim_acquire(struct store *st, const struct digest *fp, const struct claim_
 	int rc = store_claim(st, fp, me, claim_stale, &owner);
 	if (rc <= 0)
 		return rc;
+	/* whoever holds it may be waiting for a claim of a run this process
+	 * keeps in a batch (two pipeline workers): publish those first */
+	if (store_batch_flush(st) < 0)
+		return -1;
 	for (;;) {
 		nap(delay);
 		if (cancelled && cancelled())

@@ -123,8 +123,15 @@ static int fingerprint(struct store *st, const struct exec_request *req, const s
 	spec.stdin_digest = f->mode == FEED_STREAM ? &pending : NULL;
 	if (!spec.cwd || spec.cwd[0] != '/')
 		err_set("internal: a request needs an absolute working directory");
-	else if (fp_compute(st, &spec, r) == 0 && store_flush_statcache(st) == 0)
-		rc = 0;
+	else {
+		/* one read transaction: a lock and an unlock per stat cache
+		 * lookup was most of a large directory input's hit */
+		int began = store_read_begin(st);
+		int fr = fp_compute(st, &spec, r);
+		store_read_end(st, began);
+		if (fr == 0 && store_flush_statcache(st) == 0)
+			rc = 0;
+	}
 	sv_release(&strict);
 	return rc;
 }
@@ -645,10 +652,11 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 	static const char *const names[] = { "stdout", "stderr", "streams" };
 	static const int kinds[] = { FILE_STDOUT, FILE_STDERR, FILE_STREAMS };
 	for (int k = 0; k < 3; k++) {
-		if (!caps[k]->path)
+		if (k == 2 && !caps[k]->path)
 			continue; /* no order: not both streams had bytes */
 		struct run_file *f = run_add_file(r, kinds[k], names[k]);
-		f->src = xstrdup(caps[k]->path);
+		/* NULL: a stream without a byte, for which no file was made */
+		f->src = caps[k]->path ? xstrdup(caps[k]->path) : NULL;
 		f->xxh = caps[k]->d;
 		f->size = caps[k]->size;
 	}
@@ -673,12 +681,13 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
  * Never the command's failure. */
 static void auto_gc(struct store *st)
 {
-	const struct gitmod *g = gitmod_get();
 	struct strbuf v = STRBUF_INIT;
 	uint64_t max;
 	int64_t total;
-	/* cheap: one config read and one row; gc itself only past the bound */
-	if (g && g->config(store_dir(st), "max-size", NULL, 0, &v) == 0 && parse_size(v.buf, &max) == 0 && max &&
+	/* cheap: the config already read and one row; gc itself only past the
+	 * bound (a small miss never loads libgit2); not while a batch holds
+	 * the store lock that gc would wait for */
+	if (!store_batch_runs(st) && store_setting_user(st, "max-size", &v) && parse_size(v.buf, &max) == 0 && max &&
 	    store_total_bytes(st, &total) == 0 && (uint64_t)total > max) {
 		struct gc_opts o = { .max_size = max / 10 * 9, .busy = claim_busy };
 		struct gc_report rep;
@@ -728,6 +737,9 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	if (k < 0)
 		goto out;
 	res->fp = r.fp;
+	/* a run of this process's batch is published first: it holds the claim */
+	if (store_batch_has(st, &r.fp) && store_batch_flush(st) < 0)
+		goto out;
 	int stream = f.mode == FEED_STREAM;
 	if (k == 1 && cache) {
 		notice(req, "warning: stdin is longer than stdin-limit; running the command without caching it");

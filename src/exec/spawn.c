@@ -54,19 +54,20 @@ int spawn_pending_signal(void)
 	return got_signal;
 }
 
-static int open_capture(const char *dir, struct capture *c, struct hasher *h)
+/* The capture file, made at a stream's first byte: most commands of a
+ * pipeline print nothing, and a file created and deleted for each stream
+ * costs more than the run on a file system that scans its recently
+ * deleted inodes to allocate one (ext4 without a journal). */
+static int open_capture(const char *dir, struct capture *c)
 {
 	struct strbuf p = STRBUF_INIT;
 	sb_addf(&p, "%s/cap-%ld-XXXXXX", dir, (long)getpid());
 	int fd = mkostemp(p.buf, O_CLOEXEC);
 	if (fd < 0) {
-		err_sys("cannot create a capture file in %s", dir);
 		sb_release(&p);
 		return -1;
 	}
 	c->path = sb_detach(&p);
-	c->size = 0;
-	hasher_init(h);
 	return fd;
 }
 
@@ -87,7 +88,8 @@ void spawn_result_free(struct spawn_result *o)
 struct stream {
 	int fd;     /* read end of the child's pipe, -1 at EOF */
 	int tee_fd; /* our stdout/stderr, -1 once it failed (EPIPE) */
-	int cap_fd;
+	int cap_fd; /* -1: not made yet (capdir set), not capturing, or no longer */
+	const char *capdir;
 	struct capture *cap;
 	struct hasher h;
 };
@@ -107,6 +109,9 @@ static size_t pump(struct stream *s)
 	}
 	if (s->tee_fd >= 0 && write_all(s->tee_fd, buf, (size_t)n) < 0)
 		s->tee_fd = -1; /* the reader went away; keep capturing */
+	if (s->cap_fd < 0 && s->capdir && !s->cap->path && !s->cap->error &&
+	    (s->cap_fd = open_capture(s->capdir, s->cap)) < 0)
+		s->cap->error = errno; /* as a full disk: the result is not stored */
 	if (s->cap_fd < 0)
 		return 0; /* not capturing, or no longer */
 	if (write_all(s->cap_fd, buf, (size_t)n) < 0) {
@@ -161,9 +166,10 @@ static int order_save(struct order *o, const char *capdir, struct spawn_result *
 	if (!res->out.size || !res->err.size || res->out.error || res->err.error)
 		return 0;
 	order_end_chunk(o);
-	int fd = open_capture(capdir, &res->order, &h);
+	int fd = open_capture(capdir, &res->order);
 	if (fd < 0)
-		return -1;
+		return err_sys("cannot create a capture file in %s", capdir);
+	hasher_init(&h);
 	int rc = write_all(fd, o->text.buf, o->text.len);
 	close(fd);
 	hasher_bytes(&h, o->text.buf, o->text.len);
@@ -231,9 +237,10 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	memset(s, 0, sizeof(s));
 	s[0].cap_fd = s[1].cap_fd = -1;
 
-	if (spec->capdir && ((s[0].cap_fd = open_capture(spec->capdir, &o->out, &s[0].h)) < 0 ||
-			     (s[1].cap_fd = open_capture(spec->capdir, &o->err, &s[1].h)) < 0))
-		goto out;
+	for (int i = 0; spec->capdir && i < 2; i++) {
+		s[i].capdir = spec->capdir;
+		hasher_init(&s[i].h);
+	}
 	s[0].cap = &o->out;
 	s[1].cap = &o->err;
 	if (pipe2(out_p, O_CLOEXEC) < 0 || pipe2(err_p, O_CLOEXEC) < 0 || pipe2(st_p, O_CLOEXEC) < 0) {

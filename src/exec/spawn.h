@@ -10,7 +10,8 @@
 #include "util/hash.h"
 
 struct capture {
-	char *path; /* temp file holding the bytes; unlinked by spawn_result_free */
+	char *path; /* temp file holding the bytes, NULL when there were none;
+		     * unlinked by spawn_result_free */
 	struct digest d;
 	uint64_t size;
 	int error; /* errno of a capture write that failed (a full disk): the

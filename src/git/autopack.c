@@ -102,7 +102,48 @@ out:
 }
 
 /* The small loose objects (large blobs stay loose, as gc leaves them). */
-static int list_loose(const char *dir, git_odb *odb, struct strvec *ids)
+static int by_raw(const void *a, const void *b)
+{
+	return memcmp(a, b, GIT_OID_RAWSZ);
+}
+
+/* The ids of every object in the store's packs, sorted (20 bytes each). */
+static void packed_ids(const char *dir, struct strbuf *out)
+{
+	struct strbuf p = STRBUF_INIT, idx = STRBUF_INIT;
+	sb_addf(&p, "%s/objects/pack", dir);
+	DIR *d = opendir(p.buf);
+	struct dirent *e;
+	size_t base = p.len;
+	while (d && (e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		if (strncmp(e->d_name, "pack-", 5) || len < 9 || strcmp(e->d_name + len - 4, ".idx"))
+			continue;
+		sb_setlen(&p, base);
+		sb_addf(&p, "/%s", e->d_name);
+		sb_reset(&idx);
+		if (read_file_sb(p.buf, &idx) < 0) {
+			err_clear();
+			continue;
+		}
+		const unsigned char *m = (const unsigned char *)idx.buf;
+		if (idx.len < 8 + 1024 || memcmp(m, "\377tOc", 4) || be32(m + 4) != 2)
+			continue;
+		uint32_t n = be32(m + 8 + 255 * 4);
+		if (idx.len < 8 + 1024 + (size_t)n * 20)
+			continue;
+		sb_add(out, m + 8 + 1024, (size_t)n * 20);
+	}
+	if (d)
+		closedir(d);
+	if (out->len)
+		qsort(out->buf, out->len / GIT_OID_RAWSZ, GIT_OID_RAWSZ, by_raw);
+	sb_release(&p);
+	sb_release(&idx);
+}
+
+static int list_loose(const char *dir, git_odb *odb, const struct strbuf *packed, struct strvec *ids,
+		      struct strvec *dups)
 {
 	struct strbuf p = STRBUF_INIT, id = STRBUF_INIT;
 	for (int fan = 0; fan < 256; fan++) {
@@ -126,6 +167,11 @@ static int list_loose(const char *dir, git_odb *odb, struct strvec *ids)
 			}
 			if (type == GIT_OBJECT_BLOB && len >= LOOSE_MIN)
 				continue;
+			if (packed->len &&
+			    bsearch(oid.id, packed->buf, packed->len / GIT_OID_RAWSZ, GIT_OID_RAWSZ, by_raw)) {
+				sv_push(dups, id.buf); /* a pack has it: only the loose copy goes */
+				continue;
+			}
 			sv_push(ids, id.buf);
 		}
 		if (d)
@@ -275,12 +321,21 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 	}
 	if (gs_packw_begin(dir, &w) < 0)
 		goto out;
+	size_t merged = 0;
 	for (size_t i = 0; i < upto; i++) {
 		int cr = copy_pack(w, packs[i].stem);
-		if (cr != 0) {
-			rc = cr < 0 ? -1 : 0; /* 1: merged another time, or by gc */
+		if (cr < 0)
 			goto out;
+		if (cr == 1) { /* shares an object with one copied: stays as it is (gc repacks it) */
+			free(packs[i].stem);
+			packs[i].stem = NULL;
+			continue;
 		}
+		merged++;
+	}
+	if (merged < 2) {
+		rc = 0;
+		goto out;
 	}
 	int fr = gs_packw_finish(w, 1);
 	w = NULL;
@@ -290,13 +345,15 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 	 * (the index first, so no reader finds a pack being removed) */
 	for (size_t i = 0; i < upto; i++) {
 		const char *ext[] = { ".idx", ".pack", ".rev", ".bitmap" };
+		if (!packs[i].stem)
+			continue;
 		for (size_t k = 0; k < sizeof(ext) / sizeof(*ext); k++) {
 			sb_reset(&p);
 			sb_addf(&p, "%s%s", packs[i].stem, ext[k]);
 			unlink(p.buf);
 		}
 	}
-	rep->packs_merged = (int64_t)upto;
+	rep->packs_merged = (int64_t)merged;
 	rc = 0;
 out:
 	gs_packw_abort(w);
@@ -309,7 +366,8 @@ out:
 
 int gs_autopack(const char *dir, struct autopack_report *rep)
 {
-	struct strvec ids = STRVEC_INIT;
+	struct strvec ids = STRVEC_INIT, dups = STRVEC_INIT;
+	struct strbuf packed = STRBUF_INIT;
 	git_odb *odb = NULL;
 	git_refdb *refdb = NULL;
 	int rc = -1;
@@ -320,8 +378,10 @@ int gs_autopack(const char *dir, struct autopack_report *rep)
 		git_fail("odb");
 		goto out;
 	}
-	if (list_loose(dir, odb, &ids) < 0)
+	packed_ids(dir, &packed);
+	if (list_loose(dir, odb, &packed, &ids, &dups) < 0)
 		goto out;
+	remove_loose(dir, &dups);
 	if (ids.n) {
 		sv_sort(&ids);
 		if (write_pack(dir, &ids) < 0)
@@ -343,5 +403,7 @@ out:
 	git_refdb_free(refdb);
 	git_odb_free(odb);
 	sv_release(&ids);
+	sv_release(&dups);
+	sb_release(&packed);
 	return rc;
 }

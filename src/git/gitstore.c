@@ -131,6 +131,8 @@ int gs_init(const char *dir)
 static int write_file_blob(const char *src, git_oid *oid)
 {
 	struct stat sb;
+	if (!src) /* a stream with no bytes: no capture file was made */
+		return git_blob_create_from_buffer(oid, repo, "", 0) < 0 ? git_fail("empty blob") : 0;
 	if (lstat(src, &sb) < 0)
 		return err_sys("cannot stat %s", src);
 	if (S_ISLNK(sb.st_mode)) {

@@ -106,14 +106,14 @@ int gs_packw_add(struct packw *w, const char *src, git_oid *oid)
 	char head[40];
 	int rc = -1;
 	sb_reset(&w->data);
-	if (read_file_sb(src, &w->data) < 0)
+	if (src && read_file_sb(src, &w->data) < 0) /* NULL: a stream without a byte */
 		return -1;
 	int hlen = snprintf(head, sizeof(head), "blob %zu", w->data.len) + 1;
 	EVP_MD_CTX *sha = EVP_MD_CTX_new();
 	if (!sha || EVP_DigestInit_ex(sha, EVP_sha1(), NULL) != 1 || EVP_DigestUpdate(sha, head, (size_t)hlen) != 1 ||
 	    EVP_DigestUpdate(sha, w->data.buf ? w->data.buf : "", w->data.len) != 1 ||
 	    EVP_DigestFinal_ex(sha, md, &mdlen) != 1 || mdlen != GIT_OID_RAWSZ) {
-		err_set("cannot hash %s", src);
+		err_set("cannot hash %s", src ? src : "an empty stream");
 		goto out;
 	}
 	git_oid_fromraw(oid, md);
@@ -137,7 +137,7 @@ int gs_packw_add(struct packw *w, const char *src, git_oid *oid)
 	sb_grow(&w->z, zlen);
 	if (compress2((Bytef *)w->z.buf, &zlen, (const Bytef *)(w->data.buf ? w->data.buf : ""), (uLong)w->data.len,
 		      Z_BEST_SPEED) != Z_OK) {
-		err_set("zlib failed on %s", src);
+		err_set("zlib failed on %s", src ? src : "an empty stream");
 		goto out;
 	}
 	uint32_t crc = (uint32_t)crc32(crc32(0, hdr, (uInt)h), (const Bytef *)w->z.buf, (uInt)zlen);
@@ -169,11 +169,16 @@ int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const u
 	unsigned char *buf = xmalloc(BUF);
 	uint64_t base = w->offset;
 	int rc = -1;
-	/* the entries first: a duplicate means this copy cannot be made */
+	/* a duplicate means this copy cannot be made: nothing is added then */
+	for (size_t i = 0; i < n; i++)
+		if (*slot_of(w, ids + i * GIT_OID_RAWSZ)) {
+			rc = 1;
+			goto out;
+		}
 	for (size_t i = 0; i < n; i++) {
 		size_t *slot = slot_of(w, ids + i * GIT_OID_RAWSZ);
-		if (*slot) {
-			rc = 1;
+		if (*slot) { /* twice in that pack: not one git wrote */
+			rc = err_set("a pack lists an object twice");
 			goto out;
 		}
 		if (w->n == w->alloc) {

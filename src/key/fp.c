@@ -6,6 +6,7 @@
 #include "key/script.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
 #include <limits.h>
@@ -64,7 +65,7 @@ int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf
 		struct strbuf abs = STRBUF_INIT;
 		path_absolute(cwd, out->buf, &abs);
 		struct stat sb;
-		if (stat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(abs.buf, X_OK) == 0) {
+		if (stat_memo(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(abs.buf, X_OK) == 0) {
 			sb_reset(out);
 			sb_add(out, abs.buf, abs.len);
 			sb_release(&abs);
@@ -136,16 +137,29 @@ static int add_dir(struct store *st, const struct fp_spec *spec, struct run_reco
 		return err_set("input %s: directories nested too deep (symlink loop?)", path);
 	if (dir_names(path, &names) < 0)
 		return err_sys("input %s", path);
+	/* files are stat()ed relative to the open directory: a path walk
+	 * from / for each of 50,000 files was most of a hit */
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	for (size_t i = 0; i < names.n; i++) {
+		struct stat csb;
 		sb_reset(&child);
 		sb_addf(&child, "%s/%s", path, names.v[i]);
 		fp_store_path(st, NULL, child.buf, &name);
-		if (!strcmp(child.buf, store_dir(st)) || is_output(spec, st, name.buf))
+		if (!strcmp(child.buf, store_key_dir(st)) || is_output(spec, st, name.buf))
 			continue;
 		sb_add(&listing, names.v[i], strlen(names.v[i]) + 1);
-		if (add_path(st, spec, r, child.buf, depth + 1) < 0)
+		/* a regular file here; anything else (a directory, a link that
+		 * dangles) as add_path sees it */
+		int sr = dfd >= 0 && fstatat(dfd, names.v[i], &csb, 0) == 0 && S_ISREG(csb.st_mode)
+				 ? add_file_part(st, r, "input", child.buf, &csb)
+				 : add_path(st, spec, r, child.buf, depth + 1);
+		if (sr < 0) {
+			close(dfd);
 			goto out;
+		}
 	}
+	if (dfd >= 0)
+		close(dfd);
 	struct digest dg;
 	digest_of(listing.buf ? listing.buf : "", listing.len, &dg);
 	fp_store_path(st, NULL, path, &name);
@@ -182,8 +196,15 @@ static int add_path(struct store *st, const struct fp_spec *spec, struct run_rec
 		}
 		return err_sys("input %s", path);
 	}
-	if (S_ISDIR(sb.st_mode))
-		return add_dir(st, spec, r, path, depth);
+	if (S_ISDIR(sb.st_mode)) {
+		/* the tree's cached digests in one query */
+		int top = depth == 0 && store_cache_prefetch(st, path) == 1;
+		err_clear();
+		int rc = add_dir(st, spec, r, path, depth);
+		if (top)
+			store_cache_prefetch_end(st);
+		return rc;
+	}
 	if (S_ISREG(sb.st_mode)) {
 		/* the command's own script (or a source it loads) is in the
 		 * key already, in canonical form: a comment edit stays a hit */
@@ -221,8 +242,8 @@ static int add_input(struct store *st, const struct fp_spec *spec, struct run_re
 	struct strbuf list = STRBUF_INIT;
 	for (size_t i = 0; i < matches.n; i++) {
 		fp_store_path(st, NULL, matches.v[i], &name);
-		if (!strcmp(matches.v[i], store_dir(st)) || is_output(spec, st, name.buf) ||
-		    !strncmp(matches.v[i], store_dir(st), strlen(store_dir(st))))
+		if (!strcmp(matches.v[i], store_key_dir(st)) || is_output(spec, st, name.buf) ||
+		    !strncmp(matches.v[i], store_key_dir(st), strlen(store_key_dir(st))))
 			continue;
 		sb_add(&list, name.buf, name.len + 1);
 		if ((rc = add_path(st, spec, r, matches.v[i], 0)) < 0)
@@ -511,7 +532,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		goto out;
 	if (have_exe && !found.exe_is_script) {
 		struct stat s;
-		if (stat(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
+		if (stat_memo(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
 			goto out;
 		if (add_shim_parts(st, spec, r, sb.buf) < 0)
 			goto out;

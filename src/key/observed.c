@@ -51,7 +51,7 @@ static int is_noise(const struct store *st, const char *abs)
 	for (const char *const *p = obs_noise; *p; p++)
 		if (under(abs, *p))
 			return 1;
-	return under(abs, store_dir(st));
+	return under(abs, store_key_dir(st));
 }
 
 /* The names in a directory, sorted, hashed: adding, removing or renaming
@@ -339,7 +339,7 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, in
 	struct stat sb;
 	struct digest d;
 	const char *what = NULL;
-	if (stat(abs, &sb) < 0) {
+	if (stat_memo(abs, &sb) < 0) {
 		if (in->kind == INPUT_ABSENT && (errno == ENOENT || errno == ENOTDIR))
 			return 1;
 		what = in->kind == INPUT_ABSENT ? "cannot be checked" : "no longer exists";

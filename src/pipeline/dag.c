@@ -14,8 +14,14 @@
 #include <sys/stat.h>
 
 static const char *const step_keys[] = {
-	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",   "timeout", "retries", "tags",
-	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict", "ignore",  "metrics", NULL,
+	"cmd",   "inputs",  "outputs", "env",   "params",       "deps",    "timeout",    "retries", "tags",
+	"cache", "workdir", "matrix",  "trace", "auto_outputs", "strict",  "ignore",     "metrics", "executor",
+	"cpus",  "mem",     "gpus",    "time",  "partition",    "account", "slurm_args", NULL,
+};
+
+/* The keys a [defaults] table may give every step. */
+static const char *const default_keys[] = {
+	"executor", "cpus", "mem", "gpus", "time", "partition", "account", "slurm_args", NULL,
 };
 
 /* What a ${...} may refer to while one step is being substituted. */
@@ -26,6 +32,9 @@ struct subst {
 	const struct strvec *mkeys, *mvals;
 	int allow_steps;
 	unsigned char *refs; /* steps referenced, d->n entries */
+	size_t *touched;     /* the indices set in refs, ntouched of them */
+	size_t ntouched;
+	const struct name_ent *names; /* names_index() */
 };
 
 static void step_free(struct dag_step *s)
@@ -46,6 +55,13 @@ static void step_free(struct dag_step *s)
 	free(s->workdir);
 	free(s->timeout);
 	free(s->preds);
+	free(s->res.cpus);
+	free(s->res.mem);
+	free(s->res.gpus);
+	free(s->res.time);
+	free(s->res.partition);
+	free(s->res.account);
+	sv_release(&s->res.slurm_args);
 }
 
 void dag_free(struct dag *d)
@@ -74,6 +90,58 @@ long dag_find(const struct dag *d, const char *name)
 static int name_matches(const struct dag_step *s, const char *name)
 {
 	return !strcmp(s->name, name) || !strcmp(s->base, name);
+}
+
+/* Every step under its name and under its base name, sorted by name, then
+ * file order: what a name matches is found by binary search, not by a
+ * pass over every step for each reference and each dep. */
+struct name_ent {
+	const char *key;
+	size_t step;
+};
+
+static int by_name(const void *a, const void *b)
+{
+	const struct name_ent *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	return c ? c : x->step < y->step ? -1 : x->step > y->step;
+}
+
+static struct name_ent *names_index(const struct dag *d)
+{
+	struct name_ent *v = xmalloc((2 * d->n + 1) * sizeof(*v));
+	for (size_t i = 0; i < d->n; i++) {
+		v[2 * i] = (struct name_ent){ d->steps[i].name, i };
+		v[2 * i + 1] = (struct name_ent){ d->steps[i].base, i };
+	}
+	qsort(v, 2 * d->n, sizeof(*v), by_name);
+	return v;
+}
+
+/* The steps name matches, in file order, through *next: start with
+ * *pos = 0; returns 0 when there are no more. */
+static int names_next(const struct name_ent *v, size_t n, const char *name, size_t *pos, size_t *step)
+{
+	if (!*pos) {
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (strcmp(v[mid].key, name) < 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		*pos = lo + 1;
+	}
+	/* a step whose name is its base appears twice in a row */
+	while (*pos - 1 < n && !strcmp(v[*pos - 1].key, name)) {
+		size_t i = (*pos)++ - 1;
+		if (i + 1 < n && !strcmp(v[i + 1].key, name) && v[i + 1].step == v[i].step)
+			continue;
+		*step = v[i].step;
+		return 1;
+	}
+	return 0;
 }
 
 /* Scalars as text: floats in the shortest form that reads back the same,
@@ -117,11 +185,11 @@ static int scalar_text(const struct toml_value *v, struct strbuf *out)
 static int step_outputs(struct subst *c, const char *name, struct strvec *out)
 {
 	int found = 0;
-	for (size_t i = 0; i < c->d->n; i++) {
+	for (size_t pos = 0, i; names_next(c->names, 2 * c->d->n, name, &pos, &i);) {
 		const struct dag_step *s = &c->d->steps[i];
-		if (!name_matches(s, name))
-			continue;
 		found = 1;
+		if (!c->refs[i])
+			c->touched[c->ntouched++] = i;
 		c->refs[i] = 1;
 		for (size_t k = 0; k < s->outputs.n; k++)
 			sv_push(out, s->outputs.v[k]);
@@ -348,9 +416,149 @@ static int consumes(const char *in, const char *out)
 	return has_glob(in) && fnmatch(in, out, FNM_PATHNAME) == 0;
 }
 
+/* "local" or "slurm" (v a string), else an error naming where. */
+static int executor_of(struct dag *d, const struct toml_value *v, const char *where, enum dag_executor *out)
+{
+	const char *e = toml_string(v, NULL);
+	if (e && !strcmp(e, "local"))
+		*out = DAG_EXEC_LOCAL;
+	else if (e && !strcmp(e, "slurm"))
+		*out = DAG_EXEC_SLURM;
+	else
+		return fail(d, toml_line(v), "%s'executor' must be \"local\" or \"slurm\"", where);
+	return 0;
+}
+
+static int all_digits(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return 0;
+	return 1;
+}
+
+/* Slurm's own time forms: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS. */
+static int slurm_time_form(const char *s)
+{
+	const char *p = s;
+	int colons = 0;
+	if (strchr(p, '-')) {
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (p == s || *p++ != '-')
+			return 0;
+	}
+	for (const char *q = p; *q; q++)
+		colons += *q == ':';
+	if (colons > 2 || !*p)
+		return 0;
+	for (; *p; p++)
+		if ((*p < '0' || *p > '9') && *p != ':')
+			return 0;
+	return !strstr(s, "::") && s[strlen(s) - 1] != ':';
+}
+
+/* Checks one resource value (after substitution) and puts it in the form
+ * sbatch takes: time as whole minutes when written as a duration ("90s":
+ * 2, Slurm counts minutes). Returns 0, or -1 with the message's tail. */
+static int resource_check(const char *key, const char *v, struct strbuf *out)
+{
+	int64_t ms;
+	if (!strcmp(key, "cpus")) {
+		if (!all_digits(v) || atol(v) < 1 || strlen(v) > 6)
+			return err_set("'cpus' must be a positive integer, not '%s'", v);
+	} else if (!strcmp(key, "gpus")) {
+		const char *colon = strrchr(v, ':');
+		if (!all_digits(colon ? colon + 1 : v) || strlen(v) > 64 || strpbrk(v, " \t,=") ||
+		    (colon && colon == v))
+			return err_set("'gpus' must be a count or TYPE:COUNT, not '%s'", v);
+	} else if (!strcmp(key, "mem")) {
+		size_t n = strlen(v);
+		struct strbuf num = STRBUF_INIT;
+		sb_add(&num, v, n && strchr("KMGTkmgt", v[n - 1]) ? n - 1 : n);
+		int ok = all_digits(sb_str(&num)) && atoll(sb_str(&num)) > 0 && num.len < 12;
+		sb_release(&num);
+		if (!ok)
+			return err_set("'mem' must be a size such as \"500M\" or \"4G\", not '%s'", v);
+	} else if (!strcmp(key, "time")) {
+		if (strpbrk(v, "smhd") && parse_duration_ms(v, &ms) == 0 && ms > 0) {
+			sb_addf(out, "%lld", (long long)((ms + 59999) / 60000));
+			return 0;
+		}
+		err_clear();
+		if (!slurm_time_form(v))
+			return err_set("'time' must be a duration such as \"10m\" or Slurm's D-HH:MM:SS, not '%s'", v);
+	} else if (!*v || strpbrk(v, " \t\n")) {
+		return err_set("'%s' must be a non-empty word, not '%s'", key, v);
+	}
+	sb_adds(out, v);
+	return 0;
+}
+
+/* Sets s's resources from table t ([defaults] or the step's own), each
+ * key t gives replacing what an earlier table gave. */
+static int load_resources(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t)
+{
+	static const char *const keys[] = { "cpus", "mem", "gpus", "time", "partition", "account" };
+	char **dst[] = { &s->res.cpus, &s->res.mem, &s->res.gpus, &s->res.time, &s->res.partition, &s->res.account };
+	const struct toml_value *v;
+	for (size_t k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
+		struct strbuf raw = STRBUF_INIT, val = STRBUF_INIT;
+		int counted = k < 3; /* cpus, mem (MB) and gpus may be integers */
+		if (!(v = toml_table_get(t, keys[k])))
+			continue;
+		if (counted && toml_type(v) == TOML_INTEGER) {
+			sb_addf(&raw, "%lld", (long long)toml_int(v));
+		} else if (toml_type(v) != TOML_STRING) {
+			return fail(d, toml_line(v), "step '%s': '%s' must be a string%s", s->name, keys[k],
+				    counted ? " or an integer" : "");
+		} else if (subst_str(c, toml_string(v, NULL), &raw) < 0) {
+			sb_release(&raw);
+			return at_line(d, toml_line(v));
+		}
+		int bad = resource_check(keys[k], raw.buf, &val) < 0;
+		sb_release(&raw);
+		if (bad) {
+			sb_release(&val);
+			return fail(d, toml_line(v), "step '%s': %s", s->name, err_msg());
+		}
+		free(*dst[k]);
+		*dst[k] = sb_detach(&val);
+	}
+	if ((v = toml_table_get(t, "slurm_args"))) {
+		sv_release(&s->res.slurm_args);
+		if (str_array(d, c, "slurm_args", v, &s->res.slurm_args) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void dag_sbatch_args(const struct dag_step *s, struct strvec *out)
+{
+	const struct {
+		const char *opt, *val;
+	} f[] = {
+		{ "--partition=", s->res.partition }, { "--account=", s->res.account },
+		{ "--cpus-per-task=", s->res.cpus },  { "--mem=", s->res.mem },
+		{ "--gpus=", s->res.gpus },           { "--time=", s->res.time },
+	};
+	for (size_t i = 0; i < sizeof(f) / sizeof(*f); i++) {
+		struct strbuf sb = STRBUF_INIT;
+		if (!f[i].val || (!strcmp(f[i].opt, "--gpus=") && !strcmp(f[i].val, "0")))
+			continue;
+		sb_addf(&sb, "%s%s", f[i].opt, f[i].val);
+		sv_push_nocopy(out, sb_detach(&sb));
+	}
+	for (size_t i = 0; i < s->res.slurm_args.n; i++)
+		sv_push(out, s->res.slurm_args.v[i]);
+}
+
 /* Reads the fixed parts of one raw step that need no substitution of other
  * steps: name, workdir, outputs, timeout, retries, cache. */
-static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t)
+static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, const struct toml_value *t,
+			   const struct toml_value *defaults)
 {
 	const struct toml_value *v;
 	for (size_t i = 0; i < toml_table_count(t); i++) {
@@ -428,7 +636,17 @@ static int load_step_pass1(struct dag *d, struct subst *c, struct dag_step *s, c
 	}
 	if ((v = toml_table_get(t, "ignore")) && str_array(d, c, "ignore", v, &s->ignore) < 0)
 		return -1;
-	return 0;
+	if ((v = toml_table_get(t, "executor"))) {
+		struct strbuf where = STRBUF_INIT;
+		sb_addf(&where, "step '%s': ", s->name);
+		int bad = executor_of(d, v, where.buf, &s->executor) < 0;
+		sb_release(&where);
+		if (bad)
+			return -1;
+	}
+	if (defaults && load_resources(d, c, s, defaults) < 0)
+		return -1;
+	return load_resources(d, c, s, t);
 }
 
 /* Everything else, now that every step's outputs are known. */
@@ -566,127 +784,367 @@ static int expand(struct dag *d, const char *name, const struct toml_value *t, s
 	return 0;
 }
 
-/* Finds a cycle through the successors of u (producer -> consumer) with a
- * depth-first search; on one, sets the error naming it. */
-static int find_cycle(const struct dag *d, const unsigned char *adj, size_t u, unsigned char *color, size_t *stack,
-		      size_t depth)
+/* The edges "consumer needs producer", collected as pairs and sorted
+ * once: a matrix of n * n would be 10 GB at 100,000 steps. */
+struct edges {
+	size_t (*e)[2]; /* { producer, consumer } */
+	size_t n, alloc;
+};
+
+static void edge_add(struct edges *E, size_t from, size_t to)
 {
-	color[u] = 1;
-	stack[depth] = u;
-	for (size_t v = 0; v < d->n; v++) {
-		if (!adj[u * d->n + v])
-			continue;
-		if (color[v] == 1) {
-			struct strbuf sb = STRBUF_INIT;
-			size_t from = 0;
-			while (stack[from] != v)
-				from++;
-			for (size_t i = from; i <= depth; i++)
-				sb_addf(&sb, "%s -> ", d->steps[stack[i]].name);
-			sb_adds(&sb, d->steps[v].name);
-			fail(d, d->steps[v].line, "cycle: %s", sb.buf);
-			sb_release(&sb);
-			return -1;
-		}
-		if (!color[v] && find_cycle(d, adj, v, color, stack, depth + 1) < 0)
-			return -1;
+	if (E->n == E->alloc) {
+		E->alloc = E->alloc ? E->alloc * 2 : 64;
+		E->e = xrealloc(E->e, E->alloc * sizeof(*E->e));
 	}
-	color[u] = 2;
+	E->e[E->n][0] = from;
+	E->e[E->n++][1] = to;
+}
+
+static int by_consumer(const void *a, const void *b)
+{
+	const size_t *x = a, *y = b;
+	return x[1] != y[1] ? (x[1] < y[1] ? -1 : 1) : x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : 0;
+}
+
+/* An output and the step writing it, sorted by path: the outputs related
+ * to a path (itself, its directories, what is under it) are found by
+ * binary search instead of comparing every pair of steps. */
+struct out_ent {
+	const char *path;
+	size_t step;
+};
+
+static int by_out_path(const void *a, const void *b)
+{
+	const struct out_ent *x = a, *y = b;
+	int c = strcmp(x->path, y->path);
+	return c ? c : x->step < y->step ? -1 : x->step > y->step;
+}
+
+/* The first entry whose path is not below key[0..len) in byte order. */
+static size_t lower_bound(const struct out_ent *o, size_t n, const char *key, size_t len)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strncmp(o[mid].path, key, len) < 0) /* a path with the prefix is not below it */
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Calls fn for every output that may be related to path (a superset:
+ * the caller checks each with path_related or consumes): the same path,
+ * its directories, what lies under it, "." and what starts with "." as
+ * path_related has it, and for a glob every output starting with its
+ * literal part. Stops at fn's first nonzero return, which it returns. */
+static int related_outputs(const struct out_ent *o, size_t n, const char *path,
+			   int (*fn)(void *ctx, const struct out_ent *e), void *ctx)
+{
+	size_t len = strlen(path), i;
+	struct strbuf under = STRBUF_INIT;
+	int r = 0;
+	/* the same path */
+	for (i = lower_bound(o, n, path, len); i < n && !strcmp(o[i].path, path); i++)
+		if ((r = fn(ctx, &o[i])))
+			goto out;
+	/* what lies under it (for ".", what starts with '.') */
+	sb_adds(&under, strcmp(path, ".") ? path : "");
+	sb_addc(&under, strcmp(path, ".") ? '/' : '.');
+	for (i = lower_bound(o, n, under.buf, under.len); i < n && !strncmp(o[i].path, under.buf, under.len); i++)
+		if ((r = fn(ctx, &o[i])))
+			goto out;
+	/* its directories, and "." for a path starting with '.' */
+	for (size_t k = 1; k < len; k++) {
+		if (path[k] != '/')
+			continue;
+		for (i = lower_bound(o, n, path, k); i < n && !strncmp(o[i].path, path, k) && !o[i].path[k]; i++)
+			if ((r = fn(ctx, &o[i])))
+				goto out;
+	}
+	if (path[0] == '.' && strcmp(path, "."))
+		for (i = lower_bound(o, n, ".", 1); i < n && !strcmp(o[i].path, "."); i++)
+			if ((r = fn(ctx, &o[i])))
+				goto out;
+	if (has_glob(path)) {
+		size_t lit = strcspn(path, "*?[\\");
+		for (i = lower_bound(o, n, path, lit); i < n && !strncmp(o[i].path, path, lit); i++)
+			if ((r = fn(ctx, &o[i])))
+				goto out;
+	}
+out:
+	sb_release(&under);
+	return r;
+}
+
+/* related_outputs' visitor for the check that no two steps write one
+ * path: 1 at an output of another step that is related. */
+struct clash {
+	const struct out_ent *self;
+};
+
+static int clashes(void *ctx, const struct out_ent *e)
+{
+	const struct clash *c = ctx;
+	return e->step != c->self->step && path_related(c->self->path, e->path);
+}
+
+/* The visitor that links an input to the steps writing it. */
+struct producers {
+	struct dag *d;
+	struct edges *E;
+	const char *in;
+	size_t consumer;
+	int produced;
+};
+
+static int produces(void *ctx, const struct out_ent *e)
+{
+	struct producers *p = ctx;
+	if (!consumes(p->in, e->path))
+		return 0;
+	if (e->step == p->consumer)
+		return 1;
+	edge_add(p->E, e->step, p->consumer);
+	p->produced = 1;
 	return 0;
 }
 
-/* Edges, then the checks that need them, then a topological order. */
-static int link_steps(struct dag *d, unsigned char *adj)
+/* The first cycle, by a depth-first search through the successors
+ * (producer -> consumer) in index order from each step in turn, without
+ * recursion (a chain of 100,000 steps); on one, sets the error naming it. */
+static int find_cycle(const struct dag *d, size_t *const *succ, const size_t *nsucc)
 {
 	size_t n = d->n;
-	for (size_t i = 0; i < n; i++) {
-		struct dag_step *s = &d->steps[i];
-		for (size_t k = 0; k < s->outputs.n; k++)
-			sv_push_nocopy(&s->norm_out, norm_path(s->workdir, s->outputs.v[k]));
-		for (size_t k = 0; k < s->inputs.n; k++)
-			sv_push_nocopy(&s->norm_in, norm_path(s->workdir, s->inputs.v[k]));
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct dag_step *s = &d->steps[i];
-		for (size_t j = 0; j < i; j++) {
-			const struct dag_step *o = &d->steps[j];
-			for (size_t a = 0; a < s->norm_out.n; a++)
-				for (size_t b = 0; b < o->norm_out.n; b++)
-					if (path_related(s->norm_out.v[a], o->norm_out.v[b]))
-						return fail(d, s->out_line, "steps '%s' and '%s' both write '%s'",
-							    o->name, s->name, s->outputs.v[a]);
-		}
-	}
-	for (size_t i = 0; i < n; i++) {
-		const struct dag_step *s = &d->steps[i];
-		for (size_t k = 0; k < s->norm_in.n; k++) {
-			const char *in = s->norm_in.v[k];
-			int produced = 0;
-			for (size_t j = 0; j < n; j++)
-				for (size_t b = 0; b < d->steps[j].norm_out.n; b++) {
-					if (!consumes(in, d->steps[j].norm_out.v[b]))
-						continue;
-					if (j == i)
-						return fail(
-							d, s->in_line,
-							"step '%s' depends on itself (input '%s' is its own output)",
-							s->name, s->inputs.v[k]);
-					adj[j * n + i] = 1;
-					produced = 1;
-				}
-			if (produced || has_glob(in))
-				continue;
-			struct strbuf p = STRBUF_INIT;
-			struct stat sbuf;
-			if (in[0] != '/')
-				sb_addf(&p, "%s/", d->dir);
-			sb_adds(&p, in);
-			int missing = stat(p.buf, &sbuf) < 0;
-			sb_release(&p);
-			if (missing)
-				return fail(d, s->in_line,
-					    "input '%s' of step '%s' does not exist and no step produces it",
-					    s->inputs.v[k], s->name);
-		}
-	}
 	unsigned char *color = xcalloc(n ? n : 1, 1);
-	size_t *stack = xmalloc((n ? n : 1) * sizeof(*stack));
+	size_t *stack = xmalloc((n ? n : 1) * sizeof(*stack)), *next = xcalloc(n ? n : 1, sizeof(*next));
 	int rc = 0;
-	for (size_t i = 0; i < n && rc == 0; i++)
-		if (!color[i])
-			rc = find_cycle(d, adj, i, color, stack, 0);
-	free(stack);
-	free(color);
-	if (rc < 0)
-		return -1;
-
-	for (size_t i = 0; i < n; i++) {
-		struct dag_step *s = &d->steps[i];
-		s->preds = xmalloc((n ? n : 1) * sizeof(*s->preds));
-		for (size_t j = 0; j < n; j++)
-			if (adj[j * n + i])
-				s->preds[s->npreds++] = j;
-	}
-	/* Kahn's algorithm, always taking the first ready step in file order,
-	 * so the order is stable and reads like the file. */
-	unsigned char *done = xcalloc(n ? n : 1, 1);
-	d->order = xmalloc((n ? n : 1) * sizeof(*d->order));
-	for (size_t k = 0; k < n; k++) {
-		for (size_t i = 0; i < n; i++) {
-			if (done[i])
+	for (size_t root = 0; root < n && !rc; root++) {
+		if (color[root])
+			continue;
+		size_t depth = 0;
+		stack[0] = root;
+		color[root] = 1;
+		for (;;) {
+			size_t u = stack[depth];
+			if (next[u] == nsucc[u]) {
+				color[u] = 2;
+				if (!depth)
+					break;
+				depth--;
 				continue;
-			size_t p = 0;
-			while (p < d->steps[i].npreds && done[d->steps[i].preds[p]])
-				p++;
-			if (p == d->steps[i].npreds) {
-				done[i] = 1;
-				d->order[k] = i;
+			}
+			size_t v = succ[u][next[u]++];
+			if (color[v] == 1) {
+				struct strbuf sb = STRBUF_INIT;
+				size_t from = 0;
+				while (stack[from] != v)
+					from++;
+				for (size_t i = from; i <= depth; i++)
+					sb_addf(&sb, "%s -> ", d->steps[stack[i]].name);
+				sb_adds(&sb, d->steps[v].name);
+				rc = fail(d, d->steps[v].line, "cycle: %s", sb.buf);
+				sb_release(&sb);
 				break;
+			}
+			if (!color[v]) {
+				color[v] = 1;
+				stack[++depth] = v;
 			}
 		}
 	}
-	free(done);
+	free(color);
+	free(stack);
+	free(next);
+	return rc;
+}
+
+/* The visitor that finds, for one output, the first earlier step in the
+ * file writing a related path. */
+struct first_writer {
+	const char *path;
+	size_t before, found; /* found == before: none */
+};
+
+static int earlier_writer(void *ctx, const struct out_ent *e)
+{
+	struct first_writer *w = ctx;
+	if (e->step < w->found && path_related(w->path, e->path))
+		w->found = e->step;
 	return 0;
+}
+
+/* The two steps that write one path, named as comparing every pair in
+ * file order would name them: the first step that clashes with an
+ * earlier one, the first such earlier step, its first output concerned. */
+static int name_clash(struct dag *d, const struct out_ent *outs, size_t nout)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct dag_step *s = &d->steps[i];
+		size_t best = i, best_a = 0;
+		for (size_t a = 0; a < s->norm_out.n; a++) {
+			struct first_writer w = { s->norm_out.v[a], i, i };
+			related_outputs(outs, nout, w.path, earlier_writer, &w);
+			if (w.found < best) {
+				best = w.found;
+				best_a = a;
+			}
+		}
+		if (best < i)
+			return fail(d, s->out_line, "steps '%s' and '%s' both write '%s'", d->steps[best].name, s->name,
+				    s->outputs.v[best_a]);
+	}
+	return 0;
+}
+
+/* A binary min-heap of step indices: Kahn's algorithm takes the first
+ * ready step in file order. */
+static void heap_push(size_t *h, size_t *n, size_t v)
+{
+	size_t i = (*n)++;
+	while (i && h[(i - 1) / 2] > v) {
+		h[i] = h[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h[i] = v;
+}
+
+static size_t heap_pop(size_t *h, size_t *n)
+{
+	size_t top = h[0], v = h[--*n], i = 0;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && h[c + 1] < h[c])
+			c++;
+		if (h[c] >= v)
+			break;
+		h[i] = h[c];
+		i = c;
+	}
+	if (*n)
+		h[i] = v;
+	return top;
+}
+
+/* Edges, then the checks that need them, then a topological order; every
+ * part in O(E log E) (no comparison of every pair of steps). */
+static int link_steps(struct dag *d, struct edges *E)
+{
+	size_t n = d->n, nout = 0, k;
+	struct out_ent *outs = NULL;
+	size_t **succ = NULL, *nsucc = NULL, *indeg = NULL, *heap = NULL;
+	int rc = -1;
+	for (size_t i = 0; i < n; i++) {
+		struct dag_step *s = &d->steps[i];
+		for (k = 0; k < s->outputs.n; k++)
+			sv_push_nocopy(&s->norm_out, norm_path(s->workdir, s->outputs.v[k]));
+		for (k = 0; k < s->inputs.n; k++)
+			sv_push_nocopy(&s->norm_in, norm_path(s->workdir, s->inputs.v[k]));
+		nout += s->norm_out.n;
+	}
+	outs = xmalloc((nout ? nout : 1) * sizeof(*outs));
+	nout = 0;
+	for (size_t i = 0; i < n; i++)
+		for (k = 0; k < d->steps[i].norm_out.n; k++)
+			outs[nout++] = (struct out_ent){ d->steps[i].norm_out.v[k], i };
+	qsort(outs, nout, sizeof(*outs), by_out_path);
+	for (size_t x = 0; x < nout; x++) {
+		struct clash c = { &outs[x] };
+		if (related_outputs(outs, nout, outs[x].path, clashes, &c)) {
+			if (name_clash(d, outs, nout) < 0)
+				goto out;
+			break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct dag_step *s = &d->steps[i];
+		for (k = 0; k < s->norm_in.n; k++) {
+			const char *in = s->norm_in.v[k];
+			struct producers p = { d, E, in, i, 0 };
+			if (related_outputs(outs, nout, in, produces, &p)) {
+				fail(d, s->in_line, "step '%s' depends on itself (input '%s' is its own output)",
+				     s->name, s->inputs.v[k]);
+				goto out;
+			}
+			if (p.produced || has_glob(in))
+				continue;
+			struct strbuf path = STRBUF_INIT;
+			struct stat sbuf;
+			if (in[0] != '/')
+				sb_addf(&path, "%s/", d->dir);
+			sb_adds(&path, in);
+			int missing = stat(path.buf, &sbuf) < 0;
+			sb_release(&path);
+			if (missing) {
+				fail(d, s->in_line, "input '%s' of step '%s' does not exist and no step produces it",
+				     s->inputs.v[k], s->name);
+				goto out;
+			}
+		}
+	}
+
+	/* preds sorted and unique; successors in index order */
+	if (E->n)
+		qsort(E->e, E->n, sizeof(*E->e), by_consumer);
+	nsucc = xcalloc(n ? n : 1, sizeof(*nsucc));
+	for (size_t e = 0; e < E->n; e++) {
+		if (e && E->e[e][0] == E->e[e - 1][0] && E->e[e][1] == E->e[e - 1][1])
+			continue;
+		struct dag_step *s = &d->steps[E->e[e][1]];
+		if (!s->preds)
+			s->preds = xmalloc(sizeof(*s->preds));
+		else if ((s->npreds & (s->npreds - 1)) == 0)
+			s->preds = xrealloc(s->preds, 2 * s->npreds * sizeof(*s->preds));
+		s->preds[s->npreds++] = E->e[e][0];
+		nsucc[E->e[e][0]]++;
+	}
+	succ = xcalloc(n ? n : 1, sizeof(*succ));
+	size_t *fill = xcalloc(n ? n : 1, sizeof(*fill));
+	for (size_t i = 0; i < n; i++)
+		succ[i] = xmalloc((nsucc[i] ? nsucc[i] : 1) * sizeof(**succ));
+	for (size_t i = 0; i < n; i++) /* consumers ascending: each list comes out sorted */
+		for (size_t p = 0; p < d->steps[i].npreds; p++) {
+			size_t j = d->steps[i].preds[p];
+			succ[j][fill[j]++] = i;
+		}
+	free(fill);
+	for (size_t i = 0; i < n; i++)
+		if (!d->steps[i].preds)
+			d->steps[i].preds = xmalloc(sizeof(*d->steps[i].preds));
+	if (find_cycle(d, succ, nsucc) < 0)
+		goto out;
+
+	/* Kahn's algorithm, always taking the first ready step in file order,
+	 * so the order is stable and reads like the file. */
+	indeg = xmalloc((n ? n : 1) * sizeof(*indeg));
+	heap = xmalloc((n ? n : 1) * sizeof(*heap));
+	d->order = xmalloc((n ? n : 1) * sizeof(*d->order));
+	size_t nheap = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(indeg[i] = d->steps[i].npreds))
+			heap_push(heap, &nheap, i);
+	for (k = 0; k < n && nheap; k++) {
+		size_t i = heap_pop(heap, &nheap);
+		d->order[k] = i;
+		for (size_t e = 0; e < nsucc[i]; e++)
+			if (!--indeg[succ[i][e]])
+				heap_push(heap, &nheap, succ[i][e]);
+	}
+	rc = 0;
+out:
+	for (size_t i = 0; succ && i < n; i++)
+		free(succ[i]);
+	free(succ);
+	free(nsucc);
+	free(indeg);
+	free(heap);
+	free(outs);
+	return rc;
 }
 
 int dag_load(const char *path, struct dag **out)
@@ -694,8 +1152,11 @@ int dag_load(const char *path, struct dag **out)
 	struct toml_value *root = NULL;
 	struct dag *d = xcalloc(1, sizeof(*d));
 	struct strvec *mk = NULL, *mv = NULL;
-	unsigned char *adj = NULL, *refs = NULL;
-	const struct toml_value *steps, *vars;
+	struct edges E = { 0 };
+	unsigned char *refs = NULL;
+	size_t *touched = NULL;
+	struct name_ent *names = NULL;
+	const struct toml_value *steps, *vars, *defaults;
 	size_t alloc = 0, nm = 0, *first = NULL;
 	int rc = -1;
 
@@ -714,12 +1175,37 @@ int dag_load(const char *path, struct dag **out)
 
 	for (size_t i = 0; i < toml_table_count(root); i++) {
 		const char *k = toml_table_key(root, i, NULL);
-		if (strcmp(k, "vars") && strcmp(k, "steps")) {
+		if (strcmp(k, "vars") && strcmp(k, "steps") && strcmp(k, "defaults") && strcmp(k, "executor")) {
 			fail(d, toml_line(toml_table_value(root, i)),
-			     "unknown key '%s' (expected [vars] or [steps.NAME])", k);
+			     "unknown key '%s' (expected executor, [vars], [defaults] or [steps.NAME])", k);
 			goto out;
 		}
 	}
+	defaults = toml_table_get(root, "defaults");
+	if (defaults && toml_type(defaults) != TOML_TABLE) {
+		fail(d, toml_line(defaults), "'defaults' must be a table");
+		goto out;
+	}
+	for (size_t i = 0; defaults && i < toml_table_count(defaults); i++) {
+		const char *k = toml_table_key(defaults, i, NULL);
+		size_t j = 0;
+		while (default_keys[j] && strcmp(default_keys[j], k))
+			j++;
+		if (!default_keys[j]) {
+			fail(d, toml_line(toml_table_value(defaults, i)),
+			     "unknown key '%s' in [defaults] (expected executor or a Slurm resource)", k);
+			goto out;
+		}
+	}
+	const struct toml_value *ev = toml_table_get(root, "executor");
+	if (ev && defaults && toml_table_get(defaults, "executor")) {
+		fail(d, toml_line(ev), "'executor' is given both at the top and in [defaults]");
+		goto out;
+	}
+	if (!ev && defaults)
+		ev = toml_table_get(defaults, "executor");
+	if (ev && executor_of(d, ev, "", &d->executor) < 0)
+		goto out;
 	vars = toml_table_get(root, "vars");
 	if (vars && toml_type(vars) != TOML_TABLE) {
 		fail(d, toml_line(vars), "'vars' must be a table");
@@ -762,7 +1248,9 @@ int dag_load(const char *path, struct dag **out)
 	first[toml_table_count(steps)] = d->n;
 
 	refs = xcalloc(d->n ? d->n : 1, 1);
-	struct subst c = { d, vars, NULL, NULL, NULL, 0, refs };
+	touched = xmalloc((d->n ? d->n : 1) * sizeof(*touched));
+	names = names_index(d);
+	struct subst c = { d, vars, NULL, NULL, NULL, 0, refs, touched, 0, names };
 	for (int pass = 1; pass <= 2; pass++) {
 		for (size_t k = 0; k < toml_table_count(steps); k++) {
 			const struct toml_value *t = toml_table_value(steps, k);
@@ -771,21 +1259,23 @@ int dag_load(const char *path, struct dag **out)
 				c.mkeys = &mk[i];
 				c.mvals = &mv[i];
 				c.allow_steps = pass == 2;
-				if ((pass == 1 ? load_step_pass1 : load_step_pass2)(d, &c, &d->steps[i], t) < 0)
+				if ((pass == 1 ? load_step_pass1(d, &c, &d->steps[i], t, defaults)
+					       : load_step_pass2(d, &c, &d->steps[i], t)) < 0)
 					goto out;
 			}
 		}
 	}
 
-	/* edges from references and deps; adj[j * n + i]: i needs j */
+	/* edges from references and deps (what the passes referenced forgotten) */
 	size_t n = d->n;
-	adj = xcalloc(n ? n * n : 1, 1);
+	for (size_t r = 0; r < c.ntouched; r++)
+		refs[c.touched[r]] = 0;
+	c.ntouched = 0;
 	for (size_t k = 0; k < toml_table_count(steps); k++) {
 		const struct toml_value *t = toml_table_value(steps, k);
 		const struct toml_value *deps = toml_table_get(t, "deps");
 		for (size_t i = first[k]; i < first[k + 1]; i++) {
 			struct dag_step *s = &d->steps[i];
-			memset(refs, 0, n);
 			c.st = s;
 			c.mkeys = &mk[i];
 			c.mvals = &mv[i];
@@ -801,16 +1291,18 @@ int dag_load(const char *path, struct dag **out)
 					subst_elem(&c, toml_string(toml_array_get(v, e), NULL), &scratch);
 			}
 			sv_release(&scratch);
-			for (size_t j = 0; j < n; j++) {
-				if (!refs[j])
-					continue;
+			/* only the steps referenced are reset: a pass over all would be n * n */
+			for (size_t r = 0; r < c.ntouched; r++) {
+				size_t j = c.touched[r];
+				refs[j] = 0;
 				if (j == i) {
 					fail(d, s->line, "step '%s' depends on itself (it refers to its own outputs)",
 					     s->name);
 					goto out;
 				}
-				adj[j * n + i] = 1;
+				edge_add(&E, j, i);
 			}
+			c.ntouched = 0;
 			if (!deps)
 				continue;
 			if (toml_type(deps) != TOML_ARRAY) {
@@ -826,14 +1318,12 @@ int dag_load(const char *path, struct dag **out)
 					     s->name);
 					goto out;
 				}
-				for (size_t j = 0; j < n; j++) {
-					if (!name_matches(&d->steps[j], dn))
-						continue;
+				for (size_t pos = 0, j; names_next(names, 2 * n, dn, &pos, &j);) {
 					if (j == i || !strcmp(dn, s->base)) {
 						fail(d, toml_line(dv), "step '%s' depends on itself", s->name);
 						goto out;
 					}
-					adj[j * n + i] = 1;
+					edge_add(&E, j, i);
 					found = 1;
 				}
 				if (!found) {
@@ -843,7 +1333,7 @@ int dag_load(const char *path, struct dag **out)
 			}
 		}
 	}
-	if (link_steps(d, adj) < 0)
+	if (link_steps(d, &E) < 0)
 		goto out;
 	*out = d;
 	d = NULL;
@@ -855,8 +1345,10 @@ out:
 	}
 	free(mk);
 	free(mv);
-	free(adj);
+	free(E.e);
 	free(refs);
+	free(touched);
+	free(names);
 	free(first);
 	toml_free(root);
 	dag_free(d);
@@ -887,13 +1379,24 @@ int dag_depends(const struct dag *d, size_t i, size_t j)
 	return found;
 }
 
+/* Without recursion: a chain of 100,000 steps would exhaust the stack. */
 static void mark_upstream(const struct dag *d, size_t i, unsigned char *want)
 {
+	size_t *todo, n = 0;
 	if (want[i])
 		return;
+	todo = xmalloc(d->n * sizeof(*todo));
 	want[i] = 1;
-	for (size_t p = 0; p < d->steps[i].npreds; p++)
-		mark_upstream(d, d->steps[i].preds[p], want);
+	todo[n++] = i;
+	while (n) {
+		const struct dag_step *s = &d->steps[todo[--n]];
+		for (size_t p = 0; p < s->npreds; p++)
+			if (!want[s->preds[p]]) {
+				want[s->preds[p]] = 1;
+				todo[n++] = s->preds[p];
+			}
+	}
+	free(todo);
 }
 
 int dag_select(const struct dag *d, char *const *targets, size_t ntargets, unsigned char *want)

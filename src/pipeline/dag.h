@@ -10,6 +10,17 @@
 
 #include "util/util.h"
 
+/* Where a step runs: set by the step itself, else --executor, else the
+ * file's [defaults] (UNSET everywhere: local). */
+enum dag_executor { DAG_EXEC_UNSET, DAG_EXEC_LOCAL, DAG_EXEC_SLURM };
+
+/* What a Slurm job of the step asks for, as sbatch takes it (NULL: not
+ * given): [defaults] first, the step's own keys over them. */
+struct dag_resources {
+	char *cpus, *mem, *gpus, *time, *partition, *account;
+	struct strvec slurm_args; /* passed to sbatch as they are */
+};
+
 struct dag_step {
 	char *name; /* "train" or, for a sweep, "train@lr=0.1,dropout=0.2" */
 	char *base; /* the [steps.NAME] it came from */
@@ -30,7 +41,9 @@ struct dag_step {
 	int auto_outputs;              /* files written in the project are stored as outputs */
 	int strict;                    /* reading an undeclared project file fails the step */
 	struct strvec ignore;          /* paths never taken as observed inputs */
-	size_t *preds;                 /* indices of the steps this one needs, sorted */
+	enum dag_executor executor;    /* the step's own executor key, or UNSET */
+	struct dag_resources res;
+	size_t *preds; /* indices of the steps this one needs, sorted */
 	size_t npreds;
 	/* private: paths normalized relative to the pipeline's directory, and
 	 * the lines of the arrays they came from, for messages */
@@ -43,7 +56,8 @@ struct dag {
 	char *dir;              /* absolute directory of the file: workdirs are relative to it */
 	struct dag_step *steps; /* in file order (sweeps expanded in place) */
 	size_t n;
-	size_t *order; /* a topological order: producers first, else file order */
+	size_t *order;              /* a topological order: producers first, else file order */
+	enum dag_executor executor; /* [defaults] executor (or a top-level one), or UNSET */
 };
 
 /* Parses and validates a pipeline file. On success *out is the graph (free
@@ -60,6 +74,10 @@ long dag_find(const struct dag *d, const char *name);
  * (all its expansions), plus everything upstream. No targets: every step.
  * Returns -1 with "unknown step 'x'" for a name that matches nothing. */
 int dag_select(const struct dag *d, char *const *targets, size_t ntargets, unsigned char *want);
+
+/* The sbatch options of a step's resources ("--cpus-per-task=2", ...,
+ * then slurm_args), appended to out. */
+void dag_sbatch_args(const struct dag_step *s, struct strvec *out);
 
 /* True if step i needs step j, directly or not. */
 int dag_depends(const struct dag *d, size_t i, size_t j);

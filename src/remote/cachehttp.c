@@ -53,25 +53,17 @@ struct cache_remote {
 
 static int cache_open(const char *url, void **out)
 {
-	const char *rest = url + strlen("cache+");
-	const char *host = rest + (strncmp(rest, "https://", 8) ? 7 : 8);
 	const char *token = getenv("CASHET_REMOTE_TOKEN");
 	const char *user = getenv("CASHET_REMOTE_USER"), *pass = getenv("CASHET_REMOTE_PASSWORD");
 	struct cache_remote *cr;
-	size_t n = strlen(rest);
+	char *base;
 	*out = NULL;
-	if (!*host || *host == '/')
-		return err_set("no host");
-	if (strpbrk(host, "?# \t\r\n"))
-		return err_set("unexpected query, fragment or blank in the URL");
-	if (!remote_httpmod())
+	if (remote_http_base(url + strlen("cache+"), &base) < 0)
 		return -1;
-	while (n > (size_t)(host - rest) && rest[n - 1] == '/')
-		n--;
 	cr = xcalloc(1, sizeof(*cr));
 	cr->m = remote_httpmod();
 	/* user:password@ in the URL is libcurl's basic auth already */
-	cr->base = xstrndup(rest, n);
+	cr->base = base;
 	cr->token = token && *token ? xstrdup(token) : NULL;
 	if (user && *user) {
 		struct strbuf up = STRBUF_INIT;

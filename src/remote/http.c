@@ -48,13 +48,10 @@ const struct httpmod *remote_httpmod(void)
 	return loaded;
 }
 
-static int http_open(const char *url, void **out)
+int remote_http_base(const char *url, char **base)
 {
 	const char *host = url + (strncmp(url, "https://", 8) ? 7 : 8);
-	const char *token = getenv("CASHET_REMOTE_TOKEN");
-	struct http_remote *hr;
 	size_t n = strlen(url);
-	*out = NULL;
 	if (!*host || *host == '/')
 		return err_set("no host");
 	if (strpbrk(host, "?# \t\r\n"))
@@ -63,9 +60,21 @@ static int http_open(const char *url, void **out)
 		return -1;
 	while (n > (size_t)(host - url) && url[n - 1] == '/')
 		n--;
+	*base = xstrndup(url, n);
+	return 0;
+}
+
+static int http_open(const char *url, void **out)
+{
+	const char *token = getenv("CASHET_REMOTE_TOKEN");
+	struct http_remote *hr;
+	char *base;
+	*out = NULL;
+	if (remote_http_base(url, &base) < 0)
+		return -1;
 	hr = xcalloc(1, sizeof(*hr));
 	hr->m = loaded;
-	hr->base = xstrndup(url, n);
+	hr->base = base;
 	hr->token = token && *token ? xstrdup(token) : NULL;
 	*out = hr;
 	return 0;

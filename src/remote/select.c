@@ -57,7 +57,6 @@ int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, 
 		     const struct digest *fp)
 {
 	struct strbuf url = STRBUF_INIT;
-	const struct gitmod *g;
 	if (er->rm)
 		return 1;
 	er->fp = *fp;
@@ -66,8 +65,8 @@ int exec_remote_open(struct exec_remote *er, struct store *st, const char *opt, 
 		sb_adds(&url, opt);
 	} else if (getenv("CASHET_REMOTE") && *getenv("CASHET_REMOTE")) {
 		sb_adds(&url, getenv("CASHET_REMOTE"));
-	} else if (!(g = gitmod_get()) || g->config(store_dir(st), "remote", NULL, 0, &url) != 0) {
-		err_clear(); /* unset (1), or unreadable: no remote */
+	} else if (!store_setting_user(st, "remote", &url)) {
+		/* read from the config files: a miss without a remote never loads libgit2 */
 		sb_release(&url);
 		return 0;
 	}

@@ -323,6 +323,7 @@ static int stage_one(struct store *st, const struct run_file *f, int dirfd, cons
 	int rc = -1, fd = -1;
 	tmp_name(name, &tmp);
 	unlinkat(dirfd, tmp.buf, 0);
+	stat_memo_clear(); /* a file is written: what was seen before may not hold */
 	if (f->mode == 0120000) {
 		if (store_blob_read(st, f, &content) < 0)
 			goto out;

@@ -47,6 +47,7 @@ enum {
 
 struct store {
 	char *dir, *root, *tmp;
+	char *origin; /* the store this one stands in for (store_stand_in), or NULL */
 	int tmp_made;
 	sqlite3 *db;
 	sqlite3_stmt *q_stat, *q_lookup, *q_files;
@@ -66,6 +67,8 @@ struct store {
 	char *unwritable;     /* why not */
 	struct strbuf config; /* the git config file's text, read once (store_setting) */
 	int config_read;
+	struct store_batch *batch; /* store_batch_begin(): runs saved but not yet published */
+	struct stat_rows *pre;     /* store_cache_prefetch(): a directory's stat cache rows */
 };
 
 int store_sqlfail(struct store *st, const char *what);
@@ -106,6 +109,19 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r);
  * none holds it, or none is mapped yet). */
 int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size);
 void store_pack_unload(struct store *st);
+/* Whether oid is in one of the store's packs, whatever its type: 1 yes, 0
+ * no. Without reload, only the packs mapped (once) are looked at. */
+int store_pack_has(struct store *st, const char *oid, int reload);
+
+/* Copies a small blob into f->data for the index (zstd when it pays);
+ * nothing for one over INLINE_MAX. */
+void store_inline_data(struct run_file *f, const char *content, size_t len);
+
+/* Writes r's blobs, tree, commit and refs as libgit2 would, without it
+ * (store-odb.c): 0 saved (r->hash, r->parent, the oids and the inline
+ * copies filled), 1 not a run this writer takes (a file of 1 MiB or more,
+ * a path git would refuse: the git module's), -1 error. */
+int store_odb_save(struct store *st, struct run_record *r, const char *meta, size_t metalen);
 
 /* Indexes every run that has a ref but no index row: the refs are the
  * truth, and an interrupted save, import or pull leaves such runs. A run

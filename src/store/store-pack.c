@@ -185,3 +185,21 @@ int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd,
 	pthread_mutex_unlock(&st->packs_mu);
 	return rc;
 }
+
+int store_pack_has(struct store *st, const char *oid, int reload)
+{
+	unsigned char id[20];
+	int have = 0;
+	if (strlen(oid) != 40 || unhex(oid, id) < 0)
+		return 0;
+	pthread_mutex_lock(&st->packs_mu);
+	/* the packs mapped, then those there now (one may have come since) */
+	for (int pass = st->packs_loaded ? 0 : 1; !have && pass < (reload || !st->packs_loaded ? 2 : 1); pass++) {
+		if (pass == 1)
+			load_packs(st);
+		for (size_t i = 0; !have && i < st->npacks; i++)
+			have = idx_offset(st->packs[i].idx, st->packs[i].len, id) != 0;
+	}
+	pthread_mutex_unlock(&st->packs_mu);
+	return have;
+}

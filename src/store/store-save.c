@@ -11,7 +11,7 @@
 #include <zstd.h>
 
 /* Small blobs are copied into the index; zstd when it pays. */
-static void inline_data(struct run_file *f, const char *content, size_t len)
+void store_inline_data(struct run_file *f, const char *content, size_t len)
 {
 	free(f->data);
 	f->data = NULL;
@@ -250,25 +250,33 @@ out:
 
 int store_save(struct store *st, struct run_record *r)
 {
-	const struct gitmod *g = gitmod_get();
+	const struct gitmod *g;
 	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT, key = STRBUF_INIT;
 	int rc = -1, lock = -1;
-	if (!g || (lock = store_lock(st, 0)) < 0)
+	if ((lock = store_lock(st, 0)) < 0)
 		goto out;
 	meta_encode(r, &meta);
 	/* A configured key that cannot sign fails the store: an unsigned run
 	 * would be refused by every store that trusts this key. */
 	int sign = store_signing_key(st, &key);
-	if (g->save_run(st->dir, r, meta.buf, meta.len, sign ? key.buf : NULL, store_tmpdir(st)) < 0)
+	/* a run of small files without libgit2 (a signed one goes through it:
+	 * it signs); the rest through it */
+	int own = sign ? 1 : store_odb_save(st, r, meta.buf, meta.len);
+	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len,
+									sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
 		goto out;
+	if (own == 0 && st->batch) {
+		rc = 0; /* published by store_batch_flush, claim and all */
+		goto out;
+	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
-		if (!inlined(r, f))
+		if (!inlined(r, f) || f->data)
 			continue;
 		sb_reset(&content);
-		if (read_file_sb(f->src, &content) < 0)
+		if (f->src && read_file_sb(f->src, &content) < 0)
 			goto out;
-		inline_data(f, content.buf ? content.buf : "", content.len);
+		store_inline_data(f, content.buf ? content.buf : "", content.len);
 	}
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
 		goto out;
@@ -339,7 +347,7 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r)
 		sb_reset(&content);
 		if (g->read_blob(st->dir, f->oid, &content) < 0)
 			goto out;
-		inline_data(f, sb_str(&content), content.len);
+		store_inline_data(f, sb_str(&content), content.len);
 	}
 	rc = 0;
 out:

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -193,6 +194,26 @@ static int indexed(struct store *st, const char *hash)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlfail(st, "import");
 }
 
+/* An exclusive flock on import.lock in the store; store_unlock releases it. */
+static int import_lock(struct store *st)
+{
+	struct strbuf p = STRBUF_INIT;
+	sb_addf(&p, "%s/import.lock", st->dir);
+	int fd = open(p.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		err_sys("cannot open %s", p.buf);
+	else
+		while (flock(fd, LOCK_EX) < 0)
+			if (errno != EINTR) {
+				err_sys("cannot lock %s", p.buf);
+				close(fd);
+				fd = -1;
+				break;
+			}
+	sb_release(&p);
+	return fd;
+}
+
 int store_import(struct store *st, const char *file, int allow_abs, size_t *imported, size_t *present)
 {
 	const struct gitmod *g = gitmod_get();
@@ -201,11 +222,16 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 	struct strbuf stage = STRBUF_INIT, name = STRBUF_INIT;
 	struct run_record *recs = NULL;
 	uint64_t offset = 0, size = 0;
-	int lock = -1, rc = -1, in_tx = 0;
+	int lock = -1, ilock = -1, rc = -1, in_tx = 0;
 	size_t nrecs = 0;
 	if (!g || read_manifest(file, &ids, &offset, &size) < 0)
 		goto out;
 	if ((lock = store_lock(st, 0)) < 0)
+		goto out;
+	/* One import at a time per store: two staging their packs at once
+	 * made libgit2 miss a run in its own staged pack ("missing from the
+	 * archive's pack"), seen with the Slurm executor's parallel imports. */
+	if ((ilock = import_lock(st)) < 0)
 		goto out;
 	/* Present means indexed: a run whose ref is here but whose row is not
 	 * (an import interrupted before its index transaction) is imported
@@ -315,6 +341,7 @@ out:
 	for (size_t i = 0; i < nrecs; i++)
 		run_record_free(&recs[i]);
 	free(recs);
+	store_unlock(ilock);
 	store_unlock(lock);
 	sv_release(&ids);
 	sv_release(&fresh);

@@ -164,36 +164,29 @@ static int config_line(const char *line, const char *key, struct strbuf *value)
 	return 1;
 }
 
-int store_setting(struct store *st, const char *key, struct strbuf *value)
+/* The last value of section.key in a config file's text: 1 (value
+ * filled) or 0. A key with a dot names a subsection: "trust.allowed-signers"
+ * of "cashet" is allowed-signers in [cashet "trust"], as git and libgit2
+ * write cashet.trust.allowed-signers (subsection names are case-sensitive). */
+static int config_text_get(const char *text, const char *section, const char *key, struct strbuf *value)
 {
-	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT, section = STRBUF_INIT;
+	struct strbuf v = STRBUF_INIT, line = STRBUF_INIT, header = STRBUF_INIT;
 	int found = 0, in_section = 0;
-	/* "trust.allowed-signers" is allowed-signers in [cashet "trust"], as
-	 * git and libgit2 write cashet.trust.allowed-signers */
 	const char *dot = strchr(key, '.');
 	if (dot) {
-		sb_addf(&section, "[cashet \"%.*s\"]", (int)(dot - key), key);
+		sb_addf(&header, "[%s \"%.*s\"]", section, (int)(dot - key), key);
 		key = dot + 1;
 	} else {
-		sb_adds(&section, "[cashet]");
+		sb_addf(&header, "[%s]", section);
 	}
-	/* once per open store: a request reads several settings, on the hit path */
-	if (!st->config_read) {
-		struct strbuf path = STRBUF_INIT;
-		sb_addf(&path, "%s/config", st->dir);
-		if (read_file_sb(path.buf, &st->config) < 0)
-			err_clear(); /* no config file: nothing set */
-		sb_release(&path);
-		st->config_read = 1;
-	}
-	for (const char *p = st->config.buf; p && *p;) {
+	for (const char *p = text; p && *p;) {
 		const char *nl = strchrnul(p, '\n');
 		sb_reset(&line);
 		sb_add(&line, p, (size_t)(nl - p));
 		const char *l = sb_str(&line) + strspn(sb_str(&line), " \t");
 		if (*l == '[')
 			in_section =
-				dot ? !strncmp(l, section.buf, section.len) : !strncasecmp(l, section.buf, section.len);
+				dot ? !strncmp(l, header.buf, header.len) : !strncasecmp(l, header.buf, header.len);
 		else if (in_section && config_line(l, key, &v)) {
 			sb_reset(value);
 			sb_add(value, v.buf ? v.buf : "", v.len);
@@ -203,7 +196,61 @@ int store_setting(struct store *st, const char *key, struct strbuf *value)
 	}
 	sb_release(&v);
 	sb_release(&line);
-	sb_release(&section);
+	sb_release(&header);
+	return found;
+}
+
+int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value)
+{
+	/* once per open store: a request reads several settings, on the hit path */
+	if (!st->config_read) {
+		struct strbuf path = STRBUF_INIT;
+		sb_addf(&path, "%s/config", st->dir);
+		if (read_file_sb(path.buf, &st->config) < 0)
+			err_clear(); /* no config file: nothing set */
+		sb_release(&path);
+		st->config_read = 1;
+	}
+	return config_text_get(st->config.buf, section, key, value);
+}
+
+int store_config_bool(const char *v)
+{
+	return !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcmp(v, "1") || !*v;
+}
+
+int store_setting(struct store *st, const char *key, struct strbuf *value)
+{
+	return store_config_get(st, "cashet", key, value);
+}
+
+int store_setting_user(struct store *st, const char *key, struct strbuf *value)
+{
+	if (store_setting(st, key, value))
+		return 1;
+	/* git's order below the repository: global, XDG, system */
+	const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
+	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
+	int found = 0;
+	for (int i = 0; i < 3 && !found; i++) {
+		sb_reset(&path);
+		if (i == 0 && home && *home)
+			sb_addf(&path, "%s/.gitconfig", home);
+		else if (i == 1 && xdg && *xdg)
+			sb_addf(&path, "%s/git/config", xdg);
+		else if (i == 1 && home && *home)
+			sb_addf(&path, "%s/.config/git/config", home);
+		else if (i == 2)
+			sb_adds(&path, "/etc/gitconfig");
+		sb_reset(&text);
+		if (!path.len || read_file_sb(path.buf, &text) < 0) {
+			err_clear();
+			continue;
+		}
+		found = config_text_get(text.buf, "cashet", key, value);
+	}
+	sb_release(&path);
+	sb_release(&text);
 	return found;
 }
 
@@ -613,6 +660,8 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_batch_abort(st);
+	store_cache_prefetch_end(st);
 	for (size_t i = 0; i < st->npending; i++) {
 		free(st->pending[i].path);
 		free(st->pending[i].deps);
@@ -641,9 +690,28 @@ void store_close(struct store *st)
 	}
 	free(st->dir);
 	free(st->root);
+	free(st->origin);
 	free(st->tmp);
 	free(st->unwritable);
 	free(st);
+}
+
+int store_read_begin(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db) || store_exec(st, "BEGIN") < 0) {
+		err_clear(); /* only fewer locks: the lookups work without */
+		return 0;
+	}
+	return 1;
+}
+
+void store_read_end(struct store *st, int began)
+{
+	if (began && store_exec(st, "COMMIT") < 0) {
+		err_clear();
+		store_exec(st, "ROLLBACK");
+		err_clear();
+	}
 }
 
 const char *store_dir(const struct store *st)
@@ -654,6 +722,20 @@ const char *store_dir(const struct store *st)
 const char *store_root(const struct store *st)
 {
 	return st->root;
+}
+
+void store_stand_in(struct store *st, const char *origin)
+{
+	char *slash = strrchr(origin, '/');
+	free(st->origin);
+	free(st->root);
+	st->origin = xstrdup(origin);
+	st->root = slash && slash != origin ? xstrndup(origin, (size_t)(slash - origin)) : xstrdup("/");
+}
+
+const char *store_key_dir(const struct store *st)
+{
+	return st->origin ? st->origin : st->dir;
 }
 
 const char *store_tmpdir(struct store *st)

@@ -142,12 +142,31 @@ int store_open(const char *dir, int flags, struct store **out, int *created);
 void store_close(struct store *st);
 const char *store_dir(const struct store *st);
 const char *store_root(const struct store *st);
+/* Makes st, a private store (a Slurm job's, on the node), key runs as the
+ * store at origin (absolute) does: the project root is origin's parent,
+ * and origin is the store no input includes. A run made here then has
+ * the key and the paths a run made in origin would have, and an archive
+ * of it imports there as if it had. */
+void store_stand_in(struct store *st, const char *origin);
+/* The store directory keys know: the origin of a stand-in, else store_dir. */
+const char *store_key_dir(const struct store *st);
 /* A store setting (`cashet config KEY`, kept as cashet.KEY in the store's
  * git config), read from the config file itself: the hit path never loads
  * libgit2. Only what git and libgit2 write is understood: "[section]"
  * lines and "key = value" (quoted or not); the last value wins. Returns 1
  * (value filled), 0 not set. */
 int store_setting(struct store *st, const char *key, struct strbuf *value);
+/* The same, then, where the store does not set it, the user's and the
+ * system's git config (~/.gitconfig, $XDG_CONFIG_HOME/git/config,
+ * /etc/gitconfig), as libgit2 reads cashet.KEY: for settings a user may
+ * keep for every store (remote, max-size). */
+int store_setting_user(struct store *st, const char *key, struct strbuf *value);
+/* Any section.key of the store's git config file ("core",
+ * "fsyncobjectfiles"), read as store_setting reads: 1 found, 0 not. */
+int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value);
+/* A git config boolean that is true ("true", "yes", "on", "1", or a key
+ * without a value). */
+int store_config_bool(const char *v);
 /* The trust settings (store-trust.c). The SSH key runs are signed with:
  * $CASHET_SIGNING_KEY, else `signing-key`; 1 set (key filled), 0 not. */
 int store_signing_key(struct store *st, struct strbuf *key);
@@ -182,6 +201,17 @@ int store_file_digest(struct store *st, const char *abspath, const struct stat *
 /* The same cache for derived digests (kind > 0, e.g. a script's canonical
  * form), with what the file depends on (deps, opaque bytes). get: 1 found
  * (out and deps filled), 0 not cached, <0 error. put: recorded at flush. */
+/* Loads the stat cache's rows of every file under dir (absolute) in one
+ * query, until store_cache_prefetch_end: lookups under it are answered from
+ * memory (a directory input's files). Returns 1 loaded, 0 when a tree is
+ * loaded already (it stays), -1 error. */
+int store_cache_prefetch(struct store *st, const char *dir);
+void store_cache_prefetch_end(struct store *st);
+/* One read transaction around many lookups (a fingerprint): 1 if this call
+ * began it (end it with store_read_end), 0 if one was open or none could
+ * be. */
+int store_read_begin(struct store *st);
+void store_read_end(struct store *st, int began);
 int store_cache_get(struct store *st, const char *abspath, int kind, const struct stat *sb, struct digest *out,
 		    struct strbuf *deps);
 void store_cache_put(struct store *st, const char *abspath, int kind, const struct stat *sb, const struct digest *d,
@@ -225,6 +255,21 @@ int store_touch(struct store *st, const struct run_record *r, int64_t now);
  * commit. Fills r->hash, r->parent and each file's oid. The claim on r->fp,
  * if held, is released in the same index transaction. */
 int store_save(struct store *st, struct run_record *r);
+
+/* Batches (a pipeline's workers): after store_batch_begin, store_save
+ * writes a run of small files into one pack shared by the batch and keeps
+ * its refs and index row; store_batch_flush publishes them all (pack, then
+ * refs, then one index transaction that also drops their claims), so a run
+ * costs no file of its own and a process killed mid-batch leaves the store
+ * as it was, its claims to be taken over. Runs holding a file of 1 MiB or
+ * more are stored at once, as without a batch. store_close drops what was
+ * not flushed. store_batch_has: whether fp is pending (flush before
+ * looking it up: the claim on it is this process's own). */
+int store_batch_begin(struct store *st);
+int store_batch_flush(struct store *st);
+void store_batch_abort(struct store *st);
+size_t store_batch_runs(const struct store *st);
+int store_batch_has(const struct store *st, const struct digest *fp);
 /* Streams a blob's content to fd (or appends to sb when fd < 0), verifying its digest. */
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd);
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb);

@@ -689,3 +689,83 @@ void fmt_duration(int64_t ms, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000), (long long)(ms / 1000 % 60));
 }
+
+/* The stat memo: an open-addressing table of paths outside `inside`, each
+ * with what stat() said (or its errno), filled by stat_memo() while on. */
+struct memo_ent {
+	char *path;
+	int err; /* 0: sb holds the result */
+	struct stat sb;
+};
+
+static struct {
+	char *inside;
+	struct memo_ent *tab;
+	size_t cap, n;
+} memo;
+
+static size_t memo_hash(const char *s)
+{
+	size_t h = 1469598103934665603u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+void stat_memo_enable(const char *inside)
+{
+	stat_memo_clear();
+	free(memo.inside);
+	memo.inside = inside ? xstrdup(inside) : NULL;
+}
+
+void stat_memo_clear(void)
+{
+	for (size_t i = 0; i < memo.cap; i++)
+		free(memo.tab[i].path);
+	free(memo.tab);
+	memo.tab = NULL;
+	memo.cap = memo.n = 0;
+}
+
+static int memo_outside(const char *path)
+{
+	size_t n = strlen(memo.inside);
+	return path[0] == '/' && !(strncmp(path, memo.inside, n) == 0 && (path[n] == '/' || !path[n]));
+}
+
+int stat_memo(const char *path, struct stat *sb)
+{
+	if (!memo.inside || !memo_outside(path))
+		return stat(path, sb);
+	if (memo.n * 2 >= memo.cap) {
+		size_t old = memo.cap;
+		struct memo_ent *t = memo.tab;
+		memo.cap = old ? 2 * old : 1024;
+		memo.tab = xcalloc(memo.cap, sizeof(*memo.tab));
+		for (size_t i = 0; i < old; i++) {
+			if (!t[i].path)
+				continue;
+			size_t h = memo_hash(t[i].path) & (memo.cap - 1);
+			while (memo.tab[h].path)
+				h = (h + 1) & (memo.cap - 1);
+			memo.tab[h] = t[i];
+		}
+		free(t);
+	}
+	size_t h = memo_hash(path) & (memo.cap - 1);
+	while (memo.tab[h].path && strcmp(memo.tab[h].path, path))
+		h = (h + 1) & (memo.cap - 1);
+	struct memo_ent *e = &memo.tab[h];
+	if (!e->path) {
+		e->err = stat(path, &e->sb) < 0 ? errno : 0;
+		e->path = xstrdup(path);
+		memo.n++;
+	}
+	if (e->err) {
+		errno = e->err;
+		return -1;
+	}
+	*sb = e->sb;
+	return 0;
+}

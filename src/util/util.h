@@ -6,6 +6,7 @@
 #define CASHET_UTIL_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdarg.h>
 #include <glob.h>
@@ -128,6 +129,17 @@ int glob_match(const char *pattern, const char *path);
 /* The entries of directory path ("." and ".." left out), sorted, appended
  * to names. 0, or -1 with errno set (names untouched). */
 int dir_names(const char *path, struct strvec *names);
+
+/* A memo of stat() for a process that judges many runs against one
+ * snapshot of the files outside its project (a pipeline's scheduler, as
+ * make reads each file's time once per run): after stat_memo_enable(root),
+ * stat_memo() answers a path outside root as stat() first did, errors
+ * included; paths under root are always stat()ed. stat_memo_clear() when
+ * anything may have written (a step ran, a replay restored a file). Off by
+ * default; not for threads. */
+void stat_memo_enable(const char *root);
+void stat_memo_clear(void);
+int stat_memo(const char *path, struct stat *sb);
 /* rm -rf (best effort) */
 void rm_rf(const char *path);
 /* mkdir -p */

@@ -87,6 +87,38 @@ setup() {
 	[ "$(verdict -i src -- echo build)" = hit ]
 }
 
+@test "-i DIR: the directory's stat cache (read in one query) still sees a same-size edit, old mtime put back or racy" {
+	mkdir -p src/sub
+	for i in 1 2 3; do echo "v$i" > "src/sub/f$i"; done
+	touch -d '2001-02-03 04:05:06' src/sub/f*
+	sleep 2.1 # the stat cache keeps files quiet for 2 s (their change time too)
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	# cached now (quiet files): the next lookups read the directory's rows at once
+	[ "$(sqlite3 .cashet/index.db "SELECT count(*) FROM statcache WHERE path LIKE '%/src/sub/f%'")" = 3 ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	echo v9 > src/sub/f2
+	touch -d '2001-02-03 04:05:06' src/sub/f2
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	# racy: a file written just now is never trusted by its signature
+	echo w1 > src/sub/f3
+	[ "$(verdict -i src -- echo build)" = miss ]
+	echo w2 > src/sub/f3
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	# a second directory input, and a glob of directories, each read alike
+	mkdir other
+	echo o > other/x
+	[ "$(verdict -i src -i other -- echo build)" = miss ]
+	[ "$(verdict -i src -i other -- echo build)" = hit ]
+	echo p > other/x
+	[ "$(verdict -i src -i other -- echo build)" = miss ]
+	[ "$(verdict -i 'src/*' -- echo build)" = miss ]
+	echo v8 > src/sub/f1
+	[ "$(verdict -i 'src/*' -- echo build)" = miss ]
+}
+
 @test "-i . does not hash the store itself" {
 	echo a > a
 	[ "$(verdict -i . -- echo whole)" = miss ]

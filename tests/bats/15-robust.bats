@@ -207,7 +207,7 @@ cashet_bin() {
 	[[ "$stderr" == *"corrupt"* ]]
 }
 
-@test "a hit works without the git module; only a miss needs it" {
+@test "a hit and a small miss work without the git module; only a large output needs it" {
 	cashet exec -- sh -c "$(counted 'echo cached')" > /dev/null
 	mkdir lonely
 	cp "$(cashet_bin)" lonely/cashet
@@ -215,8 +215,34 @@ cashet_bin() {
 	assert_success
 	assert_output cached
 	[ "$(run_count)" = 1 ]
-	# a miss still runs the command; only storing needs the module
-	run --separate-stderr env CASHET_GIT_MODULE=/nonexistent/cashet-git.so ./lonely/cashet exec -- echo new
+	# a miss with small outputs is stored by cashet itself, as git would
+	echo 1 > in
+	run --separate-stderr env CASHET_GIT_MODULE=/nonexistent/cashet-git.so ./lonely/cashet exec -i in -o out -- sh -c 'cat in > out; ln -sf out link; echo new'
+	assert_success
+	assert_output new
+	[ -z "$stderr" ] || [[ "$stderr" != *"not stored"* ]]
+	h1=$(last_hash)
+	echo 2 > in
+	env CASHET_GIT_MODULE=/nonexistent/cashet-git.so ./lonely/cashet exec -i in -o out -o link -- sh -c 'cat in > out; ln -sf out link; echo new' > /dev/null
+	h2=$(last_hash)
+	run git --git-dir .cashet fsck --strict --no-dangling
+	assert_success
+	# the parent chain and the tree are what libgit2 writes
+	[ "$(git --git-dir .cashet log --format='%H %P' -1 "$h2")" = "$h2 $h1" ]
+	run git --git-dir .cashet ls-tree -r "$h2"
+	assert_line --regexp '^120000 blob [0-9a-f]{40}	files/link$'
+	assert_line --regexp '^100644 blob [0-9a-f]{40}	files/out$'
+	[ "$(git --git-dir .cashet cat-file -p "$h2:files/link")" = out ]
+	rm out link
+	run --separate-stderr cashet exec -i in -o out -o link -- sh -c 'cat in > out; ln -sf out link; echo new'
+	assert_output new
+	[ "$(cat out)" = 2 ] && [ "$(readlink link)" = out ]
+	run cashet reindex
+	assert_success
+	run cashet fsck
+	assert_success
+	# a miss still runs the command; only storing a large file needs the module
+	run --separate-stderr env CASHET_GIT_MODULE=/nonexistent/cashet-git.so ./lonely/cashet exec -o big -- sh -c 'head -c 2000000 /dev/zero > big; echo new'
 	assert_success
 	assert_output new
 	[[ "$stderr" == *"result not stored: cannot load the git module"* ]]

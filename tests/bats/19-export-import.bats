@@ -381,3 +381,21 @@ assert_empty_store() {
 	run cashet import ../ab.cashet
 	assert_output "imported 2 runs (0 already present)"
 }
+
+@test "archives imported into one store at the same time are all imported" {
+	# a pipeline's Slurm jobs hand their runs back this way, several at once
+	for i in 1 2 3 4 5 6 7 8; do
+		cashet exec -- sh -c "echo $i" > /dev/null
+		cashet export "a$i" "$(cashet log --json -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["hash"])')" > /dev/null
+	done
+	hashes > ../exported
+	mkdir ../other && cd ../other && cashet init > /dev/null
+	for i in 1 2 3 4 5 6 7 8; do
+		cashet import "../proj/a$i" > "out$i" 2>&1 &
+	done
+	fails=0
+	for job in $(jobs -p); do wait "$job" || fails=$((fails + 1)); done
+	cat out*
+	assert_equal "$fails" 0
+	assert_equal "$(hashes)" "$(cat ../exported)"
+}

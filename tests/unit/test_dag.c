@@ -198,7 +198,8 @@ static void test_errors(void **state)
 	expect_err("[steps.a]\ntimeout = \"soon\"\ncmd = \"x\"\n",
 		   "dag.toml:2: step 'a': timeout: invalid duration 'soon' (expected e.g. 30s, 10m, 12h, 7d)");
 	expect_err("[steps.a]\n", "dag.toml:1: step 'a' has no 'cmd'");
-	expect_err("[step.a]\ncmd = \"x\"\n", "dag.toml:1: unknown key 'step' (expected [vars] or [steps.NAME])");
+	expect_err("[step.a]\ncmd = \"x\"\n",
+		   "dag.toml:1: unknown key 'step' (expected executor, [vars], [defaults] or [steps.NAME])");
 	expect_err("[steps.a]\ncmd = 3\n",
 		   "dag.toml:2: step 'a': 'cmd' must be a string or a non-empty array of strings");
 	expect_err("[steps.a]\ncmd = \"x\"\nmatrix = { k = [] }\n",
@@ -214,6 +215,100 @@ static void test_missing_input_exists(void **state)
 	dag_free(d);
 }
 
+/* A large pipeline: edges found by search, not by comparing every pair
+ * (a matrix of n * n and its scans took minutes at 100,000 steps), with
+ * the same edges, order and errors. */
+static void test_large(void **state)
+{
+	enum { N = 20000 };
+	struct strbuf sb = STRBUF_INIT;
+	for (int i = 0; i < N; i++) {
+		sb_addf(&sb, "[steps.s%d]\ncmd = \"x\"\noutputs = [\"out/s%d.txt\"]\n", i, i);
+		if (i % 10)
+			sb_addf(&sb, "inputs = [\"out/s%d.txt\"]\n", i - 1);
+	}
+	/* a glob fans in every output; a directory output feeds a file inside it */
+	sb_adds(&sb, "[steps.all]\ncmd = \"x\"\ninputs = [\"out/*.txt\"]\n"
+		     "[steps.dir]\ncmd = \"x\"\noutputs = [\"./d\"]\n"
+		     "[steps.use]\ncmd = \"x\"\ninputs = [\"d/x/y\", \"d\"]\n");
+	struct dag *d = load_ok(sb.buf);
+	assert_int_equal(d->n, N + 3);
+	assert_int_equal(d->steps[0].npreds, 0);
+	assert_int_equal(d->steps[7].npreds, 1);
+	assert_int_equal(d->steps[7].preds[0], 6);
+	assert_int_equal(d->steps[N].npreds, N);
+	for (size_t p = 0; p < N; p++)
+		assert_int_equal(d->steps[N].preds[p], p);
+	assert_int_equal(d->steps[N + 2].npreds, 1);
+	assert_int_equal(d->steps[N + 2].preds[0], N + 1);
+	for (size_t k = 0; k < N; k++)
+		assert_int_equal(d->order[k], k);
+	assert_int_equal(d->order[N], N);
+	dag_free(d);
+
+	/* a clash at the end of a large file names the steps as before */
+	sb_reset(&sb);
+	for (int i = 0; i < N; i++)
+		sb_addf(&sb, "[steps.s%d]\ncmd = \"x\"\noutputs = [\"out/s%d.txt\"]\n", i, i);
+	sb_adds(&sb, "[steps.late]\ncmd = \"x\"\noutputs = [\"out/s5.txt\"]\n");
+	struct strbuf want = STRBUF_INIT;
+	sb_addf(&want, "dag.toml:%d: steps 's5' and 'late' both write 'out/s5.txt'", 3 * N + 3);
+	expect_err(sb.buf, want.buf);
+	/* and a cycle through a long chain */
+	sb_reset(&sb);
+	for (int i = 0; i < N; i++)
+		sb_addf(&sb, "[steps.s%d]\ncmd = \"x\"\ndeps = [\"s%d\"]\n", i, (i + 1) % N);
+	struct dag *d2 = (struct dag *)1;
+	write_dag(sb.buf);
+	assert_int_equal(dag_load("dag.toml", &d2), -1);
+	assert_null(d2);
+	assert_true(!strncmp(err_msg(), "dag.toml:1: cycle: s0 -> s19999 -> s19998 -> ", 45));
+	assert_true(strstr(err_msg(), " -> s1 -> s0") != NULL);
+	sb_release(&want);
+	sb_release(&sb);
+}
+
+/* The sbatch options of step i, joined by spaces. */
+static void expect_args(const struct dag *d, size_t i, const char *want)
+{
+	struct strvec args = STRVEC_INIT;
+	struct strbuf sb = STRBUF_INIT;
+	dag_sbatch_args(&d->steps[i], &args);
+	for (size_t k = 0; k < args.n; k++)
+		sb_addf(&sb, "%s%s", k ? " " : "", args.v[k]);
+	assert_string_equal(sb_str(&sb), want);
+	sv_release(&args);
+	sb_release(&sb);
+}
+
+static void test_slurm(void **state)
+{
+	/* [defaults] first, the step's own keys over them; matrix values
+	 * substituted; durations in whole minutes, Slurm's forms kept */
+	struct dag *d = load_ok("[defaults]\nexecutor = \"slurm\"\nmem = \"1G\"\ntime = \"90s\"\n"
+				"slurm_args = [\"--qos=low\"]\n"
+				"[steps.a]\ncmd = \"x\"\nmatrix = { n = [1, 4] }\ncpus = \"${matrix.n}\"\n"
+				"[steps.b]\ncmd = \"y\"\nexecutor = \"local\"\nmem = 500\ntime = \"1-02:00:00\"\n"
+				"gpus = \"a100:2\"\npartition = \"gpu\"\naccount = \"lab\"\nslurm_args = []\n");
+	assert_int_equal(d->executor, DAG_EXEC_SLURM);
+	assert_int_equal(d->steps[0].executor, DAG_EXEC_UNSET);
+	assert_int_equal(d->steps[2].executor, DAG_EXEC_LOCAL);
+	expect_args(d, 0, "--cpus-per-task=1 --mem=1G --time=2 --qos=low");
+	expect_args(d, 1, "--cpus-per-task=4 --mem=1G --time=2 --qos=low");
+	expect_args(d, 2, "--partition=gpu --account=lab --mem=500 --gpus=a100:2 --time=1-02:00:00");
+	dag_free(d);
+	d = load_ok("executor = \"local\"\n[steps.a]\ncmd = \"x\"\ngpus = 0\n");
+	assert_int_equal(d->executor, DAG_EXEC_LOCAL);
+	expect_args(d, 0, "");
+	dag_free(d);
+	expect_err("[steps.a]\ncmd = \"x\"\ngpus = \"many\"\n",
+		   "dag.toml:3: step 'a': 'gpus' must be a count or TYPE:COUNT, not 'many'");
+	expect_err("[steps.a]\ncmd = \"x\"\npartition = \"a b\"\n",
+		   "dag.toml:3: step 'a': 'partition' must be a non-empty word, not 'a b'");
+	expect_err("[steps.a]\ncmd = \"x\"\ntime = 10\n", "dag.toml:3: step 'a': 'time' must be a string");
+	expect_err("executor = 1\n[steps.a]\ncmd = \"x\"\n", "dag.toml:1: 'executor' must be \"local\" or \"slurm\"");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -222,6 +317,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_input_exists, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_slurm, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

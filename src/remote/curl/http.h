@@ -42,5 +42,9 @@ const struct httpmod *cashet_httpmod_v2(void);
 
 /* Loads cashet-http.so once (remote/http.c); NULL with err_set on failure. */
 const struct httpmod *remote_httpmod(void);
+/* The base of an http(s):// URL, checked (a host, no query, fragment or
+ * blank) and without trailing slashes, with the module loaded: the caller
+ * frees *base. 0 or -1 with err_set. */
+int remote_http_base(const char *url, char **base);
 
 #endif
