@@ -444,7 +444,7 @@ end')" ]
 	[ "$stderr" = "cashet diff: unexpected argument 'c' (see 'cashet diff --help')" ]
 	run --separate-stderr cashet pipeline frob
 	assert_failure 2
-	[[ "$stderr" == "cashet pipeline: unknown subcommand 'frob' (run, graph, status or report)"* ]]
+	[[ "$stderr" == "cashet pipeline: unknown subcommand 'frob' (run, graph, status, job or report)"* ]]
 }
 
 @test "--store naming a missing directory: read-only commands fail and create nothing" {
