@@ -31,11 +31,6 @@ int gs_delete_run(const char *dir, const char *hash);
 int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const char *label, int context,
 		 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
 
-/* refs.c: one ref read (0 found, 1 not there, -1 error) or written, in
- * O(log n) of packed-refs; name is the full ref name (refs/...). */
-int gs_ref_read(const char *dir, const char *name, git_oid *oid);
-int gs_ref_write(const char *dir, const char *name, const git_oid *oid);
-
 /* packw.c: blobs written straight into one new pack. begin, add each
  * file (its blob id set; a blob the store has is not written), then
  * finish (published, fsync()ed with sync) or abort (nothing left). */

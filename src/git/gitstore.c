@@ -3,6 +3,7 @@
  * its parent is the previous run of the same command line, and
  * refs/cashet/runs/<id> keeps each run reachable until it is removed. */
 #include "git/gitint.h"
+#include "store/refs.h"
 #include "store/trust.h"
 
 #include <fcntl.h>
@@ -300,12 +301,13 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 
 	line_ref(r, &name);
 	r->parent[0] = '\0';
-	/* refs.c, not libgit2's refdb: a packed store holds a ref per run */
-	int found = gs_ref_read(dir, name.buf, &oid);
+	/* store/refs.c, not libgit2's refdb: a packed store holds a ref per run */
+	char parent_hex[OID_HEX];
+	int found = store_ref_read(dir, name.buf, parent_hex);
 	if (found < 0)
 		goto out;
-	if (found == 0 && git_commit_lookup(&parent, repo, &oid) == 0)
-		git_oid_tostr(r->parent, sizeof(r->parent), &oid);
+	if (found == 0 && git_oid_fromstr(&oid, parent_hex) == 0 && git_commit_lookup(&parent, repo, &oid) == 0)
+		memcpy(r->parent, parent_hex, OID_HEX);
 	git_error_clear();
 
 	if (git_signature_new(&sig, "cashet", "cashet@localhost", r->created_ms / 1000, 0) < 0) {
@@ -323,7 +325,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	/* The run ref first: a run that has it is complete and can be reindexed. */
 	sb_reset(&msg);
 	sb_addf(&msg, "refs/cashet/runs/%s", r->hash);
-	if (gs_ref_write(dir, msg.buf, &commit_oid) < 0 || gs_ref_write(dir, name.buf, &commit_oid) < 0)
+	if (store_ref_write(dir, msg.buf, r->hash) < 0 || store_ref_write(dir, name.buf, r->hash) < 0)
 		goto out;
 	rc = 0;
 out:

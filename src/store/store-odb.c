@@ -5,6 +5,7 @@
  * (zlib, SHA-1) and its refs through lock files, exactly as libgit2 would
  * (the same bytes, so the same ids). Runs holding a file of 1 MiB or more
  * go to the git module, which streams them. */
+#include "store/refs.h"
 #include "store/store-int.h"
 #include "store/gitmod.h"
 
@@ -79,18 +80,6 @@ static void hex_of(const unsigned char raw[OID_RAW], char hex[OID_HEX])
 		hex[2 * i + 1] = digits[raw[i] & 15];
 	}
 	hex[40] = '\0';
-}
-
-static int unhex(const char *hex, unsigned char raw[OID_RAW])
-{
-	for (int i = 0; i < 2 * OID_RAW; i++) {
-		char c = hex[i];
-		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-		if (d < 0)
-			return -1;
-		raw[i / 2] = (unsigned char)(i % 2 ? raw[i / 2] << 4 | d : d);
-	}
-	return 0;
 }
 
 /* Whether objects are fsync()ed before they are renamed into place, as
@@ -294,81 +283,6 @@ out:
 	return rc;
 }
 
-/* Bisects the mapped packed-refs for name (git and libgit2 write it
- * sorted, and say so in its header; one that does not is read line by
- * line): auto-pack leaves a line per run there, 20 MB at 100,000 runs. */
-static int packed_ref(const char *m, size_t len, const char *name, char hex[OID_HEX])
-{
-	size_t nlen = strlen(name), lo = 0, hi = len;
-	const char *nl = memchr(m, '\n', len);
-	unsigned char raw[OID_RAW];
-	int sorted = len && m[0] == '#' && memmem(m, nl ? (size_t)(nl - m) : len, " sorted", 7) != NULL;
-	while (lo < hi) {
-		size_t start = sorted ? lo + (hi - lo) / 2 : lo;
-		while (start > lo && m[start - 1] != '\n')
-			start--;
-		nl = memchr(m + start, '\n', len - start);
-		size_t end = nl ? (size_t)(nl - m) : len;
-		if (m[start] == '^' && start > lo) { /* a peeled line: its ref's line decides */
-			end = start - 1;
-			for (start = end; start > lo && m[start - 1] != '\n';)
-				start--;
-		}
-		int cmp = -1; /* the header and "^" lines sort before what follows them */
-		if (end - start > 41 && m[start] != '#' && m[start] != '^' && m[start + 40] == ' ') {
-			size_t rlen = end - start - 41;
-			cmp = memcmp(m + start + 41, name, rlen < nlen ? rlen : nlen);
-			if (!cmp)
-				cmp = rlen < nlen ? -1 : rlen > nlen;
-			if (!cmp) {
-				if (unhex(m + start, raw) < 0)
-					return 1;
-				memcpy(hex, m + start, 40);
-				hex[40] = '\0';
-				return 0;
-			}
-		}
-		if (!sorted || cmp < 0)
-			lo = end + 1;
-		else
-			hi = start;
-	}
-	return 1;
-}
-
-/* The commit a ref names: its loose file, else its packed-refs line.
- * 0 found, 1 no such ref, -1 unreadable. */
-static int read_ref(struct store *st, const char *name, char hex[OID_HEX])
-{
-	struct strbuf p = STRBUF_INIT, text = STRBUF_INIT;
-	unsigned char raw[OID_RAW];
-	struct stat sb;
-	int rc = 1, fd = -1;
-	sb_addf(&p, "%s/%s", st->dir, name);
-	if (read_file_sb(p.buf, &text) == 0) {
-		rc = text.len >= 40 && unhex(text.buf, raw) == 0 ? 0 : err_set("%s: not a commit id", p.buf);
-		if (rc == 0)
-			memcpy(hex, text.buf, 40), hex[40] = '\0';
-		goto out;
-	}
-	err_clear();
-	sb_reset(&p);
-	sb_addf(&p, "%s/packed-refs", st->dir);
-	if ((fd = open(p.buf, O_RDONLY | O_CLOEXEC)) < 0 || fstat(fd, &sb) < 0 || sb.st_size == 0)
-		goto out;
-	void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (m == MAP_FAILED)
-		goto out;
-	rc = packed_ref(m, (size_t)sb.st_size, name, hex);
-	munmap(m, (size_t)sb.st_size);
-out:
-	if (fd >= 0)
-		close(fd);
-	sb_release(&p);
-	sb_release(&text);
-	return rc;
-}
-
 /* Whether the object exists, loose or packed. */
 static int have_object(struct store *st, const char *hex)
 {
@@ -377,70 +291,6 @@ static int have_object(struct store *st, const char *hex)
 	int have = access(p.buf, F_OK) == 0 || store_pack_has(st, hex, 1) == 1;
 	sb_release(&p);
 	return have;
-}
-
-/* Creates the directories of path below the store, as git does for refs. */
-static int make_parents(struct strbuf *path, size_t from)
-{
-	for (size_t i = from; i < path->len; i++) {
-		if (path->buf[i] != '/')
-			continue;
-		path->buf[i] = '\0';
-		int bad = mkdir(path->buf, 0755) < 0 && errno != EEXIST;
-		path->buf[i] = '/';
-		if (bad)
-			return err_sys("cannot create the directories of %s", path->buf);
-	}
-	return 0;
-}
-
-/* Points ref name at hex through name.lock, renamed into place, as git and
- * libgit2 update a loose ref (one shadows a packed-refs line of that name).
- * A lock another writer holds is waited for a while (two runs of one
- * command line finishing together write the same line ref). */
-static int write_ref(struct store *st, const char *name, const char *hex)
-{
-	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT;
-	char line[OID_HEX + 1];
-	int fd = -1, rc = -1;
-	sb_addf(&path, "%s/%s", st->dir, name);
-	sb_addf(&lock, "%s.lock", path.buf);
-	if (make_parents(&path, strlen(st->dir) + 1) < 0)
-		goto out;
-	for (int tries = 0;; tries++) {
-		fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0 || errno != EEXIST || tries >= 200)
-			break;
-		struct timespec ts = { 0, 5 * 1000 * 1000 };
-		nanosleep(&ts, NULL);
-	}
-	if (fd < 0) {
-		errno == EEXIST ? err_setc(E_BUSY, "cannot write ref %s: %s is locked", name, lock.buf)
-				: err_sys("cannot write ref %s", name);
-		goto out;
-	}
-	snprintf(line, sizeof(line), "%s\n", hex);
-	if (write_all(fd, line, OID_HEX) < 0 || close(fd) < 0) {
-		fd = -1;
-		err_sys("cannot write %s", lock.buf);
-		unlink(lock.buf);
-		goto out;
-	}
-	fd = -1;
-	if (rename(lock.buf, path.buf) < 0) {
-		err_sys("cannot write ref %s", name);
-		unlink(lock.buf);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(lock.buf);
-	}
-	sb_release(&path);
-	sb_release(&lock);
-	return rc;
 }
 
 int store_odb_save(struct store *st, struct run_record *r, const char *meta, size_t metalen)
@@ -504,7 +354,7 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 	sb_addf(&name, "refs/cashet/lines/%s", line);
 	r->parent[0] = '\0';
 	const struct batch_run *pending = batch_line(st->batch, &r->line);
-	int pr = pending ? 0 : read_ref(st, name.buf, hx);
+	int pr = pending ? 0 : store_ref_read(st->dir, name.buf, hx);
 	if (pr < 0)
 		goto out;
 	if (pending)
@@ -538,9 +388,9 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 	/* the run ref first: a run that has it is complete and can be reindexed */
 	struct strbuf run = STRBUF_INIT;
 	sb_addf(&run, "refs/cashet/runs/%s", r->hash);
-	int wr = write_ref(st, run.buf, r->hash);
+	int wr = store_ref_write(st->dir, run.buf, r->hash);
 	sb_release(&run);
-	if (wr < 0 || write_ref(st, name.buf, r->hash) < 0)
+	if (wr < 0 || store_ref_write(st->dir, name.buf, r->hash) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -894,7 +744,7 @@ int store_batch_flush(struct store *st)
 	for (size_t i = 0; i < b->nruns; i++) {
 		sb_reset(&ref);
 		sb_addf(&ref, "refs/cashet/runs/%s", b->runs[i].hash);
-		if (write_ref(st, ref.buf, b->runs[i].hash) < 0)
+		if (store_ref_write(st->dir, ref.buf, b->runs[i].hash) < 0)
 			goto out;
 		/* a line's newest run last: its ref ends at that one */
 		if (batch_line(b, &b->runs[i].line) != &b->runs[i])
@@ -902,7 +752,7 @@ int store_batch_flush(struct store *st)
 		digest_hex(&b->runs[i].line, line);
 		sb_reset(&ref);
 		sb_addf(&ref, "refs/cashet/lines/%s", line);
-		if (write_ref(st, ref.buf, b->runs[i].hash) < 0)
+		if (store_ref_write(st->dir, ref.buf, b->runs[i].hash) < 0)
 			goto out;
 	}
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)

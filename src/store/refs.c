@@ -1,12 +1,13 @@
 /* refs: reading and writing the refs a stored run needs (its run ref and
- * its command line's ref) without libgit2's refdb, which parses the whole
+ * its command line's ref) in the core, for its own writer of small runs and
+ * for the git module alike; not libgit2's refdb, which parses the whole
  * of packed-refs and scans every packed name for conflicts on each lookup
  * and each write: with 100,000 runs packed (20 MB) that made a miss 10x
  * slower. A ref is read from its loose file, else found by bisecting the
  * sorted packed-refs file; it is written as git writes one (a .lock file
  * created exclusively, renamed over the ref), so git and libgit2 see the
  * same refs and honour the same locks. */
-#include "git/gitint.h"
+#include "store/refs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,9 +17,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int parse_hex(const char *p, size_t len, git_oid *oid)
+enum { HEXSZ = OID_HEX - 1 };
+
+static int parse_hex(const char *p, size_t len, char hex[OID_HEX])
 {
-	return len >= GIT_OID_HEXSZ && git_oid_fromstrn(oid, p, GIT_OID_HEXSZ) == 0 ? 0 : -1;
+	if (len < HEXSZ)
+		return -1;
+	for (size_t i = 0; i < HEXSZ; i++)
+		if (!strchr("0123456789abcdef", p[i]) || !p[i])
+			return -1;
+	memcpy(hex, p, HEXSZ);
+	hex[HEXSZ] = '\0';
+	return 0;
 }
 
 /* Compares the name on the packed-refs line at m[start..end) with name:
@@ -27,10 +37,10 @@ static int line_cmp(const char *m, size_t start, size_t end, const char *name, s
 {
 	const char *line = m + start;
 	size_t llen = end - start;
-	if (llen <= GIT_OID_HEXSZ + 1 || line[0] == '#' || line[0] == '^' || line[GIT_OID_HEXSZ] != ' ')
+	if (llen <= HEXSZ + 1 || line[0] == '#' || line[0] == '^' || line[HEXSZ] != ' ')
 		return -2;
-	const char *rn = line + GIT_OID_HEXSZ + 1;
-	size_t rlen = llen - GIT_OID_HEXSZ - 1;
+	const char *rn = line + HEXSZ + 1;
+	size_t rlen = llen - HEXSZ - 1;
 	int cmp = memcmp(rn, name, rlen < nlen ? rlen : nlen);
 	if (cmp == 0)
 		cmp = rlen < nlen ? -1 : rlen > nlen ? 1 : 0;
@@ -40,7 +50,7 @@ static int line_cmp(const char *m, size_t start, size_t end, const char *name, s
 /* Bisects the mapped packed-refs for name: git and libgit2 write it
  * sorted and say so in its header ("# pack-refs with: ... sorted"); one
  * that does not say so is read line by line. */
-static int packed_find(const char *m, size_t len, const char *name, git_oid *oid)
+static int packed_find(const char *m, size_t len, const char *name, char hex[OID_HEX])
 {
 	size_t nlen = strlen(name), lo = 0, hi = len;
 	const char *nl = memchr(m, '\n', len);
@@ -59,7 +69,7 @@ static int packed_find(const char *m, size_t len, const char *name, git_oid *oid
 		}
 		int cmp = line_cmp(m, start, end, name, nlen);
 		if (cmp == 0)
-			return parse_hex(m + start, end - start, oid) < 0 ? 1 : 0;
+			return parse_hex(m + start, end - start, hex) < 0 ? 1 : 0;
 		if (!sorted || cmp < 0)
 			lo = end + 1; /* the header and "^" lines sort before what follows them */
 		else
@@ -68,7 +78,7 @@ static int packed_find(const char *m, size_t len, const char *name, git_oid *oid
 	return 1;
 }
 
-int gs_ref_read(const char *dir, const char *name, git_oid *oid)
+int store_ref_read(const char *dir, const char *name, char hex[OID_HEX])
 {
 	struct strbuf p = STRBUF_INIT, text = STRBUF_INIT;
 	struct stat sb;
@@ -76,7 +86,7 @@ int gs_ref_read(const char *dir, const char *name, git_oid *oid)
 	sb_addf(&p, "%s/%s", dir, name);
 	if (read_file_sb(p.buf, &text) == 0) {
 		/* a symbolic ref ("ref: ...") is never one of ours */
-		rc = parse_hex(text.buf, text.len, oid) < 0 ? 1 : 0;
+		rc = parse_hex(text.buf, text.len, hex) < 0 ? 1 : 0;
 		goto out;
 	}
 	sb_reset(&p);
@@ -95,7 +105,7 @@ int gs_ref_read(const char *dir, const char *name, git_oid *oid)
 			rc = err_sys("cannot read %s", p.buf);
 			goto out;
 		}
-		rc = packed_find(m, (size_t)sb.st_size, name, oid);
+		rc = packed_find(m, (size_t)sb.st_size, name, hex);
 		munmap(m, (size_t)sb.st_size);
 	}
 out:
@@ -106,10 +116,10 @@ out:
 	return rc;
 }
 
-int gs_ref_write(const char *dir, const char *name, const git_oid *oid)
+int store_ref_write(const char *dir, const char *name, const char *hex)
 {
 	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT;
-	char line[GIT_OID_HEXSZ + 2];
+	char line[HEXSZ + 2];
 	int rc = -1, fd = -1;
 	sb_addf(&path, "%s/%s", dir, name);
 	sb_addf(&lock, "%s.lock", path.buf);
@@ -127,9 +137,9 @@ int gs_ref_write(const char *dir, const char *name, const git_oid *oid)
 		}
 		usleep(10000);
 	}
-	git_oid_tostr(line, sizeof(line), oid);
-	line[GIT_OID_HEXSZ] = '\n';
-	if (write_all(fd, line, GIT_OID_HEXSZ + 1) < 0 || close(fd) < 0) {
+	memcpy(line, hex, HEXSZ);
+	line[HEXSZ] = '\n';
+	if (write_all(fd, line, HEXSZ + 1) < 0 || close(fd) < 0) {
 		fd = -1;
 		err_sys("cannot write %s", lock.buf);
 		unlink(lock.buf);
