@@ -2,6 +2,7 @@
  * matters, it is hashed: a spurious miss costs a run, a false hit replays a
  * stale result. */
 #include "key/fp.h"
+#include "key/dirscan.h"
 #include "key/params.h"
 #include "key/script.h"
 
@@ -82,6 +83,18 @@ static void digest_str(const char *s, struct digest *d)
 	digest_of(s, strlen(s), d);
 }
 
+void fp_mode_digest(struct digest *d, mode_t mode)
+{
+	/* The executable bit changes what a script does when run. */
+	if (mode & 0111) {
+		struct hasher h;
+		hasher_init(&h);
+		hasher_bytes(&h, d->b, DIGEST_LEN);
+		hasher_str(&h, "+x");
+		hasher_final(&h, d);
+	}
+}
+
 /* A part that names a regular file's content. path is absolute. */
 static int add_file_part(struct store *st, struct run_record *r, const char *kind, const char *path,
 			 const struct stat *sb)
@@ -93,14 +106,7 @@ static int add_file_part(struct store *st, struct run_record *r, const char *kin
 	fp_store_path(st, NULL, abs.buf, &name);
 	rc = store_file_digest(st, abs.buf, sb, &d);
 	if (rc == 0) {
-		/* The executable bit changes what a script does when run. */
-		if (sb->st_mode & 0111) {
-			struct hasher h;
-			hasher_init(&h);
-			hasher_bytes(&h, d.b, DIGEST_LEN);
-			hasher_str(&h, "+x");
-			hasher_final(&h, &d);
-		}
+		fp_mode_digest(&d, sb->st_mode);
 		run_add_part(r, kind, name.buf, &d);
 	}
 	sb_release(&abs);
@@ -108,104 +114,13 @@ static int add_file_part(struct store *st, struct run_record *r, const char *kin
 	return rc;
 }
 
-static int is_output(const struct fp_spec *spec, const struct store *st, const char *name)
-{
-	struct strbuf o = STRBUF_INIT;
-	int found = 0;
-	for (size_t i = 0; !found && i < spec->outputs.n; i++) {
-		fp_store_path(st, spec->cwd, spec->outputs.v[i], &o);
-		size_t n = o.len;
-		found = !strcmp(o.buf, name) || (!strncmp(o.buf, name, n) && name[n] == '/');
-	}
-	sb_release(&o);
-	return found;
-}
-
-static int add_path(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *path, int depth);
-
-/* Directories: every file below, in sorted order, plus the listing itself so
- * an added empty directory or a deleted file is seen. The store and the
- * declared outputs are skipped: `-i . -o build` would otherwise hash the
- * run's own results, and a build that is not byte-reproducible would never
- * hit. path is absolute (add_path and add_dir work on absolute paths only). */
-static int add_dir(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *path, int depth)
-{
-	struct strvec names = STRVEC_INIT;
-	struct strbuf child = STRBUF_INIT, listing = STRBUF_INIT, name = STRBUF_INIT;
-	int rc = -1;
-	if (depth > 64)
-		return err_set("input %s: directories nested too deep (symlink loop?)", path);
-	if (dir_names(path, &names) < 0)
-		return err_sys("input %s", path);
-	/* files are stat()ed relative to the open directory: a path walk
-	 * from / for each of 50,000 files was most of a hit */
-	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	for (size_t i = 0; i < names.n; i++) {
-		struct stat csb;
-		sb_reset(&child);
-		sb_addf(&child, "%s/%s", path, names.v[i]);
-		fp_store_path(st, NULL, child.buf, &name);
-		if (!strcmp(child.buf, store_key_dir(st)) || is_output(spec, st, name.buf))
-			continue;
-		sb_add(&listing, names.v[i], strlen(names.v[i]) + 1);
-		/* a regular file here; anything else (a directory, a link that
-		 * dangles) as add_path sees it */
-		int sr = dfd >= 0 && fstatat(dfd, names.v[i], &csb, 0) == 0 && S_ISREG(csb.st_mode)
-				 ? add_file_part(st, r, "input", child.buf, &csb)
-				 : add_path(st, spec, r, child.buf, depth + 1);
-		if (sr < 0) {
-			close(dfd);
-			goto out;
-		}
-	}
-	if (dfd >= 0)
-		close(dfd);
-	struct digest dg;
-	digest_of(listing.buf ? listing.buf : "", listing.len, &dg);
-	fp_store_path(st, NULL, path, &name);
-	run_add_part(r, "dir", name.buf, &dg);
-	rc = 0;
-out:
-	sv_release(&names);
-	sb_release(&child);
-	sb_release(&listing);
-	sb_release(&name);
-	return rc;
-}
-
 static int has_part(const struct run_record *r, const char *kind, const char *name);
 
-static int add_path(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *path, int depth)
+/* An input path (absolute): a file, or what dirscan walks. */
+static int add_path(struct store *st, const struct strvec *outputs, struct run_record *r, const char *path)
 {
 	struct stat sb;
-	if (stat(path, &sb) < 0) {
-		struct strbuf name = STRBUF_INIT, target = STRBUF_INIT;
-		struct stat lsb;
-		if (lstat(path, &lsb) == 0 && S_ISLNK(lsb.st_mode)) {
-			/* A dangling link is still an input: its target text is hashed. */
-			sb_grow(&target, PATH_MAX);
-			ssize_t n = readlink(path, target.buf, PATH_MAX);
-			sb_setlen(&target, n > 0 ? (size_t)n : 0);
-			struct digest d;
-			digest_of(target.buf, target.len, &d);
-			fp_store_path(st, NULL, path, &name);
-			run_add_part(r, "link", name.buf, &d);
-			sb_release(&name);
-			sb_release(&target);
-			return 0;
-		}
-		return err_sys("input %s", path);
-	}
-	if (S_ISDIR(sb.st_mode)) {
-		/* the tree's cached digests in one query */
-		int top = depth == 0 && store_cache_prefetch(st, path) == 1;
-		err_clear();
-		int rc = add_dir(st, spec, r, path, depth);
-		if (top)
-			store_cache_prefetch_end(st);
-		return rc;
-	}
-	if (S_ISREG(sb.st_mode)) {
+	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
 		/* the command's own script (or a source it loads) is in the
 		 * key already, in canonical form: a comment edit stays a hit */
 		struct strbuf name = STRBUF_INIT;
@@ -215,7 +130,7 @@ static int add_path(struct store *st, const struct fp_spec *spec, struct run_rec
 		sb_release(&name);
 		return script ? 0 : add_file_part(st, r, "input", path, &sb);
 	}
-	return err_set("input %s: not a regular file or directory", path);
+	return dirscan_add(st, outputs, r, path);
 }
 
 static int has_glob(const char *s)
@@ -223,14 +138,15 @@ static int has_glob(const char *s)
 	return strpbrk(s, "*?[") != NULL;
 }
 
-static int add_input(struct store *st, const struct fp_spec *spec, struct run_record *r, const char *pattern)
+static int add_input(struct store *st, const struct fp_spec *spec, const struct strvec *outputs, struct run_record *r,
+		     const char *pattern)
 {
 	struct strbuf abs = STRBUF_INIT, name = STRBUF_INIT;
 	struct strvec matches = STRVEC_INIT;
 	int rc = 0;
 	if (!has_glob(pattern)) {
 		path_absolute(spec->cwd, pattern, &abs);
-		rc = add_path(st, spec, r, abs.buf, 0);
+		rc = add_path(st, outputs, r, abs.buf);
 		sb_release(&abs);
 		return rc;
 	}
@@ -238,15 +154,15 @@ static int add_input(struct store *st, const struct fp_spec *spec, struct run_re
 		return err_set("input %s: cannot expand the pattern", pattern);
 	/* The match list is part of the key: a new matching file is a change.
 	 * It lists store names, so another checkout of the project agrees.
-	 * Outputs and the store are not inputs (see add_dir). */
+	 * Outputs and the store are not inputs (see dirscan). */
 	struct strbuf list = STRBUF_INIT;
 	for (size_t i = 0; i < matches.n; i++) {
 		fp_store_path(st, NULL, matches.v[i], &name);
-		if (!strcmp(matches.v[i], store_key_dir(st)) || is_output(spec, st, name.buf) ||
+		if (!strcmp(matches.v[i], store_key_dir(st)) || dirscan_is_output(outputs, name.buf) ||
 		    !strncmp(matches.v[i], store_key_dir(st), strlen(store_key_dir(st))))
 			continue;
 		sb_add(&list, name.buf, name.len + 1);
-		if ((rc = add_path(st, spec, r, matches.v[i], 0)) < 0)
+		if ((rc = add_path(st, outputs, r, matches.v[i])) < 0)
 			break;
 	}
 	sb_release(&name);
@@ -556,14 +472,14 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		if (stat(sb.buf, &s) < 0 || !S_ISREG(s.st_mode))
 			continue;
 		fp_store_path(st, NULL, sb.buf, &name);
-		if (is_output(spec, st, name.buf))
+		if (dirscan_is_output(&outputs, name.buf))
 			continue;
 		if (add_file_part(st, r, "file", sb.buf, &s) < 0)
 			goto out;
 	}
 
 	for (size_t i = 0; i < inputs.n; i++)
-		if (add_input(st, spec, r, inputs.v[i]) < 0)
+		if (add_input(st, spec, &outputs, r, inputs.v[i]) < 0)
 			goto out;
 
 	for (size_t i = 0; i < envs.n; i++) {

@@ -54,6 +54,10 @@ int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf
  * symlinks are not resolved. */
 void fp_store_path(const struct store *st, const char *cwd, const char *path, struct strbuf *out);
 
+/* A file's content digest d as its part has it: with the executable bit
+ * folded in. */
+void fp_mode_digest(struct digest *d, mode_t mode);
+
 /* The value of name in env (NULL-terminated "NAME=VALUE" strings), or NULL. */
 const char *fp_getenv(char *const *env, const char *name);
 

@@ -68,7 +68,6 @@ struct store {
 	struct strbuf config; /* the git config file's text, read once (store_setting) */
 	int config_read;
 	struct store_batch *batch; /* store_batch_begin(): runs saved but not yet published */
-	struct stat_rows *pre;     /* store_cache_prefetch(): a directory's stat cache rows */
 };
 
 int store_sqlfail(struct store *st, const char *what);

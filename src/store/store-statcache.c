@@ -1,7 +1,8 @@
 /* store-statcache: digests of files keyed by what stat() says (path, kind,
  * device, inode, size, mtime, ctime), so an unchanged file is never read
  * twice. kind 0 is the raw content; other kinds are derived digests (the
- * canonical form of a script) that also keep what the file depends on. */
+ * canonical form of a script) that also keep what the file depends on;
+ * kind -1 rows are whole directory trees' snapshots (key/dirscan.c). */
 #include "store/store-int.h"
 
 #include <stdlib.h>
@@ -12,110 +13,10 @@ static int64_t ns_of(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-/* The kind-0 rows of one directory tree, read in one range query: a
- * directory input of 50,000 files costs one query, not 50,000. Rows are
- * in the index's order (binary: strcmp's), paths in one arena. */
-struct stat_rows {
-	struct strbuf prefix; /* "dir/" */
-	struct strbuf arena;
-	struct stat_row {
-		size_t path; /* offset in arena */
-		int64_t dev, ino, size, mtime, ctime;
-		struct digest d;
-	} * v;
-	size_t n, alloc;
-};
-
-int store_cache_prefetch(struct store *st, const char *dir)
-{
-	sqlite3_stmt *q = NULL;
-	struct stat_rows *t;
-	if (st->pre)
-		return 0; /* a tree is loaded: it stays */
-	t = st->pre = xcalloc(1, sizeof(*t));
-	sb_addf(&t->prefix, "%s/", dir);
-	/* [dir/, dir0): '0' follows '/' */
-	struct strbuf hi = STRBUF_INIT;
-	sb_addf(&hi, "%s0", dir);
-	if (sqlite3_prepare_v2(st->db,
-			       "SELECT path, dev, ino, size, mtime, ctime, hash FROM statcache"
-			       " WHERE path >= ?1 AND path < ?2 AND kind = 0 ORDER BY path",
-			       -1, &q, NULL) != SQLITE_OK) {
-		sb_release(&hi);
-		store_cache_prefetch_end(st);
-		return store_sqlfail(st, "statcache");
-	}
-	sqlite3_bind_text(q, 1, t->prefix.buf, (int)t->prefix.len, SQLITE_STATIC);
-	sqlite3_bind_text(q, 2, hi.buf, (int)hi.len, SQLITE_STATIC);
-	while (sqlite3_step(q) == SQLITE_ROW) {
-		if (sqlite3_column_bytes(q, 6) != DIGEST_LEN)
-			continue;
-		if (t->n == t->alloc) {
-			t->alloc = t->alloc ? 2 * t->alloc : 1024;
-			t->v = xrealloc(t->v, t->alloc * sizeof(*t->v));
-		}
-		struct stat_row *r = &t->v[t->n++];
-		r->path = t->arena.len;
-		sb_add(&t->arena, (const char *)sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0) + 1);
-		r->dev = sqlite3_column_int64(q, 1);
-		r->ino = sqlite3_column_int64(q, 2);
-		r->size = sqlite3_column_int64(q, 3);
-		r->mtime = sqlite3_column_int64(q, 4);
-		r->ctime = sqlite3_column_int64(q, 5);
-		memcpy(r->d.b, sqlite3_column_blob(q, 6), DIGEST_LEN);
-	}
-	sqlite3_finalize(q);
-	sb_release(&hi);
-	return 1;
-}
-
-void store_cache_prefetch_end(struct store *st)
-{
-	struct stat_rows *t = st->pre;
-	if (!t)
-		return;
-	sb_release(&t->prefix);
-	sb_release(&t->arena);
-	free(t->v);
-	free(t);
-	st->pre = NULL;
-}
-
-/* A kind-0 lookup in the loaded tree: 1 found (out filled), 0 not
- * cached, -1 not under the tree (ask the index). */
-static int prefetched(const struct store *st, const char *path, const struct stat *sb, struct digest *out)
-{
-	const struct stat_rows *t = st->pre;
-	if (!t || strncmp(path, t->prefix.buf, t->prefix.len))
-		return -1;
-	size_t lo = 0, hi = t->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(t->arena.buf + t->v[mid].path, path);
-		if (!c) {
-			const struct stat_row *r = &t->v[mid];
-			if (r->dev != (int64_t)sb->st_dev || r->ino != (int64_t)sb->st_ino ||
-			    r->size != (int64_t)sb->st_size || r->mtime != ns_of(&sb->st_mtim) ||
-			    r->ctime != ns_of(&sb->st_ctim))
-				return 0;
-			*out = r->d;
-			return 1;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return 0;
-}
-
 int store_cache_get(struct store *st, const char *path, int kind, const struct stat *sb, struct digest *out,
 		    struct strbuf *deps)
 {
 	sqlite3_stmt *q;
-	int pre = kind == 0 ? prefetched(st, path, sb, out) : -1;
-	if (pre >= 0)
-		return pre;
 	if (store_prepare(st, &st->q_stat,
 			  "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2") <
 	    0)
@@ -137,6 +38,19 @@ int store_cache_get(struct store *st, const char *path, int kind, const struct s
 	return found;
 }
 
+static void queue(struct store *st, const char *path, int kind, const struct stat *sb, const struct digest *d,
+		  const void *deps, size_t depslen)
+{
+	st->pending = xrealloc(st->pending, (st->npending + 1) * sizeof(*st->pending));
+	struct pending_stat *ps = &st->pending[st->npending++];
+	ps->path = xstrdup(path);
+	ps->kind = kind;
+	ps->sb = *sb;
+	ps->d = *d;
+	ps->deps = depslen ? xstrndup(deps, depslen) : NULL;
+	ps->depslen = depslen;
+}
+
 void store_cache_put(struct store *st, const char *path, int kind, const struct stat *sb, const struct digest *d,
 		     const void *deps, size_t depslen)
 {
@@ -146,14 +60,44 @@ void store_cache_put(struct store *st, const char *path, int kind, const struct 
 	int64_t now = now_ns(), quiet = 2000000000LL;
 	if (now - ns_of(&sb->st_mtim) < quiet || now - ns_of(&sb->st_ctim) < quiet)
 		return;
-	st->pending = xrealloc(st->pending, (st->npending + 1) * sizeof(*st->pending));
-	struct pending_stat *ps = &st->pending[st->npending++];
-	ps->path = xstrdup(path);
-	ps->kind = kind;
-	ps->sb = *sb;
-	ps->d = *d;
-	ps->deps = depslen ? xstrndup(deps, depslen) : NULL;
-	ps->depslen = depslen;
+	queue(st, path, kind, sb, d, deps, depslen);
+}
+
+/* A tree's row: the snapshot in deps, its digest in hash; the stat fields
+ * are unused (the snapshot checks each file, not the directory). */
+enum { KIND_TREE = -1 };
+
+int store_tree_get(struct store *st, const char *absdir, struct strbuf *snap)
+{
+	sqlite3_stmt *q;
+	struct digest d;
+	if (store_prepare(st, &st->q_stat,
+			  "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2") <
+	    0)
+		return -1;
+	q = st->q_stat;
+	sqlite3_bind_text(q, 1, absdir, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, KIND_TREE);
+	int found = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 5) == DIGEST_LEN;
+	if (found) {
+		const void *blob = sqlite3_column_blob(q, 6);
+		size_t n = (size_t)sqlite3_column_bytes(q, 6);
+		digest_of(blob, n, &d);
+		/* damaged bytes are no snapshot: every file is hashed again */
+		found = blob && !memcmp(d.b, sqlite3_column_blob(q, 5), DIGEST_LEN);
+		if (found)
+			sb_add(snap, blob, n);
+	}
+	sqlite3_reset(q);
+	return found;
+}
+
+void store_tree_put(struct store *st, const char *absdir, const struct strbuf *snap)
+{
+	static const struct stat none;
+	struct digest d;
+	digest_of(snap->buf, snap->len, &d);
+	queue(st, absdir, KIND_TREE, &none, &d, snap->buf, snap->len);
 }
 
 int store_file_digest(struct store *st, const char *path, const struct stat *sb, struct digest *out)

@@ -661,7 +661,6 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_batch_abort(st);
-	store_cache_prefetch_end(st);
 	for (size_t i = 0; i < st->npending; i++) {
 		free(st->pending[i].path);
 		free(st->pending[i].deps);

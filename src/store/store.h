@@ -198,24 +198,24 @@ void store_sweep_tmp(struct store *st);
 /* Digest of a regular file's content, using the stat cache (path, size,
  * mtime, ctime, inode) so unchanged files are not read again. */
 int store_file_digest(struct store *st, const char *abspath, const struct stat *sb, struct digest *out);
-/* The same cache for derived digests (kind > 0, e.g. a script's canonical
- * form), with what the file depends on (deps, opaque bytes). get: 1 found
- * (out and deps filled), 0 not cached, <0 error. put: recorded at flush. */
-/* Loads the stat cache's rows of every file under dir (absolute) in one
- * query, until store_cache_prefetch_end: lookups under it are answered from
- * memory (a directory input's files). Returns 1 loaded, 0 when a tree is
- * loaded already (it stays), -1 error. */
-int store_cache_prefetch(struct store *st, const char *dir);
-void store_cache_prefetch_end(struct store *st);
 /* One read transaction around many lookups (a fingerprint): 1 if this call
  * began it (end it with store_read_end), 0 if one was open or none could
  * be. */
 int store_read_begin(struct store *st);
 void store_read_end(struct store *st, int began);
+/* The same cache for derived digests (kind > 0, e.g. a script's canonical
+ * form), with what the file depends on (deps, opaque bytes). get: 1 found
+ * (out and deps filled), 0 not cached, <0 error. put: recorded at flush. */
 int store_cache_get(struct store *st, const char *abspath, int kind, const struct stat *sb, struct digest *out,
 		    struct strbuf *deps);
 void store_cache_put(struct store *st, const char *abspath, int kind, const struct stat *sb, const struct digest *d,
 		     const void *deps, size_t depslen);
+/* A directory tree's snapshot (key/dirscan.c): opaque bytes under the
+ * directory's absolute path, checked against their digest and replaced
+ * whole. get: 1 found (snap filled), 0 none or damaged, <0 error. put:
+ * written at store_flush_statcache(). */
+int store_tree_get(struct store *st, const char *absdir, struct strbuf *snap);
+void store_tree_put(struct store *st, const char *absdir, const struct strbuf *snap);
 /* Writes pending stat-cache entries (one transaction); called once per command. */
 int store_flush_statcache(struct store *st);
 

@@ -1221,24 +1221,6 @@ static int keep_serving_elsewhere(struct server *sv)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* pthread_create with every signal blocked in the new thread: the signals
- * the process handles (SIGCHLD, the forwarded INT/TERM) belong to the
- * thread that waits for the command. */
-static int start_thread(pthread_t *th, void *(*fn)(void *), void *arg, int detached)
-{
-	sigset_t all, old;
-	pthread_attr_t attr;
-	sigfillset(&all);
-	pthread_attr_init(&attr);
-	if (detached)
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	int rc = pthread_create(th, &attr, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	return rc;
-}
-
 int trace_parent_attach(struct trace *t)
 {
 	int e = 0, fd = -1;
@@ -1282,7 +1264,7 @@ int trace_parent_attach(struct trace *t)
 	t->sv.listener = fd;
 	ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
 	      (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP); /* Linux 6.6; before, the wake-ups are only slower */
-	int rc = start_thread(&t->thread, serve_main, t, 0);
+	int rc = thread_start(&t->thread, serve_main, t, 0);
 	if (rc) {
 		/* Nothing can serve the child now: closing the listener fails
 		 * its file syscalls (its exec first) with ENOSYS. */
@@ -1323,7 +1305,7 @@ void trace_finish(struct trace *t)
 	t->sv.req = NULL;
 	t->sv.resp = NULL;
 	pthread_t th;
-	if (start_thread(&th, keep_serving_main, sv, 1)) {
+	if (thread_start(&th, keep_serving_main, sv, 1)) {
 		server_release(sv); /* their file syscalls now fail with ENOSYS: nothing better is left */
 		free(sv);
 	}

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,6 +349,21 @@ int parse_size(const char *s, uint64_t *out)
 		return err_set("size '%s' is too large (at most 16 EiB)", s);
 	*out = (uint64_t)(v * mult + 0.5);
 	return 0;
+}
+
+int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, int detached)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	sigfillset(&all);
+	pthread_attr_init(&attr);
+	if (detached)
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	int rc = pthread_create(th, &attr, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return rc;
 }
 
 int64_t now_ns(void)

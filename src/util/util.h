@@ -5,6 +5,7 @@
 #ifndef CASHET_UTIL_H
 #define CASHET_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <sys/stat.h>
 #include <stdint.h>
@@ -107,6 +108,10 @@ int parse_size(const char *s, uint64_t *out);
 
 int64_t now_ms(void);
 int64_t now_ns(void);
+/* pthread_create with every signal blocked in the new thread: the signals
+ * the process handles (SIGCHLD, the forwarded INT/TERM) belong to the
+ * thread that waits for the command. */
+int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, int detached);
 
 /* Read a whole file (regular or not) into sb (appending). */
 int read_file_sb(const char *path, struct strbuf *sb);

@@ -87,15 +87,50 @@ setup() {
 	[ "$(verdict -i src -- echo build)" = hit ]
 }
 
-@test "-i DIR: the directory's stat cache (read in one query) still sees a same-size edit, old mtime put back or racy" {
+# The files DIR's snapshot trusts by their stat signature, in its order
+# (key/dirscan.c: after the magic, per file: varints of the prefix shared
+# with the previous path and of the rest's length, the rest, five varints
+# of stat fields, a 16-byte digest).
+tree_paths() {
+	python3 - "$(pwd -P)/$1" <<'PY'
+import sqlite3, sys
+row = sqlite3.connect(".cashet/index.db").execute(
+    "SELECT deps FROM statcache WHERE kind = -1 AND path = ?", (sys.argv[1],)).fetchone()
+b = row[0] if row else b"cdtree2\n"
+assert b[:8] == b"cdtree2\n"
+i, path = 8, b""
+def varint():
+    global i
+    v, shift = 0, 0
+    while True:
+        c = b[i]; i += 1
+        v |= (c & 0x7f) << shift; shift += 7
+        if not c & 0x80:
+            return v
+while i < len(b):
+    keep, add = varint(), varint()
+    path = path[:keep] + b[i:i + add]
+    i += add
+    for _ in range(5):
+        varint()
+    i += 16
+    print(path.decode())
+PY
+}
+
+tree_bytes() {
+	sqlite3 .cashet/index.db "SELECT hex(deps) FROM statcache WHERE kind = -1 AND path = '$(pwd -P)/$1'"
+}
+
+@test "-i DIR: the directory's snapshot still sees a same-size edit, old mtime put back or racy" {
 	mkdir -p src/sub
 	for i in 1 2 3; do echo "v$i" > "src/sub/f$i"; done
 	touch -d '2001-02-03 04:05:06' src/sub/f*
 	sleep 2.1 # the stat cache keeps files quiet for 2 s (their change time too)
 	[ "$(verdict -i src -- echo build)" = miss ]
 	[ "$(verdict -i src -- echo build)" = hit ]
-	# cached now (quiet files): the next lookups read the directory's rows at once
-	[ "$(sqlite3 .cashet/index.db "SELECT count(*) FROM statcache WHERE path LIKE '%/src/sub/f%'")" = 3 ]
+	# cached now (quiet files): the next lookups read the snapshot
+	[ "$(tree_paths src)" = "$(printf 'sub/f1\nsub/f2\nsub/f3')" ]
 	[ "$(verdict -i src -- echo build)" = hit ]
 	echo v9 > src/sub/f2
 	touch -d '2001-02-03 04:05:06' src/sub/f2
@@ -117,6 +152,80 @@ setup() {
 	[ "$(verdict -i 'src/*' -- echo build)" = miss ]
 	echo v8 > src/sub/f1
 	[ "$(verdict -i 'src/*' -- echo build)" = miss ]
+}
+
+@test "-i DIR: a same-size edit deep down with the old mtime put back is a miss; files written just now are not trusted" {
+	mkdir -p src/a/b/c/d
+	echo v1 > src/a/b/c/d/deep
+	echo x > src/top
+	touch -d '2001-02-03 04:05:06' src/a/b/c/d/deep src/top
+	sleep 2.1
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(tree_paths src)" = "$(printf 'a/b/c/d/deep\ntop')" ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	# same size, same mtime, same inode: only the change time differs
+	echo v2 > src/a/b/c/d/deep
+	touch -d '2001-02-03 04:05:06' src/a/b/c/d/deep
+	[ "$(verdict -i src -- echo build)" = miss ]
+	# changed just now: hashed on each run, not trusted by its signature
+	[ "$(tree_paths src)" = top ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	sleep 2.1
+	[ "$(verdict -i src -- echo build)" = hit ]
+	[ "$(tree_paths src)" = "$(printf 'a/b/c/d/deep\ntop')" ]
+	# a file added deep down, removed again, the deep one removed
+	echo n > src/a/b/c/new
+	[ "$(verdict -i src -- echo build)" = miss ]
+	rm src/a/b/c/new
+	[ "$(verdict -i src -- echo build)" = hit ]
+	rm src/a/b/c/d/deep
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(tree_paths src)" = top ]
+}
+
+@test "-i DIR: a directory of 300 files (stat()ed by two threads) sees a same-size edit with the old mtime put back" {
+	mkdir src
+	for i in $(seq 100 399); do echo "$i" > "src/f$i"; done
+	touch -d '2001-02-03 04:05:06' src/f*
+	sleep 2.1
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(tree_paths src | wc -l)" = 300 ]
+	[ "$(verdict -i src -- echo build)" = hit ]
+	for f in f101 f250 f399; do
+		echo 999 > "src/$f"
+		touch -d '2001-02-03 04:05:06' "src/$f"
+		[ "$(verdict -i src -- echo build)" = miss ]
+	done
+	for f in f101 f250 f399; do echo "${f#f}" > "src/$f"; done
+	[ "$(verdict -i src -- echo build)" = hit ]
+}
+
+@test "-i DIR: the snapshot is in the walk's order ('a/b' before 'a-c'), kept on a hit, ignored when damaged" {
+	mkdir -p src/a
+	echo 1 > src/a/b
+	echo 2 > src/a-c
+	echo 3 > src/a.txt
+	echo 4 > src/a0
+	touch -d '2001-02-03 04:05:06' src/a/b src/a-c src/a.txt src/a0
+	sleep 2.1
+	[ "$(verdict -i src -- echo build)" = miss ]
+	[ "$(tree_paths src)" = "$(printf 'a/b\na-c\na.txt\na0')" ]
+	before=$(tree_bytes src)
+	[ "$(verdict -i src -- echo build)" = hit ]
+	[ "$(tree_bytes src)" = "$before" ]
+	# a flipped bit in the last file's digest: the snapshot fails its
+	# check, every file is hashed again (a hit), and it is written anew
+	python3 - "$(pwd -P)/src" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(".cashet/index.db")
+b = bytearray(db.execute("SELECT deps FROM statcache WHERE kind = -1 AND path = ?", (sys.argv[1],)).fetchone()[0])
+b[-1] ^= 1
+db.execute("UPDATE statcache SET deps = ? WHERE kind = -1 AND path = ?", (bytes(b), sys.argv[1]))
+db.commit()
+PY
+	[ "$(verdict -i src -- echo build)" = hit ]
+	[ "$(tree_bytes src)" = "$before" ]
+	[ "$(tree_paths src)" = "$(printf 'a/b\na-c\na.txt\na0')" ]
 }
 
 @test "-i . does not hash the store itself" {
