@@ -19,8 +19,11 @@ int store_line_history(struct store *st, const struct digest *line, store_run_cb
 		goto out;
 	}
 	sqlite3_bind_blob(s, 1, line->b, DIGEST_LEN, SQLITE_STATIC);
-	while ((step = sqlite3_step(s)) == SQLITE_ROW)
-		sv_push(&hashes, (const char *)sqlite3_column_text(s, 0));
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		char h[OID_HEX];
+		store_column_oid(s, 0, h);
+		sv_push(&hashes, h);
+	}
 	if (step != SQLITE_DONE) {
 		store_sqlfail(st, "history");
 		goto out;

@@ -75,6 +75,11 @@ int store_sqlfail(struct store *st, const char *what);
 int store_exec(struct store *st, const char *sql);
 /* Prepares once and caches in *s (reset and unbound on later calls). */
 int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
+/* Git ids in the index are their 20 bytes: binds hex (NULL when it is
+ * not 40 hex digits, as the empty parent of a first run), reads back hex
+ * ("" for NULL). Hex order is byte order: ORDER BY hash is unchanged. */
+void store_bind_oid(sqlite3_stmt *s, int i, const char *hex);
+void store_column_oid(sqlite3_stmt *s, int i, char hex[OID_HEX]);
 /* Fills the row fields of r from a runs SELECT of RUN_COLUMNS. */
 #define RUN_COLUMNS                                                                                                    \
 	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires, timed_out"
