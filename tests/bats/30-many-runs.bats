@@ -21,6 +21,10 @@ loose_count() {
 	for idx in .cashet/objects/pack/pack-*.idx; do
 		run -0 git --git-dir .cashet verify-pack "$idx"
 	done
+	# runs' commits and trees differ in a few ids: most are deltas (git's
+	# rule, that a delta halve its object, kept every one whole)
+	[ "$(for idx in .cashet/objects/pack/pack-*.idx; do git --git-dir .cashet verify-pack -v "$idx"; done |
+		awk '($2 == "commit" || $2 == "tree") && NF == 7' | wc -l)" -ge 30 ]
 	[ -s .cashet/packed-refs ]
 	[ "$(find .cashet/refs -type f | wc -l)" -lt 60 ]
 	run -0 git --git-dir .cashet fsck --strict --no-dangling
