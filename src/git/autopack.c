@@ -71,15 +71,14 @@ static int by_type_size(const void *a, const void *b)
 	return x->len > y->len ? -1 : x->len < y->len;
 }
 
-/* Writes the objects ids into a new pack, on disk (fsync()ed, and the
- * directory that names it) before the caller removes anything. Each is
+/* Each object is
  * tried as a delta on the last WINDOW packed before it of its type, as
  * `git repack --window` does, and depth is bounded as git's is; but any
  * delta that deflates smaller is kept: git's rule (it must halve the
  * object) keeps whole the commits and trees of runs, which differ from
  * each other in a few ids. A blob's delta must halve it still: a hit
  * reads whole blobs from a pack without libgit2. */
-static int write_pack(const char *dir, git_odb *odb, const struct strvec *ids)
+int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char name[GIT_OID_HEXSZ + 1])
 {
 	/* larger objects are written whole and kept out of the window: the
 	 * index of a base costs 4 bytes a byte of it */
@@ -148,7 +147,7 @@ static int write_pack(const char *dir, git_odb *odb, const struct strvec *ids)
 		win[next].ix = gs_delta_index_new(data, len);
 		next = (next + 1) % WINDOW;
 	}
-	rc = gs_packw_finish(w, 1);
+	rc = gs_packw_finish(w, 1, name);
 	w = NULL;
 out:
 	gs_packw_abort(w);
@@ -398,7 +397,7 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 		rc = 0;
 		goto out;
 	}
-	int fr = gs_packw_finish(w, 1);
+	int fr = gs_packw_finish(w, 1, NULL);
 	w = NULL;
 	if (fr < 0)
 		goto out;
@@ -445,7 +444,7 @@ int gs_autopack(const char *dir, struct autopack_report *rep)
 	remove_loose(dir, &dups);
 	if (ids.n) {
 		sv_sort(&ids);
-		if (write_pack(dir, odb, &ids) < 0)
+		if (gs_write_pack(dir, odb, &ids, NULL) < 0)
 			goto out;
 		remove_loose(dir, &ids);
 		rep->loose_packed = (int64_t)ids.n;

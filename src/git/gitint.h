@@ -37,7 +37,8 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
 int gs_packw_add(struct packw *w, const char *src, git_oid *oid);
-int gs_packw_finish(struct packw *w, int sync);
+/* name (when not NULL): the new pack's, pack-<name>.pack */
+int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 /* Adds an object (type commit, tree, blob or tag) with its id: as an
  * offset delta on the base-th entry of w when delta is given and deflates
  * smaller (*deltified set), else whole. Entries are numbered in the
@@ -45,6 +46,10 @@ int gs_packw_finish(struct packw *w, int sync);
 int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_object_t type, const void *data,
 		    size_t len, const struct strbuf *delta, size_t base, int *deltified);
 size_t gs_packw_count(const struct packw *w);
+/* autopack.c: writes the objects ids (hex, each once) into a new pack
+ * (its name set when not NULL), on disk (fsync()ed, and the directory
+ * that names it) before the caller removes anything; with deltas. */
+int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char name[GIT_OID_HEXSZ + 1]);
 /* delta.c: git's delta format. An index of a base object (not copied:
  * it must outlive the index), then deltas from it to targets: 0 made (in
  * out), 1 longer than max bytes. */

@@ -283,7 +283,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	}
 	/* the pack is published before the tree that names its blobs */
 	if (pw) {
-		int prc = gs_packw_finish(pw, gs_want_fsync());
+		int prc = gs_packw_finish(pw, gs_want_fsync(), NULL);
 		pw = NULL;
 		if (prc < 0)
 			goto out;

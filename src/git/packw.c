@@ -336,7 +336,7 @@ static void build_idx(struct packw *w, const unsigned char packsum[GIT_OID_RAWSZ
 	sb_add(idx, md, GIT_OID_RAWSZ);
 }
 
-int gs_packw_finish(struct packw *w, int sync)
+int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1])
 {
 	unsigned char count[4], packsum[GIT_OID_RAWSZ];
 	char hex[GIT_OID_HEXSZ + 1];
@@ -357,6 +357,8 @@ int gs_packw_finish(struct packw *w, int sync)
 	git_oid sum;
 	git_oid_fromraw(&sum, packsum);
 	git_oid_tostr(hex, sizeof(hex), &sum);
+	if (name)
+		memcpy(name, hex, sizeof(hex));
 	sb_add(&path, w->tmp.buf, (size_t)(strrchr(w->tmp.buf, '/') - w->tmp.buf));
 	sb_addf(&itmp, "%s/tmp_idx_%s", path.buf, hex);
 	int ifd = open(itmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);

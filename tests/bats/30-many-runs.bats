@@ -54,6 +54,12 @@ loose_count() {
 	[ ! -e .cashet/packed-refs ]
 	cashet gc > /dev/null
 	[ "$(loose_count)" = 0 ]
+	# gc's pack has deltas of commits and trees as auto-pack's have, and git reads it
+	run -0 git --git-dir .cashet verify-pack -v .cashet/objects/pack/pack-*.idx
+	[ "$(echo "$output" | awk '($2 == "commit" || $2 == "tree") && NF == 7' | wc -l)" -ge 16 ]
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	run -0 cashet exec -v --trace off -- echo "run 3"
+	assert_line --index 1 --partial "cashet: hit "
 	run -2 cashet config auto-pack x
 	assert_output --partial "auto-pack: expected a number of loose objects (0: never), got 'x'"
 }
