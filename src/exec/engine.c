@@ -462,6 +462,9 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		.tick = beat ? heartbeat : NULL,
 		.tick_ctx = beat,
 	};
+	struct strbuf exe = STRBUF_INIT;
+	if (fp_which(req->spec.argv[0], req->spec.cwd, spec.env, &exe) == 0)
+		spec.exe = exe.buf;
 	int rc;
 	for (int attempt = 0;; attempt++) {
 		char *untraced = NULL;
@@ -488,6 +491,7 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		}
 	}
 	sv_release(&strict);
+	sb_release(&exe);
 	return rc;
 }
 

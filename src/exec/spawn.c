@@ -213,10 +213,14 @@ static void child(const struct spawn_spec *spec, char *const *env, int out_w, in
 	/* execvp searches the PATH of environ: the command's own */
 	if (env)
 		environ = (char **)env;
-	/* last: from here on every file the command touches is observed,
-	 * execvp's PATH search included */
+	/* last: from here on every file the command touches is observed */
 	if (spec->trace)
 		trace_child_install(spec->trace);
+	/* the file the key hashed, found by the same PATH search: no stop of
+	 * a traced child per PATH entry; if it fails (a script without #!,
+	 * gone since), execvp does what it always does */
+	if (spec->exe)
+		execve(spec->exe, spec->argv, environ);
 	execvp(spec->argv[0], spec->argv);
 	e = errno;
 fail:

@@ -24,6 +24,7 @@ struct capture {
 
 struct spawn_spec {
 	char *const *argv;
+	const char *exe;                     /* what argv[0] resolves to (fp_which), or NULL: a PATH search */
 	const char *cwd;                     /* NULL: this process's */
 	char *const *env;                    /* NULL: this process's */
 	int stdin_fd;                        /* -1: inherit */
