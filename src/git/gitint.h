@@ -36,7 +36,7 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
  * finish (published, fsync()ed with sync) or abort (nothing left). */
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
-int gs_packw_add(struct packw *w, const char *src, git_oid *oid);
+int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid);
 /* name (when not NULL): the new pack's, pack-<name>.pack */
 int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 /* Adds an object (type commit, tree, blob or tag) with its id: as an
