@@ -285,7 +285,8 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	if (select_hashes(st, "SELECT hash FROM runs ORDER BY hash", &keep) < 0 ||
 	    select_hashes(st,
 			  "SELECT line, hash FROM runs r WHERE created = (SELECT max(created) FROM runs q"
-			  " WHERE q.line = r.line) GROUP BY line",
+			  " WHERE q.line = r.line) GROUP BY line"
+			  " HAVING (SELECT count(*) FROM runs q WHERE q.line = r.line) > 1",
 			  &lines) < 0)
 		goto out;
 	if (g->repack(st->dir, &keep, &lines) < 0)

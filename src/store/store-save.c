@@ -268,6 +268,12 @@ int store_save(struct store *st, struct run_record *r)
 	/* a run of small files without libgit2 (a signed one goes through it:
 	 * it signs); the rest through it */
 	int own = sign ? 1 : store_odb_save(st, r, meta.buf, meta.len);
+	/* the module's parent where the line has no ref yet (gitmod.h) */
+	int newest = own == 1 ? store_line_newest(st, &r->line, r->parent) : 1;
+	if (newest < 0)
+		goto out;
+	if (newest == 0)
+		r->parent[0] = '\0';
 	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len,
 									sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
 		goto out;
