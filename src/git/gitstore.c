@@ -129,11 +129,14 @@ int gs_init(const char *dir)
 
 /* Blob from a file: symlinks store their target, as git does; a large
  * file is streamed (loose.c). */
-static int write_file_blob(const char *src, git_oid *oid)
+static int write_file_blob(const struct run_file *f, git_oid *oid)
 {
+	const char *src = f->src;
 	struct stat sb;
-	if (!src) /* a stream with no bytes: no capture file was made */
-		return git_blob_create_from_buffer(oid, repo, "", 0) < 0 ? git_fail("empty blob") : 0;
+	if (!src) /* a stream kept in memory, or with no bytes */
+		return git_blob_create_from_buffer(oid, repo, f->held.buf ? f->held.buf : "", f->held.len) < 0
+			       ? git_fail("stream blob")
+			       : 0;
 	if (lstat(src, &sb) < 0)
 		return err_sys("cannot stat %s", src);
 	if (S_ISLNK(sb.st_mode)) {
@@ -275,7 +278,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 		/* size is what was hashed; the blob is what the file holds now
 		 * (the same: outputs are collected after the command ended) */
 		int packed = pw && f->mode != 0120000 && f->size < LOOSE_MIN;
-		if ((packed ? gs_packw_add(pw, f->src, &oid) : write_file_blob(f->src, &oid)) < 0)
+		if ((packed ? gs_packw_add(pw, f, &oid) : write_file_blob(f, &oid)) < 0)
 			goto out;
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
 		if (add_entry(idx, f->path, f->mode, &oid) < 0)
@@ -283,7 +286,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	}
 	/* the pack is published before the tree that names its blobs */
 	if (pw) {
-		int prc = gs_packw_finish(pw, gs_want_fsync());
+		int prc = gs_packw_finish(pw, gs_want_fsync(), NULL);
 		pw = NULL;
 		if (prc < 0)
 			goto out;
@@ -300,14 +303,18 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	}
 
 	line_ref(r, &name);
+	/* store/refs.c, not libgit2's refdb: a packed store holds a ref per run;
+	 * without a line ref (a line's first run has none), the newest
+	 * indexed run the caller put in r->parent */
+	char parent_hex[OID_HEX], newest[OID_HEX];
+	memcpy(newest, r->parent, OID_HEX);
 	r->parent[0] = '\0';
-	/* store/refs.c, not libgit2's refdb: a packed store holds a ref per run */
-	char parent_hex[OID_HEX];
 	int found = store_ref_read(dir, name.buf, parent_hex);
 	if (found < 0)
 		goto out;
-	if (found == 0 && git_oid_fromstr(&oid, parent_hex) == 0 && git_commit_lookup(&parent, repo, &oid) == 0)
-		memcpy(r->parent, parent_hex, OID_HEX);
+	const char *want = found == 0 ? parent_hex : newest[0] ? newest : NULL;
+	if (want && git_oid_fromstr(&oid, want) == 0 && git_commit_lookup(&parent, repo, &oid) == 0)
+		memcpy(r->parent, want, OID_HEX);
 	git_error_clear();
 
 	if (git_signature_new(&sig, "cashet", "cashet@localhost", r->created_ms / 1000, 0) < 0) {
@@ -325,7 +332,8 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	/* The run ref first: a run that has it is complete and can be reindexed. */
 	sb_reset(&msg);
 	sb_addf(&msg, "refs/cashet/runs/%s", r->hash);
-	if (store_ref_write(dir, msg.buf, r->hash) < 0 || store_ref_write(dir, name.buf, r->hash) < 0)
+	if (store_ref_write(dir, msg.buf, r->hash) < 0 ||
+	    (r->parent[0] && store_ref_write(dir, name.buf, r->hash) < 0)) /* see store_odb_save */
 		goto out;
 	rc = 0;
 out:

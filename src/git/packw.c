@@ -19,7 +19,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 struct packw_entry {
 	unsigned char id[GIT_OID_RAWSZ];
@@ -107,42 +106,45 @@ fail:
 	return -1;
 }
 
-int gs_packw_add(struct packw *w, const char *src, git_oid *oid)
+static void swap_bufs(struct packw *w)
 {
-	unsigned char hdr[32], md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	char head[40];
-	sb_reset(&w->data);
-	if (src && read_file_sb(src, &w->data) < 0) /* NULL: a stream without a byte */
-		return -1;
-	int hlen = snprintf(head, sizeof(head), "blob %zu", w->data.len) + 1;
-	if (EVP_DigestInit_ex(w->sha, EVP_sha1(), NULL) != 1 || EVP_DigestUpdate(w->sha, head, (size_t)hlen) != 1 ||
-	    EVP_DigestUpdate(w->sha, w->data.buf ? w->data.buf : "", w->data.len) != 1 ||
-	    EVP_DigestFinal_ex(w->sha, md, &mdlen) != 1 || mdlen != GIT_OID_RAWSZ)
-		return err_set("cannot hash %s", src ? src : "an empty stream");
-	git_oid_fromraw(oid, md);
-	size_t *slot = slot_of(w, md);
-	/* no refresh: libgit2 would rescan objects/pack for every new blob
-	 * (a blob written meanwhile by another run is only stored twice) */
-	if (*slot || git_odb_exists_ext(w->odb, oid, GIT_ODB_LOOKUP_NO_REFRESH))
-		return 0; /* in this pack already, or in the store */
-	/* entry header: type 3 (blob) and the size, 4 bits then 7 a byte */
-	size_t len = w->data.len, h = 0;
-	hdr[h] = (unsigned char)(3 << 4 | (len & 15));
-	len >>= 4;
-	while (len) {
-		hdr[h++] |= 0x80;
-		hdr[h] = len & 0x7f;
-		len >>= 7;
-	}
-	h++;
-	size_t bound = libdeflate_zlib_compress_bound(w->deflate, w->data.len);
+	struct strbuf t = w->z;
+	w->z = w->data;
+	w->data = t;
+}
+
+/* Deflates len bytes at data into w->z: its length, or 0 on failure. */
+static size_t deflate_to(struct packw *w, const void *data, size_t len)
+{
+	size_t bound = libdeflate_zlib_compress_bound(w->deflate, len);
 	sb_reset(&w->z);
 	sb_grow(&w->z, bound);
-	size_t zlen =
-		libdeflate_zlib_compress(w->deflate, w->data.buf ? w->data.buf : "", w->data.len, w->z.buf, bound);
-	if (!zlen)
-		return err_set("cannot deflate %s", src ? src : "an empty stream");
+	return libdeflate_zlib_compress(w->deflate, len ? data : "", len, w->z.buf, bound);
+}
+
+/* One entry: header (type, size), for an offset delta the distance back to
+ * its base, then the deflated payload in w->z. */
+static int put_entry(struct packw *w, const unsigned char *id, int type, size_t size, uint64_t base, size_t zlen)
+{
+	unsigned char hdr[48];
+	size_t h = 0;
+	hdr[h] = (unsigned char)(type << 4 | (size & 15));
+	for (size >>= 4; size; size >>= 7) {
+		hdr[h++] |= 0x80;
+		hdr[h] = size & 0x7f;
+	}
+	h++;
+	if (type == GIT_OBJECT_OFS_DELTA) {
+		/* big-endian 7 bits a byte, each continued byte one less (git's encoding) */
+		unsigned char ofs[16];
+		uint64_t d = w->offset - base;
+		size_t at = sizeof(ofs) - 1;
+		ofs[at] = d & 0x7f;
+		while (d >>= 7)
+			ofs[--at] = (unsigned char)(0x80 | (--d & 0x7f));
+		memcpy(hdr + h, ofs + at, sizeof(ofs) - at);
+		h += sizeof(ofs) - at;
+	}
 	uint32_t crc = libdeflate_crc32(libdeflate_crc32(0, hdr, h), w->z.buf, zlen);
 	if (write_all(w->fd, hdr, h) < 0 || write_all(w->fd, w->z.buf, zlen) < 0)
 		return err_sys("cannot write %s", w->tmp.buf);
@@ -150,14 +152,68 @@ int gs_packw_add(struct packw *w, const char *src, git_oid *oid)
 		w->alloc = w->alloc ? w->alloc * 2 : 256;
 		w->v = xrealloc(w->v, w->alloc * sizeof(*w->v));
 	}
-	memcpy(w->v[w->n].id, md, GIT_OID_RAWSZ);
+	memcpy(w->v[w->n].id, id, GIT_OID_RAWSZ);
 	w->v[w->n].offset = w->offset;
 	w->v[w->n].crc = crc;
-	*slot = ++w->n;
+	*slot_of(w, id) = ++w->n;
 	w->offset += h + zlen;
 	if (w->n * 2 > w->nslots)
 		grow_slots(w);
 	return 0;
+}
+
+int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid)
+{
+	const char *src = f->src;
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char head[40];
+	sb_reset(&w->data);
+	if (src && read_file_sb(src, &w->data) < 0)
+		return -1;
+	if (!src) /* a stream kept in memory, or without a byte */
+		sb_add(&w->data, f->held.buf, f->held.len);
+	int hlen = snprintf(head, sizeof(head), "blob %zu", w->data.len) + 1;
+	if (EVP_DigestInit_ex(w->sha, EVP_sha1(), NULL) != 1 || EVP_DigestUpdate(w->sha, head, (size_t)hlen) != 1 ||
+	    EVP_DigestUpdate(w->sha, w->data.buf ? w->data.buf : "", w->data.len) != 1 ||
+	    EVP_DigestFinal_ex(w->sha, md, &mdlen) != 1 || mdlen != GIT_OID_RAWSZ)
+		return err_set("cannot hash %s", src ? src : "an empty stream");
+	git_oid_fromraw(oid, md);
+	/* no refresh: libgit2 would rescan objects/pack for every new blob
+	 * (a blob written meanwhile by another run is only stored twice) */
+	if (*slot_of(w, md) || git_odb_exists_ext(w->odb, oid, GIT_ODB_LOOKUP_NO_REFRESH))
+		return 0; /* in this pack already, or in the store */
+	size_t zlen = deflate_to(w, w->data.buf, w->data.len);
+	if (!zlen)
+		return err_set("cannot deflate %s", src ? src : "an empty stream");
+	return put_entry(w, md, GIT_OBJECT_BLOB, w->data.len, 0, zlen);
+}
+
+int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_object_t type, const void *data,
+		    size_t len, const struct strbuf *delta, size_t base, int *deltified)
+{
+	size_t zdelta = 0, zwhole;
+	*deltified = 0;
+	if (*slot_of(w, id))
+		return err_set("an object added twice to a pack");
+	if (delta && delta->len && base < w->n) {
+		if (!(zdelta = deflate_to(w, delta->buf, delta->len)))
+			return err_set("cannot deflate an object");
+		swap_bufs(w); /* kept while the whole object is deflated */
+	}
+	if (!(zwhole = deflate_to(w, data, len)))
+		return err_set("cannot deflate an object");
+	if (zdelta && zdelta < zwhole) {
+		swap_bufs(w);
+		*deltified = 1;
+		return put_entry(w, id, GIT_OBJECT_OFS_DELTA, delta->len, w->v[base].offset, zdelta);
+	}
+	return put_entry(w, id, type, len, 0, zwhole);
+}
+
+size_t gs_packw_count(const struct packw *w)
+{
+	return w->n;
 }
 
 int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const unsigned char *ids,
@@ -276,7 +332,7 @@ static void build_idx(struct packw *w, const unsigned char packsum[GIT_OID_RAWSZ
 	sb_add(idx, md, GIT_OID_RAWSZ);
 }
 
-int gs_packw_finish(struct packw *w, int sync)
+int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1])
 {
 	unsigned char count[4], packsum[GIT_OID_RAWSZ];
 	char hex[GIT_OID_HEXSZ + 1];
@@ -297,6 +353,8 @@ int gs_packw_finish(struct packw *w, int sync)
 	git_oid sum;
 	git_oid_fromraw(&sum, packsum);
 	git_oid_tostr(hex, sizeof(hex), &sum);
+	if (name)
+		memcpy(name, hex, sizeof(hex));
 	sb_add(&path, w->tmp.buf, (size_t)(strrchr(w->tmp.buf, '/') - w->tmp.buf));
 	sb_addf(&itmp, "%s/tmp_idx_%s", path.buf, hex);
 	int ifd = open(itmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
