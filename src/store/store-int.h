@@ -101,6 +101,11 @@ int store_admit(struct store *st, const struct run_record *r, int allow_abs);
 /* The index record of a run, built from its commit (what reindex and import
  * insert). r zeroed by the caller, freed by the caller even on error. */
 int store_load_git(struct store *st, const char *hash, struct run_record *r);
+/* The index record of a run from what git holds: meta's text decoded,
+ * the tree's oids and modes merged in (tree: as gitmod.load_run gives it),
+ * small blobs inlined as store_save does, from the tree's files' data when
+ * they have it, else read. r must be zeroed; the caller frees it. */
+int store_record_from_git(struct store *st, const char *meta, const struct run_record *tree, struct run_record *r);
 
 /* Finds oid in the store's packs as a whole blob entry (store-pack.c): 0
  * (*fd the open pack, *data where its zlib stream starts, *size), 1 not

@@ -326,34 +326,52 @@ static int merge_files(struct run_record *meta, const struct run_record *tree)
 	return 0;
 }
 
-/* Builds the index record of run hash from git alone: meta decoded, the
- * tree's oids and modes merged in, small blobs inlined as store_save does.
- * r must be zeroed; the caller frees it, also on error. */
-int store_load_git(struct store *st, const char *hash, struct run_record *r)
+int store_record_from_git(struct store *st, const char *meta, const struct run_record *tree, struct run_record *r)
 {
 	const struct gitmod *g = gitmod_get();
-	struct run_record tree = { 0 };
-	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
+	struct strbuf content = STRBUF_INIT;
 	int rc = -1;
-	if (!g || g->load_run(st->dir, hash, &meta, &tree) < 0 || meta_decode(sb_str(&meta), r) < 0 ||
-	    merge_files(r, &tree) < 0)
+	if (meta_decode(meta, r) < 0 || merge_files(r, tree) < 0)
 		goto out;
-	memcpy(r->hash, tree.hash, sizeof(r->hash));
-	memcpy(r->parent, tree.parent, sizeof(r->parent));
+	memcpy(r->hash, tree->hash, sizeof(r->hash));
+	memcpy(r->parent, tree->parent, sizeof(r->parent));
 	for (size_t j = 0; j < r->nfiles; j++) {
 		struct run_file *f = &r->files[j];
+		const struct run_file *t = NULL;
 		if (!inlined(r, f))
 			continue;
+		for (size_t i = 0; i < tree->nfiles && !t; i++)
+			if (tree->files[i].data && !strcmp(tree->files[i].path, f->path))
+				t = &tree->files[i];
+		if (t) {
+			store_inline_data(f, (const char *)t->data, t->datalen);
+			continue;
+		}
 		sb_reset(&content);
-		if (g->read_blob(st->dir, f->oid, &content) < 0)
+		if (!g || g->read_blob(st->dir, f->oid, &content) < 0)
 			goto out;
 		store_inline_data(f, sb_str(&content), content.len);
 	}
 	rc = 0;
 out:
+	sb_release(&content);
+	return rc;
+}
+
+/* Builds the index record of run hash from git alone. r must be zeroed;
+ * the caller frees it, also on error. */
+int store_load_git(struct store *st, const char *hash, struct run_record *r)
+{
+	const struct gitmod *g = gitmod_get();
+	struct run_record tree = { 0 };
+	struct strbuf meta = STRBUF_INIT;
+	int rc = -1;
+	if (!g || g->load_run(st->dir, hash, &meta, &tree) < 0)
+		goto out;
+	rc = store_record_from_git(st, sb_str(&meta), &tree, r);
+out:
 	run_record_free(&tree);
 	sb_release(&meta);
-	sb_release(&content);
 	return rc;
 }
 
