@@ -80,14 +80,9 @@ static int bad_object(struct fsck_pass *p, const git_oid *id)
 int gs_fsck_blob(struct fsck_pass *p, const git_oid *id, int whole, struct strbuf *out)
 {
 	git_odb_object *o = NULL;
-	if (!whole) {
-		size_t len;
-		git_object_t type;
-		if (git_odb_read_header(&len, &type, p->odb, id) < 0)
-			return bad_object(p, id);
-		if (len > p->req->content_max)
-			return 1;
-	}
+	int rc = 0;
+	/* read whole whatever its size, as the object check always did: one
+	 * lookup, not a header read first */
 	if (git_odb_read(&o, p->odb, id) < 0)
 		return bad_object(p, id);
 	if (git_odb_object_type(o) != GIT_OBJECT_BLOB) {
@@ -95,10 +90,13 @@ int gs_fsck_blob(struct fsck_pass *p, const git_oid *id, int whole, struct strbu
 		git_error_set_str(GIT_ERROR_OBJECT, "not a blob");
 		return bad_object(p, id);
 	}
-	sb_add(out, git_odb_object_data(o), git_odb_object_size(o));
-	git_odb_object_free(o);
 	gs_fsck_seen(p, id);
-	return 0;
+	if (whole || git_odb_object_size(o) <= p->req->content_max)
+		sb_add(out, git_odb_object_data(o), git_odb_object_size(o));
+	else
+		rc = 1;
+	git_odb_object_free(o);
+	return rc;
 }
 
 static int collect_oid(const git_oid *id, void *payload)

@@ -105,6 +105,7 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 		}
 	/* Each run is read from git once, checked, and indexed from what was
 	 * read: the index is rebuilt in the same pass (in one transaction). */
+	store_index_ids(st, 1);
 	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics;"
 			   " DELETE FROM runs; DELETE FROM inputsets; DELETE FROM partvals") < 0)
 		goto out;
@@ -124,6 +125,7 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 	}
 	rc = 0;
 out:
+	store_index_ids(st, 0);
 	sqlite3_finalize(s);
 	store_unlock(lock);
 	sv_release(&refs);
