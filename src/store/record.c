@@ -3,8 +3,6 @@
  * from, so it holds every field the index has. */
 #include "store/gitmod.h"
 
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +323,12 @@ static int field(const char *line, size_t len, const char **rest, size_t *restle
 /* A meta value's fields as sscanf's "%s %d ... %n" read them, without
  * sscanf, which was a fifth of fsck on traced runs (their meta lists
  * dozens of inputs). Each field must end at a blank; a bad one sets bad. */
+/* isspace() of the C locale, without a call for each byte. */
+static int blank(unsigned char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
+}
+
 struct scan {
 	const char *p;
 	int bad;
@@ -333,10 +337,10 @@ struct scan {
 static const char *scan_word(struct scan *s, size_t *len)
 {
 	const char *w = s->p;
-	while (isspace((unsigned char)*w))
+	while (blank((unsigned char)*w))
 		w++;
 	const char *e = w;
-	while (*e && !isspace((unsigned char)*e))
+	while (*e && !blank((unsigned char)*e))
 		e++;
 	*len = (size_t)(e - w);
 	s->bad |= *len == 0;
@@ -344,34 +348,56 @@ static const char *scan_word(struct scan *s, size_t *len)
 	return w;
 }
 
+/* A decimal field (a sign only when is_signed), as strtoll reads it but
+ * without its locale and errno: a million of them in a fsck. */
 static int64_t scan_int(struct scan *s, int is_signed)
 {
-	char *end;
-	errno = 0;
-	int64_t v = is_signed ? (int64_t)strtoll(s->p, &end, 10) : (int64_t)strtoull(s->p, &end, 10);
-	s->bad |= end == s->p || errno || (*end && !isspace((unsigned char)*end));
-	s->p = end;
-	return v;
+	const char *p = s->p;
+	while (blank((unsigned char)*p))
+		p++;
+	int neg = 0;
+	if (*p == '+' || (*p == '-' && is_signed))
+		neg = *p++ == '-';
+	const char *digits = p;
+	uint64_t v = 0;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		unsigned d = (unsigned)(*p - '0');
+		s->bad |= v > (UINT64_MAX - d) / 10;
+		v = v * 10 + d;
+	}
+	s->bad |= p == digits || (*p && !blank((unsigned char)*p)) ||
+		  (is_signed && v > (uint64_t)INT64_MAX + (uint64_t)neg);
+	s->p = p;
+	return neg ? (int64_t)(0 - v) : (int64_t)v;
+}
+
+static int nibble(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20; /* as digest_parse, either case */
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
 static void scan_digest(struct scan *s, struct digest *d)
 {
 	size_t len;
-	const char *w = scan_word(s, &len);
-	char hx[DIGEST_HEX];
-	if (len != sizeof(hx) - 1) {
+	const unsigned char *w = (const unsigned char *)scan_word(s, &len);
+	if (len != 2 * DIGEST_LEN) {
 		s->bad = 1;
 		return;
 	}
-	memcpy(hx, w, len);
-	hx[len] = '\0';
-	s->bad |= digest_parse(hx, d) < 0;
+	for (size_t i = 0; i < DIGEST_LEN; i++) {
+		int hi = nibble(w[2 * i]), lo = nibble(w[2 * i + 1]);
+		s->bad |= hi < 0 || lo < 0;
+		d->b[i] = (uint8_t)((hi & 15) << 4 | (lo & 15));
+	}
 }
 
 /* What follows the fields, from its first non-blank. */
 static const char *scan_rest(struct scan *s)
 {
-	while (isspace((unsigned char)*s->p))
+	while (blank((unsigned char)*s->p))
 		s->p++;
 	return s->p;
 }
