@@ -459,6 +459,7 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
+	store_index_ids(st, 1);
 	if (store_exec(st,
 		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics; DELETE FROM runs;"
 		       " DELETE FROM inputsets; DELETE FROM partvals") < 0)
@@ -489,6 +490,7 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 		*count = n;
 	rc = 0;
 out:
+	store_index_ids(st, 0);
 	sv_release(&hashes);
 	return rc;
 }
