@@ -53,51 +53,111 @@ static int idx_count(const char *path, uint32_t *count)
 	return rc;
 }
 
-static int fsync_path(const char *path)
+/* A loose object to pack: its header only, read whole when packed (the
+ * last WINDOW stay in memory). */
+struct obj {
+	git_oid id;
+	git_object_t type;
+	size_t len;
+};
+
+/* Like types together, the largest first (git's order): a delta is made
+ * from a larger object to a smaller one of the same kind. */
+static int by_type_size(const void *a, const void *b)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return err_sys("cannot open %s", path);
-	int rc = fsync(fd) < 0 ? err_sys("cannot sync %s", path) : 0;
-	close(fd);
-	return rc;
+	const struct obj *x = a, *y = b;
+	if (x->type != y->type)
+		return x->type < y->type ? -1 : 1;
+	return x->len > y->len ? -1 : x->len < y->len;
 }
 
-/* Writes the objects ids into a new pack, on disk (fsync()ed, and the
- * directory that names it) before the caller removes anything. */
-static int write_pack(const char *dir, const struct strvec *ids)
+/* Each object is
+ * tried as a delta on the last WINDOW packed before it of its type, as
+ * `git repack --window` does, and depth is bounded as git's is; but any
+ * delta that deflates smaller is kept: git's rule (it must halve the
+ * object) keeps whole the commits and trees of runs, which differ from
+ * each other in a few ids. A blob's delta must halve it still: a hit
+ * reads whole blobs from a pack without libgit2. */
+int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char name[GIT_OID_HEXSZ + 1])
 {
-	git_packbuilder *pb = NULL;
-	struct strbuf p = STRBUF_INIT;
+	/* larger objects are written whole and kept out of the window: the
+	 * index of a base costs 4 bytes a byte of it */
+	enum { WINDOW = 10, DEPTH = 50, DELTA_MAX = 1 << 20 };
+	struct obj *objs = xcalloc(ids->n ? ids->n : 1, sizeof(*objs));
+	struct {
+		git_odb_object *o;
+		size_t entry;
+		int depth;
+		struct gs_delta_index *ix;
+	} win[WINDOW];
+	struct packw *w = NULL;
+	struct strbuf delta = STRBUF_INIT, best = STRBUF_INIT;
+	size_t nwin = 0, next = 0;
 	int rc = -1;
-	if (git_packbuilder_new(&pb, repo) < 0) {
-		git_fail("packbuilder");
-		goto out;
-	}
-	for (size_t i = 0; i < ids->n; i++) {
-		git_oid oid;
-		if (git_oid_fromstr(&oid, ids->v[i]) < 0 || git_packbuilder_insert(pb, &oid, NULL) < 0) {
+	for (size_t i = 0; i < ids->n; i++)
+		if (git_oid_fromstr(&objs[i].id, ids->v[i]) < 0 ||
+		    git_odb_read_header(&objs[i].len, &objs[i].type, odb, &objs[i].id) < 0) {
 			git_fail(ids->v[i]);
 			goto out;
 		}
-	}
-	if (git_packbuilder_write(pb, NULL, 0, NULL, NULL) < 0) {
-		git_fail("cannot write pack");
+	qsort(objs, ids->n, sizeof(*objs), by_type_size);
+	if (gs_packw_begin(dir, &w) < 0)
 		goto out;
-	}
-	const char *ext[] = { "pack", "idx" };
-	for (int i = 0; i < 2; i++) {
-		sb_reset(&p);
-		sb_addf(&p, "%s/objects/pack/pack-%s.%s", dir, git_packbuilder_name(pb), ext[i]);
-		if (fsync_path(p.buf) < 0)
+	for (size_t i = 0; i < ids->n; i++) {
+		git_odb_object *o;
+		if (git_odb_read(&o, odb, &objs[i].id) < 0) {
+			git_fail("cannot read an object to pack");
 			goto out;
+		}
+		git_object_t type = git_odb_object_type(o);
+		const void *data = git_odb_object_data(o);
+		size_t len = git_odb_object_size(o), base = 0, max = type == GIT_OBJECT_BLOB ? len / 2 : len;
+		int depth = 0, deltified;
+		sb_reset(&best);
+		for (size_t k = 0; k < nwin && len <= DELTA_MAX; k++) {
+			if (git_odb_object_type(win[k].o) != type || win[k].depth >= DEPTH)
+				continue;
+			if (gs_delta_make(win[k].ix, data, len, best.len ? best.len - 1 : max, &delta) == 0) {
+				struct strbuf s = best;
+				best = delta;
+				delta = s;
+				base = win[k].entry;
+				depth = win[k].depth + 1;
+			}
+		}
+		size_t entry = gs_packw_count(w);
+		if (gs_packw_object(w, objs[i].id.id, type, data, len, best.len ? &best : NULL, base, &deltified) < 0) {
+			git_odb_object_free(o);
+			goto out;
+		}
+		if (len > DELTA_MAX) {
+			git_odb_object_free(o);
+			continue;
+		}
+		/* it takes the place of the oldest in the window */
+		if (nwin == WINDOW) {
+			gs_delta_index_free(win[next].ix);
+			git_odb_object_free(win[next].o);
+		} else {
+			nwin++;
+		}
+		win[next].o = o;
+		win[next].entry = entry;
+		win[next].depth = deltified ? depth : 0;
+		win[next].ix = gs_delta_index_new(data, len);
+		next = (next + 1) % WINDOW;
 	}
-	sb_reset(&p);
-	sb_addf(&p, "%s/objects/pack", dir);
-	rc = fsync_path(p.buf);
+	rc = gs_packw_finish(w, 1, name);
+	w = NULL;
 out:
-	git_packbuilder_free(pb);
-	sb_release(&p);
+	gs_packw_abort(w);
+	for (size_t k = 0; k < nwin; k++) {
+		gs_delta_index_free(win[k].ix);
+		git_odb_object_free(win[k].o);
+	}
+	free(objs);
+	sb_release(&delta);
+	sb_release(&best);
 	return rc;
 }
 
@@ -337,7 +397,7 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 		rc = 0;
 		goto out;
 	}
-	int fr = gs_packw_finish(w, 1);
+	int fr = gs_packw_finish(w, 1, NULL);
 	w = NULL;
 	if (fr < 0)
 		goto out;
@@ -384,7 +444,7 @@ int gs_autopack(const char *dir, struct autopack_report *rep)
 	remove_loose(dir, &dups);
 	if (ids.n) {
 		sv_sort(&ids);
-		if (write_pack(dir, &ids) < 0)
+		if (gs_write_pack(dir, odb, &ids, NULL) < 0)
 			goto out;
 		remove_loose(dir, &ids);
 		rep->loose_packed = (int64_t)ids.n;

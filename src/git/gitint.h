@@ -37,7 +37,26 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
 int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid);
-int gs_packw_finish(struct packw *w, int sync);
+/* name (when not NULL): the new pack's, pack-<name>.pack */
+int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
+/* Adds an object (type commit, tree, blob or tag) with its id: as an
+ * offset delta on the base-th entry of w when delta is given and deflates
+ * smaller (*deltified set), else whole. Entries are numbered in the
+ * order added; gs_packw_count() is the next one's number. */
+int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_object_t type, const void *data,
+		    size_t len, const struct strbuf *delta, size_t base, int *deltified);
+size_t gs_packw_count(const struct packw *w);
+/* autopack.c: writes the objects ids (hex, each once) into a new pack
+ * (its name set when not NULL), on disk (fsync()ed, and the directory
+ * that names it) before the caller removes anything; with deltas. */
+int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char name[GIT_OID_HEXSZ + 1]);
+/* delta.c: git's delta format. An index of a base object (not copied:
+ * it must outlive the index), then deltas from it to targets: 0 made (in
+ * out), 1 longer than max bytes. */
+struct gs_delta_index;
+struct gs_delta_index *gs_delta_index_new(const void *src, size_t len);
+void gs_delta_index_free(struct gs_delta_index *ix);
+int gs_delta_make(const struct gs_delta_index *ix, const void *target, size_t len, size_t max, struct strbuf *out);
 /* Copies the entries of another pack (fd) between offsets from and to
  * verbatim, deltas included (an offset delta's base moves with it): n
  * entries, their ids (n x 20 bytes), offsets in that pack and CRCs. 1

@@ -286,7 +286,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	}
 	/* the pack is published before the tree that names its blobs */
 	if (pw) {
-		int prc = gs_packw_finish(pw, gs_want_fsync());
+		int prc = gs_packw_finish(pw, gs_want_fsync(), NULL);
 		pw = NULL;
 		if (prc < 0)
 			goto out;
@@ -303,14 +303,18 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	}
 
 	line_ref(r, &name);
+	/* store/refs.c, not libgit2's refdb: a packed store holds a ref per run;
+	 * without a line ref (a line's first run has none), the newest
+	 * indexed run the caller put in r->parent */
+	char parent_hex[OID_HEX], newest[OID_HEX];
+	memcpy(newest, r->parent, OID_HEX);
 	r->parent[0] = '\0';
-	/* store/refs.c, not libgit2's refdb: a packed store holds a ref per run */
-	char parent_hex[OID_HEX];
 	int found = store_ref_read(dir, name.buf, parent_hex);
 	if (found < 0)
 		goto out;
-	if (found == 0 && git_oid_fromstr(&oid, parent_hex) == 0 && git_commit_lookup(&parent, repo, &oid) == 0)
-		memcpy(r->parent, parent_hex, OID_HEX);
+	const char *want = found == 0 ? parent_hex : newest[0] ? newest : NULL;
+	if (want && git_oid_fromstr(&oid, want) == 0 && git_commit_lookup(&parent, repo, &oid) == 0)
+		memcpy(r->parent, want, OID_HEX);
 	git_error_clear();
 
 	if (git_signature_new(&sig, "cashet", "cashet@localhost", r->created_ms / 1000, 0) < 0) {
@@ -328,7 +332,8 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 	/* The run ref first: a run that has it is complete and can be reindexed. */
 	sb_reset(&msg);
 	sb_addf(&msg, "refs/cashet/runs/%s", r->hash);
-	if (store_ref_write(dir, msg.buf, r->hash) < 0 || store_ref_write(dir, name.buf, r->hash) < 0)
+	if (store_ref_write(dir, msg.buf, r->hash) < 0 ||
+	    (r->parent[0] && store_ref_write(dir, name.buf, r->hash) < 0)) /* see store_odb_save */
 		goto out;
 	rc = 0;
 out:

@@ -99,10 +99,68 @@ fail:
 	return -1;
 }
 
+static void swap_bufs(struct packw *w)
+{
+	struct strbuf t = w->z;
+	w->z = w->data;
+	w->data = t;
+}
+
+/* Deflates len bytes at data into w->z: its length, or 0 on failure. */
+static uLongf deflate_to(struct packw *w, const void *data, size_t len)
+{
+	uLongf zlen = compressBound((uLong)len);
+	sb_reset(&w->z);
+	sb_grow(&w->z, zlen);
+	return compress2((Bytef *)w->z.buf, &zlen, (const Bytef *)(len ? data : ""), (uLong)len, Z_BEST_SPEED) == Z_OK
+		       ? zlen
+		       : 0;
+}
+
+/* One entry: header (type, size), for an offset delta the distance back to
+ * its base, then the deflated payload in w->z. */
+static int put_entry(struct packw *w, const unsigned char *id, int type, size_t size, uint64_t base, uLongf zlen)
+{
+	unsigned char hdr[48];
+	size_t h = 0;
+	hdr[h] = (unsigned char)(type << 4 | (size & 15));
+	for (size >>= 4; size; size >>= 7) {
+		hdr[h++] |= 0x80;
+		hdr[h] = size & 0x7f;
+	}
+	h++;
+	if (type == GIT_OBJECT_OFS_DELTA) {
+		/* big-endian 7 bits a byte, each continued byte one less (git's encoding) */
+		unsigned char ofs[16];
+		uint64_t d = w->offset - base;
+		size_t at = sizeof(ofs) - 1;
+		ofs[at] = d & 0x7f;
+		while (d >>= 7)
+			ofs[--at] = (unsigned char)(0x80 | (--d & 0x7f));
+		memcpy(hdr + h, ofs + at, sizeof(ofs) - at);
+		h += sizeof(ofs) - at;
+	}
+	uint32_t crc = (uint32_t)crc32(crc32(0, hdr, (uInt)h), (const Bytef *)w->z.buf, (uInt)zlen);
+	if (write_all(w->fd, hdr, h) < 0 || write_all(w->fd, w->z.buf, zlen) < 0)
+		return err_sys("cannot write %s", w->tmp.buf);
+	if (w->n == w->alloc) {
+		w->alloc = w->alloc ? w->alloc * 2 : 256;
+		w->v = xrealloc(w->v, w->alloc * sizeof(*w->v));
+	}
+	memcpy(w->v[w->n].id, id, GIT_OID_RAWSZ);
+	w->v[w->n].offset = w->offset;
+	w->v[w->n].crc = crc;
+	*slot_of(w, id) = ++w->n;
+	w->offset += h + zlen;
+	if (w->n * 2 > w->nslots)
+		grow_slots(w);
+	return 0;
+}
+
 int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid)
 {
 	const char *src = f->src;
-	unsigned char hdr[32], md[EVP_MAX_MD_SIZE];
+	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	char head[40];
 	int rc = -1;
@@ -125,44 +183,44 @@ int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid)
 		rc = 0; /* in this pack already, or in the store */
 		goto out;
 	}
-	/* entry header: type 3 (blob) and the size, 4 bits then 7 a byte */
-	size_t len = w->data.len, h = 0;
-	hdr[h] = (unsigned char)(3 << 4 | (len & 15));
-	len >>= 4;
-	while (len) {
-		hdr[h++] |= 0x80;
-		hdr[h] = len & 0x7f;
-		len >>= 7;
-	}
-	h++;
-	uLongf zlen = compressBound((uLong)w->data.len);
-	sb_reset(&w->z);
-	sb_grow(&w->z, zlen);
-	if (compress2((Bytef *)w->z.buf, &zlen, (const Bytef *)(w->data.buf ? w->data.buf : ""), (uLong)w->data.len,
-		      Z_BEST_SPEED) != Z_OK) {
+	uLongf zlen = deflate_to(w, w->data.buf, w->data.len);
+	if (!zlen) {
 		err_set("zlib failed on %s", src ? src : "an empty stream");
 		goto out;
 	}
-	uint32_t crc = (uint32_t)crc32(crc32(0, hdr, (uInt)h), (const Bytef *)w->z.buf, (uInt)zlen);
-	if (write_all(w->fd, hdr, h) < 0 || write_all(w->fd, w->z.buf, zlen) < 0) {
-		err_sys("cannot write %s", w->tmp.buf);
+	if (put_entry(w, md, GIT_OBJECT_BLOB, w->data.len, 0, zlen) < 0)
 		goto out;
-	}
-	if (w->n == w->alloc) {
-		w->alloc = w->alloc ? w->alloc * 2 : 256;
-		w->v = xrealloc(w->v, w->alloc * sizeof(*w->v));
-	}
-	memcpy(w->v[w->n].id, md, GIT_OID_RAWSZ);
-	w->v[w->n].offset = w->offset;
-	w->v[w->n].crc = crc;
-	*slot = ++w->n;
-	w->offset += h + zlen;
-	if (w->n * 2 > w->nslots)
-		grow_slots(w);
 	rc = 0;
 out:
 	EVP_MD_CTX_free(sha);
 	return rc;
+}
+
+int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_object_t type, const void *data,
+		    size_t len, const struct strbuf *delta, size_t base, int *deltified)
+{
+	uLongf zdelta = 0, zwhole;
+	*deltified = 0;
+	if (*slot_of(w, id))
+		return err_set("an object added twice to a pack");
+	if (delta && delta->len && base < w->n) {
+		if (!(zdelta = deflate_to(w, delta->buf, delta->len)))
+			return err_set("zlib failed");
+		swap_bufs(w); /* kept while the whole object is deflated */
+	}
+	if (!(zwhole = deflate_to(w, data, len)))
+		return err_set("zlib failed");
+	if (zdelta && zdelta < zwhole) {
+		swap_bufs(w);
+		*deltified = 1;
+		return put_entry(w, id, GIT_OBJECT_OFS_DELTA, delta->len, w->v[base].offset, zdelta);
+	}
+	return put_entry(w, id, type, len, 0, zwhole);
+}
+
+size_t gs_packw_count(const struct packw *w)
+{
+	return w->n;
 }
 
 int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const unsigned char *ids,
@@ -281,7 +339,7 @@ static void build_idx(struct packw *w, const unsigned char packsum[GIT_OID_RAWSZ
 	sb_add(idx, md, GIT_OID_RAWSZ);
 }
 
-int gs_packw_finish(struct packw *w, int sync)
+int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1])
 {
 	unsigned char count[4], packsum[GIT_OID_RAWSZ];
 	char hex[GIT_OID_HEXSZ + 1];
@@ -302,6 +360,8 @@ int gs_packw_finish(struct packw *w, int sync)
 	git_oid sum;
 	git_oid_fromraw(&sum, packsum);
 	git_oid_tostr(hex, sizeof(hex), &sum);
+	if (name)
+		memcpy(name, hex, sizeof(hex));
 	sb_add(&path, w->tmp.buf, (size_t)(strrchr(w->tmp.buf, '/') - w->tmp.buf));
 	sb_addf(&itmp, "%s/tmp_idx_%s", path.buf, hex);
 	int ifd = open(itmp.buf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);

@@ -106,11 +106,12 @@ static int is_loose(const char *dir, const git_oid *id)
  * same reasons): packing one would read it whole into memory, deflate it
  * and search it for deltas, and a delta could no longer be replayed as a
  * stream. Their ids go to keep_loose. */
-static int pack_tree(const char *dir, git_packbuilder *pb, git_odb *odb, const git_oid *id, struct strvec *keep_loose)
+static int pack_tree(const char *dir, struct strvec *ids, git_odb *odb, const git_oid *id, struct strvec *keep_loose)
 {
 	git_tree *t = NULL;
 	int rc = -1;
-	if (git_packbuilder_insert(pb, id, NULL) < 0 || git_tree_lookup(&t, repo, id) < 0)
+	sv_push(ids, git_oid_tostr_s(id));
+	if (git_tree_lookup(&t, repo, id) < 0)
 		return git_fail(git_oid_tostr_s(id));
 	for (size_t i = 0; i < git_tree_entrycount(t); i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
@@ -118,7 +119,7 @@ static int pack_tree(const char *dir, git_packbuilder *pb, git_odb *odb, const g
 		size_t len = 0;
 		git_object_t type;
 		if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
-			if (pack_tree(dir, pb, odb, eid, keep_loose) < 0)
+			if (pack_tree(dir, ids, odb, eid, keep_loose) < 0)
 				goto out;
 			continue;
 		}
@@ -126,12 +127,8 @@ static int pack_tree(const char *dir, git_packbuilder *pb, git_odb *odb, const g
 			git_fail(git_oid_tostr_s(eid));
 			goto out;
 		}
-		if (type == GIT_OBJECT_BLOB && len >= LOOSE_MIN && is_loose(dir, eid))
-			sv_push(keep_loose, git_oid_tostr_s(eid));
-		else if (git_packbuilder_insert(pb, eid, NULL) < 0) {
-			git_fail(git_oid_tostr_s(eid));
-			goto out;
-		}
+		sv_push(type == GIT_OBJECT_BLOB && len >= LOOSE_MIN && is_loose(dir, eid) ? keep_loose : ids,
+			git_oid_tostr_s(eid));
 	}
 	rc = 0;
 out:
@@ -157,28 +154,28 @@ static int drop_line_ref(const char *name, void *payload)
 
 int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct strvec *lines)
 {
-	git_packbuilder *pb = NULL;
 	git_odb *odb = NULL;
-	struct strvec roots = STRVEC_INIT, old_lines = STRVEC_INIT, keep_loose = STRVEC_INIT;
-	char stem[64] = "";
+	struct strvec roots = STRVEC_INIT, old_lines = STRVEC_INIT, keep_loose = STRVEC_INIT, ids = STRVEC_INIT,
+		      once = STRVEC_INIT;
+	char stem[64] = "", pack[GIT_OID_HEXSZ + 1];
 	int rc = -1;
 	if (open_repo(dir) < 0)
 		return -1;
 	if (keep_sorted->n) {
-		if (git_packbuilder_new(&pb, repo) < 0 || git_repository_odb(&odb, repo) < 0) {
-			git_fail("packbuilder");
+		if (git_repository_odb(&odb, repo) < 0) {
+			git_fail("odb");
 			goto out;
 		}
 		for (size_t i = 0; i < keep_sorted->n; i++) {
 			git_oid oid;
 			git_commit *c = NULL;
-			if (git_oid_fromstr(&oid, keep_sorted->v[i]) < 0 || git_commit_lookup(&c, repo, &oid) < 0 ||
-			    git_packbuilder_insert(pb, &oid, NULL) < 0) {
+			if (git_oid_fromstr(&oid, keep_sorted->v[i]) < 0 || git_commit_lookup(&c, repo, &oid) < 0) {
 				git_commit_free(c);
 				git_fail(keep_sorted->v[i]);
 				goto out;
 			}
-			if (pack_tree(dir, pb, odb, git_commit_tree_id(c), &keep_loose) < 0) {
+			sv_push(&ids, keep_sorted->v[i]);
+			if (pack_tree(dir, &ids, odb, git_commit_tree_id(c), &keep_loose) < 0) {
 				git_commit_free(c);
 				goto out;
 			}
@@ -187,11 +184,14 @@ int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct st
 				sv_push(&roots, keep_sorted->v[i]);
 			git_commit_free(c);
 		}
-		if (git_packbuilder_write(pb, NULL, 0, NULL, NULL) < 0) {
-			git_fail("cannot write pack");
+		/* runs share blobs (an empty stderr, the same output): each once */
+		sv_sort(&ids);
+		for (size_t i = 0; i < ids.n; i++)
+			if (!i || strcmp(ids.v[i], ids.v[i - 1]))
+				sv_push(&once, ids.v[i]);
+		if (gs_write_pack(dir, odb, &once, pack) < 0)
 			goto out;
-		}
-		snprintf(stem, sizeof(stem), "pack-%s", git_packbuilder_name(pb));
+		snprintf(stem, sizeof(stem), "pack-%s", pack);
 	}
 	/* Everything kept is in the new pack now, or a large loose object:
 	 * the rest is garbage. */
@@ -225,8 +225,9 @@ int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct st
 	}
 	rc = 0;
 out:
-	git_packbuilder_free(pb);
 	git_odb_free(odb);
+	sv_release(&ids);
+	sv_release(&once);
 	sv_release(&keep_loose);
 	sv_release(&roots);
 	sv_release(&old_lines);

@@ -510,14 +510,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	if (!r->argv.n)
 		return err_set("no command given");
 
-	hasher_init(&h);
-	hasher_u64(&h, r->argv.n);
-	for (size_t i = 0; i < r->argv.n; i++)
-		hasher_str(&h, r->argv.v[i]);
-	hasher_final(&h, &argv_d);
-	char *cmd = run_cmdline(r);
-	run_add_part(r, "argv", cmd, &argv_d);
-	free(cmd);
+	argv_d = run_add_argv_part(r)->hash;
 
 	fp_store_path(st, spec->cwd, ".", &sb);
 	r->cwd = xstrdup(sb.buf);

@@ -39,9 +39,10 @@ struct gitmod {
 	/* Creates a bare repository at dir (no-op if one exists). */
 	int (*init)(const char *dir);
 	/* Writes the blobs of r (from each file's src), the tree (meta + streams +
-	 * files), the commit (parent: current refs/cashet/lines/<line>), then
-	 * refs/cashet/runs/<commit> and the line ref. Fills r->hash, r->parent
-	 * and the oids. signing_key (NULL: none): the commit is signed with it
+	 * files), the commit (parent: current refs/cashet/lines/<line>, else
+	 * r->parent as given: the line's newest indexed run, or empty), then
+	 * refs/cashet/runs/<commit> and, once the line has two runs, the line
+	 * ref. Fills r->hash, r->parent and the oids. signing_key (NULL: none): the commit is signed with it
 	 * (trust.h), temporary files in tmpdir. */
 	int (*save_run)(const char *dir, struct run_record *r, const char *meta, size_t metalen,
 			const char *signing_key, const char *tmpdir);

@@ -168,9 +168,14 @@ static int needs_quote(const char *s)
 
 char *run_cmdline(const struct run_record *r)
 {
+	return run_argv_cmdline(&r->argv);
+}
+
+char *run_argv_cmdline(const struct strvec *argv)
+{
 	struct strbuf sb = STRBUF_INIT;
-	for (size_t i = 0; i < r->argv.n; i++) {
-		const char *a = r->argv.v[i];
+	for (size_t i = 0; i < argv->n; i++) {
+		const char *a = argv->v[i];
 		if (i)
 			sb_addc(&sb, ' ');
 		if (!needs_quote(a)) {
@@ -187,6 +192,26 @@ char *run_cmdline(const struct run_record *r)
 		sb_addc(&sb, '\'');
 	}
 	return sb_detach(&sb);
+}
+
+void run_argv_digest(const struct strvec *argv, struct digest *d)
+{
+	struct hasher h;
+	hasher_init(&h);
+	hasher_u64(&h, argv->n);
+	for (size_t i = 0; i < argv->n; i++)
+		hasher_str(&h, argv->v[i]);
+	hasher_final(&h, d);
+}
+
+struct run_part *run_add_argv_part(struct run_record *r)
+{
+	struct digest d;
+	run_argv_digest(&r->argv, &d);
+	char *cmd = run_cmdline(r);
+	struct run_part *p = run_add_part(r, "argv", cmd, &d);
+	free(cmd);
+	return p;
 }
 
 /* Escapes so a value is one line: backslash, control bytes and DEL as \xHH. */

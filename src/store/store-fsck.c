@@ -87,8 +87,11 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 		store_sqlfail(st, "fsck");
 		goto out;
 	}
-	while (sqlite3_step(s) == SQLITE_ROW)
-		sv_push(&rows, (const char *)sqlite3_column_text(s, 0));
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char h[OID_HEX];
+		store_column_oid(s, 0, h);
+		sv_push(&rows, h);
+	}
 	for (size_t i = 0; i < rows.n; i++)
 		if (!sv_sorted_has(&refs, rows.v[i])) {
 			sb_reset(&line);

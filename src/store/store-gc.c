@@ -57,7 +57,7 @@ int store_remove_many(struct store *st, const struct strvec *hashes)
 	for (size_t h = 0; h < hashes->n; h++) {
 		for (size_t i = 0; i < NDEL; i++) {
 			sqlite3_reset(s[i]);
-			sqlite3_bind_text(s[i], 1, hashes->v[h], -1, SQLITE_STATIC);
+			store_bind_oid(s[i], 1, hashes->v[h]);
 			if (sqlite3_step(s[i]) != SQLITE_DONE) {
 				store_sqlfail(st, "remove");
 				goto out;
@@ -114,10 +114,11 @@ static int select_hashes(struct store *st, const char *sql, struct strvec *out)
 			if (c)
 				sb_addc(&row, ' ');
 			if (sqlite3_column_type(s, c) == SQLITE_BLOB) {
-				struct digest d;
-				char hx[DIGEST_HEX];
-				memcpy(d.b, sqlite3_column_blob(s, c), DIGEST_LEN);
-				digest_hex(&d, hx);
+				/* a digest (16 bytes) or a git id (20) */
+				size_t n = (size_t)sqlite3_column_bytes(s, c);
+				char hx[OID_HEX];
+				bytes_to_hex(sqlite3_column_blob(s, c), n < (OID_HEX - 1) / 2 ? n : (OID_HEX - 1) / 2,
+					     hx);
 				sb_adds(&row, hx);
 			} else {
 				sb_adds(&row, (const char *)sqlite3_column_text(s, c));
@@ -235,7 +236,8 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 		goto out;
 	}
 	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *hash = (const char *)sqlite3_column_text(s, 0);
+		char hash[OID_HEX];
+		store_column_oid(s, 0, hash);
 		struct digest fp = { { 0 } };
 		if (sqlite3_column_bytes(s, 1) == DIGEST_LEN)
 			memcpy(fp.b, sqlite3_column_blob(s, 1), DIGEST_LEN);
@@ -283,7 +285,8 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	if (select_hashes(st, "SELECT hash FROM runs ORDER BY hash", &keep) < 0 ||
 	    select_hashes(st,
 			  "SELECT line, hash FROM runs r WHERE created = (SELECT max(created) FROM runs q"
-			  " WHERE q.line = r.line) GROUP BY line",
+			  " WHERE q.line = r.line) GROUP BY line"
+			  " HAVING (SELECT count(*) FROM runs q WHERE q.line = r.line) > 1",
 			  &lines) < 0)
 		goto out;
 	if (g->repack(st->dir, &keep, &lines) < 0)

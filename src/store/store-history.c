@@ -5,6 +5,22 @@
 
 #include <string.h>
 
+int store_line_newest(struct store *st, const struct digest *line, char hex[OID_HEX])
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+	if (sqlite3_prepare_v2(st->db, "SELECT hash FROM runs WHERE line=?1 ORDER BY created DESC, id DESC LIMIT 1", -1,
+			       &s, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "history");
+	sqlite3_bind_blob(s, 1, line->b, DIGEST_LEN, SQLITE_STATIC);
+	int step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		store_column_oid(s, 0, hex);
+	rc = step == SQLITE_ROW ? 1 : step == SQLITE_DONE ? 0 : store_sqlfail(st, "history");
+	sqlite3_finalize(s);
+	return rc;
+}
+
 int store_line_history(struct store *st, const struct digest *line, store_run_cb cb, void *ctx)
 {
 	struct strvec hashes = STRVEC_INIT;
@@ -19,8 +35,11 @@ int store_line_history(struct store *st, const struct digest *line, store_run_cb
 		goto out;
 	}
 	sqlite3_bind_blob(s, 1, line->b, DIGEST_LEN, SQLITE_STATIC);
-	while ((step = sqlite3_step(s)) == SQLITE_ROW)
-		sv_push(&hashes, (const char *)sqlite3_column_text(s, 0));
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		char h[OID_HEX];
+		store_column_oid(s, 0, h);
+		sv_push(&hashes, h);
+	}
 	if (step != SQLITE_DONE) {
 		store_sqlfail(st, "history");
 		goto out;

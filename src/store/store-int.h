@@ -76,6 +76,15 @@ int store_sqlfail(struct store *st, const char *what);
 int store_exec(struct store *st, const char *sql);
 /* Prepares once and caches in *s (reset and unbound on later calls). */
 int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
+/* Git ids in the index are their 20 bytes: binds hex (NULL when it is
+ * not 40 hex digits, as the empty parent of a first run), reads back hex
+ * ("" for NULL). Hex order is byte order: ORDER BY hash is unchanged. */
+void store_bind_oid(sqlite3_stmt *s, int i, const char *hex);
+/* The newest indexed run of a command line: 1 (hex filled), 0 none, -1.
+ * A line's first run has no refs/cashet/lines/ ref (its run ref is the
+ * same commit): its second finds its parent here. */
+int store_line_newest(struct store *st, const struct digest *line, char hex[OID_HEX]);
+void store_column_oid(sqlite3_stmt *s, int i, char hex[OID_HEX]);
 /* Fills the row fields of r from a runs SELECT of RUN_COLUMNS. */
 #define RUN_COLUMNS                                                                                                    \
 	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires, timed_out"

@@ -358,6 +358,12 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 	int pr = pending ? 0 : store_ref_read(st->dir, name.buf, hx);
 	if (pr < 0)
 		goto out;
+	if (pr == 1) { /* no line ref: the line's first run, or none yet */
+		int nr = store_line_newest(st, &r->line, hx);
+		if (nr < 0)
+			goto out;
+		pr = nr == 1 ? 0 : 1;
+	}
 	if (pending)
 		memcpy(r->parent, pending->hash, OID_HEX);
 	else if (pr == 0 && have_object(st, hx))
@@ -391,7 +397,9 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 	sb_addf(&run, "refs/cashet/runs/%s", r->hash);
 	int wr = store_ref_write(st->dir, run.buf, r->hash);
 	sb_release(&run);
-	if (wr < 0 || store_ref_write(st->dir, name.buf, r->hash) < 0)
+	/* a line ref once the line has two runs: before, it would name the
+	 * same commit as the run ref (a ref per distinct command line) */
+	if (wr < 0 || (r->parent[0] && store_ref_write(st->dir, name.buf, r->hash) < 0))
 		goto out;
 	rc = 0;
 out:
@@ -747,8 +755,9 @@ int store_batch_flush(struct store *st)
 		sb_addf(&ref, "refs/cashet/runs/%s", b->runs[i].hash);
 		if (store_ref_write(st->dir, ref.buf, b->runs[i].hash) < 0)
 			goto out;
-		/* a line's newest run last: its ref ends at that one */
-		if (batch_line(b, &b->runs[i].line) != &b->runs[i])
+		/* a line's newest run last: its ref ends at that one (once the
+		 * line has two runs: see store_odb_save) */
+		if (batch_line(b, &b->runs[i].line) != &b->runs[i] || !b->runs[i].parent[0])
 			continue;
 		digest_hex(&b->runs[i].line, line);
 		sb_reset(&ref);

@@ -21,22 +21,6 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int unhex(const char *hex, unsigned char id[20])
-{
-	for (int i = 0; i < 20; i++) {
-		int v = 0;
-		for (int j = 0; j < 2; j++) {
-			char c = hex[2 * i + j];
-			int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-			if (d < 0)
-				return -1;
-			v = v << 4 | d;
-		}
-		id[i] = (unsigned char)v;
-	}
-	return 0;
-}
-
 /* Looks id up in one version-2 .idx (mapped): its offset in the pack, or
  * 0 when it is not there (an offset is never 0: the pack header is). */
 static uint64_t idx_offset(const unsigned char *m, size_t len, const unsigned char id[20])
@@ -148,7 +132,7 @@ int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd,
 	unsigned char id[20];
 	int rc = 1;
 	*fd = -1;
-	if (strlen(oid) != 40 || unhex(oid, id) < 0)
+	if (strlen(oid) != 40 || hex_to_bytes(oid, id, 20) < 0)
 		return 1;
 	pthread_mutex_lock(&st->packs_mu);
 	/* packs come and go (auto-pack, gc, import): what is not found in
@@ -190,7 +174,7 @@ int store_pack_has(struct store *st, const char *oid, int reload)
 {
 	unsigned char id[20];
 	int have = 0;
-	if (strlen(oid) != 40 || unhex(oid, id) < 0)
+	if (strlen(oid) != 40 || hex_to_bytes(oid, id, 20) < 0)
 		return 0;
 	pthread_mutex_lock(&st->packs_mu);
 	/* the packs mapped, then those there now (one may have come since) */

@@ -170,10 +170,17 @@ static int part_ids(struct store *st, const struct run_record *r, struct strbuf 
 	    store_prepare(st, &st->q_index[IX_PART_ID], "SELECT id FROM partvals WHERE digest=?1") < 0)
 		return -1;
 	sqlite3_stmt *add = st->q_index[IX_PART_ADD], *get = st->q_index[IX_PART_ID];
+	char *cmd = run_cmdline(r);
+	struct digest argv_d;
+	run_argv_digest(&r->argv, &argv_d);
 	for (size_t i = 0; i < r->nparts; i++) {
 		const struct run_part *p = &r->parts[i];
 		struct hasher h;
 		struct digest d;
+		if (!strcmp(p->kind, "argv") && !p->detail && !strcmp(p->name, cmd) && digest_eq(&p->hash, &argv_d)) {
+			sb_addc(out, 0); /* the run's own argv part: load_parts() makes it again */
+			continue;
+		}
 		hasher_init(&h);
 		hasher_str(&h, p->kind);
 		hasher_str(&h, p->name);
@@ -198,6 +205,7 @@ static int part_ids(struct store *st, const struct run_record *r, struct strbuf 
 			if (sqlite3_step(add) != SQLITE_DONE || sqlite3_step(get) != SQLITE_ROW) {
 				sqlite3_reset(add);
 				sqlite3_reset(get);
+				free(cmd);
 				return store_sqlfail(st, "writing the index");
 			}
 			id = sqlite3_column_int64(get, 0);
@@ -211,6 +219,7 @@ static int part_ids(struct store *st, const struct run_record *r, struct strbuf 
 	}
 	sqlite3_reset(add);
 	sqlite3_reset(get);
+	free(cmd);
 	return 0;
 }
 
@@ -219,7 +228,6 @@ int store_index_run(struct store *st, const struct run_record *r)
 {
 	sqlite3_stmt *s = NULL;
 	struct strbuf argv = STRBUF_INIT, parts = STRBUF_INIT;
-	char *cmd = run_cmdline(r);
 	int rc = -1;
 	uint64_t bytes = 0;
 	for (size_t i = 0; i < r->nfiles; i++)
@@ -233,31 +241,30 @@ int store_index_run(struct store *st, const struct run_record *r)
 	if (part_ids(st, r, &parts) < 0)
 		goto out;
 	if (store_prepare(st, &st->q_index[IX_RUN],
-			  "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created,"
+			  "INSERT INTO runs(hash, parent, fp, line, name, argv, cwd, ok, exit_code, created,"
 			  " last_used, duration_ms, expires, bytes, inputset, timed_out, parts)"
-			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)") < 0)
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)") < 0)
 		goto out;
 	s = st->q_index[IX_RUN];
-	sqlite3_bind_text(s, 1, r->hash, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, r->parent, -1, SQLITE_STATIC);
+	store_bind_oid(s, 1, r->hash);
+	store_bind_oid(s, 2, r->parent);
 	sqlite3_bind_blob(s, 3, r->fp.b, DIGEST_LEN, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 4, r->line.b, DIGEST_LEN, SQLITE_STATIC);
 	if (r->name)
 		sqlite3_bind_text(s, 5, r->name, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 6, argv.buf ? argv.buf : "", (int)argv.len, SQLITE_STATIC);
-	sqlite3_bind_text(s, 7, cmd, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 8, r->cwd ? r->cwd : ".", -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 9, r->ok);
-	sqlite3_bind_int(s, 10, r->exit_code);
-	sqlite3_bind_int64(s, 11, r->created_ms);
-	sqlite3_bind_int64(s, 12, r->last_used_ms ? r->last_used_ms : r->created_ms);
-	sqlite3_bind_int64(s, 13, r->duration_ms);
-	sqlite3_bind_int64(s, 14, r->expires_ms);
-	sqlite3_bind_int64(s, 15, (int64_t)bytes);
-	sqlite3_bind_int(s, 17, r->timed_out);
+	sqlite3_bind_text(s, 7, r->cwd ? r->cwd : ".", -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 8, r->ok);
+	sqlite3_bind_int(s, 9, r->exit_code);
+	sqlite3_bind_int64(s, 10, r->created_ms);
+	sqlite3_bind_int64(s, 11, r->last_used_ms ? r->last_used_ms : r->created_ms);
+	sqlite3_bind_int64(s, 12, r->duration_ms);
+	sqlite3_bind_int64(s, 13, r->expires_ms);
+	sqlite3_bind_int64(s, 14, (int64_t)bytes);
+	sqlite3_bind_int(s, 16, r->timed_out);
 	if (r->observed)
-		sqlite3_bind_int64(s, 16, set);
-	sqlite3_bind_blob(s, 18, parts.buf ? parts.buf : "", (int)parts.len, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 15, set);
+	sqlite3_bind_blob(s, 17, parts.buf ? parts.buf : "", (int)parts.len, SQLITE_STATIC);
 	if (bind_exec(st, s) < 0)
 		goto out;
 	int64_t id = sqlite3_last_insert_rowid(st->db);
@@ -272,7 +279,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 		sqlite3_bind_int(s, 2, f->kind);
 		sqlite3_bind_text(s, 3, f->path, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 4, (int)f->mode);
-		sqlite3_bind_text(s, 5, f->oid, -1, SQLITE_STATIC);
+		store_bind_oid(s, 5, f->oid);
 		sqlite3_bind_blob(s, 6, f->xxh.b, DIGEST_LEN, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 7, (int64_t)f->size);
 		sqlite3_bind_int(s, 8, f->enc);
@@ -320,7 +327,6 @@ out:
 		sqlite3_reset(s);
 	sb_release(&argv);
 	sb_release(&parts);
-	free(cmd);
 	return rc;
 }
 
@@ -338,6 +344,12 @@ int store_save(struct store *st, struct run_record *r)
 	/* a run of small files without libgit2 (a signed one goes through it:
 	 * it signs); the rest through it */
 	int own = sign ? 1 : store_odb_save(st, r, meta.buf, meta.len);
+	/* the module's parent where the line has no ref yet (gitmod.h) */
+	int newest = own == 1 ? store_line_newest(st, &r->line, r->parent) : 1;
+	if (newest < 0)
+		goto out;
+	if (newest == 0)
+		r->parent[0] = '\0';
 	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len,
 									sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
 		goto out;
@@ -510,8 +522,11 @@ int store_index_missing(struct store *st, size_t *added, struct strvec *unreadab
 		store_sqlfail(st, "reading the index");
 		goto out;
 	}
-	while (sqlite3_step(s) == SQLITE_ROW)
-		sv_push(&rows, (const char *)sqlite3_column_text(s, 0));
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		char h[OID_HEX];
+		store_column_oid(s, 0, h);
+		sv_push(&rows, h);
+	}
 	for (size_t i = 0; i < refs.n; i++) {
 		struct run_record r = { 0 };
 		if (sv_sorted_has(&rows, refs.v[i]))

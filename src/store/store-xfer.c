@@ -188,7 +188,7 @@ static int indexed(struct store *st, const char *hash)
 	sqlite3_stmt *s;
 	if (sqlite3_prepare_v2(st->db, "SELECT 1 FROM runs WHERE hash=?1", -1, &s, NULL) != SQLITE_OK)
 		return store_sqlfail(st, "import");
-	sqlite3_bind_text(s, 1, hash, -1, SQLITE_STATIC);
+	store_bind_oid(s, 1, hash);
 	int rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : store_sqlfail(st, "import");

@@ -16,7 +16,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION 8
+/* 9: git ids (runs.hash, runs.parent, files.oid) as 20 bytes, not 40 hex
+ * digits; no runs.cmd (cashet_cmd(argv) makes it); a run's argv part is
+ * not copied into partvals (part id 0: made again from runs.argv). About
+ * 200 bytes a run of a store of many small runs. */
+#define SCHEMA_VERSION 9
 /* the WAL's bounds (open_db, store_close) */
 #define WAL_PAGES 64
 #define WAL_MAX_BYTES (1 << 20)
@@ -25,8 +29,8 @@
 
 static const char schema[] =
 	"CREATE TABLE runs("
-	" id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, parent TEXT NOT NULL,"
-	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL, cmd TEXT NOT NULL,"
+	" id INTEGER PRIMARY KEY, hash BLOB NOT NULL UNIQUE, parent BLOB,"
+	" fp BLOB NOT NULL, line BLOB NOT NULL, name TEXT, argv BLOB NOT NULL,"
 	" cwd TEXT NOT NULL, ok INTEGER NOT NULL, exit_code INTEGER NOT NULL,"
 	" created INTEGER NOT NULL, last_used INTEGER NOT NULL, duration_ms INTEGER NOT NULL,"
 	" expires INTEGER NOT NULL, bytes INTEGER NOT NULL, inputset INTEGER, timed_out INTEGER NOT NULL DEFAULT 0,"
@@ -40,11 +44,13 @@ static const char schema[] =
 	 * its digest, and runs name it. Lists no run names are removed by gc. */
 	"CREATE TABLE inputsets(id INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, data BLOB NOT NULL);"
 	"CREATE TABLE files(run INTEGER NOT NULL, kind INTEGER NOT NULL, path TEXT NOT NULL,"
-	" mode INTEGER NOT NULL, oid TEXT NOT NULL, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
+	" mode INTEGER NOT NULL, oid BLOB, xxh BLOB NOT NULL, size INTEGER NOT NULL,"
 	" enc INTEGER NOT NULL, data BLOB, perm INTEGER, PRIMARY KEY(run, kind, path)) WITHOUT ROWID;"
 	/* Fingerprint parts, each distinct one kept once (most are the same
 	 * for every run: the executable, the umask, LANG...); runs.parts lists
-	 * their ids in order, as varints. gc drops the ones no run lists. */
+	 * their ids in order, as varints, 0 for the run's own argv part (made
+	 * again from runs.argv: it is the one part most runs do not share).
+	 * gc drops the ones no run lists. */
 	"CREATE TABLE partvals(id INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, kind TEXT NOT NULL,"
 	" name TEXT NOT NULL, hash BLOB NOT NULL, detail TEXT);"
 	"CREATE TABLE tags(run INTEGER NOT NULL, key TEXT NOT NULL, value TEXT,"
@@ -545,6 +551,27 @@ static int open_immutable(struct store *st, const char *path)
 	return rc == SQLITE_OK ? 0 : err_set("%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
 }
 
+static void split_argv(const void *blob, int len, struct strvec *sv)
+{
+	const char *p = blob, *end = p + len;
+	while (p < end) {
+		size_t n = strnlen(p, (size_t)(end - p));
+		sv_push_nocopy(sv, xstrndup(p, n));
+		p += n + 1;
+	}
+}
+
+/* cashet_cmd(argv): the command line as log shows it, for log's
+ * substring filter; the index keeps only argv. */
+static void sql_cmd(sqlite3_context *ctx, int argc, sqlite3_value **v)
+{
+	struct strvec argv = STRVEC_INIT;
+	(void)argc;
+	split_argv(sqlite3_value_blob(v[0]), sqlite3_value_bytes(v[0]), &argv);
+	sqlite3_result_text(ctx, run_argv_cmdline(&argv), -1, free);
+	sv_release(&argv);
+}
+
 static int open_db(struct store *st, const char *path)
 {
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
@@ -555,6 +582,7 @@ static int open_db(struct store *st, const char *path)
 	    open_immutable(st, path) < 0)
 		return -1;
 	sqlite3_busy_timeout(st->db, 30000);
+	sqlite3_create_function(st->db, "cashet_cmd", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_cmd, NULL, NULL);
 	/* Keep the -wal file when the last connection closes: deleting and
 	 * recreating it on every command costs more than a whole lookup.
 	 * store_close() truncates it after writes instead. */
@@ -819,14 +847,19 @@ int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql)
 	return 0;
 }
 
-static void split_argv(const void *blob, int len, struct strvec *sv)
+void store_bind_oid(sqlite3_stmt *s, int i, const char *hex)
 {
-	const char *p = blob, *end = p + len;
-	while (p < end) {
-		size_t n = strnlen(p, (size_t)(end - p));
-		sv_push_nocopy(sv, xstrndup(p, n));
-		p += n + 1;
-	}
+	unsigned char raw[(OID_HEX - 1) / 2];
+	if (strlen(hex) == OID_HEX - 1 && hex_to_bytes(hex, raw, sizeof(raw)) == 0)
+		sqlite3_bind_blob(s, i, raw, sizeof(raw), SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+void store_column_oid(sqlite3_stmt *s, int i, char hex[OID_HEX])
+{
+	const unsigned char *raw = sqlite3_column_blob(s, i);
+	bytes_to_hex(raw, raw && sqlite3_column_bytes(s, i) == (OID_HEX - 1) / 2 ? (OID_HEX - 1) / 2 : 0, hex);
 }
 
 static char *col_strdup(sqlite3_stmt *s, int i)
@@ -838,8 +871,8 @@ static char *col_strdup(sqlite3_stmt *s, int i)
 void store_row_to_run(sqlite3_stmt *s, int c, struct run_record *r)
 {
 	r->id = sqlite3_column_int64(s, c + 0);
-	snprintf(r->hash, sizeof(r->hash), "%s", (const char *)sqlite3_column_text(s, c + 1));
-	snprintf(r->parent, sizeof(r->parent), "%s", (const char *)sqlite3_column_text(s, c + 2));
+	store_column_oid(s, c + 1, r->hash);
+	store_column_oid(s, c + 2, r->parent);
 	if (sqlite3_column_bytes(s, c + 3) == DIGEST_LEN)
 		memcpy(r->fp.b, sqlite3_column_blob(s, c + 3), DIGEST_LEN);
 	if (sqlite3_column_bytes(s, c + 4) == DIGEST_LEN)
@@ -875,7 +908,7 @@ int store_load_files(struct store *st, struct run_record *r, int all)
 		sqlite3_stmt *s = st->q_files;
 		struct run_file *f = run_add_file(r, sqlite3_column_int(s, 0), (const char *)sqlite3_column_text(s, 1));
 		f->mode = (unsigned)sqlite3_column_int(s, 2);
-		snprintf(f->oid, sizeof(f->oid), "%s", (const char *)sqlite3_column_text(s, 3));
+		store_column_oid(s, 3, f->oid);
 		if (sqlite3_column_bytes(s, 4) == DIGEST_LEN)
 			memcpy(f->xxh.b, sqlite3_column_blob(s, 4), DIGEST_LEN);
 		f->size = (uint64_t)sqlite3_column_int64(s, 5);
@@ -982,13 +1015,14 @@ int store_newest_inputs(struct store *st, const struct digest *fp, struct run_re
 	return found < 0 ? -1 : found;
 }
 
+/* key: keylen bytes, or (keylen < 0) a git id in hex */
 static int load_one(struct store *st, const char *sql, const void *key, int keylen, struct run_record *r)
 {
 	sqlite3_stmt *s;
 	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
 		return store_sqlfail(st, "query");
 	if (keylen < 0)
-		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+		store_bind_oid(s, 1, key);
 	else
 		sqlite3_bind_blob(s, 1, key, keylen, SQLITE_STATIC);
 	int rc = sqlite3_step(s);
@@ -1047,6 +1081,10 @@ static int load_parts(struct store *st, struct run_record *r)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (ids[i] == 0) {
+			run_add_argv_part(r);
+			continue;
+		}
 		sqlite3_reset(q);
 		sqlite3_bind_int64(q, 1, ids[i]);
 		if (sqlite3_step(q) != SQLITE_ROW) {
@@ -1144,21 +1182,28 @@ int store_resolve(struct store *st, const char *prefix, char hash[OID_HEX])
 	size_t n = strlen(prefix);
 	if (n < 4 || n > 40 || strspn(prefix, "0123456789abcdef") != n)
 		return err_set("'%s' is not a run hash (4 to 40 lowercase hex digits)", prefix);
-	struct strbuf hi = STRBUF_INIT, cands = STRBUF_INIT;
+	struct strbuf cands = STRBUF_INIT;
+	char lo[OID_HEX], hi[OID_HEX];
 	sqlite3_stmt *s;
 	int found = 0, rc = -1;
-	sb_addf(&hi, "%sg", prefix);
-	if (sqlite3_prepare_v2(st->db, "SELECT hash FROM runs WHERE hash>=?1 AND hash<?2 ORDER BY hash LIMIT 11", -1,
+	/* the ids the prefix covers: from it followed by 0s to it followed by fs */
+	memset(lo, '0', OID_HEX - 1);
+	memset(hi, 'f', OID_HEX - 1);
+	memcpy(lo, prefix, n);
+	memcpy(hi, prefix, n);
+	lo[OID_HEX - 1] = hi[OID_HEX - 1] = '\0';
+	if (sqlite3_prepare_v2(st->db, "SELECT hash FROM runs WHERE hash BETWEEN ?1 AND ?2 ORDER BY hash LIMIT 11", -1,
 			       &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "resolve");
 		goto out;
 	}
-	sqlite3_bind_text(s, 1, prefix, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, hi.buf, -1, SQLITE_STATIC);
+	store_bind_oid(s, 1, lo);
+	store_bind_oid(s, 2, hi);
 	while (sqlite3_step(s) == SQLITE_ROW) {
-		const char *h = (const char *)sqlite3_column_text(s, 0);
+		char h[OID_HEX];
+		store_column_oid(s, 0, h);
 		if (!found)
-			snprintf(hash, OID_HEX, "%s", h);
+			memcpy(hash, h, OID_HEX);
 		if (found < 10)
 			sb_addf(&cands, " %.12s", h);
 		found++;
@@ -1171,7 +1216,6 @@ int store_resolve(struct store *st, const char *prefix, char hash[OID_HEX])
 	else
 		err_set("ambiguous hash '%s': candidates:%s%s", prefix, cands.buf, found > 10 ? " ..." : "");
 out:
-	sb_release(&hi);
 	sb_release(&cands);
 	return rc;
 }
@@ -1200,7 +1244,7 @@ int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, vo
 	if (f->name)
 		sb_addf(&sql, " AND name=?%d", bind++);
 	if (f->cmd_substr)
-		sb_addf(&sql, " AND instr(cmd, ?%d)>0", bind++);
+		sb_addf(&sql, " AND instr(cashet_cmd(argv), ?%d)>0", bind++);
 	if (f->status)
 		sb_addf(&sql, " AND ok=%d", strcmp(f->status, "ok") == 0);
 	for (size_t i = 0; i < f->tags.n; i++) {

@@ -124,6 +124,12 @@ void run_inputs_encode(const struct run_record *r, struct strbuf *out);
 int run_inputs_decode(const void *buf, size_t len, struct run_record *r);
 /* Command line for humans: argv joined, shell-quoted where needed. Caller frees. */
 char *run_cmdline(const struct run_record *r);
+char *run_argv_cmdline(const struct strvec *argv);
+/* Adds the "argv" part of r's fingerprint: r->argv hashed, named by its
+ * command line. The fingerprint and the index (which keeps no copy of
+ * it: runs.argv holds what it is made of) both call this one function. */
+struct run_part *run_add_argv_part(struct run_record *r);
+void run_argv_digest(const struct strvec *argv, struct digest *d);
 
 /* Finds the store: explicit (--store) first, then $CASHET_DIR, then walking up
  * from the working directory looking for .cashet. Fills dir with an absolute path.

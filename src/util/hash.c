@@ -159,12 +159,7 @@ int digest_file(const char *path, struct digest *out, uint64_t *size)
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX])
 {
-	static const char hx[] = "0123456789abcdef";
-	for (int i = 0; i < DIGEST_LEN; i++) {
-		out[2 * i] = hx[d->b[i] >> 4];
-		out[2 * i + 1] = hx[d->b[i] & 15];
-	}
-	out[2 * DIGEST_LEN] = '\0';
+	bytes_to_hex(d->b, DIGEST_LEN, out);
 }
 
 static int hexval(char c)
@@ -178,15 +173,30 @@ static int hexval(char c)
 	return -1;
 }
 
+int hex_to_bytes(const char *hex, unsigned char *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+		if (lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+void bytes_to_hex(const unsigned char *b, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hx[b[i] >> 4];
+		out[2 * i + 1] = hx[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 int digest_parse(const char *hex, struct digest *out)
 {
-	for (int i = 0; i < DIGEST_LEN; i++) {
-		int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return err_set("invalid digest '%s'", hex);
-		out->b[i] = (uint8_t)(hi << 4 | lo);
-	}
-	if (hex[2 * DIGEST_LEN])
+	if (hex_to_bytes(hex, out->b, DIGEST_LEN) < 0 || hex[2 * DIGEST_LEN])
 		return err_set("invalid digest '%s'", hex);
 	return 0;
 }

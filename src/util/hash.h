@@ -35,6 +35,10 @@ int digest_fd(int fd, struct digest *out, uint64_t *size);
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX]);
 int digest_parse(const char *hex, struct digest *out);
+/* n bytes from 2n hex digits (either case; what follows is not looked at):
+ * 0, or -1 at a non-hex digit. And back, lowercase, NUL-terminated. */
+int hex_to_bytes(const char *hex, unsigned char *out, size_t n);
+void bytes_to_hex(const unsigned char *b, size_t n, char *out);
 int digest_eq(const struct digest *a, const struct digest *b);
 
 #endif

@@ -234,7 +234,7 @@ end')" ]
 	# short prefix is too rare to wait for).
 	twin="${h:0:8}$(printf '%032d' 0)"
 	[ "$twin" != "$h" ]
-	sqlite3 .cashet/index.db "INSERT INTO runs(hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created, last_used, duration_ms, expires, bytes) SELECT '$twin', parent, fp, line, name, argv, cmd, cwd, ok, exit_code, created - 1, last_used, duration_ms, expires, bytes FROM runs WHERE hash='$h'"
+	sqlite3 .cashet/index.db "INSERT INTO runs(hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires, bytes) SELECT x'$twin', parent, fp, line, name, argv, cwd, ok, exit_code, created - 1, last_used, duration_ms, expires, bytes FROM runs WHERE hash=x'$h'"
 	run --separate-stderr cashet show "${h:0:6}"
 	assert_failure 1
 	[[ "$stderr" == "cashet: ambiguous hash '${h:0:6}': candidates:"* ]]

@@ -49,16 +49,24 @@ build='cat in > out; chmod +x out; echo so; echo se >&2'
 	assert_success
 }
 
-@test "different command lines have separate histories" {
+@test "different command lines have separate histories; a line ref once a line has two runs" {
 	cashet exec -- echo a > /dev/null
+	h1=$(last_hash)
 	cashet exec -- echo b > /dev/null
 	mkdir sub
 	(cd sub && cashet exec -- echo a > /dev/null)
-	run g for-each-ref refs/cashet/lines/
-	[ "${#lines[@]}" = 3 ]
+	# a line of one run: its run ref is its history
+	run -0 g for-each-ref refs/cashet/lines/
+	assert_output ""
 	run g log --all --format=%P
 	# no run has a parent
 	[ -z "$(echo "$output" | tr -d '[:space:]')" ]
+	cashet exec -f -- echo a > /dev/null
+	h2=$(last_hash)
+	run -0 g for-each-ref --format='%(objectname)' refs/cashet/lines/
+	assert_output "$h2"
+	run -0 g log --format='%H %P' "$h2"
+	assert_line --index 0 "$h2 $h1"
 }
 
 @test "the commit tree holds meta, stdout, stderr, streams and files/<path> with modes" {

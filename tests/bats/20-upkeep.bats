@@ -22,14 +22,14 @@ make_runs() {
 }
 
 age_run() { # make run of file $1 look unused for $2 seconds
-	sqlite3 .cashet/index.db "UPDATE runs SET last_used = last_used - $2 * 1000 WHERE cmd = 'cat $1'"
+	sqlite3 .cashet/index.db "UPDATE runs SET last_used = last_used - $2 * 1000 WHERE $(argv_is "cat $1")"
 }
 
 @test "gc --max-size keeps the most recently used runs and returns the space" {
 	make_runs 4
 	age_run f1 400; age_run f2 300; age_run f3 200; age_run f4 100
 	# f1 was used most recently after all
-	sqlite3 .cashet/index.db "UPDATE runs SET last_used = $(date +%s)000 WHERE cmd = 'cat f1'"
+	sqlite3 .cashet/index.db "UPDATE runs SET last_used = $(date +%s)000 WHERE $(argv_is "cat f1")"
 	before=$(du -sk .cashet/objects | cut -f1)
 	run cashet gc --max-size 700K
 	assert_success
@@ -77,7 +77,7 @@ age_run() { # make run of file $1 look unused for $2 seconds
 	echo 2 > in; cashet exec -i in -- cat in > /dev/null
 	old=$(cashet log --json | json_field 'j[1]["hash"]')
 	age_run in 1000
-	sqlite3 .cashet/index.db "UPDATE runs SET last_used = $(date +%s)000 WHERE hash != '$old'"
+	sqlite3 .cashet/index.db "UPDATE runs SET last_used = $(date +%s)000 WHERE hash != x'$old'"
 	run cashet gc --older-than 10m
 	assert_output --regexp 'removed 0 expired, 1 evicted, 1 kept'
 	kept=$(cashet log --json | json_field 'j[0]["hash"]')
@@ -248,7 +248,7 @@ flip_packed() {
 	obj=".cashet/objects/${oid:0:2}/${oid:2}"
 	chmod u+w "$obj"
 	echo garbage > "$obj"
-	sqlite3 .cashet/index.db "DELETE FROM runs WHERE cmd = 'echo hi'"
+	sqlite3 .cashet/index.db "DELETE FROM runs WHERE $(argv_is "echo hi")"
 	run cashet fsck
 	assert_failure 1
 	assert_line --regexp "^object $oid: "

@@ -78,7 +78,7 @@ other_machine() {
 	cashet exec -t exp=a -- echo a > /dev/null
 	cashet exec -t exp=b -n nightly -- echo b > /dev/null
 	cashet exec -- echo c > /dev/null
-	sqlite3 .cashet/index.db "UPDATE runs SET created = created - 86400000 * 3 WHERE cmd = 'echo c'"
+	sqlite3 .cashet/index.db "UPDATE runs SET created = created - 86400000 * 3 WHERE $(argv_is "echo c")"
 	cashet remote add origin "$BATS_TEST_TMPDIR/shared.git"
 	run cashet push --tag exp=a
 	assert_output 'pushed 1 run to origin'

@@ -20,7 +20,7 @@ setup() {
 # oid_of HASH KIND [PATH]: the git blob id of a run's stdout (0), stderr (1)
 # or output file (2, PATH as declared), from the index.
 oid_of() {
-	local q="SELECT f.oid FROM files f JOIN runs r ON f.run = r.id WHERE r.hash = '$1' AND f.kind = $2"
+	local q="SELECT lower(hex(f.oid)) FROM files f JOIN runs r ON f.run = r.id WHERE r.hash = x'$1' AND f.kind = $2"
 	[ -n "${3:-}" ] && q="$q AND f.path = 'files/$3'"
 	sqlite3 .cashet/index.db "$q"
 }
@@ -65,7 +65,7 @@ assert_nothing_quarantined() {
 	b=$(last_hash)
 	ob=$(oid_of "$b" 0)
 	[ -f ".cashet/objects/${ob:0:2}/${ob:2}" ]
-	sqlite3 .cashet/index.db "UPDATE files SET oid = '$ob' WHERE kind = 0 AND run = (SELECT id FROM runs WHERE hash = '$a')"
+	sqlite3 .cashet/index.db "UPDATE files SET oid = x'$ob' WHERE kind = 0 AND run = (SELECT id FROM runs WHERE hash = x'$a')"
 	# A cannot be replayed (its row is wrong): it runs again, with a warning
 	run --separate-stderr cashet exec -- seq 1 30000
 	assert_success
@@ -112,9 +112,9 @@ flip_byte() {
 # the state an import or pull interrupted before its index transaction leaves.
 forget_row() {
 	sqlite3 .cashet/index.db "
-		DELETE FROM files WHERE run = (SELECT id FROM runs WHERE hash = '$1');
-		DELETE FROM tags WHERE run = (SELECT id FROM runs WHERE hash = '$1');
-		DELETE FROM runs WHERE hash = '$1';"
+		DELETE FROM files WHERE run = (SELECT id FROM runs WHERE hash = x'$1');
+		DELETE FROM tags WHERE run = (SELECT id FROM runs WHERE hash = x'$1');
+		DELETE FROM runs WHERE hash = x'$1';"
 }
 
 @test "gc keeps a run that has a ref but no index row, indexes it, and it hits again" {

@@ -12,8 +12,8 @@ region() {
 
 # The object id of the output file PATH of the newest run.
 output_oid() {
-	sqlite3 .cashet/index.db "SELECT f.oid FROM files f JOIN runs r ON f.run = r.id
-		WHERE r.hash = '$(last_hash)' AND f.path = 'files/$1'"
+	sqlite3 .cashet/index.db "SELECT lower(hex(f.oid)) FROM files f JOIN runs r ON f.run = r.id
+		WHERE r.hash = x'$(last_hash)' AND f.path = 'files/$1'"
 }
 
 @test "an output over 4 GiB (sparse) round-trips byte for byte with its mode, before and after gc" {

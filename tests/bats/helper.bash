@@ -90,6 +90,12 @@ last_hash() {
 	cashet log -n 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["hash"])'
 }
 
+# An SQL condition on index.db's runs: the run's arguments are the words
+# of $1 (the index keeps argv, NUL after each, not the command line).
+argv_is() {
+	printf "argv = CAST(replace('%s ', ' ', char(0)) AS BLOB)" "$1"
+}
+
 # Number of runs in the store.
 log_count() {
 	cashet log --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
