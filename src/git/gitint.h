@@ -88,9 +88,10 @@ int gs_fsck(const char *dir, struct gitmod_fsck *req);
  * one); gs_fsck then reads only what no run reached. */
 struct fsck_pass;
 void gs_fsck_seen(struct fsck_pass *p, const git_oid *id);
-/* Reads blob id into out (whole: whatever its size; else up to the pass's
- * content_max): 0 read, 1 larger (not read), -1 unreadable (reported once
- * as a bad object, err_msg() set). */
+/* Reads and verifies blob id, appending its content to out (whole:
+ * whatever its size; else up to the pass's content_max): 0 appended, 1
+ * larger (verified, not appended), -1 unreadable (reported once as a bad
+ * object, err_msg() set). */
 int gs_fsck_blob(struct fsck_pass *p, const git_oid *id, int whole, struct strbuf *out);
 /* gs_load_run of the open repository, its objects read through p when not
  * NULL (its blobs up to p's content_max with their content in data). */
