@@ -4,6 +4,7 @@
  * A question asked by many steps (the shell, the C library) is stored and
  * asked again once. */
 #include "pipeline/witness.h"
+#include "pipeline/runlog.h"
 #include "util/fsrec.h"
 
 #include <inttypes.h>
@@ -15,12 +16,8 @@
 
 void witness_path(const char *store_dir, const char *abs_file, struct strbuf *out)
 {
-	struct digest d;
-	char hx[DIGEST_HEX];
-	digest_of(abs_file, strlen(abs_file), &d);
-	digest_hex(&d, hx);
-	sb_reset(out);
-	sb_addf(out, "%s/pipelines/%s.witness", store_dir, hx);
+	runlog_path(store_dir, abs_file, out); /* next to the run log */
+	sb_adds(out, ".witness");
 }
 
 static void hash_stat(struct hasher *h, const char *path)
