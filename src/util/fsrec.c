@@ -278,6 +278,29 @@ void fsrec_env_list(const char *pattern)
 	sb_release(&v);
 }
 
+static void kind_text(int rc, int err, const struct stat *sb, struct strbuf *out)
+{
+	if (rc < 0)
+		sb_addf(out, "!%d", err);
+	else
+		sb_addf(out, "%o", (unsigned)(sb->st_mode & S_IFMT));
+}
+
+int fsrec_stat_kind(const char *path, struct stat *sb)
+{
+	struct strbuf *was = rec.out, v = STRBUF_INIT;
+	rec.out = NULL;
+	int rc = stat_memo(path, sb), err = errno;
+	rec.out = was;
+	if (rec.out) {
+		kind_text(rc, err, sb, &v);
+		add('k', v.buf, path);
+		sb_release(&v);
+	}
+	errno = err;
+	return rc;
+}
+
 /* The answer the question gets now, encoded as add() did. */
 static int answer(char op, const char *value, const char *path, struct strbuf *now)
 {
@@ -291,6 +314,10 @@ static int answer(char op, const char *value, const char *path, struct strbuf *n
 	case 'l':
 		rc = lstat(path, &sb);
 		sig_text(rc, errno, &sb, now);
+		return 0;
+	case 'k':
+		rc = stat_memo(path, &sb);
+		kind_text(rc, errno, &sb, now);
 		return 0;
 	case 'a': {
 		int mode = atoi(value);

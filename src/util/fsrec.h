@@ -38,6 +38,12 @@ void fsrec_dir(const char *path);
  * have become a symbolic link. */
 void fsrec_type(const char *path);
 
+/* stat_memo(), asking only what path is (a directory, a file, nothing),
+ * not its times: a directory the command looked at must still be one, and
+ * the project's root, looked at by every shell, changes with each file
+ * made in it. */
+int fsrec_stat_kind(const char *path, struct stat *sb);
+
 /* A variable of the environment a key read (value: what it found, NULL
  * unset): asked of this process's environment again, unless the value
  * did not come from it (a step's own env table, which its file's bytes

@@ -248,8 +248,11 @@ step b: hit (0.00s)"
 	grep -q '^pipeline: 0 ran, 2 hit, 0 failed, 0 not run ' "$OUT/run.txt"
 	[ "$(jq -c 'del(.duration_ms)' "$OUT/report.json")" = '{"ran":0,"hit":2,"failed":0,"not_run":0,"witnessed":2}' ]
 	[ "$(run_count)" = 2 ]
-	# an unrelated variable is not a change; a target list is another run
+	# an unrelated variable or file is not a change; a target list is another run
 	FOO=1 prun
+	[ "$(witnessed)" = 2 ]
+	touch unrelated.txt
+	prun
 	[ "$(witnessed)" = 2 ]
 	prun a
 	[ "$(witnessed)" = 0 ]
