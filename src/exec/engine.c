@@ -463,6 +463,9 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		.tick = beat ? heartbeat : NULL,
 		.tick_ctx = beat,
 	};
+	struct strbuf exe = STRBUF_INIT;
+	if (fp_which(req->spec.argv[0], req->spec.cwd, spec.env, &exe) == 0)
+		spec.exe = exe.buf;
 	int rc;
 	for (int attempt = 0;; attempt++) {
 		char *untraced = NULL;
@@ -489,6 +492,7 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		}
 	}
 	sv_release(&strict);
+	sb_release(&exe);
 	return rc;
 }
 
@@ -653,11 +657,13 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 	static const char *const names[] = { "stdout", "stderr", "streams" };
 	static const int kinds[] = { FILE_STDOUT, FILE_STDERR, FILE_STREAMS };
 	for (int k = 0; k < 3; k++) {
-		if (k == 2 && !caps[k]->path)
+		if (k == 2 && !caps[k]->path && !caps[k]->mem.len)
 			continue; /* no order: not both streams had bytes */
 		struct run_file *f = run_add_file(r, kinds[k], names[k]);
-		/* NULL: a stream without a byte, for which no file was made */
+		/* neither: a stream without a byte */
 		f->src = caps[k]->path ? xstrdup(caps[k]->path) : NULL;
+		if (caps[k]->mem.len)
+			sb_add(&f->held, caps[k]->mem.buf, caps[k]->mem.len);
 		f->xxh = caps[k]->d;
 		f->size = caps[k]->size;
 	}

@@ -54,10 +54,7 @@ int spawn_pending_signal(void)
 	return got_signal;
 }
 
-/* The capture file, made at a stream's first byte: most commands of a
- * pipeline print nothing, and a file created and deleted for each stream
- * costs more than the run on a file system that scans its recently
- * deleted inodes to allocate one (ext4 without a journal). */
+/* The capture file, made when a stream outgrows SPAWN_MEM_MAX. */
 static int open_capture(const char *dir, struct capture *c)
 {
 	struct strbuf p = STRBUF_INIT;
@@ -80,6 +77,7 @@ void spawn_result_free(struct spawn_result *o)
 			free(caps[i]->path);
 			caps[i]->path = NULL;
 		}
+		sb_release(&caps[i]->mem);
 	}
 	free(o->untraced);
 	o->untraced = NULL;
@@ -88,7 +86,7 @@ void spawn_result_free(struct spawn_result *o)
 struct stream {
 	int fd;     /* read end of the child's pipe, -1 at EOF */
 	int tee_fd; /* our stdout/stderr, -1 once it failed (EPIPE) */
-	int cap_fd; /* -1: not made yet (capdir set), not capturing, or no longer */
+	int cap_fd; /* -1: not made yet (capdir set: the bytes in cap->mem), not capturing, or no longer */
 	const char *capdir;
 	struct capture *cap;
 	struct hasher h;
@@ -109,21 +107,34 @@ static size_t pump(struct stream *s)
 	}
 	if (s->tee_fd >= 0 && write_all(s->tee_fd, buf, (size_t)n) < 0)
 		s->tee_fd = -1; /* the reader went away; keep capturing */
-	if (s->cap_fd < 0 && s->capdir && !s->cap->path && !s->cap->error &&
-	    (s->cap_fd = open_capture(s->capdir, s->cap)) < 0)
-		s->cap->error = errno; /* as a full disk: the result is not stored */
+	if (s->cap_fd < 0 && s->capdir && !s->cap->path && !s->cap->error) {
+		if (s->cap->mem.len + (size_t)n <= SPAWN_MEM_MAX) {
+			sb_add(&s->cap->mem, buf, (size_t)n);
+			goto captured;
+		}
+		/* outgrown: to a file, with what memory held */
+		if ((s->cap_fd = open_capture(s->capdir, s->cap)) < 0 ||
+		    write_all(s->cap_fd, s->cap->mem.buf ? s->cap->mem.buf : "", s->cap->mem.len) < 0)
+			goto failed;
+		sb_release(&s->cap->mem);
+	}
 	if (s->cap_fd < 0)
 		return 0; /* not capturing, or no longer */
 	if (write_all(s->cap_fd, buf, (size_t)n) < 0) {
+	failed:
 		/* A full disk costs the capture, not the command: its output
 		 * keeps flowing to the caller until it exits. The space goes
 		 * back at once; it may be the command's disk too. */
 		s->cap->error = errno;
-		close(s->cap_fd);
+		if (s->cap_fd >= 0)
+			close(s->cap_fd);
 		s->cap_fd = -1;
-		unlink(s->cap->path);
+		if (s->cap->path)
+			unlink(s->cap->path);
+		sb_release(&s->cap->mem);
 		return 0;
 	}
+captured:
 	hasher_bytes(&s->h, buf, (size_t)n);
 	s->cap->size += (uint64_t)n;
 	return (size_t)n;
@@ -158,24 +169,30 @@ static void order_add(struct order *o, int stream, size_t n)
 	o->len += n;
 }
 
-/* Writes the order as a capture file, when both streams have bytes
- * (else their order is no information). */
+/* The order as a capture, when both streams have bytes (else their
+ * order is no information): in memory, or a file past SPAWN_MEM_MAX. */
 static int order_save(struct order *o, const char *capdir, struct spawn_result *res)
 {
 	struct hasher h;
+	int rc = 0;
 	if (!res->out.size || !res->err.size || res->out.error || res->err.error)
 		return 0;
 	order_end_chunk(o);
-	int fd = open_capture(capdir, &res->order);
-	if (fd < 0)
-		return err_sys("cannot create a capture file in %s", capdir);
 	hasher_init(&h);
-	int rc = write_all(fd, o->text.buf, o->text.len);
-	close(fd);
 	hasher_bytes(&h, o->text.buf, o->text.len);
 	hasher_final(&h, &res->order.d);
 	hasher_free(&h);
 	res->order.size = o->text.len;
+	if (o->text.len <= SPAWN_MEM_MAX) {
+		res->order.mem = o->text;
+		memset(&o->text, 0, sizeof(o->text)); /* moved */
+		return 0;
+	}
+	int fd = open_capture(capdir, &res->order);
+	if (fd < 0)
+		return err_sys("cannot create a capture file in %s", capdir);
+	rc = write_all(fd, o->text.buf, o->text.len);
+	close(fd);
 	return rc < 0 ? err_sys("cannot write %s", res->order.path) : 0;
 }
 
@@ -213,10 +230,14 @@ static void child(const struct spawn_spec *spec, char *const *env, int out_w, in
 	/* execvp searches the PATH of environ: the command's own */
 	if (env)
 		environ = (char **)env;
-	/* last: from here on every file the command touches is observed,
-	 * execvp's PATH search included */
+	/* last: from here on every file the command touches is observed */
 	if (spec->trace)
 		trace_child_install(spec->trace);
+	/* the file the key hashed, found by the same PATH search: no stop of
+	 * a traced child per PATH entry; if it fails (a script without #!,
+	 * gone since), execvp does what it always does */
+	if (spec->exe)
+		execve(spec->exe, spec->argv, environ);
 	execvp(spec->argv[0], spec->argv);
 	e = errno;
 fail:

@@ -8,10 +8,12 @@
 #include <signal.h>
 
 #include "util/hash.h"
+#include "util/util.h"
 
 struct capture {
-	char *path; /* temp file holding the bytes, NULL when there were none;
-		     * unlinked by spawn_result_free */
+	char *path;        /* temp file holding the bytes, NULL when there were none
+			  * or they are in mem; unlinked by spawn_result_free */
+	struct strbuf mem; /* the bytes, while they fit in SPAWN_MEM_MAX */
 	struct digest d;
 	uint64_t size;
 	int error; /* errno of a capture write that failed (a full disk): the
@@ -22,8 +24,15 @@ struct capture {
  * of stdout, then of stderr. */
 #define SPAWN_ORDER_MAX 100000
 
+/* A stream of up to this many bytes is kept in memory, not in a file: a
+ * capture file created and deleted costs more than a small run on a file
+ * system that scans its recently deleted inodes to allocate one (ext4
+ * without a journal). As large as the index inlines (store-int.h). */
+#define SPAWN_MEM_MAX (64 * 1024)
+
 struct spawn_spec {
 	char *const *argv;
+	const char *exe;                     /* what argv[0] resolves to (fp_which), or NULL: a PATH search */
 	const char *cwd;                     /* NULL: this process's */
 	char *const *env;                    /* NULL: this process's */
 	int stdin_fd;                        /* -1: inherit */

@@ -36,7 +36,7 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
  * finish (published, fsync()ed with sync) or abort (nothing left). */
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
-int gs_packw_add(struct packw *w, const char *src, git_oid *oid);
+int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid);
 int gs_packw_finish(struct packw *w, int sync);
 /* Copies the entries of another pack (fd) between offsets from and to
  * verbatim, deltas included (an offset delta's base moves with it): n

@@ -129,11 +129,14 @@ int gs_init(const char *dir)
 
 /* Blob from a file: symlinks store their target, as git does; a large
  * file is streamed (loose.c). */
-static int write_file_blob(const char *src, git_oid *oid)
+static int write_file_blob(const struct run_file *f, git_oid *oid)
 {
+	const char *src = f->src;
 	struct stat sb;
-	if (!src) /* a stream with no bytes: no capture file was made */
-		return git_blob_create_from_buffer(oid, repo, "", 0) < 0 ? git_fail("empty blob") : 0;
+	if (!src) /* a stream kept in memory, or with no bytes */
+		return git_blob_create_from_buffer(oid, repo, f->held.buf ? f->held.buf : "", f->held.len) < 0
+			       ? git_fail("stream blob")
+			       : 0;
 	if (lstat(src, &sb) < 0)
 		return err_sys("cannot stat %s", src);
 	if (S_ISLNK(sb.st_mode)) {
@@ -275,7 +278,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 		/* size is what was hashed; the blob is what the file holds now
 		 * (the same: outputs are collected after the command ended) */
 		int packed = pw && f->mode != 0120000 && f->size < LOOSE_MIN;
-		if ((packed ? gs_packw_add(pw, f->src, &oid) : write_file_blob(f->src, &oid)) < 0)
+		if ((packed ? gs_packw_add(pw, f, &oid) : write_file_blob(f, &oid)) < 0)
 			goto out;
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
 		if (add_entry(idx, f->path, f->mode, &oid) < 0)

@@ -99,15 +99,18 @@ fail:
 	return -1;
 }
 
-int gs_packw_add(struct packw *w, const char *src, git_oid *oid)
+int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid)
 {
+	const char *src = f->src;
 	unsigned char hdr[32], md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	char head[40];
 	int rc = -1;
 	sb_reset(&w->data);
-	if (src && read_file_sb(src, &w->data) < 0) /* NULL: a stream without a byte */
+	if (src && read_file_sb(src, &w->data) < 0)
 		return -1;
+	if (!src) /* a stream kept in memory, or without a byte */
+		sb_add(&w->data, f->held.buf, f->held.len);
 	int hlen = snprintf(head, sizeof(head), "blob %zu", w->data.len) + 1;
 	EVP_MD_CTX *sha = EVP_MD_CTX_new();
 	if (!sha || EVP_DigestInit_ex(sha, EVP_sha1(), NULL) != 1 || EVP_DigestUpdate(sha, head, (size_t)hlen) != 1 ||

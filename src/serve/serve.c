@@ -307,6 +307,7 @@ static enum MHD_Result send_blob(struct server *sv, struct MHD_Connection *c, co
 	bs->f = *f;
 	bs->f.path = xstrdup(f->path);
 	bs->f.src = NULL;
+	memset(&bs->f.held, 0, sizeof(bs->f.held));
 	bs->f.data = NULL;
 	bs->held = held;
 	bs->fd = p[1];

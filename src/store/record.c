@@ -26,6 +26,7 @@ void run_record_free(struct run_record *r)
 	for (size_t i = 0; i < r->nfiles; i++) {
 		free(r->files[i].path);
 		free(r->files[i].src);
+		sb_release(&r->files[i].held);
 		free(r->files[i].data);
 	}
 	free(r->files);

@@ -202,7 +202,8 @@ static int write_file(struct store *st, struct run_file *f, int sync, unsigned c
 	struct stat sb;
 	int rc = -1;
 	if (!f->src) {
-		/* a stream with no bytes: no capture file was made */
+		/* a stream kept in memory, or with no bytes */
+		sb_add(&content, f->held.buf, f->held.len);
 	} else if (lstat(f->src, &sb) < 0) {
 		err_sys("cannot stat %s", f->src);
 		goto out;

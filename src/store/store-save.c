@@ -276,6 +276,8 @@ int store_save(struct store *st, struct run_record *r)
 		sb_reset(&content);
 		if (f->src && read_file_sb(f->src, &content) < 0)
 			goto out;
+		if (!f->src)
+			sb_add(&content, f->held.buf, f->held.len);
 		store_inline_data(f, content.buf ? content.buf : "", content.len);
 	}
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)

@@ -38,6 +38,7 @@ struct run_file {
 	struct digest xxh; /* content digest, checked on every replay */
 	uint64_t size;
 	char *src;           /* while saving: the local file holding the content */
+	struct strbuf held;  /* while saving, src NULL: the content, kept in memory (a small stream) */
 	unsigned char *data; /* inline copy from the index (maybe zstd), or NULL */
 	size_t datalen;
 	int enc; /* 0: data is raw, 1: zstd */

@@ -570,6 +570,45 @@ static const char *install_failure(int e)
 
 /* --- trace_available -------------------------------------------------- */
 
+/* 1 when no seccomp filter is installed above this process (the kernel's
+ * "Seccomp:" line in /proc/self/status is 0): then nothing above can make
+ * the command's installation fail (one listener per process chain, a
+ * container's policy). */
+static int no_filter_above(void)
+{
+	char buf[4096];
+	int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	const char *line = strstr(buf, "\nSeccomp:");
+	return line && strtol(line + sizeof("\nSeccomp:") - 1, NULL, 10) == 0;
+}
+
+/* 1 when the kernel knows SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux
+ * 5.19), and so SECCOMP_USER_NOTIF_FLAG_CONTINUE (5.5) too: with a NULL
+ * filter the call fails after checking the flags (EINVAL for one it does
+ * not know) and before installing anything (EFAULT). */
+static int kernel_can_continue(void)
+{
+#ifdef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+	return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+		       SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, NULL) < 0 &&
+	       errno == EFAULT;
+#else
+	return 0;
+#endif
+}
+
+/* Whether tracing can work here. Where no filter is installed above and
+ * the kernel is recent, two system calls tell; otherwise a child process
+ * tries the real thing (a fork on every command: the cost of a miss). An
+ * installation that still fails in the command's process (a filter added
+ * since) runs it untraced, with the reason: trace_parent_attach says so. */
 static void probe(void)
 {
 	int p[2] = { -1, -1 };
@@ -581,6 +620,10 @@ static void probe(void)
 	if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &notif_sizes) < 0) {
 		snprintf(probe_why, sizeof(probe_why), "this kernel has no seccomp user notification: %s",
 			 strerror(errno));
+		goto out;
+	}
+	if (no_filter_above() && kernel_can_continue()) {
+		probe_ok = 1;
 		goto out;
 	}
 	if (pipe2(p, O_CLOEXEC) < 0) {

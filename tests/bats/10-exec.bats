@@ -370,6 +370,20 @@ load helper
 	[ "$(log_count)" = 0 ]
 }
 
+@test "a script without #! runs through sh, found in PATH or by its path, as execvp runs it" {
+	cashet init > /dev/null
+	mkdir bin
+	printf 'echo "no shebang $1"\n' > bin/plain
+	chmod +x bin/plain
+	run cashet exec -- ./bin/plain a
+	assert_success
+	assert_output "no shebang a"
+	PATH="$PWD/bin:$PATH" run cashet exec -- plain b
+	assert_success
+	assert_output "no shebang b"
+	[ "$(PATH="$PWD/bin:$PATH" verdict -- plain b)" = hit ]
+}
+
 @test "options after the command belong to the command, with or without --" {
 	cashet init > /dev/null
 	run --separate-stderr cashet exec -- echo -v --force -n x

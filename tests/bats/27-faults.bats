@@ -215,6 +215,23 @@ damaged_index_recovers() {
 	damaged_index_recovers
 }
 
+@test "index.db deleted with its WAL left behind: rebuilt from git, the old WAL not laid over it" {
+	five_runs
+	# the last transactions are still in the WAL (it is not emptied on
+	# exit); SQLite drops a WAL it finds next to an empty database
+	[ -s .cashet/index.db-wal ]
+	rm .cashet/index.db
+	run --separate-stderr cashet exec -v -- seq 3 3000
+	assert_success
+	[[ "$stderr" == *"cashet: hit "* ]]
+	[ "$(log_count)" = 5 ]
+	run cashet fsck
+	assert_success
+	run --separate-stderr cashet exec -- seq 6 3000
+	assert_success
+	[ "$(log_count)" = 6 ]
+}
+
 @test "remote remove never deletes the store's runs; a fetch never prunes them" {
 	shared="$BATS_TEST_TMPDIR/shared.git"
 	git init -q --bare "$shared"
