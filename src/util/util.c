@@ -715,18 +715,12 @@ static struct {
 	char *inside;
 	struct memo_ent *tab;
 	size_t cap, n;
-	int64_t since;  /* CLOCK_REALTIME_COARSE when it was last emptied */
-	unsigned epoch; /* how many times it was */
+	int64_t since; /* CLOCK_REALTIME_COARSE when it was last emptied */
 } memo;
 
 int64_t stat_memo_since(void)
 {
 	return memo.inside ? memo.since : 0;
-}
-
-unsigned stat_memo_epoch(void)
-{
-	return memo.epoch;
 }
 
 static size_t memo_hash(const char *s)
@@ -749,7 +743,6 @@ void stat_memo_clear(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
 	memo.since = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	memo.epoch++;
 	for (size_t i = 0; i < memo.cap; i++)
 		free(memo.tab[i].path);
 	free(memo.tab);
