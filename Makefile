@@ -138,8 +138,9 @@ $(O)/toml-decoder: $(O)/tests/toml/decoder.o $(CORE_OBJ)
 # It loads the preload library of this tree (as the unit tests do).
 $(O)/tests/trace/trace-run.o $(O)/tests/unit/test_trace.o: ALL_CFLAGS += \
 	-DCASHET_TEST_TRACE_PRELOAD='"$(abspath $(OUT)cashet-trace.so)"'
-$(O)/trace-run: $(O)/tests/trace/trace-run.o $(O)/src/trace/trace.o $(O)/src/util/util.o | $(OUT)cashet-trace.so
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lpthread
+$(O)/trace-run: $(O)/tests/trace/trace-run.o $(O)/src/trace/trace.o $(O)/src/util/util.o $(O)/src/util/fsrec.o \
+		$(O)/src/util/hash.o | $(OUT)cashet-trace.so
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(shell $(PKG_CONFIG) --libs libxxhash) -lpthread
 
 # Unit tests that open a store load cashet-git.so as the binary does: they
 # are told where this tree builds it and export the core's symbols, which

@@ -227,7 +227,7 @@ _cashet()
 		case $prev in
 		--format) COMPREPLY=($(compgen -W "dot mermaid" -- "$cur")); return ;;
 		--executor) COMPREPLY=($(compgen -W "local slurm" -- "$cur")); return ;;
-		-j | --jobs | --metric | --index) return ;;
+		-j | --jobs | --metric | --index | --report-fd) return ;;
 		-o | --output) _cashet_files "$cur"; return ;;
 		--origin | --spool) compopt -o filenames 2>/dev/null; COMPREPLY=($(compgen -d -- "$cur")); return ;;
 		esac
@@ -237,7 +237,7 @@ _cashet()
 			job) COMPREPLY=($(compgen -W "--origin --spool --index -f --force -h --help" -- "$cur")) ;;
 			report) COMPREPLY=($(compgen -W "-o --output --metric --store -h --help" -- "$cur")) ;;
 			*) COMPREPLY=($(compgen -W "-j --jobs -k --keep-going -n --dry-run -f --force
-				-v --verbose --executor --format --store -h --help" -- "$cur")) ;;
+				-v --verbose --report-fd --executor --format --store -h --help" -- "$cur")) ;;
 			esac
 		else
 			compopt -o filenames 2>/dev/null

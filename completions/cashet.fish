@@ -265,6 +265,7 @@ complete -c cashet -n "__cashet_using pipeline" -s k -l keep-going -d 'After a f
 complete -c cashet -n "__cashet_using pipeline" -s n -l dry-run -d 'Run nothing: print the plan, hit or run and why'
 complete -c cashet -n "__cashet_using pipeline" -s f -l force -d 'Run every step (or the next word, a step) even if cached'
 complete -c cashet -n "__cashet_using pipeline" -s v -l verbose -d "Print every step's output"
+complete -c cashet -n "__cashet_using pipeline" -l report-fd -r -d "Write the run's counts as JSON to fd N"
 complete -c cashet -n "__cashet_using pipeline" -l executor -x -a 'local slurm' -d 'Run steps here or as Slurm jobs'
 complete -c cashet -n "__cashet_using pipeline" -l origin -x -a '(__fish_complete_directories)' -d "(job) The submitting pipeline's store"
 complete -c cashet -n "__cashet_using pipeline" -l spool -x -a '(__fish_complete_directories)' -d "(job) Where the run's archive goes"

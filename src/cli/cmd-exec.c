@@ -26,12 +26,7 @@ static int check_tag(void *opts, const char *arg)
 static int take_report_fd(void *opts, const char *arg)
 {
 	struct exec_opts *o = opts;
-	char *end;
-	long n = strtol(arg, &end, 10);
-	if (*end || !*arg || n < 0 || n > INT_MAX || fcntl((int)n, F_GETFD) < 0)
-		return err_set("--report-fd: '%s' is not an open file descriptor", arg);
-	o->report_fd = (int)n;
-	return 0;
+	return opt_fd("report-fd", arg, &o->report_fd);
 }
 
 #define OPTS struct exec_opts

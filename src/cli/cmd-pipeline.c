@@ -14,6 +14,8 @@
 #include "pipeline/executor-slurm.h"
 #include "pipeline/runlog.h"
 #include "pipeline/step.h"
+#include "pipeline/witness.h"
+#include "util/fsrec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -41,6 +43,7 @@ struct opts {
 	const char *output, *metric; /* report: -o FILE, --metric NAME */
 	struct strvec force_steps;
 	int force_all, jobs, keep_going, dry_run, verbose;
+	int report_fd; /* --report-fd N, plus one: 0 when not given */
 };
 
 /* What a worker tells the scheduler after each step. */
@@ -88,6 +91,20 @@ struct ctx {
 	int64_t *prev_ms; /* each step's previous duration in the store, -1 unknown (terminal only) */
 	size_t total, done, running, failed;
 	int64_t start;
+	/* The witness (pipeline/witness.h): the key and the index's generation
+	 * when the run began, and what each step's verdict asked of the file
+	 * system, recorded as it was replayed here (seen[i], if captured[i]). */
+	struct witness_run {
+		int on;
+		struct digest key;
+		struct strbuf abs_file, path, options;
+		int64_t epoch, gen;
+		struct strbuf *seen;
+		unsigned char *captured;
+		char (*run)[OID_HEX];
+		int64_t *expires;
+	} w;
+	size_t witnessed; /* steps the witness answered for */
 };
 
 static volatile sig_atomic_t got_signal;
@@ -439,6 +456,13 @@ static int dispatch(struct ctx *x, size_t i)
 	return 0;
 }
 
+/* What a witness keeps of step i's hit. */
+static void note_run(struct ctx *x, size_t i, const struct exec_result *res)
+{
+	memcpy(x->w.run[i], res->run, OID_HEX);
+	x->w.expires[i] = res->expires_ms;
+}
+
 /* The no-op fast path: when all step i's run would do is replay, replays
  * it in this process, its streams to the step's logs when they will be
  * shown (-v). Returns 1 replayed, 0 to start a worker (a miss, or anything
@@ -452,12 +476,18 @@ static int replay_in_process(struct ctx *x, size_t i)
 		return 0;
 	if (x->o->verbose && open_logs(x, i) < 0)
 		goto out;
+	if (x->w.on)
+		fsrec_begin(&x->w.seen[i]);
 	if (request(x, i, EXEC_LOOKUP_ONLY, x->log[2 * i], x->log[2 * i + 1], &sr) == 0 &&
 	    exec_run(x->st, &sr.req, &res) == 0) {
 		/* only ok runs: the step would succeed */
 		rc = res.verdict == EXEC_HIT && res.exit_code == 0;
+		if (rc && x->w.on)
+			note_run(x, i, &res);
 		exec_result_free(&res);
 	}
+	if (x->w.on)
+		x->w.captured[i] = fsrec_end() && rc;
 	step_request_release(&sr);
 out:
 	err_clear();
@@ -626,13 +656,14 @@ static void print_output(const struct ctx *x, size_t i)
 
 /* A step's event: "step NAME: VERDICT (detail)", the verdict in color
  * (an SGR parameter: 32 green) on a terminal that allows it. */
-static void report(struct ctx *x, size_t i, int color, const char *verdict, const char *fmt, ...) PRINTF_LIKE(5, 6);
-static void report(struct ctx *x, size_t i, int color, const char *verdict, const char *fmt, ...)
+static void report(struct ctx *x, const char *name, int color, const char *verdict, const char *fmt, ...)
+	PRINTF_LIKE(5, 6);
+static void report(struct ctx *x, const char *name, int color, const char *verdict, const char *fmt, ...)
 {
 	struct strbuf sb = STRBUF_INIT;
 	va_list ap;
 	clear_status(x);
-	sb_addf(&sb, "step %s: ", x->d->steps[i].name);
+	sb_addf(&sb, "step %s: ", name);
 	if (x->color)
 		sb_addf(&sb, "\033[%dm%s\033[0m ", color, verdict);
 	else
@@ -658,22 +689,22 @@ static void finish(struct ctx *x, size_t i, int status, int stopping, int hit, c
 	x->done++;
 	if (code == 0) {
 		x->state[i] = hit ? S_HIT : S_RAN;
-		report(x, i, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran", "(%s%s%s)", dur,
-		       v && v->jobid[0] ? ", Slurm job " : "", v ? v->jobid : "");
+		report(x, x->d->steps[i].name, x->state[i] == S_HIT ? 32 : 34, x->state[i] == S_HIT ? "hit" : "ran",
+		       "(%s%s%s)", dur, v && v->jobid[0] ? ", Slurm job " : "", v ? v->jobid : "");
 		if (x->o->verbose)
 			print_output(x, i);
 	} else if (stopping) {
 		x->state[i] = S_STOP;
-		report(x, i, 33, "stopped", "(%s)", dur);
+		report(x, x->d->steps[i].name, 33, "stopped", "(%s)", dur);
 	} else {
 		x->state[i] = S_FAIL;
 		x->failed++;
 		if (v && v->why[0])
-			report(x, i, 31, "FAILED", "(%s)", v->why);
+			report(x, x->d->steps[i].name, 31, "FAILED", "(%s)", v->why);
 		else if (WIFEXITED(status))
-			report(x, i, 31, "FAILED", "(exit %d)", code);
+			report(x, x->d->steps[i].name, 31, "FAILED", "(exit %d)", code);
 		else
-			report(x, i, 31, "FAILED", "(signal %d)", WTERMSIG(status));
+			report(x, x->d->steps[i].name, 31, "FAILED", "(signal %d)", WTERMSIG(status));
 		print_output(x, i);
 	}
 	close_logs(x, i);
@@ -893,8 +924,21 @@ static void end_workers(struct ctx *x)
 	}
 }
 
-/* What this run did, for `pipeline report`'s timeline; losing it loses
- * only that, so a failure to write it is not the pipeline's. */
+/* The run log of the pipeline file, for `pipeline report`'s timeline;
+ * losing it loses only that, so a failure to write it is not the pipeline's. */
+static void write_runlog(const struct ctx *x, const char *file, struct runlog *l)
+{
+	struct strbuf path = STRBUF_INIT, abs = STRBUF_INIT;
+	path_absolute(NULL, file, &abs);
+	runlog_path(x->store.buf, abs.buf, &path);
+	if (runlog_write(path.buf, l) < 0)
+		err_clear();
+	runlog_free(l);
+	sb_release(&path);
+	sb_release(&abs);
+}
+
+/* What this run did, for the timeline. */
 static void save_runlog(const struct ctx *x)
 {
 	static const char *const names[] = {
@@ -902,7 +946,6 @@ static void save_runlog(const struct ctx *x)
 		[S_FAIL] = "failed", [S_SKIP] = "skipped", [S_STOP] = "stopped"
 	};
 	struct runlog l = { .start_ms = x->start, .end_ms = now_ms() };
-	struct strbuf path = STRBUF_INIT, file = STRBUF_INIT;
 	for (size_t k = 0; k < x->d->n; k++) {
 		size_t i = x->d->order[k];
 		if (x->want[i] && names[x->state[i]])
@@ -915,13 +958,92 @@ static void save_runlog(const struct ctx *x)
 			l.steps[b] = l.steps[b - 1];
 			l.steps[b - 1] = tmp;
 		}
-	path_absolute(NULL, x->d->file, &file);
-	runlog_path(x->store.buf, file.buf, &path);
-	if (runlog_write(path.buf, &l) < 0)
+	write_runlog(x, x->d->file, &l);
+}
+
+/* The last line, and with --report-fd the same counts as JSON. */
+static void summary(const struct ctx *x, size_t ran, size_t hits, size_t failed, size_t not_run)
+{
+	char dur[32];
+	int64_t ms = now_ms() - x->start;
+	fmt_duration(ms, dur, sizeof(dur));
+	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed, not_run, dur);
+	if (!x->o->report_fd)
+		return;
+	struct strbuf sb = STRBUF_INIT;
+	sb_addf(&sb,
+		"{\"ran\":%zu,\"hit\":%zu,\"failed\":%zu,\"not_run\":%zu,\"witnessed\":%zu,\"duration_ms\":%lld}\n",
+		ran, hits, failed, not_run, x->witnessed, (long long)ms);
+	if (write_all(x->o->report_fd - 1, sb.buf, sb.len) < 0)
+		fprintf(stderr, "cashet: warning: cannot write the report to fd %d: %s\n", x->o->report_fd - 1,
+			strerror(errno));
+	sb_release(&sb);
+}
+
+/* Asks what step i's verdict asks, recorded: a step that ran (in a worker,
+ * on Slurm) or whose recording came before a run was stored. 1 it is a
+ * hit that a witness can vouch for, 0 not. */
+static int capture(struct ctx *x, size_t i)
+{
+	struct step_request sr;
+	struct exec_result res;
+	int ok = 0;
+	memset(&res, 0, sizeof(res));
+	sb_reset(&x->w.seen[i]);
+	fsrec_begin(&x->w.seen[i]);
+	if (step_request_init(&sr, x->d, &x->d->steps[i], environ, EXEC_LOOKUP_ONLY, -1, -1) == 0 &&
+	    exec_run(x->st, &sr.req, &res) == 0 && res.verdict == EXEC_HIT && res.exit_code == 0) {
+		note_run(x, i, &res);
+		ok = 1;
+	}
+	ok &= fsrec_end();
+	exec_result_free(&res);
+	step_request_release(&sr);
+	err_clear();
+	return ok;
+}
+
+/* Writes the witness of a run whose every step hit or ran: what each
+ * verdict asked, and the index's generation. When runs were stored since
+ * the run began, what was recorded before may no longer be what a lookup
+ * answers: every step is asked again. Nothing may change the index while
+ * the questions are asked (another process storing a run): no witness. */
+static void witness_save(struct ctx *x)
+{
+	struct witness_builder b = { 0 };
+	struct digest key;
+	int64_t epoch, gen, gen2;
+	stat_memo_clear(); /* the steps wrote: nothing seen before holds */
+	if (store_generation(x->st, &epoch, &gen) < 0 || epoch != x->w.epoch)
+		b.broken = 1;
+	for (size_t k = 0; k < x->d->n && !b.broken; k++) {
+		size_t i = x->d->order[k];
+		const struct dag_step *s = &x->d->steps[i];
+		if (!x->want[i])
+			continue;
+		if (!s->cache || ((gen != x->w.gen || !x->w.captured[i]) && !capture(x, i)))
+			b.broken = 1;
+		else
+			witness_add(&b, s->name, x->w.run[i], x->w.expires[i], x->w.seen[i].buf ? x->w.seen[i].buf : "",
+				    x->w.seen[i].len);
+	}
+	/* the file, the environment, the store's config: as when the run began */
+	if (store_generation(x->st, &epoch, &gen2) < 0 || gen2 != gen ||
+	    witness_key(x->w.abs_file.buf, x->store.buf, x->w.options.buf, &key) < 0 || !digest_eq(&key, &x->w.key))
+		b.broken = 1;
+	if (witness_write(x->w.path.buf, &b, &x->w.key, epoch, gen) < 0)
 		err_clear();
-	runlog_free(&l);
-	sb_release(&path);
-	sb_release(&file);
+	witness_builder_free(&b);
+}
+
+/* Not on a terminal, a line per step is buffered until the scheduler
+ * waits for a worker (wait_step flushes): a no-op run of 10,000 steps
+ * made 10,000 writes; a step's line still shows when it ends. */
+static void buffer_stderr(const struct ctx *x)
+{
+	static char errbuf[1 << 16];
+	if (!x->tty)
+		setvbuf(stderr, errbuf, _IOFBF, sizeof(errbuf));
 }
 
 static int run_all(struct ctx *x)
@@ -934,12 +1056,7 @@ static int run_all(struct ctx *x)
 	x->slots = xcalloc((size_t)x->o->jobs, sizeof(*x->slots));
 	x->oneshot = xcalloc((size_t)x->o->jobs, sizeof(*x->oneshot));
 	queue_init(x);
-	/* not on a terminal, a line per step is buffered until the scheduler
-	 * waits for a worker (wait_step flushes): a no-op run of 10,000 steps
-	 * made 10,000 writes; a step's line still shows when it ends */
-	static char errbuf[1 << 16];
-	if (!x->tty)
-		setvbuf(stderr, errbuf, _IOFBF, sizeof(errbuf));
+	buffer_stderr(x);
 	/* the files outside the project are judged as one snapshot */
 	if (x->st)
 		stat_memo_enable(store_root(x->st));
@@ -961,8 +1078,8 @@ static int run_all(struct ctx *x)
 				x->state[i] = S_SKIP;
 				x->t0[i] = x->t1[i] = now_ms();
 				x->done++;
-				report(x, i, 33, "skipped", "(upstream step %s %s)", x->d->steps[up].name,
-				       x->state[up] == S_FAIL ? "failed" : "did not run");
+				report(x, x->d->steps[i].name, 33, "skipped", "(upstream step %s %s)",
+				       x->d->steps[up].name, x->state[up] == S_FAIL ? "failed" : "did not run");
 				draw_status(x);
 				settle(x, i);
 				continue;
@@ -1010,15 +1127,16 @@ static int run_all(struct ctx *x)
 		hits += x->state[i] == S_HIT;
 		ran += x->state[i] == S_RAN;
 	}
+	if (x->w.on && !got_signal && !stopping && !failed && ran + hits == x->total)
+		witness_save(x);
+	else if (x->w.on)
+		unlink(x->w.path.buf); /* it no longer says what the steps are */
 	stat_memo_enable(NULL);
 	queue_free(x);
 	free(x->slots);
 	free(x->oneshot);
 	save_runlog(x);
-	char dur[32];
-	fmt_duration(now_ms() - x->start, dur, sizeof(dur));
-	fprintf(stderr, "pipeline: %zu ran, %zu hit, %zu failed, %zu not run (%s)\n", ran, hits, failed,
-		x->total - ran - hits - failed, dur);
+	summary(x, ran, hits, failed, x->total - ran - hits - failed);
 	fflush(stderr);
 	setvbuf(stderr, NULL, _IONBF, 0);
 	if (got_signal)
@@ -1311,6 +1429,78 @@ static int slurm_prepare(struct ctx *x)
 
 enum sub { SUB_RUN, SUB_GRAPH, SUB_STATUS, SUB_REPORT };
 
+/* A run whose witness held: every step a hit, said as a run that replayed
+ * them says it, the run log and the runs' last use (once a minute, as
+ * store_touch) kept as it keeps them. */
+static void witnessed_run(struct ctx *x, struct store *st, const char *file, const struct strvec *names,
+			  const struct strvec *runs)
+{
+	struct runlog l = { .start_ms = x->start };
+	struct stat sb;
+	x->tty = isatty(STDERR_FILENO);
+	x->color = x->tty && !(getenv("NO_COLOR") && *getenv("NO_COLOR"));
+	buffer_stderr(x);
+	for (size_t i = 0; i < names->n; i++) {
+		report(x, names->v[i], 32, "hit", "(0.00s)");
+		runlog_add(&l, names->v[i], "hit", x->start, now_ms());
+	}
+	x->total = x->witnessed = names->n;
+	l.end_ms = now_ms();
+	write_runlog(x, file, &l);
+	if (stat(x->w.path.buf, &sb) == 0 && l.end_ms - (int64_t)sb.st_mtime * 1000 >= 60000 &&
+	    store_touch_runs(st, runs, l.end_ms) == 0)
+		utimensat(AT_FDCWD, x->w.path.buf, NULL, 0);
+	err_clear();
+	summary(x, 0, names->n, 0, 0);
+	fflush(stderr);
+	setvbuf(stderr, NULL, _IONBF, 0);
+}
+
+/* Before the file is parsed: the witness's key and the index's generation
+ * (what the witness written at the end must match), then whether the last
+ * run's witness still holds. Returns 1 when it did (the run is done), 0
+ * to run the pipeline. Not finding or opening the store is not an error
+ * here: the run says it. */
+static int witness_begin(struct cli *cli, struct ctx *x, const char *file, char *const *targets, int ntargets)
+{
+	struct opts *o = x->o;
+	struct strvec names = STRVEC_INIT, runs = STRVEC_INIT;
+	struct store *st = NULL;
+	int held = 0;
+	char *real = realpath(file, NULL);
+	if (!real)
+		goto out;
+	*strrchr(real, '/') = 0;
+	if (store_find_from(cli->store_opt, *real ? real : "/", &x->store) != 0 ||
+	    store_open(x->store.buf, 0, &st, NULL) < 0 || store_generation(st, &x->w.epoch, &x->w.gen) < 0)
+		goto out;
+	path_absolute(NULL, file, &x->w.abs_file);
+	sb_addf(&x->w.options, "executor=%s\n", o->executor ? o->executor : "");
+	for (int i = 0; i < ntargets; i++)
+		sb_addf(&x->w.options, "target=%s\n", targets[i]);
+	if (witness_key(x->w.abs_file.buf, x->store.buf, x->w.options.buf, &x->w.key) < 0)
+		goto out;
+	witness_path(x->store.buf, x->w.abs_file.buf, &x->w.path);
+	x->w.on = 1;
+	/* -v shows the steps' output, which only a replay has */
+	if (o->verbose || o->force_all || o->force_steps.n)
+		goto out;
+	x->start = now_ms();
+	if (witness_holds(x->w.path.buf, &x->w.key, x->w.epoch, x->w.gen, x->start, &names, &runs)) {
+		witnessed_run(x, st, file, &names, &runs);
+		held = 1;
+	}
+out:
+	err_clear();
+	free(real);
+	store_close(st);
+	sv_release(&names);
+	sv_release(&runs);
+	if (!held)
+		sb_reset(&x->store); /* found again once the file is read */
+	return held;
+}
+
 /* The page to -o FILE (atomically), or to stdout. */
 static int write_report(struct ctx *x)
 {
@@ -1353,6 +1543,10 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	if (o->jobs <= 0) {
 		long cores = sysconf(_SC_NPROCESSORS_ONLN);
 		o->jobs = cores > 0 ? (int)cores : 1;
+	}
+	if (sub == SUB_RUN && !o->dry_run && witness_begin(cli, &x, file, argv, argc)) {
+		rc = 0;
+		goto out;
 	}
 	rc = 2;
 	if (dag_load(file, &x.d) < 0) {
@@ -1417,6 +1611,13 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 		err_clear();
 		x.st = NULL;
 	}
+	x.w.on &= x.st != NULL;
+	if (x.w.on) {
+		x.w.seen = xcalloc(x.d->n, sizeof(*x.w.seen));
+		x.w.captured = xcalloc(x.d->n, 1);
+		x.w.run = xcalloc(x.d->n, sizeof(*x.w.run));
+		x.w.expires = xcalloc(x.d->n, sizeof(*x.w.expires));
+	}
 	/* status and dry runs write nothing: the system's files are one
 	 * snapshot for them (run_all keeps it while nothing runs) */
 	if (x.st && (sub == SUB_STATUS || o->dry_run))
@@ -1441,6 +1642,8 @@ out:
 		rm_rf(x.spool.buf);
 	sb_release(&x.spool);
 	sb_release(&x.self);
+	for (size_t i = 0; x.w.seen && i < x.d->n; i++)
+		sb_release(&x.w.seen[i]);
 	dag_free(x.d);
 	free(x.want);
 	free(x.force);
@@ -1449,6 +1652,13 @@ out:
 	free(x.t0);
 	free(x.t1);
 	free(x.prev_ms);
+	free(x.w.seen);
+	free(x.w.captured);
+	free(x.w.run);
+	free(x.w.expires);
+	sb_release(&x.w.abs_file);
+	sb_release(&x.w.path);
+	sb_release(&x.w.options);
 	sb_release(&x.store);
 	sb_release(&x.logdir);
 	return rc;
@@ -1482,6 +1692,16 @@ static int force_all(void *opts, const char *step)
 	return 0;
 }
 
+static int take_report_fd(void *opts, const char *arg)
+{
+	struct opts *o = opts;
+	int fd;
+	if (opt_fd("report-fd", arg, &fd) < 0)
+		return -1;
+	o->report_fd = fd + 1;
+	return 0;
+}
+
 /* The word after --force is STEP unless it is a file (FILE) or an option. */
 static int not_a_file(const char *word)
 {
@@ -1496,6 +1716,8 @@ static const struct opt run_rows[] = {
 	OPT_LIST_OPTIONAL("force", 'f', force_steps, "STEP", force_all, not_a_file,
 			  "run every step, or only STEP (repeatable), even if cached"),
 	OPT_BOOL("verbose", 'v', verbose, "print every step's output, not only a failed step's"),
+	OPT_CALLBACK("report-fd", 0, take_report_fd, "N",
+		     "write the run's counts as one JSON line to file descriptor N"),
 	OPT_CHOICE("executor", 0, executor, "local|slurm",
 		   "run the steps that name no executor here or as Slurm jobs (default: the file's, else local)"),
 	OPT_END,

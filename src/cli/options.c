@@ -4,6 +4,7 @@
 #include "cli/options.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,4 +305,14 @@ void opt_help(FILE *f, const struct opt_set *sets, size_t nsets)
 				fprintf(f, "%-*s  %s\n", width, left.buf, o->help);
 		}
 	sb_release(&left);
+}
+
+int opt_fd(const char *name, const char *arg, int *fd)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+	if (*end || !*arg || n < 0 || n > INT_MAX || fcntl((int)n, F_GETFD) < 0)
+		return err_set("--%s: '%s' is not an open file descriptor", name, arg);
+	*fd = (int)n;
+	return 0;
 }

@@ -126,6 +126,10 @@ struct opt_args {
 enum opt_status opt_parse(const struct opt_set *sets, size_t nsets, enum opt_mode mode, int argc, char **argv,
 			  struct opt_args *out);
 
+/* An open file descriptor's number (the value of option name), or -1
+ * with "--NAME: 'ARG' is not an open file descriptor". */
+int opt_fd(const char *name, const char *arg, int *fd);
+
 /* Frees what parsing allocated in the sets' structs (the lists). */
 void opt_release(const struct opt_set *sets, size_t nsets);
 

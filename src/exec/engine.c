@@ -375,6 +375,7 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 		res->exit_code = hit.exit_code;
 		res->duration_ms = hit.duration_ms;
 		res->created_ms = hit.created_ms;
+		res->expires_ms = hit.expires_ms;
 		memcpy(res->run, hit.hash, OID_HEX);
 	}
 	run_record_free(&hit);

@@ -86,6 +86,7 @@ struct exec_result {
 	char run[OID_HEX];   /* the run replayed or stored, "" if none */
 	int64_t duration_ms; /* the run's (saved time on a hit) */
 	int64_t created_ms;  /* a hit: when the replayed run started */
+	int64_t expires_ms;  /* a hit: when the replayed run expires (0: never) */
 	int stale;           /* a hit older than request.stale_ms */
 	struct digest fp;
 	struct strvec reasons; /* EXEC_WANT_REASONS on a miss: what changed */

@@ -82,7 +82,20 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid);
 int gs_want_fsync(void);
 
 /* fsck.c */
-int gs_check_objects(const char *dir, int64_t *count, struct strvec *problems);
+int gs_fsck(const char *dir, struct gitmod_fsck *req);
+/* fsck's object pass, through which gs_read_run reads a run's objects:
+ * each object is verified once and remembered (seen: also a reported bad
+ * one); gs_fsck then reads only what no run reached. */
+struct fsck_pass;
+void gs_fsck_seen(struct fsck_pass *p, const git_oid *id);
+/* Reads and verifies blob id, appending its content to out (whole:
+ * whatever its size; else up to the pass's content_max): 0 appended, 1
+ * larger (verified, not appended), -1 unreadable (reported once as a bad
+ * object, err_msg() set). */
+int gs_fsck_blob(struct fsck_pass *p, const git_oid *id, int whole, struct strbuf *out);
+/* gs_load_run of the open repository, its objects read through p when not
+ * NULL (its blobs up to p's content_max with their content in data). */
+int gs_read_run(const char *hash, struct strbuf *meta, struct run_record *r, struct fsck_pass *p);
 
 /* remote.c */
 int gs_remote_config(const char *dir, const char *op, const char *name, const char *url, struct strvec *list);

@@ -380,42 +380,68 @@ int gs_list_runs(const char *dir, struct strvec *out)
 struct walk_ctx {
 	struct run_record *r;
 	struct strbuf *meta;
+	struct fsck_pass *fsck;
+	git_oid *trees; /* with fsck: the subtrees walked, seen once the walk succeeds */
+	size_t ntrees;
 	int rc;
 };
+
+/* A blob of the tree: meta's text, or a file of the run (with fsck, its
+ * content when small; an unreadable one is left without: fsck's reading of
+ * the run's blobs reports it). */
+static int walk_blob(struct walk_ctx *w, const char *path, const git_tree_entry *e)
+{
+	const git_oid *id = git_tree_entry_id(e);
+	if (!strcmp(path, "meta")) {
+		if (!w->fsck)
+			return gs_read_blob(git_repo_dir(), git_oid_tostr_s(id), w->meta);
+		return gs_fsck_blob(w->fsck, id, 1, w->meta) < 0 ? -1 : 0;
+	}
+	int kind = !strcmp(path, "stdout")         ? FILE_STDOUT
+		   : !strcmp(path, "stderr")       ? FILE_STDERR
+		   : !strcmp(path, "streams")      ? FILE_STREAMS
+		   : !strncmp(path, "sources/", 8) ? FILE_SOURCE
+						   : FILE_OUTPUT;
+	struct run_file *f = run_add_file(w->r, kind, path);
+	f->mode = git_tree_entry_filemode(e);
+	git_oid_tostr(f->oid, sizeof(f->oid), id);
+	if (w->fsck) {
+		struct strbuf content = STRBUF_INIT;
+		if (gs_fsck_blob(w->fsck, id, 0, &content) == 0) {
+			f->datalen = content.len;
+			f->data = (unsigned char *)(content.buf ? sb_detach(&content) : xstrdup(""));
+		}
+		err_clear();
+		sb_release(&content);
+	}
+	return 0;
+}
 
 static int walk_cb(const char *root, const git_tree_entry *e, void *payload)
 {
 	struct walk_ctx *w = payload;
+	if (git_tree_entry_type(e) == GIT_OBJECT_TREE && w->fsck) {
+		w->trees = xrealloc(w->trees, (w->ntrees + 1) * sizeof(*w->trees));
+		git_oid_cpy(&w->trees[w->ntrees++], git_tree_entry_id(e));
+	}
 	if (git_tree_entry_type(e) != GIT_OBJECT_BLOB)
 		return 0;
 	struct strbuf path = STRBUF_INIT;
 	sb_adds(&path, root);
 	sb_adds(&path, git_tree_entry_name(e));
-	if (!strcmp(path.buf, "meta")) {
-		if (gs_read_blob(git_repo_dir(), git_oid_tostr_s(git_tree_entry_id(e)), w->meta) < 0)
-			w->rc = -1;
-	} else {
-		int kind = !strcmp(path.buf, "stdout")         ? FILE_STDOUT
-			   : !strcmp(path.buf, "stderr")       ? FILE_STDERR
-			   : !strcmp(path.buf, "streams")      ? FILE_STREAMS
-			   : !strncmp(path.buf, "sources/", 8) ? FILE_SOURCE
-							       : FILE_OUTPUT;
-		struct run_file *f = run_add_file(w->r, kind, path.buf);
-		f->mode = git_tree_entry_filemode(e);
-		git_oid_tostr(f->oid, sizeof(f->oid), git_tree_entry_id(e));
-	}
+	if (walk_blob(w, path.buf, e) < 0)
+		w->rc = -1;
 	sb_release(&path);
 	return w->rc < 0 ? -1 : 0;
 }
 
-int gs_load_run(const char *dir, const char *hash, struct strbuf *meta, struct run_record *r)
+int gs_read_run(const char *hash, struct strbuf *meta, struct run_record *r, struct fsck_pass *p)
 {
 	git_oid oid;
 	git_commit *c = NULL;
 	git_tree *tree = NULL;
+	struct walk_ctx w = { r, meta, p, NULL, 0, 0 };
 	int rc = -1;
-	if (open_repo(dir) < 0)
-		return -1;
 	if (git_oid_fromstr(&oid, hash) < 0 || git_commit_lookup(&c, repo, &oid) < 0 || git_commit_tree(&tree, c) < 0) {
 		git_fail(hash);
 		goto out;
@@ -424,17 +450,31 @@ int gs_load_run(const char *dir, const char *hash, struct strbuf *meta, struct r
 	r->parent[0] = '\0';
 	if (git_commit_parentcount(c) > 0)
 		git_oid_tostr(r->parent, sizeof(r->parent), git_commit_parent_id(c, 0));
-	struct walk_ctx w = { r, meta, 0 };
 	if (git_tree_walk(tree, GIT_TREEWALK_PRE, walk_cb, &w) < 0 || w.rc < 0) {
 		if (w.rc == 0)
 			git_fail(hash);
 		goto out;
 	}
+	if (p) {
+		/* each of them read whole by libgit2, its SHA-1 checked */
+		gs_fsck_seen(p, &oid);
+		gs_fsck_seen(p, git_tree_id(tree));
+		for (size_t i = 0; i < w.ntrees; i++)
+			gs_fsck_seen(p, &w.trees[i]);
+	}
 	rc = 0;
 out:
+	free(w.trees);
 	git_tree_free(tree);
 	git_commit_free(c);
 	return rc;
+}
+
+int gs_load_run(const char *dir, const char *hash, struct strbuf *meta, struct run_record *r)
+{
+	if (open_repo(dir) < 0)
+		return -1;
+	return gs_read_run(hash, meta, r, NULL);
 }
 
 int gs_delete_run(const char *dir, const char *hash)

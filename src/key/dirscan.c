@@ -5,6 +5,7 @@
  * trusted by its stat signature only if it was quiet when recorded. */
 #include "key/dirscan.h"
 #include "key/fp.h"
+#include "util/fsrec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -346,6 +347,11 @@ static int add_dir(struct scan *s, int at, const char *entry, int depth)
 	int rc = -1;
 	if (depth > MAX_DEPTH)
 		return err_set("input %s: directories nested too deep (symlink loop?)", s->abs.buf);
+	if (fsrec_on()) {
+		/* adding, removing or renaming an entry changes its times */
+		struct stat dsb;
+		fsrec_stat(s->abs.buf, stat(s->abs.buf, &dsb), &dsb);
+	}
 	int fd = openat(at, entry, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 	if (!d) {
@@ -391,6 +397,10 @@ static int add_dir(struct scan *s, int at, const char *entry, int depth)
 		if (!strcmp(s->abs.buf, keydir) || dirscan_is_output(s->outputs, child.buf))
 			continue;
 		sb_add(&listing, names[i], strlen(names[i]) + 1);
+		if (fsrec_on()) { /* the stats are taken on two threads, recorded on this one */
+			errno = errs[i];
+			fsrec_stat(s->abs.buf, errs[i] ? -1 : 0, &sbs[i]);
+		}
 		if (add_entry(s, dirfd(d), names[i], child.buf, depth + 1, &sbs[i], errs[i]) < 0)
 			goto out;
 	}
@@ -428,7 +438,9 @@ static int add_entry(struct scan *s, int at, const char *entry, const char *name
 	}
 	struct strbuf target = STRBUF_INIT;
 	struct stat lsb;
-	if (fstatat(at, entry, &lsb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(lsb.st_mode)) {
+	int lrc = fstatat(at, entry, &lsb, AT_SYMLINK_NOFOLLOW);
+	fsrec_lstat(s->abs.buf, lrc, &lsb);
+	if (lrc < 0 || !S_ISLNK(lsb.st_mode)) {
 		errno = err;
 		return err_sys("input %s", s->abs.buf);
 	}
@@ -469,7 +481,7 @@ int dirscan_add(struct store *st, const struct strvec *outputs, struct run_recor
 	}
 	err_clear(); /* no snapshot: every file is hashed */
 	struct stat sb;
-	rc = add_entry(&s, AT_FDCWD, abspath, name.buf, 0, &sb, stat(abspath, &sb) == 0 ? 0 : errno);
+	rc = add_entry(&s, AT_FDCWD, abspath, name.buf, 0, &sb, fsrec_do_stat(abspath, &sb) == 0 ? 0 : errno);
 	helper_stop(&s.helper);
 	if (rc == 0 && s.cur.have)
 		diverge(&s); /* files gone at the end */

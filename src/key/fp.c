@@ -5,6 +5,7 @@
 #include "key/dirscan.h"
 #include "key/params.h"
 #include "key/script.h"
+#include "util/fsrec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +22,12 @@
 const char *fp_getenv(char *const *env, const char *name)
 {
 	size_t n = strlen(name);
-	for (; env && *env; env++)
+	const char *v = NULL;
+	for (; env && *env && !v; env++)
 		if (!strncmp(*env, name, n) && (*env)[n] == '=')
-			return *env + n + 1;
-	return NULL;
+			v = *env + n + 1;
+	fsrec_env(name, v);
+	return v;
 }
 
 void fp_store_path(const struct store *st, const char *cwd, const char *path, struct strbuf *out)
@@ -50,7 +53,7 @@ int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf
 	sb_reset(out);
 	if (strchr(argv0, '/')) {
 		path_absolute(cwd, argv0, out);
-		return access(out->buf, X_OK) == 0 ? 0 : -1;
+		return fsrec_do_access(out->buf, X_OK) == 0 ? 0 : -1;
 	}
 	const char *path = fp_getenv(env, "PATH");
 	if (!path)
@@ -66,7 +69,7 @@ int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf
 		struct strbuf abs = STRBUF_INIT;
 		path_absolute(cwd, out->buf, &abs);
 		struct stat sb;
-		if (stat_memo(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && access(abs.buf, X_OK) == 0) {
+		if (stat_memo(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && fsrec_do_access(abs.buf, X_OK) == 0) {
 			sb_reset(out);
 			sb_add(out, abs.buf, abs.len);
 			sb_release(&abs);
@@ -120,7 +123,7 @@ static int has_part(const struct run_record *r, const char *kind, const char *na
 static int add_path(struct store *st, const struct strvec *outputs, struct run_record *r, const char *path)
 {
 	struct stat sb;
-	if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+	if (fsrec_do_stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
 		/* the command's own script (or a source it loads) is in the
 		 * key already, in canonical form: a comment edit stays a hit */
 		struct strbuf name = STRBUF_INIT;
@@ -207,6 +210,7 @@ static void add_env_pattern(struct run_record *r, char *const *env, const char *
 {
 	struct strvec names = STRVEC_INIT;
 	struct strbuf list = STRBUF_INIT;
+	fsrec_env_list(pattern);
 	for (char *const *e = env; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
 		if (!eq)
@@ -257,7 +261,7 @@ static int add_shim_parts(struct store *st, const struct fp_spec *spec, struct r
 			size_t base = p.len;
 			struct stat sb;
 			sb_addf(&p, "/%s", managers[m].file);
-			if (stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			if (fsrec_do_stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode)) {
 				rc = add_file_part(st, r, "version-file", p.buf, &sb);
 				break;
 			}
@@ -272,7 +276,7 @@ static int add_shim_parts(struct store *st, const struct fp_spec *spec, struct r
 		sb_reset(&p);
 		sb_add(&p, exe, (size_t)(shims - exe) + strlen(managers[m].marker) - strlen("shims/"));
 		sb_adds(&p, "version");
-		if (rc == 0 && stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode))
+		if (rc == 0 && fsrec_do_stat(p.buf, &sb) == 0 && S_ISREG(sb.st_mode))
 			rc = add_file_part(st, r, "version-file", p.buf, &sb);
 	}
 	sb_release(&p);
@@ -318,6 +322,7 @@ static void add_ambient(struct run_record *r, const struct fp_spec *spec)
 		if (!has_part(r, "env", *v))
 			add_env(r, spec->env, *v);
 	struct strvec lc = STRVEC_INIT; /* sorted: the environment's order is not meaning */
+	fsrec_env_list("LC_*");
 	for (char *const *e = spec->env; e && *e; e++) {
 		const char *eq = strchr(*e, '=');
 		if (!strncmp(*e, "LC_", 3) && eq)
@@ -462,7 +467,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		if ((int)i == found.script_arg || !*a)
 			continue;
 		path_absolute(spec->cwd, a, &sb);
-		if (stat(sb.buf, &s) < 0 || !S_ISREG(s.st_mode))
+		if (fsrec_do_stat(sb.buf, &s) < 0 || !S_ISREG(s.st_mode))
 			continue;
 		fp_store_path(st, NULL, sb.buf, &name);
 		if (dirscan_is_output(&outputs, name.buf))

@@ -1,6 +1,7 @@
 /* observed: recording (obs_collect) and checking (obs_check) the inputs a
  * traced run depended on. See observed.h for what counts. */
 #include "key/observed.h"
+#include "util/fsrec.h"
 #include "key/canon.h"
 #include "key/fp.h"
 #include "key/script.h"
@@ -339,7 +340,9 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, in
 	struct stat sb;
 	struct digest d;
 	const char *what = NULL;
-	if (stat_memo(abs, &sb) < 0) {
+	/* a directory or an absence is asked only what it is */
+	int kind_only = in->kind == INPUT_DIR || in->kind == INPUT_ABSENT;
+	if ((kind_only ? fsrec_stat_kind(abs, &sb) : stat_memo(abs, &sb)) < 0) {
 		if (in->kind == INPUT_ABSENT && (errno == ENOENT || errno == ENOTDIR))
 			return 1;
 		what = in->kind == INPUT_ABSENT ? "cannot be checked" : "no longer exists";

@@ -2,6 +2,7 @@
  * keys sorted), so reformatting the file or reordering keys is not a change
  * but 1 vs 1.0 vs "1" is. */
 #include "key/params.h"
+#include "util/fsrec.h"
 #include "util/toml.h"
 
 #include <errno.h>
@@ -139,6 +140,10 @@ static int lookup_value(const char *path, const char *file, const char *key, str
 {
 	struct strbuf part = STRBUF_INIT;
 	int rc = -1;
+	if (fsrec_on()) { /* the content is vouched for by the stat */
+		struct stat sb;
+		fsrec_do_stat(path, &sb);
+	}
 	if (is_json(file)) {
 		struct json_object *root = json_object_from_file(path), *v = root;
 		if (!root) {

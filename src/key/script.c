@@ -6,6 +6,7 @@
 #include "key/script.h"
 #include "key/canon.h"
 #include "key/fp.h"
+#include "util/fsrec.h"
 
 #include <ctype.h>
 #include <glob.h>
@@ -204,7 +205,7 @@ static void add_sig(struct ctx *c, const struct stat *sb, struct strbuf *out)
 /* What import resolution saw at a path: a file, a directory, nothing. */
 static char path_state(const char *p, struct stat *sb)
 {
-	if (stat(p, sb) < 0)
+	if (fsrec_do_stat(p, sb) < 0)
 		return '-';
 	return S_ISREG(sb->st_mode) ? 'f' : S_ISDIR(sb->st_mode) ? 'd' : 'o';
 }
@@ -232,7 +233,7 @@ static int probe_file(struct ctx *c, const char *p, struct stat *sb)
 
 static int is_file(const char *p, struct stat *sb)
 {
-	return stat(p, sb) == 0 && S_ISREG(sb->st_mode);
+	return fsrec_do_stat(p, sb) == 0 && S_ISREG(sb->st_mode);
 }
 
 /* Canonical (or raw) digest of a file plus the names it imports/sources,
@@ -472,7 +473,7 @@ static int closure_replay(struct ctx *c, const struct strbuf *rec)
 			} else if (pass == 0) {
 				struct stat sb;
 				sb_reset(&sig);
-				ok = stat(fields[0] + 1, &sb) == 0;
+				ok = fsrec_do_stat(fields[0] + 1, &sb) == 0;
 				if (ok)
 					sig_of(&sb, &sig);
 				ok = ok && !strcmp(sig.buf, fields[1]);
@@ -686,7 +687,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 		if (shebang_interp(&c, exe.buf, &interp) == 0 && start == 1) {
 			struct digest d;
 			found->exe_is_script = 1;
-			if (stat(interp.buf, &sb) == 0 && store_file_digest(st, interp.buf, &sb, &d) == 0)
+			if (fsrec_do_stat(interp.buf, &sb) == 0 && store_file_digest(st, interp.buf, &sb, &d) == 0)
 				run_add_part(r, "interp", interp.buf, &d);
 			const char *slash = strrchr(exe.buf, '/');
 			sb_add(&dir, exe.buf, (size_t)(slash - exe.buf));
@@ -736,7 +737,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	struct strbuf main_py = STRBUF_INIT;
 	make_abs(&c, argv[i], &main_py);
 	const char *script = main_py.buf;
-	int dir_main = fam == FAM_PY && stat(script, &sb) == 0 && S_ISDIR(sb.st_mode);
+	int dir_main = fam == FAM_PY && fsrec_do_stat(script, &sb) == 0 && S_ISDIR(sb.st_mode);
 	if (dir_main) /* python DIR runs DIR/__main__.py with DIR first on sys.path */
 		sb_adds(&main_py, "/__main__.py");
 	script = main_py.buf;
@@ -748,7 +749,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 		found->script_arg = i;
 	/* Python puts the directory of the script's real path on sys.path: a
 	 * symlinked script imports from next to its target. */
-	char *real = fam == FAM_PY ? realpath(script, NULL) : NULL;
+	char *real = fam == FAM_PY ? fsrec_do_realpath(script) : NULL;
 	make_abs(&c, real ? real : script, &dir);
 	free(real);
 	char *slash = strrchr(dir.buf, '/');

@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 4
+#define GITMOD_ABI 5
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -16,6 +16,22 @@ struct diff_hunk {
 struct autopack_report {
 	int64_t loose_packed; /* loose objects moved into a new pack */
 	int64_t packs_merged; /* packs merged into one */
+};
+
+/* fsck's object pass (gitmod.fsck) hands the store each run as it reads
+ * it: ok 1 with what load_run gives (the meta text; parent and the tree's
+ * files in tree), each blob of at most content_max bytes with its raw
+ * content in data (enc 0; owned by tree); ok 0 when the commit, a tree or
+ * meta could not be read (err_msg() says why). <0 stops the pass. */
+typedef int (*gitmod_fsck_fn)(void *ctx, const char *hash, int ok, const char *meta, struct run_record *tree);
+
+struct gitmod_fsck {
+	const struct strvec *runs; /* commit ids */
+	size_t content_max;
+	gitmod_fsck_fn fn;
+	void *ctx;
+	int64_t objects, bad_objects; /* out: objects in the store, unreadable ones */
+	struct strvec *problems;      /* out: "object <id>: why", one line per unreadable object */
 };
 
 struct gitmod {
@@ -55,9 +71,10 @@ struct gitmod {
 	/* The store's settings, in its git config as cashet.<key>: get (returns
 	 * 1 if unset), set (set != NULL) or unset. */
 	int (*config)(const char *dir, const char *key, const char *set, int unset, struct strbuf *value);
-	/* fsck: reads back every object (inflate + SHA-1 check); one line per
-	 * unreadable object is pushed to problems. */
-	int (*check_objects)(const char *dir, int64_t *count, struct strvec *problems);
+	/* fsck: reads back every object once (inflated, its SHA-1 checked):
+	 * the runs' objects first, run by run, each run handed to fn as it is
+	 * read, then every object no run reached. */
+	int (*fsck)(const char *dir, struct gitmod_fsck *req);
 	/* Git remotes as shared caches: op "add" (name, url), "remove" (name)
 	 * or "list" ("name url" lines to list). */
 	int (*remote_config)(const char *dir, const char *op, const char *name, const char *url, struct strvec *list);

@@ -3,6 +3,7 @@
  * holds "..", and a checkout elsewhere restores into its own root. */
 #include "store/outputs.h"
 #include "key/fp.h"
+#include "util/fsrec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -324,6 +325,7 @@ static int stage_one(struct store *st, const struct run_file *f, int dirfd, cons
 	tmp_name(name, &tmp);
 	unlinkat(dirfd, tmp.buf, 0);
 	stat_memo_clear(); /* a file is written: what was seen before may not hold */
+	fsrec_spoil();
 	if (f->mode == 0120000) {
 		if (store_blob_read(st, f, &content) < 0)
 			goto out;
@@ -367,16 +369,21 @@ out:
 static int ensure_dir(int dirfd, const char *name, const char *path)
 {
 	struct stat sb;
-	if (mkdirat(dirfd, name, 0700) == 0)
-		return 1; /* made */
+	if (mkdirat(dirfd, name, 0700) == 0) {
+		fsrec_spoil(); /* a recording vouches for a restore that wrote nothing */
+		return 1;      /* made */
+	}
 	if (errno != EEXIST)
 		return err_sys("cannot restore %s", path);
 	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return err_sys("cannot restore %s", path);
 	if (!S_ISDIR(sb.st_mode))
 		return err_set("cannot restore the directory %s: something else is in its place", path);
-	if ((sb.st_mode & 0700) != 0700 && fchmodat(dirfd, name, (sb.st_mode & 07777) | 0700, 0) < 0)
-		return err_sys("cannot restore %s", path);
+	if ((sb.st_mode & 0700) != 0700) {
+		fsrec_spoil();
+		if (fchmodat(dirfd, name, (sb.st_mode & 07777) | 0700, 0) < 0)
+			return err_sys("cannot restore %s", path);
+	}
 	return 0;
 }
 
@@ -389,6 +396,7 @@ static int remove_entry(int dirfd, const char *name, const char *path, int depth
 	struct stat sb;
 	if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : err_sys("cannot remove %s", path);
+	fsrec_spoil();
 	if (!S_ISDIR(sb.st_mode)) {
 		if (unlinkat(dirfd, name, 0) < 0 && errno != ENOENT)
 			return err_sys("cannot remove %s", path);
@@ -543,6 +551,38 @@ static int prune(struct restore_ctx *c)
 	return rc;
 }
 
+/* The outputs as the restore leaves them, for a recording (util/fsrec.h):
+ * each file's stat, each directory's entries and mode, and that no
+ * directory on the way into the project became a symbolic link. */
+static void note_outputs(struct store *st, const struct run_record *r)
+{
+	struct strbuf abs = STRBUF_INIT;
+	struct strvec parents = STRVEC_INIT;
+	struct stat sb;
+	size_t root = strlen(store_root(st));
+	for (size_t i = 0; i < r->nfiles; i++) {
+		const struct run_file *f = &r->files[i];
+		if (!is_restored(f))
+			continue;
+		outputs_local_path(st, f->path, &abs);
+		if (f->kind == FILE_DIR)
+			fsrec_dir(abs.buf);
+		else
+			fsrec_lstat(abs.buf, lstat(abs.buf, &sb), &sb);
+		for (char *s = strrchr(abs.buf, '/');
+		     s && !strncmp(f->path, "files/", 6) && (size_t)(s - abs.buf) > root; s = strrchr(abs.buf, '/')) {
+			*s = 0;
+			sv_push(&parents, abs.buf);
+		}
+	}
+	sv_sort(&parents);
+	for (size_t i = 0; i < parents.n; i++)
+		if (!i || strcmp(parents.v[i], parents.v[i - 1]))
+			fsrec_type(parents.v[i]);
+	sb_release(&abs);
+	sv_release(&parents);
+}
+
 /* Three steps, so that a restore that fails leaves the tree as it was
  * (but for directories it made): every changed file is written beside its
  * place and checked (stage), then renamed into place (swap); only then is
@@ -635,6 +675,8 @@ int outputs_restore(struct store *st, const struct run_record *r)
 			rc = err_sys("cannot set the mode of %s", c.path.buf);
 		close(dirfd);
 	}
+	if (rc == 0 && fsrec_on())
+		note_outputs(st, r);
 out:
 	if (c.lastfd >= 0)
 		close(c.lastfd);

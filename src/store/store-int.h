@@ -68,6 +68,7 @@ struct store {
 	struct strbuf config; /* the git config file's text, read once (store_setting) */
 	int config_read;
 	struct store_batch *batch; /* store_batch_begin(): runs saved but not yet published */
+	struct index_ids *ids;     /* store_index_ids(): row ids by digest, for one transaction */
 };
 
 int store_sqlfail(struct store *st, const char *what);
@@ -109,6 +110,16 @@ int store_admit(struct store *st, const struct run_record *r, int allow_abs);
 /* The index record of a run, built from its commit (what reindex and import
  * insert). r zeroed by the caller, freed by the caller even on error. */
 int store_load_git(struct store *st, const char *hash, struct run_record *r);
+/* on: until called with 0, store_index_run remembers the ids of the
+ * partvals and inputsets rows it finds or adds, instead of asking SQLite
+ * for each (most runs share most of them). Only inside one transaction
+ * that nothing else writes: a rollback or another writer voids the ids. */
+void store_index_ids(struct store *st, int on);
+/* The index record of a run from what git holds: meta's text decoded,
+ * the tree's oids and modes merged in (tree: as gitmod.load_run gives it),
+ * small blobs inlined as store_save does, from the tree's files' data when
+ * they have it, else read. r must be zeroed; the caller frees it. */
+int store_record_from_git(struct store *st, const char *meta, const struct run_record *tree, struct run_record *r);
 
 /* Finds oid in the store's packs as a whole blob entry (store-pack.c): 0
  * (*fd the open pack, *data where its zlib stream starts, *size), 1 not

@@ -59,6 +59,72 @@ static int bind_exec(struct store *st, sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? 0 : store_sqlfail(st, "writing the index");
 }
 
+/* Row ids of partvals (table 0) and inputsets (1) by digest, their
+ * unique key: open addressing, each id stored shifted left by one with its
+ * table in the low bit. */
+struct index_ids {
+	struct digest *keys;
+	int64_t *ids; /* 0: empty slot (row ids start at 1) */
+	size_t cap, n;
+};
+
+void store_index_ids(struct store *st, int on)
+{
+	if (st->ids) {
+		free(st->ids->keys);
+		free(st->ids->ids);
+		free(st->ids);
+		st->ids = NULL;
+	}
+	if (on)
+		st->ids = xcalloc(1, sizeof(*st->ids));
+}
+
+/* The slot of d in table t (0 partvals, 1 inputsets): its id, or the
+ * empty slot where it goes. The digests are uniform: their first bytes
+ * are the hash. */
+static size_t ids_slot(struct index_ids *c, int t, const struct digest *d)
+{
+	uint64_t h;
+	memcpy(&h, d->b, sizeof(h));
+	size_t i = (size_t)(h ^ (uint64_t)t) & (c->cap - 1);
+	while (c->ids[i] && (memcmp(c->keys[i].b, d->b, DIGEST_LEN) || (c->ids[i] & 1) != t))
+		i = (i + 1) & (c->cap - 1);
+	return i;
+}
+
+/* The id of row d of table t, 0 when not known. */
+static int64_t ids_get(struct index_ids *c, int t, const struct digest *d)
+{
+	if (!c || !c->cap)
+		return 0;
+	int64_t v = c->ids[ids_slot(c, t, d)];
+	return v ? v >> 1 : 0;
+}
+
+static void ids_put(struct index_ids *c, int t, const struct digest *d, int64_t id)
+{
+	if (!c)
+		return;
+	if (2 * (c->n + 1) > c->cap) {
+		struct index_ids old = *c;
+		c->cap = old.cap ? 2 * old.cap : 256;
+		c->keys = xcalloc(c->cap, sizeof(*c->keys));
+		c->ids = xcalloc(c->cap, sizeof(*c->ids));
+		c->n = 0;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.ids[i])
+				ids_put(c, (int)(old.ids[i] & 1), &old.keys[i], old.ids[i] >> 1);
+		free(old.keys);
+		free(old.ids);
+	}
+	size_t i = ids_slot(c, t, d);
+	if (!c->ids[i])
+		c->n++;
+	c->keys[i] = *d;
+	c->ids[i] = id << 1 | t;
+}
+
 int store_inputset(struct store *st, const struct run_record *r, int64_t *id)
 {
 	struct strbuf blob = STRBUF_INIT;
@@ -66,6 +132,10 @@ int store_inputset(struct store *st, const struct run_record *r, int64_t *id)
 	int rc = -1;
 	run_inputs_encode(r, &blob);
 	digest_of(blob.buf ? blob.buf : "", blob.len, &d);
+	if ((*id = ids_get(st->ids, 1, &d))) {
+		rc = 0;
+		goto out;
+	}
 	if (store_prepare(st, &st->q_index[IX_SET_ADD],
 			  "INSERT OR IGNORE INTO inputsets(digest, data) VALUES(?1, ?2)") < 0 ||
 	    store_prepare(st, &st->q_index[IX_SET_ID], "SELECT id FROM inputsets WHERE digest=?1") < 0)
@@ -79,6 +149,7 @@ int store_inputset(struct store *st, const struct run_record *r, int64_t *id)
 		goto out;
 	}
 	*id = sqlite3_column_int64(get, 0);
+	ids_put(st->ids, 1, &d, *id);
 	rc = 0;
 out:
 	if (st->q_index[IX_SET_ADD])
@@ -118,24 +189,29 @@ static int part_ids(struct store *st, const struct run_record *r, struct strbuf 
 		if (p->detail)
 			hasher_str(&h, p->detail);
 		hasher_final(&h, &d);
-		sqlite3_reset(add);
-		sqlite3_reset(get);
-		sqlite3_bind_blob(add, 1, d.b, DIGEST_LEN, SQLITE_TRANSIENT);
-		sqlite3_bind_text(add, 2, p->kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(add, 3, p->name, -1, SQLITE_STATIC);
-		sqlite3_bind_blob(add, 4, p->hash.b, DIGEST_LEN, SQLITE_STATIC);
-		if (p->detail)
-			sqlite3_bind_text(add, 5, p->detail, -1, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(add, 5);
-		sqlite3_bind_blob(get, 1, d.b, DIGEST_LEN, SQLITE_TRANSIENT);
-		if (sqlite3_step(add) != SQLITE_DONE || sqlite3_step(get) != SQLITE_ROW) {
+		int64_t id = ids_get(st->ids, 0, &d);
+		if (!id) {
 			sqlite3_reset(add);
 			sqlite3_reset(get);
-			free(cmd);
-			return store_sqlfail(st, "writing the index");
+			sqlite3_bind_blob(add, 1, d.b, DIGEST_LEN, SQLITE_TRANSIENT);
+			sqlite3_bind_text(add, 2, p->kind, -1, SQLITE_STATIC);
+			sqlite3_bind_text(add, 3, p->name, -1, SQLITE_STATIC);
+			sqlite3_bind_blob(add, 4, p->hash.b, DIGEST_LEN, SQLITE_STATIC);
+			if (p->detail)
+				sqlite3_bind_text(add, 5, p->detail, -1, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(add, 5);
+			sqlite3_bind_blob(get, 1, d.b, DIGEST_LEN, SQLITE_TRANSIENT);
+			if (sqlite3_step(add) != SQLITE_DONE || sqlite3_step(get) != SQLITE_ROW) {
+				sqlite3_reset(add);
+				sqlite3_reset(get);
+				free(cmd);
+				return store_sqlfail(st, "writing the index");
+			}
+			id = sqlite3_column_int64(get, 0);
+			ids_put(st->ids, 0, &d, id);
 		}
-		for (uint64_t v = (uint64_t)sqlite3_column_int64(get, 0);; v >>= 7) {
+		for (uint64_t v = (uint64_t)id;; v >>= 7) {
 			sb_addc(out, (char)((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
 			if (v <= 0x7f)
 				break;
@@ -340,34 +416,52 @@ static int merge_files(struct run_record *meta, const struct run_record *tree)
 	return 0;
 }
 
-/* Builds the index record of run hash from git alone: meta decoded, the
- * tree's oids and modes merged in, small blobs inlined as store_save does.
- * r must be zeroed; the caller frees it, also on error. */
-int store_load_git(struct store *st, const char *hash, struct run_record *r)
+int store_record_from_git(struct store *st, const char *meta, const struct run_record *tree, struct run_record *r)
 {
 	const struct gitmod *g = gitmod_get();
-	struct run_record tree = { 0 };
-	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT;
+	struct strbuf content = STRBUF_INIT;
 	int rc = -1;
-	if (!g || g->load_run(st->dir, hash, &meta, &tree) < 0 || meta_decode(sb_str(&meta), r) < 0 ||
-	    merge_files(r, &tree) < 0)
+	if (meta_decode(meta, r) < 0 || merge_files(r, tree) < 0)
 		goto out;
-	memcpy(r->hash, tree.hash, sizeof(r->hash));
-	memcpy(r->parent, tree.parent, sizeof(r->parent));
+	memcpy(r->hash, tree->hash, sizeof(r->hash));
+	memcpy(r->parent, tree->parent, sizeof(r->parent));
 	for (size_t j = 0; j < r->nfiles; j++) {
 		struct run_file *f = &r->files[j];
+		const struct run_file *t = NULL;
 		if (!inlined(r, f))
 			continue;
+		for (size_t i = 0; i < tree->nfiles && !t; i++)
+			if (tree->files[i].data && !strcmp(tree->files[i].path, f->path))
+				t = &tree->files[i];
+		if (t) {
+			store_inline_data(f, (const char *)t->data, t->datalen);
+			continue;
+		}
 		sb_reset(&content);
-		if (g->read_blob(st->dir, f->oid, &content) < 0)
+		if (!g || g->read_blob(st->dir, f->oid, &content) < 0)
 			goto out;
 		store_inline_data(f, sb_str(&content), content.len);
 	}
 	rc = 0;
 out:
+	sb_release(&content);
+	return rc;
+}
+
+/* Builds the index record of run hash from git alone. r must be zeroed;
+ * the caller frees it, also on error. */
+int store_load_git(struct store *st, const char *hash, struct run_record *r)
+{
+	const struct gitmod *g = gitmod_get();
+	struct run_record tree = { 0 };
+	struct strbuf meta = STRBUF_INIT;
+	int rc = -1;
+	if (!g || g->load_run(st->dir, hash, &meta, &tree) < 0)
+		goto out;
+	rc = store_record_from_git(st, sb_str(&meta), &tree, r);
+out:
 	run_record_free(&tree);
 	sb_release(&meta);
-	sb_release(&content);
 	return rc;
 }
 
@@ -379,6 +473,7 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
+	store_index_ids(st, 1);
 	if (store_exec(st,
 		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics; DELETE FROM runs;"
 		       " DELETE FROM inputsets; DELETE FROM partvals") < 0)
@@ -409,6 +504,7 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 		*count = n;
 	rc = 0;
 out:
+	store_index_ids(st, 0);
 	sv_release(&hashes);
 	return rc;
 }

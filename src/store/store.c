@@ -19,8 +19,10 @@
 /* 9: git ids (runs.hash, runs.parent, files.oid) as 20 bytes, not 40 hex
  * digits; no runs.cmd (cashet_cmd(argv) makes it); a run's argv part is
  * not copied into partvals (part id 0: made again from runs.argv). About
- * 200 bytes a run of a store of many small runs. */
-#define SCHEMA_VERSION 9
+ * 200 bytes a run of a store of many small runs.
+ * 10: totals.gen and totals.epoch, the index's generation (pipeline
+ * witnesses, src/pipeline/witness.h). */
+#define SCHEMA_VERSION 10
 /* the WAL's bounds (open_db, store_close) */
 #define WAL_PAGES 64
 #define WAL_MAX_BYTES (1 << 20)
@@ -63,15 +65,23 @@ static const char schema[] =
 	/* totals follow runs through triggers (bytes, runs, completed ones),
 	 * so the size bound (config max-size) and `stats` read three rows
 	 * instead of scanning runs. */
+	/* gen counts every change to runs but a touch (last_used), and epoch
+	 * names this index among those the store ever had: together they say
+	 * whether a lookup can answer as it did (store_generation). */
 	"CREATE TABLE totals(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-	"INSERT INTO totals VALUES('bytes', 0), ('runs', 0), ('ok', 0);"
+	"INSERT INTO totals VALUES('bytes', 0), ('runs', 0), ('ok', 0), ('gen', 0), ('epoch', abs(random()));"
 	"CREATE TRIGGER runs_add AFTER INSERT ON runs BEGIN"
-	" UPDATE totals SET v = v + CASE k WHEN 'bytes' THEN NEW.bytes WHEN 'runs' THEN 1 ELSE NEW.ok END; END;"
+	" UPDATE totals SET v = v + CASE k WHEN 'bytes' THEN NEW.bytes WHEN 'runs' THEN 1 WHEN 'ok' THEN NEW.ok"
+	" WHEN 'gen' THEN 1 ELSE 0 END; END;"
 	"CREATE TRIGGER runs_del AFTER DELETE ON runs BEGIN"
-	" UPDATE totals SET v = v - CASE k WHEN 'bytes' THEN OLD.bytes WHEN 'runs' THEN 1 ELSE OLD.ok END; END;"
+	" UPDATE totals SET v = v - CASE k WHEN 'bytes' THEN OLD.bytes WHEN 'runs' THEN 1 WHEN 'ok' THEN OLD.ok"
+	" WHEN 'gen' THEN -1 ELSE 0 END; END;"
 	"CREATE TRIGGER runs_upd AFTER UPDATE OF bytes, ok ON runs BEGIN"
-	" UPDATE totals SET v = v + CASE k WHEN 'bytes' THEN NEW.bytes - OLD.bytes WHEN 'runs' THEN 0"
-	" ELSE NEW.ok - OLD.ok END; END;"
+	" UPDATE totals SET v = v + CASE k WHEN 'bytes' THEN NEW.bytes - OLD.bytes WHEN 'ok' THEN NEW.ok - OLD.ok"
+	" ELSE 0 END; END;"
+	"CREATE TRIGGER runs_chg AFTER UPDATE OF id, hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code,"
+	" created, duration_ms, expires, bytes, inputset, timed_out, parts ON runs BEGIN"
+	" UPDATE totals SET v = v + 1 WHERE k = 'gen'; END;"
 	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
 	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
 
@@ -1232,6 +1242,47 @@ int store_touch(struct store *st, const struct run_record *r, int64_t now)
 	int rc = sqlite3_step(s);
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : store_sqlfail(st, "touch");
+}
+
+int store_touch_runs(struct store *st, const struct strvec *hashes, int64_t now)
+{
+	sqlite3_stmt *s;
+	int rc = 0;
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+		return -1;
+	if (sqlite3_prepare_v2(st->db, "UPDATE runs SET last_used=?2 WHERE hash=?1 AND last_used<?3", -1, &s, NULL) !=
+	    SQLITE_OK) {
+		store_exec(st, "ROLLBACK");
+		return store_sqlfail(st, "touch");
+	}
+	for (size_t i = 0; rc == 0 && i < hashes->n; i++) {
+		store_bind_oid(s, 1, hashes->v[i]);
+		sqlite3_bind_int64(s, 2, now);
+		sqlite3_bind_int64(s, 3, now - 60000); /* as store_touch */
+		if (sqlite3_step(s) != SQLITE_DONE)
+			rc = store_sqlfail(st, "touch");
+		sqlite3_reset(s);
+	}
+	sqlite3_finalize(s);
+	if (store_exec(st, rc == 0 ? "COMMIT" : "ROLLBACK") < 0)
+		rc = -1;
+	return rc;
+}
+
+int store_generation(struct store *st, int64_t *epoch, int64_t *gen)
+{
+	sqlite3_stmt *s;
+	int found = 0;
+	if (sqlite3_prepare_v2(st->db, "SELECT k, v FROM totals WHERE k IN ('epoch', 'gen')", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return store_sqlfail(st, "generation");
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(s, 0);
+		found++;
+		*(!strcmp(k, "epoch") ? epoch : gen) = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	return found == 2 ? 0 : err_set("the index has no generation");
 }
 
 int store_list(struct store *st, const struct log_filter *f, store_run_cb cb, void *ctx)

@@ -256,6 +256,12 @@ int store_load(struct store *st, const char *hash, struct run_record *r);
 int store_resolve(struct store *st, const char *prefix, char hash[OID_HEX]);
 /* Marks the run used now (coarse: at most once a minute per run). */
 int store_touch(struct store *st, const struct run_record *r, int64_t now);
+/* store_touch for runs known by their hashes, in one transaction (what a
+ * pipeline replayed without loading them). 0 or -1. */
+int store_touch_runs(struct store *st, const struct strvec *hashes, int64_t now);
+/* Which index this is (a rebuilt one is another) and how many times its
+ * runs changed, a touch aside: equal pairs, equal answers to every lookup. */
+int store_generation(struct store *st, int64_t *epoch, int64_t *gen);
 
 /* Stores a finished run: blobs, tree, commit and refs through libgit2, then
  * the index row, in that order, so an index row always names a complete

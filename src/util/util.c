@@ -2,6 +2,7 @@
  * Allocation failure aborts: cashet cannot do anything useful without memory,
  * and checking every small allocation would bury the real error paths. */
 #include "util/util.h"
+#include "util/fsrec.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -519,11 +520,18 @@ int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g)
 	sb_adds(&p, pattern);
 	int rc = glob(p.buf, flags, NULL, g);
 	sb_release(&p);
+	if (fsrec_on())
+		fsrec_glob('G', cwd, pattern, flags, rc == 0 ? g->gl_pathv : NULL, rc == 0 ? g->gl_pathc : 0);
 	return rc;
 }
 
 int dir_names(const char *path, struct strvec *names)
 {
+	if (fsrec_on()) {
+		/* adding, removing or renaming an entry changes its times */
+		struct stat sb;
+		fsrec_stat(path, stat(path, &sb), &sb);
+	}
 	DIR *d = opendir(path);
 	if (!d)
 		return -1;
@@ -612,8 +620,13 @@ int glob_paths(const char *cwd, const char *pattern, struct strvec *out)
 	struct strbuf rel = STRBUF_INIT, dir = STRBUF_INIT;
 	sb_add(&rel, pattern, base);
 	path_absolute(cwd, rel.len ? rel.buf : ".", &dir);
+	size_t from = out->n;
 	glob_walk(dir.buf, rel.buf, pattern, 0, out);
 	sv_sort(out);
+	if (fsrec_on() && from)
+		fsrec_spoil(); /* the list asked again would not hold what was there */
+	else if (fsrec_on())
+		fsrec_glob('g', cwd, pattern, 0, out->v, out->n);
 	sb_release(&rel);
 	sb_release(&dir);
 	return 0;
@@ -718,7 +731,13 @@ static struct {
 	char *inside;
 	struct memo_ent *tab;
 	size_t cap, n;
+	int64_t since; /* CLOCK_REALTIME_COARSE when it was last emptied */
 } memo;
+
+int64_t stat_memo_since(void)
+{
+	return memo.inside ? memo.since : 0;
+}
 
 static size_t memo_hash(const char *s)
 {
@@ -737,6 +756,9 @@ void stat_memo_enable(const char *inside)
 
 void stat_memo_clear(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	memo.since = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	for (size_t i = 0; i < memo.cap; i++)
 		free(memo.tab[i].path);
 	free(memo.tab);
@@ -750,7 +772,16 @@ static int memo_outside(const char *path)
 	return path[0] == '/' && !(strncmp(path, memo.inside, n) == 0 && (path[n] == '/' || !path[n]));
 }
 
+static int memo_stat(const char *path, struct stat *sb);
+
 int stat_memo(const char *path, struct stat *sb)
+{
+	int rc = memo_stat(path, sb);
+	fsrec_stat(path, rc, sb);
+	return rc;
+}
+
+static int memo_stat(const char *path, struct stat *sb)
 {
 	if (!memo.inside || !memo_outside(path))
 		return stat(path, sb);

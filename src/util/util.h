@@ -145,6 +145,9 @@ int dir_names(const char *path, struct strvec *names);
 void stat_memo_enable(const char *root);
 void stat_memo_clear(void);
 int stat_memo(const char *path, struct stat *sb);
+/* When the memo was last emptied (CLOCK_REALTIME_COARSE, ns; 0: off):
+ * what it answers was asked since then. */
+int64_t stat_memo_since(void);
 /* rm -rf (best effort) */
 void rm_rf(const char *path);
 /* mkdir -p */

@@ -187,3 +187,176 @@ EOF
 	run cashet pipeline run
 	assert_line --regexp '^step b: hit'
 }
+
+# --- the witness: a no-op answered by stat alone ---------------------------
+# After a run whose every step hit or ran, the pipeline's witness records
+# what each verdict asked of the file system; the next run answers from it
+# when every answer is the same ("witnessed" in --report-fd's JSON). A file
+# changed in the last two seconds cannot vouch for its content (racy), so
+# each story first lets the files age, records, and checks the fast path
+# is taken; then one change must be seen.
+
+# prun [ARGS...]: `pipeline run` with its counts in $OUT/report.json and
+# its output in $OUT/run.txt, outside the project: a file made in it is a
+# change (the directory's listing).
+prun() {
+	OUT=$BATS_TEST_TMPDIR
+	cashet pipeline run --report-fd 3 "$@" 3> "$OUT/report.json" > "$OUT/run.txt" 2>&1
+}
+
+witnessed() {
+	jq -r .witnessed "$OUT/report.json"
+}
+
+# Ages the files, records a witness and checks that it answers a no-op
+# of all N steps.
+witness_ready() {
+	sleep 2.1
+	prun || { cat "$OUT/run.txt"; return 1; }
+	prun || { cat "$OUT/run.txt"; return 1; }
+	[ "$(witnessed)" = "$1" ] || { cat "$OUT/run.txt" "$OUT/report.json"; return 1; }
+	[ "$(jq -r .hit "$OUT/report.json")" = "$1" ]
+}
+
+two_steps() {
+	printf 'hello\n' > in.txt
+	cat > dag.toml <<EOF
+[steps.a]
+cmd = "echo x >> \$RUNS_COUNT; cat in.txt > a.txt"
+inputs = ["in.txt"]
+outputs = ["a.txt"]
+
+[steps.b]
+cmd = "echo x >> \$RUNS_COUNT; cat a.txt a.txt > b.txt"
+inputs = ["a.txt"]
+outputs = ["b.txt"]
+EOF
+	prun
+	[ "$(run_count)" = 2 ]
+}
+
+@test "the witness answers a no-op: the same lines, no step asked, counted in --report-fd" {
+	two_steps
+	# the files were just written (racy): the hits record no witness
+	prun
+	[ "$(witnessed)" = 0 ]
+	prun
+	[ "$(witnessed)" = 0 ]
+	witness_ready 2
+	assert_equal "$(sed -n 1,2p "$OUT/run.txt")" "step a: hit (0.00s)
+step b: hit (0.00s)"
+	grep -q '^pipeline: 0 ran, 2 hit, 0 failed, 0 not run ' "$OUT/run.txt"
+	[ "$(jq -c 'del(.duration_ms)' "$OUT/report.json")" = '{"ran":0,"hit":2,"failed":0,"not_run":0,"witnessed":2}' ]
+	[ "$(run_count)" = 2 ]
+	# an unrelated variable or file is not a change; a target list is another run
+	FOO=1 prun
+	[ "$(witnessed)" = 2 ]
+	touch unrelated.txt
+	prun
+	[ "$(witnessed)" = 2 ]
+	prun a
+	[ "$(witnessed)" = 0 ]
+	run cashet pipeline run --report-fd 9
+	assert_failure 2
+	assert_output --partial "--report-fd: '9' is not an open file descriptor"
+}
+
+@test "the witness never hides an edited input, or one replaced with the same size and mtime" {
+	two_steps
+	witness_ready 2
+	printf 'HELLO\n' > in.txt
+	prun
+	[ "$(witnessed)" = 0 ]
+	grep -q '^step a: ran' "$OUT/run.txt"
+	[ "$(cat b.txt)" = "HELLO
+HELLO" ]
+	witness_ready 2
+	# rewritten in place, the same size and mtime: only its ctime says so
+	touch -r in.txt "$BATS_TEST_TMPDIR/when"
+	printf 'howdy\n' > in.txt
+	touch -r "$BATS_TEST_TMPDIR/when" in.txt
+	prun
+	grep -q '^step a: ran' "$OUT/run.txt"
+	[ "$(cat a.txt)" = howdy ]
+}
+
+@test "the witness never hides a deleted or edited output" {
+	two_steps
+	witness_ready 2
+	rm b.txt
+	prun
+	[ "$(witnessed)" = 0 ]
+	[ "$(cat b.txt)" = "hello
+hello" ]
+	witness_ready 2
+	echo tampered > a.txt
+	prun
+	[ "$(cat a.txt)" = hello ]
+	[ "$(run_count)" = 2 ]
+}
+
+@test "the witness never hides a changed script, environment variable or pipeline file" {
+	printf '#!/bin/sh\necho v1\n' > tool.sh
+	chmod +x tool.sh
+	cat > dag.toml <<EOF
+[steps.tool]
+cmd = ["./tool.sh"]
+
+[steps.env]
+cmd = "echo x >> \$RUNS_COUNT; echo \$LEVEL"
+env = ["LEVEL"]
+EOF
+	export LEVEL=1
+	prun
+	witness_ready 2
+	printf '#!/bin/sh\necho v2\n' > tool.sh
+	prun
+	grep -q '^step tool: ran' "$OUT/run.txt"
+	witness_ready 2
+	export LEVEL=2
+	prun
+	grep -q '^step env: ran' "$OUT/run.txt"
+	witness_ready 2
+	# rewritten in place: only its bytes say so
+	sed 's/echo \$LEVEL/echo level \$LEVEL/' dag.toml > "$BATS_TEST_TMPDIR/dag.toml"
+	cat "$BATS_TEST_TMPDIR/dag.toml" > dag.toml
+	prun
+	grep -q '^step env: ran' "$OUT/run.txt"
+}
+
+@test "the witness never hides a run removed by rm, invalidate, gc or clear" {
+	two_steps
+	witness_ready 2
+	cashet rm "$(cashet log --name pipeline/b --json | jq -r '.[0].hash')" 2>/dev/null
+	prun
+	grep -q '^step b: ran' "$OUT/run.txt"
+	[ "$(run_count)" = 3 ]
+	witness_ready 2
+	cashet invalidate --name pipeline/a 2>/dev/null
+	prun
+	grep -q '^step a: ran' "$OUT/run.txt"
+	[ "$(run_count)" = 4 ]
+	witness_ready 2
+	cashet gc --max-size 1 >/dev/null 2>&1
+	prun
+	[ "$(run_count)" = 6 ]
+	witness_ready 2
+	cashet clear --force >/dev/null 2>&1
+	prun
+	[ "$(run_count)" = 8 ]
+}
+
+@test "the witness never hides a change to a file the command read undeclared (traced)" {
+	echo 1 > data.txt
+	cat > dag.toml <<EOF
+[steps.read]
+cmd = "echo x >> \$RUNS_COUNT; cat data.txt > copy.txt"
+outputs = ["copy.txt"]
+EOF
+	prun
+	witness_ready 1
+	echo 2 > data.txt
+	prun
+	grep -q '^step read: ran' "$OUT/run.txt"
+	[ "$(cat copy.txt)" = 2 ]
+}

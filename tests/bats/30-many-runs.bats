@@ -197,7 +197,7 @@ stats_line() {
 	run -0 cashet log --json
 	[ "$(echo "$output" | json_field 'len(j)')" = 3 ]
 	[ "$(echo "$output" | json_field 'j[0]["hash"]')" = "$h" ]
-	[ "$(sqlite3 .cashet/index.db 'PRAGMA user_version')" = 9 ]
+	[ "$(sqlite3 .cashet/index.db 'PRAGMA user_version')" = 10 ]
 	[ "$(sqlite3 .cashet/index.db "SELECT count(*) FROM runs WHERE typeof(hash) = 'blob' AND length(hash) = 20")" = 3 ]
 	[ "$(sqlite3 .cashet/index.db "SELECT count(*) FROM files WHERE length(oid) = 20")" = 6 ]
 	for n in 1 2 3; do

@@ -45,6 +45,13 @@ static void sample(struct run_record *r)
 	f = run_add_file(r, FILE_OUTPUT, "files/model.bin");
 	f->size = 1ULL << 40;
 	digest_of_str("model", &f->xxh);
+	r->observed = OBSERVED_TRACED;
+	struct run_input *in = run_add_input(r, 'f', "/usr/lib/a b");
+	digest_of_str("lib", &in->d);
+	in->size = 49059;
+	in->mtime_ns = -1;
+	in->ctime_ns = 1796115476366750410;
+	in->ino = UINT64_MAX;
 }
 
 static void test_encode_exact_text(void **state)
@@ -115,6 +122,14 @@ static void test_roundtrip_every_field(void **state)
 	assert_string_equal(back.files[1].path, "files/model.bin");
 	assert_int_equal(back.files[1].size, 1ULL << 40);
 	assert_true(digest_eq(&back.files[1].xxh, &r.files[1].xxh));
+	assert_int_equal(back.ninputs, 1);
+	assert_int_equal(back.inputs[0].kind, 'f');
+	assert_string_equal(back.inputs[0].path, "/usr/lib/a b");
+	assert_true(digest_eq(&back.inputs[0].d, &r.inputs[0].d));
+	assert_int_equal(back.inputs[0].size, 49059);
+	assert_int_equal(back.inputs[0].mtime_ns, -1);
+	assert_int_equal(back.inputs[0].ctime_ns, 1796115476366750410);
+	assert_true(back.inputs[0].ino == UINT64_MAX);
 	/* meta never carries the mode: the tree does */
 	assert_int_equal(back.files[1].mode, 0100644);
 	meta_encode(&back, &again);
@@ -211,6 +226,13 @@ static void test_decode_rejects(void **state)
 		{ "cashet-run 1\nfile x 00112233445566778899aabbccddeeff 1 p\n", "meta line 2: malformed file" },
 		/* a directory is a "dir" line: as a file it could not be written back (fuzz-meta) */
 		{ "cashet-run 1\nfile 4 00112233445566778899aabbccddeeff 0 \n", "meta line 2: malformed file" },
+		{ "cashet-run 1\nfile 0 00112233445566778899aabbccddeeff 1x p\n", "meta line 2: malformed file" },
+		{ "cashet-run 1\npart argv 00112233445566778899aabbccddeeff0 x\n", "meta line 2: malformed part" },
+		{ "cashet-run 1\ninput f 00112233445566778899aabbccddeeff 1 2 3\n", "meta line 2: malformed input" },
+		{ "cashet-run 1\ninput f 00112233445566778899aabbccddeeff 1 2 3 4x /p\n",
+		  "meta line 2: malformed input" },
+		{ "cashet-run 1\ninput f 0011 1 2 3 4 /p\n", "meta line 2: malformed input" },
+		{ "cashet-run 1\ninput \n", "meta line 2: malformed input" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
 		struct run_record r = { 0 };
