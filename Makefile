@@ -226,10 +226,12 @@ FUZZ_DIR     := $(O)/fuzz
 FUZZ_TIMEOUT ?= 10
 FUZZ_TARGETS := toml canon meta manifest serve
 
-FUZZ_SRC_toml  := src/util/util.c src/util/toml.c
-FUZZ_SRC_canon := src/util/util.c src/key/canon.c src/key/canon-python.c src/key/canon-sh.c
-FUZZ_SRC_meta  := src/util/util.c src/util/hash.c src/store/record.c
-FUZZ_SRC_manifest := src/util/util.c src/store/manifest.c
+# util.c records what a pipeline's witness asks (fsrec.c), which hashes
+FUZZ_UTIL := src/util/util.c src/util/fsrec.c src/util/hash.c
+FUZZ_SRC_toml  := $(FUZZ_UTIL) src/util/toml.c
+FUZZ_SRC_canon := $(FUZZ_UTIL) src/key/canon.c src/key/canon-python.c src/key/canon-sh.c
+FUZZ_SRC_meta  := $(FUZZ_UTIL) src/store/record.c
+FUZZ_SRC_manifest := $(FUZZ_UTIL) src/store/manifest.c
 # serve: submit_prepare is called as the server does, so the core is linked too
 FUZZ_SRC_serve := $(CORE_SRC) src/serve/request.c src/serve/submit.c
 FUZZ_LIBS      := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS)) -ldl -lpthread -lm
@@ -239,7 +241,7 @@ fuzz_obj   = $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(1))
 
 $(FUZZ_DIR)/obj/%.o: %.c $(wildcard src/*/*.h src/*/*/*.h)
 	@mkdir -p $(dir $@)
-	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc $(PKG_CFLAGS) -c -o $@ $<
+	$(Q)$(FUZZ_CC) -std=c11 -D_GNU_SOURCE $(FUZZ_FLAGS) -Isrc $(PKG_CFLAGS) -DCASHET_VERSION='"$(VERSION)"' -c -o $@ $<
 
 define fuzz_rule
 $(FUZZ_DIR)/fuzz-$(1): $(call fuzz_obj,$(FUZZ_SRC_$(1)) tests/fuzz/$(1)_fuzz.c)
