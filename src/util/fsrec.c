@@ -174,14 +174,20 @@ static void dir_value(const char *path, struct strbuf *out)
 	sv_release(&names);
 }
 
-void fsrec_dir(const char *path)
+/* Records what value() answers for path now. */
+static void add_value(char op, const char *path, void (*value)(const char *, struct strbuf *))
 {
 	struct strbuf v = STRBUF_INIT;
 	if (!rec.out)
 		return;
-	dir_value(path, &v);
-	add('D', v.buf, path);
+	value(path, &v);
+	add(op, v.buf, path);
 	sb_release(&v);
+}
+
+void fsrec_dir(const char *path)
+{
+	add_value('D', path, dir_value);
 }
 
 static void type_value(const char *path, struct strbuf *out)
@@ -192,12 +198,7 @@ static void type_value(const char *path, struct strbuf *out)
 
 void fsrec_type(const char *path)
 {
-	struct strbuf v = STRBUF_INIT;
-	if (!rec.out)
-		return;
-	type_value(path, &v);
-	add('T', v.buf, path);
-	sb_release(&v);
+	add_value('T', path, type_value);
 }
 
 int fsrec_do_stat(const char *path, struct stat *sb)
