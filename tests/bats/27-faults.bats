@@ -531,11 +531,14 @@ remote_exec() {
 	[ "$(run_count)" = 2 ]
 }
 
-# edited_while_running ARGS...: runs exec ARGS (a 1-second command) while
-# another process appends to the file named by $target after 0.3 s, and
-# checks the report: nothing stored, the file named.
+# edited_while_running ARGS...: runs exec ARGS (a 1-second command that
+# first creates the file started) while another process appends to the
+# file named by $target once the command has started (not after a fixed
+# delay: a loaded machine can start cashet later than that), and checks
+# the report: nothing stored, the file named.
 edited_while_running() {
-	(sleep 0.3; echo 2 >> "$target") &
+	rm -f started
+	(while [ ! -e started ]; do sleep 0.05; done; echo 2 >> "$target") &
 	track_pid $!
 	run sh -c 'cashet exec --trace=off --report-fd 3 "$@" 3>&1 >/dev/null 2>/dev/null' sh "$@"
 	echo "$output" | python3 -c '
@@ -551,9 +554,9 @@ assert r["note"] == "warning: result not stored: changed while the command ran: 
 	echo 1 > in.txt
 	echo 1 > arg.txt
 	echo 1 > dir/f
-	target=in.txt edited_while_running -i in.txt -- sleep 1
-	target=arg.txt edited_while_running -- sh -c 'sleep 1' arg.txt
-	target=dir/f edited_while_running -i dir -- sleep 1
+	target=in.txt edited_while_running -i in.txt -- sh -c ': > started; sleep 1'
+	target=arg.txt edited_while_running -- sh -c ': > started; sleep 1' arg.txt
+	target=dir/f edited_while_running -i dir -- sh -c ': > started; sleep 1'
 }
 
 @test "a pipeline killed with -9 takes its running steps down: the step stops, nothing is stored" {
