@@ -108,17 +108,13 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 		}
 	/* Each run is read from git once, checked, and indexed from what was
 	 * read: the index is rebuilt in the same pass (in one transaction). */
-	store_index_ids(st, 1);
-	if (store_exec(st, "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics;"
-			   " DELETE FROM runs; DELETE FROM inputsets; DELETE FROM partvals") < 0)
+	if (store_rebuild_begin(st) < 0)
 		goto out;
 	struct gitmod_fsck req = {
 		.runs = &refs, .content_max = INLINE_MAX, .fn = check_run, .ctx = &pass, .problems = &rep->problems
 	};
-	if (g->fsck(st->dir, &req) < 0 || store_exec(st, "COMMIT") < 0) {
-		store_exec(st, "ROLLBACK");
+	if (store_rebuild_end(st, g->fsck(st->dir, &req) == 0) < 0)
 		goto out;
-	}
 	rep->objects = req.objects;
 	rep->bad_objects = req.bad_objects;
 	if (prune && rep->bad_runs.n) {
@@ -128,7 +124,6 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 	}
 	rc = 0;
 out:
-	store_index_ids(st, 0);
 	sqlite3_finalize(s);
 	store_unlock(lock);
 	sv_release(&refs);

@@ -465,6 +465,31 @@ out:
 	return rc;
 }
 
+int store_rebuild_begin(struct store *st)
+{
+	if (store_exec(st, "BEGIN IMMEDIATE; DROP TRIGGER runs_add; DROP TRIGGER runs_del; DROP TRIGGER runs_upd;"
+			   " DROP TRIGGER runs_chg; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics;"
+			   " DELETE FROM runs; DELETE FROM inputsets; DELETE FROM partvals") < 0) {
+		store_exec(st, "ROLLBACK");
+		return -1;
+	}
+	store_index_ids(st, 1);
+	return 0;
+}
+
+int store_rebuild_end(struct store *st, int ok)
+{
+	store_index_ids(st, 0);
+	if (ok && store_exec(st, "UPDATE totals SET v = CASE k WHEN 'runs' THEN (SELECT count(*) FROM runs)"
+				 " WHEN 'ok' THEN (SELECT count(*) FROM runs WHERE ok)"
+				 " WHEN 'bytes' THEN (SELECT coalesce(sum(bytes), 0) FROM runs)"
+				 " WHEN 'gen' THEN v + 1 ELSE v END") == 0 &&
+	    store_exec(st, store_triggers) == 0 && store_exec(st, "COMMIT") == 0)
+		return 0;
+	store_exec(st, "ROLLBACK");
+	return -1;
+}
+
 int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 {
 	const struct gitmod *g = gitmod_get();
@@ -473,12 +498,10 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
-	store_index_ids(st, 1);
-	if (store_exec(st,
-		       "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics; DELETE FROM runs;"
-		       " DELETE FROM inputsets; DELETE FROM partvals") < 0)
+	if (store_rebuild_begin(st) < 0)
 		goto out;
-	for (size_t i = 0; i < hashes.n; i++) {
+	int ok = 1;
+	for (size_t i = 0; ok && i < hashes.n; i++) {
 		struct run_record r = { 0 };
 		if (store_load_git(st, hashes.v[i], &r) < 0) {
 			/* One broken run must not make the others unreachable. */
@@ -488,23 +511,18 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 				sv_push_nocopy(skipped, sb_detach(&line));
 			}
 		} else if (store_index_run(st, &r) < 0) {
-			run_record_free(&r);
-			store_exec(st, "ROLLBACK");
-			goto out;
+			ok = 0;
 		} else {
 			n++;
 		}
 		run_record_free(&r);
 	}
-	if (store_exec(st, "COMMIT") < 0) {
-		store_exec(st, "ROLLBACK");
+	if (store_rebuild_end(st, ok) < 0)
 		goto out;
-	}
 	if (count)
 		*count = n;
 	rc = 0;
 out:
-	store_index_ids(st, 0);
 	sv_release(&hashes);
 	return rc;
 }

@@ -70,6 +70,12 @@ static const char schema[] =
 	 * whether a lookup can answer as it did (store_generation). */
 	"CREATE TABLE totals(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
 	"INSERT INTO totals VALUES('bytes', 0), ('runs', 0), ('ok', 0), ('gen', 0), ('epoch', abs(random()));"
+	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
+	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
+
+/* totals' triggers; a rebuild of the index (store_rebuild_begin) drops
+ * them and counts once at the end. */
+const char store_triggers[] =
 	"CREATE TRIGGER runs_add AFTER INSERT ON runs BEGIN"
 	" UPDATE totals SET v = v + CASE k WHEN 'bytes' THEN NEW.bytes WHEN 'runs' THEN 1 WHEN 'ok' THEN NEW.ok"
 	" WHEN 'gen' THEN 1 ELSE 0 END; END;"
@@ -81,9 +87,7 @@ static const char schema[] =
 	" ELSE 0 END; END;"
 	"CREATE TRIGGER runs_chg AFTER UPDATE OF id, hash, parent, fp, line, name, argv, cmd, cwd, ok, exit_code,"
 	" created, duration_ms, expires, bytes, inputset, timed_out, parts ON runs BEGIN"
-	" UPDATE totals SET v = v + 1 WHERE k = 'gen'; END;"
-	"CREATE TABLE statcache(path TEXT NOT NULL, kind INTEGER NOT NULL, dev INTEGER, ino INTEGER,"
-	" size INTEGER, mtime INTEGER, ctime INTEGER, hash BLOB, deps BLOB, PRIMARY KEY(path, kind)) WITHOUT ROWID;";
+	" UPDATE totals SET v = v + 1 WHERE k = 'gen'; END;";
 
 static void (*warn_fn)(void *ctx, const char *msg);
 static void *warn_ctx;
@@ -347,7 +351,7 @@ static int create_schema(struct store *st)
 	}
 	for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
 		sb_addf(&sql, "DROP TABLE IF EXISTS %s;", tables[i]);
-	sb_addf(&sql, "%s PRAGMA user_version=%d;", schema, SCHEMA_VERSION);
+	sb_addf(&sql, "%s%s PRAGMA user_version=%d;", schema, store_triggers, SCHEMA_VERSION);
 	if (store_exec(st, sql.buf) < 0 || store_exec(st, "COMMIT") < 0) {
 		store_exec(st, "ROLLBACK");
 		goto out;
