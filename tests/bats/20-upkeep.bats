@@ -268,3 +268,30 @@ flip_packed() {
 	run cashet log --cmd 'cat a'
 	[ "${#lines[@]}" = 0 ]
 }
+
+@test "fsck of many runs (read ahead by several threads) reports an object they share once, then each run it breaks, in order" {
+	cashet config auto-pack 0
+	for i in $(seq 1 100); do cashet exec -- sh -c 'echo shared' "$i" > /dev/null; done
+	cashet exec -- echo intact > /dev/null
+	oid=$(cashet show --json "$(last_hash)" | json_field '[f["oid"] for f in j["files"] if f["kind"] == "stdout"][0]')
+	shared=$(echo shared | git --git-dir .cashet hash-object --stdin)
+	obj=".cashet/objects/${shared:0:2}/${shared:2}"
+	chmod u+w "$obj"
+	echo garbage > "$obj"
+	run cashet fsck
+	assert_failure 1
+	[ "$(grep -c "^object $shared: " <<< "$output")" = 1 ]
+	[ "$(grep -c "^object " <<< "$output")" = 1 ]
+	# one line per broken run, in the order of their ids
+	grep -o '^run [0-9a-f]*' <<< "$output" | cut -c5- > got
+	[ "$(wc -l < got)" = 100 ]
+	sort got | cmp - got
+	assert_line --regexp '^checked [0-9]+ objects and 101 runs: 1 bad objects, 100 broken runs, 0 index rows repaired$'
+	[ "$(cashet stats --json | json_field 'j["runs"]')" = 101 ]
+	[ "$(verdict -- echo intact)" = hit ]
+	run cashet fsck --prune
+	assert_line --regexp '100 broken runs \(pruned\)'
+	run -0 cashet fsck
+	[ "$(cashet stats --json | json_field 'j["runs"]')" = 1 ]
+	[ "$oid" != "$shared" ]
+}
