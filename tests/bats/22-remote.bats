@@ -113,6 +113,29 @@ other_machine() {
 	[ ! -f "$RUNS_COUNT" ]
 }
 
+@test "push to a file:// URL or a path whose refs are packed sends only what the remote lacks; a path that is no repository is a clear error" {
+	for i in 1 2 3; do cashet exec -- echo "run $i" > /dev/null; done
+	cashet remote add url "file://$BATS_TEST_TMPDIR/shared.git"
+	run -0 cashet push url
+	assert_output 'pushed 3 runs to url'
+	git --git-dir "$BATS_TEST_TMPDIR/shared.git" pack-refs --all
+	[ -z "$(ls "$BATS_TEST_TMPDIR/shared.git/refs/cashet/runs")" ]
+	cashet exec -- echo "run 4" > /dev/null
+	cashet remote add path "$BATS_TEST_TMPDIR/shared.git"
+	run -0 cashet push path
+	assert_output 'pushed 4 runs to path'
+	# only the new run was written (loose); the packed ones were left as they were
+	[ "$(ls "$BATS_TEST_TMPDIR/shared.git/refs/cashet/runs")" = "$(last_hash)" ]
+	[ "$(git --git-dir "$BATS_TEST_TMPDIR/shared.git" for-each-ref refs/cashet/runs | wc -l)" = 4 ]
+	git --git-dir "$BATS_TEST_TMPDIR/shared.git" fsck --no-dangling
+	mkdir "$BATS_TEST_TMPDIR/plain"
+	cashet remote add plain "$BATS_TEST_TMPDIR/plain"
+	run --separate-stderr cashet push plain
+	assert_failure 1
+	[ "${#stderr_lines[@]}" = 1 ]
+	[[ "$stderr" == "cashet: $BATS_TEST_TMPDIR/plain: "* ]]
+}
+
 @test "push or pull to an unknown remote is a clear error" {
 	run cashet push nowhere
 	assert_failure 1
