@@ -154,6 +154,9 @@ int gs_push(const char *dir, const char *name, const struct strvec *hashes)
 	opts.callbacks.credentials = credentials;
 	opts.callbacks.push_update_reference = push_status;
 	opts.callbacks.payload = &errs;
+	/* libgit2 searches deltas afresh for everything it sends (git reuses
+	 * the packs' own): on every core, not one */
+	opts.pb_parallelism = 0;
 	/* What the remote has first (the refs it advertises anyway): a run it
 	 * holds is not pushed again. libgit2 matches every refspec against
 	 * every remote ref and updates each, so pushing 100,000 runs that are
