@@ -71,7 +71,7 @@ static int check_run(void *ctx, const char *hash, int ok, const char *meta, stru
 int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 {
 	const struct gitmod *g = gitmod_get();
-	struct strvec refs = STRVEC_INIT, rows = STRVEC_INIT;
+	struct strvec refs = STRVEC_INIT, rows = STRVEC_INIT, order = STRVEC_INIT;
 	struct strbuf line = STRBUF_INIT;
 	struct fsck_pass pass = { st, rep };
 	sqlite3_stmt *s = NULL;
@@ -82,8 +82,13 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 		goto out;
 	sv_sort(&refs);
 	rep->runs = (int64_t)refs.n;
-	/* The index against the refs, before it is rebuilt. */
-	if (sqlite3_prepare_v2(st->db, "SELECT hash FROM runs ORDER BY hash", -1, &s, NULL) != SQLITE_OK) {
+	/* The index against the refs, before it is rebuilt. Its order (the
+	 * order the runs were stored in, as the packs hold them, each commit,
+	 * tree and meta a delta on its predecessor's) is the order the runs
+	 * are read and reported in: along the delta chains, not across them
+	 * as the refs' order was, reading took a third of the CPU. Runs the
+	 * index lacks come last. */
+	if (sqlite3_prepare_v2(st->db, "SELECT hash FROM runs ORDER BY created, hash", -1, &s, NULL) != SQLITE_OK) {
 		store_sqlfail(st, "fsck");
 		goto out;
 	}
@@ -91,19 +96,22 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 		char h[OID_HEX];
 		store_column_oid(s, 0, h);
 		sv_push(&rows, h);
-	}
-	for (size_t i = 0; i < rows.n; i++)
-		if (!sv_sorted_has(&refs, rows.v[i])) {
-			sb_reset(&line);
-			sb_addf(&line, "index: run %.12s has no ref (removed from the index)", rows.v[i]);
-			sv_push(&rep->problems, line.buf);
-			rep->index_fixed++;
+		if (sv_sorted_has(&refs, h)) {
+			sv_push(&order, h);
+			continue;
 		}
+		sb_reset(&line);
+		sb_addf(&line, "index: run %.12s has no ref (removed from the index)", h);
+		sv_push(&rep->problems, line.buf);
+		rep->index_fixed++;
+	}
+	sv_sort(&rows);
 	for (size_t i = 0; i < refs.n; i++)
 		if (!sv_sorted_has(&rows, refs.v[i])) {
 			sb_reset(&line);
 			sb_addf(&line, "index: run %.12s was missing (added back)", refs.v[i]);
 			sv_push(&rep->problems, line.buf);
+			sv_push(&order, refs.v[i]);
 			rep->index_fixed++;
 		}
 	/* Each run is read from git once, checked, and indexed from what was
@@ -111,7 +119,7 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 	if (store_rebuild_begin(st) < 0)
 		goto out;
 	struct gitmod_fsck req = {
-		.runs = &refs, .content_max = INLINE_MAX, .fn = check_run, .ctx = &pass, .problems = &rep->problems
+		.runs = &order, .content_max = INLINE_MAX, .fn = check_run, .ctx = &pass, .problems = &rep->problems
 	};
 	if (store_rebuild_end(st, g->fsck(st->dir, &req) == 0) < 0)
 		goto out;
@@ -128,6 +136,7 @@ out:
 	store_unlock(lock);
 	sv_release(&refs);
 	sv_release(&rows);
+	sv_release(&order);
 	sb_release(&line);
 	return rc;
 }
