@@ -318,6 +318,10 @@ int gs_fsck(const char *dir, struct gitmod_fsck *req)
 	if (open_repo(dir) < 0)
 		return -1;
 	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 1);
+	/* each object is read once: libgit2's object cache only cost time
+	 * (filled, then freed with each thread's repository) and memory
+	 * (360 MB at 100,000 runs) */
+	git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
 	if (git_repository_odb(&p.odb, repo) < 0) {
 		git_fail("cannot open the object database");
 		goto out;
@@ -347,6 +351,7 @@ int gs_fsck(const char *dir, struct gitmod_fsck *req)
 	err_clear();
 	rc = 0;
 out:
+	git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 1);
 	git_odb_free(p.odb);
 	free(p.ev);
 	free(st.seen.slot);
