@@ -1351,11 +1351,12 @@ out:
 	return rc;
 }
 
-/* The objects of a pack index: the last entry of its fan-out table. */
-static int64_t idx_objects(const char *path)
+/* The objects of a pack index (name, in directory dfd): the last entry of
+ * its fan-out table. */
+static int64_t idx_objects(int dfd, const char *name)
 {
 	unsigned char b[4];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
 	int64_t n = 0;
 	if (fd >= 0 && pread(fd, b, 4, 8 + 255 * 4) == 4)
 		n = (int64_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3]);
@@ -1364,37 +1365,39 @@ static int64_t idx_objects(const char *path)
 	return n;
 }
 
-/* Objects and their disk usage: a loose object is one file, a pack holds
- * as many as its index says. Auto-pack keeps the loose ones to a few
- * thousand and the packs to a few dozen, so this is bounded whatever the
- * number of runs. */
-static void du(const char *path, int64_t *objects, int64_t *bytes)
+/* Objects and their disk usage below directory name of dfd (fanout: it
+ * is objects/xx): a loose object is one file, a pack holds as many as its
+ * index says. Auto-pack keeps the loose ones to a few thousand and the
+ * packs to a few dozen, so this is bounded whatever the number of runs;
+ * each entry is looked up in its directory's descriptor, not by a path
+ * walked again from the root (that walk was half of stats' time). */
+static void du(int dfd, const char *name, int fanout, int64_t *objects, int64_t *bytes)
 {
-	DIR *d = opendir(path);
-	if (!d)
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
 	struct dirent *e;
-	struct strbuf p = STRBUF_INIT;
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
-		sb_reset(&p);
-		sb_addf(&p, "%s/%s", path, e->d_name);
 		struct stat sb;
-		if (lstat(p.buf, &sb) < 0)
+		if (fstatat(fd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
 		size_t len = strlen(e->d_name);
 		if (S_ISDIR(sb.st_mode)) {
-			du(p.buf, objects, bytes);
+			du(fd, e->d_name, len == 2, objects, bytes);
 			continue;
 		}
 		*bytes += (int64_t)sb.st_blocks * 512;
-		if (len == 38 && strlen(path) >= 3 && path[strlen(path) - 3] == '/')
+		if (len == 38 && fanout)
 			(*objects)++; /* objects/xx/<38 hex> */
 		else if (len > 9 && !strncmp(e->d_name, "pack-", 5) && !strcmp(e->d_name + len - 4, ".idx"))
-			*objects += idx_objects(p.buf);
+			*objects += idx_objects(fd, e->d_name);
 	}
-	sb_release(&p);
 	closedir(d);
 }
 
@@ -1419,7 +1422,7 @@ int store_stats(struct store *st, struct store_stats *out)
 	out->failed = out->runs - out->ok;
 	struct strbuf p = STRBUF_INIT;
 	sb_addf(&p, "%s/objects", st->dir);
-	du(p.buf, &out->objects, &out->object_bytes);
+	du(AT_FDCWD, p.buf, 0, &out->objects, &out->object_bytes);
 	const char *suffix[] = { "", "-wal", "-shm" };
 	for (int i = 0; i < 3; i++) {
 		struct stat sb;

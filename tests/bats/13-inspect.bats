@@ -345,6 +345,12 @@ end')" ]
 	[ "$(echo "$output" | json_field 'j["store"]')" = "$PWD/.cashet" ]
 	[ "$(echo "$output" | json_field 'j["stored_bytes"]')" = 8 ]
 	[ "$(echo "$output" | json_field 'j["objects"] > 0 and j["index_bytes"] > 0')" = True ]
+	# objects: git's count, loose and then packed
+	git_objects() { git --git-dir .cashet count-objects -v | awk '$1 == "count:" || $1 == "in-pack:" { n += $2 } END { print n }'; }
+	[ "$(cashet stats --json | json_field 'j["objects"]')" = "$(git_objects)" ]
+	cashet gc > /dev/null
+	[ -z "$(find .cashet/objects -path '*/objects/??/*' -type f)" ]
+	[ "$(cashet stats --json | json_field 'j["objects"]')" = "$(git_objects)" ]
 	run cashet stats --bogus
 	assert_failure 2
 }
