@@ -6,9 +6,10 @@
  *
  * Reading is most of the work (inflate, SHA-1, parsing), and runs are
  * independent: reader threads, each with its own repository, read runs
- * ahead into a ring of slots while this thread hands them to the store's
- * checks in the order of the list, so reports come out as one thread
- * would print them. */
+ * ahead into a ring of slots, each run handed to the store's prep there
+ * (its record built), while this thread hands them to the store's checks
+ * in the order of the list, so reports come out as one thread would
+ * print them. */
 #include "git/gitint.h"
 
 #include <pthread.h>
@@ -159,12 +160,12 @@ static void replay(struct fsck_state *s, struct fsck_pass *p)
 	p->bytes = 0;
 }
 
-/* One run read ahead. */
+/* One run read ahead: what the store's prep made of it, and the objects
+ * its reading met. */
 struct fsck_slot {
-	struct strbuf meta;
-	struct run_record tree;
+	void *prepared;
 	struct fsck_pass pass;
-	char *err; /* why the run could not be read; NULL: read */
+	size_t held; /* content bytes it took to read */
 	int ready;
 };
 
@@ -176,6 +177,7 @@ struct fsck_slot {
 
 struct fsck_ring {
 	const char *dir;
+	struct gitmod_fsck *req;
 	const struct strvec *runs;
 	size_t content_max;
 	struct fsck_slot slot[RING];
@@ -190,6 +192,7 @@ struct fsck_ring {
 static void *reader(void *arg)
 {
 	struct fsck_ring *q = arg;
+	struct strbuf meta = STRBUF_INIT;
 	git_odb *odb = NULL;
 	char *open_err = NULL;
 	if (open_repo(q->dir) < 0 || git_repository_odb(&odb, repo) < 0)
@@ -204,20 +207,27 @@ static void *reader(void *arg)
 		size_t i = q->next++;
 		struct fsck_slot *s = &q->slot[i % RING];
 		pthread_mutex_unlock(&q->mu);
+		struct run_record tree = { 0 };
+		int ok = 0;
 		s->pass.odb = odb;
 		s->pass.content_max = q->content_max;
+		sb_reset(&meta);
 		if (open_err)
-			s->err = xstrdup(open_err);
-		else if (gs_read_run(q->runs->v[i], &s->meta, &s->tree, &s->pass) < 0)
-			s->err = xstrdup(err_msg());
+			err_set("%s", open_err);
+		else
+			ok = gs_read_run(q->runs->v[i], &meta, &tree, &s->pass) == 0;
+		s->held = s->pass.bytes + meta.len;
+		s->prepared = q->req->prep(q->req->ctx, q->runs->v[i], ok, sb_str(&meta), &tree);
+		run_record_free(&tree);
 		err_clear();
 		pthread_mutex_lock(&q->mu);
 		s->ready = 1;
-		q->bytes += s->pass.bytes + s->meta.len;
+		q->bytes += s->held;
 		pthread_cond_broadcast(&q->ready);
 	}
 	pthread_mutex_unlock(&q->mu);
 	free(open_err);
+	sb_release(&meta);
 	git_odb_free(odb);
 	return NULL;
 }
@@ -239,6 +249,7 @@ static int check_runs(struct fsck_state *st, const char *dir)
 	size_t started = 0, want = readers_for(req->runs->n);
 	int rc = 0;
 	q->dir = dir;
+	q->req = req;
 	q->runs = req->runs;
 	q->content_max = req->content_max;
 	pthread_mutex_init(&q->mu, NULL);
@@ -257,21 +268,14 @@ static int check_runs(struct fsck_state *st, const char *dir)
 		while (!s->ready)
 			pthread_cond_wait(&q->ready, &q->mu);
 		pthread_mutex_unlock(&q->mu);
-		size_t held = s->pass.bytes + s->meta.len;
 		replay(st, &s->pass);
-		if (s->err)
-			err_set("%s", s->err);
-		int fr = req->fn(req->ctx, req->runs->v[i], !s->err, sb_str(&s->meta), &s->tree);
+		int fr = req->fn(req->ctx, req->runs->v[i], s->prepared);
+		s->prepared = NULL;
 		err_clear();
-		run_record_free(&s->tree);
-		memset(&s->tree, 0, sizeof(s->tree));
-		sb_reset(&s->meta);
-		free(s->err);
-		s->err = NULL;
 		pthread_mutex_lock(&q->mu);
 		s->ready = 0;
 		q->consumed++;
-		q->bytes -= held;
+		q->bytes -= s->held;
 		if (fr < 0) {
 			q->stop = 1;
 			rc = -1;
@@ -291,9 +295,8 @@ static int check_runs(struct fsck_state *st, const char *dir)
 		for (size_t e = 0; e < s->pass.nev; e++)
 			free(s->pass.ev[e].msg);
 		free(s->pass.ev);
-		run_record_free(&s->tree);
-		sb_release(&s->meta);
-		free(s->err);
+		if (s->prepared)
+			req->discard(req->ctx, s->prepared);
 	}
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->ready);

@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 5
+#define GITMOD_ABI 6
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -19,16 +19,23 @@ struct autopack_report {
 };
 
 /* fsck's object pass (gitmod.fsck) hands the store each run as it reads
- * it: ok 1 with what load_run gives (the meta text; parent and the tree's
- * files in tree), each blob of at most content_max bytes with its raw
- * content in data (enc 0; owned by tree); ok 0 when the commit, a tree or
- * meta could not be read (err_msg() says why). <0 stops the pass. */
-typedef int (*gitmod_fsck_fn)(void *ctx, const char *hash, int ok, const char *meta, struct run_record *tree);
+ * it, in two steps. prep, on the reader thread that read it (so it must be
+ * thread-safe; it may read blobs through the module): ok 1 with what
+ * load_run gives (the meta text; parent and the tree's files in tree),
+ * each blob of at most content_max bytes with its raw content in data
+ * (enc 0; owned by tree); ok 0 when the commit, a tree or meta could not
+ * be read (err_msg() says why). It returns what it made of the run. Then
+ * fn, on the calling thread, in the order of the list: <0 stops the pass.
+ * discard frees what prep made of a run fn never got (a stopped pass). */
+typedef void *(*gitmod_fsck_prep)(void *ctx, const char *hash, int ok, const char *meta, struct run_record *tree);
+typedef int (*gitmod_fsck_fn)(void *ctx, const char *hash, void *prepared);
 
 struct gitmod_fsck {
 	const struct strvec *runs; /* commit ids */
 	size_t content_max;
+	gitmod_fsck_prep prep;
 	gitmod_fsck_fn fn;
+	void (*discard)(void *ctx, void *prepared);
 	void *ctx;
 	int64_t objects, bad_objects; /* out: objects in the store, unreadable ones */
 	struct strvec *problems;      /* out: "object <id>: why", one line per unreadable object */

@@ -8,6 +8,7 @@
 #include "store/gitmod.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The blobs of a run read from git (small ones inlined by the read):
@@ -43,28 +44,56 @@ struct fsck_pass {
 	struct fsck_report *rep;
 };
 
-/* One run as the git module read it: its record built, its blobs checked,
- * indexed. A run with a damaged blob is indexed all the same (a replay
- * checks every blob and runs the command instead). */
-static int check_run(void *ctx, const char *hash, int ok, const char *meta, struct run_record *tree)
+/* A run as a reader thread made it: its record, or why it could not be
+ * built (the record may then be partly made: indexed all the same). */
+struct fsck_run {
+	struct run_record r;
+	char *err;
+};
+
+/* On a reader thread: the run's record from what was read. Touches
+ * nothing shared (blobs it still needs come through the git module's
+ * repository of this thread). */
+static void *prep_run(void *ctx, const char *hash, int ok, const char *meta, struct run_record *tree)
 {
 	struct fsck_pass *p = ctx;
-	struct run_record r = { 0 };
+	struct fsck_run *fr = xcalloc(1, sizeof(*fr));
+	if (!ok || store_record_from_git(p->st, meta, tree, &fr->r) < 0)
+		fr->err = xstrdup(err_msg());
+	err_clear();
+	return fr;
+}
+
+static void discard_run(void *ctx, void *prepared)
+{
+	struct fsck_run *fr = prepared;
+	run_record_free(&fr->r);
+	free(fr->err);
+	free(fr);
+}
+
+/* One run, in the list's order: its blobs checked, indexed. A run with a
+ * damaged blob is indexed all the same (a replay checks every blob and
+ * runs the command instead). */
+static int check_run(void *ctx, const char *hash, void *prepared)
+{
+	struct fsck_pass *p = ctx;
+	struct fsck_run *fr = prepared;
 	int bad = 0, rc = 0;
-	if (!ok || store_record_from_git(p->st, meta, tree, &r) < 0) {
+	if (fr->err) {
 		struct strbuf line = STRBUF_INIT;
-		sb_addf(&line, "run %.12s: %s", hash, err_msg());
+		sb_addf(&line, "run %.12s: %s", hash, fr->err);
 		sv_push_nocopy(&p->rep->problems, sb_detach(&line));
 		bad = 1;
 	} else {
-		bad = check_blobs(p->st, &r, &p->rep->problems);
+		bad = check_blobs(p->st, &fr->r, &p->rep->problems);
 	}
 	if (bad)
 		sv_push(&p->rep->bad_runs, hash);
 	err_clear();
-	if (r.hash[0] && store_index_run(p->st, &r) < 0)
+	if (fr->r.hash[0] && store_index_run(p->st, &fr->r) < 0)
 		rc = -1;
-	run_record_free(&r);
+	discard_run(ctx, fr);
 	return rc;
 }
 
@@ -119,7 +148,13 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 	if (store_rebuild_begin(st) < 0)
 		goto out;
 	struct gitmod_fsck req = {
-		.runs = &order, .content_max = INLINE_MAX, .fn = check_run, .ctx = &pass, .problems = &rep->problems
+		.runs = &order,
+		.content_max = INLINE_MAX,
+		.prep = prep_run,
+		.fn = check_run,
+		.discard = discard_run,
+		.ctx = &pass,
+		.problems = &rep->problems,
 	};
 	if (store_rebuild_end(st, g->fsck(st->dir, &req) == 0) < 0)
 		goto out;
