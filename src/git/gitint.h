@@ -83,9 +83,11 @@ int gs_want_fsync(void);
 
 /* fsck.c */
 int gs_fsck(const char *dir, struct gitmod_fsck *req);
-/* fsck's object pass, through which gs_read_run reads a run's objects:
- * each object is verified once and remembered (seen: also a reported bad
- * one); gs_fsck then reads only what no run reached. */
+/* fsck's object pass over one run, through which gs_read_run reads its
+ * objects on a reader thread: each object read is logged, verified or
+ * bad, and the log is replayed in the list's order into the set of
+ * objects seen (a bad one reported the first time); gs_fsck then reads
+ * only what no run reached. */
 struct fsck_pass;
 void gs_fsck_seen(struct fsck_pass *p, const git_oid *id);
 /* Reads and verifies blob id, appending its content to out (whole:
