@@ -1,5 +1,5 @@
 /* autopack: what git's `gc --auto` does, after a miss has stored its run
- * and found too many loose objects: the small loose objects go into one
+ * and found too many loose objects or packs: the small loose objects go into one
  * new pack (then deleted: only once the pack and its index are on disk),
  * packs are merged geometrically (each kept pack at least twice the size
  * of all smaller ones together, so an object is rewritten O(log n) times
@@ -449,10 +449,11 @@ int gs_autopack(const char *dir, struct autopack_report *rep)
 		remove_loose(dir, &ids);
 		rep->loose_packed = (int64_t)ids.n;
 		git_odb_refresh(odb);
-		if (merge_packs(dir, rep) < 0)
-			goto out;
-		git_odb_refresh(odb);
 	}
+	/* also with nothing loose: a pipeline's batches come as packs */
+	if (merge_packs(dir, rep) < 0)
+		goto out;
+	git_odb_refresh(odb);
 	/* the run and line refs of the runs just packed: into packed-refs */
 	if (git_repository_refdb(&refdb, repo) < 0 || git_refdb_compress(refdb) < 0) {
 		git_fail("cannot pack refs");

@@ -332,7 +332,7 @@ struct gc_report {
 int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
 /* git's `gc --auto`, after a run is stored: when the store holds more
  * small loose objects than `config auto-pack` (default AUTOPACK_DEFAULT,
- * 0: never), they go into a pack, packs are merged geometrically and loose
+ * 0: never), or more than 50 packs, the loose ones go into a pack, packs are merged geometrically and loose
  * refs go into packed-refs. Skipped (0) when another process stores or
  * collects (it never waits). *packed says whether it ran. */
 #define AUTOPACK_DEFAULT 2048

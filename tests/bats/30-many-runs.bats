@@ -67,6 +67,31 @@ loose_count() {
 	assert_output --partial "auto-pack: expected a number of loose objects (0: never), got 'x'"
 }
 
+@test "more than 50 packs (a pipeline's batches) are merged after the next stored run, with every object kept" {
+	cashet init > /dev/null
+	cashet exec --trace off -- echo first > /dev/null
+	cashet gc > /dev/null
+	# 60 packs of one object each, as a pipeline's batches leave them
+	for i in $(seq 1 60); do
+		echo "object $i" | git --git-dir .cashet hash-object -w --stdin |
+			git --git-dir .cashet pack-objects -q .cashet/objects/pack/pack > /dev/null
+	done
+	git --git-dir .cashet prune-packed
+	[ "$(loose_count)" = 0 ]
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" = 61 ]
+	git --git-dir .cashet cat-file --batch-all-objects --batch-check | sort > before
+	cashet exec --trace off -- echo second > /dev/null
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" -le 3 ]
+	# every object still there (no longer loose: auto-pack ran), and the second run's
+	[ "$(loose_count)" = 0 ]
+	git --git-dir .cashet cat-file --batch-all-objects --batch-check | sort > after
+	[ -z "$(comm -23 before after)" ]
+	[ "$(comm -13 before after | wc -l)" -ge 4 ]
+	run -0 git --git-dir .cashet fsck --strict
+	run -0 cashet exec -v --trace off -- echo first
+	assert_line --index 1 --partial "cashet: hit "
+}
+
 # runs completed failed stored_bytes, from stats --json
 stats_line() {
 	cashet stats --json | json_field '" ".join(str(j[k]) for k in ("runs", "completed", "failed", "stored_bytes"))'
