@@ -294,10 +294,34 @@ static void list_packs(const char *dir, struct pack_info **packs, size_t *n)
 	sb_release(&q);
 }
 
-/* Appends the entries of pack stem (.idx, .pack) to w verbatim: 0, 1
- * when it cannot be copied so (an object w has already; the merge is
- * then given up), -1 error. */
-static int copy_pack(struct packw *w, const char *stem)
+/* The n objects ids of a pack that shares some with w, each w lacks
+ * added whole, read through odb (a delta of the pack resolved). */
+static int copy_objects(struct packw *w, git_odb *odb, const unsigned char *ids, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const unsigned char *id = ids + (size_t)i * GIT_OID_RAWSZ;
+		git_odb_object *o = NULL;
+		git_oid oid;
+		int d;
+		if (gs_packw_has(w, id))
+			continue;
+		git_oid_fromraw(&oid, id);
+		if (git_odb_read(&o, odb, &oid) < 0)
+			return git_fail("cannot read an object to merge");
+		int rc = gs_packw_object(w, id, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o),
+					 NULL, 0, &d);
+		git_odb_object_free(o);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Appends the entries of pack stem (.idx, .pack) to w: verbatim, or,
+ * when it shares an object with w (a pipeline's batches share their
+ * steps' common blobs), each object w lacks on its own. 0, 1 when it
+ * cannot be merged (not one object per entry), -1 error. */
+static int copy_pack(struct packw *w, git_odb *odb, const char *stem)
 {
 	struct strbuf p = STRBUF_INIT, idx = STRBUF_INIT;
 	unsigned char head[12];
@@ -343,6 +367,8 @@ static int copy_pack(struct packw *w, const char *stem)
 		}
 	}
 	rc = gs_packw_append(w, fd, 12, (uint64_t)sb.st_size - 20, ids, offs, crcs, n);
+	if (rc == 1)
+		rc = copy_objects(w, odb, ids, n);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -359,7 +385,7 @@ out:
  * they are (deltas too, each pack's in one stretch, so an offset delta
  * still finds its base), not searched for deltas again: a merge runs at
  * disk speed, whatever the store's size. */
-static int merge_packs(const char *dir, struct autopack_report *rep)
+static int merge_packs(const char *dir, git_odb *odb, struct autopack_report *rep)
 {
 	struct pack_info *packs = NULL;
 	struct packw *w = NULL;
@@ -383,10 +409,10 @@ static int merge_packs(const char *dir, struct autopack_report *rep)
 		goto out;
 	size_t merged = 0;
 	for (size_t i = 0; i < upto; i++) {
-		int cr = copy_pack(w, packs[i].stem);
+		int cr = copy_pack(w, odb, packs[i].stem);
 		if (cr < 0)
 			goto out;
-		if (cr == 1) { /* shares an object with one copied: stays as it is (gc repacks it) */
+		if (cr == 1) { /* not a pack git or cashet wrote: stays as it is (gc repacks it) */
 			free(packs[i].stem);
 			packs[i].stem = NULL;
 			continue;
@@ -451,7 +477,7 @@ int gs_autopack(const char *dir, struct autopack_report *rep)
 		git_odb_refresh(odb);
 	}
 	/* also with nothing loose: a pipeline's batches come as packs */
-	if (merge_packs(dir, rep) < 0)
+	if (merge_packs(dir, odb, rep) < 0)
 		goto out;
 	git_odb_refresh(odb);
 	/* the run and line refs of the runs just packed: into packed-refs */

@@ -46,6 +46,8 @@ int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_object_t type, const void *data,
 		    size_t len, const struct strbuf *delta, size_t base, int *deltified);
 size_t gs_packw_count(const struct packw *w);
+/* Whether w holds object id already. */
+int gs_packw_has(struct packw *w, const unsigned char id[GIT_OID_RAWSZ]);
 /* autopack.c: writes the objects ids (hex, each once) into a new pack
  * (its name set when not NULL), on disk (fsync()ed, and the directory
  * that names it) before the caller removes anything; with deltas. */

@@ -211,6 +211,11 @@ int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_
 	return put_entry(w, id, type, len, 0, zwhole);
 }
 
+int gs_packw_has(struct packw *w, const unsigned char id[GIT_OID_RAWSZ])
+{
+	return *slot_of(w, id) != 0;
+}
+
 size_t gs_packw_count(const struct packw *w)
 {
 	return w->n;

@@ -67,13 +67,15 @@ loose_count() {
 	assert_output --partial "auto-pack: expected a number of loose objects (0: never), got 'x'"
 }
 
-@test "more than 50 packs (a pipeline's batches) are merged after the next stored run, with every object kept" {
+@test "more than 50 packs (a pipeline's batches, sharing objects) are merged after the next stored run, with every object kept" {
 	cashet init > /dev/null
 	cashet exec --trace off -- echo first > /dev/null
 	cashet gc > /dev/null
-	# 60 packs of one object each, as a pipeline's batches leave them
+	# 60 packs, as a pipeline's batches leave them: one object of its own
+	# each, and one they all share (a blob every step makes)
+	shared=$(echo shared | git --git-dir .cashet hash-object -w --stdin)
 	for i in $(seq 1 60); do
-		echo "object $i" | git --git-dir .cashet hash-object -w --stdin |
+		{ echo "$shared"; echo "object $i" | git --git-dir .cashet hash-object -w --stdin; } |
 			git --git-dir .cashet pack-objects -q .cashet/objects/pack/pack > /dev/null
 	done
 	git --git-dir .cashet prune-packed
