@@ -292,6 +292,19 @@ static int slurm_prepare(struct ctx *x);
  * loses what is not published). */
 enum { IDLE_FLUSH_MS = 20, BATCH_MAX = 64, BATCH_AGE_MS = 1000, SLOW_STEP_MS = 1000 };
 
+/* A worker's batch published; then, as each batch is a pack, auto-pack
+ * (merging past 50 packs), waiting for the other workers' batches: they
+ * hold the store's shared lock most of the time, so one that never waited
+ * would never pack. */
+static void publish(struct store *st, int report_fd)
+{
+	int packed;
+	if (store_batch_flush(st) < 0)
+		dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+	store_autopack(st, 1, &packed);
+	err_clear();
+}
+
 /* The worker process: steps in, verdicts out, until the scheduler closes
  * its end (or a signal stops it); then the batch is published. A worker
  * whose scheduler died publishes nothing: its SQLite state came from the
@@ -315,8 +328,8 @@ static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_
 	while (!spawn_pending_signal()) {
 		struct pollfd pf = { sock, POLLIN, 0 };
 		int pr = poll(&pf, 1, st && store_batch_runs(st) ? IDLE_FLUSH_MS : -1);
-		if (pr == 0 && store_batch_flush(st) < 0)
-			dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+		if (pr == 0)
+			publish(st, report_fd);
 		if (pr <= 0)
 			continue;
 		size_t i;
@@ -333,9 +346,8 @@ static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_
 			break;
 		int64_t t1 = now_ms();
 		if (st && store_batch_runs(st) &&
-		    (store_batch_runs(st) >= BATCH_MAX || t1 - t0 >= SLOW_STEP_MS || t1 - oldest >= BATCH_AGE_MS) &&
-		    store_batch_flush(st) < 0)
-			dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());
+		    (store_batch_runs(st) >= BATCH_MAX || t1 - t0 >= SLOW_STEP_MS || t1 - oldest >= BATCH_AGE_MS))
+			publish(st, report_fd);
 	}
 	if (st && getppid() == parent && store_batch_flush(st) < 0)
 		dprintf(report_fd, "cashet: warning: runs not stored: %s\n", err_msg());

@@ -705,7 +705,7 @@ static void auto_gc(struct store *st)
 		store_gc(st, &o, &rep);
 	}
 	int packed;
-	store_autopack(st, &packed);
+	store_autopack(st, 0, &packed);
 	err_clear();
 	sb_release(&v);
 }

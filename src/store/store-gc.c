@@ -356,7 +356,7 @@ static int too_many_packs(struct store *st)
 	return n > AUTOPACK_PACKS;
 }
 
-int store_autopack(struct store *st, int *packed)
+int store_autopack(struct store *st, int wait, int *packed)
 {
 	const struct gitmod *g;
 	struct strbuf v = STRBUF_INIT;
@@ -371,13 +371,16 @@ int store_autopack(struct store *st, int *packed)
 	}
 	if (threshold == 0 || (loose_estimate(st, threshold) <= threshold && !too_many_packs(st)))
 		goto out;
-	/* Never waits: a store or gc in progress means another time (the
-	 * objects stay where they are until then). */
+	/* A store or gc in progress means another time (the objects stay
+	 * where they are until then), unless the caller waits: a pipeline's
+	 * workers each hold a batch's shared lock most of the time, so one
+	 * that never waited would never pack. Never with a batch of ours
+	 * open: its own shared lock would block us. */
 	struct strbuf p = STRBUF_INIT;
 	sb_addf(&p, "%s/gc.lock", st->dir);
 	lock = open(p.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	sb_release(&p);
-	if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0)
+	if (lock < 0 || flock(lock, LOCK_EX | (wait && !store_batch_runs(st) ? 0 : LOCK_NB)) < 0)
 		goto out;
 	if (!(g = gitmod_get()) || (rc = g->autopack(st->dir, &rep)) < 0)
 		goto out;

@@ -334,9 +334,10 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep);
  * small loose objects than `config auto-pack` (default AUTOPACK_DEFAULT,
  * 0: never), or more than 50 packs, the loose ones go into a pack, packs are merged geometrically and loose
  * refs go into packed-refs. Skipped (0) when another process stores or
- * collects (it never waits). *packed says whether it ran. */
+ * collects, unless wait (then it waits for them; never while a batch of
+ * st's own is open). *packed says whether it ran. */
 #define AUTOPACK_DEFAULT 2048
-int store_autopack(struct store *st, int *packed);
+int store_autopack(struct store *st, int wait, int *packed);
 /* Git remotes: push the given runs' refs; pull fetches the remote's runs
  * and indexes every run that has a ref but no index row. */
 /* Runs that cannot be pushed because gc cut their lineage are left out,
