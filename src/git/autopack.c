@@ -384,7 +384,8 @@ out:
  * so a store of n objects has O(log n) packs. The entries are copied as
  * they are (deltas too, each pack's in one stretch, so an offset delta
  * still finds its base), not searched for deltas again: a merge runs at
- * disk speed, whatever the store's size. */
+ * disk speed, whatever the store's size; only a pack sharing objects with
+ * those before it has its other objects copied one by one, whole. */
 static int merge_packs(const char *dir, git_odb *odb, struct autopack_report *rep)
 {
 	struct pack_info *packs = NULL;
