@@ -178,8 +178,6 @@ struct fsck_slot {
 struct fsck_ring {
 	const char *dir;
 	struct gitmod_fsck *req;
-	const struct strvec *runs;
-	size_t content_max;
 	struct fsck_slot slot[RING];
 	size_t next;     /* the next run a reader takes */
 	size_t consumed; /* runs handed to the store's checks */
@@ -192,6 +190,7 @@ struct fsck_ring {
 static void *reader(void *arg)
 {
 	struct fsck_ring *q = arg;
+	const struct strvec *runs = q->req->runs;
 	struct strbuf meta = STRBUF_INIT;
 	git_odb *odb = NULL;
 	char *open_err = NULL;
@@ -199,10 +198,10 @@ static void *reader(void *arg)
 		open_err = xstrdup(err_msg()[0] ? err_msg() : "cannot open the object database");
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
-		while (!q->stop && q->next < q->runs->n && q->next > q->consumed &&
+		while (!q->stop && q->next < runs->n && q->next > q->consumed &&
 		       (q->next >= q->consumed + RING || q->bytes > RING_BYTES))
 			pthread_cond_wait(&q->room, &q->mu);
-		if (q->stop || q->next >= q->runs->n)
+		if (q->stop || q->next >= runs->n)
 			break;
 		size_t i = q->next++;
 		struct fsck_slot *s = &q->slot[i % RING];
@@ -210,14 +209,14 @@ static void *reader(void *arg)
 		struct run_record tree = { 0 };
 		int ok = 0;
 		s->pass.odb = odb;
-		s->pass.content_max = q->content_max;
+		s->pass.content_max = q->req->content_max;
 		sb_reset(&meta);
 		if (open_err)
 			err_set("%s", open_err);
 		else
-			ok = gs_read_run(q->runs->v[i], &meta, &tree, &s->pass) == 0;
+			ok = gs_read_run(runs->v[i], &meta, &tree, &s->pass) == 0;
 		s->held = s->pass.bytes + meta.len;
-		s->prepared = q->req->prep(q->req->ctx, q->runs->v[i], ok, sb_str(&meta), &tree);
+		s->prepared = q->req->prep(q->req->ctx, runs->v[i], ok, sb_str(&meta), &tree);
 		run_record_free(&tree);
 		err_clear();
 		pthread_mutex_lock(&q->mu);
@@ -250,8 +249,6 @@ static int check_runs(struct fsck_state *st, const char *dir)
 	int rc = 0;
 	q->dir = dir;
 	q->req = req;
-	q->runs = req->runs;
-	q->content_max = req->content_max;
 	pthread_mutex_init(&q->mu, NULL);
 	pthread_cond_init(&q->ready, NULL);
 	pthread_cond_init(&q->room, NULL);
@@ -271,7 +268,8 @@ static int check_runs(struct fsck_state *st, const char *dir)
 		replay(st, &s->pass);
 		int fr = req->fn(req->ctx, req->runs->v[i], s->prepared);
 		s->prepared = NULL;
-		err_clear();
+		if (fr == 0) /* else its error is the pass's */
+			err_clear();
 		pthread_mutex_lock(&q->mu);
 		s->ready = 0;
 		q->consumed++;
