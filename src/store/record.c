@@ -76,29 +76,39 @@ const char *run_observed_name(int observed)
  * digest, size, mtime, ctime, inode (native byte order: the index is this
  * machine's), a 2-byte path length and the path. */
 #define INPUTS_VERSION 1
+#define INPUT_FIXED (1 + DIGEST_LEN + 8 * 4 + 2)
 
 void run_inputs_encode(const struct run_record *r, struct strbuf *out)
 {
+	/* each record written in place: a rebuild encodes every run's list
+	 * (often a hundred inputs), where a call per field cost a fifth of
+	 * fsck's indexing thread */
+	sb_grow(out, 2 + r->ninputs * (INPUT_FIXED + 48));
 	sb_addc(out, INPUTS_VERSION);
 	sb_addc(out, (char)r->observed);
 	for (size_t i = 0; i < r->ninputs; i++) {
 		const struct run_input *in = &r->inputs[i];
 		uint16_t len = (uint16_t)strlen(in->path);
-		sb_addc(out, in->kind);
-		sb_add(out, in->d.b, DIGEST_LEN);
-		sb_add(out, &in->size, 8);
-		sb_add(out, &in->mtime_ns, 8);
-		sb_add(out, &in->ctime_ns, 8);
-		sb_add(out, &in->ino, 8);
-		sb_add(out, &len, 2);
-		sb_add(out, in->path, len);
+		sb_grow(out, INPUT_FIXED + len);
+		char *p = out->buf + out->len;
+		*p++ = in->kind;
+		memcpy(p, in->d.b, DIGEST_LEN);
+		p += DIGEST_LEN;
+		memcpy(p, &in->size, 8);
+		memcpy(p + 8, &in->mtime_ns, 8);
+		memcpy(p + 16, &in->ctime_ns, 8);
+		memcpy(p + 24, &in->ino, 8);
+		memcpy(p + 32, &len, 2);
+		memcpy(p + 34, in->path, len);
+		out->len += INPUT_FIXED + len;
 	}
+	out->buf[out->len] = '\0';
 }
 
 int run_inputs_decode(const void *buf, size_t len, struct run_record *r)
 {
 	const unsigned char *p = buf, *end = p + len;
-	const size_t fixed = 1 + DIGEST_LEN + 8 * 4 + 2;
+	const size_t fixed = INPUT_FIXED;
 	if (len < 2 || p[0] != INPUTS_VERSION)
 		return err_setc(E_CORRUPT, "index: observed inputs in an unknown format");
 	r->observed = p[1];
