@@ -117,11 +117,12 @@ int store_load_git(struct store *st, const char *hash, struct run_record *r);
 void store_index_ids(struct store *st, int on);
 /* A rebuild of the index from git (reindex, fsck): begin empties the runs
  * and what hangs off them in one new transaction, with store_index_ids on
- * and totals' triggers dropped (a row each in totals per run inserted and
- * per run deleted was an eighth of a rebuild); end counts totals once,
- * bumps the generation, puts the triggers back and commits (ok) or rolls
- * everything back. */
-extern const char store_triggers[];
+ * and totals' triggers and the secondary indexes dropped (a row each in
+ * totals per run inserted and per run deleted was an eighth of a
+ * rebuild); end counts totals once, bumps the generation, builds the
+ * indexes, puts the triggers back and commits (ok) or rolls everything
+ * back. */
+extern const char store_indexes[], store_triggers[];
 int store_rebuild_begin(struct store *st);
 int store_rebuild_end(struct store *st, int ok);
 /* The index record of a run from what git holds: meta's text decoded,

@@ -473,7 +473,8 @@ int store_rebuild_begin(struct store *st)
 	if (store_exec(
 		    st,
 		    "PRAGMA cache_size=-131072; BEGIN IMMEDIATE; DROP TRIGGER runs_add; DROP TRIGGER runs_del; DROP TRIGGER runs_upd;"
-		    " DROP TRIGGER runs_chg; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics;"
+		    " DROP TRIGGER runs_chg; DROP INDEX runs_fp; DROP INDEX runs_line; DROP INDEX runs_created;"
+		    " DROP INDEX tags_key; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics;"
 		    " DELETE FROM runs; DELETE FROM inputsets; DELETE FROM partvals") < 0) {
 		store_exec(st, "ROLLBACK");
 		store_exec(st, "PRAGMA cache_size=-2000");
@@ -491,7 +492,8 @@ int store_rebuild_end(struct store *st, int ok)
 			   " WHEN 'ok' THEN (SELECT count(*) FROM runs WHERE ok)"
 			   " WHEN 'bytes' THEN (SELECT coalesce(sum(bytes), 0) FROM runs)"
 			   " WHEN 'gen' THEN v + 1 ELSE v END") == 0 &&
-	    store_exec(st, store_triggers) == 0 && store_exec(st, "COMMIT") == 0) {
+	    store_exec(st, store_indexes) == 0 && store_exec(st, store_triggers) == 0 &&
+	    store_exec(st, "COMMIT") == 0) {
 		store_exec(st, "PRAGMA cache_size=-2000");
 		return 0;
 	}
