@@ -76,9 +76,9 @@ const char *run_observed_name(int observed)
  * digest, size, mtime, ctime, inode (native byte order: the index is this
  * machine's), a 2-byte path length and the path. */
 #define INPUTS_VERSION 1
-#define INPUT_FIXED (1 + DIGEST_LEN + 8 * 4 + 2)
+#define INPUT_FIXED ((size_t)(1 + DIGEST_LEN + 8 * 4 + 2))
 
-void run_inputs_encode(const struct run_record *r, struct strbuf *out)
+void run_inputs_encode(const struct run_record *r, enum run_inputs_part part, struct strbuf *out)
 {
 	/* each record written in place: a rebuild encodes every run's list
 	 * (often a hundred inputs), where a call per field cost a fifth of
@@ -88,6 +88,8 @@ void run_inputs_encode(const struct run_record *r, struct strbuf *out)
 	sb_addc(out, (char)r->observed);
 	for (size_t i = 0; i < r->ninputs; i++) {
 		const struct run_input *in = &r->inputs[i];
+		if ((in->path[0] == '/') != (part == RUN_INPUTS_SHARED))
+			continue;
 		uint16_t len = (uint16_t)strlen(in->path);
 		sb_grow(out, INPUT_FIXED + len);
 		char *p = out->buf + out->len;
@@ -105,21 +107,21 @@ void run_inputs_encode(const struct run_record *r, struct strbuf *out)
 	out->buf[out->len] = '\0';
 }
 
-int run_inputs_decode(const void *buf, size_t len, struct run_record *r)
+/* One part's entries appended to r's inputs. */
+static int decode_part(const unsigned char *p, size_t len, struct run_record *r)
 {
-	const unsigned char *p = buf, *end = p + len;
-	const size_t fixed = INPUT_FIXED;
+	const unsigned char *end = p + len;
 	if (len < 2 || p[0] != INPUTS_VERSION)
 		return err_setc(E_CORRUPT, "index: observed inputs in an unknown format");
 	r->observed = p[1];
 	for (p += 2; p < end;) {
 		uint16_t n;
-		if ((size_t)(end - p) < fixed)
+		if ((size_t)(end - p) < INPUT_FIXED)
 			return err_setc(E_CORRUPT, "index: observed inputs truncated");
-		memcpy(&n, p + fixed - 2, 2);
-		if ((size_t)(end - p) < fixed + n)
+		memcpy(&n, p + INPUT_FIXED - 2, 2);
+		if ((size_t)(end - p) < INPUT_FIXED + n)
 			return err_setc(E_CORRUPT, "index: observed inputs truncated");
-		char *path = xstrndup((const char *)p + fixed, n);
+		char *path = xstrndup((const char *)p + INPUT_FIXED, n);
 		struct run_input *in = run_add_input(r, (char)p[0], "");
 		free(in->path);
 		in->path = path;
@@ -128,8 +130,31 @@ int run_inputs_decode(const void *buf, size_t len, struct run_record *r)
 		memcpy(&in->mtime_ns, p + 9 + DIGEST_LEN, 8);
 		memcpy(&in->ctime_ns, p + 17 + DIGEST_LEN, 8);
 		memcpy(&in->ino, p + 25 + DIGEST_LEN, 8);
-		p += fixed + n;
+		p += INPUT_FIXED + n;
 	}
+	return 0;
+}
+
+int run_inputs_decode(const void *shared, size_t slen, const void *own, size_t olen, struct run_record *r)
+{
+	if (decode_part(shared, slen, r) < 0)
+		return -1;
+	size_t n0 = r->ninputs;
+	int observed = r->observed;
+	if (decode_part(own, olen, r) < 0)
+		return -1;
+	if (r->observed != observed)
+		return err_setc(E_CORRUPT, "index: observed inputs' two parts disagree");
+	/* each part is in path order: merged, the list is again (lookups
+	 * search it) */
+	if (!n0 || n0 == r->ninputs || strcmp(r->inputs[n0 - 1].path, r->inputs[n0].path) < 0)
+		return 0;
+	struct run_input *m = xmalloc(r->ninputs * sizeof(*m));
+	for (size_t i = 0, j = n0, k = 0; k < r->ninputs; k++)
+		m[k] = j == r->ninputs || (i < n0 && strcmp(r->inputs[i].path, r->inputs[j].path) < 0) ? r->inputs[i++]
+												       : r->inputs[j++];
+	memcpy(r->inputs, m, r->ninputs * sizeof(*m));
+	free(m);
 	return 0;
 }
 

@@ -278,8 +278,8 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 		goto out;
 	/* lists of observed inputs no run names any more (removed runs, lists
 	 * a lookup replaced with fresher stat signatures) */
-	if (store_exec(st, "DELETE FROM inputsets WHERE id NOT IN"
-			   " (SELECT inputset FROM runs WHERE inputset IS NOT NULL)") < 0 ||
+	if (store_exec(st, "DELETE FROM inputsets WHERE id NOT IN (SELECT inputset FROM runs WHERE inputset IS NOT NULL"
+			   " UNION ALL SELECT inputset_own FROM runs WHERE inputset_own IS NOT NULL)") < 0 ||
 	    drop_unlisted_parts(st) < 0)
 		goto out;
 	if (select_hashes(st, "SELECT hash FROM runs ORDER BY hash", &keep) < 0 ||

@@ -89,15 +89,17 @@ void store_column_oid(sqlite3_stmt *s, int i, char hex[OID_HEX]);
 	"id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created, last_used, duration_ms, expires, timed_out"
 /* The same and the observed inputs (what a lookup and a load need; a
  * listing does without). */
-#define INPUTS_COLUMN "(SELECT data FROM inputsets WHERE id = runs.inputset)"
+#define INPUTS_COLUMN                                                                                                  \
+	"(SELECT data FROM inputsets WHERE id = runs.inputset), (SELECT data FROM inputsets WHERE id = runs.inputset_own)"
 #define RUN_COLUMNS_INPUTS RUN_COLUMNS ", " INPUTS_COLUMN
 void store_row_to_run(sqlite3_stmt *s, int col, struct run_record *r);
 /* Loads r's files; without all, only streams and outputs (what a hit replays). */
 int store_load_files(struct store *st, struct run_record *r, int all);
 int store_index_run(struct store *st, const struct run_record *r);
-/* The id of r's observed inputs in inputsets, added if no run had the
- * same list; the caller holds a transaction. */
-int store_inputset(struct store *st, const struct run_record *r, int64_t *id);
+/* The ids in inputsets of r's observed inputs' two parts (shared, own:
+ * run_inputs_encode), each added if no run had the same; the caller holds
+ * a transaction. */
+int store_inputsets(struct store *st, const struct run_record *r, int64_t ids[2]);
 /* runs.parts (varint ids of partvals rows) as ids; *ids freed by the caller. */
 int store_parts_decode(const unsigned char *p, size_t len, int64_t **ids, size_t *n);
 /* A run that came from elsewhere has the tree layout store_save writes

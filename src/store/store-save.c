@@ -125,13 +125,14 @@ static void ids_put(struct index_ids *c, int t, const struct digest *d, int64_t 
 	c->ids[i] = id << 1 | t;
 }
 
-int store_inputset(struct store *st, const struct run_record *r, int64_t *id)
+/* The id of one part of r's inputs in inputsets, added when new. */
+static int put_inputs(struct store *st, const struct run_record *r, enum run_inputs_part part, int64_t *id)
 {
 	struct strbuf blob = STRBUF_INIT;
 	struct digest d;
 	int rc = -1;
-	run_inputs_encode(r, &blob);
-	digest_of(blob.buf ? blob.buf : "", blob.len, &d);
+	run_inputs_encode(r, part, &blob);
+	digest_of(blob.buf, blob.len, &d);
 	if ((*id = ids_get(st->ids, 1, &d))) {
 		rc = 0;
 		goto out;
@@ -142,7 +143,7 @@ int store_inputset(struct store *st, const struct run_record *r, int64_t *id)
 		goto out;
 	sqlite3_stmt *add = st->q_index[IX_SET_ADD], *get = st->q_index[IX_SET_ID];
 	sqlite3_bind_blob(add, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(add, 2, blob.buf ? blob.buf : "", (int)blob.len, SQLITE_STATIC);
+	sqlite3_bind_blob(add, 2, blob.buf, (int)blob.len, SQLITE_STATIC);
 	sqlite3_bind_blob(get, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
 	if (sqlite3_step(add) != SQLITE_DONE || sqlite3_step(get) != SQLITE_ROW) {
 		store_sqlfail(st, "writing the index");
@@ -158,6 +159,12 @@ out:
 		sqlite3_reset(st->q_index[IX_SET_ID]);
 	sb_release(&blob);
 	return rc;
+}
+
+int store_inputsets(struct store *st, const struct run_record *r, int64_t ids[2])
+{
+	return put_inputs(st, r, RUN_INPUTS_SHARED, &ids[0]) < 0 || put_inputs(st, r, RUN_INPUTS_OWN, &ids[1]) < 0 ? -1
+														   : 0;
 }
 
 /* r's parts as the varint ids of their partvals rows (added when new). */
@@ -235,15 +242,15 @@ int store_index_run(struct store *st, const struct run_record *r)
 	for (size_t i = 0; i < r->argv.n; i++)
 		sb_add(&argv, r->argv.v[i], strlen(r->argv.v[i]) + 1);
 
-	int64_t set = 0;
-	if (r->observed && store_inputset(st, r, &set) < 0)
+	int64_t sets[2] = { 0, 0 };
+	if (r->observed && store_inputsets(st, r, sets) < 0)
 		goto out;
 	if (part_ids(st, r, &parts) < 0)
 		goto out;
 	if (store_prepare(st, &st->q_index[IX_RUN],
 			  "INSERT INTO runs(hash, parent, fp, line, name, argv, cwd, ok, exit_code, created,"
-			  " last_used, duration_ms, expires, bytes, inputset, timed_out, parts)"
-			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)") < 0)
+			  " last_used, duration_ms, expires, bytes, inputset, timed_out, parts, inputset_own)"
+			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)") < 0)
 		goto out;
 	s = st->q_index[IX_RUN];
 	store_bind_oid(s, 1, r->hash);
@@ -262,8 +269,10 @@ int store_index_run(struct store *st, const struct run_record *r)
 	sqlite3_bind_int64(s, 13, r->expires_ms);
 	sqlite3_bind_int64(s, 14, (int64_t)bytes);
 	sqlite3_bind_int(s, 16, r->timed_out);
-	if (r->observed)
-		sqlite3_bind_int64(s, 15, set);
+	if (r->observed) {
+		sqlite3_bind_int64(s, 15, sets[0]);
+		sqlite3_bind_int64(s, 18, sets[1]);
+	}
 	sqlite3_bind_blob(s, 17, parts.buf ? parts.buf : "", (int)parts.len, SQLITE_STATIC);
 	if (bind_exec(st, s) < 0)
 		goto out;

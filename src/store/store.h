@@ -119,9 +119,14 @@ struct run_input *run_add_input(struct run_record *r, char kind, const char *pat
 const char *run_input_kind_name(char kind);
 const char *run_observed_name(int observed);
 /* The inputs in the index's compact form (and back): what the lookup reads
- * for every candidate, so it is binary and parsed without copies. */
-void run_inputs_encode(const struct run_record *r, struct strbuf *out);
-int run_inputs_decode(const void *buf, size_t len, struct run_record *r);
+ * for every candidate, so it is binary and parsed without copies. A list
+ * is kept as two parts: what lies outside the project (absolute paths:
+ * the C library, locales, the interpreter and its modules), which most
+ * runs share, and the project's own paths, which tell steps apart. */
+enum run_inputs_part { RUN_INPUTS_SHARED, RUN_INPUTS_OWN };
+void run_inputs_encode(const struct run_record *r, enum run_inputs_part part, struct strbuf *out);
+/* both parts into r's inputs, in path order */
+int run_inputs_decode(const void *shared, size_t slen, const void *own, size_t olen, struct run_record *r);
 /* Command line for humans: argv joined, shell-quoted where needed. Caller frees. */
 char *run_cmdline(const struct run_record *r);
 char *run_argv_cmdline(const struct strvec *argv);

@@ -296,6 +296,32 @@ assert kinds.get(".") == "listed", kinds
 '
 }
 
+@test "runs reading different project files keep one copy of what they read outside it; each replays only its own" {
+	for i in 1 2 3; do
+		echo "$i" > "in$i.txt"
+		[ "$(verdict -- cat "in$i.txt")" = miss ]
+	done
+	# the index keeps each run's list as two parts: outside the project
+	# (the C library, cat itself) shared by all three, and each one's own
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(DISTINCT inputset) FROM runs')" = 1 ]
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(DISTINCT inputset_own) FROM runs')" = 3 ]
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM inputsets')" = 4 ]
+	cashet gc > /dev/null
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM inputsets')" = 4 ]
+	echo changed > in2.txt
+	[ "$(verdict -- cat in1.txt)" = hit ]
+	[ "$(verdict -- cat in2.txt)" = miss ]
+	[ "$(verdict -- cat in3.txt)" = hit ]
+	# both parts come back whole from git: show lists the same inputs
+	# after the index is rebuilt
+	h=$(last_hash)
+	before=$(cashet show --json "$h" | json_field 'sorted(i["path"] for i in j["observed_inputs"])')
+	[[ "$before" == *"'in2.txt'"* && "$before" == *"'/"* ]]
+	cashet reindex > /dev/null
+	[ "$(cashet show --json "$h" | json_field 'sorted(i["path"] for i in j["observed_inputs"])')" = "$before" ]
+	[ "$(verdict -- cat in2.txt)" = hit ]
+}
+
 @test "--trace=off is the declared key only: an undeclared file's edit stays a hit" {
 	echo 1 > data.csv
 	miss_then_hit --trace=off -- sh -c 'cat data.csv'

@@ -201,36 +201,42 @@ static void test_inputs_index_form_roundtrip(void **state)
 {
 	(void)state;
 	struct run_record r = { 0 }, back = { 0 };
-	struct strbuf blob = STRBUF_INIT;
+	struct strbuf shared = STRBUF_INIT, own = STRBUF_INIT;
 	r.observed = OBSERVED_TRACED;
+	/* in path order, as obs_collect leaves them: "." sorts before "/" */
+	run_add_input(&r, INPUT_FILE, ".env");
+	run_add_input(&r, INPUT_ABSENT, "/usr/lib/python3/helper.py");
 	struct run_input *in = run_add_input(&r, INPUT_FILE, "data/a.csv");
 	in->size = 12;
 	in->mtime_ns = 34;
 	in->ctime_ns = 56;
 	in->ino = 78;
 	in->d.b[0] = 0xab;
-	run_add_input(&r, INPUT_ABSENT, "/usr/lib/python3/helper.py");
-	run_inputs_encode(&r, &blob);
-	assert_int_equal(run_inputs_decode(blob.buf, blob.len, &back), 0);
+	run_inputs_encode(&r, RUN_INPUTS_SHARED, &shared);
+	run_inputs_encode(&r, RUN_INPUTS_OWN, &own);
+	assert_int_equal(run_inputs_decode(shared.buf, shared.len, own.buf, own.len, &back), 0);
 	assert_int_equal(back.observed, OBSERVED_TRACED);
-	assert_int_equal(back.ninputs, 2);
-	assert_string_equal(back.inputs[0].path, "data/a.csv");
-	assert_int_equal(back.inputs[0].kind, INPUT_FILE);
-	assert_int_equal(back.inputs[0].size, 12);
-	assert_int_equal(back.inputs[0].mtime_ns, 34);
-	assert_int_equal(back.inputs[0].ctime_ns, 56);
-	assert_int_equal(back.inputs[0].ino, 78);
-	assert_int_equal(back.inputs[0].d.b[0], 0xab);
+	assert_int_equal(back.ninputs, 3);
+	assert_string_equal(back.inputs[0].path, ".env");
 	assert_string_equal(back.inputs[1].path, "/usr/lib/python3/helper.py");
+	assert_int_equal(back.inputs[1].kind, INPUT_ABSENT);
+	assert_string_equal(back.inputs[2].path, "data/a.csv");
+	assert_int_equal(back.inputs[2].kind, INPUT_FILE);
+	assert_int_equal(back.inputs[2].size, 12);
+	assert_int_equal(back.inputs[2].mtime_ns, 34);
+	assert_int_equal(back.inputs[2].ctime_ns, 56);
+	assert_int_equal(back.inputs[2].ino, 78);
+	assert_int_equal(back.inputs[2].d.b[0], 0xab);
 	run_record_free(&back);
-	/* cut inside the first entry: an error, not a shorter list */
-	for (size_t cut = 3; cut < 2 + 1 + DIGEST_LEN + 34 + strlen("data/a.csv"); cut++) {
+	/* cut inside the own part's first entry: an error, not a shorter list */
+	for (size_t cut = 3; cut < 2 + 1 + DIGEST_LEN + 34 + strlen(".env"); cut++) {
 		struct run_record t = { 0 };
-		assert_true(run_inputs_decode(blob.buf, cut, &t) < 0);
+		assert_true(run_inputs_decode(shared.buf, shared.len, own.buf, cut, &t) < 0);
 		run_record_free(&t);
 	}
 	run_record_free(&r);
-	sb_release(&blob);
+	sb_release(&shared);
+	sb_release(&own);
 }
 
 static void test_ignore_patterns(void **state)
