@@ -21,7 +21,9 @@
  * not copied into partvals (part id 0: made again from runs.argv). About
  * 200 bytes a run of a store of many small runs.
  * 10: totals.gen and totals.epoch, the index's generation (pipeline
- * witnesses, src/pipeline/witness.h). */
+ * witnesses, src/pipeline/witness.h).
+ * 11: observed inputs kept as two parts (runs.inputset_own): runs that
+ * read different files of the project share the rest. */
 #define SCHEMA_VERSION 11
 /* the WAL's bounds (open_db, store_close) */
 #define WAL_PAGES 64
