@@ -139,6 +139,10 @@ int store_record_from_git(struct store *st, const char *meta, const struct run_r
 /* With mapped_only, only the packs mapped already are searched (1 when
  * none holds it, or none is mapped yet). */
 int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size);
+/* Sorts oids by where the packs hold them (pack, then offset), those in
+ * no pack last: read in that order, each object of a delta chain comes
+ * after its base, which libgit2's cache of delta bases still holds. */
+void store_pack_order(struct store *st, struct strvec *oids);
 void store_pack_unload(struct store *st);
 /* Whether oid is in one of the store's packs, whatever its type: 1 yes, 0
  * no. Without reload, only the packs mapped (once) are looked at. */

@@ -170,6 +170,50 @@ int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd,
 	return rc;
 }
 
+struct pack_pos {
+	size_t pack, i;
+	uint64_t off;
+};
+
+static int by_pack_pos(const void *a, const void *b)
+{
+	const struct pack_pos *x = a, *y = b;
+	if (x->pack != y->pack)
+		return x->pack < y->pack ? -1 : 1;
+	if (x->off != y->off)
+		return x->off < y->off ? -1 : 1;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+void store_pack_order(struct store *st, struct strvec *oids)
+{
+	struct pack_pos *pos = xcalloc(oids->n ? oids->n : 1, sizeof(*pos));
+	char **v = xcalloc(oids->n ? oids->n : 1, sizeof(*v));
+	pthread_mutex_lock(&st->packs_mu);
+	load_packs(st);
+	for (size_t i = 0; i < oids->n; i++) {
+		unsigned char id[20];
+		pos[i] = (struct pack_pos){ st->npacks, i, 0 }; /* not packed: last, in the list's order */
+		if (strlen(oids->v[i]) != 40 || hex_to_bytes(oids->v[i], id, 20) < 0)
+			continue;
+		for (size_t k = 0; k < st->npacks; k++) {
+			uint64_t off = idx_offset(st->packs[k].idx, st->packs[k].len, id);
+			if (off) {
+				pos[i].pack = k;
+				pos[i].off = off;
+				break;
+			}
+		}
+	}
+	pthread_mutex_unlock(&st->packs_mu);
+	qsort(pos, oids->n, sizeof(*pos), by_pack_pos);
+	for (size_t i = 0; i < oids->n; i++)
+		v[i] = oids->v[pos[i].i];
+	memcpy(oids->v, v, oids->n * sizeof(*v));
+	free(v);
+	free(pos);
+}
+
 int store_pack_has(struct store *st, const char *oid, int reload)
 {
 	unsigned char id[20];

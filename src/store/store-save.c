@@ -519,6 +519,10 @@ int store_reindex(struct store *st, size_t *count, struct strvec *skipped)
 	int rc = -1;
 	if (!g || g->list_runs(st->dir, &hashes) < 0)
 		goto out;
+	/* in the refs' (the ids') order, each run's commit, tree and meta
+	 * were deltas resolved from far down their chains: 60 s for 100,000
+	 * runs */
+	store_pack_order(st, &hashes);
 	if (store_rebuild_begin(st) < 0)
 		goto out;
 	int ok = 1;
