@@ -240,3 +240,16 @@ stats_line() {
 	[ "$(echo "$output" | json_field 'len(j)')" = 1 ]
 	[ "$(echo "$output" | json_field 'j[0]["cmd"]')" = "echo 'run 2'" ]
 }
+
+@test "an upgraded index gives back the old tables' pages: the file is as small as the runs need" {
+	for i in 1 2 3; do cashet exec -- echo "run $i" > /dev/null; done
+	# an index of schema 10 with 8 MB of lists that schema 11 keeps otherwise
+	sqlite3 .cashet/index.db "INSERT INTO inputsets(digest, data) VALUES(x'00', zeroblob(8000000));
+		PRAGMA user_version = 10"
+	[ "$(stat -c %s .cashet/index.db)" -gt 8000000 ]
+	run -0 cashet exec -v -- echo "run 2"
+	assert_line --index 1 --partial "cashet: hit "
+	[ "$(sqlite3 .cashet/index.db 'PRAGMA user_version')" = 11 ]
+	[ "$(stat -c %s .cashet/index.db)" -lt 1000000 ]
+	[ "$(sqlite3 .cashet/index.db 'SELECT count(*) FROM runs')" = 3 ]
+}
