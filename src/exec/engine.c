@@ -297,8 +297,11 @@ static int replay(struct store *st, const struct run_record *r, int out_fd, int 
 	int fds[2] = { out_fd, err_fd }, rc = -1;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		int k = f->kind == FILE_STREAMS ? 2 : f->kind;
-		if (k > 2 || (k == 2 && (out_fd < 0 || err_fd < 0)))
+		/* outputs are outputs_restore's (FILE_OUTPUT is 2 as well: read
+		 * here, every output was read a second time, into memory, and
+		 * taken for the streams' order) */
+		int k = f->kind == FILE_STREAMS ? 2 : f->kind == FILE_STDOUT || f->kind == FILE_STDERR ? f->kind : -1;
+		if (k < 0 || (k == 2 && (out_fd < 0 || err_fd < 0)))
 			continue;
 		stream[k] = f;
 		if (store_blob_check(st, f, &mem[k], &held[k]) < 0)

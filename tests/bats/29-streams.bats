@@ -81,6 +81,19 @@ raw_verdict() {
 	[ "$(cashet show --json "$(last_hash)" | json_field '[f["kind"] for f in j["files"]]')" = "['stdout', 'stderr', 'order']" ]
 }
 
+@test "a run with output files replays its streams in order too, whatever the files hold" {
+	# an output whose text reads like the order record ("o N" lines)
+	cmd='printf "o 1\ne 9\n" > out.txt; echo a; sleep 0.2; echo b >&2; sleep 0.2; echo c'
+	cashet exec -o out.txt -- sh -c "$cmd" > fresh 2>&1
+	[ "$(cat fresh)" = "$(printf 'a\nb\nc')" ]
+	rm out.txt
+	[ "$(verdict -o out.txt -- sh -c "$cmd")" = hit ]
+	rm out.txt
+	cashet exec -o out.txt -- sh -c "$cmd" > replayed 2>&1
+	cmp fresh replayed
+	[ "$(cat out.txt)" = "$(printf 'o 1\ne 9')" ]
+}
+
 @test "a run that wrote to one stream only keeps no order" {
 	cashet exec -- sh -c 'echo a; echo b' > /dev/null
 	[ "$(cashet show --json "$(last_hash)" | json_field '[f["kind"] for f in j["files"]]')" = "['stdout', 'stderr']" ]
