@@ -127,6 +127,18 @@ static void load_packs(struct store *st)
 	sb_release(&p);
 }
 
+/* Where the mapped packs hold id: its offset in pack *k, 0 in none (the
+ * caller holds packs_mu). */
+static uint64_t packed_at(const struct store *st, const unsigned char id[20], size_t *k)
+{
+	for (*k = 0; *k < st->npacks; ++*k) {
+		uint64_t off = idx_offset(st->packs[*k].idx, st->packs[*k].len, id);
+		if (off)
+			return off;
+	}
+	return 0;
+}
+
 int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size)
 {
 	unsigned char id[20];
@@ -140,10 +152,9 @@ int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd,
 	for (int pass = st->packs_loaded ? 0 : 1; rc == 1 && pass < (mapped_only ? 1 : 2); pass++) {
 		if (pass == 1)
 			load_packs(st);
-		for (size_t i = 0; i < st->npacks; i++) {
-			uint64_t off = idx_offset(st->packs[i].idx, st->packs[i].len, id);
-			if (!off)
-				continue;
+		size_t i;
+		uint64_t off = packed_at(st, id, &i);
+		if (off) {
 			struct pack_map *pm = &st->packs[i];
 			if (pm->fd < 0)
 				pm->fd = open(pm->pack, O_RDONLY | O_CLOEXEC);
@@ -152,9 +163,8 @@ int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd,
 			*fd = pm->fd >= 0 ? fcntl(pm->fd, F_DUPFD_CLOEXEC, 0) : -1;
 			if (*fd < 0) {
 				if (errno == ENOENT)
-					break; /* merged away since: mapped again in the next pass */
+					continue; /* merged away since: mapped again in the next pass */
 				rc = err_sys("cannot open %s", st->packs[i].pack);
-				pass = 2;
 				break;
 			}
 			rc = entry_header(*fd, off, size, data);
@@ -162,8 +172,7 @@ int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd,
 				close(*fd);
 				*fd = -1;
 			}
-			pass = 2; /* in this pack, but a delta: libgit2's */
-			break;
+			break; /* in this pack (1: a delta, libgit2's) */
 		}
 	}
 	pthread_mutex_unlock(&st->packs_mu);
@@ -196,14 +205,10 @@ void store_pack_order(struct store *st, struct strvec *oids)
 		pos[i] = (struct pack_pos){ st->npacks, i, 0 }; /* not packed: last, in the list's order */
 		if (strlen(oids->v[i]) != 40 || hex_to_bytes(oids->v[i], id, 20) < 0)
 			continue;
-		for (size_t k = 0; k < st->npacks; k++) {
-			uint64_t off = idx_offset(st->packs[k].idx, st->packs[k].len, id);
-			if (off) {
-				pos[i].pack = k;
-				pos[i].off = off;
-				break;
-			}
-		}
+		size_t k;
+		uint64_t off = packed_at(st, id, &k);
+		if (off)
+			pos[i] = (struct pack_pos){ k, i, off };
 	}
 	pthread_mutex_unlock(&st->packs_mu);
 	qsort(pos, oids->n, sizeof(*pos), by_pack_pos);
@@ -225,8 +230,8 @@ int store_pack_has(struct store *st, const char *oid, int reload)
 	for (int pass = st->packs_loaded ? 0 : 1; !have && pass < (reload || !st->packs_loaded ? 2 : 1); pass++) {
 		if (pass == 1)
 			load_packs(st);
-		for (size_t i = 0; !have && i < st->npacks; i++)
-			have = idx_offset(st->packs[i].idx, st->packs[i].len, id) != 0;
+		size_t k;
+		have = packed_at(st, id, &k) != 0;
 	}
 	pthread_mutex_unlock(&st->packs_mu);
 	return have;
