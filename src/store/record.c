@@ -78,18 +78,23 @@ const char *run_observed_name(int observed)
 #define INPUTS_VERSION 1
 #define INPUT_FIXED ((size_t)(1 + DIGEST_LEN + 8 * 4 + 2))
 
-void run_inputs_encode(const struct run_record *r, enum run_inputs_part part, struct strbuf *out)
+static void encode_header(const struct run_record *r, struct strbuf *out)
+{
+	sb_addc(out, INPUTS_VERSION);
+	sb_addc(out, (char)r->observed);
+}
+
+void run_inputs_encode(const struct run_record *r, struct strbuf *shared, struct strbuf *own)
 {
 	/* each record written in place: a rebuild encodes every run's list
 	 * (often a hundred inputs), where a call per field cost a fifth of
 	 * fsck's indexing thread */
-	sb_grow(out, 2 + r->ninputs * (INPUT_FIXED + 48));
-	sb_addc(out, INPUTS_VERSION);
-	sb_addc(out, (char)r->observed);
+	sb_grow(shared, 2 + r->ninputs * (INPUT_FIXED + 48));
+	encode_header(r, shared);
+	encode_header(r, own);
 	for (size_t i = 0; i < r->ninputs; i++) {
 		const struct run_input *in = &r->inputs[i];
-		if ((in->path[0] == '/') != (part == RUN_INPUTS_SHARED))
-			continue;
+		struct strbuf *out = in->path[0] == '/' ? shared : own;
 		uint16_t len = (uint16_t)strlen(in->path);
 		sb_grow(out, INPUT_FIXED + len);
 		char *p = out->buf + out->len;
@@ -103,8 +108,8 @@ void run_inputs_encode(const struct run_record *r, enum run_inputs_part part, st
 		memcpy(p + 32, &len, 2);
 		memcpy(p + 34, in->path, len);
 		out->len += INPUT_FIXED + len;
+		out->buf[out->len] = '\0';
 	}
-	out->buf[out->len] = '\0';
 }
 
 /* One part's entries appended to r's inputs. */

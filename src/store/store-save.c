@@ -125,14 +125,12 @@ static void ids_put(struct index_ids *c, int t, const struct digest *d, int64_t 
 	c->ids[i] = id << 1 | t;
 }
 
-/* The id of one part of r's inputs in inputsets, added when new. */
-static int put_inputs(struct store *st, const struct run_record *r, enum run_inputs_part part, int64_t *id)
+/* The id in inputsets of one part of a run's inputs, added when new. */
+static int put_inputs(struct store *st, const struct strbuf *blob, int64_t *id)
 {
-	struct strbuf blob = STRBUF_INIT;
 	struct digest d;
 	int rc = -1;
-	run_inputs_encode(r, part, &blob);
-	digest_of(blob.buf, blob.len, &d);
+	digest_of(blob->buf, blob->len, &d);
 	if ((*id = ids_get(st->ids, 1, &d))) {
 		rc = 0;
 		goto out;
@@ -143,7 +141,7 @@ static int put_inputs(struct store *st, const struct run_record *r, enum run_inp
 		goto out;
 	sqlite3_stmt *add = st->q_index[IX_SET_ADD], *get = st->q_index[IX_SET_ID];
 	sqlite3_bind_blob(add, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(add, 2, blob.buf, (int)blob.len, SQLITE_STATIC);
+	sqlite3_bind_blob(add, 2, blob->buf, (int)blob->len, SQLITE_STATIC);
 	sqlite3_bind_blob(get, 1, d.b, DIGEST_LEN, SQLITE_STATIC);
 	if (sqlite3_step(add) != SQLITE_DONE || sqlite3_step(get) != SQLITE_ROW) {
 		store_sqlfail(st, "writing the index");
@@ -157,14 +155,17 @@ out:
 		sqlite3_reset(st->q_index[IX_SET_ADD]);
 	if (st->q_index[IX_SET_ID])
 		sqlite3_reset(st->q_index[IX_SET_ID]);
-	sb_release(&blob);
 	return rc;
 }
 
 int store_inputsets(struct store *st, const struct run_record *r, int64_t ids[2])
 {
-	return put_inputs(st, r, RUN_INPUTS_SHARED, &ids[0]) < 0 || put_inputs(st, r, RUN_INPUTS_OWN, &ids[1]) < 0 ? -1
-														   : 0;
+	struct strbuf shared = STRBUF_INIT, own = STRBUF_INIT;
+	run_inputs_encode(r, &shared, &own);
+	int rc = put_inputs(st, &shared, &ids[0]) < 0 || put_inputs(st, &own, &ids[1]) < 0 ? -1 : 0;
+	sb_release(&shared);
+	sb_release(&own);
+	return rc;
 }
 
 /* r's parts as the varint ids of their partvals rows (added when new). */

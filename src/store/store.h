@@ -123,8 +123,7 @@ const char *run_observed_name(int observed);
  * is kept as two parts: what lies outside the project (absolute paths:
  * the C library, locales, the interpreter and its modules), which most
  * runs share, and the project's own paths, which tell steps apart. */
-enum run_inputs_part { RUN_INPUTS_SHARED, RUN_INPUTS_OWN };
-void run_inputs_encode(const struct run_record *r, enum run_inputs_part part, struct strbuf *out);
+void run_inputs_encode(const struct run_record *r, struct strbuf *shared, struct strbuf *own);
 /* both parts into r's inputs, in path order */
 int run_inputs_decode(const void *shared, size_t slen, const void *own, size_t olen, struct run_record *r);
 /* Command line for humans: argv joined, shell-quoted where needed. Caller frees. */

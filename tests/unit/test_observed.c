@@ -212,8 +212,7 @@ static void test_inputs_index_form_roundtrip(void **state)
 	in->ctime_ns = 56;
 	in->ino = 78;
 	in->d.b[0] = 0xab;
-	run_inputs_encode(&r, RUN_INPUTS_SHARED, &shared);
-	run_inputs_encode(&r, RUN_INPUTS_OWN, &own);
+	run_inputs_encode(&r, &shared, &own);
 	assert_int_equal(run_inputs_decode(shared.buf, shared.len, own.buf, own.len, &back), 0);
 	assert_int_equal(back.observed, OBSERVED_TRACED);
 	assert_int_equal(back.ninputs, 3);
