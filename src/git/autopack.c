@@ -105,8 +105,10 @@ int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char 
 		goto out;
 	for (size_t i = 0; i < ids->n; i++) {
 		git_odb_object *o;
-		if (git_odb_read(&o, odb, &objs[i].id) < 0) {
-			git_fail("cannot read an object to pack");
+		if (gs_read_any(odb, &objs[i].id, &o) < 0) {
+			const git_error *e = git_error_last();
+			err_set("cannot read object %s to pack: %s (`cashet fsck --prune` drops the runs that need it)",
+				git_oid_tostr_s(&objs[i].id), e && e->message ? e->message : "libgit2 error");
 			goto out;
 		}
 		git_object_t type = git_odb_object_type(o);
@@ -229,7 +231,11 @@ static int list_loose(const char *dir, git_odb *odb, const struct strbuf *packed
 				continue;
 			if (packed->len &&
 			    bsearch(oid.id, packed->buf, packed->len / GIT_OID_RAWSZ, GIT_OID_RAWSZ, by_raw)) {
-				sv_push(dups, id.buf); /* a pack has it: only the loose copy goes */
+				/* a pack has it: the loose copy goes, unless it
+				 * is the intact one (written again by a run
+				 * whose packed copy was found damaged) */
+				if (gs_packed_intact(&oid))
+					sv_push(dups, id.buf);
 				continue;
 			}
 			sv_push(ids, id.buf);
@@ -294,8 +300,10 @@ static void list_packs(const char *dir, struct pack_info **packs, size_t *n)
 	sb_release(&q);
 }
 
-/* The n objects ids of a pack that shares some with w, each w lacks
- * added whole, read through odb (a delta of the pack resolved). */
+/* The n objects ids of a pack that shares some with w (or holds a
+ * damaged entry), each w lacks added whole, read through odb (a delta of
+ * the pack resolved; a damaged copy passed over): 0, 1 when one has no
+ * intact copy. */
 static int copy_objects(struct packw *w, git_odb *odb, const unsigned char *ids, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++) {
@@ -306,8 +314,10 @@ static int copy_objects(struct packw *w, git_odb *odb, const unsigned char *ids,
 		if (gs_packw_has(w, id))
 			continue;
 		git_oid_fromraw(&oid, id);
-		if (git_odb_read(&o, odb, &oid) < 0)
-			return git_fail("cannot read an object to merge");
+		if (gs_read_any(odb, &oid, &o) < 0) {
+			git_error_clear();
+			return 1; /* damaged, no intact copy: the pack stays for gc and fsck */
+		}
 		int rc = gs_packw_object(w, id, git_odb_object_type(o), git_odb_object_data(o), git_odb_object_size(o),
 					 NULL, 0, &d);
 		git_odb_object_free(o);
@@ -320,7 +330,8 @@ static int copy_objects(struct packw *w, git_odb *odb, const unsigned char *ids,
 /* Appends the entries of pack stem (.idx, .pack) to w: verbatim, or,
  * when it shares an object with w (a pipeline's batches share their
  * steps' common blobs), each object w lacks on its own. 0, 1 when it
- * cannot be merged (not one object per entry), -1 error. */
+ * cannot be merged (not one object per entry, or a damaged object with
+ * no intact copy), -1 error. */
 static int copy_pack(struct packw *w, git_odb *odb, const char *stem)
 {
 	struct strbuf p = STRBUF_INIT, idx = STRBUF_INIT;
@@ -367,7 +378,7 @@ static int copy_pack(struct packw *w, git_odb *odb, const char *stem)
 		}
 	}
 	rc = gs_packw_append(w, fd, 12, (uint64_t)sb.st_size - 20, ids, offs, crcs, n);
-	if (rc == 1)
+	if (rc == 1) /* shares objects with w, or holds a damaged entry */
 		rc = copy_objects(w, odb, ids, n);
 out:
 	if (fd >= 0)

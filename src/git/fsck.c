@@ -112,14 +112,33 @@ static int bad_object(struct fsck_pass *p, const git_oid *id)
 	return -1;
 }
 
+/* Reads id: 0, or -1 when no copy of it is intact (a bad object). A
+ * damaged copy beside an intact one (a pack entry a re-run wrote again,
+ * loose) is reported too, and the intact copy read. */
+static int read_object(struct fsck_pass *p, const git_oid *id, git_odb_object **o)
+{
+	if (git_odb_read(o, p->odb, id) == 0)
+		return 0;
+	struct strbuf why = STRBUF_INIT;
+	const git_error *e = git_error_last();
+	sb_addf(&why, "%s in one copy; an intact copy is there (gc keeps that one)",
+		e && e->message ? e->message : "unreadable");
+	int rc = gs_read_any(p->odb, id, o);
+	if (rc == 0)
+		git_error_set_str(GIT_ERROR_ODB, why.buf);
+	bad_object(p, id);
+	sb_release(&why);
+	return rc < 0 ? -1 : 0;
+}
+
 int gs_fsck_blob(struct fsck_pass *p, const git_oid *id, int whole, struct strbuf *out)
 {
 	git_odb_object *o = NULL;
 	int rc = 0;
 	/* read whole whatever its size, as the object check always did: one
 	 * lookup, not a header read first */
-	if (git_odb_read(&o, p->odb, id) < 0)
-		return bad_object(p, id);
+	if (read_object(p, id, &o) < 0)
+		return -1;
 	if (git_odb_object_type(o) != GIT_OBJECT_BLOB) {
 		git_odb_object_free(o);
 		git_error_set_str(GIT_ERROR_OBJECT, "not a blob");
@@ -342,9 +361,7 @@ int gs_fsck(const char *dir, struct gitmod_fsck *req)
 		memcpy(&id, ids.buf + off, sizeof(id));
 		if (oidset_has(&st.seen, &id))
 			continue;
-		if (git_odb_read(&o, p.odb, &id) < 0)
-			bad_object(&p, &id);
-		else
+		if (read_object(&p, &id, &o) == 0)
 			gs_fsck_seen(&p, &id);
 		git_odb_object_free(o);
 		replay(&st, &p);

@@ -62,12 +62,20 @@ int gs_delta_make(const struct gs_delta_index *ix, const void *target, size_t le
 /* Copies the entries of another pack (fd) between offsets from and to
  * verbatim, deltas included (an offset delta's base moves with it): n
  * entries, their ids (n x 20 bytes), offsets in that pack and CRCs. 1
- * (nothing usable written) when one of them is already in w. */
+ * (nothing added) when one of them is already in w, or an entry's bytes
+ * do not match its CRC. */
 int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const unsigned char *ids,
 		    const uint64_t *offsets, const uint32_t *crcs, size_t n);
 void gs_packw_abort(struct packw *w);
 /* A run with at least this many small files has its blobs packed so. */
 #define PACKW_MIN 64
+
+/* copies.c: git_odb_read, but when the copy libgit2 reads first is
+ * damaged, the loose one, then each pack's in turn: 0, or <0 with the
+ * first copy's error. */
+int gs_read_any(git_odb *odb, const git_oid *id, git_odb_object **out);
+/* Whether the store's packs give back id whole (read and hash-checked). */
+int gs_packed_intact(const git_oid *id);
 
 /* autopack.c */
 int gs_autopack(const char *dir, struct autopack_report *rep);

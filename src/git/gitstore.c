@@ -351,14 +351,23 @@ out:
 int gs_read_blob(const char *dir, const char *hex, struct strbuf *out)
 {
 	git_oid oid;
-	git_blob *blob = NULL;
+	git_odb *odb = NULL;
+	git_odb_object *o = NULL;
+	int rc = -1;
 	if (open_repo(dir) < 0)
 		return -1;
-	if (git_oid_fromstr(&oid, hex) < 0 || git_blob_lookup(&blob, repo, &oid) < 0)
-		return git_fail(hex);
-	sb_add(out, git_blob_rawcontent(blob), (size_t)git_blob_rawsize(blob));
-	git_blob_free(blob);
-	return 0;
+	if (git_oid_fromstr(&oid, hex) < 0 || git_repository_odb(&odb, repo) < 0 ||
+	    (rc = gs_read_any(odb, &oid, &o)) < 0) {
+		rc = git_fail_rc(rc, hex);
+	} else if (git_odb_object_type(o) != GIT_OBJECT_BLOB) {
+		rc = err_set("%s: not a blob", hex);
+	} else {
+		sb_add(out, git_odb_object_data(o), git_odb_object_size(o));
+		rc = 0;
+	}
+	git_odb_object_free(o);
+	git_odb_free(odb);
+	return rc;
 }
 
 static int list_cb(const char *name, void *payload)

@@ -221,12 +221,41 @@ size_t gs_packw_count(const struct packw *w)
 	return w->n;
 }
 
+/* The entries' indexes in the order of their offsets (qsort_r-free: the
+ * offsets ride along). */
+struct at_entry {
+	uint64_t off;
+	size_t i;
+};
+
+static int by_off(const void *a, const void *b)
+{
+	const struct at_entry *x = a, *y = b;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Forgets the entries from the n0-th on and what was written for them. */
+static int roll_back(struct packw *w, size_t n0, uint64_t offset)
+{
+	w->n = n0;
+	w->offset = offset;
+	memset(w->slots, 0, w->nslots * sizeof(*w->slots));
+	for (size_t i = 0; i < w->n; i++)
+		*slot_of(w, w->v[i].id) = i + 1;
+	if (ftruncate(w->fd, (off_t)offset) < 0 || lseek(w->fd, (off_t)offset, SEEK_SET) < 0)
+		return err_sys("cannot write %s", w->tmp.buf);
+	return 0;
+}
+
 int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const unsigned char *ids,
 		    const uint64_t *offsets, const uint32_t *crcs, size_t n)
 {
 	enum { BUF = 1 << 20 };
 	unsigned char *buf = xmalloc(BUF);
+	struct at_entry *order = xmalloc((n ? n : 1) * sizeof(*order));
 	uint64_t base = w->offset;
+	size_t n0 = w->n, e = 0;
+	uint32_t crc = 0;
 	int rc = -1;
 	/* a duplicate means this copy cannot be made: nothing is added then */
 	for (size_t i = 0; i < n; i++)
@@ -234,6 +263,13 @@ int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const u
 			rc = 1;
 			goto out;
 		}
+	for (size_t i = 0; i < n; i++)
+		order[i] = (struct at_entry){ offsets[i], i };
+	qsort(order, n, sizeof(*order), by_off);
+	if (n && order[0].off != from) {
+		rc = 1; /* not entries end to end */
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		size_t *slot = slot_of(w, ids + i * GIT_OID_RAWSZ);
 		if (*slot) { /* twice in that pack: not one git wrote */
@@ -251,11 +287,29 @@ int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const u
 		if (w->n * 2 > w->nslots)
 			grow_slots(w);
 	}
+	/* Each entry's bytes are checked against the CRC its index holds as
+	 * they are copied: a damaged entry copied verbatim would take the
+	 * place of an intact copy elsewhere (a loose object, another pack),
+	 * which the merge then deletes. */
 	for (uint64_t at = from; at < to;) {
 		ssize_t got = pread(fd, buf, to - at < BUF ? (size_t)(to - at) : BUF, (off_t)at);
 		if (got <= 0) {
 			err_sys("cannot read a pack");
 			goto out;
+		}
+		for (size_t p = 0; p < (size_t)got && e < n;) {
+			uint64_t end = e + 1 < n ? order[e + 1].off : to;
+			size_t take = end - (at + p) < (size_t)got - p ? (size_t)(end - (at + p)) : (size_t)got - p;
+			crc = libdeflate_crc32(crc, buf + p, take);
+			p += take;
+			if (at + p == end) {
+				if (crc != crcs[order[e].i]) {
+					rc = roll_back(w, n0, base) < 0 ? -1 : 1;
+					goto out;
+				}
+				e++;
+				crc = 0;
+			}
 		}
 		if (write_all(w->fd, buf, (size_t)got) < 0) {
 			err_sys("cannot write %s", w->tmp.buf);
@@ -266,6 +320,7 @@ int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const u
 	w->offset += to - from;
 	rc = 0;
 out:
+	free(order);
 	free(buf);
 	return rc;
 }

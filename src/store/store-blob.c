@@ -158,17 +158,6 @@ out:
 	return rc;
 }
 
-/* The same for the object's file: 1 if there is no loose object. */
-static int inflate_loose(struct store *st, const char *oid, sink_fn fn, void *ctx)
-{
-	int fd, rc = open_loose(st, oid, &fd);
-	if (rc != 0)
-		return rc;
-	rc = inflate_fd(fd, 0, 0, 0, oid, fn, ctx);
-	close(fd);
-	return rc;
-}
-
 /* The content of a loose blob: the header is checked and skipped, and the
  * content must be exactly as long as the header says. */
 struct loose_blob {
@@ -237,13 +226,14 @@ static int locate(struct store *st, const char *oid, struct blob_hold *h)
 {
 	h->offset = h->size = 0;
 	h->packed = 0;
+	h->pack[0] = '\0';
 	/* The packs already mapped first (a hit restoring thousands of
 	 * packed files then tries no loose path for each), then the loose
 	 * object, then the packs there now: auto-pack writes a pack before it
 	 * deletes the loose copies, so one of the three has it. */
-	int rc = store_pack_find(st, oid, 1, &h->fd, &h->offset, &h->size);
+	int rc = store_pack_find(st, oid, 1, &h->fd, &h->offset, &h->size, h->pack);
 	if (rc == 1 && (rc = open_loose(st, oid, &h->fd)) == 1)
-		rc = store_pack_find(st, oid, 0, &h->fd, &h->offset, &h->size);
+		rc = store_pack_find(st, oid, 0, &h->fd, &h->offset, &h->size, h->pack);
 	h->packed = rc == 0 && h->offset > 0;
 	return rc;
 }
@@ -254,23 +244,27 @@ static int sha1_bytes(void *ctx, const void *data, size_t len)
 	return 0;
 }
 
-/* Whether the loose object's bytes still hash to its name: 1 they do, 0
- * they do not (or do not even inflate), -1 cannot tell (a read error, or
- * the object is gone). Plain SHA-1 (nettle), not git's collision-detecting
- * one: a collision could only make a damaged object look intact, and the
- * run's own XXH3 digest still refuses to replay it. */
-static int loose_intact(struct store *st, const char *oid)
+/* Whether the copy h holds still hashes to oid: 1 it does, 0 it does not
+ * (or does not even inflate), -1 cannot tell (a read error). Plain SHA-1
+ * (nettle), not git's collision-detecting one: a collision could only
+ * make a damaged object look intact, and the run's own XXH3 digest still
+ * refuses to replay it. */
+static int copy_intact(const struct blob_hold *h, const char *oid)
 {
 	struct sha1_ctx s;
 	unsigned char d[SHA1_DIGEST_SIZE];
 	char hex[2 * SHA1_DIGEST_SIZE + 1];
 	sha1_init(&s);
-	int rc = inflate_loose(st, oid, sha1_bytes, &s);
+	if (h->packed) { /* a pack entry holds the content only */
+		char head[32];
+		int n = snprintf(head, sizeof(head), "blob %llu", (unsigned long long)h->size) + 1;
+		sha1_update(&s, (size_t)n, (const uint8_t *)head);
+	}
+	int rc = inflate_fd(h->fd, h->offset, h->packed, h->size, oid, sha1_bytes, &s);
 	if (rc != 0)
 		return rc < 0 && err_code() == E_CORRUPT ? 0 : -1;
 	sha1_digest(&s, sizeof(d), d);
-	for (size_t i = 0; i < sizeof(d); i++)
-		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	bytes_to_hex(d, sizeof(d), hex);
 	return strcmp(hex, oid) == 0;
 }
 
@@ -298,15 +292,58 @@ static void quarantine(struct store *st, const char *oid)
 	sb_release(&to);
 }
 
+/* Reads f's object from the copy h holds through v: 0 it is f's content,
+ * <0 not (err says why). A copy whose own bytes are bad is dealt with: a
+ * loose one moved aside, a pack's noted (store_pack_mark_bad); *again is
+ * then set when another copy may be tried. */
+static int read_copy(struct store *st, const struct run_file *f, const struct blob_hold *h, struct verify *v,
+		     int *again)
+{
+	*again = 0;
+	int rc = read_held(h, f->oid, v), bad;
+	if (rc == 0 && verified(v, f))
+		return 0;
+	if (rc < 0) {
+		/* a sink that failed (a full disk at the destination) is
+		 * reported as what it is; the object is fine */
+		if (err_code() != E_CORRUPT)
+			return -1;
+		bad = 1;
+		if (!h->packed) {
+			char *why = xstrdup(err_msg());
+			err_setc(E_CORRUPT, "%s: %s", f->path, why);
+			free(why);
+		}
+	} else {
+		/* Whole, but not the content this run recorded: the copy was
+		 * altered, or the index names another (maybe another run's,
+		 * intact) object. */
+		bad = copy_intact(h, f->oid) == 0;
+		err_setc(E_CORRUPT, "%s (object %.12s) is corrupt: content does not match its recorded hash", f->path,
+			 f->oid);
+	}
+	if (bad && !h->packed)
+		quarantine(st, f->oid);
+	if (bad && h->packed) {
+		store_pack_mark_bad(st, f->oid, h->pack);
+		*again = 1;
+	}
+	return -1;
+}
+
 /* Streams f to sink, checked against its digest. Its object is read from
- * held when that is given and open; it stays open. */
-static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, void *ctx,
+ * held when that is given and open; it stays open. Otherwise a copy of
+ * the object is found, and when a pack's copy turns out damaged and reset
+ * can take back what the sink got, another copy is read (a loose one a
+ * re-run wrote, or another pack's). */
+static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink, int (*reset)(void *ctx), void *ctx,
 		       const struct blob_hold *held)
 {
 	struct verify v = { .sink = sink, .ctx = ctx };
 	struct strbuf tmp = STRBUF_INIT;
 	struct blob_hold own = { .fd = -1 };
 	const struct blob_hold *h = held && held->fd >= 0 ? held : &own;
+	char *first = NULL; /* why the copy read first was refused */
 	int rc = -1;
 	hasher_init(&v.h);
 	if (f->data && f->enc == 1) {
@@ -327,35 +364,31 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 		if (verify_feed(&v, f->data, f->datalen) < 0)
 			goto out;
 	} else {
-		int lr = h == &own ? locate(st, f->oid, &own) : 0;
-		if (lr == 0)
-			lr = read_held(h, f->oid, &v);
-		if (lr < 0) {
-			/* a sink that failed (a full disk at the destination)
-			 * is reported as what it is; the object is fine. A
-			 * pack is never moved aside: fsck reports it. */
-			if (err_code() == E_CORRUPT && !h->packed) {
-				char *why = xstrdup(err_msg());
-				quarantine(st, f->oid);
-				err_setc(E_CORRUPT, "%s: %s", f->path, why);
-				free(why);
-			}
-			goto out;
+		int lr;
+		/* at most two copies: when the first is a pack's and damaged,
+		 * the next locate passes it over */
+		for (int tries = 0;; tries++) {
+			int again;
+			lr = h == &own ? locate(st, f->oid, &own) : 0;
+			if (lr != 0 || read_copy(st, f, h, &v, &again) == 0)
+				break;
+			if (!again || tries || h != &own || !reset || reset(ctx) < 0)
+				goto out;
+			first = xstrdup(err_msg());
+			store_blob_release(&own);
+			hasher_free(&v.h);
+			hasher_init(&v.h);
+			v.size = 0;
 		}
-		if (lr == 0 && !verified(&v, f)) {
-			/* Whole, but not the content this run recorded: the
-			 * object was altered, or the index names another
-			 * (maybe another run's, intact) object. */
-			if (!h->packed && loose_intact(st, f->oid) == 0)
-				quarantine(st, f->oid);
-			err_setc(E_CORRUPT, "%s (object %.12s) is corrupt: content does not match its recorded hash",
-				 f->path, f->oid);
+		if (lr < 0)
 			goto out;
-		}
 		if (lr == 1) {
 			const struct gitmod *g = gitmod_get();
-			if (!g || g->read_blob(st->dir, f->oid, &tmp) < 0 || verify_feed(&v, tmp.buf, tmp.len) < 0)
+			if (!g || g->read_blob(st->dir, f->oid, &tmp) < 0 || verify_feed(&v, tmp.buf, tmp.len) < 0) {
+				if (first) /* no other copy: what was wrong with the one there */
+					err_setc(E_CORRUPT, "%s", first);
 				goto out;
+			}
 		}
 	}
 	if (!verified(&v, f)) {
@@ -365,15 +398,30 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 	}
 	rc = 0;
 out:
+	free(first);
 	store_blob_release(&own);
 	hasher_free(&v.h);
 	sb_release(&tmp);
 	return rc;
 }
 
+/* Sinks, each with its reset: what takes back the bytes it got, so that
+ * another copy of a damaged object can be read in its place. */
+struct sb_sink {
+	struct strbuf *sb;
+	size_t start;
+};
+
 static int sink_sb(void *ctx, const void *data, size_t len)
 {
-	sb_add(ctx, data, len);
+	sb_add(((struct sb_sink *)ctx)->sb, data, len);
+	return 0;
+}
+
+static int reset_sb(void *ctx)
+{
+	struct sb_sink *s = ctx;
+	sb_setlen(s->sb, s->start);
 	return 0;
 }
 
@@ -382,6 +430,13 @@ static int sink_fd(void *ctx, const void *data, size_t len)
 	if (write_all(*(int *)ctx, data, len) < 0)
 		return err_set("%s", strerror(errno));
 	return 0;
+}
+
+/* store_blob_to_fd's file is a new one the caller made for the blob */
+static int reset_fd(void *ctx)
+{
+	int fd = *(int *)ctx;
+	return ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0 ? 0 : -1;
 }
 
 /* Up to this size a blob is checked in memory, inflated once; beyond it,
@@ -396,40 +451,43 @@ static int sink_none(void *ctx, const void *data, size_t len)
 
 int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *sb)
 {
-	size_t start = sb->len;
-	int rc = stream_blob(st, f, sink_sb, sb, NULL);
+	struct sb_sink s = { sb, sb->len };
+	int rc = stream_blob(st, f, sink_sb, reset_sb, &s, NULL);
 	if (rc < 0)
-		sb_setlen(sb, start);
+		reset_sb(&s);
 	return rc;
 }
 
 int store_blob_to_fd(struct store *st, const struct run_file *f, int fd)
 {
-	return stream_blob(st, f, sink_fd, &fd, NULL);
+	return stream_blob(st, f, sink_fd, reset_fd, &fd, NULL);
 }
 
 int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, struct blob_hold *held)
 {
 	held->fd = -1;
 	/* a large object: checked as it inflates, kept open, nothing kept
-	 * in memory; a smaller one is inflated once, into memory */
-	if (!f->data && f->size > CHECK_IN_MEMORY_MAX) {
+	 * in memory; a smaller one is inflated once, into memory. A pack's
+	 * copy found damaged is passed over by the second locate. */
+	for (int tries = 0; !f->data && f->size > CHECK_IN_MEMORY_MAX; tries++) {
 		int rc = locate(st, f->oid, held);
 		if (rc < 0)
 			return -1;
-		if (rc == 0) {
-			if (stream_blob(st, f, sink_none, NULL, held) == 0)
-				return 0;
-			store_blob_release(held);
+		if (rc == 1)
+			break;
+		if (stream_blob(st, f, sink_none, NULL, NULL, held) == 0)
+			return 0;
+		int other = held->packed && store_pack_bad(st, f->oid);
+		store_blob_release(held);
+		if (!other || tries)
 			return -1;
-		}
 	}
 	return store_blob_read(st, f, mem);
 }
 
 int store_blob_send(struct store *st, const struct run_file *f, const struct blob_hold *held, int fd)
 {
-	return stream_blob(st, f, sink_fd, &fd, held);
+	return stream_blob(st, f, sink_fd, NULL, &fd, held);
 }
 
 void store_blob_release(struct blob_hold *h)

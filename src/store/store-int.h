@@ -58,6 +58,7 @@ struct store {
 	size_t npacks;
 	int packs_loaded;
 	pthread_mutex_t packs_mu; /* serve reads blobs from several threads */
+	struct strvec bad_copies; /* "<oid> <pack file name>": damaged copies found by reads (packs_mu) */
 	struct pending_stat *pending;
 	size_t npending;
 	struct digest claimed; /* the fingerprint we hold a claim on */
@@ -134,18 +135,27 @@ int store_rebuild_end(struct store *st, int ok);
 int store_record_from_git(struct store *st, const char *meta, const struct run_record *tree, struct run_record *r);
 
 /* Finds oid in the store's packs as a whole blob entry (store-pack.c): 0
- * (*fd the open pack, *data where its zlib stream starts, *size), 1 not
- * packed or a delta, -1 error. */
-/* With mapped_only, only the packs mapped already are searched (1 when
- * none holds it, or none is mapped yet). */
-int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size);
+ * (*fd the open pack, *data where its zlib stream starts, *size, pack
+ * the pack's file name), 1 not packed or a delta, -1 error. A copy known
+ * to be damaged is passed over. With mapped_only, only the packs mapped
+ * already are searched (1 when none holds it, or none is mapped yet). */
+int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size,
+		    char pack[PACK_NAME_MAX]);
+/* A pack's copy of oid was read and its own bytes are bad: from now on
+ * reads look for another copy, and writers do not count it as stored
+ * (a re-run writes the object again, loose). Packs are never edited: gc
+ * leaves the damaged copy behind. */
+void store_pack_mark_bad(struct store *st, const char *oid, const char *pack);
+/* Whether a damaged copy of oid was found. */
+int store_pack_bad(struct store *st, const char *oid);
 /* Sorts oids by where the packs hold them (pack, then offset), those in
  * no pack last: read in that order, each object of a delta chain comes
  * after its base, which libgit2's cache of delta bases still holds. */
 void store_pack_order(struct store *st, struct strvec *oids);
 void store_pack_unload(struct store *st);
-/* Whether oid is in one of the store's packs, whatever its type: 1 yes, 0
- * no. Without reload, only the packs mapped (once) are looked at. */
+/* Whether oid is in one of the store's packs, whatever its type, in a
+ * copy not known to be damaged: 1 yes, 0 no. Without reload, only the
+ * packs mapped (once) are looked at. */
 int store_pack_has(struct store *st, const char *oid, int reload);
 
 /* Copies a small blob into f->data for the index (zstd when it pays);
@@ -157,6 +167,10 @@ void store_inline_data(struct run_file *f, const char *content, size_t len);
  * copies filled), 1 not a run this writer takes (a file of 1 MiB or more,
  * a path git would refuse: the git module's), -1 error. */
 int store_odb_save(struct store *st, struct run_record *r, const char *meta, size_t metalen);
+/* Writes a loose copy of each blob of r that has no intact one: the
+ * writers count a pack's copy as stored, and a read may have found it
+ * damaged since (store_pack_mark_bad). */
+int store_odb_heal(struct store *st, struct run_record *r);
 
 /* Indexes every run that has a ref but no index row: the refs are the
  * truth, and an interrupted save, import or pull leaves such runs. A run

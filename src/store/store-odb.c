@@ -409,6 +409,21 @@ out:
 	return rc;
 }
 
+int store_odb_heal(struct store *st, struct run_record *r)
+{
+	int sync = want_fsync(st);
+	for (size_t i = 0; i < r->nfiles; i++) {
+		struct run_file *f = &r->files[i];
+		unsigned char oid[OID_RAW];
+		if (f->kind == FILE_DIR || !f->oid[0] || !store_pack_bad(st, f->oid) || have_object(st, f->oid))
+			continue;
+		/* 1: a large one, which its writer streams loose whatever the packs hold */
+		if (write_file(st, f, sync, oid) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int store_batch_begin(struct store *st)
 {
 	if (st->batch)

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -127,19 +128,40 @@ static void load_packs(struct store *st)
 	sb_release(&p);
 }
 
-/* Where the mapped packs hold id: its offset in pack *k, 0 in none (the
- * caller holds packs_mu). */
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* Whether pack (a file name) holds a damaged copy of id, as a read of it
+ * found (store_pack_mark_bad). */
+static int copy_bad(const struct store *st, const char *pack, const unsigned char id[20])
+{
+	char hex[OID_HEX];
+	bytes_to_hex(id, 20, hex);
+	for (size_t i = 0; i < st->bad_copies.n; i++) {
+		const char *e = st->bad_copies.v[i];
+		if (!strncmp(e, hex, 40) && !strcmp(e + 41, pack))
+			return 1;
+	}
+	return 0;
+}
+
+/* Where the mapped packs hold a copy of id not known to be damaged: its
+ * offset in pack *k, 0 in none (the caller holds packs_mu). */
 static uint64_t packed_at(const struct store *st, const unsigned char id[20], size_t *k)
 {
 	for (*k = 0; *k < st->npacks; ++*k) {
 		uint64_t off = idx_offset(st->packs[*k].idx, st->packs[*k].len, id);
-		if (off)
+		if (off && !(st->bad_copies.n && copy_bad(st, base_name(st->packs[*k].pack), id)))
 			return off;
 	}
 	return 0;
 }
 
-int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size)
+int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd, uint64_t *data, uint64_t *size,
+		    char pack[PACK_NAME_MAX])
 {
 	unsigned char id[20];
 	int rc = 1;
@@ -168,6 +190,7 @@ int store_pack_find(struct store *st, const char *oid, int mapped_only, int *fd,
 				break;
 			}
 			rc = entry_header(*fd, off, size, data);
+			snprintf(pack, PACK_NAME_MAX, "%s", base_name(pm->pack));
 			if (rc != 0) {
 				close(*fd);
 				*fd = -1;
@@ -235,4 +258,27 @@ int store_pack_has(struct store *st, const char *oid, int reload)
 	}
 	pthread_mutex_unlock(&st->packs_mu);
 	return have;
+}
+
+void store_pack_mark_bad(struct store *st, const char *oid, const char *pack)
+{
+	struct strbuf e = STRBUF_INIT;
+	sb_addf(&e, "%s %s", oid, pack);
+	pthread_mutex_lock(&st->packs_mu);
+	if (!sv_sorted_has(&st->bad_copies, e.buf)) {
+		sv_push(&st->bad_copies, e.buf);
+		sv_sort(&st->bad_copies);
+	}
+	pthread_mutex_unlock(&st->packs_mu);
+	sb_release(&e);
+}
+
+int store_pack_bad(struct store *st, const char *oid)
+{
+	int bad = 0;
+	pthread_mutex_lock(&st->packs_mu);
+	for (size_t i = 0; i < st->bad_copies.n && !bad; i++)
+		bad = !strncmp(st->bad_copies.v[i], oid, 40);
+	pthread_mutex_unlock(&st->packs_mu);
+	return bad;
 }

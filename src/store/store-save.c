@@ -363,6 +363,8 @@ int store_save(struct store *st, struct run_record *r)
 	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len,
 									sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
 		goto out;
+	if (st->bad_copies.n && store_odb_heal(st, r) < 0)
+		goto out;
 	if (own == 0 && st->batch) {
 		rc = 0; /* published by store_batch_flush, claim and all */
 		goto out;

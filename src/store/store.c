@@ -748,6 +748,7 @@ void store_close(struct store *st)
 	free(st->pending);
 	sb_release(&st->config);
 	store_pack_unload(st);
+	sv_release(&st->bad_copies);
 	pthread_mutex_destroy(&st->packs_mu);
 	sqlite3_finalize(st->q_stat);
 	sqlite3_finalize(st->q_lookup);

@@ -297,11 +297,13 @@ int store_blob_read(struct store *st, const struct run_file *f, struct strbuf *s
  * objects never change in place) to fd. Any other blob is appended to
  * mem, verified: it is small, or a delta, which libgit2 reads whole.
  * store_blob_release() closes what is held. */
+#define PACK_NAME_MAX 64
 struct blob_hold {
 	int fd;
 	uint64_t offset; /* where its zlib stream starts */
 	uint64_t size;   /* a pack entry's size */
 	int packed;
+	char pack[PACK_NAME_MAX]; /* the pack's file name, when packed */
 };
 int store_blob_check(struct store *st, const struct run_file *f, struct strbuf *mem, struct blob_hold *held);
 int store_blob_send(struct store *st, const struct run_file *f, const struct blob_hold *held, int fd);

@@ -108,6 +108,119 @@ flip_byte() {
 	assert_success
 }
 
+# damage_packed OID: flips a byte in the middle of the object's entry in
+# the pack that holds it (the entry's own bytes: its CRC no longer holds).
+damage_packed() {
+	local idx pack at
+	for idx in .cashet/objects/pack/*.idx; do
+		at=$(git --git-dir .cashet verify-pack -v "$idx" 2>/dev/null | awk -v o="$1" '$1 == o { print $5 + int($4 / 2) }')
+		[ -n "$at" ] && break
+	done
+	[ -n "$at" ]
+	pack=${idx%.idx}.pack
+	chmod u+w "$pack"
+	python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0x55]))' "$pack" "$at"
+}
+
+# The run writing a 100 kB output (too large to be copied into the index)
+# whose bytes come from the project's data.bin.
+copy_run() {
+	cashet exec --trace off -i data.bin -o out.bin "$@" -- cp data.bin out.bin
+}
+
+@test "a damaged packed output: the re-run writes an intact copy, later runs hit, auto-pack and gc keep it, fsck is clean" {
+	head -c 100000 /dev/urandom > data.bin
+	copy_run
+	cashet gc > /dev/null
+	damage_packed "$(git hash-object data.bin)"
+	rm out.bin
+	run --separate-stderr copy_run
+	assert_success
+	[[ "$stderr" == *"is corrupt"* ]]
+	# the pack's copy is passed over from now on: the loose one is read
+	for i in 1 2; do
+		rm out.bin
+		[ "$(verdict --trace off -i data.bin -o out.bin -- cp data.bin out.bin)" = hit ]
+		cmp out.bin data.bin
+	done
+	# fsck names the damaged copy, and no run is broken
+	run -1 cashet fsck
+	assert_line "object $(git hash-object data.bin): incorrect data check in one copy; an intact copy is there (gc keeps that one)"
+	assert_line --regexp ' 1 bad objects, 0 broken runs, '
+	# auto-pack keeps the loose copy, the pack's being damaged, and
+	# merges the packs with that copy in the damaged one's place
+	cashet config auto-pack 1
+	cashet exec --trace off -- echo other > /dev/null
+	rm out.bin
+	[ "$(verdict --trace off -i data.bin -o out.bin -- cp data.bin out.bin)" = hit ]
+	cmp out.bin data.bin
+	run -0 cashet gc
+	rm out.bin
+	[ "$(verdict --trace off -i data.bin -o out.bin -- cp data.bin out.bin)" = hit ]
+	cmp out.bin data.bin
+	run -0 cashet fsck
+	assert_output --regexp ' 0 bad objects, 0 broken runs, '
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	assert_nothing_quarantined
+}
+
+@test "a damaged packed file of a many-file run: the re-run writes an intact copy, later runs hit" {
+	mkdir src
+	for i in $(seq 1 80); do echo "file $i" > "src/f$i"; done
+	head -c 100000 /dev/urandom > src/big
+	cashet exec --trace off -i src -o out -- cp -r src out
+	cashet gc > /dev/null
+	damage_packed "$(git hash-object src/big)"
+	rm -rf out
+	run -0 cashet exec --trace off -i src -o out -- cp -r src out
+	rm -rf out
+	[ "$(verdict --trace off -i src -o out -- cp -r src out)" = hit ]
+	diff -r out src
+	run -0 cashet gc
+	run -0 cashet fsck
+	assert_output --regexp ' 0 bad objects, 0 broken runs, '
+}
+
+@test "auto-pack never lets a damaged pack entry take the place of an intact copy in another pack" {
+	head -c 100000 /dev/urandom > data.bin
+	oid=$(git hash-object data.bin)
+	copy_run
+	# an intact copy of the blob in a pack of its own, with others, made by git
+	git init -q --bare other.git
+	git --git-dir other.git hash-object -w data.bin > /dev/null
+	{ echo "$oid"; for i in $(seq 1 12); do echo "blob $i" | git --git-dir other.git hash-object -w --stdin; done; } |
+		git --git-dir other.git pack-objects -q other.git/objects/pack/pack > /dev/null
+	cashet gc > /dev/null
+	damage_packed "$oid"
+	cp other.git/objects/pack/pack-* .cashet/objects/pack/
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" = 2 ]
+	# a run leaving loose objects packs them and merges every pack into one
+	cashet config auto-pack 1
+	cashet exec --trace off -- echo other > /dev/null
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" = 1 ]
+	rm out.bin
+	[ "$(verdict --trace off -i data.bin -o out.bin -- cp data.bin out.bin)" = hit ]
+	cmp out.bin data.bin
+	run -0 git --git-dir .cashet fsck --strict
+}
+
+@test "gc with a damaged packed object and no intact copy: a one-line error naming it; after fsck --prune gc works" {
+	head -c 100000 /dev/urandom > data.bin
+	oid=$(git hash-object data.bin)
+	copy_run
+	cashet gc > /dev/null
+	damage_packed "$oid"
+	run --separate-stderr cashet gc
+	assert_failure
+	[ "${#stderr_lines[@]}" = 1 ]
+	[[ "$stderr" == "cashet: cannot read object $oid to pack: "*' (`cashet fsck --prune` drops the runs that need it)' ]]
+	run -0 cashet fsck --prune
+	assert_output --partial " 1 broken runs (pruned), "
+	run -0 cashet gc
+	run -0 cashet fsck
+	assert_output --regexp ' 0 bad objects, 0 broken runs, '
+}
+
 # forget_row HASH: drops a run's index rows and keeps its ref and objects:
 # the state an import or pull interrupted before its index transaction leaves.
 forget_row() {
