@@ -809,8 +809,15 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 			int c = claim_acquire(st, &r.fp, &me, spawn_pending_signal);
 			if (c == 2)
 				goto interrupted;
-			if (c < 0)
-				goto out;
+			if (c < 0) {
+				/* the index busy for long (another process's big
+				 * write) or failing: the claim is not worth the
+				 * command; its result is still stored if it can be */
+				notice(req, "warning: cannot claim this run (%s); running the command unclaimed",
+				       err_msg());
+				err_clear();
+				break;
+			}
 			claimed = c == 0;
 			enum exec_verdict v = claimed ? EXEC_HIT : EXEC_WAITED;
 			if ((h = lookup_replay(st, req, &r.fp, t0, v, res)) == 0 && !force)

@@ -1,9 +1,16 @@
 /* store-claim: the claims table, one row per fingerprint being computed.
- * BEGIN IMMEDIATE serialises claimers, so exactly one process inserts. */
+ * BEGIN IMMEDIATE serialises claimers, so exactly one process inserts.
+ * Claims come before the command runs and heartbeats while it runs: they
+ * wait for the index only briefly, so that another process holding it
+ * for long (an import, a reindex, a pipeline's batch) delays the command
+ * by at most CLAIM_BUSY_MS (the caller then runs it unclaimed) and never
+ * stalls its output (a heartbeat that cannot be written is skipped). */
 #include "store/store-int.h"
 
 #include <string.h>
 #include <stdio.h>
+
+#define CLAIM_BUSY_MS 2000
 
 static int read_owner(sqlite3_stmt *s, struct claim_owner *o)
 {
@@ -39,8 +46,11 @@ int store_claim(struct store *st, const struct digest *fp, const struct claim_ow
 {
 	sqlite3_stmt *s = NULL;
 	int rc = -1;
-	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+	sqlite3_busy_timeout(st->db, CLAIM_BUSY_MS);
+	if (store_exec(st, "BEGIN IMMEDIATE") < 0) {
+		sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
 		return -1;
+	}
 	int found = get_owner(st, fp, owner);
 	if (found < 0)
 		goto out;
@@ -70,6 +80,7 @@ out:
 	sqlite3_finalize(s);
 	if (store_exec(st, rc < 0 ? "ROLLBACK" : "COMMIT") < 0)
 		rc = -1;
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
 	return rc;
 }
 
@@ -91,7 +102,10 @@ static int claim_update(struct store *st, const char *sql, const struct digest *
 
 int store_claim_heartbeat(struct store *st, const struct digest *fp, const struct claim_owner *me, int64_t now)
 {
-	return claim_update(st, "UPDATE claims SET heartbeat=?4 WHERE fp=?1 AND pid=?2 AND host=?3", fp, me, now);
+	sqlite3_busy_timeout(st->db, 0);
+	int rc = claim_update(st, "UPDATE claims SET heartbeat=?4 WHERE fp=?1 AND pid=?2 AND host=?3", fp, me, now);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	return rc;
 }
 
 int store_claim_release(struct store *st, const struct digest *fp, const struct claim_owner *me)

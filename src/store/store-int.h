@@ -72,6 +72,10 @@ struct store {
 	struct index_ids *ids;     /* store_index_ids(): row ids by digest, for one transaction */
 };
 
+/* How long a statement waits for another process's write to the index:
+ * long for what must be written (a run, gc), short for a claim, which
+ * stands between the user and the command (store-claim.c). */
+#define STORE_BUSY_MS 30000
 int store_sqlfail(struct store *st, const char *what);
 int store_exec(struct store *st, const char *sql);
 /* Prepares once and caches in *s (reset and unbound on later calls). */

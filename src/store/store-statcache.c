@@ -134,7 +134,16 @@ int store_flush_statcache(struct store *st)
 		rc = 0;
 		goto out;
 	}
-	if (store_exec(st, "BEGIN IMMEDIATE") < 0) {
+	/* nor does it wait for another process's write (an import, a
+	 * reindex): the entries are kept for this command's next flush */
+	sqlite3_busy_timeout(st->db, 0);
+	int began = store_exec(st, "BEGIN IMMEDIATE");
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	if (began < 0 && (sqlite3_errcode(st->db) & 0xff) == SQLITE_BUSY) {
+		err_clear();
+		return 0;
+	}
+	if (began < 0) {
 		rc = cannot_write(st) ? 0 : -1;
 		goto out;
 	}

@@ -623,7 +623,7 @@ static int open_db(struct store *st, const char *path)
 	    (sqlite3_errcode(st->db) & 0xff) == SQLITE_CANTOPEN && access(st->dir, W_OK) < 0 &&
 	    open_immutable(st, path) < 0)
 		return -1;
-	sqlite3_busy_timeout(st->db, 30000);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
 	sqlite3_create_function(st->db, "cashet_cmd", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_cmd, NULL, NULL);
 	/* Keep the -wal file when the last connection closes: deleting and
 	 * recreating it on every command costs more than a whole lookup.

@@ -227,7 +227,8 @@ void store_cache_put(struct store *st, const char *abspath, int kind, const stru
  * written at store_flush_statcache(). */
 int store_tree_get(struct store *st, const char *absdir, struct strbuf *snap);
 void store_tree_put(struct store *st, const char *absdir, const struct strbuf *snap);
-/* Writes pending stat-cache entries (one transaction); called once per command. */
+/* Writes pending stat-cache entries (one transaction), unless another
+ * process is writing the index: then they wait for the next call. */
 int store_flush_statcache(struct store *st);
 
 /* The run a hit would replay for fp: the newest completed run, not

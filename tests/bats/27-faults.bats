@@ -221,6 +221,26 @@ copy_run() {
 	assert_output --regexp ' 0 bad objects, 0 broken runs, '
 }
 
+@test "an index held by another process's long write delays the command by at most 2 s, with one warning; the run is stored" {
+	# the writer takes the index for 8 s and says when it has it
+	python3 - > held.at <<-'PY' &
+	import sqlite3, sys, time
+	c = sqlite3.connect(".cashet/index.db", isolation_level=None)
+	c.execute("BEGIN EXCLUSIVE")
+	print(time.time(), flush=True)
+	time.sleep(8)
+	PY
+	writer=$!
+	wait_for_file held.at
+	run --separate-stderr cashet exec --report-fd 3 -- python3 -c 'import time; print(time.time())' 3> verdict.json
+	wait "$writer"
+	assert_success
+	[ "$stderr" = "cashet: warning: cannot claim this run ($PWD/.cashet/index.db: BEGIN IMMEDIATE: database is locked); running the command unclaimed" ]
+	python3 -c 'import sys; held, ran = float(open("held.at").read()), float(sys.argv[1]); sys.exit(0 if ran - held < 5 else 1)' "$output"
+	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	[ "$(log_count)" = 1 ]
+}
+
 # forget_row HASH: drops a run's index rows and keeps its ref and objects:
 # the state an import or pull interrupted before its index transaction leaves.
 forget_row() {
