@@ -136,6 +136,15 @@ out:
 	return rc;
 }
 
+/* The error of a kept run that git cannot give back, said as what it
+ * stops and what removes it. */
+static void unreadable_run(const char *hash)
+{
+	char *why = xstrdup(err_msg());
+	err_set("run %.12s cannot be read (%s); `cashet fsck --prune` drops the runs git cannot give back", hash, why);
+	free(why);
+}
+
 static int collect_name(const char *name, void *payload)
 {
 	sv_push(payload, name);
@@ -172,11 +181,13 @@ int gs_repack(const char *dir, const struct strvec *keep_sorted, const struct st
 			if (git_oid_fromstr(&oid, keep_sorted->v[i]) < 0 || git_commit_lookup(&c, repo, &oid) < 0) {
 				git_commit_free(c);
 				git_fail(keep_sorted->v[i]);
+				unreadable_run(keep_sorted->v[i]);
 				goto out;
 			}
 			sv_push(&ids, keep_sorted->v[i]);
 			if (pack_tree(dir, &ids, odb, git_commit_tree_id(c), &keep_loose) < 0) {
 				git_commit_free(c);
+				unreadable_run(keep_sorted->v[i]);
 				goto out;
 			}
 			if (git_commit_parentcount(c) > 0 &&

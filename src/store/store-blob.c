@@ -387,6 +387,9 @@ static int stream_blob(struct store *st, const struct run_file *f, sink_fn sink,
 			if (!g || g->read_blob(st->dir, f->oid, &tmp) < 0 || verify_feed(&v, tmp.buf, tmp.len) < 0) {
 				if (first) /* no other copy: what was wrong with the one there */
 					err_setc(E_CORRUPT, "%s", first);
+				else if (err_code() == E_NOTFOUND) /* the store's fault, not the destination's */
+					err_setc(E_CORRUPT, "%s (object %.12s) is missing from the store", f->path,
+						 f->oid);
 				goto out;
 			}
 		}

@@ -108,18 +108,24 @@ static void load_packs(struct store *st)
 		sb_setlen(&p, base);
 		sb_addf(&p, "/%s", e->d_name);
 		int ifd = open(p.buf, O_RDONLY | O_CLOEXEC);
-		struct stat sb;
+		struct stat sb, ps;
 		if (ifd < 0 || fstat(ifd, &sb) < 0 || sb.st_size == 0) {
 			if (ifd >= 0)
 				close(ifd);
+			continue;
+		}
+		/* an index whose pack is gone lists copies that are not
+		 * there: readers and writers pass them over, as libgit2 does */
+		sb_setlen(&p, p.len - 4);
+		sb_adds(&p, ".pack");
+		if (stat(p.buf, &ps) < 0) {
+			close(ifd);
 			continue;
 		}
 		void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, ifd, 0);
 		close(ifd);
 		if (m == MAP_FAILED)
 			continue;
-		sb_setlen(&p, p.len - 4);
-		sb_adds(&p, ".pack");
 		st->packs = xrealloc(st->packs, (st->npacks + 1) * sizeof(*st->packs));
 		st->packs[st->npacks++] = (struct pack_map){ xstrdup(p.buf), -1, m, (size_t)sb.st_size };
 	}

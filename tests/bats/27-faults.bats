@@ -181,6 +181,26 @@ copy_run() {
 	assert_output --regexp ' 0 bad objects, 0 broken runs, '
 }
 
+@test "a pack file gone with its index left: the re-run stores the objects again, later runs hit" {
+	head -c 100000 /dev/urandom > data.bin
+	copy_run
+	cashet gc > /dev/null
+	rm .cashet/objects/pack/*.pack
+	rm out.bin
+	run --separate-stderr copy_run
+	assert_success
+	[ "$stderr" = "cashet: warning: files/out.bin (object $(git hash-object data.bin | cut -c1-12)) is missing from the store; running the command instead" ]
+	rm out.bin
+	[ "$(verdict --trace off -i data.bin -o out.bin -- cp data.bin out.bin)" = hit ]
+	cmp out.bin data.bin
+	# the first run's commit went with the pack: gc names it and what removes it
+	run -1 cashet gc
+	assert_output --regexp '^cashet: run [0-9a-f]{12} cannot be read \(.*\); `cashet fsck --prune` drops the runs git cannot give back$'
+	run -0 cashet fsck --prune
+	run -0 cashet gc
+	run -0 cashet fsck
+}
+
 @test "auto-pack never lets a damaged pack entry take the place of an intact copy in another pack" {
 	head -c 100000 /dev/urandom > data.bin
 	oid=$(git hash-object data.bin)
@@ -239,6 +259,21 @@ copy_run() {
 	python3 -c 'import sys; held, ran = float(open("held.at").read()), float(sys.argv[1]); sys.exit(0 if ran - held < 5 else 1)' "$output"
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
 	[ "$(log_count)" = 1 ]
+}
+
+@test "gc with a run whose packed tree is damaged: a one-line error naming the run; after fsck --prune gc works" {
+	head -c 100000 /dev/urandom > data.bin
+	copy_run
+	cashet gc > /dev/null
+	h=$(last_hash)
+	damage_packed "$(git --git-dir .cashet rev-parse "$h^{tree}")"
+	run --separate-stderr cashet gc
+	assert_failure
+	[ "${#stderr_lines[@]}" = 1 ]
+	[[ "$stderr" == "cashet: run ${h:0:12} cannot be read ("*'); `cashet fsck --prune` drops the runs git cannot give back' ]]
+	run -0 cashet fsck --prune
+	run -0 cashet gc
+	run -0 cashet fsck
 }
 
 # forget_row HASH: drops a run's index rows and keeps its ref and objects:
