@@ -12,9 +12,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 enum { HEXSZ = OID_HEX - 1 };
@@ -158,6 +160,119 @@ out:
 		unlink(lock.buf);
 	}
 	sb_release(&path);
+	sb_release(&lock);
+	return rc;
+}
+
+/* One ref of packed-refs: its line and, when it has one, its peeled line. */
+struct packed_ref {
+	const char *line, *peeled;
+	size_t len, plen;
+};
+
+static int by_ref_name(const void *a, const void *b)
+{
+	const struct packed_ref *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->line + HEXSZ + 1, y->line + HEXSZ + 1, n - HEXSZ - 1);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* A line git writes in packed-refs: "<id> refs/...", "^<id>" (peeled). */
+static int ref_line(const char *l, size_t len)
+{
+	char hex[OID_HEX];
+	if (len < HEXSZ + 7 || parse_hex(l, len, hex) < 0 || l[HEXSZ] != ' ' || memcmp(l + HEXSZ + 1, "refs/", 5))
+		return 0;
+	for (size_t i = HEXSZ + 1; i < len; i++)
+		if ((unsigned char)l[i] <= ' ' || l[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+int store_refs_salvage(const char *dir, int64_t *kept, int64_t *dropped, struct strbuf *aside)
+{
+	struct strbuf p = STRBUF_INIT, text = STRBUF_INIT, out = STRBUF_INIT, lock = STRBUF_INIT;
+	struct packed_ref *v = NULL;
+	size_t n = 0, alloc = 0;
+	struct stat sb;
+	char hx[OID_HEX];
+	int rc = -1, fd = -1;
+	*kept = *dropped = 0;
+	sb_addf(&p, "%s/packed-refs", dir);
+	if (stat(p.buf, &sb) < 0 && errno == ENOENT) {
+		rc = 0;
+		goto out;
+	}
+	if (read_file_sb(p.buf, &text) < 0)
+		goto out;
+	for (size_t at = 0; at < text.len;) {
+		const char *l = text.buf + at, *nl = memchr(l, '\n', text.len - at);
+		size_t len = nl ? (size_t)(nl - l) : text.len - at;
+		at += len + 1;
+		if (!nl) {
+			(*dropped)++; /* cut short: git ends every line */
+		} else if (at == len + 1 && !strncmp(l, "# pack-refs with:", 17)) {
+			continue;
+		} else if (len == HEXSZ + 1 && l[0] == '^' && n && !v[n - 1].peeled &&
+			   parse_hex(l + 1, len - 1, hx) == 0) {
+			v[n - 1].peeled = l;
+			v[n - 1].plen = len;
+		} else if (ref_line(l, len)) {
+			if (n == alloc) {
+				alloc = alloc ? alloc * 2 : 256;
+				v = xrealloc(v, alloc * sizeof(*v));
+			}
+			v[n++] = (struct packed_ref){ l, NULL, len, 0 };
+		} else {
+			(*dropped)++;
+		}
+	}
+	*kept = (int64_t)n;
+	if (!*dropped) {
+		rc = 0;
+		goto out;
+	}
+	/* rewritten as git writes it (sorted, under packed-refs.lock); the
+	 * damaged file stays beside it, linked before the rename */
+	qsort(v, n, sizeof(*v), by_ref_name);
+	sb_adds(&out, "# pack-refs with: peeled fully-peeled sorted \n");
+	for (size_t i = 0; i < n; i++) {
+		sb_add(&out, v[i].line, v[i].len);
+		sb_adds(&out, "\n");
+		if (v[i].peeled) {
+			sb_add(&out, v[i].peeled, v[i].plen);
+			sb_adds(&out, "\n");
+		}
+	}
+	sb_addf(&lock, "%s.lock", p.buf);
+	if ((fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+		err_sys("cannot lock %s", p.buf);
+		goto out;
+	}
+	if (write_all(fd, out.buf, out.len) < 0 || fsync(fd) < 0 || close(fd) < 0) {
+		fd = -1;
+		err_sys("cannot write %s", lock.buf);
+		unlink(lock.buf);
+		goto out;
+	}
+	fd = -1;
+	sb_addf(aside, "%s.corrupt-%lld", p.buf, (long long)time(NULL));
+	if (link(p.buf, aside->buf) < 0 || rename(lock.buf, p.buf) < 0) {
+		err_sys("cannot replace %s", p.buf);
+		unlink(lock.buf);
+		goto out;
+	}
+	rc = 1;
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlink(lock.buf);
+	}
+	free(v);
+	sb_release(&p);
+	sb_release(&text);
+	sb_release(&out);
 	sb_release(&lock);
 	return rc;
 }

@@ -15,4 +15,11 @@ int store_ref_read(const char *dir, const char *name, char hex[OID_HEX]);
  * another writer holds is waited for a while (E_BUSY after about 1 s). */
 int store_ref_write(const char *dir, const char *name, const char *hex);
 
+/* packed-refs with lines git would not write (a damaged file, which
+ * libgit2 then refuses whole): rewritten with the lines that still name a
+ * ref and a commit id, the damaged file kept beside it as aside
+ * (packed-refs.corrupt-<time>). 1 rewritten (kept refs, dropped lines
+ * counted), 0 nothing wrong (or no such file), -1 error. */
+int store_refs_salvage(const char *dir, int64_t *kept, int64_t *dropped, struct strbuf *aside);
+
 #endif

@@ -5,6 +5,7 @@
  * whole are reported, and removed with prune. One pass reads each object
  * once: the git module hands over each run as it verifies its objects. */
 #include "store/store-int.h"
+#include "store/refs.h"
 #include "store/gitmod.h"
 
 #include <inttypes.h>
@@ -107,7 +108,20 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 	int rc = -1, lock = -1;
 	if (!g || (lock = store_lock(st, 1)) < 0)
 		goto out;
-	if (g->list_runs(st->dir, &refs) < 0)
+	/* a damaged packed-refs makes libgit2 refuse every ref: what is
+	 * still readable is kept, and the runs whose ref was lost get it back
+	 * from the index below */
+	int64_t kept, dropped;
+	struct strbuf aside = STRBUF_INIT;
+	int sr = store_refs_salvage(st->dir, &kept, &dropped, &aside);
+	if (sr == 1) {
+		sb_addf(&line,
+			"refs: packed-refs was damaged: %lld refs kept, %lld lines dropped (the damaged file is %s)",
+			(long long)kept, (long long)dropped, aside.buf);
+		sv_push(&rep->problems, line.buf);
+	}
+	sb_release(&aside);
+	if (sr < 0 || g->list_runs(st->dir, &refs) < 0)
 		goto out;
 	sv_sort(&refs);
 	rep->runs = (int64_t)refs.n;
@@ -129,10 +143,24 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 			sv_push(&order, h);
 			continue;
 		}
+		/* the index names a commit git has: the ref was lost, not the
+		 * run (a damaged packed-refs), and gets it back */
+		struct strbuf ref = STRBUF_INIT;
+		sb_addf(&ref, "refs/cashet/runs/%s", h);
+		int back = store_odb_has(st, h) && store_ref_write(st->dir, ref.buf, h) == 0;
+		sb_release(&ref);
+		err_clear();
 		sb_reset(&line);
-		sb_addf(&line, "index: run %.12s has no ref (removed from the index)", h);
+		sb_addf(&line,
+			back ? "index: run %.12s had no ref (restored)"
+			     : "index: run %.12s has no ref (removed from the index)",
+			h);
 		sv_push(&rep->problems, line.buf);
 		rep->index_fixed++;
+		if (back) {
+			sv_push(&order, h);
+			rep->runs++;
+		}
 	}
 	sv_sort(&rows);
 	for (size_t i = 0; i < refs.n; i++)

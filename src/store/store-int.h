@@ -171,6 +171,9 @@ void store_inline_data(struct run_file *f, const char *content, size_t len);
  * copies filled), 1 not a run this writer takes (a file of 1 MiB or more,
  * a path git would refuse: the git module's), -1 error. */
 int store_odb_save(struct store *st, struct run_record *r, const char *meta, size_t metalen);
+/* Whether object hex is in the store, loose or in a copy of a pack not
+ * known to be damaged. */
+int store_odb_has(struct store *st, const char *hex);
 /* Writes a loose copy of each blob of r that has no intact one: the
  * writers count a pack's copy as stored, and a read may have found it
  * damaged since (store_pack_mark_bad). */

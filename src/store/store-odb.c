@@ -284,8 +284,7 @@ out:
 	return rc;
 }
 
-/* Whether the object exists, loose or packed. */
-static int have_object(struct store *st, const char *hex)
+int store_odb_has(struct store *st, const char *hex)
 {
 	struct strbuf p = STRBUF_INIT;
 	sb_addf(&p, "%s/objects/%.2s/%s", st->dir, hex, hex + 2);
@@ -366,7 +365,7 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 	}
 	if (pending)
 		memcpy(r->parent, pending->hash, OID_HEX);
-	else if (pr == 0 && have_object(st, hx))
+	else if (pr == 0 && store_odb_has(st, hx))
 		memcpy(r->parent, hx, OID_HEX);
 
 	/* the bytes libgit2's git_commit_create writes for this run */
@@ -415,7 +414,7 @@ int store_odb_heal(struct store *st, struct run_record *r)
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
 		unsigned char oid[OID_RAW];
-		if (f->kind == FILE_DIR || !f->oid[0] || !store_pack_bad(st, f->oid) || have_object(st, f->oid))
+		if (f->kind == FILE_DIR || !f->oid[0] || !store_pack_bad(st, f->oid) || store_odb_has(st, f->oid))
 			continue;
 		/* 1: a large one, which its writer streams loose whatever the packs hold */
 		if (write_file(st, f, sync, oid) < 0)

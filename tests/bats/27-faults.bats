@@ -276,6 +276,27 @@ copy_run() {
 	run -0 cashet fsck
 }
 
+@test "a damaged packed-refs: fsck keeps its readable refs and the damaged file, a run whose ref was lost gets it back" {
+	cashet config auto-pack 1
+	for i in 1 2 3; do cashet exec -- echo "$i" > /dev/null; done
+	[ -f .cashet/packed-refs ]
+	lost=$(sed -n 3p .cashet/packed-refs | cut -d' ' -f2)
+	sed -i '3s/.*/garbage here/' .cashet/packed-refs
+	cp .cashet/packed-refs damaged
+	run -1 cashet gc
+	run -0 cashet fsck
+	assert_line --regexp '^refs: packed-refs was damaged: [0-9]+ refs kept, 1 lines dropped \(the damaged file is .*/\.cashet/packed-refs\.corrupt-[0-9]+\)$'
+	cmp damaged .cashet/packed-refs.corrupt-*
+	assert_output --regexp ' 0 bad objects, 0 broken runs, '
+	h=${lost##*/}
+	assert_line "index: run ${h:0:12} had no ref (restored)"
+	[ "$(git --git-dir .cashet rev-parse "$lost")" = "$h" ]
+	[ "$(git --git-dir .cashet for-each-ref refs/cashet/runs | wc -l)" = 3 ]
+	for i in 1 2 3; do [ "$(verdict -- echo "$i")" = hit ]; done
+	run -0 cashet gc
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+}
+
 # forget_row HASH: drops a run's index rows and keeps its ref and objects:
 # the state an import or pull interrupted before its index transaction leaves.
 forget_row() {
