@@ -359,7 +359,7 @@ static int lookup_replay(struct store *st, const struct exec_request *req, const
 	struct run_record hit = { 0 };
 	int failures = since > 0 || (req->flags & EXEC_CACHE_FAILURES);
 	/* each candidate's observed inputs must still be as they were */
-	struct obs_match m = { .st = st, .why = STRBUF_INIT };
+	struct obs_match m = { .st = st, .env = req->spec.env, .why = STRBUF_INIT };
 	struct store_lookup_opts lo = { .allow_failed = failures,
 					.min_created = since > req->fresh_since ? since : req->fresh_since,
 					.now = now_ms(),
@@ -575,6 +575,7 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 	if (store_newest_inputs(st, &r->fp, &prev) < 0)
 		err_clear(); /* only an optimization */
 	struct obs_spec os = { .cwd = req->spec.cwd,
+			       .env = req->spec.env,
 			       .outputs = &req->spec.outputs,
 			       .ignore = req->ignore,
 			       .raw_sources = req->spec.raw_sources,

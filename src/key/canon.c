@@ -3,6 +3,7 @@
  * is fingerprinted byte for byte. */
 #include "key/canon.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,4 +239,72 @@ void canon_trim(struct canon_out *o, const char *blanks)
 	sb_setlen(o->out, n);
 	if (n == o->line_out)
 		o->out_src = 0;
+}
+
+/* Variables a shell sets itself: what the environment says of them does
+ * not reach the script (or, PWD, is the working directory, hashed apart). */
+static int shell_own(const char *name, size_t n)
+{
+	static const char *const own[] = { "RANDOM",  "SECONDS",  "LINENO",     "PPID",     "UID",
+					   "EUID",    "IFS",      "OPTIND",     "OPTARG",   "REPLY",
+					   "BASHPID", "FUNCNAME", "PIPESTATUS", "HOSTNAME", "PWD",
+					   "OLDPWD",  "SHLVL",    "_",          NULL };
+	for (const char *const *o = own; *o; o++)
+		if (strlen(*o) == n && !memcmp(*o, name, n))
+			return 1;
+	return n >= 4 && !memcmp(name, "BASH", 4);
+}
+
+static size_t name_len(const char *s, const char *end)
+{
+	size_t n = 0;
+	if (s < end && (isalpha((unsigned char)*s) || *s == '_'))
+		while (s + n < end && (isalnum((unsigned char)s[n]) || s[n] == '_'))
+			n++;
+	return n;
+}
+
+static void push_name(struct strvec *names, const char *s, size_t n)
+{
+	char *name = xstrndup(s, n);
+	for (size_t i = 0; i < names->n; i++)
+		if (!strcmp(names->v[i], name)) {
+			free(name);
+			return;
+		}
+	sv_push_nocopy(names, name);
+}
+
+void canon_env_refs(enum canon_lang lang, const char *s, size_t len, struct strvec *names)
+{
+	const char *end = s + len;
+	if (lang == CANON_SH) {
+		for (const char *p = s; p < end; p++) {
+			if (*p != '$')
+				continue;
+			const char *q = p + 1 < end && p[1] == '{' ? p + 2 : p + 1;
+			size_t n = name_len(q, end);
+			if (n && !shell_own(q, n))
+				push_name(names, q, n);
+		}
+	} else if (lang == CANON_PYTHON) {
+		/* os.environ["X"], os.environ.get("X"), os.getenv("X"), and
+		 * environ.setdefault / pop: a literal name */
+		static const char *const calls[] = { "environ[",     "environ.get(",
+						     "getenv(",      "environ.setdefault(",
+						     "environ.pop(", NULL };
+		for (const char *const *c = calls; *c; c++) {
+			size_t cl = strlen(*c);
+			for (const char *p = s; (p = memmem(p, (size_t)(end - p), *c, cl)); p += cl) {
+				const char *q = p + cl;
+				while (q < end && (*q == ' ' || *q == '\t'))
+					q++;
+				if (q >= end || (*q != '"' && *q != '\''))
+					continue;
+				size_t n = name_len(q + 1, end);
+				if (n && q + 1 + n < end && q[1 + n] == *q)
+					push_name(names, q + 1, n);
+			}
+		}
+	}
 }

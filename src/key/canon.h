@@ -67,6 +67,14 @@ int canon_python(const char *src, size_t len, struct strbuf *out, struct strvec 
 /* POSIX sh / bash: sources gets the literal paths of "source F" and ". F". */
 int canon_sh(const char *src, size_t len, struct strbuf *out, struct strvec *sources);
 
+/* The environment variables code of lang names literally (sh "$NAME",
+ * "${NAME...}"; Python os.environ["NAME"], .get, .setdefault, .pop,
+ * os.getenv("NAME")), each pushed once: what a script reads of its
+ * environment, to be hashed with it. A name the code sets itself is named
+ * too (at worst a needless miss); one computed at run time is not seen.
+ * Nothing for CANON_RAW. */
+void canon_env_refs(enum canon_lang lang, const char *src, size_t len, struct strvec *names);
+
 /* Dispatch on lang. CANON_RAW copies the bytes. If the tokenizer fails the
  * raw bytes are copied instead and 1 is returned, so callers that mix the
  * output with other data can tell the two kinds apart. Never fails. */

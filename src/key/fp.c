@@ -188,22 +188,35 @@ static int secret_name(const char *name)
 	return 0;
 }
 
-static void add_env(struct run_record *r, char *const *env, const char *name)
+void fp_env_digest(char *const *env, const char *name, struct digest *d)
 {
 	struct hasher h;
-	struct digest d;
 	const char *v = fp_getenv(env, name);
 	hasher_init(&h);
 	/* Unset and empty are different. */
 	hasher_u64(&h, v != NULL);
 	if (v)
 		hasher_str(&h, v);
-	hasher_final(&h, &d);
+	hasher_final(&h, d);
+}
+
+static void add_env(struct run_record *r, char *const *env, const char *name)
+{
+	if (has_part(r, "env", name))
+		return; /* named twice: by -e and by a script, say */
+	struct digest d;
+	const char *v = fp_getenv(env, name);
+	fp_env_digest(env, name, &d);
 	struct run_part *p = run_add_part(r, "env", name, &d);
 	if (!v)
 		p->detail = xstrdup("(unset)");
 	else if (!secret_name(name) && strlen(v) <= 200)
 		p->detail = xstrdup(v);
+}
+
+void fp_add_env(struct run_record *r, char *const *env, const char *name)
+{
+	add_env(r, env, name);
 }
 
 static void add_env_pattern(struct run_record *r, char *const *env, const char *pattern)
@@ -372,6 +385,27 @@ int fp_script_inputs(struct store *st, const struct fp_spec *spec, struct run_re
 	return rc;
 }
 
+/* The env parts the scripts' code named (script_parts adds them as it
+ * reads each source), taken out from part n0 on, their names kept: added
+ * again after the declared ones (-e), they sit with them in the key and in
+ * `diff`, whichever named a variable. */
+static void take_env_parts(struct run_record *r, size_t n0, struct strvec *names)
+{
+	size_t k = n0;
+	for (size_t i = n0; i < r->nparts; i++) {
+		struct run_part *p = &r->parts[i];
+		if (strcmp(p->kind, "env")) {
+			r->parts[k++] = *p;
+			continue;
+		}
+		sv_push(names, p->name);
+		free(p->kind);
+		free(p->name);
+		free(p->detail);
+	}
+	r->nparts = k;
+}
+
 /* A declaration list as a set: `-i a -i b` and `-i b -i a` (or `-i a -i
  * a`) are the same key. */
 static void as_set(const struct strvec *in, struct strvec *out)
@@ -411,7 +445,7 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 {
 	struct strbuf sb = STRBUF_INIT, name = STRBUF_INIT;
 	struct strvec inputs = STRVEC_INIT, envs = STRVEC_INIT, params = STRVEC_INIT, deps = STRVEC_INIT,
-		      outputs = STRVEC_INIT;
+		      outputs = STRVEC_INIT, named = STRVEC_INIT;
 	struct hasher h;
 	struct digest d, argv_d, cwd_d;
 	int rc = -1;
@@ -442,8 +476,10 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	struct script_spec ss = { spec->argv,        spec->cwd, spec->env,    have_exe ? sb.buf : NULL,
 				  spec->raw_sources, &deps,     !spec->trace, 0 };
 	struct script_found found;
+	size_t n0 = r->nparts;
 	if (script_parts(st, &ss, r, &found) < 0)
 		goto out;
+	take_env_parts(r, n0, &named);
 	if (have_exe && !found.exe_is_script) {
 		struct stat s;
 		if (stat_memo(sb.buf, &s) == 0 && add_file_part(st, r, "exe", sb.buf, &s) < 0)
@@ -486,6 +522,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		else
 			add_env(r, spec->env, envs.v[i]);
 	}
+	for (size_t i = 0; i < named.n; i++)
+		add_env(r, spec->env, named.v[i]);
 
 	for (size_t i = 0; i < params.n; i++)
 		if (params_add(st, spec->cwd, r, params.v[i]) < 0)
@@ -523,6 +561,7 @@ out:
 	sb_release(&name);
 	sv_release(&inputs);
 	sv_release(&envs);
+	sv_release(&named);
 	sv_release(&params);
 	sv_release(&deps);
 	sv_release(&outputs);

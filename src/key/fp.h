@@ -11,6 +11,11 @@
  * simply stop matching (a miss, never a false hit). */
 #define FP_VERSION 1
 
+/* Adds the part of environment variable name (its value, or unset), once. */
+void fp_add_env(struct run_record *r, char *const *env, const char *name);
+/* The digest of that value (unset and empty differ). */
+void fp_env_digest(char *const *env, const char *name, struct digest *d);
+
 struct fp_spec {
 	char *const *argv;     /* NULL-terminated */
 	const char *cwd;       /* absolute: where the command runs; relative paths are relative to it */

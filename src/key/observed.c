@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 const char *const obs_noise[] = { "/proc", "/sys", "/dev", NULL };
 const char *const obs_default_ignore[] = { "__pycache__/*", "*/__pycache__/*", NULL };
@@ -82,9 +83,9 @@ static int digest_of_kind(struct store *st, char kind, const char *abs, const st
 	case INPUT_FILE:
 		return store_file_digest(st, abs, sb, d);
 	case INPUT_SOURCE:
-		return script_source_digest(st, abs, sb, 0, d, reads_docs);
+		return script_source_digest(st, abs, sb, 0, d, reads_docs, NULL);
 	case INPUT_SOURCE_DOCS:
-		return script_source_digest(st, abs, sb, SCRIPT_DOCS, d, NULL);
+		return script_source_digest(st, abs, sb, SCRIPT_DOCS, d, NULL, NULL);
 	case INPUT_LISTED:
 		return listing_digest(abs, d);
 	default:
@@ -213,7 +214,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		struct run_record *r, struct obs_outcome *out)
 {
 	int reads_docs = 0;
-	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT;
+	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT, env = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
 	int64_t now = now_ns();
 	int rc = -1;
@@ -270,10 +271,22 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		    digest_of_kind(st, kind, ev[i].path, &sb, &in->d, &reads) < 0)
 			goto out;
 		reads_docs |= reads && name.buf[0] != '/';
+		/* the environment variables the project's own sources name
+		 * (not the standard library's: TMPDIR, COLUMNS, HOME...) */
+		if (kind == INPUT_SOURCE && name.buf[0] != '/') {
+			struct digest ignored;
+			if (script_source_digest(st, ev[i].path, &sb, 0, &ignored, NULL, &env) < 0)
+				goto out;
+		}
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
 		    !declared(st, spec->cwd, r, name.buf))
 			sv_push(&out->undeclared, name.buf);
+	}
+	for (size_t i = 0; i < env.n; i++) {
+		sb_reset(&name);
+		sb_addf(&name, "$%s", env.v[i]);
+		fp_env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
 	}
 	/* docstrings are code for every source of a program one of whose
 	 * files reads them (print(helper.__doc__)) */
@@ -297,6 +310,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 out:
 	sv_release(&written);
 	sv_release(&outputs);
+	sv_release(&env);
 	sb_release(&name);
 	return rc;
 }
@@ -334,12 +348,22 @@ void obs_outcome_release(struct obs_outcome *o)
 }
 
 /* One input against the file system: 1 as it was, 0 not (why filled). */
-static int check_one(struct store *st, struct run_input *in, const char *abs, int64_t now, int *refreshed,
-		     struct strbuf *why)
+static int check_one(struct store *st, struct run_input *in, const char *abs, char *const *env, int64_t now,
+		     int *refreshed, struct strbuf *why)
 {
 	struct stat sb;
 	struct digest d;
 	const char *what = NULL;
+	if (in->kind == INPUT_ENV) {
+		fp_env_digest(env, in->path + 1, &d);
+		if (!memcmp(d.b, in->d.b, DIGEST_LEN))
+			return 1;
+		if (why) {
+			sb_reset(why);
+			sb_addf(why, "env %s, named by a source the command read, changed", in->path + 1);
+		}
+		return 0;
+	}
 	/* a directory or an absence is asked only what it is */
 	int kind_only = in->kind == INPUT_DIR || in->kind == INPUT_ABSENT;
 	if ((kind_only ? fsrec_stat_kind(abs, &sb) : stat_memo(abs, &sb)) < 0) {
@@ -390,7 +414,7 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, in
 	return 0;
 }
 
-int obs_check(struct store *st, struct run_record *r, struct strbuf *why)
+int obs_check(struct store *st, struct run_record *r, char *const *env, struct strbuf *why)
 {
 	int64_t now = now_ns();
 	struct strbuf abs = STRBUF_INIT;
@@ -409,7 +433,7 @@ int obs_check(struct store *st, struct run_record *r, struct strbuf *why)
 		if (in->path[0] != '/')
 			sb_addf(&abs, "%s%s", root, strcmp(root, "/") ? "/" : "");
 		sb_adds(&abs, in->path);
-		rc = check_one(st, in, abs.buf, now, &r->inputs_refreshed, why);
+		rc = check_one(st, in, abs.buf, env, now, &r->inputs_refreshed, why);
 	}
 	sb_release(&abs);
 	return rc;
@@ -426,12 +450,12 @@ int obs_accept(void *ctx, struct run_record *r)
 		/* its inputs are what reading its scripts found */
 		if (!trace_available()) {
 			err_clear();
-			return obs_check(m->st, r, why);
+			return obs_check(m->st, r, m->env ? m->env : environ, why);
 		}
 		if (why)
 			sb_adds(why, "its run could not be traced, and tracing works here");
 		return 0;
 	default:
-		return obs_check(m->st, r, why);
+		return obs_check(m->st, r, m->env ? m->env : environ, why);
 	}
 }

@@ -26,6 +26,7 @@ extern const char *const obs_default_ignore[];
 
 struct obs_spec {
 	const char *cwd;              /* absolute: where the command ran */
+	char *const *env;             /* its environment */
 	const struct strvec *outputs; /* declared outputs, as given (relative to cwd) */
 	const struct strvec *ignore;  /* patterns (fnmatch, or a directory prefix) */
 	int raw_sources;              /* --raw-sources: sources recorded as plain files */
@@ -67,14 +68,15 @@ void obs_declared_changed(const struct store *st, const struct run_record *r, in
  * error. A stat() per input; content is hashed again only when the stat
  * signature changed, and an input found unchanged that way gets the new
  * signature (r->inputs_refreshed says so). */
-int obs_check(struct store *st, struct run_record *r, struct strbuf *why);
+int obs_check(struct store *st, struct run_record *r, char *const *env, struct strbuf *why);
 
 /* store_lookup's accept for a request: a traced candidate matches when
  * obs_check says so, one stored where tracing was impossible only where it
  * still is. why holds the newest candidate's reason for not matching. */
 struct obs_match {
 	struct store *st;
-	int tried; /* candidates offered */
+	char *const *env; /* the request's environment (NULL: this process's) */
+	int tried;        /* candidates offered */
 	struct strbuf why;
 };
 int obs_accept(void *ctx, struct run_record *r);

@@ -17,10 +17,12 @@
 
 enum family { FAM_NONE, FAM_PY, FAM_SH, FAM_NODE, FAM_PERL, FAM_RUBY, FAM_R };
 
-#define KIND_CANON 1      /* stat-cache kind: canonical digest + deps */
-#define KIND_RAWDEPS 2    /* stat-cache kind: raw digest + deps (--raw-sources) */
-#define KIND_CLOSURE 3    /* a whole dependency tree: see closure_load() */
-#define KIND_CANON_DOCS 4 /* stat-cache kind: canonical digest with docstrings kept + deps */
+/* Stat-cache kinds (renumbered when what they hold changes: 5-8 from when
+ * the deps gained the environment variables a source names, "$NAME") */
+#define KIND_CANON 5      /* canonical digest + deps */
+#define KIND_RAWDEPS 6    /* raw digest + deps (--raw-sources) */
+#define KIND_CLOSURE 7    /* a whole dependency tree: see closure_load() */
+#define KIND_CANON_DOCS 8 /* canonical digest with docstrings kept + deps */
 /* the cached language byte's flag: the file reads docstrings */
 #define LANG_READS_DOCS 0x80
 
@@ -265,6 +267,17 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 	*lang = canon_detect(abs, data.buf, data.len);
 	int fell_back = canon_source_docs(*lang, data.buf ? data.buf : "", data.len, &out, deps, c->docs, &reads_docs);
 	c->reads_docs |= reads_docs;
+	/* the environment variables it names, as "$NAME" deps (comments are
+	 * gone from out unless the tokenizer fell back to the raw bytes) */
+	struct strvec env = STRVEC_INIT;
+	canon_env_refs(*lang, out.buf ? out.buf : "", out.len, &env);
+	for (size_t i = 0; i < env.n; i++) {
+		struct strbuf ref = STRBUF_INIT;
+		sb_addf(&ref, "$%s", env.v[i]);
+		sv_push(deps, ref.buf);
+		sb_release(&ref);
+	}
+	sv_release(&env);
 	struct hasher h;
 	hasher_init(&h);
 	if (c->raw || fell_back == 1 || *lang == CANON_RAW) {
@@ -291,7 +304,7 @@ out:
 }
 
 int script_source_digest(struct store *st, const char *abs, const struct stat *sb, unsigned flags, struct digest *d,
-			 int *reads_docs)
+			 int *reads_docs, struct strvec *env)
 {
 	struct ctx c = { .st = st, .raw = !!(flags & SCRIPT_RAW), .docs = !!(flags & SCRIPT_DOCS) };
 	struct strvec deps = STRVEC_INIT;
@@ -299,11 +312,24 @@ int script_source_digest(struct store *st, const char *abs, const struct stat *s
 	int rc = source_digest(&c, abs, sb, d, &deps, &lang);
 	if (reads_docs)
 		*reads_docs = c.reads_docs;
+	for (size_t i = 0; rc == 0 && env && i < deps.n; i++)
+		if (deps.v[i][0] == '$')
+			sv_push(env, deps.v[i] + 1);
 	sv_release(&deps);
 	return rc;
 }
 
 static int add_source(struct ctx *c, const char *kind, const char *path);
+
+/* An environment variable the code names: hashed, and kept in the
+ * closure record (E<name>) so a replayed closure hashes it too. */
+static void env_ref(struct ctx *c, const char *name)
+{
+	fp_add_env(c->r, c->env, name);
+	sb_addf(&c->files, "E%s", name);
+	sb_addc(&c->files, '\0');
+	sb_addc(&c->files, '\0');
+}
 
 /* A dotted module under one directory: every package __init__.py on the
  * way, and the module itself as a file or a package. Returns 1 if the top
@@ -423,7 +449,12 @@ static int add_source(struct ctx *c, const char *kind, const char *path)
 	sb_add(&c->files, kind, strlen(kind) + 1);
 	sb_add(&c->files, name.buf, name.len + 1);
 	sb_add(&c->files, hx, sizeof(hx));
+	for (size_t i = 0; i < deps.n; i++)
+		if (deps.v[i][0] == '$')
+			env_ref(c, deps.v[i] + 1);
 	for (size_t i = 0; c->follow && i < deps.n; i++) {
+		if (deps.v[i][0] == '$')
+			continue;
 		if (lang == CANON_PYTHON)
 			py_resolve(c, abs.buf, deps.v[i], &files);
 		else if (lang == CANON_SH)
@@ -467,7 +498,10 @@ static int closure_replay(struct ctx *c, const struct strbuf *rec)
 			}
 			if (!ok)
 				break;
-			if (pass == 0 && fields[0][0] == 'P') {
+			if (fields[0][0] == 'E') {
+				if (pass == 1)
+					fp_add_env(c->r, c->env, fields[0] + 1);
+			} else if (pass == 0 && fields[0][0] == 'P') {
 				struct stat sb;
 				ok = path_state(fields[0] + 1, &sb) == fields[1][0];
 			} else if (pass == 0) {
@@ -624,6 +658,33 @@ static int simple_words(const char *s, struct strvec *words)
 	return ok;
 }
 
+/* `sh -c 'echo $LR'`, `python3 -c 'import os; print(os.environ["LR"])'`:
+ * the environment variables the code names are hashed. */
+static void code_env_refs(struct ctx *c, char *const *argv, enum family fam, int start)
+{
+	enum canon_lang lang = fam == FAM_SH ? CANON_SH : fam == FAM_PY ? CANON_PYTHON : CANON_RAW;
+	const char *code = NULL;
+	for (int i = start; argv[i] && argv[i][0] == '-' && !code && lang != CANON_RAW; i++) {
+		const char *f = strchr(argv[i] + 1, 'c');
+		if (argv[i][1] == '-' || !f)
+			continue;
+		if (fam == FAM_PY && f[1]) { /* python -c takes the rest of its word */
+			code = f + 1;
+			break;
+		}
+		int k = i + 1;
+		while (fam == FAM_SH && argv[k] && argv[k][0] == '-')
+			k++; /* sh -c -e CODE */
+		code = argv[k];
+	}
+	struct strvec names = STRVEC_INIT;
+	if (code)
+		canon_env_refs(lang, code, strlen(code), &names);
+	for (size_t k = 0; k < names.n; k++)
+		fp_add_env(c->r, c->env, names.v[k]);
+	sv_release(&names);
+}
+
 /* `sh -c 'python3 train.py --lr 0.1'` (a dag.toml string cmd is run so):
  * when the code is one simple command, the script it runs is found as if
  * that command were run directly, canonical form and imports included. */
@@ -732,8 +793,10 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	}
 	if (i < 0 && fam == FAM_SH && start == 1 && sh_code_script(st, spec, start, r, &c.any_docs) < 0)
 		goto out;
-	if (i < 0)
+	if (i < 0) {
+		code_env_refs(&c, argv, fam, start);
 		goto deps;
+	}
 	struct strbuf main_py = STRBUF_INIT;
 	make_abs(&c, argv[i], &main_py);
 	const char *script = main_py.buf;

@@ -34,9 +34,10 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 /* The digest a source file gets as a part: its canonical form (raw bytes
  * with SCRIPT_RAW, or when its language is not known; docstrings kept with
  * SCRIPT_DOCS), through the stat cache. *reads_docs (may be NULL): the file
- * reads docstrings, so they are code for every file of its program. */
+ * reads docstrings, so they are code for every file of its program. env
+ * (may be NULL) gets the environment variables its code names. */
 enum { SCRIPT_RAW = 1, SCRIPT_DOCS = 2 };
 int script_source_digest(struct store *st, const char *abs, const struct stat *sb, unsigned flags, struct digest *d,
-			 int *reads_docs);
+			 int *reads_docs, struct strvec *env);
 
 #endif

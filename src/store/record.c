@@ -62,6 +62,8 @@ const char *run_input_kind_name(char kind)
 		return "listed";
 	case INPUT_DIR:
 		return "dir";
+	case INPUT_ENV:
+		return "env";
 	}
 	return "?";
 }

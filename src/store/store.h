@@ -64,6 +64,7 @@ enum run_input_kind {
 	INPUT_ABSENT = 'a',      /* looked for and not there: must still not exist */
 	INPUT_LISTED = 'l',      /* a directory listed: its entry names */
 	INPUT_DIR = 'd',         /* a directory looked at: must still be one */
+	INPUT_ENV = 'e',         /* "$NAME": a variable a project source read names: its value */
 };
 struct run_input {
 	char *path; /* root-relative inside the project, else absolute */

@@ -126,17 +126,17 @@ load helper
 
 @test "--force runs again and the new run is the one replayed afterwards" {
 	cashet init > /dev/null
-	# X is not declared (-e), so it is not part of the key
-	X=one run cashet exec -- sh -c "$(counted 'echo $X')"
+	# X is neither declared (-e) nor named by the code: not in the key
+	X=one run cashet exec -- sh -c "$(counted 'printenv X')"
 	assert_output one
-	X=two run cashet exec -- sh -c "$(counted 'echo $X')"
+	X=two run cashet exec -- sh -c "$(counted 'printenv X')"
 	assert_output one
 	[ "$(run_count)" = 1 ]
-	X=two run cashet exec --force -- sh -c "$(counted 'echo $X')"
+	X=two run cashet exec --force -- sh -c "$(counted 'printenv X')"
 	assert_success
 	assert_output two
 	[ "$(run_count)" = 2 ]
-	X=three run cashet exec -- sh -c "$(counted 'echo $X')"
+	X=three run cashet exec -- sh -c "$(counted 'printenv X')"
 	assert_output two
 	[ "$(run_count)" = 2 ]
 	[ "$(log_count)" = 2 ]

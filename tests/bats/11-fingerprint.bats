@@ -297,12 +297,56 @@ PY
 	[ "$(verdict -e 'PAT_*' -- echo p)" = miss ]
 }
 
-@test "an undeclared environment variable is not part of the key (documented)" {
+@test "an environment variable the code names is part of the key; one read without being named is not (documented)" {
 	U=1 run cashet exec -- sh -c "$(counted 'echo $U')"
 	assert_output 1
-	U=2 run cashet exec -- sh -c "$(counted 'echo $U')"
+	U=2 run cashet exec -- sh -c "$(counted 'echo ${U}')"
+	assert_output 2
+	U=2 run cashet exec -- sh -c "$(counted 'echo ${U}')"
+	assert_output 2
+	[ "$(run_count)" = 2 ]
+	U=3 run cashet why -- sh -c "$(counted 'echo ${U}')"
+	assert_line "  env U changed: 2 -> 3"
+	# printenv names it only at run time: not seen
+	V=1 run cashet exec -- sh -c "$(counted 'printenv V')"
+	V=2 run cashet exec -- sh -c "$(counted 'printenv V')"
 	assert_output 1
-	[ "$(run_count)" = 1 ]
+}
+
+@test "the environment variables a script names are hashed: Python's os.environ and getenv, shell \$NAME, not in comments" {
+	cat > job.py <<-'EOF'
+	import os
+	# SEEN_IN_COMMENT is not read
+	print(os.environ["ALPHA"], os.getenv("BETA"), os.environ.get('GAMMA', "g"))
+	EOF
+	cat > job.sh <<-'EOF'
+	#!/bin/sh
+	# $QUIET is a comment
+	echo "${MODE:-fast}"
+	EOF
+	chmod +x job.sh
+	export ALPHA=a
+	[ "$(verdict -- python3 job.py)" = miss ]
+	[ "$(verdict -- python3 job.py)" = hit ]
+	for v in BETA=b GAMMA= ALPHA=a2; do
+		export "$v"
+		[ "$(verdict -- python3 job.py)" = miss ]
+		[ "$(verdict -- python3 job.py)" = hit ]
+	done
+	export SEEN_IN_COMMENT=1 UNRELATED=1 MODE=slow
+	[ "$(verdict -- python3 job.py)" = hit ]
+	[ "$(verdict -- ./job.sh)" = miss ]
+	export MODE=slower
+	[ "$(verdict -- ./job.sh)" = miss ]
+	export QUIET=1
+	[ "$(verdict -- ./job.sh)" = hit ]
+	# python -c too, and --trace=off alike
+	[ "$(verdict -- python3 -c 'import os; print(os.environ["DELTA"])')" = miss ]
+	export DELTA=1
+	[ "$(verdict -- python3 -c 'import os; print(os.environ["DELTA"])')" = miss ]
+	[ "$(verdict --trace=off -- python3 job.py)" = miss ]
+	export BETA=b2
+	[ "$(verdict --trace=off -- python3 job.py)" = miss ]
 }
 
 @test "piped stdin is hashed and still given to the command" {

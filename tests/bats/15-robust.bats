@@ -53,8 +53,9 @@ cashet_bin() {
 }
 
 @test "a claim left by a kill -9'ed cashet is taken over at once" {
-	# D is not declared, so both invocations share a fingerprint.
-	cmd='echo $$ > child.pid; sleep ${D:-0}; echo done'
+	# D is neither declared nor named by the code (printenv reads it):
+	# both invocations share a fingerprint.
+	cmd='echo $$ > child.pid; sleep $(printenv D || echo 0); echo done'
 	D=30 cashet exec -- sh -c "$cmd" > /dev/null 2>&1 3>&- &
 	cpid=$!
 	track_pid "$cpid"
@@ -271,7 +272,7 @@ cashet_bin() {
 }
 
 @test "SIGINT while waiting for another process's claim exits 130 promptly" {
-	cmd='echo $$ > child.pid; sleep ${D:-0}; echo done'
+	cmd='echo $$ > child.pid; sleep $(printenv D || echo 0); echo done'
 	D=30 cashet exec -- sh -c "$cmd" > /dev/null 2>&1 3>&- &
 	owner=$!
 	track_pid "$owner"

@@ -621,7 +621,7 @@ source env.sh"
 	sleep 2.1
 	[ "$(verdict -- python3 main.py)" = miss ]
 	# the premise: the closure of main.py was cached (stat cache, kind 3)
-	[ "$(python3 -c 'import sqlite3; print(sqlite3.connect(".cashet/index.db").execute("SELECT count(*) FROM statcache WHERE kind = 3 AND path LIKE ?", ("closure:script:%/main.py:%",)).fetchone()[0])')" = 1 ]
+	[ "$(python3 -c 'import sqlite3; print(sqlite3.connect(".cashet/index.db").execute("SELECT count(*) FROM statcache WHERE kind = 7 AND path LIKE ?", ("closure:script:%/main.py:%",)).fetchone()[0])')" = 1 ]
 	[ "$(verdict -- python3 main.py)" = hit ]
 	[ "$(would -- python3 main.py)" = hit ]
 	# a cosmetic edit deep down: the cache is stale, the key is not

@@ -48,6 +48,25 @@ miss_then_hit() {
 	assert_output 2
 }
 
+@test "a variable an imported project module names is an input: a change is a miss, why names it; the standard library's are not" {
+	printf 'import os\nLR = float(os.environ.get("LR", "0.1"))\n' > config.py
+	printf 'import config\nprint(config.LR)\n' > train.py
+	miss_then_hit -- python3 train.py
+	export LR=0.5
+	[ "$(verdict -- python3 train.py)" = miss ]
+	run cashet exec -- python3 train.py
+	assert_output 0.5
+	export LR=0.7
+	run cashet why -- python3 train.py
+	assert_line "  env LR, named by a source the command read, changed"
+	run cashet exec -- python3 train.py
+	assert_output 0.7
+	# os.py, tempfile.py, shutil.py name these: not the project's code
+	export COLUMNS=7 TMPDIR=/tmp HOME=/nonexistent
+	[ "$(verdict -- python3 train.py)" = hit ]
+	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env"]')" = "['\$LR']" ]
+}
+
 @test "importlib.import_module, exec(open()), sys.path.insert: each module is an input" {
 	mkdir lib
 	echo 'X = 1' > plugin.py

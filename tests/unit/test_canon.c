@@ -350,6 +350,30 @@ static void dispatch_and_lines(void **state)
 	canon_lines_release(&lines);
 }
 
+/* The variables code names, in the order first named, once each. */
+static void env_is(enum canon_lang lang, const char *code, const char *want)
+{
+	struct strvec names = STRVEC_INIT;
+	struct strbuf got = STRBUF_INIT;
+	canon_env_refs(lang, code, strlen(code), &names);
+	for (size_t i = 0; i < names.n; i++)
+		sb_addf(&got, "%s%s", i ? " " : "", names.v[i]);
+	assert_string_equal(got.buf ? got.buf : "", want);
+	sv_release(&names);
+	sb_release(&got);
+}
+
+static void env_refs(void **state)
+{
+	(void)state;
+	env_is(CANON_SH, "echo $A ${B:-x} \"$C\"$A $1 $@ $? $$ ${#D} $RANDOM $PWD $BASH_VERSION $_E9", "A B C _E9");
+	env_is(CANON_PYTHON,
+	       "import os\nos.environ['A']; os.getenv(\"B\"); os.environ.get( 'C', 'd'); environ.setdefault('D', '1')\n"
+	       "os.environ[name]; os.getenv(f'{x}'); os.environ.pop(\"E\"); os.environ[\"A\"]",
+	       "A C B D E");
+	env_is(CANON_RAW, "echo $A", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +391,7 @@ int main(void)
 		cmocka_unit_test(sh_failures),
 		cmocka_unit_test(sh_sources),
 		cmocka_unit_test(detect),
+		cmocka_unit_test(env_refs),
 		cmocka_unit_test(dispatch_and_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -137,30 +137,30 @@ static void test_check_names_what_differs(void **state)
 	static const char *const paths[] = { "a.txt", "missing.txt", "d" };
 	static const unsigned acc[] = { TRACE_READ, TRACE_STAT, TRACE_LIST };
 	collect(fx, paths, acc, 3, NULL, NULL, 0, &r, &oc);
-	assert_int_equal(obs_check(fx->st, &r, &why), 1);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 1);
 
 	free(fixture_write(fx, "a.txt", "A\n", 0644));
-	assert_int_equal(obs_check(fx->st, &r, &why), 0);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 0);
 	assert_string_equal(why.buf, "a.txt, read by the command, changed");
 	free(fixture_write(fx, "a.txt", "a\n", 0644));
-	assert_int_equal(obs_check(fx->st, &r, &why), 1);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 1);
 
 	free(fixture_write(fx, "missing.txt", "", 0644));
-	assert_int_equal(obs_check(fx->st, &r, &why), 0);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 0);
 	assert_string_equal(why.buf, "missing.txt now exists where the command looked for it");
 	struct strbuf p = STRBUF_INIT;
 	sb_addf(&p, "%s/missing.txt", fx->dir);
 	unlink(p.buf);
 
 	free(fixture_write(fx, "d/two", "2", 0644));
-	assert_int_equal(obs_check(fx->st, &r, &why), 0);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 0);
 	assert_string_equal(why.buf, "d, listed by the command, has other entries");
 
 	unlink(a);
 	sb_reset(&p);
 	sb_addf(&p, "%s/d/two", fx->dir);
 	unlink(p.buf);
-	assert_int_equal(obs_check(fx->st, &r, &why), 0);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 0);
 	assert_string_equal(why.buf, "a.txt no longer exists");
 	free(a);
 	sb_release(&p);
@@ -173,6 +173,36 @@ static void test_check_names_what_differs(void **state)
  * compared by content; a file whose signature moved but whose content did
  * not (a fresh clone, a touch) gets the new signature back, so the next
  * check is a stat() again. */
+/* A project source naming a variable records it (its value); the standard
+ * library's names do not count. */
+static void test_env_named_by_sources(void **state)
+{
+	struct fixture *fx = *state;
+	struct run_record r = { 0 };
+	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct strbuf why = STRBUF_INIT;
+	free(fixture_write(fx, "conf.py", "import os\nLR = os.environ.get('LR')  # not HOME\n", 0644));
+	static const char *const paths[] = { "conf.py" };
+	static const unsigned acc[] = { TRACE_READ };
+	char *one[] = { "LR=1", NULL }, *two[] = { "LR=2", NULL }, *unset[] = { NULL };
+	struct obs_spec spec = { .cwd = fx->dir, .env = one, .started_ns = realtime_ns() };
+	struct strbuf p = STRBUF_INIT;
+	sb_addf(&p, "%s/%s", fx->dir, paths[0]);
+	struct trace_event ev[] = { { p.buf, acc[0] } };
+	assert_int_equal(obs_collect(fx->st, &spec, ev, 1, &r, &oc), 0);
+	assert_int_equal(r.ninputs, 2);
+	assert_string_equal(r.inputs[0].path, "$LR");
+	assert_int_equal(r.inputs[0].kind, INPUT_ENV);
+	assert_int_equal(obs_check(fx->st, &r, one, &why), 1);
+	assert_int_equal(obs_check(fx->st, &r, two, &why), 0);
+	assert_string_equal(why.buf, "env LR, named by a source the command read, changed");
+	assert_int_equal(obs_check(fx->st, &r, unset, &why), 0);
+	sb_release(&p);
+	sb_release(&why);
+	obs_outcome_release(&oc);
+	run_record_free(&r);
+}
+
 static void test_check_refreshes_signatures(void **state)
 {
 	struct fixture *fx = *state;
@@ -187,10 +217,10 @@ static void test_check_refreshes_signatures(void **state)
 	struct run_input *sh = (struct run_input *)find(&r, "/bin/sh");
 	uint64_t ino = sh->ino;
 	assert_true(sh->ctime_ns != 0);
-	assert_int_equal(obs_check(fx->st, &r, NULL), 1);
+	assert_int_equal(obs_check(fx->st, &r, NULL, NULL), 1);
 	assert_int_equal(r.inputs_refreshed, 0);
 	sh->ino = ino + 1; /* as another checkout would have it */
-	assert_int_equal(obs_check(fx->st, &r, NULL), 1);
+	assert_int_equal(obs_check(fx->st, &r, NULL, NULL), 1);
 	assert_int_equal(r.inputs_refreshed, 1);
 	assert_int_equal(sh->ino, ino);
 	obs_outcome_release(&oc);
@@ -260,6 +290,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_collect_changed_while_running, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_check_names_what_differs, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_check_refreshes_signatures, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_env_named_by_sources, fixture_setup, fixture_teardown),
 		cmocka_unit_test(test_inputs_index_form_roundtrip),
 		cmocka_unit_test(test_ignore_patterns),
 	};
