@@ -241,9 +241,11 @@ void canon_trim(struct canon_out *o, const char *blanks)
 		o->out_src = 0;
 }
 
-/* Variables a shell sets itself: what the environment says of them does
- * not reach the script (or, PWD, is the working directory, hashed apart). */
-static int shell_own(const char *name, size_t n)
+/* Variables a shell sets itself (what the environment says of them does
+ * not reach the script, or, PWD, is the working directory, hashed apart),
+ * and those a job's executor sets on the node (Slurm's: a key computed
+ * before the job is submitted cannot hold them) or cashet itself. */
+static int not_from_env(const char *name, size_t n)
 {
 	static const char *const own[] = { "RANDOM",  "SECONDS",  "LINENO",     "PPID",     "UID",
 					   "EUID",    "IFS",      "OPTIND",     "OPTARG",   "REPLY",
@@ -252,7 +254,8 @@ static int shell_own(const char *name, size_t n)
 	for (const char *const *o = own; *o; o++)
 		if (strlen(*o) == n && !memcmp(*o, name, n))
 			return 1;
-	return n >= 4 && !memcmp(name, "BASH", 4);
+	return (n >= 4 && !memcmp(name, "BASH", 4)) || (n >= 6 && !memcmp(name, "SLURM_", 6)) ||
+	       (n >= 7 && !memcmp(name, "CASHET_", 7));
 }
 
 static size_t name_len(const char *s, const char *end)
@@ -264,29 +267,64 @@ static size_t name_len(const char *s, const char *end)
 	return n;
 }
 
+static int has_lower(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (islower((unsigned char)s[i]))
+			return 1;
+	return 0;
+}
+
+static int name_in(const struct strvec *names, const char *s, size_t n)
+{
+	for (size_t i = 0; i < names->n; i++)
+		if (strlen(names->v[i]) == n && !memcmp(names->v[i], s, n))
+			return 1;
+	return 0;
+}
+
 static void push_name(struct strvec *names, const char *s, size_t n)
 {
-	char *name = xstrndup(s, n);
-	for (size_t i = 0; i < names->n; i++)
-		if (!strcmp(names->v[i], name)) {
-			free(name);
-			return;
-		}
-	sv_push_nocopy(names, name);
+	if (!name_in(names, s, n))
+		sv_push_nocopy(names, xstrndup(s, n));
 }
 
 void canon_env_refs(enum canon_lang lang, const char *s, size_t len, struct strvec *names)
 {
 	const char *end = s + len;
 	if (lang == CANON_SH) {
+		/* a lower-case name the code assigns ("lr=0.1", "for f in")
+		 * before it reads it is the script's own variable: from the end
+		 * of that command on, its reads are not the environment's (an
+		 * upper-case one is hashed all the same: the assignment may be
+		 * conditional, and such names are the environment's by custom) */
+		struct strvec locals = STRVEC_INIT, pending = STRVEC_INIT;
+		int word_start = 1;
 		for (const char *p = s; p < end; p++) {
+			if (*p == ';' || *p == '\n' || *p == '&' || *p == '|') {
+				for (size_t i = 0; i < pending.n; i++)
+					sv_push(&locals, pending.v[i]);
+				sv_release(&pending);
+			}
+			if (word_start && *p != '$') {
+				const char *w = !strncmp(p, "for ", 4) ? p + 4 : p;
+				while (w < end && *w == ' ')
+					w++;
+				size_t n = name_len(w, end);
+				if (n && has_lower(w, n) && (w != p || (w + n < end && w[n] == '=')) &&
+				    !name_in(names, w, n))
+					sv_push_nocopy(&pending, xstrndup(w, n));
+			}
+			word_start = strchr(" \t\n;&|({", *p) != NULL;
 			if (*p != '$')
 				continue;
 			const char *q = p + 1 < end && p[1] == '{' ? p + 2 : p + 1;
 			size_t n = name_len(q, end);
-			if (n && !shell_own(q, n))
+			if (n && !not_from_env(q, n) && !name_in(&locals, q, n))
 				push_name(names, q, n);
 		}
+		sv_release(&locals);
+		sv_release(&pending);
 	} else if (lang == CANON_PYTHON) {
 		/* os.environ["X"], os.environ.get("X"), os.getenv("X"), and
 		 * environ.setdefault / pop: a literal name */
