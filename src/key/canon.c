@@ -307,7 +307,7 @@ void canon_env_refs(enum canon_lang lang, const char *s, size_t len, struct strv
 				sv_release(&pending);
 			}
 			if (word_start && *p != '$') {
-				const char *w = !strncmp(p, "for ", 4) ? p + 4 : p;
+				const char *w = end - p > 4 && !memcmp(p, "for ", 4) ? p + 4 : p;
 				while (w < end && *w == ' ')
 					w++;
 				size_t n = name_len(w, end);
