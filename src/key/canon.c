@@ -243,14 +243,16 @@ void canon_trim(struct canon_out *o, const char *blanks)
 
 /* Variables a shell sets itself (what the environment says of them does
  * not reach the script, or, PWD, is the working directory, hashed apart),
- * and those a job's executor sets on the node (Slurm's: a key computed
- * before the job is submitted cannot hold them) or cashet itself. */
+ * those a job's executor sets on the node (Slurm's: a key computed before
+ * the job is submitted cannot hold them) or cashet itself, and PATH, which
+ * scripts extend everywhere and which matters by what it selects: the
+ * executables a run starts are hashed (argv[0], and every one observed). */
 static int not_from_env(const char *name, size_t n)
 {
 	static const char *const own[] = { "RANDOM",  "SECONDS",  "LINENO",     "PPID",     "UID",
 					   "EUID",    "IFS",      "OPTIND",     "OPTARG",   "REPLY",
 					   "BASHPID", "FUNCNAME", "PIPESTATUS", "HOSTNAME", "PWD",
-					   "OLDPWD",  "SHLVL",    "_",          NULL };
+					   "OLDPWD",  "SHLVL",    "_",          "PATH",     NULL };
 	for (const char *const *o = own; *o; o++)
 		if (strlen(*o) == n && !memcmp(*o, name, n))
 			return 1;

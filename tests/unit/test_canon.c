@@ -375,7 +375,7 @@ static void env_refs(void **state)
 	/* the script's own lower-case variables, assigned before they are
 	 * read; an upper-case one, and one read first, stay */
 	env_is(CANON_SH, "lr=0.1; echo $lr\nfor f in *; do echo $f; done\nX=1; echo $X; echo $y; y=2; echo $y", "X y");
-	env_is(CANON_SH, "lr=${lr:-0.1}; echo $lr $SLURM_JOB_ID $CASHET_DIR", "lr");
+	env_is(CANON_SH, "lr=${lr:-0.1}; echo $lr $SLURM_JOB_ID $CASHET_DIR; PATH=$PATH:/opt/bin", "lr");
 }
 
 int main(void)
