@@ -291,6 +291,46 @@ static void push_name(struct strvec *names, const char *s, size_t n)
 		sv_push_nocopy(names, xstrndup(s, n));
 }
 
+/* How a language names a variable: the text before the name, and
+ * whether a quote must come first (QUOTED), may (MAYBE), or the name
+ * follows bare (BARE). */
+enum quoting { BARE, QUOTED, MAYBE };
+struct env_call {
+	const char *text;
+	enum quoting q;
+};
+
+/* Python: os.environ["X"], .get, .setdefault, .pop, os.getenv("X") */
+static const struct env_call python_calls[] = { { "environ[", QUOTED },     { "environ.get(", QUOTED },
+						{ "getenv(", QUOTED },      { "environ.setdefault(", QUOTED },
+						{ "environ.pop(", QUOTED }, { NULL, BARE } };
+/* a script in a language cashet does not tokenize (its comments count
+ * too): Node's process.env.X and ["X"], Ruby's ENV["X"] and fetch,
+ * Perl's $ENV{X}, R's Sys.getenv("X"), C's and PHP's getenv("X") */
+static const struct env_call raw_calls[] = {
+	{ "process.env.", BARE }, { "process.env[", QUOTED }, { "ENV[", QUOTED }, { "ENV.fetch(", QUOTED },
+	{ "$ENV{", MAYBE },       { "getenv(", QUOTED },      { NULL, BARE }
+};
+
+static void scan_calls(const char *s, const char *end, const struct env_call *calls, struct strvec *names)
+{
+	for (const struct env_call *c = calls; c->text; c++) {
+		size_t cl = strlen(c->text);
+		for (const char *p = s; (p = memmem(p, (size_t)(end - p), c->text, cl)); p += cl) {
+			const char *q = p + cl;
+			while (c->q != BARE && q < end && (*q == ' ' || *q == '\t'))
+				q++;
+			char quote = q < end && (*q == '"' || *q == '\'') ? *q : 0;
+			if ((c->q == QUOTED && !quote) || (c->q == BARE && quote))
+				continue;
+			const char *name = quote ? q + 1 : q;
+			size_t n = name_len(name, end);
+			if (n && (!quote || (name + n < end && name[n] == quote)))
+				push_name(names, name, n);
+		}
+	}
+}
+
 void canon_env_refs(enum canon_lang lang, const char *s, size_t len, struct strvec *names)
 {
 	const char *end = s + len;
@@ -327,24 +367,7 @@ void canon_env_refs(enum canon_lang lang, const char *s, size_t len, struct strv
 		}
 		sv_release(&locals);
 		sv_release(&pending);
-	} else if (lang == CANON_PYTHON) {
-		/* os.environ["X"], os.environ.get("X"), os.getenv("X"), and
-		 * environ.setdefault / pop: a literal name */
-		static const char *const calls[] = { "environ[",     "environ.get(",
-						     "getenv(",      "environ.setdefault(",
-						     "environ.pop(", NULL };
-		for (const char *const *c = calls; *c; c++) {
-			size_t cl = strlen(*c);
-			for (const char *p = s; (p = memmem(p, (size_t)(end - p), *c, cl)); p += cl) {
-				const char *q = p + cl;
-				while (q < end && (*q == ' ' || *q == '\t'))
-					q++;
-				if (q >= end || (*q != '"' && *q != '\''))
-					continue;
-				size_t n = name_len(q + 1, end);
-				if (n && q + 1 + n < end && q[1 + n] == *q)
-					push_name(names, q + 1, n);
-			}
-		}
+	} else {
+		scan_calls(s, end, lang == CANON_PYTHON ? python_calls : raw_calls, names);
 	}
 }

@@ -69,10 +69,10 @@ int canon_sh(const char *src, size_t len, struct strbuf *out, struct strvec *sou
 
 /* The environment variables code of lang names literally (sh "$NAME",
  * "${NAME...}"; Python os.environ["NAME"], .get, .setdefault, .pop,
- * os.getenv("NAME")), each pushed once: what a script reads of its
- * environment, to be hashed with it. A name the code sets itself is named
- * too (at worst a needless miss); one computed at run time is not seen.
- * Nothing for CANON_RAW. */
+ * os.getenv("NAME"); for CANON_RAW, the forms of Node, Ruby, Perl, R and
+ * C: process.env.NAME, ENV["NAME"], $ENV{NAME}, getenv("NAME")), each
+ * pushed once: what a script reads of its environment, to be hashed with
+ * it. One computed at run time is not seen. */
 void canon_env_refs(enum canon_lang lang, const char *src, size_t len, struct strvec *names);
 
 /* Dispatch on lang. CANON_RAW copies the bytes. If the tokenizer fails the

@@ -349,6 +349,22 @@ PY
 	[ "$(verdict --trace=off -- python3 job.py)" = miss ]
 }
 
+@test "a Node or Perl script's process.env.NAME and \$ENV{NAME} are hashed too" {
+	echo 'console.log(process.env.RATE)' > job.js
+	echo 'print "$ENV{RATE}\n";' > job.pl
+	for run in "node job.js" "perl job.pl"; do
+		command -v "${run%% *}" > /dev/null || { echo "# ${run%% *} is not installed" >&3; continue; }
+		export RATE=1
+		# shellcheck disable=SC2086
+		[ "$(verdict -- $run)" = miss ]
+		# shellcheck disable=SC2086
+		[ "$(verdict -- $run)" = hit ]
+		export RATE=2
+		# shellcheck disable=SC2086
+		[ "$(verdict -- $run)" = miss ]
+	done
+}
+
 @test "piped stdin is hashed and still given to the command" {
 	echo a | cashet exec -- sh -c "$(counted 'cat')" > o1
 	echo a | cashet exec -- sh -c "$(counted 'cat')" > o2

@@ -372,6 +372,10 @@ static void env_refs(void **state)
 	       "os.environ[name]; os.getenv(f'{x}'); os.environ.pop(\"E\"); os.environ[\"A\"]",
 	       "A C B D E");
 	env_is(CANON_RAW, "echo $A", "");
+	env_is(CANON_RAW,
+	       "const lr = process.env.LR, s = process.env[\"SEED\"]; my $h = $ENV{HOME} . $ENV{'X'};\n"
+	       "y <- ENV[\"Y\"]; z <- Sys.getenv(\"Z\"); process.env['Q']",
+	       "LR SEED Q Y HOME X Z");
 	/* the script's own lower-case variables, assigned before they are
 	 * read; an upper-case one, and one read first, stay */
 	env_is(CANON_SH, "lr=0.1; echo $lr\nfor f in *; do echo $f; done\nX=1; echo $X; echo $y; y=2; echo $y", "X y");
