@@ -225,8 +225,10 @@ static int by_pack_pos(const void *a, const void *b)
 
 void store_pack_order(struct store *st, struct strvec *oids)
 {
-	struct pack_pos *pos = xcalloc(oids->n ? oids->n : 1, sizeof(*pos));
-	char **v = xcalloc(oids->n ? oids->n : 1, sizeof(*v));
+	if (!oids->n)
+		return; /* an empty store's reindex: oids->v may be NULL */
+	struct pack_pos *pos = xcalloc(oids->n, sizeof(*pos));
+	char **v = xcalloc(oids->n, sizeof(*v));
 	pthread_mutex_lock(&st->packs_mu);
 	load_packs(st);
 	for (size_t i = 0; i < oids->n; i++) {

@@ -149,6 +149,15 @@ build='cat in > out; chmod +x out; echo so; echo se >&2'
 	[ "$(echo "$output" | json_field 'j["parent"]')" = "${hs[2]}" ]
 }
 
+@test "reindex of a store without runs, and a deleted index of one, rebuild an empty index" {
+	cashet init > /dev/null
+	run -0 cashet reindex
+	assert_output "reindexed 0 runs"
+	rm .cashet/index.db*
+	run -0 cashet log
+	assert_output ""
+}
+
 @test "reindex on an intact index is idempotent" {
 	cashet exec -- echo a > /dev/null
 	cashet exec -- echo b > /dev/null
