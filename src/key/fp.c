@@ -200,7 +200,7 @@ void fp_env_digest(char *const *env, const char *name, struct digest *d)
 	hasher_final(&h, d);
 }
 
-static void add_env(struct run_record *r, char *const *env, const char *name)
+void fp_add_env(struct run_record *r, char *const *env, const char *name)
 {
 	if (has_part(r, "env", name))
 		return; /* named twice: by -e and by a script, say */
@@ -212,11 +212,6 @@ static void add_env(struct run_record *r, char *const *env, const char *name)
 		p->detail = xstrdup("(unset)");
 	else if (!secret_name(name) && strlen(v) <= 200)
 		p->detail = xstrdup(v);
-}
-
-void fp_add_env(struct run_record *r, char *const *env, const char *name)
-{
-	add_env(r, env, name);
 }
 
 static void add_env_pattern(struct run_record *r, char *const *env, const char *pattern)
@@ -237,7 +232,7 @@ static void add_env_pattern(struct run_record *r, char *const *env, const char *
 	sv_sort(&names);
 	for (size_t i = 0; i < names.n; i++) {
 		sb_add(&list, names.v[i], strlen(names.v[i]) + 1);
-		add_env(r, env, names.v[i]);
+		fp_add_env(r, env, names.v[i]);
 	}
 	struct digest d;
 	digest_of(list.buf ? list.buf : "", list.len, &d);
@@ -266,7 +261,7 @@ static int add_shim_parts(struct store *st, const struct fp_spec *spec, struct r
 		if (!shims)
 			continue;
 		if (managers[m].var)
-			add_env(r, spec->env, managers[m].var);
+			fp_add_env(r, spec->env, managers[m].var);
 		/* the nearest version file up from the working directory, as the shim looks */
 		sb_reset(&p);
 		sb_adds(&p, spec->cwd);
@@ -332,8 +327,7 @@ static void add_ambient(struct run_record *r, const struct fp_spec *spec)
 	snprintf(buf, sizeof(buf), "%04o", (unsigned)umask_value);
 	add_setting(r, "umask", buf);
 	for (const char *const *v = vars; *v; v++)
-		if (!has_part(r, "env", *v))
-			add_env(r, spec->env, *v);
+		fp_add_env(r, spec->env, *v);
 	struct strvec lc = STRVEC_INIT; /* sorted: the environment's order is not meaning */
 	fsrec_env_list("LC_*");
 	for (char *const *e = spec->env; e && *e; e++) {
@@ -343,8 +337,7 @@ static void add_ambient(struct run_record *r, const struct fp_spec *spec)
 	}
 	sv_sort(&lc);
 	for (size_t i = 0; i < lc.n; i++)
-		if (!has_part(r, "env", lc.v[i]))
-			add_env(r, spec->env, lc.v[i]);
+		fp_add_env(r, spec->env, lc.v[i]);
 	sv_release(&lc);
 	add_setting(r, "trace", spec->trace ? "on" : "off");
 	if (spec->auto_outputs)
@@ -520,10 +513,10 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 		if (has_glob(envs.v[i]))
 			add_env_pattern(r, spec->env, envs.v[i]);
 		else
-			add_env(r, spec->env, envs.v[i]);
+			fp_add_env(r, spec->env, envs.v[i]);
 	}
 	for (size_t i = 0; i < named.n; i++)
-		add_env(r, spec->env, named.v[i]);
+		fp_add_env(r, spec->env, named.v[i]);
 
 	for (size_t i = 0; i < params.n; i++)
 		if (params_add(st, spec->cwd, r, params.v[i]) < 0)
