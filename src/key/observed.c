@@ -75,15 +75,16 @@ static int listing_digest(const char *abs, struct digest *d)
 	return 0;
 }
 
-/* *reads_docs (may be NULL): a source that reads docstrings. */
+/* *reads_docs (may be NULL): a source that reads docstrings; env (may be
+ * NULL): the environment variables a source names. */
 static int digest_of_kind(struct store *st, char kind, const char *abs, const struct stat *sb, struct digest *d,
-			  int *reads_docs)
+			  int *reads_docs, struct strvec *env)
 {
 	switch (kind) {
 	case INPUT_FILE:
 		return store_file_digest(st, abs, sb, d);
 	case INPUT_SOURCE:
-		return script_source_digest(st, abs, sb, 0, d, reads_docs, NULL);
+		return script_source_digest(st, abs, sb, 0, d, reads_docs, env);
 	case INPUT_SOURCE_DOCS:
 		return script_source_digest(st, abs, sb, SCRIPT_DOCS, d, NULL, NULL);
 	case INPUT_LISTED:
@@ -203,7 +204,7 @@ static int keep_docs(struct store *st, struct run_record *r)
 			continue;
 		path_absolute(store_root(st), in->path, &abs);
 		in->kind = INPUT_SOURCE_DOCS;
-		if (stat(abs.buf, &sb) < 0 || digest_of_kind(st, in->kind, abs.buf, &sb, &in->d, NULL) < 0)
+		if (stat(abs.buf, &sb) < 0 || digest_of_kind(st, in->kind, abs.buf, &sb, &in->d, NULL, NULL) < 0)
 			rc = err_sys("%s", abs.buf);
 	}
 	sb_release(&abs);
@@ -267,17 +268,15 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		 * the closure would have kept them (as below). Only the
 		 * project's own count: the standard library reads its own. */
 		int reads = 0;
-		if (!reuse_digest(spec->prev, name.buf, kind, &sb, &in->d) &&
-		    digest_of_kind(st, kind, ev[i].path, &sb, &in->d, &reads) < 0)
+		/* the environment variables the project's own sources name
+		 * (not the standard library's: TMPDIR, COLUMNS, HOME...),
+		 * asked of the stat cache even when the digest is reused */
+		struct strvec *names = kind == INPUT_SOURCE && name.buf[0] != '/' ? &env : NULL;
+		int reused = reuse_digest(spec->prev, name.buf, kind, &sb, &in->d);
+		if ((!reused || names) &&
+		    digest_of_kind(st, kind, ev[i].path, &sb, &in->d, reused ? NULL : &reads, names) < 0)
 			goto out;
 		reads_docs |= reads && name.buf[0] != '/';
-		/* the environment variables the project's own sources name
-		 * (not the standard library's: TMPDIR, COLUMNS, HOME...) */
-		if (kind == INPUT_SOURCE && name.buf[0] != '/') {
-			struct digest ignored;
-			if (script_source_digest(st, ev[i].path, &sb, 0, &ignored, NULL, &env) < 0)
-				goto out;
-		}
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
 		    !declared(st, spec->cwd, r, name.buf))
@@ -389,7 +388,7 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, ch
 			}
 			if (sig_same(in, &sb))
 				return 1;
-			if (digest_of_kind(st, in->kind, abs, &sb, &d, NULL) < 0)
+			if (digest_of_kind(st, in->kind, abs, &sb, &d, NULL, NULL) < 0)
 				return -1;
 			if (memcmp(d.b, in->d.b, DIGEST_LEN)) {
 				what = in->kind == INPUT_LISTED ? "listed by the command, has other entries"
