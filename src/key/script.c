@@ -658,25 +658,30 @@ static int simple_words(const char *s, struct strvec *words)
 	return ok;
 }
 
+/* The inline code of `sh -c CODE` (options may come between) or `python
+ * -c CODE` (or -cCODE, the rest of the word), NULL if none. */
+static const char *code_arg(char *const *argv, int start, enum family fam)
+{
+	for (int i = start; argv[i] && argv[i][0] == '-'; i++) {
+		if (!has_code_flag(argv[i], "c"))
+			continue;
+		const char *f = strchr(argv[i] + 1, 'c');
+		if (fam == FAM_PY && f[1])
+			return f + 1;
+		int k = i + 1;
+		while (fam == FAM_SH && argv[k] && argv[k][0] == '-')
+			k++; /* sh -c -e CODE */
+		return argv[k];
+	}
+	return NULL;
+}
+
 /* `sh -c 'echo $LR'`, `python3 -c 'import os; print(os.environ["LR"])'`:
  * the environment variables the code names are hashed. */
 static void code_env_refs(struct ctx *c, char *const *argv, enum family fam, int start)
 {
 	enum canon_lang lang = fam == FAM_SH ? CANON_SH : fam == FAM_PY ? CANON_PYTHON : CANON_RAW;
-	const char *code = NULL;
-	for (int i = start; argv[i] && argv[i][0] == '-' && !code && lang != CANON_RAW; i++) {
-		const char *f = strchr(argv[i] + 1, 'c');
-		if (argv[i][1] == '-' || !f)
-			continue;
-		if (fam == FAM_PY && f[1]) { /* python -c takes the rest of its word */
-			code = f + 1;
-			break;
-		}
-		int k = i + 1;
-		while (fam == FAM_SH && argv[k] && argv[k][0] == '-')
-			k++; /* sh -c -e CODE */
-		code = argv[k];
-	}
+	const char *code = lang == CANON_RAW ? NULL : code_arg(argv, start, fam);
 	struct strvec names = STRVEC_INIT;
 	if (code)
 		canon_env_refs(lang, code, strlen(code), &names);
@@ -693,15 +698,9 @@ static int sh_code_script(struct store *st, const struct script_spec *spec, int 
 	struct strvec words = STRVEC_INIT;
 	struct strbuf exe = STRBUF_INIT;
 	struct script_found inner_found;
-	char *const *argv = spec->argv;
-	int code = 0, rc = 0;
-	for (int i = start; argv[i] && argv[i][0] == '-' && !code; i++)
-		if (has_code_flag(argv[i], "c"))
-			code = i + 1;
-	while (code && argv[code] && argv[code][0] == '-')
-		code++; /* sh -c -e CODE */
-	if (code && argv[code] && simple_words(argv[code], &words) && words.n &&
-	    fp_which(words.v[0], spec->cwd, spec->env, &exe) == 0) {
+	const char *code = code_arg(spec->argv, start, FAM_SH);
+	int rc = 0;
+	if (code && simple_words(code, &words) && words.n && fp_which(words.v[0], spec->cwd, spec->env, &exe) == 0) {
 		struct script_spec inner = *spec;
 		inner.argv = words.v;
 		inner.exe = exe.buf;
