@@ -118,36 +118,45 @@ out:
 	return rc;
 }
 
+/* Writes data into lock, created exclusively as git creates it: another
+ * writer's lock (libgit2 fails at once too) is waited for a while, since
+ * each holds it for one write. The caller renames it into place. what:
+ * the file's name in errors. */
+static int write_lock(const char *lock, const char *what, const void *data, size_t len, int sync)
+{
+	int fd;
+	for (int tries = 0; (fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0; tries++) {
+		if (errno != EEXIST || tries >= 100)
+			return err_setc(errno == EEXIST ? E_BUSY : E_ERROR, "cannot lock %s: %s", what,
+					strerror(errno));
+		usleep(10000);
+	}
+	int ok = write_all(fd, data, len) == 0 && (!sync || fsync(fd) == 0);
+	if (close(fd) < 0 || !ok) {
+		err_sys("cannot write %s", lock);
+		unlink(lock);
+		return -1;
+	}
+	return 0;
+}
+
 int store_ref_write(const char *dir, const char *name, const char *hex)
 {
-	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT;
+	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT, what = STRBUF_INIT;
 	char line[HEXSZ + 2];
-	int rc = -1, fd = -1;
+	int rc = -1;
 	sb_addf(&path, "%s/%s", dir, name);
 	sb_addf(&lock, "%s.lock", path.buf);
+	sb_addf(&what, "ref %s", name);
 	char *slash = strrchr(path.buf, '/');
 	*slash = '\0';
 	if (mkdirs(path.buf, 0755) < 0)
 		goto out;
 	*slash = '/';
-	/* another writer's lock (libgit2 fails at once too): a short wait,
-	 * since each holds it for one write */
-	for (int tries = 0; (fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0; tries++) {
-		if (errno != EEXIST || tries >= 100) {
-			err_setc(errno == EEXIST ? E_BUSY : E_ERROR, "cannot lock ref %s: %s", name, strerror(errno));
-			goto out;
-		}
-		usleep(10000);
-	}
 	memcpy(line, hex, HEXSZ);
 	line[HEXSZ] = '\n';
-	if (write_all(fd, line, HEXSZ + 1) < 0 || close(fd) < 0) {
-		fd = -1;
-		err_sys("cannot write %s", lock.buf);
-		unlink(lock.buf);
+	if (write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0) < 0)
 		goto out;
-	}
-	fd = -1;
 	if (rename(lock.buf, path.buf) < 0) {
 		err_sys("cannot write %s", path.buf);
 		unlink(lock.buf);
@@ -155,12 +164,9 @@ int store_ref_write(const char *dir, const char *name, const char *hex)
 	}
 	rc = 0;
 out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(lock.buf);
-	}
 	sb_release(&path);
 	sb_release(&lock);
+	sb_release(&what);
 	return rc;
 }
 
@@ -197,7 +203,7 @@ int store_refs_salvage(const char *dir, int64_t *kept, int64_t *dropped, struct 
 	size_t n = 0, alloc = 0;
 	struct stat sb;
 	char hx[OID_HEX];
-	int rc = -1, fd = -1;
+	int rc = -1;
 	*kept = *dropped = 0;
 	sb_addf(&p, "%s/packed-refs", dir);
 	if (stat(p.buf, &sb) < 0 && errno == ENOENT) {
@@ -246,17 +252,8 @@ int store_refs_salvage(const char *dir, int64_t *kept, int64_t *dropped, struct 
 		}
 	}
 	sb_addf(&lock, "%s.lock", p.buf);
-	if ((fd = open(lock.buf, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
-		err_sys("cannot lock %s", p.buf);
+	if (write_lock(lock.buf, p.buf, out.buf, out.len, 1) < 0)
 		goto out;
-	}
-	if (write_all(fd, out.buf, out.len) < 0 || fsync(fd) < 0 || close(fd) < 0) {
-		fd = -1;
-		err_sys("cannot write %s", lock.buf);
-		unlink(lock.buf);
-		goto out;
-	}
-	fd = -1;
 	sb_addf(aside, "%s.corrupt-%lld", p.buf, (long long)time(NULL));
 	if (link(p.buf, aside->buf) < 0 || rename(lock.buf, p.buf) < 0) {
 		err_sys("cannot replace %s", p.buf);
@@ -265,10 +262,6 @@ int store_refs_salvage(const char *dir, int64_t *kept, int64_t *dropped, struct 
 	}
 	rc = 1;
 out:
-	if (fd >= 0) {
-		close(fd);
-		unlink(lock.buf);
-	}
 	free(v);
 	sb_release(&p);
 	sb_release(&text);
