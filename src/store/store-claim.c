@@ -46,11 +46,8 @@ int store_claim(struct store *st, const struct digest *fp, const struct claim_ow
 {
 	sqlite3_stmt *s = NULL;
 	int rc = -1;
-	sqlite3_busy_timeout(st->db, CLAIM_BUSY_MS);
-	if (store_exec(st, "BEGIN IMMEDIATE") < 0) {
-		sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	if (store_exec_within(st, "BEGIN IMMEDIATE", CLAIM_BUSY_MS) < 0)
 		return -1;
-	}
 	int found = get_owner(st, fp, owner);
 	if (found < 0)
 		goto out;
@@ -80,7 +77,6 @@ out:
 	sqlite3_finalize(s);
 	if (store_exec(st, rc < 0 ? "ROLLBACK" : "COMMIT") < 0)
 		rc = -1;
-	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
 	return rc;
 }
 

@@ -78,6 +78,8 @@ struct store {
 #define STORE_BUSY_MS 30000
 int store_sqlfail(struct store *st, const char *what);
 int store_exec(struct store *st, const char *sql);
+/* The same, waiting at most wait_ms for another process's write. */
+int store_exec_within(struct store *st, const char *sql, int wait_ms);
 /* Prepares once and caches in *s (reset and unbound on later calls). */
 int store_prepare(struct store *st, sqlite3_stmt **s, const char *sql);
 /* Git ids in the index are their 20 bytes: binds hex (NULL when it is

@@ -136,9 +136,7 @@ int store_flush_statcache(struct store *st)
 	}
 	/* nor does it wait for another process's write (an import, a
 	 * reindex): the entries are kept for this command's next flush */
-	sqlite3_busy_timeout(st->db, 0);
-	int began = store_exec(st, "BEGIN IMMEDIATE");
-	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	int began = store_exec_within(st, "BEGIN IMMEDIATE", 0);
 	if (began < 0 && (sqlite3_errcode(st->db) & 0xff) == SQLITE_BUSY) {
 		err_clear();
 		return 0;

@@ -148,6 +148,14 @@ int store_exec(struct store *st, const char *sql)
 	return 0;
 }
 
+int store_exec_within(struct store *st, const char *sql, int wait_ms)
+{
+	sqlite3_busy_timeout(st->db, wait_ms);
+	int rc = store_exec(st, sql);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
+	return rc;
+}
+
 static int is_dir(const char *p)
 {
 	struct stat sb;
