@@ -309,21 +309,33 @@ fail:
 	return -1;
 }
 
+static void tmp_suffix(struct strbuf *out)
+{
+	sb_addf(out, ".cashet-tmp.%ld", (long)getpid());
+}
+
 static void tmp_name(const char *name, struct strbuf *out)
 {
 	sb_reset(out);
-	sb_addf(out, "%s.cashet-tmp.%ld", name, (long)getpid());
+	sb_adds(out, name);
+	tmp_suffix(out);
 }
 
 /* Writes f's content as name's temp file in the directory dirfd, fully
  * checked; swap() renames it over name, so the last component is
- * replaced, never followed. */
-static int stage_one(struct store *st, const struct run_file *f, int dirfd, const char *name, const char *path)
+ * replaced, never followed. In place (a directory built aside, where
+ * nothing was): as name itself. */
+static int stage_one(struct store *st, const struct run_file *f, int dirfd, const char *name, const char *path,
+		     int in_place)
 {
 	struct strbuf tmp = STRBUF_INIT, content = STRBUF_INIT;
 	int rc = -1, fd = -1;
-	tmp_name(name, &tmp);
-	unlinkat(dirfd, tmp.buf, 0);
+	if (in_place) {
+		sb_adds(&tmp, name);
+	} else {
+		tmp_name(name, &tmp);
+		unlinkat(dirfd, tmp.buf, 0);
+	}
 	stat_memo_clear(); /* a file is written: what was seen before may not hold */
 	fsrec_spoil();
 	if (f->mode == 0120000) {
@@ -461,7 +473,29 @@ struct restore_ctx {
 	/* directories this restore created (stored paths, "files/..." or
 	 * "abs/..."), removed again, deepest first, if it fails */
 	struct strvec made;
+	/* the run's directories that were missing, each built whole under a
+	 * temp name beside its place (indexes into r->files) and renamed in
+	 * once complete: what they hold is written in place, without a temp
+	 * file, a check of what is there and a rename each (a third of the
+	 * restore of 20,000 files), and a restore that fails or is killed
+	 * leaves a temp directory, never a partial one under the run's name.
+	 * Until renamed (in_aside), paths under them lead into the temp one. */
+	size_t *aside, naside;
+	int in_aside;
+	struct strbuf walk;
 };
+
+/* The aside directory f is in (or is, with self), or NULL. */
+static const struct run_file *aside_of(const struct restore_ctx *c, const struct run_file *f, int self)
+{
+	for (size_t i = 0; i < c->naside; i++) {
+		const char *root = c->r->files[c->aside[i]].path;
+		size_t len = strlen(root);
+		if (!strncmp(f->path, root, len) && (f->path[len] == '/' || (self && !f->path[len])))
+			return &c->r->files[c->aside[i]];
+	}
+	return NULL;
+}
 
 /* Opens the directory holding f and names its last component; -1 on error. */
 static int parent_of(struct restore_ctx *c, const struct run_file *f, const char **name)
@@ -479,7 +513,17 @@ static int parent_of(struct restore_ctx *c, const struct run_file *f, const char
 	if (*base < 0 && (*base = open(in_project ? store_root(c->st) : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return err_sys("cannot restore %s", c->path.buf);
 	size_t made = c->made.n;
-	int fd = open_parent(*base, c->path.buf, f->path + (in_project ? 6 : 4), in_project, name, &c->made);
+	const char *rel = f->path + (in_project ? 6 : 4);
+	const struct run_file *a = c->in_aside ? aside_of(c, f, 0) : NULL;
+	if (a) {
+		size_t len = strlen(a->path);
+		sb_reset(&c->walk);
+		sb_add(&c->walk, a->path, len);
+		tmp_suffix(&c->walk);
+		sb_adds(&c->walk, f->path + len);
+		rel = c->walk.buf + (in_project ? 6 : 4);
+	}
+	int fd = open_parent(*base, c->path.buf, rel, in_project, name, &c->made);
 	for (size_t i = made; i < c->made.n; i++) { /* named as stored */
 		struct strbuf stored = STRBUF_INIT;
 		sb_addf(&stored, "%s%s", in_project ? "files/" : "abs/", c->made.v[i]);
@@ -514,8 +558,8 @@ static int prune(struct restore_ctx *c)
 	for (size_t i = 0; rc == 0 && i < c->r->nfiles; i++) {
 		const struct run_file *d = &c->r->files[i];
 		const char *name;
-		if (d->kind != FILE_DIR)
-			continue;
+		if (d->kind != FILE_DIR || aside_of(c, d, 1))
+			continue; /* built aside: it holds only the run's */
 		int pfd = parent_of(c, d, &name);
 		if (pfd < 0) {
 			rc = -1;
@@ -590,10 +634,11 @@ static void note_outputs(struct store *st, const struct run_record *r)
  * (prune) and the directories given the run's bits. */
 int outputs_restore(struct store *st, const struct run_record *r)
 {
-	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT, STRBUF_INIT, -1, STRVEC_INIT };
+	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT, STRBUF_INIT, -1, STRVEC_INIT, NULL, 0, 1, STRBUF_INIT };
 	struct strbuf tmp = STRBUF_INIT;
-	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0;
+	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0, moved = 0;
 	int rc = 0, dirs = 0;
+	c.aside = xcalloc(r->nfiles + 1, sizeof(*c.aside));
 	/* the directories first: one a run left 0555 takes files again */
 	for (size_t n = 0; rc == 0 && n < 2 * r->nfiles; n++) {
 		const struct run_file *f = &r->files[n % r->nfiles];
@@ -606,22 +651,30 @@ int outputs_restore(struct store *st, const struct run_record *r)
 			rc = -1;
 			break;
 		}
+		int in_place = aside_of(&c, f, 0) != NULL;
+		struct stat sb;
 		if (f->kind == FILE_DIR) {
 			dirs = 1;
-			rc = ensure_dir(dirfd, name, c.path.buf);
-			if (rc == 1) {
-				sv_push(&c.made, f->path);
-				rc = 0;
+			tmp_name(name, &tmp);
+			if (!in_place && fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
+			    mkdirat(dirfd, tmp.buf, 0700) == 0) {
+				fsrec_spoil();
+				c.aside[c.naside++] = i;
+			} else {
+				rc = ensure_dir(dirfd, name, c.path.buf);
+				if (rc == 1 && !in_place)
+					sv_push(&c.made, f->path);
+				rc = rc == 1 ? 0 : rc;
 			}
-		} else if (!unchanged(st, f, c.path.buf)) {
-			rc = stage_one(st, f, dirfd, name, c.path.buf);
-			if (rc == 0)
+		} else if (in_place || !unchanged(st, f, c.path.buf)) {
+			rc = stage_one(st, f, dirfd, name, c.path.buf, in_place);
+			if (rc == 0 && !in_place)
 				staged[nstaged++] = i;
 		}
 		close(dirfd);
 	}
-	for (; rc == 0 && swapped < nstaged; swapped++) {
-		const struct run_file *f = &r->files[staged[swapped]];
+	for (; rc == 0 && swapped < nstaged + c.naside; swapped++) {
+		const struct run_file *f = swapped < nstaged ? &r->files[staged[swapped]] : &r->files[c.aside[moved++]];
 		const char *name;
 		int dirfd = parent_of(&c, f, &name);
 		if (dirfd < 0) {
@@ -637,13 +690,17 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		/* the temp files not renamed into place go */
 		char *msg = xstrdup(err_msg());
 		int code = err_code();
-		for (size_t k = swapped; k < nstaged; k++) {
+		for (size_t k = swapped; k < nstaged + c.naside; k++) {
 			const char *name;
-			int dirfd = parent_of(&c, &r->files[staged[k]], &name);
+			const struct run_file *f = k < nstaged ? &r->files[staged[k]] : &r->files[c.aside[k - nstaged]];
+			int dirfd = parent_of(&c, f, &name);
 			if (dirfd < 0)
 				continue;
 			tmp_name(name, &tmp);
-			unlinkat(dirfd, tmp.buf, 0);
+			if (k < nstaged)
+				unlinkat(dirfd, tmp.buf, 0);
+			else
+				remove_entry(dirfd, tmp.buf, tmp.buf, 0);
 			close(dirfd);
 		}
 		/* and the directories it made: the command that runs instead
@@ -658,6 +715,7 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		free(msg);
 		goto out;
 	}
+	c.in_aside = 0; /* each is in its place */
 	if (dirs && (rc = prune(&c)) < 0)
 		goto out;
 	/* deepest first: a directory made read-only is left alone after */
@@ -682,6 +740,8 @@ out:
 		close(c.lastfd);
 	sb_release(&c.last);
 	sv_release(&c.made);
+	free(c.aside);
+	sb_release(&c.walk);
 	if (c.rootfd >= 0)
 		close(c.rootfd);
 	if (c.slash >= 0)

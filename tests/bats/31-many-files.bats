@@ -75,3 +75,28 @@ listing() {
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
 	[ "$(listing out)" = "$(listing ../src)" ]
 }
+
+@test "a replay into a missing directory builds it aside: killed part-way, no partial directory under the run's name" {
+	python3 -c '
+import os
+for d in range(40):
+    os.makedirs(f"../src/d{d:02}")
+    for f in range(200):
+        open(f"../src/d{d:02}/f{f:03}", "wb").write(os.urandom(4096))'
+	cashet exec --trace off -i ../src -o out -- cp -r ../src out
+	rm -rf out
+	cashet exec --trace off -i ../src -o out -- cp -r ../src out &
+	pid=$!
+	# killed as soon as the restore has begun: the directory being built
+	# is there under a temp name
+	for _ in $(seq 1 2000); do
+		compgen -G 'out.cashet-tmp.*' > /dev/null || [ -e out ] && break
+	done
+	kill -9 "$pid"
+	wait "$pid" || true
+	if [ -e out ]; then diff -r out ../src; fi
+	# the next replay restores it whole, past the temp directory left
+	run -0 cashet exec --trace off --report-fd 3 -i ../src -o out -- cp -r ../src out 3> verdict.json
+	[ "$(json_field 'j["verdict"]' < verdict.json)" = hit ]
+	diff -r out ../src
+}
