@@ -21,8 +21,7 @@ int git_fail_rc(int rc, const char *what);
 
 /* gitstore.c */
 int gs_init(const char *dir);
-int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t metalen, const char *signing_key,
-		const char *tmpdir);
+int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
 int gs_commit_signature(const char *dir, const char *hash, struct strbuf *sig, struct strbuf *data);
 int gs_read_blob(const char *dir, const char *oid, struct strbuf *out);
 int gs_list_runs(const char *dir, struct strvec *out);
@@ -32,11 +31,12 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
 		 struct diff_hunk **hunks, size_t *nhunks, struct strbuf *patch);
 
 /* packw.c: blobs written straight into one new pack. begin, add each
- * file (its blob id set; a blob the store has is not written), then
+ * file (its blob id set, and its digest and size from what was read; a
+ * blob the store has is not written), then
  * finish (published, fsync()ed with sync) or abort (nothing left). */
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
-int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid);
+int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid);
 /* name (when not NULL): the new pack's, pack-<name>.pack */
 int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 /* Adds an object (type commit, tree, blob or tag) with its id: as an
@@ -85,8 +85,9 @@ int gs_autopack(const char *dir, struct autopack_report *rep);
  * uncompressed, and kept loose by gc (repack.c): git's bigFileThreshold. */
 #define LOOSE_MIN ((uint64_t)1 << 20)
 /* Writes the size bytes read from fd (the file src, named in errors) as a
- * loose blob, hashed and written in O(1) memory; sets *oid. */
-int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid);
+ * loose blob, hashed and written in O(1) memory; sets *oid and *xxh (the
+ * XXH3 digest of the same bytes, in the same pass). */
+int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid, struct digest *xxh);
 /* Whether the store's core.fsyncObjectFiles asks for object files to be
  * fsync()ed before they are renamed into place. */
 int gs_want_fsync(void);

@@ -128,8 +128,9 @@ int gs_init(const char *dir)
 }
 
 /* Blob from a file: symlinks store their target, as git does; a large
- * file is streamed (loose.c). */
-static int write_file_blob(const struct run_file *f, git_oid *oid)
+ * file is streamed (loose.c). A file's digest and size are set from the
+ * bytes read (the one read of an output). */
+static int write_file_blob(struct run_file *f, git_oid *oid)
 {
 	const char *src = f->src;
 	struct stat sb;
@@ -152,16 +153,25 @@ static int write_file_blob(const struct run_file *f, git_oid *oid)
 		return rc < 0 ? git_fail(src) : 0;
 	}
 	if ((uint64_t)sb.st_size < LOOSE_MIN) {
-		if (git_blob_create_from_disk(oid, repo, src) < 0)
-			return git_fail(src);
-		return 0;
+		struct strbuf t = STRBUF_INIT;
+		int rc = read_file_sb(src, &t);
+		if (rc == 0) {
+			digest_of(t.buf ? t.buf : "", t.len, &f->xxh);
+			f->size = t.len;
+			if (git_blob_create_from_buffer(oid, repo, t.buf ? t.buf : "", t.len) < 0)
+				rc = git_fail(src);
+		}
+		sb_release(&t);
+		return rc;
 	}
 	/* libgit2 would read it whole and deflate it: streamed instead */
 	int fd = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return err_sys("cannot open %s", src);
 	int rc = fstat(fd, &sb) < 0 ? err_sys("cannot stat %s", src)
-				    : gs_write_loose(src, fd, (uint64_t)sb.st_size, oid);
+				    : gs_write_loose(src, fd, (uint64_t)sb.st_size, oid, &f->xxh);
+	if (rc == 0)
+		f->size = (uint64_t)sb.st_size;
 	close(fd);
 	return rc;
 }
@@ -247,8 +257,7 @@ int gs_commit_signature(const char *dir, const char *hash, struct strbuf *sig, s
 	return rc;
 }
 
-int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t metalen, const char *signing_key,
-		const char *tmpdir)
+int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir)
 {
 	git_index *idx = NULL;
 	git_tree *tree = NULL;
@@ -291,7 +300,11 @@ int gs_save_run(const char *dir, struct run_record *r, const char *meta, size_t 
 		if (prc < 0)
 			goto out;
 	}
-	if (git_blob_create_from_buffer(&oid, repo, meta, metalen) < 0) {
+	/* after the blobs, which set the outputs' digests */
+	meta_encode(r, &msg);
+	int mr = git_blob_create_from_buffer(&oid, repo, msg.buf, msg.len);
+	sb_reset(&msg);
+	if (mr < 0) {
 		git_fail("meta");
 		goto out;
 	}

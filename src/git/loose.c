@@ -90,7 +90,7 @@ out:
 	return rc;
 }
 
-int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
+int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid, struct digest *xxh)
 {
 	struct loose_out o = { .fd = -1 };
 	struct strbuf tmp = STRBUF_INIT, objects = STRBUF_INIT;
@@ -98,7 +98,9 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 	unsigned mdlen = 0;
 	char head[64], hex[GIT_OID_HEXSZ + 1];
 	EVP_MD_CTX *sha = EVP_MD_CTX_new();
+	struct hasher h;
 	int rc = -1, zinit = 0, created = 0;
+	hasher_init(&h);
 
 	sb_addf(&objects, "%s/objects", git_repo_dir());
 	sb_addf(&tmp, "%s/tmp_obj_XXXXXX", objects.buf);
@@ -151,6 +153,7 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 		for (size_t off = 0; off < len && pr == 0 && hr == 1; off += SLICE) {
 			size_t n = len - off < SLICE ? len - off : SLICE;
 			hr = EVP_DigestUpdate(sha, (char *)p + off, n);
+			hasher_bytes(&h, (char *)p + off, n);
 			pr = put(&o, (char *)p + off, n, Z_NO_FLUSH);
 		}
 		munmap(p, len);
@@ -188,8 +191,10 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid)
 	git_oid_tostr(hex, sizeof(hex), oid);
 	if (publish(tmp.buf, objects.buf, hex) < 0)
 		goto out;
+	hasher_digest(&h, xxh);
 	rc = 0;
 out:
+	hasher_free(&h);
 	if (o.fd >= 0)
 		close(o.fd);
 	if (rc < 0 && created)

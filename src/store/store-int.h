@@ -170,9 +170,10 @@ void store_inline_data(struct run_file *f, const char *content, size_t len);
 
 /* Writes r's blobs, tree, commit and refs as libgit2 would, without it
  * (store-odb.c): 0 saved (r->hash, r->parent, the oids and the inline
- * copies filled), 1 not a run this writer takes (a file of 1 MiB or more,
+ * copies filled; each file's digest and size from the bytes read, then
+ * meta encoded), 1 not a run this writer takes (a file of 1 MiB or more,
  * a path git would refuse: the git module's), -1 error. */
-int store_odb_save(struct store *st, struct run_record *r, const char *meta, size_t metalen);
+int store_odb_save(struct store *st, struct run_record *r);
 /* Whether object hex is in the store, loose or in a copy of a pack not
  * known to be damaged. */
 int store_odb_has(struct store *st, const char *hex);

@@ -195,7 +195,9 @@ out:
 }
 
 /* A blob of f's content (a symlink's target, as git stores it), inlined
- * for the index as store_save would. 1: too large for this writer. */
+ * for the index as store_save would; a file's digest and size are set
+ * from the bytes read (the one read of an output). 1: too large for this
+ * writer. */
 static int write_file(struct store *st, struct run_file *f, int sync, unsigned char oid[OID_RAW])
 {
 	struct strbuf content = STRBUF_INIT;
@@ -220,6 +222,9 @@ static int write_file(struct store *st, struct run_file *f, int sync, unsigned c
 		goto out;
 	} else if (read_file_sb(f->src, &content) < 0) {
 		goto out;
+	} else {
+		digest_of(content.buf ? content.buf : "", content.len, &f->xxh);
+		f->size = content.len;
 	}
 	if (write_object(st, "blob", content.buf ? content.buf : "", content.len, sync, oid) < 0)
 		goto out;
@@ -293,10 +298,10 @@ int store_odb_has(struct store *st, const char *hex)
 	return have;
 }
 
-int store_odb_save(struct store *st, struct run_record *r, const char *meta, size_t metalen)
+int store_odb_save(struct store *st, struct run_record *r)
 {
 	struct odb_entry *e = xcalloc(r->nfiles + 1, sizeof(*e));
-	struct strbuf body = STRBUF_INIT, name = STRBUF_INIT;
+	struct strbuf body = STRBUF_INIT, name = STRBUF_INIT, meta = STRBUF_INIT;
 	unsigned char tree[OID_RAW], commit[OID_RAW];
 	char hx[OID_HEX], line[DIGEST_HEX];
 	size_t n = 0;
@@ -329,10 +334,10 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 	}
 
 	rc = -1;
+	size_t meta_at = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!strcmp(e[i].path, "meta")) {
-			if (write_object(st, "blob", meta, metalen, sync, e[i].oid) < 0)
-				goto out;
+			meta_at = i;
 			continue;
 		}
 		struct run_file *f = NULL;
@@ -346,7 +351,10 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 		}
 		hex_of(e[i].oid, f->oid);
 	}
-	if (write_tree(st, e, n, 0, sync, tree) < 0)
+	/* after the blobs, which set the outputs' digests */
+	meta_encode(r, &meta);
+	if (write_object(st, "blob", meta.buf, meta.len, sync, e[meta_at].oid) < 0 ||
+	    write_tree(st, e, n, 0, sync, tree) < 0)
 		goto out;
 
 	/* the parent: the newest run of the command line, if its commit is here */
@@ -386,7 +394,7 @@ int store_odb_save(struct store *st, struct run_record *r, const char *meta, siz
 		goto out;
 	hex_of(commit, r->hash);
 	if (st->batch) {
-		batch_keep(st->batch, r, meta, metalen);
+		batch_keep(st->batch, r, meta.buf, meta.len);
 		rc = 0;
 		goto out;
 	}
@@ -405,6 +413,7 @@ out:
 	free(e);
 	sb_release(&body);
 	sb_release(&name);
+	sb_release(&meta);
 	return rc;
 }
 

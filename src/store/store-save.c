@@ -343,25 +343,24 @@ out:
 int store_save(struct store *st, struct run_record *r)
 {
 	const struct gitmod *g;
-	struct strbuf meta = STRBUF_INIT, content = STRBUF_INIT, key = STRBUF_INIT;
+	struct strbuf content = STRBUF_INIT, key = STRBUF_INIT;
 	int rc = -1, lock = -1;
 	if ((lock = store_lock(st, 0)) < 0)
 		goto out;
-	meta_encode(r, &meta);
 	/* A configured key that cannot sign fails the store: an unsigned run
 	 * would be refused by every store that trusts this key. */
 	int sign = store_signing_key(st, &key);
 	/* a run of small files without libgit2 (a signed one goes through it:
 	 * it signs); the rest through it */
-	int own = sign ? 1 : store_odb_save(st, r, meta.buf, meta.len);
+	int own = sign ? 1 : store_odb_save(st, r);
 	/* the module's parent where the line has no ref yet (gitmod.h) */
 	int newest = own == 1 ? store_line_newest(st, &r->line, r->parent) : 1;
 	if (newest < 0)
 		goto out;
 	if (newest == 0)
 		r->parent[0] = '\0';
-	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, meta.buf, meta.len,
-									sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
+	if (own < 0 ||
+	    (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
 		goto out;
 	if (st->bad_copies.n && store_odb_heal(st, r) < 0)
 		goto out;
@@ -402,7 +401,6 @@ int store_save(struct store *st, struct run_record *r)
 		store_exec(st, "ROLLBACK");
 out:
 	store_unlock(lock);
-	sb_release(&meta);
 	sb_release(&content);
 	sb_release(&key);
 	return rc;
