@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <git2/sys/odb_backend.h>
 #include <libdeflate.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -35,8 +36,9 @@ struct packw {
 	size_t n, alloc;
 	size_t *slots; /* open addressing over v (index + 1; 0 empty): a blob twice in one run is written once */
 	size_t nslots;
-	git_odb *odb;
+	git_odb *odb; /* the store's packs only (see gs_packw_add) */
 	struct strbuf data, z;
+	struct strbuf out; /* entries not yet written: written a MiB at a time */
 	EVP_MD_CTX *sha;
 	struct libdeflate_compressor *deflate, *plain; /* levels 1 and 0 */
 };
@@ -80,7 +82,14 @@ int gs_packw_begin(const char *dir, struct packw **out)
 	sb_addf(&w->tmp, "%s/objects/pack", dir);
 	if (open_repo(dir) < 0 || mkdirs(w->tmp.buf, 0755) < 0)
 		goto fail;
-	if (git_repository_odb(&w->odb, repo) < 0) {
+	git_odb_backend *packs = NULL;
+	sb_addf(&w->data, "%s/objects", dir); /* (the buffer is the blobs' later) */
+	if (git_odb_new(&w->odb) < 0 || git_odb_backend_pack(&packs, w->data.buf) < 0) {
+		git_fail("odb");
+		goto fail;
+	}
+	if (git_odb_add_backend(w->odb, packs, 1) < 0) {
+		packs->free(packs);
 		git_fail("odb");
 		goto fail;
 	}
@@ -113,6 +122,15 @@ static void swap_bufs(struct packw *w)
 	struct strbuf t = w->z;
 	w->z = w->data;
 	w->data = t;
+}
+
+/* Writes what put_entry gathered. */
+static int flush_out(struct packw *w)
+{
+	if (w->out.len && write_all(w->fd, w->out.buf, w->out.len) < 0)
+		return err_sys("cannot write %s", w->tmp.buf);
+	sb_reset(&w->out);
+	return 0;
 }
 
 /* Deflates len bytes at data into w->z with c: its length, or 0 on failure. */
@@ -148,8 +166,10 @@ static int put_entry(struct packw *w, const unsigned char *id, int type, size_t 
 		h += sizeof(ofs) - at;
 	}
 	uint32_t crc = libdeflate_crc32(libdeflate_crc32(0, hdr, h), w->z.buf, zlen);
-	if (write_all(w->fd, hdr, h) < 0 || write_all(w->fd, w->z.buf, zlen) < 0)
-		return err_sys("cannot write %s", w->tmp.buf);
+	sb_add(&w->out, hdr, h);
+	sb_add(&w->out, w->z.buf, zlen);
+	if (w->out.len >= (1 << 20) && flush_out(w) < 0)
+		return -1;
 	if (w->n == w->alloc) {
 		w->alloc = w->alloc ? w->alloc * 2 : 256;
 		w->v = xrealloc(w->v, w->alloc * sizeof(*w->v));
@@ -186,7 +206,9 @@ int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid)
 		return err_set("cannot hash %s", src ? src : "an empty stream");
 	git_oid_fromraw(oid, md);
 	/* no refresh: libgit2 would rescan objects/pack for every new blob
-	 * (a blob written meanwhile by another run is only stored twice) */
+	 * (a blob written meanwhile by another run is only stored twice);
+	 * packs only: a loose copy is an access() a blob that costs more than
+	 * the blob (auto-pack drops a loose copy a pack also holds) */
 	if (*slot_of(w, md) || git_odb_exists_ext(w->odb, oid, GIT_ODB_LOOKUP_NO_REFRESH))
 		return 0; /* in this pack already, or in the store */
 	/* stored blocks: deflating was three quarters of storing a directory
@@ -266,7 +288,10 @@ int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const u
 	uint64_t base = w->offset;
 	size_t n0 = w->n, e = 0;
 	uint32_t crc = 0;
-	int rc = -1;
+	int rc = flush_out(w);
+	if (rc < 0)
+		goto out;
+	rc = -1;
 	/* a duplicate means this copy cannot be made: nothing is added then */
 	for (size_t i = 0; i < n; i++)
 		if (*slot_of(w, ids + i * GIT_OID_RAWSZ)) {
@@ -413,6 +438,8 @@ int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1])
 		return 0;
 	}
 	put32(count, (uint32_t)w->n);
+	if (flush_out(w) < 0)
+		goto out;
 	if (pwrite(w->fd, count, 4, 8) != 4 || sha1_file(w->fd, w->offset, packsum) < 0 ||
 	    write_all(w->fd, packsum, sizeof(packsum)) < 0 || fchmod(w->fd, 0444) < 0 || (sync && fsync(w->fd) < 0)) {
 		err_sys("cannot write %s", w->tmp.buf);
@@ -458,7 +485,10 @@ int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1])
 			close(dfd);
 		}
 	}
-	git_odb_refresh(w->odb);
+	git_odb *odb = NULL; /* the trees that name its blobs are checked against it */
+	if (git_repository_odb(&odb, repo) == 0)
+		git_odb_refresh(odb);
+	git_odb_free(odb);
 	sb_reset(&w->tmp); /* published: nothing for abort to remove */
 	rc = 0;
 out:
@@ -484,6 +514,7 @@ void gs_packw_abort(struct packw *w)
 	sb_release(&w->tmp);
 	sb_release(&w->data);
 	sb_release(&w->z);
+	sb_release(&w->out);
 	free(w->v);
 	free(w->slots);
 	free(w);
