@@ -100,3 +100,20 @@ for d in range(40):
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = hit ]
 	diff -r out ../src
 }
+
+@test "a packed file whose stored block's length is damaged is not replayed; zlib's own check stops it" {
+	make_tree ../src
+	cashet exec --trace off -i ../src -o out -- cp -r ../src out
+	oid=$(git --git-dir .cashet rev-parse "$(last_hash):files/out/d07/f042")
+	pack=$(ls .cashet/objects/pack/*.pack)
+	off=$(git --git-dir .cashet verify-pack -v "${pack%.pack}.idx" | awk -v o="$oid" '$1 == o { print $5 }')
+	# the entry's header, then zlib's two bytes, then the block's: its LEN
+	# and NLEN follow the byte that says "stored"
+	at=$(python3 -c 'import sys; d = open(sys.argv[1], "rb").read()[int(sys.argv[2]):][:16]; print(int(sys.argv[2]) + d.index(b"\x78\x01") + 3)' "$pack" "$off")
+	chmod u+w "$pack"
+	printf '\x01' | dd of="$pack" bs=1 seek="$at" conv=notrunc status=none
+	rm -rf out
+	run cashet exec --trace off --report-fd 3 -i ../src -o out -- cp -r ../src out 3> verdict.json
+	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	[ "$(listing out)" = "$(listing ../src)" ]
+}
