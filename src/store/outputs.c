@@ -499,7 +499,9 @@ static const struct run_file *aside_of(const struct restore_ctx *c, const struct
 	return NULL;
 }
 
-/* Opens the directory holding f and names its last component; -1 on error. */
+/* Opens the directory holding f and names its last component; -1 on
+ * error. The fd is the context's, valid until the next call: not closed
+ * by the caller (a dup() and a close() a file were a tenth of a restore). */
 static int parent_of(struct restore_ctx *c, const struct run_file *f, const char **name)
 {
 	int in_project = !strncmp(f->path, "files/", 6);
@@ -509,8 +511,7 @@ static int parent_of(struct restore_ctx *c, const struct run_file *f, const char
 	outputs_local_path(c->st, f->path, &c->path);
 	if (c->lastfd >= 0 && c->last.len == dirlen && !memcmp(c->last.buf, f->path, dirlen)) {
 		*name = slash + 1;
-		int fd = dup(c->lastfd);
-		return fd < 0 ? err_sys("cannot restore %s", c->path.buf) : fd;
+		return c->lastfd;
 	}
 	if (*base < 0 && (*base = open(in_project ? store_root(c->st) : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return err_sys("cannot restore %s", c->path.buf);
@@ -535,7 +536,7 @@ static int parent_of(struct restore_ctx *c, const struct run_file *f, const char
 	if (fd >= 0) {
 		if (c->lastfd >= 0)
 			close(c->lastfd);
-		c->lastfd = dup(fd);
+		c->lastfd = fd;
 		sb_reset(&c->last);
 		sb_add(&c->last, f->path, dirlen);
 	}
@@ -568,7 +569,6 @@ static int prune(struct restore_ctx *c)
 			break;
 		}
 		int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		close(pfd);
 		sv_release(&names);
 		if (fd < 0 || dir_entries(fd, &names) < 0) {
 			rc = err_sys("cannot read %s", c->path.buf);
@@ -673,7 +673,6 @@ int outputs_restore(struct store *st, const struct run_record *r)
 			if (rc == 0 && !in_place)
 				staged[nstaged++] = i;
 		}
-		close(dirfd);
 	}
 	for (; rc == 0 && swapped < nstaged + c.naside; swapped++) {
 		const struct run_file *f = swapped < nstaged ? &r->files[staged[swapped]] : &r->files[c.aside[moved++]];
@@ -686,7 +685,6 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		tmp_name(name, &tmp);
 		if (renameat(dirfd, tmp.buf, dirfd, name) < 0)
 			rc = err_sys("cannot restore %s", c.path.buf);
-		close(dirfd);
 	}
 	if (rc < 0) {
 		/* the temp files not renamed into place go */
@@ -703,7 +701,6 @@ int outputs_restore(struct store *st, const struct run_record *r)
 				unlinkat(dirfd, tmp.buf, 0);
 			else
 				remove_entry(dirfd, tmp.buf, tmp.buf, 0);
-			close(dirfd);
 		}
 		/* and the directories it made: the command that runs instead
 		 * finds the outputs as they were */
@@ -733,7 +730,6 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		}
 		if (fchmodat(dirfd, name, (mode_t)f->perm, 0) < 0)
 			rc = err_sys("cannot set the mode of %s", c.path.buf);
-		close(dirfd);
 	}
 	if (rc == 0 && fsrec_on())
 		note_outputs(st, r);
