@@ -96,14 +96,19 @@ static void add_dir(struct store *st, const char *abs, mode_t mode, struct run_r
 	sb_release(&sp);
 }
 
-/* path is named in messages as the user declared it; abs is where it is. */
-static int collect(struct store *st, const char *path, const char *abs, struct run_record *r, struct pathset *ps,
-		   int depth)
+/* path is named in messages as the user declared it; abs is where it is,
+ * name in the directory atfd when that is open (-1: abs alone): a stat
+ * of one component, not a walk of the whole path for each file. */
+static int collect(struct store *st, const char *path, const char *abs, int atfd, const char *name,
+		   struct run_record *r, struct pathset *ps, int depth)
 {
 	struct stat sb;
 	struct strbuf sp = STRBUF_INIT, child = STRBUF_INIT;
+	DIR *d = NULL;
 	int rc = -1;
-	if (lstat(abs, &sb) < 0) {
+	if (atfd < 0)
+		name = abs;
+	if (fstatat(atfd < 0 ? AT_FDCWD : atfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
 		err_sys("declared output %s was not produced", path);
 		goto out;
 	}
@@ -113,7 +118,7 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 			goto out;
 		}
 		add_dir(st, abs, sb.st_mode, r, ps);
-		DIR *d = opendir(abs);
+		d = opendir(abs);
 		struct strvec names = STRVEC_INIT;
 		struct dirent *e;
 		if (!d) {
@@ -123,7 +128,6 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 		while ((e = readdir(d)))
 			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
 				sv_push(&names, e->d_name);
-		closedir(d);
 		sv_sort(&names);
 		rc = 0;
 		for (size_t i = 0; rc == 0 && i < names.n; i++) {
@@ -131,7 +135,7 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 			sb_addf(&sp, "%s/%s", path, names.v[i]);
 			sb_reset(&child);
 			sb_addf(&child, "%s/%s", abs, names.v[i]);
-			rc = collect(st, sp.buf, child.buf, r, ps, depth + 1);
+			rc = collect(st, sp.buf, child.buf, dirfd(d), names.v[i], r, ps, depth + 1);
 		}
 		sv_release(&names);
 		goto out;
@@ -146,7 +150,7 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 	f->src = xstrdup(abs);
 	if (S_ISLNK(sb.st_mode)) {
 		char target[PATH_MAX];
-		ssize_t n = readlink(abs, target, sizeof(target));
+		ssize_t n = readlinkat(atfd < 0 ? AT_FDCWD : atfd, name, target, sizeof(target));
 		if (n < 0) {
 			err_sys("cannot read link %s", path);
 			goto out;
@@ -167,6 +171,8 @@ static int collect(struct store *st, const char *path, const char *abs, struct r
 	}
 	rc = 0;
 out:
+	if (d)
+		closedir(d);
 	sb_release(&sp);
 	sb_release(&child);
 	return rc;
@@ -184,7 +190,7 @@ int outputs_collect(struct store *st, const char *cwd, const struct strvec *decl
 		path_absolute(cwd, declared->v[i], &abs);
 		if (missing_ok && lstat(abs.buf, &sb) < 0 && errno == ENOENT)
 			continue;
-		rc = collect(st, declared->v[i], abs.buf, r, &ps, 0);
+		rc = collect(st, declared->v[i], abs.buf, -1, NULL, r, &ps, 0);
 	}
 	free(ps.slot);
 	sb_release(&abs);
