@@ -37,6 +37,10 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
 int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid);
+/* The files (in the order they will be added) whose blobs a second
+ * thread reads, hashes and encodes ahead of gs_packw_add, which takes
+ * them; files must outlive w. No thread with one CPU. */
+void gs_packw_ahead(struct packw *w, struct run_file **files, size_t n);
 /* name (when not NULL): the new pack's, pack-<name>.pack */
 int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 /* Adds an object (type commit, tree, blob or tag) with its id: as an

@@ -257,6 +257,12 @@ int gs_commit_signature(const char *dir, const char *hash, struct strbuf *sig, s
 	return rc;
 }
 
+/* A file whose blob a run of many goes into its own pack (packw.c). */
+static int packable(const struct run_file *f)
+{
+	return f->kind != FILE_DIR && f->mode != 0120000 && f->size < LOOSE_MIN;
+}
+
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir)
 {
 	git_index *idx = NULL;
@@ -264,6 +270,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 	git_commit *parent = NULL;
 	git_signature *sig = NULL;
 	struct packw *pw = NULL;
+	struct run_file **ahead = NULL;
 	struct strbuf name = STRBUF_INIT, msg = STRBUF_INIT;
 	git_oid oid, tree_oid, commit_oid;
 	char *cmd = NULL;
@@ -277,16 +284,24 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 	}
 	size_t small = 0;
 	for (size_t i = 0; i < r->nfiles; i++)
-		small += r->files[i].kind != FILE_DIR && r->files[i].mode != 0120000 && r->files[i].size < LOOSE_MIN;
+		small += packable(&r->files[i]);
 	if (small >= PACKW_MIN && gs_packw_begin(dir, &pw) < 0)
 		goto out;
+	if (pw) {
+		ahead = xcalloc(small, sizeof(*ahead));
+		size_t n = 0;
+		for (size_t i = 0; i < r->nfiles; i++)
+			if (packable(&r->files[i]))
+				ahead[n++] = &r->files[i];
+		gs_packw_ahead(pw, ahead, n);
+	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
 		if (f->kind == FILE_DIR) /* a line of meta */
 			continue;
 		/* size is what was hashed; the blob is what the file holds now
 		 * (the same: outputs are collected after the command ended) */
-		int packed = pw && f->mode != 0120000 && f->size < LOOSE_MIN;
+		int packed = pw && packable(f);
 		if ((packed ? gs_packw_add(pw, f, &oid) : write_file_blob(f, &oid)) < 0)
 			goto out;
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
@@ -351,6 +366,7 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 	rc = 0;
 out:
 	gs_packw_abort(pw);
+	free(ahead);
 	git_signature_free(sig);
 	git_commit_free(parent);
 	git_tree_free(tree);

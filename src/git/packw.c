@@ -16,6 +16,7 @@
 #include <git2/sys/odb_backend.h>
 #include <libdeflate.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,66 @@ struct packw_entry {
 	uint32_t crc;
 };
 
+/* A blob made ready to be written: read, hashed (SHA-1, XXH3), encoded. */
+struct prep {
+	unsigned char id[GIT_OID_RAWSZ];
+	struct digest xxh;
+	struct strbuf data, z; /* the content; its zlib stream (zlen bytes) */
+	size_t zlen;
+	char *err;        /* why it could not be made, or NULL */
+	uint64_t claimed; /* the file's size when it was taken on (for bytes) */
+	int ready;
+};
+
+/* Reading, hashing and encoding a blob was most of storing a directory of
+ * small files, and each blob's is independent of the others': a helper
+ * thread prepares the blobs after the one being added, at most AHEAD of
+ * them and AHEAD_BYTES of content; gs_packw_add takes each in order (or
+ * prepares it itself when the helper has not begun it) and writes it on
+ * its own thread, so the pack is as one thread would write it. */
+enum { AHEAD = 64, AHEAD_BYTES = 16 << 20 };
+
+struct ahead {
+	pthread_t thread;
+	int started;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct run_file **files;
+	size_t n, next, done; /* the helper takes files[next]; files[done] is the next added */
+	uint64_t bytes;       /* the content taken on and not yet added */
+	int stop;
+	struct prep slot[AHEAD]; /* files[k] in slot[k % AHEAD] */
+	EVP_MD_CTX *sha;         /* the helper's own */
+	struct libdeflate_compressor *plain;
+};
+
+static void prep_release(struct prep *p)
+{
+	sb_release(&p->data);
+	sb_release(&p->z);
+	free(p->err);
+}
+
+static void ahead_free(struct ahead *a)
+{
+	if (!a)
+		return;
+	if (a->started) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = 1;
+		pthread_cond_broadcast(&a->cond);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thread, NULL);
+	}
+	for (size_t i = 0; i < AHEAD; i++)
+		prep_release(&a->slot[i]);
+	EVP_MD_CTX_free(a->sha);
+	libdeflate_free_compressor(a->plain);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->cond);
+	free(a);
+}
+
 struct packw {
 	struct strbuf tmp; /* objects/pack/tmp_pack_XXXXXX */
 	int fd;
@@ -39,6 +100,8 @@ struct packw {
 	git_odb *odb; /* the store's packs only (see gs_packw_add) */
 	struct strbuf data, z;
 	struct strbuf out; /* entries not yet written: written a MiB at a time */
+	struct prep self;  /* a blob this thread prepares */
+	struct ahead *ahead;
 	EVP_MD_CTX *sha;
 	struct libdeflate_compressor *deflate, *plain; /* levels 1 and 0 */
 };
@@ -133,18 +196,19 @@ static int flush_out(struct packw *w)
 	return 0;
 }
 
-/* Deflates len bytes at data into w->z with c: its length, or 0 on failure. */
-static size_t deflate_to(struct packw *w, struct libdeflate_compressor *c, const void *data, size_t len)
+/* Deflates len bytes at data into z with c: its length, or 0 on failure. */
+static size_t deflate_to(struct strbuf *z, struct libdeflate_compressor *c, const void *data, size_t len)
 {
 	size_t bound = libdeflate_zlib_compress_bound(c, len);
-	sb_reset(&w->z);
-	sb_grow(&w->z, bound);
-	return libdeflate_zlib_compress(c, len ? data : "", len, w->z.buf, bound);
+	sb_reset(z);
+	sb_grow(z, bound);
+	return libdeflate_zlib_compress(c, len ? data : "", len, z->buf, bound);
 }
 
 /* One entry: header (type, size), for an offset delta the distance back to
- * its base, then the deflated payload in w->z. */
-static int put_entry(struct packw *w, const unsigned char *id, int type, size_t size, uint64_t base, size_t zlen)
+ * its base, then the deflated payload z (zlen bytes). */
+static int put_entry(struct packw *w, const unsigned char *id, int type, size_t size, uint64_t base, const char *z,
+		     size_t zlen)
 {
 	unsigned char hdr[48];
 	size_t h = 0;
@@ -165,9 +229,9 @@ static int put_entry(struct packw *w, const unsigned char *id, int type, size_t 
 		memcpy(hdr + h, ofs + at, sizeof(ofs) - at);
 		h += sizeof(ofs) - at;
 	}
-	uint32_t crc = libdeflate_crc32(libdeflate_crc32(0, hdr, h), w->z.buf, zlen);
+	uint32_t crc = libdeflate_crc32(libdeflate_crc32(0, hdr, h), z, zlen);
 	sb_add(&w->out, hdr, h);
-	sb_add(&w->out, w->z.buf, zlen);
+	sb_add(&w->out, z, zlen);
 	if (w->out.len >= (1 << 20) && flush_out(w) < 0)
 		return -1;
 	if (w->n == w->alloc) {
@@ -184,41 +248,154 @@ static int put_entry(struct packw *w, const unsigned char *id, int type, size_t 
 	return 0;
 }
 
-int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid)
+/* Reads, hashes and encodes f's blob into p (on whichever thread): what
+ * is stored is what is digested, the one read of an output. 0, or -1
+ * with p->err saying why. */
+static int prepare(struct prep *p, const struct run_file *f, EVP_MD_CTX *sha, struct libdeflate_compressor *plain)
 {
 	const char *src = f->src;
-	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	char head[40];
-	sb_reset(&w->data);
-	if (src && read_file_sb(src, &w->data) < 0)
-		return -1;
-	if (src) { /* the one read of an output: what is stored is what is digested */
-		digest_of(w->data.buf ? w->data.buf : "", w->data.len, &f->xxh);
-		f->size = w->data.len;
-	}
+	free(p->err);
+	p->err = NULL;
+	sb_reset(&p->data);
+	if (src && read_file_sb(src, &p->data) < 0)
+		goto fail;
 	if (!src) /* a stream kept in memory, or without a byte */
-		sb_add(&w->data, f->held.buf, f->held.len);
-	int hlen = snprintf(head, sizeof(head), "blob %zu", w->data.len) + 1;
-	if (EVP_DigestInit_ex(w->sha, EVP_sha1(), NULL) != 1 || EVP_DigestUpdate(w->sha, head, (size_t)hlen) != 1 ||
-	    EVP_DigestUpdate(w->sha, w->data.buf ? w->data.buf : "", w->data.len) != 1 ||
-	    EVP_DigestFinal_ex(w->sha, md, &mdlen) != 1 || mdlen != GIT_OID_RAWSZ)
-		return err_set("cannot hash %s", src ? src : "an empty stream");
-	git_oid_fromraw(oid, md);
+		sb_add(&p->data, f->held.buf, f->held.len);
+	const char *data = p->data.buf ? p->data.buf : "";
+	digest_of(data, p->data.len, &p->xxh);
+	int hlen = snprintf(head, sizeof(head), "blob %zu", p->data.len) + 1;
+	if (EVP_DigestInit_ex(sha, EVP_sha1(), NULL) != 1 || EVP_DigestUpdate(sha, head, (size_t)hlen) != 1 ||
+	    EVP_DigestUpdate(sha, data, p->data.len) != 1 || EVP_DigestFinal_ex(sha, p->id, &mdlen) != 1 ||
+	    mdlen != GIT_OID_RAWSZ) {
+		err_set("cannot hash %s", src ? src : "an empty stream");
+		goto fail;
+	}
+	/* stored blocks: deflating was three quarters of storing a directory
+	 * of 20,000 files (and inflating a third of its restore), where the
+	 * budget is the command's own time; a hit copies them out of the pack
+	 * without zlib (store-blob.c). */
+	if (!(p->zlen = deflate_to(&p->z, plain, data, p->data.len))) {
+		err_set("cannot deflate %s", src ? src : "an empty stream");
+		goto fail;
+	}
+	return 0;
+fail:
+	p->err = xstrdup(err_msg());
+	return -1;
+}
+
+/* The helper: prepares the blobs after the one being added, while fewer
+ * than AHEAD, and AHEAD_BYTES of content, wait to be taken. */
+static void *ahead_main(void *arg)
+{
+	struct ahead *a = arg;
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		while (!a->stop && a->next < a->n &&
+		       (a->next - a->done >= AHEAD || (a->bytes && a->bytes + a->files[a->next]->size > AHEAD_BYTES)))
+			pthread_cond_wait(&a->cond, &a->mu);
+		if (a->stop || a->next >= a->n)
+			break;
+		size_t j = a->next++;
+		struct prep *p = &a->slot[j % AHEAD];
+		p->claimed = a->files[j]->size;
+		a->bytes += p->claimed;
+		pthread_mutex_unlock(&a->mu);
+		prepare(p, a->files[j], a->sha, a->plain);
+		pthread_mutex_lock(&a->mu);
+		p->ready = 1;
+		pthread_cond_broadcast(&a->cond);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+void gs_packw_ahead(struct packw *w, struct run_file **files, size_t n)
+{
+	if (w->ahead || n < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return; /* one CPU: the helper would only take turns with this thread */
+	struct ahead *a = xcalloc(1, sizeof(*a));
+	a->files = files;
+	a->n = n;
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cond, NULL);
+	if (!(a->sha = EVP_MD_CTX_new()) || !(a->plain = libdeflate_alloc_compressor(0)) ||
+	    pthread_create(&a->thread, NULL, ahead_main, a) != 0) {
+		a->started = 0;
+		ahead_free(a);
+		return; /* everything is prepared here instead */
+	}
+	a->started = 1;
+	w->ahead = a;
+}
+
+/* f's prepared blob when f is the next the helper was given (made here
+ * if the helper has not begun it), or NULL. give_back() once used. */
+static struct prep *take(struct ahead *a, const struct run_file *f, EVP_MD_CTX *sha,
+			 struct libdeflate_compressor *plain)
+{
+	pthread_mutex_lock(&a->mu);
+	if (a->done >= a->n || a->files[a->done] != f) {
+		pthread_mutex_unlock(&a->mu);
+		return NULL;
+	}
+	size_t k = a->done;
+	struct prep *p = &a->slot[k % AHEAD];
+	if (k >= a->next) {
+		a->next = k + 1;
+		p->claimed = f->size;
+		a->bytes += p->claimed;
+		pthread_mutex_unlock(&a->mu);
+		prepare(p, f, sha, plain);
+		pthread_mutex_lock(&a->mu);
+		p->ready = 1;
+	}
+	while (!p->ready)
+		pthread_cond_wait(&a->cond, &a->mu);
+	pthread_mutex_unlock(&a->mu);
+	return p;
+}
+
+static void give_back(struct ahead *a, struct prep *p)
+{
+	pthread_mutex_lock(&a->mu);
+	p->ready = 0;
+	a->done++;
+	a->bytes -= p->claimed;
+	pthread_cond_broadcast(&a->cond);
+	pthread_mutex_unlock(&a->mu);
+}
+
+int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid)
+{
+	struct prep *p = w->ahead ? take(w->ahead, f, w->sha, w->plain) : NULL;
+	int rc = 0, mine = !p;
+	if (mine) {
+		p = &w->self;
+		prepare(p, f, w->sha, w->plain);
+	}
+	if (p->err) {
+		rc = err_set("%s", p->err);
+		goto out;
+	}
+	if (f->src) {
+		f->xxh = p->xxh;
+		f->size = p->data.len;
+	}
+	git_oid_fromraw(oid, p->id);
 	/* no refresh: libgit2 would rescan objects/pack for every new blob
 	 * (a blob written meanwhile by another run is only stored twice);
 	 * packs only: a loose copy is an access() a blob that costs more than
 	 * the blob (auto-pack drops a loose copy a pack also holds) */
-	if (*slot_of(w, md) || git_odb_exists_ext(w->odb, oid, GIT_ODB_LOOKUP_NO_REFRESH))
-		return 0; /* in this pack already, or in the store */
-	/* stored blocks: deflating was three quarters of storing a directory
-	 * of 20,000 files (and inflating a third of its restore), where the
-	 * budget is the command's own time; a hit copies them out of the pack
-	 * without zlib (store-blob.c). gc copies pack entries as they are. */
-	size_t zlen = deflate_to(w, w->plain, w->data.buf, w->data.len);
-	if (!zlen)
-		return err_set("cannot deflate %s", src ? src : "an empty stream");
-	return put_entry(w, md, GIT_OBJECT_BLOB, w->data.len, 0, zlen);
+	if (*slot_of(w, p->id) || git_odb_exists_ext(w->odb, oid, GIT_ODB_LOOKUP_NO_REFRESH))
+		goto out; /* in this pack already, or in the store */
+	rc = put_entry(w, p->id, GIT_OBJECT_BLOB, p->data.len, 0, p->z.buf, p->zlen);
+out:
+	if (!mine)
+		give_back(w->ahead, p);
+	return rc;
 }
 
 int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_object_t type, const void *data,
@@ -233,18 +410,18 @@ int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_
 	if (*slot_of(w, id))
 		return err_set("an object added twice to a pack");
 	if (!blob && delta && delta->len && base < w->n) {
-		if (!(zdelta = deflate_to(w, w->deflate, delta->buf, delta->len)))
+		if (!(zdelta = deflate_to(&w->z, w->deflate, delta->buf, delta->len)))
 			return err_set("cannot deflate an object");
 		swap_bufs(w); /* kept while the whole object is deflated */
 	}
-	if (!(zwhole = deflate_to(w, blob ? w->plain : w->deflate, data, len)))
+	if (!(zwhole = deflate_to(&w->z, blob ? w->plain : w->deflate, data, len)))
 		return err_set("cannot deflate an object");
 	if (zdelta && zdelta < zwhole) {
 		swap_bufs(w);
 		*deltified = 1;
-		return put_entry(w, id, GIT_OBJECT_OFS_DELTA, delta->len, w->v[base].offset, zdelta);
+		return put_entry(w, id, GIT_OBJECT_OFS_DELTA, delta->len, w->v[base].offset, w->z.buf, zdelta);
 	}
-	return put_entry(w, id, type, len, 0, zwhole);
+	return put_entry(w, id, type, len, 0, w->z.buf, zwhole);
 }
 
 int gs_packw_has(struct packw *w, const unsigned char id[GIT_OID_RAWSZ])
@@ -507,6 +684,7 @@ void gs_packw_abort(struct packw *w)
 {
 	if (!w)
 		return;
+	ahead_free(w->ahead); /* the helper stopped first */
 	if (w->fd >= 0)
 		close(w->fd);
 	if (w->tmp.len && w->fd >= 0)
@@ -515,6 +693,7 @@ void gs_packw_abort(struct packw *w)
 	EVP_MD_CTX_free(w->sha);
 	libdeflate_free_compressor(w->deflate);
 	libdeflate_free_compressor(w->plain);
+	prep_release(&w->self);
 	sb_release(&w->tmp);
 	sb_release(&w->data);
 	sb_release(&w->z);
