@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -467,6 +468,29 @@ static int dir_entries(int fd, struct strvec *names)
 	return 0;
 }
 
+/* Removes what a restore killed part-way left beside name in dirfd: a
+ * directory it was building, name.cashet-tmp.<pid> of a process gone. */
+static void sweep_aside(int dirfd, const char *name)
+{
+	struct strvec names = STRVEC_INIT;
+	struct strbuf want = STRBUF_INIT;
+	tmp_name(name, &want);
+	size_t stem = want.len - strlen(strrchr(want.buf, '.') + 1);
+	if (dir_entries(dirfd, &names) == 0)
+		for (size_t i = 0; i < names.n; i++) {
+			char *end;
+			const char *n = names.v[i];
+			if (strncmp(n, want.buf, stem) || !strcmp(n, want.buf))
+				continue;
+			long pid = strtol(n + stem, &end, 10);
+			if (*end || pid <= 0 || !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+				continue;
+			remove_entry(dirfd, n, n, 0);
+		}
+	sv_release(&names);
+	sb_release(&want);
+}
+
 /* Where a restore walks from: the project's root (through no symlink) or
  * "/" for an absolute output, each opened once. */
 struct restore_ctx {
@@ -488,19 +512,22 @@ struct restore_ctx {
 	 * restore of 20,000 files), and a restore that fails or is killed
 	 * leaves a temp directory, never a partial one under the run's name.
 	 * Until renamed (in_aside), paths under them lead into the temp one. */
-	size_t *aside, naside;
+	size_t *aside, naside, hint; /* hint: the one found last, looked at first */
 	int in_aside;
 	struct strbuf walk;
 };
 
 /* The aside directory f is in (or is, with self), or NULL. */
-static const struct run_file *aside_of(const struct restore_ctx *c, const struct run_file *f, int self)
+static const struct run_file *aside_of(struct restore_ctx *c, const struct run_file *f, int self)
 {
-	for (size_t i = 0; i < c->naside; i++) {
+	for (size_t k = 0; k < c->naside; k++) {
+		size_t i = k ? k - (k <= c->hint) : c->hint; /* the hint, then the others */
 		const char *root = c->r->files[c->aside[i]].path;
 		size_t len = strlen(root);
-		if (!strncmp(f->path, root, len) && (f->path[len] == '/' || (self && !f->path[len])))
+		if (!strncmp(f->path, root, len) && (f->path[len] == '/' || (self && !f->path[len]))) {
+			c->hint = i;
 			return &c->r->files[c->aside[i]];
+		}
 	}
 	return NULL;
 }
@@ -642,7 +669,7 @@ static void note_outputs(struct store *st, const struct run_record *r)
  * (prune) and the directories given the run's bits. */
 int outputs_restore(struct store *st, const struct run_record *r)
 {
-	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT, STRBUF_INIT, -1, STRVEC_INIT, NULL, 0, 1, STRBUF_INIT };
+	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT, STRBUF_INIT, -1, STRVEC_INIT, NULL, 0, 0, 1, STRBUF_INIT };
 	struct strbuf tmp = STRBUF_INIT;
 	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0, moved = 0;
 	int rc = 0, dirs = 0;
@@ -667,6 +694,7 @@ int outputs_restore(struct store *st, const struct run_record *r)
 			if (!in_place && fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
 			    mkdirat(dirfd, tmp.buf, 0700) == 0) {
 				fsrec_spoil();
+				sweep_aside(dirfd, name);
 				c.aside[c.naside++] = i;
 			} else {
 				rc = ensure_dir(dirfd, name, c.path.buf);

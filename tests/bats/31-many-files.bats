@@ -76,7 +76,7 @@ listing() {
 	[ "$(listing out)" = "$(listing ../src)" ]
 }
 
-@test "a replay into a missing directory builds it aside: killed part-way, no partial directory under the run's name" {
+@test "a replay into a missing directory builds it aside: killed part-way, no partial directory under the run's name; the next sweeps it" {
 	python3 -c '
 import os
 for d in range(40):
@@ -95,10 +95,14 @@ for d in range(40):
 	kill -9 "$pid"
 	wait "$pid" || true
 	if [ -e out ]; then diff -r out ../src; fi
-	# the next replay restores it whole, past the temp directory left
+	# the next replay restores it whole, and sweeps the temp directory
+	# the killed one left
+	rm -rf out
 	run -0 cashet exec --trace off --report-fd 3 -i ../src -o out -- cp -r ../src out 3> verdict.json
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = hit ]
 	diff -r out ../src
+	run compgen -G 'out.cashet-tmp.*'
+	[ "$status" -ne 0 ]
 }
 
 @test "a packed file whose stored block's length is damaged is not replayed; zlib's own check stops it" {
