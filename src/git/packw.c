@@ -57,6 +57,7 @@ struct ahead {
 	size_t n, next, done; /* the helper takes files[next]; files[done] is the next added */
 	uint64_t bytes;       /* the content taken on and not yet added */
 	int stop;
+	int waiting[2];          /* the helper [0], the adding thread [1] waits on cond: a wake-up is a syscall */
 	struct prep slot[AHEAD]; /* files[k] in slot[k % AHEAD] */
 	EVP_MD_CTX *sha;         /* the helper's own */
 	struct libdeflate_compressor *plain;
@@ -294,8 +295,11 @@ static void *ahead_main(void *arg)
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
 		while (!a->stop && a->next < a->n &&
-		       (a->next - a->done >= AHEAD || (a->bytes && a->bytes + a->files[a->next]->size > AHEAD_BYTES)))
+		       (a->next - a->done >= AHEAD || (a->bytes && a->bytes + a->files[a->next]->size > AHEAD_BYTES))) {
+			a->waiting[0] = 1;
 			pthread_cond_wait(&a->cond, &a->mu);
+			a->waiting[0] = 0;
+		}
 		if (a->stop || a->next >= a->n)
 			break;
 		size_t j = a->next++;
@@ -306,7 +310,8 @@ static void *ahead_main(void *arg)
 		prepare(p, a->files[j], a->sha, a->plain);
 		pthread_mutex_lock(&a->mu);
 		p->ready = 1;
-		pthread_cond_broadcast(&a->cond);
+		if (a->waiting[1])
+			pthread_cond_broadcast(&a->cond);
 	}
 	pthread_mutex_unlock(&a->mu);
 	return NULL;
@@ -352,8 +357,11 @@ static struct prep *take(struct ahead *a, const struct run_file *f, EVP_MD_CTX *
 		pthread_mutex_lock(&a->mu);
 		p->ready = 1;
 	}
-	while (!p->ready)
+	while (!p->ready) {
+		a->waiting[1] = 1;
 		pthread_cond_wait(&a->cond, &a->mu);
+		a->waiting[1] = 0;
+	}
 	pthread_mutex_unlock(&a->mu);
 	return p;
 }
@@ -364,7 +372,8 @@ static void give_back(struct ahead *a, struct prep *p)
 	p->ready = 0;
 	a->done++;
 	a->bytes -= p->claimed;
-	pthread_cond_broadcast(&a->cond);
+	if (a->waiting[0])
+		pthread_cond_broadcast(&a->cond);
 	pthread_mutex_unlock(&a->mu);
 }
 
