@@ -71,15 +71,17 @@ static int by_type_size(const void *a, const void *b)
 	return x->len > y->len ? -1 : x->len < y->len;
 }
 
-/* Each commit and tree is
+/* Each object is
  * tried as a delta on the last WINDOW packed before it of its type, as
  * `git repack --window` does, and depth is bounded as git's is; but any
  * delta that deflates smaller is kept: git's rule (it must halve the
  * object) keeps whole the commits and trees of runs, which differ from
- * each other in a few ids. Blobs are written whole and stored (packw.c):
- * a hit copies them out of the pack without libgit2 or zlib's inflate,
- * and searching them for deltas was most of the gc of a store holding
- * a directory of 20,000 files (15 s). */
+ * each other in a few ids. A blob's delta must halve it still, and a
+ * blob that deflating does not halve is stored and not tried at all
+ * (packw.c): a hit copies it out of the pack without zlib's inflate, and
+ * searching such blobs for deltas was most of the gc of a store holding a
+ * directory of 20,000 CSV files (15 s). Runs' meta blobs, text that
+ * differs in a few values, still go in as deltas. */
 int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char name[GIT_OID_HEXSZ + 1])
 {
 	/* larger objects are written whole and kept out of the window: the
@@ -115,13 +117,13 @@ int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char 
 		}
 		git_object_t type = git_odb_object_type(o);
 		const void *data = git_odb_object_data(o);
-		size_t len = git_odb_object_size(o), base = 0;
-		int depth = 0, deltified, blob = type == GIT_OBJECT_BLOB;
+		size_t len = git_odb_object_size(o), base = 0, max = type == GIT_OBJECT_BLOB ? len / 2 : len;
+		int depth = 0, deltified, pays = type != GIT_OBJECT_BLOB || gs_packw_blob_pays(w, data, len);
 		sb_reset(&best);
-		for (size_t k = 0; k < nwin && len <= DELTA_MAX && !blob; k++) {
+		for (size_t k = 0; k < nwin && len <= DELTA_MAX && pays; k++) {
 			if (git_odb_object_type(win[k].o) != type || win[k].depth >= DEPTH)
 				continue;
-			if (gs_delta_make(win[k].ix, data, len, best.len ? best.len - 1 : len, &delta) == 0) {
+			if (gs_delta_make(win[k].ix, data, len, best.len ? best.len - 1 : max, &delta) == 0) {
 				struct strbuf s = best;
 				best = delta;
 				delta = s;
@@ -134,7 +136,7 @@ int gs_write_pack(const char *dir, git_odb *odb, const struct strvec *ids, char 
 			git_odb_object_free(o);
 			goto out;
 		}
-		if (len > DELTA_MAX || blob) {
+		if (len > DELTA_MAX || !pays) {
 			git_odb_object_free(o);
 			continue;
 		}

@@ -45,11 +45,16 @@ void gs_packw_ahead(struct packw *w, struct run_file **files, size_t n);
 int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 /* Adds an object (type commit, tree, blob or tag) with its id: as an
  * offset delta on the base-th entry of w when delta is given and deflates
- * smaller (*deltified set), else whole. Entries are numbered in the
+ * smaller (*deltified set), else whole (a blob stored, not deflated,
+ * unless deflating halves it). Entries are numbered in the
  * order added; gs_packw_count() is the next one's number. */
 int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_object_t type, const void *data,
 		    size_t len, const struct strbuf *delta, size_t base, int *deltified);
 size_t gs_packw_count(const struct packw *w);
+/* Whether a blob is worth deflating and looking for a delta of: a run's
+ * meta (META_MAGIC), or one that deflating halves. gs_packw_object stores
+ * the others. */
+int gs_packw_blob_pays(struct packw *w, const void *data, size_t len);
 /* Whether w holds object id already. */
 int gs_packw_has(struct packw *w, const unsigned char id[GIT_OID_RAWSZ]);
 /* autopack.c: writes the objects ids (hex, each once) into a new pack

@@ -411,19 +411,22 @@ int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_
 		    size_t len, const struct strbuf *delta, size_t base, int *deltified)
 {
 	size_t zdelta = 0, zwhole;
-	/* a blob whole and stored, as gs_packw_add writes it: a hit copies it
-	 * out of the pack (zlib's inflate was a third of restoring a
-	 * directory of small files after gc) */
 	int blob = type == GIT_OBJECT_BLOB;
 	*deltified = 0;
 	if (*slot_of(w, id))
 		return err_set("an object added twice to a pack");
-	if (!blob && delta && delta->len && base < w->n) {
+	if (delta && delta->len && base < w->n) {
 		if (!(zdelta = deflate_to(&w->z, w->deflate, delta->buf, delta->len)))
 			return err_set("cannot deflate an object");
 		swap_bufs(w); /* kept while the whole object is deflated */
 	}
-	if (!(zwhole = deflate_to(&w->z, blob ? w->plain : w->deflate, data, len)))
+	/* a blob that deflating does not halve goes in stored, as
+	 * gs_packw_add writes blobs: a hit copies it out of the pack
+	 * (zlib's inflate was a third of restoring a directory of small
+	 * CSV files after gc, which deflate to 0.6); a meta's delta may
+	 * still take its place below */
+	if (!(zwhole = deflate_to(&w->z, w->deflate, data, len)) ||
+	    (blob && zwhole > len / 2 && !(zwhole = deflate_to(&w->z, w->plain, data, len))))
 		return err_set("cannot deflate an object");
 	if (zdelta && zdelta < zwhole) {
 		swap_bufs(w);
@@ -431,6 +434,17 @@ int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_
 		return put_entry(w, id, GIT_OBJECT_OFS_DELTA, delta->len, w->v[base].offset, w->z.buf, zdelta);
 	}
 	return put_entry(w, id, type, len, 0, w->z.buf, zwhole);
+}
+
+int gs_packw_blob_pays(struct packw *w, const void *data, size_t len)
+{
+	/* a run's meta: text differing from the other runs' in a few values
+	 * (its delta on one is a tenth of it), which alone does not deflate
+	 * to half (hex digests) */
+	if (len >= strlen(META_MAGIC) && !memcmp(data, META_MAGIC, strlen(META_MAGIC)))
+		return 1;
+	size_t z = deflate_to(&w->z, w->deflate, data, len);
+	return z && z <= len / 2;
 }
 
 int gs_packw_has(struct packw *w, const unsigned char id[GIT_OID_RAWSZ])

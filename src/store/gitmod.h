@@ -127,7 +127,9 @@ void *module_open(const char *file, const char *env, struct strbuf *errs);
 const struct gitmod *gitmod_get(void);
 
 /* The text of the tree's "meta" file: one "key value" line per field,
- * values escaped so a line is always one field. */
+ * values escaped so a line is always one field; the first line starts
+ * with META_MAGIC (the pack writer deltifies runs' metas by it). */
+#define META_MAGIC "cashet-run "
 void meta_encode(const struct run_record *r, struct strbuf *out);
 int meta_decode(const char *text, struct run_record *r);
 

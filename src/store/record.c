@@ -301,7 +301,7 @@ static char *unesc(const char *s, size_t len)
 void meta_encode(const struct run_record *r, struct strbuf *out)
 {
 	char hx[DIGEST_HEX];
-	sb_addf(out, "cashet-run %d\n", META_VERSION);
+	sb_addf(out, META_MAGIC "%d\n", META_VERSION);
 	digest_hex(&r->fp, hx);
 	sb_addf(out, "fingerprint %s\n", hx);
 	digest_hex(&r->line, hx);
