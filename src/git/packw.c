@@ -147,8 +147,11 @@ int gs_packw_begin(const char *dir, struct packw **out)
 	if (open_repo(dir) < 0 || mkdirs(w->tmp.buf, 0755) < 0)
 		goto fail;
 	git_odb_backend *packs = NULL;
-	sb_addf(&w->data, "%s/objects", dir); /* (the buffer is the blobs' later) */
-	if (git_odb_new(&w->odb) < 0 || git_odb_backend_pack(&packs, w->data.buf) < 0) {
+	struct strbuf objects = STRBUF_INIT;
+	sb_addf(&objects, "%s/objects", dir);
+	int ok = git_odb_new(&w->odb) == 0 && git_odb_backend_pack(&packs, objects.buf) == 0;
+	sb_release(&objects);
+	if (!ok) {
 		git_fail("odb");
 		goto fail;
 	}

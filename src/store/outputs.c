@@ -318,9 +318,12 @@ fail:
 	return -1;
 }
 
+/* A temp name is the name, TMP_INFIX and the writer's pid. */
+#define TMP_INFIX ".cashet-tmp."
+
 static void tmp_suffix(struct strbuf *out)
 {
-	sb_addf(out, ".cashet-tmp.%ld", (long)getpid());
+	sb_addf(out, TMP_INFIX "%ld", (long)getpid());
 }
 
 static void tmp_name(const char *name, struct strbuf *out)
@@ -473,22 +476,22 @@ static int dir_entries(int fd, struct strvec *names)
 static void sweep_aside(int dirfd, const char *name)
 {
 	struct strvec names = STRVEC_INIT;
-	struct strbuf want = STRBUF_INIT;
-	tmp_name(name, &want);
-	size_t stem = want.len - strlen(strrchr(want.buf, '.') + 1);
+	struct strbuf stem = STRBUF_INIT;
+	sb_addf(&stem, "%s" TMP_INFIX, name);
 	if (dir_entries(dirfd, &names) == 0)
 		for (size_t i = 0; i < names.n; i++) {
 			char *end;
 			const char *n = names.v[i];
-			if (strncmp(n, want.buf, stem) || !strcmp(n, want.buf))
+			if (strncmp(n, stem.buf, stem.len))
 				continue;
-			long pid = strtol(n + stem, &end, 10);
+			long pid = strtol(n + stem.len, &end, 10);
+			/* ours (just made) and a live process's are left */
 			if (*end || pid <= 0 || !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
 				continue;
 			remove_entry(dirfd, n, n, 0);
 		}
 	sv_release(&names);
-	sb_release(&want);
+	sb_release(&stem);
 }
 
 /* Where a restore walks from: the project's root (through no symlink) or
@@ -671,7 +674,7 @@ int outputs_restore(struct store *st, const struct run_record *r)
 {
 	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT, STRBUF_INIT, -1, STRVEC_INIT, NULL, 0, 0, 1, STRBUF_INIT };
 	struct strbuf tmp = STRBUF_INIT;
-	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0, moved = 0;
+	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0;
 	int rc = 0, dirs = 0;
 	c.aside = xcalloc(r->nfiles + 1, sizeof(*c.aside));
 	/* the directories first: one a run left 0555 takes files again */
@@ -709,7 +712,7 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		}
 	}
 	for (; rc == 0 && swapped < nstaged + c.naside; swapped++) {
-		const struct run_file *f = swapped < nstaged ? &r->files[staged[swapped]] : &r->files[c.aside[moved++]];
+		const struct run_file *f = &r->files[swapped < nstaged ? staged[swapped] : c.aside[swapped - nstaged]];
 		const char *name;
 		int dirfd = parent_of(&c, f, &name);
 		if (dirfd < 0) {
@@ -726,7 +729,7 @@ int outputs_restore(struct store *st, const struct run_record *r)
 		int code = err_code();
 		for (size_t k = swapped; k < nstaged + c.naside; k++) {
 			const char *name;
-			const struct run_file *f = k < nstaged ? &r->files[staged[k]] : &r->files[c.aside[k - nstaged]];
+			const struct run_file *f = &r->files[k < nstaged ? staged[k] : c.aside[k - nstaged]];
 			int dirfd = parent_of(&c, f, &name);
 			if (dirfd < 0)
 				continue;

@@ -113,10 +113,11 @@ static int inflate_fd(int fd, uint64_t offset, int packed, uint64_t size, const 
 	 * stat of the pack (a read past its end is short). */
 	uint64_t bound = size + size / 64 + 1024, end = offset + bound, pos = offset;
 	int small = packed && bound <= CHUNK;
-	if (!small && fstat(fd, &sb) < 0)
-		return err_sys("cannot read object %s", oid);
-	if (!small)
+	if (!small) {
+		if (fstat(fd, &sb) < 0)
+			return err_sys("cannot read object %s", oid);
 		end = packed && offset + bound < (uint64_t)sb.st_size ? offset + bound : (uint64_t)sb.st_size;
+	}
 	uint64_t span = end - offset;
 	int mapped = !small && S_ISREG(sb.st_mode) && span > CHUNK;
 	size_t inlen = span < CHUNK ? (size_t)span : CHUNK, outlen = packed && size < CHUNK ? (size_t)size + 1 : CHUNK;

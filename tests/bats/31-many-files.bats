@@ -32,6 +32,21 @@ listing() {
 		find . -type f -print0 | sort -z | xargs -0 sha1sum)
 }
 
+# The store's one pack, and where in it the blob of the last run's file
+# $1 (a stored path) starts and how many bytes it takes: "pack offset size".
+packed_entry() {
+	local oid pack
+	oid=$(git --git-dir .cashet rev-parse "$(last_hash):$1")
+	pack=$(ls .cashet/objects/pack/*.pack)
+	git --git-dir .cashet verify-pack -v "${pack%.pack}.idx" | awk -v o="$oid" -v p="$pack" '$1 == o { print p, $5, $4 }'
+}
+
+# Writes byte $3 (printf's \x form) at offset $2 of pack $1.
+put_byte() {
+	chmod u+w "$1"
+	printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
 @test "3,000 small output files: one pack, no copies in the index, byte-for-byte replays with modes before and after gc" {
 	make_tree ../src
 	want=$(listing ../src)
@@ -65,11 +80,8 @@ listing() {
 	[ "$(listing out2)" = "$(listing ../src)" ]
 	# a byte of one packed file's deflated data flipped: that replay
 	# refuses and runs the command instead
-	oid=$(git --git-dir .cashet rev-parse "$(last_hash):files/out2/d03/f050")
-	pack=$(ls .cashet/objects/pack/*.pack)
-	at=$(git --git-dir .cashet verify-pack -v "${pack%.pack}.idx" | awk -v o="$oid" '$1 == o { print $5 + int($4 / 2) }')
-	chmod u+w "$pack"
-	printf '\x55' | dd of="$pack" bs=1 seek="$at" conv=notrunc status=none
+	read -r pack off len < <(packed_entry files/out2/d03/f050)
+	put_byte "$pack" $((off + len / 2)) '\x55'
 	rm -rf out
 	run cashet exec --trace off --report-fd 3 -i ../src -o out -- cp -r ../src out 3> verdict.json
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
@@ -108,14 +120,11 @@ for d in range(40):
 @test "a packed file whose stored block's length is damaged is not replayed; zlib's own check stops it" {
 	make_tree ../src
 	cashet exec --trace off -i ../src -o out -- cp -r ../src out
-	oid=$(git --git-dir .cashet rev-parse "$(last_hash):files/out/d07/f042")
-	pack=$(ls .cashet/objects/pack/*.pack)
-	off=$(git --git-dir .cashet verify-pack -v "${pack%.pack}.idx" | awk -v o="$oid" '$1 == o { print $5 }')
+	read -r pack off len < <(packed_entry files/out/d07/f042)
 	# the entry's header, then zlib's two bytes, then the block's: its LEN
 	# and NLEN follow the byte that says "stored"
 	at=$(python3 -c 'import sys; d = open(sys.argv[1], "rb").read()[int(sys.argv[2]):][:16]; print(int(sys.argv[2]) + d.index(b"\x78\x01") + 3)' "$pack" "$off")
-	chmod u+w "$pack"
-	printf '\x01' | dd of="$pack" bs=1 seek="$at" conv=notrunc status=none
+	put_byte "$pack" "$at" '\x01'
 	rm -rf out
 	run cashet exec --trace off --report-fd 3 -i ../src -o out -- cp -r ../src out 3> verdict.json
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
