@@ -417,13 +417,21 @@ int exec_main(struct cli *cli, struct exec_opts *o, int argc, char **argv, int w
 		explain_free(&e);
 		goto done;
 	}
-	if (open_store(cli, 1, &st) < 0)
-		goto fail;
 	req.on_miss = on_miss;
 	req.on_retry = on_retry;
 	req.on_notice = on_notice;
 	req.ctx = o;
-	int er = exec_run(st, &req, &res);
+	int er;
+	if (open_store(cli, 1, &st) == 0) {
+		er = exec_run(st, &req, &res);
+	} else {
+		/* A store that cannot be opened (a full disk, an I/O error, an
+		 * index from a newer cashet) costs the cache, never the command:
+		 * one warning, and the command runs as it would without cashet. */
+		fprintf(stderr, "cashet: warning: %s; running the command without caching it\n", err_msg());
+		err_clear();
+		er = exec_run_unstored(&req, &res);
+	}
 	report(o, &res);
 	if (er < 0)
 		goto fail;

@@ -724,6 +724,35 @@ int exec_run(struct store *st, const struct exec_request *request, struct exec_r
 	return rc;
 }
 
+int exec_run_unstored(const struct exec_request *req, struct exec_result *res)
+{
+	struct feed f = { .mode = FEED_NONE, .hashed = -1, .child = -1, .spool = -1, .src = -1 };
+	struct watch w = { 0 };
+	struct spawn_result out;
+	memset(res, 0, sizeof(*res));
+	res->exit_code = EXEC_EXIT_CASHET;
+	res->verdict = EXEC_NOT_STORED;
+	if (req->stdin_fd < 0 && (f.child = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return err_sys("/dev/null");
+	if (req->stdin_fd >= 0 && req->stdin_fd != STDIN_FILENO)
+		f.child = req->stdin_fd;
+	int sr = run_with_retries(NULL, req, &f, 0, NULL, &w, &out);
+	if (req->stdin_fd < 0)
+		close(f.child);
+	if (sr < 0)
+		return -1;
+	res->exit_code = out.status;
+	res->duration_ms = out.duration_ms;
+	if (sr == 1)
+		set_note(res, "%s", err_msg()); /* could not start */
+	else if (out.interrupted) {
+		res->signal = out.interrupted;
+		res->exit_code = 128 + out.interrupted;
+	}
+	spawn_result_free(&out);
+	return 0;
+}
+
 /* The flow itself, on the settled request. */
 static int run(struct store *st, const struct exec_request *req, struct exec_result *res)
 {
@@ -810,6 +839,14 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 			int c = claim_acquire(st, &r.fp, &me, spawn_pending_signal);
 			if (c == 2)
 				goto interrupted;
+			if (c < 0 && err_code() == E_UNWRITABLE) {
+				/* a full disk: nothing could be stored either, and one
+				 * warning says so */
+				notice(req, "warning: %s; running the command without caching it", err_msg());
+				err_clear();
+				cache = 0;
+				break;
+			}
 			if (c < 0) {
 				/* the index busy for long (another process's big
 				 * write) or failing: the claim is not worth the

@@ -99,6 +99,12 @@ struct exec_result {
  * (res->exit_code is then EXEC_EXIT_CASHET). Free res with exec_result_free. */
 int exec_run(struct store *st, const struct exec_request *req, struct exec_result *res);
 
+/* The command alone, for a store that cannot be opened: its streams go
+ * straight through (nothing keyed, traced, captured or stored), with the
+ * request's environment, stdin, timeout and retries. Returns as exec_run,
+ * res->verdict NOT_STORED. */
+int exec_run_unstored(const struct exec_request *req, struct exec_result *res);
+
 /* `why`: fingerprints the request and compares it with the store without
  * running anything. Returns 0 with *e filled (explain_free), or -1. */
 int exec_explain(struct store *st, const struct exec_request *req, struct explain *e);

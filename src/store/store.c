@@ -138,6 +138,8 @@ int store_sqlfail(struct store *st, const char *what)
 		return err_setc(E_CORRUPT, "%s/index.db: %s: %s (the index is rebuilt from git by the next command)",
 				st->dir, what, sqlite3_errmsg(st->db));
 	}
+	if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_READONLY || code == SQLITE_CANTOPEN)
+		return err_setc(E_UNWRITABLE, "%s/index.db: %s: %s", st->dir, what, sqlite3_errmsg(st->db));
 	return err_set("%s/index.db: %s: %s", st->dir, what, sqlite3_errmsg(st->db));
 }
 
@@ -650,8 +652,12 @@ static int open_db(struct store *st, const char *path)
 	 * checkpointed every WAL_PAGES pages, few enough for the next command to
 	 * read them back unnoticed (store_close bounds it too). */
 	sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	return store_exec(st, "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=" STR(
-				      WAL_PAGES));
+	if (sqlite3_exec(st->db,
+			 "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=" STR(
+				 WAL_PAGES),
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return store_sqlfail(st, "cannot open it");
+	return 0;
 }
 
 int store_open(const char *dir, int flags, struct store **out, int *created)

@@ -55,8 +55,9 @@ enum err_code {
 	E_AMBIGUOUS = -3, /* a prefix naming more than one thing */
 	E_CORRUPT = -4,   /* bytes that fail their check */
 	E_EXISTS = -5,
-	E_BUSY = -6,      /* locked by another process */
-	E_UNTRUSTED = -7, /* a run from elsewhere that the trust policy refuses */
+	E_BUSY = -6,       /* locked by another process */
+	E_UNTRUSTED = -7,  /* a run from elsewhere that the trust policy refuses */
+	E_UNWRITABLE = -8, /* the store cannot be written: a full disk, a read-only file system, an I/O error */
 };
 
 /* Last error, per thread. err_set returns -1 (E_ERROR) so `return

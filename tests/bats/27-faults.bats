@@ -504,6 +504,44 @@ in_readonly_store() {
 	[ "$(verdict -i "$old" -- echo cached)" = hit ]
 }
 
+@test "an index that cannot be opened (its 32 KiB shared-memory file past a file size limit): the command runs uncached, one warning" {
+	cashet exec -- echo cached > /dev/null
+	cmd="$(counted 'echo new; echo err >&2; exit 3')"
+	run --separate-stderr bash -c "ulimit -f 16; cashet exec -- sh -c '$cmd'"
+	assert_failure 3
+	assert_output new
+	[ "$(run_count)" = 1 ]
+	[ "$(grep -c . <<< "$stderr")" = 2 ]
+	[ "$(sed -n 1p <<< "$stderr")" = "cashet: warning: $PWD/.cashet/index.db: cannot open it: disk I/O error; running the command without caching it" ]
+	[ "$(sed -n 2p <<< "$stderr")" = err ]
+	# stdin, --no-stdin, --timeout and a missing command as without cashet
+	run bash -c "ulimit -f 16; echo piped | cashet exec -- cat 2> /dev/null"
+	assert_output piped
+	run bash -c "ulimit -f 16; echo piped | cashet exec --no-stdin -- cat 2> /dev/null"
+	assert_output ""
+	run bash -c "ulimit -f 16; cashet exec --timeout 0.2s -- sleep 5 2> /dev/null"
+	assert_failure 124
+	run -127 bash -c "ulimit -f 16; cashet exec -- no-such-command-here"
+	# without the limit: nothing was stored, and the store is whole
+	[ "$(log_count)" = 1 ]
+	[ "$(verdict -- echo cached)" = hit ]
+	run cashet fsck
+	assert_success
+}
+
+@test "an index that cannot grow (a file size limit below its WAL): the command runs uncached, one warning" {
+	for i in 1 2 3 4 5 6; do cashet exec -- echo "$i" > /dev/null; done
+	[ "$(stat -c %s .cashet/index.db-wal)" -gt $((64 * 1024)) ]
+	run --separate-stderr bash -c "ulimit -f 40; cashet exec -- sh -c '$(counted 'echo new; exit 3')'"
+	assert_failure 3
+	assert_output new
+	[ "$(grep -c . <<< "$stderr")" = 1 ]
+	[[ "$stderr" == "cashet: warning: $PWD/.cashet/index.db: "*": disk I/O error; running the command without caching it" ]]
+	[ "$(log_count)" = 6 ]
+	run cashet fsck
+	assert_success
+}
+
 @test "a capture that hits a full disk: the output still flows, the command finishes with its status, nothing is stored" {
 	# 3 MB of output; the capture file may grow to 1 MiB (index.db stays smaller)
 	cmd="$(counted 'head -c 3000000 /dev/zero; echo done >&2; exit 3')"
