@@ -4,6 +4,7 @@
 #include "store/store-int.h"
 #include "store/gitmod.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -245,14 +246,58 @@ static int config_text_get(const char *text, const char *section, const char *ke
 	return found;
 }
 
+/* The first line of a config file's text that git would refuse (a
+ * section header without its ']', a key that is not a name, a setting
+ * before any section), or 0; *why says what is wrong with it. The
+ * settings read around it still count, so a command goes on, warned. */
+static int config_text_bad_line(const char *text, const char **why)
+{
+	int n = 0, in_section = 0, continued = 0;
+	for (const char *p = text; p && *p; n++) {
+		const char *nl = strchrnul(p, '\n'), *l = p + strspn(p, " \t");
+		p = *nl ? nl + 1 : nl;
+		int was_continued = continued;
+		continued = nl > l && nl[-1] == '\\'; /* a value going on in the next line */
+		if (was_continued || l == nl || *l == '#' || *l == ';' || *l == '\r')
+			continue;
+		if (*l == '[') {
+			const char *close = memchr(l, ']', (size_t)(nl - l));
+			if (!close) {
+				*why = "a section header without its ']'";
+				return n + 1;
+			}
+			in_section = 1;
+			continue;
+		}
+		size_t k = 0;
+		while (l + k < nl && (isalnum((unsigned char)l[k]) || l[k] == '-'))
+			k++;
+		const char *after = l + k + strspn(l + k, " \t\r");
+		if (!k || !isalpha((unsigned char)*l) || (after < nl && *after != '=')) {
+			*why = "not a 'key = value' line";
+			return n + 1;
+		}
+		if (!in_section) {
+			*why = "a setting before any [section]";
+			return n + 1;
+		}
+	}
+	return 0;
+}
+
 int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value)
 {
 	/* once per open store: a request reads several settings, on the hit path */
 	if (!st->config_read) {
 		struct strbuf path = STRBUF_INIT;
 		sb_addf(&path, "%s/config", st->dir);
+		const char *why;
+		int bad;
 		if (read_file_sb(path.buf, &st->config) < 0)
 			err_clear(); /* no config file: nothing set */
+		else if ((bad = config_text_bad_line(sb_str(&st->config), &why)) > 0)
+			warn("warning: %s:%d: %s; the settings around it still apply (fix it with an editor)", path.buf,
+			     bad, why);
 		sb_release(&path);
 		st->config_read = 1;
 	}

@@ -542,6 +542,24 @@ in_readonly_store() {
 	assert_success
 }
 
+@test "a config file git would refuse: one warning naming its line, the settings around it still apply, the command runs" {
+	cashet config trace off
+	# a line written by hand that is not a setting, after the store's own
+	printf 'oops, not a setting\n' >> .cashet/config
+	bad=$(grep -n oops .cashet/config | cut -d: -f1)
+	run --separate-stderr cashet exec -- sh -c 'echo ran; exit 2'
+	assert_failure 2
+	assert_output ran
+	[ "$stderr" = "cashet: warning: $PWD/.cashet/config:$bad: not a 'key = value' line; the settings around it still apply (fix it with an editor)" ]
+	# trace off still holds: the run has no observed inputs
+	[ "$(cashet show --json "$(last_hash)" 2> /dev/null | json_field 'j["observed"]')" = none ]
+	# a section header without its ']'
+	printf '[cashet\n' > .cashet/config
+	run --separate-stderr cashet exec -- true
+	assert_success
+	[ "$stderr" = "cashet: warning: $PWD/.cashet/config:1: a section header without its ']'; the settings around it still apply (fix it with an editor)" ]
+}
+
 @test "a capture that hits a full disk: the output still flows, the command finishes with its status, nothing is stored" {
 	# 3 MB of output; the capture file may grow to 1 MiB (index.db stays smaller)
 	cmd="$(counted 'head -c 3000000 /dev/zero; echo done >&2; exit 3')"
