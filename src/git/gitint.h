@@ -37,10 +37,14 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
 int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid);
-/* The files (in the order they will be added) whose blobs a second
- * thread reads, hashes and encodes ahead of gs_packw_add, which takes
- * them; files must outlive w. No thread with one CPU. */
-void gs_packw_ahead(struct packw *w, struct run_file **files, size_t n);
+/* The files the caller will add, in order, before the first: the header
+ * announces the blobs they make if all are new and different, so that
+ * the pack's checksum is taken as it is written (it is read back at
+ * finish when another number was added: a blob the store or the run had
+ * already); and a second thread reads, hashes and encodes them ahead of
+ * gs_packw_add, which takes them (none with one CPU). files must outlive
+ * w. */
+int gs_packw_plan(struct packw *w, struct run_file **files, size_t n);
 /* name (when not NULL): the new pack's, pack-<name>.pack */
 int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 /* Adds an object (type commit, tree, blob or tag) with its id: as an

@@ -293,7 +293,8 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 		for (size_t i = 0; i < r->nfiles; i++)
 			if (packable(&r->files[i]))
 				ahead[n++] = &r->files[i];
-		gs_packw_ahead(pw, ahead, n);
+		if (gs_packw_plan(pw, ahead, n) < 0)
+			goto out;
 	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];

@@ -105,6 +105,11 @@ struct packw {
 	struct ahead *ahead;
 	EVP_MD_CTX *sha;
 	struct libdeflate_compressor *deflate, *plain; /* levels 1 and 0 */
+	/* announce(): the count the header holds, and the SHA-1 of
+	 * every byte written since (NULL once that can no longer be the
+	 * pack's: a roll-back) */
+	uint32_t announced;
+	EVP_MD_CTX *running;
 };
 
 static uint32_t be32(const unsigned char *p)
@@ -191,12 +196,39 @@ static void swap_bufs(struct packw *w)
 	w->data = t;
 }
 
+/* Writes len bytes at the end of the pack, into the running SHA-1 too. */
+static int write_tail(struct packw *w, const void *data, size_t len)
+{
+	if (write_all(w->fd, data, len) < 0)
+		return err_sys("cannot write %s", w->tmp.buf);
+	if (w->running)
+		EVP_DigestUpdate(w->running, data, len);
+	return 0;
+}
+
 /* Writes what put_entry gathered. */
 static int flush_out(struct packw *w)
 {
-	if (w->out.len && write_all(w->fd, w->out.buf, w->out.len) < 0)
-		return err_sys("cannot write %s", w->tmp.buf);
+	if (w->out.len && write_tail(w, w->out.buf, w->out.len) < 0)
+		return -1;
 	sb_reset(&w->out);
+	return 0;
+}
+
+/* The header's count, announced before the first entry: the checksum is
+ * then taken as the bytes go out. */
+static int announce(struct packw *w, uint32_t n)
+{
+	unsigned char head[12] = { 'P', 'A', 'C', 'K', 0, 0, 0, 2 };
+	if (w->offset != sizeof(head) || w->out.len || w->running)
+		return err_set("internal: a pack's count announced after its first entry");
+	put32(head + 8, n);
+	if (pwrite(w->fd, head + 8, 4, 8) != 4)
+		return err_sys("cannot write %s", w->tmp.buf);
+	if (!(w->running = EVP_MD_CTX_new()) || EVP_DigestInit_ex(w->running, EVP_sha1(), NULL) != 1)
+		return err_set("out of memory");
+	EVP_DigestUpdate(w->running, head, sizeof(head));
+	w->announced = n;
 	return 0;
 }
 
@@ -320,10 +352,19 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
-void gs_packw_ahead(struct packw *w, struct run_file **files, size_t n)
+int gs_packw_plan(struct packw *w, struct run_file **files, size_t n)
 {
+	/* every blob new and different, as a run's outputs mostly are: the
+	 * empty ones are one blob, written unless a pack has it */
+	size_t empty = 0;
+	for (size_t i = 0; i < n; i++)
+		empty += !files[i]->size;
+	git_oid none;
+	int have_none = empty && git_odb_hash(&none, "", 0, GIT_OBJECT_BLOB) == 0 && git_odb_exists(w->odb, &none);
+	if (announce(w, (uint32_t)(n - empty + (empty && !have_none))) < 0)
+		return -1;
 	if (w->ahead || n < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		return; /* one CPU: the helper would only take turns with this thread */
+		return 0; /* one CPU: the helper would only take turns with this thread */
 	struct ahead *a = xcalloc(1, sizeof(*a));
 	a->files = files;
 	a->n = n;
@@ -333,10 +374,11 @@ void gs_packw_ahead(struct packw *w, struct run_file **files, size_t n)
 	    pthread_create(&a->thread, NULL, ahead_main, a) != 0) {
 		a->started = 0;
 		ahead_free(a);
-		return; /* everything is prepared here instead */
+		return 0; /* everything is prepared here instead */
 	}
 	a->started = 1;
 	w->ahead = a;
+	return 0;
 }
 
 /* f's prepared blob when f is the next the helper was given (made here
@@ -478,6 +520,8 @@ static int roll_back(struct packw *w, size_t n0, uint64_t offset)
 {
 	w->n = n0;
 	w->offset = offset;
+	EVP_MD_CTX_free(w->running); /* hashed bytes that are no longer there */
+	w->running = NULL;
 	memset(w->slots, 0, w->nslots * sizeof(*w->slots));
 	for (size_t i = 0; i < w->n; i++)
 		*slot_of(w, w->v[i].id) = i + 1;
@@ -553,10 +597,8 @@ int gs_packw_append(struct packw *w, int fd, uint64_t from, uint64_t to, const u
 				crc = 0;
 			}
 		}
-		if (write_all(w->fd, buf, (size_t)got) < 0) {
-			err_sys("cannot write %s", w->tmp.buf);
+		if (write_tail(w, buf, (size_t)got) < 0)
 			goto out;
-		}
 		at += (uint64_t)got;
 	}
 	w->offset += to - from;
@@ -647,7 +689,12 @@ int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1])
 	put32(count, (uint32_t)w->n);
 	if (flush_out(w) < 0)
 		goto out;
-	if (pwrite(w->fd, count, 4, 8) != 4 || sha1_file(w->fd, w->offset, packsum) < 0 ||
+	/* the count announced and met: the checksum was taken as the bytes
+	 * went out; else the header is set now, and the pack read back */
+	unsigned mdlen = 0;
+	int hashed = w->running && w->n == w->announced && EVP_DigestFinal_ex(w->running, packsum, &mdlen) == 1 &&
+		     mdlen == GIT_OID_RAWSZ;
+	if ((!hashed && (pwrite(w->fd, count, 4, 8) != 4 || sha1_file(w->fd, w->offset, packsum) < 0)) ||
 	    write_all(w->fd, packsum, sizeof(packsum)) < 0 || fchmod(w->fd, 0444) < 0 || (sync && fsync(w->fd) < 0)) {
 		err_sys("cannot write %s", w->tmp.buf);
 		goto out;
@@ -717,6 +764,7 @@ void gs_packw_abort(struct packw *w)
 		unlink(w->tmp.buf);
 	git_odb_free(w->odb);
 	EVP_MD_CTX_free(w->sha);
+	EVP_MD_CTX_free(w->running);
 	libdeflate_free_compressor(w->deflate);
 	libdeflate_free_compressor(w->plain);
 	prep_release(&w->self);

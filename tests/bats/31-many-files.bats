@@ -70,6 +70,30 @@ put_byte() {
 	run -0 git --git-dir .cashet fsck --strict --no-dangling
 }
 
+@test "100 files all new and different: the pack's checksum, taken as it was written, is the one git computes; read back when not" {
+	mkdir ../src
+	for i in $(seq 100); do echo "file $i" > "../src/f$i"; done
+	cashet exec --trace off -o out -- cp -r ../src out
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" = 1 ]
+	pack=$(ls .cashet/objects/pack/*.pack)
+	# the 100 files and the empty blob of the empty stdout and stderr
+	[ "$(head -c 12 "$pack" | od -An -tu1 -j8 | tr -s ' ')" = " 0 0 0 101" ]
+	[ "$(tail -c 20 "$pack" | od -An -tx1 | tr -d ' \n')" = "$(head -c -20 "$pack" | sha1sum | cut -c1-40)" ]
+	run -0 git --git-dir .cashet verify-pack .cashet/objects/pack/*.idx
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	rm -rf out
+	[ "$(verdict --trace off -o out -- cp -r ../src out)" = hit ]
+	diff -r ../src out
+	# one more new file and one the store has: the count differs from
+	# the one announced, and the pack is read back for its checksum
+	cp -r ../src ../src2
+	echo "file 101" > ../src2/f101
+	cashet exec --trace off -o out2 -- cp -r ../src2 out2
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" = 2 ]
+	run -0 git --git-dir .cashet verify-pack .cashet/objects/pack/*.idx
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+}
+
 @test "a run of many files whose blobs the store has writes no new pack; a damaged packed file is not replayed" {
 	make_tree ../src
 	cashet exec --trace off -i ../src -o out -- cp -r ../src out
