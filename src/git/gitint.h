@@ -37,14 +37,18 @@ int gs_diff_text(const char *a, size_t alen, const char *b, size_t blen, const c
 struct packw;
 int gs_packw_begin(const char *dir, struct packw **w);
 int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid);
-/* The files the caller will add, in order, before the first: the header
- * announces the blobs they make if all are new and different, so that
- * the pack's checksum is taken as it is written (it is read back at
- * finish when another number was added: a blob the store or the run had
- * already); and a second thread reads, hashes and encodes them ahead of
+/* The files the caller will add, in order, before the first, and the
+ * number of other objects it will put: the header announces them all as
+ * if all were new and different, so that the pack's checksum is taken as
+ * it is written (it is read back at finish when another number was
+ * added: an object the store or the run had already); and a second
+ * thread reads, hashes and encodes the files' blobs ahead of
  * gs_packw_add, which takes them (none with one CPU). files must outlive
  * w. */
-int gs_packw_plan(struct packw *w, struct run_file **files, size_t n);
+int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t others);
+/* Puts an object made in memory (a run's meta, its trees), its id set;
+ * nothing when this pack or the store's packs have it. */
+int gs_packw_put(struct packw *w, git_object_t type, const void *data, size_t len, git_oid *oid);
 /* name (when not NULL): the new pack's, pack-<name>.pack */
 int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
 /* Adds an object (type commit, tree, blob or tag) with its id: as an

@@ -4,6 +4,7 @@
  * refs/cashet/runs/<id> keeps each run reachable until it is removed. */
 #include "git/gitint.h"
 #include "store/refs.h"
+#include "store/tree.h"
 #include "store/trust.h"
 
 #include <fcntl.h>
@@ -176,16 +177,23 @@ static int write_file_blob(struct run_file *f, git_oid *oid)
 	return rc;
 }
 
-static int add_entry(git_index *idx, const char *path, unsigned mode, const git_oid *oid)
+/* tree_write's writer here: the run's pack when it has one, else loose
+ * objects (no tree is checked for its entries: every one was just
+ * written or found in the store). */
+struct tree_sink {
+	struct packw *pw;
+	git_odb *odb;
+};
+
+static int put_tree(void *ctx, const void *data, size_t len, unsigned char oid[TREE_OID_RAW])
 {
-	git_index_entry e;
-	memset(&e, 0, sizeof(e));
-	e.path = path;
-	e.mode = mode;
-	e.id = *oid;
-	if (git_index_add(idx, &e) < 0)
-		return git_fail(path);
-	return 0;
+	struct tree_sink *k = ctx;
+	git_oid id;
+	int rc = k->pw ? gs_packw_put(k->pw, GIT_OBJECT_TREE, data, len, &id)
+		 : git_odb_write(&id, k->odb, data, len, GIT_OBJECT_TREE) < 0 ? git_fail("cannot write tree")
+									      : 0;
+	memcpy(oid, id.id, TREE_OID_RAW);
+	return rc;
 }
 
 static void line_ref(const struct run_record *r, struct strbuf *sb)
@@ -265,21 +273,30 @@ static int packable(const struct run_file *f)
 
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir)
 {
-	git_index *idx = NULL;
 	git_tree *tree = NULL;
 	git_commit *parent = NULL;
 	git_signature *sig = NULL;
 	struct packw *pw = NULL;
+	struct tree_sink sink = { NULL, NULL };
 	struct run_file **ahead = NULL;
+	struct tree_entry *e = NULL, *meta;
 	struct strbuf name = STRBUF_INIT, msg = STRBUF_INIT;
 	git_oid oid, tree_oid, commit_oid;
 	char *cmd = NULL;
+	size_t ne = 0;
 	int rc = -1;
 
 	if (open_repo(dir) < 0)
 		return -1;
-	if (git_index_new(&idx) < 0) {
-		git_fail("index");
+	/* the trees' entries: the files (a directory is a line of meta), meta */
+	e = xcalloc(r->nfiles + 1, sizeof(*e));
+	for (size_t i = 0; i < r->nfiles; i++)
+		if (r->files[i].kind != FILE_DIR)
+			e[ne++] = (struct tree_entry){ .path = r->files[i].path, .mode = r->files[i].mode };
+	e[ne++] = (struct tree_entry){ .path = "meta", .mode = 0100644 };
+	if (tree_sort_check(e, ne)) {
+		err_set("cannot store the run: git takes no path with an empty, '.', '..' or '.git' part, nor a "
+			"name twice, into a tree");
 		goto out;
 	}
 	size_t small = 0;
@@ -293,12 +310,13 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 		for (size_t i = 0; i < r->nfiles; i++)
 			if (packable(&r->files[i]))
 				ahead[n++] = &r->files[i];
-		if (gs_packw_plan(pw, ahead, n) < 0)
+		/* meta and the trees go into the pack too */
+		if (gs_packw_plan(pw, ahead, n, 1 + tree_count(e, ne)) < 0)
 			goto out;
 	}
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
-		if (f->kind == FILE_DIR) /* a line of meta */
+		if (f->kind == FILE_DIR)
 			continue;
 		/* size is what was hashed; the blob is what the file holds now
 		 * (the same: outputs are collected after the command ended) */
@@ -306,33 +324,32 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 		if ((packed ? gs_packw_add(pw, f, &oid) : write_file_blob(f, &oid)) < 0)
 			goto out;
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
-		if (add_entry(idx, f->path, f->mode, &oid) < 0)
-			goto out;
+		memcpy(tree_find(e, ne, f->path)->oid, oid.id, TREE_OID_RAW);
 	}
-	/* the pack is published before the tree that names its blobs */
+	/* after the blobs, which set the outputs' digests */
+	meta_encode(r, &msg);
+	meta = tree_find(e, ne, "meta");
+	if ((pw ? gs_packw_put(pw, GIT_OBJECT_BLOB, msg.buf, msg.len, &oid)
+	     : git_blob_create_from_buffer(&oid, repo, msg.buf, msg.len) < 0 ? git_fail("meta")
+									     : 0) < 0)
+		goto out;
+	sb_reset(&msg);
+	memcpy(meta->oid, oid.id, TREE_OID_RAW);
+	sink.pw = pw;
+	if (!pw && git_repository_odb(&sink.odb, repo) < 0) {
+		git_fail("odb");
+		goto out;
+	}
+	if (tree_write(e, ne, put_tree, &sink, tree_oid.id) < 0)
+		goto out;
+	/* blobs, meta and trees published at once, before the commit */
 	if (pw) {
 		int prc = gs_packw_finish(pw, gs_want_fsync(), NULL);
 		pw = NULL;
 		if (prc < 0)
 			goto out;
 	}
-	/* after the blobs, which set the outputs' digests */
-	meta_encode(r, &msg);
-	int mr = git_blob_create_from_buffer(&oid, repo, msg.buf, msg.len);
-	sb_reset(&msg);
-	if (mr < 0) {
-		git_fail("meta");
-		goto out;
-	}
-	if (add_entry(idx, "meta", 0100644, &oid) < 0)
-		goto out;
-	/* every blob the trees name was written above or found in the store:
-	 * libgit2 need not look each up again (a tenth of storing 20,000
-	 * files). fsck toggles its options the same way. */
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 0);
-	int wt = git_index_write_tree_to(&tree_oid, idx, repo);
-	git_libgit2_opts(GIT_OPT_ENABLE_STRICT_OBJECT_CREATION, 1);
-	if (wt < 0 || git_tree_lookup(&tree, repo, &tree_oid) < 0) {
+	if (git_tree_lookup(&tree, repo, &tree_oid) < 0) {
 		git_fail("cannot write tree");
 		goto out;
 	}
@@ -373,11 +390,12 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 	rc = 0;
 out:
 	gs_packw_abort(pw);
+	git_odb_free(sink.odb);
 	free(ahead);
+	free(e);
 	git_signature_free(sig);
 	git_commit_free(parent);
 	git_tree_free(tree);
-	git_index_free(idx);
 	sb_release(&name);
 	sb_release(&msg);
 	free(cmd);

@@ -352,7 +352,7 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
-int gs_packw_plan(struct packw *w, struct run_file **files, size_t n)
+int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t others)
 {
 	/* every blob new and different, as a run's outputs mostly are: the
 	 * empty ones are one blob, written unless a pack has it */
@@ -361,7 +361,7 @@ int gs_packw_plan(struct packw *w, struct run_file **files, size_t n)
 		empty += !files[i]->size;
 	git_oid none;
 	int have_none = empty && git_odb_hash(&none, "", 0, GIT_OBJECT_BLOB) == 0 && git_odb_exists(w->odb, &none);
-	if (announce(w, (uint32_t)(n - empty + (empty && !have_none))) < 0)
+	if (announce(w, (uint32_t)(n - empty + (empty && !have_none) + others)) < 0)
 		return -1;
 	if (w->ahead || n < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		return 0; /* one CPU: the helper would only take turns with this thread */
@@ -479,6 +479,17 @@ int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_
 		return put_entry(w, id, GIT_OBJECT_OFS_DELTA, delta->len, w->v[base].offset, w->z.buf, zdelta);
 	}
 	return put_entry(w, id, type, len, 0, w->z.buf, zwhole);
+}
+
+int gs_packw_put(struct packw *w, git_object_t type, const void *data, size_t len, git_oid *oid)
+{
+	int deltified;
+	if (git_odb_hash(oid, data, len, type) < 0)
+		return err_set("cannot hash an object");
+	/* as gs_packw_add: the store's packs alone asked */
+	if (*slot_of(w, oid->id) || git_odb_exists(w->odb, oid))
+		return 0;
+	return gs_packw_object(w, oid->id, type, data, len, NULL, 0, &deltified);
 }
 
 int gs_packw_blob_pays(struct packw *w, const void *data, size_t len)

@@ -8,6 +8,7 @@
 #include "store/refs.h"
 #include "store/store-int.h"
 #include "store/gitmod.h"
+#include "store/tree.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,12 +65,6 @@ struct store_batch {
 	size_t nobjs, aobjs;
 	struct batch_run *runs;
 	size_t nruns, aruns;
-};
-
-struct odb_entry {
-	const char *path;
-	unsigned mode;
-	unsigned char oid[OID_RAW];
 };
 
 static void hex_of(const unsigned char raw[OID_RAW], char hex[OID_HEX])
@@ -236,57 +231,16 @@ out:
 	return rc;
 }
 
-static int by_path(const void *a, const void *b)
-{
-	return strcmp(((const struct odb_entry *)a)->path, ((const struct odb_entry *)b)->path);
-}
+/* tree_write's writer here: loose objects. */
+struct tree_sink {
+	struct store *st;
+	int sync;
+};
 
-/* A path libgit2 takes into a tree: no empty, ".", "..", ".git" part. */
-static int plain_path(const char *p)
+static int put_tree(void *ctx, const void *data, size_t len, unsigned char oid[TREE_OID_RAW])
 {
-	for (;;) {
-		size_t n = strcspn(p, "/");
-		if (!n || (n == 1 && p[0] == '.') || (n == 2 && !strncmp(p, "..", 2)) ||
-		    (n == 4 && !strncasecmp(p, ".git", 4)))
-			return 0;
-		if (!p[n])
-			return 1;
-		p += n + 1;
-	}
-}
-
-/* Writes the tree of e[0..n), whose paths all start with a prefix of
- * skip bytes. Byte order of whole paths is git's tree order (a directory
- * sorts as its name and '/'), so a subtree's entries are contiguous. */
-static int write_tree(struct store *st, const struct odb_entry *e, size_t n, size_t skip, int sync,
-		      unsigned char oid[OID_RAW])
-{
-	struct strbuf t = STRBUF_INIT;
-	int rc = -1;
-	for (size_t i = 0; i < n;) {
-		const char *name = e[i].path + skip, *slash = strchr(name, '/');
-		if (!slash) {
-			sb_addf(&t, "%o %s", e[i].mode, name);
-			sb_add(&t, "", 1);
-			sb_add(&t, (const char *)e[i].oid, OID_RAW);
-			i++;
-			continue;
-		}
-		size_t len = (size_t)(slash - name), j = i;
-		while (j < n && !strncmp(e[j].path + skip, name, len + 1))
-			j++;
-		unsigned char sub[OID_RAW];
-		if (write_tree(st, e + i, j - i, skip + len + 1, sync, sub) < 0)
-			goto out;
-		sb_addf(&t, "40000 %.*s", (int)len, name);
-		sb_add(&t, "", 1);
-		sb_add(&t, (const char *)sub, OID_RAW);
-		i = j;
-	}
-	rc = write_object(st, "tree", t.buf ? t.buf : "", t.len, sync, oid);
-out:
-	sb_release(&t);
-	return rc;
+	struct tree_sink *k = ctx;
+	return write_object(k->st, "tree", data, len, k->sync, oid);
 }
 
 int store_odb_has(struct store *st, const char *hex)
@@ -300,7 +254,7 @@ int store_odb_has(struct store *st, const char *hex)
 
 int store_odb_save(struct store *st, struct run_record *r)
 {
-	struct odb_entry *e = xcalloc(r->nfiles + 1, sizeof(*e));
+	struct tree_entry *e = xcalloc(r->nfiles + 1, sizeof(*e));
 	struct strbuf body = STRBUF_INIT, name = STRBUF_INIT, meta = STRBUF_INIT;
 	unsigned char tree[OID_RAW], commit[OID_RAW];
 	char hx[OID_HEX], line[DIGEST_HEX];
@@ -319,19 +273,15 @@ int store_odb_save(struct store *st, struct run_record *r)
 		const struct run_file *f = &r->files[i];
 		if (f->kind == FILE_DIR)
 			continue;
-		if (!plain_path(f->path) || !strcmp(f->path, "meta") || f->size >= ODB_SMALL_MAX)
+		if (!strcmp(f->path, "meta") || f->size >= ODB_SMALL_MAX)
 			goto out;
 		e[n].path = f->path;
 		e[n++].mode = f->mode;
 	}
 	e[n].path = "meta";
 	e[n++].mode = 0100644;
-	qsort(e, n, sizeof(*e), by_path);
-	for (size_t i = 0; i + 1 < n; i++) {
-		size_t len = strlen(e[i].path);
-		if (!strncmp(e[i].path, e[i + 1].path, len) && (!e[i + 1].path[len] || e[i + 1].path[len] == '/'))
-			goto out; /* one name twice, or a file where a directory is */
-	}
+	if (tree_sort_check(e, n))
+		goto out;
 
 	rc = -1;
 	size_t meta_at = 0;
@@ -353,8 +303,9 @@ int store_odb_save(struct store *st, struct run_record *r)
 	}
 	/* after the blobs, which set the outputs' digests */
 	meta_encode(r, &meta);
+	struct tree_sink sink = { st, sync };
 	if (write_object(st, "blob", meta.buf, meta.len, sync, e[meta_at].oid) < 0 ||
-	    write_tree(st, e, n, 0, sync, tree) < 0)
+	    tree_write(e, n, put_tree, &sink, tree) < 0)
 		goto out;
 
 	/* the parent: the newest run of the command line, if its commit is here */
