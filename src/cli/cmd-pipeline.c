@@ -259,7 +259,11 @@ static int recv_step(int sock, size_t *i, int fds[2])
 }
 
 /* Runs step i in a worker, its streams to the step's logs. */
-static struct verdict worker_step(const struct ctx *x, struct store *st, size_t i, int out, int err)
+/* One step on the worker's store st; without one (it could not be
+ * opened: unopened says why), the step's command runs uncached, as exec
+ * runs a command then, with the warning in its stderr. */
+static struct verdict worker_step(const struct ctx *x, struct store *st, const char *unopened, size_t i, int out,
+				  int err)
 {
 	struct step_request sr;
 	struct exec_result res;
@@ -270,7 +274,9 @@ static struct verdict worker_step(const struct ctx *x, struct store *st, size_t 
 	int r = request(x, i, 0, out, err, &sr);
 	sr.req.on_notice = step_notice;
 	sr.req.ctx = &err;
-	if (r < 0 || !st || exec_run(st, &sr.req, &res) < 0) {
+	if (r == 0 && !st)
+		dprintf(err, "cashet: warning: %s; running the command without caching it\n", unopened);
+	if (r < 0 || (st ? exec_run(st, &sr.req, &res) : exec_run_unstored(&sr.req, &res)) < 0) {
 		dprintf(err, "cashet: %s\n", err_msg());
 	} else {
 		if (res.note && res.verdict != EXEC_HIT)
@@ -317,8 +323,12 @@ static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_
 	signal(SIGHUP, SIG_DFL);
 	setvbuf(stderr, NULL, _IONBF, 0); /* the scheduler's buffer is not this process's */
 	spawn_signals_init();
-	if (store_open(x->store.buf, 0, &st, NULL) < 0)
+	char *unopened = NULL;
+	if (store_open(x->store.buf, 0, &st, NULL) < 0) {
 		st = NULL; /* each step says why */
+		unopened = xstrdup(err_msg());
+		err_clear();
+	}
 	/* a run sent to a remote must be in the store: no batch then */
 	struct strbuf v = STRBUF_INIT;
 	if (st && !(getenv("CASHET_REMOTE") && *getenv("CASHET_REMOTE")) && !store_setting_user(st, "remote", &v))
@@ -339,7 +349,7 @@ static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_
 		int64_t t0 = now_ms();
 		if (st && !store_batch_runs(st))
 			oldest = t0;
-		struct verdict vd = worker_step(x, st, i, fds[0], fds[1]);
+		struct verdict vd = worker_step(x, st, unopened, i, fds[0], fds[1]);
 		close(fds[0]);
 		close(fds[1]);
 		if (write_all(sock, &vd, sizeof(vd)) < 0)
@@ -354,6 +364,7 @@ static void worker_main(const struct ctx *x, int sock, pid_t parent, int report_
 	if (getppid() != parent)
 		store_batch_abort(st);
 	store_close(st);
+	free(unopened);
 	_exit(0);
 }
 
@@ -1620,6 +1631,11 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	/* one store for in-process hits and explanations; without it every
 	 * step is new (status, dry run) or goes to a worker (run) */
 	if (store_open(x.store.buf, 0, &x.st, NULL) < 0) {
+		/* run made the store: it is there, and cannot be opened (a
+		 * full disk, an I/O error); the steps run uncached, as exec's
+		 * command does then, with one warning */
+		if (sub == SUB_RUN && !o->dry_run)
+			fprintf(stderr, "cashet: warning: %s; running the steps without caching them\n", err_msg());
 		err_clear();
 		x.st = NULL;
 	}

@@ -529,6 +529,29 @@ in_readonly_store() {
 	assert_success
 }
 
+@test "a pipeline whose index cannot be opened runs its steps uncached, with one warning" {
+	cat > p.toml <<-'EOF'
+	[steps.a]
+	cmd = "echo a > a.txt"
+	outputs = ["a.txt"]
+	[steps.b]
+	cmd = "cat a.txt > b.txt"
+	deps = ["a"]
+	outputs = ["b.txt"]
+	EOF
+	run --separate-stderr bash -c "ulimit -f 16; cashet pipeline run p.toml"
+	assert_success
+	[ "$(cat b.txt)" = a ]
+	[ "$(grep -c warning <<< "$stderr")" = 1 ]
+	[ "$(sed -n 1p <<< "$stderr")" = "cashet: warning: $PWD/.cashet/index.db: cannot open it: disk I/O error; running the steps without caching them" ]
+	[[ "$stderr" == *"pipeline: 2 ran, 0 hit, 0 failed, 0 not run"* ]]
+	# nothing was stored: both run again, then are cached
+	run -0 --separate-stderr cashet pipeline run p.toml
+	[[ "$stderr" == *"pipeline: 2 ran, 0 hit"* ]]
+	run -0 --separate-stderr cashet pipeline run p.toml
+	[[ "$stderr" == *"pipeline: 0 ran, 2 hit"* ]]
+}
+
 @test "an index that cannot grow (a file size limit below its WAL): the command runs uncached, one warning" {
 	for i in 1 2 3 4 5 6; do cashet exec -- echo "$i" > /dev/null; done
 	[ "$(stat -c %s .cashet/index.db-wal)" -gt $((64 * 1024)) ]
