@@ -258,10 +258,10 @@ static int recv_step(int sock, size_t *i, int fds[2])
 	return 1;
 }
 
-/* Runs step i in a worker, its streams to the step's logs. */
-/* One step on the worker's store st; without one (it could not be
- * opened: unopened says why), the step's command runs uncached, as exec
- * runs a command then, with the warning in its stderr. */
+/* Runs step i in a worker, its streams to the step's logs, on the
+ * worker's store st; without one (it could not be opened: unopened says
+ * why), its command runs uncached, as exec runs a command then, with the
+ * warning in its stderr. */
 static struct verdict worker_step(const struct ctx *x, struct store *st, const char *unopened, size_t i, int out,
 				  int err)
 {
