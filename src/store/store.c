@@ -253,6 +253,8 @@ static int config_text_get(const char *text, const char *section, const char *ke
 static int config_text_bad_line(const char *text, const char **why)
 {
 	int n = 0, in_section = 0, continued = 0;
+	if (!strncmp(text, "\xef\xbb\xbf", 3))
+		text += 3; /* a byte order mark, which git skips too */
 	for (const char *p = text; p && *p; n++) {
 		const char *nl = strchrnul(p, '\n'), *l = p + strspn(p, " \t");
 		p = *nl ? nl + 1 : nl;

@@ -576,6 +576,11 @@ in_readonly_store() {
 	[ "$stderr" = "cashet: warning: $PWD/.cashet/config:$bad: not a 'key = value' line; the settings around it still apply (fix it with an editor)" ]
 	# trace off still holds: the run has no observed inputs
 	[ "$(cashet show --json "$(last_hash)" 2> /dev/null | json_field 'j["observed"]')" = none ]
+	# what git takes is not warned of: a byte order mark, a flag without
+	# a value, a value continued on the next line, CRLF line ends
+	printf '\xef\xbb\xbf[core]\r\n\tbare = true\r\n[cashet]\n\tignore = a,\\\n b\n\tflag\n' > .cashet/config
+	run -0 --separate-stderr cashet exec -- true
+	[ "$stderr" = "" ]
 	# a section header without its ']'
 	printf '[cashet\n' > .cashet/config
 	run --separate-stderr cashet exec -- true
