@@ -428,7 +428,7 @@ int exec_main(struct cli *cli, struct exec_opts *o, int argc, char **argv, int w
 		/* A store that cannot be opened (a full disk, an I/O error, an
 		 * index from a newer cashet) costs the cache, never the command:
 		 * one warning, and the command runs as it would without cashet. */
-		fprintf(stderr, "cashet: warning: %s; running the command without caching it\n", err_msg());
+		fprintf(stderr, "cashet: " EXEC_UNCACHED_WARNING "\n", err_msg());
 		err_clear();
 		er = exec_run_unstored(&req, &res);
 	}

@@ -275,7 +275,7 @@ static struct verdict worker_step(const struct ctx *x, struct store *st, const c
 	sr.req.on_notice = step_notice;
 	sr.req.ctx = &err;
 	if (r == 0 && !st)
-		dprintf(err, "cashet: warning: %s; running the command without caching it\n", unopened);
+		dprintf(err, "cashet: " EXEC_UNCACHED_WARNING "\n", unopened);
 	if (r < 0 || (st ? exec_run(st, &sr.req, &res) : exec_run_unstored(&sr.req, &res)) < 0) {
 		dprintf(err, "cashet: %s\n", err_msg());
 	} else {

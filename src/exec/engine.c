@@ -724,31 +724,40 @@ int exec_run(struct store *st, const struct exec_request *request, struct exec_r
 	return rc;
 }
 
+/* The command's exit in res, from run_with_retries' sr and out: 1 when
+ * that is not a result of the command (it could not start, or was
+ * interrupted), else 0. */
+static int ran(struct exec_result *res, int sr, const struct spawn_result *out)
+{
+	res->exit_code = out->status;
+	res->duration_ms = out->duration_ms;
+	if (sr == 1) {
+		set_note(res, "%s", err_msg());
+		return 1;
+	}
+	if (out->interrupted) {
+		res->signal = out->interrupted;
+		res->exit_code = 128 + out->interrupted;
+		return 1;
+	}
+	return 0;
+}
+
 int exec_run_unstored(const struct exec_request *req, struct exec_result *res)
 {
-	struct feed f = { .mode = FEED_NONE, .hashed = -1, .child = -1, .spool = -1, .src = -1 };
+	struct feed f;
 	struct watch w = { 0 };
 	struct spawn_result out;
 	memset(res, 0, sizeof(*res));
 	res->exit_code = EXEC_EXIT_CASHET;
 	res->verdict = EXEC_NOT_STORED;
-	if (req->stdin_fd < 0 && (f.child = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-		return err_sys("/dev/null");
-	if (req->stdin_fd >= 0 && req->stdin_fd != STDIN_FILENO)
-		f.child = req->stdin_fd;
+	if (feed_pass(req->stdin_fd, &f) < 0)
+		return -1;
 	int sr = run_with_retries(NULL, req, &f, 0, NULL, &w, &out);
-	if (req->stdin_fd < 0)
-		close(f.child);
+	feed_close(&f);
 	if (sr < 0)
 		return -1;
-	res->exit_code = out.status;
-	res->duration_ms = out.duration_ms;
-	if (sr == 1)
-		set_note(res, "%s", err_msg()); /* could not start */
-	else if (out.interrupted) {
-		res->signal = out.interrupted;
-		res->exit_code = 128 + out.interrupted;
-	}
+	ran(res, sr, &out);
 	spawn_result_free(&out);
 	return 0;
 }
@@ -821,7 +830,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	 * the cache, never the command: it runs uncached, as ccache falls
 	 * back to the compiler, with one warning. */
 	if (cache && !store_writable(st)) {
-		notice(req, "warning: %s; running the command without caching it", err_msg());
+		notice(req, EXEC_UNCACHED_WARNING, err_msg());
 		err_clear();
 		cache = 0;
 	}
@@ -839,20 +848,20 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 			int c = claim_acquire(st, &r.fp, &me, spawn_pending_signal);
 			if (c == 2)
 				goto interrupted;
-			if (c < 0 && err_code() == E_UNWRITABLE) {
-				/* a full disk: nothing could be stored either, and one
-				 * warning says so */
-				notice(req, "warning: %s; running the command without caching it", err_msg());
-				err_clear();
-				cache = 0;
-				break;
-			}
 			if (c < 0) {
 				/* the index busy for long (another process's big
 				 * write) or failing: the claim is not worth the
-				 * command; its result is still stored if it can be */
-				notice(req, "warning: cannot claim this run (%s); running the command unclaimed",
-				       err_msg());
+				 * command; its result is still stored if it can be,
+				 * unless the index cannot be written (a full disk):
+				 * then nothing is, and one warning says so */
+				if (err_code() == E_UNWRITABLE) {
+					notice(req, EXEC_UNCACHED_WARNING, err_msg());
+					cache = 0;
+				} else {
+					notice(req,
+					       "warning: cannot claim this run (%s); running the command unclaimed",
+					       err_msg());
+				}
 				err_clear();
 				break;
 			}
@@ -894,18 +903,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	if (sr < 0)
 		goto out;
 	rc = 0;
-	res->exit_code = out.status;
-	res->duration_ms = out.duration_ms;
-	if (sr == 1) {
-		set_note(res, "%s", err_msg()); /* could not start: not a result of the command */
-		goto out;
-	}
-	if (out.interrupted) {
-		res->signal = out.interrupted;
-		res->exit_code = 128 + out.interrupted;
-		goto out;
-	}
-	if (!cache)
+	if (ran(res, sr, &out) || !cache)
 		goto out;
 	if (out.out.error || out.err.error) {
 		errno = out.out.error ? out.out.error : out.err.error;

@@ -99,6 +99,10 @@ struct exec_result {
  * (res->exit_code is then EXEC_EXIT_CASHET). Free res with exec_result_free. */
 int exec_run(struct store *st, const struct exec_request *req, struct exec_result *res);
 
+/* The warning (a format taking the reason) of a command run uncached
+ * because the store cannot be written or opened: one, whichever front end. */
+#define EXEC_UNCACHED_WARNING "warning: %s; running the command without caching it"
+
 /* The command alone, for a store that cannot be opened: its streams go
  * straight through (nothing keyed, traced, captured or stored), with the
  * request's environment, stdin, timeout and retries. Returns as exec_run,

@@ -128,20 +128,25 @@ static void now_hashed(struct feed *f)
 	f->hashed = f->child = f->spool;
 }
 
-int feed_open(struct store *st, int fd, struct feed *f)
+int feed_pass(int fd, struct feed *f)
 {
-	struct stat sb;
 	*f = (struct feed){ .mode = FEED_NONE, .hashed = -1, .child = -1, .spool = -1, .src = -1 };
 	if (fd < 0) {
 		f->child = f->spool = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		return f->child < 0 ? err_sys("/dev/null") : 0;
 	}
-	if (fstat(fd, &sb) < 0 || isatty(fd) ||
-	    (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode))) {
-		/* a terminal, /dev/null, other devices: nothing to hash */
-		f->child = fd == STDIN_FILENO ? -1 : fd;
-		return 0;
-	}
+	f->child = fd == STDIN_FILENO ? -1 : fd;
+	return 0;
+}
+
+int feed_open(struct store *st, int fd, struct feed *f)
+{
+	struct stat sb;
+	/* a terminal, /dev/null, other devices: nothing to hash */
+	if (fd < 0 || fstat(fd, &sb) < 0 || isatty(fd) ||
+	    (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode) && !S_ISSOCK(sb.st_mode)))
+		return feed_pass(fd, f);
+	*f = (struct feed){ .mode = FEED_NONE, .hashed = -1, .child = -1, .spool = -1, .src = -1 };
 	if (S_ISREG(sb.st_mode)) {
 		f->mode = FEED_HASHED;
 		f->hashed = f->child = fd;

@@ -37,6 +37,9 @@ struct feed {
 
 /* Opens fd (-1: /dev/null) as the command's stdin. Returns 0 or -1. */
 int feed_open(struct store *st, int fd, struct feed *f);
+/* fd (-1: /dev/null) as the command's stdin, as it is: nothing read,
+ * nothing hashed (FEED_NONE; a run without a store). Returns 0 or -1. */
+int feed_pass(int fd, struct feed *f);
 /* FEED_STREAM only: spools the rest of the pipe, up to limit bytes in all.
  * Returns 1 when it ended (now FEED_HASHED), 0 when it is longer (still
  * FEED_STREAM, everything read so far kept for the command), -1 error. */

@@ -177,23 +177,29 @@ static int write_file_blob(struct run_file *f, git_oid *oid)
 	return rc;
 }
 
-/* tree_write's writer here: the run's pack when it has one, else loose
+/* Where a run's meta and trees go: its pack when it has one, else loose
  * objects (no tree is checked for its entries: every one was just
  * written or found in the store). */
-struct tree_sink {
+struct obj_sink {
 	struct packw *pw;
 	git_odb *odb;
 };
 
-static int put_tree(void *ctx, const void *data, size_t len, unsigned char oid[TREE_OID_RAW])
+static int sink_put(struct obj_sink *k, git_object_t type, const void *data, size_t len,
+		    unsigned char oid[TREE_OID_RAW])
 {
-	struct tree_sink *k = ctx;
 	git_oid id;
-	int rc = k->pw ? gs_packw_put(k->pw, GIT_OBJECT_TREE, data, len, &id)
-		 : git_odb_write(&id, k->odb, data, len, GIT_OBJECT_TREE) < 0 ? git_fail("cannot write tree")
-									      : 0;
+	int rc = k->pw                                             ? gs_packw_put(k->pw, type, data, len, &id)
+		 : git_odb_write(&id, k->odb, data, len, type) < 0 ? git_fail("cannot write an object")
+								   : 0;
 	memcpy(oid, id.id, TREE_OID_RAW);
 	return rc;
+}
+
+/* tree_write's writer */
+static int put_tree(void *ctx, const void *data, size_t len, unsigned char oid[TREE_OID_RAW])
+{
+	return sink_put(ctx, GIT_OBJECT_TREE, data, len, oid);
 }
 
 static void line_ref(const struct run_record *r, struct strbuf *sb)
@@ -277,9 +283,9 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 	git_commit *parent = NULL;
 	git_signature *sig = NULL;
 	struct packw *pw = NULL;
-	struct tree_sink sink = { NULL, NULL };
+	struct obj_sink sink = { NULL, NULL };
 	struct run_file **ahead = NULL;
-	struct tree_entry *e = NULL, *meta;
+	struct tree_entry *e = NULL;
 	struct strbuf name = STRBUF_INIT, msg = STRBUF_INIT;
 	git_oid oid, tree_oid, commit_oid;
 	char *cmd = NULL;
@@ -326,21 +332,16 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
 		memcpy(tree_find(e, ne, f->path)->oid, oid.id, TREE_OID_RAW);
 	}
-	/* after the blobs, which set the outputs' digests */
-	meta_encode(r, &msg);
-	meta = tree_find(e, ne, "meta");
-	if ((pw ? gs_packw_put(pw, GIT_OBJECT_BLOB, msg.buf, msg.len, &oid)
-	     : git_blob_create_from_buffer(&oid, repo, msg.buf, msg.len) < 0 ? git_fail("meta")
-									     : 0) < 0)
-		goto out;
-	sb_reset(&msg);
-	memcpy(meta->oid, oid.id, TREE_OID_RAW);
 	sink.pw = pw;
 	if (!pw && git_repository_odb(&sink.odb, repo) < 0) {
 		git_fail("odb");
 		goto out;
 	}
-	if (tree_write(e, ne, put_tree, &sink, tree_oid.id) < 0)
+	/* after the blobs, which set the outputs' digests */
+	meta_encode(r, &msg);
+	int mr = sink_put(&sink, GIT_OBJECT_BLOB, msg.buf, msg.len, tree_find(e, ne, "meta")->oid);
+	sb_reset(&msg);
+	if (mr < 0 || tree_write(e, ne, put_tree, &sink, tree_oid.id) < 0)
 		goto out;
 	/* blobs, meta and trees published at once, before the commit */
 	if (pw) {
