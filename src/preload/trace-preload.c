@@ -18,18 +18,20 @@
  * as before, and so does a call whose record could not be written.
  *
  * The environment (read once, at load): CASHET_TRACE_LOG=FD:INODE:COOKIE
- * (decimal, decimal, 16 hex digits): FD is a memfd opened with O_APPEND,
- * sealed against shrinking, shared by every process of the tree; INODE
- * identifies it. A record is one write(2) (atomic: O_APPEND on a regular
- * file), so threads, forks, vforks and signal handlers may write at once:
- * the wrappers of async-signal-safe functions are async-signal-safe (no
+ * (decimal, decimal, 16 hex digits): FD is a memfd sealed against
+ * resizing, shared by every process of the tree; INODE identifies it. At
+ * load it is checked (its inode, its seals) and mapped; records are then
+ * written into that shared memory (a ring, see preload.h), not with a
+ * write(2) each: a record cost a seal check and a write, two syscalls, as
+ * many as the call recorded. Reserving a record is a compare and swap, so
+ * threads, forks, vforks and signal handlers may write at once: the
+ * wrappers of async-signal-safe functions are async-signal-safe (no
  * malloc, no stdio, no locks; the state is set before main and only read
- * afterwards, but for a lock-free table). A call made before that (another
- * library's constructor) or unrecorded is made as libc would make it,
- * without the cookie: the same syscall (the *at form libc uses), which
- * stops. Before each write the fd is checked to still be a memfd with
- * those seals, so a process that closed it and reused the number never
- * gets a record in its file.
+ * afterwards, but for lock-free tables). A call made before that (another
+ * library's constructor), unrecorded or with the ring full is made as libc
+ * would make it, without the cookie: the same syscall (the *at form libc
+ * uses), which stops. A process that closes the fd keeps its mapping, and
+ * no record ever goes through an fd that may since name another file.
  *
  * A record: struct trace_rec (preload.h), then the path (absolute, not
  * terminated, as the process named it joined to its cwd or its dirfd's
@@ -44,6 +46,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -52,7 +55,8 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-static int log_fd = -1; /* -1: not tracing, or the log is not ours */
+static unsigned char *log_map; /* the log mapped; NULL: not tracing, or the log is not ours */
+static uint64_t log_ring;      /* its ring's size */
 static unsigned long cookie;
 
 /* libc's faccessat, for the calls with flags (glibc emulates
@@ -79,10 +83,44 @@ static void preload_parse(void)
 		return;
 	struct stat st;
 	if (fstat((int)fd, &st) < 0 || (unsigned long)st.st_ino != ino ||
-	    fcntl((int)fd, F_GET_SEALS) != TRACE_PRELOAD_SEALS)
+	    fcntl((int)fd, F_GET_SEALS) != TRACE_PRELOAD_SEALS || st.st_size <= TRACE_LOG_DATA ||
+	    (st.st_size - TRACE_LOG_DATA) % TRACE_REC_ALIGN)
 		return; /* closed (close_fds, closefrom), or another file now */
+	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+	if (m == MAP_FAILED)
+		return;
 	cookie = ck;
-	log_fd = (int)fd;
+	log_ring = (uint64_t)st.st_size - TRACE_LOG_DATA;
+	log_map = m;
+}
+
+/* Puts a record (total bytes at rec, its magic not set) into the log's
+ * ring; -1 when the ring is full. */
+static int log_put(const struct trace_rec *rec, size_t total)
+{
+	struct trace_log_head *h = (struct trace_log_head *)log_map;
+	uint64_t need = (total + TRACE_REC_ALIGN - 1) & ~(uint64_t)(TRACE_REC_ALIGN - 1), pad;
+	uint64_t t = __atomic_load_n(&h->tail, __ATOMIC_RELAXED);
+	do {
+		uint64_t pos = t % log_ring;
+		pad = pos + need > log_ring ? log_ring - pos : 0;
+		if (t + pad + need - __atomic_load_n(&h->head, __ATOMIC_ACQUIRE) > log_ring)
+			return -1;
+	} while (!__atomic_compare_exchange_n(&h->tail, &t, t + pad + need, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+	if (pad) {
+		struct trace_rec *f = (struct trace_rec *)(log_map + TRACE_LOG_DATA + t % log_ring);
+		f->len = (uint16_t)(pad - sizeof(*f));
+		f->kind = 0;
+		f->bits = 0;
+		__atomic_store_n(&f->magic, TRACE_REC_SKIP, __ATOMIC_RELEASE);
+	}
+	struct trace_rec *r = (struct trace_rec *)(log_map + TRACE_LOG_DATA + (t + pad) % log_ring);
+	r->len = rec->len;
+	r->kind = rec->kind;
+	r->bits = rec->bits;
+	memcpy(r + 1, rec + 1, total - sizeof(*rec));
+	__atomic_store_n(&r->magic, TRACE_REC_MAGIC, __ATOMIC_RELEASE);
+	return 0;
 }
 
 __attribute__((constructor)) static void preload_init(void)
@@ -221,7 +259,7 @@ static void seen_add(uint64_t h)
 
 static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 {
-	if (log_fd < 0 || !path)
+	if (!log_map || !path)
 		return -1;
 	int e = errno;
 	size_t plen = strlen(path);
@@ -245,11 +283,8 @@ static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 	}
 	u.r.len = (uint16_t)n;
 	u.r.kind = (uint8_t)kind;
-	u.r.magic = TRACE_REC_MAGIC;
 	u.r.bits = bits;
-	size_t total = sizeof(u.r) + (size_t)n;
-	int ok = syscall(SYS_fcntl, log_fd, F_GET_SEALS) == TRACE_PRELOAD_SEALS &&
-		 syscall(SYS_write, log_fd, u.buf, total) == (long)total;
+	int ok = log_put(&u.r, sizeof(u.r) + (size_t)n) == 0;
 	if (ok)
 		seen_add(h);
 	errno = e;

@@ -10,10 +10,31 @@
  * (hex) */
 #define TRACE_PRELOAD_ENV "CASHET_TRACE_LOG"
 
-/* The log's seals (F_GET_SEALS): a file without exactly these is not it. */
-#define TRACE_PRELOAD_SEALS (F_SEAL_SHRINK | F_SEAL_SEAL)
+/* The log's seals (F_GET_SEALS): a file without exactly these is not it.
+ * Its size never changes: every process maps it whole. */
+#define TRACE_PRELOAD_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+
+/* The log is a memfd that every traced process maps: a header page, then
+ * a ring of records (the file's size less TRACE_LOG_DATA bytes, a
+ * multiple of TRACE_REC_ALIGN). A writer reserves a record's bytes by
+ * moving tail on (compare and swap, never past head plus the ring's size:
+ * a full ring makes the call stop instead), writes the record and then,
+ * last, its magic (a release store); the reader takes the records from
+ * head while each has its magic, clears the magic of each (the next lap's
+ * writer sets it again) and moves head on. A record that would cross the
+ * ring's end is preceded by a filler up to it (TRACE_REC_SKIP). Offsets
+ * only grow: a record is at offset % ring. */
+struct trace_log_head {
+	uint64_t tail; /* bytes reserved by writers, ever */
+	char apart[56];
+	uint64_t head; /* bytes taken by the reader, ever */
+};
+#define TRACE_LOG_DATA 4096
+#define TRACE_LOG_RING_DEFAULT ((uint64_t)16 << 20)
+#define TRACE_REC_ALIGN 8
 
 #define TRACE_REC_MAGIC 0xca
+#define TRACE_REC_SKIP 0xcb /* a filler: len bytes follow that hold no path */
 
 enum {
 	TRACE_REC_OPEN = 1,   /* bits: the open flags */
@@ -25,7 +46,8 @@ enum {
 #define TRACE_REC_WRITE (1u << 4)
 #define TRACE_REC_REMOVE (1u << 5)
 
-/* A record's header; the path (len bytes, absolute, unterminated) follows. */
+/* A record's header; the path (len bytes, absolute, unterminated) follows,
+ * then padding to TRACE_REC_ALIGN. */
 struct trace_rec {
 	uint16_t len;
 	uint8_t kind;  /* TRACE_REC_OPEN, TRACE_REC_ACCESS */

@@ -18,8 +18,9 @@
  * Most stops are spared by the preload library (cashet-trace.so, see
  * src/preload/trace-preload.c and preload.h): the calls it records itself
  * carry the run's cookie, which the filter lets through, and its records
- * come through a memfd that the serving thread reads every LOG_DRAIN_MS
- * and trace_finish reads last (log_drain). */
+ * come through a memfd every process maps (a ring, see preload.h) that the
+ * serving thread reads every LOG_DRAIN_MS and trace_finish reads last
+ * (log_drain). */
 #include "trace/trace.h"
 #include "trace/preload.h"
 #include "util/util.h"
@@ -322,11 +323,11 @@ struct trace {
 	 * through the filter, and the library (NULL: none to load). */
 	int log_fd;
 	ino_t log_ino;
+	unsigned char *log_map; /* the log mapped (preload.h) */
+	uint64_t log_ring;      /* its ring's size */
 	uint64_t cookie;
 	char *preload;
 	size_t preload_len;
-	off_t log_off;          /* what was read of the log (whole records) */
-	off_t log_punched;      /* what was freed of it */
 	int64_t log_drained_at; /* now_ms() of the last read */
 	int log_bad;
 };
@@ -439,6 +440,8 @@ void trace_free(struct trace *t)
 		close(t->stop_fd);
 	if (t->log_fd >= 0)
 		close(t->log_fd);
+	if (t->log_map)
+		munmap(t->log_map, TRACE_LOG_DATA + t->log_ring);
 	free(t->preload);
 	for (size_t i = 0; i < t->n; i++)
 		free((char *)t->ev[i].path);
@@ -733,10 +736,13 @@ static char *preload_find(void)
 	return sb_detach(&p);
 }
 
-/* The log the preload library writes (see preload.h): a memfd, appended
- * to by every process of the tree, sealed so that they can tell it from
- * another file, and moved to a high fd, out of the way of programs that
- * dup2 onto small numbers. 0, or -1 (then the library is not loaded). */
+size_t trace_log_ring = TRACE_LOG_RING_DEFAULT;
+
+/* The log the preload library writes (see preload.h): a memfd of a fixed
+ * size, mapped by every process of the tree, sealed so that they can tell
+ * it from another file, and moved to a high fd, out of the way of
+ * programs that dup2 onto small numbers. Its pages are only allocated as
+ * records reach them. 0, or -1 (then the library is not loaded). */
 static int log_open(struct trace *t)
 {
 	int fd = memfd_create("cashet-trace", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -747,9 +753,15 @@ static int log_open(struct trace *t)
 		close(fd);
 		fd = high;
 	}
+	uint64_t ring = trace_log_ring & ~(uint64_t)(TRACE_REC_ALIGN - 1);
 	struct stat st;
-	if (fcntl(fd, F_SETFL, O_APPEND) < 0 || fcntl(fd, F_ADD_SEALS, TRACE_PRELOAD_SEALS) < 0 || fstat(fd, &st) < 0 ||
+	void *m = MAP_FAILED;
+	if (ring < 2 * (sizeof(struct trace_rec) + PATH_MAX * 2) || ftruncate(fd, (off_t)(TRACE_LOG_DATA + ring)) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, TRACE_PRELOAD_SEALS) < 0 || fstat(fd, &st) < 0 ||
+	    (m = mmap(NULL, TRACE_LOG_DATA + ring, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED ||
 	    getrandom(&t->cookie, sizeof(t->cookie), 0) != (ssize_t)sizeof(t->cookie)) {
+		if (m != MAP_FAILED)
+			munmap(m, TRACE_LOG_DATA + ring);
 		close(fd);
 		t->cookie = 0;
 		return -1;
@@ -758,6 +770,8 @@ static int log_open(struct trace *t)
 		t->cookie = 1;
 	t->log_fd = fd;
 	t->log_ino = st.st_ino;
+	t->log_map = m;
+	t->log_ring = ring;
 	return 0;
 }
 
@@ -1103,57 +1117,62 @@ static void serve_one(struct server *sv, struct trace *t)
 
 /* Adds the preload library's records (preload.h) written since the last
  * call to the table, as the serving thread would have recorded the same
- * calls stopped, then punches what was read out of the memfd: a long
- * build's log holds only what is not recorded yet. A record that is not
- * whole yet (being written) waits for the next call. What looks damaged
- * waits too while the command runs (a write may not be visible whole
- * yet); at the end (final) it makes the trace blind. Records written after
- * the end, by processes the command left running, are not recorded, like
- * their stopped calls. */
+ * calls stopped, and gives their room in the ring back to the writers. A
+ * record whose magic is not set yet (being written) waits for the next
+ * call; at the end (final) it, or what looks damaged, makes the trace
+ * blind: a process was killed as it wrote, or wrote over the log. Records
+ * written after the end, by processes the command left running, are not
+ * recorded, like their stopped calls. */
 static void log_drain(struct trace *t, int final)
 {
 	t->log_drained_at = now_ms();
-	if (t->log_fd < 0 || t->log_bad)
+	if (!t->log_map || t->log_bad)
 		return;
-	struct strbuf data = STRBUF_INIT;
-	char buf[65536];
-	for (off_t off = t->log_off;;) {
-		ssize_t n = pread(t->log_fd, buf, sizeof(buf), off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		sb_add(&data, buf, (size_t)n);
-		off += n;
-	}
+	struct trace_log_head *h = (struct trace_log_head *)t->log_map;
+	uint64_t at = __atomic_load_n(&h->head, __ATOMIC_RELAXED);
+	uint64_t tail = __atomic_load_n(&h->tail, __ATOMIC_ACQUIRE);
 	char path[PATH_MAX * 2 + 2];
-	size_t at = 0;
-	while (data.len - at >= sizeof(struct trace_rec)) {
-		struct trace_rec r;
-		memcpy(&r, data.buf + at, sizeof(r));
-		if (r.magic != TRACE_REC_MAGIC || r.len == 0 || r.len > PATH_MAX * 2) {
+	while (at < tail) {
+		uint64_t pos = at % t->log_ring;
+		struct trace_rec *r = (struct trace_rec *)(t->log_map + TRACE_LOG_DATA + pos);
+		unsigned magic = __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE);
+		if (!magic && !final)
+			break;
+		size_t len = r->len;
+		if ((magic != TRACE_REC_MAGIC && magic != TRACE_REC_SKIP) ||
+		    (magic == TRACE_REC_MAGIC && (len == 0 || len > PATH_MAX * 2)) ||
+		    sizeof(*r) + len > t->log_ring - pos) {
 			if (final) {
-				set_blind(t, "the preload library's log is damaged at byte %lld",
-					  (long long)t->log_off + (long long)at);
+				set_blind(t,
+					  magic ? "the preload library's log is damaged at byte %llu"
+						: "a record of the preload library's log at byte %llu was not "
+						  "finished (its process killed as it wrote it?)",
+					  (unsigned long long)at);
 				t->log_bad = 1;
 			}
 			break;
 		}
-		if (r.len > data.len - at - sizeof(r))
-			break;
-		memcpy(path, data.buf + at + sizeof(r), r.len);
-		at += sizeof(r) + r.len;
-		if (path[0] != '/')
-			continue;
-		unsigned access = r.kind == TRACE_REC_OPEN ? open_access(r.bits) : r.bits;
-		record(t, path, path_fold(path, r.len), access);
+		if (magic == TRACE_REC_MAGIC) {
+			memcpy(path, r + 1, len);
+			if (path[0] == '/') {
+				unsigned access = r->kind == TRACE_REC_OPEN ? open_access(r->bits) : r->bits;
+				record(t, path, path_fold(path, len), access);
+			}
+		}
+		__atomic_store_n(&r->magic, 0, __ATOMIC_RELAXED);
+		at += (sizeof(*r) + len + TRACE_REC_ALIGN - 1) & ~(uint64_t)(TRACE_REC_ALIGN - 1);
 	}
-	sb_release(&data);
-	t->log_off += (off_t)at;
-	off_t upto = t->log_off & ~(off_t)(page_size - 1);
-	if (upto > t->log_punched && fallocate(t->log_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, t->log_punched,
-					       upto - t->log_punched) == 0)
-		t->log_punched = upto;
+	/* the cleared magics before the room they are in */
+	__atomic_store_n(&h->head, at, __ATOMIC_RELEASE);
+}
+
+/* Whether the ring is a quarter full: then calls stopped meanwhile (the
+ * ring full) are followed by a read of the log, not 200 ms of stops. */
+static int log_quarter_full(const struct trace *t)
+{
+	const struct trace_log_head *h = (const struct trace_log_head *)t->log_map;
+	return __atomic_load_n(&h->tail, __ATOMIC_RELAXED) - __atomic_load_n(&h->head, __ATOMIC_RELAXED) >
+	       t->log_ring / 4;
 }
 
 static void *serve_main(void *arg)
@@ -1162,7 +1181,7 @@ static void *serve_main(void *arg)
 	struct pollfd p[2] = { { t->sv.listener, POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
 	int stopping = 0, drained = 0;
 	for (;;) {
-		if (!stopping && t->log_fd >= 0 && now_ms() - t->log_drained_at >= LOG_DRAIN_MS)
+		if (!stopping && t->log_map && (now_ms() - t->log_drained_at >= LOG_DRAIN_MS || log_quarter_full(t)))
 			log_drain(t, 0);
 		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : t->log_fd >= 0 ? LOG_DRAIN_MS : -1);
 		if (n < 0 && errno == EINTR)

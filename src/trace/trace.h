@@ -41,6 +41,10 @@ struct strvec;
  * child hands its listener over. Call before fork. Returns 0, or -1 with
  * err_msg() when this system cannot trace (no seccomp user notification). */
 int trace_new(struct trace **out);
+/* The size of the ring the preload library's records go through (see
+ * preload.h), for the traces made from now on: a full ring makes calls
+ * stop instead. Tests make it small. */
+extern size_t trace_log_ring;
 
 /* The environment the traced command gets, appended to out (NULL
  * terminated, as a strvec is): env (NULL: this process's) with

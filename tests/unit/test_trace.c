@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "trace/preload.h"
 #include "trace/trace.h"
 #include "util/util.h"
 
@@ -672,6 +673,49 @@ static void test_preload_static_binary(void **state)
 	trace_free(t);
 }
 
+/* A ring smaller than a command's records: it fills, wraps around (a
+ * filler before its end) and is read while the command runs; the calls
+ * that found it full stop instead. The records are the same. */
+static void test_preload_ring_full(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	size_t saved = trace_log_ring;
+	trace_log_ring = 3 * (sizeof(struct trace_rec) + 2 * PATH_MAX) + 4;
+	assert_same_with_preload(d, (char *[]){ "sh", "-c",
+						"i=0; while [ $i -lt 3000 ]; do [ -e m$i ]; i=$((i + 1)); done; cat a",
+						NULL });
+	trace_log_ring = saved;
+}
+
+/* A record whose bytes were taken and never finished (its process killed
+ * as it wrote it): what the command read is not known. */
+static void reserve_unfinished(void *arg)
+{
+	const char *env = getenv("CASHET_TRACE_LOG");
+	struct stat st;
+	int fd = env ? atoi(env) : -1;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		_exit(2);
+	unsigned char *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		_exit(3);
+	__atomic_fetch_add(&((struct trace_log_head *)m)->tail, 16, __ATOMIC_ACQ_REL);
+	_exit(0);
+}
+
+static void test_preload_unfinished_record(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	int status;
+	struct trace *t = run_env(d->dir, PRELOAD_ON, reserve_unfinished, NULL, &status, NULL);
+	assert_int_equal(status, 0);
+	assert_non_null(trace_blind(t));
+	assert_non_null(strstr(trace_blind(t), "was not finished"));
+	trace_free(t);
+}
+
 struct cookie_arg {
 	uint64_t cookie;
 };
@@ -729,6 +773,8 @@ int main(void)
 		T(test_preload_same_events),
 		T(test_preload_static_binary),
 		T(test_preload_cookie),
+		T(test_preload_ring_full),
+		T(test_preload_unfinished_record),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
