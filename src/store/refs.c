@@ -148,15 +148,21 @@ int store_ref_write(const char *dir, const char *name, const char *hex)
 	sb_addf(&path, "%s/%s", dir, name);
 	sb_addf(&lock, "%s.lock", path.buf);
 	sb_addf(&what, "ref %s", name);
-	char *slash = strrchr(path.buf, '/');
-	*slash = '\0';
-	if (mkdirs(path.buf, 0755) < 0)
-		goto out;
-	*slash = '/';
 	memcpy(line, hex, HEXSZ);
 	line[HEXSZ] = '\n';
-	if (write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0) < 0)
-		goto out;
+	if (write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0) < 0) {
+		/* its directory made only when it is not there: a mkdir of each
+		 * parent before every ref was a dozen syscalls a run */
+		char *slash = strrchr(path.buf, '/');
+		*slash = '\0';
+		int made = access(path.buf, F_OK) < 0 && errno == ENOENT && mkdirs(path.buf, 0755) == 0;
+		*slash = '/';
+		if (!made)
+			goto out;
+		err_clear();
+		if (write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0) < 0)
+			goto out;
+	}
 	if (rename(lock.buf, path.buf) < 0) {
 		err_sys("cannot write %s", path.buf);
 		unlink(lock.buf);

@@ -16,6 +16,10 @@ loose_count() {
 	for i in $(seq 1 30); do cashet exec --trace off -- echo "run $i" > /dev/null; done
 	# 4 objects a run: packed whenever more than 16 were loose
 	[ "$(loose_count)" -le 16 ]
+	# the fan-out directories it emptied are kept, for the next runs'
+	# objects: all of them there, and more of them than hold an object
+	[ "$(find .cashet/objects -mindepth 1 -maxdepth 1 -type d -name '??' | wc -l)" -gt \
+		"$(find .cashet/objects -path '*/objects/??/*' -type f | sed 's,/[^/]*$,,' | sort -u | wc -l)" ]
 	# packs merged as they come (each at least twice all smaller ones), deltas kept
 	[ "$(ls .cashet/objects/pack/pack-*.pack | wc -l)" -le 3 ]
 	for idx in .cashet/objects/pack/pack-*.idx; do
