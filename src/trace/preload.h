@@ -30,7 +30,9 @@ struct trace_log_head {
 	uint64_t head; /* bytes taken by the reader, ever */
 };
 #define TRACE_LOG_DATA 4096
-#define TRACE_LOG_RING_DEFAULT ((uint64_t)16 << 20)
+/* Its memory stays allocated once written: at most this much a traced
+ * run, the room for 200 ms (a read of the log) of a fast command's calls */
+#define TRACE_LOG_RING_DEFAULT ((uint64_t)4 << 20)
 #define TRACE_REC_ALIGN 8
 
 #define TRACE_REC_MAGIC 0xca
