@@ -47,6 +47,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/audit.h>
@@ -1112,8 +1113,10 @@ static void serve_one(struct server *sv, struct trace *t)
 #define DRAIN_MAX 256
 
 /* How often the serving thread adds the preload library's records while
- * the command runs, and frees the part of the log they took. */
+ * the command runs, and gives the room they took back. */
 #define LOG_DRAIN_MS 200
+/* How long the last read waits for a record still being written. */
+#define LOG_UNFINISHED_MS 20
 
 /* Adds the preload library's records (preload.h) written since the last
  * call to the table, as the serving thread would have recorded the same
@@ -1138,6 +1141,14 @@ static void log_drain(struct trace *t, int final)
 		unsigned magic = __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE);
 		if (!magic && !final)
 			break;
+		/* at the end, a record being written by a process the command
+		 * left running (a copy takes microseconds) is waited for; only
+		 * one whose process was killed as it wrote stays unfinished */
+		for (int waited = 0; !magic && waited < LOG_UNFINISHED_MS * 10; waited++) {
+			struct timespec ts = { 0, 100000 };
+			nanosleep(&ts, NULL);
+			magic = __atomic_load_n(&r->magic, __ATOMIC_ACQUIRE);
+		}
 		size_t len = r->len;
 		if ((magic != TRACE_REC_MAGIC && magic != TRACE_REC_SKIP) ||
 		    (magic == TRACE_REC_MAGIC && (len == 0 || len > PATH_MAX * 2)) ||

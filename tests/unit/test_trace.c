@@ -688,9 +688,8 @@ static void test_preload_ring_full(void **state)
 	trace_log_ring = saved;
 }
 
-/* A record whose bytes were taken and never finished (its process killed
- * as it wrote it): what the command read is not known. */
-static void reserve_unfinished(void *arg)
+/* The log mapped in a child of run_env (its fd from CASHET_TRACE_LOG). */
+static unsigned char *map_log(void)
 {
 	const char *env = getenv("CASHET_TRACE_LOG");
 	struct stat st;
@@ -700,8 +699,55 @@ static void reserve_unfinished(void *arg)
 	unsigned char *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
 		_exit(3);
+	return m;
+}
+
+/* A record whose bytes were taken and never finished (its process killed
+ * as it wrote it): what the command read is not known. */
+static void reserve_unfinished(void *arg)
+{
+	unsigned char *m = map_log();
 	__atomic_fetch_add(&((struct trace_log_head *)m)->tail, 16, __ATOMIC_ACQ_REL);
 	_exit(0);
+}
+
+/* A record reserved by the command, finished 5 ms after it exited by a
+ * process it left running: the last read waits for it. */
+static void finish_late(void *arg)
+{
+	const char *path = arg;
+	unsigned char *m = map_log();
+	size_t len = strlen(path),
+	       need = (sizeof(struct trace_rec) + len + TRACE_REC_ALIGN - 1) & ~(size_t)(TRACE_REC_ALIGN - 1);
+	uint64_t at = __atomic_fetch_add(&((struct trace_log_head *)m)->tail, need, __ATOMIC_ACQ_REL);
+	if (fork() == 0) {
+		struct timespec ts = { 0, 5000000 };
+		nanosleep(&ts, NULL);
+		struct trace_rec *r = (struct trace_rec *)(m + TRACE_LOG_DATA + at);
+		r->len = (uint16_t)len;
+		r->kind = TRACE_REC_ACCESS;
+		r->bits = TRACE_REC_STAT;
+		memcpy(r + 1, path, len);
+		__atomic_store_n(&r->magic, TRACE_REC_MAGIC, __ATOMIC_RELEASE);
+		_exit(0);
+	}
+	_exit(0);
+}
+
+static void test_preload_record_finished_late(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	char *path = NULL;
+	if (asprintf(&path, "%s/late", d->dir) < 0)
+		fail_msg("asprintf");
+	int status;
+	struct trace *t = run_env(d->dir, PRELOAD_ON, finish_late, path, &status, NULL);
+	assert_int_equal(status, 0);
+	assert_null(trace_blind(t));
+	assert_access(t, d, "late", TRACE_STAT);
+	trace_free(t);
+	free(path);
 }
 
 static void test_preload_unfinished_record(void **state)
@@ -775,6 +821,7 @@ int main(void)
 		T(test_preload_cookie),
 		T(test_preload_ring_full),
 		T(test_preload_unfinished_record),
+		T(test_preload_record_finished_late),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
