@@ -140,6 +140,16 @@ static int write_lock(const char *lock, const char *what, const void *data, size
 	return 0;
 }
 
+/* 1 when the directory of path was missing and is made now. */
+static int make_parent(char *path)
+{
+	char *slash = strrchr(path, '/');
+	*slash = '\0';
+	int made = access(path, F_OK) < 0 && errno == ENOENT && mkdirs(path, 0755) == 0;
+	*slash = '/';
+	return made;
+}
+
 int store_ref_write(const char *dir, const char *name, const char *hex)
 {
 	struct strbuf path = STRBUF_INIT, lock = STRBUF_INIT, what = STRBUF_INIT;
@@ -150,19 +160,15 @@ int store_ref_write(const char *dir, const char *name, const char *hex)
 	sb_addf(&what, "ref %s", name);
 	memcpy(line, hex, HEXSZ);
 	line[HEXSZ] = '\n';
-	if (write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0) < 0) {
-		/* its directory made only when it is not there: a mkdir of each
-		 * parent before every ref was a dozen syscalls a run */
-		char *slash = strrchr(path.buf, '/');
-		*slash = '\0';
-		int made = access(path.buf, F_OK) < 0 && errno == ENOENT && mkdirs(path.buf, 0755) == 0;
-		*slash = '/';
-		if (!made)
-			goto out;
+	/* its directory made only when it is not there: a mkdir of each
+	 * parent before every ref was a dozen syscalls a run */
+	int w = write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0);
+	if (w < 0 && make_parent(path.buf)) {
 		err_clear();
-		if (write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0) < 0)
-			goto out;
+		w = write_lock(lock.buf, what.buf, line, HEXSZ + 1, 0);
 	}
+	if (w < 0)
+		goto out;
 	if (rename(lock.buf, path.buf) < 0) {
 		err_sys("cannot write %s", path.buf);
 		unlink(lock.buf);

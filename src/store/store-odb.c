@@ -166,21 +166,19 @@ static int write_object(struct store *st, const char *type, const void *data, si
 	fd = -1;
 	/* its fan-out directory made only when it is not there (auto-pack
 	 * keeps the emptied ones) */
-	if (rename(tmp.buf, path.buf) < 0) {
-		if (errno != ENOENT) {
-			err_sys("cannot move an object to %s", path.buf);
-			goto out;
-		}
+	int moved = rename(tmp.buf, path.buf);
+	if (moved < 0 && errno == ENOENT) {
 		sb_setlen(&path, path.len - 39);
 		if (mkdir(path.buf, 0755) < 0 && errno != EEXIST) {
 			err_sys("cannot create %s", path.buf);
 			goto out;
 		}
 		sb_addf(&path, "/%s", hex + 2);
-		if (rename(tmp.buf, path.buf) < 0) {
-			err_sys("cannot move an object to %s", path.buf);
-			goto out;
-		}
+		moved = rename(tmp.buf, path.buf);
+	}
+	if (moved < 0) {
+		err_sys("cannot move an object to %s", path.buf);
+		goto out;
 	}
 	sb_reset(&tmp);
 	rc = 0;

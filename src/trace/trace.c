@@ -1194,7 +1194,7 @@ static void *serve_main(void *arg)
 	for (;;) {
 		if (!stopping && t->log_map && (now_ms() - t->log_drained_at >= LOG_DRAIN_MS || log_quarter_full(t)))
 			log_drain(t, 0);
-		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : t->log_fd >= 0 ? LOG_DRAIN_MS : -1);
+		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : t->log_map ? LOG_DRAIN_MS : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0 && !stopping)
