@@ -6,6 +6,7 @@
  * req->spec.env, so callers never change their own directory or environment. */
 #include "exec/engine.h"
 #include "exec/claim.h"
+#include "exec/early.h"
 #include "exec/feed.h"
 #include "exec/spawn.h"
 #include "key/observed.h"
@@ -447,7 +448,7 @@ static void watch_next(struct watch *w, char **untraced)
  * captured when capture is set. Returns spawn_command's code: 0 ran, 1
  * could not start (err_msg), -1 error. */
 static int run_with_retries(struct store *st, const struct exec_request *req, const struct feed *f, int capture,
-			    struct beat *beat, struct watch *w, struct spawn_result *out)
+			    struct beat *beat, struct watch *w, struct early *early, struct spawn_result *out)
 {
 	int stdin_fd = f->child;
 	int quiet = !!(req->flags & EXEC_QUIET);
@@ -465,6 +466,9 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		.cancel = req->cancel,
 		.tick = beat ? heartbeat : NULL,
 		.tick_ctx = beat,
+		.slow = early ? early_start : NULL,
+		.slow_ctx = early,
+		.slow_ms = early_after_ms(early),
 	};
 	struct strbuf exe = STRBUF_INIT;
 	if (fp_which(req->spec.argv[0], req->spec.cwd, spec.env, &exe) == 0)
@@ -641,7 +645,7 @@ static void read_metrics(const struct exec_request *req, struct run_record *r)
  * did not produce what was declared (an error, not a result), -3/-4 as
  * observe() says, -1 when the store failed. */
 static int store_outcome(struct store *st, const struct exec_request *req, struct run_record *r, const struct watch *w,
-			 const struct spawn_result *out, int64_t started, struct exec_result *res)
+			 struct early *early, const struct spawn_result *out, int64_t started, struct exec_result *res)
 {
 	struct strvec auto_outputs = STRVEC_INIT, changed = STRVEC_INIT;
 	/* the declared inputs too, traced or not: a result computed from a
@@ -685,6 +689,7 @@ static int store_outcome(struct store *st, const struct exec_request *req, struc
 		return rc;
 	if (outputs_collect(st, req->spec.cwd, &req->spec.outputs, !r->ok, r) < 0)
 		return -2;
+	early_apply(early, r);
 	read_metrics(req, r);
 	if (outputs_add_sources(st, r) < 0 || store_save(st, r) < 0)
 		return -1;
@@ -753,7 +758,7 @@ int exec_run_unstored(const struct exec_request *req, struct exec_result *res)
 	res->verdict = EXEC_NOT_STORED;
 	if (feed_pass(req->stdin_fd, &f) < 0)
 		return -1;
-	int sr = run_with_retries(NULL, req, &f, 0, NULL, &w, &out);
+	int sr = run_with_retries(NULL, req, &f, 0, NULL, &w, NULL, &out);
 	feed_close(&f);
 	if (sr < 0)
 		return -1;
@@ -769,6 +774,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	struct spawn_result out;
 	struct claim_owner me;
 	struct watch w = { 0 };
+	struct early *early = NULL;
 	struct exec_remote er = { .notice = req->on_notice,
 				  .ctx = req->ctx,
 				  .verbose = req->verbose,
@@ -898,7 +904,10 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	w.wanted = cache && !(req->flags & EXEC_NO_TRACE);
 	if (stream && feed_start(&f) < 0)
 		goto out;
-	int sr = run_with_retries(st, req, &f, cache, claimed ? &beat : NULL, &w, &out);
+	if (cache)
+		early = early_new(st, req->spec.cwd, &req->spec.outputs);
+	int sr = run_with_retries(st, req, &f, cache, claimed ? &beat : NULL, &w, early, &out);
+	early_ended(early);
 	have_out = sr >= 0;
 	if (sr < 0)
 		goto out;
@@ -921,7 +930,11 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	}
 
 	/* 6. store, publish, bound the store */
-	int so = store_outcome(st, req, &r, &w, &out, started, res);
+	int so = store_outcome(st, req, &r, &w, early, &out, started, res);
+	/* its store lock held until the run is saved, and no longer: auto_gc
+	 * below may take that lock exclusively */
+	early_free(early);
+	early = NULL;
 	if (so == -3) /* not storable: the command's own exit, res->note says why */
 		goto out;
 	if (so == -4) { /* --strict */
@@ -960,6 +973,7 @@ out:
 	if (have_out)
 		spawn_result_free(&out);
 	trace_free(w.trace);
+	early_free(early);
 	feed_close(&f);
 	run_record_free(&r);
 	if (rc < 0)

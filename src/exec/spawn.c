@@ -305,6 +305,7 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	s[0].tee_fd = spec->out_fd;
 	s[1].tee_fd = spec->err_fd;
 	int64_t deadline = spec->timeout_ms > 0 ? start + spec->timeout_ms : 0, kill_at = 0, next_tick = start + 1000;
+	int64_t slow_at = spec->slow ? start + spec->slow_ms : 0;
 	int status = 0, reaped = 0;
 	while (s[0].fd >= 0 || s[1].fd >= 0 || !reaped) {
 		struct pollfd pf[4];
@@ -321,6 +322,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 			wait = deadline - now;
 		if (kill_at && kill_at - now < wait)
 			wait = kill_at - now;
+		if (slow_at && slow_at - now < wait)
+			wait = slow_at - now;
 		if (pidfd < 0 && s[0].fd < 0 && s[1].fd < 0 && wait > 10)
 			wait = 10; /* streams closed: only waiting for the exit */
 		if (wait < 0)
@@ -365,6 +368,10 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 			if (spec->tick)
 				spec->tick(spec->tick_ctx);
 			next_tick = now + 1000;
+		}
+		if (slow_at && now >= slow_at && !reaped) {
+			spec->slow(spec->slow_ctx);
+			slow_at = 0;
 		}
 		if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
 			reaped = 1;

@@ -43,6 +43,9 @@ struct spawn_spec {
 	const volatile sig_atomic_t *cancel; /* set: stop as if interrupted by TERM (checked each second) */
 	void (*tick)(void *ctx);             /* called about once a second while running */
 	void *tick_ctx;
+	void (*slow)(void *ctx); /* called once when the command has run slow_ms and still runs */
+	void *slow_ctx;
+	int64_t slow_ms;
 	struct trace *trace; /* observe the process tree's file accesses (trace/trace.h), or NULL */
 };
 

@@ -22,6 +22,7 @@ int git_fail_rc(int rc, const char *what);
 /* gitstore.c */
 int gs_init(const char *dir);
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
+int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop);
 int gs_commit_signature(const char *dir, const char *hash, struct strbuf *sig, struct strbuf *data);
 int gs_read_blob(const char *dir, const char *oid, struct strbuf *out);
 int gs_list_runs(const char *dir, struct strvec *out);
@@ -41,11 +42,12 @@ int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid);
  * number of other objects it will put: the header announces them all as
  * if all were new and different, so that the pack's checksum is taken as
  * it is written (it is read back at finish when another number was
- * added: an object the store or the run had already); and a second
- * thread reads, hashes and encodes the files' blobs ahead of
+ * added: an object the store or the run had already); and, with helper, a
+ * second thread reads, hashes and encodes the files' blobs ahead of
  * gs_packw_add, which takes them (none with one CPU). files must outlive
- * w. */
-int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t others);
+ * w. A file with an early blob (store.h) is neither planned nor written:
+ * gs_packw_add gives its id. */
+int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t others, int helper);
 /* Puts an object made in memory (a run's meta, its trees), its id set;
  * nothing when this pack or the store's packs have it. */
 int gs_packw_put(struct packw *w, git_object_t type, const void *data, size_t len, git_oid *oid);

@@ -277,6 +277,40 @@ static int packable(const struct run_file *f)
 	return f->kind != FILE_DIR && f->mode != 0120000 && f->size < LOOSE_MIN;
 }
 
+/* One pack of outputs written while the command still runs (exec/early.c):
+ * on this thread alone, the other CPU being the command's. A file that
+ * cannot be read (gone again) is left out, for the save to read. */
+int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop)
+{
+	struct packw *pw = NULL;
+	size_t packed = 0;
+	if (open_repo(dir) < 0 || gs_packw_begin(dir, &pw) < 0)
+		return -1;
+	int rc = gs_packw_plan(pw, files, n, 0, 0);
+	for (size_t i = 0; rc == 0 && i < n && !__atomic_load_n(stop, __ATOMIC_RELAXED); i++) {
+		struct run_file *f = files[i];
+		git_oid oid;
+		f->early.set = 0;
+		if (gs_packw_add(pw, f, &oid) < 0) {
+			err_clear();
+			continue;
+		}
+		memcpy(f->early.id, oid.id, GIT_OID_RAWSZ);
+		f->early.xxh = f->xxh;
+		f->early.size = f->size;
+		f->early.set = 1;
+		packed++;
+	}
+	/* what was added, even when stopped early (the checksum read back) */
+	if (rc == 0)
+		rc = gs_packw_finish(pw, gs_want_fsync(), NULL);
+	else
+		gs_packw_abort(pw);
+	for (size_t i = 0; rc < 0 && i < n; i++)
+		files[i]->early.set = 0;
+	return rc < 0 ? -1 : (int)packed;
+}
+
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir)
 {
 	git_tree *tree = NULL;
@@ -314,10 +348,10 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 		ahead = xcalloc(small, sizeof(*ahead));
 		size_t n = 0;
 		for (size_t i = 0; i < r->nfiles; i++)
-			if (packable(&r->files[i]))
+			if (packable(&r->files[i]) && !r->files[i].early.set)
 				ahead[n++] = &r->files[i];
 		/* meta and the trees go into the pack too */
-		if (gs_packw_plan(pw, ahead, n, 1 + tree_count(e, ne)) < 0)
+		if (gs_packw_plan(pw, ahead, n, 1 + tree_count(e, ne), 1) < 0)
 			goto out;
 	}
 	for (size_t i = 0; i < r->nfiles; i++) {

@@ -5,6 +5,7 @@ static const struct gitmod module = {
 	.abi = GITMOD_ABI,
 	.init = gs_init,
 	.save_run = gs_save_run,
+	.early_pack = gs_early_pack,
 	.read_blob = gs_read_blob,
 	.list_runs = gs_list_runs,
 	.load_run = gs_load_run,

@@ -358,7 +358,7 @@ static void *ahead_main(void *arg)
 	return NULL;
 }
 
-int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t others)
+int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t others, int helper)
 {
 	/* every blob new and different, as a run's outputs mostly are: the
 	 * empty ones are one blob, written unless a pack has it */
@@ -369,7 +369,7 @@ int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t oth
 	int have_none = empty && git_odb_hash(&none, "", 0, GIT_OBJECT_BLOB) == 0 && git_odb_exists(w->odb, &none);
 	if (announce(w, (uint32_t)(n - empty + (empty && !have_none) + others)) < 0)
 		return -1;
-	if (w->ahead || n < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
+	if (!helper || w->ahead || n < 2 || sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		return 0; /* one CPU: the helper would only take turns with this thread */
 	struct ahead *a = xcalloc(1, sizeof(*a));
 	a->files = files;
@@ -437,6 +437,14 @@ static void give_back(struct ahead *a, struct prep *p)
 
 int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid)
 {
+	if (f->early.set) {
+		/* packed while the command ran, and read again once it had
+		 * exited (exec/early.c): in a pack the store lock keeps */
+		f->xxh = f->early.xxh;
+		f->size = f->early.size;
+		git_oid_fromraw(oid, f->early.id);
+		return 0;
+	}
 	struct prep *p = w->ahead ? take(w->ahead, f, w->sha, w->plain) : NULL;
 	int rc = 0, mine = !p;
 	if (mine) {

@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 7
+#define GITMOD_ABI 8
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -53,6 +53,11 @@ struct gitmod {
 	 * ref. Fills r->hash, r->parent and the oids. signing_key (NULL: none): the commit is signed with it
 	 * (trust.h), temporary files in tmpdir. */
 	int (*save_run)(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
+	/* Packs the files (each from its src) into one new pack, published
+	 * before it returns, while the command that writes them may still run:
+	 * each file packed gets its early blob (store.h), the others none. Stops
+	 * adding once *stop is set. Returns how many were packed, or -1. */
+	int (*early_pack)(const char *dir, struct run_file **files, size_t n, const int *stop);
 	/* Appends a blob's content to out (for objects not stored loose). */
 	int (*read_blob)(const char *dir, const char *oid, struct strbuf *out);
 	/* Lists the commit ids under refs/cashet/runs/. */

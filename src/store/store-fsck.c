@@ -106,7 +106,7 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 	struct fsck_pass pass = { st, rep };
 	sqlite3_stmt *s = NULL;
 	int rc = -1, lock = -1;
-	if (!g || (lock = store_lock(st, 1)) < 0)
+	if (!g || (lock = store_lock(st, STORE_LOCK_EXCLUSIVE)) < 0)
 		goto out;
 	/* a damaged packed-refs makes libgit2 refuse every ref: what is
 	 * still readable is kept, and the runs whose ref was lost get it back

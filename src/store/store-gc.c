@@ -6,6 +6,7 @@
 #include "store/gitmod.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,15 +14,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int store_lock(struct store *st, int exclusive)
+int store_lock(struct store *st, int mode)
 {
 	struct strbuf p = STRBUF_INIT;
 	sb_addf(&p, "%s/gc.lock", st->dir);
 	int fd = open(p.buf, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		err_sys("cannot open %s", p.buf);
-	} else if (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
-		err_sys("cannot lock %s", p.buf);
+	} else if (flock(fd, ((mode & STORE_LOCK_EXCLUSIVE) ? LOCK_EX : LOCK_SH) |
+				     ((mode & STORE_LOCK_NOWAIT) ? LOCK_NB : 0)) < 0) {
+		if (errno == EWOULDBLOCK)
+			err_setc(E_BUSY, "%s is held by another process", p.buf);
+		else
+			err_sys("cannot lock %s", p.buf);
 		close(fd);
 		fd = -1;
 	}
@@ -211,7 +216,7 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	int rc = -1, lock = -1;
 	int64_t now = now_ms(), kept_bytes = 0;
 	memset(rep, 0, sizeof(*rep));
-	if (!g || (lock = store_lock(st, 1)) < 0)
+	if (!g || (lock = store_lock(st, STORE_LOCK_EXCLUSIVE)) < 0)
 		goto out;
 	/* The keep list comes from the index, but the refs are the truth: a
 	 * run with a ref and no row (an interrupted import or pull) is indexed

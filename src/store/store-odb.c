@@ -475,7 +475,7 @@ static int batch_put(struct store *st, const char *type, const void *data, size_
 	if (batch_find(b, oid))
 		return 0;
 	if (b->fd < 0) {
-		if ((b->lock = store_lock(st, 0)) < 0)
+		if ((b->lock = store_lock(st, STORE_LOCK_SHARED)) < 0)
 			return -1;
 		sb_addf(&b->tmp, "%s/objects/tmp_obj_pack_XXXXXX", st->dir);
 		b->fd = mkostemp(b->tmp.buf, O_CLOEXEC);

@@ -79,7 +79,8 @@ int store_pull(struct store *st, const char *remote, size_t *added, struct strve
 	int rc = -1, lock = -1;
 	*added = 0;
 	/* shared, like a store: gc must not repack while objects arrive */
-	if (!g || (lock = store_lock(st, 0)) < 0 || g->fetch(st->dir, remote) < 0 || refuse_foreign(st, g, refused) < 0)
+	if (!g || (lock = store_lock(st, STORE_LOCK_SHARED)) < 0 || g->fetch(st->dir, remote) < 0 ||
+	    refuse_foreign(st, g, refused) < 0)
 		goto out;
 	rc = store_index_missing(st, added, NULL);
 out:

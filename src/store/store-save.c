@@ -340,12 +340,18 @@ out:
 	return rc;
 }
 
+int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop)
+{
+	const struct gitmod *g = gitmod_get();
+	return g ? g->early_pack(st->dir, files, n, stop) : -1;
+}
+
 int store_save(struct store *st, struct run_record *r)
 {
 	const struct gitmod *g;
 	struct strbuf content = STRBUF_INIT, key = STRBUF_INIT;
 	int rc = -1, lock = -1;
-	if ((lock = store_lock(st, 0)) < 0)
+	if ((lock = store_lock(st, STORE_LOCK_SHARED)) < 0)
 		goto out;
 	/* A configured key that cannot sign fails the store: an unsigned run
 	 * would be refused by every store that trusts this key. */

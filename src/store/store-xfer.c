@@ -27,7 +27,7 @@ int store_export(struct store *st, const struct strvec *hashes, const char *file
 	if (!g)
 		goto out;
 	/* Shared, as for a save: gc must not delete objects while we pack them. */
-	if ((lock = store_lock(st, 0)) < 0)
+	if ((lock = store_lock(st, STORE_LOCK_SHARED)) < 0)
 		goto out;
 	sb_addf(&head, "%s %d\n", ARCHIVE_MAGIC, ARCHIVE_VERSION);
 	for (size_t i = 0; i < hashes->n; i++)
@@ -226,7 +226,7 @@ int store_import(struct store *st, const char *file, int allow_abs, size_t *impo
 	size_t nrecs = 0;
 	if (!g || read_manifest(file, &ids, &offset, &size) < 0)
 		goto out;
-	if ((lock = store_lock(st, 0)) < 0)
+	if ((lock = store_lock(st, STORE_LOCK_SHARED)) < 0)
 		goto out;
 	/* One import at a time per store: two staging their packs at once
 	 * made libgit2 miss a run in its own staged pack ("missing from the

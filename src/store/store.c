@@ -588,7 +588,7 @@ static ino_t index_inode(const char *dir)
 static int set_index_aside(struct store *st, ino_t ino, struct strbuf *aside)
 {
 	struct strbuf from = STRBUF_INIT, to = STRBUF_INIT;
-	int lock = store_lock(st, 1), rc = -1;
+	int lock = store_lock(st, STORE_LOCK_EXCLUSIVE), rc = -1;
 	if (lock < 0)
 		goto out;
 	if (index_inode(st->dir) != ino) {

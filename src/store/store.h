@@ -28,6 +28,17 @@ struct store;
  * first. Kept only when both streams have bytes. */
 enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE = 3, FILE_DIR = 4, FILE_STREAMS = 5 };
 
+/* An output's blob packed while the command still ran (exec/early.c) and
+ * found to be what the file holds once the command had exited (read again,
+ * its size and XXH3 digest the same): the save takes it without reading
+ * the file. */
+struct early_blob {
+	int set;
+	unsigned char id[20]; /* the git blob id, raw */
+	struct digest xxh;
+	uint64_t size;
+};
+
 /* One blob of a run: a captured stream or an output file. */
 struct run_file {
 	int kind;
@@ -42,6 +53,7 @@ struct run_file {
 	unsigned char *data; /* inline copy from the index (maybe zstd), or NULL */
 	size_t datalen;
 	int enc; /* 0: data is raw, 1: zstd */
+	struct early_blob early;
 };
 
 /* One ingredient of a fingerprint, kept so `show` and `why` can name it. */
@@ -274,6 +286,10 @@ int store_generation(struct store *st, int64_t *epoch, int64_t *gen);
  * commit. Fills r->hash, r->parent and each file's oid. The claim on r->fp,
  * if held, is released in the same index transaction. */
 int store_save(struct store *st, struct run_record *r);
+/* Packs files (each from its src) into a new pack while the command that
+ * writes them runs (exec/early.c; gitmod.h's early_pack): how many were
+ * packed, or -1. The caller holds the store lock until the run is saved. */
+int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop);
 
 /* Batches (a pipeline's workers): after store_batch_begin, store_save
  * writes a run of small files into one pack shared by the batch and keeps
@@ -315,10 +331,13 @@ int store_remove(struct store *st, const char *hash);
 /* Removes runs (index rows and run refs) in one transaction. */
 int store_remove_many(struct store *st, const struct strvec *hashes);
 
-/* The store lock: held shared while a run is saved, exclusive by gc, so
- * gc never deletes objects of a run being stored. Returns an fd for
- * store_unlock(), or -1. */
-int store_lock(struct store *st, int exclusive);
+/* The store lock: held shared while a run is saved (and from a run's
+ * first early pack on), exclusive by gc, so gc never deletes objects of a
+ * run being stored. mode: STORE_LOCK_SHARED or STORE_LOCK_EXCLUSIVE, or
+ * either with STORE_LOCK_NOWAIT (-1 at once, E_BUSY, when held the other
+ * way). Returns an fd for store_unlock(), or -1. */
+enum { STORE_LOCK_SHARED = 0, STORE_LOCK_EXCLUSIVE = 1, STORE_LOCK_NOWAIT = 2 };
+int store_lock(struct store *st, int mode);
 void store_unlock(int fd);
 
 struct gc_opts {

@@ -56,6 +56,7 @@ put_byte() {
 }
 
 @test "3,000 small output files: one pack, no copies in the index, byte-for-byte replays with modes before and after gc" {
+	export CASHET_EARLY_PACK_MS=off # one pack, however slow the copy
 	make_tree ../src
 	want=$(listing ../src)
 	cashet exec --trace off -i ../src -o out -- cp -r ../src out
@@ -104,6 +105,7 @@ put_byte() {
 }
 
 @test "a run of many files whose blobs the store has writes none of them again; a damaged packed file is not replayed" {
+	export CASHET_EARLY_PACK_MS=off # two packs, however slow the copies
 	make_tree ../src
 	cashet exec --trace off -i ../src -o out -- cp -r ../src out
 	cashet exec --trace off -i ../src -o out2 -- cp -r ../src out2
@@ -165,4 +167,58 @@ for d in range(40):
 	run cashet exec --trace off --report-fd 3 -i ../src -o out -- cp -r ../src out 3> verdict.json
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
 	[ "$(listing out)" = "$(listing ../src)" ]
+}
+
+# 200 files written, then a pause the early packing sees them in (quiet for
+# 50 ms), then some written again, removed, added and made executable.
+early_job() {
+	cat > job.sh <<-'EOF'
+	mkdir -p out/a out/b
+	for i in $(seq 100); do echo "first $i" > out/a/f$i; echo "first $i" > out/b/f$i; done
+	sleep 1
+	for i in $(seq 10); do echo "second $i" > out/a/f$i; done
+	rm out/b/f1 out/b/f2
+	echo late > out/b/late
+	chmod 755 out/a/f3
+	EOF
+}
+
+@test "outputs are packed while the command runs; what it writes, removes or adds after is stored as it left it" {
+	export CASHET_EARLY_PACK_MS=0
+	early_job
+	run -0 cashet exec --report-fd 3 -o out -- sh job.sh 3> verdict.json
+	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	want=$(listing out)
+	# "first 1" was packed as it ran: out/a/f1's blob then, before it was
+	# written again (an orphan now), in a pack besides the run's own
+	first=$(echo "first 1" | git hash-object --stdin)
+	run -0 git --git-dir .cashet cat-file -e "$first"
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" -ge 2 ]
+	[ "$(git --git-dir .cashet rev-parse "$(last_hash):files/out/a/f1")" = "$(echo "second 1" | git hash-object --stdin)" ]
+	rm -rf out
+	[ "$(verdict -o out -- sh job.sh)" = hit ]
+	[ "$(listing out)" = "$want" ]
+	[ "$(cat out/a/f1)" = "second 1" ] && [ ! -e out/b/f1 ] && [ "$(cat out/b/late)" = late ]
+	run -0 cashet fsck
+	assert_output --regexp '^checked [0-9]+ objects and 1 runs: 0 bad objects, 0 broken runs, 0 index rows repaired$'
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+}
+
+@test "outputs are not packed while the command runs with CASHET_EARLY_PACK_MS=off, nor while gc holds the store" {
+	early_job
+	CASHET_EARLY_PACK_MS=off cashet exec -o out -- sh job.sh
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" = 1 ]
+	rm -rf .cashet out
+	cashet init
+	# gc's lock, held until the job is done: nothing packed early, and
+	# the run stored once the lock is free
+	flock -x .cashet/gc.lock sleep 2 &
+	sleep 0.2
+	CASHET_EARLY_PACK_MS=0 cashet exec -o out -- sh job.sh
+	wait
+	[ "$(ls .cashet/objects/pack/*.pack | wc -l)" = 1 ]
+	want=$(listing out)
+	rm -rf out
+	[ "$(verdict -o out -- sh job.sh)" = hit ]
+	[ "$(listing out)" = "$want" ]
 }
