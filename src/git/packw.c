@@ -490,9 +490,13 @@ int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_
 	 * gs_packw_add writes blobs: a hit copies it out of the pack
 	 * (zlib's inflate was a third of restoring a directory of small
 	 * CSV files after gc, which deflate to 0.6); a meta's delta may
-	 * still take its place below */
-	if (!(zwhole = deflate_to(&w->z, w->deflate, data, len)) ||
-	    (blob && zwhole > len / 2 && !(zwhole = deflate_to(&w->z, w->plain, data, len))))
+	 * still take its place below. A large one whose first SAMPLE bytes
+	 * do not halve is not deflated whole to find out: the meta of a run
+	 * of 20,000 files (1.7 MB of names and digests) took 20 ms. */
+	enum { SAMPLE = 64 << 10 };
+	int plain = blob && len > 4 * SAMPLE && (zwhole = deflate_to(&w->z, w->deflate, data, SAMPLE)) > SAMPLE / 2;
+	if ((!plain && !(zwhole = deflate_to(&w->z, w->deflate, data, len))) ||
+	    (blob && (plain || zwhole > len / 2) && !(zwhole = deflate_to(&w->z, w->plain, data, len))))
 		return err_set("cannot deflate an object");
 	if (zdelta && zdelta < zwhole) {
 		swap_bufs(w);

@@ -65,6 +65,28 @@ size_t tree_count(const struct tree_entry *e, size_t n)
 /* The tree of e[0..n), whose paths all start with a prefix of skip
  * bytes. Byte order of whole paths is git's tree order (a directory sorts
  * as its name and '/'), so a subtree's entries are contiguous. */
+/* An entry's "mode name\0id": the usual modes without printf, which was
+ * most of writing the trees of a run of 20,000 files. */
+static void add_entry(struct strbuf *t, unsigned mode, const char *name, size_t len, const unsigned char *oid)
+{
+	switch (mode) {
+	case 0100644:
+		sb_adds(t, "100644 ");
+		break;
+	case 0100755:
+		sb_adds(t, "100755 ");
+		break;
+	case 040000:
+		sb_adds(t, "40000 ");
+		break;
+	default:
+		sb_addf(t, "%o ", mode);
+	}
+	sb_add(t, name, len);
+	sb_add(t, "", 1);
+	sb_add(t, (const char *)oid, TREE_OID_RAW);
+}
+
 static int write_level(const struct tree_entry *e, size_t n, size_t skip, tree_put_fn put, void *ctx,
 		       unsigned char oid[TREE_OID_RAW])
 {
@@ -73,9 +95,7 @@ static int write_level(const struct tree_entry *e, size_t n, size_t skip, tree_p
 	for (size_t i = 0; i < n;) {
 		const char *name = e[i].path + skip, *slash = strchr(name, '/');
 		if (!slash) {
-			sb_addf(&t, "%o %s", e[i].mode, name);
-			sb_add(&t, "", 1);
-			sb_add(&t, (const char *)e[i].oid, TREE_OID_RAW);
+			add_entry(&t, e[i].mode, name, strlen(name), e[i].oid);
 			i++;
 			continue;
 		}
@@ -85,9 +105,7 @@ static int write_level(const struct tree_entry *e, size_t n, size_t skip, tree_p
 		unsigned char sub[TREE_OID_RAW];
 		if (write_level(e + i, j - i, skip + len + 1, put, ctx, sub) < 0)
 			goto out;
-		sb_addf(&t, "40000 %.*s", (int)len, name);
-		sb_add(&t, "", 1);
-		sb_add(&t, (const char *)sub, TREE_OID_RAW);
+		add_entry(&t, 040000, name, len, sub);
 		i = j;
 	}
 	rc = put(ctx, t.buf ? t.buf : "", t.len, oid);
