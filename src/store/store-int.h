@@ -68,6 +68,10 @@ struct store {
 	char *unwritable;     /* why not */
 	struct strbuf config; /* the git config file's text, read once (store_setting) */
 	int config_read;
+	/* the user's and the system's git config files, read once
+	 * (store_setting_user): global, XDG, system */
+	struct strbuf user_config[3];
+	int user_config_read;
 	struct store_batch *batch; /* store_batch_begin(): runs saved but not yet published */
 	struct index_ids *ids;     /* store_index_ids(): row ids by digest, for one transaction */
 };

@@ -320,30 +320,33 @@ int store_setting_user(struct store *st, const char *key, struct strbuf *value)
 {
 	if (store_setting(st, key, value))
 		return 1;
-	/* git's order below the repository: global, XDG, system */
-	const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
-	struct strbuf path = STRBUF_INIT, text = STRBUF_INIT;
-	int found = 0;
-	for (int i = 0; i < 3 && !found; i++) {
-		sb_reset(&path);
-		if (i == 0 && home && *home)
-			sb_addf(&path, "%s/.gitconfig", home);
-		else if (i == 1 && xdg && *xdg)
-			sb_addf(&path, "%s/git/config", xdg);
-		else if (i == 1 && home && *home)
-			sb_addf(&path, "%s/.config/git/config", home);
-		else if (i == 2)
-			sb_adds(&path, "/etc/gitconfig");
-		sb_reset(&text);
-		if (!path.len || read_file_sb(path.buf, &text) < 0) {
-			err_clear();
-			continue;
+	/* git's order below the repository: global, XDG, system; read once
+	 * per open store (a miss asks for two settings, each three files) */
+	if (!st->user_config_read) {
+		const char *home = getenv("HOME"), *xdg = getenv("XDG_CONFIG_HOME");
+		struct strbuf path = STRBUF_INIT;
+		for (int i = 0; i < 3; i++) {
+			sb_reset(&path);
+			if (i == 0 && home && *home)
+				sb_addf(&path, "%s/.gitconfig", home);
+			else if (i == 1 && xdg && *xdg)
+				sb_addf(&path, "%s/git/config", xdg);
+			else if (i == 1 && home && *home)
+				sb_addf(&path, "%s/.config/git/config", home);
+			else if (i == 2)
+				sb_adds(&path, "/etc/gitconfig");
+			if (path.len && read_file_sb(path.buf, &st->user_config[i]) < 0) {
+				err_clear(); /* none: nothing set there */
+				sb_reset(&st->user_config[i]);
+			}
 		}
-		found = config_text_get(text.buf, "cashet", key, value);
+		sb_release(&path);
+		st->user_config_read = 1;
 	}
-	sb_release(&path);
-	sb_release(&text);
-	return found;
+	for (int i = 0; i < 3; i++)
+		if (st->user_config[i].len && config_text_get(st->user_config[i].buf, "cashet", key, value))
+			return 1;
+	return 0;
 }
 
 int store_find(const char *explicit_dir, struct strbuf *dir)
@@ -808,6 +811,8 @@ void store_close(struct store *st)
 	}
 	free(st->pending);
 	sb_release(&st->config);
+	for (int i = 0; i < 3; i++)
+		sb_release(&st->user_config[i]);
 	store_pack_unload(st);
 	sv_release(&st->bad_copies);
 	pthread_mutex_destroy(&st->packs_mu);

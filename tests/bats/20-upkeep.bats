@@ -142,6 +142,16 @@ age_run() { # make run of file $1 look unused for $2 seconds
 	assert_failure 2
 }
 
+@test "max-size in the user's git config bounds the store too; the store's own setting wins" {
+	mkdir home
+	printf '[user]\n\tname = x\n[cashet]\n\tmax-size = 700K\n' > home/.gitconfig
+	HOME=$PWD/home make_runs 4
+	[ "$(cashet log --json | json_field 'len(j)')" = 2 ]
+	cashet config max-size 10M
+	HOME=$PWD/home make_runs 4
+	[ "$(cashet log --json | json_field 'len(j)')" = 6 ]
+}
+
 @test "gc and exec running together never leave a run pointing at a deleted object" {
 	for i in $(seq 1 20); do echo "$i" > "in$i"; done
 	( for i in $(seq 1 20); do cashet gc --max-size 1 > /dev/null 2>&1; done ) 3>&- &
