@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -55,19 +56,26 @@ void *module_open(const char *file, const char *env, struct strbuf *errs)
 
 const struct gitmod *gitmod_get(void)
 {
-	if (loaded)
-		return loaded;
+	/* once, whichever thread asks first: the early packing thread
+	 * (exec/early.c) may while the engine's does */
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	const struct gitmod *g = __atomic_load_n(&loaded, __ATOMIC_ACQUIRE);
+	if (g)
+		return g;
+	pthread_mutex_lock(&mu);
 	struct strbuf errs = STRBUF_INIT;
-	void *h = module_open("cashet-git.so", "CASHET_GIT_MODULE", &errs);
+	void *h = loaded ? NULL : module_open("cashet-git.so", "CASHET_GIT_MODULE", &errs);
 	if (h) {
 		const struct gitmod *(*entry)(void) = (const struct gitmod *(*)(void))dlsym(h, "cashet_gitmod");
 		if (entry && entry()->abi == GITMOD_ABI)
-			loaded = entry();
+			__atomic_store_n(&loaded, entry(), __ATOMIC_RELEASE);
 		else
 			sb_addf(&errs, "%scashet-git.so has the wrong version", errs.len ? "; " : "");
 	}
-	if (!loaded)
+	g = loaded;
+	pthread_mutex_unlock(&mu);
+	if (!g)
 		err_set("cannot load the git module: %s", sb_str(&errs));
 	sb_release(&errs);
-	return loaded;
+	return g;
 }
