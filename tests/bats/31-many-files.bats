@@ -222,3 +222,33 @@ early_job() {
 	[ "$(verdict -o out -- sh job.sh)" = hit ]
 	[ "$(listing out)" = "$want" ]
 }
+
+@test "a command stopped while its outputs are being packed: nothing stored, the store intact, the next run stored and replayed" {
+	export CASHET_EARLY_PACK_MS=0
+	cat > job.sh <<-'EOF'
+	mkdir -p out
+	for i in $(seq 300); do echo "v $i" > out/f$i; done
+	echo 1 > started
+	[ -n "$SLOW" ] && sleep 30
+	exit 0
+	EOF
+	SLOW=1 cashet exec -o out -- sh job.sh 3>&- &
+	pid=$!
+	track_pid "$pid"
+	wait_for_file started
+	# packed meanwhile, then stopped: TERM goes on to the command
+	for _ in $(seq 50); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
+	compgen -G '.cashet/objects/pack/*.idx' > /dev/null
+	kill -TERM "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" = 143 ]
+	[ "$(cashet log --json | json_field 'len(j)')" = 0 ]
+	run -0 cashet fsck
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	rm -rf out started
+	[ "$(verdict -o out -- sh job.sh)" = miss ]
+	rm -rf out
+	[ "$(verdict -o out -- sh job.sh)" = hit ]
+	[ "$(cat out/f300)" = "v 300" ]
+}
