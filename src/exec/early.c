@@ -16,9 +16,12 @@
  *
  * Nothing is taken on a stat's word: a file written again after it was
  * packed is stored as it is at the end, its early blob an orphan until gc.
- * The store lock is held shared from the first early pack until the save
- * is done, so gc cannot drop a blob the run is about to name; when gc
- * holds it, nothing is packed early. */
+ * The store lock is held shared while an early pack is written (when gc
+ * holds it, nothing is), and again from the check of which early packs
+ * are still there until the save is done: gc, which may run in between
+ * (not blocked for as long as the command runs), drops the early packs,
+ * whose blobs no run names yet, and their files are then stored as they
+ * would have been without them. */
 #include "exec/early.h"
 
 #include <dirent.h>
@@ -47,6 +50,7 @@ struct efile {
 	struct run_file f; /* src: its absolute path, as outputs_collect names it */
 	int packed;        /* f.early filled: no later walk looks at it again */
 	int checked;       /* and read once the command had exited: the same bytes */
+	size_t pack;       /* which of early->packs holds it */
 };
 
 struct early {
@@ -58,7 +62,8 @@ struct early {
 	size_t *slot; /* open addressing on the path (index + 1; 0 empty) */
 	size_t nslots;
 	int64_t after_ms;         /* how long the command runs before the thread starts */
-	int lock;                 /* the store lock, shared, from the first early pack on */
+	struct strvec packs;      /* the early packs' names */
+	int lock;                 /* the store lock, shared, from early_apply to the save */
 	pthread_t idle, finisher; /* while the command runs; once it has exited */
 	int idle_started, finishing;
 	pthread_mutex_t mu;
@@ -205,17 +210,23 @@ static int round_once(struct early *e, int last)
 	}
 	if (t.n < EARLY_MIN || __atomic_load_n(halt, __ATOMIC_RELAXED))
 		goto out;
-	if (e->lock < 0 && (e->lock = store_lock(e->st, STORE_LOCK_SHARED | STORE_LOCK_NOWAIT)) < 0)
+	int lock = store_lock(e->st, STORE_LOCK_SHARED | STORE_LOCK_NOWAIT);
+	if (lock < 0)
 		goto out; /* gc runs: the save packs them, after it */
 	files = xcalloc(t.n, sizeof(*files));
 	for (size_t i = 0; i < t.n; i++)
 		files[i] = &t.v[i]->f;
-	packed = store_early_pack(e->st, files, t.n, halt);
+	char name[OID_HEX];
+	packed = store_early_pack(e->st, files, t.n, halt, name);
+	store_unlock(lock);
 	for (size_t i = 0; packed > 0 && i < t.n; i++) {
 		struct efile *ef = t.v[i];
 		ef->packed = ef->checked = ef->f.early.set;
 		ef->checked &= last; /* read after the command exited */
+		ef->pack = e->packs.n;
 	}
+	if (packed > 0)
+		sv_push(&e->packs, name);
 out:
 	err_clear(); /* only ever an optimization: the save stores every output */
 	free(files);
@@ -390,12 +401,22 @@ void early_apply(struct early *e, struct run_record *r)
 		check_packed(e); /* beside the thread, which packs the rest first */
 	}
 	join_threads(e);
+	if (!e->packs.n || (e->lock = store_lock(e->st, STORE_LOCK_SHARED)) < 0) {
+		err_clear(); /* the save says why it cannot lock, if it cannot */
+		return;
+	}
+	/* which early packs gc left (it removes them all, and auto-pack
+	 * may have merged one into another): held so until the save */
+	char *kept = xcalloc(e->packs.n, 1);
+	for (size_t i = 0; i < e->packs.n; i++)
+		kept[i] = store_has_pack(e->st, e->packs.v[i]);
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
 		const struct efile *ef = f->kind == FILE_OUTPUT && f->src ? find(e, f->src) : NULL;
-		if (ef && ef->checked)
+		if (ef && ef->checked && kept[ef->pack])
 			f->early = ef->f.early;
 	}
+	free(kept);
 }
 
 void early_free(struct early *e)
@@ -412,6 +433,7 @@ void early_free(struct early *e)
 	free(e->v);
 	free(e->slot);
 	free(e->check);
+	sv_release(&e->packs);
 	pthread_cond_destroy(&e->cond);
 	pthread_mutex_destroy(&e->mu);
 	free(e);

@@ -22,7 +22,7 @@ int git_fail_rc(int rc, const char *what);
 /* gitstore.c */
 int gs_init(const char *dir);
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
-int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop);
+int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop, char name[OID_HEX]);
 int gs_commit_signature(const char *dir, const char *hash, struct strbuf *sig, struct strbuf *data);
 int gs_read_blob(const char *dir, const char *oid, struct strbuf *out);
 int gs_list_runs(const char *dir, struct strvec *out);

@@ -280,10 +280,11 @@ static int packable(const struct run_file *f)
 /* One pack of outputs written while the command still runs (exec/early.c):
  * on this thread alone, the other CPU being the command's. A file that
  * cannot be read (gone again) is left out, for the save to read. */
-int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop)
+int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop, char name[OID_HEX])
 {
 	struct packw *pw = NULL;
 	size_t packed = 0;
+	name[0] = '\0';
 	if (open_repo(dir) < 0 || gs_packw_begin(dir, &pw) < 0)
 		return -1;
 	int rc = gs_packw_plan(pw, files, n, 0, 0);
@@ -295,6 +296,10 @@ int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int 
 			err_clear();
 			continue;
 		}
+		/* the store's already: no early blob, as only this pack's
+		 * blobs are known to be there by the save */
+		if (!gs_packw_has(pw, oid.id))
+			continue;
 		memcpy(f->early.id, oid.id, GIT_OID_RAWSZ);
 		f->early.xxh = f->xxh;
 		f->early.size = f->size;
@@ -303,7 +308,7 @@ int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int 
 	}
 	/* what was added, even when stopped early (the checksum read back) */
 	if (rc == 0)
-		rc = gs_packw_finish(pw, gs_want_fsync(), NULL);
+		rc = gs_packw_finish(pw, gs_want_fsync(), name);
 	else
 		gs_packw_abort(pw);
 	for (size_t i = 0; rc < 0 && i < n; i++)

@@ -56,8 +56,10 @@ struct gitmod {
 	/* Packs the files (each from its src) into one new pack, published
 	 * before it returns, while the command that writes them may still run:
 	 * each file packed gets its early blob (store.h), the others none. Stops
-	 * adding once *stop is set. Returns how many were packed, or -1. */
-	int (*early_pack)(const char *dir, struct run_file **files, size_t n, const int *stop);
+	 * adding once *stop is set. Returns how many were packed (the pack's
+	 * name in name when any), or -1. A blob the store had already gets no
+	 * early blob: only this pack's are known to be there. */
+	int (*early_pack)(const char *dir, struct run_file **files, size_t n, const int *stop, char name[OID_HEX]);
 	/* Appends a blob's content to out (for objects not stored loose). */
 	int (*read_blob)(const char *dir, const char *oid, struct strbuf *out);
 	/* Lists the commit ids under refs/cashet/runs/. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zstd.h>
 
 /* Small blobs are copied into the index; zstd when it pays. */
@@ -340,10 +341,19 @@ out:
 	return rc;
 }
 
-int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop)
+int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop, char name[OID_HEX])
 {
 	const struct gitmod *g = gitmod_get();
-	return g ? g->early_pack(st->dir, files, n, stop) : -1;
+	return g ? g->early_pack(st->dir, files, n, stop, name) : -1;
+}
+
+int store_has_pack(struct store *st, const char *name)
+{
+	struct strbuf p = STRBUF_INIT;
+	sb_addf(&p, "%s/objects/pack/pack-%s.idx", st->dir, name);
+	int has = access(p.buf, F_OK) == 0;
+	sb_release(&p);
+	return has;
 }
 
 int store_save(struct store *st, struct run_record *r)

@@ -288,8 +288,11 @@ int store_generation(struct store *st, int64_t *epoch, int64_t *gen);
 int store_save(struct store *st, struct run_record *r);
 /* Packs files (each from its src) into a new pack while the command that
  * writes them runs (exec/early.c; gitmod.h's early_pack): how many were
- * packed, or -1. The caller holds the store lock until the run is saved. */
-int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop);
+ * packed (the pack's name in name), or -1. The caller holds the store
+ * lock meanwhile. store_has_pack: whether pack-<name> is still there
+ * (gc may have removed it since: it held no run's object). */
+int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop, char name[OID_HEX]);
+int store_has_pack(struct store *st, const char *name);
 
 /* Batches (a pipeline's workers): after store_batch_begin, store_save
  * writes a run of small files into one pack shared by the batch and keeps

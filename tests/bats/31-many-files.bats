@@ -212,7 +212,7 @@ early_job() {
 	cashet init
 	# gc's lock, held until the job is done: nothing packed early, and
 	# the run stored once the lock is free
-	flock -x .cashet/gc.lock sleep 2 &
+	flock -x .cashet/gc.lock sleep 4 &
 	sleep 0.2
 	CASHET_EARLY_PACK_MS=0 cashet exec -o out -- sh job.sh
 	wait
@@ -251,4 +251,33 @@ early_job() {
 	rm -rf out
 	[ "$(verdict -o out -- sh job.sh)" = hit ]
 	[ "$(cat out/f300)" = "v 300" ]
+}
+
+@test "gc while a command runs is not held up by its early packs, which it removes; the run is stored whole all the same" {
+	export CASHET_EARLY_PACK_MS=0
+	cat > job.sh <<-'EOF'
+	mkdir -p out
+	for i in $(seq 200); do echo "v $i" > out/f$i; done
+	echo 1 > started
+	for _ in $(seq 200); do [ -e go ] && exit 0; sleep 0.1; done
+	exit 1
+	EOF
+	# untraced: the job waits for a file the test makes, which a trace
+	# would see change as it ran
+	cashet exec --trace off -o out -- sh job.sh 3>&- &
+	pid=$!
+	track_pid "$pid"
+	wait_for_file started
+	for _ in $(seq 50); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
+	compgen -G '.cashet/objects/pack/*.idx' > /dev/null
+	run -0 timeout 20 cashet gc
+	run compgen -G '.cashet/objects/pack/*.idx'
+	[ "$status" -ne 0 ]
+	echo 1 > go
+	wait "$pid"
+	run -0 cashet fsck
+	assert_output --regexp '^checked [0-9]+ objects and 1 runs: 0 bad objects, 0 broken runs, 0 index rows repaired$'
+	rm -rf out go
+	[ "$(verdict --trace off -o out -- sh job.sh)" = hit ]
+	[ "$(cat out/f200)" = "v 200" ]
 }
