@@ -4,15 +4,16 @@
  * hashing (SHA-1 and XXH3) and writing each into a pack: most of a miss's
  * cost beyond the command, while the machine's second CPU sat idle as the
  * command ran. Once the command has run a while (spawn's `slow` hook), a
- * thread walks its declared outputs every so often and packs the files
- * that have not been written to for QUIET_NS into a new pack of the store,
- * published at once like any pack, remembering each file's blob. When the
- * command has exited, the thread packs what is left and reads each file it
- * packed before again, while the engine reads the trace and walks the
- * outputs on the other CPU; the save then takes the blob of every file
- * whose bytes are still those packed (their size and XXH3 digest, the
- * check every replay makes too) without reading it, and reads and stores
- * the others as it always did.
+ * thread at the lowest priority walks its declared outputs every so often
+ * and packs the files that have not been written to for QUIET_NS into a
+ * new pack of the store, published at once like any pack, remembering
+ * each file's blob. When the command has exited, a thread at the engine's
+ * priority packs what is left, while the engine reads the trace and walks
+ * the outputs on the other CPU; then both read each file packed before
+ * the exit again. The save takes the blob of every file whose bytes are
+ * still those packed (their size and XXH3 digest, the check every replay
+ * makes too) without reading it, and reads and stores the others as it
+ * always did.
  *
  * Nothing is taken on a stat's word: a file written again after it was
  * packed is stored as it is at the end, its early blob an orphan until gc.
