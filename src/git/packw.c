@@ -438,8 +438,9 @@ static void give_back(struct ahead *a, struct prep *p)
 int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid)
 {
 	if (f->early.set) {
-		/* packed while the command ran, and read again once it had
-		 * exited (exec/early.c): in a pack the store lock keeps */
+		/* packed while the command ran, read again once it had
+		 * exited, its pack found still there under the store lock
+		 * held until the save (exec/early.c) */
 		f->xxh = f->early.xxh;
 		f->size = f->early.size;
 		git_oid_fromraw(oid, f->early.id);

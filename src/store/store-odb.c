@@ -27,8 +27,6 @@
 /* ... and its PACKW_MIN: a run of this many files goes into a pack there. */
 #define ODB_PACK_MIN 64
 
-enum { OID_RAW = 20 };
-
 /* A batch: the runs of many steps written as one pack and published
  * together (store_batch_begin). Until store_batch_flush nothing of them is
  * visible: the pack is a temp file gc would sweep (tmp_obj_*), no ref and

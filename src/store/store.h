@@ -14,6 +14,7 @@
 
 #define STORE_DIRNAME ".cashet"
 #define OID_HEX 41
+#define OID_RAW 20 /* a git object id's bytes */
 
 struct store;
 
@@ -34,7 +35,7 @@ enum file_kind { FILE_STDOUT = 0, FILE_STDERR = 1, FILE_OUTPUT = 2, FILE_SOURCE 
  * the file. */
 struct early_blob {
 	int set;
-	unsigned char id[20]; /* the git blob id, raw */
+	unsigned char id[OID_RAW]; /* the git blob id */
 	struct digest xxh;
 	uint64_t size;
 };
@@ -334,9 +335,9 @@ int store_remove(struct store *st, const char *hash);
 /* Removes runs (index rows and run refs) in one transaction. */
 int store_remove_many(struct store *st, const struct strvec *hashes);
 
-/* The store lock: held shared while a run is saved (and from a run's
- * first early pack on), exclusive by gc, so gc never deletes objects of a
- * run being stored. mode: STORE_LOCK_SHARED or STORE_LOCK_EXCLUSIVE, or
+/* The store lock: held shared while a run is saved (and while an early
+ * pack is written, and from the check of the early packs to the save),
+ * exclusive by gc, so gc never deletes objects of a run being stored. mode: STORE_LOCK_SHARED or STORE_LOCK_EXCLUSIVE, or
  * either with STORE_LOCK_NOWAIT (-1 at once, E_BUSY, when held the other
  * way). Returns an fd for store_unlock(), or -1. */
 enum { STORE_LOCK_SHARED = 0, STORE_LOCK_EXCLUSIVE = 1, STORE_LOCK_NOWAIT = 2 };
