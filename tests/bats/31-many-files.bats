@@ -241,7 +241,7 @@ early_job() {
 	track_pid "$pid"
 	wait_for_file started
 	# packed meanwhile, then stopped: TERM goes on to the command
-	for _ in $(seq 50); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
+	for _ in $(seq 200); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
 	compgen -G '.cashet/objects/pack/*.idx' > /dev/null
 	kill -TERM "$pid"
 	rc=0
@@ -272,7 +272,7 @@ early_job() {
 	pid=$!
 	track_pid "$pid"
 	wait_for_file started
-	for _ in $(seq 50); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
+	for _ in $(seq 200); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
 	compgen -G '.cashet/objects/pack/*.idx' > /dev/null
 	run -0 timeout 20 cashet gc
 	run compgen -G '.cashet/objects/pack/*.idx'
