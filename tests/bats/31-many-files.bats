@@ -258,7 +258,9 @@ early_job() {
 }
 
 @test "gc while a command runs is not held up by its early packs, which it removes; the run is stored whole all the same" {
-	export CASHET_EARLY_PACK_MS=0
+	# its files all written and quiet before the first walk: one early
+	# pack, none after the gc
+	export CASHET_EARLY_PACK_MS=500
 	cat > job.sh <<-'EOF'
 	mkdir -p out
 	for i in $(seq 200); do echo "v $i" > out/f$i; done
