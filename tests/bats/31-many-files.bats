@@ -188,7 +188,8 @@ early_job() {
 }
 
 @test "outputs are packed while the command runs; what it writes, removes or adds after is stored as it left it" {
-	export CASHET_EARLY_PACK_MS=0
+	# the first walk once all 200 are written and quiet: one pack has them all
+	export CASHET_EARLY_PACK_MS=1000
 	early_job wait-for-a-pack
 	run -0 cashet exec --report-fd 3 -o out -- sh job.sh 3> verdict.json
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
