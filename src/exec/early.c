@@ -49,9 +49,9 @@ enum {
 /* A file seen by a walk. */
 struct efile {
 	struct run_file f; /* src: its absolute path, as outputs_collect names it */
-	int packed;        /* f.early filled: no later walk looks at it again */
-	int checked;       /* and read once the command had exited: the same bytes */
-	size_t pack;       /* which of early->packs holds it */
+	/* f.early.set: packed, no later walk looks at it again */
+	int checked; /* and read once the command had exited: the same bytes */
+	size_t pack; /* which of early->packs holds it */
 };
 
 struct early {
@@ -166,7 +166,7 @@ static void walk(struct early *e, int at, const char *name, struct strbuf *abs, 
 			/* packed already: not even a stat (one written again
 			 * since is read and stored by the save) */
 			const struct efile *ef = de->d_type == DT_REG ? find(e, abs->buf) : NULL;
-			if (!ef || !ef->packed)
+			if (!ef || !ef->f.early.set)
 				walk(e, dirfd(d), de->d_name, abs, depth + 1, quiet, halt, t);
 		}
 		sb_setlen(abs, len);
@@ -178,10 +178,9 @@ static void walk(struct early *e, int at, const char *name, struct strbuf *abs, 
 	    (quiet && (m > quiet || c > quiet)))
 		return;
 	struct efile *ef = find_or_add(e, abs->buf);
-	if (ef->packed)
+	if (ef->f.early.set)
 		return; /* a declared file, or one declared twice */
 	ef->f.size = (uint64_t)sb.st_size;
-	ef->f.early.set = 0;
 	if (t->n == t->alloc) {
 		t->alloc = t->alloc ? t->alloc * 2 : 256;
 		t->v = xrealloc(t->v, t->alloc * sizeof(*t->v));
@@ -222,8 +221,7 @@ static int round_once(struct early *e, int last)
 	store_unlock(lock);
 	for (size_t i = 0; packed > 0 && i < t.n; i++) {
 		struct efile *ef = t.v[i];
-		ef->packed = ef->checked = ef->f.early.set;
-		ef->checked &= last; /* read after the command exited */
+		ef->checked = last && ef->f.early.set; /* read after the command exited */
 		ef->pack = e->packs.n;
 	}
 	if (packed > 0)
@@ -264,7 +262,7 @@ static void publish_check(struct early *e)
 {
 	e->check = xcalloc(e->n + 1, sizeof(*e->check));
 	for (size_t i = 0; i < e->n; i++)
-		if (e->v[i]->packed && !e->v[i]->checked)
+		if (e->v[i]->f.early.set && !e->v[i]->checked)
 			e->check[e->ncheck++] = e->v[i];
 	pthread_mutex_lock(&e->mu);
 	e->check_ready = 1;
