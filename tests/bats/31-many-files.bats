@@ -187,6 +187,16 @@ early_job() {
 	EOF
 }
 
+# Waits for an early pack of the job running (up to 20 s: the packing
+# thread runs at the lowest priority); fails when none came.
+wait_for_early_pack() {
+	for _ in $(seq 200); do
+		compgen -G '.cashet/objects/pack/*.idx' > /dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 @test "outputs are packed while the command runs; what it writes, removes or adds after is stored as it left it" {
 	# the first walk once all 200 are written and quiet: one pack has them all
 	export CASHET_EARLY_PACK_MS=1000
@@ -241,9 +251,7 @@ early_job() {
 	pid=$!
 	track_pid "$pid"
 	wait_for_file started
-	# packed meanwhile, then stopped: TERM goes on to the command
-	for _ in $(seq 200); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
-	compgen -G '.cashet/objects/pack/*.idx' > /dev/null
+	wait_for_early_pack # then stopped: TERM goes on to the command
 	kill -TERM "$pid"
 	rc=0
 	wait "$pid" || rc=$?
@@ -275,8 +283,7 @@ early_job() {
 	pid=$!
 	track_pid "$pid"
 	wait_for_file started
-	for _ in $(seq 200); do compgen -G '.cashet/objects/pack/*.idx' > /dev/null && break; sleep 0.1; done
-	compgen -G '.cashet/objects/pack/*.idx' > /dev/null
+	wait_for_early_pack
 	run -0 timeout 20 cashet gc
 	run compgen -G '.cashet/objects/pack/*.idx'
 	[ "$status" -ne 0 ]
