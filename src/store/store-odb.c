@@ -85,6 +85,18 @@ static int want_fsync(struct store *st)
 	return on;
 }
 
+/* deflate at level 1 with a window and hash table no larger than the
+ * object: zlib's defaults allocate (and clear) 256 KiB per stream, most
+ * of a small miss's page faults; any window is a valid zlib stream. */
+static int deflate_start(z_stream *zs, size_t len)
+{
+	int wbits = 9;
+	while (wbits < 15 && ((size_t)1 << wbits) < len)
+		wbits++;
+	memset(zs, 0, sizeof(*zs));
+	return deflateInit2(zs, Z_BEST_SPEED, Z_DEFLATED, wbits, wbits - 7, Z_DEFAULT_STRATEGY);
+}
+
 /* The id of an object of type ("blob", "tree", "commit") and content. */
 static void object_id(const char *type, const void *data, size_t len, unsigned char oid[OID_RAW])
 {
@@ -127,8 +139,7 @@ static int write_object(struct store *st, const char *type, const void *data, si
 		rc = 0;
 		goto out;
 	}
-	memset(&zs, 0, sizeof(zs));
-	if (deflateInit(&zs, Z_BEST_SPEED) != Z_OK) {
+	if (deflate_start(&zs, len + (size_t)hlen) != Z_OK) {
 		err_set("zlib failed for an object");
 		goto out;
 	}
@@ -496,7 +507,7 @@ static int batch_put(struct store *st, const char *type, const void *data, size_
 		hdr[h] = (unsigned char)(sz & 0x7f);
 	}
 	h++;
-	if (deflateInit(&zs, Z_BEST_SPEED) != Z_OK)
+	if (deflate_start(&zs, len) != Z_OK)
 		return err_set("zlib failed for an object");
 	size_t cap = deflateBound(&zs, (uLong)len);
 	z = xmalloc(cap);

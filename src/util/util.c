@@ -384,9 +384,15 @@ int read_file_sb(const char *path, struct strbuf *sb)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_sys("cannot open %s", path);
+	/* sized from the file: a 64 KiB buffer per small file read (configs,
+	 * refs) was a fresh mapping, and its pages faults, each time */
+	struct stat st;
+	size_t chunk = 4096;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+		chunk = (size_t)st.st_size + 1;
 	int rc = 0;
 	for (;;) {
-		sb_grow(sb, 65536);
+		sb_grow(sb, chunk);
 		ssize_t n = read(fd, sb->buf + sb->len, sb->alloc - sb->len - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
