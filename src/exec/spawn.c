@@ -206,7 +206,25 @@ static void tty_give(pid_t pgid)
 	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
-static void child(const struct spawn_spec *spec, char *const *env, int out_w, int err_w, int status_w, int foreground)
+/* A script without #! run as execvp runs it: by /bin/sh. */
+static void exec_script(const char *file, char *const *argv, char *const *env)
+{
+	size_t argc = 0;
+	while (argv[argc])
+		argc++;
+	char *sh[argc + 2];
+	sh[0] = (char *)"/bin/sh";
+	sh[1] = (char *)file;
+	for (size_t i = 1; i <= argc; i++)
+		sh[i + 1] = argv[i];
+	execve(sh[0], sh, env);
+	errno = ENOEXEC;
+}
+
+/* Vforked (see start_child), it shares the parent's memory until its
+ * exec: it writes its own stack and nothing else (no environ, no malloc). */
+static void child(const struct spawn_spec *spec, struct trace *trace, char *const *env, int out_w, int err_w,
+		  int status_w, int foreground)
 {
 	setpgid(0, 0);
 	if (foreground)
@@ -227,24 +245,50 @@ static void child(const struct spawn_spec *spec, char *const *env, int out_w, in
 		e = -errno; /* negative: the directory, not the command */
 		goto fail;
 	}
-	/* execvp searches the PATH of environ: the command's own */
-	if (env)
-		environ = (char **)env;
 	/* last: from here on every file the command touches is observed */
-	if (spec->trace)
-		trace_child_install(spec->trace);
-	/* the file the key hashed, found by the same PATH search: no stop of
-	 * a traced child per PATH entry; if it fails (a script without #!,
-	 * gone since), execvp does what it always does */
-	if (spec->exe)
-		execve(spec->exe, spec->argv, environ);
-	execvp(spec->argv[0], spec->argv);
+	if (trace)
+		trace_child_install(trace);
+	if (!env)
+		env = environ;
+	if (spec->exe) {
+		/* the file the key hashed, found by the same PATH search: no
+		 * stop of a traced child per PATH entry */
+		execve(spec->exe, spec->argv, env);
+		if (errno == ENOEXEC)
+			exec_script(spec->exe, spec->argv, env);
+	} else {
+		/* forked: execvp searches the PATH of environ, which must
+		 * be the command's own */
+		environ = (char **)env;
+		execvp(spec->argv[0], spec->argv);
+	}
 	e = errno;
 fail:
 	if (write(status_w, &e, sizeof(e)) < 0) {
 		/* parent sees EOF and the exit code */
 	}
 	_exit(e == ENOENT ? 127 : 126);
+}
+
+/* vfork() when the key found the file to run: a fork's copy of this
+ * process's page tables, and a fault for each of its pages written before
+ * or after the child's exec, was a fifth of a small miss on a VM where a
+ * fault costs 30 us. Otherwise fork(), for execvp's search of the
+ * command's own PATH. Every signal is blocked until the child has reset
+ * its handlers: ours must not run in the child on our memory. */
+static pid_t start_child(const struct spawn_spec *spec, struct trace *trace, char *const *env, int out_w, int err_w,
+			 int status_w, int foreground)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid_t pid = spec->exe ? vfork() : fork();
+	if (pid == 0)
+		child(spec, trace, env, out_w, err_w, status_w, foreground);
+	int e = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = e;
+	return pid;
 }
 
 int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
@@ -275,14 +319,22 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 		trace_environ(spec->trace, spec->env, &trace_env);
 		env = trace_env.v;
 	}
+	struct trace *trace = spec->trace;
+	if (trace && trace_listen(trace) < 0) {
+		o->untraced = xstrdup(err_msg());
+		err_clear();
+		trace = NULL;
+	}
 	int64_t start = now_ms();
-	pid_t pid = fork();
+	pid_t pid = start_child(spec, trace, env, out_p[1], err_p[1], st_p[1], foreground);
 	if (pid < 0) {
+		int e = errno;
+		if (trace) /* with no child, it ends the thread */
+			attached = trace_parent_attach(trace) == 0;
+		errno = e;
 		err_sys("fork");
 		goto out;
 	}
-	if (pid == 0)
-		child(spec, env, out_p[1], err_p[1], st_p[1], foreground);
 	setpgid(pid, pid); /* both sides, so killpg works whoever runs first */
 	/* readable when the child exits: no polling for the exit once the
 	 * streams are closed (-1 on kernels before 5.3: poll every 10 ms) */
@@ -292,7 +344,7 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	close(st_p[1]);
 	out_p[1] = err_p[1] = st_p[1] = -1;
 	/* before waiting for the exec: the exec itself is a traced call */
-	if (spec->trace && !(attached = trace_parent_attach(spec->trace) == 0)) {
+	if (trace && !(attached = trace_parent_attach(trace) == 0)) {
 		o->untraced = xstrdup(err_msg());
 		err_clear();
 	}

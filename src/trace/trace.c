@@ -30,6 +30,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -105,6 +106,11 @@ void trace_environ(const struct trace *t, char *const *env, struct strvec *out)
 
 void trace_child_install(struct trace *t)
 {
+}
+
+int trace_listen(struct trace *t)
+{
+	return err_set("cannot trace file accesses: %s", TRACE_UNSUPPORTED);
 }
 
 int trace_parent_attach(struct trace *t)
@@ -306,7 +312,13 @@ struct trace {
 	struct server sv;
 	pthread_t thread;
 	int running; /* the thread was started and not joined yet */
-	int hangup;  /* the listener had no user left when the thread stopped */
+	/* What the thread's receipt of the listener came to (trace_listen,
+	 * trace_parent_attach): recvmsg's result, its errno, the child's
+	 * errno from filter_install; posted once known. */
+	sem_t received;
+	ssize_t recv_n;
+	int recv_errno, recv_e;
+	int hangup; /* the listener had no user left when the thread stopped */
 
 	/* The record: ev[i] and meta[i] for each path, in first-access order;
 	 * slot is an open-addressed table of indexes + 1 (0: empty). */
@@ -1294,7 +1306,10 @@ static int keep_serving_elsewhere(struct server *sv)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-int trace_parent_attach(struct trace *t)
+/* The serving thread's first step: the listener from the child (or EOF:
+ * the child ended, or exec'd, before it sent one), posted to
+ * trace_parent_attach either way. */
+static int receive_listener(struct trace *t)
 {
 	int e = 0, fd = -1;
 	union {
@@ -1308,45 +1323,74 @@ int trace_parent_attach(struct trace *t)
 	msg.msg_iovlen = 1;
 	msg.msg_control = c.buf;
 	msg.msg_controllen = sizeof(c.buf);
-	/* With our copy of the child's end closed, the child's exit or exec
-	 * (the socket is close-on-exec) before it sent anything reads as EOF. */
-	close(t->sock[1]);
-	t->sock[1] = -1;
 	ssize_t n;
 	do
 		n = recvmsg(t->sock[0], &msg, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
+	t->recv_errno = errno;
 	close(t->sock[0]);
 	t->sock[0] = -1;
-	if (n < 0)
-		return err_sys("cannot trace: receiving the seccomp listener");
-	if (n == 0)
-		return err_set("cannot trace: the command's process ended before it installed the seccomp filter");
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm))
+	for (struct cmsghdr *cm = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cm; cm = CMSG_NXTHDR(&msg, cm))
 		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
 		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
 			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	if (fd < 0) {
-		if (e)
-			return err_set(
-				"cannot trace: the command's process could not install the seccomp filter: %s%s%s",
-				strerror(e), *install_failure(e) ? ": " : "", install_failure(e));
-		/* MSG_CTRUNC: the kernel dropped the fd, our fd table full */
-		return err_set("cannot trace: the seccomp listener was lost on the way (too many open files?)");
+	t->recv_n = n;
+	t->recv_e = e;
+	if (fd >= 0) {
+		t->sv.listener = fd;
+		ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+		      (unsigned long)
+			      SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP); /* Linux 6.6; before, the wake-ups are only slower */
 	}
-	t->sv.listener = fd;
-	ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-	      (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP); /* Linux 6.6; before, the wake-ups are only slower */
-	int rc = thread_start(&t->thread, serve_main, t, 0);
+	sem_post(&t->received);
+	return fd >= 0 ? 0 : -1;
+}
+
+static void *listen_main(void *arg)
+{
+	struct trace *t = arg;
+	return receive_listener(t) == 0 ? serve_main(t) : NULL;
+}
+
+int trace_listen(struct trace *t)
+{
+	if (sem_init(&t->received, 0, 0) < 0)
+		return err_sys("cannot trace: a semaphore");
+	int rc = thread_start(&t->thread, listen_main, t, 0);
 	if (rc) {
-		/* Nothing can serve the child now: closing the listener fails
-		 * its file syscalls (its exec first) with ENOSYS. */
-		server_release(&t->sv);
+		sem_destroy(&t->received);
 		errno = rc;
 		return err_sys("cannot trace: starting the serving thread");
 	}
 	t->running = 1;
 	return 0;
+}
+
+int trace_parent_attach(struct trace *t)
+{
+	/* With our copy of the child's end closed, the child's exit or exec
+	 * (the socket is close-on-exec) before it sent anything reads as EOF. */
+	close(t->sock[1]);
+	t->sock[1] = -1;
+	while (sem_wait(&t->received) < 0 && errno == EINTR)
+		;
+	sem_destroy(&t->received);
+	if (t->sv.listener >= 0)
+		return 0;
+	pthread_join(t->thread, NULL);
+	t->running = 0;
+	if (t->recv_n < 0) {
+		errno = t->recv_errno;
+		return err_sys("cannot trace: receiving the seccomp listener");
+	}
+	if (t->recv_n == 0)
+		return err_set("cannot trace: the command's process ended before it installed the seccomp filter");
+	if (t->recv_e)
+		return err_set("cannot trace: the command's process could not install the seccomp filter: %s%s%s",
+			       strerror(t->recv_e), *install_failure(t->recv_e) ? ": " : "",
+			       install_failure(t->recv_e));
+	/* MSG_CTRUNC: the kernel dropped the fd, our fd table full */
+	return err_set("cannot trace: the seccomp listener was lost on the way (too many open files?)");
 }
 
 void trace_finish(struct trace *t)

@@ -60,15 +60,23 @@ extern size_t trace_log_ring;
  * binary, then in the install directory. */
 void trace_environ(const struct trace *t, char *const *env, struct strvec *out);
 
-/* In the forked child, after its chdir and dup2s, just before exec; only
+/* Before the child is started (fork or vfork): starts the thread that
+ * will receive the listener and serve it. Started first so that a vfork()ed
+ * child's exec, the first call the filter stops, is served while the
+ * parent's own thread waits for that exec. Returns 0, or -1 with err_msg()
+ * saying why: run the child untraced then, without trace_child_install.
+ * After 0, trace_parent_attach must follow. */
+int trace_listen(struct trace *t);
+
+/* In the child (forked, or vforked: it must not write the parent's
+ * memory), after its chdir and dup2s, just before exec; only
  * async-signal-safe calls. Installs the filter and sends the listener to
  * the parent. On failure the child goes on untraced (the parent learns
  * why). */
 void trace_child_install(struct trace *t);
 
-/* In the parent, right after fork and before waiting on anything the child
- * does after trace_child_install (its exec above all): receives the
- * listener and starts the thread that serves it. Returns 0 tracing, or -1
+/* In the parent, once fork returned (vfork: once the child exec'd or
+ * exited): waits for the listener's receipt. Returns 0 tracing, or -1
  * with err_msg() saying why the child runs untraced. */
 int trace_parent_attach(struct trace *t);
 

@@ -52,6 +52,11 @@ int main(int argc, char **argv)
 	struct strvec env = STRVEC_INIT;
 	trace_environ(t, NULL, &env);
 	fflush(NULL);
+	if (trace_listen(t) < 0) {
+		fprintf(stderr, "trace-run: %s\n", err_msg());
+		trace_free(t);
+		return 125;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		fprintf(stderr, "trace-run: fork: %s\n", strerror(errno));

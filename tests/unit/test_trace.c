@@ -108,6 +108,8 @@ static struct trace *run_env(const char *cwd, enum preload_mode mode, void (*fn)
 	}
 	int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	assert_true(null >= 0);
+	if (trace_listen(t) < 0)
+		fail_msg("trace_listen: %s", err_msg());
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -483,6 +485,7 @@ static void test_child_dies_before_install(void **state)
 	skip_unless_available();
 	struct trace *t = NULL;
 	assert_int_equal(trace_new(&t), 0);
+	assert_int_equal(trace_listen(t), 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
@@ -505,6 +508,8 @@ static void trace_nested(void *arg)
 	struct trace *t = NULL;
 	if (trace_new(&t) < 0)
 		_exit(strstr(err_msg(), "one listener") ? 0 : 2);
+	if (trace_listen(t) < 0)
+		_exit(4);
 	pid_t pid = fork();
 	if (pid == 0) {
 		trace_child_install(t);
