@@ -1,4 +1,4 @@
-/* spawn: fork/exec with capture. The child gets its own process group (so a
+/* spawn: vfork (or fork)/exec with capture. The child gets its own process group (so a
  * timeout can kill everything it started) and, on a terminal, the
  * foreground, so Ctrl-C reaches it directly and interactive programs work. */
 #include "exec/spawn.h"
