@@ -1338,9 +1338,8 @@ static int receive_listener(struct trace *t)
 	t->recv_e = e;
 	if (fd >= 0) {
 		t->sv.listener = fd;
-		ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS,
-		      (unsigned long)
-			      SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP); /* Linux 6.6; before, the wake-ups are only slower */
+		/* Linux 6.6; before, the wake-ups are only slower */
+		ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, (unsigned long)SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP);
 	}
 	sem_post(&t->received);
 	return fd >= 0 ? 0 : -1;
