@@ -329,8 +329,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	pid_t pid = start_child(spec, trace, env, out_p[1], err_p[1], st_p[1], foreground);
 	if (pid < 0) {
 		int e = errno;
-		if (trace) /* with no child, it ends the thread */
-			attached = trace_parent_attach(trace) == 0;
+		if (trace)
+			trace_parent_attach(trace); /* no child: its thread reads EOF and ends */
 		errno = e;
 		err_sys("fork");
 		goto out;
@@ -343,7 +343,8 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	close(err_p[1]);
 	close(st_p[1]);
 	out_p[1] = err_p[1] = st_p[1] = -1;
-	/* before waiting for the exec: the exec itself is a traced call */
+	/* the child has exec'd (vfork) or may still be on its way (fork):
+	 * either way the listening thread serves its exec */
 	if (trace && !(attached = trace_parent_attach(trace) == 0)) {
 		o->untraced = xstrdup(err_msg());
 		err_clear();
