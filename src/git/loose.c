@@ -1,7 +1,7 @@
 /* loose: large blobs written as git loose objects without libgit2, which
  * reads a file whole and deflates it. The file streams through libcrypto's
- * SHA-1 and into zlib stored blocks (no compression: no zlib level keeps
- * within the budget of a copy plus a hash, see README) in a temp file
+ * SHA-1 and out as zlib stored blocks (no compression: no zlib level keeps
+ * within the budget of a copy plus a hash, see README) into a temp file
  * renamed into objects/xx/, as libgit2 writes its loose objects: memory
  * stays O(1) whatever the size, and git reads them as any other. */
 #include "git/gitint.h"
@@ -13,44 +13,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
-#include <zlib.h>
 
-/* CHUNK: deflate's output buffer; WINDOW: how much of the file is mapped
- * at once (it counts in the resident memory while it is mapped); SLICE:
- * how much is hashed, then deflated, at a time. */
-enum { CHUNK = 1 << 20, WINDOW = 8 << 20, SLICE = 256 << 10 };
+/* SLICE: how much of the file is read, hashed and written at a time,
+ * small enough to stay in the CPU's cache from the read to the write.
+ * BLOCK: the most a stored block holds. */
+enum { SLICE = 256 << 10, BLOCK = 0xffff };
 
-struct loose_out {
-	z_stream z;
-	uint32_t adler;     /* of everything deflated so far */
-	unsigned char *buf; /* deflate's output, CHUNK bytes */
-	int fd;
-	const char *tmp;
-};
-
-/* Deflates len bytes of data (flush: Z_NO_FLUSH or Z_FINISH) and writes
- * what comes out to the temp file. */
-static int put(struct loose_out *o, const void *data, size_t len, int flush)
+/* Writes data[0..len) to fd as deflate stored blocks (RFC 1951 3.2.4;
+ * the stream is byte-aligned before each), the last one final when last
+ * is set: each a header (BFINAL with BTYPE 00 in one byte, LEN, its
+ * complement) before up to BLOCK bytes written from where they are, all
+ * in one writev. zlib's deflate would copy every byte once more. */
+static int put_stored(int fd, const unsigned char *data, size_t len, int last)
 {
-	o->z.next_in = (unsigned char *)data;
-	o->z.avail_in = (uInt)len;
-	if (len)
-		o->adler = libdeflate_adler32(o->adler, data, len);
-	for (;;) {
-		o->z.next_out = o->buf;
-		o->z.avail_out = CHUNK;
-		int zr = deflate(&o->z, flush);
-		if (zr == Z_STREAM_ERROR)
-			return err_set("zlib failed writing %s", o->tmp);
-		size_t n = CHUNK - o->z.avail_out;
-		if (n && write_all(o->fd, o->buf, n) < 0)
-			return err_sys("cannot write %s", o->tmp);
-		if (flush == Z_FINISH ? zr == Z_STREAM_END : o->z.avail_in == 0 && o->z.avail_out != 0)
-			return 0;
-	}
+	enum { MAX_BLOCKS = SLICE / BLOCK + 2 }; /* a slice and the object's header */
+	unsigned char head[MAX_BLOCKS][5];
+	struct iovec iov[2 * MAX_BLOCKS];
+	int n = 0, b = 0;
+	do {
+		size_t l = len < BLOCK ? len : BLOCK;
+		head[b][0] = last && l == len;
+		head[b][1] = l & 0xff;
+		head[b][2] = (l >> 8) & 0xff;
+		head[b][3] = ~l & 0xff;
+		head[b][4] = (~l >> 8) & 0xff;
+		iov[n++] = (struct iovec){ head[b++], 5 };
+		if (l)
+			iov[n++] = (struct iovec){ (void *)data, l };
+		data += l;
+		len -= l;
+	} while (len);
+	return writev_all(fd, iov, n);
 }
 
 /* Whether the store asks for object files to be fsync()ed before they are
@@ -92,83 +88,73 @@ out:
 
 int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid, struct digest *xxh)
 {
-	struct loose_out o = { .fd = -1 };
 	struct strbuf tmp = STRBUF_INIT, objects = STRBUF_INIT;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
-	char head[64], hex[GIT_OID_HEXSZ + 1];
+	char hex[GIT_OID_HEXSZ + 1];
+	enum { HEAD_MAX = 32 }; /* "blob <size>" and its NUL */
+	unsigned char *buf = xmalloc(HEAD_MAX + SLICE);
 	EVP_MD_CTX *sha = EVP_MD_CTX_new();
 	struct hasher h;
-	int rc = -1, zinit = 0, created = 0;
+	int rc = -1, out = -1, created = 0;
 	hasher_init(&h);
 
 	sb_addf(&objects, "%s/objects", git_repo_dir());
 	sb_addf(&tmp, "%s/tmp_obj_XXXXXX", objects.buf);
-	o.tmp = tmp.buf;
-	o.buf = xmalloc(CHUNK);
 	if (!sha || EVP_DigestInit_ex(sha, EVP_sha1(), NULL) != 1) {
 		err_set("cannot hash %s: libcrypto has no SHA-1", src);
 		goto out;
 	}
-	/* zlib writes the deflate blocks; the zlib wrapper around them (RFC
-	 * 1950: two bytes, then the Adler-32 of the content) is written here,
-	 * with libdeflate's vectorized Adler-32, which runs at memory speed:
-	 * zlib's own was a fifth of the time of a large store. */
-	if (deflateInit2(&o.z, Z_NO_COMPRESSION, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-		err_set("zlib init failed");
-		goto out;
-	}
-	zinit = 1;
-	o.adler = libdeflate_adler32(0, NULL, 0);
-	if ((o.fd = mkostemp(tmp.buf, O_CLOEXEC)) < 0) {
+	if ((out = mkostemp(tmp.buf, O_CLOEXEC)) < 0) {
 		err_sys("cannot create %s", tmp.buf);
 		goto out;
 	}
 	created = 1;
-	/* deflate, 32 KiB window, "fastest" (here: stored) */
+	/* zlib's wrapper (RFC 1950): deflate with a 32 KiB window, "fastest"
+	 * (here: stored), and at the end the Adler-32 of the content,
+	 * libdeflate's vectorized one, which runs at memory speed */
 	static const unsigned char zhead[2] = { 0x78, 0x01 };
-	if (write_all(o.fd, zhead, sizeof(zhead)) < 0) {
+	uint32_t adler = libdeflate_adler32(0, NULL, 0);
+	if (write_all(out, zhead, sizeof(zhead)) < 0) {
 		err_sys("cannot write %s", tmp.buf);
 		goto out;
 	}
-	int hlen = snprintf(head, sizeof(head), "blob %llu", (unsigned long long)size) + 1;
-	EVP_DigestUpdate(sha, head, (size_t)hlen);
-	if (put(&o, head, (size_t)hlen, Z_NO_FLUSH) < 0)
-		goto out;
-	/* A window of the file at a time, mapped: the pages are hashed and
-	 * deflated where the page cache holds them, never copied in first.
-	 * (SHA-1 on a second thread, while the window is written, was slower
-	 * on this 2-core guest, not faster: each munmap() then interrupts the
-	 * other CPU, and the thread competes with whatever else runs.) */
-	for (uint64_t at = 0; at < size;) {
-		size_t len = size - at < WINDOW ? (size_t)(size - at) : WINDOW;
-		void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, (off_t)at);
-		if (p == MAP_FAILED) {
-			err_sys("cannot read %s", src);
+	/* The object's header goes first, in the first slice's blocks. Read,
+	 * not mapped: populating and unmapping the pages cost four times the
+	 * read on a virtual machine. (SHA-1 on a second thread was slower on a
+	 * 2-core guest, not faster: the thread competes with whatever else
+	 * runs.) */
+	size_t have = (size_t)snprintf((char *)buf, HEAD_MAX, "blob %llu", (unsigned long long)size) + 1;
+	for (uint64_t at = 0;;) {
+		size_t want = size - at < SLICE ? (size_t)(size - at) : SLICE;
+		ssize_t n = want ? pread(fd, buf + have, want, (off_t)at) : 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (want && n == 0)) {
+			if (n < 0)
+				err_sys("cannot read %s", src);
+			else
+				err_set("%s shrank while it was stored", src);
 			goto out;
 		}
-		/* a slice small enough to stay in the CPU's cache between
-		 * the hash and the copy */
-		int pr = 0, hr = 1;
-		for (size_t off = 0; off < len && pr == 0 && hr == 1; off += SLICE) {
-			size_t n = len - off < SLICE ? len - off : SLICE;
-			hr = EVP_DigestUpdate(sha, (char *)p + off, n);
-			hasher_bytes(&h, (char *)p + off, n);
-			pr = put(&o, (char *)p + off, n, Z_NO_FLUSH);
-		}
-		munmap(p, len);
-		if (pr < 0)
-			goto out;
-		if (hr != 1) {
+		hasher_bytes(&h, buf + have, (size_t)n);
+		at += (uint64_t)n;
+		have += (size_t)n;
+		if (EVP_DigestUpdate(sha, buf, have) != 1) {
 			err_set("cannot hash %s", src);
 			goto out;
 		}
-		at += len;
+		adler = libdeflate_adler32(adler, buf, have);
+		if (put_stored(out, buf, have, at == size) < 0) {
+			err_sys("cannot write %s", tmp.buf);
+			goto out;
+		}
+		have = 0;
+		if (at == size)
+			break;
 	}
-	if (put(&o, NULL, 0, Z_FINISH) < 0)
-		goto out;
-	unsigned char ztail[4] = { o.adler >> 24, (o.adler >> 16) & 0xff, (o.adler >> 8) & 0xff, o.adler & 0xff };
-	if (write_all(o.fd, ztail, sizeof(ztail)) < 0) {
+	unsigned char ztail[4] = { adler >> 24, (adler >> 16) & 0xff, (adler >> 8) & 0xff, adler & 0xff };
+	if (write_all(out, ztail, sizeof(ztail)) < 0) {
 		err_sys("cannot write %s", tmp.buf);
 		goto out;
 	}
@@ -177,16 +163,16 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid, struct 
 		goto out;
 	}
 	/* read-only, as git and libgit2 leave their objects */
-	if (fchmod(o.fd, 0444) < 0 || (gs_want_fsync() && fsync(o.fd) < 0)) {
+	if (fchmod(out, 0444) < 0 || (gs_want_fsync() && fsync(out) < 0)) {
 		err_sys("cannot write %s", tmp.buf);
 		goto out;
 	}
-	if (close(o.fd) < 0) {
-		o.fd = -1;
+	int closed = close(out);
+	out = -1;
+	if (closed < 0) {
 		err_sys("cannot write %s", tmp.buf);
 		goto out;
 	}
-	o.fd = -1;
 	git_oid_fromraw(oid, md);
 	git_oid_tostr(hex, sizeof(hex), oid);
 	if (publish(tmp.buf, objects.buf, hex) < 0)
@@ -195,14 +181,12 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid, struct 
 	rc = 0;
 out:
 	hasher_free(&h);
-	if (o.fd >= 0)
-		close(o.fd);
+	if (out >= 0)
+		close(out);
 	if (rc < 0 && created)
 		unlink(tmp.buf);
-	if (zinit)
-		deflateEnd(&o.z);
 	EVP_MD_CTX_free(sha);
-	free(o.buf);
+	free(buf);
 	sb_release(&tmp);
 	sb_release(&objects);
 	return rc;

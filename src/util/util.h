@@ -120,6 +120,9 @@ int read_file_sb(const char *path, struct strbuf *sb);
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* write(2) until everything is written or an error other than EINTR. */
 int write_all(int fd, const void *data, size_t len);
+struct iovec;
+/* writev() until all of iov[0..n) is written (iov is changed): 0, or -1 errno */
+int writev_all(int fd, struct iovec *iov, int n);
 /* path made absolute (against cwd, or the working directory when NULL)
  * with "//", "." and ".." folded lexically (symlinks are not resolved). */
 void path_absolute(const char *cwd, const char *path, struct strbuf *out);
