@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "fixture.h"
 #include "store/gitmod.h"
@@ -345,6 +346,118 @@ static void test_loose_blob_checked(void **state)
 	sb_release(&obj);
 }
 
+/* zlib stream of data[0..len) in stored blocks of 65535 bytes, but for
+ * tiny blocks of one byte (six with their header) after the first lead. */
+static void stored_stream(struct strbuf *z, const char *data, size_t len, size_t lead, size_t tiny)
+{
+	sb_reset(z);
+	sb_add(z, "\x78\x01", 2);
+	for (size_t at = 0, done = 0; !done;) {
+		size_t l = at < lead ? lead - at : len - at;
+		l = tiny && at >= lead ? 1 : l < 65535 ? l : 65535;
+		tiny -= tiny && at >= lead;
+		done = at + l == len;
+		unsigned char h[5] = { done, l & 0xff, (l >> 8) & 0xff, ~l & 0xff, (~l >> 8) & 0xff };
+		sb_add(z, h, 5);
+		sb_add(z, data + at, l);
+		at += l;
+	}
+	uLong a = adler32(1, (const Bytef *)data, (uInt)len);
+	unsigned char t[4] = { a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff };
+	sb_add(z, t, 4);
+}
+
+/* zlib stream of data: its first half in stored blocks, then compressed,
+ * as git's zlib writes an object that is partly incompressible. */
+static void mixed_stream(struct strbuf *z, const char *data, size_t len)
+{
+	z_stream s;
+	memset(&s, 0, sizeof(s));
+	assert_int_equal(deflateInit(&s, Z_NO_COMPRESSION), Z_OK);
+	sb_reset(z);
+	sb_grow(z, len + len / 64 + 4096);
+	s.next_out = (Bytef *)z->buf;
+	s.avail_out = (uInt)(len + len / 64 + 4096);
+	s.next_in = (Bytef *)data;
+	s.avail_in = (uInt)(len / 2);
+	assert_int_equal(deflate(&s, Z_NO_FLUSH), Z_OK);
+	assert_int_equal(deflateParams(&s, Z_BEST_SPEED, Z_DEFAULT_STRATEGY), Z_OK);
+	s.avail_in += (uInt)(len - len / 2);
+	assert_int_equal(deflate(&s, Z_FINISH), Z_STREAM_END);
+	sb_setlen(z, s.total_out);
+	deflateEnd(&s);
+	assert_true(s.total_out < len); /* compressed in part */
+}
+
+static void replace_object(const char *path, const struct strbuf *z)
+{
+	chmod(path, 0644);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fwrite(z->buf, 1, z->len, f), z->len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A large loose object is read by its stored blocks, whatever their
+ * sizes and wherever the reads cut them (block headers included); one
+ * that also has compressed blocks goes through zlib; a damaged block
+ * header is refused as corruption. */
+static void test_large_loose_streams(void **state)
+{
+	struct fixture *fx = *state;
+	struct run_record r, hit = { 0 };
+	struct strbuf big = STRBUF_INIT, body = STRBUF_INIT, back = STRBUF_INIT, obj = STRBUF_INIT, z = STRBUF_INIT;
+	for (int i = 0; big.len < (3u << 20); i++)
+		sb_addf(&big, "%07d\n", i);
+	make_run(fx, &r, "cmd-large", big.buf, 1, 1700000000000);
+	assert_int_equal(store_save(fx->st, &r), 0);
+	assert_int_equal(fixture_lookup(fx, &r.fp, 0, 0, 1700000000000, &hit), 1);
+	assert_null(hit.files[0].data);
+	sb_addf(&obj, "%s/objects/%.2s/%s", fx->store.buf, hit.files[0].oid, hit.files[0].oid + 2);
+	sb_addf(&body, "blob %zu", big.len);
+	sb_add(&body, "", 1);
+	sb_add(&body, big.buf, big.len);
+
+	/* as cashet wrote it */
+	assert_int_equal(store_blob_read(fx->st, &hit.files[0], &back), 0);
+	assert_int_equal(back.len, big.len);
+	assert_memory_equal(back.buf, big.buf, big.len);
+	/* 100 tiny blocks around where the reader's first read (1 MiB)
+	 * ends, shifted a byte at a time: it ends inside one's header in
+	 * four of the six */
+	for (size_t shift = 0; shift < 6; shift++) {
+		stored_stream(&z, body.buf, body.len, (1u << 20) - 400 + shift, 100);
+		replace_object(obj.buf, &z);
+		sb_reset(&back);
+		assert_int_equal(store_blob_read(fx->st, &hit.files[0], &back), 0);
+		assert_int_equal(back.len, big.len);
+		assert_memory_equal(back.buf, big.buf, big.len);
+	}
+	mixed_stream(&z, body.buf, body.len);
+	replace_object(obj.buf, &z);
+	sb_reset(&back);
+	assert_int_equal(store_blob_read(fx->st, &hit.files[0], &back), 0);
+	assert_int_equal(back.len, big.len);
+	assert_memory_equal(back.buf, big.buf, big.len);
+
+	/* a stored block's header made a compressed block's, halfway */
+	stored_stream(&z, body.buf, body.len, 0, 0);
+	z.buf[2 + 20 * (5 + 65535)] |= 2;
+	replace_object(obj.buf, &z);
+	sb_reset(&back);
+	sb_adds(&back, "kept");
+	assert_true(store_blob_read(fx->st, &hit.files[0], &back) < 0);
+	assert_int_equal(err_code(), E_CORRUPT);
+	assert_string_equal(back.buf, "kept");
+	run_record_free(&r);
+	run_record_free(&hit);
+	sb_release(&big);
+	sb_release(&body);
+	sb_release(&back);
+	sb_release(&obj);
+	sb_release(&z);
+}
+
 static int never_stale(const struct claim_owner *o)
 {
 	return 0;
@@ -544,6 +657,7 @@ int main(void)
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_resolve_list_remove, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_loose_blob_checked, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_large_loose_streams, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_claims, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_save_releases_claim, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_stat_cache, fixture_setup, fixture_teardown),
