@@ -82,6 +82,21 @@ static int copy_stored(const unsigned char *p, size_t n, uint64_t size, sink_fn 
 	return 1;
 }
 
+/* Reads up to len bytes of object oid at pos: how many (> 0), or -1 with
+ * err set (E_CORRUPT when the object ends there). */
+static ssize_t read_object(int fd, void *buf, size_t len, uint64_t pos, const char *oid)
+{
+	for (;;) {
+		ssize_t n = len ? pread(fd, buf, len, (off_t)pos) : 0;
+		if (n > 0)
+			return n;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 ? err_sys("cannot read object %s", oid)
+			     : err_setc(E_CORRUPT, "object %s is truncated", oid);
+	}
+}
+
 /* Whether the zlib stream at offset in fd, within end, is whole and of
  * stored blocks only: 1 it is (*total: its inflated length), 0 it is not
  * or cannot be read (zlib then says what is wrong with it). Walked by
@@ -121,19 +136,10 @@ static int feed_stored(int fd, uint64_t offset, uint64_t end, size_t chunk, cons
 	size_t left = 0;           /* what is left of the current block */
 	int last = 0, rc = -1;
 	while (!last || left) {
-		size_t want = end - pos < chunk ? (size_t)(end - pos) : chunk;
-		ssize_t n = want ? pread(fd, buf, want, (off_t)pos) : 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_sys("cannot read object %s", oid);
+		/* stored_only checked the blocks fit: an object changed since is corrupt */
+		ssize_t n = read_object(fd, buf, end - pos < chunk ? (size_t)(end - pos) : chunk, pos, oid);
+		if (n < 0)
 			goto out;
-		}
-		/* checked by stored_only: an object changed since is corrupt */
-		if (n == 0) {
-			err_setc(E_CORRUPT, "object %s is corrupt", oid);
-			goto out;
-		}
 		size_t at = 0, put = 0;
 		while (at < (size_t)n && (!last || left)) {
 			if (!left) {
@@ -240,17 +246,9 @@ static int inflate_fd(int fd, uint64_t offset, int packed, uint64_t size, const 
 			n = maplen - (size_t)(pos - base);
 			pos = base + maplen;
 		} else {
-			ssize_t got = pread(fd, in, inlen, (off_t)pos);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got < 0) {
-				err_sys("cannot read object %s", oid);
+			ssize_t got = read_object(fd, in, inlen, pos, oid);
+			if (got < 0)
 				goto out;
-			}
-			if (got == 0) {
-				err_setc(E_CORRUPT, "object %s is truncated", oid);
-				goto out;
-			}
 			/* a small entry is in the first read whole */
 			int st = pos == offset && packed ? copy_stored(in, (size_t)got, size, fn, ctx) : 0;
 			if (st != 0) {
