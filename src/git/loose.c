@@ -130,11 +130,12 @@ int gs_write_loose(const char *src, int fd, uint64_t size, git_oid *oid, struct 
 		ssize_t n = want ? pread(fd, buf + have, want, (off_t)at) : 0;
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 || (want && n == 0)) {
-			if (n < 0)
-				err_sys("cannot read %s", src);
-			else
-				err_set("%s shrank while it was stored", src);
+		if (n < 0) {
+			err_sys("cannot read %s", src);
+			goto out;
+		}
+		if (want && n == 0) {
+			err_set("%s shrank while it was stored", src);
 			goto out;
 		}
 		hasher_bytes(&h, buf + have, (size_t)n);

@@ -47,6 +47,23 @@ static int open_loose(struct store *st, const char *oid, int *fd)
 	return rc;
 }
 
+/* RFC 1950: a zlib header for deflate, no preset dictionary, its check */
+static int zlib_head_ok(const unsigned char *p)
+{
+	return (p[0] & 0x0f) == 8 && !(p[1] & 0x20) && ((unsigned)p[0] << 8 | p[1]) % 31 == 0;
+}
+
+/* RFC 1951: the 5 bytes at p as a stored block's header (BFINAL, BTYPE
+ * 00, then LEN and its complement from the next byte boundary): its
+ * BFINAL (*len set), or -1 when they are not one. */
+static int stored_head(const unsigned char *p, size_t *len)
+{
+	*len = (size_t)p[1] | (size_t)p[2] << 8;
+	if ((p[0] & 6) || *len != (((size_t)p[3] | (size_t)p[4] << 8) ^ 0xffff))
+		return -1;
+	return p[0] & 1;
+}
+
 /* The zlib stream in p[0..n) if it is stored blocks only, whole, of
  * exactly size bytes (what cashet writes for blobs: packw.c, loose.c),
  * handed to fn as it lies in p, without zlib: 1 done, 0 not such a
@@ -55,21 +72,14 @@ static int open_loose(struct store *st, const char *oid, int *fd)
  * turns out otherwise was not half fed. */
 static int copy_stored(const unsigned char *p, size_t n, uint64_t size, sink_fn fn, void *ctx)
 {
-	/* RFC 1950: deflate, no preset dictionary, header check */
-	if (n < 2 || (p[0] & 0x0f) != 8 || (p[1] & 0x20) || ((unsigned)p[0] << 8 | p[1]) % 31)
+	if (n < 2 || !zlib_head_ok(p))
 		return 0;
 	for (int feed = 0; feed < 2; feed++) {
 		uint64_t got = 0;
-		size_t at = 2;
+		size_t at = 2, len;
 		for (int last = 0; !last;) {
-			/* RFC 1951: BFINAL, BTYPE 00 (stored), then LEN and
-			 * its complement from the next byte boundary */
-			if (n - at < 5 || (p[at] & 6))
-				return 0;
-			last = p[at] & 1;
-			size_t len = (size_t)p[at + 1] | (size_t)p[at + 2] << 8;
-			size_t nlen = (size_t)p[at + 3] | (size_t)p[at + 4] << 8;
-			if (len != (nlen ^ 0xffff) || n - at - 5 < len || len > size - got)
+			if (n - at < 5 || (last = stored_head(p + at, &len)) < 0 || n - at - 5 < len ||
+			    len > size - got)
 				return 0;
 			if (feed && len && fn(ctx, p + at + 5, len) < 0)
 				return -1;
@@ -105,17 +115,13 @@ static ssize_t read_object(int fd, void *buf, size_t len, uint64_t pos, const ch
 static int stored_only(int fd, uint64_t offset, uint64_t end, uint64_t *total)
 {
 	unsigned char p[5];
-	/* RFC 1950 header, as copy_stored */
-	if (end - offset < 2 || pread(fd, p, 2, (off_t)offset) != 2 || (p[0] & 0x0f) != 8 || (p[1] & 0x20) ||
-	    ((unsigned)p[0] << 8 | p[1]) % 31)
+	if (end - offset < 2 || pread(fd, p, 2, (off_t)offset) != 2 || !zlib_head_ok(p))
 		return 0;
 	uint64_t at = offset + 2, got = 0;
+	size_t len;
 	for (int last = 0; !last;) {
-		if (end - at < 5 || pread(fd, p, 5, (off_t)at) != 5 || (p[0] & 6))
-			return 0;
-		last = p[0] & 1;
-		size_t len = (size_t)p[1] | (size_t)p[2] << 8;
-		if (len != (((size_t)p[3] | (size_t)p[4] << 8) ^ 0xffff) || end - at - 5 < len)
+		if (end - at < 5 || pread(fd, p, 5, (off_t)at) != 5 || (last = stored_head(p, &len)) < 0 ||
+		    end - at - 5 < len)
 			return 0;
 		at += 5 + len;
 		got += len;
@@ -136,7 +142,7 @@ static int feed_stored(int fd, uint64_t offset, uint64_t end, size_t chunk, cons
 	size_t left = 0;           /* what is left of the current block */
 	int last = 0, rc = -1;
 	while (!last || left) {
-		/* stored_only checked the blocks fit: an object changed since is corrupt */
+		/* stored_only walked the blocks: one changed since is corrupt */
 		ssize_t n = read_object(fd, buf, end - pos < chunk ? (size_t)(end - pos) : chunk, pos, oid);
 		if (n < 0)
 			goto out;
@@ -145,8 +151,10 @@ static int feed_stored(int fd, uint64_t offset, uint64_t end, size_t chunk, cons
 			if (!left) {
 				if ((size_t)n - at < 5)
 					break; /* the header is read again with the next chunk */
-				last = buf[at] & 1;
-				left = (size_t)buf[at + 1] | (size_t)buf[at + 2] << 8;
+				if ((last = stored_head(buf + at, &left)) < 0) {
+					err_setc(E_CORRUPT, "object %s is corrupt", oid);
+					goto out;
+				}
 				at += 5;
 			}
 			size_t take = left < (size_t)n - at ? left : (size_t)n - at;
