@@ -60,7 +60,7 @@ static void show_text(struct store *st, const struct run_record *r)
 	}
 	printf("observed    %s", run_observed_name(r->observed));
 	if (r->observed == OBSERVED_TRACED)
-		printf(", %zu inputs (never inputs: /proc, /sys, /dev, the store, __pycache__, declared outputs, what it "
+		printf(", %zu inputs (never inputs: /proc, /sys, /dev but /dev/shm, the store, __pycache__, declared outputs, what it "
 		       "wrote, and the ignore parts above)",
 		       r->ninputs);
 	putchar('\n');

@@ -13,7 +13,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const char *const obs_noise[] = { "/proc", "/sys", "/dev", NULL };
+/* Paths that are never inputs whatever the user says (documented in the
+ * man page): kernel interfaces and devices ... */
+static const char *const obs_noise[] = { "/proc", "/sys", "/dev", NULL };
+/* ... but for the file systems of ordinary files below them: /dev/shm is
+ * a tmpfs that scripts, CI jobs and whole projects use as a fast scratch
+ * disk, and what a command reads there is an input like any other. */
+static const char *const obs_not_noise[] = { "/dev/shm", NULL };
 const char *const obs_default_ignore[] = { "__pycache__/*", "*/__pycache__/*", NULL };
 
 /* Timestamps closer to now than this may not show the next change (the
@@ -50,6 +56,9 @@ int obs_ignored(const struct strvec *patterns, const char *path)
 
 static int is_noise(const struct store *st, const char *abs)
 {
+	for (const char *const *p = obs_not_noise; *p; p++)
+		if (under(abs, *p))
+			return under(abs, store_key_dir(st));
 	for (const char *const *p = obs_noise; *p; p++)
 		if (under(abs, *p))
 			return 1;

@@ -8,7 +8,7 @@
  * What counts as an input: every path the process tree read, executed,
  * listed or looked for, except what the tree itself wrote or removed (a
  * temp file, __pycache__), the declared outputs, the store, kernel
- * interfaces (/proc, /sys, /dev) and what the user ignores (--ignore,
+ * interfaces (/proc, /sys, /dev but /dev/shm) and what the user ignores (--ignore,
  * `config ignore`). */
 #ifndef CASHET_OBSERVED_H
 #define CASHET_OBSERVED_H
@@ -16,9 +16,6 @@
 #include "store/store.h"
 #include "trace/trace.h"
 
-/* Paths that are never inputs whatever the user says (documented in the
- * man page): kernel interfaces and devices. */
-extern const char *const obs_noise[];
 /* Ignored unless the user says otherwise: caches a tool keeps for itself
  * next to sources it also reads (a .pyc is checked by Python against its
  * source, which is an input). */

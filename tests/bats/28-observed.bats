@@ -23,6 +23,15 @@ setup() {
 	cashet clear > /dev/null 2>&1 || true
 }
 
+teardown() {
+	# a test's directory outside BATS_TEST_TMPDIR (in /dev/shm) goes too
+	if [ -f "$BATS_TEST_TMPDIR/shm.dir" ]; then
+		rm -rf "$(cat "$BATS_TEST_TMPDIR/shm.dir")"
+	fi
+	kill_started
+	sanitizer_check
+}
+
 # The JSON report of one exec (its output discarded).
 report() {
 	cashet exec --report-fd 3 "$@" 3>&1 > /dev/null 2> /dev/null
@@ -205,6 +214,22 @@ EOF
 	miss_then_hit -- cat data.csv
 	echo 2 > data.csv
 	[ "$(verdict -- cat data.csv)" = miss ]
+}
+
+@test "a project in /dev/shm: the files read there are inputs; the devices read are not" {
+	[ -d /dev/shm ] && [ -w /dev/shm ] || skip "/dev/shm is not a writable directory here"
+	shm=$(mktemp -d /dev/shm/cashet-test.XXXXXX)
+	echo "$shm" > "$BATS_TEST_TMPDIR/shm.dir"
+	cd "$shm"
+	cashet init > /dev/null
+	echo 1 > data.csv
+	printf 'import os\nos.urandom(1)\nopen("/dev/null").read()\nprint(open("data.csv").read())\n' > s.py
+	miss_then_hit -- python3 s.py
+	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["path"].startswith(("/dev", "data", "s.py"))]')" = "['data.csv', 's.py']" ]
+	echo 2 > data.csv
+	[ "$(verdict -- python3 s.py)" = miss ]
+	run cashet exec -- python3 s.py
+	assert_output 2
 }
 
 @test "gcc -c x.c: an edited header is a miss, an untouched one a hit" {
