@@ -150,7 +150,7 @@ complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l env
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l dep -r -F -d 'Hash another source file or glob, following its imports'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l raw-sources -d 'Hash scripts byte for byte (no canonicalization)'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l trace -x -a 'on off' -d 'Observe the files the command reads'
-complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l ignore -r -F -d 'Never take matching paths as observed inputs'
+complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l ignore -r -F -d 'Never take matching paths (or $NAME variables) as observed inputs'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l auto-outputs -d 'Store and restore the files the command writes in the project'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l strict -d 'Fail if the command reads a project file it does not declare'
 complete -c cashet -n '__cashet_using exec why; and not __cashet_wrapped' -l env-mode -x -a 'strict all' -d 'Which environment variables the command gets'

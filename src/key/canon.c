@@ -260,6 +260,26 @@ static int not_from_env(const char *name, size_t n)
 	       (n >= 7 && !memcmp(name, "CASHET_", 7));
 }
 
+int canon_env_ambient(const char *name)
+{
+	static const char *const session[] = {
+		"HOME",    "USER",   "LOGNAME", "SHELL", "TERM", "COLORTERM", "TERMINFO",
+		"COLUMNS", "LINES",  "TMPDIR",  "TMP",   "TEMP", "DISPLAY",   "WAYLAND_DISPLAY",
+		"EDITOR",  "VISUAL", "PAGER",   "LANG",  "TZ",   NULL
+	};
+	static const char *const prefixes[] = { "XDG_", "SSH_", "DBUS_", "LC_", NULL };
+	size_t n = strlen(name);
+	if (not_from_env(name, n))
+		return 1;
+	for (const char *const *o = session; *o; o++)
+		if (!strcmp(*o, name))
+			return 1;
+	for (const char *const *o = prefixes; *o; o++)
+		if (!strncmp(*o, name, strlen(*o)))
+			return 1;
+	return 0;
+}
+
 static size_t name_len(const char *s, const char *end)
 {
 	size_t n = 0;

@@ -74,6 +74,14 @@ int canon_sh(const char *src, size_t len, struct strbuf *out, struct strvec *sou
  * pushed once: what a script reads of its environment, to be hashed with
  * it. One computed at run time is not seen. */
 void canon_env_refs(enum canon_lang lang, const char *src, size_t len, struct strvec *names);
+/* Whether a variable a program reads with getenv (traced, not named in a
+ * source) is left out of the key: those a shell sets itself, PATH and
+ * CASHET_* (as canon_env_refs leaves them out), and the session's own,
+ * which programs read for their housekeeping: where the user's files are
+ * (what is read there is traced as a file), the terminal, the temporary
+ * directory, the display, XDG_*, SSH_*; LANG, LC_* and TZ are in every key
+ * already. */
+int canon_env_ambient(const char *name);
 
 /* Dispatch on lang. CANON_RAW copies the bytes. If the tokenizer fails the
  * raw bytes are copied instead and 1 is returned, so callers that mix the

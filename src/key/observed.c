@@ -245,6 +245,11 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	r->observed = OBSERVED_TRACED;
 	for (size_t i = 0; i < n; i++) {
 		struct stat sb;
+		if (ev[i].access & TRACE_ENV) {
+			if (!canon_env_ambient(ev[i].path + 1))
+				sv_push(&env, ev[i].path + 1);
+			continue;
+		}
 		if (is_noise(st, ev[i].path))
 			continue;
 		fp_store_path(st, NULL, ev[i].path, &name);
@@ -294,6 +299,8 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	for (size_t i = 0; i < env.n; i++) {
 		sb_reset(&name);
 		sb_addf(&name, "$%s", env.v[i]);
+		if (obs_ignored(spec->ignore, name.buf))
+			continue;
 		fp_env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
 	}
 	/* docstrings are code for every source of a program one of whose
@@ -368,7 +375,7 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, ch
 			return 1;
 		if (why) {
 			sb_reset(why);
-			sb_addf(why, "env %s, named by a source the command read, changed", in->path + 1);
+			sb_addf(why, "env %s, read by the command, changed", in->path + 1);
 		}
 		return 0;
 	}

@@ -46,6 +46,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -74,9 +75,23 @@ static int parse_ul(const char **s, unsigned long *v, int base)
 	return 0;
 }
 
+/* getenv's answer, from the environment itself: this library's getenv
+ * (below) is what a call to getenv in this library would reach. */
+static char *env_value(const char *name)
+{
+	extern char **environ;
+	size_t n = strlen(name);
+	if (!n || !environ)
+		return NULL;
+	for (char **e = environ; *e; e++)
+		if (!strncmp(*e, name, n) && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
 static void preload_parse(void)
 {
-	const char *s = getenv(TRACE_PRELOAD_ENV);
+	const char *s = env_value(TRACE_PRELOAD_ENV);
 	unsigned long fd, ino, ck;
 	if (!s || parse_ul(&s, &fd, 10) || *s++ != ':' || parse_ul(&s, &ino, 10) || *s++ != ':' ||
 	    parse_ul(&s, &ck, 16) || *s || fd > INT_MAX)
@@ -123,11 +138,27 @@ static int log_put(const struct trace_rec *rec, size_t total)
 	return 0;
 }
 
+/* 0: the environment not read yet, 1: being read, 2: read. A getenv made
+ * by another library's constructor may come before this library's own. */
+static int parsed;
+
+static void preload_once(void)
+{
+	int state = 0;
+	if (__atomic_compare_exchange_n(&parsed, &state, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		int e = errno;
+		preload_parse();
+		errno = e;
+		__atomic_store_n(&parsed, 2, __ATOMIC_RELEASE);
+		return;
+	}
+	while (state != 2) /* another thread reads it: microseconds */
+		state = __atomic_load_n(&parsed, __ATOMIC_ACQUIRE);
+}
+
 __attribute__((constructor)) static void preload_init(void)
 {
-	int e = errno;
-	preload_parse();
-	errno = e;
+	preload_once();
 }
 
 /* A syscall with the cookie in its 6th argument. Not through libc's
@@ -257,6 +288,28 @@ static void seen_add(uint64_t h)
 	}
 }
 
+/* A record and the room for what follows it. */
+union rec_buf {
+	struct trace_rec r;
+	char buf[sizeof(struct trace_rec) + PATH_MAX + 64];
+};
+
+/* Writes the record whose n bytes of path are in place after u->r, unless
+ * this process wrote the same already: 0, or -1 when the ring is full. */
+static int put_once(union rec_buf *u, size_t n, unsigned kind, unsigned bits)
+{
+	uint64_t h = rec_hash(u->buf + sizeof(u->r), n, kind, bits);
+	if (seen_has(h))
+		return 0;
+	u->r.len = (uint16_t)n;
+	u->r.kind = (uint8_t)kind;
+	u->r.bits = bits;
+	if (log_put(&u->r, sizeof(u->r) + n) < 0)
+		return -1;
+	seen_add(h);
+	return 0;
+}
+
 static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 {
 	if (!log_map || !path)
@@ -267,28 +320,11 @@ static int note(int dirfd, const char *path, unsigned kind, unsigned bits)
 		return 0;
 	if (plen >= PATH_MAX)
 		return -1; /* ENAMETOOLONG */
-	union {
-		struct trace_rec r;
-		char buf[sizeof(struct trace_rec) + PATH_MAX + 64];
-	} u;
+	union rec_buf u;
 	ssize_t n = absolute(dirfd, path, plen, u.buf + sizeof(u.r), sizeof(u.buf) - sizeof(u.r));
-	if (n < 0) {
-		errno = e;
-		return -1;
-	}
-	uint64_t h = rec_hash(u.buf + sizeof(u.r), (size_t)n, kind, bits);
-	if (seen_has(h)) {
-		errno = e;
-		return 0;
-	}
-	u.r.len = (uint16_t)n;
-	u.r.kind = (uint8_t)kind;
-	u.r.bits = bits;
-	int ok = log_put(&u.r, sizeof(u.r) + (size_t)n) == 0;
-	if (ok)
-		seen_add(h);
+	int rc = n < 0 ? -1 : put_once(&u, (size_t)n, kind, bits);
 	errno = e;
-	return ok ? 0 : -1;
+	return rc;
 }
 
 /* The calls made without the cookie (they stop) pass 0 in every argument
@@ -663,4 +699,45 @@ EXPORT int renameat(int olddir, const char *oldpath, int newdir, const char *new
 EXPORT int renameat2(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags)
 {
 	return renameat2_common(olddir, oldpath, newdir, newpath, flags);
+}
+
+/* --- getenv ----------------------------------------------------------- */
+
+/* A variable the program reads is an input as a file it opens is: a
+ * compiled program's getenv("BATCH_SIZE") is named in no source cashet
+ * reads. Recorded as "$NAME"; what libc reads for itself (setlocale's
+ * LANG, malloc's tunables) goes through its internal calls, not these. No
+ * syscall names a variable, so no stop stands in for a record that cannot
+ * be written (the ring full, a name too long): the log says one was lost,
+ * and cashet takes the run as one it could not see whole (not stored). */
+static void note_env(const char *name)
+{
+	preload_once();
+	if (!log_map || !name || !*name)
+		return;
+	int e = errno;
+	size_t n = strlen(name);
+	union rec_buf u;
+	if (n + 1 > sizeof(u.buf) - sizeof(u.r) || n + 1 > PATH_MAX) {
+		__atomic_store_n(&((struct trace_log_head *)log_map)->lost, 1, __ATOMIC_RELEASE);
+	} else {
+		u.buf[sizeof(u.r)] = '$';
+		memcpy(u.buf + sizeof(u.r) + 1, name, n);
+		if (put_once(&u, n + 1, TRACE_REC_ENV, 0) < 0)
+			__atomic_store_n(&((struct trace_log_head *)log_map)->lost, 1, __ATOMIC_RELEASE);
+	}
+	errno = e;
+}
+
+EXPORT char *getenv(const char *name)
+{
+	note_env(name);
+	return env_value(name);
+}
+
+/* glibc's: NULL in a set-user-ID or set-group-ID program (AT_SECURE) */
+EXPORT char *secure_getenv(const char *name)
+{
+	note_env(name);
+	return getauxval(AT_SECURE) ? NULL : env_value(name);
 }

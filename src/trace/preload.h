@@ -28,6 +28,10 @@ struct trace_log_head {
 	uint64_t tail; /* bytes reserved by writers, ever */
 	char apart[56];
 	uint64_t head; /* bytes taken by the reader, ever */
+	char apart2[56];
+	/* set (to 1) by a writer that could not write a record no stop stands
+	 * in for (TRACE_REC_ENV): the trace is not whole */
+	uint32_t lost;
 };
 #define TRACE_LOG_DATA 4096
 /* Its memory stays allocated once written: at most this much a traced
@@ -41,6 +45,7 @@ struct trace_log_head {
 enum {
 	TRACE_REC_OPEN = 1,   /* bits: the open flags */
 	TRACE_REC_ACCESS = 2, /* bits: the access, below */
+	TRACE_REC_ENV = 3,    /* getenv: "$NAME" instead of a path; bits 0 */
 };
 
 /* the bits of enum trace_access (trace.h) a record may carry */
@@ -52,7 +57,7 @@ enum {
  * then padding to TRACE_REC_ALIGN. */
 struct trace_rec {
 	uint16_t len;
-	uint8_t kind;  /* TRACE_REC_OPEN, TRACE_REC_ACCESS */
+	uint8_t kind;  /* TRACE_REC_OPEN, TRACE_REC_ACCESS, TRACE_REC_ENV */
 	uint8_t magic; /* TRACE_REC_MAGIC */
 	uint32_t bits;
 };

@@ -1177,7 +1177,9 @@ static void log_drain(struct trace *t, int final)
 		}
 		if (magic == TRACE_REC_MAGIC) {
 			memcpy(path, r + 1, len);
-			if (path[0] == '/') {
+			if (r->kind == TRACE_REC_ENV && path[0] == '$') {
+				record(t, path, len, TRACE_ENV);
+			} else if (r->kind != TRACE_REC_ENV && path[0] == '/') {
 				unsigned access = r->kind == TRACE_REC_OPEN ? open_access(r->bits) : r->bits;
 				record(t, path, path_fold(path, len), access);
 			}
@@ -1187,6 +1189,9 @@ static void log_drain(struct trace *t, int final)
 	}
 	/* the cleared magics before the room they are in */
 	__atomic_store_n(&h->head, at, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&h->lost, __ATOMIC_ACQUIRE))
+		set_blind(t, "an environment variable the command read could not be recorded (the preload "
+			     "library's log was full)");
 }
 
 /* Whether the ring is a quarter full: then calls stopped meanwhile (the

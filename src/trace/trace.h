@@ -27,11 +27,14 @@ enum trace_access {
 	TRACE_LIST = 1 << 3,   /* a directory read with getdents */
 	TRACE_WRITE = 1 << 4,  /* opened for writing, created, truncated, made (mkdir/link/symlink), renamed onto */
 	TRACE_REMOVE = 1 << 5, /* unlinked, removed or renamed away */
+	TRACE_ENV = 1 << 6,    /* not a path: "$NAME", a variable read with getenv (the preload library) */
 };
 
 struct trace_event {
-	const char *path; /* absolute, as the process named it joined to its cwd or dirfd ("." and "//" folded) */
-	unsigned access;  /* enum trace_access */
+	/* absolute, as the process named it joined to its cwd or dirfd ("."
+	 * and "//" folded); "$NAME" for TRACE_ENV */
+	const char *path;
+	unsigned access; /* enum trace_access */
 };
 
 struct trace;

@@ -67,13 +67,14 @@ miss_then_hit() {
 	assert_output 0.5
 	export LR=0.7
 	run cashet why -- python3 train.py
-	assert_line "  env LR, named by a source the command read, changed"
+	assert_line "  env LR, read by the command, changed"
 	run cashet exec -- python3 train.py
 	assert_output 0.7
 	# os.py, tempfile.py, shutil.py name these: not the project's code
 	export COLUMNS=7 TMPDIR=/tmp HOME=/nonexistent
 	[ "$(verdict -- python3 train.py)" = hit ]
-	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env"]')" = "['\$LR']" ]
+	# (the interpreter's own PYTHON* variables, read with getenv, are too)
+	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env" and not i["path"].startswith(("$PYTHON", "$__PY"))]')" = "['\$LR']" ]
 }
 
 @test "importlib.import_module, exec(open()), sys.path.insert: each module is an input" {
@@ -230,6 +231,26 @@ EOF
 	[ "$(verdict -- python3 s.py)" = miss ]
 	run cashet exec -- python3 s.py
 	assert_output 2
+}
+
+@test "a compiled program's getenv is an input: a change is a miss, why and show name it; HOME and --ignore are not" {
+	command -v gcc > /dev/null || skip "gcc is not installed"
+	printf '#include <stdio.h>\n#include <stdlib.h>\nint main(void) { const char *b = getenv("BATCH_SIZE"); printf("%%s %%d\\n", b ? b : "-", getenv("HOME") != NULL); return 0; }\n' > p.c
+	gcc -o p p.c
+	export BATCH_SIZE=32
+	miss_then_hit -- ./p
+	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env"]')" = "['\$BATCH_SIZE']" ]
+	export BATCH_SIZE=64
+	run cashet why -- ./p
+	assert_line "  env BATCH_SIZE, read by the command, changed"
+	[ "$(verdict -- ./p)" = miss ]
+	run cashet exec -- ./p
+	assert_output "64 1"
+	HOME=/nonexistent run cashet exec --report-fd 3 -- ./p 3> report.json
+	[ "$(field verdict < report.json)" = hit ]
+	miss_then_hit --ignore '$BATCH_SIZE' -- ./p
+	export BATCH_SIZE=128
+	[ "$(verdict --ignore '$BATCH_SIZE' -- ./p)" = hit ]
 }
 
 @test "gcc -c x.c: an edited header is a miss, an untouched one a hit" {

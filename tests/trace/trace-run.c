@@ -78,14 +78,14 @@ int main(int argc, char **argv)
 		;
 	trace_finish(t);
 	if (!quiet) {
-		static const char letters[] = "RXSLWD";
+		static const char letters[] = "RXSLWDE";
 		size_t n;
 		const struct trace_event *ev = trace_events(t, &n);
 		for (size_t k = 0; k < n; k++) {
 			char flags[sizeof(letters)];
-			for (int b = 0; b < 6; b++)
+			for (int b = 0; b < 7; b++)
 				flags[b] = ev[k].access & (1u << b) ? letters[b] : '-';
-			flags[6] = '\0';
+			flags[7] = '\0';
 			printf("%s %s\n", flags, ev[k].path);
 		}
 	}

@@ -195,7 +195,7 @@ static void test_env_named_by_sources(void **state)
 	assert_int_equal(r.inputs[0].kind, INPUT_ENV);
 	assert_int_equal(obs_check(fx->st, &r, one, &why), 1);
 	assert_int_equal(obs_check(fx->st, &r, two, &why), 0);
-	assert_string_equal(why.buf, "env LR, named by a source the command read, changed");
+	assert_string_equal(why.buf, "env LR, read by the command, changed");
 	assert_int_equal(obs_check(fx->st, &r, unset, &why), 0);
 	sb_release(&p);
 	sb_release(&why);

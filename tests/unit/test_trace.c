@@ -540,6 +540,8 @@ static char *event_set(const struct trace *t)
 	struct strvec lines = STRVEC_INIT;
 	for (size_t i = 0; i < n; i++) {
 		char *line = NULL;
+		if (ev[i].access & TRACE_ENV)
+			continue; /* no stop sees a getenv: only the library records it */
 		if (asprintf(&line, "%02x %s", ev[i].access, ev[i].path) < 0)
 			fail_msg("asprintf");
 		sv_push_nocopy(&lines, line);
@@ -693,6 +695,66 @@ static void test_preload_ring_full(void **state)
 	trace_log_ring = saved;
 }
 
+/* The access recorded for a variable ("$NAME"), 0 when none. */
+static unsigned env_access(const struct trace *t, const char *name)
+{
+	size_t n;
+	const struct trace_event *ev = trace_events(t, &n);
+	for (size_t i = 0; i < n; i++)
+		if (ev[i].path[0] == '$' && !strcmp(ev[i].path + 1, name))
+			return ev[i].access;
+	return 0;
+}
+
+/* getenv and secure_getenv, which no syscall shows, are recorded by the
+ * library as "$NAME"; without it, not at all. A getenv that finds the
+ * ring full cannot stop instead: the trace says it is not whole. */
+static void test_preload_getenv(void **state)
+{
+	skip_unless_available();
+	struct tdir *d = *state;
+	put(d, "ge.c",
+	    "#include <stdio.h>\n#include <stdlib.h>\n"
+	    "int main(int argc, char **argv) {\n"
+	    "  const char *v = getenv(\"BATCH_SIZE\"); char n[32];\n"
+	    "  if (secure_getenv(\"SEED\") || getenv(\"\")) return 2;\n"
+	    "  for (int i = 0; i < (argc > 1 ? atoi(argv[1]) : 0); i++) { snprintf(n, sizeof n, \"V%d\", i); getenv(n); }\n"
+	    "  return v && !strcmp(v, \"7\") ? 0 : 1; }\n",
+	    0644);
+	char *cmd = NULL;
+	if (asprintf(&cmd, "cd '%s' && cc -include string.h -o ge ge.c > /dev/null 2>&1", d->dir) < 0)
+		fail_msg("asprintf");
+	int rc = system(cmd);
+	free(cmd);
+	if (rc != 0) {
+		print_message("# skipped: no C compiler\n");
+		skip();
+	}
+	setenv("BATCH_SIZE", "7", 1);
+	unsetenv("SEED");
+	int status;
+	struct trace *t = run_env(d->dir, PRELOAD_ON, exec_argv, (char *[]){ "./ge", NULL }, &status, NULL);
+	assert_int_equal(status, 0); /* the values are libc's */
+	assert_null(trace_blind(t));
+	assert_int_equal(env_access(t, "BATCH_SIZE"), TRACE_ENV);
+	assert_int_equal(env_access(t, "SEED"), TRACE_ENV);
+	assert_int_equal(env_access(t, ""), 0);
+	trace_free(t);
+	t = run_env(d->dir, PRELOAD_OFF, exec_argv, (char *[]){ "./ge", NULL }, &status, NULL);
+	assert_int_equal(status, 0);
+	assert_int_equal(env_access(t, "BATCH_SIZE"), 0);
+	trace_free(t);
+	size_t saved = trace_log_ring;
+	trace_log_ring = 3 * (sizeof(struct trace_rec) + 2 * PATH_MAX) + 4;
+	t = run_env(d->dir, PRELOAD_ON, exec_argv, (char *[]){ "./ge", "20000", NULL }, &status, NULL);
+	trace_log_ring = saved;
+	assert_int_equal(status, 0);
+	assert_non_null(trace_blind(t));
+	assert_non_null(strstr(trace_blind(t), "environment variable"));
+	trace_free(t);
+	unsetenv("BATCH_SIZE");
+}
+
 /* The log mapped in a child of run_env (its fd from CASHET_TRACE_LOG). */
 static unsigned char *map_log(void)
 {
@@ -825,6 +887,7 @@ int main(void)
 		T(test_preload_static_binary),
 		T(test_preload_cookie),
 		T(test_preload_ring_full),
+		T(test_preload_getenv),
 		T(test_preload_unfinished_record),
 		T(test_preload_record_finished_late),
 	};
