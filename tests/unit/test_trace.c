@@ -651,6 +651,21 @@ static void test_preload_same_events(void **state)
 	assert_same_with_preload(d, slow);
 }
 
+/* Runs the shell command build in d (a compiler's), skipping the test
+ * with why when it fails. */
+static void build_or_skip(const struct tdir *d, const char *build, const char *why)
+{
+	char *cmd = NULL;
+	if (asprintf(&cmd, "cd '%s' && %s > /dev/null 2>&1", d->dir, build) < 0)
+		fail_msg("asprintf");
+	int rc = system(cmd);
+	free(cmd);
+	if (rc != 0) {
+		print_message("# skipped: %s\n", why);
+		skip();
+	}
+}
+
 /* A static binary ignores LD_PRELOAD: every call stops, as before. */
 static void test_preload_static_binary(void **state)
 {
@@ -661,15 +676,7 @@ static void test_preload_static_binary(void **state)
 	    "int main(void) { struct stat st; int fd = open(\"a\", O_RDONLY); stat(\"missing\", &st);\n"
 	    "  return fd < 0; }\n",
 	    0644);
-	char *cmd = NULL;
-	if (asprintf(&cmd, "cd '%s' && cc -static -o st st.c > /dev/null 2>&1", d->dir) < 0)
-		fail_msg("asprintf");
-	int rc = system(cmd);
-	free(cmd);
-	if (rc != 0) {
-		print_message("# skipped: cannot build a static binary here (cc -static: no libc.a?)\n");
-		skip();
-	}
+	build_or_skip(d, "cc -static -o st st.c", "cannot build a static binary here (cc -static: no libc.a?)");
 	assert_same_with_preload(d, (char *[]){ "./st", NULL });
 	preload_fixture(d);
 	int status;
@@ -721,15 +728,7 @@ static void test_preload_getenv(void **state)
 	    "  for (int i = 0; i < (argc > 1 ? atoi(argv[1]) : 0); i++) { snprintf(n, sizeof n, \"V%d\", i); getenv(n); }\n"
 	    "  return v && !strcmp(v, \"7\") ? 0 : 1; }\n",
 	    0644);
-	char *cmd = NULL;
-	if (asprintf(&cmd, "cd '%s' && cc -include string.h -o ge ge.c > /dev/null 2>&1", d->dir) < 0)
-		fail_msg("asprintf");
-	int rc = system(cmd);
-	free(cmd);
-	if (rc != 0) {
-		print_message("# skipped: no C compiler\n");
-		skip();
-	}
+	build_or_skip(d, "cc -include string.h -o ge ge.c", "no C compiler");
 	setenv("BATCH_SIZE", "7", 1);
 	unsetenv("SEED");
 	int status;
