@@ -56,13 +56,15 @@ int obs_ignored(const struct strvec *patterns, const char *path)
 
 static int is_noise(const struct store *st, const char *abs)
 {
+	if (under(abs, store_key_dir(st)))
+		return 1;
 	for (const char *const *p = obs_not_noise; *p; p++)
 		if (under(abs, *p))
-			return under(abs, store_key_dir(st));
+			return 0;
 	for (const char *const *p = obs_noise; *p; p++)
 		if (under(abs, *p))
 			return 1;
-	return under(abs, store_key_dir(st));
+	return 0;
 }
 
 /* The names in a directory, sorted, hashed: adding, removing or renaming

@@ -718,14 +718,14 @@ static void note_env(const char *name)
 	int e = errno;
 	size_t n = strlen(name);
 	union rec_buf u;
-	if (n + 1 > sizeof(u.buf) - sizeof(u.r) || n + 1 > PATH_MAX) {
-		__atomic_store_n(&((struct trace_log_head *)log_map)->lost, 1, __ATOMIC_RELEASE);
-	} else {
+	int lost = n + 1 > PATH_MAX; /* the reader takes no longer record */
+	if (!lost) {
 		u.buf[sizeof(u.r)] = '$';
 		memcpy(u.buf + sizeof(u.r) + 1, name, n);
-		if (put_once(&u, n + 1, TRACE_REC_ENV, 0) < 0)
-			__atomic_store_n(&((struct trace_log_head *)log_map)->lost, 1, __ATOMIC_RELEASE);
+		lost = put_once(&u, n + 1, TRACE_REC_ENV, 0) < 0;
 	}
+	if (lost)
+		__atomic_store_n(&((struct trace_log_head *)log_map)->lost, 1, __ATOMIC_RELEASE);
 	errno = e;
 }
 
