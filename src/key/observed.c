@@ -222,12 +222,45 @@ static int keep_docs(struct store *st, struct run_record *r)
 	return rc;
 }
 
+/* Plain files the stat cache did not know, hashed after the walk on every
+ * CPU: a `cp -r` of 20,000 files reads each of them again. */
+struct to_hash {
+	size_t input; /* in r->inputs */
+	const char *path;
+	struct stat sb;
+	struct digest d;
+	int failed;
+};
+
+static void hash_one(void *arg, size_t i)
+{
+	struct to_hash *h = (struct to_hash *)arg + i;
+	/* the error is said again, on this thread, below */
+	h->failed = digest_file_stat(h->path, &h->sb, &h->d) < 0;
+	if (h->failed)
+		err_clear();
+}
+
+static int hash_files(struct store *st, struct to_hash *h, size_t n, struct run_record *r)
+{
+	parallel_for(n, 64, hash_one, h);
+	for (size_t i = 0; i < n; i++) {
+		if (h[i].failed && digest_file_stat(h[i].path, &h[i].sb, &h[i].d) < 0)
+			return -1;
+		r->inputs[h[i].input].d = h[i].d;
+		store_cache_put(st, h[i].path, 0, &h[i].sb, &h[i].d, NULL, 0);
+	}
+	return 0;
+}
+
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
 		struct run_record *r, struct obs_outcome *out)
 {
 	int reads_docs = 0;
 	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT, env = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT;
+	struct to_hash *todo = NULL;
+	size_t ntodo = 0, todo_cap = 0;
 	int64_t now = now_ns();
 	int rc = -1;
 
@@ -289,8 +322,21 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		 * asked of the stat cache even when the digest is reused */
 		struct strvec *names = kind == INPUT_SOURCE && name.buf[0] != '/' ? &env : NULL;
 		int reused = reuse_digest(spec->prev, name.buf, kind, &sb, &in->d);
-		if ((!reused || names) &&
-		    digest_of_kind(st, kind, ev[i].path, &sb, &in->d, reused ? NULL : &reads, names) < 0)
+		if (!reused && kind == INPUT_FILE) {
+			int cached = store_cache_get(st, ev[i].path, 0, &sb, &in->d, NULL);
+			if (cached < 0)
+				goto out;
+			if (!cached) {
+				if (ntodo == todo_cap) {
+					todo_cap = todo_cap ? 2 * todo_cap : 64;
+					todo = xrealloc(todo, todo_cap * sizeof(*todo));
+				}
+				todo[ntodo++] = (struct to_hash){ .input = (size_t)(in - r->inputs),
+								  .path = ev[i].path,
+								  .sb = sb };
+			}
+		} else if ((!reused || names) &&
+			   digest_of_kind(st, kind, ev[i].path, &sb, &in->d, reused ? NULL : &reads, names) < 0)
 			goto out;
 		reads_docs |= reads && name.buf[0] != '/';
 		set_sig(in, &sb, now);
@@ -298,6 +344,8 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		    !declared(st, spec->cwd, r, name.buf))
 			sv_push(&out->undeclared, name.buf);
 	}
+	if (hash_files(st, todo, ntodo, r) < 0)
+		goto out;
 	for (size_t i = 0; i < env.n; i++) {
 		sb_reset(&name);
 		sb_addf(&name, "$%s", env.v[i]);
@@ -325,6 +373,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	sv_sort(&out->changed);
 	rc = 0;
 out:
+	free(todo);
 	sv_release(&written);
 	sv_release(&outputs);
 	sv_release(&env);

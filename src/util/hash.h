@@ -32,6 +32,11 @@ void digest_of(const void *data, size_t len, struct digest *out);
 /* Content digest of a file (streamed). */
 int digest_file(const char *path, struct digest *out, uint64_t *size);
 int digest_fd(int fd, struct digest *out, uint64_t *size);
+/* digest_file of a file the caller has just stat'ed (sb): a small regular
+ * file is read without an fstat of its own. Read to its end whatever size
+ * sb says, so a file that changed since gives its new content's digest. */
+struct stat;
+int digest_file_stat(const char *path, const struct stat *sb, struct digest *out);
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX]);
 int digest_parse(const char *hex, struct digest *out);

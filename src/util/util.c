@@ -12,6 +12,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,41 @@ int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, int detached)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	return rc;
+}
+
+struct pfor {
+	void (*fn)(void *arg, size_t i);
+	void *arg;
+	size_t n;
+	atomic_size_t next;
+};
+
+static void *pfor_main(void *p)
+{
+	struct pfor *f = p;
+	/* a few items a claim: one atomic add per item costs more than a
+	 * small file's hash does when two threads share the counter */
+	enum { CLAIM = 16 };
+	size_t at;
+	while ((at = atomic_fetch_add(&f->next, CLAIM)) < f->n)
+		for (size_t i = at; i < at + CLAIM && i < f->n; i++)
+			f->fn(f->arg, i);
+	return NULL;
+}
+
+void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i), void *arg)
+{
+	struct pfor f = { .fn = fn, .arg = arg, .n = n };
+	pthread_t th[3];
+	int started = 0;
+	atomic_init(&f.next, 0);
+	long cpus = n >= min && n > 1 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+	for (long c = 1; c < cpus && started < 3; c++)
+		if (thread_start(&th[started], pfor_main, &f, 0) == 0)
+			started++;
+	pfor_main(&f);
+	while (started)
+		pthread_join(th[--started], NULL);
 }
 
 int64_t now_ns(void)

@@ -113,6 +113,11 @@ int64_t now_ns(void);
  * the process handles (SIGCHLD, the forwarded INT/TERM) belong to the
  * thread that waits for the command. */
 int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, int detached);
+/* fn(arg, i) for every i in [0, n), in no set order: on this thread and,
+ * from `min` items up on a machine with more than one CPU, on helper
+ * threads as well (one per other CPU, at most 3). fn must be safe to run
+ * on several threads at once. Returns when every call has returned. */
+void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i), void *arg);
 
 /* Read a whole file (regular or not) into sb (appending). */
 int read_file_sb(const char *path, struct strbuf *sb);

@@ -8,6 +8,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "store/gitmod.h"
 #include "util/hash.h"
@@ -231,6 +233,41 @@ static void test_err_per_thread(void **state)
 	assert_string_equal(err_msg(), "unknown error");
 }
 
+/* A file's digest is its bytes' digest whichever way it is read: whole
+ * (under 1 MiB), mapped (from 1 MiB) or streamed (a pipe). */
+static void test_digest_file_sizes(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 4095, 4096, (1 << 20) - 1, 1 << 20, (3 << 20) + 7 };
+	char dir[] = "/tmp/cashet-hash-XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	size_t max = sizes[sizeof(sizes) / sizeof(*sizes) - 1];
+	unsigned char *bytes = xmalloc(max);
+	for (size_t i = 0; i < max; i++)
+		bytes[i] = (unsigned char)(i * 2654435761u >> 13);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(*sizes); k++) {
+		struct digest want, got;
+		uint64_t size = 99;
+		assert_int_equal(write_file_atomic(path, bytes, sizes[k], 0644), 0);
+		digest_of(bytes, sizes[k], &want);
+		assert_int_equal(digest_file(path, &got, &size), 0);
+		assert_true(digest_eq(&want, &got));
+		assert_int_equal(size, sizes[k]);
+	}
+	int fds[2];
+	struct digest want, got;
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(write(fds[1], bytes, 4096), 4096);
+	close(fds[1]);
+	digest_of(bytes, 4096, &want);
+	assert_int_equal(digest_fd(fds[0], &got, NULL), 0);
+	close(fds[0]);
+	assert_true(digest_eq(&want, &got));
+	free(bytes);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -247,6 +284,7 @@ int main(void)
 		cmocka_unit_test(test_strbuf),
 		cmocka_unit_test(test_strbuf_grown_empty),
 		cmocka_unit_test(test_err_per_thread),
+		cmocka_unit_test(test_digest_file_sizes),
 	};
 	return cmocka_run_group_tests_name("hash", tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +109,40 @@ static void test_collect_what_counts(void **state)
 	run_record_free(&r);
 	sv_release(&outputs);
 	sv_release(&ignore);
+}
+
+/* Enough plain files that they are hashed on several threads: each
+ * input's digest is its own file's, whatever thread took it. */
+static void test_collect_many_files(void **state)
+{
+	enum { N = 300 };
+	struct fixture *fx = *state;
+	struct run_record r = { 0 };
+	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct trace_event ev[N];
+	char *abs[N], rel[32], body[32];
+	for (size_t i = 0; i < N; i++) {
+		snprintf(rel, sizeof(rel), "data/f%03zu.csv", i);
+		snprintf(body, sizeof(body), "row %zu\n", i * 7);
+		abs[i] = fixture_write(fx, rel, body, 0644);
+		ev[i] = (struct trace_event){ abs[i], TRACE_READ };
+	}
+	struct obs_spec spec = { .cwd = fx->dir, .started_ns = realtime_ns() };
+	assert_int_equal(obs_collect(fx->st, &spec, ev, N, &r, &oc), 0);
+	assert_int_equal(r.ninputs, N);
+	for (size_t i = 0; i < N; i++) {
+		struct digest want;
+		snprintf(rel, sizeof(rel), "data/f%03zu.csv", i);
+		snprintf(body, sizeof(body), "row %zu\n", i * 7);
+		digest_of(body, strlen(body), &want);
+		const struct run_input *in = find(&r, rel);
+		assert_non_null(in);
+		assert_int_equal(in->kind, INPUT_FILE);
+		assert_true(digest_eq(&in->d, &want));
+		free(abs[i]);
+	}
+	obs_outcome_release(&oc);
+	run_record_free(&r);
 }
 
 static void test_collect_changed_while_running(void **state)
@@ -287,6 +322,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_collect_what_counts, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_collect_many_files, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_collect_changed_while_running, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_check_names_what_differs, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_check_refreshes_signatures, fixture_setup, fixture_teardown),
