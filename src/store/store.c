@@ -469,17 +469,23 @@ static int create_repo(const char *dir, int *fresh)
 	rm_rf(tmp.buf);
 	if (g->init(tmp.buf) < 0)
 		goto out;
-	if (rename(tmp.buf, dir) == 0) {
+	int moved = rename(tmp.buf, dir) == 0, why = errno;
+	if (moved) {
 		*fresh = 1;
 	} else if (access(head.buf, F_OK) == 0) {
 		rm_rf(tmp.buf); /* another process made it first */
-	} else if (errno == ENOTEMPTY || errno == EEXIST) {
-		/* a directory with other things in it: make the store in place */
+	} else if (why == ENOTEMPTY || why == EEXIST) {
+		/* a directory with other things in it (a store that lost its
+		 * HEAD keeps its objects and refs): the store made in place,
+		 * new only when it holds no runs yet */
 		rm_rf(tmp.buf);
+		sb_reset(&head);
+		sb_addf(&head, "%s/refs", dir);
+		*fresh = access(head.buf, F_OK) < 0;
 		if (g->init(dir) < 0)
 			goto out;
-		*fresh = 1;
 	} else {
+		errno = why;
 		err_sys("cannot create %s", dir);
 		rm_rf(tmp.buf);
 		goto out;

@@ -391,6 +391,35 @@ damaged_index_recovers() {
 	assert_success
 }
 
+@test "a store that lost its HEAD is made whole in place: its runs still hit, nothing is said to be new" {
+	cashet exec -- echo kept > /dev/null
+	rm .cashet/HEAD
+	run verdict -- echo kept
+	assert_output hit
+	[ -f .cashet/HEAD ]
+	# and with the index gone too: rebuilt from the refs, not an empty store
+	rm .cashet/HEAD .cashet/index.db*
+	run cashet exec -- echo kept
+	assert_success
+	assert_output kept
+	refute_line --partial "created a new store"
+	run verdict -- echo kept
+	assert_output hit
+	run cashet fsck
+	assert_success
+}
+
+@test "a store directory made by hand (a config file in it) becomes a store" {
+	rm -rf .cashet
+	mkdir .cashet
+	printf '[cashet]\n' > .cashet/config
+	run cashet exec -- echo first
+	assert_success
+	assert_line first
+	run verdict -- echo first
+	assert_output hit
+}
+
 @test "an index.db damaged inside: the command that finds it fails, the next one rebuilds it" {
 	five_runs
 	python3 - .cashet/index.db <<-'PY'
