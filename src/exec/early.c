@@ -146,7 +146,7 @@ static void walk(struct early *e, int at, const char *name, struct strbuf *abs, 
 	    fstatat(at, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	if (S_ISDIR(sb.st_mode)) {
-		if (depth >= EARLY_DEPTH || !strcmp(abs->buf, store_dir(e->st)))
+		if (depth >= EARLY_DEPTH || store_holds(e->st, abs->buf))
 			return;
 		int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;

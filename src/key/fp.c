@@ -161,8 +161,7 @@ static int add_input(struct store *st, const struct fp_spec *spec, const struct 
 	struct strbuf list = STRBUF_INIT;
 	for (size_t i = 0; i < matches.n; i++) {
 		fp_store_path(st, NULL, matches.v[i], &name);
-		if (!strcmp(matches.v[i], store_key_dir(st)) || dirscan_is_output(outputs, name.buf) ||
-		    !strncmp(matches.v[i], store_key_dir(st), strlen(store_key_dir(st))))
+		if (store_holds(st, matches.v[i]) || dirscan_is_output(outputs, name.buf))
 			continue;
 		sb_add(&list, name.buf, name.len + 1);
 		if ((rc = add_path(st, outputs, r, matches.v[i])) < 0)
@@ -434,6 +433,29 @@ void fp_seal(struct run_record *r)
 	hasher_final(&h, &r->fp);
 }
 
+/* The paths the request names: none empty ("" would be taken for the
+ * working directory), no output in the store (a replay would write the
+ * store's files over it). */
+static int check_paths(struct store *st, const struct fp_spec *spec)
+{
+	struct strbuf abs = STRBUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < spec->inputs.n; i++)
+		if (!*spec->inputs.v[i])
+			rc = err_set("an input named by an empty path");
+	for (size_t i = 0; rc == 0 && i < spec->outputs.n; i++) {
+		const char *o = spec->outputs.v[i];
+		path_absolute(spec->cwd, o, &abs);
+		if (!*o)
+			rc = err_set("an output named by an empty path");
+		else if (store_holds(st, abs.buf))
+			rc = err_set("output %s: it is the store (%s) or inside it, which is never an output", o,
+				     store_dir(st));
+	}
+	sb_release(&abs);
+	return rc;
+}
+
 int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *r)
 {
 	struct strbuf sb = STRBUF_INIT, name = STRBUF_INIT;
@@ -443,6 +465,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	struct digest d, argv_d, cwd_d;
 	int rc = -1;
 
+	if (check_paths(st, spec) < 0)
+		return -1;
 	as_set(&spec->inputs, &inputs);
 	as_set(&spec->envs, &envs);
 	as_set(&spec->params, &params);

@@ -32,15 +32,9 @@ static int64_t ns_of(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-static int under(const char *path, const char *dir)
-{
-	size_t n = strlen(dir);
-	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0 || (n == 1 && dir[0] == '/'));
-}
-
 static int matches(const char *pattern, const char *path)
 {
-	return fnmatch(pattern, path, 0) == 0 || under(path, pattern);
+	return fnmatch(pattern, path, 0) == 0 || path_under(path, pattern);
 }
 
 int obs_ignored(const struct strvec *patterns, const char *path)
@@ -56,13 +50,13 @@ int obs_ignored(const struct strvec *patterns, const char *path)
 
 static int is_noise(const struct store *st, const char *abs)
 {
-	if (under(abs, store_key_dir(st)))
+	if (path_under(abs, store_key_dir(st)))
 		return 1;
 	for (const char *const *p = obs_not_noise; *p; p++)
-		if (under(abs, *p))
+		if (path_under(abs, *p))
 			return 0;
 	for (const char *const *p = obs_noise; *p; p++)
-		if (under(abs, *p))
+		if (path_under(abs, *p))
 			return 1;
 	return 0;
 }
@@ -190,7 +184,7 @@ static int declared(struct store *st, const char *cwd, const struct run_record *
 	for (size_t i = 1; !found && i < r->argv.n; i++) {
 		const char *a = r->argv.v[i], *eq = a[0] == '-' ? strchr(a, '=') : NULL;
 		fp_store_path(st, cwd, eq ? eq + 1 : a, &arg);
-		found = *a && under(name, arg.buf);
+		found = *a && path_under(name, arg.buf);
 	}
 	sb_release(&arg);
 	if (found)
@@ -198,7 +192,7 @@ static int declared(struct store *st, const char *cwd, const struct run_record *
 	static const char *const kinds[] = { "file", "input", "dir", "glob", "script", "source", "dep", "param", NULL };
 	for (size_t i = 0; i < r->nparts; i++)
 		for (const char *const *k = kinds; *k; k++)
-			if (!strcmp(r->parts[i].kind, *k) && under(name, r->parts[i].name))
+			if (!strcmp(r->parts[i].kind, *k) && path_under(name, r->parts[i].name))
 				return 1;
 	return 0;
 }
@@ -291,8 +285,10 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		if (in_tree_of(&outputs, name.buf) || obs_ignored(spec->ignore, name.buf))
 			continue;
 		if (in_tree_of(&written, name.buf)) {
-			if ((ev[i].access & TRACE_WRITE) && name.buf[0] != '/' && stat(ev[i].path, &sb) == 0 &&
-			    S_ISREG(sb.st_mode))
+			/* with -o . every file it wrote in the project is declared;
+			 * what it read there stays an input all the same */
+			if ((ev[i].access & TRACE_WRITE) && name.buf[0] != '/' && !sv_sorted_has(&outputs, ".") &&
+			    stat(ev[i].path, &sb) == 0 && S_ISREG(sb.st_mode))
 				sv_push(&out->written, name.buf);
 			continue;
 		}

@@ -353,8 +353,13 @@ static int str_array(struct dag *d, struct subst *c, const char *key, const stru
 		const struct toml_value *e = toml_array_get(v, i);
 		if (toml_type(e) != TOML_STRING)
 			return fail(d, toml_line(e), "step '%s': '%s' must be an array of strings", c->st->name, key);
+		size_t had = out->n;
 		if (subst_elem(c, toml_string(e, NULL), out) < 0)
 			return at_line(d, toml_line(e));
+		/* "" would be taken for the step's directory */
+		for (size_t k = had; k < out->n && (!strcmp(key, "inputs") || !strcmp(key, "outputs")); k++)
+			if (!*out->v[k])
+				return fail(d, toml_line(e), "step '%s': an empty path in '%s'", c->st->name, key);
 	}
 	return 0;
 }

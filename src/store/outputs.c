@@ -136,7 +136,11 @@ static int collect(struct store *st, const char *path, const char *abs, int atfd
 			sb_addf(&sp, "%s/%s", path, names.v[i]);
 			sb_reset(&child);
 			sb_addf(&child, "%s/%s", abs, names.v[i]);
-			rc = collect(st, sp.buf, child.buf, dirfd(d), names.v[i], r, ps, depth + 1);
+			/* a declared directory holding the store (-o .) is
+			 * stored without it: a replay would lay an old index
+			 * and old refs over the live ones */
+			if (!store_holds(st, child.buf))
+				rc = collect(st, sp.buf, child.buf, dirfd(d), names.v[i], r, ps, depth + 1);
 		}
 		sv_release(&names);
 		goto out;
@@ -545,6 +549,10 @@ static int parent_of(struct restore_ctx *c, const struct run_file *f, const char
 	const char *slash = strrchr(f->path, '/');
 	size_t dirlen = (size_t)(slash - f->path);
 	outputs_local_path(c->st, f->path, &c->path);
+	/* a run stored before the store was left out of outputs, or from an
+	 * archive: the store's files are never written by a replay */
+	if (store_holds(c->st, c->path.buf))
+		return err_set("refusing to restore %s: it is in the store", c->path.buf);
 	if (c->lastfd >= 0 && c->last.len == dirlen && !memcmp(c->last.buf, f->path, dirlen)) {
 		*name = slash + 1;
 		return c->lastfd;
@@ -617,12 +625,13 @@ static int prune(struct restore_ctx *c)
 		for (size_t j = 0; rc == 0 && j < names.n; j++) {
 			sb_reset(&child);
 			sb_addf(&child, "%s/%s", d->path, names.v[j]);
-			/* the store itself is never an output */
-			if (sv_sorted_has(&have, child.buf) || !strcmp(names.v[j], STORE_DIRNAME))
+			if (sv_sorted_has(&have, child.buf))
 				continue;
 			sb_reset(&child);
 			sb_addf(&child, "%s/%s", shown.buf, names.v[j]);
-			rc = remove_entry(fd, names.v[j], child.buf, 0);
+			/* the store itself is never an output */
+			if (!store_holds(c->st, child.buf))
+				rc = remove_entry(fd, names.v[j], child.buf, 0);
 		}
 		close(fd);
 	}

@@ -891,6 +891,11 @@ const char *store_key_dir(const struct store *st)
 	return st->origin ? st->origin : st->dir;
 }
 
+int store_holds(const struct store *st, const char *abs)
+{
+	return path_under(abs, st->dir) || (st->origin && path_under(abs, st->origin));
+}
+
 const char *store_tmpdir(struct store *st)
 {
 	/* made on first use: a hit needs no temporary files; a failure shows

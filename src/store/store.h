@@ -175,6 +175,10 @@ const char *store_root(const struct store *st);
 void store_stand_in(struct store *st, const char *origin);
 /* The store directory keys know: the origin of a stand-in, else store_dir. */
 const char *store_key_dir(const struct store *st);
+/* 1 if abs (absolute, folded) is the store's directory or inside it, or
+ * the one it stands in for: never an input, never an output, never
+ * written by a replay. */
+int store_holds(const struct store *st, const char *abs);
 /* A store setting (`cashet config KEY`, kept as cashet.KEY in the store's
  * git config), read from the config file itself: the hit path never loads
  * libgit2. Only what git and libgit2 write is understood: "[section]"

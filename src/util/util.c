@@ -508,6 +508,12 @@ out:
 	return rc;
 }
 
+int path_under(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0 || (n == 1 && dir[0] == '/'));
+}
+
 void path_absolute(const char *cwd, const char *path, struct strbuf *out)
 {
 	struct strbuf raw = STRBUF_INIT;

@@ -130,6 +130,9 @@ struct iovec;
 int writev_all(int fd, struct iovec *iov, int n);
 /* path made absolute (against cwd, or the working directory when NULL)
  * with "//", "." and ".." folded lexically (symlinks are not resolved). */
+/* 1 if path is dir or lies below it (both absolute and folded, as
+ * path_absolute leaves them; "/" holds every path). */
+int path_under(const char *path, const char *dir);
 void path_absolute(const char *cwd, const char *path, struct strbuf *out);
 /* glob(3) of pattern relative to cwd (absolute); the matches are absolute. */
 int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g);

@@ -109,6 +109,48 @@ mk_tool='mkdir -p bin; printf "#!/bin/sh\necho tool\n" > bin/tool; chmod 755 bin
 	[ "$(cat out.txt)" = data ]
 }
 
+@test "-o . stores the project without the store; a hit leaves the store as it is, and what it read stays an input" {
+	echo data > f.txt
+	cashet exec -o . -- sh -c 'cat f.txt > g.txt'
+	run cashet show --json "$(last_hash)"
+	assert_success
+	run python3 -c 'import json,sys; print(" ".join(sorted(f["path"] for f in json.load(sys.stdin)["files"] if f["kind"] == "output")))' <<< "$output"
+	assert_output "files/f.txt files/g.txt"
+	rm g.txt
+	run verdict -o . -- sh -c 'cat f.txt > g.txt'
+	assert_output hit
+	[ "$(cat g.txt)" = data ]
+	[ "$(log_count)" = 1 ]
+	run cashet fsck
+	assert_success
+	echo edited > f.txt
+	run verdict -o . -- sh -c 'cat f.txt > g.txt'
+	assert_output miss
+	[ "$(cat g.txt)" = edited ]
+	[ "$(log_count)" = 2 ]
+}
+
+@test "an output that is the store or inside it, or an empty path, is refused before the command runs" {
+	for o in .cashet .cashet/config ./.cashet/objects ''; do
+		run cashet exec -o "$o" -- touch ran
+		assert_failure 125
+		[ ! -e ran ]
+	done
+	run cashet exec -o .cashet/x -- touch ran
+	assert_output "cashet: output .cashet/x: it is the store ($PWD/.cashet) or inside it, which is never an output"
+	run cashet exec -o '' -- touch ran
+	assert_output "cashet: an output named by an empty path"
+	run cashet exec -i '' -- touch ran
+	assert_failure 125
+	assert_output "cashet: an input named by an empty path"
+	[ ! -e ran ]
+	printf '[steps.a]\ncmd = "touch ran"\noutputs = ["ran", ""]\n' > dag.toml
+	run cashet pipeline run
+	assert_failure 2
+	assert_output "cashet: dag.toml:3: step 'a': an empty path in 'outputs'"
+	[ ! -e ran ]
+}
+
 @test "a missing declared output fails the run, names the file and stores nothing" {
 	run --separate-stderr cashet exec -o not-made.txt -- sh -c "$(counted 'echo ran')"
 	assert_failure

@@ -714,6 +714,31 @@ peak_kb() {
 	assert_output "cashet-pipeline.$$-live"
 }
 
+@test "a run from an archive with files where this project keeps its store: the replay refuses, the command runs, the store intact" {
+	# made where the store is elsewhere (CASHET_DIR) and .cashet a plain directory
+	export CASHET_DIR="$PWD/.other"
+	cashet init > /dev/null
+	mkdir .cashet && echo planted > .cashet/config
+	cashet exec -o . -- true
+	cashet export ../runs.cashet > /dev/null
+	unset CASHET_DIR
+	mkdir ../proj2 && cd ../proj2
+	cashet exec -- echo mine > /dev/null
+	cp .cashet/config ../config.before
+	run cashet import ../runs.cashet
+	assert_success
+	run verdict -o . -- true
+	assert_output miss
+	cmp .cashet/config ../config.before
+	run cashet fsck
+	assert_success
+	run verdict -- echo mine
+	assert_output hit
+	# the run made here instead replays
+	run verdict -o . -- true
+	assert_output hit
+}
+
 @test "a replay never writes through a symlink another run left, absolute or relative (runs from an archive)" {
 	make_link_runs
 	cashet export ../runs.cashet > /dev/null
