@@ -85,39 +85,48 @@ void digest_of(const void *data, size_t len, struct digest *out)
 	canonical(XXH128_BULK(data, len), out);
 }
 
-int digest_fd(int fd, struct digest *out, uint64_t *size)
+/* Reads fd to its end into h (whatever it already holds), adding the
+ * bytes to *total: 0, or -1 with errno. */
+static int hash_rest(int fd, struct hasher *h, uint64_t *total)
 {
 	enum { CHUNK = 1 << 20 };
 	char *buf = xmalloc(CHUNK);
-	struct hasher h;
-	uint64_t total = 0;
 	int rc = 0;
-	hasher_init(&h);
 	for (;;) {
 		ssize_t n = read(fd, buf, CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			rc = err_sys("read failed");
+		if (n <= 0) {
+			rc = n < 0 ? -1 : 0;
 			break;
 		}
-		if (n == 0)
-			break;
-		hasher_bytes(&h, buf, (size_t)n);
-		total += (uint64_t)n;
+		hasher_bytes(h, buf, (size_t)n);
+		*total += (uint64_t)n;
 	}
-	hasher_final(&h, out);
+	int e = errno;
 	free(buf);
+	errno = e;
+	return rc;
+}
+
+int digest_fd(int fd, struct digest *out, uint64_t *size)
+{
+	struct hasher h;
+	uint64_t total = 0;
+	hasher_init(&h);
+	int rc = hash_rest(fd, &h, &total);
+	hasher_final(&h, out);
 	if (size)
 		*size = total;
-	return rc;
+	return rc < 0 ? err_sys("read failed") : 0;
 }
 
 /* A small regular file of `expect` bytes (as fstat said), hashed whole:
  * one read asks for a byte more than that, and a read of a regular file
  * that returns less than it asked for has met the end (an inputs list of
- * 20,000 files pays one read each, not two, and no readahead advice).
- * When the size moved since, it reads on to the end as digest_fd does. */
+ * 20,000 files pays one read each, not two, and no readahead advice). A
+ * file that grew since is streamed on to its end, in bounded memory.
+ * 0, or -1 with errno. */
 static int digest_small(int fd, size_t expect, struct digest *out, uint64_t *size)
 {
 	size_t cap = expect + 1, len = 0;
@@ -132,19 +141,23 @@ static int digest_small(int fd, size_t expect, struct digest *out, uint64_t *siz
 			break;
 		}
 		len += (size_t)n;
-		if (n == 0 || (len == expect && len < cap))
+		if (n == 0 || len == cap || len == expect)
 			break;
-		if (len == cap) {
-			cap *= 2;
-			buf = xrealloc(buf, cap);
-		}
 	}
-	if (rc == 0) {
+	uint64_t total = len;
+	if (rc == 0 && len == cap) {
+		struct hasher h;
+		hasher_init(&h);
+		hasher_bytes(&h, buf, len);
+		rc = hash_rest(fd, &h, &total);
+		hasher_final(&h, out);
+	} else if (rc == 0)
 		digest_of(buf, len, out);
-		if (size)
-			*size = len;
-	}
+	if (rc == 0 && size)
+		*size = total;
+	int e = errno;
 	free(buf);
+	errno = e;
 	return rc;
 }
 
