@@ -172,7 +172,8 @@ int digest_file(const char *path, struct digest *out, uint64_t *size)
 	 * at memory bandwidth, where read() would copy every byte first. A
 	 * window at a time, so that a huge file never counts whole in the
 	 * process's resident memory. */
-	if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size >= (1 << 20)) {
+	int regular = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+	if (regular && sb.st_size >= (1 << 20)) {
 		enum { WINDOW = 16 << 20 };
 		size_t total = (size_t)sb.st_size, at = 0;
 		struct hasher h;
@@ -197,7 +198,7 @@ int digest_file(const char *path, struct digest *out, uint64_t *size)
 		hasher_free(&h);
 		lseek(fd, 0, SEEK_SET);
 	}
-	if (S_ISREG(sb.st_mode) && sb.st_size < (1 << 20))
+	if (regular && sb.st_size < (1 << 20))
 		rc = digest_small(fd, (size_t)sb.st_size, out, size);
 	else {
 		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
