@@ -24,6 +24,7 @@
  * whose blobs no run names yet, and their files are then stored as they
  * would have been without them. */
 #include "exec/early.h"
+#include "store/outputs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -146,7 +147,7 @@ static void walk(struct early *e, int at, const char *name, struct strbuf *abs, 
 	    fstatat(at, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 		return;
 	if (S_ISDIR(sb.st_mode)) {
-		if (depth >= EARLY_DEPTH || store_holds(e->st, abs->buf))
+		if (depth >= EARLY_DEPTH || outputs_is_store(e->st, at, name, abs->buf))
 			return;
 		int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;

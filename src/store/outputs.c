@@ -100,6 +100,19 @@ static void add_dir(struct store *st, const char *abs, mode_t mode, struct run_r
 /* path is named in messages as the user declared it; abs is where it is,
  * name in the directory atfd when that is open (-1: abs alone): a stat
  * of one component, not a walk of the whole path for each file. */
+int outputs_is_store(const struct store *st, int dirfd, const char *name, const char *abs)
+{
+	if (store_holds(st, abs))
+		return 1;
+	if (strcmp(name, STORE_DIRNAME))
+		return 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int head = fd >= 0 && faccessat(fd, "HEAD", F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	if (fd >= 0)
+		close(fd);
+	return head;
+}
+
 static int collect(struct store *st, const char *path, const char *abs, int atfd, const char *name,
 		   struct run_record *r, struct pathset *ps, int depth)
 {
@@ -137,9 +150,8 @@ static int collect(struct store *st, const char *path, const char *abs, int atfd
 			sb_reset(&child);
 			sb_addf(&child, "%s/%s", abs, names.v[i]);
 			/* a declared directory holding the store (-o .) is
-			 * stored without it: a replay would lay an old index
-			 * and old refs over the live ones */
-			if (!store_holds(st, child.buf))
+			 * stored without it */
+			if (!outputs_is_store(st, dirfd(d), names.v[i], child.buf))
 				rc = collect(st, sp.buf, child.buf, dirfd(d), names.v[i], r, ps, depth + 1);
 		}
 		sv_release(&names);
@@ -629,8 +641,7 @@ static int prune(struct restore_ctx *c)
 				continue;
 			sb_reset(&child);
 			sb_addf(&child, "%s/%s", shown.buf, names.v[j]);
-			/* the store itself is never an output */
-			if (!store_holds(c->st, child.buf))
+			if (!outputs_is_store(c->st, fd, names.v[j], child.buf))
 				rc = remove_entry(fd, names.v[j], child.buf, 0);
 		}
 		close(fd);

@@ -15,6 +15,11 @@ int outputs_collect(struct store *st, const char *cwd, const struct strvec *decl
 /* Adds a copy of each canonicalized source inside the project (parts
  * script/source/dep) as "sources/<path>", so `why` can say which lines changed. */
 int outputs_add_sources(struct store *st, struct run_record *r);
+/* 1 if the directory name in dirfd (abs, its absolute path) is a store:
+ * this one, or another project's (.cashet holding a HEAD) under a declared
+ * directory. Never an output: a replay would lay old copies of its index
+ * and refs over the live ones. */
+int outputs_is_store(const struct store *st, int dirfd, const char *name, const char *abs);
 /* Restores r's output files and directories; unchanged files are left
  * alone. Every changed file is staged (written beside its place and
  * checked) before any is renamed into place; on a failure the staged ones

@@ -130,6 +130,21 @@ mk_tool='mkdir -p bin; printf "#!/bin/sh\necho tool\n" > bin/tool; chmod 755 bin
 	[ "$(log_count)" = 2 ]
 }
 
+@test "another project's store under a declared directory is neither stored nor pruned by a hit" {
+	mkdir sub
+	(cd sub && cashet init > /dev/null && cashet exec -- echo subrun > /dev/null)
+	cashet exec -o sub -- touch sub/made
+	run cashet show --json "$(last_hash)"
+	run python3 -c 'import json,sys; print(" ".join(sorted(f["path"] for f in json.load(sys.stdin)["files"] if f["kind"] == "output")))' <<< "$output"
+	assert_output "files/sub/made"
+	rm sub/made
+	run verdict -o sub -- touch sub/made
+	assert_output hit
+	[ -f sub/made ]
+	run bash -c 'cd sub && cashet log --json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))"'
+	assert_output 1
+}
+
 @test "an output that is the store or inside it, or an empty path, is refused before the command runs" {
 	for o in .cashet .cashet/config ./.cashet/objects ''; do
 		run cashet exec -o "$o" -- touch ran
