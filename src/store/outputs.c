@@ -97,9 +97,6 @@ static void add_dir(struct store *st, const char *abs, mode_t mode, struct run_r
 	sb_release(&sp);
 }
 
-/* path is named in messages as the user declared it; abs is where it is,
- * name in the directory atfd when that is open (-1: abs alone): a stat
- * of one component, not a walk of the whole path for each file. */
 int outputs_is_store(const struct store *st, int dirfd, const char *name, const char *abs)
 {
 	if (store_holds(st, abs))
@@ -113,6 +110,9 @@ int outputs_is_store(const struct store *st, int dirfd, const char *name, const 
 	return head;
 }
 
+/* path is named in messages as the user declared it; abs is where it is,
+ * name in the directory atfd when that is open (-1: abs alone): a stat
+ * of one component, not a walk of the whole path for each file. */
 static int collect(struct store *st, const char *path, const char *abs, int atfd, const char *name,
 		   struct run_record *r, struct pathset *ps, int depth)
 {
