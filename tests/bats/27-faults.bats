@@ -715,10 +715,13 @@ peak_kb() {
 }
 
 @test "a run from an archive with files where this project keeps its store: the replay refuses, the command runs, the store intact" {
-	# made where the store is elsewhere (CASHET_DIR) and .cashet a plain directory
+	# made where the store is elsewhere (CASHET_DIR) and .cashet a plain
+	# directory (no HEAD: no store, so -o . stores it)
+	rm -rf .cashet
 	export CASHET_DIR="$PWD/.other"
 	cashet init > /dev/null
-	mkdir .cashet && echo planted > .cashet/config
+	mkdir .cashet
+	echo planted > .cashet/config
 	cashet exec -o . -- true
 	cashet export ../runs.cashet > /dev/null
 	unset CASHET_DIR
