@@ -4,8 +4,10 @@
  * through the spool directory. Not meant to be typed, but it is an
  * ordinary command: the job script names it in full. */
 #include "cli/cli.h"
+#include "exec/spawn.h"
 #include "pipeline/executor-slurm.h"
 
+#include <signal.h>
 #include <string.h>
 
 struct job_opts {
@@ -37,5 +39,16 @@ int cmd_pipeline_job(struct cli *cli, void *opts, int argc, char **argv)
 	if (strspn(o->index, "0123456789") != strlen(o->index) || !o->index[0])
 		return cli_error(2, "--index must be a number");
 	struct slurm_job_request req = { argv[0], argv[1], o->origin, o->spool, o->index, o->force };
-	return slurm_job_run(&req);
+	/* scancel and a time limit send TERM first: caught, it ends the
+	 * command and the job still removes its private store from the node's
+	 * TMPDIR, which dying of it at once left behind. Then the job dies of
+	 * it all the same, so that Slurm reports the signal, not an exit. */
+	spawn_signals_init();
+	int rc = slurm_job_run(&req);
+	int sig = spawn_pending_signal();
+	if (sig) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
+	return rc;
 }

@@ -436,6 +436,47 @@ static int copy_config(const char *from_store, const char *to_store)
 	return rc;
 }
 
+/* Makes DIR/NAME.HOST.PID-XXXXXX (path), first removing those of this
+ * host whose process is gone: a kill -9, or Slurm's SIGKILL of a job over
+ * its memory, leaves them behind. Only this host's: DIR may be shared,
+ * and another host's pid says nothing here. */
+static int mkdtemp_swept(const char *dir, const char *name, struct strbuf *path)
+{
+	struct strbuf p = STRBUF_INIT, prefix = STRBUF_INIT;
+	char host[256] = "localhost";
+	DIR *dh;
+	struct dirent *e;
+	int rc = -1;
+	gethostname(host, sizeof(host) - 1);
+	sb_addf(&prefix, "%s.%s.", name, host);
+	if ((dh = opendir(dir))) {
+		while ((e = readdir(dh))) {
+			char *end;
+			if (strncmp(e->d_name, prefix.buf, prefix.len))
+				continue;
+			long pid = strtol(e->d_name + prefix.len, &end, 10);
+			if (pid <= 0 || *end != '-' || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+				continue;
+			sb_reset(&p);
+			sb_addf(&p, "%s/%s", dir, e->d_name);
+			rm_rf(p.buf);
+		}
+		closedir(dh);
+	}
+	sb_reset(path);
+	sb_addf(path, "%s/%s%ld-XXXXXX", dir, prefix.buf, (long)getpid());
+	if (!mkdtemp(path->buf)) {
+		err_sys("cannot create a directory in %s", dir);
+		sb_reset(path);
+		goto out;
+	}
+	rc = 0;
+out:
+	sb_release(&p);
+	sb_release(&prefix);
+	return rc;
+}
+
 int slurm_job_run(const struct slurm_job_request *req)
 {
 	struct dag *d = NULL;
@@ -456,13 +497,10 @@ int slurm_job_run(const struct slurm_job_request *req)
 		err_set("%s: no step '%s'", req->file, req->step);
 		goto out;
 	}
-	/* the run's private store: node-local, never shared, removed after */
-	sb_addf(&tmp, "%s/cashet-job.%s-XXXXXX", t && *t ? t : "/tmp", jobid ? jobid : "0");
-	if (!mkdtemp(tmp.buf)) {
-		err_sys("cannot create a private store in %s", t && *t ? t : "/tmp");
-		sb_reset(&tmp);
+	/* the run's private store: node-local, never shared, removed after
+	 * (and by a later job if this one is killed outright) */
+	if (mkdtemp_swept(t && *t ? t : "/tmp", "cashet-job", &tmp) < 0)
 		goto out;
-	}
 	sb_addf(&priv, "%s/.cashet", tmp.buf);
 	if (store_open(priv.buf, STORE_CREATE, &st, NULL) < 0)
 		goto out;
@@ -520,42 +558,10 @@ out:
 
 int slurm_spool_create(const char *store, struct strbuf *path)
 {
-	struct strbuf dir = STRBUF_INIT, p = STRBUF_INIT, prefix = STRBUF_INIT;
-	char host[256] = "localhost";
-	DIR *dh;
-	struct dirent *e;
-	int rc = -1;
-	gethostname(host, sizeof(host) - 1);
+	struct strbuf dir = STRBUF_INIT;
 	sb_addf(&dir, "%s/slurm", store);
-	if (mkdirs(dir.buf, 0755) < 0)
-		goto out;
-	/* spools of this host's pipelines that died (kill -9) */
-	sb_addf(&prefix, "run.%s.", host);
-	if ((dh = opendir(dir.buf))) {
-		while ((e = readdir(dh))) {
-			char *end;
-			if (strncmp(e->d_name, prefix.buf, prefix.len))
-				continue;
-			long pid = strtol(e->d_name + prefix.len, &end, 10);
-			if (pid <= 0 || *end != '-' || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-				continue;
-			sb_reset(&p);
-			sb_addf(&p, "%s/%s", dir.buf, e->d_name);
-			rm_rf(p.buf);
-		}
-		closedir(dh);
-	}
-	sb_reset(path);
-	sb_addf(path, "%s/%s%ld-XXXXXX", dir.buf, prefix.buf, (long)getpid());
-	if (!mkdtemp(path->buf)) {
-		err_sys("cannot create a spool directory in %s", dir.buf);
-		goto out;
-	}
-	rc = 0;
-out:
+	int rc = mkdirs(dir.buf, 0755) < 0 ? -1 : mkdtemp_swept(dir.buf, "run", path);
 	sb_release(&dir);
-	sb_release(&p);
-	sb_release(&prefix);
 	return rc;
 }
 

@@ -320,13 +320,27 @@ second: never run"
 	assert_equal "$(ls .cashet/slurm/)" "jobs"
 }
 
-@test "TERM cancels the job and exits 143" {
+@test "TERM cancels the job, which cleans up its TMPDIR, and exits 143" {
 	printf '%s\n' '[steps.wait]' 'executor = "slurm"' 'cmd = "sleep 60"' > dag.toml
-	cashet pipeline run > run.out 2> run.err &
+	# what jobs killed outright (SIGKILL) left there: this host's is
+	# removed once its process is gone, not a live one's or another host's
+	local host dead
+	host=$(hostname)
+	sh -c : &
+	dead=$!
+	wait "$dead"
+	mkdir -p "node-tmp/cashet-job.$host.$dead-killed/.cashet" "node-tmp/cashet-job.$host.$$-alive" \
+		"node-tmp/cashet-job.elsewhere.$dead-other"
+	TMPDIR=$PWD/node-tmp cashet pipeline run > run.out 2> run.err &
 	pid=$!
 	track_pid "$pid"
 	for ((i = 0; i < 100; i++)); do
 		[ "$(jobs_alive)" = 1 ] && break
+		sleep 0.1
+	done
+	# the job is running cashet: it has made its private store
+	for ((i = 0; i < 100; i++)); do
+		[ "$(ls node-tmp | wc -l)" = 3 ] && [ ! -e "node-tmp/cashet-job.$host.$dead-killed" ] && break
 		sleep 0.1
 	done
 	kill -TERM "$pid"
@@ -334,6 +348,8 @@ second: never run"
 	wait "$pid" || rc=$?
 	assert_equal "$rc" 143
 	assert_equal "$(jobs_alive)" 0
+	assert_equal "$(ls -A node-tmp | sort)" \
+		"$(printf '%s\n' "cashet-job.$host.$$-alive" "cashet-job.elsewhere.$dead-other" | sort)"
 }
 
 @test "two pipelines started together submit each step once" {
