@@ -143,13 +143,11 @@ static int write_file_blob(struct run_file *f, git_oid *oid)
 		return err_sys("cannot stat %s", src);
 	if (S_ISLNK(sb.st_mode)) {
 		struct strbuf t = STRBUF_INIT;
-		sb_grow(&t, (size_t)sb.st_size + 1);
-		ssize_t n = readlink(src, t.buf, t.alloc - 1);
-		if (n < 0) {
+		if (read_link(src, &t) < 0) {
 			sb_release(&t);
-			return err_sys("cannot read link %s", src);
+			return -1;
 		}
-		int rc = git_blob_create_from_buffer(oid, repo, t.buf, (size_t)n);
+		int rc = git_blob_create_from_buffer(oid, repo, t.buf, t.len);
 		sb_release(&t);
 		return rc < 0 ? git_fail(src) : 0;
 	}

@@ -220,13 +220,8 @@ static int write_file(struct store *st, struct run_file *f, int sync, unsigned c
 		err_sys("cannot stat %s", f->src);
 		goto out;
 	} else if (S_ISLNK(sb.st_mode)) {
-		sb_grow(&content, (size_t)sb.st_size + 1);
-		ssize_t n = readlink(f->src, content.buf, content.alloc - 1);
-		if (n < 0) {
-			err_sys("cannot read link %s", f->src);
+		if (read_link(f->src, &content) < 0)
 			goto out;
-		}
-		sb_setlen(&content, (size_t)n);
 	} else if ((uint64_t)sb.st_size >= ODB_SMALL_MAX) {
 		rc = 1;
 		goto out;

@@ -416,6 +416,21 @@ int64_t now_ms(void)
 	return now_ns() / 1000000;
 }
 
+int read_link(const char *path, struct strbuf *out)
+{
+	sb_reset(out);
+	for (size_t cap = 256;; cap *= 2) {
+		sb_grow(out, cap);
+		ssize_t n = readlink(path, out->buf, out->alloc - 1);
+		if (n < 0)
+			return err_sys("cannot read link %s", path);
+		if ((size_t)n < out->alloc - 1) {
+			sb_setlen(out, (size_t)n);
+			return 0;
+		}
+	}
+}
+
 int read_file_sb(const char *path, struct strbuf *sb)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -121,6 +121,9 @@ void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i), void *a
 
 /* Read a whole file (regular or not) into sb (appending). */
 int read_file_sb(const char *path, struct strbuf *sb);
+/* A symbolic link's target, as text, into out (replacing it); whatever
+ * its length (st_size says 0 on some file systems). */
+int read_link(const char *path, struct strbuf *out);
 /* Write data to path atomically: temp file in the same directory, fsync-less rename. */
 int write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* write(2) until everything is written or an error other than EINTR. */
