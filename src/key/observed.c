@@ -22,6 +22,10 @@ static const char *const obs_noise[] = { "/proc", "/sys", "/dev", NULL };
 static const char *const obs_not_noise[] = { "/dev/shm", NULL };
 const char *const obs_default_ignore[] = { "__pycache__/*", "*/__pycache__/*", NULL };
 
+/* Symbolic links followed from one path before giving up, as the
+ * kernel does (ELOOP). */
+#define LINK_HOPS 40
+
 /* Timestamps closer to now than this may not show the next change (the
  * file system's granularity, racy git): such an input is compared by
  * content on every check, like the stat cache does. */
@@ -85,13 +89,18 @@ static int listing_digest(const char *abs, struct digest *d)
 static int digest_of_kind(struct store *st, char kind, const char *abs, const struct stat *sb, struct digest *d,
 			  int *reads_docs, struct strvec *env)
 {
+	int rc;
 	switch (kind) {
 	case INPUT_FILE:
-		return store_file_digest(st, abs, sb, d);
 	case INPUT_SOURCE:
-		return script_source_digest(st, abs, sb, 0, d, reads_docs, env);
 	case INPUT_SOURCE_DOCS:
-		return script_source_digest(st, abs, sb, SCRIPT_DOCS, d, NULL, NULL);
+		rc = kind == INPUT_FILE     ? store_file_digest(st, abs, sb, d)
+		     : kind == INPUT_SOURCE ? script_source_digest(st, abs, sb, 0, d, reads_docs, env)
+					    : script_source_digest(st, abs, sb, SCRIPT_DOCS, d, NULL, NULL);
+		/* `[ -x hook ]`, shutil.which(): the bit is part of what was looked at */
+		if (rc == 0)
+			fp_mode_digest(d, sb->st_mode);
+		return rc;
 	case INPUT_LISTED:
 		return listing_digest(abs, d);
 	default:
@@ -216,11 +225,212 @@ static int keep_docs(struct store *st, struct run_record *r)
 	return rc;
 }
 
+/* A symbolic link's part: its target as text. `readlink`, `realpath` and
+ * `ls -l` print it, and a link moved to an equal file changes no content. */
+static void link_digest(const char *text, struct digest *d)
+{
+	struct hasher h;
+	hasher_init(&h);
+	hasher_str(&h, "cashet-link");
+	hasher_str(&h, text);
+	hasher_final(&h, d);
+}
+
+/* path with its ".." taken as the kernel takes them: after a symbolic
+ * link, "sub/../f" names the file beside the link's target, not the f
+ * beside sub that dropping "sub/.." as text would give. The links before
+ * the last ".." are inputs of r (if not NULL): another target, another
+ * file. */
+static void physical_path(const struct store *st, struct run_record *r, const char *path, struct strbuf *out)
+{
+	const char *last = NULL;
+	for (const char *p = strstr(path, "/.."); p; p = strstr(p + 1, "/.."))
+		if (p[3] == '/' || !p[3])
+			last = p + 3;
+	sb_reset(out);
+	char *real = NULL;
+	if (last) {
+		struct strbuf text = STRBUF_INIT, name = STRBUF_INIT;
+		struct stat sb;
+		sb_add(out, path, (size_t)(last - path));
+		for (char *slash = strchr(out->buf + 1, '/'); r && slash; slash = strchr(slash + 1, '/')) {
+			*slash = '\0';
+			if (!is_noise(st, out->buf) && lstat(out->buf, &sb) == 0 && S_ISLNK(sb.st_mode) &&
+			    read_link(out->buf, &text) == 0) {
+				fp_store_path(st, NULL, out->buf, &name);
+				link_digest(text.buf, &run_add_input(r, INPUT_LINK, name.buf)->d);
+			}
+			err_clear();
+			*slash = '/';
+		}
+		real = realpath(out->buf, NULL);
+		sb_reset(out);
+		sb_release(&text);
+		sb_release(&name);
+	}
+	if (!real) {
+		sb_adds(out, path);
+		return;
+	}
+	sb_adds(out, strcmp(real, "/") || !*last ? real : "");
+	sb_adds(out, last);
+	free(real);
+}
+
+/* The link at path (named name) is an input; path becomes what it names,
+ * as opening it goes on to. -1 if it cannot be read. */
+static int follow_link(const struct store *st, struct run_record *r, const char *name, struct strbuf *path,
+		       const struct stat *sb, int64_t started_ns, struct obs_outcome *out)
+{
+	struct strbuf text = STRBUF_INIT, next = STRBUF_INIT;
+	int rc = -1;
+	if (read_link(path->buf, &text) < 0) {
+		err_clear();
+		goto out;
+	}
+	link_digest(text.buf, &run_add_input(r, INPUT_LINK, name)->d);
+	if (ns_of(&sb->st_ctim) > started_ns)
+		sv_push(&out->changed, name);
+	if (text.buf[0] != '/') {
+		const char *slash = strrchr(path->buf, '/');
+		sb_add(&next, path->buf, slash ? (size_t)(slash - path->buf) : 0);
+		sb_addc(&next, '/');
+	}
+	sb_adds(&next, text.buf);
+	physical_path(st, r, next.buf, &text);
+	path_absolute("/", text.buf, path); /* "a/./b", "a//b"; a ".." left names nothing yet */
+	rc = 0;
+out:
+	sb_release(&text);
+	sb_release(&next);
+	return rc;
+}
+
+/* The Python sources the run imported: those whose bytecode cache
+ * (__pycache__/NAME.*.pyc) it looked for, read or wrote, as the import
+ * system does for every module it loads from source. sorted. */
+static void python_compiled(const struct trace_event *ev, size_t n, struct strvec *out)
+{
+	static const char cache[] = "/__pycache__/";
+	struct strbuf p = STRBUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		const char *c = strstr(ev[i].path, cache), *file = c ? c + sizeof(cache) - 1 : NULL;
+		if (!c || strchr(file, '/') || !strchr(file, '.'))
+			continue;
+		sb_reset(&p);
+		sb_add(&p, ev[i].path, (size_t)(c - ev[i].path) + 1);
+		sb_add(&p, file, (size_t)(strchr(file, '.') - file));
+		sb_adds(&p, ".py");
+		sv_push(out, p.buf);
+	}
+	sv_sort(out);
+	sb_release(&p);
+}
+
+/* Whether a Python or shell source the run read was run as code, and so
+ * counts in its canonical form (comments left out): a script or source
+ * its command line names, or a module it imported. Read as data (`cat`,
+ * `md5sum`, a linter, open().read()), every byte counts. */
+static int run_as_code(const struct run_record *r, const struct strvec *compiled, const char *name, const char *abs)
+{
+	for (size_t i = 0; i < r->nparts; i++)
+		if ((!strcmp(r->parts[i].kind, "script") || !strcmp(r->parts[i].kind, "source")) &&
+		    !strcmp(r->parts[i].name, name))
+			return 1;
+	return sv_sorted_has(compiled, abs);
+}
+
+/* Variables that name where programs look for their files. What a run
+ * read there is traced by path, but the same program run with another
+ * value reads another file (git with another HOME, another
+ * ~/.config/git/config): such a variable is an input as soon as the run
+ * touched something under it (locations_read), and what counts is
+ * the place it names: unset, the place it stands for (after the value of
+ * the variable base, if any), so that TMPDIR=/tmp is the same as none. */
+static const struct location {
+	const char *var, *base, *fallback;
+} locations[] = {
+	{ "HOME", NULL, NULL },
+	{ "TMPDIR", NULL, "/tmp" },
+	{ "XDG_CONFIG_HOME", "HOME", "/.config" },
+	{ "XDG_CACHE_HOME", "HOME", "/.cache" },
+	{ "XDG_DATA_HOME", "HOME", "/.local/share" },
+	{ "XDG_STATE_HOME", "HOME", "/.local/state" },
+	{ "XDG_RUNTIME_DIR", NULL, NULL },
+};
+
+static const struct location *location_of(const char *var)
+{
+	for (size_t l = 0; l < sizeof(locations) / sizeof(*locations); l++)
+		if (!strcmp(locations[l].var, var))
+			return &locations[l];
+	return NULL;
+}
+
+/* The directory loc names in env, without a trailing slash; empty if none. */
+static void location_dir(char *const *env, const struct location *loc, struct strbuf *dir)
+{
+	const char *v = fp_getenv(env, loc->var);
+	sb_reset(dir);
+	if (v && *v)
+		sb_adds(dir, v);
+	else if (loc->fallback && (!loc->base || ((v = fp_getenv(env, loc->base)) && *v)))
+		sb_addf(dir, "%s%s", loc->base ? v : "", loc->fallback);
+	while (dir->len > 1 && dir->buf[dir->len - 1] == '/')
+		sb_setlen(dir, dir->len - 1);
+}
+
+/* An INPUT_ENV's digest: the value, or for a location the place. */
+static void env_digest(char *const *env, const char *var, struct digest *d)
+{
+	const struct location *loc = location_of(var);
+	if (!loc) {
+		fp_env_digest(env, var, d);
+		return;
+	}
+	struct strbuf dir = STRBUF_INIT;
+	struct hasher h;
+	location_dir(env, loc, &dir);
+	hasher_init(&h);
+	hasher_str(&h, "cashet-location");
+	hasher_str(&h, dir.buf ? dir.buf : "");
+	hasher_final(&h, d);
+	sb_release(&dir);
+}
+
+/* The locations the run touched something under, appended to env. A
+ * location itself counts only listed: a stat of /tmp on the way to a
+ * project in it says nothing of TMPDIR; nor do the files of a project in
+ * it, but a HOME inside the project is a place like any other. */
+static void locations_read(const struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
+			   struct strvec *env)
+{
+	struct strbuf dir = STRBUF_INIT;
+	for (size_t l = 0; l < sizeof(locations) / sizeof(*locations); l++) {
+		location_dir(spec->env, &locations[l], &dir);
+		/* "/" would take in every path */
+		if (dir.len < 2 || dir.buf[0] != '/')
+			continue;
+		/* a project in the place (in HOME): its own files say nothing of it */
+		int holds_project = path_under(store_root(st), dir.buf);
+		for (size_t i = 0; i < n; i++) {
+			const char *p = ev[i].path;
+			if (!(ev[i].access & TRACE_ENV) && path_under(p, dir.buf) &&
+			    (p[dir.len] || (ev[i].access & TRACE_LIST)) &&
+			    !(holds_project && path_under(p, store_root(st)))) {
+				sv_push(env, locations[l].var);
+				break;
+			}
+		}
+	}
+	sb_release(&dir);
+}
+
 /* Plain files the stat cache did not know, hashed after the walk on every
  * CPU: a `cp -r` of 20,000 files reads each of them again. */
 struct to_hash {
 	size_t input; /* in r->inputs */
-	const char *path;
+	char *path;
 	struct stat sb;
 	struct digest d;
 	int failed;
@@ -241,8 +451,9 @@ static int hash_files(struct store *st, struct to_hash *h, size_t n, struct run_
 	for (size_t i = 0; i < n; i++) {
 		if (h[i].failed && digest_file_stat(h[i].path, &h[i].sb, &h[i].d) < 0)
 			return -1;
-		r->inputs[h[i].input].d = h[i].d;
 		store_cache_put(st, h[i].path, 0, &h[i].sb, &h[i].d, NULL, 0);
+		fp_mode_digest(&h[i].d, h[i].sb.st_mode);
+		r->inputs[h[i].input].d = h[i].d;
 	}
 	return 0;
 }
@@ -251,8 +462,8 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		struct run_record *r, struct obs_outcome *out)
 {
 	int reads_docs = 0;
-	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT, env = STRVEC_INIT;
-	struct strbuf name = STRBUF_INIT;
+	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT, env = STRVEC_INIT, compiled = STRVEC_INIT;
+	struct strbuf name = STRBUF_INIT, path = STRBUF_INIT;
 	struct to_hash *todo = NULL;
 	size_t ntodo = 0, todo_cap = 0;
 	int64_t now = now_ns();
@@ -270,6 +481,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 			sv_push(&written, name.buf);
 		}
 	sv_sort(&written);
+	python_compiled(ev, n, &compiled);
 
 	r->observed = OBSERVED_TRACED;
 	for (size_t i = 0; i < n; i++) {
@@ -279,30 +491,40 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 				sv_push(&env, ev[i].path + 1);
 			continue;
 		}
-		if (is_noise(st, ev[i].path))
-			continue;
-		fp_store_path(st, NULL, ev[i].path, &name);
-		if (in_tree_of(&outputs, name.buf) || obs_ignored(spec->ignore, name.buf))
-			continue;
-		if (in_tree_of(&written, name.buf)) {
-			/* with -o . every file it wrote in the project is declared;
-			 * what it read there stays an input all the same */
-			if ((ev[i].access & TRACE_WRITE) && name.buf[0] != '/' && !sv_sorted_has(&outputs, ".") &&
-			    stat(ev[i].path, &sb) == 0 && S_ISREG(sb.st_mode))
-				sv_push(&out->written, name.buf);
-			continue;
-		}
-		if (stat(ev[i].path, &sb) < 0) {
-			if (errno == ENOENT || errno == ENOTDIR)
-				run_add_input(r, INPUT_ABSENT, name.buf);
-			continue; /* EACCES and the like: the command could not see it either */
+		physical_path(st, r, ev[i].path, &path);
+		/* the path, and each symbolic link on the way to what it names */
+		for (int hops = 0;; hops++) {
+			if (is_noise(st, path.buf))
+				goto next;
+			fp_store_path(st, NULL, path.buf, &name);
+			if (in_tree_of(&outputs, name.buf) || obs_ignored(spec->ignore, name.buf))
+				goto next;
+			if (in_tree_of(&written, name.buf)) {
+				/* with -o . every file it wrote in the project is declared;
+				 * what it read there stays an input all the same */
+				if ((ev[i].access & TRACE_WRITE) && !hops && name.buf[0] != '/' &&
+				    !sv_sorted_has(&outputs, ".") && stat(path.buf, &sb) == 0 && S_ISREG(sb.st_mode))
+					sv_push(&out->written, name.buf);
+				goto next;
+			}
+			if (lstat(path.buf, &sb) < 0) {
+				if (errno == ENOENT || errno == ENOTDIR)
+					run_add_input(r, INPUT_ABSENT, name.buf);
+				goto next; /* EACCES and the like: the command could not see it either */
+			}
+			if (!S_ISLNK(sb.st_mode))
+				break;
+			if (hops == LINK_HOPS || follow_link(st, r, name.buf, &path, &sb, spec->started_ns, out) < 0)
+				goto next; /* ELOOP for the command too */
 		}
 		char kind;
 		if (S_ISDIR(sb.st_mode))
 			kind = (ev[i].access & TRACE_LIST) ? INPUT_LISTED : INPUT_DIR;
 		else if (S_ISREG(sb.st_mode))
-			kind = !spec->raw_sources && canon_detect(name.buf, NULL, 0) != CANON_RAW ? INPUT_SOURCE
-												  : INPUT_FILE;
+			kind = !spec->raw_sources && canon_detect(name.buf, NULL, 0) != CANON_RAW &&
+					       run_as_code(r, &compiled, name.buf, path.buf)
+				       ? INPUT_SOURCE
+				       : INPUT_FILE;
 		else
 			continue; /* pipes, sockets, devices outside /dev: no content to compare */
 		if (kind != INPUT_DIR && ns_of(&sb.st_ctim) > spec->started_ns &&
@@ -319,35 +541,39 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		struct strvec *names = kind == INPUT_SOURCE && name.buf[0] != '/' ? &env : NULL;
 		int reused = reuse_digest(spec->prev, name.buf, kind, &sb, &in->d);
 		if (!reused && kind == INPUT_FILE) {
-			int cached = store_cache_get(st, ev[i].path, 0, &sb, &in->d, NULL);
+			int cached = store_cache_get(st, path.buf, 0, &sb, &in->d, NULL);
 			if (cached < 0)
 				goto out;
-			if (!cached) {
+			if (cached)
+				fp_mode_digest(&in->d, sb.st_mode);
+			else {
 				if (ntodo == todo_cap) {
 					todo_cap = todo_cap ? 2 * todo_cap : 64;
 					todo = xrealloc(todo, todo_cap * sizeof(*todo));
 				}
 				todo[ntodo++] = (struct to_hash){ .input = (size_t)(in - r->inputs),
-								  .path = ev[i].path,
+								  .path = xstrdup(path.buf),
 								  .sb = sb };
 			}
 		} else if ((!reused || names) &&
-			   digest_of_kind(st, kind, ev[i].path, &sb, &in->d, reused ? NULL : &reads, names) < 0)
+			   digest_of_kind(st, kind, path.buf, &sb, &in->d, reused ? NULL : &reads, names) < 0)
 			goto out;
 		reads_docs |= reads && name.buf[0] != '/';
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
 		    !declared(st, spec->cwd, r, name.buf))
 			sv_push(&out->undeclared, name.buf);
+	next:;
 	}
 	if (hash_files(st, todo, ntodo, r) < 0)
 		goto out;
+	locations_read(st, spec, ev, n, &env);
 	for (size_t i = 0; i < env.n; i++) {
 		sb_reset(&name);
 		sb_addf(&name, "$%s", env.v[i]);
 		if (obs_ignored(spec->ignore, name.buf))
 			continue;
-		fp_env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
+		env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
 	}
 	/* docstrings are code for every source of a program one of whose
 	 * files reads them (print(helper.__doc__)) */
@@ -369,11 +595,15 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	sv_sort(&out->changed);
 	rc = 0;
 out:
+	for (size_t i = 0; i < ntodo; i++)
+		free(todo[i].path);
 	free(todo);
 	sv_release(&written);
 	sv_release(&outputs);
 	sv_release(&env);
+	sv_release(&compiled);
 	sb_release(&name);
+	sb_release(&path);
 	return rc;
 }
 
@@ -417,12 +647,33 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, ch
 	struct digest d;
 	const char *what = NULL;
 	if (in->kind == INPUT_ENV) {
-		fp_env_digest(env, in->path + 1, &d);
+		env_digest(env, in->path + 1, &d);
 		if (!memcmp(d.b, in->d.b, DIGEST_LEN))
 			return 1;
 		if (why) {
 			sb_reset(why);
-			sb_addf(why, "env %s, read by the command, changed", in->path + 1);
+			sb_addf(why,
+				location_of(in->path + 1) ? "env %s, where the command read files, changed"
+							  : "env %s, read by the command, changed",
+				in->path + 1);
+		}
+		return 0;
+	}
+	if (in->kind == INPUT_LINK) {
+		struct strbuf text = STRBUF_INIT;
+		int same = read_link(abs, &text) == 0;
+		err_clear();
+		if (same) {
+			link_digest(text.buf, &d);
+			same = !memcmp(d.b, in->d.b, DIGEST_LEN);
+		}
+		sb_release(&text);
+		if (same)
+			return 1;
+		if (why) {
+			sb_reset(why);
+			sb_addf(why, "%s, a symbolic link the command looked at, points elsewhere or is gone",
+				in->path);
 		}
 		return 0;
 	}

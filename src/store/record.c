@@ -64,6 +64,8 @@ const char *run_input_kind_name(char kind)
 		return "dir";
 	case INPUT_ENV:
 		return "env";
+	case INPUT_LINK:
+		return "link";
 	}
 	return "?";
 }

@@ -78,6 +78,7 @@ enum run_input_kind {
 	INPUT_LISTED = 'l',      /* a directory listed: its entry names */
 	INPUT_DIR = 'd',         /* a directory looked at: must still be one */
 	INPUT_ENV = 'e',         /* "$NAME": a variable a project source read names: its value */
+	INPUT_LINK = 'k',        /* a symbolic link looked at or through: its target, as text */
 };
 struct run_input {
 	char *path; /* root-relative inside the project, else absolute */

@@ -71,10 +71,13 @@ miss_then_hit() {
 	run cashet exec -- python3 train.py
 	assert_output 0.7
 	# os.py, tempfile.py, shutil.py name these: not the project's code
-	export COLUMNS=7 TMPDIR=/tmp HOME=/nonexistent
+	export COLUMNS=7 TMPDIR=/tmp
 	[ "$(verdict -- python3 train.py)" = hit ]
 	# (the interpreter's own PYTHON* variables, read with getenv, are too)
-	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env" and not i["path"].startswith(("$PYTHON", "$__PY"))]')" = "['\$LR']" ]
+	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env" and not i["path"].startswith(("$PYTHON", "$__PY", "$HOME", "$TMPDIR"))]')" = "['\$LR']" ]
+	# but HOME is where Python looks for the user's own packages
+	export HOME=$PWD/elsewhere
+	[ "$(verdict -- python3 train.py)" = miss ]
 }
 
 @test "importlib.import_module, exec(open()), sys.path.insert: each module is an input" {
@@ -488,4 +491,61 @@ trace_run() {
 		sleep 0.1
 	done
 	[ "$(cat out)" = content ]
+}
+
+@test "a symbolic link looked at is an input: pointing it at an equal file is a miss" {
+	echo same > a
+	echo same > b
+	ln -s a current
+	miss_then_hit -- readlink current
+	ln -sfn b current
+	[ "$(verdict -- readlink current)" = miss ]
+	run cashet exec -- readlink current
+	assert_output b
+	# through a link: the file beside its target, not the one beside it
+	mkdir -p ../ext/inner
+	echo same > f
+	echo same > ../ext/f
+	ln -s "$(cd ../ext/inner && pwd)" sub
+	miss_then_hit -- cat sub/../f
+	echo changed > ../ext/f
+	run cashet exec -- cat sub/../f
+	assert_output changed
+}
+
+@test "a source read as data counts byte for byte; the executable bit of a file looked at counts" {
+	echo 'echo hi' > s.sh
+	miss_then_hit -- md5sum s.sh
+	echo 'echo hi  # a comment' > s.sh
+	[ "$(verdict -- md5sum s.sh)" = miss ]
+	# run as a script, a comment still does not count
+	miss_then_hit -- sh s.sh
+	echo 'echo hi  # another comment' > s.sh
+	[ "$(verdict -- sh s.sh)" = hit ]
+	echo 'echo hook' > hook
+	miss_then_hit -- sh -c '[ -x hook ] && echo executable || echo not'
+	chmod +x hook
+	run cashet exec -- sh -c '[ -x hook ] && echo executable || echo not'
+	assert_output executable
+}
+
+@test "HOME, TMPDIR: another place is a miss once the command read there" {
+	mkdir -p hA hB proj
+	echo Alice > hA/.apprc
+	echo Bob > hB/.apprc
+	local top=$PWD
+	cd proj
+	HOME=$top/hA miss_then_hit -- sh -c 'cat ~/.apprc'
+	run env HOME="$top/hB" cashet why -- sh -c 'cat ~/.apprc'
+	assert_line "  env HOME, where the command read files, changed"
+	run env HOME="$top/hB" cashet exec -- sh -c 'cat ~/.apprc'
+	assert_output Bob
+	# Python tries a file in TMPDIR before it names it
+	mkdir t1 t2
+	TMPDIR=$top/proj/t1 miss_then_hit -- python3 -c 'import tempfile; print(tempfile.gettempdir())'
+	run env TMPDIR="$top/proj/t2" cashet exec -- python3 -c 'import tempfile; print(tempfile.gettempdir())'
+	assert_output "$top/proj/t2"
+	# a command that reads nothing there is not split by it
+	miss_then_hit -- cat ../hA/.apprc
+	[ "$(HOME=/elsewhere verdict -- cat ../hA/.apprc)" = hit ]
 }

@@ -217,14 +217,14 @@ static void test_env_named_by_sources(void **state)
 	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
 	struct strbuf why = STRBUF_INIT;
 	free(fixture_write(fx, "conf.py", "import os\nLR = os.environ.get('LR')  # not HOME\n", 0644));
-	static const char *const paths[] = { "conf.py" };
-	static const unsigned acc[] = { TRACE_READ };
 	char *one[] = { "LR=1", NULL }, *two[] = { "LR=2", NULL }, *unset[] = { NULL };
 	struct obs_spec spec = { .cwd = fx->dir, .env = one, .started_ns = realtime_ns() };
-	struct strbuf p = STRBUF_INIT;
-	sb_addf(&p, "%s/%s", fx->dir, paths[0]);
-	struct trace_event ev[] = { { p.buf, acc[0] } };
-	assert_int_equal(obs_collect(fx->st, &spec, ev, 1, &r, &oc), 0);
+	struct strbuf p = STRBUF_INIT, pyc = STRBUF_INIT;
+	sb_addf(&p, "%s/conf.py", fx->dir);
+	/* imported: the import system looked for its bytecode */
+	sb_addf(&pyc, "%s/__pycache__/conf.cpython-311.pyc", fx->dir);
+	struct trace_event ev[] = { { p.buf, TRACE_READ }, { pyc.buf, TRACE_READ } };
+	assert_int_equal(obs_collect(fx->st, &spec, ev, 2, &r, &oc), 0);
 	assert_int_equal(r.ninputs, 2);
 	assert_string_equal(r.inputs[0].path, "$LR");
 	assert_int_equal(r.inputs[0].kind, INPUT_ENV);
@@ -233,6 +233,7 @@ static void test_env_named_by_sources(void **state)
 	assert_string_equal(why.buf, "env LR, read by the command, changed");
 	assert_int_equal(obs_check(fx->st, &r, unset, &why), 0);
 	sb_release(&p);
+	sb_release(&pyc);
 	sb_release(&why);
 	obs_outcome_release(&oc);
 	run_record_free(&r);
@@ -244,12 +245,14 @@ static void test_check_refreshes_signatures(void **state)
 	struct run_record r = { 0 };
 	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
 	free(fixture_write(fx, "a.txt", "a\n", 0644));
-	/* an old file that does not change: the shell */
-	static const char *const paths[] = { "a.txt", "/bin/sh" };
+	/* an old file that does not change: the shell (itself, not a link to it) */
+	char *shell = realpath("/bin/sh", NULL);
+	const char *const paths[] = { "a.txt", shell };
 	static const unsigned acc[] = { TRACE_READ, TRACE_EXEC };
 	collect(fx, paths, acc, 2, NULL, NULL, 0, &r, &oc);
 	assert_int_equal(find(&r, "a.txt")->ctime_ns, 0); /* racy: no signature */
-	struct run_input *sh = (struct run_input *)find(&r, "/bin/sh");
+	struct run_input *sh = (struct run_input *)find(&r, shell);
+	free(shell);
 	uint64_t ino = sh->ino;
 	assert_true(sh->ctime_ns != 0);
 	assert_int_equal(obs_check(fx->st, &r, NULL, NULL), 1);
@@ -258,6 +261,98 @@ static void test_check_refreshes_signatures(void **state)
 	assert_int_equal(obs_check(fx->st, &r, NULL, NULL), 1);
 	assert_int_equal(r.inputs_refreshed, 1);
 	assert_int_equal(sh->ino, ino);
+	obs_outcome_release(&oc);
+	run_record_free(&r);
+}
+
+/* A symbolic link is an input of its own (its target's text), and so is
+ * the file it names; "sub/../f" is the file beside sub's target. */
+static void test_links_and_dotdot(void **state)
+{
+	struct fixture *fx = *state;
+	struct run_record r = { 0 };
+	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct strbuf why = STRBUF_INIT, a = STRBUF_INIT, b = STRBUF_INIT, l = STRBUF_INIT;
+	free(fixture_write(fx, "a", "same\n", 0644));
+	free(fixture_write(fx, "b", "same\n", 0644));
+	free(fixture_write(fx, "f", "here\n", 0644));
+	free(fixture_write(fx, "ext/f", "there\n", 0644));
+	free(fixture_write(fx, "ext/inner/x", "x", 0644));
+	sb_addf(&l, "%s/L", fx->dir);
+	sb_addf(&a, "%s/sub", fx->dir);
+	sb_addf(&b, "%s/ext/inner", fx->dir);
+	assert_int_equal(symlink("a", l.buf), 0);
+	assert_int_equal(symlink(b.buf, a.buf), 0);
+	static const char *const paths[] = { "L", "sub/../f" };
+	static const unsigned acc[] = { TRACE_STAT, TRACE_READ };
+	collect(fx, paths, acc, 2, NULL, NULL, 0, &r, &oc);
+	assert_int_equal(find(&r, "L")->kind, INPUT_LINK);
+	assert_int_equal(find(&r, "a")->kind, INPUT_FILE);
+	assert_int_equal(find(&r, "sub")->kind, INPUT_LINK);
+	assert_int_equal(find(&r, "ext/f")->kind, INPUT_FILE);
+	assert_null(find(&r, "f"));
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 1);
+	/* to an equal file: every content is the same, readlink says otherwise */
+	unlink(l.buf);
+	assert_int_equal(symlink("b", l.buf), 0);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 0);
+	assert_string_equal(why.buf, "L, a symbolic link the command looked at, points elsewhere or is gone");
+	sb_release(&why);
+	sb_release(&a);
+	sb_release(&b);
+	sb_release(&l);
+	obs_outcome_release(&oc);
+	run_record_free(&r);
+}
+
+/* The executable bit of a file looked at counts ([ -x hook ]); a Python
+ * or shell file read as data counts byte for byte. */
+static void test_modes_and_data_sources(void **state)
+{
+	struct fixture *fx = *state;
+	struct run_record r = { 0 };
+	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct strbuf why = STRBUF_INIT;
+	char *hook = fixture_write(fx, "hook", "echo hi\n", 0644);
+	free(fixture_write(fx, "s.sh", "echo hi\n", 0644));
+	static const char *const paths[] = { "hook", "s.sh" };
+	static const unsigned acc[] = { TRACE_STAT, TRACE_READ };
+	collect(fx, paths, acc, 2, NULL, NULL, 0, &r, &oc);
+	assert_int_equal(find(&r, "s.sh")->kind, INPUT_FILE);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 1);
+	assert_int_equal(chmod(hook, 0755), 0);
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 0);
+	assert_string_equal(why.buf, "hook, read by the command, changed");
+	assert_int_equal(chmod(hook, 0644), 0);
+	free(fixture_write(fx, "s.sh", "echo hi # a comment\n", 0644));
+	assert_int_equal(obs_check(fx->st, &r, NULL, &why), 0);
+	assert_string_equal(why.buf, "s.sh, read by the command, changed");
+	free(hook);
+	sb_release(&why);
+	obs_outcome_release(&oc);
+	run_record_free(&r);
+}
+
+/* HOME, TMPDIR, XDG_*: an input once the run touched something under
+ * them, by the place they name (TMPDIR unset is /tmp). */
+static void test_locations(void **state)
+{
+	struct fixture *fx = *state;
+	struct run_record r = { 0 };
+	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct strbuf why = STRBUF_INIT;
+	char *there[] = { "TMPDIR=/nonexistent/t", "HOME=/nonexistent/h", NULL },
+	     *slash[] = { "TMPDIR=/nonexistent/t/", "HOME=/elsewhere", NULL },
+	     *unset[] = { "HOME=/nonexistent/h", NULL };
+	struct obs_spec spec = { .cwd = fx->dir, .env = there, .started_ns = realtime_ns() };
+	struct trace_event ev[] = { { "/nonexistent/t/x", TRACE_STAT }, { "/nonexistent", TRACE_STAT } };
+	assert_int_equal(obs_collect(fx->st, &spec, ev, 2, &r, &oc), 0);
+	assert_int_equal(find(&r, "$TMPDIR")->kind, INPUT_ENV);
+	assert_null(find(&r, "$HOME"));
+	assert_int_equal(obs_check(fx->st, &r, slash, &why), 1);
+	assert_int_equal(obs_check(fx->st, &r, unset, &why), 0);
+	assert_string_equal(why.buf, "env TMPDIR, where the command read files, changed");
+	sb_release(&why);
 	obs_outcome_release(&oc);
 	run_record_free(&r);
 }
@@ -327,6 +422,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_names_what_differs, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_check_refreshes_signatures, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_env_named_by_sources, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_links_and_dotdot, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_modes_and_data_sources, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_locations, fixture_setup, fixture_teardown),
 		cmocka_unit_test(test_inputs_index_form_roundtrip),
 		cmocka_unit_test(test_ignore_patterns),
 	};
