@@ -16,6 +16,14 @@ void fp_add_env(struct run_record *r, char *const *env, const char *name);
 /* The digest of that value (unset and empty differ). */
 void fp_env_digest(char *const *env, const char *name, struct digest *d);
 
+/* A regular file the command inherits as descriptor fd (above 2): read
+ * through it (`cat <&5`) or through /dev/fd/N, its content matters as an
+ * input's does. exec/fds.h finds them. */
+struct fp_fd {
+	int fd;
+	char *path; /* where it is, as /proc/self/fd/N links to it; NULL: unknown */
+};
+
 struct fp_spec {
 	char *const *argv;     /* NULL-terminated */
 	const char *cwd;       /* absolute: where the command runs; relative paths are relative to it */
@@ -27,6 +35,10 @@ struct fp_spec {
 	/* Or its digest, taken elsewhere (stdin streamed to the command as it
 	 * is hashed: exec/feed.h); NULL: none */
 	const struct digest *stdin_digest;
+	/* Inherited files besides stdin, by descriptor: each hashed from
+	 * offset 0 with its offset (where a reader starts) */
+	const struct fp_fd *fds;
+	size_t nfds;
 	struct strvec params; /* --param FILE:KEY */
 	struct strvec deps;   /* --dep: more source files (canonicalized, followed) */
 	int raw_sources;      /* --raw-sources: scripts hashed byte for byte */
