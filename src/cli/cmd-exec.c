@@ -222,6 +222,7 @@ static int build_request(struct exec_opts *o, struct exec_request *req)
 	req->stdin_fd = o->no_stdin ? -1 : STDIN_FILENO;
 	req->out_fd = STDOUT_FILENO;
 	req->err_fd = STDERR_FILENO;
+	req->report_fd = o->report_fd;
 	req->flags = (o->force ? EXEC_FORCE : 0) | (o->no_cache ? EXEC_NO_CACHE : 0) |
 		     (o->cache_failures ? EXEC_CACHE_FAILURES : 0) | (o->verbose ? EXEC_WANT_REASONS : 0) | o->observe;
 	if (o->trace)

@@ -7,6 +7,7 @@
 #include "exec/engine.h"
 #include "exec/claim.h"
 #include "exec/early.h"
+#include "exec/fds.h"
 #include "exec/feed.h"
 #include "exec/spawn.h"
 #include "key/observed.h"
@@ -112,7 +113,8 @@ static void request_spec(const struct exec_request *req, struct strvec *strict, 
 	spec->ignore = req->ignore;
 }
 
-static int fingerprint(struct store *st, const struct exec_request *req, const struct feed *f, struct run_record *r)
+static int fingerprint(struct store *st, const struct exec_request *req, const struct feed *f, const struct fds *fds,
+		       struct run_record *r)
 {
 	/* a streamed stdin's digest is known after the run (stdin_known) */
 	static const struct digest pending;
@@ -122,6 +124,8 @@ static int fingerprint(struct store *st, const struct exec_request *req, const s
 	request_spec(req, &strict, &spec);
 	spec.stdin_fd = f->hashed;
 	spec.stdin_digest = f->mode == FEED_STREAM ? &pending : NULL;
+	spec.fds = fds->files;
+	spec.nfds = fds->nfiles;
 	if (!spec.cwd || spec.cwd[0] != '/')
 		err_set("internal: a request needs an absolute working directory");
 	else {
@@ -212,15 +216,27 @@ static int line_had_stdin(struct store *st, const struct run_record *r)
 	return had;
 }
 
-/* 1. the key, with f the command's stdin. A pipe still flowing after the
- * look-ahead is read to its end (up to stdin-limit) when wait is set (`why`)
- * or the command line was cached with a piped stdin before; otherwise it is
- * streamed to the command (FEED_STREAM), the run keyed after it. Returns 0,
- * 1 when the pipe is longer than the limit (FEED_STREAM: never cached), -1. */
-static int key(struct store *st, const struct exec_request *req, int wait, struct feed *f, struct run_record *r)
+/* The descriptors the command inherits besides its streams (exec/fds.h),
+ * the front end's own left out. */
+static void inherited(const struct exec_request *req, struct fds *fds)
+{
+	const int own[] = { req->stdin_fd, req->out_fd, req->err_fd, req->report_fd };
+	fds_scan(req->spec.argv, own, sizeof(own) / sizeof(*own), fds);
+}
+
+/* 1. the key, with f the command's stdin and fds what else it inherits
+ * (fds->piped: a pipe it names, which makes the run uncacheable; the
+ * caller says so). A pipe still flowing after the look-ahead is read to
+ * its end (up to stdin-limit) when wait is set (`why`) or the command line
+ * was cached with a piped stdin before; otherwise it is streamed to the
+ * command (FEED_STREAM), the run keyed after it. Returns 0, 1 when the
+ * pipe is longer than the limit (FEED_STREAM: never cached), -1. */
+static int key(struct store *st, const struct exec_request *req, int wait, struct feed *f, struct fds *fds,
+	       struct run_record *r)
 {
 	struct digest d;
-	if (feed_open(st, req->stdin_fd, f) < 0 || fingerprint(st, req, f, r) < 0)
+	inherited(req, fds);
+	if (feed_open(st, req->stdin_fd, f) < 0 || fingerprint(st, req, f, fds, r) < 0)
 		return -1;
 	if (f->mode != FEED_STREAM || !(wait || line_had_stdin(st, r)))
 		return 0;
@@ -238,9 +254,13 @@ int exec_fingerprint(struct store *st, const struct exec_request *request, struc
 {
 	struct settled s;
 	struct feed f;
-	int rc = key(st, settle(st, request, &s), 1, &f, r);
+	struct fds fds;
+	int rc = key(st, settle(st, request, &s), 1, &f, &fds, r);
 	if (rc == 1)
 		rc = err_set("stdin is longer than stdin-limit: such a run is never cached");
+	else if (rc == 0 && fds.piped >= 0)
+		rc = err_set("the command line names fd %d, a pipe: such a run is never cached", fds.piped);
+	fds_release(&fds);
 	feed_close(&f);
 	sv_release(&s.ignore);
 	return rc;
@@ -780,8 +800,9 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 				  .verbose = req->verbose,
 				  .cache_failures = !!(req->flags & EXEC_CACHE_FAILURES) };
 	struct feed f;
+	struct fds fds;
 	struct digest stdin_d;
-	int claimed = 0, have_out = 0, rc = -1, h;
+	int claimed = 0, have_out = 0, rc = -1, h, piped = -1;
 	int cache = !(req->flags & EXEC_NO_CACHE), force = !!(req->flags & EXEC_FORCE);
 	int64_t t0 = now_ms();
 
@@ -792,7 +813,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 
 	/* 1. the key; a streamed stdin's part is known only after the run, so
 	 * such a run is never looked up, claimed or waited for */
-	int k = key(st, req, 0, &f, &r);
+	int k = key(st, req, 0, &f, &fds, &r);
 	if (k < 0)
 		goto out;
 	res->fp = r.fp;
@@ -802,6 +823,12 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	int stream = f.mode == FEED_STREAM;
 	if (k == 1 && cache) {
 		notice(req, "warning: stdin is longer than stdin-limit; running the command without caching it");
+		cache = 0;
+	}
+	/* like a streamed stdin, but its end is never seen: the pipe is the
+	 * command's to read, cashet cannot read it first (`cat <(cmd)`) */
+	if (fds.piped >= 0 && cache) {
+		piped = fds.piped;
 		cache = 0;
 	}
 
@@ -912,8 +939,16 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	if (sr < 0)
 		goto out;
 	rc = 0;
-	if (ran(res, sr, &out) || !cache)
+	if (ran(res, sr, &out))
 		goto out;
+	if (!cache) {
+		if (piped >= 0)
+			set_note(res,
+				 "note: result not stored: the command line names fd %d, a pipe, which cannot be "
+				 "hashed without consuming it",
+				 piped);
+		goto out;
+	}
 	if (out.out.error || out.err.error) {
 		errno = out.out.error ? out.out.error : out.err.error;
 		set_note(res, "warning: result not stored: cannot capture the command's output in %s: %s",
@@ -975,6 +1010,7 @@ out:
 	trace_free(w.trace);
 	early_free(early);
 	feed_close(&f);
+	fds_release(&fds);
 	run_record_free(&r);
 	if (rc < 0)
 		res->exit_code = EXEC_EXIT_CASHET;

@@ -44,6 +44,9 @@ struct exec_request {
 	int stdin_fd;        /* -1: /dev/null; a pipe is spooled and hashed, a file hashed, a tty passed through */
 	int out_fd, err_fd;  /* where the command's (or the replay's) stdout and stderr go; -1: nowhere */
 	unsigned flags;      /* enum exec_flags */
+	/* The front end's own descriptor (--report-fd), which the command
+	 * inherits but is not its input; 0 or -1: none */
+	int report_fd;
 	const struct strvec *tags;
 	/* Declared outputs (relative to spec.cwd) read after the run as its
 	 * metrics (exec/metrics.h) and stored with it; NULL: none. */

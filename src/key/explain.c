@@ -101,6 +101,15 @@ static const char *shown(const char *value)
 	return *value ? value : "\"\"";
 }
 
+/* How a part is named in a sentence: "fd 5 (data.txt)" for an inherited
+ * file, whose path is only its detail (the key names the descriptor). */
+static void label(struct strbuf *sb, const struct run_part *p)
+{
+	sb_addf(sb, "%s %s", noun(p->kind), p->name);
+	if (!strcmp(p->kind, "fd") && p->detail)
+		sb_addf(sb, " (%s)", p->detail);
+}
+
 static void changed(struct store *st, const struct run_record *old, const struct run_record *cur, struct strvec *out,
 		    const struct run_part *was, const struct run_part *now)
 {
@@ -117,8 +126,10 @@ static void changed(struct store *st, const struct run_record *old, const struct
 	else if (is_source(now->kind)) {
 		sb_addf(&sb, "%s changed", now->name);
 		changed_lines(st, old, cur, now->name, &sb);
-	} else
-		sb_addf(&sb, "%s %s changed", noun(now->kind), now->name);
+	} else {
+		label(&sb, now);
+		sb_adds(&sb, " changed");
+	}
 	sv_push_nocopy(out, sb_detach(&sb));
 }
 
@@ -181,7 +192,8 @@ void explain_diff_parts(struct store *st, const struct run_record *old, const st
 			continue;
 		}
 		sb_reset(&sb);
-		sb_addf(&sb, "%s %s %s", noun(p->kind), p->name, c[i].cur ? "added" : "removed");
+		label(&sb, p);
+		sb_adds(&sb, c[i].cur ? " added" : " removed");
 		sv_push(out, sb.buf);
 	}
 	if (out->n == before) /* same parts, another fingerprint: only a format change can do that */

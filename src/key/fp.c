@@ -117,6 +117,55 @@ static int add_file_part(struct store *st, struct run_record *r, const char *kin
 	return rc;
 }
 
+/* An inherited descriptor's file (fp_spec.fds). Through the stat cache
+ * when its path still leads to it, so that a hit costs a stat; else (the
+ * deleted temp file of a long here-document, a path replaced since) read
+ * through /proc, which opens it anew: the offset the command starts from
+ * stays where it is. The part is named by the descriptor, the path only
+ * its detail: a here-document's temp file has another name each time. */
+static int add_fd_part(struct store *st, struct run_record *r, const struct fp_fd *f)
+{
+	struct strbuf path = STRBUF_INIT, name = STRBUF_INIT;
+	struct stat fsb, psb;
+	struct digest d;
+	struct hasher h;
+	int rc = -1;
+	if (fstat(f->fd, &fsb) < 0) {
+		err_sys("cannot read fd %d", f->fd);
+		goto out;
+	}
+	if (f->path && f->path[0] == '/' && stat(f->path, &psb) == 0 && psb.st_dev == fsb.st_dev &&
+	    psb.st_ino == fsb.st_ino) {
+		if (store_file_digest(st, f->path, &psb, &d) < 0)
+			goto out;
+	} else {
+		sb_addf(&path, "/proc/self/fd/%d", f->fd);
+		if (digest_file_stat(path.buf, &fsb, &d) < 0)
+			goto out;
+	}
+	/* a reader starts at the offset: `5<file` after a `read` is another input */
+	off_t pos = lseek(f->fd, 0, SEEK_CUR);
+	hasher_init(&h);
+	hasher_bytes(&h, d.b, DIGEST_LEN);
+	hasher_u64(&h, pos < 0 ? 0 : (uint64_t)pos);
+	hasher_final(&h, &d);
+	sb_addf(&name, "%d", f->fd);
+	struct run_part *p = run_add_part(r, "fd", name.buf, &d);
+	if (f->path && f->path[0] == '/')
+		fp_store_path(st, NULL, f->path, &path);
+	else if (f->path) {
+		sb_reset(&path);
+		sb_adds(&path, f->path);
+	}
+	if (f->path)
+		p->detail = xstrdup(path.buf);
+	rc = 0;
+out:
+	sb_release(&path);
+	sb_release(&name);
+	return rc;
+}
+
 static int has_part(const struct run_record *r, const char *kind, const char *name);
 
 /* An input path (absolute): a file, or what dirscan walks. */
@@ -556,6 +605,13 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 			lseek(spec->stdin_fd, pos, SEEK_SET);
 		run_add_part(r, "stdin", "-", &d);
 	}
+	/* what a later process cannot ask again by stat alone: the
+	 * pipeline's witness must not vouch for it */
+	if (spec->nfds)
+		fsrec_spoil();
+	for (size_t i = 0; i < spec->nfds; i++)
+		if (add_fd_part(st, r, &spec->fds[i]) < 0)
+			goto out;
 
 	for (size_t i = 0; i < outputs.n; i++) {
 		if (i && !strcmp(outputs.v[i], outputs.v[i - 1]))

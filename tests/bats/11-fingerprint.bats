@@ -408,6 +408,73 @@ PY
 	[ "$(run_count)" = 1 ]
 }
 
+# Process substitution gives the command a pipe as /dev/fd/63: its bytes
+# cannot be hashed without taking them from the command, so the run is
+# never looked up or stored (a stored `cat <(echo hi)` once replayed "hi"
+# for `cat <(echo bye)`).
+@test "a pipe the command line names (<(cmd)) is never cached: each run prints its own input" {
+	run --separate-stderr cashet exec -- cat <(echo hi)
+	assert_success
+	assert_output hi
+	run --separate-stderr cashet exec -- cat <(echo bye)
+	assert_output bye
+	[[ "$stderr" == *"result not stored: the command line names fd "*", a pipe"* ]] || { echo "$stderr"; false; }
+	report=$(cashet exec --report-fd 3 -- cat <(echo bye) 3>&1 >/dev/null 2>/dev/null)
+	[ "$(echo "$report" | json_field 'j["verdict"]')" = not-stored ]
+	[ "$(verdict -- cat --in=<(echo bye))" = miss ]
+	[ "$(log_count)" = 0 ]
+	# `why` cannot tell either, and says so
+	run cashet why -- cat <(echo bye)
+	assert_failure 125
+	assert_output --partial "a pipe: such a run is never cached"
+}
+
+@test "a file inherited as fd 5 and read as /dev/fd/5 is hashed by content" {
+	echo one > in.txt
+	[ "$(verdict -- cat /dev/fd/5 5< in.txt)" = miss ]
+	[ "$(verdict -- cat /dev/fd/5 5< in.txt)" = hit ]
+	echo two > in.txt
+	[ "$(verdict -- cat /dev/fd/5 5< in.txt)" = miss ]
+	run cashet exec -- cat /dev/fd/5 5< in.txt
+	assert_output two
+	[ "$(verdict -- cat /proc/self/fd/5 5< in.txt)" = miss ]
+	[ "$(verdict -- cat /proc/self/fd/5 5< in.txt)" = hit ]
+	echo three > in.txt
+	[ "$(verdict -- cat /proc/self/fd/5 5< in.txt)" = miss ]
+	run cashet why -- cat /dev/fd/5 5< in.txt
+	assert_failure 1
+	assert_line "  fd 5 (in.txt) changed"
+}
+
+@test "a file inherited as a descriptor the command line does not name is hashed too" {
+	echo one > in.txt
+	[ "$(verdict -- sh -c 'cat <&5' 5< in.txt)" = miss ]
+	[ "$(verdict -- sh -c 'cat <&5' 5< in.txt)" = hit ]
+	echo two > in.txt
+	[ "$(verdict -- sh -c 'cat <&5' 5< in.txt)" = miss ]
+	run cashet exec -- sh -c 'cat <&5' 5< in.txt
+	assert_output two
+	# a reader starts at the offset: after one line is read, another input
+	printf 'a\nb\n' > in.txt
+	[ "$(verdict -- sh -c 'cat <&5' 5< in.txt)" = miss ]
+	{
+		read -r _ <&5
+		[ "$(verdict -- sh -c 'cat <&5')" = miss ]
+	} 5< in.txt
+	[ "$(verdict -- sh -c 'cat <&5' 5< in.txt)" = hit ]
+}
+
+# make -j hands its jobserver's pipe to every child, named only in
+# MAKEFLAGS: refusing such pipes would end caching under make.
+@test "an inherited pipe the command line does not name still allows a hit" {
+	[ "$(verdict -- echo job 7< <(echo token))" = miss ]
+	[ "$(verdict -- echo job 7< <(echo token2))" = hit ]
+	# nor does a log open for writing only, which grows between runs
+	[ "$(verdict -- echo job 8>> ../build.log)" = hit ]
+	echo more >> ../build.log
+	[ "$(verdict -- echo job 8>> ../build.log)" = hit ]
+}
+
 @test "the working directory matters: the same command in a subdirectory is a miss" {
 	mkdir sub
 	[ "$(verdict -- echo here)" = miss ]
