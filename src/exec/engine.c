@@ -661,16 +661,40 @@ static void read_metrics(const struct exec_request *req, struct run_record *r)
 	sb_release(&p);
 }
 
+/* The inherited files (fds) changed since the command started, as
+ * "fd N (path)", into changed. By descriptor: a deleted file has no path
+ * to stat, and the one its path names now may be another. */
+static void fds_changed(const struct fds *fds, int64_t started_ns, struct strvec *changed)
+{
+	struct strbuf sb = STRBUF_INIT;
+	for (size_t i = 0; i < fds->nfiles; i++) {
+		const struct fp_fd *f = &fds->files[i];
+		struct stat st;
+		if (fstat(f->fd, &st) == 0 &&
+		    (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec <= started_ns)
+			continue;
+		sb_reset(&sb);
+		sb_addf(&sb, "fd %d", f->fd);
+		if (f->path)
+			sb_addf(&sb, " (%s)", f->path);
+		sv_push(changed, sb.buf);
+	}
+	sb_release(&sb);
+}
+
 /* Fills r from the outcome and saves it. Returns 0, -2 when the command
  * did not produce what was declared (an error, not a result), -3/-4 as
  * observe() says, -1 when the store failed. */
-static int store_outcome(struct store *st, const struct exec_request *req, struct run_record *r, const struct watch *w,
-			 struct early *early, const struct spawn_result *out, int64_t started, struct exec_result *res)
+static int store_outcome(struct store *st, const struct exec_request *req, const struct fds *fds, struct run_record *r,
+			 const struct watch *w, struct early *early, const struct spawn_result *out, int64_t started,
+			 struct exec_result *res)
 {
 	struct strvec auto_outputs = STRVEC_INIT, changed = STRVEC_INIT;
 	/* the declared inputs too, traced or not: a result computed from a
-	 * half-edited file must not be stored under the old content's key */
+	 * half-edited file must not be stored under the old content's key;
+	 * so the files it inherited */
 	obs_declared_changed(st, r, w->started_ns, &changed);
+	fds_changed(fds, w->started_ns, &changed);
 	int unsafe = changed.n ? changed_while_running(res, &changed) : 0;
 	sv_release(&changed);
 	if (unsafe)
@@ -965,7 +989,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	}
 
 	/* 6. store, publish, bound the store */
-	int so = store_outcome(st, req, &r, &w, early, &out, started, res);
+	int so = store_outcome(st, req, &fds, &r, &w, early, &out, started, res);
 	/* its store lock held until the run is saved, and no longer: auto_gc
 	 * below may take that lock exclusively */
 	early_free(early);

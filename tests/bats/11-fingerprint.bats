@@ -464,6 +464,18 @@ PY
 	[ "$(verdict -- sh -c 'cat <&5' 5< in.txt)" = hit ]
 }
 
+# FLIP is read through printenv: not in the key, it makes the first run
+# see another content than the one it was keyed under.
+@test "a run whose inherited file changed while it ran is not stored" {
+	echo A > in.txt
+	run --separate-stderr env FLIP=1 cashet exec -- sh -c '[ -n "$(printenv FLIP)" ] && echo B > in.txt; cat <&5' 5< in.txt
+	assert_output B
+	[[ "$stderr" == *"result not stored: changed while the command ran: fd 5 ("*"in.txt)"* ]] || { echo "$stderr"; false; }
+	echo A > in.txt
+	run cashet exec -- sh -c '[ -n "$(printenv FLIP)" ] && echo B > in.txt; cat <&5' 5< in.txt
+	assert_output A
+}
+
 # make -j hands its jobserver's pipe to every child, named only in
 # MAKEFLAGS: refusing such pipes would end caching under make.
 @test "an inherited pipe the command line does not name still allows a hit" {
