@@ -4,6 +4,7 @@
  * what the command line says, and a false "named" costs a cached run,
  * never a stale one. */
 #include "exec/fds.h"
+#include "trace/preload.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -125,8 +126,10 @@ void fds_scan(char *const *argv, const int *skip, size_t nskip, struct fds *out)
 				out->piped = fd;
 			continue;
 		}
-		/* a terminal, a device, a directory: nothing to hash, as for stdin */
-		if (!S_ISREG(sb.st_mode))
+		/* a terminal, a device, a directory: nothing to hash, as for
+		 * stdin; nor an outer cashet's trace log (a command traced by
+		 * cashet runs cashet exec), which its tracer rewrites all along */
+		if (!S_ISREG(sb.st_mode) || fcntl(fd, F_GET_SEALS) == TRACE_PRELOAD_SEALS)
 			continue;
 		/* Open only for writing (bats' log, `3>>build.log`): an output,
 		 * read back only through its path, so it counts only when the
