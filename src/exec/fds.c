@@ -89,20 +89,9 @@ static int *open_fds(size_t *n)
 static char *fd_path(int fd)
 {
 	struct strbuf link = STRBUF_INIT, buf = STRBUF_INIT;
-	char *path = NULL;
 	sb_addf(&link, "/proc/self/fd/%d", fd);
-	for (size_t cap = 256; cap <= (1u << 20); cap *= 2) {
-		sb_reset(&buf);
-		sb_grow(&buf, cap);
-		ssize_t n = readlink(link.buf, buf.buf, cap);
-		if (n < 0)
-			break;
-		if ((size_t)n < cap) {
-			sb_setlen(&buf, (size_t)n);
-			path = sb_detach(&buf);
-			break;
-		}
-	}
+	char *path = read_link(link.buf, &buf) == 0 ? sb_detach(&buf) : NULL;
+	err_clear();
 	sb_release(&link);
 	sb_release(&buf);
 	return path;
