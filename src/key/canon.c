@@ -137,14 +137,33 @@ static int lang_of_ext(const char *path)
 
 enum canon_lang canon_detect(const char *path, const char *data, size_t len)
 {
+	return canon_detect_run(path, data, len, -1);
+}
+
+enum canon_lang canon_detect_run(const char *path, const char *data, size_t len, int runner)
+{
 	int by_ext = lang_of_ext(path);
 	int by_bang = lang_of_shebang(data, len);
+	int lang = -1;
+	const int said[] = { by_ext, by_bang, runner };
 
-	if (by_bang < 0)
-		return by_ext < 0 ? CANON_RAW : (enum canon_lang)by_ext;
-	if (by_ext < 0 || by_ext == by_bang)
-		return (enum canon_lang)by_bang;
-	return CANON_RAW;
+	/* every signal there is must agree: a file run by bash whose
+	 * extension says Python could be read either way */
+	for (size_t i = 0; i < sizeof(said) / sizeof(*said); i++) {
+		if (said[i] < 0)
+			continue;
+		if (lang >= 0 && lang != said[i])
+			return CANON_RAW;
+		lang = said[i];
+	}
+	return lang < 0 ? CANON_RAW : (enum canon_lang)lang;
+}
+
+int canon_lang_of_exe(const char *exe)
+{
+	const char *slash = strrchr(exe, '/');
+	const char *base = slash ? slash + 1 : exe;
+	return lang_of_interp(base, strlen(base));
 }
 
 static void copy_raw(const char *src, size_t len, struct strbuf *out, struct canon_lines *lines)
@@ -351,43 +370,58 @@ static void scan_calls(const char *s, const char *end, const struct env_call *ca
 	}
 }
 
+/* $NAME and ${NAME...} in shell code. */
+static void sh_refs(const char *s, const char *end, struct strvec *names)
+{
+	/* a lower-case name the code assigns ("lr=0.1", "for f in")
+	 * before it reads it is the script's own variable: from the end
+	 * of that command on, its reads are not the environment's (an
+	 * upper-case one is hashed all the same: the assignment may be
+	 * conditional, and such names are the environment's by custom) */
+	struct strvec locals = STRVEC_INIT, pending = STRVEC_INIT;
+	int word_start = 1;
+	for (const char *p = s; p < end; p++) {
+		if (*p == ';' || *p == '\n' || *p == '&' || *p == '|') {
+			for (size_t i = 0; i < pending.n; i++)
+				sv_push(&locals, pending.v[i]);
+			sv_release(&pending);
+		}
+		if (word_start && *p != '$') {
+			const char *w = end - p > 4 && !memcmp(p, "for ", 4) ? p + 4 : p;
+			while (w < end && *w == ' ')
+				w++;
+			size_t n = name_len(w, end);
+			if (n && has_lower(w, n) && (w != p || (w + n < end && w[n] == '=')) && !name_in(names, w, n))
+				sv_push_nocopy(&pending, xstrndup(w, n));
+		}
+		word_start = strchr(" \t\n;&|({", *p) != NULL;
+		if (*p != '$')
+			continue;
+		const char *q = p + 1 < end && p[1] == '{' ? p + 2 : p + 1;
+		size_t n = name_len(q, end);
+		if (n && !not_from_env(q, n) && !name_in(&locals, q, n))
+			push_name(names, q, n);
+	}
+	sv_release(&locals);
+	sv_release(&pending);
+}
+
 void canon_env_refs(enum canon_lang lang, const char *s, size_t len, struct strvec *names)
 {
 	const char *end = s + len;
-	if (lang == CANON_SH) {
-		/* a lower-case name the code assigns ("lr=0.1", "for f in")
-		 * before it reads it is the script's own variable: from the end
-		 * of that command on, its reads are not the environment's (an
-		 * upper-case one is hashed all the same: the assignment may be
-		 * conditional, and such names are the environment's by custom) */
-		struct strvec locals = STRVEC_INIT, pending = STRVEC_INIT;
-		int word_start = 1;
-		for (const char *p = s; p < end; p++) {
-			if (*p == ';' || *p == '\n' || *p == '&' || *p == '|') {
-				for (size_t i = 0; i < pending.n; i++)
-					sv_push(&locals, pending.v[i]);
-				sv_release(&pending);
-			}
-			if (word_start && *p != '$') {
-				const char *w = end - p > 4 && !memcmp(p, "for ", 4) ? p + 4 : p;
-				while (w < end && *w == ' ')
-					w++;
-				size_t n = name_len(w, end);
-				if (n && has_lower(w, n) && (w != p || (w + n < end && w[n] == '=')) &&
-				    !name_in(names, w, n))
-					sv_push_nocopy(&pending, xstrndup(w, n));
-			}
-			word_start = strchr(" \t\n;&|({", *p) != NULL;
-			if (*p != '$')
-				continue;
-			const char *q = p + 1 < end && p[1] == '{' ? p + 2 : p + 1;
-			size_t n = name_len(q, end);
-			if (n && !not_from_env(q, n) && !name_in(&locals, q, n))
-				push_name(names, q, n);
-		}
-		sv_release(&locals);
-		sv_release(&pending);
-	} else {
-		scan_calls(s, end, lang == CANON_PYTHON ? python_calls : raw_calls, names);
+	switch (lang) {
+	case CANON_SH:
+		sh_refs(s, end, names);
+		break;
+	case CANON_PYTHON:
+		scan_calls(s, end, python_calls, names);
+		break;
+	case CANON_RAW:
+		/* a zsh or ksh script, or one whose language is not known, may
+		 * be shell: its $NAME count too (in another language they are
+		 * rarely the name of a variable that is set) */
+		scan_calls(s, end, raw_calls, names);
+		sh_refs(s, end, names);
+		break;
 	}
 }

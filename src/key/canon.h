@@ -55,6 +55,15 @@ void canon_trim(struct canon_out *o, const char *blanks);
  * both speak and disagree the file is raw: which interpreter runs it depends
  * on how it is called. path and data may be NULL. */
 enum canon_lang canon_detect(const char *path, const char *data, size_t len);
+/* canon_detect with what runs the file as one more witness: runner is the
+ * language of the interpreter given the file (bash build, python3 tool) or
+ * of the script that sources it, -1 when not known. A file with neither
+ * an extension nor a "#!" line is in the runner's language; when the
+ * witnesses disagree the file is raw. */
+enum canon_lang canon_detect_run(const char *path, const char *data, size_t len, int runner);
+/* The language of an interpreter by its path's basename (sh, bash, dash:
+ * sh; python, python3, python3.N, pypy3: Python; anything else: raw). */
+int canon_lang_of_exe(const char *exe);
 const char *canon_lang_name(enum canon_lang lang);
 
 /* All canon functions append to out and push to the vector (either may

@@ -18,11 +18,15 @@
 enum family { FAM_NONE, FAM_PY, FAM_SH, FAM_NODE, FAM_PERL, FAM_RUBY, FAM_R };
 
 /* Stat-cache kinds (renumbered when what they hold changes: 5-8 from when
- * the deps gained the environment variables a source names, "$NAME") */
-#define KIND_CANON 5      /* canonical digest + deps */
-#define KIND_RAWDEPS 6    /* raw digest + deps (--raw-sources) */
-#define KIND_CLOSURE 7    /* a whole dependency tree: see closure_load() */
-#define KIND_CANON_DOCS 8 /* canonical digest with docstrings kept + deps */
+ * the deps gained the environment variables a source names, "$NAME"; 9-12
+ * from when the language of what runs a file counts). A file's entry
+ * depends on its runner (the language of the interpreter or the sourcing
+ * script, see canon_detect_run): KIND_RUNNER apart for each. */
+#define KIND_CANON 9       /* canonical digest + deps */
+#define KIND_RAWDEPS 10    /* raw digest + deps (--raw-sources) */
+#define KIND_CLOSURE 11    /* a whole dependency tree: see closure_load() */
+#define KIND_CANON_DOCS 12 /* canonical digest with docstrings kept + deps */
+#define KIND_RUNNER 16
 /* the cached language byte's flag: the file reads docstrings */
 #define LANG_READS_DOCS 0x80
 
@@ -241,11 +245,12 @@ static int is_file(const char *p, struct stat *sb)
 /* Canonical (or raw) digest of a file plus the names it imports/sources,
  * from the stat cache when the file is unchanged. deps is filled with the
  * dependency names; *lang with the detected language. */
-static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, struct digest *d, struct strvec *deps,
-			 enum canon_lang *lang)
+static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, int runner, struct digest *d,
+			 struct strvec *deps, enum canon_lang *lang)
 {
 	struct strbuf cached = STRBUF_INIT, data = STRBUF_INIT, out = STRBUF_INIT;
 	int kind = c->raw ? KIND_RAWDEPS : c->docs ? KIND_CANON_DOCS : KIND_CANON, rc = -1, reads_docs;
+	kind += KIND_RUNNER * (runner + 1);
 	int found = store_cache_get(c->st, abs, kind, sb, d, &cached);
 	if (found < 0)
 		goto out;
@@ -264,7 +269,7 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 	}
 	if (read_file_sb(abs, &data) < 0)
 		goto out;
-	*lang = canon_detect(abs, data.buf, data.len);
+	*lang = canon_detect_run(abs, data.buf, data.len, runner);
 	int fell_back = canon_source_docs(*lang, data.buf ? data.buf : "", data.len, &out, deps, c->docs, &reads_docs);
 	c->reads_docs |= reads_docs;
 	/* the environment variables it names, as "$NAME" deps (comments are
@@ -309,7 +314,7 @@ int script_source_digest(struct store *st, const char *abs, const struct stat *s
 	struct ctx c = { .st = st, .raw = !!(flags & SCRIPT_RAW), .docs = !!(flags & SCRIPT_DOCS) };
 	struct strvec deps = STRVEC_INIT;
 	enum canon_lang lang;
-	int rc = source_digest(&c, abs, sb, d, &deps, &lang);
+	int rc = source_digest(&c, abs, sb, -1, d, &deps, &lang);
 	if (reads_docs)
 		*reads_docs = c.reads_docs;
 	for (size_t i = 0; rc == 0 && env && i < deps.n; i++)
@@ -318,8 +323,6 @@ int script_source_digest(struct store *st, const char *abs, const struct stat *s
 	sv_release(&deps);
 	return rc;
 }
-
-static int add_source(struct ctx *c, const char *kind, const char *path);
 
 /* An environment variable the code names: hashed, and kept in the
  * closure record (E<name>) so a replayed closure hashes it too. */
@@ -417,7 +420,9 @@ static void sh_resolve(struct ctx *c, const char *from, const char *path, struct
 	sb_release(&p);
 }
 
-static int add_source(struct ctx *c, const char *kind, const char *path)
+/* runner: the language of what runs the file (canon_detect_run), -1
+ * when not known. */
+static int add_source(struct ctx *c, const char *kind, const char *path, int runner)
 {
 	struct strbuf abs = STRBUF_INIT, name = STRBUF_INIT;
 	struct strvec deps = STRVEC_INIT, files = STRVEC_INIT;
@@ -437,7 +442,7 @@ static int add_source(struct ctx *c, const char *kind, const char *path)
 		goto out;
 	}
 	inside_project(c, abs.buf, &name);
-	if (source_digest(c, abs.buf, &sb, &d, &deps, &lang) < 0)
+	if (source_digest(c, abs.buf, &sb, runner, &d, &deps, &lang) < 0)
 		goto out;
 	run_add_part(c->r, kind, name.buf, &d);
 	/* closure record: F<path> <sig> <kind> <name> <digest>, NUL-separated */
@@ -452,7 +457,10 @@ static int add_source(struct ctx *c, const char *kind, const char *path)
 	for (size_t i = 0; i < deps.n; i++)
 		if (deps.v[i][0] == '$')
 			env_ref(c, deps.v[i] + 1);
-	for (size_t i = 0; c->follow && i < deps.n; i++) {
+	/* a traced run sees what a script sources as a plain file (no
+	 * extension says it is shell), blind to the variables it names:
+	 * sourced files are followed always (a script has few) */
+	for (size_t i = 0; (c->follow || lang == CANON_SH) && i < deps.n; i++) {
 		if (deps.v[i][0] == '$')
 			continue;
 		if (lang == CANON_PYTHON)
@@ -464,7 +472,7 @@ static int add_source(struct ctx *c, const char *kind, const char *path)
 	for (size_t i = 0; rc == 0 && i < files.n; i++) {
 		struct strbuf fn = STRBUF_INIT;
 		if (inside_project(c, files.v[i], &fn))
-			rc = add_source(c, "source", files.v[i]);
+			rc = add_source(c, "source", files.v[i], (int)lang);
 		sb_release(&fn);
 	}
 out:
@@ -530,7 +538,7 @@ static int closure_replay(struct ctx *c, const struct strbuf *rec)
 /* A source and everything it pulls in. The whole closure (files with their
  * digests, and the directories resolution looked into) is cached under the
  * top file, so a hit stats each file once and parses nothing. */
-static int add_tree(struct ctx *c, const char *kind, const char *path)
+static int add_tree(struct ctx *c, const char *kind, const char *path, int runner)
 {
 	struct strbuf key = STRBUF_INIT, rec = STRBUF_INIT, abs = STRBUF_INIT;
 	struct stat sb;
@@ -538,10 +546,10 @@ static int add_tree(struct ctx *c, const char *kind, const char *path)
 	int rc;
 	make_abs(c, path, &abs);
 	if (!is_file(abs.buf, &sb)) {
-		rc = add_source(c, kind, path); /* reports the error */
+		rc = add_source(c, kind, path, runner); /* reports the error */
 		goto out;
 	}
-	sb_addf(&key, "closure:%s:%d:%d:%s", kind, c->raw, c->follow, abs.buf);
+	sb_addf(&key, "closure:%s:%d:%d:%d:%s", kind, c->raw, c->follow, runner, abs.buf);
 	for (size_t i = 0; i < c->pyroots.n; i++)
 		sb_addf(&key, ":%s", c->pyroots.v[i]);
 	if (store_cache_get(c->st, key.buf, KIND_CLOSURE, &sb, &d, &rec) == 1 && closure_replay(c, &rec)) {
@@ -557,7 +565,7 @@ static int add_tree(struct ctx *c, const char *kind, const char *path)
 		sv_release(&c->probes);
 		sb_reset(&c->files);
 		c->quiet = 1;
-		rc = add_source(c, kind, path);
+		rc = add_source(c, kind, path, runner);
 		if (rc < 0 || c->docs || c->raw || !c->reads_docs)
 			break;
 		run_truncate_parts(c->r, nparts);
@@ -753,12 +761,18 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 			sb_add(&dir, exe.buf, (size_t)(slash - exe.buf));
 			sv_push(&c.pyroots, dir.buf);
 			add_pythonpath(&c);
-			if (add_tree(&c, "script", exe.buf) < 0)
+			if (add_tree(&c, "script", exe.buf, -1) < 0)
 				goto out;
 		}
 		goto deps;
 	}
 	int i = find_script_arg(fam, argv, start, &module);
+	/* the interpreter says the language of a script without an extension
+	 * (bash build, python3 tool); one we do not tokenize (zsh, python2)
+	 * leaves it to the extension and the "#!" line */
+	int runner = canon_lang_of_exe(exe.buf);
+	if (runner == CANON_RAW && (fam == FAM_PY || fam == FAM_SH))
+		runner = -1;
 	if (module && fam == FAM_PY) {
 		/* python -m: sys.path[0] is the working directory */
 		struct strvec files = STRVEC_INIT;
@@ -780,7 +794,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 		for (size_t k = 0; k < files.n; k++) {
 			struct strbuf fn = STRBUF_INIT;
 			if (inside_project(&c, files.v[k], &fn))
-				ok = add_tree(&c, k + 1 == files.n ? "script" : "source", files.v[k]);
+				ok = add_tree(&c, k + 1 == files.n ? "script" : "source", files.v[k], runner);
 			sb_release(&fn);
 			if (ok < 0)
 				break;
@@ -818,7 +832,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 	sb_setlen(&dir, (size_t)(slash - dir.buf));
 	sv_push(&c.pyroots, dir.buf);
 	add_pythonpath(&c);
-	rc = add_tree(&c, "script", script);
+	rc = add_tree(&c, "script", script, runner);
 	sb_release(&main_py);
 	if (rc < 0)
 		goto out;
@@ -837,7 +851,7 @@ deps:
 		}
 		int bad = 0;
 		for (size_t j = 0; !bad && j < g.gl_pathc; j++)
-			bad = add_tree(&c, "dep", g.gl_pathv[j]) < 0;
+			bad = add_tree(&c, "dep", g.gl_pathv[j], -1) < 0;
 		globfree(&g);
 		if (bad) {
 			err_set("--dep %s: %s", pat, err_msg());

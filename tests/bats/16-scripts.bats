@@ -457,6 +457,32 @@ source lib2.sh"
 	[ "$(would -- bash a.sh)" = run ]
 }
 
+@test "a file without an extension is in the language of what runs it: bash build, python3 tool, a sourced ./common" {
+	printf 'echo "target=$TARGET"\n' > build
+	printf 'import os\nprint(os.environ.get("PN"))\n' > tool
+	printf '. ./common\necho "main"\n' > main.sh
+	printf 'echo "common=$CV"\n' > common
+	export TARGET=x86 PN=1 CV=1
+	[ "$(verdict -- bash build)" = miss ]
+	[ "$(verdict -- python3 tool)" = miss ]
+	[ "$(verdict -- bash main.sh)" = miss ]
+	export TARGET=arm PN=2 CV=2
+	run cashet exec -- bash build
+	assert_output target=arm
+	run cashet exec -- python3 tool
+	assert_output 2
+	run cashet exec -- bash main.sh
+	assert_output "common=2
+main"
+	# and they are read as shell and Python: a comment is cosmetic
+	printf '# which target\necho "target=$TARGET"\n' > build
+	printf '# the name\nimport os\nprint(os.environ.get("PN"))\n' > tool
+	printf '# shared\necho "common=$CV"\n' > common
+	[ "$(verdict -- bash build)" = hit ]
+	[ "$(verdict -- python3 tool)" = hit ]
+	[ "$(verdict -- bash main.sh)" = hit ]
+}
+
 @test "sh: 'bash -c CODE' has no script: the code is in argv" {
 	echo 'echo from-file' > code.sh
 	[ "$(verdict -- bash -c 'echo one # c')" = miss ]
@@ -620,8 +646,8 @@ source env.sh"
 	touch -d '1 hour ago' main.py pkg pkg/sub pkg/*.py pkg/sub/*.py .
 	sleep 2.1
 	[ "$(verdict -- python3 main.py)" = miss ]
-	# the premise: the closure of main.py was cached (stat cache, kind 3)
-	[ "$(python3 -c 'import sqlite3; print(sqlite3.connect(".cashet/index.db").execute("SELECT count(*) FROM statcache WHERE kind = 7 AND path LIKE ?", ("closure:script:%/main.py:%",)).fetchone()[0])')" = 1 ]
+	# the premise: the closure of main.py was cached (stat cache, kind 11)
+	[ "$(python3 -c 'import sqlite3; print(sqlite3.connect(".cashet/index.db").execute("SELECT count(*) FROM statcache WHERE kind = 11 AND path LIKE ?", ("closure:script:%/main.py:%",)).fetchone()[0])')" = 1 ]
 	[ "$(verdict -- python3 main.py)" = hit ]
 	[ "$(would -- python3 main.py)" = hit ]
 	# a cosmetic edit deep down: the cache is stale, the key is not

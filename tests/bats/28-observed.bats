@@ -80,6 +80,21 @@ miss_then_hit() {
 	[ "$(verdict -- python3 train.py)" = miss ]
 }
 
+@test "a variable a script without an extension names, or a file it sources, is an input: bash build, . ./common" {
+	printf 'echo "target=$TARGET"\n' > build
+	printf '. ./common\necho "main"\n' > main.sh
+	printf 'echo "common=$CV"\n' > common
+	export TARGET=x86 CV=1
+	miss_then_hit -- bash build
+	miss_then_hit -- bash main.sh
+	export TARGET=arm CV=2
+	run cashet exec -- bash build
+	assert_output target=arm
+	run cashet exec -- bash main.sh
+	assert_output "common=2
+main"
+}
+
 @test "importlib.import_module, exec(open()), sys.path.insert: each module is an input" {
 	mkdir lib
 	echo 'X = 1' > plugin.py
