@@ -840,3 +840,260 @@ int canon_python(const char *src, size_t len, struct strbuf *out, struct strvec 
 {
 	return canon_python_lines(src, len, out, imports, NULL);
 }
+
+/* ---- the environment variables code names ---- */
+
+/* A token of the environment scan: comments, blanks and line breaks are
+ * gone, so a call split over lines reads as on one. val is a string
+ * literal's text when it is plain (no escape, no field), else NULL. */
+struct etok {
+	enum tok_type type;
+	const char *s, *val;
+	size_t len, vlen;
+};
+
+struct escan {
+	struct etok *t;
+	size_t n, alloc;
+	struct strvec objs; /* names bound to the environment (env = os.environ) */
+	struct strvec gets; /* names bound to a getter (g = os.getenv) */
+};
+
+static void etok_add(struct escan *e, enum tok_type type, const char *s, size_t len, const char *val, size_t vlen)
+{
+	if (e->n == e->alloc) {
+		e->alloc = e->alloc ? e->alloc * 2 : 256;
+		e->t = xrealloc(e->t, e->alloc * sizeof(*e->t));
+	}
+	e->t[e->n++] = (struct etok){ type, s, val, len, vlen };
+}
+
+/* A string's text between its quotes when nothing in it is decoded. */
+static void plain_value(const char *s, size_t q, size_t end, unsigned flags, const char **val, size_t *vlen)
+{
+	size_t nq = end - q >= 6 && s[q + 1] == s[q] && s[q + 2] == s[q] ? 3 : 1;
+	const char *v = s + q + nq;
+	size_t n = end - q - 2 * nq;
+	*val = NULL;
+	if ((flags & S_FMT) || memchr(v, '\\', n))
+		return;
+	*val = v;
+	*vlen = n;
+}
+
+static void escan_tokens(struct escan *e, const char *s, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+		size_t st = i;
+		if (c == '#') {
+			while (i < len && s[i] != '\n')
+				i++;
+			continue;
+		}
+		if (c == ' ' || c == '\t' || c == '\f' || c == '\r' || c == '\n' || c == '\\') {
+			i++;
+			continue;
+		}
+		if (is_name_start(c) || c == '\'' || c == '"') {
+			unsigned f = 0;
+			while (i < len && is_name_char((unsigned char)s[i]))
+				i++;
+			if (i < len && (s[i] == '\'' || s[i] == '"') &&
+			    (i == st || string_prefix(s + st, i - st, &f))) {
+				size_t q = i;
+				if (scan_string(s, len, &i, f, 0) < 0) {
+					err_clear();
+					i = q + 1; /* not a string we know: go on after its quote */
+					continue;
+				}
+				const char *val;
+				size_t vlen = 0;
+				plain_value(s, q, i, f, &val, &vlen);
+				etok_add(e, T_STRING, s + st, i - st, val, vlen);
+			} else {
+				etok_add(e, T_NAME, s + st, i - st, NULL, 0);
+			}
+			continue;
+		}
+		if (is_digit((char)c)) {
+			while (i < len && (is_name_char((unsigned char)s[i]) || s[i] == '.'))
+				i++;
+			etok_add(e, T_NUMBER, s + st, i - st, NULL, 0);
+			continue;
+		}
+		etok_add(e, T_OP, s + st, 1, NULL, 0);
+		i++;
+	}
+}
+
+static int et_is(const struct escan *e, size_t i, const char *text)
+{
+	return i < e->n && e->t[i].len == strlen(text) && !memcmp(e->t[i].s, text, e->t[i].len);
+}
+
+static int et_in(const struct escan *e, size_t i, const struct strvec *names)
+{
+	for (size_t k = 0; i < e->n && e->t[i].type == T_NAME && k < names->n; k++)
+		if (et_is(e, i, names->v[k]))
+			return 1;
+	return 0;
+}
+
+static size_t env_getter(const struct escan *e, size_t i);
+static size_t env_obj(const struct escan *e, size_t i);
+
+/* Past a module path (os., a.b.) to the environment or getter after it. */
+static size_t skip_path(const struct escan *e, size_t i)
+{
+	size_t j = i;
+	while (j + 2 < e->n && !env_obj(e, j) && !env_getter(e, j) && e->t[j].type == T_NAME && et_is(e, j + 1, "."))
+		j += 2;
+	return env_obj(e, j) || env_getter(e, j) ? j : i;
+}
+
+/* The environment itself at i (os.environ, environ, an alias, dict() of
+ * one, .copy() of one): the index after it, 0 if none. */
+static size_t env_obj(const struct escan *e, size_t i)
+{
+	size_t j = 0;
+	if (et_is(e, i, "environ") || et_is(e, i, "environb") || et_in(e, i, &e->objs))
+		j = i + 1;
+	else if (et_is(e, i, "dict") && et_is(e, i + 1, "(") && (j = env_obj(e, skip_path(e, i + 2))) &&
+		 et_is(e, j, ")"))
+		j++;
+	else
+		return 0;
+	while (et_is(e, j, ".") && et_is(e, j + 1, "copy") && et_is(e, j + 2, "(") && et_is(e, j + 3, ")"))
+		j += 4;
+	return j;
+}
+
+/* A getter at i (os.getenv, getenvb, an alias): the index after it. */
+static size_t env_getter(const struct escan *e, size_t i)
+{
+	return et_is(e, i, "getenv") || et_is(e, i, "getenvb") || et_in(e, i, &e->gets) ? i + 1 : 0;
+}
+
+/* Adjacent literals from i ("A" "B" is "AB") as one name: 1 if plain. */
+static int literal_at(const struct escan *e, size_t i, size_t *after, struct strbuf *name)
+{
+	sb_reset(name);
+	size_t j = i;
+	for (; j < e->n && e->t[j].type == T_STRING; j++) {
+		if (!e->t[j].val)
+			return 0;
+		sb_add(name, e->t[j].val, e->t[j].vlen);
+	}
+	*after = j;
+	return j > i;
+}
+
+static void push_env_name(struct strvec *names, const struct strbuf *name)
+{
+	if (!name->len)
+		return;
+	for (size_t i = 0; i < name->len; i++) {
+		char c = name->buf[i];
+		if (!is_name_char((unsigned char)c) && c != '-' && c != '.')
+			return;
+	}
+	for (size_t i = 0; i < names->n; i++)
+		if (!strcmp(names->v[i], name->buf))
+			return;
+	sv_push(names, name->buf);
+}
+
+/* A call's first argument, positional or key=: the literal name. */
+static int call_arg(const struct escan *e, size_t i, struct strbuf *name)
+{
+	size_t after;
+	if (!et_is(e, i, "("))
+		return 0;
+	i++;
+	if (i < e->n && e->t[i].type == T_NAME && et_is(e, i + 1, "=") && !et_is(e, i + 2, "="))
+		i += 2;
+	return i < e->n && literal_at(e, i, &after, name);
+}
+
+/* Names bound to the environment or a getter: "env = os.environ",
+ * "from os import getenv as g". Returns how many were new. */
+static int find_aliases(struct escan *e)
+{
+	int added = 0;
+	for (size_t i = 0; i + 2 < e->n; i++) {
+		const struct etok *t = &e->t[i];
+		size_t j = i + 2;
+		if (t->type != T_NAME || !et_is(e, i + 1, "=") || et_is(e, i + 2, "=") || (i && et_is(e, i - 1, ".")))
+			continue;
+		/* a module path before the object: os.environ, a.b.getenv */
+		j = skip_path(e, j);
+		size_t end = env_obj(e, j);
+		struct strvec *to = &e->objs;
+		if (!end) {
+			end = env_getter(e, j);
+			to = &e->gets;
+		}
+		/* os.environ.get(...) is a value, not the environment */
+		if (!end || et_is(e, end, ".") || et_is(e, end, "[") || et_is(e, end, "("))
+			continue;
+		char *n = xstrndup(t->s, t->len);
+		if (!et_in(e, i, to)) {
+			sv_push(to, n);
+			added++;
+		}
+		free(n);
+	}
+	for (size_t i = 0; i + 2 < e->n; i++) {
+		if (!et_is(e, i + 1, "as") || e->t[i + 2].type != T_NAME || et_is(e, i + 2, "as"))
+			continue;
+		struct strvec *to = env_obj(e, i) ? &e->objs : env_getter(e, i) ? &e->gets : NULL;
+		if (!to || et_in(e, i + 2, to))
+			continue;
+		char *n = xstrndup(e->t[i + 2].s, e->t[i + 2].len);
+		sv_push(to, n);
+		free(n);
+		added++;
+	}
+	return added;
+}
+
+void canon_python_env_refs(const char *src, size_t len, struct strvec *names)
+{
+	static const char *const reads[] = { "get", "setdefault", "pop", "__getitem__", "__contains__", NULL };
+	struct escan e = { 0 };
+	struct strbuf name = STRBUF_INIT;
+	size_t after;
+
+	escan_tokens(&e, src, len);
+	for (int pass = 0; pass < 4 && find_aliases(&e); pass++)
+		;
+	for (size_t i = 0; i < e.n; i++) {
+		size_t j = env_obj(&e, i);
+		if (j) {
+			/* os.environ["X"], os.environ.get("X"), .pop, ... */
+			if (et_is(&e, j, "[") && literal_at(&e, j + 1, &after, &name) && et_is(&e, after, "]"))
+				push_env_name(names, &name);
+			for (int k = 0; reads[k]; k++)
+				if (et_is(&e, j, ".") && et_is(&e, j + 1, reads[k]) && call_arg(&e, j + 2, &name))
+					push_env_name(names, &name);
+		}
+		/* "X" in os.environ, "X" not in os.environ */
+		if (et_is(&e, i, "in") && env_obj(&e, skip_path(&e, i + 1))) {
+			size_t k = i && et_is(&e, i - 1, "not") ? i - 1 : i;
+			size_t first = k;
+			while (first && e.t[first - 1].type == T_STRING)
+				first--;
+			if (first < k && literal_at(&e, first, &after, &name) && after == k)
+				push_env_name(names, &name);
+		}
+		j = env_getter(&e, i);
+		if (j && call_arg(&e, j, &name))
+			push_env_name(names, &name);
+	}
+	free(e.t);
+	sv_release(&e.objs);
+	sv_release(&e.gets);
+	sb_release(&name);
+}

@@ -339,10 +339,6 @@ struct env_call {
 	enum quoting q;
 };
 
-/* Python: os.environ["X"], .get, .setdefault, .pop, os.getenv("X") */
-static const struct env_call python_calls[] = { { "environ[", QUOTED },     { "environ.get(", QUOTED },
-						{ "getenv(", QUOTED },      { "environ.setdefault(", QUOTED },
-						{ "environ.pop(", QUOTED }, { NULL, BARE } };
 /* a script in a language cashet does not tokenize (its comments count
  * too): Node's process.env.X and ["X"], Ruby's ENV["X"] and fetch,
  * Perl's $ENV{X}, R's Sys.getenv("X"), C's and PHP's getenv("X") */
@@ -414,7 +410,7 @@ void canon_env_refs(enum canon_lang lang, const char *s, size_t len, struct strv
 		sh_refs(s, end, names);
 		break;
 	case CANON_PYTHON:
-		scan_calls(s, end, python_calls, names);
+		canon_python_env_refs(s, len, names);
 		break;
 	case CANON_RAW:
 		/* a zsh or ksh script, or one whose language is not known, may

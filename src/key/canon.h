@@ -83,6 +83,9 @@ int canon_sh(const char *src, size_t len, struct strbuf *out, struct strvec *sou
  * pushed once: what a script reads of its environment, to be hashed with
  * it. One computed at run time is not seen. */
 void canon_env_refs(enum canon_lang lang, const char *src, size_t len, struct strvec *names);
+/* The Python part of it, on tokens: blanks, line breaks and comments
+ * between them do not matter (os.environ.get(\n"X")). */
+void canon_python_env_refs(const char *src, size_t len, struct strvec *names);
 /* Whether a variable a program reads with getenv (traced, not named in a
  * source) is left out of the key: those a shell sets itself, PATH and
  * CASHET_* (as canon_env_refs leaves them out), and the session's own,

@@ -19,7 +19,8 @@ enum family { FAM_NONE, FAM_PY, FAM_SH, FAM_NODE, FAM_PERL, FAM_RUBY, FAM_R };
 
 /* Stat-cache kinds (renumbered when what they hold changes: 5-8 from when
  * the deps gained the environment variables a source names, "$NAME"; 9-12
- * from when the language of what runs a file counts). A file's entry
+ * from when the language of what runs a file counts and the scanners read
+ * more forms: old deps would miss names). A file's entry
  * depends on its runner (the language of the interpreter or the sourcing
  * script, see canon_detect_run): KIND_RUNNER apart for each. */
 #define KIND_CANON 9       /* canonical digest + deps */

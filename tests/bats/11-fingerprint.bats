@@ -349,6 +349,31 @@ PY
 	[ "$(verdict --trace=off -- python3 job.py)" = miss ]
 }
 
+@test "Python reads the environment over several lines, with spaces, in other literal forms and through an alias: each is hashed" {
+	cat > job.py <<-'EOF'
+	import os
+	from os import getenv as g
+	env = os.environ
+	mode = os.environ.get(
+	    "MODE")
+	print(mode, os.getenv(
+	'P2'), os.environ[
+	'P3'], os.environ .get('P4'), 'P5' in os.environ, 'P6' not in os.environ,
+	      os.getenv(key='P7'), os.environ.get("""P8"""), os.environb.get(b'P9'),
+	      os.getenvb(b'P10'), env.get('P11'), g('P12'))
+	EOF
+	export P3=0
+	[ "$(verdict -- python3 job.py)" = miss ]
+	[ "$(verdict -- python3 job.py)" = hit ]
+	for v in MODE P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12; do
+		export "$v=1"
+		[ "$(verdict -- python3 job.py)" = miss ]
+		[ "$(verdict -- python3 job.py)" = hit ]
+	done
+	run cashet exec -- python3 job.py
+	assert_output "1 1 1 1 True False 1 1 b'1' b'1' 1 1"
+}
+
 @test "a Node or Perl script's process.env.NAME and \$ENV{NAME} are hashed too" {
 	echo 'console.log(process.env.RATE)' > job.js
 	echo 'print "$ENV{RATE}\n";' > job.pl
