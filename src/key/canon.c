@@ -366,7 +366,107 @@ static void scan_calls(const char *s, const char *end, const struct env_call *ca
 	}
 }
 
-/* $NAME and ${NAME...} in shell code. */
+static void sh_ref(struct strvec *names, const struct strvec *locals, const char *q, size_t n)
+{
+	if (n && !not_from_env(q, n) && !name_in(locals, q, n))
+		push_name(names, q, n);
+}
+
+/* Every identifier in an arithmetic text (an index, $((...)), let):
+ * there a bare name is a variable. Numbers (0x1f, 16#ff) are skipped. */
+static void arith_refs(const char *p, const char *e, struct strvec *names, const struct strvec *locals)
+{
+	while (p < e) {
+		if (isdigit((unsigned char)*p)) {
+			while (p < e && (isalnum((unsigned char)*p) || *p == '#' || *p == '_'))
+				p++;
+			continue;
+		}
+		size_t n = name_len(p, e);
+		if (n) {
+			sh_ref(names, locals, p, n);
+			p += n;
+		} else {
+			p++;
+		}
+	}
+}
+
+static const char *end_of_command(const char *p, const char *end)
+{
+	while (p < end && !strchr(";\n&|)", *p))
+		p++;
+	return p;
+}
+
+static int word_at(const char *p, const char *end, const char *w)
+{
+	size_t n = strlen(w);
+	return (size_t)(end - p) >= n && !memcmp(p, w, n) && (p + n == end || strchr(" \t\n;&|)<>", p[n]));
+}
+
+/* A command at p that reads variables by name, not with $: printenv,
+ * env, let, declare -i / -p, typeset, [[ -v N ]], test -v. */
+static void command_refs(const char *p, const char *end, struct strvec *names, const struct strvec *locals)
+{
+	const char *e = end_of_command(p, end);
+	int printenv = word_at(p, e, "printenv"), env = word_at(p, e, "env");
+	if (printenv || env) {
+		/* names as words; none at all dumps the whole environment (an
+		 * env with arguments runs a command) */
+		const char *q = p + (printenv ? 8 : 3);
+		int args = 0;
+		while (q < e) {
+			while (q < e && (*q == ' ' || *q == '\t'))
+				q++;
+			if (q >= e || *q == '>' || *q == '<' ||
+			    (isdigit((unsigned char)*q) && q + 1 < e && q[1] == '>'))
+				break;
+			const char *w = q;
+			while (q < e && !strchr(" \t", *q))
+				q++;
+			size_t n = name_len(w, q);
+			args = 1;
+			if (strpbrk(w, "$`(\"'") && (size_t)(strpbrk(w, "$`(\"'") - w) < (size_t)(q - w))
+				break; /* a word built at run time: what follows is its own */
+			if (printenv && n == (size_t)(q - w))
+				sh_ref(names, locals, w, n);
+		}
+		if (!args)
+			push_name(names, "*", 1);
+		return;
+	}
+	if (word_at(p, e, "let")) {
+		arith_refs(p + 3, e, names, locals);
+		return;
+	}
+	if (word_at(p, e, "declare") || word_at(p, e, "typeset") || word_at(p, e, "local")) {
+		int arith = 0, print = 0;
+		for (const char *q = p; q < e;) {
+			while (q < e && (*q == ' ' || *q == '\t'))
+				q++;
+			const char *w = q;
+			while (q < e && !strchr(" \t", *q))
+				q++;
+			if (*w == '-') {
+				arith |= memchr(w, 'i', (size_t)(q - w)) != NULL;
+				print |= memchr(w, 'p', (size_t)(q - w)) != NULL;
+				continue;
+			}
+			const char *eq = memchr(w, '=', (size_t)(q - w));
+			if (arith && eq)
+				arith_refs(eq + 1, q, names, locals);
+			size_t n = name_len(w, q);
+			if (print && n == (size_t)(q - w))
+				sh_ref(names, locals, w, n);
+		}
+	}
+}
+
+/* $NAME and ${NAME...} in shell code, and the names it reads otherwise:
+ * ${#N}, ${!N}, ${a[N]}, arithmetic, [[ -v N ]], printenv N. ${!P_*}
+ * and a bare env or printenv read many at once: the pattern ("P_*",
+ * "*") is pushed, as -e takes one. */
 static void sh_refs(const char *s, const char *end, struct strvec *names)
 {
 	/* a lower-case name the code assigns ("lr=0.1", "for f in")
@@ -389,14 +489,48 @@ static void sh_refs(const char *s, const char *end, struct strvec *names)
 			size_t n = name_len(w, end);
 			if (n && has_lower(w, n) && (w != p || (w + n < end && w[n] == '=')) && !name_in(names, w, n))
 				sv_push_nocopy(&pending, xstrndup(w, n));
+			command_refs(p, end, names, &locals);
+		}
+		if (word_start && end - p > 4 && !memcmp(p, "-v ", 3)) {
+			/* [[ -v N ]], test -v N: the word after it is a name */
+			const char *b = p;
+			while (b > s && (b[-1] == ' ' || b[-1] == '\t'))
+				b--;
+			if ((b - s >= 2 && !memcmp(b - 2, "[[", 2)) || (b - s >= 1 && (b[-1] == '[' || b[-1] == '!')) ||
+			    (b - s >= 4 && !memcmp(b - 4, "test", 4)))
+				sh_ref(names, &locals, p + 3, name_len(p + 3, end));
+		}
+		if (*p == '(' && end - p > 1 && p[1] == '(') {
+			/* ((...)) and $((...)): arithmetic up to the "))" */
+			const char *e = p + 2;
+			while (e + 1 < end && !(e[0] == ')' && e[1] == ')') && *e != '\n')
+				e++;
+			arith_refs(p + 2, e, names, &locals);
 		}
 		word_start = strchr(" \t\n;&|({", *p) != NULL;
 		if (*p != '$')
 			continue;
 		const char *q = p + 1 < end && p[1] == '{' ? p + 2 : p + 1;
+		if (q == p + 2 && q + 1 < end && (*q == '#' || *q == '!') && name_len(q + 1, end))
+			q++; /* ${#N}: its length; ${!N}: N holds the name read */
 		size_t n = name_len(q, end);
-		if (n && !not_from_env(q, n) && !name_in(&locals, q, n))
-			push_name(names, q, n);
+		if (q[-1] == '!' && q + n + 1 < end && (q[n] == '*' || q[n] == '@') && q[n + 1] == '}') {
+			/* ${!P_*}: every variable named so */
+			char *pat = xstrndup(q, n + 1);
+			pat[n] = '*';
+			if (!name_in(names, pat, n + 1))
+				sv_push_nocopy(names, pat);
+			else
+				free(pat);
+			continue;
+		}
+		sh_ref(names, &locals, q, n);
+		if (q != p + 1 && q + n < end && q[n] == '[') {
+			/* ${a[N]}: an index is arithmetic */
+			const char *e = memchr(q + n, ']', (size_t)(end - q - n));
+			if (e)
+				arith_refs(q + n + 1, e, names, &locals);
+		}
 	}
 	sv_release(&locals);
 	sv_release(&pending);

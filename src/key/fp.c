@@ -2,6 +2,7 @@
  * matters, it is hashed: a spurious miss costs a run, a false hit replays a
  * stale result. */
 #include "key/fp.h"
+#include "key/canon.h"
 #include "key/dirscan.h"
 #include "key/params.h"
 #include "key/script.h"
@@ -18,6 +19,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+static int has_glob(const char *s)
+{
+	return strpbrk(s, "*?[") != NULL;
+}
 
 const char *fp_getenv(char *const *env, const char *name)
 {
@@ -185,11 +191,6 @@ static int add_path(struct store *st, const struct strvec *outputs, struct run_r
 	return dirscan_add(st, outputs, r, path);
 }
 
-static int has_glob(const char *s)
-{
-	return strpbrk(s, "*?[") != NULL;
-}
-
 static int add_input(struct store *st, const struct fp_spec *spec, const struct strvec *outputs, struct run_record *r,
 		     const char *pattern)
 {
@@ -236,9 +237,41 @@ static int secret_name(const char *name)
 	return 0;
 }
 
+/* A pattern the code names (${!P_*}, a bare env: canon_env_refs): the
+ * names and values of what it matches, in order, but for the variables a
+ * shell sets itself and the session's own (canon_env_ambient), which the
+ * code does not compute with. */
+static void env_pattern_digest(char *const *env, const char *pattern, struct digest *d, size_t *count)
+{
+	struct strvec vars = STRVEC_INIT;
+	struct strbuf all = STRBUF_INIT;
+	fsrec_env_list(pattern);
+	for (char *const *e = env; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		char *name = xstrndup(*e, (size_t)(eq - *e));
+		if (fnmatch(pattern, name, 0) == 0 && !canon_env_ambient(name))
+			sv_push(&vars, *e);
+		free(name);
+	}
+	sv_sort(&vars);
+	for (size_t i = 0; i < vars.n; i++)
+		sb_add(&all, vars.v[i], strlen(vars.v[i]) + 1);
+	digest_of(all.buf ? all.buf : "", all.len, d);
+	*count = vars.n;
+	sv_release(&vars);
+	sb_release(&all);
+}
+
 void fp_env_digest(char *const *env, const char *name, struct digest *d)
 {
 	struct hasher h;
+	size_t count;
+	if (has_glob(name)) {
+		env_pattern_digest(env, name, d, &count);
+		return;
+	}
 	const char *v = fp_getenv(env, name);
 	hasher_init(&h);
 	/* Unset and empty are different. */
@@ -253,6 +286,12 @@ void fp_add_env(struct run_record *r, char *const *env, const char *name)
 	if (has_part(r, "env", name))
 		return; /* named twice: by -e and by a script, say */
 	struct digest d;
+	if (has_glob(name)) {
+		size_t count;
+		env_pattern_digest(env, name, &d, &count);
+		run_add_part(r, "env", name, &d)->detail = xstrdup(count == 1 ? "1 variable" : "some variables");
+		return;
+	}
 	const char *v = fp_getenv(env, name);
 	fp_env_digest(env, name, &d);
 	struct run_part *p = run_add_part(r, "env", name, &d);

@@ -126,17 +126,18 @@ load helper
 
 @test "--force runs again and the new run is the one replayed afterwards" {
 	cashet init > /dev/null
-	# X is neither declared (-e) nor named by the code: not in the key
-	X=one run cashet exec -- sh -c "$(counted 'printenv X')"
+	# X is neither declared (-e) nor named by the code (the name is built
+	# at run time): not in the key
+	X=one run cashet exec -- sh -c "$(counted 'printenv $(echo X)')"
 	assert_output one
-	X=two run cashet exec -- sh -c "$(counted 'printenv X')"
+	X=two run cashet exec -- sh -c "$(counted 'printenv $(echo X)')"
 	assert_output one
 	[ "$(run_count)" = 1 ]
-	X=two run cashet exec --force -- sh -c "$(counted 'printenv X')"
+	X=two run cashet exec --force -- sh -c "$(counted 'printenv $(echo X)')"
 	assert_success
 	assert_output two
 	[ "$(run_count)" = 2 ]
-	X=three run cashet exec -- sh -c "$(counted 'printenv X')"
+	X=three run cashet exec -- sh -c "$(counted 'printenv $(echo X)')"
 	assert_output two
 	[ "$(run_count)" = 2 ]
 	[ "$(log_count)" = 2 ]

@@ -307,9 +307,9 @@ PY
 	[ "$(run_count)" = 2 ]
 	U=3 run cashet why -- sh -c "$(counted 'echo ${U}')"
 	assert_line "  env U changed: 2 -> 3"
-	# printenv names it only at run time: not seen
-	V=1 run cashet exec -- sh -c "$(counted 'printenv V')"
-	V=2 run cashet exec -- sh -c "$(counted 'printenv V')"
+	# a name built at run time is not seen
+	V=1 run cashet exec -- sh -c "$(counted 'printenv $(echo V)')"
+	V=2 run cashet exec -- sh -c "$(counted 'printenv $(echo V)')"
 	assert_output 1
 }
 
@@ -372,6 +372,36 @@ PY
 	done
 	run cashet exec -- python3 job.py
 	assert_output "1 1 1 1 True False 1 1 b'1' b'1' 1 1"
+}
+
+@test "shell reads a variable without \$NAME: \${#N}, arithmetic, let, declare -i, an index, -v, declare -p, printenv; \${!P_*} and a bare env take every match" {
+	cat > job.sh <<-'EOF'
+	a=(p q r)
+	let x=S4+1
+	declare -i y=S5
+	typeset -i z=S6
+	echo ${#S1} $((S2+0)) $(( S3 > 3 )) $x $y $z ${a[S7]}
+	[[ -v S8 ]] && echo S8 set
+	declare -p S9 2> /dev/null | wc -l
+	printenv S10
+	echo ${!P_*} ${!Q_@}
+	env | grep -c '^R_' || :
+	EOF
+	export S1=1 S2=1 S3=1 S4=1 S5=1 S6=1 S7=0 S10=1
+	[ "$(verdict -- bash job.sh)" = miss ]
+	[ "$(verdict -- bash job.sh)" = hit ]
+	for v in S1=22 S2=2 S3=5 S4=2 S5=2 S6=2 S7=1 S8= S9=1 S10=2 P_A=1 Q_B=1 R_C=1; do
+		export "$v"
+		[ "$(verdict -- bash job.sh)" = miss ]
+		[ "$(verdict -- bash job.sh)" = hit ]
+	done
+	run cashet exec -- bash job.sh
+	assert_output "2 2 1 3 2 2 q
+S8 set
+1
+2
+P_A Q_B
+1"
 }
 
 @test "a Node or Perl script's process.env.NAME and \$ENV{NAME} are hashed too" {

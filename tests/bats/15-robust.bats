@@ -53,9 +53,10 @@ cashet_bin() {
 }
 
 @test "a claim left by a kill -9'ed cashet is taken over at once" {
-	# D is neither declared nor named by the code (printenv reads it):
+	# D is neither declared nor named by the code (printenv reads it under
+	# a name built at run time):
 	# both invocations share a fingerprint.
-	cmd='echo $$ > child.pid; sleep $(printenv D || echo 0); echo done'
+	cmd='echo $$ > child.pid; sleep $(printenv $(echo D) || echo 0); echo done'
 	D=30 cashet exec -- sh -c "$cmd" > /dev/null 2>&1 3>&- &
 	cpid=$!
 	track_pid "$cpid"
@@ -272,7 +273,7 @@ cashet_bin() {
 }
 
 @test "SIGINT while waiting for another process's claim exits 130 promptly" {
-	cmd='echo $$ > child.pid; sleep $(printenv D || echo 0); echo done'
+	cmd='echo $$ > child.pid; sleep $(printenv $(echo D) || echo 0); echo done'
 	D=30 cashet exec -- sh -c "$cmd" > /dev/null 2>&1 3>&- &
 	owner=$!
 	track_pid "$owner"

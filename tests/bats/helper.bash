@@ -27,12 +27,13 @@ setup() {
 # unchanged) from a miss. The count is kept outside the project: a file
 # written inside it and not declared would be named on stderr after each
 # run (observed inputs).
-# Its path comes from RUNS_COUNT, read through printenv: a variable the
-# code names literally ($RUNS_COUNT) is part of the key, and the counter is
+# Its path comes from RUNS_COUNT, read under a name built at run time: a
+# variable the code names literally ($RUNS_COUNT, printenv RUNS_COUNT) is
+# part of the key, and the counter is
 # the tests' side channel, not an input (a test that plays a second
 # machine points it elsewhere).
 counted() {
-	echo "echo x >> \"\$(printenv RUNS_COUNT)\"; $*"
+	echo "echo x >> \"\$(printenv \$(echo RUNS_COUNT))\"; $*"
 }
 
 run_count() {
@@ -254,9 +255,9 @@ assert_empty_values() {
 # here). make_link_runs makes them; check_link_replays, in another project
 # that got them (an archive, a remote), replays A and expects B's replay
 # refused and nothing written outside.
-# PWN is read through printenv: not named by the code, it is not in the
-# key, so the harmless replay finds the run made with it.
-LINK_B='if [ -n "$(printenv PWN)" ]; then mkdir -p "$0" && echo pwned > "$0/x"; fi'
+# PWN is read under a name built at run time: not named by the code, it is
+# not in the key, so the harmless replay finds the run made with it.
+LINK_B='if [ -n "$(printenv $(echo PWN))" ]; then mkdir -p "$0" && echo pwned > "$0/x"; fi'
 
 make_link_runs() {
 	outside="$BATS_TEST_TMPDIR/outside"

@@ -376,7 +376,15 @@ static void env_is(enum canon_lang lang, const char *code, const char *want)
 static void env_refs(void **state)
 {
 	(void)state;
-	env_is(CANON_SH, "echo $A ${B:-x} \"$C\"$A $1 $@ $? $$ ${#D} $RANDOM $PWD $BASH_VERSION $_E9", "A B C _E9");
+	env_is(CANON_SH, "echo $A ${B:-x} \"$C\"$A $1 $@ $? $$ ${#D} $RANDOM $PWD $BASH_VERSION $_E9", "A B C D _E9");
+	/* names read without a $: arithmetic, an index, -v, declare, printenv */
+	env_is(CANON_SH,
+	       "echo $((N1+0)) ${a[N2]}\n(( N3 > 3 ))\nlet x=N4+1\ndeclare -i y=N5 z\ntypeset -p N6\n"
+	       "[[ -v N7 ]]; printenv N8 > out; echo $((0x1f + 16#ff))",
+	       "N1 a N2 N3 x N4 N5 N6 N7 N8");
+	/* many at once: a pattern, as -e takes; an env that runs a command
+	 * dumps nothing */
+	env_is(CANON_SH, "echo ${!P_*} ${!Q_@}; env | grep X; env A=1 cmd; printenv $(echo V)", "P_* Q_* *");
 	env_is(CANON_PYTHON,
 	       "import os\nos.environ['A']; os.getenv(\"B\"); os.environ.get( 'C', 'd'); environ.setdefault('D', '1')\n"
 	       "os.environ[name]; os.getenv(f'{x}'); os.environ.pop(\"E\"); os.environ[\"A\"]",
