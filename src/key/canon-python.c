@@ -1,8 +1,10 @@
 /* canon-python: canonical form of Python 3 source. A tokenizer that knows
  * every string form (prefixes, triple quotes, f-strings with nested fields),
- * brackets and continuations decides what is a comment, a blank line, a
- * trailing blank or a docstring; those go, every other byte is copied as
- * written, so indentation and token text stay exactly as they were. */
+ * brackets and continuations decides what is a comment, a blank line or a
+ * trailing blank; those go, every other byte is copied as written, so
+ * indentation and token text stay exactly as they were. Docstrings stay:
+ * code anywhere, the standard library's included (unittest -v, cmd's help,
+ * argparse), may print them. */
 #include "key/canon.h"
 
 #include <stdlib.h>
@@ -34,17 +36,13 @@ struct py {
 	struct canon_out o;
 
 	struct strvec *imports;
-	int keep_doc;   /* the program reads docstrings: keep them */
 	int keep_lines; /* line numbers may show: keep line count */
-	int doc_sensitive;
 
 	char brackets[MAX_NEST];
 	int depth;
 	size_t ind_start[MAX_INDENT], ind_len[MAX_INDENT];
-	int nind;        /* levels above column 0 */
-	int want_block;  /* last logical line ended with ':' */
-	int body_of_def; /* ... and was a def or class header */
-	int first_stmt;  /* no logical line seen yet */
+	int nind;       /* levels above column 0 */
+	int want_block; /* last logical line ended with ':' */
 
 	struct tok *toks;
 	size_t ntoks, atoks;
@@ -476,33 +474,6 @@ static void collect_imports(struct py *p)
 	}
 }
 
-/* Names that mean the program reads docstrings (argparse description=__doc__,
- * click and typer help texts, doctest...): then docstrings are code. */
-static void check_doc_use(struct py *p)
-{
-	static const char *const names[] = { "__doc__", "getdoc", "doctest", "pydoc", "docopt",
-					     "click",   "typer",  "fire",    NULL };
-	for (size_t i = 0; i < p->ntoks; i++) {
-		if (p->toks[i].type != T_NAME)
-			continue;
-		for (int k = 0; names[k]; k++)
-			if (tok_is(p, i, names[k]))
-				p->doc_sensitive = 1;
-	}
-}
-
-/* A docstring is a statement made only of plain string literals; f-strings
- * run code and bytes are no docstring, so both are kept. */
-static int is_docstring(const struct py *p)
-{
-	if (p->ntoks == 0)
-		return 0;
-	for (size_t i = 0; i < p->ntoks; i++)
-		if (p->toks[i].type != T_STRING || (p->toks[i].flags & (S_FMT | S_BYTES)))
-			return 0;
-	return 1;
-}
-
 /* Indentation is syntax: follow the levels like CPython does (a stricter,
  * byte-wise version) so that bad dedents fail and bodies are known. */
 static int indent(struct py *p, size_t start, size_t n, int *deeper)
@@ -704,16 +675,10 @@ static int run(struct py *p)
 		}
 
 		/* a logical line */
-		uint32_t first_line = p->line;
-		size_t out_start = p->o.out->len;
-		size_t map_start = p->o.map ? p->o.map->n : 0;
 		int deeper;
-		int doc_place = p->first_stmt || p->body_of_def;
 
 		if (indent(p, ls, i - ls, &deeper) < 0)
 			return -1;
-		if (p->body_of_def && !deeper)
-			doc_place = 0;
 		put(p, s + ls, i - ls, p->line);
 		p->o.keep = p->o.out->len;
 		p->pos = i;
@@ -723,25 +688,7 @@ static int run(struct py *p)
 
 		if (p->imports)
 			collect_imports(p);
-		check_doc_use(p);
-		if (doc_place && !p->keep_doc && is_docstring(p)) {
-			/* The statement goes, indentation and all: a docstring
-			 * added, edited or removed leaves the same text. The
-			 * output is only hashed, never run, so a body left
-			 * empty needs no placeholder. */
-			sb_setlen(p->o.out, out_start);
-			if (p->o.map)
-				p->o.map->n = map_start;
-			p->o.out_src = 0;
-			if (p->keep_lines)
-				for (uint32_t l = first_line; l < p->line; l++)
-					put(p, "\n", 1, l);
-			p->o.keep = p->o.line_out = p->o.out->len;
-		}
-		p->first_stmt = 0;
 		p->want_block = p->ntoks && tok_is(p, p->ntoks - 1, ":");
-		p->body_of_def = p->want_block && (tok_is(p, 0, "def") || tok_is(p, 0, "class") ||
-						   (tok_is(p, 0, "async") && tok_is(p, 1, "def")));
 	}
 	return 0;
 }
@@ -761,29 +708,6 @@ static int mentions_lines(const char *s, size_t len)
 	return 0;
 }
 
-static int canon_python_once(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
-			     struct canon_lines *lines, int keep_doc, int *doc_sensitive)
-{
-	struct py p;
-	int ret;
-
-	memset(&p, 0, sizeof(p));
-	p.s = src;
-	p.len = len;
-	p.line = 1;
-	canon_out_start(&p.o, out, lines);
-	p.imports = imports;
-	p.keep_doc = keep_doc;
-	p.keep_lines = mentions_lines(src, len);
-	p.first_stmt = 1;
-	ret = run(&p);
-	if (ret == 0)
-		canon_out_end(&p.o);
-	*doc_sensitive = p.doc_sensitive;
-	free(p.toks);
-	return ret;
-}
-
 static void sv_truncate(struct strvec *sv, size_t n)
 {
 	if (!sv)
@@ -795,18 +719,12 @@ static void sv_truncate(struct strvec *sv, size_t n)
 int canon_python_lines(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
 		       struct canon_lines *lines)
 {
-	int reads_docs;
-	return canon_python_docs(src, len, out, imports, lines, 0, &reads_docs);
-}
-
-int canon_python_docs(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
-		      struct canon_lines *lines, int keep_docs, int *reads_docs)
-{
 	size_t out0 = out->len, dep0 = imports ? imports->n : 0;
 	size_t lines0 = lines ? lines->n : 0;
-	int doc_sensitive = 0;
+	struct py p;
 	int ret;
 
+	memset(&p, 0, sizeof(p));
 	if (len && memchr(src, '\0', len)) {
 		ret = err_set("NUL byte in Python source");
 		goto out;
@@ -817,16 +735,17 @@ int canon_python_docs(const char *src, size_t len, struct strbuf *out, struct st
 			goto out;
 		}
 	}
-	ret = canon_python_once(src, len, out, imports, lines, keep_docs, &doc_sensitive);
-	*reads_docs = doc_sensitive;
-	if (ret == 0 && doc_sensitive && !keep_docs) {
-		sb_setlen(out, out0);
-		sv_truncate(imports, dep0);
-		if (lines)
-			lines->n = lines0;
-		ret = canon_python_once(src, len, out, imports, lines, 1, &doc_sensitive);
-	}
+	p.s = src;
+	p.len = len;
+	p.line = 1;
+	canon_out_start(&p.o, out, lines);
+	p.imports = imports;
+	p.keep_lines = mentions_lines(src, len);
+	ret = run(&p);
+	if (ret == 0)
+		canon_out_end(&p.o);
 out:
+	free(p.toks);
 	if (ret < 0) {
 		sb_setlen(out, out0);
 		sv_truncate(imports, dep0);

@@ -207,18 +207,6 @@ int canon_source_lines(enum canon_lang lang, const char *src, size_t len, struct
 	return 1;
 }
 
-int canon_source_docs(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps,
-		      int keep_docs, int *reads_docs)
-{
-	*reads_docs = 0;
-	if (lang != CANON_PYTHON)
-		return canon_source(lang, src, len, out, deps);
-	if (canon_python_docs(src, len, out, deps, NULL, keep_docs, reads_docs) == 0)
-		return 0;
-	copy_raw(src, len, out, NULL);
-	return 1;
-}
-
 int canon_source(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps)
 {
 	return canon_source_lines(lang, src, len, out, deps, NULL);

@@ -1,6 +1,6 @@
 /* canon: canonical form of script sources, so that cosmetic edits (comments,
- * blank lines, trailing blanks, docstrings) keep the fingerprint while any real
- * change alters it. Real tokenizers find what is cosmetic; everything else is
+ * blank lines, trailing blanks) keep the fingerprint while any real change
+ * alters it. Real tokenizers find what is cosmetic; everything else is
  * copied byte for byte. When a tokenizer is unsure it fails and the caller
  * hashes the raw bytes: a spurious miss is cheap, a spurious hit is not. */
 #ifndef CASHET_CANON_H
@@ -99,15 +99,6 @@ int canon_env_ambient(const char *name);
  * raw bytes are copied instead and 1 is returned, so callers that mix the
  * output with other data can tell the two kinds apart. Never fails. */
 int canon_source(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps);
-
-/* Python with the choice made by the caller: keep_docs keeps docstrings
- * (some file of the program reads them: they are code for all of it);
- * *reads_docs says whether this file does (__doc__, doctest, click...). */
-int canon_python_docs(const char *src, size_t len, struct strbuf *out, struct strvec *imports,
-		      struct canon_lines *lines, int keep_docs, int *reads_docs);
-/* canon_source with that choice (*reads_docs: 0 for other languages). */
-int canon_source_docs(enum canon_lang lang, const char *src, size_t len, struct strbuf *out, struct strvec *deps,
-		      int keep_docs, int *reads_docs);
 
 /* The same three, also filling lines (may be NULL) for every output line. */
 int canon_python_lines(const char *src, size_t len, struct strbuf *out, struct strvec *imports,

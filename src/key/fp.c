@@ -445,16 +445,9 @@ int fp_script_inputs(struct store *st, const struct fp_spec *spec, struct run_re
 	struct script_found found;
 	int have_exe = fp_which(spec->argv[0], spec->cwd, spec->env, &exe) == 0;
 	struct script_spec ss = { spec->argv,        spec->cwd,   spec->env, have_exe ? exe.buf : NULL,
-				  spec->raw_sources, &spec->deps, 1,         0 };
+				  spec->raw_sources, &spec->deps, 1 };
 	int rc = script_parts(st, &ss, &tmp, &found);
-	if (rc == 0 && found.docs) {
-		/* each input is checked alone: all in the one form, docstrings kept */
-		run_record_free(&tmp);
-		memset(&tmp, 0, sizeof(tmp));
-		ss.docs = 1;
-		rc = script_parts(st, &ss, &tmp, &found);
-	}
-	char kind = spec->raw_sources ? INPUT_FILE : found.docs ? INPUT_SOURCE_DOCS : INPUT_SOURCE;
+	char kind = spec->raw_sources ? INPUT_FILE : INPUT_SOURCE;
 	for (size_t i = 0; rc == 0 && i < tmp.nparts; i++) {
 		const struct run_part *p = &tmp.parts[i];
 		if (!strcmp(p->kind, "script") || !strcmp(p->kind, "source") || !strcmp(p->kind, "dep"))
@@ -578,8 +571,8 @@ int fp_compute(struct store *st, const struct fp_spec *spec, struct run_record *
 	run_add_part(r, "cwd", r->cwd, &cwd_d);
 
 	int have_exe = fp_which(r->argv.v[0], spec->cwd, spec->env, &sb) == 0;
-	struct script_spec ss = { spec->argv,        spec->cwd, spec->env,    have_exe ? sb.buf : NULL,
-				  spec->raw_sources, &deps,     !spec->trace, 0 };
+	struct script_spec ss = { spec->argv,        spec->cwd, spec->env,   have_exe ? sb.buf : NULL,
+				  spec->raw_sources, &deps,     !spec->trace };
 	struct script_found found;
 	size_t n0 = r->nparts;
 	if (script_parts(st, &ss, r, &found) < 0)

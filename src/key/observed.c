@@ -84,19 +84,17 @@ static int listing_digest(const char *abs, struct digest *d)
 	return 0;
 }
 
-/* *reads_docs (may be NULL): a source that reads docstrings; env (may be
- * NULL): the environment variables a source names. */
+/* env (may be NULL): the environment variables a source names. */
 static int digest_of_kind(struct store *st, char kind, const char *abs, const struct stat *sb, struct digest *d,
-			  int *reads_docs, struct strvec *env)
+			  struct strvec *env)
 {
 	int rc;
 	switch (kind) {
 	case INPUT_FILE:
 	case INPUT_SOURCE:
-	case INPUT_SOURCE_DOCS:
-		rc = kind == INPUT_FILE     ? store_file_digest(st, abs, sb, d)
-		     : kind == INPUT_SOURCE ? script_source_digest(st, abs, sb, 0, d, reads_docs, env)
-					    : script_source_digest(st, abs, sb, SCRIPT_DOCS, d, NULL, NULL);
+	case INPUT_SOURCE_DOCS: /* an older store's: docstrings are kept always now */
+		rc = kind == INPUT_FILE ? store_file_digest(st, abs, sb, d)
+					: script_source_digest(st, abs, sb, 0, d, env);
 		/* `[ -x hook ]`, shutil.which(): the bit is part of what was looked at */
 		if (rc == 0)
 			fp_mode_digest(d, sb->st_mode);
@@ -204,25 +202,6 @@ static int declared(struct store *st, const char *cwd, const struct run_record *
 			if (!strcmp(r->parts[i].kind, *k) && path_under(name, r->parts[i].name))
 				return 1;
 	return 0;
-}
-
-/* Every source input again, docstrings kept (INPUT_SOURCE_DOCS). */
-static int keep_docs(struct store *st, struct run_record *r)
-{
-	struct strbuf abs = STRBUF_INIT;
-	struct stat sb;
-	int rc = 0;
-	for (size_t i = 0; rc == 0 && i < r->ninputs; i++) {
-		struct run_input *in = &r->inputs[i];
-		if (in->kind != INPUT_SOURCE)
-			continue;
-		path_absolute(store_root(st), in->path, &abs);
-		in->kind = INPUT_SOURCE_DOCS;
-		if (stat(abs.buf, &sb) < 0 || digest_of_kind(st, in->kind, abs.buf, &sb, &in->d, NULL, NULL) < 0)
-			rc = err_sys("%s", abs.buf);
-	}
-	sb_release(&abs);
-	return rc;
 }
 
 /* A symbolic link's part: its target as text. `readlink`, `realpath` and
@@ -461,7 +440,6 @@ static int hash_files(struct store *st, struct to_hash *h, size_t n, struct run_
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
 		struct run_record *r, struct obs_outcome *out)
 {
-	int reads_docs = 0;
 	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT, env = STRVEC_INIT, compiled = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT, path = STRBUF_INIT;
 	struct to_hash *todo = NULL;
@@ -531,10 +509,6 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		    !(kind == INPUT_LISTED && wrote_inside(&written, name.buf)))
 			sv_push(&out->changed, name.buf);
 		struct run_input *in = run_add_input(r, kind, name.buf);
-		/* a source the previous run took whole did not read docstrings:
-		 * the closure would have kept them (as below). Only the
-		 * project's own count: the standard library reads its own. */
-		int reads = 0;
 		/* the environment variables the project's own sources name
 		 * (not the standard library's: TMPDIR, COLUMNS, HOME...),
 		 * asked of the stat cache even when the digest is reused */
@@ -555,10 +529,8 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 								  .path = xstrdup(path.buf),
 								  .sb = sb };
 			}
-		} else if ((!reused || names) &&
-			   digest_of_kind(st, kind, path.buf, &sb, &in->d, reused ? NULL : &reads, names) < 0)
+		} else if ((!reused || names) && digest_of_kind(st, kind, path.buf, &sb, &in->d, names) < 0)
 			goto out;
-		reads_docs |= reads && name.buf[0] != '/';
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
 		    !declared(st, spec->cwd, r, name.buf))
@@ -575,10 +547,6 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 			continue;
 		env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
 	}
-	/* docstrings are code for every source of a program one of whose
-	 * files reads them (print(helper.__doc__)) */
-	if (reads_docs && keep_docs(st, r) < 0)
-		goto out;
 	/* one entry per path: two spellings ("a/./b", "a/b") fold to one name */
 	qsort(r->inputs, r->ninputs, sizeof(*r->inputs), cmp_input);
 	size_t k = 0;
@@ -702,7 +670,7 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, ch
 			}
 			if (sig_same(in, &sb))
 				return 1;
-			if (digest_of_kind(st, in->kind, abs, &sb, &d, NULL, NULL) < 0)
+			if (digest_of_kind(st, in->kind, abs, &sb, &d, NULL) < 0)
 				return -1;
 			if (memcmp(d.b, in->d.b, DIGEST_LEN)) {
 				what = in->kind == INPUT_LISTED ? "listed by the command, has other entries"

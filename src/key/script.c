@@ -18,18 +18,15 @@
 enum family { FAM_NONE, FAM_PY, FAM_SH, FAM_NODE, FAM_PERL, FAM_RUBY, FAM_R };
 
 /* Stat-cache kinds (renumbered when what they hold changes: 5-8 from when
- * the deps gained the environment variables a source names, "$NAME"; 9-12
- * from when the language of what runs a file counts and the scanners read
- * more forms: old deps would miss names). A file's entry
+ * the deps gained the environment variables a source names, "$NAME"; 9-11
+ * from when the language of what runs a file counts, the scanners read
+ * more forms and docstrings are kept). A file's entry
  * depends on its runner (the language of the interpreter or the sourcing
  * script, see canon_detect_run): KIND_RUNNER apart for each. */
-#define KIND_CANON 9       /* canonical digest + deps */
-#define KIND_RAWDEPS 10    /* raw digest + deps (--raw-sources) */
-#define KIND_CLOSURE 11    /* a whole dependency tree: see closure_load() */
-#define KIND_CANON_DOCS 12 /* canonical digest with docstrings kept + deps */
+#define KIND_CANON 9    /* canonical digest + deps */
+#define KIND_RAWDEPS 10 /* raw digest + deps (--raw-sources) */
+#define KIND_CLOSURE 11 /* a whole dependency tree: see closure_load() */
 #define KIND_RUNNER 16
-/* the cached language byte's flag: the file reads docstrings */
-#define LANG_READS_DOCS 0x80
 
 struct ctx {
 	struct store *st;
@@ -43,10 +40,6 @@ struct ctx {
 	struct strbuf files;   /* the closure being recorded: "F<path>\0<sig>\0" */
 	int quiet;             /* every file and directory recorded is old enough to cache */
 	int follow;            /* follow imports and sourced files */
-	int docs;              /* keep docstrings: a file of the closure reads them */
-	int reads_docs;        /* a file added so far reads docstrings */
-	int all_docs;          /* spec->docs: keep them in every closure */
-	int any_docs;          /* some closure kept them */
 };
 
 static const char *base_name(const char *p)
@@ -250,16 +243,14 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 			 struct strvec *deps, enum canon_lang *lang)
 {
 	struct strbuf cached = STRBUF_INIT, data = STRBUF_INIT, out = STRBUF_INIT;
-	int kind = c->raw ? KIND_RAWDEPS : c->docs ? KIND_CANON_DOCS : KIND_CANON, rc = -1, reads_docs;
+	int kind = c->raw ? KIND_RAWDEPS : KIND_CANON, rc = -1;
 	kind += KIND_RUNNER * (runner + 1);
 	int found = store_cache_get(c->st, abs, kind, sb, d, &cached);
 	if (found < 0)
 		goto out;
 	if (found) {
-		/* deps blob: language byte (LANG_READS_DOCS), then NUL-terminated names */
-		unsigned char b = cached.len ? (unsigned char)cached.buf[0] : CANON_RAW;
-		*lang = (enum canon_lang)(b & ~LANG_READS_DOCS);
-		c->reads_docs |= !!(b & LANG_READS_DOCS);
+		/* deps blob: language byte, then NUL-terminated names */
+		*lang = (enum canon_lang)(cached.len ? (unsigned char)cached.buf[0] : CANON_RAW);
 		for (size_t p = 1; p < cached.len;) {
 			size_t n = strnlen(cached.buf + p, cached.len - p);
 			sv_push_nocopy(deps, xstrndup(cached.buf + p, n));
@@ -271,8 +262,7 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 	if (read_file_sb(abs, &data) < 0)
 		goto out;
 	*lang = canon_detect_run(abs, data.buf, data.len, runner);
-	int fell_back = canon_source_docs(*lang, data.buf ? data.buf : "", data.len, &out, deps, c->docs, &reads_docs);
-	c->reads_docs |= reads_docs;
+	int fell_back = canon_source(*lang, data.buf ? data.buf : "", data.len, &out, deps);
 	/* the environment variables it names, as "$NAME" deps (comments are
 	 * gone from out unless the tokenizer fell back to the raw bytes) */
 	struct strvec env = STRVEC_INIT;
@@ -297,7 +287,7 @@ static int source_digest(struct ctx *c, const char *abs, const struct stat *sb, 
 		hasher_final(&h, d);
 	}
 	sb_reset(&cached);
-	sb_addc(&cached, (char)(*lang | (reads_docs ? LANG_READS_DOCS : 0)));
+	sb_addc(&cached, (char)*lang);
 	for (size_t i = 0; i < deps->n; i++)
 		sb_add(&cached, deps->v[i], strlen(deps->v[i]) + 1);
 	store_cache_put(c->st, abs, kind, sb, d, cached.buf, cached.len);
@@ -310,14 +300,12 @@ out:
 }
 
 int script_source_digest(struct store *st, const char *abs, const struct stat *sb, unsigned flags, struct digest *d,
-			 int *reads_docs, struct strvec *env)
+			 struct strvec *env)
 {
-	struct ctx c = { .st = st, .raw = !!(flags & SCRIPT_RAW), .docs = !!(flags & SCRIPT_DOCS) };
+	struct ctx c = { .st = st, .raw = !!(flags & SCRIPT_RAW) };
 	struct strvec deps = STRVEC_INIT;
 	enum canon_lang lang;
 	int rc = source_digest(&c, abs, sb, -1, d, &deps, &lang);
-	if (reads_docs)
-		*reads_docs = c.reads_docs;
 	for (size_t i = 0; rc == 0 && env && i < deps.n; i++)
 		if (deps.v[i][0] == '$')
 			sv_push(env, deps.v[i] + 1);
@@ -557,22 +545,11 @@ static int add_tree(struct ctx *c, const char *kind, const char *path, int runne
 		rc = 0;
 		goto out;
 	}
-	/* docstrings are code for the whole closure once one file reads
-	 * them (print(helper.__doc__)): then it is hashed again, keeping them */
-	size_t nparts = c->r->nparts;
-	c->reads_docs = 0;
-	for (c->docs = c->all_docs;; c->docs = 1) {
-		sv_release(&c->seen);
-		sv_release(&c->probes);
-		sb_reset(&c->files);
-		c->quiet = 1;
-		rc = add_source(c, kind, path, runner);
-		if (rc < 0 || c->docs || c->raw || !c->reads_docs)
-			break;
-		run_truncate_parts(c->r, nparts);
-	}
-	c->any_docs |= c->docs;
-	c->docs = 0;
+	sv_release(&c->seen);
+	sv_release(&c->probes);
+	sb_reset(&c->files);
+	c->quiet = 1;
+	rc = add_source(c, kind, path, runner);
 	if (rc == 0) {
 		/* probe record: P<path> <state> */
 		for (size_t i = 0; i < c->probes.n; i++) {
@@ -702,7 +679,7 @@ static void code_env_refs(struct ctx *c, char *const *argv, enum family fam, int
 /* `sh -c 'python3 train.py --lr 0.1'` (a dag.toml string cmd is run so):
  * when the code is one simple command, the script it runs is found as if
  * that command were run directly, canonical form and imports included. */
-static int sh_code_script(struct store *st, const struct script_spec *spec, int start, struct run_record *r, int *docs)
+static int sh_code_script(struct store *st, const struct script_spec *spec, int start, struct run_record *r)
 {
 	struct strvec words = STRVEC_INIT;
 	struct strbuf exe = STRBUF_INIT;
@@ -715,7 +692,6 @@ static int sh_code_script(struct store *st, const struct script_spec *spec, int 
 		inner.exe = exe.buf;
 		inner.deps = NULL; /* the outer command's, added once */
 		rc = script_parts(st, &inner, r, &inner_found);
-		*docs |= inner_found.docs;
 	}
 	sv_release(&words);
 	sb_release(&exe);
@@ -724,19 +700,14 @@ static int sh_code_script(struct store *st, const struct script_spec *spec, int 
 
 int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found)
 {
-	struct ctx c = { .st = st,
-			 .r = r,
-			 .raw = spec->raw,
-			 .cwd = spec->cwd,
-			 .env = spec->env,
-			 .follow = spec->follow,
-			 .all_docs = spec->docs };
+	struct ctx c = {
+		.st = st, .r = r, .raw = spec->raw, .cwd = spec->cwd, .env = spec->env, .follow = spec->follow
+	};
 	struct strbuf exe = STRBUF_INIT, dir = STRBUF_INIT, interp = STRBUF_INIT;
 	const char *module = NULL;
 	int rc = -1, start = 1;
 	char *const *argv = spec->argv;
 	found->script_arg = -1;
-	found->docs = 0;
 	found->exe_is_script = 0;
 	if (!spec->exe)
 		goto deps;
@@ -805,7 +776,7 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 			goto out;
 		goto deps;
 	}
-	if (i < 0 && fam == FAM_SH && start == 1 && sh_code_script(st, spec, start, r, &c.any_docs) < 0)
+	if (i < 0 && fam == FAM_SH && start == 1 && sh_code_script(st, spec, start, r) < 0)
 		goto out;
 	if (i < 0) {
 		code_env_refs(&c, argv, fam, start);
@@ -860,7 +831,6 @@ deps:
 		}
 	}
 	rc = 0;
-	found->docs = c.any_docs;
 out:
 	sv_release(&c.seen);
 	sv_release(&c.pyroots);

@@ -18,13 +18,11 @@ struct script_spec {
 	 * run observes that itself (and a key of thousands of modules would
 	 * stat each twice on every hit) */
 	int follow;
-	int docs; /* keep docstrings in every file (a closure elsewhere reads them) */
 };
 
 struct script_found {
 	int script_arg;    /* argv index of the script, -1 if none (or argv[0]) */
 	int exe_is_script; /* argv[0] is a shebang script: its part replaces "exe" */
-	int docs;          /* a closure reads docstrings: its parts keep them */
 };
 
 /* Adds parts "script" (the main script), "source" (local files it loads),
@@ -32,12 +30,10 @@ struct script_found {
 int script_parts(struct store *st, const struct script_spec *spec, struct run_record *r, struct script_found *found);
 
 /* The digest a source file gets as a part: its canonical form (raw bytes
- * with SCRIPT_RAW, or when its language is not known; docstrings kept with
- * SCRIPT_DOCS), through the stat cache. *reads_docs (may be NULL): the file
- * reads docstrings, so they are code for every file of its program. env
- * (may be NULL) gets the environment variables its code names. */
-enum { SCRIPT_RAW = 1, SCRIPT_DOCS = 2 };
+ * with SCRIPT_RAW, or when its language is not known), through the stat
+ * cache. env (may be NULL) gets the environment variables its code names. */
+enum { SCRIPT_RAW = 1 };
 int script_source_digest(struct store *st, const char *abs, const struct stat *sb, unsigned flags, struct digest *d,
-			 int *reads_docs, struct strvec *env);
+			 struct strvec *env);
 
 #endif

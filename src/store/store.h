@@ -73,7 +73,7 @@ struct run_part {
 enum run_input_kind {
 	INPUT_FILE = 'f',        /* a file read or executed: its content */
 	INPUT_SOURCE = 's',      /* a Python or shell source read: its canonical form */
-	INPUT_SOURCE_DOCS = 'S', /* the same, docstrings kept: a source the run read reads them */
+	INPUT_SOURCE_DOCS = 'S', /* an older store's source, docstrings kept: read as INPUT_SOURCE */
 	INPUT_ABSENT = 'a',      /* looked for and not there: must still not exist */
 	INPUT_LISTED = 'l',      /* a directory listed: its entry names */
 	INPUT_DIR = 'd',         /* a directory looked at: must still be one */
