@@ -7,6 +7,8 @@
 #include "store/trust.h"
 #include "util/json.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -391,6 +393,18 @@ int main(int argc, char **argv)
 	static char **given;
 	int rc = 2;
 
+	/* A closed standard stream would be the number of the next file
+	 * cashet opens (its signal pipe: the command's output was written
+	 * into it and taken for signals), and the command would inherit that
+	 * file: /dev/null stands in for it, as git does. */
+	for (int fd = 0; fd <= 2; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+			int nul = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+			if (nul >= 0 && nul != fd) {
+				dup2(nul, fd);
+				close(nul);
+			}
+		}
 	given = xcalloc((size_t)argc + 1, sizeof(*given));
 	memcpy(given, argv, (size_t)argc * sizeof(*argv));
 	cli.argv = given;

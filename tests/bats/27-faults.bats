@@ -906,3 +906,17 @@ assert r["note"] == "warning: result not stored: changed while the command ran: 
 	run cashet fsck
 	assert_success
 }
+
+@test "closed standard streams: the command's own status, and a closed stdin still caches" {
+	# stdin and stdout closed: cashet's own pipes must not take their
+	# numbers (its signal pipe did, and the output came back as signals)
+	rc=0
+	cashet exec --no-cache -- sh -c 'echo hello; printf "x\t"; echo ok >&2' >&- <&- 2> err || rc=$?
+	assert_equal "$rc" 0
+	assert_equal "$(cat err)" ok
+	rc=0
+	cashet exec --no-cache -- sh -c 'echo hello; exit 3' >&- <&- || rc=$?
+	assert_equal "$rc" 3
+	[ "$(verdict -- echo closed <&-)" = miss ]
+	[ "$(verdict -- echo closed <&-)" = hit ]
+}
