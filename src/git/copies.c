@@ -27,7 +27,7 @@ static int one_source(enum source kind, const char *idx, git_odb **out)
 		goto out;
 	if ((kind == ONE_PACK ? git_odb_backend_one_pack(&b, idx)
 	     : kind == PACKS  ? git_odb_backend_pack(&b, objects.buf)
-			      : git_odb_backend_loose(&b, objects.buf, -1, 0, 0, 0)) < 0)
+			      : gs_guard_new(objects.buf, &b)) < 0)
 		goto out;
 	if (git_odb_add_backend(*out, b, 1) < 0) {
 		b->free(b);

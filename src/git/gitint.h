@@ -19,6 +19,12 @@ int git_fail(const char *what);
  * (GIT_ENOTFOUND: E_NOTFOUND, ...). */
 int git_fail_rc(int rc, const char *what);
 
+/* guard.c: a backend that reads loose objects with their sizes checked
+ * (libgit2 1.5's reader overflows or spins on a damaged one). gs_guard_odb
+ * puts one in front of odb's backends; gs_guard_new makes one alone. */
+int gs_guard_new(const char *objects, git_odb_backend **out);
+int gs_guard_odb(git_odb *odb, const char *objects);
+
 /* gitstore.c */
 int gs_init(const char *dir);
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);

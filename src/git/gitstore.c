@@ -110,6 +110,18 @@ int open_repo(const char *dir)
 	t->dir = NULL;
 	if (git_repository_open_bare(&t->opened, dir) < 0)
 		return git_fail(dir);
+	git_odb *odb;
+	struct strbuf objects = STRBUF_INIT;
+	sb_addf(&objects, "%s/objects", dir);
+	int rc = git_repository_odb(&odb, t->opened) < 0 ? git_fail(dir) : gs_guard_odb(odb, objects.buf);
+	if (rc == 0)
+		git_odb_free(odb);
+	sb_release(&objects);
+	if (rc < 0) {
+		git_repository_free(t->opened);
+		t->opened = NULL;
+		return -1;
+	}
 	t->dir = xstrdup(dir);
 	return 0;
 }
