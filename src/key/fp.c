@@ -237,6 +237,24 @@ static int secret_name(const char *name)
 	return 0;
 }
 
+/* The entries of env ("NAME=value", or the names alone) whose name
+ * matches pattern, sorted; not the session's own (canon_env_ambient) when
+ * no_ambient is set. */
+static void env_matching(char *const *env, const char *pattern, int names_only, int no_ambient, struct strvec *out)
+{
+	fsrec_env_list(pattern);
+	for (char *const *e = env; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq)
+			continue;
+		char *name = xstrndup(*e, (size_t)(eq - *e));
+		if (fnmatch(pattern, name, 0) == 0 && !(no_ambient && canon_env_ambient(name)))
+			sv_push(out, names_only ? name : *e);
+		free(name);
+	}
+	sv_sort(out);
+}
+
 /* A pattern the code names (${!P_*}, a bare env: canon_env_refs): the
  * names and values of what it matches, in order, but for the variables a
  * shell sets itself and the session's own (canon_env_ambient), which the
@@ -245,17 +263,7 @@ static void env_pattern_digest(char *const *env, const char *pattern, struct dig
 {
 	struct strvec vars = STRVEC_INIT;
 	struct strbuf all = STRBUF_INIT;
-	fsrec_env_list(pattern);
-	for (char *const *e = env; e && *e; e++) {
-		const char *eq = strchr(*e, '=');
-		if (!eq)
-			continue;
-		char *name = xstrndup(*e, (size_t)(eq - *e));
-		if (fnmatch(pattern, name, 0) == 0 && !canon_env_ambient(name))
-			sv_push(&vars, *e);
-		free(name);
-	}
-	sv_sort(&vars);
+	env_matching(env, pattern, 0, 1, &vars);
 	for (size_t i = 0; i < vars.n; i++)
 		sb_add(&all, vars.v[i], strlen(vars.v[i]) + 1);
 	digest_of(all.buf ? all.buf : "", all.len, d);
@@ -305,18 +313,7 @@ static void add_env_pattern(struct run_record *r, char *const *env, const char *
 {
 	struct strvec names = STRVEC_INIT;
 	struct strbuf list = STRBUF_INIT;
-	fsrec_env_list(pattern);
-	for (char *const *e = env; e && *e; e++) {
-		const char *eq = strchr(*e, '=');
-		if (!eq)
-			continue;
-		char *name = xstrndup(*e, (size_t)(eq - *e));
-		if (fnmatch(pattern, name, 0) == 0)
-			sv_push_nocopy(&names, name);
-		else
-			free(name);
-	}
-	sv_sort(&names);
+	env_matching(env, pattern, 1, 0, &names);
 	for (size_t i = 0; i < names.n; i++) {
 		sb_add(&list, names.v[i], strlen(names.v[i]) + 1);
 		fp_add_env(r, env, names.v[i]);
