@@ -196,9 +196,11 @@ static void request_release(struct exec_opts *o)
  * environment (plus --env-file settings). o keeps what it points to. */
 static int build_request(struct exec_opts *o, struct exec_request *req)
 {
+	/* NULL when the directory was removed under us: the command can
+	 * still run in it, uncached (exec_main) */
 	char *cwd = getcwd(NULL, 0);
 	if (!cwd)
-		return err_sys("cannot read the working directory");
+		err_sys("cannot read the working directory");
 	struct strvec sets = STRVEC_INIT;
 	int rc = 0;
 	o->spec.cwd = cwd;
@@ -402,6 +404,8 @@ int exec_main(struct cli *cli, struct exec_opts *o, int argc, char **argv, int w
 	}
 	if (o->explain) {
 		struct explain e;
+		if (!req.spec.cwd)
+			goto fail; /* the error build_request set */
 		struct strbuf dir = STRBUF_INIT;
 		int found = store_find(cli->store_opt, &dir);
 		sb_release(&dir);
@@ -423,7 +427,13 @@ int exec_main(struct cli *cli, struct exec_opts *o, int argc, char **argv, int w
 	req.on_notice = on_notice;
 	req.ctx = o;
 	int er;
-	if (open_store(cli, 1, &st) == 0) {
+	if (!req.spec.cwd) {
+		/* no path names the directory: neither the store nor the
+		 * inputs can be found from it, but the command runs there */
+		fprintf(stderr, "cashet: " EXEC_UNCACHED_WARNING "\n", err_msg());
+		err_clear();
+		er = exec_run_unstored(&req, &res);
+	} else if (open_store(cli, 1, &st) == 0) {
 		er = exec_run(st, &req, &res);
 	} else {
 		/* A store that cannot be opened (a full disk, an I/O error, an
@@ -462,7 +472,7 @@ int exec_cli_fingerprint(struct exec_opts *o, char **cmd, struct store *st, stru
 	struct exec_request req;
 	int rc;
 	o->spec.argv = cmd;
-	rc = build_request(o, &req) < 0 || exec_fingerprint(st, &req, r) < 0 ? -1 : 0;
+	rc = build_request(o, &req) < 0 || !req.spec.cwd || exec_fingerprint(st, &req, r) < 0 ? -1 : 0;
 	request_release(o);
 	return rc;
 }

@@ -491,7 +491,9 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		.slow_ms = early_after_ms(early),
 	};
 	struct strbuf exe = STRBUF_INIT;
-	if (fp_which(req->spec.argv[0], req->spec.cwd, spec.env, &exe) == 0)
+	/* without a cwd (removed under us) a relative path names nothing
+	 * fp_which could find: execvp resolves it as the shell would */
+	if (req->spec.cwd && fp_which(req->spec.argv[0], req->spec.cwd, spec.env, &exe) == 0)
 		spec.exe = exe.buf;
 	int rc;
 	for (int attempt = 0;; attempt++) {

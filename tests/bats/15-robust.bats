@@ -323,3 +323,21 @@ cashet_bin() {
 	[ "$(run_count)" = 2 ]
 	git --git-dir .cashet fsck --no-dangling
 }
+
+@test "a working directory removed under cashet: the command still runs there, uncached, with one warning" {
+	mkdir gone
+	cd gone
+	rmdir ../gone
+	run --separate-stderr cashet exec --report-fd 3 -- echo ran 3> "$BATS_TEST_TMPDIR/rep"
+	assert_equal "$status" 0
+	assert_equal "$output" ran
+	assert_equal "$stderr" "cashet: warning: cannot read the working directory: No such file or directory; running the command without caching it"
+	run cashet exec -- false
+	assert_equal "$status" 1
+	# explaining needs the directory: a one-line error
+	run --separate-stderr cashet exec --explain -- true
+	assert_equal "$status" 125
+	assert_equal "$stderr" "cashet: cannot read the working directory: No such file or directory"
+	cd "$BATS_TEST_TMPDIR"
+	assert_equal "$(json_field 'j["verdict"]' < rep)" not-stored
+}
