@@ -271,7 +271,7 @@ int exec_explain(struct store *st, const struct exec_request *req, struct explai
 	struct run_record r = { 0 };
 	int rc = exec_fingerprint(st, req, &r);
 	if (rc == 0)
-		rc = explain_run(st, &r, !!(req->flags & EXEC_CACHE_FAILURES), now_ms(), e);
+		rc = explain_run(st, &r, req->spec.env, !!(req->flags & EXEC_CACHE_FAILURES), now_ms(), e);
 	run_record_free(&r);
 	return rc;
 }
@@ -875,7 +875,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	}
 	if ((req->flags & EXEC_WANT_REASONS) && cache && !force) {
 		struct explain e;
-		if (explain_run(st, &r, !!(req->flags & EXEC_CACHE_FAILURES), now_ms(), &e) == 0) {
+		if (explain_run(st, &r, req->spec.env, !!(req->flags & EXEC_CACHE_FAILURES), now_ms(), &e) == 0) {
 			res->reasons = e.reasons;
 			memset(&e.reasons, 0, sizeof(e.reasons));
 			explain_free(&e);

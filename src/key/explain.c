@@ -202,12 +202,13 @@ void explain_diff_parts(struct store *st, const struct run_record *old, const st
 	sb_release(&sb);
 }
 
-int explain_run(struct store *st, const struct run_record *cur, int cache_failures, int64_t now, struct explain *e)
+int explain_run(struct store *st, const struct run_record *cur, char *const *env, int cache_failures, int64_t now,
+		struct explain *e)
 {
 	struct run_record hit = { 0 }, last = { 0 };
 	int rc = -1;
 	memset(e, 0, sizeof(*e));
-	struct obs_match m = { .st = st, .why = STRBUF_INIT };
+	struct obs_match m = { .st = st, .env = env, .why = STRBUF_INIT };
 	struct store_lookup_opts lo = { .allow_failed = cache_failures, .now = now, .accept = obs_accept, .ctx = &m };
 	int h = store_lookup(st, &cur->fp, &lo, &hit);
 	if (h < 0)

@@ -12,7 +12,10 @@ struct explain {
 	struct strvec reasons; /* one line each, e.g. "env LR changed: 0.1 -> 0.01" */
 };
 
-int explain_run(struct store *st, const struct run_record *cur, int cache_failures, int64_t now, struct explain *e);
+/* Whether cur would be replayed and, if not, why; its observed inputs are
+ * checked against env, the environment the command would get. */
+int explain_run(struct store *st, const struct run_record *cur, char *const *env, int cache_failures, int64_t now,
+		struct explain *e);
 void explain_free(struct explain *e);
 
 /* One difference between two runs' fingerprint parts, matched by (kind,

@@ -394,3 +394,18 @@ EOF
 	grep -q '^step read: ran' "$OUT/run.txt"
 	[ "$(cat copy.txt)" = 2 ]
 }
+
+@test "status checks a step's observed variables in the step's environment, its env table included" {
+	printf 'import os\nprint(os.environ["DEPTH"])\n' > s.py
+	cat > dag.toml <<'EOF2'
+[steps.s]
+cmd = "python3 s.py"
+env = { DEPTH = "3" }
+EOF2
+	cashet pipeline run > /dev/null
+	run cashet pipeline status
+	assert_output "s: up to date"
+	sed -i 's/"3"/"4"/' dag.toml
+	run cashet pipeline status
+	assert_output --partial "s: changed"
+}
