@@ -359,10 +359,30 @@ static void location_dir(char *const *env, const struct location *loc, struct st
 		sb_setlen(dir, dir->len - 1);
 }
 
-/* An INPUT_ENV's digest: the value, or for a location the place. */
+/* The digest of "PATH:NAME": the file a search of PATH for NAME finds
+ * (its real path), or none. */
+static void which_digest(char *const *env, const char *name, struct digest *d)
+{
+	struct strbuf exe = STRBUF_INIT;
+	struct hasher h;
+	char *real = fp_which(name, NULL, env, &exe) == 0 ? realpath(exe.buf, NULL) : NULL;
+	hasher_init(&h);
+	hasher_str(&h, "cashet-which");
+	hasher_str(&h, real ? real : "");
+	hasher_final(&h, d);
+	free(real);
+	sb_release(&exe);
+}
+
+/* An INPUT_ENV's digest: the value, for a location the place, for
+ * "PATH:NAME" what PATH finds. */
 static void env_digest(char *const *env, const char *var, struct digest *d)
 {
 	const struct location *loc = location_of(var);
+	if (!strncmp(var, "PATH:", 5)) {
+		which_digest(env, var + 5, d);
+		return;
+	}
 	if (!loc) {
 		fp_env_digest(env, var, d);
 		return;
@@ -403,6 +423,53 @@ static void locations_read(const struct store *st, const struct obs_spec *spec, 
 		}
 	}
 	sb_release(&dir);
+}
+
+/* Each program the tree started or tried from a directory of its PATH (a
+ * shell's or execvp's search), as "PATH:NAME", appended to env. The
+ * search stops where it finds NAME, so a directory put first since (a venv
+ * activated) is nowhere in what it read: a PATH that now finds another
+ * NAME must miss. PATH itself is not hashed: a change that finds the same
+ * programs is no change; nor is a program started by its path (./tool). */
+static void programs_run(const struct obs_spec *spec, const struct trace_event *ev, size_t n, struct strvec *env)
+{
+	struct strvec dirs = STRVEC_INIT, names = STRVEC_INIT;
+	struct strbuf d = STRBUF_INIT;
+	const char *path = fp_getenv(spec->env, "PATH");
+	while (path && *path) {
+		const char *e = strchrnul(path, ':');
+		sb_reset(&d);
+		sb_add(&d, path, (size_t)(e - path));
+		struct strbuf abs = STRBUF_INIT;
+		path_absolute(spec->cwd, d.len ? d.buf : ".", &abs);
+		sv_push(&dirs, abs.buf);
+		sb_release(&abs);
+		path = *e ? e + 1 : e;
+	}
+	sv_sort(&dirs);
+	for (size_t i = 0; dirs.n && i < n; i++) {
+		const char *base = strrchr(ev[i].path, '/');
+		if (!(ev[i].access & TRACE_EXEC) || (ev[i].access & TRACE_ENV) || !base || !base[1])
+			continue;
+		sb_reset(&d);
+		sb_add(&d, ev[i].path, (size_t)(base - ev[i].path));
+		struct strbuf dir = STRBUF_INIT;
+		path_absolute("/", d.len ? d.buf : "/", &dir);
+		if (sv_sorted_has(&dirs, dir.buf))
+			sv_push(&names, base + 1);
+		sb_release(&dir);
+	}
+	sv_release(&dirs);
+	sb_release(&d);
+	sv_sort(&names);
+	for (size_t i = 0; i < names.n; i++)
+		if (!i || strcmp(names.v[i], names.v[i - 1])) {
+			struct strbuf var = STRBUF_INIT;
+			sb_addf(&var, "PATH:%s", names.v[i]);
+			sv_push(env, var.buf);
+			sb_release(&var);
+		}
+	sv_release(&names);
 }
 
 /* Plain files the stat cache did not know, hashed after the walk on every
@@ -540,10 +607,13 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	if (hash_files(st, todo, ntodo, r) < 0)
 		goto out;
 	locations_read(st, spec, ev, n, &env);
+	programs_run(spec, ev, n, &env);
 	for (size_t i = 0; i < env.n; i++) {
 		sb_reset(&name);
 		sb_addf(&name, "$%s", env.v[i]);
-		if (obs_ignored(spec->ignore, name.buf))
+		/* --ignore '$PATH' leaves out its lookups too */
+		if (obs_ignored(spec->ignore, name.buf) ||
+		    (!strncmp(env.v[i], "PATH:", 5) && obs_ignored(spec->ignore, "$PATH")))
 			continue;
 		env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
 	}
@@ -620,10 +690,13 @@ static int check_one(struct store *st, struct run_input *in, const char *abs, ch
 			return 1;
 		if (why) {
 			sb_reset(why);
-			sb_addf(why,
-				location_of(in->path + 1) ? "env %s, where the command read files, changed"
-							  : "env %s, read by the command, changed",
-				in->path + 1);
+			if (!strncmp(in->path + 1, "PATH:", 5))
+				sb_addf(why, "env PATH now finds another %s, a program the command ran", in->path + 6);
+			else
+				sb_addf(why,
+					location_of(in->path + 1) ? "env %s, where the command read files, changed"
+								  : "env %s, read by the command, changed",
+					in->path + 1);
 		}
 		return 0;
 	}

@@ -74,7 +74,7 @@ miss_then_hit() {
 	export COLUMNS=7 TMPDIR=/tmp
 	[ "$(verdict -- python3 train.py)" = hit ]
 	# (the interpreter's own PYTHON* variables, read with getenv, are too)
-	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env" and not i["path"].startswith(("$PYTHON", "$__PY", "$HOME", "$TMPDIR"))]')" = "['\$LR']" ]
+	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env" and not i["path"].startswith(("$PYTHON", "$__PY", "$HOME", "$TMPDIR", "$PATH:"))]')" = "['\$LR']" ]
 	# but HOME is where Python looks for the user's own packages
 	export HOME=$PWD/elsewhere
 	[ "$(verdict -- python3 train.py)" = miss ]
@@ -563,4 +563,21 @@ trace_run() {
 	# a command that reads nothing there is not split by it
 	miss_then_hit -- cat ../hA/.apprc
 	[ "$(HOME=/elsewhere verdict -- cat ../hA/.apprc)" = hit ]
+}
+
+@test "a program a shell found through PATH: a PATH that finds another one is a miss, one that finds the same a hit" {
+	mkdir b1 b2 empty
+	printf '#!/bin/sh\necho tool1\n' > b1/mytool
+	printf '#!/bin/sh\necho tool2\n' > b2/mytool
+	chmod +x b1/mytool b2/mytool
+	# not the script's last command: the shell searches PATH as far as b2
+	PATH=$PWD/b2:$PATH miss_then_hit -- sh -c 'mytool; true'
+	[ "$(PATH=$PWD/empty:$PWD/b2:$PATH verdict -- sh -c 'mytool; true')" = hit ]
+	run env PATH="$PWD/b1:$PWD/b2:$PATH" cashet why -- sh -c 'mytool; true'
+	assert_line "  env PATH now finds another mytool, a program the command ran"
+	run env PATH="$PWD/b1:$PWD/b2:$PATH" cashet exec -- sh -c 'mytool; true'
+	assert_output tool1
+	# --ignore '$PATH' leaves the lookups out, for a store shared between machines
+	PATH=$PWD/b2:$PATH miss_then_hit --ignore '$PATH' -- sh -c 'mytool; :'
+	[ "$(PATH=$PWD/b1:$PWD/b2:$PATH verdict --ignore '$PATH' -- sh -c 'mytool; :')" = hit ]
 }
