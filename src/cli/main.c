@@ -419,8 +419,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	case OPT_ERROR:
-		fprintf(stderr, "cashet: %s\n", err_msg());
-		usage(stderr);
+		/* one line, as a command's own option errors are */
+		fprintf(stderr, "cashet: %s (see 'cashet --help')\n", err_msg());
 		return 2;
 	case OPT_OK:
 		break;

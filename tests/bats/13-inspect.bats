@@ -472,8 +472,16 @@ end')" ]
 	run --separate-stderr cashet frobnicate
 	assert_failure 2
 	[ "$stderr" = "cashet: 'frobnicate' is not a cashet command (see 'cashet --help')" ]
+	# an option error before the command: one line, as a command's own are
 	run --separate-stderr cashet --frob log
 	assert_failure 2
+	[ "$stderr" = "cashet: unknown option '--frob' (see 'cashet --help')" ]
+	run --separate-stderr cashet --store
+	assert_failure 2
+	[ "$stderr" = "cashet: option '--store' needs a value (see 'cashet --help')" ]
+	run --separate-stderr cashet log --store
+	assert_failure 2
+	[ "$stderr" = "cashet log: option '--store' needs a value (see 'cashet log --help')" ]
 	run --separate-stderr cashet
 	assert_failure 2
 	for c in log show get rm stats reindex init; do
