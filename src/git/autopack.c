@@ -193,8 +193,12 @@ static void packed_ids(const char *dir, struct strbuf *out)
 			continue;
 		}
 		const unsigned char *m = (const unsigned char *)idx.buf;
-		if (idx.len < 8 + 1024 || memcmp(m, "\377tOc", 4) || be32(m + 4) != 2)
+		const char *why;
+		sb_setlen(&p, p.len - 4);
+		if (idx.len < 8 + 1024 || memcmp(m, "\377tOc", 4) || be32(m + 4) != 2 || gs_idx_check(p.buf, &why)) {
+			err_clear();
 			continue;
+		}
 		uint32_t n = be32(m + 8 + 255 * 4);
 		if (idx.len < 8 + 1024 + (size_t)n * 20)
 			continue;
@@ -294,6 +298,13 @@ static void list_packs(const char *dir, struct pack_info **packs, size_t *n)
 		if (idx_count(q.buf, &count) < 0)
 			continue;
 		sb_setlen(&q, stem);
+		/* a damaged index names wrong ids or offsets: its pack is left
+		 * as it is, for fsck to index again */
+		const char *why;
+		if (gs_idx_check(q.buf, &why) != 0) {
+			err_clear();
+			continue;
+		}
 		*packs = xrealloc(*packs, (*n + 1) * sizeof(**packs));
 		(*packs)[(*n)++] = (struct pack_info){ xstrdup(q.buf), count, (int64_t)sb.st_size };
 	}

@@ -105,6 +105,12 @@ int gs_packed_intact(const git_oid *id);
 /* autopack.c */
 int gs_autopack(const char *dir, struct autopack_report *rep);
 
+/* packidx.c: whether the index of pack stem (objects/pack/pack-<id>,
+ * without .idx or .pack) ends with its own and its pack's checksums: 0
+ * intact, 1 damaged (why says how), -1 unreadable (err_set). */
+int gs_idx_check(const char *stem, const char **why);
+int gs_pack_indexes(const char *dir, int repair, struct strvec *lines);
+
 /* loose.c */
 /* Blobs at least this large are streamed by gs_write_loose, stored
  * uncompressed, and kept loose by gc (repack.c): git's bigFileThreshold. */

@@ -26,6 +26,7 @@ static const struct gitmod module = {
 	.delete_ref = gx_delete_ref,
 	.shallow_update = gx_shallow_update,
 	.autopack = gs_autopack,
+	.pack_indexes = gs_pack_indexes,
 };
 
 MODULE_ENTRY const struct gitmod *cashet_gitmod(void);

@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 8
+#define GITMOD_ABI 9
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -122,6 +122,11 @@ struct gitmod {
 	 * Removes nothing that is not in a pack on disk; caller holds the
 	 * store lock exclusively. */
 	int (*autopack)(const char *dir, struct autopack_report *rep);
+	/* Checks each pack's index against its checksums: the first damaged
+	 * one is an error (E_CORRUPT) naming it, unless repair: then each is
+	 * rebuilt from its pack, with a line in lines (an error only when its
+	 * pack is damaged too). Caller holds the store lock exclusively. */
+	int (*pack_indexes)(const char *dir, int repair, struct strvec *lines);
 };
 
 /* dlopen()s a module of cashet's (file, e.g. "cashet-serve.so"): $env if

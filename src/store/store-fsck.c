@@ -121,7 +121,9 @@ int store_fsck(struct store *st, int prune, struct fsck_report *rep)
 		sv_push(&rep->problems, line.buf);
 	}
 	sb_release(&aside);
-	if (sr < 0 || g->list_runs(st->dir, &refs) < 0)
+	/* before any object is read: a damaged pack index makes its objects
+	 * look missing, and their runs broken */
+	if (sr < 0 || g->pack_indexes(st->dir, 1, &rep->problems) < 0 || g->list_runs(st->dir, &refs) < 0)
 		goto out;
 	sv_sort(&refs);
 	rep->runs = (int64_t)refs.n;

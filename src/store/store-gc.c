@@ -224,6 +224,10 @@ int store_gc(struct store *st, const struct gc_opts *o, struct gc_report *rep)
 	 * give back stops gc: removing it is fsck --prune's decision. */
 	if (!o->dry_run) {
 		size_t added = 0;
+		/* a damaged pack index hides its pack's objects: the repack
+		 * below would leave them out */
+		if (g->pack_indexes(st->dir, 0, NULL) < 0)
+			goto out;
 		if (store_index_missing(st, &added, NULL) < 0) {
 			char *why = xstrdup(err_msg());
 			err_set("gc: %s (see 'cashet fsck'; --prune removes such runs)", why);
