@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,12 +335,26 @@ fail:
 	return -1;
 }
 
-/* A temp name is the name, TMP_INFIX and the writer's pid. */
+/* A temp name is the name, TMP_INFIX, the writer's pid and its host's
+ * name (up to its first dot): a project shared over NFS is restored into
+ * from several hosts, and only this host's pids can be asked whether
+ * they are alive (a name without its host is an older cashet's). */
 #define TMP_INFIX ".cashet-tmp."
+
+static char host_name[65];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void host_init(void)
+{
+	if (gethostname(host_name, sizeof(host_name) - 1) < 0)
+		host_name[0] = 0;
+	host_name[strcspn(host_name, "./")] = 0;
+}
 
 static void tmp_suffix(struct strbuf *out)
 {
-	sb_addf(out, TMP_INFIX "%ld", (long)getpid());
+	pthread_once(&host_once, host_init);
+	sb_addf(out, TMP_INFIX "%ld%s%s", (long)getpid(), host_name[0] ? "." : "", host_name);
 }
 
 static void tmp_name(const char *name, struct strbuf *out)
@@ -487,21 +502,28 @@ static int dir_entries(int fd, struct strvec *names)
 	return 0;
 }
 
-/* Removes what a restore killed part-way left beside name in dirfd: a
- * directory it was building, name.cashet-tmp.<pid> of a process gone. */
+/* Removes what a restore killed part-way left in dirfd: a directory it
+ * was building or a file it was writing, <name>.cashet-tmp.<pid>[.<host>]
+ * of a process of this host that is gone (name NULL: whatever the name).
+ * A temp file is never renamed into place unless whole and checked, so
+ * what is left is only ever litter. */
 static void sweep_aside(int dirfd, const char *name)
 {
 	struct strvec names = STRVEC_INIT;
 	struct strbuf stem = STRBUF_INIT;
-	sb_addf(&stem, "%s" TMP_INFIX, name);
+	pthread_once(&host_once, host_init);
+	if (name)
+		sb_addf(&stem, "%s" TMP_INFIX, name);
 	if (dir_entries(dirfd, &names) == 0)
 		for (size_t i = 0; i < names.n; i++) {
 			char *end;
-			const char *n = names.v[i];
-			if (strncmp(n, stem.buf, stem.len))
+			const char *n = names.v[i], *at = name ? n : strstr(n, TMP_INFIX);
+			if (name ? strncmp(n, stem.buf, stem.len) : !at || at == n)
 				continue;
-			long pid = strtol(n + stem.len, &end, 10);
-			/* ours (just made) and a live process's are left */
+			long pid = strtol(at + (name ? stem.len : strlen(TMP_INFIX)), &end, 10);
+			if (*end == '.' && !strcmp(end + 1, host_name))
+				end += strlen(end);
+			/* ours (just made), a live process's and another host's are left */
 			if (*end || pid <= 0 || !(kill((pid_t)pid, 0) < 0 && errno == ESRCH))
 				continue;
 			remove_entry(dirfd, n, n, 0);
@@ -693,7 +715,7 @@ static void note_outputs(struct store *st, const struct run_record *r)
 int outputs_restore(struct store *st, const struct run_record *r)
 {
 	struct restore_ctx c = { st, r, -1, -1, STRBUF_INIT, STRBUF_INIT, -1, STRVEC_INIT, NULL, 0, 0, 1, STRBUF_INIT };
-	struct strbuf tmp = STRBUF_INIT;
+	struct strbuf tmp = STRBUF_INIT, swept = STRBUF_INIT;
 	size_t *staged = xcalloc(r->nfiles + 1, sizeof(*staged)), nstaged = 0, swapped = 0;
 	int rc = 0, dirs = 0;
 	c.aside = xcalloc(r->nfiles + 1, sizeof(*c.aside));
@@ -726,6 +748,14 @@ int outputs_restore(struct store *st, const struct run_record *r)
 				rc = rc == 1 ? 0 : rc;
 			}
 		} else if (in_place || !unchanged(st, f, c.path.buf)) {
+			/* a directory written in is swept once (files come
+			 * sorted: a directory's together) */
+			if (!in_place &&
+			    (!swept.len || swept.len != c.last.len || memcmp(swept.buf, c.last.buf, c.last.len))) {
+				sweep_aside(dirfd, NULL);
+				sb_reset(&swept);
+				sb_add(&swept, c.last.buf, c.last.len);
+			}
 			rc = stage_one(st, f, dirfd, name, c.path.buf, in_place);
 			if (rc == 0 && !in_place)
 				staged[nstaged++] = i;
@@ -804,5 +834,6 @@ out:
 	free(staged);
 	sb_release(&c.path);
 	sb_release(&tmp);
+	sb_release(&swept);
 	return rc;
 }

@@ -941,6 +941,33 @@ assert r["note"] == "warning: result not stored: changed while the command ran: 
 ' "$target"
 }
 
+@test "a replay killed with -9 leaves its temp file beside the output: the next replay removes it, a live one's and another host's stay" {
+	cmd=$(counted 'head -c 300000 /dev/urandom > big.bin; mkdir -p sub; echo s > sub/s')
+	cashet exec -o big.bin -o sub -- sh -c "$cmd"
+	cp big.bin want.bin
+	host=$(hostname | cut -d. -f1)
+	sh -c 'exit 0' &
+	dead=$!
+	wait "$dead"
+	# what a replay killed part-way leaves: part of the file, under a
+	# temp name (this cashet's, and an older one's without the host)
+	head -c 1000 want.bin > "big.bin.cashet-tmp.$dead.$host"
+	head -c 1000 want.bin > "big.bin.cashet-tmp.$dead"
+	echo x > "sub/s.cashet-tmp.$dead.$host"
+	# a replay under way here, and one on another host sharing the project
+	echo x > "big.bin.cashet-tmp.$$.$host"
+	echo x > "big.bin.cashet-tmp.$dead.elsewhere"
+	rm big.bin sub/s
+	n=$(run_count)
+	run -0 --separate-stderr cashet exec -o big.bin -o sub -- sh -c "$cmd"
+	[ "$stderr" = "" ]
+	[ "$(run_count)" = "$n" ]
+	cmp big.bin want.bin
+	[ "$(cat sub/s)" = s ]
+	run env LC_ALL=C ls -A . sub
+	assert_output "$(printf '%s\n' .: .cashet big.bin "big.bin.cashet-tmp.$$.$host" "big.bin.cashet-tmp.$dead.elsewhere" sub want.bin '' sub: s)"
+}
+
 @test "a declared input edited while the command runs: nothing stored, the note names it (-i file, argument, -i dir)" {
 	mkdir dir
 	echo 1 > in.txt
