@@ -831,6 +831,7 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	int claimed = 0, have_out = 0, rc = -1, h, piped = -1;
 	int cache = !(req->flags & EXEC_NO_CACHE), force = !!(req->flags & EXEC_FORCE);
 	int64_t t0 = now_ms();
+	char *unclaimed = NULL; /* why the claim failed */
 
 	memset(res, 0, sizeof(*res));
 	memset(&out, 0, sizeof(out));
@@ -917,9 +918,10 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 					notice(req, EXEC_UNCACHED_WARNING, err_msg());
 					cache = 0;
 				} else {
-					notice(req,
-					       "warning: cannot claim this run (%s); running the command unclaimed",
-					       err_msg());
+					/* said once the run is over: if the index is
+					 * still held then, the result is not stored,
+					 * and that one line says so and why */
+					unclaimed = xstrdup(err_msg());
 				}
 				err_clear();
 				break;
@@ -1028,6 +1030,9 @@ interrupted:
 	res->signal = spawn_pending_signal();
 	res->exit_code = 128 + res->signal;
 out:
+	if (unclaimed && have_out && (res->verdict == EXEC_RAN || !res->note))
+		notice(req, "warning: cannot claim this run (%s); the command ran unclaimed", unclaimed);
+	free(unclaimed);
 	exec_remote_close(&er); /* releases its lock */
 	if (claimed)
 		store_claim_release(st, &r.fp, &me);

@@ -317,10 +317,34 @@ damage_idx() {
 	run --separate-stderr cashet exec --report-fd 3 -- python3 -c 'import time; print(time.time())' 3> verdict.json
 	wait "$writer"
 	assert_success
-	[ "$stderr" = "cashet: warning: cannot claim this run ($PWD/.cashet/index.db: BEGIN IMMEDIATE: database is locked); running the command unclaimed" ]
+	[ "$stderr" = "cashet: warning: cannot claim this run ($PWD/.cashet/index.db: BEGIN IMMEDIATE: database is locked); the command ran unclaimed" ]
 	python3 -c 'import sys; held, ran = float(open("held.at").read()), float(sys.argv[1]); sys.exit(0 if ran - held < 5 else 1)' "$output"
 	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
 	[ "$(log_count)" = 1 ]
+}
+
+@test "an index held by another process until 30 s after the command ends: one line says the result is not stored and why" {
+	# the writer takes the index until the exec is over
+	python3 - > held.at <<-'PY' &
+	import os, sqlite3, time
+	c = sqlite3.connect(".cashet/index.db", isolation_level=None)
+	c.execute("BEGIN EXCLUSIVE")
+	t0 = time.time()
+	print(t0, flush=True)
+	while not os.path.exists("done") and time.time() < t0 + 90:
+	    time.sleep(0.2)
+	PY
+	writer=$!
+	track_pid "$writer"
+	wait_for_file held.at
+	run --separate-stderr cashet exec --report-fd 3 -- sh -c "$(counted 'echo ran')" 3> verdict.json
+	touch done
+	wait "$writer"
+	assert_success
+	assert_output ran
+	[ "$stderr" = "cashet: warning: result not stored: $PWD/.cashet/index.db: BEGIN IMMEDIATE: database is locked" ]
+	[ "$(json_field 'j["verdict"]' < verdict.json)" != ran ]
+	[ "$(log_count)" = 0 ]
 }
 
 @test "gc with a run whose packed tree is damaged: a one-line error naming the run; after fsck --prune gc works" {
