@@ -75,7 +75,9 @@ int store_claim(struct store *st, const struct digest *fp, const struct claim_ow
 	rc = 0;
 out:
 	sqlite3_finalize(s);
-	if (store_exec(st, rc < 0 ? "ROLLBACK" : "COMMIT") < 0)
+	if (rc < 0)
+		store_rollback(st);
+	else if (store_exec(st, "COMMIT") < 0)
 		rc = -1;
 	return rc;
 }

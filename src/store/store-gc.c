@@ -76,7 +76,9 @@ int store_remove_many(struct store *st, const struct strvec *hashes)
 out:
 	for (size_t i = 0; i < NDEL; i++)
 		sqlite3_finalize(s[i]);
-	if (store_exec(st, rc == 0 ? "COMMIT" : "ROLLBACK") < 0)
+	if (rc < 0)
+		store_rollback(st);
+	else if (store_exec(st, "COMMIT") < 0)
 		rc = -1;
 	return rc;
 }
@@ -200,7 +202,9 @@ static int drop_unlisted_parts(struct store *st)
 	}
 	sqlite3_finalize(ids);
 	sqlite3_finalize(del);
-	if (store_exec(st, rc == 0 ? "COMMIT" : "ROLLBACK") < 0)
+	if (rc < 0)
+		store_rollback(st);
+	else if (store_exec(st, "COMMIT") < 0)
 		rc = -1;
 out:
 	sqlite3_finalize(s);

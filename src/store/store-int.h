@@ -82,6 +82,10 @@ struct store {
 #define STORE_BUSY_MS 30000
 int store_sqlfail(struct store *st, const char *what);
 int store_exec(struct store *st, const char *sql);
+/* Ends the transaction open on st->db, if one still is, keeping the last
+ * error: SQLite rolls back by itself after some failures (a full disk at
+ * COMMIT), and a ROLLBACK then only says that no transaction is active. */
+void store_rollback(struct store *st);
 /* The same, waiting at most wait_ms for another process's write. */
 int store_exec_within(struct store *st, const char *sql, int wait_ms);
 /* Prepares once and caches in *s (reset and unbound on later calls). */

@@ -777,7 +777,7 @@ int store_batch_flush(struct store *st)
 		goto out;
 	}
 rollback:
-	store_exec(st, "ROLLBACK");
+	store_rollback(st);
 out:
 	/* published or not, the batch is over: a run whose ref was written
 	 * but not its row is indexed again by gc and reindex */

@@ -398,7 +398,7 @@ int store_save(struct store *st, struct run_record *r)
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
 		goto out;
 	if (store_index_run(st, r) < 0) {
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 		goto out;
 	}
 	if (st->have_claim && digest_eq(&st->claimed, &r->fp)) {
@@ -414,7 +414,7 @@ int store_save(struct store *st, struct run_record *r)
 	}
 	rc = store_exec(st, "COMMIT");
 	if (rc < 0)
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 out:
 	store_unlock(lock);
 	sb_release(&content);
@@ -502,7 +502,7 @@ int store_rebuild_begin(struct store *st)
 		    " DROP TRIGGER runs_chg; DROP INDEX runs_fp; DROP INDEX runs_line; DROP INDEX runs_created;"
 		    " DROP INDEX tags_key; DELETE FROM files; DELETE FROM tags; DELETE FROM metrics;"
 		    " DELETE FROM runs; DELETE FROM inputsets; DELETE FROM partvals") < 0) {
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 		store_exec(st, "PRAGMA cache_size=-2000");
 		return -1;
 	}
@@ -523,7 +523,7 @@ int store_rebuild_end(struct store *st, int ok)
 		store_exec(st, "PRAGMA cache_size=-2000");
 		return 0;
 	}
-	store_exec(st, "ROLLBACK");
+	store_rollback(st);
 	store_exec(st, "PRAGMA cache_size=-2000");
 	return -1;
 }
@@ -620,7 +620,7 @@ int store_index_missing(struct store *st, size_t *added, struct strvec *unreadab
 	rc = 0;
 out:
 	if (in_tx) {
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 		*added = 0;
 	}
 	sqlite3_finalize(s);

@@ -148,7 +148,7 @@ int store_flush_statcache(struct store *st)
 	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO statcache VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)", -1, &s,
 			       NULL) != SQLITE_OK) {
 		store_sqlfail(st, "statcache");
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 		goto out;
 	}
 	for (size_t i = 0; i < st->npending; i++) {
@@ -171,7 +171,7 @@ int store_flush_statcache(struct store *st)
 	rc = store_exec(st, "COMMIT");
 	if (rc < 0) {
 		rc = cannot_write(st) ? 0 : -1;
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 	}
 out:
 	sqlite3_finalize(s);

@@ -326,7 +326,7 @@ out:
 		enum err_code code = err_code();
 		char *why = xstrdup(err_msg());
 		if (in_tx)
-			store_exec(st, "ROLLBACK");
+			store_rollback(st);
 		if (g && grafted.n)
 			g->shallow_update(st->dir, &grafted, 0, &undone);
 		for (size_t i = made_refs.n; g && i-- > 0;)

@@ -139,6 +139,11 @@ int store_sqlfail(struct store *st, const char *what)
 		return err_setc(E_CORRUPT, "%s/index.db: %s: %s (the index is rebuilt from git by the next command)",
 				st->dir, what, sqlite3_errmsg(st->db));
 	}
+	/* out of space (SQLite's FULL keeps no errno: ENOSPC) or past a file
+	 * size limit: said so, not as the statement that met it */
+	int sys = code == SQLITE_FULL ? ENOSPC : code == SQLITE_IOERR ? sqlite3_system_errno(st->db) : 0;
+	if (sys == ENOSPC || sys == EDQUOT || sys == EFBIG)
+		return err_setc(E_UNWRITABLE, "%s/index.db: cannot write it: %s", st->dir, strerror(sys));
 	if (code == SQLITE_FULL || code == SQLITE_IOERR || code == SQLITE_READONLY || code == SQLITE_CANTOPEN)
 		return err_setc(E_UNWRITABLE, "%s/index.db: %s: %s", st->dir, what, sqlite3_errmsg(st->db));
 	return err_set("%s/index.db: %s: %s", st->dir, what, sqlite3_errmsg(st->db));
@@ -149,6 +154,20 @@ int store_exec(struct store *st, const char *sql)
 	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
 		return store_sqlfail(st, sql);
 	return 0;
+}
+
+void store_rollback(struct store *st)
+{
+	if (sqlite3_get_autocommit(st->db))
+		return;
+	enum err_code code = err_code();
+	char *why = xstrdup(err_msg());
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	if (*why)
+		err_setc(code, "%s", why);
+	else
+		err_clear();
+	free(why);
 }
 
 int store_exec_within(struct store *st, const char *sql, int wait_ms)
@@ -434,14 +453,17 @@ static int create_schema(struct store *st)
 	v = read_version(st);
 	if (v < 0 || v >= SCHEMA_VERSION) {
 		rc = v < 0 ? -1 : 0;
-		store_exec(st, v < 0 ? "ROLLBACK" : "COMMIT");
+		if (v < 0)
+			store_rollback(st);
+		else
+			store_exec(st, "COMMIT");
 		goto out;
 	}
 	for (size_t i = 0; i < sizeof(tables) / sizeof(*tables); i++)
 		sb_addf(&sql, "DROP TABLE IF EXISTS %s;", tables[i]);
 	sb_addf(&sql, "%s%s%s PRAGMA user_version=%d;", schema, store_indexes, store_triggers, SCHEMA_VERSION);
 	if (store_exec(st, sql.buf) < 0 || store_exec(st, "COMMIT") < 0) {
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 		goto out;
 	}
 	rc = 1;
@@ -862,7 +884,7 @@ void store_read_end(struct store *st, int began)
 {
 	if (began && store_exec(st, "COMMIT") < 0) {
 		err_clear();
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 		err_clear();
 	}
 }
@@ -1368,7 +1390,7 @@ int store_touch_runs(struct store *st, const struct strvec *hashes, int64_t now)
 		return -1;
 	if (sqlite3_prepare_v2(st->db, "UPDATE runs SET last_used=?2 WHERE hash=?1 AND last_used<?3", -1, &s, NULL) !=
 	    SQLITE_OK) {
-		store_exec(st, "ROLLBACK");
+		store_rollback(st);
 		return store_sqlfail(st, "touch");
 	}
 	for (size_t i = 0; rc == 0 && i < hashes->n; i++) {
@@ -1380,7 +1402,9 @@ int store_touch_runs(struct store *st, const struct strvec *hashes, int64_t now)
 		sqlite3_reset(s);
 	}
 	sqlite3_finalize(s);
-	if (store_exec(st, rc == 0 ? "COMMIT" : "ROLLBACK") < 0)
+	if (rc < 0)
+		store_rollback(st);
+	else if (store_exec(st, "COMMIT") < 0)
 		rc = -1;
 	return rc;
 }

@@ -627,7 +627,7 @@ in_readonly_store() {
 	assert_output new
 	[ "$(run_count)" = 1 ]
 	[ "$(grep -c . <<< "$stderr")" = 2 ]
-	[ "$(sed -n 1p <<< "$stderr")" = "cashet: warning: $PWD/.cashet/index.db: cannot open it: disk I/O error; running the command without caching it" ]
+	[ "$(sed -n 1p <<< "$stderr")" = "cashet: warning: $PWD/.cashet/index.db: cannot write it: File too large; running the command without caching it" ]
 	[ "$(sed -n 2p <<< "$stderr")" = err ]
 	# stdin, --no-stdin, --timeout and a missing command as without cashet
 	run bash -c "ulimit -f 16; echo piped | cashet exec -- cat 2> /dev/null"
@@ -658,7 +658,7 @@ in_readonly_store() {
 	assert_success
 	[ "$(cat b.txt)" = a ]
 	[ "$(grep -c warning <<< "$stderr")" = 1 ]
-	[ "$(sed -n 1p <<< "$stderr")" = "cashet: warning: $PWD/.cashet/index.db: cannot open it: disk I/O error; running the steps without caching them" ]
+	[ "$(sed -n 1p <<< "$stderr")" = "cashet: warning: $PWD/.cashet/index.db: cannot write it: File too large; running the steps without caching them" ]
 	[[ "$stderr" == *"pipeline: 2 ran, 0 hit, 0 failed, 0 not run"* ]]
 	# nothing was stored: both run again, then are cached
 	run -0 --separate-stderr cashet pipeline run p.toml
@@ -678,6 +678,43 @@ in_readonly_store() {
 	[ "$(log_count)" = 6 ]
 	run cashet fsck
 	assert_success
+}
+
+# in_full_store CMD...: runs CMD with .cashet on a small file system
+# filled to the last byte (a tmpfs in a private mount namespace; root only),
+# its WAL emptied first so that any write needs new space. What CMD writes
+# there is gone after.
+in_full_store() {
+	unshare -m sh -c 'full=$1; shift; mkdir -p "$full" && mount -t tmpfs -o size=2M tmpfs "$full" &&
+		cp -a .cashet "$full/" && mount --bind "$full/.cashet" .cashet &&
+		sqlite3 .cashet/index.db "PRAGMA wal_checkpoint(TRUNCATE)" > /dev/null &&
+		{ head -c 4M /dev/zero > .cashet/filler 2> /dev/null || true; } && exec "$@"' \
+		sh "$BATS_TEST_TMPDIR/full" "$@"
+}
+
+@test "a full disk is said in one line naming the store's index, never as a failed ROLLBACK" {
+	for i in 1 2 3 4 5 6; do cashet exec -- echo "$i" > /dev/null; done
+	# a file size limit: SQLite rolled back already, its error is the one said
+	for c in fsck reindex; do
+		run --separate-stderr bash -c "ulimit -f 40; cashet $c"
+		assert_failure 1
+		[ "${#stderr_lines[@]}" = 1 ]
+		[[ "$stderr" == "cashet: $PWD/.cashet/index.db: "* ]]
+		[[ "$stderr" != *ROLLBACK* ]]
+	done
+	[ "$(id -u)" = 0 ] && unshare -m true 2> /dev/null || skip "a full disk needs a tmpfs mount (root, unshare -m)"
+	for c in fsck reindex "rm $(last_hash)" "clear -f"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr in_full_store cashet $c
+		assert_failure 1
+		[ "$stderr" = "cashet: $PWD/.cashet/index.db: cannot write it: No space left on device" ]
+	done
+	# the command runs, uncached, with one warning
+	run --separate-stderr in_full_store cashet exec -- sh -c 'echo new; exit 3'
+	assert_failure 3
+	assert_output new
+	[ "$stderr" = "cashet: warning: $PWD/.cashet/index.db: cannot write it: No space left on device; running the command without caching it" ]
+	run -0 cashet fsck
 }
 
 @test "a config file git would refuse: one warning naming its line, the settings around it still apply, the command runs" {
