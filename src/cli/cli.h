@@ -27,6 +27,7 @@ enum cmd_flags {
 	CMD_STOP = 1 << 2,         /* the options end at the first operand: the rest is a command line */
 	CMD_DEFAULT = 1 << 3,      /* the subcommand run when none is named */
 	CMD_EXIT_2 = 1 << 4,       /* errors exit 2, not 1 (diff, as diff(1)) */
+	CMD_ANY_CONFIG = 1 << 5,   /* the store opens whatever its settings say (config, which mends them) */
 };
 
 /* Who signed run hash, for log --signatures and show: appends "signed by

@@ -33,7 +33,6 @@ static int check_config(const void *opts, int argc, char **argv, int dashdash)
 {
 	const struct config_opts *o = opts;
 	const char *key = argv[0], *value = argc > 1 ? argv[1] : NULL;
-	uint64_t n;
 	size_t k = 0;
 	if (o->unset && value)
 		return err_set("expected KEY [VALUE] or --unset KEY");
@@ -44,19 +43,13 @@ static int check_config(const void *opts, int argc, char **argv, int dashdash)
 			"unknown key '%s' (known: max-size, auto-pack, remote, remote-mode, trace, auto-outputs, "
 			"ignore, stdin-limit, signing-key, trust.allowed-signers)",
 			key);
-	if ((!strcmp(key, "max-size") || !strcmp(key, "stdin-limit")) && value && parse_size(value, &n) < 0)
-		return err_set("%s: %s", key, err_msg());
-	if (!strcmp(key, "auto-pack") && value && (!*value || strspn(value, "0123456789") != strlen(value)))
-		return err_set("auto-pack: expected a number of loose objects (0: never), got '%s'", value);
+	/* the checks a value read from the config file gets too */
+	if (value && store_setting_valid(key, value) < 0)
+		return -1;
 	if (!strcmp(key, "remote") && value && !remote_url_known(value))
 		return err_set("remote: expected " REMOTE_URL_FORMS ", got '%s'", value);
-	if (!strcmp(key, "remote-mode") && value && strcmp(value, "read") && strcmp(value, "read-write"))
-		return err_set("remote-mode: expected read or read-write, got '%s'", value);
 	if (is_path_key(key) && value && access(value, R_OK) < 0)
 		return err_sys("%s: cannot read %s", key, value);
-	if ((!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) && value &&
-	    (!*value || strchr(value, ' ') || !strstr(" on off true false yes no 1 0 ", value)))
-		return err_set("%s: expected on or off, got '%s'", key, value);
 	return 0;
 }
 
@@ -93,7 +86,10 @@ int cmd_config(struct cli *cli, void *opts, int argc, char **argv)
 		path_absolute(NULL, value, &abs);
 		value = abs.buf;
 	}
-	if ((g = gitmod_get()))
+	/* a value read is checked as every command checks it */
+	if (!value && !o->unset && store_config_check(cli->st, key) < 0)
+		rc = -1;
+	else if ((g = gitmod_get()))
 		rc = g->config(store_dir(cli->st), key, value, o->unset, &v);
 	if (rc < 0)
 		rc = cli_fail(1);

@@ -43,8 +43,8 @@ const struct command commands[] = {
 	{ "clear", cmd_clear, &cmd_clear_options, CMD_STORE, NULL, "remove every run", NULL },
 	{ "invalidate", cmd_invalidate, &cmd_invalidate_options, CMD_STORE, NULL, "remove the runs with given tags",
 	  NULL },
-	{ "config", cmd_config, &cmd_config_options, CMD_STORE, "KEY [VALUE]", "get or set store settings (max-size)",
-	  NULL },
+	{ "config", cmd_config, &cmd_config_options, CMD_STORE | CMD_ANY_CONFIG, "KEY [VALUE]",
+	  "get or set store settings (max-size)", NULL },
 	{ "fsck", cmd_fsck, &cmd_fsck_options, CMD_STORE, NULL, "verify the store against git and repair the index",
 	  NULL },
 	/* the pipeline finds its store from the dag.toml's directory */
@@ -344,7 +344,10 @@ static int run_command(struct cli *cli, const struct command *c, struct strbuf *
 		goto out;
 	}
 	if (c->flags & (CMD_STORE | CMD_STORE_CREATE) &&
-	    cli_open_store(cli, c->flags & CMD_STORE_CREATE ? STORE_CREATE : 0, &cli->st, NULL) < 0) {
+	    cli_open_store(cli,
+			   (c->flags & CMD_STORE_CREATE ? STORE_CREATE : 0) |
+				   (c->flags & CMD_ANY_CONFIG ? STORE_ANY_CONFIG : 0),
+			   &cli->st, NULL) < 0) {
 		rc = cli_fail(c->flags & CMD_EXIT_2 ? 2 : 1);
 		goto out;
 	}

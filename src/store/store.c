@@ -306,9 +306,10 @@ static int config_text_bad_line(const char *text, const char **why)
 	return 0;
 }
 
-int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value)
+/* The config file's text, read once per open store: a request reads
+ * several settings, on the hit path. */
+static void config_load(struct store *st)
 {
-	/* once per open store: a request reads several settings, on the hit path */
 	if (!st->config_read) {
 		struct strbuf path = STRBUF_INIT;
 		sb_addf(&path, "%s/config", st->dir);
@@ -322,7 +323,74 @@ int store_config_get(struct store *st, const char *section, const char *key, str
 		sb_release(&path);
 		st->config_read = 1;
 	}
+}
+
+int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value)
+{
+	config_load(st);
 	return config_text_get(st->config.buf, section, key, value);
+}
+
+static int is_bool_word(const char *v)
+{
+	static const char *const words[] = { "on", "off", "true", "false", "yes", "no", "1", "0", NULL };
+	for (const char *const *w = words; *w; w++)
+		if (!strcasecmp(v, *w))
+			return 1;
+	return 0;
+}
+
+int store_setting_valid(const char *key, const char *value)
+{
+	if (!strcmp(key, "max-size") || !strcmp(key, "stdin-limit")) {
+		uint64_t n;
+		if (parse_size(value, &n) < 0)
+			return err_set("%s: %s", key, err_msg());
+	} else if (!strcmp(key, "auto-pack")) {
+		/* digits only: strtoll would take " 12", "+12" and wrap past its range */
+		size_t len = strlen(value);
+		if (!len || strspn(value, "0123456789") != len ||
+		    (len - strspn(value, "0") > 10 || strtoull(value, NULL, 10) > AUTOPACK_MAX))
+			return err_set("auto-pack: expected a number of loose objects from 0 (never) to %d, got '%s'",
+				       AUTOPACK_MAX, value);
+	} else if (!strcmp(key, "remote-mode")) {
+		if (strcmp(value, "read") && strcmp(value, "read-write"))
+			return err_set("remote-mode: expected read or read-write, got '%s'", value);
+	} else if (!strcmp(key, "trace") || !strcmp(key, "auto-outputs")) {
+		if (!is_bool_word(value))
+			return err_set("%s: expected on or off, got '%s'", key, value);
+	}
+	return 0;
+}
+
+int store_config_check(struct store *st, const char *key)
+{
+	static const char *const checked[] = { "max-size", "stdin-limit",  "auto-pack", "remote-mode",
+					       "trace",    "auto-outputs", NULL };
+	struct strbuf line = STRBUF_INIT, v = STRBUF_INIT;
+	int rc = 0, n = 0, in_section = 0;
+	config_load(st);
+	for (const char *p = sb_str(&st->config); *p && rc == 0; n++) {
+		const char *nl = strchrnul(p, '\n');
+		sb_reset(&line);
+		sb_add(&line, p, (size_t)(nl - p) - (nl > p && nl[-1] == '\r'));
+		p = *nl ? nl + 1 : nl;
+		const char *l = sb_str(&line) + strspn(sb_str(&line), " \t");
+		if (*l == '[') {
+			in_section = !strncasecmp(l, "[cashet]", 8);
+			continue;
+		}
+		for (size_t k = 0; in_section && checked[k] && rc == 0; k++)
+			if ((!key || !strcmp(key, checked[k])) && config_line(l, checked[k], &v) &&
+			    store_setting_valid(checked[k], sb_str(&v)) < 0) {
+				char *why = xstrdup(err_msg());
+				rc = err_set("%s/config:%d: %s", st->dir, n + 1, why);
+				free(why);
+			}
+	}
+	sb_release(&line);
+	sb_release(&v);
+	return rc;
 }
 
 int store_config_bool(const char *v)
@@ -763,6 +831,9 @@ int store_open(const char *dir, int flags, struct store **out, int *created)
 		if (create_repo(dir, &fresh) < 0)
 			goto out;
 	}
+	/* bad input, said before anything is done with the store */
+	if (!(flags & STORE_ANY_CONFIG) && store_config_check(st, NULL) < 0)
+		goto out;
 	sb_reset(&p);
 	sb_addf(&p, "%s/index.db", dir);
 	/* The index is derived: a damaged one is moved aside and rebuilt

@@ -161,9 +161,11 @@ int store_find_from(const char *explicit_dir, const char *from, struct strbuf *d
  * one line without the "cashet: " prefix. Process-wide; unset, they are dropped. */
 void store_on_warning(void (*fn)(void *ctx, const char *msg), void *ctx);
 
-enum { STORE_CREATE = 1 };
+enum { STORE_CREATE = 1, STORE_ANY_CONFIG = 2 };
 /* Opens the store at dir (as found by store_find). With STORE_CREATE a missing
- * store is created (git init + schema); *created says so. Caller closes. */
+ * store is created (git init + schema); *created says so. A setting of
+ * the store's config with a bad value fails the open (store_config_check),
+ * unless STORE_ANY_CONFIG (`cashet config`, which mends it). Caller closes. */
 int store_open(const char *dir, int flags, struct store **out, int *created);
 void store_close(struct store *st);
 const char *store_dir(const struct store *st);
@@ -194,6 +196,16 @@ int store_setting_user(struct store *st, const char *key, struct strbuf *value);
 /* Any section.key of the store's git config file ("core",
  * "fsyncobjectfiles"), read as store_setting reads: 1 found, 0 not. */
 int store_config_get(struct store *st, const char *section, const char *key, struct strbuf *value);
+/* Whether value is one the setting key takes (max-size, stdin-limit,
+ * auto-pack, remote-mode, trace, auto-outputs: the others are checked
+ * where they are used): 0, or -1 with err_set("KEY: expected ..."). */
+int store_setting_valid(const char *key, const char *value);
+/* Every setting of the store's config (key NULL), or key's, against
+ * store_setting_valid: 0, or -1 naming the first bad one as
+ * "<dir>/config:<line>: KEY: expected ...". */
+int store_config_check(struct store *st, const char *key);
+/* The most `config auto-pack` takes. */
+#define AUTOPACK_MAX 2147483647
 /* A git config boolean that is true ("true", "yes", "on", "1", or a key
  * without a value). */
 int store_config_bool(const char *v);

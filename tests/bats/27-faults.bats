@@ -740,6 +740,43 @@ in_full_store() {
 	[ "$stderr" = "cashet: warning: $PWD/.cashet/config:1: a section header without its ']'; the settings around it still apply (fix it with an editor)" ]
 }
 
+@test "a bad value in the config: set, refused with the config unchanged; edited in, named by file and line, exec runs uncached" {
+	cashet exec -- echo cached > /dev/null
+	cp .cashet/config before
+	for kv in "auto-pack 99999999999999999999" "auto-pack 12x" "max-size lots" "stdin-limit 99999999T" \
+		"trace maybe" "auto-outputs 2" "remote-mode write"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr cashet config $kv
+		assert_failure 2
+		[ "${#stderr_lines[@]}" = 1 ]
+		[[ "$stderr" == "cashet config: ${kv%% *}: "* ]]
+		cmp before .cashet/config
+	done
+	run --separate-stderr cashet config auto-pack 99999999999999999999
+	[ "$stderr" = "cashet config: auto-pack: expected a number of loose objects from 0 (never) to 2147483647, got '99999999999999999999' (see 'cashet config --help')" ]
+	# written by hand: every command names it; exec still runs the command
+	printf '[cashet]\n\tauto-pack = 1e3\n' >> .cashet/config
+	line=$(grep -n 1e3 .cashet/config | cut -d: -f1)
+	why="$PWD/.cashet/config:$line: auto-pack: expected a number of loose objects from 0 (never) to 2147483647, got '1e3'"
+	for c in log stats fsck gc "config auto-pack"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr cashet $c
+		assert_failure 1
+		[ "$stderr" = "cashet: $why" ]
+	done
+	run --separate-stderr cashet exec -- sh -c "$(counted 'echo cached')"
+	assert_success
+	assert_output cached
+	[ "$stderr" = "cashet: warning: $why; running the command without caching it" ]
+	[ "$(run_count)" = 1 ]
+	# config mends it; then all is as it was
+	run -0 cashet config auto-pack 1000
+	run -0 cashet config auto-pack
+	assert_output 1000
+	[ "$(verdict -- echo cached)" = hit ]
+	[ "$(log_count)" = 1 ]
+}
+
 @test "a capture that hits a full disk: the output still flows, the command finishes with its status, nothing is stored" {
 	# 3 MB of output; the capture file may grow to 1 MiB (index.db stays smaller)
 	cmd="$(counted 'head -c 3000000 /dev/zero; echo done >&2; exit 3')"

@@ -73,7 +73,7 @@ loose_count() {
 	run -0 cashet exec -v --trace off -- echo "run 3"
 	assert_line --index 1 --partial "cashet: hit "
 	run -2 cashet config auto-pack x
-	assert_output --partial "auto-pack: expected a number of loose objects (0: never), got 'x'"
+	assert_output --partial "auto-pack: expected a number of loose objects from 0 (never) to 2147483647, got 'x'"
 }
 
 @test "more than 50 packs (a pipeline's batches, sharing objects) are merged after the next stored run, with every object kept" {
