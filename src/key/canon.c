@@ -452,7 +452,7 @@ static void command_refs(const char *p, const char *end, struct strvec *names, c
 }
 
 /* $NAME and ${NAME...} in shell code, and the names it reads otherwise:
- * ${#N}, ${!N}, ${a[N]}, arithmetic, [[ -v N ]], printenv N. ${!P_*}
+ * ${#N}, ${!N}, ${a[N]}, arithmetic, [[ -v N ]], printenv N, ~ (HOME). ${!P_*}
  * and a bare env or printenv read many at once: the pattern ("P_*",
  * "*") is pushed, as -e takes one. */
 static void sh_refs(const char *s, const char *end, struct strvec *names)
@@ -488,6 +488,9 @@ static void sh_refs(const char *s, const char *end, struct strvec *names)
 			    (b - s >= 4 && !memcmp(b - 4, "test", 4)))
 				sh_ref(names, &locals, p + 3, name_len(p + 3, end));
 		}
+		if (*p == '~' && (word_start || (p > s && (p[-1] == '=' || p[-1] == ':'))) &&
+		    (p + 1 == end || strchr("/ \t\n;&|)", p[1])))
+			sh_ref(names, &locals, "HOME", 4); /* ~ and ~/x (an assignment's =~, :~ too) are $HOME */
 		if (*p == '(' && end - p > 1 && p[1] == '(') {
 			/* ((...)) and $((...)): arithmetic up to the "))" */
 			const char *e = p + 2;

@@ -550,11 +550,17 @@ trace_run() {
 	echo Bob > hB/.apprc
 	local top=$PWD
 	cd proj
+	# read under HOME by a program that does not name it: the place counts
+	local rc='import os.path; print(open(os.path.expanduser("~/.apprc")).read(), end="")'
+	HOME=$top/hA miss_then_hit -- python3 -c "$rc"
+	run env HOME="$top/hB" cashet why -- python3 -c "$rc"
+	assert_line "  env HOME, where the command read files, changed"
+	run env HOME="$top/hB" cashet exec -- python3 -c "$rc"
+	assert_output Bob
+	# a shell's ~ names HOME itself
 	HOME=$top/hA miss_then_hit -- sh -c 'cat ~/.apprc'
 	run env HOME="$top/hB" cashet why -- sh -c 'cat ~/.apprc'
-	assert_line "  env HOME, where the command read files, changed"
-	run env HOME="$top/hB" cashet exec -- sh -c 'cat ~/.apprc'
-	assert_output Bob
+	assert_line "  env HOME changed: $top/hA -> $top/hB"
 	# Python tries a file in TMPDIR before it names it
 	mkdir t1 t2
 	TMPDIR=$top/proj/t1 miss_then_hit -- python3 -c 'import tempfile; print(tempfile.gettempdir())'

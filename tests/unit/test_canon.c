@@ -353,6 +353,9 @@ static void env_refs(void **state)
 	/* many at once: a pattern, as -e takes; an env that runs a command
 	 * dumps nothing */
 	env_is(CANON_SH, "echo ${!P_*} ${!Q_@}; env | grep X; env A=1 cmd; printenv $(echo V)", "P_* Q_* *");
+	/* a tilde that expands is HOME; ~user and one inside a word are not */
+	env_is(CANON_SH, "cd ~/src; P=~/x; Q=a:~/y\n", "HOME");
+	env_is(CANON_SH, "echo a~b ~root/x", "");
 	env_is(CANON_PYTHON,
 	       "import os\nos.environ['A']; os.getenv(\"B\"); os.environ.get( 'C', 'd'); environ.setdefault('D', '1')\n"
 	       "os.environ[name]; os.getenv(f'{x}'); os.environ.pop(\"E\"); os.environ[\"A\"]",
