@@ -472,6 +472,53 @@ static void programs_run(const struct obs_spec *spec, const struct trace_event *
 	sv_release(&names);
 }
 
+/* path (absolute, outside the project) as reached from root ("../lib/x"),
+ * into out: 1, or 0 when the two share no directory but "/". */
+static int from_root(const char *root, const char *path, struct strbuf *out)
+{
+	size_t common = 0;
+	for (size_t i = 1;; i++) {
+		int end_r = !root[i] || root[i] == '/', end_p = !path[i] || path[i] == '/';
+		if (end_r && end_p)
+			common = i;
+		if (!root[i] || !path[i] || root[i] != path[i] || end_r != end_p)
+			break;
+	}
+	if (!common)
+		return 0;
+	sb_reset(out);
+	for (const char *c = root + common; *c; c++)
+		if (*c == '/')
+			sb_adds(out, out->len ? "/.." : "..");
+	if (path[common])
+		sb_addf(out, "%s%s", out->len ? "" : ".", path + common);
+	else if (!out->len)
+		sb_addc(out, '.');
+	return 1;
+}
+
+/* A file outside the project but near it (a sibling, a monorepo's
+ * ../lib) is recorded twice: where it is, and as the project reaches it.
+ * A command names it either way (`cat ../sib.txt`, a hard-coded path), so
+ * a project moved, imported or pulled elsewhere replays only when both
+ * are as they were. */
+static void near_inputs(const struct store *st, struct run_record *r)
+{
+	struct strbuf rel = STRBUF_INIT;
+	const char *root = store_root(st);
+	size_t n = r->ninputs;
+	for (size_t i = 0; strcmp(root, "/") && i < n; i++) {
+		if (r->inputs[i].kind == INPUT_ENV || r->inputs[i].path[0] != '/' ||
+		    !from_root(root, r->inputs[i].path, &rel))
+			continue;
+		struct run_input *twin = run_add_input(r, r->inputs[i].kind, rel.buf);
+		char *path = twin->path;
+		*twin = r->inputs[i];
+		twin->path = path;
+	}
+	sb_release(&rel);
+}
+
 /* Plain files the stat cache did not know, hashed after the walk on every
  * CPU: a `cp -r` of 20,000 files reads each of them again. */
 struct to_hash {
@@ -617,6 +664,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 			continue;
 		env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
 	}
+	near_inputs(st, r);
 	/* one entry per path: two spellings ("a/./b", "a/b") fold to one name */
 	qsort(r->inputs, r->ninputs, sizeof(*r->inputs), cmp_input);
 	size_t k = 0;

@@ -587,3 +587,26 @@ trace_run() {
 	PATH=$PWD/b2:$PATH miss_then_hit --ignore '$PATH' -- sh -c 'mytool; :'
 	[ "$(PATH=$PWD/b1:$PWD/b2:$PATH verdict --ignore '$PATH' -- sh -c 'mytool; :')" = hit ]
 }
+
+@test "a file beside the project, read through ../: the project copied beside another such file misses" {
+	mkdir -p A/proj B
+	echo A-sib > A/sib.txt
+	echo B-sib > B/sib.txt
+	local top=$PWD
+	cd A/proj
+	cashet init > /dev/null
+	miss_then_hit -- cat ../sib.txt
+	cp -a "$top/A/proj" "$top/B/proj"
+	cd "$top/B/proj"
+	run cashet why -- cat ../sib.txt
+	assert_line "  ../sib.txt, read by the command, changed"
+	run cashet exec -- cat ../sib.txt
+	assert_output B-sib
+	# both places as they were: a hit
+	echo A-sib > ../sib.txt
+	cashet exec -- cat ../sib.txt > /dev/null
+	[ "$(verdict -- cat ../sib.txt)" = hit ]
+	# the original project still hits on its own sibling
+	cd "$top/A/proj"
+	[ "$(verdict -- cat ../sib.txt)" = hit ]
+}
