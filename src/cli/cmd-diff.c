@@ -203,6 +203,30 @@ static void diff_named(struct diff *d, const char *section, const char *kind, co
 	s->shown = 1;
 }
 
+/* The files and variables each run was seen to use (not in the
+ * fingerprint: a run is replayed while they are as they were), one
+ * "observed" section each, named by path or "$NAME", kind in the note. */
+static void diff_inputs(struct diff *d, const struct run_record *a, const struct run_record *b)
+{
+	struct input_change *c;
+	size_t n = explain_input_changes(a, b, &c);
+	for (size_t i = 0; i < n; i++) {
+		const struct run_input *p = c[i].old, *q = c[i].cur, *any = q ? q : p;
+		struct section *s = add_section(d, "observed", any->path, p && q ? "changed" : q ? "added" : "removed");
+		char hx[DIGEST_HEX];
+		if (p) {
+			digest_hex(&p->d, hx);
+			s->old = xstrdup(hx);
+		}
+		if (q) {
+			digest_hex(&q->d, hx);
+			s->new = xstrdup(hx);
+		}
+		s->note = xstrdup(p && q && p->kind != q->kind ? "another kind" : run_input_kind_name(any->kind));
+	}
+	free(c);
+}
+
 static int diff_parts(struct store *st, struct diff *d, const struct run_record *a, const struct run_record *b)
 {
 	struct part_change *c;
@@ -244,6 +268,7 @@ static int diff_parts(struct store *st, struct diff *d, const struct run_record 
 	}
 	free(c);
 	sb_release(&path);
+	diff_inputs(d, a, b);
 	return rc;
 }
 

@@ -21,23 +21,34 @@ struct history {
 	struct strvec rows; /* formatted, oldest first */
 };
 
-/* What changed since the previous run: explain's sentences. NULL: no
- * previous run; an empty list: the same fingerprint (a --force or a retry). */
+/* Observed inputs named in a row; past that, a count. */
+#define ROW_INPUTS 3
+
+/* What changed since the previous run: explain's sentences, the
+ * fingerprint's parts and then the files and variables it was seen to
+ * use. 0: no previous run; an empty list: the same (a --force or a retry). */
 static int changes(struct history *h, const struct run_record *r, struct strvec *out)
 {
 	if (!h->have_prev)
 		return 0;
 	if (!digest_eq(&h->prev.fp, &r->fp))
 		explain_diff_parts(h->st, &h->prev, r, out);
+	explain_diff_inputs(&h->prev, r, ROW_INPUTS, out);
 	return 1;
 }
 
-static int add_row(const struct run_record *r, void *ctx)
+static int add_row(const struct run_record *listed, void *ctx)
 {
 	struct history *h = ctx;
 	struct strvec why = STRVEC_INIT;
 	struct strbuf sb = STRBUF_INIT;
 	char when[40], dur[32];
+	/* whole, observed inputs included: the listing's rows may not hold them */
+	struct run_record full = { 0 };
+	int lr = store_load(h->st, listed->hash, &full);
+	if (lr < 0)
+		return -1;
+	const struct run_record *r = lr == 1 ? &full : listed;
 	int have = changes(h, r, &why);
 	int replay = !strcmp(h->mark, r->hash);
 	if (h->json) {
@@ -70,10 +81,7 @@ static int add_row(const struct run_record *r, void *ctx)
 	sv_release(&why);
 	/* the next row compares with this run, sources and all */
 	run_record_free(&h->prev);
-	h->have_prev = 0;
-	int lr = store_load(h->st, r->hash, &h->prev);
-	if (lr < 0)
-		return -1;
+	h->prev = full;
 	h->have_prev = lr == 1;
 	return 0;
 }

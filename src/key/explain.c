@@ -271,3 +271,91 @@ void explain_free(struct explain *e)
 {
 	sv_release(&e->reasons);
 }
+
+/* Whether r's fingerprint has a part for in already (-i, a script, the
+ * executable, -e): its change is said as that part's. */
+static int declared(const struct run_record *r, const struct run_input *in)
+{
+	static const char *const files[] = { "input", "script", "source", "dep", "exe", "interp", NULL };
+	for (size_t i = 0; i < r->nparts; i++) {
+		const struct run_part *p = &r->parts[i];
+		if (in->kind == INPUT_ENV) {
+			if (!strcmp(p->kind, "env") && !strcmp(p->name, in->path + 1))
+				return 1;
+			continue;
+		}
+		for (const char *const *k = files; *k; k++)
+			if (!strcmp(p->kind, *k) && (!strcmp(p->name, in->path) || path_under(in->path, p->name)))
+				return 1;
+	}
+	return 0;
+}
+
+size_t explain_input_changes(const struct run_record *old, const struct run_record *cur, struct input_change **out)
+{
+	size_t n = 0, i = 0, k = 0;
+	*out = xcalloc(old->ninputs + cur->ninputs + 1, sizeof(**out));
+	while (i < old->ninputs || k < cur->ninputs) {
+		const struct run_input *a = i < old->ninputs ? &old->inputs[i] : NULL,
+				       *b = k < cur->ninputs ? &cur->inputs[k] : NULL;
+		int c = !a ? 1 : !b ? -1 : strcmp(a->path, b->path);
+		const struct run_input *any = c > 0 ? b : a;
+		if (declared(old, any) || declared(cur, any)) {
+			i += c <= 0;
+			k += c >= 0;
+		} else if (c < 0)
+			(*out)[n++] = (struct input_change){ a, NULL }, i++;
+		else if (c > 0)
+			(*out)[n++] = (struct input_change){ NULL, b }, k++;
+		else {
+			if (a->kind != b->kind || !digest_eq(&a->d, &b->d))
+				(*out)[n++] = (struct input_change){ a, b };
+			i++, k++;
+		}
+	}
+	return n;
+}
+
+/* What the command did with an input of kind, in why's words. */
+static const char *input_verb(char kind)
+{
+	switch (kind) {
+	case INPUT_LISTED:
+		return "listed";
+	case INPUT_ABSENT:
+		return "looked for";
+	case INPUT_DIR:
+		return "looked at";
+	case INPUT_LINK:
+		return "followed";
+	default:
+		return "read";
+	}
+}
+
+void explain_diff_inputs(const struct run_record *old, const struct run_record *cur, size_t max, struct strvec *out)
+{
+	struct input_change *c;
+	struct strbuf sb = STRBUF_INIT;
+	size_t n = explain_input_changes(old, cur, &c);
+	for (size_t i = 0; i < n && i < max; i++) {
+		const struct run_input *in = c[i].cur ? c[i].cur : c[i].old;
+		sb_reset(&sb);
+		if (in->kind == INPUT_ENV)
+			sb_addf(&sb, "env %s", in->path + 1);
+		else
+			sb_adds(&sb, in->path);
+		sb_addf(&sb, ", %s by the command, %s", input_verb(in->kind),
+			c[i].old && c[i].cur ? "changed"
+			: c[i].cur           ? "added"
+					     : "removed");
+		sv_push(out, sb.buf);
+	}
+	if (n > max) {
+		sb_reset(&sb);
+		sb_addf(&sb, "and %zu more observed input%s", n - max, n - max == 1 ? "" : "s");
+		sv_push(out, sb.buf);
+	}
+	free(c);
+	sb_release(&sb);
+}

@@ -32,4 +32,19 @@ size_t explain_part_changes(const struct run_record *old, const struct run_recor
 void explain_diff_parts(struct store *st, const struct run_record *old, const struct run_record *cur,
 			struct strvec *out);
 
+/* One difference between two runs' observed inputs, matched by path: old
+ * NULL means added, cur NULL removed, both: its kind or digest changed. */
+struct input_change {
+	const struct run_input *old, *cur;
+};
+/* The observed inputs that differ, in path order (both lists are sorted
+ * by path), but for those a fingerprint part of either run names (a -i
+ * file, a script, the executable, an -e variable): their changes are the
+ * parts'. Returns how many; *out (caller frees) points into old and cur. */
+size_t explain_input_changes(const struct run_record *old, const struct run_record *cur, struct input_change **out);
+/* One sentence per differing observed input ("data.csv, read by the
+ * command, changed"), the first max of them, then "and N more observed
+ * inputs"; appended to out. */
+void explain_diff_inputs(const struct run_record *old, const struct run_record *cur, size_t max, struct strvec *out);
+
 #endif

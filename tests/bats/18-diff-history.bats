@@ -330,3 +330,24 @@ EOF
 	run cashet history --json -- echo never
 	assert_output "[]"
 }
+
+@test "diff and history name an observed input that changed, once, and not one a declared part covers" {
+	echo 1 > p.txt
+	echo 1 > q.txt
+	cashet exec -i q.txt -- sh -c 'cat p.txt q.txt' > /dev/null
+	local a b
+	a=$(last_hash)
+	echo 2 > p.txt
+	echo 2 > q.txt
+	cashet exec -i q.txt -- sh -c 'cat p.txt q.txt' > /dev/null
+	b=$(last_hash)
+	run cashet diff --stat "$a" "$b"
+	assert_equal "$status" 1
+	assert_output " input q.txt    | changed
+ observed p.txt | read
+ stdout         | 4 ++--
+ 3 sections differ"
+	run cashet history -- sh -c 'cat p.txt q.txt'
+	assert_line --index 2 --regexp ' ok +0 +[0-9]+ms  input q.txt changed; p.txt, read by the command, changed$'
+	[ "$(cashet history --json -- sh -c 'cat p.txt q.txt' | json_field 'j[1]["changes"]')" = "['input q.txt changed', 'p.txt, read by the command, changed']" ]
+}
