@@ -445,11 +445,12 @@ struct watch {
 	int wanted;
 	struct trace *trace;
 	int64_t started_ns;
+	struct strvec found_outputs; /* declared output files there at the start */
 };
 
 /* A tracer for the next attempt; when none can be made the command runs
  * untraced and out->untraced says why (set after spawn_command). */
-static void watch_next(struct watch *w, char **untraced)
+static void watch_next(struct store *st, const struct exec_request *req, struct watch *w, char **untraced)
 {
 	trace_free(w->trace);
 	w->trace = NULL;
@@ -459,6 +460,18 @@ static void watch_next(struct watch *w, char **untraced)
 		*untraced = xstrdup(err_msg());
 		err_clear();
 	}
+	sv_release(&w->found_outputs);
+	for (size_t i = 0; w->trace && i < req->spec.outputs.n; i++) {
+		struct strbuf name = STRBUF_INIT, abs = STRBUF_INIT;
+		struct stat sb;
+		fp_store_path(st, req->spec.cwd, req->spec.outputs.v[i], &name);
+		path_absolute(req->spec.cwd, req->spec.outputs.v[i], &abs);
+		if (lstat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode))
+			sv_push(&w->found_outputs, name.buf);
+		sb_release(&name);
+		sb_release(&abs);
+	}
+	sv_sort(&w->found_outputs);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	w->started_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -500,7 +513,7 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		char *untraced = NULL;
 		if (stdin_fd >= 0 && stdin_fd != STDIN_FILENO)
 			lseek(stdin_fd, 0, SEEK_SET);
-		watch_next(w, &untraced);
+		watch_next(st, req, w, &untraced);
 		spec.trace = w->trace;
 		rc = spawn_command(&spec, out);
 		if (rc == 0 && untraced && !out->untraced) {
@@ -568,7 +581,7 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 		   struct exec_result *res)
 {
 	static int said_untraced; /* "say so once" per process */
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct strbuf sb = STRBUF_INIT;
 	int rc = -1;
 	if (!w->wanted)
@@ -606,6 +619,7 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 			       .ignore = req->ignore,
 			       .raw_sources = req->spec.raw_sources,
 			       .started_ns = w->started_ns,
+			       .found_outputs = &w->found_outputs,
 			       .prev = &prev };
 	/* one read transaction: a lock and an unlock per input's stat-cache
 	 * lookup (20,000 inputs for a `cp -r`) otherwise */
@@ -621,6 +635,17 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 		err_clear();
 	if (oc.changed.n) {
 		rc = changed_while_running(res, &oc.changed);
+		goto out;
+	}
+	if (oc.read_outputs.n) {
+		/* sed -i: replayed, it would overwrite an edit with the
+		 * result of the old content, as -i FILE -o FILE never does */
+		name_some(&sb, &oc.read_outputs);
+		set_note(res,
+			 "warning: result not stored: it read %s, a declared output it found in place, before it "
+			 "wrote it",
+			 sb.buf);
+		rc = -3;
 		goto out;
 	}
 	if ((req->flags & EXEC_STRICT) && oc.undeclared.n) {
@@ -1039,6 +1064,7 @@ out:
 	if (have_out)
 		spawn_result_free(&out);
 	trace_free(w.trace);
+	sv_release(&w.found_outputs);
 	early_free(early);
 	feed_close(&f);
 	fds_release(&fds);

@@ -589,7 +589,22 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 			if (is_noise(st, path.buf))
 				goto next;
 			fp_store_path(st, NULL, path.buf, &name);
-			if (in_tree_of(&outputs, name.buf) || obs_ignored(spec->ignore, name.buf))
+			if (in_tree_of(&outputs, name.buf)) {
+				/* a declared output file found in place and read
+				 * first: its content then made the result. Never
+				 * written (a --metrics file the command only reads),
+				 * it is an input as well; rewritten (sed -i), what it
+				 * held is gone and the result cannot be keyed */
+				int read_first = !hops && spec->found_outputs && (ev[i].first & TRACE_READ) &&
+						 !(ev[i].first & TRACE_WRITE) &&
+						 sv_sorted_has(spec->found_outputs, name.buf);
+				if (!read_first)
+					goto next;
+				if (ev[i].access & (TRACE_WRITE | TRACE_REMOVE)) {
+					sv_push(&out->read_outputs, name.buf);
+					goto next;
+				}
+			} else if (obs_ignored(spec->ignore, name.buf))
 				goto next;
 			if (in_tree_of(&written, name.buf)) {
 				/* with -o . every file it wrote in the project is declared;
@@ -647,7 +662,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 			goto out;
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
-		    !declared(st, spec->cwd, r, name.buf))
+		    !declared(st, spec->cwd, r, name.buf) && !in_tree_of(&outputs, name.buf))
 			sv_push(&out->undeclared, name.buf);
 	next:;
 	}
@@ -677,6 +692,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	}
 	r->ninputs = k;
 	sv_sort(&out->written);
+	sv_sort(&out->read_outputs);
 	sv_sort(&out->undeclared);
 	sv_sort(&out->changed);
 	rc = 0;
@@ -722,6 +738,7 @@ void obs_outcome_release(struct obs_outcome *o)
 {
 	sv_release(&o->changed);
 	sv_release(&o->written);
+	sv_release(&o->read_outputs);
 	sv_release(&o->undeclared);
 }
 

@@ -28,6 +28,9 @@ struct obs_spec {
 	const struct strvec *ignore;  /* patterns (fnmatch, or a directory prefix) */
 	int raw_sources;              /* --raw-sources: sources recorded as plain files */
 	int64_t started_ns;           /* CLOCK_REALTIME when the command started */
+	/* the declared output files there when it started (root-relative,
+	 * sorted): one the command read first is an input too (sed -i) */
+	const struct strvec *found_outputs;
 	/* The inputs of the newest run of the same key (sorted by path), or
 	 * NULL: an input it recorded under the same signature takes its
 	 * digest from there, without a stat-cache query. */
@@ -41,6 +44,10 @@ struct obs_outcome {
 	/* Files the command wrote inside the project that are not declared
 	 * outputs (root-relative, sorted). */
 	struct strvec written;
+	/* Declared output files that were there when the command started and
+	 * that it read before it wrote them: its result depends on what they
+	 * held then, which a replay overwrites (root-relative, sorted). */
+	struct strvec read_outputs;
 	/* Project files read that are neither declared nor found from the
 	 * command's scripts (root-relative, sorted): --strict fails on them. */
 	struct strvec undeclared;
@@ -49,6 +56,11 @@ struct obs_outcome {
 /* Turns what the trace saw into r->inputs (sorted by path) and sets
  * r->observed to OBSERVED_TRACED. Declared parts (r->parts) must already
  * be there. Returns 0 or -1 (err_msg). */
+#define OBS_OUTCOME_INIT                                                                                               \
+	{                                                                                                              \
+		STRVEC_INIT, STRVEC_INIT, STRVEC_INIT, STRVEC_INIT                                                     \
+	}
+
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
 		struct run_record *r, struct obs_outcome *out);
 void obs_outcome_release(struct obs_outcome *o);

@@ -401,6 +401,7 @@ static void record(struct trace *t, const char *path, size_t len, unsigned acces
 	}
 	t->ev[t->n].path = xstrndup(path, len);
 	t->ev[t->n].access = access;
+	t->ev[t->n].first = access;
 	t->meta[t->n].hash = h;
 	t->meta[t->n].len = len;
 	t->slot[j] = (uint32_t)++t->n;

@@ -34,7 +34,8 @@ struct trace_event {
 	/* absolute, as the process named it joined to its cwd or dirfd ("."
 	 * and "//" folded); "$NAME" for TRACE_ENV */
 	const char *path;
-	unsigned access; /* enum trace_access */
+	unsigned access; /* enum trace_access: every way the tree used it */
+	unsigned first;  /* the way it was used first (a file read before it was written) */
 };
 
 struct trace;

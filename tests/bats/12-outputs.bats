@@ -227,3 +227,27 @@ mk_tool='mkdir -p bin; printf "#!/bin/sh\necho tool\n" > bin/tool; chmod 755 bin
 	cmp src.bin big.bin
 	[ "$(log_count)" = 1 ]
 }
+
+@test "a declared output the command reads before it writes it (sed -i): not stored, so an edit is never overwritten" {
+	echo a > d.txt
+	run --separate-stderr cashet exec --report-fd 3 -o d.txt -- sed -i s/a/X/ d.txt 3> rep
+	assert_success
+	assert_equal "$stderr" "cashet: warning: result not stored: it read d.txt, a declared output it found in place, before it wrote it"
+	assert_equal "$(json_field 'j["verdict"]' < rep)" not-stored
+	echo "a a2" > d.txt
+	cashet exec -o d.txt -- sed -i s/a/X/ d.txt
+	assert_equal "$(cat d.txt)" "X a2"
+	# one it only reads (a --metrics file already there) is an input too:
+	# an edit is a miss, never overwritten by a replay
+	echo 1 > m.txt
+	[ "$(verdict -o m.txt -- cat m.txt)" = miss ]
+	[ "$(verdict -o m.txt -- cat m.txt)" = hit ]
+	echo 2 > m.txt
+	run cashet exec -o m.txt -- cat m.txt
+	assert_output 2
+	assert_equal "$(cat m.txt)" 2
+	# one it writes first and reads back is an output like any other
+	[ "$(verdict -o out.txt -- sh -c 'sort d.txt > out.txt; wc -l out.txt')" = miss ]
+	[ "$(verdict -f -o out.txt -- sh -c 'sort d.txt > out.txt; wc -l out.txt')" = miss ]
+	[ "$(verdict -o out.txt -- sh -c 'sort d.txt > out.txt; wc -l out.txt')" = hit ]
+}

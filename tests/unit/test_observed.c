@@ -48,7 +48,7 @@ static void collect(struct fixture *fx, const char *const *paths, const unsigned
 		sb_release(&p);
 	}
 	for (size_t i = 0; i < n; i++)
-		ev[i] = (struct trace_event){ abs.v[i], access[i] };
+		ev[i] = (struct trace_event){ abs.v[i], access[i], access[i] };
 	struct obs_spec spec = { .cwd = fx->dir,
 				 .outputs = outputs,
 				 .ignore = ignore,
@@ -61,7 +61,7 @@ static void test_collect_what_counts(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct strvec outputs = STRVEC_INIT, ignore = STRVEC_INIT;
 	free(fixture_write(fx, "a.txt", "a\n", 0644));
 	free(fixture_write(fx, "lib.py", "x = 1  # c\n", 0644));
@@ -118,14 +118,14 @@ static void test_collect_many_files(void **state)
 	enum { N = 300 };
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct trace_event ev[N];
 	char *abs[N], rel[32], body[32];
 	for (size_t i = 0; i < N; i++) {
 		snprintf(rel, sizeof(rel), "data/f%03zu.csv", i);
 		snprintf(body, sizeof(body), "row %zu\n", i * 7);
 		abs[i] = fixture_write(fx, rel, body, 0644);
-		ev[i] = (struct trace_event){ abs[i], TRACE_READ };
+		ev[i] = (struct trace_event){ abs[i], TRACE_READ, TRACE_READ };
 	}
 	struct obs_spec spec = { .cwd = fx->dir, .started_ns = realtime_ns() };
 	assert_int_equal(obs_collect(fx->st, &spec, ev, N, &r, &oc), 0);
@@ -149,7 +149,7 @@ static void test_collect_changed_while_running(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	int64_t started = realtime_ns() - 1000000000LL; /* the command "started" a second ago */
 	free(fixture_write(fx, "a.txt", "a\n", 0644));
 	static const char *const paths[] = { "a.txt" };
@@ -165,7 +165,7 @@ static void test_check_names_what_differs(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct strbuf why = STRBUF_INIT;
 	char *a = fixture_write(fx, "a.txt", "a\n", 0644);
 	free(fixture_write(fx, "d/one", "1", 0644));
@@ -214,7 +214,7 @@ static void test_env_named_by_sources(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct strbuf why = STRBUF_INIT;
 	free(fixture_write(fx, "conf.py", "import os\nLR = os.environ.get('LR')  # not HOME\n", 0644));
 	char *one[] = { "LR=1", NULL }, *two[] = { "LR=2", NULL }, *unset[] = { NULL };
@@ -223,7 +223,7 @@ static void test_env_named_by_sources(void **state)
 	sb_addf(&p, "%s/conf.py", fx->dir);
 	/* imported: the import system looked for its bytecode */
 	sb_addf(&pyc, "%s/__pycache__/conf.cpython-311.pyc", fx->dir);
-	struct trace_event ev[] = { { p.buf, TRACE_READ }, { pyc.buf, TRACE_READ } };
+	struct trace_event ev[] = { { p.buf, TRACE_READ, TRACE_READ }, { pyc.buf, TRACE_READ, TRACE_READ } };
 	assert_int_equal(obs_collect(fx->st, &spec, ev, 2, &r, &oc), 0);
 	assert_int_equal(r.ninputs, 2);
 	assert_string_equal(r.inputs[0].path, "$LR");
@@ -243,7 +243,7 @@ static void test_check_refreshes_signatures(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	free(fixture_write(fx, "a.txt", "a\n", 0644));
 	/* an old file that does not change: the shell (itself, not a link to it) */
 	char *shell = realpath("/bin/sh", NULL);
@@ -271,7 +271,7 @@ static void test_links_and_dotdot(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct strbuf why = STRBUF_INIT, a = STRBUF_INIT, b = STRBUF_INIT, l = STRBUF_INIT;
 	free(fixture_write(fx, "a", "same\n", 0644));
 	free(fixture_write(fx, "b", "same\n", 0644));
@@ -311,7 +311,7 @@ static void test_modes_and_data_sources(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct strbuf why = STRBUF_INIT;
 	char *hook = fixture_write(fx, "hook", "echo hi\n", 0644);
 	free(fixture_write(fx, "s.sh", "echo hi\n", 0644));
@@ -339,13 +339,14 @@ static void test_locations(void **state)
 {
 	struct fixture *fx = *state;
 	struct run_record r = { 0 };
-	struct obs_outcome oc = { STRVEC_INIT, STRVEC_INIT, STRVEC_INIT };
+	struct obs_outcome oc = OBS_OUTCOME_INIT;
 	struct strbuf why = STRBUF_INIT;
 	char *there[] = { "TMPDIR=/nonexistent/t", "HOME=/nonexistent/h", NULL },
 	     *slash[] = { "TMPDIR=/nonexistent/t/", "HOME=/elsewhere", NULL },
 	     *unset[] = { "HOME=/nonexistent/h", NULL };
 	struct obs_spec spec = { .cwd = fx->dir, .env = there, .started_ns = realtime_ns() };
-	struct trace_event ev[] = { { "/nonexistent/t/x", TRACE_STAT }, { "/nonexistent", TRACE_STAT } };
+	struct trace_event ev[] = { { "/nonexistent/t/x", TRACE_STAT, TRACE_STAT },
+				    { "/nonexistent", TRACE_STAT, TRACE_STAT } };
 	assert_int_equal(obs_collect(fx->st, &spec, ev, 2, &r, &oc), 0);
 	assert_int_equal(find(&r, "$TMPDIR")->kind, INPUT_ENV);
 	assert_null(find(&r, "$HOME"));
