@@ -743,11 +743,39 @@ static int expand(struct dag *d, const char *name, const struct toml_value *t, s
 			if (toml_type(a) != TOML_ARRAY || !toml_array_len(a))
 				return fail(d, toml_line(a), "step '%s': matrix '%s' must be a non-empty array", name,
 					    toml_table_key(m, k, NULL));
-			for (size_t i = 0; i < toml_array_len(a); i++) {
+			/* each value names a step ("t@lr=1"): two that read the
+			 * same (1, 1.0, "1") would be one step run as several */
+			struct strvec texts = STRVEC_INIT, sorted = STRVEC_INIT;
+			struct strbuf v = STRBUF_INIT;
+			int rc = 0;
+			for (size_t i = 0; rc == 0 && i < toml_array_len(a); i++) {
 				const struct toml_value *e = toml_array_get(a, i);
-				if (toml_type(e) == TOML_ARRAY || toml_type(e) == TOML_TABLE)
-					return fail(d, toml_line(e), "step '%s': matrix values must be scalars", name);
+				if (toml_type(e) == TOML_ARRAY || toml_type(e) == TOML_TABLE) {
+					rc = fail(d, toml_line(e), "step '%s': matrix values must be scalars", name);
+					break;
+				}
+				sb_reset(&v);
+				scalar_text(e, &v);
+				sv_push(&texts, v.buf);
+				sv_push(&sorted, v.buf);
 			}
+			sv_sort(&sorted);
+			for (size_t i = 1; rc == 0 && i < sorted.n; i++) {
+				if (strcmp(sorted.v[i], sorted.v[i - 1]))
+					continue;
+				size_t second = 0; /* where it is said again */
+				for (size_t j = 0, seen = 0; j < texts.n && !second; j++)
+					if (!strcmp(texts.v[j], sorted.v[i]) && seen++)
+						second = j;
+				rc = fail(d, toml_line(toml_array_get(a, second)),
+					  "step '%s': matrix '%s' has the value %s twice", name,
+					  toml_table_key(m, k, NULL), sorted.v[i]);
+			}
+			sv_release(&texts);
+			sv_release(&sorted);
+			sb_release(&v);
+			if (rc < 0)
+				return rc;
 			combos *= toml_array_len(a);
 			if (combos > 10000)
 				return fail(d, toml_line(m), "step '%s': the matrix has more than 10000 combinations",

@@ -465,6 +465,16 @@ EOF
 	expect_error "cashet: dag.toml:7: steps 'a' and 'b' both write './model.bin'"
 }
 
+@test "two matrix values that read the same would be one step run twice: refused, naming the second" {
+	cat > dag.toml <<'EOF'
+[steps.t]
+cmd = "touch ran-${matrix.lr}"
+matrix = { lr = [1.0, 0.5,
+  1] }
+EOF
+	expect_error "cashet: dag.toml:4: step 't': matrix 'lr' has the value 1 twice"
+}
+
 @test "a missing input that no step produces" {
 	cat > dag.toml <<'EOF'
 [steps.a]
