@@ -693,6 +693,11 @@ static int load_step_pass2(struct dag *d, struct subst *c, struct dag_step *s, c
 					return fail(d, toml_line(e), "step '%s': env value '%s' must be a string",
 						    s->name, k);
 				}
+				if (!*k || strchr(k, '=')) {
+					sb_release(&sb);
+					return fail(d, toml_line(e), "step '%s': '%s' is not a variable name", s->name,
+						    k);
+				}
 				sb_addf(&sb, "%s=", k);
 				if (subst_str(c, toml_string(e, NULL), &sb) < 0) {
 					sb_release(&sb);
@@ -704,6 +709,14 @@ static int load_step_pass2(struct dag *d, struct subst *c, struct dag_step *s, c
 		} else if (toml_type(v) == TOML_ARRAY) {
 			if (str_array(d, c, "env", v, &s->envs) < 0)
 				return -1;
+			/* a name or a pattern (CFG_*), never NAME=VALUE: that is the table's */
+			for (size_t i = 0; i < s->envs.n; i++)
+				if (!*s->envs.v[i] || strchr(s->envs.v[i], '='))
+					return fail(d, toml_line(v), "step '%s': env '%s' is not a variable name%s",
+						    s->name, s->envs.v[i],
+						    strchr(s->envs.v[i], '=')
+							    ? " (a value goes in a table: env = { A = \"1\" })"
+							    : "");
 		} else {
 			return fail(d, toml_line(v), "step '%s': 'env' must be an array of names or a table of values",
 				    s->name);

@@ -475,6 +475,15 @@ EOF
 	expect_error "cashet: dag.toml:4: step 't': matrix 'lr' has the value 1 twice"
 }
 
+@test "an env entry that is not a variable name is refused, naming its line" {
+	printf '[steps.t]\ncmd = "echo hi"\nenv = { "A=B" = "c" }\n' > dag.toml
+	expect_error "cashet: dag.toml:3: step 't': 'A=B' is not a variable name"
+	printf '[steps.t]\ncmd = "echo hi"\nenv = ["A=1"]\n' > dag.toml
+	expect_error "cashet: dag.toml:3: step 't': env 'A=1' is not a variable name (a value goes in a table: env = { A = \"1\" })"
+	printf '[steps.t]\ncmd = "echo hi"\nenv = ["", "X"]\n' > dag.toml
+	expect_error "cashet: dag.toml:3: step 't': env '' is not a variable name"
+}
+
 @test "a missing input that no step produces" {
 	cat > dag.toml <<'EOF'
 [steps.a]
