@@ -1558,7 +1558,10 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 	int rc;
 	memset(&x, 0, sizeof(x));
 	x.o = o;
-	if (argc && (is_file(argv[0]) || (strlen(argv[0]) > 5 && !strcmp(argv[0] + strlen(argv[0]) - 5, ".toml")))) {
+	/* the file, if the first word names one (a path: step names have no
+	 * '/'), else dag.toml and every word a target */
+	if (argc && (is_file(argv[0]) || strchr(argv[0], '/') ||
+		     (strlen(argv[0]) > 5 && !strcmp(argv[0] + strlen(argv[0]) - 5, ".toml")))) {
 		file = argv[0];
 		argc--;
 		argv++;

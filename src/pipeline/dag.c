@@ -1281,8 +1281,10 @@ int dag_load(const char *path, struct dag **out)
 			fail(d, toml_line(t), "step '%s' must be a table ([steps.%s])", name, name);
 			goto out;
 		}
-		if (!*name || strpbrk(name, "@ \t\n")) {
-			fail(d, toml_line(t), "invalid step name '%s' (no spaces or '@')", name);
+		/* '@' starts a sweep point's values; '/' would read as a path on
+		 * the command line (pipeline run FILE TARGET...) */
+		if (!*name || strpbrk(name, "@/ \t\n")) {
+			fail(d, toml_line(t), "invalid step name '%s' (no spaces, '@' or '/')", name);
 			goto out;
 		}
 		first[k] = d->n;

@@ -484,6 +484,18 @@ EOF
 	expect_error "cashet: dag.toml:3: step 't': env '' is not a variable name"
 }
 
+@test "a first word with a / is the pipeline file, never a target; a step name cannot hold one" {
+	printf '[steps.t]\ncmd = "touch ran"\n' > dag.toml
+	run cashet pipeline run /dev/null
+	assert_failure 2
+	assert_output "cashet: /dev/null:1: no steps (expected [steps.NAME] tables)"
+	run cashet pipeline run ./nothere
+	assert_failure 2
+	assert_output "cashet: cannot open ./nothere: No such file or directory"
+	printf '[steps."a/b"]\ncmd = "touch ran"\n' > dag.toml
+	expect_error "cashet: dag.toml:1: invalid step name 'a/b' (no spaces, '@' or '/')"
+}
+
 @test "a missing input that no step produces" {
 	cat > dag.toml <<'EOF'
 [steps.a]
