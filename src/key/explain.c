@@ -276,18 +276,11 @@ void explain_free(struct explain *e)
  * executable, -e): its change is said as that part's. */
 static int declared(const struct run_record *r, const struct run_input *in)
 {
-	static const char *const files[] = { "input", "script", "source", "dep", "exe", "interp", NULL };
-	for (size_t i = 0; i < r->nparts; i++) {
-		const struct run_part *p = &r->parts[i];
-		if (in->kind == INPUT_ENV) {
-			if (!strcmp(p->kind, "env") && !strcmp(p->name, in->path + 1))
-				return 1;
-			continue;
-		}
-		for (const char *const *k = files; *k; k++)
-			if (!strcmp(p->kind, *k) && (!strcmp(p->name, in->path) || path_under(in->path, p->name)))
-				return 1;
-	}
+	if (in->kind != INPUT_ENV)
+		return obs_part_covers(r, in->path);
+	for (size_t i = 0; i < r->nparts; i++)
+		if (!strcmp(r->parts[i].kind, "env") && !strcmp(r->parts[i].name, in->path + 1))
+			return 1;
 	return 0;
 }
 

@@ -196,10 +196,16 @@ static int declared(struct store *st, const char *cwd, const struct run_record *
 	sb_release(&arg);
 	if (found)
 		return 1;
-	static const char *const kinds[] = { "file", "input", "dir", "glob", "script", "source", "dep", "param", NULL };
+	return obs_part_covers(r, name);
+}
+
+int obs_part_covers(const struct run_record *r, const char *path)
+{
+	static const char *const kinds[] = { "file", "input", "dir", "glob",   "script", "source",
+					     "dep",  "param", "exe", "interp", NULL };
 	for (size_t i = 0; i < r->nparts; i++)
 		for (const char *const *k = kinds; *k; k++)
-			if (!strcmp(r->parts[i].kind, *k) && path_under(name, r->parts[i].name))
+			if (!strcmp(r->parts[i].kind, *k) && path_under(path, r->parts[i].name))
 				return 1;
 	return 0;
 }

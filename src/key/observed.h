@@ -94,5 +94,8 @@ int obs_accept(void *ctx, struct run_record *r);
  * patterns or of obs_default_ignore: fnmatch() without FNM_PATHNAME (so
  * "*" crosses "/"), or a directory prefix. */
 int obs_ignored(const struct strvec *patterns, const char *path);
+/* Whether a fingerprint part of r that names a path (-i, an argument
+ * file, a script, the executable...) is path or a directory above it. */
+int obs_part_covers(const struct run_record *r, const char *path);
 
 #endif
