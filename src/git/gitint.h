@@ -110,6 +110,12 @@ int gs_autopack(const char *dir, struct autopack_report *rep);
  * intact, 1 damaged (why says how), -1 unreadable (err_set). */
 int gs_idx_check(const char *stem, const char **why);
 int gs_pack_indexes(const char *dir, int repair, struct strvec *lines);
+/* Feeds size bytes of file from offset (UINT64_MAX: to its end) to a new
+ * indexer writing into packdir, and commits: 0 (*out holds the indexer,
+ * caller frees it even on error), -1 (err_set), GS_INDEX_SHORT (the file
+ * ends early) or GS_INDEX_DAMAGED (libgit2's error: the pack is bad). */
+enum { GS_INDEX_SHORT = -2, GS_INDEX_DAMAGED = -3 };
+int gs_index_pack(const char *packdir, const char *file, uint64_t offset, uint64_t size, git_indexer **out);
 
 /* loose.c */
 /* Blobs at least this large are streamed by gs_write_loose, stored

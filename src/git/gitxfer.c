@@ -86,13 +86,9 @@ static int damaged(const char *file)
 int gx_stage_pack(const char *dir, const char *file, uint64_t offset, uint64_t size, const char *stage)
 {
 	git_indexer *idx = NULL;
-	git_indexer_options opts;
-	git_indexer_progress stats;
 	git_odb *odb = NULL;
 	struct strbuf packdir = STRBUF_INIT;
-	enum { CHUNK = 1 << 16 };
-	char *buf = xmalloc(CHUNK);
-	int fd = -1, rc = -1;
+	int rc = -1;
 	if (open_repo(dir) < 0)
 		goto out;
 	sb_addf(&packdir, "%s/pack", stage);
@@ -100,41 +96,14 @@ int gx_stage_pack(const char *dir, const char *file, uint64_t offset, uint64_t s
 		err_sys("cannot create %s", packdir.buf);
 		goto out;
 	}
-	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || lseek(fd, (off_t)offset, SEEK_SET) < 0) {
-		err_sys("cannot read %s", file);
-		goto out;
-	}
-	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
 	/* No odb: an archive is never thin, every delta base must be inside it. */
-	if (git_indexer_new(&idx, packdir.buf, 0, NULL, &opts) < 0) {
-		git_fail("indexer");
-		goto out;
-	}
-	memset(&stats, 0, sizeof(stats));
-	while (size) {
-		ssize_t n = read(fd, buf, size < CHUNK ? (size_t)size : CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_sys("cannot read %s", file);
-			goto out;
-		}
-		if (n == 0) {
-			err_set("%s: the archive is truncated", file);
-			goto out;
-		}
-		if (git_indexer_append(idx, buf, (size_t)n, &stats) < 0) {
-			damaged(file);
-			goto out;
-		}
-		size -= (uint64_t)n;
-	}
-	/* commit checks the pack's trailing checksum and resolves every delta. */
-	if (git_indexer_commit(idx, &stats) < 0) {
+	int ix = gs_index_pack(packdir.buf, file, offset, size, &idx);
+	if (ix == GS_INDEX_SHORT)
+		err_set("%s: the archive is truncated", file);
+	else if (ix == GS_INDEX_DAMAGED)
 		damaged(file);
+	if (ix < 0)
 		goto out;
-	}
 	if (git_repository_odb(&odb, repo) < 0 || git_odb_add_disk_alternate(odb, stage) < 0) {
 		git_fail("cannot read the staged pack");
 		goto out;
@@ -143,9 +112,6 @@ int gx_stage_pack(const char *dir, const char *file, uint64_t offset, uint64_t s
 out:
 	git_odb_free(odb);
 	git_indexer_free(idx);
-	if (fd >= 0)
-		close(fd);
-	free(buf);
 	sb_release(&packdir);
 	return rc;
 }

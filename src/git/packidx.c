@@ -63,17 +63,62 @@ out:
 	return rc;
 }
 
+int gs_index_pack(const char *packdir, const char *file, uint64_t offset, uint64_t size, git_indexer **out)
+{
+	git_indexer_options opts;
+	git_indexer_progress stats;
+	enum { CHUNK = 1 << 16 };
+	char *buf = xmalloc(CHUNK);
+	int fd = open(file, O_RDONLY | O_CLOEXEC), rc = -1;
+	*out = NULL;
+	if (fd < 0 || lseek(fd, (off_t)offset, SEEK_SET) < 0) {
+		err_sys("cannot read %s", file);
+		goto out;
+	}
+	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
+	/* no odb: the store's packs and an archive's are never thin */
+	if (git_indexer_new(out, packdir, 0, NULL, &opts) < 0) {
+		git_fail("indexer");
+		goto out;
+	}
+	memset(&stats, 0, sizeof(stats));
+	while (size) {
+		ssize_t n = read(fd, buf, size < CHUNK ? (size_t)size : CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err_sys("cannot read %s", file);
+			goto out;
+		}
+		if (n == 0) {
+			rc = size == UINT64_MAX ? 0 : GS_INDEX_SHORT;
+			break;
+		}
+		if (git_indexer_append(*out, buf, (size_t)n, &stats) < 0) {
+			rc = GS_INDEX_DAMAGED;
+			goto out;
+		}
+		if (size != UINT64_MAX)
+			size -= (uint64_t)n;
+	}
+	if (rc == GS_INDEX_SHORT)
+		goto out;
+	/* commit checks the pack's trailing checksum and resolves every delta */
+	rc = git_indexer_commit(*out, &stats) < 0 ? GS_INDEX_DAMAGED : 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
 /* Indexes stem.pack again (each object inflated and hashed, the pack's
  * trailer checked) and puts the new index in place of stem.idx. */
 static int reindex(const char *dir, const char *stem)
 {
 	git_indexer *ix = NULL;
-	git_indexer_options opts;
-	git_indexer_progress stats;
 	struct strbuf tmp = STRBUF_INIT, p = STRBUF_INIT;
-	enum { CHUNK = 1 << 16 };
-	char *buf = xmalloc(CHUNK);
-	int fd = -1, rc = -1;
+	int rc = -1;
 	sb_addf(&tmp, "%s/" REINDEX_DIR, dir);
 	rm_rf(tmp.buf);
 	if (mkdir(tmp.buf, 0777) < 0) {
@@ -81,36 +126,11 @@ static int reindex(const char *dir, const char *stem)
 		goto out;
 	}
 	sb_addf(&p, "%s.pack", stem);
-	if ((fd = open(p.buf, O_RDONLY | O_CLOEXEC)) < 0) {
-		err_sys("cannot read %s", p.buf);
-		goto out;
-	}
-	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
-	/* no odb: the store's packs are never thin */
-	if (git_indexer_new(&ix, tmp.buf, 0, NULL, &opts) < 0) {
-		git_fail("indexer");
-		goto out;
-	}
-	memset(&stats, 0, sizeof(stats));
-	for (;;) {
-		ssize_t n = read(fd, buf, CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err_sys("cannot read %s", p.buf);
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (git_indexer_append(ix, buf, (size_t)n, &stats) < 0) {
-			git_fail("the pack is damaged too");
-			goto out;
-		}
-	}
-	if (git_indexer_commit(ix, &stats) < 0) {
+	int r = gs_index_pack(tmp.buf, p.buf, 0, UINT64_MAX, &ix);
+	if (r == GS_INDEX_DAMAGED)
 		git_fail("the pack is damaged too");
+	if (r < 0)
 		goto out;
-	}
 	/* the index written for the same bytes, so for the pack's name */
 	sb_reset(&p);
 	sb_addf(&p, "%s/pack-%s.idx", tmp.buf, git_indexer_name(ix));
@@ -127,10 +147,7 @@ static int reindex(const char *dir, const char *stem)
 	sb_release(&dest);
 out:
 	git_indexer_free(ix);
-	if (fd >= 0)
-		close(fd);
 	rm_rf(tmp.buf);
-	free(buf);
 	sb_release(&tmp);
 	sb_release(&p);
 	return rc;
