@@ -1046,28 +1046,32 @@ static int name_clash(struct dag *d, const struct out_ent *outs, size_t nout)
 	return 0;
 }
 
-/* A binary min-heap of step indices: Kahn's algorithm takes the first
- * ready step in file order. */
-static void heap_push(size_t *h, size_t *n, size_t v)
+/* key[v] orders step v in the heap; without key, v itself */
+static size_t heap_key(const size_t *key, size_t v)
+{
+	return key ? key[v] : v;
+}
+
+void dag_heap_push(size_t *h, size_t *n, size_t v, const size_t *key)
 {
 	size_t i = (*n)++;
-	while (i && h[(i - 1) / 2] > v) {
+	while (i && heap_key(key, h[(i - 1) / 2]) > heap_key(key, v)) {
 		h[i] = h[(i - 1) / 2];
 		i = (i - 1) / 2;
 	}
 	h[i] = v;
 }
 
-static size_t heap_pop(size_t *h, size_t *n)
+size_t dag_heap_pop(size_t *h, size_t *n, const size_t *key)
 {
 	size_t top = h[0], v = h[--*n], i = 0;
 	for (;;) {
 		size_t c = 2 * i + 1;
 		if (c >= *n)
 			break;
-		if (c + 1 < *n && h[c + 1] < h[c])
+		if (c + 1 < *n && heap_key(key, h[c + 1]) < heap_key(key, h[c]))
 			c++;
-		if (h[c] >= v)
+		if (heap_key(key, h[c]) >= heap_key(key, v))
 			break;
 		h[i] = h[c];
 		i = c;
@@ -1173,13 +1177,13 @@ static int link_steps(struct dag *d, struct edges *E)
 	size_t nheap = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!(indeg[i] = d->steps[i].npreds))
-			heap_push(heap, &nheap, i);
+			dag_heap_push(heap, &nheap, i, NULL);
 	for (k = 0; k < n && nheap; k++) {
-		size_t i = heap_pop(heap, &nheap);
+		size_t i = dag_heap_pop(heap, &nheap, NULL);
 		d->order[k] = i;
 		for (size_t e = 0; e < nsucc[i]; e++)
 			if (!--indeg[succ[i][e]])
-				heap_push(heap, &nheap, succ[i][e]);
+				dag_heap_push(heap, &nheap, succ[i][e], NULL);
 	}
 	rc = 0;
 out:

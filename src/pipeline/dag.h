@@ -79,6 +79,12 @@ int dag_select(const struct dag *d, char *const *targets, size_t ntargets, unsig
  * then slurm_args), appended to out. */
 void dag_sbatch_args(const struct dag_step *s, struct strvec *out);
 
+/* A binary min-heap of step indices (h holds n of them), ordered by
+ * key[v] or, without key, by v: the first ready step in file order (the
+ * topological sort) or in the run's order (the scheduler). */
+void dag_heap_push(size_t *h, size_t *n, size_t v, const size_t *key);
+size_t dag_heap_pop(size_t *h, size_t *n, const size_t *key);
+
 /* True if step i needs step j, directly or not. */
 int dag_depends(const struct dag *d, size_t i, size_t j);
 
