@@ -11,6 +11,7 @@
 #include "exec/feed.h"
 #include "exec/spawn.h"
 #include "key/observed.h"
+#include "key/script.h"
 #include "remote/select.h"
 #include "store/gitmod.h"
 #include "exec/metrics.h"
@@ -460,6 +461,8 @@ static void watch_next(struct store *st, const struct exec_request *req, struct 
 		*untraced = xstrdup(err_msg());
 		err_clear();
 	}
+	if (w->trace)
+		trace_set_exec_hook(w->trace, &script_exec_hook);
 	sv_release(&w->found_outputs);
 	for (size_t i = 0; w->trace && i < req->spec.outputs.n; i++) {
 		struct strbuf name = STRBUF_INIT, abs = STRBUF_INIT;

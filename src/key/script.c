@@ -662,19 +662,39 @@ static const char *code_arg(char *const *argv, int start, enum family fam)
 	return NULL;
 }
 
-/* `sh -c 'echo $LR'`, `python3 -c 'import os; print(os.environ["LR"])'`:
- * the environment variables the code names are hashed. */
-static void code_env_refs(struct ctx *c, char *const *argv, enum family fam, int start)
+/* The environment variables the inline code of argv (from start on)
+ * names, for a shell or Python: `sh -c 'echo $LR'`, `python3 -c 'import
+ * os; print(os.environ["LR"])'`. */
+static void inline_env_refs(char *const *argv, enum family fam, int start, struct strvec *names)
 {
 	enum canon_lang lang = fam == FAM_SH ? CANON_SH : fam == FAM_PY ? CANON_PYTHON : CANON_RAW;
 	const char *code = lang == CANON_RAW ? NULL : code_arg(argv, start, fam);
-	struct strvec names = STRVEC_INIT;
 	if (code)
-		canon_env_refs(lang, code, strlen(code), &names);
+		canon_env_refs(lang, code, strlen(code), names);
+}
+
+/* The command's own inline code: what it names is hashed. */
+static void code_env_refs(struct ctx *c, char *const *argv, enum family fam, int start)
+{
+	struct strvec names = STRVEC_INIT;
+	inline_env_refs(argv, fam, start, &names);
 	for (size_t k = 0; k < names.n; k++)
 		fp_add_env(c->r, c->env, names.v[k]);
 	sv_release(&names);
 }
+
+static int exec_wants(const char *path)
+{
+	enum family fam = family_of(path);
+	return fam == FAM_SH || fam == FAM_PY;
+}
+
+static void exec_names(const char *path, char *const *argv, struct strvec *names)
+{
+	inline_env_refs(argv, family_of(path), 1, names);
+}
+
+const struct trace_exec_hook script_exec_hook = { exec_wants, exec_names };
 
 /* `sh -c 'python3 train.py --lr 0.1'` (a dag.toml string cmd is run so):
  * when the code is one simple command, the script it runs is found as if

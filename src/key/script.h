@@ -6,6 +6,7 @@
 #define CASHET_SCRIPT_H
 
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct script_spec {
 	char *const *argv;         /* the command */
@@ -35,5 +36,12 @@ int script_parts(struct store *st, const struct script_spec *spec, struct run_re
 enum { SCRIPT_RAW = 1 };
 int script_source_digest(struct store *st, const char *abs, const struct stat *sb, unsigned flags, struct digest *d,
 			 struct strvec *env);
+
+/* For the tracer: each program the command starts that is a shell or
+ * Python, its inline code (`sh -c CODE`, `python3 -c CODE`) read for the
+ * environment variables it names, as the command's own is. A shell that
+ * a script starts expands `$NAME` without a getenv the preload library
+ * would see. */
+extern const struct trace_exec_hook script_exec_hook;
 
 #endif

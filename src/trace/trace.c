@@ -139,6 +139,12 @@ const char *trace_blind(const struct trace *t)
 	return NULL;
 }
 
+void trace_set_exec_hook(struct trace *t, const struct trace_exec_hook *hook)
+{
+	(void)t;
+	(void)hook;
+}
+
 void trace_free(struct trace *t)
 {
 	free(t);
@@ -343,6 +349,9 @@ struct trace {
 	size_t preload_len;
 	int64_t log_drained_at; /* now_ms() of the last read */
 	int log_bad;
+
+	const struct trace_exec_hook *exec_hook; /* or NULL */
+	char *arg;                               /* an argument being read (ARG_MAX bytes), once allocated */
 };
 
 /* trace_available's probe, once per process. */
@@ -457,6 +466,7 @@ void trace_free(struct trace *t)
 	if (t->log_map)
 		munmap(t->log_map, TRACE_LOG_DATA + t->log_ring);
 	free(t->preload);
+	free(t->arg);
 	for (size_t i = 0; i < t->n; i++)
 		free((char *)t->ev[i].path);
 	free(t->ev);
@@ -464,6 +474,11 @@ void trace_free(struct trace *t)
 	free(t->slot);
 	free(t->filter);
 	free(t);
+}
+
+void trace_set_exec_hook(struct trace *t, const struct trace_exec_hook *hook)
+{
+	t->exec_hook = hook;
 }
 
 /* --- the filter ------------------------------------------------------- */
@@ -920,6 +935,47 @@ static ssize_t read_string(pid_t tid, uint64_t addr, char *buf, size_t cap)
 	return -1; /* longer than PATH_MAX: the syscall fails with ENAMETOOLONG */
 }
 
+/* A program's first words are the ones that say what it runs (an
+ * interpreter's options and inline code); an argument is at most
+ * MAX_ARG_STRLEN bytes (32 pages) or the execve fails. */
+enum { ARGV_WORDS = 64, ARG_BYTES = 32 * 4096 + 1 };
+
+/* The first ARGV_WORDS words of the argv array at addr in task tid, into
+ * out; 0, or -1 when a word cannot be read (out holds those before it). */
+static int read_argv(struct trace *t, pid_t tid, uint64_t addr, struct strvec *out)
+{
+	uint64_t word[ARGV_WORDS];
+	size_t got = 0;
+	/* page by page, as read_string: the array may end just before an unmapped page */
+	while (got < sizeof(word)) {
+		uint64_t at = addr + got;
+		size_t want = page_size - (size_t)(at & (page_size - 1));
+		if (want > sizeof(word) - got)
+			want = sizeof(word) - got;
+		struct iovec local = { (char *)word + got, want };
+		struct iovec remote = { (void *)(uintptr_t)at, want };
+		ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+		if (n <= 0)
+			break;
+		size_t from = got / sizeof(*word);
+		got += (size_t)n;
+		int end = (size_t)n < want;
+		for (size_t k = from; k < got / sizeof(*word) && !end; k++)
+			end = !word[k];
+		if (end)
+			break;
+	}
+	if (!t->arg)
+		t->arg = xmalloc(ARG_BYTES);
+	for (size_t k = 0; k < got / sizeof(*word) && word[k]; k++) {
+		ssize_t len = read_string(tid, word[k], t->arg, ARG_BYTES);
+		if (len < 0)
+			return -1;
+		sv_push(out, t->arg);
+	}
+	return 0;
+}
+
 /* readlink of /proc/<tid>/cwd (fd < 0) or /proc/<tid>/fd/<fd> into buf
  * (PATH_MAX bytes, not terminated); its length, or -1 when it cannot be
  * read or is not a path (a pipe, a socket, a deleted directory's "(deleted)"
@@ -1095,12 +1151,28 @@ static void observe(struct trace *t, int listener, const struct seccomp_notif *r
 		if (s->path2 >= 0 && path_get(tid, d, s->dirfd2, s->path2, &pb[np]))
 			pb[np++].access = access2;
 	}
+	/* a program started: what its arguments name, when the caller asks */
+	struct strvec args = STRVEC_INIT, names = STRVEC_INIT;
+	if (np && (s->access & TRACE_EXEC) && t->exec_hook && t->exec_hook->wants(pb[0].buf) &&
+	    read_argv(t, tid, d->args[s->path + 1], &args) == 0 && args.n)
+		t->exec_hook->names(pb[0].buf, args.v, &names);
 	/* The task may have died and its id gone to another since RECV: then
 	 * what was read is not what it asked for. */
-	if (np == 0 || ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) < 0)
-		return;
-	for (int i = 0; i < np; i++)
-		record(t, pb[i].buf, pb[i].len, pb[i].access);
+	if (np > 0 && ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) == 0) {
+		for (int i = 0; i < np; i++)
+			record(t, pb[i].buf, pb[i].len, pb[i].access);
+		for (size_t i = 0; i < names.n; i++) {
+			char env[PATH_MAX];
+			size_t len = strlen(names.v[i]);
+			if (len + 1 >= sizeof(env))
+				continue; /* no variable is named so */
+			env[0] = '$';
+			memcpy(env + 1, names.v[i], len);
+			record(t, env, len + 1, TRACE_ENV);
+		}
+	}
+	sv_release(&args);
+	sv_release(&names);
 }
 
 /* Takes one notification, records it when t is given, and lets the syscall

@@ -271,6 +271,34 @@ EOF
 	[ "$(verdict --ignore '$BATCH_SIZE' -- ./p)" = hit ]
 }
 
+@test "a variable a started shell's or Python's inline code names is an input: sh -c and python3 -c from a script, make's recipes" {
+	# a shell expands $NAME, and Python fills os.environ, without a getenv
+	cat > s.py <<'EOF'
+import subprocess
+subprocess.run(["sh", "-c", 'echo "lr=$LR"'])
+subprocess.run(["python3", "-c", 'import os; print("seed", os.environ.get("SEED"))'])
+EOF
+	export LR=0.1 SEED=1
+	miss_then_hit -- python3 s.py
+	export LR=0.2
+	run cashet why -- python3 s.py
+	assert_line "  env LR, read by the command, changed"
+	run cashet exec -- python3 s.py
+	assert_output "$(printf 'lr=0.2\nseed 1')"
+	export SEED=2
+	run cashet exec -- python3 s.py
+	assert_output "$(printf 'lr=0.2\nseed 2')"
+	[ "$(verdict -- python3 s.py)" = hit ]
+	if command -v make > /dev/null; then
+		printf 'all:\n\t@echo "mode=$$MODE"\n' > Makefile
+		export MODE=fast
+		miss_then_hit -- make -s
+		export MODE=slow
+		run cashet exec -- make -s
+		assert_output "mode=slow"
+	fi
+}
+
 @test "gcc -c x.c: an edited header is a miss, an untouched one a hit" {
 	command -v gcc > /dev/null || skip "gcc is not installed"
 	mkdir inc
