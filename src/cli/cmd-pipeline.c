@@ -862,6 +862,10 @@ static int pipeline(struct cli *cli, struct opts *o, int argc, char **argv, enum
 		cli_fail(1);
 		goto out;
 	}
+	if (dag_check_store(x.d, x.want, x.store.buf) < 0) {
+		rc = cli_fail(2);
+		goto out;
+	}
 	const char *tmp = getenv("TMPDIR");
 	if (!tmp || !*tmp)
 		tmp = "/tmp";

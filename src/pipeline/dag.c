@@ -1451,6 +1451,27 @@ static void mark_upstream(const struct dag *d, size_t i, unsigned char *want)
 	free(todo);
 }
 
+int dag_check_store(const struct dag *d, const unsigned char *want, const char *store)
+{
+	struct strbuf cwd = STRBUF_INIT, abs = STRBUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < d->n; i++) {
+		const struct dag_step *s = &d->steps[i];
+		path_absolute(d->dir, s->workdir, &cwd);
+		for (size_t k = 0; rc == 0 && want[i] && k < s->outputs.n; k++) {
+			path_absolute(cwd.buf, s->outputs.v[k], &abs);
+			if (path_under(abs.buf, store))
+				rc = fail(
+					d, s->out_line,
+					"step '%s': output '%s' is the store (%s) or inside it, which is never an output",
+					s->name, s->outputs.v[k], store);
+		}
+	}
+	sb_release(&cwd);
+	sb_release(&abs);
+	return rc;
+}
+
 int dag_select(const struct dag *d, char *const *targets, size_t ntargets, unsigned char *want)
 {
 	memset(want, 0, d->n);

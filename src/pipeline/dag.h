@@ -75,6 +75,11 @@ long dag_find(const struct dag *d, const char *name);
  * Returns -1 with "unknown step 'x'" for a name that matches nothing. */
 int dag_select(const struct dag *d, char *const *targets, size_t ntargets, unsigned char *want);
 
+/* An output of a wanted step that is the store directory or lies inside
+ * it (a replay would write the store's files over it): -1 with
+ * "file:line: step 'a': output ... is the store", else 0. */
+int dag_check_store(const struct dag *d, const unsigned char *want, const char *store);
+
 /* The sbatch options of a step's resources ("--cpus-per-task=2", ...,
  * then slurm_args), appended to out. */
 void dag_sbatch_args(const struct dag_step *s, struct strvec *out);

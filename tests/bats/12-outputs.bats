@@ -164,6 +164,15 @@ mk_tool='mkdir -p bin; printf "#!/bin/sh\necho tool\n" > bin/tool; chmod 755 bin
 	assert_failure 2
 	assert_output "cashet: dag.toml:3: step 'a': an empty path in 'outputs'"
 	[ ! -e ran ]
+	# in a pipeline, before any step runs, at the step's outputs line
+	printf '[steps.b]\ncmd = "touch ran"\n\n[steps.a]\ncmd = "touch ran"\noutputs = [".cashet/x"]\n' > dag.toml
+	run cashet pipeline run
+	assert_failure 2
+	assert_output "cashet: dag.toml:6: step 'a': output '.cashet/x' is the store ($PWD/.cashet) or inside it, which is never an output"
+	[ ! -e ran ]
+	run cashet pipeline run b
+	assert_success
+	[ -e ran ]
 }
 
 @test "a missing declared output fails the run, names the file and stores nothing" {
