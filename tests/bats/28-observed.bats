@@ -297,6 +297,10 @@ EOF
 		run cashet exec -- make -s
 		assert_output "mode=slow"
 	fi
+	# what the command's own sh -c names is in its declared key: not listed twice
+	cashet exec -- sh -c 'echo $LR' > /dev/null
+	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env" and i["path"] == "$LR"]')" = "[]" ]
+	cashet show "$(last_hash)" | grep -q '^  env  *[0-9a-f]*  LR$'
 }
 
 @test "gcc -c x.c: an edited header is a miss, an untouched one a hit" {
