@@ -761,8 +761,11 @@ static void stop(struct sched *x, int *stopping)
 
 int sched_run(struct sched *x)
 {
+	static const volatile sig_atomic_t never;
 	size_t n = x->d->n, failed = 0, hits = 0, ran = 0;
 	int stopping = 0, rc = 0;
+	if (!x->interrupted)
+		x->interrupted = &never;
 	x->start = now_ms();
 	for (size_t i = 0; i < n; i++)
 		x->total += x->want[i];

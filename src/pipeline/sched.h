@@ -62,7 +62,7 @@ struct sched {
 	int jobs, keep_going;
 	int keep_logs;                            /* a replayed step's logs too (the front end shows them) */
 	int tick_ms;                              /* 0: one tick event, as the run begins */
-	const volatile sig_atomic_t *interrupted; /* non-zero: stop the running steps, start no more */
+	const volatile sig_atomic_t *interrupted; /* non-zero: stop the running steps, start no more (NULL: never) */
 	struct sched_events ev;
 	struct sched_witness w;
 

@@ -351,7 +351,7 @@ struct trace {
 	int log_bad;
 
 	const struct trace_exec_hook *exec_hook; /* or NULL */
-	char *arg;                               /* an argument being read (ARG_MAX bytes), once allocated */
+	char *arg;                               /* an argument being read (ARG_BYTES), once allocated */
 };
 
 /* trace_available's probe, once per process. */
