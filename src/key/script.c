@@ -689,9 +689,37 @@ static int exec_wants(const char *path)
 	return fam == FAM_SH || fam == FAM_PY;
 }
 
-static void exec_names(const char *path, char *const *argv, struct strvec *names)
+/* Read for its names: a script of up to this much (a larger one is data
+ * more than code). */
+#define EXEC_SCRIPT_MAX ((size_t)1 << 20)
+
+static void exec_names(const char *path, const char *cwd, char *const *argv, struct strvec *names)
 {
-	inline_env_refs(argv, family_of(path), 1, names);
+	enum family fam = family_of(path);
+	const char *module = NULL;
+	int i = find_script_arg(fam, argv, 1, &module);
+	if (i < 0) {
+		if (!module)
+			inline_env_refs(argv, fam, 1, names);
+		return;
+	}
+	/* a script run by path: one outside the project too (a project
+	 * source is read for its names when the interpreter reads it) */
+	struct strbuf abs = STRBUF_INIT, src = STRBUF_INIT;
+	struct stat sb;
+	if (argv[i][0] == '/' || cwd)
+		path_absolute(cwd, argv[i], &abs);
+	if (abs.len && stat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size <= EXEC_SCRIPT_MAX &&
+	    read_file_sb(abs.buf, &src) == 0) {
+		int lang = canon_lang_of_exe(path);
+		canon_env_refs(fam == FAM_PY      ? CANON_PYTHON
+			       : lang == CANON_SH ? CANON_SH
+						  : CANON_RAW,
+			       src.buf ? src.buf : "", src.len, names);
+	}
+	err_clear(); /* unreadable: the command could not run it either */
+	sb_release(&abs);
+	sb_release(&src);
 }
 
 const struct trace_exec_hook script_exec_hook = { exec_wants, exec_names };

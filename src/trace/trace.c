@@ -1154,8 +1154,12 @@ static void observe(struct trace *t, int listener, const struct seccomp_notif *r
 	/* a program started: what its arguments name, when the caller asks */
 	struct strvec args = STRVEC_INIT, names = STRVEC_INIT;
 	if (np && (s->access & TRACE_EXEC) && t->exec_hook && t->exec_hook->wants(pb[0].buf) &&
-	    read_argv(t, tid, d->args[s->path + 1], &args) == 0 && args.n)
-		t->exec_hook->names(pb[0].buf, args.v, &names);
+	    read_argv(t, tid, d->args[s->path + 1], &args) == 0 && args.n) {
+		char cwd[PATH_MAX + 1];
+		ssize_t n = proc_link(tid, -1, cwd);
+		cwd[n < 0 ? 0 : n] = '\0';
+		t->exec_hook->names(pb[0].buf, n < 0 ? NULL : cwd, args.v, &names);
+	}
 	/* The task may have died and its id gone to another since RECV: then
 	 * what was read is not what it asked for. */
 	if (np > 0 && ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &req->id) == 0) {

@@ -87,12 +87,13 @@ int trace_parent_attach(struct trace *t);
 /* What the caller makes of a program the tree starts: wants says from its
  * path alone (as the execve named it) whether its arguments are worth
  * reading; names then adds the environment variables its arguments name
- * (the inline code of `sh -c CODE`, say), recorded as TRACE_ENV as if
- * read with getenv: a shell expands `$NAME` without calling it. Both run
- * in the serving thread, the call stopped. */
+ * (the inline code of `sh -c CODE`, the script of `sh tool.sh`; cwd is the
+ * process's, for a relative script), recorded as TRACE_ENV as if read
+ * with getenv: a shell expands `$NAME` without calling it. Both run in
+ * the serving thread, the call stopped. */
 struct trace_exec_hook {
 	int (*wants)(const char *path);
-	void (*names)(const char *path, char *const *argv, struct strvec *names);
+	void (*names)(const char *path, const char *cwd, char *const *argv, struct strvec *names);
 };
 /* Set before the spawn; hook must outlive t. */
 void trace_set_exec_hook(struct trace *t, const struct trace_exec_hook *hook);

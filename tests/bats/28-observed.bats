@@ -271,7 +271,7 @@ EOF
 	[ "$(verdict --ignore '$BATCH_SIZE' -- ./p)" = hit ]
 }
 
-@test "a variable a started shell's or Python's inline code names is an input: sh -c and python3 -c from a script, make's recipes" {
+@test "a variable a started shell's or Python's code names is an input: sh -c, python3 -c and scripts run by path from a script, make's recipes" {
 	# a shell expands $NAME, and Python fills os.environ, without a getenv
 	cat > s.py <<'EOF'
 import subprocess
@@ -289,6 +289,19 @@ EOF
 	run cashet exec -- python3 s.py
 	assert_output "$(printf 'lr=0.2\nseed 2')"
 	[ "$(verdict -- python3 s.py)" = hit ]
+	# a script run by path, outside the project: what it names too
+	mkdir -p ../tools
+	printf 'echo "mode=$TOOL_MODE"\n' > ../tools/helper.sh
+	printf 'import os\nprint("knob", os.environ.get("KNOB"))\n' > ../tools/helper.py
+	printf 'import subprocess\nsubprocess.run(["sh", "../tools/helper.sh"])\nsubprocess.run(["python3", "../tools/helper.py"])\n' > t.py
+	export TOOL_MODE=a KNOB=a
+	miss_then_hit -- python3 t.py
+	export TOOL_MODE=b
+	run cashet exec -- python3 t.py
+	assert_output "$(printf 'mode=b\nknob a')"
+	export KNOB=b
+	run cashet exec -- python3 t.py
+	assert_output "$(printf 'mode=b\nknob b')"
 	if command -v make > /dev/null; then
 		printf 'all:\n\t@echo "mode=$$MODE"\n' > Makefile
 		export MODE=fast
