@@ -907,12 +907,24 @@ void trace_child_install(struct trace *t)
 
 /* --- the serving thread ----------------------------------------------- */
 
-/* Reads the NUL-terminated string at addr in task tid into buf (cap bytes,
- * the NUL included); its length, or -1 if unreadable or longer. Each read
- * stops at the end of a page: a string that ends just before an unmapped
- * page is read whole, which one long read failing on that page would not
- * do. */
-static ssize_t read_string(pid_t tid, uint64_t addr, char *buf, size_t cap)
+/* Whether len bytes at p hold a zero unit (a NUL, a NULL pointer). */
+static int has_zero(const char *p, size_t len, size_t unit)
+{
+	static const char zero[8];
+	if (unit == 1)
+		return memchr(p, '\0', len) != NULL;
+	for (size_t k = 0; k + unit <= len; k += unit)
+		if (!memcmp(p + k, zero, unit))
+			return 1;
+	return 0;
+}
+
+/* Reads from addr in task tid into buf (cap bytes) until a zero unit was
+ * read, a read failed or came short, or cap; how many bytes it read. Each
+ * read stops at the end of a page: a string (or an argv array) that ends
+ * just before an unmapped page is read whole, which one long read failing
+ * on that page would not do. */
+static size_t read_upto(pid_t tid, uint64_t addr, char *buf, size_t cap, size_t unit)
 {
 	size_t got = 0;
 	while (got < cap) {
@@ -924,15 +936,23 @@ static ssize_t read_string(pid_t tid, uint64_t addr, char *buf, size_t cap)
 		struct iovec remote = { (void *)(uintptr_t)at, want };
 		ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
 		if (n <= 0)
-			return -1;
-		char *nul = memchr(buf + got, '\0', (size_t)n);
-		if (nul)
-			return nul - buf;
+			break;
+		size_t from = got - got % unit;
 		got += (size_t)n;
-		if ((size_t)n < want)
-			return -1;
+		if (has_zero(buf + from, got - from, unit) || (size_t)n < want)
+			break;
 	}
-	return -1; /* longer than PATH_MAX: the syscall fails with ENAMETOOLONG */
+	return got;
+}
+
+/* Reads the NUL-terminated string at addr in task tid into buf (cap bytes,
+ * the NUL included); its length, or -1 if unreadable or longer (than
+ * PATH_MAX, for a path: the syscall fails with ENAMETOOLONG). */
+static ssize_t read_string(pid_t tid, uint64_t addr, char *buf, size_t cap)
+{
+	size_t got = read_upto(tid, addr, buf, cap, 1);
+	const char *nul = memchr(buf, '\0', got);
+	return nul ? nul - buf : -1;
 }
 
 /* A program's first words are the ones that say what it runs (an
@@ -945,26 +965,7 @@ enum { ARGV_WORDS = 64, ARG_BYTES = 32 * 4096 + 1 };
 static int read_argv(struct trace *t, pid_t tid, uint64_t addr, struct strvec *out)
 {
 	uint64_t word[ARGV_WORDS];
-	size_t got = 0;
-	/* page by page, as read_string: the array may end just before an unmapped page */
-	while (got < sizeof(word)) {
-		uint64_t at = addr + got;
-		size_t want = page_size - (size_t)(at & (page_size - 1));
-		if (want > sizeof(word) - got)
-			want = sizeof(word) - got;
-		struct iovec local = { (char *)word + got, want };
-		struct iovec remote = { (void *)(uintptr_t)at, want };
-		ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
-		if (n <= 0)
-			break;
-		size_t from = got / sizeof(*word);
-		got += (size_t)n;
-		int end = (size_t)n < want;
-		for (size_t k = from; k < got / sizeof(*word) && !end; k++)
-			end = !word[k];
-		if (end)
-			break;
-	}
+	size_t got = read_upto(tid, addr, (char *)word, sizeof(word), sizeof(*word));
 	if (!t->arg)
 		t->arg = xmalloc(ARG_BYTES);
 	for (size_t k = 0; k < got / sizeof(*word) && word[k]; k++) {
