@@ -172,8 +172,6 @@ out:
 	return rc;
 }
 
-static int has_part(const struct run_record *r, const char *kind, const char *name);
-
 /* An input path (absolute): a file, or what dirscan walks. */
 static int add_path(struct store *st, const struct strvec *outputs, struct run_record *r, const char *path)
 {
@@ -183,8 +181,8 @@ static int add_path(struct store *st, const struct strvec *outputs, struct run_r
 		 * key already, in canonical form: a comment edit stays a hit */
 		struct strbuf name = STRBUF_INIT;
 		fp_store_path(st, NULL, path, &name);
-		int script = has_part(r, "script", name.buf) || has_part(r, "source", name.buf) ||
-			     has_part(r, "dep", name.buf);
+		int script = fp_has_part(r, "script", name.buf) || fp_has_part(r, "source", name.buf) ||
+			     fp_has_part(r, "dep", name.buf);
 		sb_release(&name);
 		return script ? 0 : add_file_part(st, r, "input", path, &sb);
 	}
@@ -291,7 +289,7 @@ void fp_env_digest(char *const *env, const char *name, struct digest *d)
 
 void fp_add_env(struct run_record *r, char *const *env, const char *name)
 {
-	if (has_part(r, "env", name))
+	if (fp_has_part(r, "env", name))
 		return; /* named twice: by -e and by a script, say */
 	struct digest d;
 	if (has_glob(name)) {
@@ -382,7 +380,7 @@ static void add_setting(struct run_record *r, const char *name, const char *valu
 	run_add_part(r, "setting", name, &d)->detail = xstrdup(value);
 }
 
-static int has_part(const struct run_record *r, const char *kind, const char *name)
+int fp_has_part(const struct run_record *r, const char *kind, const char *name)
 {
 	for (size_t i = 0; i < r->nparts; i++)
 		if (!strcmp(r->parts[i].kind, kind) && !strcmp(r->parts[i].name, name))

@@ -13,6 +13,8 @@
 
 /* Adds the part of environment variable name (its value, or unset), once. */
 void fp_add_env(struct run_record *r, char *const *env, const char *name);
+/* Whether r has a part of that kind and name. */
+int fp_has_part(const struct run_record *r, const char *kind, const char *name);
 /* The digest of that value (unset and empty differ). */
 void fp_env_digest(char *const *env, const char *name, struct digest *d);
 

@@ -557,16 +557,6 @@ static int hash_files(struct store *st, struct to_hash *h, size_t n, struct run_
 	return 0;
 }
 
-/* A variable the declared key hashes already (-e, named by the command's
- * own code): said once, as that part. */
-static int env_part(const struct run_record *r, const char *name)
-{
-	for (size_t i = 0; i < r->nparts; i++)
-		if (!strcmp(r->parts[i].kind, "env") && !strcmp(r->parts[i].name, name))
-			return 1;
-	return 0;
-}
-
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
 		struct run_record *r, struct obs_outcome *out)
 {
@@ -691,8 +681,9 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		sb_addf(&name, "$%s", env.v[i]);
 		/* --ignore '$PATH' leaves out its lookups too */
 		if (obs_ignored(spec->ignore, name.buf) ||
-		    (!strncmp(env.v[i], "PATH:", 5) && obs_ignored(spec->ignore, "$PATH")) || env_part(r, env.v[i]))
-			continue;
+		    (!strncmp(env.v[i], "PATH:", 5) && obs_ignored(spec->ignore, "$PATH")) ||
+		    fp_has_part(r, "env", env.v[i]))
+			continue; /* -e, or named by the command's own code: said once, as that part */
 		env_digest(spec->env, env.v[i], &run_add_input(r, INPUT_ENV, name.buf)->d);
 	}
 	near_inputs(st, r);
