@@ -665,9 +665,14 @@ static const char *code_arg(char *const *argv, int start, enum family fam)
 /* The environment variables the inline code of argv (from start on)
  * names, for a shell or Python: `sh -c 'echo $LR'`, `python3 -c 'import
  * os; print(os.environ["LR"])'`. */
+static enum canon_lang code_lang(enum family fam)
+{
+	return fam == FAM_SH ? CANON_SH : fam == FAM_PY ? CANON_PYTHON : CANON_RAW;
+}
+
 static void inline_env_refs(char *const *argv, enum family fam, int start, struct strvec *names)
 {
-	enum canon_lang lang = fam == FAM_SH ? CANON_SH : fam == FAM_PY ? CANON_PYTHON : CANON_RAW;
+	enum canon_lang lang = code_lang(fam);
 	const char *code = lang == CANON_RAW ? NULL : code_arg(argv, start, fam);
 	if (code)
 		canon_env_refs(lang, code, strlen(code), names);
@@ -710,13 +715,8 @@ static void exec_names(const char *path, const char *cwd, char *const *argv, str
 	if (argv[i][0] == '/' || cwd)
 		path_absolute(cwd, argv[i], &abs);
 	if (abs.len && stat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size <= EXEC_SCRIPT_MAX &&
-	    read_file_sb(abs.buf, &src) == 0) {
-		int lang = canon_lang_of_exe(path);
-		canon_env_refs(fam == FAM_PY      ? CANON_PYTHON
-			       : lang == CANON_SH ? CANON_SH
-						  : CANON_RAW,
-			       src.buf ? src.buf : "", src.len, names);
-	}
+	    read_file_sb(abs.buf, &src) == 0)
+		canon_env_refs(code_lang(fam), src.buf ? src.buf : "", src.len, names);
 	err_clear(); /* unreadable: the command could not run it either */
 	sb_release(&abs);
 	sb_release(&src);
