@@ -445,7 +445,9 @@ static int backoff_sleep(int attempt)
 struct watch {
 	int wanted;
 	struct trace *trace;
-	int64_t started_ns;
+	int64_t newest_ns;           /* the newest ctime of its declared and inherited files */
+	int64_t started_ns;          /* fs_clock_ns(), on a tick after newest_ns */
+	int64_t observed_ns;         /* now_ns() then: for what the trace saw read */
 	struct strvec found_outputs; /* declared output files there at the start */
 };
 
@@ -475,9 +477,8 @@ static void watch_next(struct store *st, const struct exec_request *req, struct 
 		sb_release(&abs);
 	}
 	sv_sort(&w->found_outputs);
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	w->started_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	w->started_ns = fs_clock_after(w->newest_ns);
+	w->observed_ns = now_ns();
 }
 
 /* Runs with retries; the final attempt's outcome is in out, its streams
@@ -621,7 +622,7 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 			       .outputs = &req->spec.outputs,
 			       .ignore = req->ignore,
 			       .raw_sources = req->spec.raw_sources,
-			       .started_ns = w->started_ns,
+			       .started_ns = w->observed_ns,
 			       .found_outputs = &w->found_outputs,
 			       .prev = &prev };
 	/* one read transaction: a lock and an unlock per input's stat-cache
@@ -700,8 +701,7 @@ static void fds_changed(const struct fds *fds, int64_t started_ns, struct strvec
 	for (size_t i = 0; i < fds->nfiles; i++) {
 		const struct fp_fd *f = &fds->files[i];
 		struct stat st;
-		if (fstat(f->fd, &st) == 0 &&
-		    (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec <= started_ns)
+		if (fstat(f->fd, &st) == 0 && !fs_changed_since(&st, started_ns))
 			continue;
 		sb_reset(&sb);
 		sb_addf(&sb, "fd %d", f->fd);
@@ -710,6 +710,18 @@ static void fds_changed(const struct fds *fds, int64_t started_ns, struct strvec
 		sv_push(changed, sb.buf);
 	}
 	sb_release(&sb);
+}
+
+/* The newest ctime among the files it inherits and those declared. */
+static int64_t inputs_newest(const struct store *st, const struct run_record *r, const struct fds *fds)
+{
+	int64_t newest = obs_declared_newest(st, r);
+	for (size_t i = 0; i < fds->nfiles; i++) {
+		struct stat sb;
+		if (fstat(fds->files[i].fd, &sb) == 0 && ts_ns(&sb.st_ctim) > newest)
+			newest = ts_ns(&sb.st_ctim);
+	}
+	return newest;
 }
 
 /* Fills r from the outcome and saves it. Returns 0, -2 when the command
@@ -987,8 +999,10 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 	w.wanted = cache && !(req->flags & EXEC_NO_TRACE);
 	if (stream && feed_start(&f) < 0)
 		goto out;
-	if (cache)
+	if (cache) {
 		early = early_new(st, req->spec.cwd, &req->spec.outputs);
+		w.newest_ns = inputs_newest(st, &r, &fds);
+	}
 	int sr = run_with_retries(st, req, &f, cache, claimed ? &beat : NULL, &w, early, &out);
 	early_ended(early);
 	have_out = sr >= 0;

@@ -274,7 +274,7 @@ static int follow_link(const struct store *st, struct run_record *r, const char 
 		goto out;
 	}
 	link_digest(text.buf, &run_add_input(r, INPUT_LINK, name)->d);
-	if (ns_of(&sb->st_ctim) > started_ns)
+	if (fs_changed_since(sb, started_ns))
 		sv_push(&out->changed, name);
 	if (text.buf[0] != '/') {
 		const char *slash = strrchr(path->buf, '/');
@@ -640,7 +640,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 				       : INPUT_FILE;
 		else
 			continue; /* pipes, sockets, devices outside /dev: no content to compare */
-		if (kind != INPUT_DIR && ns_of(&sb.st_ctim) > spec->started_ns &&
+		if (kind != INPUT_DIR && fs_changed_since(&sb, spec->started_ns) &&
 		    !(kind == INPUT_LISTED && wrote_inside(&written, name.buf)))
 			sv_push(&out->changed, name.buf);
 		struct run_input *in = run_add_input(r, kind, name.buf);
@@ -716,8 +716,10 @@ out:
 	return rc;
 }
 
-void obs_declared_changed(const struct store *st, const struct run_record *r, int64_t started_ns,
-			  struct strvec *changed)
+/* The declared file parts of r, stat()ed: fn(name, sb or NULL when it is
+ * gone, ctx) for each. */
+static void declared_stat(const struct store *st, const struct run_record *r,
+			  void (*fn)(const char *name, const struct stat *sb, void *ctx), void *ctx)
 {
 	static const char *const kinds[] = { "file", "input", "script", "source", "dep", NULL };
 	struct strbuf abs = STRBUF_INIT;
@@ -734,11 +736,43 @@ void obs_declared_changed(const struct store *st, const struct run_record *r, in
 		if (p->name[0] != '/')
 			sb_addf(&abs, "%s%s", root, strcmp(root, "/") ? "/" : "");
 		sb_adds(&abs, p->name);
-		/* gone or changed since the command started */
-		if (stat(abs.buf, &sb) < 0 || ns_of(&sb.st_ctim) > started_ns)
-			sv_push(changed, p->name);
+		fn(p->name, stat(abs.buf, &sb) == 0 ? &sb : NULL, ctx);
 	}
 	sb_release(&abs);
+}
+
+struct since {
+	int64_t t;
+	struct strvec *changed;
+};
+
+static void push_changed(const char *name, const struct stat *sb, void *ctx)
+{
+	struct since *s = ctx;
+	if (!sb || fs_changed_since(sb, s->t))
+		sv_push(s->changed, name);
+}
+
+void obs_declared_changed(const struct store *st, const struct run_record *r, int64_t started_ns,
+			  struct strvec *changed)
+{
+	struct since s = { started_ns, changed };
+	declared_stat(st, r, push_changed, &s);
+}
+
+static void keep_newest(const char *name, const struct stat *sb, void *ctx)
+{
+	(void)name;
+	int64_t *newest = ctx;
+	if (sb && ns_of(&sb->st_ctim) > *newest)
+		*newest = ns_of(&sb->st_ctim);
+}
+
+int64_t obs_declared_newest(const struct store *st, const struct run_record *r)
+{
+	int64_t newest = 0;
+	declared_stat(st, r, keep_newest, &newest);
+	return newest;
 }
 
 void obs_outcome_release(struct obs_outcome *o)

@@ -27,7 +27,13 @@ struct obs_spec {
 	const struct strvec *outputs; /* declared outputs, as given (relative to cwd) */
 	const struct strvec *ignore;  /* patterns (fnmatch, or a directory prefix) */
 	int raw_sources;              /* --raw-sources: sources recorded as plain files */
-	int64_t started_ns;           /* CLOCK_REALTIME when the command started */
+	/* now_ns() when the command started: a later ctime is a change
+	 * while it ran. One in the tick before (fs_clock_ns) is taken as
+	 * made before: the trace does not say whether the command read the
+	 * file before or after another process changed it, and a file
+	 * written just before the run (make, a script's previous line) must
+	 * not lose its result. */
+	int64_t started_ns;
 	/* the declared output files there when it started (root-relative,
 	 * sorted): one the command read first is an input too (sed -i) */
 	const struct strvec *found_outputs;
@@ -66,11 +72,15 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 void obs_outcome_release(struct obs_outcome *o);
 
 /* The declared files of r (its file, input, script, source, dep parts)
- * changed since started_ns (their change time is later), appended to
+ * gone or changed at or after started_ns (fs_changed_since), appended to
  * changed: a result computed while they were being edited is not stored,
  * traced or not. */
 void obs_declared_changed(const struct store *st, const struct run_record *r, int64_t started_ns,
 			  struct strvec *changed);
+/* The newest change time among them (0: none): the command starts on a
+ * later tick of the file system's clock, so that a change while it runs
+ * is told from one made just before. */
+int64_t obs_declared_newest(const struct store *st, const struct run_record *r);
 
 /* Checks r's observed inputs against the file system now: 1 all as they
  * were, 0 one differs (why, if not NULL, gets a sentence naming it), -1

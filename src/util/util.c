@@ -411,6 +411,31 @@ int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+int64_t fs_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return ts_ns(&ts);
+}
+
+int fs_changed_since(const struct stat *sb, int64_t t)
+{
+	if (!sb->st_ctim.tv_nsec)
+		t -= t % 1000000000;
+	return ts_ns(&sb->st_ctim) >= t;
+}
+
+int64_t fs_clock_after(int64_t newest)
+{
+	int64_t t = fs_clock_ns();
+	for (int i = 0; t <= newest && i < 25; i++) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL);
+		t = fs_clock_ns();
+	}
+	return t;
+}
+
 int64_t now_ms(void)
 {
 	return now_ns() / 1000000;

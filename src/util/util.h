@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdarg.h>
 #include <glob.h>
+#include <time.h>
 
 #if defined(__GNUC__)
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
@@ -109,6 +110,24 @@ int parse_size(const char *s, uint64_t *out);
 
 int64_t now_ms(void);
 int64_t now_ns(void);
+static inline int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+/* The clock a change stamps a file's ctime from: the coarse one, up to a
+ * tick (4 ms at HZ=250) behind now_ns(). A change made after this
+ * returned t has a ctime of t or later; one made just before may have t
+ * as well. */
+int64_t fs_clock_ns(void);
+/* Whether sb's ctime may be of a change made at or after t (a value of
+ * fs_clock_ns()). A ctime in whole seconds is taken as one from a file
+ * system that keeps no more (ext4's small inodes, some network file
+ * systems): any change in t's second counts. */
+int fs_changed_since(const struct stat *sb, int64_t t);
+/* fs_clock_ns() once it is past newest (a ctime the run must not share a
+ * tick with), waiting a tick or two for it; a ctime further ahead (a
+ * server's clock) is not waited for. */
+int64_t fs_clock_after(int64_t newest);
 /* pthread_create with every signal blocked in the new thread: the signals
  * the process handles (SIGCHLD, the forwarded INT/TERM) belong to the
  * thread that waits for the command. */
