@@ -81,11 +81,6 @@ struct early {
 	int check_ready;
 };
 
-static int64_t ns_of(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 static size_t *slot_of(const struct early *e, const char *path)
 {
 	size_t i = (size_t)XXH3_64bits(path, strlen(path)) & (e->nslots - 1);
@@ -174,7 +169,7 @@ static void walk(struct early *e, int at, const char *name, struct strbuf *abs, 
 		closedir(d);
 		return;
 	}
-	int64_t m = ns_of(&sb.st_mtim), c = ns_of(&sb.st_ctim);
+	int64_t m = ts_ns(&sb.st_mtim), c = ts_ns(&sb.st_ctim);
 	if (!S_ISREG(sb.st_mode) || !sb.st_size || (uint64_t)sb.st_size >= FILE_MAX ||
 	    (quiet && (m > quiet || c > quiet)))
 		return;

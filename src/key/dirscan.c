@@ -218,15 +218,10 @@ static int snap_lookup(struct scan *s, const char *rel, const struct sig *sig, s
 	return same;
 }
 
-static uint64_t ns_of(const struct timespec *ts)
-{
-	return (uint64_t)((int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec);
-}
-
 static int add_file(struct scan *s, const struct stat *sb, const char *name)
 {
-	struct sig sig = { { (uint64_t)sb->st_dev, (uint64_t)sb->st_ino, (uint64_t)sb->st_size, ns_of(&sb->st_mtim),
-			     ns_of(&sb->st_ctim) } };
+	struct sig sig = { { (uint64_t)sb->st_dev, (uint64_t)sb->st_ino, (uint64_t)sb->st_size,
+			     (uint64_t)ts_ns(&sb->st_mtim), (uint64_t)ts_ns(&sb->st_ctim) } };
 	const char *rel = s->abs.buf + s->rel;
 	struct digest d;
 	if (!snap_lookup(s, rel, &sig, &d)) {

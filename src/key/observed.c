@@ -31,11 +31,6 @@ const char *const obs_default_ignore[] = { "__pycache__/*", "*/__pycache__/*", N
  * content on every check, like the stat cache does. */
 #define RACY_NS 2000000000LL
 
-static int64_t ns_of(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 static int matches(const char *pattern, const char *path)
 {
 	return fnmatch(pattern, path, 0) == 0 || path_under(path, pattern);
@@ -109,7 +104,7 @@ static int digest_of_kind(struct store *st, char kind, const char *abs, const st
 
 static void set_sig(struct run_input *in, const struct stat *sb, int64_t now)
 {
-	int64_t m = ns_of(&sb->st_mtim), c = ns_of(&sb->st_ctim);
+	int64_t m = ts_ns(&sb->st_mtim), c = ts_ns(&sb->st_ctim);
 	if (now - m < RACY_NS || now - c < RACY_NS)
 		return; /* zero: compared by content */
 	in->size = (int64_t)sb->st_size;
@@ -120,8 +115,8 @@ static void set_sig(struct run_input *in, const struct stat *sb, int64_t now)
 
 static int sig_same(const struct run_input *in, const struct stat *sb)
 {
-	return in->ctime_ns && in->size == (int64_t)sb->st_size && in->mtime_ns == ns_of(&sb->st_mtim) &&
-	       in->ctime_ns == ns_of(&sb->st_ctim) && in->ino == (uint64_t)sb->st_ino;
+	return in->ctime_ns && in->size == (int64_t)sb->st_size && in->mtime_ns == ts_ns(&sb->st_mtim) &&
+	       in->ctime_ns == ts_ns(&sb->st_ctim) && in->ino == (uint64_t)sb->st_ino;
 }
 
 static int cmp_input(const void *a, const void *b)
@@ -764,8 +759,8 @@ static void keep_newest(const char *name, const struct stat *sb, void *ctx)
 {
 	(void)name;
 	int64_t *newest = ctx;
-	if (sb && ns_of(&sb->st_ctim) > *newest)
-		*newest = ns_of(&sb->st_ctim);
+	if (sb && ts_ns(&sb->st_ctim) > *newest)
+		*newest = ts_ns(&sb->st_ctim);
 }
 
 int64_t obs_declared_newest(const struct store *st, const struct run_record *r)

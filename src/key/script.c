@@ -183,8 +183,7 @@ static void sig_of(const struct stat *sb, struct strbuf *out)
 {
 	/* fixed-width hex, by hand: this runs once per file on every hit */
 	uint64_t v[5] = { (uint64_t)sb->st_dev, (uint64_t)sb->st_ino, (uint64_t)sb->st_size,
-			  (uint64_t)sb->st_mtim.tv_sec * 1000000000 + (uint64_t)sb->st_mtim.tv_nsec,
-			  (uint64_t)sb->st_ctim.tv_sec * 1000000000 + (uint64_t)sb->st_ctim.tv_nsec };
+			  (uint64_t)ts_ns(&sb->st_mtim), (uint64_t)ts_ns(&sb->st_ctim) };
 	char buf[5 * 16 + 1];
 	for (int i = 0; i < 5; i++)
 		for (int j = 0; j < 16; j++)
@@ -196,8 +195,7 @@ static void sig_of(const struct stat *sb, struct strbuf *out)
 static void add_sig(struct ctx *c, const struct stat *sb, struct strbuf *out)
 {
 	int64_t now = now_ns();
-	if (now - ((int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec) < 2000000000LL ||
-	    now - ((int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec) < 2000000000LL)
+	if (now - ts_ns(&sb->st_mtim) < 2000000000LL || now - ts_ns(&sb->st_ctim) < 2000000000LL)
 		c->quiet = 0; /* racy: could change again unseen */
 	sig_of(sb, out);
 }

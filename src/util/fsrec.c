@@ -20,17 +20,10 @@ static struct {
 	int64_t racy_ns; /* a ctime at or after this is racy */
 } rec;
 
-static int64_t coarse_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void fsrec_begin(struct strbuf *out)
 {
 	/* a stat answered from the memo was asked when the memo began */
-	int64_t since = stat_memo_since(), now = coarse_ns();
+	int64_t since = stat_memo_since(), now = fs_clock_ns();
 	rec.out = out;
 	rec.spoiled = 0;
 	rec.racy_ns = (since && since < now ? since : now) - FSREC_RACY_NS;

@@ -408,7 +408,7 @@ int64_t now_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return ts_ns(&ts);
 }
 
 int64_t fs_clock_ns(void)
@@ -864,9 +864,7 @@ void stat_memo_enable(const char *inside)
 
 void stat_memo_clear(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	memo.since = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	memo.since = fs_clock_ns();
 	for (size_t i = 0; i < memo.cap; i++)
 		free(memo.tab[i].path);
 	free(memo.tab);
