@@ -9,6 +9,7 @@
 #include "util/fsrec.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -584,24 +585,42 @@ static void add_pythonpath(struct ctx *c)
 	sb_release(&abs);
 }
 
+/* The interpreter a "#!" line names, as written: "#!/usr/bin/env -S
+ * python3 -u" -> "python3". -1 when script has none. */
+static int shebang_word(const char *script, struct strbuf *word)
+{
+	char line[512];
+	struct stat sb;
+	/* never blocks: a FIFO or a device named so is no script (and the
+	 * tracer asks with the exec stopped) */
+	int fd = open(script, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	ssize_t n = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? read(fd, line, sizeof(line) - 1) : -1;
+	close(fd);
+	if (n < 2 || line[0] != '#' || line[1] != '!')
+		return -1;
+	line[n] = '\0';
+	char *save = NULL, *w = strtok_r(line + 2, " \t\r\n", &save);
+	if (w && !strcmp(base_name(w), "env")) {
+		while ((w = strtok_r(NULL, " \t\r\n", &save)) && (w[0] == '-' || strchr(w, '=')))
+			;
+	}
+	if (!w)
+		return -1;
+	sb_reset(word);
+	sb_adds(word, w);
+	return 0;
+}
+
 /* "#!/usr/bin/env -S python3 -u" -> resolved interpreter path. */
 static int shebang_interp(struct ctx *c, const char *script, struct strbuf *interp)
 {
-	int rc = -1;
-	FILE *f = fopen(script, "r");
-	if (!f)
-		return -1;
-	char line[512];
-	if (fgets(line, sizeof(line), f) && line[0] == '#' && line[1] == '!') {
-		char *save = NULL, *w = strtok_r(line + 2, " \t\r\n", &save);
-		if (w && !strcmp(base_name(w), "env")) {
-			while ((w = strtok_r(NULL, " \t\r\n", &save)) && (w[0] == '-' || strchr(w, '=')))
-				;
-		}
-		if (w)
-			rc = fp_which(w, c->cwd, c->env, interp);
-	}
-	fclose(f);
+	struct strbuf w = STRBUF_INIT;
+	int rc = shebang_word(script, &w);
+	if (rc == 0)
+		rc = fp_which(w.buf, c->cwd, c->env, interp);
+	sb_release(&w);
 	return rc;
 }
 
@@ -668,12 +687,23 @@ static enum canon_lang code_lang(enum family fam)
 	return fam == FAM_SH ? CANON_SH : fam == FAM_PY ? CANON_PYTHON : CANON_RAW;
 }
 
+/* What code of lang names, comments left out (as source_digest does). */
+static void code_names(enum canon_lang lang, const char *code, size_t len, struct strvec *names)
+{
+	struct strbuf out = STRBUF_INIT;
+	struct strvec deps = STRVEC_INIT;
+	canon_source(lang, code, len, &out, &deps);
+	canon_env_refs(lang, out.buf ? out.buf : "", out.len, names);
+	sb_release(&out);
+	sv_release(&deps);
+}
+
 static void inline_env_refs(char *const *argv, enum family fam, int start, struct strvec *names)
 {
 	enum canon_lang lang = code_lang(fam);
 	const char *code = lang == CANON_RAW ? NULL : code_arg(argv, start, fam);
 	if (code)
-		canon_env_refs(lang, code, strlen(code), names);
+		code_names(lang, code, strlen(code), names);
 }
 
 /* The command's own inline code: what it names is hashed. */
@@ -686,9 +716,27 @@ static void code_env_refs(struct ctx *c, char *const *argv, enum family fam, int
 	sv_release(&names);
 }
 
-static int exec_wants(const char *path)
+/* What a started program is for the hook: a shell or Python, or a
+ * script of one run by its "#!" line (1, *script set). */
+static enum family exec_family(const char *path, int *script)
 {
 	enum family fam = family_of(path);
+	*script = 0;
+	if (fam != FAM_NONE)
+		return fam;
+	struct strbuf w = STRBUF_INIT;
+	if (shebang_word(path, &w) == 0) {
+		fam = family_of(w.buf);
+		*script = 1;
+	}
+	sb_release(&w);
+	return fam;
+}
+
+static int exec_wants(const char *path)
+{
+	int script;
+	enum family fam = exec_family(path, &script);
 	return fam == FAM_SH || fam == FAM_PY;
 }
 
@@ -698,23 +746,26 @@ static int exec_wants(const char *path)
 
 static void exec_names(const char *path, const char *cwd, char *const *argv, struct strvec *names)
 {
-	enum family fam = family_of(path);
+	int script;
+	enum family fam = exec_family(path, &script);
 	const char *module = NULL;
-	int i = find_script_arg(fam, argv, 1, &module);
+	int i = script ? 0 : find_script_arg(fam, argv, 1, &module);
 	if (i < 0) {
 		if (!module)
 			inline_env_refs(argv, fam, 1, names);
 		return;
 	}
-	/* a script run by path: one outside the project too (a project
-	 * source is read for its names when the interpreter reads it) */
+	/* a script run by path (the program itself when started by its "#!"
+	 * line): one outside the project too (a project source is read for
+	 * its names when the interpreter reads it) */
 	struct strbuf abs = STRBUF_INIT, src = STRBUF_INIT;
 	struct stat sb;
-	if (argv[i][0] == '/' || cwd)
-		path_absolute(cwd, argv[i], &abs);
+	const char *file = script ? path : argv[i];
+	if (file[0] == '/' || cwd)
+		path_absolute(cwd, file, &abs);
 	if (abs.len && stat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size <= EXEC_SCRIPT_MAX &&
 	    read_file_sb(abs.buf, &src) == 0)
-		canon_env_refs(code_lang(fam), src.buf ? src.buf : "", src.len, names);
+		code_names(code_lang(fam), src.buf ? src.buf : "", src.len, names);
 	err_clear(); /* unreadable: the command could not run it either */
 	sb_release(&abs);
 	sb_release(&src);

@@ -271,7 +271,20 @@ EOF
 	[ "$(verdict --ignore '$BATCH_SIZE' -- ./p)" = hit ]
 }
 
-@test "a variable a started shell's or Python's code names is an input: sh -c, python3 -c and scripts run by path from a script, make's recipes" {
+# each_an_input SCRIPT A B FORMAT: python3 SCRIPT prints variables A and
+# B (through FORMAT); a change to each, in turn, is a miss that prints it.
+each_an_input() {
+	export "$2=a" "$3=a"
+	miss_then_hit -- python3 "$1"
+	export "$2=b"
+	run cashet exec -- python3 "$1"
+	assert_output "$(printf "$4" b a)"
+	export "$3=b"
+	run cashet exec -- python3 "$1"
+	assert_output "$(printf "$4" b b)"
+}
+
+@test "a variable a started shell's or Python's code names is an input: sh -c, python3 -c, scripts run by path or by their #! line, make's recipes" {
 	# a shell expands $NAME, and Python fills os.environ, without a getenv
 	cat > s.py <<'EOF'
 import subprocess
@@ -294,14 +307,15 @@ EOF
 	printf 'echo "mode=$TOOL_MODE"\n' > ../tools/helper.sh
 	printf 'import os\nprint("knob", os.environ.get("KNOB"))\n' > ../tools/helper.py
 	printf 'import subprocess\nsubprocess.run(["sh", "../tools/helper.sh"])\nsubprocess.run(["python3", "../tools/helper.py"])\n' > t.py
-	export TOOL_MODE=a KNOB=a
-	miss_then_hit -- python3 t.py
-	export TOOL_MODE=b
-	run cashet exec -- python3 t.py
-	assert_output "$(printf 'mode=b\nknob a')"
-	export KNOB=b
-	run cashet exec -- python3 t.py
-	assert_output "$(printf 'mode=b\nknob b')"
+	each_an_input t.py TOOL_MODE KNOB 'mode=%s\nknob %s'
+	# and one started by its "#!" line: the kernel reads the script, the
+	# tracer sees only the script's path started
+	printf '#!/bin/sh\necho "prep=$PREP"\n' > ../tools/prep
+	printf '#!/usr/bin/env python3\nimport os\nprint("fit", os.environ.get("FIT"))\n' > ../tools/fit
+	chmod +x ../tools/prep ../tools/fit
+	printf 'import subprocess\nsubprocess.run(["../tools/prep"])\nsubprocess.run(["../tools/fit"])\n' > u.py
+	each_an_input u.py PREP FIT 'prep=%s\nfit %s'
+	[ "$(verdict -- python3 u.py)" = hit ]
 	if command -v make > /dev/null; then
 		printf 'all:\n\t@echo "mode=$$MODE"\n' > Makefile
 		export MODE=fast
