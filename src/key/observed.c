@@ -139,6 +139,27 @@ static int reuse_digest(const struct run_record *prev, const char *name, char ki
 	return 1;
 }
 
+/* Python's standard library: a file under a lib/pythonX.Y directory
+ * (lib64 too; any prefix: /usr, a pyenv, a conda environment) but not in
+ * its site-packages or dist-packages. */
+static int python_stdlib(const char *path)
+{
+	for (const char *p = strstr(path, "/python"); p; p = strstr(p + 1, "/python")) {
+		if (!(p - path >= 4 && !strncmp(p - 4, "/lib", 4)) && !(p - path >= 6 && !strncmp(p - 6, "/lib64", 6)))
+			continue;
+		const char *v = p + strlen("/python");
+		size_t major = strspn(v, "0123456789");
+		if (!major || v[major] != '.')
+			continue; /* lib/python3/dist-packages (Debian's) is no version's */
+		size_t minor = strspn(v + major + 1, "0123456789");
+		if (!minor || v[major + 1 + minor] != '/')
+			continue;
+		const char *rest = v + major + 1 + minor + 1;
+		return strncmp(rest, "site-packages/", 14) && strncmp(rest, "dist-packages/", 14);
+	}
+	return 0;
+}
+
 /* 1 if path or a directory above it is in the sorted set (a file inside a
  * directory the command made or moved into place is its own too). */
 static int in_tree_of(const struct strvec *set, const char *path)
@@ -639,10 +660,11 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		    !(kind == INPUT_LISTED && wrote_inside(&written, name.buf)))
 			sv_push(&out->changed, name.buf);
 		struct run_input *in = run_add_input(r, kind, name.buf);
-		/* the environment variables the project's own sources name
-		 * (not the standard library's: TMPDIR, COLUMNS, HOME...),
-		 * asked of the stat cache even when the digest is reused */
-		struct strvec *names = kind == INPUT_SOURCE && name.buf[0] != '/' ? &env : NULL;
+		/* the environment variables the sources it ran name: the
+		 * project's, a library's (site-packages, a PYTHONPATH), not the
+		 * standard library's (TMPDIR, COLUMNS, HOME...); asked of the
+		 * stat cache even when the digest is reused */
+		struct strvec *names = kind == INPUT_SOURCE && !python_stdlib(name.buf) ? &env : NULL;
 		int reused = reuse_digest(spec->prev, name.buf, kind, &sb, &in->d);
 		if (!reused && kind == INPUT_FILE) {
 			int cached = store_cache_get(st, path.buf, 0, &sb, &in->d, NULL);

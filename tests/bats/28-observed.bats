@@ -73,11 +73,33 @@ miss_then_hit() {
 	# os.py, tempfile.py, shutil.py name these: not the project's code
 	export COLUMNS=7 TMPDIR=/tmp
 	[ "$(verdict -- python3 train.py)" = hit ]
-	# (the interpreter's own PYTHON* variables, read with getenv, are too)
-	[ "$(cashet show --json "$(last_hash)" | json_field '[i["path"] for i in j["observed_inputs"] if i["kind"] == "env" and not i["path"].startswith(("$PYTHON", "$__PY", "$HOME", "$TMPDIR", "$PATH:"))]')" = "['\$LR']" ]
+	# (the interpreter's own PYTHON* variables, read with getenv, are
+	# listed; a pyenv shim's, a site-packages' too)
+	[ "$(cashet show --json "$(last_hash)" | json_field 'sorted({i["path"] for i in j["observed_inputs"] if i["kind"] == "env"} & {"$LR", "$COLUMNS", "$LINES"})')" = "['\$LR']" ]
 	# but HOME is where Python looks for the user's own packages
 	export HOME=$PWD/elsewhere
 	[ "$(verdict -- python3 train.py)" = miss ]
+}
+
+@test "a variable a library outside the project names is an input: on PYTHONPATH, in a site-packages; a lib/pythonX.Y standard library is not" {
+	mkdir -p ../ext/lib ../ext/env/lib/python3.99/site-packages
+	printf 'import os\nMODE = os.environ.get("LIB_MODE", "a")\n' > ../ext/lib/mylib.py
+	printf 'import os\nDEPTH = os.getenv("PKG_DEPTH", "1")\n' > ../ext/env/lib/python3.99/site-packages/pkg.py
+	printf 'import os\nCOLOR = os.environ.get("STD_COLOR", "red")\n' > ../ext/env/lib/python3.99/stdmod.py
+	export PYTHONPATH="$PWD/../ext/lib:$PWD/../ext/env/lib/python3.99/site-packages:$PWD/../ext/env/lib/python3.99"
+	printf 'import mylib, pkg, stdmod\nprint(mylib.MODE, pkg.DEPTH, stdmod.COLOR)\n' > run.py
+	miss_then_hit -- python3 run.py
+	export LIB_MODE=b
+	run cashet why -- python3 run.py
+	assert_line "  env LIB_MODE, read by the command, changed"
+	run cashet exec -- python3 run.py
+	assert_output "b 1 red"
+	export PKG_DEPTH=2
+	run cashet exec -- python3 run.py
+	assert_output "b 2 red"
+	# laid out as a standard library (os.py names TMPDIR): not scanned
+	export STD_COLOR=blue
+	[ "$(verdict -- python3 run.py)" = hit ]
 }
 
 @test "a variable a script without an extension names, or a file it sources, is an input: bash build, . ./common" {
