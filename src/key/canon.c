@@ -135,6 +135,19 @@ static int lang_of_ext(const char *path)
 	return -1;
 }
 
+int canon_is_code_name(const char *path)
+{
+	static const char *const raw[] = { "pl", "pm", "rb", "js", "mjs", "cjs", "R", "r", NULL };
+	if (lang_of_ext(path) >= 0)
+		return 1;
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	const char *dot = strrchr(base, '.');
+	for (const char *const *e = raw; dot && dot != base && *e; e++)
+		if (!strcmp(dot + 1, *e))
+			return 1;
+	return 0;
+}
+
 enum canon_lang canon_detect(const char *path, const char *data, size_t len)
 {
 	return canon_detect_run(path, data, len, -1);

@@ -55,6 +55,10 @@ void canon_trim(struct canon_out *o, const char *blanks);
  * both speak and disagree the file is raw: which interpreter runs it depends
  * on how it is called. path and data may be NULL. */
 enum canon_lang canon_detect(const char *path, const char *data, size_t len);
+/* Whether a file's extension says it is code of a language whose
+ * environment reads canon_env_refs knows: those above, and Perl, Ruby,
+ * Node (.js, .mjs, .cjs) and R. */
+int canon_is_code_name(const char *path);
 /* canon_detect with what runs the file as one more witness: runner is the
  * language of the interpreter given the file (bash build, python3 tool) or
  * of the script that sources it, -1 when not known. A file with neither

@@ -31,6 +31,10 @@ const char *const obs_default_ignore[] = { "__pycache__/*", "*/__pycache__/*", N
  * content on every check, like the stat cache does. */
 #define RACY_NS 2000000000LL
 
+/* A project file with a code's extension read as data is read for the
+ * variables it names up to this size. */
+#define CODE_READ_MAX (1 << 20)
+
 static int matches(const char *pattern, const char *path)
 {
 	return fnmatch(pattern, path, 0) == 0 || path_under(path, pattern);
@@ -665,6 +669,15 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		 * standard library's (TMPDIR, COLUMNS, HOME...); asked of the
 		 * stat cache even when the digest is reused */
 		struct strvec *names = kind == INPUT_SOURCE && !python_stdlib(name.buf) ? &env : NULL;
+		/* and the project's code it read some other way (`. "./$f"`, a
+		 * Perl or Node module, a script a tool reads): perhaps run, so
+		 * its names count too; up to a size (more is data) */
+		if (kind == INPUT_FILE && name.buf[0] != '/' && (ev[i].access & TRACE_READ) &&
+		    sb.st_size <= CODE_READ_MAX && canon_is_code_name(name.buf)) {
+			struct digest canon;
+			if (script_source_digest(st, path.buf, &sb, 0, &canon, &env) < 0)
+				goto out;
+		}
 		int reused = reuse_digest(spec->prev, name.buf, kind, &sb, &in->d);
 		if (!reused && kind == INPUT_FILE) {
 			int cached = store_cache_get(st, path.buf, 0, &sb, &in->d, NULL);

@@ -102,6 +102,33 @@ miss_then_hit() {
 	[ "$(verdict -- python3 run.py)" = hit ]
 }
 
+@test "a variable project code read some other way names is an input: a file sourced through a variable, a Perl module" {
+	printf 'echo "v=$SRC_V"\n' > lib.sh
+	printf 'f=lib.sh\n. "./$f"\n' > main.sh
+	export SRC_V=a
+	miss_then_hit -- bash main.sh
+	export SRC_V=b
+	run cashet why -- bash main.sh
+	assert_line "  env SRC_V, read by the command, changed"
+	run cashet exec -- bash main.sh
+	assert_output v=b
+	# a name in its comments is none (the edit itself is a miss)
+	printf '# $NOT_READ\n' >> lib.sh
+	export NOT_READ=1
+	[ "$(verdict -- bash main.sh)" = miss ]
+	[ "$(verdict -- bash main.sh)" = hit ]
+	export NOT_READ=2
+	[ "$(verdict -- bash main.sh)" = hit ]
+	command -v perl > /dev/null || skip "perl is not installed"
+	printf 'package Knob;\nsub v { return $ENV{PERL_KNOB} // "none"; }\n1;\n' > Knob.pm
+	printf 'use lib ".";\nuse Knob;\nprint "knob ", Knob::v(), "\\n";\n' > k.pl
+	export PERL_KNOB=a
+	miss_then_hit -- perl k.pl
+	export PERL_KNOB=b
+	run cashet exec -- perl k.pl
+	assert_output "knob b"
+}
+
 @test "a variable a script without an extension names, or a file it sources, is an input: bash build, . ./common" {
 	printf 'echo "target=$TARGET"\n' > build
 	printf '. ./common\necho "main"\n' > main.sh
