@@ -913,7 +913,7 @@ static void push_env_name(struct strvec *names, const struct strbuf *name)
 {
 	if (!name->len)
 		return;
-	for (size_t i = 0; i < name->len; i++) {
+	for (size_t i = 0; i < name->len && strcmp(name->buf, "*"); i++) {
 		char c = name->buf[i];
 		if (!is_name_char((unsigned char)c) && c != '-' && c != '.')
 			return;
@@ -981,10 +981,15 @@ static int find_aliases(struct escan *e)
 void canon_python_env_refs(const char *src, size_t len, struct strvec *names)
 {
 	static const char *const reads[] = { "get", "setdefault", "pop", "__getitem__", "__contains__", NULL };
+	static const char *const every[] = { "items", "keys", "values", NULL };
 	struct escan e = { 0 };
 	struct strbuf name = STRBUF_INIT;
 	size_t after;
 
+	/* a read whose name is not written here (os.environ.get(key), a
+	 * helper's getenv(name), a loop over os.environ) may be of any
+	 * variable: as a shell's bare env, every one counts */
+	int dynamic = 0;
 	escan_tokens(&e, src, len);
 	for (int pass = 0; pass < 4 && find_aliases(&e); pass++)
 		;
@@ -992,13 +997,23 @@ void canon_python_env_refs(const char *src, size_t len, struct strvec *names)
 		size_t j = env_obj(&e, i);
 		if (j) {
 			/* os.environ["X"], os.environ.get("X"), .pop, ... */
-			if (et_is(&e, j, "[") && literal_at(&e, j + 1, &after, &name) && et_is(&e, after, "]"))
-				push_env_name(names, &name);
-			for (int k = 0; reads[k]; k++)
-				if (et_is(&e, j, ".") && et_is(&e, j + 1, reads[k]) && call_arg(&e, j + 2, &name))
+			if (et_is(&e, j, "[")) {
+				if (literal_at(&e, j + 1, &after, &name) && et_is(&e, after, "]"))
 					push_env_name(names, &name);
+				else
+					dynamic = 1;
+			}
+			for (int k = 0; reads[k]; k++)
+				if (et_is(&e, j, ".") && et_is(&e, j + 1, reads[k])) {
+					if (call_arg(&e, j + 2, &name))
+						push_env_name(names, &name);
+					else
+						dynamic = 1;
+				}
+			for (int k = 0; every[k]; k++)
+				dynamic |= et_is(&e, j, ".") && et_is(&e, j + 1, every[k]);
 		}
-		/* "X" in os.environ, "X" not in os.environ */
+		/* "X" in os.environ, "X" not in os.environ; for k in os.environ */
 		if (et_is(&e, i, "in") && env_obj(&e, skip_path(&e, i + 1))) {
 			size_t k = i && et_is(&e, i - 1, "not") ? i - 1 : i;
 			size_t first = k;
@@ -1006,10 +1021,20 @@ void canon_python_env_refs(const char *src, size_t len, struct strvec *names)
 				first--;
 			if (first < k && literal_at(&e, first, &after, &name) && after == k)
 				push_env_name(names, &name);
+			else
+				dynamic = 1;
 		}
 		j = env_getter(&e, i);
 		if (j && call_arg(&e, j, &name))
 			push_env_name(names, &name);
+		else if (j && et_is(&e, j, "("))
+			dynamic = 1; /* getenv(name) */
+	}
+	if (dynamic) {
+		struct strbuf all = STRBUF_INIT;
+		sb_adds(&all, "*");
+		push_env_name(names, &all);
+		sb_release(&all);
 	}
 	free(e.t);
 	sv_release(&e.objs);

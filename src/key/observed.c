@@ -581,6 +581,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		struct run_record *r, struct obs_outcome *out)
 {
 	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT, env = STRVEC_INIT, compiled = STRVEC_INIT;
+	struct strvec lib = STRVEC_INIT; /* one source's names */
 	struct strbuf name = STRBUF_INIT, path = STRBUF_INIT;
 	struct to_hash *todo = NULL;
 	size_t ntodo = 0, todo_cap = 0;
@@ -694,8 +695,16 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 								  .path = xstrdup(path.buf),
 								  .sb = sb };
 			}
-		} else if ((!reused || names) && digest_of_kind(st, kind, path.buf, &sb, &in->d, names) < 0)
+		} else if ((!reused || names) &&
+			   digest_of_kind(st, kind, path.buf, &sb, &in->d, names ? &lib : NULL) < 0)
 			goto out;
+		/* a library's reads of names it is given (os.environ.get(key))
+		 * would tie every run that imports it to the whole environment:
+		 * left out, as the standard library's names are */
+		for (size_t k = 0; k < lib.n; k++)
+			if (name.buf[0] != '/' || !strchr(lib.v[k], '*'))
+				sv_push(&env, lib.v[k]);
+		sv_release(&lib);
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
 		    !declared(st, spec->cwd, r, name.buf) && !in_tree_of(&outputs, name.buf))
@@ -740,6 +749,7 @@ out:
 	sv_release(&written);
 	sv_release(&outputs);
 	sv_release(&env);
+	sv_release(&lib);
 	sv_release(&compiled);
 	sb_release(&name);
 	sb_release(&path);

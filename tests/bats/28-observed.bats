@@ -102,6 +102,28 @@ miss_then_hit() {
 	[ "$(verdict -- python3 run.py)" = hit ]
 }
 
+@test "a read whose variable the code does not name (a helper's os.environ.get(key)) makes every variable an input, but for a library's" {
+	printf 'import os\ndef env(k, d=None):\n    return os.environ.get(k, d)\n' > util.py
+	printf 'from util import env\nprint("lr", env("LR", "0.1"))\n' > train.py
+	miss_then_hit -- python3 train.py
+	export LR=0.5
+	run cashet why -- python3 train.py
+	assert_line "  env *, read by the command, changed"
+	run cashet exec -- python3 train.py
+	assert_output "lr 0.5"
+	# the session's own and the shell's are not among them
+	export COLUMNS=3 SHLVL=9
+	[ "$(verdict -- python3 train.py)" = hit ]
+	# a library's such read is the caller's business: not every variable
+	mkdir -p ../ext/site-packages
+	printf 'import os\ndef get(k):\n    return os.environ.get(k)\n' > ../ext/site-packages/dyn.py
+	printf 'import dyn\nprint("mode", dyn.get("MODE"))\n' > lib.py
+	export PYTHONPATH="$PWD/../ext/site-packages"
+	miss_then_hit -- python3 lib.py
+	export UNRELATED=1
+	[ "$(verdict -- python3 lib.py)" = hit ]
+}
+
 @test "a variable project code read some other way names is an input: a file sourced through a variable, a Perl module" {
 	printf 'echo "v=$SRC_V"\n' > lib.sh
 	printf 'f=lib.sh\n. "./$f"\n' > main.sh
