@@ -7,9 +7,13 @@
 
 #include "store/store.h"
 
-/* Bump when the encoding or the set of hashed things changes: old runs then
- * simply stop matching (a miss, never a false hit). */
-#define FP_VERSION 1
+/* Bump when the encoding or the set of hashed things changes, observed
+ * inputs included: old runs then simply stop matching (a miss, never a
+ * false hit from a run whose observed list lacks what is found now).
+ * 2: variables named by the scripts a command starts (inline, by path, by
+ * #!), by library modules outside the project and by project code read
+ * some other way; every variable for a Python read of a name not written. */
+#define FP_VERSION 2
 
 /* Adds the part of environment variable name (its value, or unset), once. */
 void fp_add_env(struct run_record *r, char *const *env, const char *name);
