@@ -57,9 +57,14 @@ void fp_store_path(const struct store *st, const char *cwd, const char *path, st
 int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf *out)
 {
 	sb_reset(out);
+	struct stat sb;
 	if (strchr(argv0, '/')) {
+		/* a regular file only: hashing a FIFO named so would wait for
+		 * a writer for ever (execve refuses it anyway) */
 		path_absolute(cwd, argv0, out);
-		return fsrec_do_access(out->buf, X_OK) == 0 ? 0 : -1;
+		return stat_memo(out->buf, &sb) == 0 && S_ISREG(sb.st_mode) && fsrec_do_access(out->buf, X_OK) == 0
+			       ? 0
+			       : -1;
 	}
 	const char *path = fp_getenv(env, "PATH");
 	if (!path)
@@ -74,7 +79,6 @@ int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf
 		sb_addf(out, "/%s", argv0);
 		struct strbuf abs = STRBUF_INIT;
 		path_absolute(cwd, out->buf, &abs);
-		struct stat sb;
 		if (stat_memo(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && fsrec_do_access(abs.buf, X_OK) == 0) {
 			sb_reset(out);
 			sb_add(out, abs.buf, abs.len);

@@ -384,6 +384,21 @@ PY
 	[ "$(log_count)" = 0 ]
 }
 
+@test "a command path naming a FIFO or a directory: exit 126 at once, nothing stored" {
+	cashet init > /dev/null
+	mkfifo ff
+	mkdir dd
+	chmod +x ff dd
+	# hashing the FIFO as the executable waited for a writer for ever
+	run --separate-stderr timeout -k 2 10 cashet exec -- ./ff
+	assert_failure 126
+	[ "$stderr" = "cashet: ./ff: Permission denied" ]
+	run --separate-stderr timeout -k 2 10 cashet exec -- ./dd
+	assert_failure 126
+	[ "$stderr" = "cashet: ./dd: Permission denied" ]
+	[ "$(log_count)" = 0 ]
+}
+
 @test "a script without #! runs through sh, found in PATH or by its path, as execvp runs it" {
 	cashet init > /dev/null
 	mkdir bin
