@@ -716,27 +716,14 @@ static void code_env_refs(struct ctx *c, char *const *argv, enum family fam, int
 	sv_release(&names);
 }
 
-/* What a started program is for the hook: a shell or Python, or a
- * script of one run by its "#!" line (1, *script set). */
-static enum family exec_family(const char *path, int *script)
-{
-	enum family fam = family_of(path);
-	*script = 0;
-	if (fam != FAM_NONE)
-		return fam;
-	struct strbuf w = STRBUF_INIT;
-	if (shebang_word(path, &w) == 0) {
-		fam = family_of(w.buf);
-		*script = 1;
-	}
-	sb_release(&w);
-	return fam;
-}
-
+/* A shell or Python, or a script of one run by its "#!" line. */
 static int exec_wants(const char *path)
 {
-	int script;
-	enum family fam = exec_family(path, &script);
+	enum family fam = family_of(path);
+	struct strbuf w = STRBUF_INIT;
+	if (fam == FAM_NONE && shebang_word(path, &w) == 0)
+		fam = family_of(w.buf);
+	sb_release(&w);
 	return fam == FAM_SH || fam == FAM_PY;
 }
 
@@ -746,8 +733,9 @@ static int exec_wants(const char *path)
 
 static void exec_names(const char *path, const char *cwd, char *const *argv, struct strvec *names)
 {
-	int script;
-	enum family fam = exec_family(path, &script);
+	enum family fam = family_of(path);
+	/* no shell or Python by name: exec_wants found one's "#!" line */
+	int script = fam == FAM_NONE;
 	const char *module = NULL;
 	int i = script ? 0 : find_script_arg(fam, argv, 1, &module);
 	if (i < 0) {
@@ -764,8 +752,10 @@ static void exec_names(const char *path, const char *cwd, char *const *argv, str
 	if (file[0] == '/' || cwd)
 		path_absolute(cwd, file, &abs);
 	if (abs.len && stat(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && (size_t)sb.st_size <= EXEC_SCRIPT_MAX &&
-	    read_file_sb(abs.buf, &src) == 0)
-		code_names(code_lang(fam), src.buf ? src.buf : "", src.len, names);
+	    read_file_sb(abs.buf, &src) == 0) {
+		const char *code = src.buf ? src.buf : "";
+		code_names(script ? canon_detect(abs.buf, code, src.len) : code_lang(fam), code, src.len, names);
+	}
 	err_clear(); /* unreadable: the command could not run it either */
 	sb_release(&abs);
 	sb_release(&src);
