@@ -913,7 +913,7 @@ static void push_env_name(struct strvec *names, const struct strbuf *name)
 {
 	if (!name->len)
 		return;
-	for (size_t i = 0; i < name->len && strcmp(name->buf, "*"); i++) {
+	for (size_t i = 0; i < name->len; i++) {
 		char c = name->buf[i];
 		if (!is_name_char((unsigned char)c) && c != '-' && c != '.')
 			return;
@@ -1030,12 +1030,10 @@ void canon_python_env_refs(const char *src, size_t len, struct strvec *names)
 		else if (j && et_is(&e, j, "("))
 			dynamic = 1; /* getenv(name) */
 	}
-	if (dynamic) {
-		struct strbuf all = STRBUF_INIT;
-		sb_adds(&all, "*");
-		push_env_name(names, &all);
-		sb_release(&all);
-	}
+	for (size_t i = 0; dynamic && i < names->n; i++)
+		dynamic = strcmp(names->v[i], "*") != 0;
+	if (dynamic)
+		sv_push(names, "*");
 	free(e.t);
 	sv_release(&e.objs);
 	sv_release(&e.gets);
