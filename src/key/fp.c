@@ -54,17 +54,20 @@ void fp_store_path(const struct store *st, const char *cwd, const char *path, st
 	sb_release(&abs);
 }
 
+/* A regular file only: hashing a FIFO named so would wait for a writer
+ * for ever (execve refuses it anyway). */
+static int runnable(const char *abs)
+{
+	struct stat sb;
+	return stat_memo(abs, &sb) == 0 && S_ISREG(sb.st_mode) && fsrec_do_access(abs, X_OK) == 0;
+}
+
 int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf *out)
 {
 	sb_reset(out);
-	struct stat sb;
 	if (strchr(argv0, '/')) {
-		/* a regular file only: hashing a FIFO named so would wait for
-		 * a writer for ever (execve refuses it anyway) */
 		path_absolute(cwd, argv0, out);
-		return stat_memo(out->buf, &sb) == 0 && S_ISREG(sb.st_mode) && fsrec_do_access(out->buf, X_OK) == 0
-			       ? 0
-			       : -1;
+		return runnable(out->buf) ? 0 : -1;
 	}
 	const char *path = fp_getenv(env, "PATH");
 	if (!path)
@@ -79,7 +82,7 @@ int fp_which(const char *argv0, const char *cwd, char *const *env, struct strbuf
 		sb_addf(out, "/%s", argv0);
 		struct strbuf abs = STRBUF_INIT;
 		path_absolute(cwd, out->buf, &abs);
-		if (stat_memo(abs.buf, &sb) == 0 && S_ISREG(sb.st_mode) && fsrec_do_access(abs.buf, X_OK) == 0) {
+		if (runnable(abs.buf)) {
 			sb_reset(out);
 			sb_add(out, abs.buf, abs.len);
 			sb_release(&abs);
