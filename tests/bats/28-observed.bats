@@ -81,6 +81,22 @@ miss_then_hit() {
 	[ "$(verdict -- python3 train.py)" = miss ]
 }
 
+# each_an_input SCRIPT A B FORMAT: python3 SCRIPT prints variables A and
+# B (through FORMAT); a change to each, in turn, is a miss that prints it,
+# and why names the first.
+each_an_input() {
+	export "$2=a" "$3=a"
+	miss_then_hit -- python3 "$1"
+	export "$2=b"
+	run cashet why -- python3 "$1"
+	assert_line "  env $2, read by the command, changed"
+	run cashet exec -- python3 "$1"
+	assert_output "$(printf "$4" b a)"
+	export "$3=b"
+	run cashet exec -- python3 "$1"
+	assert_output "$(printf "$4" b b)"
+}
+
 @test "a variable a library outside the project names is an input: on PYTHONPATH, in a site-packages; a lib/pythonX.Y standard library is not" {
 	mkdir -p ../ext/lib ../ext/env/lib/python3.99/site-packages
 	printf 'import os\nMODE = os.environ.get("LIB_MODE", "a")\n' > ../ext/lib/mylib.py
@@ -88,15 +104,7 @@ miss_then_hit() {
 	printf 'import os\nCOLOR = os.environ.get("STD_COLOR", "red")\n' > ../ext/env/lib/python3.99/stdmod.py
 	export PYTHONPATH="$PWD/../ext/lib:$PWD/../ext/env/lib/python3.99/site-packages:$PWD/../ext/env/lib/python3.99"
 	printf 'import mylib, pkg, stdmod\nprint(mylib.MODE, pkg.DEPTH, stdmod.COLOR)\n' > run.py
-	miss_then_hit -- python3 run.py
-	export LIB_MODE=b
-	run cashet why -- python3 run.py
-	assert_line "  env LIB_MODE, read by the command, changed"
-	run cashet exec -- python3 run.py
-	assert_output "b 1 red"
-	export PKG_DEPTH=2
-	run cashet exec -- python3 run.py
-	assert_output "b 2 red"
+	each_an_input run.py LIB_MODE PKG_DEPTH '%s %s red'
 	# laid out as a standard library (os.py names TMPDIR): not scanned
 	export STD_COLOR=blue
 	[ "$(verdict -- python3 run.py)" = hit ]
@@ -342,19 +350,6 @@ EOF
 	[ "$(verdict --ignore '$BATCH_SIZE' -- ./p)" = hit ]
 }
 
-# each_an_input SCRIPT A B FORMAT: python3 SCRIPT prints variables A and
-# B (through FORMAT); a change to each, in turn, is a miss that prints it.
-each_an_input() {
-	export "$2=a" "$3=a"
-	miss_then_hit -- python3 "$1"
-	export "$2=b"
-	run cashet exec -- python3 "$1"
-	assert_output "$(printf "$4" b a)"
-	export "$3=b"
-	run cashet exec -- python3 "$1"
-	assert_output "$(printf "$4" b b)"
-}
-
 @test "a variable a started shell's or Python's code names is an input: sh -c, python3 -c, scripts run by path or by their #! line, make's recipes" {
 	# a shell expands $NAME, and Python fills os.environ, without a getenv
 	cat > s.py <<'EOF'
@@ -362,16 +357,7 @@ import subprocess
 subprocess.run(["sh", "-c", 'echo "lr=$LR"'])
 subprocess.run(["python3", "-c", 'import os; print("seed", os.environ.get("SEED"))'])
 EOF
-	export LR=0.1 SEED=1
-	miss_then_hit -- python3 s.py
-	export LR=0.2
-	run cashet why -- python3 s.py
-	assert_line "  env LR, read by the command, changed"
-	run cashet exec -- python3 s.py
-	assert_output "$(printf 'lr=0.2\nseed 1')"
-	export SEED=2
-	run cashet exec -- python3 s.py
-	assert_output "$(printf 'lr=0.2\nseed 2')"
+	each_an_input s.py LR SEED 'lr=%s\nseed %s'
 	[ "$(verdict -- python3 s.py)" = hit ]
 	# a script run by path, outside the project: what it names too
 	mkdir -p ../tools
