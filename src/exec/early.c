@@ -55,6 +55,21 @@ struct efile {
 	size_t pack; /* which of early->packs holds it */
 };
 
+/* A directory a walk listed while the command ran: a later walk that finds
+ * it as it was then (its inode and times), every file in it packed or
+ * never to be, goes down its subdirectories without reading it again.
+ * Re-reading every directory on each walk, to skip the files packed
+ * already one by one, was a fifth of packing 20,000 files. A file made in
+ * the tick the listing was stamped in may be missed so: the walk once the
+ * command has exited reads every directory. */
+struct edir {
+	char *path;
+	ino_t ino;
+	int64_t mtime, ctime;
+	int done;
+	struct strvec subdirs;
+};
+
 struct early {
 	struct store *st;
 	const char *cwd;
@@ -63,6 +78,8 @@ struct early {
 	size_t n, alloc;
 	size_t *slot; /* open addressing on the path (index + 1; 0 empty) */
 	size_t nslots;
+	struct edir **dirs; /* the same, for the directories */
+	size_t ndirs, dirs_alloc, *dir_slot, ndir_slots;
 	int64_t after_ms;         /* how long the command runs before the thread starts */
 	struct strvec packs;      /* the early packs' names */
 	int lock;                 /* the store lock, shared, from early_apply to the save */
@@ -87,6 +104,36 @@ static size_t *slot_of(const struct early *e, const char *path)
 	while (e->slot[i] && strcmp(e->v[e->slot[i] - 1]->f.src, path))
 		i = (i + 1) & (e->nslots - 1);
 	return &e->slot[i];
+}
+
+static size_t *dir_slot_of(const struct early *e, const char *path)
+{
+	size_t i = (size_t)XXH3_64bits(path, strlen(path)) & (e->ndir_slots - 1);
+	while (e->dir_slot[i] && strcmp(e->dirs[e->dir_slot[i] - 1]->path, path))
+		i = (i + 1) & (e->ndir_slots - 1);
+	return &e->dir_slot[i];
+}
+
+static struct edir *dir_find_or_add(struct early *e, const char *path)
+{
+	if ((e->ndirs + 1) * 2 > e->ndir_slots) {
+		free(e->dir_slot);
+		e->ndir_slots = e->ndir_slots ? e->ndir_slots * 2 : 64;
+		e->dir_slot = xcalloc(e->ndir_slots, sizeof(*e->dir_slot));
+		for (size_t i = 0; i < e->ndirs; i++)
+			*dir_slot_of(e, e->dirs[i]->path) = i + 1;
+	}
+	size_t *s = dir_slot_of(e, path);
+	if (*s)
+		return e->dirs[*s - 1];
+	if (e->ndirs == e->dirs_alloc) {
+		e->dirs_alloc = e->dirs_alloc ? e->dirs_alloc * 2 : 64;
+		e->dirs = xrealloc(e->dirs, e->dirs_alloc * sizeof(*e->dirs));
+	}
+	struct edir *d = e->dirs[e->ndirs] = xcalloc(1, sizeof(*d));
+	d->path = xstrdup(path);
+	*s = ++e->ndirs;
+	return d;
 }
 
 static struct efile *find(const struct early *e, const char *path)
@@ -132,25 +179,45 @@ static int todo_full(const struct todo *t, int last)
 	return !last && (t->n >= ROUND_FILES || t->bytes >= ROUND_BYTES);
 }
 
+enum walked {
+	W_PENDING, /* a file to pack, now or on a later walk, or not looked at (halted, full) */
+	W_DONE,    /* a file packed, or never to be (empty, large, not regular) */
+	W_DIR,     /* a directory, walked */
+};
+
+/* A directory's subdirectories, at abs, each walked. */
+static void walk_subdirs(struct early *e, const struct edir *ed, struct strbuf *abs, int depth, int64_t quiet,
+			 const int *halt, struct todo *t);
+
 /* The file or directory name in at (abs its path): each regular file
  * written to before quiet and not packed yet goes to t, until *halt. */
-static void walk(struct early *e, int at, const char *name, struct strbuf *abs, int depth, int64_t quiet,
-		 const int *halt, struct todo *t)
+static enum walked walk(struct early *e, int at, const char *name, struct strbuf *abs, int depth, int64_t quiet,
+			const int *halt, struct todo *t)
 {
 	struct stat sb;
 	if (todo_full(t, !quiet) || __atomic_load_n(halt, __ATOMIC_RELAXED) ||
 	    fstatat(at, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-		return;
+		return W_PENDING;
 	if (S_ISDIR(sb.st_mode)) {
 		if (depth >= EARLY_DEPTH || outputs_is_store(e->st, at, name, abs->buf))
-			return;
+			return W_DIR;
+		/* remembered while the command runs only: the last walk reads all */
+		struct edir *ed = quiet ? dir_find_or_add(e, abs->buf) : NULL;
+		int64_t m = ts_ns(&sb.st_mtim), c = ts_ns(&sb.st_ctim);
+		if (ed && ed->done && ed->ino == sb.st_ino && ed->mtime == m && ed->ctime == c) {
+			walk_subdirs(e, ed, abs, depth, quiet, halt, t);
+			return W_DIR;
+		}
 		int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
 		if (!d) {
 			if (fd >= 0)
 				close(fd);
-			return;
+			return W_DIR;
 		}
+		int done = 1;
+		if (ed)
+			sv_release(&ed->subdirs);
 		size_t len = abs->len;
 		struct dirent *de;
 		while ((de = readdir(d))) {
@@ -162,20 +229,31 @@ static void walk(struct early *e, int at, const char *name, struct strbuf *abs, 
 			/* packed already: not even a stat (one written again
 			 * since is read and stored by the save) */
 			const struct efile *ef = de->d_type == DT_REG ? find(e, abs->buf) : NULL;
-			if (!ef || !ef->f.early.set)
-				walk(e, dirfd(d), de->d_name, abs, depth + 1, quiet, halt, t);
+			if (ef && ef->f.early.set)
+				continue;
+			enum walked w = walk(e, dirfd(d), de->d_name, abs, depth + 1, quiet, halt, t);
+			if (w == W_DIR && ed)
+				sv_push(&ed->subdirs, de->d_name);
+			done &= w != W_PENDING;
 		}
 		sb_setlen(abs, len);
 		closedir(d);
-		return;
+		if (ed) {
+			ed->ino = sb.st_ino;
+			ed->mtime = m;
+			ed->ctime = c;
+			ed->done = done;
+		}
+		return W_DIR;
 	}
 	int64_t m = ts_ns(&sb.st_mtim), c = ts_ns(&sb.st_ctim);
-	if (!S_ISREG(sb.st_mode) || !sb.st_size || (uint64_t)sb.st_size >= FILE_MAX ||
-	    (quiet && (m > quiet || c > quiet)))
-		return;
+	if (!S_ISREG(sb.st_mode) || !sb.st_size || (uint64_t)sb.st_size >= FILE_MAX)
+		return W_DONE;
+	if (quiet && (m > quiet || c > quiet))
+		return W_PENDING;
 	struct efile *ef = find_or_add(e, abs->buf);
 	if (ef->f.early.set)
-		return; /* a declared file, or one declared twice */
+		return W_DONE; /* a declared file, or one declared twice */
 	ef->f.size = (uint64_t)sb.st_size;
 	if (t->n == t->alloc) {
 		t->alloc = t->alloc ? t->alloc * 2 : 256;
@@ -183,6 +261,22 @@ static void walk(struct early *e, int at, const char *name, struct strbuf *abs, 
 	}
 	t->v[t->n++] = ef;
 	t->bytes += (uint64_t)sb.st_size;
+	return W_PENDING;
+}
+
+static void walk_subdirs(struct early *e, const struct edir *ed, struct strbuf *abs, int depth, int64_t quiet,
+			 const int *halt, struct todo *t)
+{
+	size_t len = abs->len;
+	for (size_t i = 0; i < ed->subdirs.n; i++) {
+		sb_setlen(abs, len);
+		sb_addc(abs, '/');
+		sb_adds(abs, ed->subdirs.v[i]);
+		char *path = xstrdup(abs->buf); /* walk() extends abs as it descends */
+		walk(e, AT_FDCWD, path, abs, depth + 1, quiet, halt, t);
+		free(path);
+	}
+	sb_setlen(abs, len);
 }
 
 /* One walk of the outputs, and a pack of what it found when that is
@@ -427,6 +521,13 @@ void early_free(struct early *e)
 	}
 	free(e->v);
 	free(e->slot);
+	for (size_t i = 0; i < e->ndirs; i++) {
+		free(e->dirs[i]->path);
+		sv_release(&e->dirs[i]->subdirs);
+		free(e->dirs[i]);
+	}
+	free(e->dirs);
+	free(e->dir_slot);
 	free(e->check);
 	sv_release(&e->packs);
 	pthread_cond_destroy(&e->cond);

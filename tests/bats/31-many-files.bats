@@ -219,6 +219,28 @@ wait_for_early_pack() {
 	run -0 git --git-dir .cashet fsck --strict --no-dangling
 }
 
+@test "files added to a directory whose files were all packed are packed while the command still runs" {
+	# a walk goes down a directory it found packed whole without reading
+	# it again, until its entries change
+	export CASHET_EARLY_PACK_MS=200
+	cat > job.sh <<-'EOF'
+	packs() { ls .cashet/objects/pack/*.idx 2> /dev/null | wc -l; }
+	wait_packs() { for _ in $(seq 200); do [ "$(packs)" -ge "$1" ] && return 0; sleep 0.1; done; return 1; }
+	mkdir -p out/a
+	for i in $(seq 100); do echo "first $i" > out/a/f$i; done
+	wait_packs 1
+	sleep 0.5 # walks that find out/a packed whole
+	mkdir out/a/new
+	for i in $(seq 100); do echo "late $i" > out/a/g$i; echo "new $i" > out/a/new/f$i; done
+	wait_packs 2 && echo packed > seen
+	EOF
+	run -0 cashet exec --trace off -o out -- sh job.sh
+	[ "$(cat seen)" = packed ]
+	rm -rf out seen
+	[ "$(verdict --trace off -o out -- sh job.sh)" = hit ]
+	[ "$(cat out/a/f100 out/a/g100 out/a/new/f100)" = "$(printf 'first 100\nlate 100\nnew 100')" ]
+}
+
 @test "outputs are not packed while the command runs with CASHET_EARLY_PACK_MS=off, nor while gc holds the store" {
 	early_job
 	CASHET_EARLY_PACK_MS=off cashet exec -o out -- sh job.sh
