@@ -4,7 +4,9 @@
 #ifndef CASHET_EARLY_H
 #define CASHET_EARLY_H
 
+#include "exec/fds.h"
 #include "store/store.h"
+#include "trace/trace.h"
 
 struct early;
 
@@ -22,8 +24,11 @@ int64_t early_after_ms(const struct early *e);
 void early_start(void *e);
 /* The command exited: the thread packs what is left, every file however
  * recently written, in one last pack, while the caller reads the trace
- * and walks the outputs. */
-void early_ended(struct early *e);
+ * and walks the outputs. ev (n events) is what the command was traced
+ * doing, NULL when it was not traced or the trace is incomplete; fds what
+ * it inherited: they decide which files packed while it ran need reading
+ * again (early.c). */
+void early_ended(struct early *e, const struct trace_event *ev, size_t n, const struct fds *fds);
 /* Waits for that last pack, then gives each of r's output files the
  * early blob packed from it, if any: the save takes it when the file
  * still holds those bytes. */

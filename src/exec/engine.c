@@ -1004,7 +1004,10 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 		w.newest_ns = inputs_newest(st, &r, &fds);
 	}
 	int sr = run_with_retries(st, req, &f, cache, claimed ? &beat : NULL, &w, early, &out);
-	early_ended(early);
+	size_t nev = 0;
+	const struct trace_event *ev =
+		sr >= 0 && w.trace && !out.untraced && !trace_blind(w.trace) ? trace_events(w.trace, &nev) : NULL;
+	early_ended(early, ev, nev, &fds);
 	have_out = sr >= 0;
 	if (sr < 0)
 		goto out;

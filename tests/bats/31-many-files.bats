@@ -219,6 +219,57 @@ wait_for_early_pack() {
 	run -0 git --git-dir .cashet fsck --strict --no-dangling
 }
 
+# 200 files written and packed as the command runs, and out/m written
+# again after that through a shared mapping made before: a write to a page
+# already dirty changes no time stamp (on tmpfs none ever does), so a stat
+# cannot tell. The mapping is of out/m by its name ($1 = own), through a
+# hard link outside out (link), or of a file renamed to out/m once mapped
+# (renamed).
+mapped_job() {
+	mkdir -p bin
+	cat > bin/job.py <<-'EOF'
+	import glob, mmap, os, sys, time
+	os.makedirs("out/a", exist_ok=True)
+	for i in range(200):
+	    open(f"out/a/f{i}", "w").write(f"first {i}\n")
+	how = sys.argv[1]
+	path = {"own": "out/m", "link": "m-link", "renamed": "m-tmp"}[how]
+	open("m-tmp" if how == "renamed" else "out/m", "wb").write(b"first m\n")
+	if how == "link":
+	    os.link("out/m", "m-link")
+	fd = os.open(path, os.O_RDWR)
+	m = mmap.mmap(fd, 8)
+	m[:8] = m[:8]  # dirty, before the pack
+	if how == "renamed":
+	    os.rename("m-tmp", "out/m")
+	for _ in range(200):
+	    if glob.glob(".cashet/objects/pack/*.idx"):
+	        break
+	    time.sleep(0.1)
+	time.sleep(0.2)
+	m[:8] = b"other m\n"
+	m.close()
+	EOF
+}
+
+@test "an output written through a shared mapping after it was packed is stored as it is at the end, traced or not" {
+	export CASHET_EARLY_PACK_MS=1000
+	mapped_job
+	for how in own/on link/on renamed/on own/off; do
+		trace=${how#*/}
+		how=${how%/*}
+		rm -rf out .cashet m-link
+		run -0 cashet exec --trace "$trace" --report-fd 3 -o out -- python3 bin/job.py "$how" 3> verdict.json
+		[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+		# the early pack has the first bytes; the run, the last
+		run -0 git --git-dir .cashet cat-file -e "$(printf 'first m\n' | git hash-object --stdin)"
+		[ "$(git --git-dir .cashet cat-file -p "$(last_hash):files/out/m")" = "other m" ]
+		rm -rf out
+		[ "$(verdict --trace "$trace" -o out -- python3 bin/job.py "$how")" = hit ]
+		[ "$(cat out/m out/a/f7)" = "$(printf 'other m\nfirst 7')" ]
+	done
+}
+
 @test "files added to a directory whose files were all packed are packed while the command still runs" {
 	# a walk goes down a directory it found packed whole without reading
 	# it again, until its entries change
