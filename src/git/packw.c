@@ -284,14 +284,28 @@ static int put_entry(struct packw *w, const unsigned char *id, int type, size_t 
 	return 0;
 }
 
+/* The git id of an object of type holding len bytes at data, with
+ * libcrypto's SHA-1 (the CPU's SHA instructions: 4x libgit2's
+ * collision-detecting one here, which took 10 ms of a save for the meta of
+ * a run of 20,000 files). 0, or -1. */
+static int object_id(EVP_MD_CTX *sha, git_object_t type, const void *data, size_t len, unsigned char id[GIT_OID_RAWSZ])
+{
+	char head[48];
+	unsigned mdlen = 0;
+	int hlen = snprintf(head, sizeof(head), "%s %zu", git_object_type2string(type), len) + 1;
+	return EVP_DigestInit_ex(sha, EVP_sha1(), NULL) == 1 && EVP_DigestUpdate(sha, head, (size_t)hlen) == 1 &&
+			       EVP_DigestUpdate(sha, len ? data : "", len) == 1 &&
+			       EVP_DigestFinal_ex(sha, id, &mdlen) == 1 && mdlen == GIT_OID_RAWSZ
+		       ? 0
+		       : -1;
+}
+
 /* Reads, hashes and encodes f's blob into p (on whichever thread): what
  * is stored is what is digested, the one read of an output. 0, or -1
  * with p->err saying why. */
 static int prepare(struct prep *p, const struct run_file *f, EVP_MD_CTX *sha, struct libdeflate_compressor *plain)
 {
 	const char *src = f->src;
-	unsigned mdlen = 0;
-	char head[40];
 	free(p->err);
 	p->err = NULL;
 	sb_reset(&p->data);
@@ -301,10 +315,7 @@ static int prepare(struct prep *p, const struct run_file *f, EVP_MD_CTX *sha, st
 		sb_add(&p->data, f->held.buf, f->held.len);
 	const char *data = p->data.buf ? p->data.buf : "";
 	digest_of(data, p->data.len, &p->xxh);
-	int hlen = snprintf(head, sizeof(head), "blob %zu", p->data.len) + 1;
-	if (EVP_DigestInit_ex(sha, EVP_sha1(), NULL) != 1 || EVP_DigestUpdate(sha, head, (size_t)hlen) != 1 ||
-	    EVP_DigestUpdate(sha, data, p->data.len) != 1 || EVP_DigestFinal_ex(sha, p->id, &mdlen) != 1 ||
-	    mdlen != GIT_OID_RAWSZ) {
+	if (object_id(sha, GIT_OBJECT_BLOB, data, p->data.len, p->id) < 0) {
 		err_set("cannot hash %s", src ? src : "an empty stream");
 		goto fail;
 	}
@@ -510,7 +521,7 @@ int gs_packw_object(struct packw *w, const unsigned char id[GIT_OID_RAWSZ], git_
 int gs_packw_put(struct packw *w, git_object_t type, const void *data, size_t len, git_oid *oid)
 {
 	int deltified;
-	if (git_odb_hash(oid, data, len, type) < 0)
+	if (object_id(w->sha, type, data, len, oid->id) < 0)
 		return err_set("cannot hash an object");
 	/* as gs_packw_add: the store's packs alone asked */
 	if (*slot_of(w, oid->id) || git_odb_exists(w->odb, oid))
