@@ -200,6 +200,69 @@ static long cookie_call(long nr, long a, long b, long c, long d, long e)
 	return ret;
 }
 
+/* The calling thread's cwd, as getcwd said it while the log's cwd_gen
+ * (preload.h) was gen: a getcwd for every relative path was a third of
+ * what tracing added to a `cp -r` of 20,000 files (three a file). Every
+ * call that may change a cwd's path moves cwd_gen on: this library's
+ * chdir, fchdir, rename and rmdir once they have run, and cashet's serving
+ * thread before a stopped one (a raw syscall, chroot, an exec) runs. Per
+ * thread: one that unshared its fs (CLONE_FS) has a cwd of its own. A
+ * directory renamed by a process outside the command is not seen: its
+ * calls are recorded under the old name until the next of those. Nor is
+ * a vfork child that changes its cwd and calls these functions before it
+ * execs (which POSIX leaves undefined): it fills its parent's cache. busy
+ * keeps a signal handler's call, on the same thread, from reading or
+ * filling it half-written: it calls getcwd. */
+#define CWD_CACHE 1024
+static __thread struct {
+	uint64_t gen;
+	size_t len; /* 0: nothing cached */
+	int busy;
+	char path[CWD_CACHE];
+} cwd_cache __attribute__((tls_model("initial-exec")));
+
+static uint64_t *cwd_gen(void)
+{
+	return &((struct trace_log_head *)log_map)->cwd_gen;
+}
+
+static void cwd_moved(void)
+{
+	if (log_map)
+		__atomic_add_fetch(cwd_gen(), 1, __ATOMIC_RELEASE);
+}
+
+/* The cwd's path into buf (cap bytes), without its NUL: its length, or -1. */
+static ssize_t cwd_path(char *buf, size_t cap)
+{
+	uint64_t gen = __atomic_load_n(cwd_gen(), __ATOMIC_ACQUIRE) + 1; /* 0: none */
+	if (cwd_cache.busy)
+		gen = 0; /* a handler's call, the thread's own in the middle of this */
+	else
+		cwd_cache.busy = 1;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	ssize_t n = -1;
+	if (gen && cwd_cache.len && cwd_cache.gen == gen && cwd_cache.len <= cap) {
+		memcpy(buf, cwd_cache.path, cwd_cache.len);
+		n = (ssize_t)cwd_cache.len;
+	} else {
+		n = syscall(SYS_getcwd, buf, cap);
+		if (n <= 1 || buf[0] != '/')
+			n = -1; /* "(unreachable)": cashet's readlink of the cwd would not start with "/" either */
+		else
+			n--; /* the kernel counts the NUL */
+		if (gen && n > 0 && (size_t)n <= sizeof(cwd_cache.path)) {
+			memcpy(cwd_cache.path, buf, (size_t)n);
+			cwd_cache.len = (size_t)n;
+			cwd_cache.gen = gen;
+		}
+	}
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (gen)
+		cwd_cache.busy = 0;
+	return n;
+}
+
 /* The absolute form of path relative to dirfd, into buf (cap bytes);
  * its length, or -1 when it cannot be made (cashet then sees the call
  * stop). Mirrors what cashet's serving thread does with a stopped call. */
@@ -213,10 +276,8 @@ static ssize_t absolute(int dirfd, const char *path, size_t plen, char *buf, siz
 	}
 	ssize_t base;
 	if (dirfd == AT_FDCWD) {
-		base = syscall(SYS_getcwd, buf, cap);
-		if (base <= 1 || buf[0] != '/')
-			return -1; /* "(unreachable)": cashet's readlink of the cwd would not start with "/" either */
-		base--;            /* the kernel counts the NUL */
+		if ((base = cwd_path(buf, cap)) < 0)
+			return -1;
 	} else {
 		if (dirfd < 0)
 			return -1;
@@ -654,9 +715,12 @@ EXPORT int mkdirat(int dirfd, const char *path, mode_t mode)
 
 static int unlinkat_common(int dirfd, const char *path, int flags)
 {
-	if (note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_REMOVE) < 0)
-		return (int)syscall(SYS_unlinkat, dirfd, path, flags, 0, 0, 0);
-	return (int)cookie_call(SYS_unlinkat, (long)dirfd, (long)path, (long)flags, 0, 0);
+	int rc = note(dirfd, path, TRACE_REC_ACCESS, TRACE_REC_REMOVE) < 0
+			 ? (int)syscall(SYS_unlinkat, dirfd, path, flags, 0, 0, 0)
+			 : (int)cookie_call(SYS_unlinkat, (long)dirfd, (long)path, (long)flags, 0, 0);
+	if (flags & AT_REMOVEDIR)
+		cwd_moved();
+	return rc;
 }
 
 EXPORT int unlink(const char *path)
@@ -680,10 +744,13 @@ static int renameat2_common(int olddir, const char *oldpath, int newdir, const c
 	unsigned from = flags & RENAME_EXCHANGE ? TRACE_REC_WRITE : TRACE_REC_REMOVE;
 	/* two records, and a failure after the first: recording more than
 	 * happened is harmless (a stop would record the same) */
-	if (note(olddir, oldpath, TRACE_REC_ACCESS, from) < 0 ||
-	    note(newdir, newpath, TRACE_REC_ACCESS, TRACE_REC_WRITE) < 0)
-		return (int)syscall(SYS_renameat2, olddir, oldpath, newdir, newpath, flags, 0);
-	return (int)cookie_call(SYS_renameat2, (long)olddir, (long)oldpath, (long)newdir, (long)newpath, (long)flags);
+	int rc = note(olddir, oldpath, TRACE_REC_ACCESS, from) < 0 ||
+				 note(newdir, newpath, TRACE_REC_ACCESS, TRACE_REC_WRITE) < 0
+			 ? (int)syscall(SYS_renameat2, olddir, oldpath, newdir, newpath, flags, 0)
+			 : (int)cookie_call(SYS_renameat2, (long)olddir, (long)oldpath, (long)newdir, (long)newpath,
+					    (long)flags);
+	cwd_moved(); /* a directory's, perhaps */
+	return rc;
 }
 
 EXPORT int rename(const char *oldpath, const char *newpath)
@@ -699,6 +766,26 @@ EXPORT int renameat(int olddir, const char *oldpath, int newdir, const char *new
 EXPORT int renameat2(int olddir, const char *oldpath, int newdir, const char *newpath, unsigned flags)
 {
 	return renameat2_common(olddir, oldpath, newdir, newpath, flags);
+}
+
+/* --- chdir ------------------------------------------------------------ */
+
+/* Not recorded: what a changed cwd names is recorded as each call names
+ * it. Through the cookie, as the serving thread would only move cwd_gen
+ * on before the call; this moves it on after. */
+EXPORT int chdir(const char *path)
+{
+	int rc = log_map ? (int)cookie_call(SYS_chdir, (long)path, 0, 0, 0, 0)
+			 : (int)syscall(SYS_chdir, path, 0, 0, 0, 0, 0);
+	cwd_moved();
+	return rc;
+}
+
+EXPORT int fchdir(int fd)
+{
+	int rc = log_map ? (int)cookie_call(SYS_fchdir, fd, 0, 0, 0, 0) : (int)syscall(SYS_fchdir, fd, 0, 0, 0, 0, 0);
+	cwd_moved();
+	return rc;
 }
 
 /* --- getenv ----------------------------------------------------------- */

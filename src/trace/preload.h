@@ -32,6 +32,13 @@ struct trace_log_head {
 	/* set (to 1) by a writer that could not write a record no stop stands
 	 * in for (TRACE_REC_ENV): the trace is not whole */
 	uint32_t lost;
+	char apart3[60];
+	/* Moved on whenever a process of the tree may have changed what its
+	 * cwd's path is (chdir, fchdir, chroot, an exec, a rename or rmdir of
+	 * a directory): by the library after the call, by the serving thread
+	 * before a stopped one runs. A cwd the library cached under an older
+	 * value is read again (trace-preload.c). */
+	uint64_t cwd_gen;
 };
 #define TRACE_LOG_DATA 4096
 /* Its memory stays allocated once written: at most this much a traced

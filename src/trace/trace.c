@@ -159,6 +159,7 @@ enum sys_kind {
 	K_OPENAT2, /* a path and a struct open_how in the task's memory */
 	K_FD,      /* a file descriptor (getdents) */
 	K_BLIND,   /* something tracing cannot follow (io_uring) */
+	K_CWD,     /* changes the cwd or the root: nothing to record, a cwd cached by the library to drop */
 };
 
 struct sys_desc {
@@ -290,6 +291,15 @@ static const struct sys_desc sys_table[] = {
 #endif
 #ifdef __NR_mknodat
 	SYS_PATH(__NR_mknodat, 0, 1, TRACE_WRITE),
+#endif
+#ifdef __NR_chdir
+	{ __NR_chdir, K_CWD, -1, -1, -1, -1, -1, 0, 0, -1 },
+#endif
+#ifdef __NR_fchdir
+	{ __NR_fchdir, K_CWD, -1, -1, -1, -1, -1, 0, 0, -1 },
+#endif
+#ifdef __NR_chroot
+	{ __NR_chroot, K_CWD, -1, -1, -1, -1, -1, 0, 0, -1 },
 #endif
 #ifdef __NR_io_uring_setup
 	{ __NR_io_uring_setup, K_BLIND, -1, -1, -1, -1, -1, 0, 0, -1 },
@@ -1098,6 +1108,26 @@ static const struct sys_desc *sys_find(int nr)
 	return NULL;
 }
 
+/* Whether the stopped call d (described by s) may change the path of a
+ * process's cwd: the library's cached cwds are then read again. */
+static int moves_cwd(const struct sys_desc *s, const struct seccomp_data *d)
+{
+	if (s->kind == K_CWD || (s->access & TRACE_EXEC))
+		return 1;
+	/* a rename (of a directory, perhaps), rmdir, unlinkat(AT_REMOVEDIR) */
+	if (s->access != TRACE_REMOVE)
+		return 0;
+#ifdef __NR_unlinkat
+	if (d->nr == __NR_unlinkat)
+		return (d->args[2] & AT_REMOVEDIR) != 0;
+#endif
+#ifdef __NR_unlink
+	if (d->nr == __NR_unlink)
+		return 0;
+#endif
+	return 1;
+}
+
 /* Records what the stopped syscall in req names. */
 static void observe(struct trace *t, int listener, const struct seccomp_notif *req)
 {
@@ -1116,6 +1146,13 @@ static void observe(struct trace *t, int listener, const struct seccomp_notif *r
 #endif
 	const struct sys_desc *s = sys_find(d->nr);
 	if (!s)
+		return;
+	/* before the call runs: the task's own next call (after it) reads
+	 * its cwd again; another thread's, made meanwhile, is a race in the
+	 * program itself (which cwd its relative path meets) */
+	if (t->log_map && moves_cwd(s, d))
+		__atomic_add_fetch(&((struct trace_log_head *)t->log_map)->cwd_gen, 1, __ATOMIC_RELEASE);
+	if (s->kind == K_CWD)
 		return;
 	if (s->kind == K_BLIND) {
 		set_blind(t, "process %d set up io_uring, whose file accesses cannot be observed", (int)tid);

@@ -57,6 +57,34 @@ miss_then_hit() {
 	assert_output 2
 }
 
+@test "a file opened by a relative name after the process changed directory: chdir, fchdir, a raw chdir syscall" {
+	# the preload library keeps the cwd it last read: each way of
+	# changing it must make it read it again
+	mkdir sub
+	echo top > x
+	cat > s.py <<-'EOF'
+	import ctypes, os, platform, sys
+	print(open("x").read().strip())
+	if sys.argv[1] == "chdir":
+	    os.chdir("sub")
+	elif sys.argv[1] == "fchdir":
+	    os.fchdir(os.open("sub", os.O_RDONLY))
+	else:
+	    nr = {"x86_64": 80, "aarch64": 49}[platform.machine()]
+	    ctypes.CDLL(None).syscall(nr, b"sub")
+	print(open("x").read().strip())
+	EOF
+	for how in chdir fchdir raw; do
+		echo "inner $how" > sub/x
+		run -0 cashet exec -- python3 s.py "$how"
+		assert_output "$(printf 'top\ninner %s' "$how")"
+		[ "$(verdict -- python3 s.py "$how")" = hit ]
+		echo "changed $how" > sub/x
+		run -0 cashet exec -- python3 s.py "$how"
+		assert_output "$(printf 'top\nchanged %s' "$how")"
+	done
+}
+
 @test "a variable an imported project module names is an input: a change is a miss, why names it; the standard library's are not" {
 	printf 'import os\nLR = float(os.environ.get("LR", "0.1"))\n' > config.py
 	printf 'import config\nprint(config.LR)\n' > train.py
