@@ -204,19 +204,27 @@ static int wrote_inside(const struct strvec *written, const char *dir)
 /* Names the command's declaration covers, for --strict: parts naming
  * files and directories (declared inputs, scripts and what they load), and
  * paths its arguments name (alone or after "--opt="). */
-static int declared(struct store *st, const char *cwd, const struct run_record *r, const char *name)
+static int declared(const struct strvec *args, const struct run_record *r, const char *name)
+{
+	for (size_t i = 0; i < args->n; i++)
+		if (path_under(name, args->v[i]))
+			return 1;
+	return obs_part_covers(r, name);
+}
+
+/* The command's arguments (the value of an --opt=value) as paths, as
+ * declared() compares them: made once, not once an input (20,000). */
+static void arg_paths(struct store *st, const char *cwd, const struct run_record *r, struct strvec *out)
 {
 	struct strbuf arg = STRBUF_INIT;
-	int found = 0;
-	for (size_t i = 1; !found && i < r->argv.n; i++) {
+	for (size_t i = 1; i < r->argv.n; i++) {
 		const char *a = r->argv.v[i], *eq = a[0] == '-' ? strchr(a, '=') : NULL;
+		if (!*a)
+			continue;
 		fp_store_path(st, cwd, eq ? eq + 1 : a, &arg);
-		found = *a && path_under(name, arg.buf);
+		sv_push(out, arg.buf);
 	}
 	sb_release(&arg);
-	if (found)
-		return 1;
-	return obs_part_covers(r, name);
 }
 
 int obs_part_covers(const struct run_record *r, const char *path)
@@ -582,6 +590,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 {
 	struct strvec written = STRVEC_INIT, outputs = STRVEC_INIT, env = STRVEC_INIT, compiled = STRVEC_INIT;
 	struct strvec lib = STRVEC_INIT; /* one source's names */
+	struct strvec args = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT, path = STRBUF_INIT;
 	struct to_hash *todo = NULL;
 	size_t ntodo = 0, todo_cap = 0;
@@ -593,6 +602,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		sv_push(&outputs, name.buf);
 	}
 	sv_sort(&outputs);
+	arg_paths(st, spec->cwd, r, &args);
 	/* first what the tree made or removed: not inputs, nor what is inside */
 	for (size_t i = 0; i < n; i++)
 		if (ev[i].access & (TRACE_WRITE | TRACE_REMOVE)) {
@@ -707,7 +717,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		sv_release(&lib);
 		set_sig(in, &sb, now);
 		if (name.buf[0] != '/' && kind != INPUT_ABSENT && kind != INPUT_LISTED && kind != INPUT_DIR &&
-		    !declared(st, spec->cwd, r, name.buf) && !in_tree_of(&outputs, name.buf))
+		    !declared(&args, r, name.buf) && !in_tree_of(&outputs, name.buf))
 			sv_push(&out->undeclared, name.buf);
 	next:;
 	}
@@ -748,6 +758,7 @@ out:
 	free(todo);
 	sv_release(&written);
 	sv_release(&outputs);
+	sv_release(&args);
 	sv_release(&env);
 	sv_release(&lib);
 	sv_release(&compiled);
