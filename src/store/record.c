@@ -190,7 +190,8 @@ struct run_part *run_add_part(struct run_record *r, const char *kind, const char
 
 struct run_file *run_add_file(struct run_record *r, int kind, const char *path)
 {
-	r->files = xrealloc(r->files, (r->nfiles + 1) * sizeof(*r->files));
+	if ((r->nfiles & (r->nfiles - 1)) == 0) /* 0, 1, 2, 4, ...: grow to the next power of two */
+		r->files = xrealloc(r->files, (r->nfiles ? r->nfiles * 2 : 1) * sizeof(*r->files));
 	struct run_file *f = &r->files[r->nfiles++];
 	memset(f, 0, sizeof(*f));
 	f->kind = kind;
