@@ -765,16 +765,21 @@ static int store_outcome(struct store *st, const struct exec_request *req, const
 		f->xxh = caps[k]->d;
 		f->size = caps[k]->size;
 	}
+	/* the outputs walked while the trace is read and the inputs hashed:
+	 * a directory of 20,000 files takes as long as either; a quick
+	 * command's outputs are few, and a thread would cost more than them */
+	struct outputs_job *walk = outputs_collect_start(st, req->spec.cwd, &req->spec.outputs, !r->ok,
+							 out->duration_ms >= EARLY_AFTER_MS);
 	int rc = observe(st, req, w, out, r, &auto_outputs, res);
 	/* a failed run keeps what it left, so that a replayed failure
 	 * (--cache-failures) leaves the tree as running it again would */
 	if (rc == 0 && auto_outputs.n && outputs_collect(st, store_root(st), &auto_outputs, !r->ok, r) < 0)
 		rc = -2;
 	sv_release(&auto_outputs);
+	if (outputs_collect_finish(walk, rc < 0 ? NULL : r) < 0)
+		return -2;
 	if (rc < 0)
 		return rc;
-	if (outputs_collect(st, req->spec.cwd, &req->spec.outputs, !r->ok, r) < 0)
-		return -2;
 	early_apply(early, r);
 	read_metrics(req, r);
 	if (outputs_add_sources(st, r) < 0 || store_save(st, r) < 0)

@@ -215,6 +215,63 @@ int outputs_collect(struct store *st, const char *cwd, const struct strvec *decl
 	return rc;
 }
 
+struct outputs_job {
+	struct store *st;
+	const char *cwd;
+	const struct strvec *declared;
+	int missing_ok, rc, started;
+	struct run_record found;
+	char *err;
+	pthread_t thread;
+};
+
+static void *collect_main(void *arg)
+{
+	struct outputs_job *j = arg;
+	/* no store state is touched: its root and directory only */
+	j->rc = outputs_collect(j->st, j->cwd, j->declared, j->missing_ok, &j->found);
+	if (j->rc < 0)
+		j->err = xstrdup(err_msg()); /* this thread's: said on the caller's */
+	return NULL;
+}
+
+struct outputs_job *outputs_collect_start(struct store *st, const char *cwd, const struct strvec *declared,
+					  int missing_ok, int threaded)
+{
+	struct outputs_job *j = xcalloc(1, sizeof(*j));
+	j->st = st;
+	j->cwd = cwd;
+	j->declared = declared;
+	j->missing_ok = missing_ok;
+	j->started = threaded && declared->n && sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
+		     thread_start(&j->thread, collect_main, j, 0) == 0;
+	return j;
+}
+
+int outputs_collect_finish(struct outputs_job *j, struct run_record *r)
+{
+	if (j->started)
+		pthread_join(j->thread, NULL);
+	else if (r)
+		collect_main(j);
+	int rc = r ? j->rc : 0;
+	if (rc < 0) {
+		err_set("%s", j->err);
+	} else if (r) {
+		/* moved: --auto-outputs never finds a declared output's file */
+		for (size_t i = 0; i < j->found.nfiles; i++) {
+			struct run_file *f = &j->found.files[i], *to = run_add_file(r, f->kind, f->path);
+			free(to->path);
+			*to = *f;
+			memset(f, 0, sizeof(*f));
+		}
+	}
+	run_record_free(&j->found);
+	free(j->err);
+	free(j);
+	return rc;
+}
+
 int outputs_add_sources(struct store *st, struct run_record *r)
 {
 	struct strbuf sp = STRBUF_INIT, local = STRBUF_INIT;

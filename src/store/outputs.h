@@ -12,6 +12,16 @@
  * outputs are an error, unless missing_ok (a failed run: what it left). */
 int outputs_collect(struct store *st, const char *cwd, const struct strvec *declared, int missing_ok,
 		    struct run_record *r);
+/* The same on a thread of its own, for a caller with other work meanwhile
+ * (the engine reads the trace and hashes the inputs): the walk fills a
+ * record of its own, which outputs_collect_finish waits for and adds to
+ * r. cwd and declared must outlive the job. Without threaded, or where
+ * no thread starts, the walk is made by finish. */
+struct outputs_job;
+struct outputs_job *outputs_collect_start(struct store *st, const char *cwd, const struct strvec *declared,
+					  int missing_ok, int threaded);
+/* As outputs_collect; frees job. r NULL: what it found is not wanted. */
+int outputs_collect_finish(struct outputs_job *job, struct run_record *r);
 /* Adds a copy of each canonicalized source inside the project (parts
  * script/source/dep) as "sources/<path>", so `why` can say which lines changed. */
 int outputs_add_sources(struct store *st, struct run_record *r);

@@ -487,6 +487,15 @@ EOF
 	[ "$(cat out.txt)" = a ]
 }
 
+@test "--auto-outputs with a declared directory: each file stored once, both restored" {
+	job='mkdir -p out; echo a > out/a; echo b > extra.txt'
+	run -0 cashet exec --auto-outputs -o out -- sh -c "$job"
+	[ "$(git --git-dir .cashet ls-tree -r --name-only "$(last_hash)" | grep -c '^files/')" = 2 ]
+	rm -r out extra.txt
+	[ "$(verdict --auto-outputs -o out -- sh -c "$job")" = hit ]
+	[ "$(cat out/a extra.txt)" = "$(printf 'a\nb')" ]
+}
+
 @test "--ignore and config ignore leave a path out of the observed inputs, and show lists them" {
 	mkdir cache
 	echo 1 > cache/x
