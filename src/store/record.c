@@ -367,21 +367,49 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 			sb_addc(out, '\n');
 			continue;
 		}
+		/* "file %d %s %" PRIu64 " ", without vsnprintf, as inputs below */
 		digest_hex(&f->xxh, hx);
-		sb_addf(out, "file %d %s %" PRIu64 " ", f->kind, hx, f->size);
+		sb_adds(out, "file ");
+		sb_add_i64(out, f->kind);
+		sb_addc(out, ' ');
+		sb_add(out, hx, DIGEST_HEX - 1);
+		sb_addc(out, ' ');
+		sb_add_u64(out, f->size);
+		sb_addc(out, ' ');
 		esc(out, f->path);
 		sb_addc(out, '\n');
 		/* a line of its own, which older versions skip */
-		if (f->perm >= 0)
-			sb_addf(out, "perm %03o\n", (unsigned)f->perm);
+		if (f->perm >= 0) {
+			char perm[] = { 'p',
+					'e',
+					'r',
+					'm',
+					' ',
+					(char)('0' + (f->perm >> 6 & 7)),
+					(char)('0' + (f->perm >> 3 & 7)),
+					(char)('0' + (f->perm & 7)),
+					'\n' };
+			sb_add(out, perm, sizeof(perm));
+		}
 	}
 	if (r->observed)
 		sb_addf(out, "observed %s\n", r->observed == OBSERVED_TRACED ? "traced" : "blind");
 	for (size_t i = 0; i < r->ninputs; i++) {
 		const struct run_input *in = &r->inputs[i];
+		/* "input %c %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64 " " */
 		digest_hex(&in->d, hx);
-		sb_addf(out, "input %c %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64 " ", in->kind, hx, in->size,
-			in->mtime_ns, in->ctime_ns, in->ino);
+		sb_adds(out, "input ");
+		sb_addc(out, in->kind);
+		sb_addc(out, ' ');
+		sb_add(out, hx, DIGEST_HEX - 1);
+		const int64_t nums[] = { in->size, in->mtime_ns, in->ctime_ns };
+		for (size_t k = 0; k < 3; k++) {
+			sb_addc(out, ' ');
+			sb_add_i64(out, nums[k]);
+		}
+		sb_addc(out, ' ');
+		sb_add_u64(out, in->ino);
+		sb_addc(out, ' ');
 		esc(out, in->path);
 		sb_addc(out, '\n');
 	}

@@ -120,6 +120,23 @@ void sb_addf(struct strbuf *sb, const char *fmt, ...)
 	va_end(ap);
 }
 
+void sb_add_u64(struct strbuf *sb, uint64_t v)
+{
+	char d[20];
+	size_t n = 0;
+	do
+		d[sizeof(d) - ++n] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	sb_add(sb, d + sizeof(d) - n, n);
+}
+
+void sb_add_i64(struct strbuf *sb, int64_t v)
+{
+	if (v < 0)
+		sb_addc(sb, '-');
+	sb_add_u64(sb, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+
 void sb_reset(struct strbuf *sb)
 {
 	sb_setlen(sb, 0);

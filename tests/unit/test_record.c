@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,6 +82,45 @@ static void test_encode_exact_text(void **state)
 		hx, hx);
 	/* no name line without a name, no expires line when it never expires */
 	assert_string_equal(text.buf, want.buf);
+	run_record_free(&r);
+	sb_release(&text);
+	sb_release(&want);
+}
+
+/* The file, perm and input lines as printf's formats would write them. */
+static void test_encode_numbers_as_printf(void **state)
+{
+	struct run_record r = { 0 };
+	struct strbuf text = STRBUF_INIT, want = STRBUF_INIT;
+	char hx[DIGEST_HEX];
+	struct run_file *f = run_add_file(&r, FILE_OUTPUT, "files/m");
+	f->size = UINT64_MAX;
+	f->perm = 0640;
+	digest_of_str("m", &f->xxh);
+	r.observed = OBSERVED_TRACED;
+	const int64_t nums[][3] = { { 0, 0, 0 }, { -1, INT64_MIN, INT64_MAX }, { 49059, 1796115476366750410, 7 } };
+	const uint64_t inos[] = { 0, UINT64_MAX, 12345 };
+	for (size_t i = 0; i < 3; i++) {
+		struct run_input *in = run_add_input(&r, 'f', "a");
+		digest_of_str("x", &in->d);
+		in->size = nums[i][0];
+		in->mtime_ns = nums[i][1];
+		in->ctime_ns = nums[i][2];
+		in->ino = inos[i];
+	}
+	meta_encode(&r, &text);
+	digest_hex(&f->xxh, hx);
+	sb_addf(&want, "file %d %s %" PRIu64 " files/m\nperm %03o\nobserved traced\n", FILE_OUTPUT, hx, f->size,
+		(unsigned)f->perm);
+	for (size_t i = 0; i < 3; i++) {
+		const struct run_input *in = &r.inputs[i];
+		digest_hex(&in->d, hx);
+		sb_addf(&want, "input f %s %" PRId64 " %" PRId64 " %" PRId64 " %" PRIu64 " a\n", hx, in->size,
+			in->mtime_ns, in->ctime_ns, in->ino);
+	}
+	const char *files = strstr(text.buf, "file ");
+	assert_non_null(files);
+	assert_string_equal(files, want.buf);
 	run_record_free(&r);
 	sb_release(&text);
 	sb_release(&want);
@@ -312,6 +352,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_encode_exact_text),
+		cmocka_unit_test(test_encode_numbers_as_printf),
 		cmocka_unit_test(test_roundtrip_every_field),
 		cmocka_unit_test(test_escapes_keep_one_field_per_line),
 		cmocka_unit_test(test_decode_empty_values),
