@@ -85,27 +85,31 @@ struct efile {
  * the tick the listing was stamped in may be missed so: the walk once the
  * command has exited reads every directory. */
 struct edir {
-	char *path;
 	ino_t ino;
 	int64_t mtime, ctime;
 	int done;
 	struct strvec subdirs;
 };
 
+/* Entries by path: each allocated once (early_apply's thread reads some as
+ * the walk adds more), found by open addressing (index + 1; 0 empty). */
+struct pathtab {
+	struct pathent {
+		const char *path; /* the entry's own */
+		void *val;
+	} * v;
+	size_t n, alloc, *slot, nslots;
+};
+
 struct early {
 	struct store *st;
 	const char *cwd;
 	const struct strvec *outputs;
-	struct efile **v; /* each allocated once: early_apply's thread reads some as the walk adds more */
-	size_t n, alloc;
-	size_t *slot; /* open addressing on the path (index + 1; 0 empty) */
-	size_t nslots;
-	struct edir **dirs; /* the same, for the directories */
-	size_t ndirs, dirs_alloc, *dir_slot, ndir_slots;
-	int64_t after_ms;         /* how long the command runs before the thread starts */
-	struct strvec packs;      /* the early packs' names */
-	int lock;                 /* the store lock, shared, from early_apply to the save */
-	pthread_t idle, finisher; /* while the command runs; once it has exited */
+	struct pathtab files, dirs; /* of struct efile, struct edir */
+	int64_t after_ms;           /* how long the command runs before the thread starts */
+	struct strvec packs;        /* the early packs' names */
+	int lock;                   /* the store lock, shared, from early_apply to the save */
+	pthread_t idle, finisher;   /* while the command runs; once it has exited */
 	int idle_started, finishing;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -125,72 +129,57 @@ struct early {
 	size_t nshared;
 };
 
-static size_t *slot_of(const struct early *e, const char *path)
+static size_t *tab_slot(const struct pathtab *t, const char *path)
 {
-	size_t i = (size_t)XXH3_64bits(path, strlen(path)) & (e->nslots - 1);
-	while (e->slot[i] && strcmp(e->v[e->slot[i] - 1]->f.src, path))
-		i = (i + 1) & (e->nslots - 1);
-	return &e->slot[i];
+	size_t i = (size_t)XXH3_64bits(path, strlen(path)) & (t->nslots - 1);
+	while (t->slot[i] && strcmp(t->v[t->slot[i] - 1].path, path))
+		i = (i + 1) & (t->nslots - 1);
+	return &t->slot[i];
 }
 
-static size_t *dir_slot_of(const struct early *e, const char *path)
+static void *tab_find(const struct pathtab *t, const char *path)
 {
-	size_t i = (size_t)XXH3_64bits(path, strlen(path)) & (e->ndir_slots - 1);
-	while (e->dir_slot[i] && strcmp(e->dirs[e->dir_slot[i] - 1]->path, path))
-		i = (i + 1) & (e->ndir_slots - 1);
-	return &e->dir_slot[i];
+	if (!t->nslots)
+		return NULL;
+	size_t i = *tab_slot(t, path);
+	return i ? t->v[i - 1].val : NULL;
 }
 
-static struct edir *dir_find_or_add(struct early *e, const char *path)
+/* path's entry, or a new one (size bytes, zeroed): *made says which */
+static void *tab_get(struct pathtab *t, const char *path, size_t size, int *made)
 {
-	if ((e->ndirs + 1) * 2 > e->ndir_slots) {
-		free(e->dir_slot);
-		e->ndir_slots = e->ndir_slots ? e->ndir_slots * 2 : 64;
-		e->dir_slot = xcalloc(e->ndir_slots, sizeof(*e->dir_slot));
-		for (size_t i = 0; i < e->ndirs; i++)
-			*dir_slot_of(e, e->dirs[i]->path) = i + 1;
+	if ((t->n + 1) * 2 > t->nslots) {
+		free(t->slot);
+		t->nslots = t->nslots ? t->nslots * 2 : 256;
+		t->slot = xcalloc(t->nslots, sizeof(*t->slot));
+		for (size_t i = 0; i < t->n; i++)
+			*tab_slot(t, t->v[i].path) = i + 1;
 	}
-	size_t *s = dir_slot_of(e, path);
-	if (*s)
-		return e->dirs[*s - 1];
-	if (e->ndirs == e->dirs_alloc) {
-		e->dirs_alloc = e->dirs_alloc ? e->dirs_alloc * 2 : 64;
-		e->dirs = xrealloc(e->dirs, e->dirs_alloc * sizeof(*e->dirs));
+	size_t *s = tab_slot(t, path);
+	if ((*made = !*s) == 0)
+		return t->v[*s - 1].val;
+	if (t->n == t->alloc) {
+		t->alloc = t->alloc ? t->alloc * 2 : 256;
+		t->v = xrealloc(t->v, t->alloc * sizeof(*t->v));
 	}
-	struct edir *d = e->dirs[e->ndirs] = xcalloc(1, sizeof(*d));
-	d->path = xstrdup(path);
-	*s = ++e->ndirs;
-	return d;
+	t->v[t->n] = (struct pathent){ xstrdup(path), xcalloc(1, size) };
+	*s = ++t->n;
+	return t->v[t->n - 1].val;
 }
 
 static struct efile *find(const struct early *e, const char *path)
 {
-	if (!e->nslots)
-		return NULL;
-	size_t i = *slot_of(e, path);
-	return i ? e->v[i - 1] : NULL;
+	return tab_find(&e->files, path);
 }
 
 static struct efile *find_or_add(struct early *e, const char *path)
 {
-	if ((e->n + 1) * 2 > e->nslots) {
-		free(e->slot);
-		e->nslots = e->nslots ? e->nslots * 2 : 1024;
-		e->slot = xcalloc(e->nslots, sizeof(*e->slot));
-		for (size_t i = 0; i < e->n; i++)
-			*slot_of(e, e->v[i]->f.src) = i + 1;
+	int made;
+	struct efile *ef = tab_get(&e->files, path, sizeof(*ef), &made);
+	if (made) {
+		ef->f.kind = FILE_OUTPUT;
+		ef->f.src = (char *)e->files.v[e->files.n - 1].path; /* the table's */
 	}
-	size_t *s = slot_of(e, path);
-	if (*s)
-		return e->v[*s - 1];
-	if (e->n == e->alloc) {
-		e->alloc = e->alloc ? e->alloc * 2 : 256;
-		e->v = xrealloc(e->v, e->alloc * sizeof(*e->v));
-	}
-	struct efile *ef = e->v[e->n] = xcalloc(1, sizeof(*ef));
-	ef->f.kind = FILE_OUTPUT;
-	ef->f.src = xstrdup(path);
-	*s = ++e->n;
 	return ef;
 }
 
@@ -229,7 +218,8 @@ static enum walked walk(struct early *e, int at, const char *name, struct strbuf
 		if (depth >= EARLY_DEPTH || outputs_is_store(e->st, at, name, abs->buf))
 			return W_DIR;
 		/* remembered while the command runs only: the last walk reads all */
-		struct edir *ed = quiet ? dir_find_or_add(e, abs->buf) : NULL;
+		int made;
+		struct edir *ed = quiet ? tab_get(&e->dirs, abs->buf, sizeof(*ed), &made) : NULL;
 		int64_t m = ts_ns(&sb.st_mtim), c = ts_ns(&sb.st_ctim);
 		if (ed && ed->done && ed->ino == sb.st_ino && ed->mtime == m && ed->ctime == c) {
 			walk_subdirs(e, ed, abs, depth, quiet, halt, t);
@@ -399,10 +389,12 @@ static void check_packed(struct early *e)
  * last round touches other files only (those not packed yet). */
 static void publish_check(struct early *e)
 {
-	e->check = xcalloc(e->n + 1, sizeof(*e->check));
-	for (size_t i = 0; i < e->n; i++)
-		if (e->v[i]->f.early.set && !e->v[i]->checked)
-			e->check[e->ncheck++] = e->v[i];
+	e->check = xcalloc(e->files.n + 1, sizeof(*e->check));
+	for (size_t i = 0; i < e->files.n; i++) {
+		struct efile *ef = e->files.v[i].val;
+		if (ef->f.early.set && !ef->checked)
+			e->check[e->ncheck++] = ef;
+	}
 	pthread_mutex_lock(&e->mu);
 	e->check_ready = 1;
 	pthread_cond_broadcast(&e->cond);
@@ -592,19 +584,17 @@ void early_free(struct early *e)
 	signal_threads(e, 1);
 	join_threads(e);
 	store_unlock(e->lock);
-	for (size_t i = 0; i < e->n; i++) {
-		free(e->v[i]->f.src);
-		free(e->v[i]);
+	for (size_t i = 0; i < e->dirs.n; i++)
+		sv_release(&((struct edir *)e->dirs.v[i].val)->subdirs);
+	struct pathtab *tabs[] = { &e->files, &e->dirs };
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t i = 0; i < tabs[k]->n; i++) {
+			free((char *)tabs[k]->v[i].path);
+			free(tabs[k]->v[i].val);
+		}
+		free(tabs[k]->v);
+		free(tabs[k]->slot);
 	}
-	free(e->v);
-	free(e->slot);
-	for (size_t i = 0; i < e->ndirs; i++) {
-		free(e->dirs[i]->path);
-		sv_release(&e->dirs[i]->subdirs);
-		free(e->dirs[i]);
-	}
-	free(e->dirs);
-	free(e->dir_slot);
 	free(e->check);
 	free(e->shared);
 	sv_release(&e->packs);
