@@ -585,6 +585,22 @@ static int hash_files(struct store *st, struct to_hash *h, size_t n, struct run_
 	return 0;
 }
 
+/* The lstat of each event's path that the walk over the events below will
+ * want, taken beforehand on every CPU: a third of that walk, for a `cp -r`
+ * of 20,000 files. path NULL: not taken. */
+struct prestat {
+	const char *path;
+	struct stat sb;
+	int err; /* lstat's errno, or 0 */
+};
+
+static void prestat_one(void *arg, size_t i)
+{
+	struct prestat *p = (struct prestat *)arg + i;
+	if (p->path)
+		p->err = lstat(p->path, &p->sb) < 0 ? errno : 0;
+}
+
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,
 		struct run_record *r, struct obs_outcome *out)
 {
@@ -593,6 +609,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	struct strvec args = STRVEC_INIT;
 	struct strbuf name = STRBUF_INIT, path = STRBUF_INIT;
 	struct to_hash *todo = NULL;
+	struct prestat *pre = NULL;
 	size_t ntodo = 0, todo_cap = 0;
 	int64_t now = now_ns();
 	int rc = -1;
@@ -611,6 +628,12 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		}
 	sv_sort(&written);
 	python_compiled(ev, n, &compiled);
+	/* what the tree wrote or removed, and variables, need none */
+	pre = xcalloc(n ? n : 1, sizeof(*pre));
+	for (size_t i = 0; i < n; i++)
+		if (!(ev[i].access & (TRACE_ENV | TRACE_WRITE | TRACE_REMOVE)))
+			pre[i].path = ev[i].path;
+	parallel_for(n, 256, prestat_one, pre);
 
 	r->observed = OBSERVED_TRACED;
 	for (size_t i = 0; i < n; i++) {
@@ -651,8 +674,15 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 					sv_push(&out->written, name.buf);
 				goto next;
 			}
-			if (lstat(path.buf, &sb) < 0) {
-				if (errno == ENOENT || errno == ENOTDIR)
+			int err;
+			if (!hops && pre[i].path && !strcmp(path.buf, pre[i].path)) {
+				sb = pre[i].sb;
+				err = pre[i].err;
+			} else {
+				err = lstat(path.buf, &sb) < 0 ? errno : 0;
+			}
+			if (err) {
+				if (err == ENOENT || err == ENOTDIR)
 					run_add_input(r, INPUT_ABSENT, name.buf);
 				goto next; /* EACCES and the like: the command could not see it either */
 			}
@@ -756,6 +786,7 @@ out:
 	for (size_t i = 0; i < ntodo; i++)
 		free(todo[i].path);
 	free(todo);
+	free(pre);
 	sv_release(&written);
 	sv_release(&outputs);
 	sv_release(&args);
