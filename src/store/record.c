@@ -380,16 +380,10 @@ void meta_encode(const struct run_record *r, struct strbuf *out)
 		sb_addc(out, '\n');
 		/* a line of its own, which older versions skip */
 		if (f->perm >= 0) {
-			char perm[] = { 'p',
-					'e',
-					'r',
-					'm',
-					' ',
-					(char)('0' + (f->perm >> 6 & 7)),
-					(char)('0' + (f->perm >> 3 & 7)),
-					(char)('0' + (f->perm & 7)),
-					'\n' };
-			sb_add(out, perm, sizeof(perm));
+			char perm[] = "perm 000\n";
+			for (int k = 0; k < 3; k++)
+				perm[5 + k] = (char)('0' + (f->perm >> (6 - 3 * k) & 7));
+			sb_add(out, perm, sizeof(perm) - 1);
 		}
 	}
 	if (r->observed)
