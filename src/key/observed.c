@@ -628,10 +628,10 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		}
 	sv_sort(&written);
 	python_compiled(ev, n, &compiled);
-	/* what the tree wrote or removed, and variables, need none */
+	/* what the tree wrote or removed, variables and noise need none */
 	pre = xcalloc(n ? n : 1, sizeof(*pre));
 	for (size_t i = 0; i < n; i++)
-		if (!(ev[i].access & (TRACE_ENV | TRACE_WRITE | TRACE_REMOVE)))
+		if (!(ev[i].access & (TRACE_ENV | TRACE_WRITE | TRACE_REMOVE)) && !is_noise(st, ev[i].path))
 			pre[i].path = ev[i].path;
 	parallel_for(n, 256, prestat_one, pre);
 
