@@ -60,8 +60,9 @@ struct store {
 	pthread_mutex_t packs_mu; /* serve reads blobs from several threads */
 	struct strvec bad_copies; /* "<oid> <pack file name>": damaged copies found by reads (packs_mu) */
 	struct pending_stat *pending;
-	size_t npending;
-	struct digest claimed; /* the fingerprint we hold a claim on */
+	size_t npending, apending;
+	struct flush_job *flushing; /* store_flush_statcache's, until store_statcache_join */
+	struct digest claimed;      /* the fingerprint we hold a claim on */
 	int have_claim;
 	int64_t claim_pid;
 	int writable;         /* store_writable(): 0 not checked yet, 1 yes, -1 no */
@@ -81,6 +82,11 @@ struct store {
  * stands between the user and the command (store-claim.c). */
 #define STORE_BUSY_MS 30000
 int store_sqlfail(struct store *st, const char *what);
+/* What every connection to an index sets (busy timeout, WAL kept, no
+ * checkpoint on close, synchronous=NORMAL): an SQLite result code. */
+int store_db_tune(sqlite3 *db);
+/* Waits for a store_flush_statcache writing on its own thread. */
+void store_statcache_join(struct store *st);
 int store_exec(struct store *st, const char *sql);
 /* Ends the transaction open on st->db, if one still is, keeping the last
  * error: SQLite rolls back by itself after some failures (a full disk at

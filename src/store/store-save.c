@@ -395,6 +395,7 @@ int store_save(struct store *st, struct run_record *r)
 			sb_add(&content, f->held.buf, f->held.len);
 		store_inline_data(f, content.buf ? content.buf : "", content.len);
 	}
+	store_statcache_join(st); /* its rows written beside the git half */
 	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
 		goto out;
 	if (store_index_run(st, r) < 0) {

@@ -770,22 +770,14 @@ static void sql_cmd(sqlite3_context *ctx, int argc, sqlite3_value **v)
 	sv_release(&argv);
 }
 
-static int open_db(struct store *st, const char *path)
+int store_db_tune(sqlite3 *db)
 {
-	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK)
-		return err_set("%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
-	if (sqlite3_exec(st->db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK &&
-	    (sqlite3_errcode(st->db) & 0xff) == SQLITE_CANTOPEN && access(st->dir, W_OK) < 0 &&
-	    open_immutable(st, path) < 0)
-		return -1;
-	sqlite3_busy_timeout(st->db, STORE_BUSY_MS);
-	sqlite3_create_function(st->db, "cashet_cmd", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_cmd, NULL, NULL);
+	sqlite3_busy_timeout(db, STORE_BUSY_MS);
 	/* Keep the -wal file when the last connection closes: deleting and
 	 * recreating it on every command costs more than a whole lookup.
 	 * store_close() truncates it after writes instead. */
 	int persist = 1;
-	sqlite3_file_control(st->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	/* WAL with synchronous=NORMAL: a crash may lose the last transactions but
 	 * never corrupts; the index can be rebuilt from git anyway. */
 	/* Statement journals (an INSERT OR REPLACE inside a transaction
@@ -797,11 +789,24 @@ static int open_db(struct store *st, const char *path)
 	 * a third of a small miss's cost. The WAL is left as it is instead and
 	 * checkpointed every WAL_PAGES pages, few enough for the next command to
 	 * read them back unnoticed (store_close bounds it too). */
-	sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-	if (sqlite3_exec(st->db,
-			 "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=" STR(
-				 WAL_PAGES),
-			 NULL, NULL, NULL) != SQLITE_OK)
+	sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	return sqlite3_exec(db,
+			    "PRAGMA synchronous=NORMAL; PRAGMA temp_store=MEMORY; PRAGMA wal_autocheckpoint=" STR(
+				    WAL_PAGES),
+			    NULL, NULL, NULL);
+}
+
+static int open_db(struct store *st, const char *path)
+{
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+	    SQLITE_OK)
+		return err_set("%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "cannot open");
+	if (sqlite3_exec(st->db, "PRAGMA schema_version", NULL, NULL, NULL) != SQLITE_OK &&
+	    (sqlite3_errcode(st->db) & 0xff) == SQLITE_CANTOPEN && access(st->dir, W_OK) < 0 &&
+	    open_immutable(st, path) < 0)
+		return -1;
+	sqlite3_create_function(st->db, "cashet_cmd", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, sql_cmd, NULL, NULL);
+	if (store_db_tune(st->db) != SQLITE_OK)
 		return store_sqlfail(st, "cannot open it");
 	return 0;
 }
@@ -904,6 +909,7 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_batch_abort(st);
+	store_statcache_join(st);
 	for (size_t i = 0; i < st->npending; i++) {
 		free(st->pending[i].path);
 		free(st->pending[i].deps);

@@ -259,7 +259,10 @@ void store_cache_put(struct store *st, const char *abspath, int kind, const stru
 int store_tree_get(struct store *st, const char *absdir, struct strbuf *snap);
 void store_tree_put(struct store *st, const char *absdir, const struct strbuf *snap);
 /* Writes pending stat-cache entries (one transaction), unless another
- * process is writing the index: then they wait for the next call. */
+ * process is writing the index: then they wait for the next call. Many
+ * are written on a thread of their own, joined by store_save before its
+ * transaction and by store_close (those are dropped if another process
+ * is writing). */
 int store_flush_statcache(struct store *st);
 
 /* The run a hit would replay for fp: the newest completed run, not

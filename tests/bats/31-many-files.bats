@@ -312,6 +312,17 @@ mapped_job() {
 	[ "$(listing out)" = "$want" ]
 }
 
+@test "the digests of 3,000 observed inputs are kept in the stat cache, written beside the save" {
+	make_tree src
+	sleep 2.1 # the stat cache keeps files quiet for 2 s only
+	run -0 cashet exec --report-fd 3 -o out -- cp -r src out 3> verdict.json
+	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	# on a connection and a thread of their own: every row there
+	rows=$(sqlite3 .cashet/index.db "SELECT count(*) FROM statcache WHERE kind = 0 AND path LIKE '$(pwd -P)/src/%'")
+	[ "$rows" = "$(find src -type f | wc -l)" ]
+	run -0 cashet fsck
+}
+
 @test "a command stopped while its outputs are being packed: nothing stored, the store intact, the next run stored and replayed" {
 	export CASHET_EARLY_PACK_MS=0
 	cat > job.sh <<-'EOF'
