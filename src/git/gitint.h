@@ -28,7 +28,9 @@ int gs_guard_odb(git_odb *odb, const char *objects);
 /* gitstore.c */
 int gs_init(const char *dir);
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
-int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop, char name[OID_HEX]);
+struct early_pack *gs_early_begin(const char *dir, struct run_file **files, size_t n);
+int gs_early_add(struct early_pack *p, const int *stop);
+int gs_early_end(struct early_pack *p, char name[OID_HEX]);
 int gs_commit_signature(const char *dir, const char *hash, struct strbuf *sig, struct strbuf *data);
 int gs_read_blob(const char *dir, const char *oid, struct strbuf *out);
 int gs_list_runs(const char *dir, struct strvec *out);

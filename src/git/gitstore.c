@@ -287,43 +287,73 @@ static int packable(const struct run_file *f)
 	return f->kind != FILE_DIR && f->mode != 0120000 && f->size < LOOSE_MIN;
 }
 
-/* One pack of outputs written while the command still runs (exec/early.c):
- * on this thread alone, the other CPU being the command's. A file that
+/* A pack of outputs written while the command still runs (exec/early.c):
+ * on one thread at a time, the other CPU being the command's. A file that
  * cannot be read (gone again) is left out, for the save to read. */
-int gs_early_pack(const char *dir, struct run_file **files, size_t n, const int *stop, char name[OID_HEX])
+struct early_pack {
+	char *dir; /* the repository each thread opens (open_repo) */
+	struct packw *pw;
+	struct run_file **files;
+	size_t n, next, packed;
+};
+
+struct early_pack *gs_early_begin(const char *dir, struct run_file **files, size_t n)
 {
 	struct packw *pw = NULL;
-	size_t packed = 0;
-	name[0] = '\0';
 	if (open_repo(dir) < 0 || gs_packw_begin(dir, &pw) < 0)
-		return -1;
-	int rc = gs_packw_plan(pw, files, n, 0, 0);
-	for (size_t i = 0; rc == 0 && i < n && !__atomic_load_n(stop, __ATOMIC_RELAXED); i++) {
-		struct run_file *f = files[i];
+		return NULL;
+	if (gs_packw_plan(pw, files, n, 0, 0) < 0) {
+		gs_packw_abort(pw);
+		return NULL;
+	}
+	struct early_pack *p = xcalloc(1, sizeof(*p));
+	p->dir = xstrdup(dir);
+	p->pw = pw;
+	p->files = files;
+	p->n = n;
+	return p;
+}
+
+int gs_early_add(struct early_pack *p, const int *stop)
+{
+	for (; p->next < p->n; p->next++) {
+		if (__atomic_load_n(stop, __ATOMIC_RELAXED))
+			return 0;
+		struct run_file *f = p->files[p->next];
 		git_oid oid;
 		f->early.set = 0;
-		if (gs_packw_add(pw, f, &oid) < 0) {
+		if (gs_packw_add(p->pw, f, &oid) < 0) {
 			err_clear();
 			continue;
 		}
 		/* the store's already: no early blob, as only this pack's
 		 * blobs are known to be there by the save */
-		if (!gs_packw_has(pw, oid.id))
+		if (!gs_packw_has(p->pw, oid.id))
 			continue;
 		memcpy(f->early.id, oid.id, GIT_OID_RAWSZ);
 		f->early.xxh = f->xxh;
 		f->early.size = f->size;
 		f->early.set = 1;
-		packed++;
+		p->packed++;
 	}
-	/* what was added, even when stopped early (the checksum read back) */
-	if (rc == 0)
-		rc = gs_packw_finish(pw, gs_want_fsync(), name);
+	return 1;
+}
+
+int gs_early_end(struct early_pack *p, char name[OID_HEX])
+{
+	name[0] = '\0';
+	/* what was added, even when stopped short (the checksum read back) */
+	int rc = -1;
+	if (open_repo(p->dir) < 0) /* on this thread */
+		gs_packw_abort(p->pw);
 	else
-		gs_packw_abort(pw);
-	for (size_t i = 0; rc < 0 && i < n; i++)
-		files[i]->early.set = 0;
-	return rc < 0 ? -1 : (int)packed;
+		rc = gs_packw_finish(p->pw, gs_want_fsync(), name);
+	for (size_t i = 0; rc < 0 && i < p->next; i++)
+		p->files[i]->early.set = 0;
+	rc = rc < 0 ? -1 : (int)p->packed;
+	free(p->dir);
+	free(p);
+	return rc;
 }
 
 int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir)

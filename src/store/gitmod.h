@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 9
+#define GITMOD_ABI 10
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -41,6 +41,8 @@ struct gitmod_fsck {
 	struct strvec *problems;      /* out: "object <id>: why", one line per unreadable object */
 };
 
+struct early_pack;
+
 struct gitmod {
 	int abi;
 	/* Creates a bare repository at dir (no-op if one exists). */
@@ -53,13 +55,18 @@ struct gitmod {
 	 * ref. Fills r->hash, r->parent and the oids. signing_key (NULL: none): the commit is signed with it
 	 * (trust.h), temporary files in tmpdir. */
 	int (*save_run)(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
-	/* Packs the files (each from its src) into one new pack, published
-	 * before it returns, while the command that writes them may still run:
-	 * each file packed gets its early blob (store.h), the others none. Stops
-	 * adding once *stop is set. Returns how many were packed (the pack's
-	 * name in name when any), or -1. A blob the store had already gets no
-	 * early blob: only this pack's are known to be there. */
-	int (*early_pack)(const char *dir, struct run_file **files, size_t n, const int *stop, char name[OID_HEX]);
+	/* A new pack of the files (each from its src), written while the
+	 * command that writes them may still run (store.h's early_begin):
+	 * begin plans it (NULL on failure); add
+	 * packs the files from the next not packed yet, until every one is
+	 * (1) or *stop is set (0), and may be called again, from another
+	 * thread; end publishes what was added and frees it. Each file packed
+	 * gets its early blob, the others none: a blob the store had already
+	 * gets none, only this pack's being known to be there. end returns how
+	 * many were packed (the pack's name in name when any), or -1. */
+	struct early_pack *(*early_begin)(const char *dir, struct run_file **files, size_t n);
+	int (*early_add)(struct early_pack *p, const int *stop);
+	int (*early_end)(struct early_pack *p, char name[OID_HEX]);
 	/* Appends a blob's content to out (for objects not stored loose). */
 	int (*read_blob)(const char *dir, const char *oid, struct strbuf *out);
 	/* Lists the commit ids under refs/cashet/runs/. */

@@ -341,10 +341,21 @@ out:
 	return rc;
 }
 
-int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop, char name[OID_HEX])
+struct early_pack *store_early_begin(struct store *st, struct run_file **files, size_t n)
 {
 	const struct gitmod *g = gitmod_get();
-	return g ? g->early_pack(st->dir, files, n, stop, name) : -1;
+	return g ? g->early_begin(st->dir, files, n) : NULL;
+}
+
+/* (begin loaded the module) */
+int store_early_add(struct early_pack *p, const int *stop)
+{
+	return gitmod_get()->early_add(p, stop);
+}
+
+int store_early_end(struct early_pack *p, char name[OID_HEX])
+{
+	return gitmod_get()->early_end(p, name);
 }
 
 int store_has_pack(struct store *st, const char *name)

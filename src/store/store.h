@@ -307,12 +307,17 @@ int store_generation(struct store *st, int64_t *epoch, int64_t *gen);
  * commit. Fills r->hash, r->parent and each file's oid. The claim on r->fp,
  * if held, is released in the same index transaction. */
 int store_save(struct store *st, struct run_record *r);
-/* Packs files (each from its src) into a new pack while the command that
- * writes them runs (exec/early.c; gitmod.h's early_pack): how many were
- * packed (the pack's name in name), or -1. The caller holds the store
- * lock meanwhile. store_has_pack: whether pack-<name> is still there
+/* A new pack of files (each from its src) written while the command that
+ * writes them runs (exec/early.c; gitmod.h's early_begin, early_add,
+ * early_end): begin (NULL on failure), add until every file is
+ * packed (1) or *stop is set (0; on any thread, one at a time), end: how
+ * many were packed (the pack's name in name), or -1. The caller holds the
+ * store lock meanwhile. store_has_pack: whether pack-<name> is still there
  * (gc may have removed it since: it held no run's object). */
-int store_early_pack(struct store *st, struct run_file **files, size_t n, const int *stop, char name[OID_HEX]);
+struct early_pack;
+struct early_pack *store_early_begin(struct store *st, struct run_file **files, size_t n);
+int store_early_add(struct early_pack *p, const int *stop);
+int store_early_end(struct early_pack *p, char name[OID_HEX]);
 int store_has_pack(struct store *st, const char *name);
 
 /* Batches (a pipeline's workers): after store_batch_begin, store_save

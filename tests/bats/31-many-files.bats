@@ -323,6 +323,37 @@ mapped_job() {
 	run -0 cashet fsck
 }
 
+@test "a command that exits while a pack of its outputs is being written: stored whole, replayed byte for byte" {
+	# 1,000 quiet files of 24 KiB appear at once (one pack's worth), then
+	# an exit as soon as that pack is begun: the engine's thread packs on
+	# what the lowest-priority one had begun
+	export CASHET_EARLY_PACK_MS=0
+	cat > job.py <<-'EOF'
+	import os, time
+	os.makedirs("tmp")
+	for i in range(1000):
+	    with open(f"tmp/f{i:04}", "w") as f:
+	        f.write((f"row {i}," * 4096)[:24576])
+	time.sleep(0.06)
+	os.rename("tmp", "out")
+	for _ in range(20000):
+	    if any(n.startswith("tmp_pack_") for n in os.listdir(".cashet/objects/pack")):
+	        open("seen", "w").close()
+	        os._exit(0)
+	    time.sleep(0.001)
+	EOF
+	run -0 cashet exec --report-fd 3 -o out -- python3 job.py 3> verdict.json
+	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	[ -e seen ]
+	want=$(listing out)
+	run -0 cashet fsck
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	rm -rf out seen
+	[ "$(verdict -o out -- python3 job.py)" = hit ]
+	[ "$(listing out)" = "$want" ]
+	[ "$(head -c 12 out/f0999)" = "row 999,row " ]
+}
+
 @test "a command stopped while its outputs are being packed: nothing stored, the store intact, the next run stored and replayed" {
 	export CASHET_EARLY_PACK_MS=0
 	cat > job.sh <<-'EOF'
