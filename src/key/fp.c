@@ -39,18 +39,21 @@ const char *fp_getenv(char *const *env, const char *name)
 void fp_store_path(const struct store *st, const char *cwd, const char *path, struct strbuf *out)
 {
 	struct strbuf abs = STRBUF_INIT;
-	const char *root = store_root(st);
+	const char *root = store_root(st), *a = path;
 	size_t rl = strlen(root);
-	path_absolute(cwd, path, &abs);
+	if (path == out->buf || !path_is_normal(path)) { /* a trace's 20,000 are: no copy */
+		path_absolute(cwd, path, &abs);
+		a = abs.buf;
+	}
 	sb_reset(out);
-	if (!strcmp(abs.buf, root))
+	if (!strcmp(a, root))
 		sb_adds(out, ".");
 	else if (rl == 1 && root[0] == '/')
-		sb_adds(out, abs.buf + 1);
-	else if (!strncmp(abs.buf, root, rl) && abs.buf[rl] == '/')
-		sb_adds(out, abs.buf + rl + 1);
+		sb_adds(out, a + 1);
+	else if (!strncmp(a, root, rl) && a[rl] == '/')
+		sb_adds(out, a + rl + 1);
 	else
-		sb_adds(out, abs.buf);
+		sb_adds(out, a);
 	sb_release(&abs);
 }
 

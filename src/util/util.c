@@ -577,9 +577,32 @@ int path_under(const char *path, const char *dir)
 	return !strncmp(path, dir, n) && (path[n] == '/' || path[n] == 0 || (n == 1 && dir[0] == '/'));
 }
 
+int path_is_normal(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	if (!p[1])
+		return 1;
+	for (; *p; p++) {
+		if (*p != '/')
+			continue;
+		const char *n = p + 1; /* a component: not empty, ".", ".." */
+		if (!*n || *n == '/' ||
+		    (n[0] == '.' && (!n[1] || n[1] == '/' || (n[1] == '.' && (!n[2] || n[2] == '/')))))
+			return 0;
+	}
+	return 1;
+}
+
 void path_absolute(const char *cwd, const char *path, struct strbuf *out)
 {
 	struct strbuf raw = STRBUF_INIT;
+	/* most are (the trace's, a walk's): copied as they are */
+	if (path != out->buf && path_is_normal(path)) {
+		sb_reset(out);
+		sb_adds(out, path);
+		return;
+	}
 	if (path[0] != '/') {
 		char buf[PATH_MAX];
 		if (!cwd)

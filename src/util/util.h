@@ -154,12 +154,14 @@ int write_all(int fd, const void *data, size_t len);
 struct iovec;
 /* writev() until all of iov[0..n) is written (iov is changed): 0, or -1 errno */
 int writev_all(int fd, struct iovec *iov, int n);
-/* path made absolute (against cwd, or the working directory when NULL)
- * with "//", "." and ".." folded lexically (symlinks are not resolved). */
 /* 1 if path is dir or lies below it (both absolute and folded, as
  * path_absolute leaves them; "/" holds every path). */
 int path_under(const char *path, const char *dir);
+/* path made absolute (against cwd, or the working directory when NULL)
+ * with "//", "." and ".." folded lexically (symlinks are not resolved). */
 void path_absolute(const char *cwd, const char *path, struct strbuf *out);
+/* Whether path is as path_absolute would leave it. */
+int path_is_normal(const char *path);
 /* glob(3) of pattern relative to cwd (absolute); the matches are absolute. */
 int glob_at(const char *cwd, const char *pattern, int flags, glob_t *g);
 /* The paths (absolute, sorted) a pattern relative to cwd matches: glob(3)

@@ -257,16 +257,33 @@ static void test_path_absolute(void **state)
 	static const struct {
 		const char *cwd, *path, *want;
 	} cases[] = {
-		{ "/a/b", "c", "/a/b/c" },          { "/a/b", "./c/", "/a/b/c" }, { "/a/b", "../c", "/a/c" },
-		{ "/a/b", "../../../c", "/c" },     { "/a/b", "..", "/a" },       { "/a/b", ".", "/a/b" },
-		{ "/a/b", "/x//y/./z/..", "/x/y" }, { "/", "..", "/" },           { "/", "", "/" },
-		{ "/a//b/", "c//d", "/a/b/c/d" },   { "/a", "...", "/a/..." },    { "/a", "b/.hidden/../c", "/a/b/c" },
+		{ "/a/b", "c", "/a/b/c" },
+		{ "/a/b", "./c/", "/a/b/c" },
+		{ "/a/b", "../c", "/a/c" },
+		{ "/a/b", "../../../c", "/c" },
+		{ "/a/b", "..", "/a" },
+		{ "/a/b", ".", "/a/b" },
+		{ "/a/b", "/x//y/./z/..", "/x/y" },
+		{ "/", "..", "/" },
+		{ "/", "", "/" },
+		{ "/a//b/", "c//d", "/a/b/c/d" },
+		{ "/a", "...", "/a/..." },
+		{ "/a", "b/.hidden/../c", "/a/b/c" },
+		{ "/", "/x/y/", "/x/y" },
+		{ "/", "/x/.", "/x" },
+		{ "/", "/x/..", "/" },
+		{ "/", "/x/.y/..z", "/x/.y/..z" },
+		{ "/", "/", "/" },
+		{ "/", "//", "/" },
 	};
 	struct strbuf out = STRBUF_INIT;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
 		sb_adds(&out, "junk");
 		path_absolute(cases[i].cwd, cases[i].path, &out);
 		assert_string_equal(out.buf, cases[i].want);
+		/* normal: what it gives, and only that */
+		assert_int_equal(path_is_normal(cases[i].path), !strcmp(cases[i].path, cases[i].want));
+		assert_true(path_is_normal(out.buf));
 	}
 	sb_release(&out);
 }
