@@ -33,11 +33,18 @@ static void stored_path(const struct store *st, const char *path, struct strbuf 
 	struct strbuf rel = STRBUF_INIT;
 	fp_store_path(st, NULL, path, &rel);
 	sb_reset(out);
-	if (rel.buf[0] == '/')
-		sb_addf(out, "abs%s", rel.buf);
-	else
-		sb_addf(out, "files/%s", rel.buf);
+	sb_adds(out, rel.buf[0] == '/' ? "abs" : "files/");
+	sb_adds(out, rel.buf);
 	sb_release(&rel);
+}
+
+/* out = dir/name */
+static void join_path(struct strbuf *out, const char *dir, const char *name)
+{
+	sb_reset(out);
+	sb_adds(out, dir);
+	sb_addc(out, '/');
+	sb_adds(out, name);
 }
 
 /* The stored paths of a run's files, hashed: a directory of 20,000
@@ -146,10 +153,9 @@ static int collect(struct store *st, const char *path, const char *abs, int atfd
 		sv_sort(&names);
 		rc = 0;
 		for (size_t i = 0; rc == 0 && i < names.n; i++) {
-			sb_reset(&sp);
-			sb_addf(&sp, "%s/%s", path, names.v[i]);
-			sb_reset(&child);
-			sb_addf(&child, "%s/%s", abs, names.v[i]);
+			/* not sb_addf: a tenth of walking 20,000 outputs */
+			join_path(&sp, path, names.v[i]);
+			join_path(&child, abs, names.v[i]);
 			/* a declared directory holding the store (-o .) is
 			 * stored without it */
 			if (!outputs_is_store(st, dirfd(d), names.v[i], child.buf))
