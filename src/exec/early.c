@@ -259,7 +259,12 @@ static enum walked walk(struct early *e, int at, const char *name, struct strbuf
 			const struct efile *ef = de->d_type == DT_REG ? find(e, abs->buf) : NULL;
 			if (ef && ef->f.early.set)
 				continue;
-			enum walked w = walk(e, dirfd(d), de->d_name, abs, depth + 1, quiet, halt, t);
+			/* written too lately when last seen: not quiet yet
+			 * either, however written since (a stat per walk was
+			 * five for each file a `cp -r` writes) */
+			enum walked w = ef && quiet && (ef->sig.mtime > quiet || ef->sig.ctime > quiet)
+						? W_PENDING
+						: walk(e, dirfd(d), de->d_name, abs, depth + 1, quiet, halt, t);
 			if (w == W_DIR && ed)
 				sv_push(&ed->subdirs, de->d_name);
 			done &= w != W_PENDING;
@@ -277,13 +282,13 @@ static enum walked walk(struct early *e, int at, const char *name, struct strbuf
 	int64_t m = ts_ns(&sb.st_mtim), c = ts_ns(&sb.st_ctim);
 	if (!S_ISREG(sb.st_mode) || !sb.st_size || (uint64_t)sb.st_size >= FILE_MAX)
 		return W_DONE;
-	if (quiet && (m > quiet || c > quiet))
-		return W_PENDING;
 	struct efile *ef = find_or_add(e, abs->buf);
 	if (ef->f.early.set)
 		return W_DONE; /* a declared file, or one declared twice */
-	ef->f.size = (uint64_t)sb.st_size;
 	ef->sig = (struct file_sig){ sb.st_dev, sb.st_ino, sb.st_size, m, c };
+	if (quiet && (m > quiet || c > quiet))
+		return W_PENDING;
+	ef->f.size = (uint64_t)sb.st_size;
 	if (t->n == t->alloc) {
 		t->alloc = t->alloc ? t->alloc * 2 : 256;
 		t->v = xrealloc(t->v, t->alloc * sizeof(*t->v));
