@@ -61,6 +61,7 @@ struct ahead {
 	struct prep slot[AHEAD]; /* files[k] in slot[k % AHEAD] */
 	EVP_MD_CTX *sha;         /* the helper's own */
 	struct libdeflate_compressor *plain;
+	struct diropen dirs;
 };
 
 static void prep_release(struct prep *p)
@@ -85,6 +86,7 @@ static void ahead_free(struct ahead *a)
 		prep_release(&a->slot[i]);
 	EVP_MD_CTX_free(a->sha);
 	libdeflate_free_compressor(a->plain);
+	diropen_close(&a->dirs);
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cond);
 	free(a);
@@ -100,8 +102,9 @@ struct packw {
 	size_t nslots;
 	git_odb *odb; /* the store's packs only (see gs_packw_add) */
 	struct strbuf data, z;
-	struct strbuf out; /* entries not yet written: written a MiB at a time */
-	struct prep self;  /* a blob this thread prepares */
+	struct strbuf out;   /* entries not yet written: written a MiB at a time */
+	struct prep self;    /* a blob this thread prepares */
+	struct diropen dirs; /* the files it reads, a walk's: by directory */
 	struct ahead *ahead;
 	EVP_MD_CTX *sha;
 	struct libdeflate_compressor *deflate, *plain; /* levels 1 and 0 */
@@ -303,14 +306,21 @@ static int object_id(EVP_MD_CTX *sha, git_object_t type, const void *data, size_
 /* Reads, hashes and encodes f's blob into p (on whichever thread): what
  * is stored is what is digested, the one read of an output. 0, or -1
  * with p->err saying why. */
-static int prepare(struct prep *p, const struct run_file *f, EVP_MD_CTX *sha, struct libdeflate_compressor *plain)
+static int prepare(struct prep *p, const struct run_file *f, EVP_MD_CTX *sha, struct libdeflate_compressor *plain,
+		   struct diropen *dirs)
 {
 	const char *src = f->src;
 	free(p->err);
 	p->err = NULL;
 	sb_reset(&p->data);
-	if (src && read_file_sb(src, &p->data) < 0)
-		goto fail;
+	if (src) {
+		int fd = diropen_open(dirs, src, O_RDONLY | O_CLOEXEC);
+		int rc = fd < 0 ? err_sys("cannot open %s", src) : read_fd_sb(fd, src, &p->data);
+		if (fd >= 0)
+			close(fd);
+		if (rc < 0)
+			goto fail;
+	}
 	if (!src) /* a stream kept in memory, or without a byte */
 		sb_add(&p->data, f->held.buf, f->held.len);
 	const char *data = p->data.buf ? p->data.buf : "";
@@ -359,7 +369,7 @@ static void *ahead_main(void *arg)
 		p->claimed = a->files[j]->size;
 		a->bytes += p->claimed;
 		pthread_mutex_unlock(&a->mu);
-		prepare(p, a->files[j], a->sha, a->plain);
+		prepare(p, a->files[j], a->sha, a->plain, &a->dirs);
 		pthread_mutex_lock(&a->mu);
 		p->ready = 1;
 		if (a->waiting[1])
@@ -405,7 +415,7 @@ int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t oth
  * file was a sleep and a wake-up each (100,000 futex calls for 20,000
  * files, the helper the bottleneck). give_back() once used. */
 static struct prep *take(struct ahead *a, const struct run_file *f, EVP_MD_CTX *sha,
-			 struct libdeflate_compressor *plain)
+			 struct libdeflate_compressor *plain, struct diropen *dirs)
 {
 	pthread_mutex_lock(&a->mu);
 	if (a->done >= a->n || a->files[a->done] != f) {
@@ -422,7 +432,7 @@ static struct prep *take(struct ahead *a, const struct run_file *f, EVP_MD_CTX *
 			q->claimed = a->files[j]->size;
 			a->bytes += q->claimed;
 			pthread_mutex_unlock(&a->mu);
-			prepare(q, a->files[j], sha, plain);
+			prepare(q, a->files[j], sha, plain, dirs);
 			pthread_mutex_lock(&a->mu);
 			q->ready = 1;
 			continue;
@@ -457,11 +467,11 @@ int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid)
 		git_oid_fromraw(oid, f->early.id);
 		return 0;
 	}
-	struct prep *p = w->ahead ? take(w->ahead, f, w->sha, w->plain) : NULL;
+	struct prep *p = w->ahead ? take(w->ahead, f, w->sha, w->plain, &w->dirs) : NULL;
 	int rc = 0, mine = !p;
 	if (mine) {
 		p = &w->self;
-		prepare(p, f, w->sha, w->plain);
+		prepare(p, f, w->sha, w->plain, &w->dirs);
 	}
 	if (p->err) {
 		rc = err_set("%s", p->err);
@@ -816,6 +826,7 @@ void gs_packw_abort(struct packw *w)
 	libdeflate_free_compressor(w->deflate);
 	libdeflate_free_compressor(w->plain);
 	prep_release(&w->self);
+	diropen_close(&w->dirs);
 	sb_release(&w->tmp);
 	sb_release(&w->data);
 	sb_release(&w->z);

@@ -563,11 +563,11 @@ struct to_hash {
 	int failed;
 };
 
-static void hash_one(void *arg, size_t i)
+static void hash_one(void *arg, size_t i, struct diropen *dirs)
 {
 	struct to_hash *h = (struct to_hash *)arg + i;
 	/* the error is said again, on this thread, below */
-	h->failed = digest_file_stat(h->path, &h->sb, &h->d) < 0;
+	h->failed = digest_file_stat_in(dirs, h->path, &h->sb, &h->d) < 0;
 	if (h->failed)
 		err_clear();
 }
@@ -594,11 +594,11 @@ struct prestat {
 	int err; /* lstat's errno, or 0 */
 };
 
-static void prestat_one(void *arg, size_t i)
+static void prestat_one(void *arg, size_t i, struct diropen *dirs)
 {
 	struct prestat *p = (struct prestat *)arg + i;
 	if (p->path)
-		p->err = lstat(p->path, &p->sb) < 0 ? errno : 0;
+		p->err = diropen_lstat(dirs, p->path, &p->sb) < 0 ? errno : 0;
 }
 
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,

@@ -210,16 +210,21 @@ int digest_file(const char *path, struct digest *out, uint64_t *size)
 	return 0;
 }
 
-int digest_file_stat(const char *path, const struct stat *sb, struct digest *out)
+int digest_file_stat_in(struct diropen *dirs, const char *path, const struct stat *sb, struct digest *out)
 {
 	if (!S_ISREG(sb->st_mode) || sb->st_size >= (1 << 20))
 		return digest_file(path, out, NULL);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = dirs ? diropen_open(dirs, path, O_RDONLY | O_CLOEXEC) : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_sys("cannot open %s", path);
 	int rc = digest_small(fd, (size_t)sb->st_size, out, NULL);
 	close(fd);
 	return rc < 0 ? err_sys("cannot read %s", path) : 0;
+}
+
+int digest_file_stat(const char *path, const struct stat *sb, struct digest *out)
+{
+	return digest_file_stat_in(NULL, path, sb, out);
 }
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX])

@@ -36,7 +36,10 @@ int digest_fd(int fd, struct digest *out, uint64_t *size);
  * file is read without an fstat of its own. Read to its end whatever size
  * sb says, so a file that changed since gives its new content's digest. */
 struct stat;
+struct diropen;
 int digest_file_stat(const char *path, const struct stat *sb, struct digest *out);
+/* The same, opened through dirs (util.h). */
+int digest_file_stat_in(struct diropen *dirs, const char *path, const struct stat *sb, struct digest *out);
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX]);
 int digest_parse(const char *hex, struct digest *out);

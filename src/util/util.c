@@ -387,7 +387,7 @@ int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, int detached)
 }
 
 struct pfor {
-	void (*fn)(void *arg, size_t i);
+	void (*fn)(void *arg, size_t i, struct diropen *dirs);
 	void *arg;
 	size_t n;
 	atomic_size_t next;
@@ -396,17 +396,20 @@ struct pfor {
 static void *pfor_main(void *p)
 {
 	struct pfor *f = p;
+	struct diropen dirs = { 0 };
 	/* a few items a claim: one atomic add per item costs more than a
-	 * small file's hash does when two threads share the counter */
+	 * small file's hash does when two threads share the counter (and
+	 * neighbours mostly share a directory) */
 	enum { CLAIM = 16 };
 	size_t at;
 	while ((at = atomic_fetch_add(&f->next, CLAIM)) < f->n)
 		for (size_t i = at; i < at + CLAIM && i < f->n; i++)
-			f->fn(f->arg, i);
+			f->fn(f->arg, i, &dirs);
+	diropen_close(&dirs);
 	return NULL;
 }
 
-void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i), void *arg)
+void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i, struct diropen *dirs), void *arg)
 {
 	struct pfor f = { .fn = fn, .arg = arg, .n = n };
 	pthread_t th[3];
@@ -473,11 +476,56 @@ int read_link(const char *path, struct strbuf *out)
 	}
 }
 
+/* The length of path's directory, with its '/', open in d: 0 when it
+ * cannot be (the path is then used whole). */
+static size_t dir_in(struct diropen *d, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t len = slash ? (size_t)(slash - path) + 1 : 0;
+	if (len < 2) /* "name", "/name": as it is */
+		return 0;
+	if (d->fd && d->len == len && !memcmp(d->dir, path, len))
+		return len;
+	diropen_close(d);
+	d->dir = xstrndup(path, len);
+	d->len = len;
+	int fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d->fd = fd + 1;
+	return fd < 0 ? 0 : len;
+}
+
+int diropen_open(struct diropen *d, const char *path, int flags)
+{
+	size_t len = dir_in(d, path);
+	return len ? openat(d->fd - 1, path + len, flags) : open(path, flags);
+}
+
+int diropen_lstat(struct diropen *d, const char *path, struct stat *sb)
+{
+	size_t len = dir_in(d, path);
+	return len ? fstatat(d->fd - 1, path + len, sb, AT_SYMLINK_NOFOLLOW) : lstat(path, sb);
+}
+
+void diropen_close(struct diropen *d)
+{
+	if (d->fd)
+		close(d->fd - 1);
+	free(d->dir);
+	*d = (struct diropen){ 0 };
+}
+
 int read_file_sb(const char *path, struct strbuf *sb)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_sys("cannot open %s", path);
+	int rc = read_fd_sb(fd, path, sb);
+	close(fd);
+	return rc;
+}
+
+int read_fd_sb(int fd, const char *path, struct strbuf *sb)
+{
 	/* sized from the file: a 64 KiB buffer per small file read (configs,
 	 * refs) was a fresh mapping, and its pages faults, each time */
 	struct stat st;
@@ -505,7 +553,6 @@ int read_file_sb(const char *path, struct strbuf *sb)
 			break;
 	}
 	sb->buf[sb->len] = '\0';
-	close(fd);
 	return rc;
 }
 

@@ -136,14 +136,35 @@ int64_t fs_clock_after(int64_t newest);
  * the process handles (SIGCHLD, the forwarded INT/TERM) belong to the
  * thread that waits for the command. */
 int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, int detached);
-/* fn(arg, i) for every i in [0, n), in no set order: on this thread and,
- * from `min` items up on a machine with more than one CPU, on helper
- * threads as well (one per other CPU, at most 3). fn must be safe to run
- * on several threads at once. Returns when every call has returned. */
-void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i), void *arg);
+/* Files opened one directory at a time, for one pass over a list of paths
+ * in which those of a directory come together (a walk's, a trace's): a
+ * file in the directory of the one before is opened relative to it,
+ * without a walk of its whole path (a microsecond a file here, a fifth of
+ * reading a small one). Zeroed to begin, one per thread; diropen_close
+ * once the pass is over. The directory is the one its path named when the
+ * pass came to it, as a walk's is. */
+struct diropen {
+	char *dir; /* the directory's path, with its last '/' */
+	size_t len;
+	int fd; /* + 1: 0 none */
+};
+/* open(path, flags), or -1 with errno set */
+int diropen_open(struct diropen *d, const char *path, int flags);
+/* lstat(path, sb): 0, or -1 with errno set */
+int diropen_lstat(struct diropen *d, const char *path, struct stat *sb);
+void diropen_close(struct diropen *d);
+/* fn(arg, i, dirs) for every i in [0, n), in no set order: on this thread
+ * and, from `min` items up on a machine with more than one CPU, on helper
+ * threads as well (one per other CPU, at most 3), each with a diropen of
+ * its own (closed when its share is done), neighbouring items mostly on
+ * one thread. fn must be safe to run on several threads at once. Returns
+ * when every call has returned. */
+void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i, struct diropen *dirs), void *arg);
 
-/* Read a whole file (regular or not) into sb (appending). */
+/* Read a whole file (regular or not) into sb (appending); read_fd_sb
+ * reads fd, path naming it in messages. */
 int read_file_sb(const char *path, struct strbuf *sb);
+int read_fd_sb(int fd, const char *path, struct strbuf *sb);
 /* A symbolic link's target, as text, into out (replacing it); whatever
  * its length (st_size says 0 on some file systems). */
 int read_link(const char *path, struct strbuf *out);

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,6 +344,68 @@ static void test_write_file_atomic(void **state)
 	sb_release(&back);
 }
 
+/* diropen: files of two directories in turn, a link not followed, a
+ * missing directory and file, a directory replaced between passes. */
+static void test_diropen(void **state)
+{
+	const char *dir = *state;
+	struct strbuf a = STRBUF_INIT, b = STRBUF_INIT, p = STRBUF_INIT, data = STRBUF_INIT;
+	struct diropen d = { 0 };
+	struct stat sb;
+	sb_addf(&a, "%s/a", dir);
+	sb_addf(&b, "%s/b", dir);
+	assert_int_equal(mkdirs(a.buf, 0755), 0);
+	assert_int_equal(mkdirs(b.buf, 0755), 0);
+	const char *names[] = { "a/1", "a/2", "b/1", "a/1" };
+	for (int i = 0; i < 3; i++) {
+		sb_reset(&p);
+		sb_addf(&p, "%s/%s", dir, names[i]);
+		assert_int_equal(write_file_atomic(p.buf, names[i], 3, 0644), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		sb_reset(&p);
+		sb_addf(&p, "%s/%s", dir, names[i]);
+		int fd = diropen_open(&d, p.buf, O_RDONLY | O_CLOEXEC);
+		assert_true(fd >= 0);
+		sb_reset(&data);
+		assert_int_equal(read_fd_sb(fd, p.buf, &data), 0);
+		close(fd);
+		assert_string_equal(data.buf, names[i]);
+	}
+	sb_reset(&p);
+	sb_addf(&p, "%s/a/link", dir);
+	assert_int_equal(symlink("1", p.buf), 0);
+	assert_int_equal(diropen_lstat(&d, p.buf, &sb), 0);
+	assert_true(S_ISLNK(sb.st_mode));
+	sb_reset(&p);
+	sb_addf(&p, "%s/a/none", dir);
+	assert_int_equal(diropen_lstat(&d, p.buf, &sb), -1);
+	assert_int_equal(errno, ENOENT);
+	sb_reset(&p);
+	sb_addf(&p, "%s/c/none", dir);
+	assert_int_equal(diropen_open(&d, p.buf, O_RDONLY | O_CLOEXEC), -1);
+	assert_int_equal(errno, ENOENT);
+	diropen_close(&d);
+	/* a new pass sees a directory put in the place of another */
+	sb_reset(&p);
+	sb_addf(&p, "%s/a/1", dir);
+	assert_int_equal(diropen_lstat(&d, p.buf, &sb), 0);
+	rm_rf(a.buf);
+	assert_int_equal(rename(b.buf, a.buf), 0);
+	diropen_close(&d);
+	int fd = diropen_open(&d, p.buf, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	sb_reset(&data);
+	assert_int_equal(read_fd_sb(fd, p.buf, &data), 0);
+	close(fd);
+	assert_string_equal(data.buf, "b/1");
+	diropen_close(&d);
+	sb_release(&a);
+	sb_release(&b);
+	sb_release(&p);
+	sb_release(&data);
+}
+
 static void test_mkdirs_and_rm_rf(void **state)
 {
 	const char *dir = *state;
@@ -399,6 +463,7 @@ int main(void)
 		cmocka_unit_test(test_path_absolute),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, tmp_setup, tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_mkdirs_and_rm_rf, tmp_setup, tmp_teardown),
+		cmocka_unit_test_setup_teardown(test_diropen, tmp_setup, tmp_teardown),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
