@@ -354,6 +354,34 @@ mapped_job() {
 	[ "$(head -c 12 out/f0999)" = "row 999,row " ]
 }
 
+@test "outputs left to pack when the command exits go into several packs, written on two threads; stored whole" {
+	# 2,100 files appear as the command exits: the last walk has them
+	# all, in two packs of 1,050 (split_last)
+	export CASHET_EARLY_PACK_MS=0
+	cat > job.py <<-'EOF'
+	import os
+	os.mkdir("tmp")
+	for i in range(2100):
+	    with open(f"tmp/{i}", "w") as f:
+	        f.write(f"{i}\n" * (i % 50 + 1))
+	os.rename("tmp", "out")
+	os._exit(0)
+	EOF
+	run -0 cashet exec --report-fd 3 -o out -- python3 job.py 3> verdict.json
+	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	big=0
+	for idx in .cashet/objects/pack/*.idx; do
+		[ "$(git show-index < "$idx" | wc -l)" -ge 1024 ] && big=$((big + 1))
+	done
+	[ "$big" = 2 ]
+	want=$(listing out)
+	run -0 cashet fsck
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	rm -rf out
+	[ "$(verdict -o out -- python3 job.py)" = hit ]
+	[ "$(listing out)" = "$want" ]
+}
+
 @test "a command stopped while its outputs are being packed: nothing stored, the store intact, the next run stored and replayed" {
 	export CASHET_EARLY_PACK_MS=0
 	cat > job.sh <<-'EOF'
