@@ -57,7 +57,8 @@ int gs_packw_add(struct packw *w, struct run_file *f, git_oid *oid);
  * gs_packw_add gives its id. */
 int gs_packw_plan(struct packw *w, struct run_file **files, size_t n, size_t others, int helper);
 /* Puts an object made in memory (a run's meta, its trees), its id set;
- * nothing when this pack or the store's packs have it. */
+ * nothing when this pack or the store's packs have it. A blob of 256 KiB
+ * or more goes in stored, not deflated (gc's repack deflates it). */
 int gs_packw_put(struct packw *w, git_object_t type, const void *data, size_t len, git_oid *oid);
 /* name (when not NULL): the new pack's, pack-<name>.pack */
 int gs_packw_finish(struct packw *w, int sync, char name[GIT_OID_HEXSZ + 1]);
