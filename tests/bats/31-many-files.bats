@@ -32,6 +32,18 @@ listing() {
 		find . -type f -print0 | sort -z | xargs -0 sha1sum)
 }
 
+# The last run, of command "$@" with -o out: the store intact, and out
+# replayed as it was.
+replays_whole() {
+	local want
+	want=$(listing out)
+	run -0 cashet fsck
+	run -0 git --git-dir .cashet fsck --strict --no-dangling
+	rm -rf out
+	[ "$(verdict -o out -- "$@")" = hit ]
+	[ "$(listing out)" = "$want" ]
+}
+
 # The size of object $1 and the bytes it takes in the store's pack: "size packed".
 meta_sizes() {
 	local idx
@@ -356,15 +368,10 @@ mapped_job() {
 	        os._exit(0)
 	    time.sleep(0.001)
 	EOF
-	run -0 cashet exec --report-fd 3 -o out -- python3 job.py 3> verdict.json
-	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	[ "$(verdict -o out -- python3 job.py)" = miss ]
 	[ -e seen ]
-	want=$(listing out)
-	run -0 cashet fsck
-	run -0 git --git-dir .cashet fsck --strict --no-dangling
-	rm -rf out seen
-	[ "$(verdict -o out -- python3 job.py)" = hit ]
-	[ "$(listing out)" = "$want" ]
+	rm seen
+	replays_whole python3 job.py
 	[ "$(head -c 12 out/f0999)" = "row 999,row " ]
 }
 
@@ -381,19 +388,13 @@ mapped_job() {
 	os.rename("tmp", "out")
 	os._exit(0)
 	EOF
-	run -0 cashet exec --report-fd 3 -o out -- python3 job.py 3> verdict.json
-	[ "$(json_field 'j["verdict"]' < verdict.json)" = ran ]
+	[ "$(verdict -o out -- python3 job.py)" = miss ]
 	big=0
 	for idx in .cashet/objects/pack/*.idx; do
 		[ "$(git show-index < "$idx" | wc -l)" -ge 1024 ] && big=$((big + 1))
 	done
 	[ "$big" = 2 ]
-	want=$(listing out)
-	run -0 cashet fsck
-	run -0 git --git-dir .cashet fsck --strict --no-dangling
-	rm -rf out
-	[ "$(verdict -o out -- python3 job.py)" = hit ]
-	[ "$(listing out)" = "$want" ]
+	replays_whole python3 job.py
 }
 
 @test "a command stopped while its outputs are being packed: nothing stored, the store intact, the next run stored and replayed" {
