@@ -476,22 +476,27 @@ int read_link(const char *path, struct strbuf *out)
 	}
 }
 
-/* The length of path's directory, with its '/', open in d: 0 when it
- * cannot be (the path is then used whole). */
+/* The length of path's directory, with its '/', open in d: 0 when it is
+ * not (the path is then used whole). A directory is opened for the second
+ * path in it in a row: paths each in a directory of its own (a Python
+ * start-up's) would cost two opens each. */
 static size_t dir_in(struct diropen *d, const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	size_t len = slash ? (size_t)(slash - path) + 1 : 0;
 	if (len < 2) /* "name", "/name": as it is */
 		return 0;
-	if (d->fd && d->len == len && !memcmp(d->dir, path, len))
-		return len;
-	diropen_close(d);
-	d->dir = xstrndup(path, len);
-	d->len = len;
-	int fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	d->fd = fd + 1;
-	return fd < 0 ? 0 : len;
+	if (!d->dir || d->len != len || memcmp(d->dir, path, len)) {
+		diropen_close(d);
+		d->dir = xstrndup(path, len);
+		d->len = len;
+		return 0;
+	}
+	if (!d->tried) {
+		d->tried = 1;
+		d->fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) + 1;
+	}
+	return d->fd ? len : 0;
 }
 
 int diropen_open(struct diropen *d, const char *path, int flags)

@@ -144,9 +144,10 @@ int thread_start(pthread_t *th, void *(*fn)(void *), void *arg, int detached);
  * once the pass is over. The directory is the one its path named when the
  * pass came to it, as a walk's is. */
 struct diropen {
-	char *dir; /* the directory's path, with its last '/' */
+	char *dir; /* the last path's directory, with its last '/' */
 	size_t len;
-	int fd; /* + 1: 0 none */
+	int fd;    /* + 1: 0 none (the first path of a directory is opened whole) */
+	int tried; /* fd opened, or tried to */
 };
 /* open(path, flags), or -1 with errno set */
 int diropen_open(struct diropen *d, const char *path, int flags);
