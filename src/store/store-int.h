@@ -85,8 +85,10 @@ int store_sqlfail(struct store *st, const char *what);
 /* What every connection to an index sets (busy timeout, WAL kept, no
  * checkpoint on close, synchronous=NORMAL): an SQLite result code. */
 int store_db_tune(sqlite3 *db);
-/* Waits for a store_flush_statcache writing on its own thread. */
+/* Waits for a store_flush_statcache writing on its own thread; drop
+ * then frees the entries not written (store_close). */
 void store_statcache_join(struct store *st);
+void store_statcache_drop(struct store *st);
 int store_exec(struct store *st, const char *sql);
 /* Ends the transaction open on st->db, if one still is, keeping the last
  * error: SQLite rolls back by itself after some failures (a full disk at

@@ -204,6 +204,14 @@ void store_statcache_join(struct store *st)
 	st->flushing = NULL;
 }
 
+void store_statcache_drop(struct store *st)
+{
+	store_statcache_join(st);
+	free_rows(st->pending, st->npending);
+	st->pending = NULL;
+	st->npending = st->apending = 0;
+}
+
 int store_flush_statcache(struct store *st)
 {
 	int rc = 0;
@@ -243,8 +251,6 @@ int store_flush_statcache(struct store *st)
 	if ((code & 0xff) == SQLITE_BUSY)
 		return rc;
 out:
-	free_rows(st->pending, st->npending);
-	st->pending = NULL;
-	st->npending = st->apending = 0;
+	store_statcache_drop(st);
 	return rc;
 }

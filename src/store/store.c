@@ -909,12 +909,7 @@ void store_close(struct store *st)
 	if (!st)
 		return;
 	store_batch_abort(st);
-	store_statcache_join(st);
-	for (size_t i = 0; i < st->npending; i++) {
-		free(st->pending[i].path);
-		free(st->pending[i].deps);
-	}
-	free(st->pending);
+	store_statcache_drop(st);
 	sb_release(&st->config);
 	for (int i = 0; i < 3; i++)
 		sb_release(&st->user_config[i]);
