@@ -7,6 +7,7 @@
 #include "exec/engine.h"
 #include "exec/claim.h"
 #include "exec/early.h"
+#include "exec/prehash.h"
 #include "exec/fds.h"
 #include "exec/feed.h"
 #include "exec/spawn.h"
@@ -63,7 +64,7 @@ void exec_result_json(const struct exec_result *res, struct strbuf *out)
 	json_str_or_null(out, res->note);
 	sb_adds(out, ",\"reasons\":");
 	json_str_array(out, &res->reasons);
-	sb_adds(out, "}\n");
+	sb_addf(out, ",\"inputs_hashed\":{\"during\":%zu,\"after\":%zu}}\n", res->hashed_during, res->hashed_after);
 }
 
 /* An empty environment (a NULL vector, as an empty strvec has). */
@@ -449,6 +450,7 @@ struct watch {
 	int64_t started_ns;          /* fs_clock_ns(), on a tick after newest_ns */
 	int64_t observed_ns;         /* now_ns() then: for what the trace saw read */
 	struct strvec found_outputs; /* declared output files there at the start */
+	struct prehash *prehash;     /* what it reads, hashed while it runs, or NULL */
 };
 
 /* A tracer for the next attempt; when none can be made the command runs
@@ -463,8 +465,11 @@ static void watch_next(struct store *st, const struct exec_request *req, struct 
 		*untraced = xstrdup(err_msg());
 		err_clear();
 	}
-	if (w->trace)
+	if (w->trace) {
 		trace_set_exec_hook(w->trace, &script_exec_hook);
+		if (w->prehash)
+			trace_set_read_hook(w->trace, prehash_offer, w->prehash);
+	}
 	sv_release(&w->found_outputs);
 	for (size_t i = 0; w->trace && i < req->spec.outputs.n; i++) {
 		struct strbuf name = STRBUF_INIT, abs = STRBUF_INIT;
@@ -503,9 +508,8 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 		.cancel = req->cancel,
 		.tick = beat ? heartbeat : NULL,
 		.tick_ctx = beat,
-		.slow = early ? early_start : NULL,
-		.slow_ctx = early,
-		.slow_ms = early_after_ms(early),
+		.later = { { early ? early_start : NULL, early, early_after_ms(early) },
+			   { NULL, w->prehash, prehash_after_ms(w->prehash) } },
 	};
 	struct strbuf exe = STRBUF_INIT;
 	/* without a cwd (removed under us) a relative path names nothing
@@ -519,6 +523,8 @@ static int run_with_retries(struct store *st, const struct exec_request *req, co
 			lseek(stdin_fd, 0, SEEK_SET);
 		watch_next(st, req, w, &untraced);
 		spec.trace = w->trace;
+		/* nothing to hash without a trace to name the files */
+		spec.later[1].fn = w->trace && w->prehash ? prehash_start : NULL;
 		rc = spawn_command(&spec, out);
 		if (rc == 0 && untraced && !out->untraced) {
 			out->untraced = untraced;
@@ -624,7 +630,9 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 			       .raw_sources = req->spec.raw_sources,
 			       .started_ns = w->observed_ns,
 			       .found_outputs = &w->found_outputs,
-			       .prev = &prev };
+			       .prev = &prev,
+			       .known = prehash_digest,
+			       .known_ctx = w->prehash };
 	/* one read transaction: a lock and an unlock per input's stat-cache
 	 * lookup (20,000 inputs for a `cp -r`) otherwise */
 	int began = store_read_begin(st);
@@ -633,6 +641,8 @@ static int observe(struct store *st, const struct exec_request *req, const struc
 	run_record_free(&prev);
 	if (collected < 0)
 		goto out;
+	res->hashed_during = oc.hashed_during;
+	res->hashed_after = oc.hashed_after;
 	/* the digests it took (a Python start-up's stdlib sources are
 	 * canonicalized once, not on every miss) */
 	if (store_flush_statcache(st) < 0)
@@ -1006,12 +1016,14 @@ static int run(struct store *st, const struct exec_request *req, struct exec_res
 		goto out;
 	if (cache) {
 		early = early_new(st, req->spec.cwd, &req->spec.outputs);
+		w.prehash = w.wanted ? prehash_new(st) : NULL;
 		w.newest_ns = inputs_newest(st, &r, &fds);
 	}
 	int sr = run_with_retries(st, req, &f, cache, claimed ? &beat : NULL, &w, early, &out);
 	size_t nev = 0;
 	const struct trace_event *ev =
 		sr >= 0 && w.trace && !out.untraced && !trace_blind(w.trace) ? trace_events(w.trace, &nev) : NULL;
+	prehash_ended(w.prehash);
 	early_ended(early, ev, nev, &fds);
 	have_out = sr >= 0;
 	if (sr < 0)
@@ -1089,6 +1101,7 @@ out:
 	if (have_out)
 		spawn_result_free(&out);
 	trace_free(w.trace);
+	prehash_free(w.prehash); /* the trace's thread, which offers it paths, is gone */
 	sv_release(&w.found_outputs);
 	early_free(early);
 	feed_close(&f);

@@ -94,6 +94,9 @@ struct exec_result {
 	struct digest fp;
 	struct strvec reasons; /* EXEC_WANT_REASONS on a miss: what changed */
 	char *note;            /* NOT_STORED: why (exec failure, store error); owned */
+	/* a traced miss: the input files read to hash them, while the
+	 * command ran (exec/prehash.h) and after it exited */
+	size_t hashed_during, hashed_after;
 };
 
 /* The whole flow on the open store st. Returns 0 with *res filled (any

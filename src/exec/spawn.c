@@ -358,7 +358,9 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 	s[0].tee_fd = spec->out_fd;
 	s[1].tee_fd = spec->err_fd;
 	int64_t deadline = spec->timeout_ms > 0 ? start + spec->timeout_ms : 0, kill_at = 0, next_tick = start + 1000;
-	int64_t slow_at = spec->slow ? start + spec->slow_ms : 0;
+	int64_t later_at[SPAWN_LATER];
+	for (int i = 0; i < SPAWN_LATER; i++)
+		later_at[i] = spec->later[i].fn ? start + spec->later[i].after_ms : 0;
 	int status = 0, reaped = 0;
 	while (s[0].fd >= 0 || s[1].fd >= 0 || !reaped) {
 		struct pollfd pf[4];
@@ -375,8 +377,9 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 			wait = deadline - now;
 		if (kill_at && kill_at - now < wait)
 			wait = kill_at - now;
-		if (slow_at && slow_at - now < wait)
-			wait = slow_at - now;
+		for (int i = 0; i < SPAWN_LATER; i++)
+			if (later_at[i] && later_at[i] - now < wait)
+				wait = later_at[i] - now;
 		if (pidfd < 0 && s[0].fd < 0 && s[1].fd < 0 && wait > 10)
 			wait = 10; /* streams closed: only waiting for the exit */
 		if (wait < 0)
@@ -422,10 +425,11 @@ int spawn_command(const struct spawn_spec *spec, struct spawn_result *o)
 				spec->tick(spec->tick_ctx);
 			next_tick = now + 1000;
 		}
-		if (slow_at && now >= slow_at && !reaped) {
-			spec->slow(spec->slow_ctx);
-			slow_at = 0;
-		}
+		for (int i = 0; i < SPAWN_LATER; i++)
+			if (later_at[i] && now >= later_at[i] && !reaped) {
+				spec->later[i].fn(spec->later[i].ctx);
+				later_at[i] = 0;
+			}
 		if (!reaped && waitpid(pid, &status, WNOHANG) == pid) {
 			reaped = 1;
 			/* Background children may hold the pipes open; after a timeout or

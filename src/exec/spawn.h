@@ -30,6 +30,15 @@ struct capture {
  * without a journal). As large as the index inlines (store-int.h). */
 #define SPAWN_MEM_MAX (64 * 1024)
 
+/* Work for a command that runs a while (fn NULL: none): a command that
+ * ends sooner never pays for it. */
+struct spawn_later {
+	void (*fn)(void *ctx);
+	void *ctx;
+	int64_t after_ms;
+};
+#define SPAWN_LATER 2
+
 struct spawn_spec {
 	char *const *argv;
 	const char *exe;                     /* what argv[0] resolves to (fp_which), or NULL: a PATH search */
@@ -43,10 +52,8 @@ struct spawn_spec {
 	const volatile sig_atomic_t *cancel; /* set: stop as if interrupted by TERM (checked each second) */
 	void (*tick)(void *ctx);             /* called about once a second while running */
 	void *tick_ctx;
-	void (*slow)(void *ctx); /* called once when the command has run slow_ms and still runs */
-	void *slow_ctx;
-	int64_t slow_ms;
-	struct trace *trace; /* observe the process tree's file accesses (trace/trace.h), or NULL */
+	struct spawn_later later[SPAWN_LATER]; /* each called once if the command still runs after_ms in */
+	struct trace *trace;                   /* observe the process tree's file accesses (trace/trace.h), or NULL */
 };
 
 struct spawn_result {

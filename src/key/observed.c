@@ -721,8 +721,13 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 		}
 		int reused = reuse_digest(spec->prev, name.buf, kind, &sb, &in->d);
 		if (!reused && kind == INPUT_FILE) {
-			int cached = store_cache_get(st, path.buf, 0, &sb, &in->d, NULL);
-			if (cached < 0)
+			/* hashed while it ran: not even a stat-cache query (one
+			 * each was 60 ms of a `cp -r` of 20,000 files) */
+			int cached = spec->known && spec->known(spec->known_ctx, path.buf, &sb, &in->d);
+			if (cached) {
+				store_cache_put(st, path.buf, 0, &sb, &in->d, NULL, 0);
+				out->hashed_during++;
+			} else if ((cached = store_cache_get(st, path.buf, 0, &sb, &in->d, NULL)) < 0)
 				goto out;
 			if (cached)
 				fp_mode_digest(&in->d, sb.st_mode);
@@ -753,6 +758,7 @@ int obs_collect(struct store *st, const struct obs_spec *spec, const struct trac
 	}
 	if (hash_files(st, todo, ntodo, r) < 0)
 		goto out;
+	out->hashed_after = ntodo;
 	locations_read(st, spec, ev, n, &env);
 	programs_run(spec, ev, n, &env);
 	for (size_t i = 0; i < env.n; i++) {

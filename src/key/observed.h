@@ -41,6 +41,10 @@ struct obs_spec {
 	 * NULL: an input it recorded under the same signature takes its
 	 * digest from there, without a stat-cache query. */
 	const struct run_record *prev;
+	/* Digests taken while the command ran (exec/prehash.h), or NULL: 1
+	 * with out set when abspath's content, as sb finds it now, is known. */
+	int (*known)(const void *ctx, const char *abspath, const struct stat *sb, struct digest *out);
+	const void *known_ctx;
 };
 
 struct obs_outcome {
@@ -57,6 +61,9 @@ struct obs_outcome {
 	/* Project files read that are neither declared nor found from the
 	 * command's scripts (root-relative, sorted): --strict fails on them. */
 	struct strvec undeclared;
+	/* Input files read to hash their content (neither in the stat cache
+	 * nor reused): while the command ran (spec->known), after it exited. */
+	size_t hashed_during, hashed_after;
 };
 
 /* Turns what the trace saw into r->inputs (sorted by path) and sets
@@ -64,7 +71,7 @@ struct obs_outcome {
  * be there. Returns 0 or -1 (err_msg). */
 #define OBS_OUTCOME_INIT                                                                                               \
 	{                                                                                                              \
-		STRVEC_INIT, STRVEC_INIT, STRVEC_INIT, STRVEC_INIT                                                     \
+		STRVEC_INIT, STRVEC_INIT, STRVEC_INIT, STRVEC_INIT, 0, 0                                               \
 	}
 
 int obs_collect(struct store *st, const struct obs_spec *spec, const struct trace_event *ev, size_t n,

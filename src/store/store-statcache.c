@@ -17,29 +17,83 @@ static int64_t ns_of(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
 
-int store_cache_get(struct store *st, const char *path, int kind, const struct stat *sb, struct digest *out,
-		    struct strbuf *deps)
+#define ROW_SELECT "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2"
+
+/* Whether q's row (ROW_SELECT, stepped) is of the file as sb finds it; if
+ * so its digest goes to out. */
+static int row_fresh(sqlite3_stmt *q, const struct stat *sb, struct digest *out)
 {
-	sqlite3_stmt *q;
-	if (store_prepare(st, &st->q_stat,
-			  "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2") <
-	    0)
-		return -1;
-	q = st->q_stat;
-	sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
-	sqlite3_bind_int(q, 2, kind);
-	int found = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_int64(q, 0) == (int64_t)sb->st_dev &&
+	int found = sqlite3_column_int64(q, 0) == (int64_t)sb->st_dev &&
 		    sqlite3_column_int64(q, 1) == (int64_t)sb->st_ino &&
 		    sqlite3_column_int64(q, 2) == (int64_t)sb->st_size &&
 		    sqlite3_column_int64(q, 3) == ns_of(&sb->st_mtim) &&
 		    sqlite3_column_int64(q, 4) == ns_of(&sb->st_ctim) && sqlite3_column_bytes(q, 5) == DIGEST_LEN;
-	if (found) {
+	if (found)
 		memcpy(out->b, sqlite3_column_blob(q, 5), DIGEST_LEN);
-		if (deps && sqlite3_column_bytes(q, 6) > 0)
-			sb_add(deps, sqlite3_column_blob(q, 6), (size_t)sqlite3_column_bytes(q, 6));
-	}
+	return found;
+}
+
+int store_cache_get(struct store *st, const char *path, int kind, const struct stat *sb, struct digest *out,
+		    struct strbuf *deps)
+{
+	sqlite3_stmt *q;
+	if (store_prepare(st, &st->q_stat, ROW_SELECT) < 0)
+		return -1;
+	q = st->q_stat;
+	sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 2, kind);
+	int found = sqlite3_step(q) == SQLITE_ROW && row_fresh(q, sb, out);
+	if (found && deps && sqlite3_column_bytes(q, 6) > 0)
+		sb_add(deps, sqlite3_column_blob(q, 6), (size_t)sqlite3_column_bytes(q, 6));
 	sqlite3_reset(q);
 	return found;
+}
+
+struct cache_reader {
+	char *db_path;
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	int failed; /* not to be opened again */
+};
+
+struct cache_reader *store_cache_reader_new(struct store *st)
+{
+	struct cache_reader *r = xcalloc(1, sizeof(*r));
+	r->db_path = xstrdup(sqlite3_db_filename(st->db, "main"));
+	return r;
+}
+
+int store_cache_reader_get(struct cache_reader *r, const char *path, const struct stat *sb, struct digest *out)
+{
+	if (!r->db && !r->failed &&
+	    (sqlite3_open_v2(r->db_path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	     sqlite3_prepare_v2(r->db, ROW_SELECT, -1, &r->q, NULL) != SQLITE_OK)) {
+		sqlite3_close(r->db); /* only a cache: the file is hashed */
+		r->db = NULL;
+		r->failed = 1;
+	}
+	if (!r->db)
+		return 0;
+	sqlite3_bind_text(r->q, 1, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int(r->q, 2, 0);
+	int found = sqlite3_step(r->q) == SQLITE_ROW && row_fresh(r->q, sb, out);
+	sqlite3_reset(r->q);
+	return found;
+}
+
+void store_cache_reader_free(struct cache_reader *r)
+{
+	if (!r)
+		return;
+	sqlite3_finalize(r->q);
+	sqlite3_close(r->db);
+	free(r->db_path);
+	free(r);
+}
+
+int store_cache_quiet(const struct stat *sb, int64_t now)
+{
+	return now - ns_of(&sb->st_mtim) >= STORE_CACHE_QUIET_NS && now - ns_of(&sb->st_ctim) >= STORE_CACHE_QUIET_NS;
 }
 
 static void queue(struct store *st, const char *path, int kind, const struct stat *sb, const struct digest *d,
@@ -64,8 +118,7 @@ void store_cache_put(struct store *st, const char *path, int kind, const struct 
 	/* A file changed within the timestamp granularity of its last write could
 	 * change again without a visible stat change ("racy git"): cache only
 	 * files that have been quiet for a while. */
-	int64_t now = now_ns(), quiet = 2000000000LL;
-	if (now - ns_of(&sb->st_mtim) < quiet || now - ns_of(&sb->st_ctim) < quiet)
+	if (!store_cache_quiet(sb, now_ns()))
 		return;
 	queue(st, path, kind, sb, d, deps, depslen);
 }
@@ -78,9 +131,7 @@ int store_tree_get(struct store *st, const char *absdir, struct strbuf *snap)
 {
 	sqlite3_stmt *q;
 	struct digest d;
-	if (store_prepare(st, &st->q_stat,
-			  "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2") <
-	    0)
+	if (store_prepare(st, &st->q_stat, ROW_SELECT) < 0)
 		return -1;
 	q = st->q_stat;
 	sqlite3_bind_text(q, 1, absdir, -1, SQLITE_STATIC);

@@ -252,6 +252,18 @@ int store_cache_get(struct store *st, const char *abspath, int kind, const struc
 		    struct strbuf *deps);
 void store_cache_put(struct store *st, const char *abspath, int kind, const struct stat *sb, const struct digest *d,
 		     const void *deps, size_t depslen);
+/* Files changed within the timestamp granularity of their last write
+ * could change again without a visible stat change ("racy git"): only
+ * files quiet for so long (as of now, in ns) are taken on a stat's word. */
+#define STORE_CACHE_QUIET_NS 2000000000LL
+int store_cache_quiet(const struct stat *sb, int64_t now);
+/* The same cache (kind 0) read on another thread, through a connection of
+ * its own, opened there at the first get: 1 found, 0 not cached or the
+ * index unreadable. */
+struct cache_reader;
+struct cache_reader *store_cache_reader_new(struct store *st);
+int store_cache_reader_get(struct cache_reader *r, const char *abspath, const struct stat *sb, struct digest *out);
+void store_cache_reader_free(struct cache_reader *r);
 /* A directory tree's snapshot (key/dirscan.c): opaque bytes under the
  * directory's absolute path, checked against their digest and replaced
  * whole. get: 1 found (snap filled), 0 none or damaged, <0 error. put:

@@ -145,6 +145,13 @@ void trace_set_exec_hook(struct trace *t, const struct trace_exec_hook *hook)
 	(void)hook;
 }
 
+void trace_set_read_hook(struct trace *t, void (*fn)(void *ctx, const char *path), void *ctx)
+{
+	(void)t;
+	(void)fn;
+	(void)ctx;
+}
+
 void trace_free(struct trace *t)
 {
 	free(t);
@@ -361,7 +368,9 @@ struct trace {
 	int log_bad;
 
 	const struct trace_exec_hook *exec_hook; /* or NULL */
-	char *arg;                               /* an argument being read (ARG_BYTES), once allocated */
+	void (*read_hook)(void *ctx, const char *path);
+	void *read_ctx;
+	char *arg; /* an argument being read (ARG_BYTES), once allocated */
 };
 
 /* trace_available's probe, once per process. */
@@ -396,6 +405,14 @@ static void table_grow(struct trace *t)
 	t->nslot = nslot;
 }
 
+/* For the read hook: a path first opened for reading or executed (added,
+ * new access bits; had, what it already had), never written yet. */
+static int read_only(unsigned added, unsigned had)
+{
+	return (added & (TRACE_READ | TRACE_EXEC)) && !(had & (TRACE_READ | TRACE_EXEC)) &&
+	       !((added | had) & (TRACE_WRITE | TRACE_REMOVE));
+}
+
 static void record(struct trace *t, const char *path, size_t len, unsigned access)
 {
 	/* the dynamic loader reading the preload library is cashet's doing */
@@ -409,6 +426,8 @@ static void record(struct trace *t, const char *path, size_t len, unsigned acces
 	for (; t->slot[j]; j = (j + 1) & mask) {
 		size_t i = t->slot[j] - 1;
 		if (t->meta[i].hash == h && t->meta[i].len == len && !memcmp(t->ev[i].path, path, len)) {
+			if (t->read_hook && read_only(access & ~t->ev[i].access, t->ev[i].access))
+				t->read_hook(t->read_ctx, t->ev[i].path);
 			t->ev[i].access |= access;
 			return;
 		}
@@ -424,6 +443,8 @@ static void record(struct trace *t, const char *path, size_t len, unsigned acces
 	t->meta[t->n].hash = h;
 	t->meta[t->n].len = len;
 	t->slot[j] = (uint32_t)++t->n;
+	if (t->read_hook && read_only(access, 0))
+		t->read_hook(t->read_ctx, t->ev[t->n - 1].path);
 }
 
 static void set_blind(struct trace *t, const char *fmt, ...) PRINTF_LIKE(2, 3);
@@ -489,6 +510,12 @@ void trace_free(struct trace *t)
 void trace_set_exec_hook(struct trace *t, const struct trace_exec_hook *hook)
 {
 	t->exec_hook = hook;
+}
+
+void trace_set_read_hook(struct trace *t, void (*fn)(void *ctx, const char *path), void *ctx)
+{
+	t->read_hook = fn;
+	t->read_ctx = ctx;
 }
 
 /* --- the filter ------------------------------------------------------- */
@@ -1242,6 +1269,9 @@ static void serve_one(struct server *sv, struct trace *t)
 /* How often the serving thread adds the preload library's records while
  * the command runs, and gives the room they took back. */
 #define LOG_DRAIN_MS 200
+/* ... with a read hook, which hashes what is read while the command runs
+ * and idles once it has the paths so far */
+#define LOG_DRAIN_HOOKED_MS 10
 /* How long the last read waits for a record still being written. */
 #define LOG_UNFINISHED_MS 20
 
@@ -1323,10 +1353,11 @@ static void *serve_main(void *arg)
 	struct trace *t = arg;
 	struct pollfd p[2] = { { t->sv.listener, POLLIN, 0 }, { t->stop_fd, POLLIN, 0 } };
 	int stopping = 0, drained = 0;
+	int every = t->read_hook ? LOG_DRAIN_HOOKED_MS : LOG_DRAIN_MS;
 	for (;;) {
-		if (!stopping && t->log_map && (now_ms() - t->log_drained_at >= LOG_DRAIN_MS || log_quarter_full(t)))
+		if (!stopping && t->log_map && (now_ms() - t->log_drained_at >= every || log_quarter_full(t)))
 			log_drain(t, 0);
-		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : t->log_map ? LOG_DRAIN_MS : -1);
+		int n = poll(p, stopping ? 1 : 2, stopping ? 0 : t->log_map ? every : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n == 0 && !stopping)

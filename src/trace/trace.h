@@ -97,6 +97,11 @@ struct trace_exec_hook {
 };
 /* Set before the spawn; hook must outlive t. */
 void trace_set_exec_hook(struct trace *t, const struct trace_exec_hook *hook);
+/* fn is called, on the serving thread, with each path as the tree first
+ * opens it for reading or executes it, not having written it (absolute;
+ * valid for the call only). It must not block: the tree's stopped calls
+ * wait for it. Set before the spawn. */
+void trace_set_read_hook(struct trace *t, void (*fn)(void *ctx, const char *path), void *ctx);
 
 /* After the child has been reaped: serves what is still pending, stops
  * recording, and adds the preload library's records. Processes the command

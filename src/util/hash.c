@@ -86,13 +86,18 @@ void digest_of(const void *data, size_t len, struct digest *out)
 }
 
 /* Reads fd to its end into h (whatever it already holds), adding the
- * bytes to *total: 0, or -1 with errno. */
-static int hash_rest(int fd, struct hasher *h, uint64_t *total)
+ * bytes to *total: 0, 1 when *halt was set first (halt NULL: never), or
+ * -1 with errno. */
+static int hash_rest(int fd, struct hasher *h, uint64_t *total, const int *halt)
 {
 	enum { CHUNK = 1 << 20 };
 	char *buf = xmalloc(CHUNK);
 	int rc = 0;
 	for (;;) {
+		if (halt && __atomic_load_n(halt, __ATOMIC_RELAXED)) {
+			rc = 1;
+			break;
+		}
 		ssize_t n = read(fd, buf, CHUNK);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -114,7 +119,7 @@ int digest_fd(int fd, struct digest *out, uint64_t *size)
 	struct hasher h;
 	uint64_t total = 0;
 	hasher_init(&h);
-	int rc = hash_rest(fd, &h, &total);
+	int rc = hash_rest(fd, &h, &total, NULL);
 	hasher_final(&h, out);
 	if (size)
 		*size = total;
@@ -149,7 +154,7 @@ static int digest_small(int fd, size_t expect, struct digest *out, uint64_t *siz
 		struct hasher h;
 		hasher_init(&h);
 		hasher_bytes(&h, buf, len);
-		rc = hash_rest(fd, &h, &total);
+		rc = hash_rest(fd, &h, &total, NULL);
 		hasher_final(&h, out);
 	} else if (rc == 0)
 		digest_of(buf, len, out);
@@ -225,6 +230,26 @@ int digest_file_stat_in(struct diropen *dirs, const char *path, const struct sta
 int digest_file_stat(const char *path, const struct stat *sb, struct digest *out)
 {
 	return digest_file_stat_in(NULL, path, sb, out);
+}
+
+int digest_file_halt(const char *path, const struct stat *sb, struct digest *out, const int *halt)
+{
+	if (sb->st_size < (1 << 20))
+		return digest_file_stat(path, sb, out);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return err_sys("cannot open %s", path);
+	struct hasher h;
+	uint64_t total = 0;
+	hasher_init(&h);
+	int rc = hash_rest(fd, &h, &total, halt);
+	close(fd);
+	if (rc != 0) {
+		hasher_free(&h);
+		return rc < 0 ? err_sys("cannot read %s", path) : 1;
+	}
+	hasher_final(&h, out);
+	return 0;
 }
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX])

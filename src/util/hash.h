@@ -40,6 +40,10 @@ struct diropen;
 int digest_file_stat(const char *path, const struct stat *sb, struct digest *out);
 /* The same, opened through dirs (util.h). */
 int digest_file_stat_in(struct diropen *dirs, const char *path, const struct stat *sb, struct digest *out);
+/* The same, read, never mapped (a file truncated under a map kills the
+ * process reading it), giving up between megabytes once *halt is set:
+ * 0, 1 given up, or -1. */
+int digest_file_halt(const char *path, const struct stat *sb, struct digest *out, const int *halt);
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX]);
 int digest_parse(const char *hex, struct digest *out);

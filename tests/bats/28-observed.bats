@@ -763,3 +763,39 @@ trace_run() {
 	cd "$top/A/proj"
 	[ "$(verdict -- cat ../sib.txt)" = hit ]
 }
+
+# The files a run read, by kind, path and digest, as `show --json` gives them.
+inputs_of() {
+	cashet show --json "$1" | json_field 'sorted((i["kind"], i["path"], i.get("hash")) for i in j["observed_inputs"])'
+}
+
+@test "the files a command reads are hashed while it runs, to the digests read after it would give" {
+	head -c 1500000 /dev/urandom > data.bin # more than 1 MiB: read a megabyte at a time
+	echo small > small.txt
+	sleep 2.1 # quiet for the stat cache's two seconds
+	run cashet exec --report-fd 3 -- sh -c 'cat data.bin small.txt | wc -c; sleep 1' 3> report
+	assert_success
+	assert_output 1500006
+	# every input read to be hashed, system files too, was read while it ran
+	[ "$(json_field 'j["verdict"], j["inputs_hashed"]["after"], j["inputs_hashed"]["during"] >= 2' < report)" = "('ran', 0, True)" ]
+	early=$(inputs_of "$(last_hash)")
+	# the same inputs hashed after the exit (a new store: no stat cache)
+	rm -rf .cashet && cashet init > /dev/null
+	CASHET_PREHASH_MS=off run cashet exec --report-fd 3 -- sh -c 'cat data.bin small.txt | wc -c; sleep 1' 3> report
+	assert_success
+	[ "$(json_field 'j["verdict"], j["inputs_hashed"]["during"], j["inputs_hashed"]["after"] >= 2' < report)" = "('ran', 0, True)" ]
+	[ "$(inputs_of "$(last_hash)")" = "$early" ]
+	# and an edit after them is a miss, as ever
+	echo other > small.txt
+	run cashet exec --report-fd 3 -- sh -c 'cat data.bin small.txt | wc -c; sleep 1' 3> report
+	[ "$(json_field 'j["verdict"]' < report)" = ran ]
+}
+
+@test "a file written less than two seconds before the command read it is hashed after it exits" {
+	echo fresh > fresh.txt
+	run cashet exec --report-fd 3 -- sh -c 'cat fresh.txt; sleep 1' 3> report
+	assert_success
+	assert_output fresh
+	# its timestamps could not yet tell a later write from this one
+	[ "$(json_field 'j["verdict"], j["inputs_hashed"]["after"]' < report)" = "('ran', 1)" ]
+}
