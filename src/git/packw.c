@@ -315,7 +315,8 @@ static int prepare(struct prep *p, const struct run_file *f, EVP_MD_CTX *sha, st
 	sb_reset(&p->data);
 	if (src) {
 		int fd = diropen_open(dirs, src, O_RDONLY | O_CLOEXEC);
-		int rc = fd < 0 ? err_sys("cannot open %s", src) : read_fd_sb(fd, src, &p->data);
+		/* sized as the walk found it: an fstat a file less */
+		int rc = fd < 0 ? err_sys("cannot open %s", src) : read_fd_sb_sized(fd, src, f->size, &p->data);
 		if (fd >= 0)
 			close(fd);
 		if (rc < 0)

@@ -529,15 +529,10 @@ int read_file_sb(const char *path, struct strbuf *sb)
 	return rc;
 }
 
-int read_fd_sb(int fd, const char *path, struct strbuf *sb)
+int read_fd_sb_sized(int fd, const char *path, uint64_t size, struct strbuf *sb)
 {
-	/* sized from the file: a 64 KiB buffer per small file read (configs,
-	 * refs) was a fresh mapping, and its pages faults, each time */
-	struct stat st;
-	size_t chunk = 4096, start = sb->len;
-	int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode), rc = 0;
-	if (regular && st.st_size > 0)
-		chunk = (size_t)st.st_size + 1;
+	size_t chunk = size ? (size_t)size + 1 : 4096, start = sb->len;
+	int rc = 0;
 	for (;;) {
 		sb_grow(sb, chunk);
 		size_t want = sb->alloc - sb->len - 1;
@@ -554,11 +549,20 @@ int read_fd_sb(int fd, const char *path, struct strbuf *sb)
 		/* a regular file read short, at the length it was stat'ed
 		 * with: at its end, without the read that says so (a read
 		 * a file, 20,000 of them for a directory of outputs) */
-		if (regular && (size_t)n < want && sb->len - start == (uint64_t)st.st_size)
+		if (size && (size_t)n < want && sb->len - start == size)
 			break;
 	}
 	sb->buf[sb->len] = '\0';
 	return rc;
+}
+
+int read_fd_sb(int fd, const char *path, struct strbuf *sb)
+{
+	/* sized from the file: a 64 KiB buffer per small file read (configs,
+	 * refs) was a fresh mapping, and its pages faults, each time */
+	struct stat st;
+	int regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+	return read_fd_sb_sized(fd, path, regular && st.st_size > 0 ? (uint64_t)st.st_size : 0, sb);
 }
 
 int write_all(int fd, const void *data, size_t len)

@@ -166,6 +166,10 @@ void parallel_for(size_t n, size_t min, void (*fn)(void *arg, size_t i, struct d
  * reads fd, path naming it in messages. */
 int read_file_sb(const char *path, struct strbuf *sb);
 int read_fd_sb(int fd, const char *path, struct strbuf *sb);
+/* read_fd_sb of a file a stat just found size bytes long (0: not known),
+ * without a stat of its own: a file that changed since is read whole all
+ * the same. */
+int read_fd_sb_sized(int fd, const char *path, uint64_t size, struct strbuf *sb);
 /* A symbolic link's target, as text, into out (replacing it); whatever
  * its length (st_size says 0 on some file systems). */
 int read_link(const char *path, struct strbuf *out);
