@@ -11,15 +11,16 @@
  * priority packs what is left (first the rest of a pack the exit stopped,
  * handed over by the idle thread), while the engine reads the trace and
  * walks the outputs on the other CPU, then takes its share of those packs
- * (up to LAST_PACKS); then both read each file packed before the exit
- * again. The save takes the blob of every file whose bytes are
- * still those packed (their size and XXH3 digest, the check every replay
- * makes too) without reading it, and reads and stores the others as it
- * always did.
+ * (up to LAST_PACKS). The save takes the blob of every file whose bytes
+ * are still those packed (their size and XXH3 digest, the check every
+ * replay makes too) without reading it, and reads and stores the others
+ * as it always did.
  *
  * A file packed while the command ran is taken on a stat's word only when
- * a write could not have left it as it was: its inode, size and times are
- * those the walk saw before the pack read it, that walk found it written
+ * a write could not have left it as it was: its inode, size and times, as
+ * the outputs' walk after the exit found them (an lstat of its own for
+ * each was 15 ms of the engine's thread for 6,000 files), are those the
+ * walk saw before the pack read it, that walk found it written
  * QUIET_NS before (so a write after it is stamped with a later ctime,
  * even by the kernel's coarse clock), its file system keeps ctimes finer
  * than a second, and the trace shows that no process of the command
@@ -27,10 +28,11 @@
  * stamp (on tmpfs never, elsewhere not while the page stays dirty): that
  * takes a descriptor open for reading and writing, so a file the trace
  * saw opened so, by any name (its inode), or an inherited descriptor, is
- * read again; so is every file when the command was not traced, or a path
- * it opened so is gone. Reading 15,000 files again took 70 ms of CPU in
- * the miss of a `cp -r` of 20,000. A file written again after it was
- * packed is stored as it is at the end, its early blob an orphan until gc.
+ * read again (on every CPU); so is every file when the command was not
+ * traced, or a path it opened so is gone. Reading 15,000 files again took
+ * 70 ms of CPU in the miss of a `cp -r` of 20,000. A file written again
+ * after it was packed is stored as it is at the end, its early blob an
+ * orphan until gc.
  * The store lock is held shared while an early pack is written (when gc
  * holds it, nothing is), and again from the check of which early packs
  * are still there until the save is done: gc, which may run in between
@@ -64,20 +66,12 @@ enum {
 #define FILE_MAX ((uint64_t)1 << 20)     /* larger files are streamed loose by the save, never packed */
 #define QUIET_NS 50000000LL
 
-/* What a stat says of a file that a write would change. */
-struct file_sig {
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	int64_t mtime, ctime;
-};
-
 /* A file seen by a walk. */
 struct efile {
 	struct run_file f;   /* src: its absolute path, as outputs_collect names it */
 	struct file_sig sig; /* before it was read to be packed */
 	/* f.early.set: packed, no later walk looks at it again */
-	int checked; /* and read once the command had exited: the same bytes */
+	int checked; /* packed after the command exited (of the last walk) */
 	size_t pack; /* which of early->packs holds it */
 };
 
@@ -140,11 +134,7 @@ struct early {
 	 * command exited (a round stops short, the last takes the rest);
 	 * stop, nothing more is wanted. */
 	int ended, stop;
-	/* The files packed while the command ran, to read again once it has
-	 * exited: by this thread and the engine's, each taking the next. */
-	struct efile **check;
-	size_t ncheck, check_next;
-	int check_ready;
+	int last_ready; /* the last walk's packs are there to take */
 	/* Whether a stat may stand for that read, and the inodes that may
 	 * have been written through a shared mapping (sorted): ended. */
 	int trust_stat;
@@ -290,7 +280,7 @@ static enum walked walk(struct early *e, int at, const char *name, struct strbuf
 	struct efile *ef = find_or_add(e, abs->buf);
 	if (ef->f.early.set)
 		return W_DONE; /* a declared file, or one declared twice */
-	ef->sig = (struct file_sig){ sb.st_dev, sb.st_ino, sb.st_size, m, c };
+	ef->sig = file_sig_of(&sb);
 	if (quiet && (m > quiet || c > quiet))
 		return W_PENDING;
 	ef->f.size = (uint64_t)sb.st_size;
@@ -425,57 +415,38 @@ static int ino_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Whether ef is as the walk saw it before the pack read it (see above). */
-static int unchanged(const struct early *e, const struct efile *ef)
+/* Whether ef, packed while the command ran, is as the walk saw it before
+ * the pack read it, by what the outputs' walk found after the exit (f's
+ * seen; see above). */
+static int unchanged(const struct early *e, const struct efile *ef, const struct run_file *f)
 {
-	struct stat sb;
-	return e->trust_stat && ef->sig.ctime % 1000000000 &&
+	return e->trust_stat && ef->sig.ctime % 1000000000 && f->seen.ino &&
 	       !(e->nshared && bsearch(&ef->sig.ino, e->shared, e->nshared, sizeof(*e->shared), ino_cmp)) &&
-	       lstat(ef->f.src, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_dev == ef->sig.dev &&
-	       sb.st_ino == ef->sig.ino && sb.st_size == ef->sig.size && ts_ns(&sb.st_mtim) == ef->sig.mtime &&
-	       ts_ns(&sb.st_ctim) == ef->sig.ctime;
+	       file_sig_eq(&f->seen, &ef->sig);
 }
 
-/* Once the command has exited: the files packed while it ran, each read
- * again, unless unchanged() vouches for it, and its blob kept only when it
- * is still those bytes, shared out between the threads that call this. */
-static void check_packed(struct early *e)
+/* A file packed while the command ran that unchanged() cannot vouch for,
+ * read again: ok when it still holds the bytes packed. */
+struct reread {
+	const struct efile *ef;
+	struct run_file *f;
+	int ok;
+};
+
+static void reread_one(void *arg, size_t i, struct diropen *dirs)
 {
+	struct reread *rr = (struct reread *)arg + i;
 	struct strbuf data = STRBUF_INIT;
-	size_t i;
-	while ((i = __atomic_fetch_add(&e->check_next, 1, __ATOMIC_RELAXED)) < e->ncheck &&
-	       !__atomic_load_n(&e->stop, __ATOMIC_RELAXED)) {
-		struct efile *ef = e->check[i];
-		struct digest d;
-		if (unchanged(e, ef)) {
-			ef->checked = 1;
-			continue;
-		}
-		sb_reset(&data);
-		if (read_file_sb(ef->f.src, &data) < 0) {
-			err_clear();
-			continue; /* gone: the save says so */
-		}
+	struct digest d;
+	int fd = diropen_open(dirs, rr->ef->f.src, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && read_fd_sb(fd, rr->ef->f.src, &data) == 0) {
 		digest_of(data.buf ? data.buf : "", data.len, &d);
-		ef->checked = data.len == ef->f.early.size && digest_eq(&d, &ef->f.early.xxh);
+		rr->ok = data.len == rr->ef->f.early.size && digest_eq(&d, &rr->ef->f.early.xxh);
 	}
+	err_clear(); /* gone: the save says so */
+	if (fd >= 0)
+		close(fd);
 	sb_release(&data);
-}
-
-/* The command exited: what to check, for early_apply's thread too. The
- * last round touches other files only (those not packed yet). */
-static void publish_check(struct early *e)
-{
-	e->check = xcalloc(e->files.n + 1, sizeof(*e->check));
-	for (size_t i = 0; i < e->files.n; i++) {
-		struct efile *ef = e->files.v[i].val;
-		if (ef->f.early.set && !ef->checked)
-			e->check[e->ncheck++] = ef;
-	}
-	pthread_mutex_lock(&e->mu);
-	e->check_ready = 1;
-	pthread_cond_broadcast(&e->cond);
-	pthread_mutex_unlock(&e->mu);
 }
 
 /* While the command runs, at the lowest priority there is: the tracer's
@@ -525,9 +496,11 @@ static void *finish_main(void *arg)
 	struct todo t = { NULL, 0, 0, 0 };
 	walk_outputs(e, 1, &t);
 	split_last(e, &t);
-	publish_check(e);
+	pthread_mutex_lock(&e->mu);
+	e->last_ready = 1;
+	pthread_cond_broadcast(&e->cond);
+	pthread_mutex_unlock(&e->mu);
 	take_last(e);
-	check_packed(e);
 	return NULL;
 }
 
@@ -639,11 +612,10 @@ void early_apply(struct early *e, struct run_record *r)
 		return;
 	if (e->finishing) {
 		pthread_mutex_lock(&e->mu);
-		while (!e->check_ready)
+		while (!e->last_ready)
 			pthread_cond_wait(&e->cond, &e->mu);
 		pthread_mutex_unlock(&e->mu);
 		take_last(e); /* beside the thread */
-		check_packed(e);
 	}
 	join_threads(e);
 	if (!e->packs.n || (e->lock = store_lock(e->st, STORE_LOCK_SHARED)) < 0) {
@@ -655,12 +627,28 @@ void early_apply(struct early *e, struct run_record *r)
 	char *kept = xcalloc(e->packs.n, 1);
 	for (size_t i = 0; i < e->packs.n; i++)
 		kept[i] = store_has_pack(e->st, e->packs.v[i]);
+	struct reread *rr = NULL;
+	size_t nrr = 0, cap = 0;
 	for (size_t i = 0; i < r->nfiles; i++) {
 		struct run_file *f = &r->files[i];
 		const struct efile *ef = f->kind == FILE_OUTPUT && f->src ? find(e, f->src) : NULL;
-		if (ef && ef->checked && kept[ef->pack])
+		if (!ef || !ef->f.early.set || !kept[ef->pack])
+			continue;
+		if (ef->checked || unchanged(e, ef, f)) {
 			f->early = ef->f.early;
+			continue;
+		}
+		if (nrr == cap) {
+			cap = cap ? 2 * cap : 64;
+			rr = xrealloc(rr, cap * sizeof(*rr));
+		}
+		rr[nrr++] = (struct reread){ ef, f, 0 };
 	}
+	parallel_for(nrr, 64, reread_one, rr);
+	for (size_t i = 0; i < nrr; i++)
+		if (rr[i].ok)
+			rr[i].f->early = rr[i].ef->f.early;
+	free(rr);
 	free(kept);
 }
 
@@ -687,7 +675,6 @@ void early_free(struct early *e)
 	for (size_t k = 0; k < e->nlast; k++)
 		free(e->last[k].t.v); /* packed, unless the finishing thread never ran */
 	free(e->last);
-	free(e->check);
 	free(e->shared);
 	sv_release(&e->packs);
 	pthread_cond_destroy(&e->cond);

@@ -189,6 +189,7 @@ static int collect(struct store *st, const char *path, const char *abs, int atfd
 		f->mode = (sb.st_mode & 0111) ? 0100755 : 0100644;
 		f->perm = (int)(sb.st_mode & 0777);
 		f->size = (uint64_t)sb.st_size;
+		f->seen = file_sig_of(&sb);
 	} else {
 		err_set("output %s is not a regular file, directory or symlink", path);
 		goto out;

@@ -55,6 +55,7 @@ struct run_file {
 	size_t datalen;
 	int enc; /* 0: data is raw, 1: zstd */
 	struct early_blob early;
+	struct file_sig seen; /* while saving, an output file: as the outputs' walk found it */
 };
 
 /* One ingredient of a fingerprint, kept so `show` and `why` can name it. */

@@ -118,6 +118,23 @@ static inline int64_t ts_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
 }
+
+/* What an lstat says of a file that a write to it would change. */
+struct file_sig {
+	dev_t dev;
+	ino_t ino; /* 0: none taken */
+	off_t size;
+	int64_t mtime, ctime;
+};
+static inline struct file_sig file_sig_of(const struct stat *sb)
+{
+	return (struct file_sig){ sb->st_dev, sb->st_ino, sb->st_size, ts_ns(&sb->st_mtim), ts_ns(&sb->st_ctim) };
+}
+static inline int file_sig_eq(const struct file_sig *a, const struct file_sig *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime == b->mtime &&
+	       a->ctime == b->ctime;
+}
 /* The clock a change stamps a file's ctime from: the coarse one, up to a
  * tick (4 ms at HZ=250) behind now_ns(). A change made after this
  * returned t has a ctime of t or later; one made just before may have t
