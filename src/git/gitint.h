@@ -27,7 +27,8 @@ int gs_guard_odb(git_odb *odb, const char *objects);
 
 /* gitstore.c */
 int gs_init(const char *dir);
-int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
+int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir,
+		void (*blobs_saved)(void *ctx), void *ctx);
 struct early_pack *gs_early_begin(const char *dir, struct run_file **files, size_t n);
 int gs_early_add(struct early_pack *p, const int *stop);
 int gs_early_end(struct early_pack *p, char name[OID_HEX]);

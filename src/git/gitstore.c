@@ -356,7 +356,8 @@ int gs_early_end(struct early_pack *p, char name[OID_HEX])
 	return rc;
 }
 
-int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir)
+int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir,
+		void (*blobs_saved)(void *ctx), void *ctx)
 {
 	git_tree *tree = NULL;
 	git_commit *parent = NULL;
@@ -411,6 +412,8 @@ int gs_save_run(const char *dir, struct run_record *r, const char *signing_key, 
 		git_oid_tostr(f->oid, sizeof(f->oid), &oid);
 		memcpy(tree_find(e, ne, f->path)->oid, oid.id, TREE_OID_RAW);
 	}
+	if (blobs_saved)
+		blobs_saved(ctx);
 	sink.pw = pw;
 	if (!pw && git_repository_odb(&sink.odb, repo) < 0) {
 		git_fail("odb");

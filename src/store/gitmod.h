@@ -6,7 +6,7 @@
 
 #include "store/store.h"
 
-#define GITMOD_ABI 10
+#define GITMOD_ABI 11
 
 struct diff_hunk {
 	int old_start, old_lines, new_start, new_lines; /* 1-based, as in unified diffs */
@@ -53,8 +53,11 @@ struct gitmod {
 	 * r->parent as given: the line's newest indexed run, or empty), then
 	 * refs/cashet/runs/<commit> and, once the line has two runs, the line
 	 * ref. Fills r->hash, r->parent and the oids. signing_key (NULL: none): the commit is signed with it
-	 * (trust.h), temporary files in tmpdir. */
-	int (*save_run)(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir);
+	 * (trust.h), temporary files in tmpdir. blobs_saved (NULL: none) is
+	 * called once every file has its oid, before meta: from then on this
+	 * only reads r's files, and sets r->hash and r->parent. */
+	int (*save_run)(const char *dir, struct run_record *r, const char *signing_key, const char *tmpdir,
+			void (*blobs_saved)(void *ctx), void *ctx);
 	/* A new pack of the files (each from its src), written while the
 	 * command that writes them may still run (store.h's early_begin):
 	 * begin plans it (NULL on failure); add

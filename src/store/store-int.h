@@ -42,6 +42,7 @@ enum {
 	IX_SET_ID,
 	IX_PARTS_OF,
 	IX_PARTVAL,
+	IX_NEXT_RUN,
 	IX_COUNT
 };
 

@@ -6,6 +6,7 @@
 #include "store/trust.h"
 
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -232,53 +233,44 @@ static int part_ids(struct store *st, const struct run_record *r, struct strbuf 
 	return 0;
 }
 
-/* Inserts r (hash, files with oids) into the index; the caller holds a transaction. */
-int store_index_run(struct store *st, const struct run_record *r)
+/* What r's row in runs holds besides its commit (r->hash, r->parent),
+ * made with the rest of r's rows (index_body) while the git half of a
+ * save writes the commit (store_save). */
+struct run_row {
+	int64_t id; /* the row's to be: rows of other tables name it first */
+	int64_t sets[2];
+	struct strbuf argv, parts;
+	uint64_t bytes;
+};
+
+static void run_row_release(struct run_row *row)
+{
+	sb_release(&row->argv);
+	sb_release(&row->parts);
+}
+
+/* Every row of r's but its row in runs, under the id that row will have;
+ * the caller holds a write transaction. */
+static int index_body(struct store *st, const struct run_record *r, struct run_row *row)
 {
 	sqlite3_stmt *s = NULL;
-	struct strbuf argv = STRBUF_INIT, parts = STRBUF_INIT;
 	int rc = -1;
-	uint64_t bytes = 0;
 	for (size_t i = 0; i < r->nfiles; i++)
-		bytes += r->files[i].size;
+		row->bytes += r->files[i].size;
 	for (size_t i = 0; i < r->argv.n; i++)
-		sb_add(&argv, r->argv.v[i], strlen(r->argv.v[i]) + 1);
-
-	int64_t sets[2] = { 0, 0 };
-	if (r->observed && store_inputsets(st, r, sets) < 0)
+		sb_add(&row->argv, r->argv.v[i], strlen(r->argv.v[i]) + 1);
+	if ((r->observed && store_inputsets(st, r, row->sets) < 0) || part_ids(st, r, &row->parts) < 0)
 		goto out;
-	if (part_ids(st, r, &parts) < 0)
+	/* the id SQLite would give the row (the largest one's next) */
+	if (store_prepare(st, &st->q_index[IX_NEXT_RUN], "SELECT COALESCE(MAX(id), 0) + 1 FROM runs") < 0)
 		goto out;
-	if (store_prepare(st, &st->q_index[IX_RUN],
-			  "INSERT INTO runs(hash, parent, fp, line, name, argv, cwd, ok, exit_code, created,"
-			  " last_used, duration_ms, expires, bytes, inputset, timed_out, parts, inputset_own)"
-			  " VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)") < 0)
+	s = st->q_index[IX_NEXT_RUN];
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		store_sqlfail(st, "reading the index");
 		goto out;
-	s = st->q_index[IX_RUN];
-	store_bind_oid(s, 1, r->hash);
-	store_bind_oid(s, 2, r->parent);
-	sqlite3_bind_blob(s, 3, r->fp.b, DIGEST_LEN, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 4, r->line.b, DIGEST_LEN, SQLITE_STATIC);
-	if (r->name)
-		sqlite3_bind_text(s, 5, r->name, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(s, 6, argv.buf ? argv.buf : "", (int)argv.len, SQLITE_STATIC);
-	sqlite3_bind_text(s, 7, r->cwd ? r->cwd : ".", -1, SQLITE_STATIC);
-	sqlite3_bind_int(s, 8, r->ok);
-	sqlite3_bind_int(s, 9, r->exit_code);
-	sqlite3_bind_int64(s, 10, r->created_ms);
-	sqlite3_bind_int64(s, 11, r->last_used_ms ? r->last_used_ms : r->created_ms);
-	sqlite3_bind_int64(s, 12, r->duration_ms);
-	sqlite3_bind_int64(s, 13, r->expires_ms);
-	sqlite3_bind_int64(s, 14, (int64_t)bytes);
-	sqlite3_bind_int(s, 16, r->timed_out);
-	if (r->observed) {
-		sqlite3_bind_int64(s, 15, sets[0]);
-		sqlite3_bind_int64(s, 18, sets[1]);
 	}
-	sqlite3_bind_blob(s, 17, parts.buf ? parts.buf : "", (int)parts.len, SQLITE_STATIC);
-	if (bind_exec(st, s) < 0)
-		goto out;
-	int64_t id = sqlite3_last_insert_rowid(st->db);
+	row->id = sqlite3_column_int64(s, 0);
+	sqlite3_reset(s);
 
 	if (store_prepare(st, &st->q_index[IX_FILE],
 			  "INSERT OR REPLACE INTO files VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)") < 0)
@@ -286,7 +278,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	s = st->q_index[IX_FILE];
 	for (size_t i = 0; i < r->nfiles; i++) {
 		const struct run_file *f = &r->files[i];
-		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 1, row->id);
 		sqlite3_bind_int(s, 2, f->kind);
 		sqlite3_bind_text(s, 3, f->path, -1, SQLITE_STATIC);
 		sqlite3_bind_int(s, 4, (int)f->mode);
@@ -311,7 +303,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	s = st->q_index[IX_TAG];
 	for (size_t i = 0; i < r->tags.n; i++) {
 		const char *t = r->tags.v[i], *eq = strchr(t, '=');
-		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 1, row->id);
 		sqlite3_bind_text(s, 2, t, eq ? (int)(eq - t) : -1, SQLITE_STATIC);
 		if (eq)
 			sqlite3_bind_text(s, 3, eq + 1, -1, SQLITE_STATIC);
@@ -326,7 +318,7 @@ int store_index_run(struct store *st, const struct run_record *r)
 	s = st->q_index[IX_METRIC];
 	for (size_t i = 0; i < r->metrics.n; i++) {
 		const char *m = r->metrics.v[i], *eq = strchr(m, '=');
-		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 1, row->id);
 		sqlite3_bind_text(s, 2, m, (int)(eq - m), SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, eq + 1, -1, SQLITE_STATIC);
 		if (bind_exec(st, s) < 0)
@@ -336,8 +328,49 @@ int store_index_run(struct store *st, const struct run_record *r)
 out:
 	if (s)
 		sqlite3_reset(s);
-	sb_release(&argv);
-	sb_release(&parts);
+	return rc;
+}
+
+/* r's row in runs, with the id its other rows name (index_body). */
+static int index_row(struct store *st, const struct run_record *r, const struct run_row *row)
+{
+	if (store_prepare(st, &st->q_index[IX_RUN],
+			  "INSERT INTO runs(id, hash, parent, fp, line, name, argv, cwd, ok, exit_code, created,"
+			  " last_used, duration_ms, expires, bytes, inputset, timed_out, parts, inputset_own)"
+			  " VALUES(?19,?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)") < 0)
+		return -1;
+	sqlite3_stmt *s = st->q_index[IX_RUN];
+	store_bind_oid(s, 1, r->hash);
+	store_bind_oid(s, 2, r->parent);
+	sqlite3_bind_blob(s, 3, r->fp.b, DIGEST_LEN, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 4, r->line.b, DIGEST_LEN, SQLITE_STATIC);
+	if (r->name)
+		sqlite3_bind_text(s, 5, r->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 6, row->argv.buf ? row->argv.buf : "", (int)row->argv.len, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, r->cwd ? r->cwd : ".", -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 8, r->ok);
+	sqlite3_bind_int(s, 9, r->exit_code);
+	sqlite3_bind_int64(s, 10, r->created_ms);
+	sqlite3_bind_int64(s, 11, r->last_used_ms ? r->last_used_ms : r->created_ms);
+	sqlite3_bind_int64(s, 12, r->duration_ms);
+	sqlite3_bind_int64(s, 13, r->expires_ms);
+	sqlite3_bind_int64(s, 14, (int64_t)row->bytes);
+	sqlite3_bind_int(s, 16, r->timed_out);
+	if (r->observed) {
+		sqlite3_bind_int64(s, 15, row->sets[0]);
+		sqlite3_bind_int64(s, 18, row->sets[1]);
+	}
+	sqlite3_bind_blob(s, 17, row->parts.buf ? row->parts.buf : "", (int)row->parts.len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 19, row->id);
+	return bind_exec(st, s);
+}
+
+/* Inserts r (hash, files with oids) into the index; the caller holds a transaction. */
+int store_index_run(struct store *st, const struct run_record *r)
+{
+	struct run_row row = { 0 };
+	int rc = index_body(st, r, &row) < 0 || index_row(st, r, &row) < 0 ? -1 : 0;
+	run_row_release(&row);
 	return rc;
 }
 
@@ -367,10 +400,80 @@ int store_has_pack(struct store *st, const char *name)
 	return has;
 }
 
+/* The index's half of a save: r's inline copies, then, in a transaction
+ * left open for r's row in runs, every other row of r's. On a thread of
+ * its own from the moment the git half has every blob's oid (save_run's
+ * blobs_saved), beside the rest of that half: meta, trees and the commit
+ * (30 ms, and 20,000 index rows 25 ms, for a run of 20,000 files). */
+struct index_half {
+	struct store *st;
+	struct run_record *r;
+	struct run_row row;
+	pthread_t thread;
+	int started, began, rc;
+	enum err_code code; /* the thread's error, said again on the caller's */
+	char *why;
+};
+
+static int index_half(struct index_half *h)
+{
+	struct strbuf content = STRBUF_INIT;
+	int rc = -1;
+	for (size_t i = 0; i < h->r->nfiles; i++) {
+		struct run_file *f = &h->r->files[i];
+		if (!inlined(h->r, f) || f->data)
+			continue;
+		sb_reset(&content);
+		if (f->src && read_file_sb(f->src, &content) < 0)
+			goto out;
+		if (!f->src)
+			sb_add(&content, f->held.buf, f->held.len);
+		store_inline_data(f, content.buf ? content.buf : "", content.len);
+	}
+	store_statcache_join(h->st); /* its rows written beside the git half */
+	if (store_exec(h->st, "BEGIN IMMEDIATE") < 0)
+		goto out;
+	h->began = 1;
+	rc = index_body(h->st, h->r, &h->row);
+out:
+	sb_release(&content);
+	return rc;
+}
+
+static void *index_main(void *arg)
+{
+	struct index_half *h = arg;
+	if ((h->rc = index_half(h)) < 0) {
+		h->code = err_code();
+		h->why = xstrdup(err_msg());
+	}
+	return NULL;
+}
+
+static void blobs_saved(void *arg)
+{
+	struct index_half *h = arg;
+	h->started = thread_start(&h->thread, index_main, h, 0) == 0;
+}
+
+/* The index's half done: joined, or done here if it was not started.
+ * 0, or -1 with its error. */
+static int index_done(struct index_half *h)
+{
+	if (!h->started)
+		return index_half(h);
+	pthread_join(h->thread, NULL);
+	h->started = 0;
+	if (h->rc < 0)
+		err_setc(h->code, "%s", h->why);
+	return h->rc;
+}
+
 int store_save(struct store *st, struct run_record *r)
 {
 	const struct gitmod *g;
-	struct strbuf content = STRBUF_INIT, key = STRBUF_INIT;
+	struct strbuf key = STRBUF_INIT;
+	struct index_half ih = { .st = st, .r = r };
 	int rc = -1, lock = -1;
 	if ((lock = store_lock(st, STORE_LOCK_SHARED)) < 0)
 		goto out;
@@ -386,8 +489,8 @@ int store_save(struct store *st, struct run_record *r)
 		goto out;
 	if (newest == 0)
 		r->parent[0] = '\0';
-	if (own < 0 ||
-	    (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, sign ? key.buf : NULL, store_tmpdir(st)) < 0)))
+	if (own < 0 || (own == 1 && (!(g = gitmod_get()) || g->save_run(st->dir, r, sign ? key.buf : NULL,
+									store_tmpdir(st), blobs_saved, &ih) < 0)))
 		goto out;
 	if (st->bad_copies.n && store_odb_heal(st, r) < 0)
 		goto out;
@@ -395,24 +498,8 @@ int store_save(struct store *st, struct run_record *r)
 		rc = 0; /* published by store_batch_flush, claim and all */
 		goto out;
 	}
-	for (size_t i = 0; i < r->nfiles; i++) {
-		struct run_file *f = &r->files[i];
-		if (!inlined(r, f) || f->data)
-			continue;
-		sb_reset(&content);
-		if (f->src && read_file_sb(f->src, &content) < 0)
-			goto out;
-		if (!f->src)
-			sb_add(&content, f->held.buf, f->held.len);
-		store_inline_data(f, content.buf ? content.buf : "", content.len);
-	}
-	store_statcache_join(st); /* its rows written beside the git half */
-	if (store_exec(st, "BEGIN IMMEDIATE") < 0)
+	if (index_done(&ih) < 0 || index_row(st, r, &ih.row) < 0)
 		goto out;
-	if (store_index_run(st, r) < 0) {
-		store_rollback(st);
-		goto out;
-	}
 	if (st->have_claim && digest_eq(&st->claimed, &r->fp)) {
 		sqlite3_stmt *s;
 		if (sqlite3_prepare_v2(st->db, "DELETE FROM claims WHERE fp=?1 AND pid=?2", -1, &s, NULL) ==
@@ -425,11 +512,16 @@ int store_save(struct store *st, struct run_record *r)
 		st->have_claim = 0;
 	}
 	rc = store_exec(st, "COMMIT");
-	if (rc < 0)
-		store_rollback(st);
 out:
+	if (ih.started) { /* the git half failed after its blobs: what the other did is undone */
+		pthread_join(ih.thread, NULL);
+		ih.started = 0;
+	}
+	if (rc < 0 && ih.began)
+		store_rollback(st);
 	store_unlock(lock);
-	sb_release(&content);
+	run_row_release(&ih.row);
+	free(ih.why);
 	sb_release(&key);
 	return rc;
 }
