@@ -92,10 +92,7 @@ static void list_free(struct list *l, void (*free_entry)(void *))
 /* A file hashed: what lstat said before it was read, and its digest. */
 struct hashed {
 	char *path;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	int64_t mtime, ctime;
+	struct file_sig sig;
 	mode_t mode;
 	struct digest d;
 };
@@ -151,8 +148,7 @@ static void hash_path(struct prehash *p, char *path)
 		return;
 	}
 	struct hashed *h = xcalloc(1, sizeof(*h));
-	*h = (struct hashed){ path,       sb.st_dev, sb.st_ino, sb.st_size, ts_ns(&sb.st_mtim), ts_ns(&sb.st_ctim),
-			      sb.st_mode, d };
+	*h = (struct hashed){ path, file_sig_of(&sb), sb.st_mode, d };
 	list_push(&p->done, h);
 }
 
@@ -244,8 +240,8 @@ int prehash_digest(const void *arg, const char *path, const struct stat *sb, str
 	if (!f)
 		return 0;
 	const struct hashed *h = *f;
-	if (h->dev != sb->st_dev || h->ino != sb->st_ino || h->size != sb->st_size || h->mtime != ts_ns(&sb->st_mtim) ||
-	    h->ctime != ts_ns(&sb->st_ctim) || h->mode != sb->st_mode)
+	struct file_sig now = file_sig_of(sb);
+	if (!file_sig_eq(&h->sig, &now) || h->mode != sb->st_mode)
 		return 0;
 	*out = h->d;
 	return 1;
