@@ -506,12 +506,8 @@ static void *finish_main(void *arg)
 
 struct early *early_new(struct store *st, const char *cwd, const struct strvec *outputs)
 {
-	const char *v = getenv("CASHET_EARLY_PACK_MS");
-	char *end = NULL;
-	long long after = v && *v ? strtoll(v, &end, 10) : EARLY_AFTER_MS;
-	if (end && (*end || after < 0))
-		after = EARLY_AFTER_MS; /* "off", or not a number */
-	if (!outputs->n || (v && !strcmp(v, "off")))
+	int64_t after = env_delay_ms("CASHET_EARLY_PACK_MS", EARLY_AFTER_MS);
+	if (!outputs->n || after < 0)
 		return NULL;
 	struct early *e = xcalloc(1, sizeof(*e));
 	e->after_ms = after;

@@ -178,12 +178,8 @@ static void *prehash_main(void *arg)
 
 struct prehash *prehash_new(struct store *st)
 {
-	const char *v = getenv("CASHET_PREHASH_MS");
-	char *end = NULL;
-	long long after = v && *v ? strtoll(v, &end, 10) : PREHASH_AFTER_MS;
-	if (end && (*end || after < 0))
-		after = PREHASH_AFTER_MS; /* "off", or not a number */
-	if (v && !strcmp(v, "off"))
+	int64_t after = env_delay_ms("CASHET_PREHASH_MS", PREHASH_AFTER_MS);
+	if (after < 0)
 		return NULL;
 	struct prehash *p = xcalloc(1, sizeof(*p));
 	p->after_ms = after;

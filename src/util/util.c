@@ -456,6 +456,18 @@ int64_t fs_clock_after(int64_t newest)
 	return t;
 }
 
+int64_t env_delay_ms(const char *name, int64_t def)
+{
+	const char *v = getenv(name);
+	char *end;
+	if (!v || !*v)
+		return def;
+	if (!strcmp(v, "off"))
+		return -1;
+	long long ms = strtoll(v, &end, 10);
+	return *end || ms < 0 ? def : ms;
+}
+
 int64_t now_ms(void)
 {
 	return now_ns() / 1000000;

@@ -113,6 +113,9 @@ int parse_duration_ms(const char *s, int64_t *out_ms);
 int parse_size(const char *s, uint64_t *out);
 
 int64_t now_ms(void);
+/* A delay in ms from the environment variable name: def when unset or
+ * not a number of 0 or more, -1 when "off". */
+int64_t env_delay_ms(const char *name, int64_t def);
 int64_t now_ns(void);
 static inline int64_t ts_ns(const struct timespec *ts)
 {

@@ -346,6 +346,24 @@ static void test_write_file_atomic(void **state)
 
 /* diropen: files of two directories in turn, a link not followed, a
  * missing directory and file, a directory replaced between passes. */
+static void test_env_delay_ms(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *v; /* NULL: unset */
+		int64_t want;
+	} cases[] = { { NULL, 7 },   { "", 7 },   { "0", 0 },    { "250", 250 },
+		      { "off", -1 }, { "-5", 7 }, { "12ms", 7 }, { "x", 7 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (cases[i].v)
+			setenv("CASHET_TEST_DELAY", cases[i].v, 1);
+		else
+			unsetenv("CASHET_TEST_DELAY");
+		assert_int_equal(env_delay_ms("CASHET_TEST_DELAY", 7), cases[i].want);
+	}
+	unsetenv("CASHET_TEST_DELAY");
+}
+
 static void test_diropen(void **state)
 {
 	const char *dir = *state;
@@ -463,6 +481,7 @@ int main(void)
 		cmocka_unit_test(test_path_absolute),
 		cmocka_unit_test_setup_teardown(test_write_file_atomic, tmp_setup, tmp_teardown),
 		cmocka_unit_test_setup_teardown(test_mkdirs_and_rm_rf, tmp_setup, tmp_teardown),
+		cmocka_unit_test(test_env_delay_ms),
 		cmocka_unit_test_setup_teardown(test_diropen, tmp_setup, tmp_teardown),
 	};
 	return cmocka_run_group_tests_name("util", tests, NULL, NULL);
