@@ -114,16 +114,29 @@ static int hash_rest(int fd, struct hasher *h, uint64_t *total, const int *halt)
 	return rc;
 }
 
-int digest_fd(int fd, struct digest *out, uint64_t *size)
+/* fd read to its end and hashed into out (its length into *size): 0, 1
+ * when *halt was set first (out not set), or -1 with errno. */
+static int digest_stream(int fd, struct digest *out, uint64_t *size, const int *halt)
 {
 	struct hasher h;
 	uint64_t total = 0;
 	hasher_init(&h);
-	int rc = hash_rest(fd, &h, &total, NULL);
+	int rc = hash_rest(fd, &h, &total, halt);
+	if (rc != 0) {
+		int e = errno;
+		hasher_free(&h);
+		errno = e;
+		return rc;
+	}
 	hasher_final(&h, out);
 	if (size)
 		*size = total;
-	return rc < 0 ? err_sys("read failed") : 0;
+	return 0;
+}
+
+int digest_fd(int fd, struct digest *out, uint64_t *size)
+{
+	return digest_stream(fd, out, size, NULL) < 0 ? err_sys("read failed") : 0;
 }
 
 /* A small regular file of `expect` bytes (as fstat said), hashed whole:
@@ -239,17 +252,10 @@ int digest_file_halt(const char *path, const struct stat *sb, struct digest *out
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return err_sys("cannot open %s", path);
-	struct hasher h;
-	uint64_t total = 0;
-	hasher_init(&h);
-	int rc = hash_rest(fd, &h, &total, halt);
+	int rc = digest_stream(fd, out, NULL, halt), e = errno;
 	close(fd);
-	if (rc != 0) {
-		hasher_free(&h);
-		return rc < 0 ? err_sys("cannot read %s", path) : 1;
-	}
-	hasher_final(&h, out);
-	return 0;
+	errno = e;
+	return rc < 0 ? err_sys("cannot read %s", path) : rc;
 }
 
 void digest_hex(const struct digest *d, char out[DIGEST_HEX])
