@@ -12,11 +12,6 @@
 /* rows: fewer are written at once (a thread and a connection cost more) */
 #define FLUSH_ASYNC_MIN 1024
 
-static int64_t ns_of(const struct timespec *ts)
-{
-	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
-}
-
 #define ROW_SELECT "SELECT dev, ino, size, mtime, ctime, hash, deps FROM statcache WHERE path=?1 AND kind=?2"
 
 /* Whether q's row (ROW_SELECT, stepped) is of the file as sb finds it; if
@@ -26,8 +21,8 @@ static int row_fresh(sqlite3_stmt *q, const struct stat *sb, struct digest *out)
 	int found = sqlite3_column_int64(q, 0) == (int64_t)sb->st_dev &&
 		    sqlite3_column_int64(q, 1) == (int64_t)sb->st_ino &&
 		    sqlite3_column_int64(q, 2) == (int64_t)sb->st_size &&
-		    sqlite3_column_int64(q, 3) == ns_of(&sb->st_mtim) &&
-		    sqlite3_column_int64(q, 4) == ns_of(&sb->st_ctim) && sqlite3_column_bytes(q, 5) == DIGEST_LEN;
+		    sqlite3_column_int64(q, 3) == ts_ns(&sb->st_mtim) &&
+		    sqlite3_column_int64(q, 4) == ts_ns(&sb->st_ctim) && sqlite3_column_bytes(q, 5) == DIGEST_LEN;
 	if (found)
 		memcpy(out->b, sqlite3_column_blob(q, 5), DIGEST_LEN);
 	return found;
@@ -93,7 +88,7 @@ void store_cache_reader_free(struct cache_reader *r)
 
 int store_cache_quiet(const struct stat *sb, int64_t now)
 {
-	return now - ns_of(&sb->st_mtim) >= STORE_CACHE_QUIET_NS && now - ns_of(&sb->st_ctim) >= STORE_CACHE_QUIET_NS;
+	return now - ts_ns(&sb->st_mtim) >= STORE_CACHE_QUIET_NS && now - ts_ns(&sb->st_ctim) >= STORE_CACHE_QUIET_NS;
 }
 
 static void queue(struct store *st, const char *path, int kind, const struct stat *sb, const struct digest *d,
@@ -196,8 +191,8 @@ static int put_rows(sqlite3 *db, const struct pending_stat *p, size_t n)
 		sqlite3_bind_int64(s, 3, (int64_t)ps->sb.st_dev);
 		sqlite3_bind_int64(s, 4, (int64_t)ps->sb.st_ino);
 		sqlite3_bind_int64(s, 5, (int64_t)ps->sb.st_size);
-		sqlite3_bind_int64(s, 6, ns_of(&ps->sb.st_mtim));
-		sqlite3_bind_int64(s, 7, ns_of(&ps->sb.st_ctim));
+		sqlite3_bind_int64(s, 6, ts_ns(&ps->sb.st_mtim));
+		sqlite3_bind_int64(s, 7, ts_ns(&ps->sb.st_ctim));
 		sqlite3_bind_blob(s, 8, ps->d.b, DIGEST_LEN, SQLITE_STATIC);
 		if (ps->deps)
 			sqlite3_bind_blob(s, 9, ps->deps, (int)ps->depslen, SQLITE_STATIC);
