@@ -255,7 +255,7 @@ wait_for_early_pack() {
 mapped_job() {
 	mkdir -p bin
 	cat > bin/job.py <<-'EOF'
-	import glob, mmap, os, sys, time
+	import glob, hashlib, mmap, os, subprocess, sys, time
 	os.makedirs("out/a", exist_ok=True)
 	for i in range(200):
 	    open(f"out/a/f{i}", "w").write(f"first {i}\n")
@@ -269,8 +269,12 @@ mapped_job() {
 	m[:8] = m[:8]  # dirty, before the pack
 	if how == "renamed":
 	    os.rename("m-tmp", "out/m")
+	# until a pack holds out/m's first bytes (a first pack may come
+	# before out/m has been quiet long enough to be in it)
+	first = hashlib.sha1(b"blob 8\0first m\n").hexdigest()
 	for _ in range(200):
-	    if glob.glob(".cashet/objects/pack/*.idx"):
+	    if glob.glob(".cashet/objects/pack/*.idx") and subprocess.run(
+	            ["git", "--git-dir", ".cashet", "cat-file", "-e", first], stderr=subprocess.DEVNULL).returncode == 0:
 	        break
 	    time.sleep(0.1)
 	time.sleep(0.2)
